@@ -1,0 +1,1 @@
+"""Certificates: reading PEM files and generating self-signed DTLS/TLS certificates."""

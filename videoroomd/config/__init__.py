@@ -1,0 +1,10 @@
+"""The TOML configuration: discovery, strict validation, frozen typed objects."""
+
+from .errors import ConfigError, Problem
+from .load import Location, load, locate, parse
+from .schema import Config, IceConfig, IceServerUrl, LogConfig, RoomConfig, ServerConfig, TurnServer
+
+__all__ = [
+    "Config", "ConfigError", "IceConfig", "IceServerUrl", "Location", "LogConfig", "Problem",
+    "RoomConfig", "ServerConfig", "TurnServer", "load", "locate", "parse",
+]

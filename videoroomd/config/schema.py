@@ -1,0 +1,98 @@
+"""The configuration as frozen, typed objects: what the rest of the daemon reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+BUILTIN_SOURCE = "<built-in default>"
+
+
+@dataclass(frozen=True)
+class IceServerUrl:
+    """One parsed STUN/TURN URL (RFC 7064 / RFC 7065)."""
+
+    scheme: str  # stun, stuns, turn, turns
+    host: str
+    port: int
+    transport: str  # udp or tcp
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        text = f"{self.scheme}:{host}:{self.port}"
+        if self.scheme.startswith("turn"):
+            text += f"?transport={self.transport}"
+        return text
+
+
+@dataclass(frozen=True)
+class TurnServer:
+    """A TURN server with the long-term credentials clients use on it."""
+
+    urls: tuple[IceServerUrl, ...]
+    username: str
+    credential: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RoomConfig:
+    """Everything one room needs; ``[defaults]`` filled in where the room is silent."""
+
+    name: str
+    max_peers: int = 16
+    password: str | None = field(default=None, repr=False)
+    stun_servers: tuple[IceServerUrl, ...] = ()
+    turn_servers: tuple[TurnServer, ...] = ()
+    dtls_cert: Path | None = None
+    dtls_key: Path | None = None
+
+    def named(self, name: str) -> "RoomConfig":
+        return replace(self, name=name)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    drain_timeout: float = 10.0
+    dynamic_rooms: bool = False
+    max_frame_size: int = 65536
+    allowed_origins: tuple[str, ...] = ()
+    connections_per_second: int = 20
+    admin_token: str | None = field(default=None, repr=False)
+
+    @property
+    def listen(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class IceConfig:
+    addresses: tuple[str, ...] = ()
+    announced_ip: str | None = None
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+    format: str = "auto"  # auto: console on a terminal, json otherwise
+    file: Path | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole, validated configuration file."""
+
+    source: str = BUILTIN_SOURCE
+    server: ServerConfig = ServerConfig()
+    ice: IceConfig = IceConfig()
+    log: LogConfig = LogConfig()
+    defaults: RoomConfig = RoomConfig(name="")
+    rooms: dict[str, RoomConfig] = field(default_factory=dict)
+
+    def room_from_defaults(self, name: str) -> RoomConfig:
+        """A room that the file does not name, made from ``[defaults]`` (dynamic rooms)."""
+        return self.defaults.named(name)
