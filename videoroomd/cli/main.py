@@ -1,0 +1,246 @@
+"""`videoroomd` and its subcommands.
+
+User errors (bad config, port in use, unwritable file) are raised as
+:class:`click.ClickException` subclasses here and printed as one line,
+``videoroomd: message``, with exit status 1. Anything else is a bug and
+keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import click
+
+from .. import __version__
+from ..config import Config, ConfigError, load, locate
+from ..config.load import ENV_VAR, SYSTEM_PATH
+
+
+class UserError(click.ClickException):
+    """A problem the user can fix; printed as one line, exit status 1."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"videoroomd: {self.format_message()}", err=True)
+
+
+def load_config(path: str | None) -> Config:
+    try:
+        return load(locate(path))
+    except ConfigError as error:
+        raise UserError(str(error)) from None
+
+
+CONFIG_OPTION = click.option(
+    "--config", "-c", "config_path", metavar="PATH",
+    help=f"Config file. Default: ${ENV_VAR}, else {SYSTEM_PATH} if it exists, else the built-in default.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="videoroomd")
+def cli() -> None:
+    """Self-hosted video rooms: open the page, pick a room, type a name, and talk.
+
+    Start with `videoroomd serve` and open http://127.0.0.1:8080/. Rooms live
+    in a TOML file (see `man 5 videoroomd.toml`); edit it while the daemon
+    runs and only the rooms you changed restart.
+    """
+
+
+@cli.command()
+@CONFIG_OPTION
+def serve(config_path: str | None) -> None:
+    """Run the daemon: the web page, the signalling sockets and the media server.
+
+    Stops gracefully on SIGTERM or Ctrl-C (calls may finish until
+    [server] drain_timeout; a second signal stops at once). Reloads the
+    config on SIGHUP and whenever the file changes; a file with errors is
+    refused and the running configuration kept. Reopens its log file on SIGUSR1.
+    """
+    from .serve import run_serve
+
+    location = locate(config_path)
+    try:
+        config = load(location)
+    except ConfigError as error:
+        raise UserError(str(error)) from None
+    sys.exit(run_serve(location, config, UserError))
+
+
+@cli.command("check-config")
+@click.argument("path", required=False, metavar="[PATH]")
+def check_config(path: str | None) -> None:
+    """Validate a config file; print a summary, or every problem found (exit 1)."""
+    location = locate(path)
+    try:
+        config = load(location)
+    except ConfigError as error:
+        for problem in error.problems:
+            click.echo(str(problem), err=True)
+        count = len(error.problems)
+        click.echo(f"videoroomd: {location.name}: {count} problem{'s' if count != 1 else ''}", err=True)
+        sys.exit(1)
+    rooms = ", ".join(f"{name} (max {room.max_peers})" for name, room in config.rooms.items()) or "none"
+    dynamic = "; dynamic rooms on" if config.server.dynamic_rooms else ""
+    tls = "https" if config.server.tls_cert else "http"
+    click.echo(f"{location.name}: OK: {tls}://{config.server.listen}, {len(config.rooms)} rooms: {rooms}{dynamic}")
+
+
+@cli.command("gen-cert")
+@click.option("--cert", "cert_path", default="videoroomd.crt", show_default=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the certificate (PEM).")
+@click.option("--key", "key_path", default="videoroomd.key", show_default=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the private key (PEM, mode 0600).")
+@click.option("--cn", default=socket.gethostname(), show_default="this host's name", help="Common name of the certificate.")
+@click.option("--san", "extra_names", multiple=True, metavar="NAME",
+              help="Another DNS name or IP address the certificate is for (repeatable); localhost, 127.0.0.1 and ::1 are always in.")
+@click.option("--days", default=365, show_default=True, type=click.IntRange(1, 36500), help="Days of validity.")
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+def gen_cert(cert_path: Path, key_path: Path, cn: str, extra_names: tuple[str, ...], days: int, force: bool) -> None:
+    """Make a self-signed ECDSA P-256 certificate and key.
+
+    Use the pair as the DTLS certificate of rooms ([defaults] dtls_cert and
+    dtls_key) and, for https, as [server] tls_cert and tls_key. Prints the
+    SHA-256 fingerprint as it appears in SDP (a=fingerprint).
+    """
+    from ..certs.generate import CertWriteError, generate
+
+    try:
+        made = generate(cert_path, key_path, cn=cn, days=days, force=force, extra_names=extra_names)
+    except CertWriteError as error:
+        raise UserError(str(error)) from None
+    click.echo(f"certificate: {made.cert_path}")
+    click.echo(f"key:         {made.key_path} (mode 0600)")
+    click.echo(f"valid until: {made.not_after:%Y-%m-%d %H:%M} UTC")
+    click.echo(f"fingerprint: {made.fingerprint}")
+
+
+def _admin_url(config: Config) -> str:
+    host = config.server.host
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    scheme = "https" if config.server.tls_cert else "http"
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{config.server.port}/admin/rooms"
+
+
+def fetch_live(config: Config) -> dict:
+    """The running daemon's admin view; raises UserError when it cannot be had."""
+    url = _admin_url(config)
+    request = urllib.request.Request(url)
+    if config.server.admin_token:
+        request.add_header("Authorization", f"Bearer {config.server.admin_token}")
+    context = None
+    if url.startswith("https"):
+        # Our own daemon, often with a self-signed certificate: trust it on this path only.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(request, timeout=5, context=context) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as error:
+        raise UserError(f"{url}: {error.code} {error.read().decode(errors='replace').strip()}") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise UserError(f"no daemon answers at {url} ({reason}); is `videoroomd serve` running with this config?") from None
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--live", is_flag=True, help="Add people and tracks per room, asked of the running daemon.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def rooms(config_path: str | None, live: bool, as_json: bool) -> None:
+    """List the configured rooms; --live adds what the running daemon has in them."""
+    config = load_config(config_path)
+    rows = [
+        {
+            "name": room.name,
+            "max_peers": room.max_peers,
+            "password": room.password is not None,
+            "stun_servers": len(room.stun_servers),
+            "turn_servers": len(room.turn_servers),
+        }
+        for room in config.rooms.values()
+    ]
+    if live:
+        state = fetch_live(config)
+        by_name = {r["name"]: r for r in state.get("rooms", [])}
+        for row in rows:
+            running = by_name.pop(row["name"], None)
+            row.update(status=running["status"] if running else "not running",
+                       peers=running["peers"] if running else 0,
+                       tracks=running["tracks"] if running else 0)
+        for name, running in sorted(by_name.items()):  # dynamic rooms, or not yet reloaded
+            rows.append({"name": name, "max_peers": running["max_peers"], "password": running["password"],
+                         "stun_servers": None, "turn_servers": None, "status": running["status"],
+                         "peers": running["peers"], "tracks": running["tracks"]})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    columns = ["name", "max_peers", "password", "stun_servers", "turn_servers"] + (["status", "peers", "tracks"] if live else [])
+    headers = {"name": "ROOM", "max_peers": "MAX", "password": "PASSWORD", "stun_servers": "STUN",
+               "turn_servers": "TURN", "status": "STATUS", "peers": "PEOPLE", "tracks": "TRACKS"}
+
+    def cell(value) -> str:
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        return "-" if value is None else str(value)
+
+    table = [[headers[c] for c in columns]] + [[cell(row[c]) for c in columns] for row in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
+    for line in table:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
+    if not rows:
+        click.echo("(no rooms configured" + ("; dynamic rooms are on)" if config.server.dynamic_rooms else ")"))
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--file", "log_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Log file to read. Default: [log] file of the config.")
+@click.option("-n", "--lines", "count", default=20, show_default=True, type=click.IntRange(0), help="Show the last N lines.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines; survives log rotation.")
+@click.option("--room", help="Only lines about this room.")
+@click.option("--peer", help="Only lines about this peer id.")
+@click.option("--level", type=click.Choice(["debug", "info", "warning", "error"]), help="Only this level and above.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON lines as they are.")
+def logs(config_path, log_file, count, follow, room, peer, level, as_json) -> None:
+    """Show the daemon's log ([log] file): the last lines, then new ones with -f."""
+    from ..logs.tail import Filter, render, tail
+
+    if log_file is None:
+        config = load_config(config_path)
+        if config.log.file is None:
+            raise UserError(
+                f"{config.source} sets no [log] file to read; set one, or under systemd read `journalctl -u videoroomd`"
+            )
+        log_file = config.log.file
+    keep = Filter(room=room, peer=peer, level=level)
+    try:
+        for line in tail(log_file, count, follow):
+            shown = render(line, keep, as_json)
+            if shown is not None:
+                click.echo(shown)
+    except FileNotFoundError:
+        raise UserError(f"{log_file}: no such log file (has the daemon written to it yet?)") from None
+    except PermissionError:
+        raise UserError(f"{log_file}: cannot be read (permission denied)") from None
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def main() -> None:
+    cli(prog_name="videoroomd")

@@ -1,0 +1,31 @@
+"""`videoroomd serve`: set up logging, run the daemon under trio, map failures to exit 1."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import structlog
+import trio
+
+from ..config import Config, Location
+from ..daemon.daemon import Daemon
+from ..daemon.sdnotify import Notifier
+from ..http.server import ListenError
+from ..logs.setup import LogSetupError, configure
+
+
+def run_serve(location: Location, config: Config, user_error: Callable[[str], Exception]) -> int:
+    """Run the daemon until it stops; returns the exit status. Raises ``user_error`` for bad setups."""
+    try:
+        configure(config.log.level, config.log.format, config.log.file)
+    except LogSetupError as error:
+        raise user_error(f"{location.name}: log.file: {error}") from None
+    log = structlog.get_logger("videoroomd")
+    log.info("starting", config=location.name)
+    daemon = Daemon(location, config, notifier=Notifier())
+    try:
+        return trio.run(daemon.run)
+    except ListenError as error:
+        raise user_error(f"{location.name}: server.listen: {error}") from None
+    except KeyboardInterrupt:
+        return 1

@@ -1,0 +1,1 @@
+"""The daemon: root nursery, room supervision, reload, drain, systemd notification."""

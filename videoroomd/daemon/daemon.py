@@ -1,0 +1,165 @@
+"""The daemon's root: rooms, listener, signals, config reloads and the drain on shutdown."""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+import structlog
+import trio
+
+from ..config import Config, ConfigError, Location, load
+from ..http.app import DaemonApp
+from ..http.server import serve
+from ..metrics import Metrics
+from ..rooms import RoomRegistry
+from .sdnotify import Notifier
+from .supervisor import RestartPolicy
+from .watch import watch_file
+
+log = structlog.get_logger("videoroomd.daemon")
+
+STOP_GRACE = 1.0  # seconds for sockets to say goodbye after rooms close
+
+
+class Daemon:
+    """One running videoroomd: owns every task under one root nursery."""
+
+    def __init__(
+        self,
+        location: Location,
+        config: Config,
+        *,
+        notifier: Notifier | None = None,
+        watch_interval: float = 1.0,
+        policy: RestartPolicy = RestartPolicy(),
+        engine_factory=lambda _room_config: None,
+    ):
+        self.location = location
+        self.config = config
+        self.notifier = notifier or Notifier({})
+        self.watch_interval = watch_interval
+        self.draining = False
+        self.forced = False
+        self.rooms = RoomRegistry(config, engine_factory, policy)
+        self.metrics = Metrics(self.rooms.snapshot)
+        self.app = DaemonApp(self)
+        self.address: tuple[str, int] | None = None
+        self._stop = trio.Event()
+        self._drain_started = False
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> int:
+        """Run until stopped by a signal or :meth:`shutdown`; returns the exit status.
+
+        ``task_status.started`` gets the bound ``(host, port)``. Raises
+        ListenError when the port cannot be opened.
+        """
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self._handle_signals)
+            await nursery.start(self.rooms.run)
+            self.address = await nursery.start(serve, self.config.server, self.app)
+            if self.location.path is not None and self.watch_interval > 0:
+                nursery.start_soon(watch_file, self.location.path, self.watch_interval, self._file_changed)
+            if self.notifier.watchdog_interval:
+                nursery.start_soon(self._watchdog, self.notifier.watchdog_interval)
+            rooms = ", ".join(self.config.rooms) or "dynamic"
+            self.notifier.ready(f"serving rooms: {rooms}")
+            log.info("ready", config=self.config.source, rooms=list(self.config.rooms))
+            task_status.started(self.address)
+            await self._stop.wait()
+            nursery.cancel_scope.cancel()
+        log.info("stopped", forced=self.forced)
+        self.notifier.close()
+        return 1 if self.forced else 0
+
+    # -- signals -----------------------------------------------------------------------
+    async def _handle_signals(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1) as signals:
+            task_status.started()
+            async with trio.open_nursery() as nursery:
+                async for signum in signals:
+                    name = signal.Signals(signum).name
+                    if signum in (signal.SIGTERM, signal.SIGINT):
+                        if self._drain_started:
+                            log.warning("second stop signal: exiting now", signal=name)
+                            self.forced = True
+                            self._stop.set()
+                        else:
+                            nursery.start_soon(self.shutdown, name)
+                    elif signum == signal.SIGHUP:
+                        await self.reload(f"signal {name}")
+                    elif signum == signal.SIGUSR1:
+                        reopen_log_files()
+
+    async def _watchdog(self, interval: float) -> None:
+        while True:
+            self.notifier.watchdog()
+            await trio.sleep(interval)
+
+    # -- reload ------------------------------------------------------------------------
+    async def _file_changed(self) -> None:
+        await self.reload("config file changed")
+
+    async def reload(self, why: str) -> bool:
+        """Re-read the configuration and apply it; returns False (and keeps the old one) on error."""
+        if self._drain_started:
+            return False
+        self.notifier.reloading()
+        try:
+            new = load(self.location)
+        except ConfigError as error:
+            log.error(
+                "reload refused; still running the previous configuration",
+                why=why, problems=[str(p) for p in error.problems],
+            )
+            self.notifier.ready("reload refused: see the log")
+            return False
+        old = self.config
+        for key in ("host", "port", "tls_cert", "tls_key"):
+            if getattr(old.server, key) != getattr(new.server, key):
+                log.warning("server setting changed; it takes effect after a restart", key=f"server.{key}")
+        if old.log.level != new.log.level:
+            logging.getLogger().setLevel(new.log.level.upper())
+        self.config = new
+        summary = self.rooms.apply(new, new.server.drain_timeout)
+        log.info(
+            "configuration reloaded", why=why, added=list(summary.added), removed=list(summary.removed),
+            changed=list(summary.changed), untouched=list(summary.untouched),
+        )
+        self.notifier.ready(f"serving rooms: {', '.join(new.rooms) or 'dynamic'}")
+        return True
+
+    # -- shutdown ----------------------------------------------------------------------
+    async def shutdown(self, why: str = "requested") -> None:
+        """Stop taking joins, let calls finish until ``drain_timeout``, then stop. Returns when stopped."""
+        if self._drain_started:
+            return
+        self._drain_started = True
+        self.draining = True
+        self.notifier.stopping()
+        reason = "the server is shutting down"
+        self.rooms.refuse_all("shutting_down", reason)
+        timeout = self.config.server.drain_timeout
+        log.info("draining", why=why, peers=self.rooms.total_peers(), timeout_s=timeout)
+        with trio.move_on_after(timeout):
+            while self.rooms.total_peers():
+                await trio.sleep(0.1)
+        left = self.rooms.total_peers()
+        if left:
+            log.info("drain timeout: closing the remaining calls", peers=left)
+        self.rooms.stop_all(reason)
+        await trio.sleep(STOP_GRACE if left else 0)
+        self._stop.set()
+
+
+def reopen_log_files() -> None:
+    """SIGUSR1: reopen every log file (for log rotation without copytruncate)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.acquire()
+            try:
+                handler.close()
+                handler.stream = handler._open()
+            finally:
+                handler.release()
+    log.info("log files reopened")

@@ -1,0 +1,213 @@
+"""The listener: accept connections, read request heads, answer them or hand over upgrades.
+
+Each request head is read by hand up to the blank line (bounded in size and
+time) and parsed by h11. A WebSocket upgrade is then handed to trio-websocket
+over a stream that first replays the head bytes, so trio-websocket performs
+the handshake itself; everything else is answered through h11.
+"""
+
+from __future__ import annotations
+
+import ssl
+from http import HTTPStatus
+from typing import Protocol
+
+import h11
+import structlog
+import trio
+
+from ..config import ServerConfig
+from .request import Request, Response
+
+log = structlog.get_logger("videoroomd.http")
+
+MAX_HEAD = 16 * 1024          # bytes of request line + headers
+HEAD_TIMEOUT = 10.0           # seconds to send a request head
+IDLE_TIMEOUT = 60.0           # seconds a kept-alive connection may sit idle
+SERVER_NAME = b"videoroomd"
+
+
+class App(Protocol):
+    async def http(self, request: Request) -> Response: ...
+
+    async def websocket(self, request: Request, stream: trio.abc.Stream) -> None: ...
+
+    def admit(self, remote: tuple[str, int]) -> bool: ...
+
+
+class ReplayStream(trio.abc.Stream):
+    """A stream that yields ``prefix`` before reading on from ``inner``."""
+
+    def __init__(self, inner: trio.abc.Stream, prefix: bytes):
+        self.inner = inner
+        self._prefix = prefix
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self._prefix:
+            size = len(self._prefix) if max_bytes is None else max_bytes
+            chunk, self._prefix = self._prefix[:size], self._prefix[size:]
+            return chunk
+        return await self.inner.receive_some(max_bytes)
+
+    async def send_all(self, data) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class _BadRequest(Exception):
+    pass
+
+
+async def _read_head(stream: trio.abc.Stream, buffer: bytearray) -> bytes | None:
+    """Read up to and including the blank line; ``None`` when the peer closed cleanly."""
+    while True:
+        end = buffer.find(b"\r\n\r\n")
+        if end >= 0:
+            head = bytes(buffer[: end + 4])
+            del buffer[: end + 4]
+            return head
+        if len(buffer) > MAX_HEAD:
+            raise _BadRequest("request head too large")
+        chunk = await stream.receive_some(4096)
+        if not chunk:
+            if buffer:
+                raise _BadRequest("connection closed mid-request")
+            return None
+        buffer += chunk
+
+
+def _parse_head(head: bytes, remote: tuple[str, int], scheme: str) -> tuple[Request, h11.Connection]:
+    connection = h11.Connection(h11.SERVER)
+    connection.receive_data(head)
+    try:
+        event = connection.next_event()
+    except h11.RemoteProtocolError as error:
+        raise _BadRequest(str(error)) from None
+    if not isinstance(event, h11.Request):
+        raise _BadRequest("incomplete request")
+    headers: dict[str, str] = {}
+    for name, value in event.headers:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    if "content-length" in headers or "transfer-encoding" in headers:
+        if headers.get("content-length", "0").strip() != "0":
+            raise _BadRequest("request bodies are not accepted")
+    request = Request(event.method.decode("ascii"), event.target.decode("latin-1"), headers, remote, scheme)
+    return request, connection
+
+
+async def _send(stream: trio.abc.Stream, connection: h11.Connection, response: Response, head_only: bool) -> None:
+    headers = [
+        ("content-type", response.content_type),
+        ("content-length", str(len(response.body))),
+        ("server", SERVER_NAME.decode()),
+        ("x-content-type-options", "nosniff"),
+        *response.headers,
+    ]
+    data = connection.send(h11.Response(status_code=response.status, headers=headers, reason=_phrase(response.status)))
+    if not head_only and response.body:
+        data += connection.send(h11.Data(data=response.body))
+    data += connection.send(h11.EndOfMessage())
+    await stream.send_all(data)
+
+
+def _phrase(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
+async def _plain_error(stream: trio.abc.Stream, status: int, reason: str) -> None:
+    body = (reason + "\n").encode()
+    head = f"HTTP/1.1 {status} {_phrase(status).decode()}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    try:
+        await stream.send_all(head.encode() + body)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+
+
+def _remote_of(stream: trio.abc.Stream) -> tuple[str, int]:
+    inner = getattr(stream, "transport_stream", stream)
+    try:
+        address = inner.socket.getpeername()
+        return str(address[0]), int(address[1])
+    except (AttributeError, OSError):
+        return ("unknown", 0)
+
+
+async def handle_connection(stream: trio.abc.Stream, app: App, scheme: str) -> None:
+    """Serve one connection until it closes, or hand it over to ``app.websocket``."""
+    remote = _remote_of(stream)
+    try:
+        if not app.admit(remote):
+            await _plain_error(stream, 429, "too many new connections from your address; slow down")
+            return
+        buffer = bytearray()
+        while True:
+            head = None
+            with trio.move_on_after(HEAD_TIMEOUT if buffer else IDLE_TIMEOUT):
+                head = await _read_head(stream, buffer)
+            if head is None:
+                return  # closed by the client, or idle too long
+            request, connection = _parse_head(head, remote, scheme)
+            if request.is_websocket:
+                await app.websocket(request, ReplayStream(stream, head + bytes(buffer)))
+                return
+            response = await app.http(request)
+            await _send(stream, connection, response, head_only=request.method == "HEAD")
+            if connection.our_state is h11.MUST_CLOSE:
+                return
+    except _BadRequest as error:
+        await _plain_error(stream, 400, f"bad request: {error}")
+    except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
+        pass
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+def tls_context(config: ServerConfig) -> ssl.SSLContext | None:
+    """The server-side TLS context for ``[server] tls_cert``/``tls_key``, or None."""
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+class ListenError(Exception):
+    """The port could not be opened; the message says which address and why."""
+
+
+async def serve(config: ServerConfig, app: App, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Listen on ``[server] listen`` and serve connections until cancelled.
+
+    ``task_status.started`` gets the bound ``(host, port)`` once listening (the
+    real port when the config says 0). Raises ListenError when the address
+    cannot be bound. Never returns otherwise.
+    """
+    try:
+        listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+    except OSError as error:
+        raise ListenError(f"cannot listen on {config.listen}: {error.strerror or error}") from None
+    context = tls_context(config)
+    scheme = "https" if context else "http"
+    if context is not None:
+        listeners = [trio.SSLListener(listener, context, https_compatible=True) for listener in listeners]
+    first = listeners[0]
+    sock = getattr(first, "transport_listener", first).socket
+    host, port = sock.getsockname()[:2]
+    async with trio.open_nursery() as nursery:
+        async def handler(stream: trio.abc.Stream) -> None:
+            await handle_connection(stream, app, scheme)
+
+        nursery.start_soon(trio.serve_listeners, handler, listeners)
+        log.info("listening", address=f"{scheme}://{config.listen.rsplit(':', 1)[0]}:{port}")
+        task_status.started((host, port))

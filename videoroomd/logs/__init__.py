@@ -1,0 +1,1 @@
+"""Structured logging: configured once at start, read back by `videoroomd logs`."""

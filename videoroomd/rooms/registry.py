@@ -1,0 +1,206 @@
+"""All rooms of the daemon: one supervised task each, started, changed and stopped by reloads.
+
+The registry owns a nursery (passed to :meth:`RoomRegistry.run`). Every room
+runs under :func:`~videoroomd.daemon.supervisor.supervise`, so a room that
+crashes is restarted with backoff while the other rooms run on. Entries are
+created synchronously, so two sockets asking for the same new room at once
+get the same room, never two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import structlog
+import trio
+
+from ..config import Config, RoomConfig
+from ..daemon.supervisor import ChildState, RestartPolicy, supervise
+from .room import Engine, JoinRefused, Room
+
+log = structlog.get_logger("videoroomd.rooms")
+
+OPEN_TIMEOUT = 5.0  # seconds a join waits for a starting room
+
+
+@dataclass(eq=False)
+class RoomEntry:
+    config: RoomConfig
+    dynamic: bool
+    state: ChildState
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    room: Room | None = None
+    done: trio.Event = field(default_factory=trio.Event)
+
+
+@dataclass(frozen=True)
+class ReloadSummary:
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    untouched: tuple[str, ...] = ()
+
+
+def diff_rooms(old: dict[str, RoomConfig], new: dict[str, RoomConfig]) -> ReloadSummary:
+    """Which rooms a reload adds, removes, changes, and leaves alone (pure)."""
+    return ReloadSummary(
+        added=tuple(sorted(n for n in new if n not in old)),
+        removed=tuple(sorted(n for n in old if n not in new)),
+        changed=tuple(sorted(n for n in new if n in old and new[n] != old[n])),
+        untouched=tuple(sorted(n for n in new if n in old and new[n] == old[n])),
+    )
+
+
+class RoomRegistry:
+    """The rooms of the running daemon, by name."""
+
+    def __init__(
+        self,
+        config: Config,
+        engine_factory: Callable[[RoomConfig], Engine | None] = lambda _config: None,
+        policy: RestartPolicy = RestartPolicy(),
+    ):
+        self.config = config
+        self.engine_factory = engine_factory
+        self.policy = policy
+        self.entries: dict[str, RoomEntry] = {}
+        self.refusal: JoinRefused | None = None
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Start the configured rooms and supervise them; never returns until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for room_config in self.config.rooms.values():
+                self._start(room_config, dynamic=False)
+            task_status.started(self)
+            await trio.sleep_forever()
+
+    # -- looking rooms up --------------------------------------------------------------
+    async def open_room(self, name: str) -> Room:
+        """The running room called ``name``, created from [defaults] if rooms are dynamic.
+
+        Raises JoinRefused when there is no such room, it is stopping or failed,
+        or the daemon is draining.
+        """
+        if self.refusal is not None:
+            raise self.refusal
+        entry = self.entries.get(name)
+        if entry is None:
+            if not self.config.server.dynamic_rooms:
+                raise JoinRefused("unknown_room", f"there is no room called '{name}'")
+            entry = self._start(self.config.room_from_defaults(name), dynamic=True)
+        if entry.state.status == "failed":
+            raise JoinRefused("room_failed", f"room '{name}' is out of order (it kept failing); the operator has been told")
+        room = entry.room
+        if room is not None:
+            with trio.move_on_after(OPEN_TIMEOUT):
+                await room.opened.wait()
+        if room is None or not room.opened.is_set():
+            raise JoinRefused("room_unavailable", f"room '{name}' is restarting; try again in a moment")
+        return room
+
+    def get(self, name: str) -> Room | None:
+        entry = self.entries.get(name)
+        return entry.room if entry is not None else None
+
+    def total_peers(self) -> int:
+        return sum(e.room.peer_count() for e in self.entries.values() if e.room is not None)
+
+    def snapshot(self) -> list[dict]:
+        """A JSON-ready view of every room, for `videoroomd rooms --live` and metrics."""
+        rows = []
+        for name in sorted(self.entries):
+            entry = self.entries[name]
+            room = entry.room
+            rows.append({
+                "name": name,
+                "status": entry.state.status,
+                "dynamic": entry.dynamic,
+                "max_peers": entry.config.max_peers,
+                "password": entry.config.password is not None,
+                "peers": room.peer_count("rtc") if room else 0,
+                "relay_peers": room.peer_count("relay") if room else 0,
+                "tracks": room.track_count() if room else 0,
+                "restarts": entry.state.restarts,
+                "last_error": entry.state.last_error,
+            })
+        return rows
+
+    # -- changing the set of rooms -------------------------------------------------------
+    def _start(self, room_config: RoomConfig, *, dynamic: bool) -> RoomEntry:
+        assert self._nursery is not None, "RoomRegistry.run() is not running"
+        entry = RoomEntry(room_config, dynamic, ChildState(room_config.name))
+        self.entries[room_config.name] = entry
+        self._nursery.start_soon(self._run_entry, entry, name=f"room:{room_config.name}")
+        return entry
+
+    async def _run_entry(self, entry: RoomEntry) -> None:
+        name = entry.config.name
+        structlog.contextvars.bind_contextvars(room=name)
+        with entry.scope:
+            await supervise(f"room:{name}", lambda: self._run_room_once(entry), entry.state, self.policy)
+        entry.room = None
+        entry.done.set()
+        if entry.state.status != "failed" and self.entries.get(name) is entry:
+            del self.entries[name]
+
+    async def _run_room_once(self, entry: RoomEntry) -> None:
+        room = Room(entry.config, engine=self.engine_factory(entry.config))
+        if entry.dynamic:
+            room.on_empty = lambda: self._stop_dynamic(entry, room)
+        entry.room = room
+        await room.run()
+
+    def _stop_dynamic(self, entry: RoomEntry, room: Room) -> None:
+        # Synchronous, so the next join of this name makes a fresh room.
+        if self.entries.get(entry.config.name) is entry:
+            del self.entries[entry.config.name]
+        room.stop("the last person left")
+
+    def apply(self, config: Config, drain_timeout: float) -> ReloadSummary:
+        """Switch to ``config``: start added rooms, restart changed ones, drain removed ones."""
+        old = {n: e.config for n, e in self.entries.items() if not e.dynamic}
+        summary = diff_rooms(old, dict(config.rooms))
+        self.config = config
+        for name in summary.removed:
+            entry = self.entries.pop(name)
+            assert self._nursery is not None
+            self._nursery.start_soon(self._drain_and_stop, entry, drain_timeout, "room was removed from the configuration")
+        for name in summary.changed:
+            entry = self.entries.pop(name)
+            self._stop_entry(entry, "room settings changed; please rejoin")
+            self._start(config.rooms[name], dynamic=False)
+        for name in summary.added:
+            existing = self.entries.pop(name, None)
+            if existing is not None:  # a dynamic room of that name becomes a configured one
+                self._stop_entry(existing, "room settings changed; please rejoin")
+            self._start(config.rooms[name], dynamic=False)
+        return summary
+
+    def _stop_entry(self, entry: RoomEntry, reason: str) -> None:
+        if entry.room is not None:
+            entry.room.stop(reason)
+        else:
+            entry.scope.cancel()
+
+    async def _drain_and_stop(self, entry: RoomEntry, timeout: float, reason: str) -> None:
+        room = entry.room
+        if room is not None:
+            room.refuse_joins("closed", reason)
+            with trio.move_on_after(timeout):
+                while room.peer_count():
+                    await room.became_empty.wait()
+        self._stop_entry(entry, reason)
+
+    def refuse_all(self, code: str, reason: str) -> None:
+        """Take no new peers anywhere (draining); calls in progress go on."""
+        self.refusal = JoinRefused(code, reason)
+        for entry in self.entries.values():
+            if entry.room is not None:
+                entry.room.refuse_joins(code, reason)
+
+    def stop_all(self, reason: str) -> None:
+        for entry in list(self.entries.values()):
+            self._stop_entry(entry, reason)

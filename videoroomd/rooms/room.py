@@ -1,0 +1,197 @@
+"""One room: its peers, its limits, and the dispatch of messages between them.
+
+A :class:`Room` is owned by one trio task (``run``). Joining and leaving are
+synchronous methods: trio switches tasks only at ``await``, so two sockets
+joining at the same instant are serialised here and the ``max_peers`` check
+can never be raced past.
+
+Each peer has a bounded outbox. A peer that does not read its outbox fast
+enough is disconnected with a reason instead of growing the daemon's memory.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import structlog
+import trio
+
+from ..config import RoomConfig
+
+log = structlog.get_logger("videoroomd.room")
+
+OUTBOX_SIZE = 256  # messages a peer may leave unread before it is cut off
+
+
+class JoinRefused(Exception):
+    """A join that the room will not take; ``reason`` is shown to the person joining."""
+
+    def __init__(self, code: str, reason: str):
+        super().__init__(reason)
+        self.code = code      # room_full, wrong_password, unknown_room, shutting_down, ...
+        self.reason = reason
+
+
+@dataclass(eq=False)
+class Peer:
+    """One participant: an id, a display name, and the outbox its socket task reads."""
+
+    id: str
+    name: str
+    kind: str  # "rtc" (Phoenix channel, through the engine) or "relay" (/signaling)
+    outbox: trio.MemoryReceiveChannel
+    _inbox_send: trio.MemorySendChannel = field(repr=False)
+    closed_reason: str | None = None
+
+    def deliver(self, message: Any) -> bool:
+        """Queue ``message`` for the peer's socket; a full outbox disconnects the peer.
+
+        Returns False when the peer is (now) closed.
+        """
+        if self.closed_reason is not None:
+            return False
+        try:
+            self._inbox_send.send_nowait(message)
+            return True
+        except trio.WouldBlock:
+            self.close(f"too slow: {OUTBOX_SIZE} messages left unread")
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            self.close("connection closed")
+        return False
+
+    def close(self, reason: str) -> None:
+        """Mark the peer closed; its socket task sees the outbox end and reads ``closed_reason``."""
+        if self.closed_reason is None:
+            self.closed_reason = reason
+            self._inbox_send.close()
+
+
+class Engine(Protocol):
+    """What a room needs of the media engine that serves it (the SFU)."""
+
+    async def run(self, room: "Room", *, task_status=trio.TASK_STATUS_IGNORED) -> None: ...
+
+    def peer_joined(self, peer: Peer) -> None: ...
+
+    def peer_left(self, peer: Peer) -> None: ...
+
+    def media_event(self, peer: Peer, data: str) -> None: ...
+
+
+class Room:
+    """The peers of one configured room; ``run`` is its owning task."""
+
+    def __init__(self, config: RoomConfig, engine: Engine | None = None):
+        self.config = config
+        self.name = config.name
+        self.engine = engine
+        self.peers: dict[str, Peer] = {}
+        self.accepting = False
+        self._refusal: JoinRefused | None = None  # set while draining or once closed
+        self._stopped = trio.Event()
+        self.stop_reason = "room stopped"
+        self.opened = trio.Event()
+        self.became_empty = trio.Event()
+        self.on_empty: Callable[[], None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Serve the room until :meth:`stop` is called; then disconnect every peer.
+
+        Returns after a stop; raises whatever the engine raises (the supervisor
+        restarts the room, and its peers are told to rejoin).
+        """
+        error_reason = f"room '{self.name}' failed; please rejoin"
+        try:
+            async with trio.open_nursery() as nursery:
+                if self.engine is not None:
+                    await nursery.start(self.engine.run, self)
+                self.accepting = True
+                self.opened.set()
+                task_status.started(self)
+                log.info("room open", room=self.name, max_peers=self.config.max_peers)
+                await self._stopped.wait()
+                nursery.cancel_scope.cancel()
+            error_reason = self.stop_reason
+        finally:
+            self.accepting = False
+            self._refusal = JoinRefused("closed", error_reason)
+            for peer in list(self.peers.values()):
+                self._remove(peer, error_reason)
+            log.info("room closed", room=self.name, reason=error_reason)
+
+    def stop(self, reason: str) -> None:
+        """Close the room: every peer is disconnected with ``reason``."""
+        self.stop_reason = reason
+        self._stopped.set()
+
+    def refuse_joins(self, code: str, reason: str) -> None:
+        """Keep the calls going but take no new peers (draining)."""
+        self._refusal = JoinRefused(code, reason)
+
+    # -- peers -----------------------------------------------------------------
+    def peer_count(self, kind: str | None = None) -> int:
+        return sum(1 for p in self.peers.values() if kind is None or p.kind == kind)
+
+    def join(self, name: str, password: str | None, *, kind: str = "rtc") -> Peer:
+        """Add a peer; returns it, or raises JoinRefused with a reason a person can read."""
+        if self._refusal is not None:
+            raise self._refusal
+        if not self.accepting:
+            raise JoinRefused("starting", f"room '{self.name}' is starting; try again in a moment")
+        if self.config.password is not None and not hmac.compare_digest(
+            (password or "").encode(), self.config.password.encode()
+        ):
+            raise JoinRefused("wrong_password", "wrong password" if password else "this room needs a password")
+        if self.peer_count(kind) >= self.config.max_peers:
+            raise JoinRefused("room_full", f"room '{self.name}' is full ({self.config.max_peers} people)")
+        send, receive = trio.open_memory_channel(OUTBOX_SIZE)
+        peer = Peer(id=str(uuid.uuid4()), name=name, kind=kind, outbox=receive, _inbox_send=send)
+        self.peers[peer.id] = peer
+        self.became_empty = trio.Event()
+        log.info("peer joined", room=self.name, peer=peer.id, kind=kind, peers=len(self.peers))
+        if kind == "rtc" and self.engine is not None:
+            self.engine.peer_joined(peer)
+        return peer
+
+    def leave(self, peer: Peer, reason: str = "left") -> None:
+        """Remove ``peer`` (its socket closed or it said goodbye); the others hear of it."""
+        if self.peers.get(peer.id) is peer:
+            self._remove(peer, reason)
+
+    def _remove(self, peer: Peer, reason: str) -> None:
+        del self.peers[peer.id]
+        peer.close(reason)
+        log.info("peer left", room=self.name, peer=peer.id, reason=reason, peers=len(self.peers))
+        if peer.kind == "rtc" and self.engine is not None:
+            self.engine.peer_left(peer)
+        if not self.peers:
+            self.became_empty.set()
+            if self.on_empty is not None:
+                self.on_empty()
+
+    def track_count(self) -> int:
+        counter = getattr(self.engine, "track_count", None)
+        return counter() if counter is not None else 0
+
+    # -- dispatch ----------------------------------------------------------------
+    def unicast(self, peer_id: str, message: Any, *, kind: str | None = None) -> bool:
+        peer = self.peers.get(peer_id)
+        if peer is None or (kind is not None and peer.kind != kind):
+            return False
+        return self._deliver(peer, message)
+
+    def broadcast(self, message: Any, *, kind: str, exclude: str | None = None) -> None:
+        for peer in list(self.peers.values()):
+            if peer.kind == kind and peer.id != exclude:
+                self._deliver(peer, message)
+
+    def _deliver(self, peer: Peer, message: Any) -> bool:
+        if peer.deliver(message):
+            return True
+        # The outbox overflowed or closed: the peer is gone for everyone.
+        self.leave(peer, peer.closed_reason or "connection closed")
+        return False
