@@ -41,7 +41,8 @@ def key_lines(text: str) -> dict[tuple[str, ...], int]:
         header = _ARRAY_HEADER.match(line) or _HEADER.match(line)
         if header:
             prefix = _split_key(header.group(1))
-            found.setdefault(prefix, number)
+            for end in range(1, len(prefix) + 1):  # [a.b] also places the table a
+                found.setdefault(prefix[:end], number)
             continue
         assign = _ASSIGN.match(line)
         if assign:

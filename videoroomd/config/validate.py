@@ -77,9 +77,11 @@ class _Table:
     def finish(self, extra_known: tuple[str, ...] = ()) -> None:
         for key in self.data:
             hint = difflib.get_close_matches(key, self.known + list(extra_known), n=1, cutoff=0.6)
-            suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
-            allowed = ", ".join(self.known + list(extra_known))
-            self.out.add(self.path + (key,), f"unknown key{suggestion} (known keys: {allowed})")
+            if hint:
+                message = f"unknown key; did you mean '{hint[0]}'?"
+            else:
+                message = f"unknown key (known keys here: {', '.join(self.known + list(extra_known))})"
+            self.out.add(self.path + (key,), message)
 
 
 class _Invalid(Exception):

@@ -15,7 +15,7 @@ from ..metrics import Metrics
 from ..rooms import RoomRegistry
 from .sdnotify import Notifier
 from .supervisor import RestartPolicy
-from .watch import watch_file
+from .watch import fingerprint, watch_file
 
 log = structlog.get_logger("videoroomd.daemon")
 
@@ -47,6 +47,8 @@ class Daemon:
         self.address: tuple[str, int] | None = None
         self._stop = trio.Event()
         self._drain_started = False
+        # What the file looked like when it was loaded: a save after this is a change.
+        self._loaded_fingerprint = fingerprint(location.path) if location.path is not None else None
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> int:
         """Run until stopped by a signal or :meth:`shutdown`; returns the exit status.
@@ -59,7 +61,9 @@ class Daemon:
             await nursery.start(self.rooms.run)
             self.address = await nursery.start(serve, self.config.server, self.app)
             if self.location.path is not None and self.watch_interval > 0:
-                nursery.start_soon(watch_file, self.location.path, self.watch_interval, self._file_changed)
+                nursery.start_soon(
+                    watch_file, self.location.path, self.watch_interval, self._file_changed, self._loaded_fingerprint
+                )
             if self.notifier.watchdog_interval:
                 nursery.start_soon(self._watchdog, self.notifier.watchdog_interval)
             rooms = ", ".join(self.config.rooms) or "dynamic"

@@ -19,13 +19,15 @@ def fingerprint(path: Path) -> tuple[int, int, int] | None:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-async def watch_file(path: Path, interval: float, on_change: Callable[[], Awaitable[None]]) -> None:
-    """Call ``on_change()`` each time ``path`` changes (written, replaced or re-created).
+async def watch_file(
+    path: Path, interval: float, on_change: Callable[[], Awaitable[None]], last: tuple[int, int, int] | None
+) -> None:
+    """Call ``on_change()`` each time ``path`` differs from ``last`` (written, replaced, re-created).
 
-    A file that vanishes is not a change (editors delete and re-create); its
-    return is. Never returns.
+    ``last`` is the fingerprint of the file as it was loaded. A file that
+    vanishes is not a change (editors delete and re-create); its return is.
+    Never returns.
     """
-    last = fingerprint(path)
     while True:
         await trio.sleep(interval)
         current = fingerprint(path)

@@ -116,6 +116,9 @@ class Room:
                 await self._stopped.wait()
                 nursery.cancel_scope.cancel()
             error_reason = self.stop_reason
+        except trio.Cancelled:
+            error_reason = self.stop_reason
+            raise
         finally:
             self.accepting = False
             self._refusal = JoinRefused("closed", error_reason)
