@@ -60,7 +60,7 @@ async def test_reload_starts_added_restarts_changed_drains_removed_and_leaves_th
     write(path, ROOMS)
     async with trio.open_nursery() as nursery:
         daemon = await start(nursery, path, watch_interval=0)
-        keep, change, drop = (daemon.rooms.get(n) for n in ("keep", "change", "drop"))
+        keep, change, drop = [await daemon.rooms.open_room(n) for n in ("keep", "change", "drop")]
         alice = keep.join("alice", None)
         bob = change.join("bob", None)
         carol = drop.join("carol", None)
@@ -95,7 +95,7 @@ async def test_bad_file_on_reload_keeps_the_running_configuration(tmp_path):
     write(path, ROOMS)
     async with trio.open_nursery() as nursery:
         daemon = await start(nursery, path, watch_interval=0)
-        keep = daemon.rooms.get("keep")
+        keep = await daemon.rooms.open_room("keep")
         alice = keep.join("alice", None)
         path.write_text(path.read_text() + "\n[rooms.keep.oops]\nmax_peers = 0\n")
         with capture_logs() as logs:
@@ -152,9 +152,8 @@ async def test_crashing_room_is_restarted_and_given_up_while_other_rooms_run(tmp
         with capture_logs() as logs:
             daemon = await start(nursery, path, watch_interval=0, engine_factory=engines,
                                  policy=RestartPolicy(first_delay=0.5, max_crashes=3, window=60))
-            peer = daemon.rooms.get("drop").join("victim", None)
-            await trio.sleep(0.005)
-            alice = daemon.rooms.get("keep").join("alice", None)
+            peer = (await daemon.rooms.open_room("drop")).join("victim", None)
+            alice = (await daemon.rooms.open_room("keep")).join("alice", None)
             await trio.sleep(30)
         # the peer of the crashed room was told, the room was restarted, then given up on
         assert peer.closed_reason == "room 'drop' failed; please rejoin"
@@ -173,7 +172,7 @@ async def test_shutdown_refuses_joins_and_drains_until_the_timeout(tmp_path, aut
     write(path, ROOMS, server="drain_timeout = 20")
     async with trio.open_nursery() as nursery:
         daemon = await start(nursery, path, watch_interval=0)
-        room = daemon.rooms.get("keep")
+        room = await daemon.rooms.open_room("keep")
         alice = room.join("alice", None)
         nursery.start_soon(daemon.shutdown, "test")
         await trio.sleep(1)

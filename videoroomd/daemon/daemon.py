@@ -10,7 +10,7 @@ import trio
 
 from ..config import Config, ConfigError, Location, load
 from ..http.app import DaemonApp
-from ..http.server import serve
+from ..http.server import open_listeners, serve
 from ..metrics import Metrics
 from ..rooms import RoomRegistry
 from .sdnotify import Notifier
@@ -56,10 +56,13 @@ class Daemon:
         ``task_status.started`` gets the bound ``(host, port)``. Raises
         ListenError when the port cannot be opened.
         """
+        listeners, scheme, self.address = await open_listeners(self.config.server)
         async with trio.open_nursery() as nursery:
             await nursery.start(self._handle_signals)
             await nursery.start(self.rooms.run)
-            self.address = await nursery.start(serve, self.config.server, self.app)
+            nursery.start_soon(serve, listeners, scheme, self.app)
+            host = f"[{self.address[0]}]" if ":" in self.address[0] else self.address[0]
+            log.info("listening", address=f"{scheme}://{host}:{self.address[1]}")
             if self.location.path is not None and self.watch_interval > 0:
                 nursery.start_soon(
                     watch_file, self.location.path, self.watch_interval, self._file_changed, self._loaded_fingerprint

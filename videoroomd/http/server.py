@@ -186,28 +186,28 @@ class ListenError(Exception):
     """The port could not be opened; the message says which address and why."""
 
 
-async def serve(config: ServerConfig, app: App, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Listen on ``[server] listen`` and serve connections until cancelled.
+async def open_listeners(config: ServerConfig) -> tuple[list[trio.abc.Listener], str, tuple[str, int]]:
+    """Bind ``[server] listen`` (TLS-wrapped when configured).
 
-    ``task_status.started`` gets the bound ``(host, port)`` once listening (the
-    real port when the config says 0). Raises ListenError when the address
-    cannot be bound. Never returns otherwise.
+    Returns the listeners, the scheme and the bound ``(host, port)`` (the real
+    port when the config says 0). Raises ListenError when the address cannot
+    be bound.
     """
     try:
-        listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+        sockets = await trio.open_tcp_listeners(config.port, host=config.host)
     except OSError as error:
         raise ListenError(f"cannot listen on {config.listen}: {error.strerror or error}") from None
+    host, port = sockets[0].socket.getsockname()[:2]
     context = tls_context(config)
-    scheme = "https" if context else "http"
-    if context is not None:
-        listeners = [trio.SSLListener(listener, context, https_compatible=True) for listener in listeners]
-    first = listeners[0]
-    sock = getattr(first, "transport_listener", first).socket
-    host, port = sock.getsockname()[:2]
-    async with trio.open_nursery() as nursery:
-        async def handler(stream: trio.abc.Stream) -> None:
-            await handle_connection(stream, app, scheme)
+    if context is None:
+        return list(sockets), "http", (host, port)
+    return [trio.SSLListener(s, context, https_compatible=True) for s in sockets], "https", (host, port)
 
-        nursery.start_soon(trio.serve_listeners, handler, listeners)
-        log.info("listening", address=f"{scheme}://{config.listen.rsplit(':', 1)[0]}:{port}")
-        task_status.started((host, port))
+
+async def serve(listeners: list[trio.abc.Listener], scheme: str, app: App) -> None:
+    """Serve connections on ``listeners`` until cancelled; never returns."""
+
+    async def handler(stream: trio.abc.Stream) -> None:
+        await handle_connection(stream, app, scheme)
+
+    await trio.serve_listeners(handler, listeners)

@@ -26,6 +26,12 @@ log = structlog.get_logger("videoroomd.room")
 OUTBOX_SIZE = 256  # messages a peer may leave unread before it is cut off
 
 
+def _only_cancelled(error: BaseException) -> bool:
+    if isinstance(error, BaseExceptionGroup):
+        return all(_only_cancelled(e) for e in error.exceptions)
+    return isinstance(error, trio.Cancelled)
+
+
 class JoinRefused(Exception):
     """A join that the room will not take; ``reason`` is shown to the person joining."""
 
@@ -116,8 +122,9 @@ class Room:
                 await self._stopped.wait()
                 nursery.cancel_scope.cancel()
             error_reason = self.stop_reason
-        except trio.Cancelled:
-            error_reason = self.stop_reason
+        except BaseException as error:
+            if _only_cancelled(error):  # the daemon is stopping, not the room failing
+                error_reason = self.stop_reason
             raise
         finally:
             self.accepting = False

@@ -1,0 +1,120 @@
+"""A real `videoroomd serve` process: start, reload on SIGHUP, systemd notifications, exits."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from conftest import config_text, free_port
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def serve_once(args: list[str], cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "videoroomd", "serve", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_sigterm_with_no_calls_exits_cleanly(start_daemon):
+    daemon = start_daemon()
+    assert get(daemon.url + "/healthz") == (200, "ok\n")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.proc.wait(timeout=15) == 0
+    log = daemon.log()
+    assert '"event": "draining"' in log and '"event": "stopped"' in log
+
+
+def test_port_in_use_is_one_clear_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = tmp_path / "videoroomd.toml"
+        path.write_text(config_text(port=port))
+        result = serve_once(["--config", str(path)], tmp_path)
+    assert result.returncode == 1
+    assert f"videoroomd: {path}: server.listen: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_config_refuses_to_start_without_traceback(tmp_path):
+    path = tmp_path / "videoroomd.toml"
+    path.write_text('[rooms.lobby]\nmax_peers = 0\n')
+    result = serve_once(["--config", str(path)], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"videoroomd: {path}:2: rooms.lobby.max_peers: expected an integer from 1 to 1000, got the number 0"
+
+
+def test_log_file_that_cannot_be_written_is_one_clear_line(tmp_path):
+    (tmp_path / "not-a-dir").write_text("")
+    path = tmp_path / "videoroomd.toml"
+    path.write_text(config_text(log='file = "not-a-dir/videoroomd.log"'))
+    result = serve_once(["--config", str(path)], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"videoroomd: {path}: log.file: cannot open log file {tmp_path}/not-a-dir/videoroomd.log: Not a directory")
+
+
+def test_sighup_reloads_and_a_bad_file_is_kept_out(start_daemon):
+    daemon = start_daemon()
+    port = daemon.port
+    daemon.config.write_text(config_text("[rooms.lobby]\nmax_peers = 4\n[rooms.extra]\n", port=port))
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_log('"added": ["extra"]')
+    rooms = json.loads(get(daemon.url + "/admin/rooms")[1])["rooms"]
+    assert [r["name"] for r in rooms] == ["extra", "lobby"]
+
+    daemon.config.write_text(config_text("[rooms.lobby]\nmax_peers = 4000\n", port=port))
+    daemon.signal(signal.SIGHUP)
+    text = daemon.wait_log("reload refused")
+    assert "rooms.lobby.max_peers: expected an integer from 1 to 1000, got the number 4000" in text
+    rooms = json.loads(get(daemon.url + "/admin/rooms")[1])["rooms"]
+    assert [r["name"] for r in rooms] == ["extra", "lobby"] and rooms[1]["max_peers"] == 4
+    assert get(daemon.url + "/healthz")[0] == 200
+
+
+def test_systemd_notifications_reach_the_notify_socket(start_daemon, tmp_path):
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(address)
+        notify.settimeout(10)
+
+        def next_message() -> str:
+            return notify.recv(4096).decode()
+
+        daemon = start_daemon(env={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000"}, wait=False)
+        seen: list[str] = []
+
+        def wait_for(field: str) -> None:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                message = next_message()
+                seen.append(message)
+                if field in message.split("\n"):
+                    return
+            raise AssertionError(f"{field} never came; got {seen}")
+
+        wait_for("READY=1")
+        assert get(daemon.url + "/healthz")[0] == 200  # READY is sent only once it is listening
+        wait_for("WATCHDOG=1")
+        daemon.signal(signal.SIGHUP)
+        wait_for("RELOADING=1")
+        wait_for("READY=1")
+        daemon.signal(signal.SIGTERM)
+        wait_for("STOPPING=1")
+        assert daemon.proc.wait(timeout=15) == 0
+    reloading = next(m for m in seen if m.startswith("RELOADING=1"))
+    assert "MONOTONIC_USEC=" in reloading
