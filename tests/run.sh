@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Run the test suite on a fresh machine: installs the Debian packages the tests
+# drive (Chromium, coturn, systemd-analyze, groff, Node.js), the package with its
+# test extra into .venv, then runs pytest. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+for want in chromium:chromium turnserver:coturn systemd-analyze:systemd groff:groff node:nodejs npm:npm; do
+    command -v "${want%%:*}" >/dev/null 2>&1 || missing+=("${want#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "tests/run.sh: installing ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+exec .venv/bin/python -m pytest "$@"
