@@ -13,6 +13,7 @@ from ..http.app import DaemonApp
 from ..http.server import open_listeners, serve
 from ..metrics import Metrics
 from ..rooms import RoomRegistry
+from ..signalling import peer_channel, relay
 from .sdnotify import Notifier
 from .supervisor import RestartPolicy
 from .watch import fingerprint, watch_file
@@ -44,6 +45,8 @@ class Daemon:
         self.rooms = RoomRegistry(config, engine_factory, policy)
         self.metrics = Metrics(self.rooms.snapshot)
         self.app = DaemonApp(self)
+        self.app.websocket_routes[peer_channel.PATH] = lambda request, stream: peer_channel.serve_socket(request, stream, self)
+        self.app.websocket_routes[relay.PREFIX] = lambda request, stream: relay.serve_relay(request, stream, self)
         self.address: tuple[str, int] | None = None
         self._stop = trio.Event()
         self._drain_started = False

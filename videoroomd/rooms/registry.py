@@ -31,6 +31,7 @@ class RoomEntry:
     state: ChildState
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     room: Room | None = None
+    has_room: trio.Event = field(default_factory=trio.Event)  # set once the first Room object exists
     done: trio.Event = field(default_factory=trio.Event)
 
 
@@ -93,9 +94,11 @@ class RoomRegistry:
             entry = self._start(self.config.room_from_defaults(name), dynamic=True)
         if entry.state.status == "failed":
             raise JoinRefused("room_failed", f"room '{name}' is out of order (it kept failing); the operator has been told")
-        room = entry.room
-        if room is not None:
-            with trio.move_on_after(OPEN_TIMEOUT):
+        room = None
+        with trio.move_on_after(OPEN_TIMEOUT):
+            await entry.has_room.wait()
+            room = entry.room
+            if room is not None:
                 await room.opened.wait()
         if room is None or not room.opened.is_set():
             raise JoinRefused("room_unavailable", f"room '{name}' is restarting; try again in a moment")
@@ -151,6 +154,7 @@ class RoomRegistry:
         if entry.dynamic:
             room.on_empty = lambda: self._stop_dynamic(entry, room)
         entry.room = room
+        entry.has_room.set()
         await room.run()
 
     def _stop_dynamic(self, entry: RoomEntry, room: Room) -> None:
@@ -170,18 +174,18 @@ class RoomRegistry:
             self._nursery.start_soon(self._drain_and_stop, entry, drain_timeout, "room was removed from the configuration")
         for name in summary.changed:
             entry = self.entries.pop(name)
-            self._stop_entry(entry, "room settings changed; please rejoin")
+            self._stop_entry(entry, "room settings changed; please rejoin", rejoin=True)
             self._start(config.rooms[name], dynamic=False)
         for name in summary.added:
             existing = self.entries.pop(name, None)
             if existing is not None:  # a dynamic room of that name becomes a configured one
-                self._stop_entry(existing, "room settings changed; please rejoin")
+                self._stop_entry(existing, "room settings changed; please rejoin", rejoin=True)
             self._start(config.rooms[name], dynamic=False)
         return summary
 
-    def _stop_entry(self, entry: RoomEntry, reason: str) -> None:
+    def _stop_entry(self, entry: RoomEntry, reason: str, *, rejoin: bool = False) -> None:
         if entry.room is not None:
-            entry.room.stop(reason)
+            entry.room.stop(reason, rejoin=rejoin)
         else:
             entry.scope.cancel()
 

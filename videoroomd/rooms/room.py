@@ -24,6 +24,7 @@ from ..config import RoomConfig
 log = structlog.get_logger("videoroomd.room")
 
 OUTBOX_SIZE = 256  # messages a peer may leave unread before it is cut off
+TOO_SLOW = "too slow"
 
 
 def _only_cancelled(error: BaseException) -> bool:
@@ -51,6 +52,8 @@ class Peer:
     outbox: trio.MemoryReceiveChannel
     _inbox_send: trio.MemorySendChannel = field(repr=False)
     closed_reason: str | None = None
+    rejoin: bool = False  # closed by a restart of its room: the client should join again
+    metadata: Any = None  # what the client said of itself (display name and more), for the engine
 
     def deliver(self, message: Any) -> bool:
         """Queue ``message`` for the peer's socket; a full outbox disconnects the peer.
@@ -63,15 +66,21 @@ class Peer:
             self._inbox_send.send_nowait(message)
             return True
         except trio.WouldBlock:
-            self.close(f"too slow: {OUTBOX_SIZE} messages left unread")
+            self.close(f"{TOO_SLOW}: {OUTBOX_SIZE} messages left unread")
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             self.close("connection closed")
         return False
 
-    def close(self, reason: str) -> None:
+    @property
+    def cut_off(self) -> bool:
+        """Closed for leaving its outbox unread: nothing more should be sent to it."""
+        return (self.closed_reason or "").startswith(TOO_SLOW)
+
+    def close(self, reason: str, *, rejoin: bool = False) -> None:
         """Mark the peer closed; its socket task sees the outbox end and reads ``closed_reason``."""
         if self.closed_reason is None:
             self.closed_reason = reason
+            self.rejoin = rejoin
             self._inbox_send.close()
 
 
@@ -99,6 +108,7 @@ class Room:
         self._refusal: JoinRefused | None = None  # set while draining or once closed
         self._stopped = trio.Event()
         self.stop_reason = "room stopped"
+        self.stop_rejoin = False
         self.opened = trio.Event()
         self.became_empty = trio.Event()
         self.on_empty: Callable[[], None] | None = None
@@ -111,6 +121,7 @@ class Room:
         restarts the room, and its peers are told to rejoin).
         """
         error_reason = f"room '{self.name}' failed; please rejoin"
+        rejoin = True
         try:
             async with trio.open_nursery() as nursery:
                 if self.engine is not None:
@@ -121,21 +132,22 @@ class Room:
                 log.info("room open", room=self.name, max_peers=self.config.max_peers)
                 await self._stopped.wait()
                 nursery.cancel_scope.cancel()
-            error_reason = self.stop_reason
+            error_reason, rejoin = self.stop_reason, self.stop_rejoin
         except BaseException as error:
             if _only_cancelled(error):  # the daemon is stopping, not the room failing
-                error_reason = self.stop_reason
+                error_reason, rejoin = self.stop_reason, self.stop_rejoin
             raise
         finally:
             self.accepting = False
             self._refusal = JoinRefused("closed", error_reason)
             for peer in list(self.peers.values()):
-                self._remove(peer, error_reason)
+                self._remove(peer, error_reason, rejoin=rejoin)
             log.info("room closed", room=self.name, reason=error_reason)
 
-    def stop(self, reason: str) -> None:
-        """Close the room: every peer is disconnected with ``reason``."""
+    def stop(self, reason: str, *, rejoin: bool = False) -> None:
+        """Close the room: every peer is disconnected with ``reason`` (and told to rejoin)."""
         self.stop_reason = reason
+        self.stop_rejoin = rejoin
         self._stopped.set()
 
     def refuse_joins(self, code: str, reason: str) -> None:
@@ -172,9 +184,9 @@ class Room:
         if self.peers.get(peer.id) is peer:
             self._remove(peer, reason)
 
-    def _remove(self, peer: Peer, reason: str) -> None:
+    def _remove(self, peer: Peer, reason: str, *, rejoin: bool = False) -> None:
         del self.peers[peer.id]
-        peer.close(reason)
+        peer.close(reason, rejoin=rejoin)
         log.info("peer left", room=self.name, peer=peer.id, reason=reason, peers=len(self.peers))
         if peer.kind == "rtc" and self.engine is not None:
             self.engine.peer_left(peer)
@@ -188,6 +200,15 @@ class Room:
         return counter() if counter is not None else 0
 
     # -- dispatch ----------------------------------------------------------------
+    def media_event(self, peer: Peer, data: str) -> None:
+        """A media event from ``peer``'s client, for the engine."""
+        if self.peers.get(peer.id) is not peer:
+            return
+        if self.engine is None:
+            log.warning("media event dropped: this room has no media engine", room=self.name, peer=peer.id)
+            return
+        self.engine.media_event(peer, data)
+
     def unicast(self, peer_id: str, message: Any, *, kind: str | None = None) -> bool:
         peer = self.peers.get(peer_id)
         if peer is None or (kind is not None and peer.kind != kind):

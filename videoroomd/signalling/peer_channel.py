@@ -1,0 +1,211 @@
+"""``/socket/websocket``: one Phoenix socket, which may join one room once (the tutorial's PeerChannel).
+
+The socket task reads frames and answers them; a second task pumps the
+peer's outbox (media events from the engine) to the socket. When the
+socket closes, cleanly or by vanishing, the peer leaves its room at once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import structlog
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection
+
+from ..http.request import Request
+from ..rooms import JoinRefused, Peer, Room
+from . import phoenix
+from .phoenix import Frame, ProtocolError
+from .websocket import GOING_AWAY, POLICY_VIOLATION, HandshakeFailed, accepted, origin_allowed, refuse, send_or_drop
+
+if TYPE_CHECKING:
+    from ..daemon.daemon import Daemon
+
+log = structlog.get_logger("videoroomd.peer_channel")
+
+PATH = "/socket/websocket"
+IDLE_TIMEOUT = 60.0       # phoenix.js sends a heartbeat every 30 s; silence past this is a dead client
+MAX_BAD_FRAMES = 20       # protocol errors tolerated on one socket before it is closed
+MAX_NAME = 64             # characters of a display name
+MEDIA_EVENT = "mediaEvent"
+
+
+async def serve_socket(request: Request, stream: trio.abc.Stream, daemon: "Daemon") -> None:
+    """Serve one ``/socket/websocket`` connection until it closes. Never raises for client faults."""
+    if not origin_allowed(request, daemon.config.server.allowed_origins):
+        daemon.metrics.connections_refused.labels("origin").inc()
+        log.warning("socket refused: origin not allowed", origin=request.headers.get("origin"), remote=request.remote[0])
+        await refuse(stream, 403, f"origin {request.headers.get('origin')} is not allowed here")
+        return
+    vsn = request.query.get("vsn", "2.0.0")
+    if not vsn.startswith("2."):
+        await refuse(stream, 400, f"only the Phoenix JSON serializer v2 is spoken here (vsn=2.0.0), not vsn={vsn}")
+        return
+    try:
+        async with accepted(stream, daemon.config.server.max_frame_size) as websocket:
+            await PeerChannel(websocket, stream, daemon, request.remote).run()
+    except HandshakeFailed:
+        log.info("socket dropped: handshake timed out", remote=request.remote[0])
+
+
+class PeerChannel:
+    """The state of one Phoenix socket: at most one joined room topic."""
+
+    def __init__(self, websocket: WebSocketConnection, stream: trio.abc.Stream, daemon: "Daemon", remote: tuple[str, int]):
+        self.websocket = websocket
+        self.stream = stream
+        self.daemon = daemon
+        self.metrics = daemon.metrics
+        self.remote = remote
+        self.room: Room | None = None
+        self.peer: Peer | None = None
+        self.topic: str | None = None
+        self.join_ref: str | None = None
+        self.bad_frames = 0
+        self.joined_once = False
+
+    async def run(self) -> None:
+        """Read and answer frames until the socket closes; the peer then leaves its room."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                await self._read_loop()
+                nursery.cancel_scope.cancel()
+        finally:
+            if self.room is not None and self.peer is not None:
+                self.room.leave(self.peer, "connection closed")
+
+    async def _read_loop(self) -> None:
+        while True:
+            message = None
+            with trio.move_on_after(IDLE_TIMEOUT):
+                try:
+                    message = await self.websocket.get_message()
+                except ConnectionClosed as closed:
+                    if closed.reason.code == 1009:
+                        self.metrics.errors.labels("frame_too_large").inc()
+                        log.warning("socket closed: frame too large", remote=self.remote[0],
+                                    limit=self.daemon.config.server.max_frame_size)
+                    return
+            if message is None:
+                log.info("socket closed: no heartbeat", remote=self.remote[0], idle_s=IDLE_TIMEOUT)
+                await self.websocket.aclose(POLICY_VIOLATION, "no heartbeat")
+                return
+            self.metrics.messages_in.labels("phoenix").inc()
+            try:
+                frame = phoenix.decode(message)
+                await self._handle(frame)
+            except ProtocolError as error:
+                if not await self._protocol_error(str(error)):
+                    return
+
+    async def _protocol_error(self, what: str, frame: Frame | None = None) -> bool:
+        """Tell the client what was wrong; returns False once it has done so too often (socket closed)."""
+        self.bad_frames += 1
+        self.metrics.errors.labels("bad_frame").inc()
+        log.info("bad frame", remote=self.remote[0], error=what)
+        if self.bad_frames > MAX_BAD_FRAMES:
+            await self.websocket.aclose(POLICY_VIOLATION, "too many malformed frames")
+            return False
+        if frame is not None:
+            await self._send(phoenix.reply(frame, "error", {"reason": what}))
+        else:
+            await self._send(phoenix.push(None, phoenix.PHOENIX_TOPIC, phoenix.ERROR, {"reason": f"malformed frame: {what}"}))
+        return True
+
+    async def _send(self, frame: Frame) -> None:
+        try:
+            await self.websocket.send_message(frame.encode())
+            self.metrics.messages_out.labels("phoenix").inc()
+        except ConnectionClosed:
+            pass
+
+    async def _handle(self, frame: Frame) -> None:
+        if frame.topic == phoenix.PHOENIX_TOPIC:
+            if frame.event == phoenix.HEARTBEAT:
+                await self._send(phoenix.reply(frame, "ok"))
+            else:
+                await self._protocol_error(f"unknown event {frame.event!r} on topic phoenix", frame)
+            return
+        if frame.event == phoenix.JOIN:
+            await self._join(frame)
+            return
+        if frame.topic != self.topic:
+            await self._send(phoenix.reply(frame, "error", {"reason": "unmatched topic"}))
+            return
+        if frame.event == phoenix.LEAVE:
+            await self._leave(frame)
+        elif frame.event == MEDIA_EVENT:
+            payload = frame.payload
+            if not isinstance(payload, dict) or not isinstance(payload.get("data"), str):
+                await self._protocol_error('mediaEvent payload must be {"data": "<JSON string>"}', frame)
+                return
+            assert self.room is not None and self.peer is not None
+            self.room.media_event(self.peer, payload["data"])
+        else:
+            await self._protocol_error(f"unknown event {frame.event!r}", frame)
+
+    async def _join(self, frame: Frame) -> None:
+        name = phoenix.room_name(frame.topic)
+        if name is None:
+            await self._send(phoenix.reply(frame, "error", {"reason": f"unknown topic {frame.topic!r}; join \"room:NAME\""}))
+            return
+        if self.topic is not None:
+            await self._send(phoenix.reply(frame, "error", {
+                "reason": f"this connection is already in room '{phoenix.room_name(self.topic)}'; one room per connection"}))
+            return
+        params = frame.payload if isinstance(frame.payload, dict) else {}
+        display = params.get("displayName", params.get("name", ""))
+        password = params.get("password")
+        if not isinstance(display, str) or (password is not None and not isinstance(password, str)):
+            await self._protocol_error("join params displayName and password must be strings", frame)
+            return
+        display = " ".join(display.split())[:MAX_NAME] or "Guest"
+        try:
+            room = await self.daemon.rooms.open_room(name)
+            peer = room.join(display, password, kind="rtc")
+        except JoinRefused as refused:
+            self.metrics.joins_refused.labels(refused.code).inc()
+            log.info("join refused", room=name, code=refused.code, reason=refused.reason, remote=self.remote[0])
+            await self._send(phoenix.reply(frame, "error", {"reason": refused.reason, "code": refused.code}))
+            return
+        self.metrics.joins.labels("rtc").inc()
+        self.room, self.peer, self.topic, self.join_ref = room, peer, frame.topic, frame.join_ref
+        structlog.contextvars.bind_contextvars(room=name, peer=peer.id)
+        await self._send(phoenix.reply(frame, "ok", {"peer_id": peer.id}))
+        self.nursery.start_soon(self._pump, room, peer, frame.topic, frame.join_ref)
+
+    async def _leave(self, frame: Frame) -> None:
+        assert self.room is not None and self.peer is not None
+        self.room.leave(self.peer, "left")
+        self.room = self.peer = None
+        self.topic = self.join_ref = None
+        await self._send(phoenix.reply(frame, "ok"))
+        await self._send(phoenix.push(frame.join_ref, frame.topic, phoenix.CLOSE, {}))
+
+    async def _pump(self, room: Room, peer: Peer, topic: str, join_ref: str | None) -> None:
+        """Send the peer's outbox to the socket; when it ends, tell the client why."""
+        async for message in peer.outbox:
+            if peer.cut_off:
+                break
+            if not await send_or_drop(self.websocket, self.stream, phoenix.push(join_ref, topic, MEDIA_EVENT, {"data": message}).encode()):
+                return
+            self.metrics.messages_out.labels("phoenix").inc()
+        reason = peer.closed_reason or "removed"
+        if reason == "left" or self.peer is not peer:
+            return  # the client asked to leave; it has its answer already
+        self.room = self.peer = None
+        self.topic = self.join_ref = None
+        if peer.cut_off:
+            self.metrics.errors.labels("slow_consumer").inc()
+            log.warning("peer cut off", reason=reason)
+            await self.websocket.aclose(POLICY_VIOLATION, reason[:120])
+        elif peer.rejoin:
+            # phx_error makes phoenix.js rejoin the channel by itself, with backoff.
+            await self._send(phoenix.push(join_ref, topic, phoenix.ERROR, {"reason": reason}))
+        else:
+            # phx_close ends the channel for good: phoenix.js does not rejoin.
+            await self._send(phoenix.push(join_ref, topic, phoenix.CLOSE, {"reason": reason}))
+            if self.daemon.draining:
+                await self.websocket.aclose(GOING_AWAY, reason[:120])

@@ -1,0 +1,169 @@
+"""``/signaling/NAME``: the WebSocket relay for apps that do their own peer-to-peer WebRTC.
+
+Credentials (query string ``username``/``password``, or a ``credentials``
+cookie holding that JSON) are checked before the upgrade: 401 when the
+room's password does not match, 404 for no such room, 400 for a malformed
+request. Then the peer joins the room (``max_peers`` applies), gets
+``authenticated``, the others get ``joined``, and every message it sends
+goes to the peers it names, with ``from`` set by the server.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import TYPE_CHECKING
+
+import structlog
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection
+
+from ..config.validate import ROOM_NAME
+from ..http.request import Request
+from ..rooms import JoinRefused, Peer, Room
+from . import relay_protocol as rp
+from .websocket import GOING_AWAY, NORMAL, POLICY_VIOLATION, HandshakeFailed, accepted, origin_allowed, refuse, send_or_drop
+
+if TYPE_CHECKING:
+    from ..daemon.daemon import Daemon
+
+log = structlog.get_logger("videoroomd.relay")
+
+PREFIX = "/signaling/"
+IDLE_TIMEOUT = 300.0  # seconds without a message (WebSocket pings count) before a client is dropped
+MAX_BAD_MESSAGES = 20
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+
+
+def _credentials(request: Request) -> dict:
+    query = request.query
+    if "username" in query or "password" in query:
+        return {"username": query.get("username", ""), "password": query.get("password", "")}
+    cookie = request.cookies.get("credentials")
+    if cookie is None:
+        return {}
+    try:
+        value = json.loads(cookie)
+    except ValueError:
+        raise _Refusal(400, "the credentials cookie must hold JSON {\"username\": ..., \"password\": ...}") from None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise _Refusal(400, "the credentials cookie must hold JSON {\"username\": ..., \"password\": ...}")
+    return value
+
+
+def _check(request: Request, daemon: "Daemon") -> str:
+    """The room name, once the request may be upgraded; raises _Refusal otherwise."""
+    name = request.path[len(PREFIX):]
+    if not ROOM_NAME.match(name):
+        raise _Refusal(400, "expected /signaling/ROOM with a room name of letters, digits, '_', '.' or '-'")
+    if not origin_allowed(request, daemon.config.server.allowed_origins):
+        raise _Refusal(403, f"origin {request.headers.get('origin')} is not allowed here")
+    credentials = _credentials(request)
+    config = daemon.config.rooms.get(name)
+    if config is None:
+        if not daemon.config.server.dynamic_rooms:
+            raise _Refusal(404, f"there is no room called '{name}'")
+        config = daemon.config.room_from_defaults(name)
+    if config.password is not None:
+        given = credentials.get("password", "")
+        if not hmac.compare_digest(given.encode(), config.password.encode()):
+            raise _Refusal(401, "wrong credentials for this room")
+    return name
+
+
+async def serve_relay(request: Request, stream: trio.abc.Stream, daemon: "Daemon") -> None:
+    """Serve one ``/signaling/NAME`` connection until it closes. Never raises for client faults."""
+    try:
+        name = _check(request, daemon)
+    except _Refusal as refusal:
+        daemon.metrics.connections_refused.labels(f"relay_{refusal.status}").inc()
+        log.info("relay connection refused", status=refusal.status, reason=str(refusal), remote=request.remote[0])
+        await refuse(stream, refusal.status, str(refusal))
+        return
+    try:
+        async with accepted(stream, daemon.config.server.max_frame_size) as websocket:
+            await _relay(websocket, stream, name, request, daemon)
+    except HandshakeFailed:
+        log.info("relay socket dropped: handshake timed out", remote=request.remote[0])
+
+
+async def _relay(websocket: WebSocketConnection, stream: trio.abc.Stream, name: str, request: Request, daemon: "Daemon") -> None:
+    try:
+        room = await daemon.rooms.open_room(name)
+        credentials = _credentials(request)
+        peer = room.join(credentials.get("username", "") or "peer", credentials.get("password"), kind="relay")
+    except JoinRefused as refused:
+        daemon.metrics.joins_refused.labels(refused.code).inc()
+        await websocket.send_message(rp.error("", rp.COULD_NOT_JOIN, refused.reason))
+        await websocket.aclose(POLICY_VIOLATION, refused.reason[:120])
+        return
+    daemon.metrics.joins.labels("relay").inc()
+    structlog.contextvars.bind_contextvars(room=name, peer=peer.id)
+    room.broadcast(rp.joined(peer.id), kind="relay", exclude=peer.id)
+    peer.deliver(rp.authenticated(peer.id))
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_pump, websocket, stream, peer, daemon)
+            await _read(websocket, peer, room, daemon)
+            nursery.cancel_scope.cancel()
+    finally:
+        room.leave(peer, "connection closed")
+        room.broadcast(rp.left(peer.id), kind="relay")
+
+
+async def _read(websocket: WebSocketConnection, peer: Peer, room: Room, daemon: "Daemon") -> None:
+    bad = 0
+    while True:
+        text = None
+        with trio.move_on_after(IDLE_TIMEOUT):
+            try:
+                text = await websocket.get_message()
+            except ConnectionClosed:
+                return
+        if text is None:
+            await websocket.aclose(POLICY_VIOLATION, "idle for too long")
+            return
+        daemon.metrics.messages_in.labels("relay").inc()
+        try:
+            outgoing = rp.parse(text)
+        except rp.InvalidMessage as invalid:
+            bad += 1
+            daemon.metrics.errors.labels("bad_frame").inc()
+            if bad > MAX_BAD_MESSAGES:
+                await websocket.aclose(POLICY_VIOLATION, "too many invalid messages")
+                return
+            peer.deliver(rp.error(peer.id, rp.INVALID_MESSAGE, str(invalid)))
+            continue
+        if outgoing.to is None:
+            room.broadcast(rp.message(outgoing.event, outgoing.data, sender=peer.id, to=rp.ALL), kind="relay", exclude=peer.id)
+        else:
+            text_out = rp.message(outgoing.event, outgoing.data, sender=peer.id, to=list(outgoing.to))
+            for target in outgoing.to:
+                if target != peer.id:
+                    room.unicast(target, text_out, kind="relay")
+
+
+async def _pump(websocket: WebSocketConnection, stream: trio.abc.Stream, peer: Peer, daemon: "Daemon") -> None:
+    """Send the peer's outbox; when the room let go of the peer, say why and close."""
+    async for text in peer.outbox:
+        if peer.cut_off:
+            break
+        if not await send_or_drop(websocket, stream, text):
+            return
+        daemon.metrics.messages_out.labels("relay").inc()
+    reason = peer.closed_reason or ""
+    try:
+        if peer.cut_off:
+            daemon.metrics.errors.labels("slow_consumer").inc()
+            log.warning("peer cut off", reason=reason)
+            await websocket.aclose(POLICY_VIOLATION, reason[:120])
+        elif reason not in ("left", "connection closed"):
+            await websocket.send_message(rp.error(peer.id, rp.ROOM_CLOSED, reason))
+            await websocket.aclose(GOING_AWAY if daemon.draining else NORMAL, reason[:120])
+    except ConnectionClosed:
+        pass

@@ -1,0 +1,89 @@
+"""What both WebSocket endpoints share: origin check, refusals before the upgrade, the handshake."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import AsyncIterator
+
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_server_stream
+
+from ..http.request import Request
+
+HANDSHAKE_TIMEOUT = 10.0  # seconds for the WebSocket handshake
+MESSAGE_QUEUE = 16         # frames read ahead of the handler before the socket stops reading
+CLOSE_TIMEOUT = 2.0        # seconds to say goodbye before the socket is dropped
+SEND_TIMEOUT = 15.0        # seconds one frame may take to leave; a client that reads slower is dropped
+POLICY_VIOLATION = 1008
+GOING_AWAY = 1001
+NORMAL = 1000
+
+
+class HandshakeFailed(Exception):
+    """The client did not complete the WebSocket handshake in time."""
+
+
+def origin_allowed(request: Request, allowed: tuple[str, ...]) -> bool:
+    """Browsers send Origin: it must be ours, or listed. Clients that are not browsers send none."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    origin = origin.lower()
+    if "*" in allowed:
+        return True
+    return origin == request.own_origin or origin in allowed
+
+
+async def refuse(stream: trio.abc.Stream, status: int, reason: str) -> None:
+    """Answer an upgrade request with a plain HTTP error and close."""
+    body = (reason.rstrip("\n") + "\n").encode()
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    try:
+        await stream.send_all(head.encode() + body)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+
+
+@asynccontextmanager
+async def accepted(stream: trio.abc.Stream, max_frame_size: int) -> AsyncIterator[WebSocketConnection]:
+    """Complete the handshake on ``stream`` and yield the open WebSocket; it is closed on exit.
+
+    Raises HandshakeFailed when the client does not finish the handshake in time.
+    """
+    async with trio.open_nursery() as nursery:
+        websocket = None
+        with trio.move_on_after(HANDSHAKE_TIMEOUT):
+            request = await wrap_server_stream(
+                nursery, stream, message_queue_size=MESSAGE_QUEUE, max_message_size=max_frame_size
+            )
+            websocket = await request.accept()
+        if websocket is None:
+            nursery.cancel_scope.cancel()
+            raise HandshakeFailed("WebSocket handshake timed out")
+        try:
+            yield websocket
+        finally:
+            with trio.move_on_after(CLOSE_TIMEOUT) as cleanup:
+                cleanup.shield = True
+                await websocket.aclose()
+            nursery.cancel_scope.cancel()
+
+
+async def send_or_drop(websocket: WebSocketConnection, stream: trio.abc.Stream, text: str) -> bool:
+    """Send one frame within SEND_TIMEOUT; returns False when the connection is gone or was dropped.
+
+    A send interrupted halfway leaves a partial frame on the wire, so a stalled
+    client gets its TCP connection dropped rather than a close frame.
+    """
+    with trio.move_on_after(SEND_TIMEOUT):
+        try:
+            await websocket.send_message(text)
+            return True
+        except ConnectionClosed:
+            return False
+    await trio.aclose_forcefully(stream)
+    return False
