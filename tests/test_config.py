@@ -119,3 +119,9 @@ def test_builtin_default_is_the_shipped_example_and_valid():
     assert list(config.rooms) == ["lobby", "standup"]
     # nothing in the default may send traffic beyond this machine
     assert all(not r.stun_servers and not r.turn_servers for r in config.rooms.values())
+
+
+def test_allowed_origins_compare_as_browsers_send_them(tmp_path):
+    path = tmp_path / "o.toml"
+    path.write_text('[server]\nallowed_origins = ["HTTPS://Meet.Example.org:443", "http://a.example:80", "http://b.example:8080"]\n[rooms.x]\n')
+    assert load(Location(path)).server.allowed_origins == ("https://meet.example.org", "http://a.example", "http://b.example:8080")

@@ -128,12 +128,15 @@ class CrashingEngine:
     """An engine that fails a while after it starts, as a buggy engine would."""
 
     runs = 0
+    healthy = False
 
     async def run(self, room, *, task_status=trio.TASK_STATUS_IGNORED):
         CrashingEngine.runs += 1
         task_status.started()
         await trio.sleep(0.01)
-        raise RuntimeError("engine exploded")
+        if not CrashingEngine.healthy:
+            raise RuntimeError("engine exploded")
+        await trio.sleep_forever()
 
     def peer_joined(self, peer): ...
     def peer_left(self, peer): ...
@@ -144,6 +147,7 @@ async def test_crashing_room_is_restarted_and_given_up_while_other_rooms_run(tmp
     path = tmp_path / "videoroomd.toml"
     write(path, ROOMS)
     CrashingEngine.runs = 0
+    CrashingEngine.healthy = False
 
     def engines(room_config):
         return CrashingEngine() if room_config.name == "drop" else None
@@ -164,6 +168,12 @@ async def test_crashing_room_is_restarted_and_given_up_while_other_rooms_run(tmp
         # the other rooms never noticed
         assert alice.closed_reason is None and daemon.rooms.entries["keep"].state.status == "running"
         assert any(e["event"] == "giving up: crashed too often" and e["child"] == "room:drop" for e in logs)
+        # the operator fixes the cause and reloads: the failed room gets another chance, the rest stay as they are
+        CrashingEngine.healthy = True
+        keep = daemon.rooms.get("keep")
+        assert await daemon.reload("fixed")
+        assert (await daemon.rooms.open_room("drop")).join("again", None).closed_reason is None
+        assert daemon.rooms.get("keep") is keep and alice.closed_reason is None
         nursery.cancel_scope.cancel()
 
 

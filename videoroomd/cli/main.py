@@ -28,7 +28,8 @@ class UserError(click.ClickException):
     """A problem the user can fix; printed as one line, exit status 1."""
 
     def show(self, file=None) -> None:
-        click.echo(f"videoroomd: {self.format_message()}", err=True)
+        for line in self.format_message().splitlines():
+            click.echo(f"videoroomd: {line}", err=True)
 
 
 def load_config(path: str | None) -> Config:

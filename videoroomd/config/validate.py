@@ -282,7 +282,12 @@ def _origin(value: Any, path: tuple[str, ...]) -> str:
     text = _string(value, path)
     if text != "*" and not re.fullmatch(r"https?://[^/\s]+", text):
         raise _Invalid(f'expected an origin like "https://meet.example.org" (scheme and host, no path) or "*", got {text!r}')
-    return text.lower()
+    # Browsers leave the scheme's default port out of Origin; so do we, so that the two compare equal.
+    text = text.lower()
+    for scheme, port in (("https://", ":443"), ("http://", ":80")):
+        if text.startswith(scheme) and text.endswith(port):
+            text = text[: -len(port)]
+    return text
 
 
 def _path_under(base: Path) -> Callable[[Any, tuple[str, ...]], Path]:

@@ -21,6 +21,11 @@ from .watch import fingerprint, watch_file
 log = structlog.get_logger("videoroomd.daemon")
 
 STOP_GRACE = 1.0  # seconds for sockets to say goodbye after rooms close
+# Settings a running daemon cannot change: a reload says so instead of applying them.
+RESTART_ONLY = (
+    ("server", "host"), ("server", "port"), ("server", "tls_cert"), ("server", "tls_key"),
+    ("ice", "addresses"), ("ice", "announced_ip"), ("log", "format"), ("log", "file"),
+)
 
 
 class Daemon:
@@ -125,18 +130,21 @@ class Daemon:
             self.notifier.ready("reload refused: see the log")
             return False
         old = self.config
-        for key in ("host", "port", "tls_cert", "tls_key"):
-            if getattr(old.server, key) != getattr(new.server, key):
-                log.warning("server setting changed; it takes effect after a restart", key=f"server.{key}")
+        for section, key in RESTART_ONLY:
+            if getattr(getattr(old, section), key) != getattr(getattr(new, section), key):
+                log.warning("setting changed; it takes effect after a restart", key=f"{section}.{key}")
         if old.log.level != new.log.level:
             logging.getLogger().setLevel(new.log.level.upper())
+        self.app.rate_limit.rate = float(new.server.connections_per_second)
         self.config = new
-        summary = self.rooms.apply(new, new.server.drain_timeout)
+        try:
+            summary = self.rooms.apply(new, new.server.drain_timeout)
+        finally:
+            self.notifier.ready(f"serving rooms: {', '.join(new.rooms) or 'dynamic'}")
         log.info(
             "configuration reloaded", why=why, added=list(summary.added), removed=list(summary.removed),
-            changed=list(summary.changed), untouched=list(summary.untouched),
+            changed=list(summary.changed), restarted=list(summary.restarted), untouched=list(summary.untouched),
         )
-        self.notifier.ready(f"serving rooms: {', '.join(new.rooms) or 'dynamic'}")
         return True
 
     # -- shutdown ----------------------------------------------------------------------

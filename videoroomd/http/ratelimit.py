@@ -18,8 +18,11 @@ class ConnectionRateLimit:
 
     def __init__(self, rate: float):
         self.rate = float(rate)
-        self.burst = max(1.0, 2.0 * rate)
         self._buckets: dict[str, _Bucket] = {}
+
+    @property
+    def burst(self) -> float:
+        return max(1.0, 2.0 * self.rate)
 
     def allow(self, address: str, now: float) -> bool:
         bucket = self._buckets.pop(address, None)

@@ -9,7 +9,7 @@ get the same room, never two.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import structlog
@@ -41,6 +41,7 @@ class ReloadSummary:
     removed: tuple[str, ...] = ()
     changed: tuple[str, ...] = ()
     untouched: tuple[str, ...] = ()
+    restarted: tuple[str, ...] = ()  # unchanged, but out of order: a reload gives them another chance
 
 
 def diff_rooms(old: dict[str, RoomConfig], new: dict[str, RoomConfig]) -> ReloadSummary:
@@ -176,6 +177,11 @@ class RoomRegistry:
             entry = self.entries.pop(name)
             self._stop_entry(entry, "room settings changed; please rejoin", rejoin=True)
             self._start(config.rooms[name], dynamic=False)
+        failed = tuple(n for n in summary.untouched if self.entries[n].state.status == "failed")
+        for name in failed:
+            self.entries.pop(name)
+            self._start(config.rooms[name], dynamic=False)
+        summary = replace(summary, untouched=tuple(n for n in summary.untouched if n not in failed), restarted=failed)
         for name in summary.added:
             existing = self.entries.pop(name, None)
             if existing is not None:  # a dynamic room of that name becomes a configured one
