@@ -279,11 +279,10 @@ def _turn_list(value: Any, path: tuple[str, ...]) -> tuple[TurnServer, ...]:
 
 
 def _origin(value: Any, path: tuple[str, ...]) -> str:
-    text = _string(value, path)
+    text = _string(value, path).lower()
     if text != "*" and not re.fullmatch(r"https?://[^/\s]+", text):
         raise _Invalid(f'expected an origin like "https://meet.example.org" (scheme and host, no path) or "*", got {text!r}')
     # Browsers leave the scheme's default port out of Origin; so do we, so that the two compare equal.
-    text = text.lower()
     for scheme, port in (("https://", ":443"), ("http://", ":80")):
         if text.startswith(scheme) and text.endswith(port):
             text = text[: -len(port)]
