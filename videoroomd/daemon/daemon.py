@@ -9,6 +9,7 @@ import structlog
 import trio
 
 from ..config import Config, ConfigError, Location, load
+from ..engine.engine import MediaHost
 from ..http.app import DaemonApp
 from ..http.server import open_listeners, serve
 from ..metrics import Metrics
@@ -39,15 +40,17 @@ class Daemon:
         notifier: Notifier | None = None,
         watch_interval: float = 1.0,
         policy: RestartPolicy = RestartPolicy(),
-        engine_factory=lambda _room_config: None,
+        engine_factory=None,
     ):
+        """``engine_factory(room_config)`` makes each room's engine; by default the SFU."""
         self.location = location
         self.config = config
         self.notifier = notifier or Notifier({})
         self.watch_interval = watch_interval
         self.draining = False
         self.forced = False
-        self.rooms = RoomRegistry(config, engine_factory, policy)
+        self.media = MediaHost(config.ice)
+        self.rooms = RoomRegistry(config, engine_factory or self.media.engine_for, policy)
         self.metrics = Metrics(self.rooms.snapshot)
         self.app = DaemonApp(self)
         self.app.websocket_routes[peer_channel.PATH] = lambda request, stream: peer_channel.serve_socket(request, stream, self)
@@ -65,24 +68,28 @@ class Daemon:
         ListenError when the port cannot be opened.
         """
         listeners, scheme, self.address = await open_listeners(self.config.server)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(self._handle_signals)
-            await nursery.start(self.rooms.run)
-            nursery.start_soon(serve, listeners, scheme, self.app)
-            host = f"[{self.address[0]}]" if ":" in self.address[0] else self.address[0]
-            log.info("listening", address=f"{scheme}://{host}:{self.address[1]}")
-            if self.location.path is not None and self.watch_interval > 0:
-                nursery.start_soon(
-                    watch_file, self.location.path, self.watch_interval, self._file_changed, self._loaded_fingerprint
-                )
-            if self.notifier.watchdog_interval:
-                nursery.start_soon(self._watchdog, self.notifier.watchdog_interval)
-            rooms = ", ".join(self.config.rooms) or "dynamic"
-            self.notifier.ready(f"serving rooms: {rooms}")
-            log.info("ready", config=self.config.source, rooms=list(self.config.rooms))
-            task_status.started(self.address)
-            await self._stop.wait()
-            nursery.cancel_scope.cancel()
+        async with trio.open_nursery() as outer:
+            # The media thread outlives the rooms, so that their engines can close their connections.
+            await outer.start(self.media.run)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self._handle_signals)
+                await nursery.start(self.rooms.run)
+                nursery.start_soon(serve, listeners, scheme, self.app)
+                host = f"[{self.address[0]}]" if ":" in self.address[0] else self.address[0]
+                log.info("listening", address=f"{scheme}://{host}:{self.address[1]}")
+                if self.location.path is not None and self.watch_interval > 0:
+                    nursery.start_soon(
+                        watch_file, self.location.path, self.watch_interval, self._file_changed, self._loaded_fingerprint
+                    )
+                if self.notifier.watchdog_interval:
+                    nursery.start_soon(self._watchdog, self.notifier.watchdog_interval)
+                rooms = ", ".join(self.config.rooms) or "dynamic"
+                self.notifier.ready(f"serving rooms: {rooms}")
+                log.info("ready", config=self.config.source, rooms=list(self.config.rooms))
+                task_status.started(self.address)
+                await self._stop.wait()
+                nursery.cancel_scope.cancel()
+            outer.cancel_scope.cancel()
         log.info("stopped", forced=self.forced)
         self.notifier.close()
         return 1 if self.forced else 0

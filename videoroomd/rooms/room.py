@@ -131,6 +131,8 @@ class Room:
                 task_status.started(self)
                 log.info("room open", room=self.name, max_peers=self.config.max_peers)
                 await self._stopped.wait()
+                # Tell the peers first: the engine may take a moment to close its connections.
+                self._remove_all(self.stop_reason, self.stop_rejoin)
                 nursery.cancel_scope.cancel()
             error_reason, rejoin = self.stop_reason, self.stop_rejoin
         except BaseException as error:
@@ -140,9 +142,14 @@ class Room:
         finally:
             self.accepting = False
             self._refusal = JoinRefused("closed", error_reason)
-            for peer in list(self.peers.values()):
-                self._remove(peer, error_reason, rejoin=rejoin)
+            self._remove_all(error_reason, rejoin)
             log.info("room closed", room=self.name, reason=error_reason)
+
+    def _remove_all(self, reason: str, rejoin: bool) -> None:
+        self.accepting = False
+        self._refusal = JoinRefused("closed", reason)
+        for peer in list(self.peers.values()):
+            self._remove(peer, reason, rejoin=rejoin)
 
     def stop(self, reason: str, *, rejoin: bool = False) -> None:
         """Close the room: every peer is disconnected with ``reason`` (and told to rejoin)."""

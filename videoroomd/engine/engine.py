@@ -1,0 +1,291 @@
+"""A room's SFU engine: the trio task between the Room's peers and their media connections.
+
+It speaks the media-event protocol through :class:`~.session.Session`
+(pure), and drives one aiortc connection per endpoint on the media thread
+(:mod:`.rtc`, through :mod:`.bridge`). Events are handled one at a time
+from a bounded inbox, so the session never sees two changes at once.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import structlog
+import trio
+from aiortc import RTCIceServer
+from aiortc.rtcdtlstransport import RTCCertificate
+
+from ..certs import pem
+from ..config import IceConfig, RoomConfig
+from ..rooms.room import Peer, Room
+from . import media_events as ev
+from .bridge import AsyncioThread, BridgeClosed
+from .media_events import MediaEventError
+from .rtc import EndpointConnection, RoomMedia, SlotPlan
+from .sdp import SdpError
+from .sdp import parse as parse_sdp
+from .session import Session, SessionError
+
+log = structlog.get_logger("videoroomd.engine")
+
+INBOX_SIZE = 1024            # events waiting for the engine; a peer that floods it is cut off
+DISCONNECTED_TIMEOUT = 10.0  # seconds a media connection may stay "disconnected" before the peer is removed
+MEDIA_CALL_TIMEOUT = 15.0    # seconds an answer may take on the media thread
+CLOSE_TIMEOUT = 5.0          # seconds to close a room's connections when it stops
+IGNORED = frozenset({"enableTrackEncoding", "disableTrackEncoding", "trackVariantBitrates", "setTargetTrackVariant"})
+_CANDIDATE_ADDRESS = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host)", re.MULTILINE)
+
+
+def announce_address(sdp: str, address: str | None) -> str:
+    """Put ``address`` in place of the host candidates' addresses (a server behind 1:1 NAT)."""
+    if not address:
+        return sdp
+    return _CANDIDATE_ADDRESS.sub(lambda m: f"{m.group(1)}{address}{m.group(3)}", sdp)
+
+
+def turn_servers_for_clients(room: RoomConfig) -> list[dict]:
+    """``offerData.integratedTurnServers`` from the room's TURN servers."""
+    servers = []
+    for server in room.turn_servers:
+        for url in server.urls:
+            transport = "tls" if url.scheme == "turns" else url.transport
+            servers.append({"serverAddr": url.host, "serverPort": url.port, "transport": transport,
+                            "username": server.username, "password": server.credential})
+    return servers
+
+
+class MediaHost:
+    """The media thread and the DTLS certificate shared by every room of the daemon."""
+
+    def __init__(self, ice: IceConfig):
+        self.ice = ice
+        self.bridge = AsyncioThread()
+        self.default_certificate: RTCCertificate | None = None
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Start the media thread; stops it when cancelled. Never returns otherwise."""
+        self.bridge.start()
+        try:
+            self.default_certificate = RTCCertificate.generateCertificate()
+            task_status.started(self)
+            await trio.sleep_forever()
+        finally:
+            self.bridge.stop()
+
+    def certificate_for(self, room: RoomConfig) -> RTCCertificate:
+        if room.dtls_cert is not None and room.dtls_key is not None:
+            return RTCCertificate(pem.load_private_key(room.dtls_key), pem.load_certificate(room.dtls_cert))
+        assert self.default_certificate is not None
+        return self.default_certificate
+
+    def engine_for(self, room: RoomConfig) -> "Engine":
+        return Engine(self, room)
+
+
+class Engine:
+    """The SFU of one room."""
+
+    def __init__(self, host: MediaHost, config: RoomConfig):
+        self.host = host
+        self.bridge = host.bridge
+        self.config = config
+        self.session = Session(turn_servers_for_clients(config))
+        self._send, self._inbox = trio.open_memory_channel(INBOX_SIZE)
+        self.room: Room | None = None
+        self.media: RoomMedia | None = None
+        self.connections: dict[str, EndpointConnection] = {}
+        self._early_candidates: dict[str, list[tuple[str, int]]] = {}
+        self._disconnected: dict[str, trio.CancelScope] = {}
+
+    # -- the Room's side (synchronous) ------------------------------------------------------
+    def peer_joined(self, peer: Peer) -> None:
+        pass  # the endpoint exists once its client sends "connect"
+
+    def peer_left(self, peer: Peer) -> None:
+        self._post(("left", peer.id, None))
+
+    def media_event(self, peer: Peer, data: str) -> None:
+        self._post(("event", peer.id, data), peer)
+
+    def track_count(self) -> int:
+        return self.session.track_count()
+
+    def _post(self, item: tuple, peer: Peer | None = None) -> None:
+        try:
+            self._send.send_nowait(item)
+        except trio.WouldBlock:
+            if peer is not None and self.room is not None:
+                self.room.leave(peer, "too many media events at once")
+            else:
+                log.error("engine inbox full; event lost", room=self.config.name, event=item[0])
+
+    # -- the engine task ----------------------------------------------------------------------
+    async def run(self, room: Room, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Serve ``room`` until cancelled; closes every media connection on the way out."""
+        self.room = room
+        structlog.contextvars.bind_contextvars(room=room.name)
+        ice_servers = [RTCIceServer(urls=str(url)) for url in self.config.stun_servers]
+        certificate = self.host.certificate_for(self.config)
+        addresses = self.host.ice.addresses
+
+        async def make_media() -> RoomMedia:
+            return RoomMedia(ice_servers, certificate, addresses, self._from_media_thread)
+
+        self.media = await self.bridge.call(make_media)
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                async for kind, endpoint_id, payload in self._inbox:
+                    await self._handle(kind, endpoint_id, payload)
+        finally:
+            with trio.move_on_after(CLOSE_TIMEOUT) as cleanup:
+                cleanup.shield = True
+                try:
+                    await self.bridge.call(self.media.close)
+                except BridgeClosed:
+                    pass  # the daemon is stopping and the media thread went first
+
+    def _from_media_thread(self, kind: str, *args: Any) -> None:
+        # Runs on the asyncio thread: hop to trio, then into the inbox.
+        self.bridge.notify(self._post, ("media", kind, args))
+
+    async def _handle(self, kind: str, endpoint_id: str, payload: Any) -> None:
+        if kind == "left":
+            await self._remove(endpoint_id)
+        elif kind == "event":
+            await self._client_event(endpoint_id, payload)
+        elif kind == "media":
+            await self._media_event(endpoint_id, payload)
+
+    def _deliver(self, out: list[tuple[str, str]]) -> None:
+        assert self.room is not None
+        for endpoint_id, text in out:
+            self.room.unicast(endpoint_id, text, kind="rtc")
+
+    # -- client events ----------------------------------------------------------------------
+    async def _client_event(self, endpoint_id: str, data: str) -> None:
+        assert self.room is not None
+        peer = self.room.peers.get(endpoint_id)
+        if peer is None:
+            return
+        try:
+            event = ev.parse(data)
+            await self._dispatch(peer, event)
+        except (MediaEventError, SessionError, SdpError) as error:
+            log.info("media event refused", peer=endpoint_id, error=str(error))
+
+    async def _dispatch(self, peer: Peer, event: ev.ClientEvent) -> None:
+        kind = event.type
+        if kind == "connect":
+            metadata = event.data.get("metadata")
+            peer.metadata = metadata
+            self._deliver(self.session.connect(peer.id, metadata))
+        elif kind == "disconnect":
+            await self._remove(peer.id)
+        elif kind == "updateEndpointMetadata":
+            self._deliver(self.session.update_endpoint_metadata(peer.id, event.data.get("metadata")))
+        elif kind == "updateTrackMetadata":
+            track_id = ev.field(event, "trackId", str)
+            self._deliver(self.session.update_track_metadata(peer.id, track_id, event.data.get("trackMetadata")))
+        elif kind == "renegotiateTracks":
+            self._deliver(self.session.renegotiate_tracks(peer.id))
+        elif kind == "sdpOffer":
+            await self._answer(peer, event)
+        elif kind == "candidate":
+            await self._candidate(peer, event)
+        elif kind in IGNORED:
+            log.debug("simulcast event ignored: simulcast is not supported", peer=peer.id, event=kind)
+
+    async def _answer(self, peer: Peer, event: ev.ClientEvent) -> None:
+        offer = ev.field(event, "sdpOffer", dict)
+        sdp_text = offer.get("sdp")
+        if offer.get("type") != "offer" or not isinstance(sdp_text, str):
+            raise MediaEventError('sdpOffer: sdpOffer must be {"type": "offer", "sdp": ...}')
+        mids = ev.field(event, "midToTrackId", dict, required=False) or {}
+        metadata = ev.field(event, "trackIdToTrackMetadata", dict, required=False) or {}
+        plan = self.session.plan(peer.id, parse_sdp(sdp_text), mids, metadata)
+        slots = [SlotPlan(mid, slot.track_id, slot.stream_id) for mid, slot in plan.forward.items()]
+        assert self.media is not None
+        connection = self.connections.get(peer.id)
+        if connection is None:
+            media = self.media
+
+            async def make() -> EndpointConnection:
+                return media.connection(peer.id)
+
+            connection = self.connections[peer.id] = await self.bridge.call(make)
+        try:
+            with trio.fail_after(MEDIA_CALL_TIMEOUT):
+                answer = await self.bridge.call(connection.answer, sdp_text, plan.sending, slots)
+        except Exception as error:  # aiortc raises many kinds for offers it cannot take
+            log.warning("negotiation failed", peer=peer.id, error=f"{type(error).__name__}: {error}")
+            self._deliver([(peer.id, ev.error(f"the server could not accept this offer: {error}"))])
+            self._deliver(self.session.negotiation_failed(peer.id))
+            return
+        answer = announce_address(answer, self.host.ice.announced_ip)
+        self._deliver([(peer.id, ev.sdp_answer(answer, plan.mid_to_track_id))])
+        for candidate, index in self._early_candidates.pop(peer.id, []):
+            await self._add_candidate(connection, peer.id, candidate, index)
+        if plan.publish or plan.unpublish:
+            log.info("tracks changed", peer=peer.id, published=[t.id for t in plan.publish],
+                     unpublished=[t.id for t in plan.unpublish])
+        self._deliver(self.session.answered(plan))
+
+    async def _candidate(self, peer: Peer, event: ev.ClientEvent) -> None:
+        candidate = ev.field(event, "candidate", str)
+        index = ev.field(event, "sdpMLineIndex", int, required=False) or 0
+        connection = self.connections.get(peer.id)
+        if connection is None:
+            self._early_candidates.setdefault(peer.id, []).append((candidate, index))
+            return
+        await self._add_candidate(connection, peer.id, candidate, index)
+
+    async def _add_candidate(self, connection: EndpointConnection, endpoint_id: str, candidate: str, index: int) -> None:
+        try:
+            await self.bridge.call(connection.add_candidate, candidate, index)
+        except Exception as error:  # a malformed candidate ends nothing
+            log.info("candidate refused", peer=endpoint_id, error=f"{type(error).__name__}: {error}")
+
+    # -- media events ------------------------------------------------------------------------
+    async def _media_event(self, kind: str, args: tuple) -> None:
+        assert self.room is not None
+        if kind == "vad":
+            track_id, speaking = args
+            self._deliver(self.session.voice_activity(track_id, speaking))
+        elif kind == "state":
+            endpoint_id, state = args
+            peer = self.room.peers.get(endpoint_id)
+            if peer is None:
+                return
+            log.info("media connection", peer=endpoint_id, state=state)
+            if state == "connected":
+                scope = self._disconnected.pop(endpoint_id, None)
+                if scope is not None:
+                    scope.cancel()
+            elif state == "failed":
+                self.room.leave(peer, "media connection failed")
+            elif state == "disconnected" and endpoint_id not in self._disconnected:
+                self._nursery.start_soon(self._expire_disconnected, endpoint_id)
+
+    async def _expire_disconnected(self, endpoint_id: str) -> None:
+        with trio.CancelScope() as scope:
+            self._disconnected[endpoint_id] = scope
+            await trio.sleep(DISCONNECTED_TIMEOUT)
+            peer = self.room.peers.get(endpoint_id) if self.room else None
+            if peer is not None:
+                self.room.leave(peer, "media connection lost")
+        if self._disconnected.get(endpoint_id) is scope:
+            del self._disconnected[endpoint_id]
+
+    async def _remove(self, endpoint_id: str) -> None:
+        self._early_candidates.pop(endpoint_id, None)
+        scope = self._disconnected.pop(endpoint_id, None)
+        if scope is not None:
+            scope.cancel()
+        self._deliver(self.session.remove(endpoint_id))
+        connection = self.connections.pop(endpoint_id, None)
+        if connection is not None and self.media is not None:
+            with trio.move_on_after(MEDIA_CALL_TIMEOUT):
+                await self.bridge.call(self.media.close_endpoint, endpoint_id)

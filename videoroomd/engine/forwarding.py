@@ -1,0 +1,189 @@
+"""Encoded media from one publisher to many subscribers, never decoded (asyncio side).
+
+A publisher's receiver gets a :class:`PassThroughDecoder` in place of its
+decoder queue: aiortc's jitter buffer still reassembles frames, and each
+complete encoded frame goes to every subscriber's :class:`ForwardedTrack`
+as an ``av.Packet``, which ``RTCRtpSender`` packetizes with
+``encoder.pack()`` instead of encoding. Each subscriber has a bounded
+queue; one that falls behind drops what it has and waits for the next
+keyframe, which is asked of the publisher (RTCP PLI, rate-limited).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from typing import Callable
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket
+
+VIDEO_QUEUE = 30      # frames a subscriber may lag behind before it skips to a keyframe
+AUDIO_QUEUE = 50      # 1 s of 20 ms Opus frames
+KEYFRAME_INTERVAL = 0.5  # seconds between two keyframe requests to one publisher
+RTCP_PSFB_FIR = 4
+
+
+def is_vp8_keyframe(data: bytes) -> bool:
+    """VP8 frame tag (RFC 6386 section 9.1): bit 0 of the first byte is 0 on a key frame."""
+    return len(data) > 2 and (data[0] & 0x01) == 0
+
+
+class ForwardedTrack(MediaStreamTrack):
+    """What one subscriber receives of one published track: encoded packets, in order."""
+
+    def __init__(self, source: "PublishedTrack"):
+        super().__init__()
+        self.kind = source.kind
+        self.source = source
+        self._queue: asyncio.Queue = asyncio.Queue(VIDEO_QUEUE if self.kind == "video" else AUDIO_QUEUE)
+        self.waiting_for_keyframe = self.kind == "video"
+        self.dropped = 0
+
+    def push(self, packet: av.Packet, keyframe: bool) -> None:
+        if self.readyState != "live":
+            return
+        if self.waiting_for_keyframe:
+            if not keyframe:
+                return
+            self.waiting_for_keyframe = False
+        try:
+            self._queue.put_nowait(packet)
+        except asyncio.QueueFull:
+            # Behind: throw away what is queued and start again at the next keyframe.
+            self.dropped += self._queue.qsize() + 1
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            if self.kind == "video":
+                self.waiting_for_keyframe = True
+                self.source.request_keyframe()
+
+    async def recv(self) -> av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        packet = await self._queue.get()
+        if packet is None:
+            raise MediaStreamError
+        return packet
+
+    def stop(self) -> None:
+        if self.readyState == "live":
+            self.source.subscribers.discard(self)
+            try:
+                self._queue.put_nowait(None)
+            except asyncio.QueueFull:
+                self._queue.get_nowait()
+                self._queue.put_nowait(None)
+        super().stop()
+
+
+class PublishedTrack:
+    """One incoming track and its subscribers."""
+
+    def __init__(self, track_id: str, kind: str, receiver, on_audio_level: Callable[[int], None] | None = None):
+        self.track_id = track_id
+        self.kind = kind
+        self.receiver = receiver
+        self.subscribers: set[ForwardedTrack] = set()
+        self.frames = 0
+        self._last_keyframe_request = 0.0
+        self._tasks: set[asyncio.Task] = set()
+        self._on_audio_level = on_audio_level
+        self._time_base = fractions.Fraction(1, 90000 if kind == "video" else 48000)
+
+    def subscribe(self) -> ForwardedTrack:
+        track = ForwardedTrack(self)
+        self.subscribers.add(track)
+        self.request_keyframe()
+        return track
+
+    def on_frame(self, data: bytes, timestamp: int) -> None:
+        """A complete encoded frame arrived (called by the pass-through decoder)."""
+        self.frames += 1
+        keyframe = self.kind == "audio" or is_vp8_keyframe(data)
+        for subscriber in list(self.subscribers):
+            packet = av.Packet(data)
+            packet.pts = timestamp
+            packet.time_base = self._time_base
+            subscriber.push(packet, keyframe)
+
+    def on_audio_level(self, level: int) -> None:
+        if self._on_audio_level is not None:
+            self._on_audio_level(level)
+
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe (RTCP PLI), at most every KEYFRAME_INTERVAL seconds."""
+        if self.kind != "video":
+            return
+        now = time.monotonic()
+        if now - self._last_keyframe_request < KEYFRAME_INTERVAL:
+            return
+        sources = self.receiver.getSynchronizationSources()
+        if not sources:
+            return  # nothing received yet: the first frames will come with a keyframe anyway
+        self._last_keyframe_request = now
+        task = asyncio.ensure_future(self.receiver._send_rtcp_pli(sources[0].source))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def close(self) -> None:
+        for subscriber in list(self.subscribers):
+            subscriber.stop()
+        for task in self._tasks:
+            task.cancel()
+
+
+class PassThroughDecoder:
+    """Stands in for a receiver's decoder queue: hands encoded frames on instead of decoding them.
+
+    aiortc's decoder thread reads ``get()``; answering ``None`` ends it at
+    once, so no decoder ever runs for a forwarded track.
+    """
+
+    def __init__(self, published: PublishedTrack):
+        self.published = published
+
+    def get(self):
+        return None
+
+    def put(self, item) -> None:
+        if item is None:
+            return
+        _codec, frame = item
+        self.published.on_frame(frame.data, frame.timestamp)
+
+
+def attach_publisher(receiver, published: PublishedTrack) -> None:
+    """Make ``receiver`` (of one of our own connections) forward instead of decode."""
+    receiver._RTCRtpReceiver__decoder_queue = PassThroughDecoder(published)
+    if published.kind == "audio":
+        handle = receiver._handle_rtp_packet
+
+        async def handle_with_level(packet, arrival_time_ms):
+            level = packet.extensions.audio_level
+            if level is not None:
+                published.on_audio_level(level[1])
+            await handle(packet, arrival_time_ms)
+
+        receiver._handle_rtp_packet = handle_with_level
+
+
+def attach_subscriber(sender, track: ForwardedTrack) -> None:
+    """Pass a subscriber's PLI/FIR on to the publisher of what ``sender`` sends."""
+    if getattr(sender, "_videoroomd_rtcp", False):
+        sender._videoroomd_track = track
+        return
+    handle = sender._handle_rtcp_packet
+    sender._videoroomd_rtcp = True
+    sender._videoroomd_track = track
+
+    async def handle_with_keyframes(packet):
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+            current = sender._videoroomd_track
+            if current is not None:
+                current.source.request_keyframe()
+        await handle(packet)
+
+    sender._handle_rtcp_packet = handle_with_keyframes

@@ -1,0 +1,188 @@
+"""The aiortc side of one room: a peer connection per endpoint (runs on the media thread only).
+
+Every object here belongs to the asyncio loop of :mod:`.bridge`; the trio
+engine reaches them only through ``AsyncioThread.call``. Each
+``RTCPeerConnection`` is owned by one :class:`EndpointConnection` and
+closed by it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import structlog
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcdtlstransport import RTCCertificate
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.sdp import candidate_from_sdp
+
+from .forwarding import ForwardedTrack, PublishedTrack, attach_publisher, attach_subscriber
+from .vad import VoiceActivity
+
+log = structlog.get_logger("videoroomd.engine.rtc")
+
+# Forwarding needs one codec per kind across publishers and subscribers.
+PREFERRED = {"audio": "audio/opus", "video": "video/VP8"}
+
+
+@dataclass(frozen=True)
+class SlotPlan:
+    mid: str
+    track_id: str | None  # None: inactive
+    stream_id: str
+
+
+def codec_preferences(kind: str) -> list:
+    capabilities = RTCRtpSender.getCapabilities(kind)
+    wanted = PREFERRED[kind].lower()
+    codecs = [c for c in capabilities.codecs if c.mimeType.lower() == wanted]
+    if kind == "video":
+        codecs += [c for c in capabilities.codecs if c.mimeType.lower() == "video/rtx"]
+    return codecs
+
+
+class RoomMedia:
+    """The published tracks of one room, by track id, and the settings every connection uses."""
+
+    def __init__(self, ice_servers: list[RTCIceServer], certificate: RTCCertificate, addresses: tuple[str, ...],
+                 on_event: Callable[..., None]):
+        self.ice_servers = ice_servers
+        self.certificate = certificate
+        self.addresses = addresses
+        self.on_event = on_event  # (kind, *args) -> None; called on the media thread
+        self.published: dict[str, PublishedTrack] = {}
+        self.connections: dict[str, "EndpointConnection"] = {}
+
+    def connection(self, endpoint_id: str) -> "EndpointConnection":
+        existing = self.connections.get(endpoint_id)
+        if existing is None:
+            existing = self.connections[endpoint_id] = EndpointConnection(self, endpoint_id)
+        return existing
+
+    async def close_endpoint(self, endpoint_id: str) -> None:
+        connection = self.connections.pop(endpoint_id, None)
+        if connection is not None:
+            await connection.close()
+
+    async def close(self) -> None:
+        for endpoint_id in list(self.connections):
+            await self.close_endpoint(endpoint_id)
+
+    def stats(self) -> dict:
+        return {t: {"frames": p.frames, "subscribers": len(p.subscribers)} for t, p in self.published.items()}
+
+
+class EndpointConnection:
+    """One client's RTCPeerConnection: what it publishes, and the slots it receives on."""
+
+    def __init__(self, room: RoomMedia, endpoint_id: str):
+        self.room = room
+        self.endpoint_id = endpoint_id
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=room.ice_servers))
+        # One certificate for every connection of the daemon (configured, or made once at start).
+        self.pc._RTCPeerConnection__certificates = [room.certificate]
+        self.published: dict[str, PublishedTrack] = {}  # mid -> track published on it
+        self.forwarded: dict[str, ForwardedTrack] = {}  # mid -> track sent on it
+        self.pc.on("connectionstatechange", self._state_changed)
+
+    def _state_changed(self) -> None:
+        state = self.pc.connectionState
+        self.room.on_event("state", self.endpoint_id, state)
+
+    def _limit_addresses(self) -> None:
+        if not self.room.addresses:
+            return
+        for transceiver in self.pc.getTransceivers():
+            gatherer = transceiver.sender.transport.transport.iceGatherer
+            connection = gatherer._connection
+            if getattr(connection, "_videoroomd_addresses", False):
+                continue
+            original = connection.get_component_candidates
+            addresses = list(self.room.addresses)
+
+            async def only_configured(component, addresses=None, _original=original, _configured=addresses, **kwargs):
+                return await _original(component=component, addresses=_configured, **kwargs)
+
+            connection.get_component_candidates = only_configured
+            connection._videoroomd_addresses = True
+
+    async def answer(self, offer_sdp: str, sending: dict[str, str], slots: list[SlotPlan]) -> str:
+        """Apply the client's offer and return our answer SDP.
+
+        ``sending``: the client's sending mid -> track id (published here);
+        ``slots``: what each receive mid carries after this answer.
+        """
+        await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+        by_mid = {t.mid: t for t in self.pc.getTransceivers()}
+        for transceiver in by_mid.values():
+            if transceiver.kind in PREFERRED:
+                transceiver.setCodecPreferences(codec_preferences(transceiver.kind))
+        # What the client publishes.
+        for mid, track_id in sending.items():
+            transceiver = by_mid[mid]
+            transceiver.direction = "recvonly"
+            if mid not in self.published:
+                published = PublishedTrack(track_id, transceiver.kind, transceiver.receiver,
+                                           self._level_reporter(track_id) if transceiver.kind == "audio" else None)
+                attach_publisher(transceiver.receiver, published)
+                self.published[mid] = published
+                self.room.published[track_id] = published
+        for mid in [m for m in self.published if m not in sending]:
+            gone = self.published.pop(mid)
+            self.room.published.pop(gone.track_id, None)
+            gone.close()
+            by_mid[mid].direction = "inactive"
+        # What the client receives.
+        for slot in slots:
+            transceiver = by_mid[slot.mid]
+            current = self.forwarded.get(slot.mid)
+            source = self.room.published.get(slot.track_id) if slot.track_id else None
+            if current is not None and (source is None or current.source is not source):
+                current.stop()
+                del self.forwarded[slot.mid]
+                current = None
+            if source is None:
+                transceiver.direction = "inactive"
+                await transceiver.sender.replaceTrack(None)
+                continue
+            if current is None:
+                current = source.subscribe()
+                self.forwarded[slot.mid] = current
+                await transceiver.sender.replaceTrack(current)
+                attach_subscriber(transceiver.sender, current)
+            transceiver.sender._stream_id = slot.stream_id
+            transceiver.direction = "sendonly"
+        self._limit_addresses()
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)
+        return self.pc.localDescription.sdp
+
+    def _level_reporter(self, track_id: str) -> Callable[[int], None]:
+        detector = VoiceActivity()
+
+        def report(level: int) -> None:
+            change = detector.feed(level, time.monotonic())
+            if change is not None:
+                self.room.on_event("vad", track_id, change)
+
+        return report
+
+    async def add_candidate(self, candidate: str, sdp_m_line_index: int) -> None:
+        text = candidate.split(":", 1)[1] if candidate.startswith("candidate:") else candidate
+        if not text.strip():
+            return
+        parsed = candidate_from_sdp(text)
+        parsed.sdpMLineIndex = sdp_m_line_index
+        await self.pc.addIceCandidate(parsed)
+
+    async def close(self) -> None:
+        for forwarded in self.forwarded.values():
+            forwarded.stop()
+        for published in self.published.values():
+            self.room.published.pop(published.track_id, None)
+            published.close()
+        self.forwarded.clear()
+        self.published.clear()
+        await self.pc.close()

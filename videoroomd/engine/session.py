@@ -1,0 +1,253 @@
+"""Who publishes what, who receives what, and when each client must renegotiate (pure code).
+
+One :class:`Session` per room. Its methods take what a client said and
+return the media events to send, as ``(endpoint_id, text)`` pairs; they
+never touch a socket or a peer connection. The rules come from the
+client's code (docs/media-events.md, "Server checklist"):
+
+- one negotiation in flight per client: ``offerData`` is sent when the
+  client is idle, otherwise a renegotiation is marked pending;
+- every ``tracksAdded``/``tracksRemoved`` is followed by a renegotiation;
+- ``tracksTypes`` never goes below the receive slots a client already has;
+- a freed receive slot is answered ``inactive`` once before it is reused;
+- ``tracksRemoved`` only for tracks that were mapped in an answer to that
+  client, always before ``endpointRemoved``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import media_events as ev
+from .sdp import SessionDescription
+
+Outbox = list[tuple[str, str]]
+KINDS = ("audio", "video")
+
+
+@dataclass
+class Track:
+    id: str
+    endpoint_id: str
+    kind: str
+    metadata: Any
+    mid: str  # the publisher's m-line
+
+
+@dataclass
+class Slot:
+    """A receive m-line of one client, and the remote track it carries now (if any)."""
+
+    kind: str
+    track_id: str | None = None
+    stream_id: str = ""
+
+
+@dataclass
+class Endpoint:
+    id: str
+    metadata: Any = None
+    tracks: dict[str, Track] = field(default_factory=dict)   # published, in order
+    slots: dict[str, Slot] = field(default_factory=dict)     # mid -> receive slot
+    announced: set[str] = field(default_factory=set)         # remote tracks this client knows of
+    negotiated: set[str] = field(default_factory=set)        # remote tracks mapped in an answer to it
+    negotiating: bool = False
+    pending: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What answering one offer does: the engine makes the SDP answer from it, then calls ``answered``."""
+
+    endpoint_id: str
+    publish: tuple[Track, ...]           # tracks new in this offer
+    unpublish: tuple[Track, ...]         # tracks this offer no longer sends
+    sending: dict[str, str]              # the client's sending mid -> its track id
+    forward: dict[str, Slot]             # the client's receive mid -> the slot after this answer
+    inactive: tuple[str, ...]            # receive mids that carry nothing this time
+
+    @property
+    def mid_to_track_id(self) -> dict[str, str]:
+        mapping = dict(self.sending)
+        mapping.update({mid: slot.track_id for mid, slot in self.forward.items() if slot.track_id})
+        return mapping
+
+
+class SessionError(Exception):
+    """A client asked for something that does not fit the session (e.g. an offer before connect)."""
+
+
+class Session:
+    def __init__(self, turn_servers: list[dict] | None = None):
+        self.turn_servers = list(turn_servers or [])
+        self.endpoints: dict[str, Endpoint] = {}
+
+    # -- helpers ---------------------------------------------------------------------
+    def tracks(self) -> dict[str, Track]:
+        return {t.id: t for e in self.endpoints.values() for t in e.tracks.values()}
+
+    def track_count(self) -> int:
+        return sum(len(e.tracks) for e in self.endpoints.values())
+
+    def _others(self, endpoint_id: str) -> list[Endpoint]:
+        return [e for e in self.endpoints.values() if e.id != endpoint_id]
+
+    def _endpoint(self, endpoint_id: str) -> Endpoint:
+        endpoint = self.endpoints.get(endpoint_id)
+        if endpoint is None:
+            raise SessionError("send connect first")
+        return endpoint
+
+    def tracks_types(self, endpoint: Endpoint) -> dict[str, int]:
+        wanted = {kind: 0 for kind in KINDS}
+        for other in self._others(endpoint.id):
+            for track in other.tracks.values():
+                if track.kind in wanted:
+                    wanted[track.kind] += 1
+        have = {kind: sum(1 for s in endpoint.slots.values() if s.kind == kind) for kind in KINDS}
+        return {kind: max(wanted[kind], have[kind]) for kind in KINDS}
+
+    def _renegotiate(self, endpoint: Endpoint) -> Outbox:
+        if endpoint.negotiating:
+            endpoint.pending = True
+            return []
+        endpoint.negotiating = True
+        endpoint.pending = False
+        return [(endpoint.id, ev.offer_data(self.tracks_types(endpoint), self.turn_servers))]
+
+    # -- what clients say --------------------------------------------------------------
+    def connect(self, endpoint_id: str, metadata: Any) -> Outbox:
+        if endpoint_id in self.endpoints:
+            raise SessionError("already connected")
+        others = list(self.endpoints.values())
+        endpoint = Endpoint(endpoint_id, metadata)
+        out: Outbox = [(endpoint_id, ev.connected(endpoint_id, [
+            {"id": o.id, "type": "webrtc", "metadata": o.metadata,
+             "tracks": {t.id: ev.track_entry(t.metadata) for t in o.tracks.values()}}
+            for o in others
+        ]))]
+        endpoint.announced = {t.id for o in others for t in o.tracks.values()}
+        self.endpoints[endpoint_id] = endpoint
+        out += [(o.id, ev.endpoint_added(endpoint_id, metadata)) for o in others]
+        if endpoint.announced:
+            out += self._renegotiate(endpoint)
+        return out
+
+    def renegotiate_tracks(self, endpoint_id: str) -> Outbox:
+        return self._renegotiate(self._endpoint(endpoint_id))
+
+    def update_endpoint_metadata(self, endpoint_id: str, metadata: Any) -> Outbox:
+        endpoint = self._endpoint(endpoint_id)
+        endpoint.metadata = metadata
+        return [(o.id, ev.endpoint_updated(endpoint_id, metadata)) for o in self._others(endpoint_id)]
+
+    def update_track_metadata(self, endpoint_id: str, track_id: str, metadata: Any) -> Outbox:
+        track = self._endpoint(endpoint_id).tracks.get(track_id)
+        if track is None:
+            raise SessionError(f"no published track {track_id!r}")
+        track.metadata = metadata
+        return [(o.id, ev.track_updated(endpoint_id, track_id, metadata))
+                for o in self._others(endpoint_id) if track_id in o.announced]
+
+    def plan(self, endpoint_id: str, offer: SessionDescription, mid_to_track_id: dict[str, str],
+             metadata: dict[str, Any]) -> Plan:
+        """Decide what answering ``offer`` means; nothing changes until :meth:`answered`."""
+        endpoint = self._endpoint(endpoint_id)
+        lines = {m.mid: m for m in offer.media if m.mid is not None}
+        sending: dict[str, str] = {}
+        publish: list[Track] = []
+        for mid, track_id in mid_to_track_id.items():
+            line = lines.get(mid)
+            if line is None or line.kind not in KINDS or line.direction not in ("sendonly", "sendrecv"):
+                raise SessionError(f"midToTrackId names mid {mid!r}, which the offer does not send on")
+            if not isinstance(track_id, str) or not track_id.startswith(endpoint_id + ":"):
+                raise SessionError(f"track id {track_id!r} must be \"{endpoint_id}:<uuid>\"")
+            sending[mid] = track_id
+            if track_id not in endpoint.tracks:
+                publish.append(Track(track_id, endpoint_id, line.kind, metadata.get(track_id), mid))
+        unpublish = tuple(t for t in endpoint.tracks.values() if t.id not in sending.values())
+
+        live = {t.id: t for o in self._others(endpoint_id) for t in o.tracks.values()}
+        forward: dict[str, Slot] = {}
+        inactive: list[str] = []
+        free: dict[str, list[str]] = {kind: [] for kind in KINDS}
+        for line in offer.media:
+            if line.mid is None or line.kind not in KINDS or line.direction != "recvonly":
+                continue
+            slot = endpoint.slots.get(line.mid, Slot(line.kind))
+            if slot.track_id is not None and slot.track_id in live:
+                forward[line.mid] = slot
+            elif slot.track_id is not None:
+                inactive.append(line.mid)  # freed now: answered inactive once before reuse
+                forward[line.mid] = Slot(line.kind)
+            else:
+                free[line.kind].append(line.mid)
+                forward[line.mid] = Slot(line.kind)
+        carried = {s.track_id for s in forward.values() if s.track_id}
+        for track in live.values():
+            if track.id in carried or track.id not in endpoint.announced:
+                continue
+            if free[track.kind]:
+                mid = free[track.kind].pop(0)
+                forward[mid] = Slot(track.kind, track.id, str(uuid.uuid4()))
+        inactive += [mid for kind in KINDS for mid in free[kind]]
+        return Plan(endpoint_id, tuple(publish), unpublish, sending, forward, tuple(inactive))
+
+    def answered(self, plan: Plan) -> Outbox:
+        """Apply ``plan`` once its answer went out: announce tracks, and renegotiate who must."""
+        endpoint = self.endpoints.get(plan.endpoint_id)
+        if endpoint is None:
+            return []
+        for track in plan.unpublish:
+            del endpoint.tracks[track.id]
+        for track in plan.publish:
+            endpoint.tracks[track.id] = track
+        endpoint.slots = dict(plan.forward)
+        endpoint.negotiated = {s.track_id for s in plan.forward.values() if s.track_id}
+        out: Outbox = []
+        for other in self._others(endpoint.id):
+            changed = False
+            gone = [t.id for t in plan.unpublish if t.id in other.negotiated]
+            other.announced -= {t.id for t in plan.unpublish}
+            if gone:
+                out.append((other.id, ev.tracks_removed(endpoint.id, gone)))
+                changed = True
+            if plan.publish:
+                out.append((other.id, ev.tracks_added(endpoint.id, {t.id: t.metadata for t in plan.publish})))
+                other.announced |= {t.id for t in plan.publish}
+                changed = True
+            if changed or any(t.id in {s.track_id for s in other.slots.values()} for t in plan.unpublish):
+                out += self._renegotiate(other)
+        endpoint.negotiating = False
+        if endpoint.pending:
+            out += self._renegotiate(endpoint)
+        return out
+
+    def negotiation_failed(self, endpoint_id: str) -> Outbox:
+        """The answer could not be made: the client may try again."""
+        endpoint = self.endpoints.get(endpoint_id)
+        if endpoint is None:
+            return []
+        endpoint.negotiating = False
+        return self._renegotiate(endpoint) if endpoint.pending else []
+
+    def remove(self, endpoint_id: str) -> Outbox:
+        """The client left: the others lose its tracks, then hear it is gone."""
+        endpoint = self.endpoints.pop(endpoint_id, None)
+        if endpoint is None:
+            return []
+        out: Outbox = []
+        for other in self.endpoints.values():
+            gone = [t for t in endpoint.tracks if t in other.negotiated]
+            if gone:
+                out.append((other.id, ev.tracks_removed(endpoint_id, gone)))
+            other.announced -= set(endpoint.tracks)
+            out.append((other.id, ev.endpoint_removed(endpoint_id)))
+            if any(s.track_id in endpoint.tracks for s in other.slots.values()):
+                out += self._renegotiate(other)
+        return out
+
+    def voice_activity(self, track_id: str, speaking: bool) -> Outbox:
+        return [(o.id, ev.vad_notification(track_id, speaking)) for o in self.endpoints.values() if track_id in o.negotiated]
