@@ -220,9 +220,10 @@ class Engine:
             with trio.fail_after(MEDIA_CALL_TIMEOUT):
                 answer = await self.bridge.call(connection.answer, sdp_text, plan.sending, slots)
         except Exception as error:  # aiortc raises many kinds for offers it cannot take
-            log.warning("negotiation failed", peer=peer.id, error=f"{type(error).__name__}: {error}")
+            # The error ends this participant's media session only; the room and the others go on.
+            log.warning("negotiation failed; endpoint removed", peer=peer.id, error=f"{type(error).__name__}: {error}")
             self._deliver([(peer.id, ev.error(f"the server could not accept this offer: {error}"))])
-            self._deliver(self.session.negotiation_failed(peer.id))
+            await self._remove(peer.id)
             return
         answer = announce_address(answer, self.host.ice.announced_ip)
         self._deliver([(peer.id, ev.sdp_answer(answer, plan.mid_to_track_id))])

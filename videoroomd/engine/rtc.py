@@ -43,6 +43,24 @@ def codec_preferences(kind: str) -> list:
     return codecs
 
 
+def limit_host_addresses(pc: RTCPeerConnection, addresses: tuple[str, ...]) -> None:
+    """Gather host candidates on ``addresses`` only (aioice on its own leaves out 127.0.0.1).
+
+    Call before ``setLocalDescription``; touches only ``pc``'s own ICE connections.
+    """
+    for transceiver in pc.getTransceivers():
+        connection = transceiver.sender.transport.transport.iceGatherer._connection
+        if getattr(connection, "_videoroomd_addresses", False):
+            continue
+        original = connection.get_component_candidates
+
+        async def only_configured(component, addresses=None, _original=original, _configured=list(addresses), **kwargs):
+            return await _original(component=component, addresses=_configured, **kwargs)
+
+        connection.get_component_candidates = only_configured
+        connection._videoroomd_addresses = True
+
+
 class RoomMedia:
     """The published tracks of one room, by track id, and the settings every connection uses."""
 
@@ -92,21 +110,8 @@ class EndpointConnection:
         self.room.on_event("state", self.endpoint_id, state)
 
     def _limit_addresses(self) -> None:
-        if not self.room.addresses:
-            return
-        for transceiver in self.pc.getTransceivers():
-            gatherer = transceiver.sender.transport.transport.iceGatherer
-            connection = gatherer._connection
-            if getattr(connection, "_videoroomd_addresses", False):
-                continue
-            original = connection.get_component_candidates
-            addresses = list(self.room.addresses)
-
-            async def only_configured(component, addresses=None, _original=original, _configured=addresses, **kwargs):
-                return await _original(component=component, addresses=_configured, **kwargs)
-
-            connection.get_component_candidates = only_configured
-            connection._videoroomd_addresses = True
+        if self.room.addresses:
+            limit_host_addresses(self.pc, self.room.addresses)
 
     async def answer(self, offer_sdp: str, sending: dict[str, str], slots: list[SlotPlan]) -> str:
         """Apply the client's offer and return our answer SDP.
@@ -145,12 +150,12 @@ class EndpointConnection:
                 current = None
             if source is None:
                 transceiver.direction = "inactive"
-                await transceiver.sender.replaceTrack(None)
+                transceiver.sender.replaceTrack(None)
                 continue
             if current is None:
                 current = source.subscribe()
                 self.forwarded[slot.mid] = current
-                await transceiver.sender.replaceTrack(current)
+                transceiver.sender.replaceTrack(current)
                 attach_subscriber(transceiver.sender, current)
             transceiver.sender._stream_id = slot.stream_id
             transceiver.direction = "sendonly"

@@ -225,14 +225,6 @@ class Session:
             out += self._renegotiate(endpoint)
         return out
 
-    def negotiation_failed(self, endpoint_id: str) -> Outbox:
-        """The answer could not be made: the client may try again."""
-        endpoint = self.endpoints.get(endpoint_id)
-        if endpoint is None:
-            return []
-        endpoint.negotiating = False
-        return self._renegotiate(endpoint) if endpoint.pending else []
-
     def remove(self, endpoint_id: str) -> Outbox:
         """The client left: the others lose its tracks, then hear it is gone."""
         endpoint = self.endpoints.pop(endpoint_id, None)

@@ -1,0 +1,115 @@
+"""The SFU with aiortc participants on 127.0.0.1: publish, receive, leave, late join, voice activity."""
+
+from __future__ import annotations
+
+import trio
+
+from media_bot import bot, media_thread
+from signalling_helpers import running_daemon
+
+ROOMS = "[ice]\naddresses = [\"127.0.0.1\"]\n[rooms.lobby]\nmax_peers = 8\n"
+
+
+def of_type(kind: str):
+    return lambda event: event["type"] == kind
+
+
+async def test_connect_lists_the_others_and_announces_the_newcomer(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
+        async with bot(daemon, "Ann", media=media) as ann:
+            async with bot(daemon, "Bob", media=media) as bob:
+                connected = next(e for e in bob.events if e["type"] == "connected")["data"]
+                assert connected["otherEndpoints"] == [
+                    {"id": ann.id, "type": "webrtc", "metadata": {"displayName": "Ann"}, "tracks": {}}]
+                added = await ann.wait_for(of_type("endpointAdded"))
+                assert added["data"] == {"id": bob.id, "type": "webrtc", "metadata": {"displayName": "Bob"}}
+            removed = await ann.wait_for(of_type("endpointRemoved"))
+            assert removed["data"] == {"id": bob.id}
+
+
+async def test_published_media_reaches_the_others_and_stops_when_the_publisher_leaves(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
+        async with bot(daemon, "Viewer", media=media) as viewer:
+            async with bot(daemon, "Speaker", media=media) as speaker:
+                audio_id, video_id = await speaker.publish()
+                added = await viewer.wait_for(of_type("tracksAdded"))
+                assert added["data"]["endpointId"] == speaker.id
+                assert set(added["data"]["tracks"]) == {audio_id, video_id}
+                assert added["data"]["tracks"][video_id]["metadata"] == {"name": "Speaker"}
+                await viewer.frames_from(video_id, at_least=15)
+                await viewer.frames_from(audio_id, at_least=25)
+                room = daemon.rooms.get("lobby")
+                assert room.track_count() == 2
+                # forwarded, not transcoded: no decoder thread runs for the published tracks
+                connection = room.engine.connections[speaker.id]
+                receivers = [p.receiver for p in connection.published.values()]
+                assert len(receivers) == 2 and all(p.frames > 0 for p in connection.published.values())
+                assert not any(r._RTCRtpReceiver__decoder_thread.is_alive() for r in receivers)
+            # the speaker left: its tracks are removed first, then the endpoint
+            removed = await viewer.wait_for(of_type("tracksRemoved"))
+            assert set(removed["data"]["trackIds"]) == {audio_id, video_id}
+            await viewer.wait_for(of_type("endpointRemoved"))
+            kinds = [e["type"] for e in viewer.events]
+            assert kinds.index("tracksRemoved") < kinds.index("endpointRemoved")
+            frames = viewer.received[video_id]
+            await trio.sleep(1)
+            assert viewer.received[video_id] <= frames + 2  # nothing more arrives
+            assert daemon.rooms.get("lobby").track_count() == 0
+
+
+async def test_three_participants_each_receive_the_other_two(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
+        async with bot(daemon, "A", media=media) as a, bot(daemon, "B", media=media) as b, \
+                bot(daemon, "C", media=media) as c:
+            published = {}
+            for participant in (a, b, c):
+                (published[participant.name],) = await participant.publish(audio=False)
+            for viewer in (a, b, c):
+                for name, track_id in published.items():
+                    if name != viewer.name:
+                        await viewer.frames_from(track_id, at_least=10, timeout=30)
+
+
+async def test_late_joiner_gets_video_at_once(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
+        async with bot(daemon, "Early", media=media) as early:
+            (video_id,) = await early.publish(audio=False)
+            async with bot(daemon, "Watcher", media=media) as watcher:
+                await watcher.frames_from(video_id, at_least=5)
+            await trio.sleep(3)  # long past the first keyframe
+            async with bot(daemon, "Late", media=media) as late:
+                connected = next(e for e in late.events if e["type"] == "connected")["data"]
+                assert list(connected["otherEndpoints"][0]["tracks"]) == [video_id]
+                # decodable frames need a keyframe: the server asked the publisher for one
+                await late.frames_from(video_id, at_least=5, timeout=10)
+
+
+async def test_audio_level_turns_into_voice_activity(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
+        async with bot(daemon, "Listener", media=media) as listener, bot(daemon, "Talker", media=media) as talker:
+            (audio_id,) = await talker.publish(video=False, loud=True)
+            event = await listener.wait_for(lambda e: e["type"] == "vadNotification")
+            assert event["data"] == {"trackId": audio_id, "status": "speech"}
+
+
+async def test_a_participant_whose_negotiation_fails_is_removed_alone(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
+        async with bot(daemon, "Steady", media=media) as steady, bot(daemon, "Broken", media=media) as broken:
+            (video_id,) = await steady.publish(audio=False)
+            await broken.wait_for(of_type("tracksAdded"))
+            # an offer aiortc cannot take (no codec in common) raises inside the media thread
+            await broken.send({"type": "custom", "data": {"type": "sdpOffer", "data": {
+                "sdpOffer": {"type": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+                             "m=video 9 UDP/TLS/RTP/SAVPF 120\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\n"
+                             "a=rtpmap:120 NOPE/90000\r\na=ice-ufrag:x\r\na=ice-pwd:yyyyyyyyyyyyyyyyyyyyyy\r\n"
+                             "a=fingerprint:sha-256 00\r\na=setup:actpass\r\n"},
+                "midToTrackId": {}, "trackIdToTrackMetadata": {}}}})
+            error = await broken.wait_for(of_type("error"))
+            assert error["data"]["message"].startswith("the server could not accept this offer")
+            removed = await steady.wait_for(of_type("endpointRemoved"))
+            assert removed["data"]["id"] == broken.id
+            # the room, its engine and the other participant go on
+            before = steady.received.get(video_id, 0)
+            async with bot(daemon, "Newcomer", media=media) as newcomer:
+                await newcomer.frames_from(video_id, at_least=5)
+            assert daemon.rooms.entries["lobby"].state.restarts == 0
