@@ -25,8 +25,12 @@ socket.connect();
 const first = await join(socket, "room:lobby", { displayName: "Node" });
 say({ event: "join", room: "lobby", status: first.status, response: first.response });
 
-const refused = await join(socket, "room:board", { displayName: "Node", password: "wrong" });
+// One room per connection: the refused join goes over a second socket.
+const second = new Socket(url);
+second.connect();
+const refused = await join(second, "room:board", { displayName: "Node", password: "wrong" });
 say({ event: "join", room: "board", status: refused.status, response: refused.response });
+second.disconnect();
 
 // A second socket sees the first one's media events only through the engine; here we
 // check that mediaEvent pushes are accepted and the channel stays joined.
