@@ -196,4 +196,4 @@ async def test_shutdown_refuses_joins_and_drains_until_the_timeout(tmp_path, aut
         await trio.sleep(10)
         assert alice.closed_reason is None  # calls go on during the drain
         await trio.sleep(15)
-        assert alice.closed_reason == "the server is shutting down"
+        assert alice.closed_reason == "the server is shutting down" and alice.rejoin  # told to come back

@@ -15,6 +15,7 @@ from ..http.server import open_listeners, serve
 from ..metrics import Metrics
 from ..rooms import RoomRegistry
 from ..signalling import peer_channel, relay
+from ..web import pages
 from .sdnotify import Notifier
 from .supervisor import RestartPolicy
 from .watch import fingerprint, watch_file
@@ -55,6 +56,7 @@ class Daemon:
         self.app = DaemonApp(self)
         self.app.websocket_routes[peer_channel.PATH] = lambda request, stream: peer_channel.serve_socket(request, stream, self)
         self.app.websocket_routes[relay.PREFIX] = lambda request, stream: relay.serve_relay(request, stream, self)
+        self.app.page_handler = pages.page_handler(self)
         self.address: tuple[str, int] | None = None
         self._stop = trio.Event()
         self._drain_started = False
@@ -172,7 +174,8 @@ class Daemon:
         left = self.rooms.total_peers()
         if left:
             log.info("drain timeout: closing the remaining calls", peers=left)
-        self.rooms.stop_all(reason)
+        # Clients are told to come back: a stop is most often a restart or an upgrade.
+        self.rooms.stop_all(reason, rejoin=True)
         await trio.sleep(STOP_GRACE if left else 0)
         self._stop.set()
 

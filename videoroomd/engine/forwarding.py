@@ -47,6 +47,7 @@ class ForwardedTrack(MediaStreamTrack):
             return
         if self.waiting_for_keyframe:
             if not keyframe:
+                self.source.request_keyframe()  # rate-limited; covers a request that got lost
                 return
             self.waiting_for_keyframe = False
         try:
@@ -120,11 +121,11 @@ class PublishedTrack:
         now = time.monotonic()
         if now - self._last_keyframe_request < KEYFRAME_INTERVAL:
             return
-        sources = self.receiver.getSynchronizationSources()
-        if not sources:
+        ssrc = media_ssrc(self.receiver)
+        if ssrc is None:
             return  # nothing received yet: the first frames will come with a keyframe anyway
         self._last_keyframe_request = now
-        task = asyncio.ensure_future(self.receiver._send_rtcp_pli(sources[0].source))
+        task = asyncio.ensure_future(self.receiver._send_rtcp_pli(ssrc))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -133,6 +134,15 @@ class PublishedTrack:
             subscriber.stop()
         for task in self._tasks:
             task.cancel()
+
+
+def media_ssrc(receiver) -> int | None:
+    """The SSRC the publisher sends media on (not its retransmission stream), once seen."""
+    retransmission = receiver._RTCRtpReceiver__rtx_ssrc  # rtx ssrc -> media ssrc
+    for source in receiver.getSynchronizationSources():
+        if source.source not in retransmission:
+            return source.source
+    return None
 
 
 class PassThroughDecoder:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import structlog
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import candidate_from_sdp
@@ -98,7 +98,9 @@ class EndpointConnection:
     def __init__(self, room: RoomMedia, endpoint_id: str):
         self.room = room
         self.endpoint_id = endpoint_id
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=room.ice_servers))
+        # max-bundle, as the clients offer it: with aiortc's default (balanced) a second
+        # receive slot of a kind is tied to a transport that bundling then discards.
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=room.ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         # One certificate for every connection of the daemon (configured, or made once at start).
         self.pc._RTCPeerConnection__certificates = [room.certificate]
         self.published: dict[str, PublishedTrack] = {}  # mid -> track published on it

@@ -211,6 +211,6 @@ class RoomRegistry:
             if entry.room is not None:
                 entry.room.refuse_joins(code, reason)
 
-    def stop_all(self, reason: str) -> None:
+    def stop_all(self, reason: str, *, rejoin: bool = False) -> None:
         for entry in list(self.entries.values()):
-            self._stop_entry(entry, reason)
+            self._stop_entry(entry, reason, rejoin=rejoin)

@@ -201,11 +201,10 @@ class PeerChannel:
             self.metrics.errors.labels("slow_consumer").inc()
             log.warning("peer cut off", reason=reason)
             await self.websocket.aclose(POLICY_VIOLATION, reason[:120])
-        elif peer.rejoin:
-            # phx_error makes phoenix.js rejoin the channel by itself, with backoff.
-            await self._send(phoenix.push(join_ref, topic, phoenix.ERROR, {"reason": reason}))
         else:
-            # phx_close ends the channel for good: phoenix.js does not rejoin.
-            await self._send(phoenix.push(join_ref, topic, phoenix.CLOSE, {"reason": reason}))
+            # phx_error makes phoenix.js rejoin the channel by itself, with backoff;
+            # phx_close ends the channel for good.
+            event = phoenix.ERROR if peer.rejoin else phoenix.CLOSE
+            await self._send(phoenix.push(join_ref, topic, event, {"reason": reason}))
             if self.daemon.draining:
                 await self.websocket.aclose(GOING_AWAY, reason[:120])

@@ -1,0 +1,46 @@
+"""Headless Chromium from Debian, driven by Playwright for Python (never a downloaded browser)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+
+def chromium_path() -> str:
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError("Debian's chromium is needed: apt-get install chromium (tests/run.sh does)")
+    return CHROMIUM
+
+
+def launch(playwright, *, deny_media: bool = False):
+    flags = list(FLAGS)
+    if deny_media:
+        flags.remove("--use-fake-ui-for-media-stream")
+        flags.append("--deny-permission-prompts")
+    return playwright.chromium.launch(executable_path=chromium_path(), args=flags, headless=True)
+
+
+def frames(page, tile_selector: str) -> int:
+    """Frames the `<video>` of a tile has shown so far (what a person would see move)."""
+    return page.eval_on_selector(f"{tile_selector} video", "v => v.getVideoPlaybackQuality().totalVideoFrames")
+
+
+def save_artifact(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path))
+    return path

@@ -1,0 +1,180 @@
+"""The daemon's own page in headless Chromium: people join, see and hear each other, and are told what is wrong."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from browser import frames, launch, save_artifact
+
+pytestmark = pytest.mark.browser
+
+ICE = '[ice]\naddresses = ["127.0.0.1"]\n'
+ROOMS = ICE + "[rooms.lobby]\nmax_peers = 8\n[rooms.solo]\nmax_peers = 1\n[rooms.board]\npassword = \"letmein\"\n"
+REMOTE = "figure.tile:not([data-endpoint='me'])"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    browser = launch(playwright)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def daemon(start_daemon):
+    return start_daemon(rooms=ROOMS)
+
+
+def participant(browser, daemon, name: str, room: str = "lobby", extra: str = "", viewport=None):
+    context = browser.new_context(viewport=viewport or {"width": 1000, "height": 700})
+    page = context.new_page()
+    page.goto(f"{daemon.url}/room/{room}?name={name}&autojoin=1{extra}")
+    return page
+
+
+def tile_of(page, name: str) -> str:
+    return f"{REMOTE}:has(figcaption:text-is('{name}'))"
+
+
+def wait_for_moving_video(page, name: str, timeout: float = 20.0) -> None:
+    """The tile of ``name`` is there and its video advances."""
+    selector = tile_of(page, name)
+    expect(page.locator(selector)).to_be_visible(timeout=timeout * 1000)
+    deadline = time.monotonic() + timeout
+    first = None
+    while time.monotonic() < deadline:
+        count = frames(page, selector)
+        if first is None and count > 0:
+            first = count
+        elif first is not None and count >= first + 10:
+            return
+        page.wait_for_timeout(200)
+    raise AssertionError(f"{name}'s video did not advance on this page (frames: {first} -> {frames(page, selector)})")
+
+
+def test_room_list_shows_rooms_and_links_with_the_name(browser, daemon):
+    page = browser.new_page()
+    page.goto(daemon.url + "/")
+    expect(page.get_by_role("heading", name="Pick a room")).to_be_visible()
+    page.locator("#lobby").get_by_label("Your name").fill("Ada")
+    link = page.get_by_role("link", name=re.compile("^lobby: 0 of 8 people"))
+    expect(link).to_have_attribute("href", "/room/lobby?name=Ada")
+    expect(page.get_by_role("link", name=re.compile("^board: .*needs a password"))).to_be_visible()
+    page.close()
+
+
+def test_two_people_see_each_other_and_leaving_removes_the_tile(browser, daemon):
+    ann = participant(browser, daemon, "Ann")
+    bob = participant(browser, daemon, "Bob")
+    wait_for_moving_video(ann, "Bob")
+    wait_for_moving_video(bob, "Ann")
+    expect(ann.locator("#participants li")).to_have_text(["Ann (you)", "Bob"])
+    bob.get_by_role("button", name="Leave").click()
+    expect(ann.locator(tile_of(ann, "Bob"))).to_have_count(0, timeout=10000)
+    expect(ann.locator("#people-count")).to_have_text("1")
+    ann.context.close()
+    bob.context.close()
+
+
+def test_three_people_call_muting_and_speaking(browser, daemon):
+    pages = {name: participant(browser, daemon, name) for name in ("Ann", "Bob", "Cleo")}
+    for name, page in pages.items():
+        for other in pages:
+            if other != name:
+                wait_for_moving_video(page, other)
+    ann, bob, cleo = pages["Ann"], pages["Bob"], pages["Cleo"]
+    # Chromium's fake microphone beeps: the others see who is speaking
+    expect(ann.locator(f"{tile_of(ann, 'Bob')}.speaking")).to_have_count(1, timeout=15000)
+    # mute shows on the other side
+    bob.get_by_role("button", name="Mute").click()
+    expect(bob.get_by_role("button", name="Unmute")).to_have_attribute("aria-pressed", "true")
+    expect(ann.locator(f"{tile_of(ann, 'Bob')} .badge")).to_have_text("Muted", timeout=10000)
+    cleo.keyboard.press("v")  # the camera goes off from the keyboard
+    expect(ann.locator(f"{tile_of(ann, 'Cleo')} .badge")).to_have_text("Camera off", timeout=10000)
+    cleo.keyboard.press("v")
+    expect(ann.locator(f"{tile_of(ann, 'Cleo')} .badge")).to_have_count(0, timeout=10000)
+    shot = save_artifact(ann, "three-person-call.png")
+    DOCS.mkdir(exist_ok=True)
+    shutil.copy(shot, DOCS / "three-person-call.png")
+    for page in pages.values():
+        page.context.close()
+
+
+def test_full_room_says_so(browser, daemon):
+    first = participant(browser, daemon, "First", room="solo")
+    expect(first.locator("#call")).to_be_visible(timeout=10000)
+    second = participant(browser, daemon, "Second", room="solo")
+    expect(second.get_by_role("alert")).to_have_text(
+        "room 'solo' is full (1 people). Try again later, or pick another room.", timeout=10000)
+    first.context.close()
+    second.context.close()
+
+
+def test_wrong_password_asks_again_and_the_right_one_lets_in(browser, daemon):
+    page = participant(browser, daemon, "Pat", room="board", extra="&password=nope")
+    expect(page.get_by_role("alert")).to_have_text("Wrong password. Try again.", timeout=10000)
+    page.get_by_label("Room password").fill("letmein")
+    page.get_by_role("button", name="Join").click()
+    expect(page.locator("#call")).to_be_visible(timeout=10000)
+    page.context.close()
+
+
+def test_unknown_room_says_so(browser, daemon):
+    page = participant(browser, daemon, "Lost", room="nowhere")
+    expect(page.get_by_role("alert")).to_have_text(
+        "There is no room with this name. Check the link, or pick a room from the list.", timeout=10000)
+    page.context.close()
+
+
+def test_denied_camera_is_explained_and_the_call_still_works(playwright, browser, daemon):
+    denying = launch(playwright, deny_media=True)
+    try:
+        watcher = participant(denying, daemon, "Watcher")
+        expect(watcher.locator("#notice")).to_contain_text("Camera and microphone access was denied", timeout=10000)
+        expect(watcher.locator("figure[data-endpoint='me'] .badge")).to_have_text("Camera off")
+        host = participant(browser, daemon, "Host")
+        wait_for_moving_video(watcher, "Host")
+        host.context.close()
+    finally:
+        denying.close()
+
+
+def test_a_participant_comes_back_after_the_server_restarts(browser, start_daemon):
+    first = start_daemon(rooms=ROOMS, server="drain_timeout = 0")
+    ann = participant(browser, first, "Ann")
+    bob = participant(browser, first, "Bob")
+    wait_for_moving_video(ann, "Bob")
+    first.signal(signal.SIGTERM)
+    first.proc.wait(timeout=15)
+    expect(ann.locator("#notice")).to_contain_text("reconnecting", timeout=10000)
+    start_daemon(rooms=ROOMS, port=first.port, name="again.toml")
+    wait_for_moving_video(ann, "Bob", timeout=40)
+    wait_for_moving_video(bob, "Ann", timeout=40)
+    ann.context.close()
+    bob.context.close()
+
+
+def test_phone_sized_screen_keeps_every_control_reachable(browser, daemon):
+    phone = participant(browser, daemon, "Phone", viewport={"width": 390, "height": 844})
+    other = participant(browser, daemon, "Desk")
+    wait_for_moving_video(phone, "Desk")
+    for name in ("Mute", "Camera off", "Leave"):
+        button = phone.get_by_role("button", name=name)
+        expect(button).to_be_in_viewport()
+    save_artifact(phone, "phone.png")
+    phone.context.close()
+    other.context.close()

@@ -1,0 +1,1 @@
+"""The daemon's own web client: static pages and modules, and the public room list they read."""

@@ -1,0 +1,81 @@
+"""Serve the web client: `/` (room list), `/room/NAME` (join screen), `/static/…`, `/api/rooms`."""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from ..config.validate import ROOM_NAME
+from ..http.request import Request, Response
+
+if TYPE_CHECKING:
+    from ..daemon.daemon import Daemon
+
+STATIC = resources.files("videoroomd.web").joinpath("static")
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+}
+# Pages are small and change with the daemon: revalidate every time. Modules are
+# fetched by the page with a version query, so they may be cached for a day.
+PAGE_CACHE = "no-cache"
+ASSET_CACHE = "public, max-age=86400"
+SECURITY_HEADERS = [
+    ("content-security-policy",
+     "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; img-src 'self' data:; "
+     "style-src 'self'; script-src 'self'; frame-ancestors 'self'"),
+    ("referrer-policy", "no-referrer"),
+    ("permissions-policy", "camera=(self), microphone=(self)"),
+]
+
+
+def _static(path: str, cache: str) -> Response | None:
+    parts = [p for p in path.split("/") if p]
+    if not parts or any(p in (".", "..") or p.startswith(".") for p in parts):
+        return None
+    target = STATIC
+    for part in parts:
+        target = target.joinpath(part)
+    if not target.is_file():
+        return None
+    suffix = "." + parts[-1].rsplit(".", 1)[-1] if "." in parts[-1] else ""
+    content_type = CONTENT_TYPES.get(suffix) or mimetypes.guess_type(parts[-1])[0] or "application/octet-stream"
+    return Response(200, target.read_bytes(), content_type, headers=[("cache-control", cache), *SECURITY_HEADERS])
+
+
+def public_rooms(daemon: "Daemon") -> dict:
+    """What anyone may know of the rooms: names, how full, whether they need a password."""
+    rooms = []
+    for name, config in daemon.config.rooms.items():
+        room = daemon.rooms.get(name)
+        rooms.append({"name": name, "people": room.peer_count("rtc") if room else 0,
+                      "max_peers": config.max_peers, "password": config.password is not None})
+    return {"rooms": rooms, "dynamic_rooms": daemon.config.server.dynamic_rooms}
+
+
+def page_handler(daemon: "Daemon"):
+    async def handle(request: Request) -> Response | None:
+        path = request.path
+        if path == "/" or path == "/index.html":
+            return _static("index.html", PAGE_CACHE)
+        if path.startswith("/room/"):
+            name = path[len("/room/"):]
+            if not ROOM_NAME.match(name):
+                return Response.text(404, "no such room")
+            return _static("index.html", PAGE_CACHE)
+        if path.startswith("/static/"):
+            return _static(path[len("/static/"):], ASSET_CACHE)
+        if path == "/api/rooms":
+            body = json.dumps(public_rooms(daemon)).encode()
+            return Response(200, body, "application/json", headers=[("cache-control", "no-store")])
+        if path == "/favicon.ico":
+            return _static("favicon.svg", ASSET_CACHE)
+        return None
+
+    return handle

@@ -1,0 +1,229 @@
+// One call: the room channel, the media events of the Membrane RTC Engine, and one RTCPeerConnection.
+// The client always offers; the server answers. Events for the page are dispatched on the Call:
+//   endpoint-added/-updated/-removed {endpoint}, track-ready {endpointId, trackId, kind, track},
+//   track-removed {endpointId, trackId}, track-updated {endpointId, trackId, metadata},
+//   speaking {endpointId, trackId, speaking}, closed {reason, rejoin}.
+
+const GATHER_TIMEOUT_MS = 3000;
+
+function custom(type, data) {
+  return data === undefined ? { type: "custom", data: { type } } : { type: "custom", data: { type, data } };
+}
+
+export class Call extends EventTarget {
+  constructor(socket, room) {
+    super();
+    this.socket = socket;
+    this.room = room;
+    this.channel = null;
+    this.id = null;
+    this.pc = null;
+    this.local = new Map();       // our track id -> {track, kind, metadata, transceiver}
+    this.endpoints = new Map();   // endpoint id -> {id, metadata, tracks: Map(trackId -> {kind?, metadata})}
+    this.midToTrackId = {};
+    this.trackOwner = new Map();  // remote track id -> endpoint id
+    this.remoteTracks = new Map(); // remote track id -> the MediaStreamTrack it arrived as
+    this.negotiating = false;
+    this.connected = null;
+  }
+
+  // Joins the room and connects to its engine; rejects with the server's reason.
+  async join({ name, password, stream }) {
+    const params = { displayName: name };
+    if (password) params.password = password;
+    this.channel = await this.socket.join(`room:${this.room}`, params, (event, payload) => this.onChannel(event, payload));
+    this.id = this.channel.response.peer_id;
+    for (const track of stream ? stream.getTracks() : []) {
+      this.local.set(`${this.id}:${crypto.randomUUID()}`, { track, kind: track.kind, metadata: { kind: track.kind, muted: false } });
+    }
+    const connected = new Promise((resolve) => { this.connected = resolve; });
+    this.send({ type: "connect", data: { metadata: { displayName: name } } });
+    await connected;
+    if (this.local.size) this.send(custom("renegotiateTracks"));
+  }
+
+  send(event) { this.channel?.push("mediaEvent", { data: JSON.stringify(event) }); }
+
+  onChannel(event, payload) {
+    if (event === "mediaEvent") {
+      let message;
+      try { message = JSON.parse(payload.data); } catch { return; }
+      this.onMediaEvent(message).catch((error) => console.error("media event failed", error));
+    } else if (event === "phx_error" || event === "phx_close") {
+      this.dispatchEvent(new CustomEvent("closed", { detail: { reason: payload?.reason || "the room closed", rejoin: event === "phx_error" } }));
+    }
+  }
+
+  emit(name, detail) { this.dispatchEvent(new CustomEvent(name, { detail })); }
+
+  async onMediaEvent(message) {
+    let { type, data } = message;
+    if (type === "custom") ({ type, data } = data);
+    switch (type) {
+      case "connected":
+        for (const other of data.otherEndpoints) {
+          this.addEndpoint(other);
+          for (const [trackId, track] of Object.entries(other.tracks || {})) this.addTrack(other.id, trackId, track.metadata);
+        }
+        this.connected?.();
+        break;
+      case "endpointAdded": this.addEndpoint(data); break;
+      case "endpointUpdated": {
+        const endpoint = this.endpoints.get(data.id);
+        if (endpoint) { endpoint.metadata = data.metadata; this.emit("endpoint-updated", { endpoint }); }
+        break;
+      }
+      case "endpointRemoved": {
+        const endpoint = this.endpoints.get(data.id);
+        if (data.id === this.id) { this.emit("closed", { reason: "removed from the room", rejoin: false }); break; }
+        if (!endpoint) break;
+        for (const trackId of endpoint.tracks.keys()) this.removeTrack(data.id, trackId);
+        this.endpoints.delete(data.id);
+        this.emit("endpoint-removed", { endpoint });
+        break;
+      }
+      case "tracksAdded":
+        for (const [trackId, track] of Object.entries(data.tracks)) this.addTrack(data.endpointId, trackId, track.metadata);
+        break;
+      case "tracksRemoved":
+        for (const trackId of data.trackIds) this.removeTrack(data.endpointId, trackId);
+        break;
+      case "trackUpdated": {
+        const track = this.endpoints.get(data.endpointId)?.tracks.get(data.trackId);
+        if (track) { track.metadata = data.metadata; this.emit("track-updated", { endpointId: data.endpointId, trackId: data.trackId, metadata: data.metadata }); }
+        break;
+      }
+      case "offerData": await this.offer(data); break;
+      case "sdpAnswer":
+        this.midToTrackId = data.midToTrackId;
+        await this.pc.setRemoteDescription({ type: "answer", sdp: data.sdp });
+        this.negotiating = false;
+        break;
+      case "candidate":
+        if (this.pc && data.candidate) await this.pc.addIceCandidate({ candidate: data.candidate, sdpMLineIndex: data.sdpMLineIndex ?? 0 });
+        break;
+      case "vadNotification": {
+        const endpointId = this.trackOwner.get(data.trackId);
+        if (endpointId) this.emit("speaking", { endpointId, trackId: data.trackId, speaking: data.status === "speech" });
+        break;
+      }
+      case "error":
+        this.emit("closed", { reason: data.message, rejoin: false });
+        break;
+      default:
+        break;  // events for features this page does not use (simulcast, bandwidth)
+    }
+  }
+
+  addEndpoint(data) {
+    if (data.id === this.id || this.endpoints.has(data.id)) return;
+    const endpoint = { id: data.id, metadata: data.metadata || {}, tracks: new Map() };
+    this.endpoints.set(data.id, endpoint);
+    this.emit("endpoint-added", { endpoint });
+  }
+
+  addTrack(endpointId, trackId, metadata) {
+    const endpoint = this.endpoints.get(endpointId);
+    if (!endpoint) return;
+    endpoint.tracks.set(trackId, { metadata: metadata || {} });
+    this.trackOwner.set(trackId, endpointId);
+  }
+
+  removeTrack(endpointId, trackId) {
+    this.endpoints.get(endpointId)?.tracks.delete(trackId);
+    this.trackOwner.delete(trackId);
+    const track = this.remoteTracks.get(trackId);
+    this.remoteTracks.delete(trackId);
+    if (track) this.emit("track-removed", { endpointId, trackId, track });
+  }
+
+  createConnection(turnServers) {
+    const iceServers = (turnServers || []).map((s) => ({
+      urls: s.transport === "tls" ? `turns:${s.serverAddr}:${s.serverPort}?transport=tcp` : `turn:${s.serverAddr}:${s.serverPort}?transport=${s.transport}`,
+      username: s.username, credential: s.password,
+    }));
+    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", iceServers });
+    pc.ontrack = (event) => {
+      const trackId = this.midToTrackId[event.transceiver.mid];
+      const endpointId = this.trackOwner.get(trackId);
+      if (!endpointId) return;
+      this.remoteTracks.set(trackId, event.track);
+      this.emit("track-ready", { endpointId, trackId, kind: event.track.kind, track: event.track });
+    };
+    pc.onconnectionstatechange = () => {
+      this.emit("media-state", { state: pc.connectionState });
+    };
+    for (const [trackId, local] of this.local) {
+      local.transceiver = pc.addTransceiver(local.track, { direction: "sendonly" });
+      local.trackId = trackId;
+    }
+    this.pc = pc;
+  }
+
+  async offer({ tracksTypes, integratedTurnServers }) {
+    this.negotiating = true;
+    if (!this.pc) this.createConnection(integratedTurnServers);
+    for (const kind of ["audio", "video"]) {
+      const have = this.pc.getTransceivers().filter((t) => t.direction === "recvonly" && t.receiver.track.kind === kind).length;
+      for (let i = have; i < (tracksTypes[kind] || 0); i += 1) this.pc.addTransceiver(kind, { direction: "recvonly" });
+    }
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    await this.gathered();
+    const midToTrackId = {};
+    const metadata = {};
+    for (const [trackId, local] of this.local) {
+      if (local.transceiver?.mid != null) { midToTrackId[local.transceiver.mid] = trackId; metadata[trackId] = local.metadata; }
+    }
+    this.send(custom("sdpOffer", {
+      sdpOffer: { type: "offer", sdp: this.pc.localDescription.sdp },
+      trackIdToTrackMetadata: metadata, trackIdToTrackBitrates: {}, midToTrackId,
+    }));
+  }
+
+  // Waits (briefly) for ICE gathering, so the offer carries our candidates.
+  gathered() {
+    if (this.pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => { if (this.pc.iceGatheringState === "complete") { this.pc.removeEventListener("icegatheringstatechange", done); resolve(); } };
+      this.pc.addEventListener("icegatheringstatechange", done);
+      setTimeout(resolve, GATHER_TIMEOUT_MS);
+    });
+  }
+
+  localTrack(kind) {
+    for (const [trackId, local] of this.local) if (local.kind === kind) return { trackId, local };
+    return null;
+  }
+
+  // Mutes or unmutes our `kind` track; the others see it through the track's metadata.
+  setMuted(kind, muted) {
+    const found = this.localTrack(kind);
+    if (!found) return;
+    found.local.track.enabled = !muted;
+    found.local.metadata = { ...found.local.metadata, muted };
+    if (found.local.transceiver?.mid != null) {
+      this.send({ type: "updateTrackMetadata", data: { trackId: found.trackId, trackMetadata: found.local.metadata } });
+    }
+  }
+
+  // Swaps our `kind` track for `track` (another camera or microphone) without renegotiating.
+  async replaceTrack(kind, track) {
+    const found = this.localTrack(kind);
+    if (!found) return;
+    track.enabled = !found.local.metadata.muted;
+    await found.local.transceiver?.sender.replaceTrack(track);
+    found.local.track.stop();
+    found.local.track = track;
+  }
+
+  async leave() {
+    try { await this.channel?.leave(); } catch { /* the socket may be gone already */ }
+    this.close();
+  }
+
+  close() {
+    this.pc?.close();
+    this.pc = null;
+    this.channel = null;
+  }
+}

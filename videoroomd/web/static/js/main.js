@@ -1,0 +1,309 @@
+// The page: the room list at "/", the join screen and the call at "/room/NAME".
+import { Call } from "./call.js";
+import { PhoenixSocket } from "./phoenix.js";
+import { Tiles, clearNotice, joinMessage, notice, show } from "./ui.js";
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const NAME_KEY = "videoroomd.name";
+const RECONNECT_DELAYS_MS = [1000, 2000, 4000, 8000, 10000];
+const REFUSALS = {
+  room_full: (reason) => `${reason}. Try again later, or pick another room.`,
+  wrong_password: (reason) => (reason === "this room needs a password" ? "This room needs a password." : "Wrong password. Try again."),
+  unknown_room: () => "There is no room with this name. Check the link, or pick a room from the list.",
+  shutting_down: () => "The server is shutting down. Try again in a minute.",
+};
+
+function socketUrl() {
+  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/socket/websocket`;
+}
+
+function rememberedName() {
+  return params.get("name") || localStorage.getItem(NAME_KEY) || "";
+}
+
+async function fetchRooms() {
+  try {
+    const response = await fetch("/api/rooms", { cache: "no-store" });
+    return await response.json();
+  } catch {
+    return { rooms: [], dynamic_rooms: false };
+  }
+}
+
+// -- the room list --------------------------------------------------------------------
+async function lobby() {
+  show("lobby");
+  document.title = "videoroomd";
+  const nameInput = $("lobby-name");
+  nameInput.value = rememberedName();
+  const { rooms, dynamic_rooms: dynamic } = await fetchRooms();
+  const list = $("room-list");
+  list.replaceChildren();
+  const link = (name) => `/room/${encodeURIComponent(name)}${nameInput.value ? `?name=${encodeURIComponent(nameInput.value)}` : ""}`;
+  for (const room of rooms) {
+    const item = document.createElement("li");
+    const a = document.createElement("a");
+    a.href = link(room.name);
+    a.dataset.room = room.name;
+    const title = document.createElement("span");
+    title.textContent = room.password ? `${room.name} 🔒` : room.name;
+    const count = document.createElement("span");
+    count.className = "muted";
+    count.textContent = `${room.people} / ${room.max_peers}`;
+    a.setAttribute("aria-label", `${room.name}: ${room.people} of ${room.max_peers} people${room.password ? ", needs a password" : ""}`);
+    a.append(title, count);
+    item.append(a);
+    list.append(item);
+  }
+  $("lobby-empty").hidden = rooms.length > 0 || dynamic;
+  $("lobby-custom").hidden = !dynamic;
+  nameInput.addEventListener("input", () => {
+    localStorage.setItem(NAME_KEY, nameInput.value);
+    for (const a of list.querySelectorAll("a")) a.href = link(a.dataset.room);
+  });
+  $("lobby-custom").addEventListener("submit", (event) => {
+    event.preventDefault();
+    location.href = link($("lobby-room").value);
+  });
+}
+
+// -- joining -----------------------------------------------------------------------------
+async function localMedia() {
+  if (!navigator.mediaDevices?.getUserMedia) {
+    return { stream: null, problem: "This page cannot use a camera here: browsers allow it on https:// addresses and on localhost only." };
+  }
+  try {
+    return { stream: await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } }) };
+  } catch (error) {
+    if (error.name === "NotAllowedError" || error.name === "SecurityError") {
+      return { stream: null, problem: "Camera and microphone access was denied. Allow them in your browser's site settings to be seen and heard — you can still join and watch." };
+    }
+    if (error.name === "NotFoundError") return { stream: null, problem: "No camera or microphone was found. You can still join and watch." };
+    return { stream: null, problem: `Your camera or microphone could not be started (${error.message}). You can still join and watch.` };
+  }
+}
+
+async function joinScreen(room) {
+  show("join");
+  document.title = `${room} · videoroomd`;
+  $("join-room").textContent = room;
+  $("room-title").textContent = room;
+  $("join-name").value = rememberedName();
+  const { rooms } = await fetchRooms();
+  const known = rooms.find((r) => r.name === room);
+  $("password-field").hidden = !known?.password;
+  const media = await localMedia();
+  if (media.stream) $("preview").srcObject = media.stream; else $("preview").hidden = true;
+  if (media.problem) joinMessage(media.problem);
+  const meeting = new Meeting(room, media.stream, media.problem);
+  $("join-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    meeting.start($("join-name").value.trim(), $("join-password").value);
+  });
+  if (params.get("autojoin") === "1" && $("join-name").value.trim()) {
+    meeting.start($("join-name").value.trim(), params.get("password") || "");
+  }
+}
+
+// -- the call ----------------------------------------------------------------------------
+class Meeting {
+  constructor(room, stream, mediaProblem) {
+    this.room = room;
+    this.stream = stream;
+    this.mediaProblem = mediaProblem;
+    this.tiles = new Tiles();
+    this.call = null;
+    this.socket = null;
+    this.micMuted = false;
+    this.cameraOff = false;
+    this.leaving = false;
+    this.reconnecting = false;
+    this.wireControls();
+  }
+
+  async start(name, password) {
+    if (!name) { joinMessage("Type a name first."); return; }
+    localStorage.setItem(NAME_KEY, name);
+    this.name = name;
+    this.password = password;
+    $("join-button").disabled = true;
+    try {
+      await this.connect();
+    } catch (error) {
+      $("join-button").disabled = false;
+      this.refused(error);
+      return;
+    }
+    joinMessage("");
+    show("call");
+    $("join-button").disabled = false;
+    if (this.mediaProblem) notice(this.mediaProblem, { error: true, sticky: true });
+  }
+
+  refused(error) {
+    const explain = REFUSALS[error.code];
+    if (error.code === "wrong_password") $("password-field").hidden = false;
+    joinMessage(explain ? explain(error.message) : `Could not join: ${error.message}`);
+    show("join");
+  }
+
+  // Opens a socket, joins, and builds the call; rejects with the server's refusal.
+  async connect() {
+    this.socket?.close();
+    this.socket = new PhoenixSocket(socketUrl());
+    await this.socket.open();
+    const call = new Call(this.socket, this.room);
+    this.wireCall(call);
+    this.tiles.clear();
+    this.tiles.add("me", this.name, { local: true });
+    if (this.stream) this.tiles.setLocalStream(this.stream);
+    await call.join({ name: this.name, password: this.password, stream: this.stream });
+    this.call = call;
+    if (this.micMuted) call.setMuted("audio", true);
+    if (this.cameraOff) call.setMuted("video", true);
+    this.tiles.setState("me", { micMuted: this.micMuted, cameraOff: this.cameraOff || !this.stream });
+    this.socket.addEventListener("close", () => this.lost("Connection lost"));
+    this.listDevices();
+  }
+
+  wireCall(call) {
+    call.addEventListener("endpoint-added", ({ detail: { endpoint } }) => {
+      this.tiles.add(endpoint.id, endpoint.metadata?.displayName || "Guest");
+    });
+    call.addEventListener("endpoint-updated", ({ detail: { endpoint } }) => {
+      this.tiles.rename(endpoint.id, endpoint.metadata?.displayName || "Guest");
+    });
+    call.addEventListener("endpoint-removed", ({ detail: { endpoint } }) => this.tiles.remove(endpoint.id));
+    call.addEventListener("track-ready", ({ detail }) => {
+      this.tiles.addTrack(detail.endpointId, detail.track);
+      const metadata = call.endpoints.get(detail.endpointId)?.tracks.get(detail.trackId)?.metadata || {};
+      this.showTrackState(detail.endpointId, metadata);
+    });
+    call.addEventListener("track-removed", ({ detail }) => this.tiles.removeTrack(detail.endpointId, detail.track));
+    call.addEventListener("track-updated", ({ detail }) => this.showTrackState(detail.endpointId, detail.metadata));
+    call.addEventListener("speaking", ({ detail }) => this.tiles.speaking(detail.endpointId, detail.speaking));
+    call.addEventListener("closed", ({ detail }) => {
+      if (this.leaving) return;
+      if (detail.rejoin) this.lost(detail.reason);
+      else this.ended(detail.reason);
+    });
+    call.addEventListener("media-state", ({ detail }) => {
+      if (detail.state === "failed") notice("The media connection failed; reconnecting…", { error: true });
+      if (detail.state === "failed") this.lost("Media connection failed");
+    });
+  }
+
+  showTrackState(endpointId, metadata) {
+    if (metadata.kind === "audio") this.tiles.setState(endpointId, { micMuted: !!metadata.muted });
+    if (metadata.kind === "video") this.tiles.setState(endpointId, { cameraOff: !!metadata.muted });
+  }
+
+  // The connection dropped (network, server restart): rejoin with backoff until it works.
+  async lost(why) {
+    if (this.leaving || this.reconnecting) return;
+    this.reconnecting = true;
+    this.call?.close();
+    this.call = null;
+    for (let attempt = 0; !this.leaving; attempt += 1) {
+      notice(`${why} — reconnecting…`, { error: true, sticky: true });
+      const delay = RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)];
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      try {
+        await this.connect();
+        notice("Reconnected.");
+        break;
+      } catch (error) {
+        if (error.code && REFUSALS[error.code] && error.code !== "shutting_down") {
+          this.reconnecting = false;
+          this.refused(error);
+          return;
+        }
+        why = error.code === "shutting_down" ? "The server is restarting" : "Connection lost";
+      }
+    }
+    this.reconnecting = false;
+  }
+
+  ended(reason) {
+    this.call?.close();
+    this.call = null;
+    this.socket?.close();
+    this.tiles.clear();
+    show("join");
+    joinMessage(`The call ended: ${reason}.`);
+  }
+
+  wireControls() {
+    $("mic-button").addEventListener("click", () => this.toggleMic());
+    $("camera-button").addEventListener("click", () => this.toggleCamera());
+    $("leave-button").addEventListener("click", () => this.leave());
+    $("camera-select").addEventListener("change", (event) => this.switchDevice("video", event.target.value));
+    $("mic-select").addEventListener("change", (event) => this.switchDevice("audio", event.target.value));
+    document.addEventListener("keydown", (event) => {
+      if ($("call").hidden || event.target.matches("input, select, textarea") || event.ctrlKey || event.metaKey || event.altKey) return;
+      if (event.key === "m") this.toggleMic();
+      if (event.key === "v") this.toggleCamera();
+    });
+  }
+
+  toggleMic() {
+    this.micMuted = !this.micMuted;
+    this.call?.setMuted("audio", this.micMuted);
+    $("mic-button").setAttribute("aria-pressed", String(this.micMuted));
+    $("mic-button").textContent = this.micMuted ? "Unmute" : "Mute";
+    this.tiles.setState("me", { micMuted: this.micMuted });
+  }
+
+  toggleCamera() {
+    this.cameraOff = !this.cameraOff;
+    this.call?.setMuted("video", this.cameraOff);
+    $("camera-button").setAttribute("aria-pressed", String(this.cameraOff));
+    $("camera-button").textContent = this.cameraOff ? "Camera on" : "Camera off";
+    this.tiles.setState("me", { cameraOff: this.cameraOff || !this.stream });
+  }
+
+  async listDevices() {
+    if (!navigator.mediaDevices?.enumerateDevices) return;
+    const devices = await navigator.mediaDevices.enumerateDevices();
+    for (const [kind, select] of [["videoinput", $("camera-select")], ["audioinput", $("mic-select")]]) {
+      const current = this.stream?.getTracks().find((t) => t.kind === (kind === "videoinput" ? "video" : "audio"))?.getSettings().deviceId;
+      select.replaceChildren(...devices.filter((d) => d.kind === kind).map((d, i) => {
+        const option = new Option(d.label || `${kind === "videoinput" ? "Camera" : "Microphone"} ${i + 1}`, d.deviceId);
+        option.selected = d.deviceId === current;
+        return option;
+      }));
+      select.disabled = select.options.length < 2;
+    }
+  }
+
+  async switchDevice(kind, deviceId) {
+    try {
+      const constraints = kind === "video" ? { video: { deviceId: { exact: deviceId } } } : { audio: { deviceId: { exact: deviceId } } };
+      const fresh = await navigator.mediaDevices.getUserMedia(constraints);
+      const track = fresh.getTracks()[0];
+      await this.call?.replaceTrack(kind, track);
+      for (const old of this.stream.getTracks().filter((t) => t.kind === kind)) { this.stream.removeTrack(old); old.stop(); }
+      this.stream.addTrack(track);
+      this.tiles.setLocalStream(this.stream);
+    } catch (error) {
+      notice(`Could not switch ${kind === "video" ? "camera" : "microphone"}: ${error.message}`, { error: true });
+    }
+  }
+
+  async leave() {
+    this.leaving = true;
+    await this.call?.leave();
+    this.socket?.close();
+    this.tiles.clear();
+    for (const track of this.stream?.getTracks() || []) track.stop();
+    clearNotice();
+    location.href = "/";
+  }
+}
+
+if (location.pathname.startsWith("/room/")) {
+  joinScreen(decodeURIComponent(location.pathname.slice("/room/".length)));
+} else {
+  lobby();
+}
