@@ -103,13 +103,13 @@ def test_three_people_call_muting_and_speaking(browser, daemon):
     bob.get_by_role("button", name="Mute").click()
     expect(bob.get_by_role("button", name="Unmute")).to_have_attribute("aria-pressed", "true")
     expect(ann.locator(f"{tile_of(ann, 'Bob')} .badge")).to_have_text("Muted", timeout=10000)
+    shot = save_artifact(ann, "three-person-call.png")
+    DOCS.mkdir(exist_ok=True)
+    shutil.copy(shot, DOCS / "three-person-call.png")
     cleo.keyboard.press("v")  # the camera goes off from the keyboard
     expect(ann.locator(f"{tile_of(ann, 'Cleo')} .badge")).to_have_text("Camera off", timeout=10000)
     cleo.keyboard.press("v")
     expect(ann.locator(f"{tile_of(ann, 'Cleo')} .badge")).to_have_count(0, timeout=10000)
-    shot = save_artifact(ann, "three-person-call.png")
-    DOCS.mkdir(exist_ok=True)
-    shutil.copy(shot, DOCS / "three-person-call.png")
     for page in pages.values():
         page.context.close()
 

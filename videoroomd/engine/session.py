@@ -34,6 +34,7 @@ class Track:
     kind: str
     metadata: Any
     mid: str  # the publisher's m-line
+    speaking: bool = False
 
 
 @dataclass
@@ -205,8 +206,13 @@ class Session:
         for track in plan.publish:
             endpoint.tracks[track.id] = track
         endpoint.slots = dict(plan.forward)
+        before = endpoint.negotiated
         endpoint.negotiated = {s.track_id for s in plan.forward.values() if s.track_id}
         out: Outbox = []
+        # A track that is speaking already says so to whoever starts receiving it.
+        tracks = self.tracks()
+        out += [(endpoint.id, ev.vad_notification(t, True)) for t in endpoint.negotiated - before
+                if t in tracks and tracks[t].speaking]
         for other in self._others(endpoint.id):
             changed = False
             gone = [t.id for t in plan.unpublish if t.id in other.negotiated]
@@ -242,4 +248,7 @@ class Session:
         return out
 
     def voice_activity(self, track_id: str, speaking: bool) -> Outbox:
+        track = self.tracks().get(track_id)
+        if track is not None:
+            track.speaking = speaking
         return [(o.id, ev.vad_notification(track_id, speaking)) for o in self.endpoints.values() if track_id in o.negotiated]

@@ -182,7 +182,11 @@ class Meeting {
     });
     call.addEventListener("track-removed", ({ detail }) => this.tiles.removeTrack(detail.endpointId, detail.track));
     call.addEventListener("track-updated", ({ detail }) => this.showTrackState(detail.endpointId, detail.metadata));
-    call.addEventListener("speaking", ({ detail }) => this.tiles.speaking(detail.endpointId, detail.speaking));
+    call.addEventListener("speaking", ({ detail }) => {
+      // A muted microphone sends silence; never show it as speaking, even while the server's hold runs out.
+      const muted = call.endpoints.get(detail.endpointId)?.tracks.get(detail.trackId)?.metadata?.muted;
+      this.tiles.speaking(detail.endpointId, detail.speaking && !muted);
+    });
     call.addEventListener("closed", ({ detail }) => {
       if (this.leaving) return;
       if (detail.rejoin) this.lost(detail.reason);
@@ -195,7 +199,10 @@ class Meeting {
   }
 
   showTrackState(endpointId, metadata) {
-    if (metadata.kind === "audio") this.tiles.setState(endpointId, { micMuted: !!metadata.muted });
+    if (metadata.kind === "audio") {
+      this.tiles.setState(endpointId, { micMuted: !!metadata.muted });
+      if (metadata.muted) this.tiles.speaking(endpointId, false);
+    }
     if (metadata.kind === "video") this.tiles.setState(endpointId, { cameraOff: !!metadata.muted });
   }
 
