@@ -32,22 +32,43 @@ def is_vp8_keyframe(data: bytes) -> bool:
 
 
 class ForwardedTrack(MediaStreamTrack):
-    """What one subscriber receives of one published track: encoded packets, in order."""
+    """What one receive slot of a subscriber carries: encoded packets of its current source, in order.
 
-    def __init__(self, source: "PublishedTrack"):
+    It lives as long as the slot: when the slot is freed or given another
+    track, only its source switches. Stopping it would end the sender's RTP
+    loop for good (aiortc's sender stops on MediaStreamError), and the slot
+    could never carry anything again.
+    """
+
+    def __init__(self, kind: str):
         super().__init__()
-        self.kind = source.kind
-        self.source = source
-        self._queue: asyncio.Queue = asyncio.Queue(VIDEO_QUEUE if self.kind == "video" else AUDIO_QUEUE)
-        self.waiting_for_keyframe = self.kind == "video"
+        self.kind = kind
+        self.source: PublishedTrack | None = None
+        self._queue: asyncio.Queue = asyncio.Queue(VIDEO_QUEUE if kind == "video" else AUDIO_QUEUE)
+        self.waiting_for_keyframe = kind == "video"
         self.dropped = 0
+
+    def switch(self, source: "PublishedTrack | None") -> None:
+        """Carry ``source`` from now on (None: nothing), starting at its next keyframe."""
+        if self.source is source:
+            return
+        if self.source is not None:
+            self.source.subscribers.discard(self)
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self.source = source
+        self.waiting_for_keyframe = self.kind == "video"
+        if source is not None:
+            source.subscribers.add(self)
+            source.request_keyframe()
 
     def push(self, packet: av.Packet, keyframe: bool) -> None:
         if self.readyState != "live":
             return
         if self.waiting_for_keyframe:
             if not keyframe:
-                self.source.request_keyframe()  # rate-limited; covers a request that got lost
+                if self.source is not None:
+                    self.source.request_keyframe()  # rate-limited; covers a request that got lost
                 return
             self.waiting_for_keyframe = False
         try:
@@ -57,7 +78,7 @@ class ForwardedTrack(MediaStreamTrack):
             self.dropped += self._queue.qsize() + 1
             while not self._queue.empty():
                 self._queue.get_nowait()
-            if self.kind == "video":
+            if self.kind == "video" and self.source is not None:
                 self.waiting_for_keyframe = True
                 self.source.request_keyframe()
 
@@ -70,8 +91,9 @@ class ForwardedTrack(MediaStreamTrack):
         return packet
 
     def stop(self) -> None:
+        """The slot is gone (its connection closes)."""
         if self.readyState == "live":
-            self.source.subscribers.discard(self)
+            self.switch(None)
             try:
                 self._queue.put_nowait(None)
             except asyncio.QueueFull:
@@ -93,12 +115,6 @@ class PublishedTrack:
         self._tasks: set[asyncio.Task] = set()
         self._on_audio_level = on_audio_level
         self._time_base = fractions.Fraction(1, 90000 if kind == "video" else 48000)
-
-    def subscribe(self) -> ForwardedTrack:
-        track = ForwardedTrack(self)
-        self.subscribers.add(track)
-        self.request_keyframe()
-        return track
 
     def on_frame(self, data: bytes, timestamp: int) -> None:
         """A complete encoded frame arrived (called by the pass-through decoder)."""
@@ -131,7 +147,7 @@ class PublishedTrack:
 
     def close(self) -> None:
         for subscriber in list(self.subscribers):
-            subscriber.stop()
+            subscriber.switch(None)  # the slot stays, empty, until its next negotiation
         for task in self._tasks:
             task.cancel()
 
@@ -182,18 +198,12 @@ def attach_publisher(receiver, published: PublishedTrack) -> None:
 
 def attach_subscriber(sender, track: ForwardedTrack) -> None:
     """Pass a subscriber's PLI/FIR on to the publisher of what ``sender`` sends."""
-    if getattr(sender, "_videoroomd_rtcp", False):
-        sender._videoroomd_track = track
-        return
     handle = sender._handle_rtcp_packet
-    sender._videoroomd_rtcp = True
-    sender._videoroomd_track = track
 
     async def handle_with_keyframes(packet):
         if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
-            current = sender._videoroomd_track
-            if current is not None:
-                current.source.request_keyframe()
+            if track.source is not None:
+                track.source.request_keyframe()
         await handle(packet)
 
     sender._handle_rtcp_packet = handle_with_keyframes

@@ -141,26 +141,21 @@ class EndpointConnection:
             self.room.published.pop(gone.track_id, None)
             gone.close()
             by_mid[mid].direction = "inactive"
-        # What the client receives.
+        # What the client receives: each slot keeps one track for life, whose source switches.
         for slot in slots:
             transceiver = by_mid[slot.mid]
-            current = self.forwarded.get(slot.mid)
             source = self.room.published.get(slot.track_id) if slot.track_id else None
-            if current is not None and (source is None or current.source is not source):
-                current.stop()
-                del self.forwarded[slot.mid]
-                current = None
+            forwarded = self.forwarded.get(slot.mid)
+            if forwarded is None:
+                forwarded = self.forwarded[slot.mid] = ForwardedTrack(transceiver.kind)
+                transceiver.sender.replaceTrack(forwarded)
+                attach_subscriber(transceiver.sender, forwarded)
+            forwarded.switch(source)
             if source is None:
                 transceiver.direction = "inactive"
-                transceiver.sender.replaceTrack(None)
-                continue
-            if current is None:
-                current = source.subscribe()
-                self.forwarded[slot.mid] = current
-                transceiver.sender.replaceTrack(current)
-                attach_subscriber(transceiver.sender, current)
-            transceiver.sender._stream_id = slot.stream_id
-            transceiver.direction = "sendonly"
+            else:
+                transceiver.sender._stream_id = slot.stream_id
+                transceiver.direction = "sendonly"
         self._limit_addresses()
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)

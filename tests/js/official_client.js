@@ -1,0 +1,56 @@
+// A participant made only of the official client libraries: `phoenix` for the
+// channel and `@jellyfish-dev/membrane-webrtc-js` (WebRTCEndpoint) for the media
+// events. Bundled with esbuild at test time; the test reads window.participant.
+import { Socket } from "phoenix";
+import { WebRTCEndpoint } from "@jellyfish-dev/membrane-webrtc-js";
+
+const state = { connected: false, id: null, errors: [], ready: {}, removed: [], endpoints: {}, log: [] };
+window.participant = state;
+
+window.startParticipant = async function startParticipant(url, room, name) {
+  const socket = new Socket(url, { params: {} });
+  socket.connect();
+  const channel = socket.channel(`room:${room}`, { displayName: name });
+  const webrtc = new WebRTCEndpoint();
+  state.webrtc = webrtc;
+  webrtc.on("sendMediaEvent", (event) => channel.push("mediaEvent", { data: event }));
+  channel.on("mediaEvent", (payload) => webrtc.receiveMediaEvent(payload.data));
+  webrtc.on("connectionError", (message) => state.errors.push(String(message)));
+  webrtc.on("endpointAdded", (endpoint) => { state.endpoints[endpoint.id] = endpoint.metadata?.displayName; });
+  webrtc.on("endpointRemoved", (endpoint) => { state.removed.push(endpoint.id); delete state.endpoints[endpoint.id]; });
+  webrtc.on("trackReady", (ctx) => {
+    state.ready[ctx.trackId] = { endpoint: ctx.endpoint.id, kind: ctx.track.kind };
+    if (ctx.track.kind === "video") {
+      const video = document.createElement("video");
+      video.autoplay = true; video.muted = true; video.playsInline = true;
+      video.dataset.endpoint = ctx.endpoint.id;
+      video.srcObject = ctx.stream || new MediaStream([ctx.track]);
+      document.body.append(video);
+    }
+  });
+  webrtc.on("trackRemoved", (ctx) => {
+    delete state.ready[ctx.trackId];
+    document.querySelector(`video[data-endpoint="${ctx.endpoint.id}"]`)?.remove();
+  });
+  await new Promise((resolve, reject) => {
+    channel.join().receive("ok", resolve).receive("error", (e) => { channel.leave(); reject(new Error(e.reason)); });
+  });
+  const connected = new Promise((resolve) => webrtc.on("connected", (id) => { state.connected = true; state.id = id; resolve(); }));
+  webrtc.connect({ displayName: name });
+  await connected;
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 320, height: 240 } });
+  for (const track of stream.getTracks()) {
+    await webrtc.addTrack(track, stream, { kind: track.kind });
+  }
+  state.published = true;
+  state.leave = () => { channel.leave(); socket.disconnect(); };
+};
+
+// Frames decoded per remote endpoint, as the video elements show them.
+window.framesByEndpoint = function framesByEndpoint() {
+  const out = {};
+  for (const video of document.querySelectorAll("video[data-endpoint]")) {
+    out[video.dataset.endpoint] = video.getVideoPlaybackQuality().totalVideoFrames;
+  }
+  return out;
+};

@@ -1,0 +1,115 @@
+"""Three headless Chromium participants that use only the official npm clients
+(`phoenix` 1.8 and `@jellyfish-dev/membrane-webrtc-js` 0.7.1) hold a call through a
+running daemon, relayed by a real TURN server, as that client insists on."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+import npm_packages
+from browser import launch
+from turn import PASSWORD, USER, turn_server
+
+pytestmark = pytest.mark.browser
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    """The official clients and our harness, bundled by esbuild next to a page that loads them."""
+    modules = npm_packages.install()
+    out = tmp_path_factory.mktemp("bundle") / "official.js"
+    subprocess.run(
+        [str(modules / ".bin" / "esbuild"), str(HERE / "js" / "official_client.js"), "--bundle", "--format=iife",
+         f"--outfile={out}", "--log-level=warning"],
+        check=True, timeout=120, cwd=modules.parent, env={**os.environ, "NODE_PATH": str(modules)},
+    )
+    (out.parent / "official.html").write_text(
+        "<!doctype html><title>official clients</title><script src=\"official.js\"></script><body></body>")
+    return out.parent
+
+
+@pytest.fixture(scope="module")
+def harness(bundle):
+    """An app of another origin on 127.0.0.1 that embeds rooms with the official clients."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(bundle))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def open_participant(browser, harness: str, daemon, name: str):
+    page = browser.new_context().new_page()
+    page.goto(f"{harness}/official.html")
+    page.evaluate("([url, room, name]) => { window.startParticipant(url, room, name).catch((e) => window.participant.errors.push(String(e))); }",
+                  [f"ws://127.0.0.1:{daemon.port}/socket", "lobby", name])
+    return page
+
+
+def wait_until(predicate, timeout: float, what: str, page=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    state = page.evaluate("() => JSON.stringify({...window.participant, webrtc: undefined})") if page else ""
+    raise AssertionError(f"timed out waiting for {what}; {state}")
+
+
+def decoding(page, endpoint_id: str, timeout: float = 30) -> None:
+    first = {}
+
+    def advancing():
+        frames = page.evaluate("() => window.framesByEndpoint()").get(endpoint_id, 0)
+        if frames and "n" not in first:
+            first["n"] = frames
+        return "n" in first and frames >= first["n"] + 10
+
+    wait_until(advancing, timeout, f"video of {endpoint_id} to advance", page)
+
+
+def test_three_official_clients_then_one_leaves_and_a_fourth_joins_late(start_daemon, tmp_path, harness):
+    with turn_server(tmp_path) as turn_port:
+        rooms = (f'[ice]\naddresses = ["127.0.0.1"]\n[defaults]\nturn_servers = [{{ urls = "turn:127.0.0.1:{turn_port}?transport=udp", '
+                 f'username = "{USER}", credential = "{PASSWORD}" }}]\n[rooms.lobby]\nmax_peers = 8\n')
+        daemon = start_daemon(rooms=rooms, server=f'allowed_origins = ["{harness}"]')
+        with sync_playwright() as playwright:
+            browser = launch(playwright)
+            try:
+                pages = {n: open_participant(browser, harness, daemon, n) for n in ("Ann", "Bob", "Cleo")}
+                for name, page in pages.items():
+                    wait_until(lambda: page.evaluate("() => !!window.participant.published"), 30, f"{name} to publish", page)
+                ids = {n: p.evaluate("() => window.participant.id") for n, p in pages.items()}
+                for name, page in pages.items():
+                    for other, other_id in ids.items():
+                        if other != name:
+                            decoding(page, other_id)
+                # Cleo leaves: the others are told and stop showing her
+                pages["Cleo"].evaluate("() => window.participant.leave()")
+                for name in ("Ann", "Bob"):
+                    wait_until(lambda: ids["Cleo"] in pages[name].evaluate("() => window.participant.removed"), 15,
+                               f"{name} to hear that Cleo left", pages[name])
+                    assert ids["Cleo"] not in pages[name].evaluate("() => window.framesByEndpoint()")
+                # a fourth joins late and sees everyone quickly
+                dan = open_participant(browser, harness, daemon, "Dan")
+                wait_until(lambda: dan.evaluate("() => !!window.participant.published"), 30, "Dan to publish", dan)
+                for other in ("Ann", "Bob"):
+                    decoding(dan, ids[other], timeout=20)
+                dan_id = dan.evaluate("() => window.participant.id")
+                for name in ("Ann", "Bob"):
+                    decoding(pages[name], dan_id, timeout=20)
+                for page in list(pages.values()) + [dan]:
+                    assert page.evaluate("() => window.participant.errors") == []
+            finally:
+                browser.close()
