@@ -118,3 +118,35 @@ def test_systemd_notifications_reach_the_notify_socket(start_daemon, tmp_path):
         assert daemon.proc.wait(timeout=15) == 0
     reloading = next(m for m in seen if m.startswith("RELOADING=1"))
     assert "MONOTONIC_USEC=" in reloading
+
+
+async def test_sigterm_drains_calls_then_exits_zero(start_daemon):
+    """A call in progress may finish until drain_timeout; meanwhile /healthz says 503 and joins are refused."""
+    import trio
+    from trio_websocket import ConnectionClosed
+    from signalling_helpers import phoenix_client
+
+    daemon = start_daemon(server="drain_timeout = 3")
+    async with phoenix_client(daemon) as client:
+        assert (await client.join("lobby", displayName="Ann"))["status"] == "ok"
+        daemon.signal(signal.SIGTERM)
+        with trio.fail_after(5):
+            while (await trio.to_thread.run_sync(get, daemon.url + "/healthz"))[0] != 503:
+                await trio.sleep(0.05)
+        assert (await trio.to_thread.run_sync(get, daemon.url + "/healthz")) == (503, "draining\n")
+        async with phoenix_client(daemon) as late:
+            assert await late.join("lobby") == {"status": "error", "response": {
+                "reason": "the server is shutting down", "code": "shutting_down"}}
+        # the call goes on until the drain timeout, then the client is told to come back later
+        told = []
+        with trio.fail_after(10):
+            while True:
+                try:
+                    _join_ref, _ref, topic, event, payload = await client.receive(timeout=10)
+                except ConnectionClosed as closed:
+                    assert closed.reason.code == 1001
+                    break
+                if event == "phx_error":
+                    told.append((topic, payload))
+        assert told == [("room:lobby", {"reason": "the server is shutting down"})]
+    assert await trio.to_thread.run_sync(lambda: daemon.proc.wait(timeout=15)) == 0
