@@ -149,10 +149,12 @@ def _choice(options: tuple[str, ...]) -> Callable[[Any, tuple[str, ...]], str]:
     return convert
 
 
-def _string_list(item: Callable[[Any, tuple[str, ...]], Any]) -> Callable[[Any, tuple[str, ...]], tuple]:
+def _array_of(item: Callable[[Any, tuple[str, ...]], Any], expected: str = "an array") -> Callable[[Any, tuple[str, ...]], tuple]:
+    """A converter for an array whose items ``item`` converts; errors name the item's position."""
+
     def convert(value: Any, path: tuple[str, ...]) -> tuple:
         if not isinstance(value, list):
-            raise _Invalid(f"expected an array, got {_describe(value)}")
+            raise _Invalid(f"expected {expected}, got {_describe(value)}")
         out = []
         for index, element in enumerate(value):
             try:
@@ -266,16 +268,7 @@ def _turn_server(value: Any, path: tuple[str, ...]) -> TurnServer:
     return TurnServer(urls, username, credential)
 
 
-def _turn_list(value: Any, path: tuple[str, ...]) -> tuple[TurnServer, ...]:
-    if not isinstance(value, list):
-        raise _Invalid(f"expected an array of tables, got {_describe(value)}")
-    servers = []
-    for index, item in enumerate(value):
-        try:
-            servers.append(_turn_server(item, path))
-        except _Invalid as invalid:
-            raise _Invalid(f"item {index + 1}: {invalid}") from None
-    return tuple(servers)
+_turn_list = _array_of(_turn_server, "an array of tables")
 
 
 def _origin(value: Any, path: tuple[str, ...]) -> str:
@@ -329,7 +322,7 @@ def _check_pair(
 def _room_settings(table: _Table, base: RoomConfig, root: Path) -> RoomConfig:
     max_peers = table.take("max_peers", base.max_peers, _integer(*MAX_PEERS_RANGE))
     password = table.take("password", base.password, _nonempty_string)
-    stun = table.take("stun_servers", base.stun_servers, _string_list(_stun_url))
+    stun = table.take("stun_servers", base.stun_servers, _array_of(_stun_url))
     turn = table.take("turn_servers", base.turn_servers, _turn_list)
     cert_given = "dtls_cert" in table.data or "dtls_key" in table.data
     cert = table.take("dtls_cert", None, _path_under(root))
@@ -372,7 +365,7 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
         drain_timeout=server_table.take("drain_timeout", 10.0, _seconds(0, 3600)),
         dynamic_rooms=server_table.take("dynamic_rooms", False, _boolean),
         max_frame_size=server_table.take("max_frame_size", 65536, _integer(1024, 16 * 1024 * 1024)),
-        allowed_origins=server_table.take("allowed_origins", (), _string_list(_origin)),
+        allowed_origins=server_table.take("allowed_origins", (), _array_of(_origin)),
         connections_per_second=server_table.take("connections_per_second", 20, _integer(1, 100000)),
         admin_token=server_table.take("admin_token", None, _nonempty_string),
     )
@@ -380,7 +373,7 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
 
     ice_table = _Table(top.take("ice", {}, lambda v, p: v), ("ice",), out)
     ice = IceConfig(
-        addresses=ice_table.take("addresses", (), _string_list(_ip_address)),
+        addresses=ice_table.take("addresses", (), _array_of(_ip_address)),
         announced_ip=ice_table.take("announced_ip", None, _ip_address),
     )
     ice_table.finish()
