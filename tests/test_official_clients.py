@@ -111,5 +111,13 @@ def test_three_official_clients_then_one_leaves_and_a_fourth_joins_late(start_da
                     decoding(pages[name], dan_id, timeout=20)
                 for page in list(pages.values()) + [dan]:
                     assert page.evaluate("() => window.participant.errors") == []
+                # every renegotiation restarted ICE (the client always does): the media moved
+                # to the newest generation each time, so a changed path would be followed too
+                for name, page in [("Ann", pages["Ann"]), ("Bob", pages["Bob"]), ("Dan", dan)]:
+                    def on_newest(page=page):
+                        generations = page.evaluate("() => window.iceGenerations()")
+                        return generations and generations["selected"] == generations["current"]
+                    wait_until(on_newest, 15, f"{name}'s media to use the newest ICE generation "
+                               f"({page.evaluate('() => window.iceGenerations()')})", page)
             finally:
                 browser.close()

@@ -32,11 +32,21 @@ def kinds(out, endpoint_id):
 
 
 def publish(session: Session, endpoint: str, *kinds_: str):
-    """The endpoint answers an offer sending one track per kind; returns (plan, out, track ids)."""
+    """The endpoint answers an offer sending one track per kind, and its media comes up;
+    returns (plan, out, track ids)."""
     lines = [(str(i), kind, "sendonly") for i, kind in enumerate(kinds_)]
     tracks = {str(i): f"{endpoint}:t{i}" for i in range(len(kinds_))}
     plan = session.plan(endpoint, offer(*lines), tracks, {t: {"n": t} for t in tracks.values()})
-    return plan, session.answered(plan), list(tracks.values())
+    out = session.answered(plan)
+    out += session.media_connected(endpoint)
+    return plan, out, list(tracks.values())
+
+
+def answer(session: Session, endpoint: str, description: SessionDescription):
+    """A receiving endpoint answers, and its media is up; returns (plan, out)."""
+    plan = session.plan(endpoint, description, {}, {})
+    out = session.answered(plan)
+    return plan, out + session.media_connected(endpoint)
 
 
 def test_first_endpoint_gets_no_offer_data_and_the_second_learns_of_the_first():
@@ -60,9 +70,8 @@ def test_publishing_announces_tracks_and_renegotiates_the_others_once_at_a_time(
     # b is negotiating: another reason to renegotiate waits for its answer
     session.renegotiate_tracks("b")
     assert session.renegotiate_tracks("b") == []
-    plan = session.plan("b", offer(("0", "audio", "recvonly"), ("1", "video", "recvonly")), {}, {})
+    plan, out = answer(session, "b", offer(("0", "audio", "recvonly"), ("1", "video", "recvonly")))
     assert plan.mid_to_track_id == {"0": audio, "1": video}
-    out = session.answered(plan)
     assert kinds(out, "b") == ["offerData"]  # the pending one
 
 
@@ -75,10 +84,10 @@ def test_receive_slots_never_shrink_and_a_freed_slot_is_inactive_once():
     session.renegotiate_tracks("b")
     publish(session, "b", "video")
     two_slots = offer(("0", "video", "recvonly"), ("1", "video", "recvonly"))
-    plan = session.plan("c", two_slots, {}, {})
-    assert kinds(session.answered(plan), "c") == ["offerData"]  # b's track came while c negotiated
-    plan = session.plan("c", two_slots, {}, {})
-    assert kinds(session.answered(plan), "c") == []
+    plan, out = answer(session, "c", two_slots)
+    assert kinds(out, "c") == ["offerData"]  # b's track came while c negotiated
+    plan, out = answer(session, "c", two_slots)
+    assert kinds(out, "c") == []
     assert set(plan.mid_to_track_id.values()) == {"a:t0", "b:t0"}
     freed_mid = next(m for m, t in plan.mid_to_track_id.items() if t == "a:t0")
     out = session.remove("a")
@@ -112,7 +121,7 @@ def test_unpublishing_a_track_removes_it_from_receivers():
     session.connect("b", None)
     session.renegotiate_tracks("a")
     _, _, (audio, video) = publish(session, "a", "audio", "video")
-    session.answered(session.plan("b", offer(("0", "audio", "recvonly"), ("1", "video", "recvonly")), {}, {}))
+    answer(session, "b", offer(("0", "audio", "recvonly"), ("1", "video", "recvonly")))
     session.renegotiate_tracks("a")
     plan = session.plan("a", offer(("0", "audio", "sendonly"), ("1", "video", "inactive")), {"0": audio}, {})
     out = session.answered(plan)
@@ -176,3 +185,19 @@ def test_sdp_reading():
     description = parse(text)
     assert description.ice_ufrag == "abcd"
     assert [(m.mid, m.kind, m.direction) for m in description.media] == [("0", "audio", "sendonly"), ("1", "video", "recvonly")]
+
+
+def test_renegotiations_wait_for_the_first_connection_to_come_up():
+    session = Session()
+    session.connect("a", None)
+    session.connect("b", None)
+    session.renegotiate_tracks("a")
+    publish(session, "a", "video")
+    session.answered(session.plan("b", offer(("0", "video", "recvonly")), {}, {}))
+    # a new track while b's first connection is still being set up: held back
+    session.connect("c", None)
+    session.renegotiate_tracks("c")
+    _, out, _ = publish(session, "c", "video")
+    assert kinds(out, "b") == ["tracksAdded"]
+    assert kinds(session.media_connected("b"), "b") == ["offerData"]
+    assert session.media_connected("b") == []  # once

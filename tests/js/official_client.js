@@ -54,3 +54,21 @@ window.framesByEndpoint = function framesByEndpoint() {
   }
   return out;
 };
+
+// Which ICE generation carries the media: the ufrag of the selected pair's local
+// candidate, next to the ufrag of the latest local description. The client restarts
+// ICE at every renegotiation; the two are equal once the server followed the restart.
+window.iceGenerations = async function iceGenerations() {
+  const pc = state.webrtc?.connection;
+  if (!pc) return null;
+  const current = /a=ice-ufrag:(\S+)/.exec(pc.localDescription?.sdp || "")?.[1];
+  const stats = await pc.getStats();
+  let selected = null;
+  stats.forEach((s) => {
+    if (s.type === "transport" && s.selectedCandidatePairId) {
+      const pair = stats.get(s.selectedCandidatePairId);
+      selected = stats.get(pair?.localCandidateId)?.usernameFragment || null;
+    }
+  });
+  return { current, selected };
+};

@@ -262,6 +262,7 @@ class Engine:
                 return
             log.info("media connection", peer=endpoint_id, state=state)
             if state == "connected":
+                self._deliver(self.session.media_connected(endpoint_id))
                 scope = self._disconnected.pop(endpoint_id, None)
                 if scope is not None:
                     scope.cancel()

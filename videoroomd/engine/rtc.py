@@ -18,6 +18,7 @@ from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import candidate_from_sdp
 
+from .ice_restart import handle_remote_ice_restart
 from .forwarding import ForwardedTrack, PublishedTrack, attach_publisher, attach_subscriber
 from .vad import VoiceActivity
 
@@ -41,6 +42,15 @@ def codec_preferences(kind: str) -> list:
     if kind == "video":
         codecs += [c for c in capabilities.codecs if c.mimeType.lower() == "video/rtx"]
     return codecs
+
+
+def candidate_ufrag(candidate: str) -> str | None:
+    """The ``ufrag`` extension attribute of an SDP candidate line, if it has one."""
+    words = candidate.split()
+    for name, value in zip(words[8::2], words[9::2]):
+        if name == "ufrag":
+            return value
+    return None
 
 
 def limit_host_addresses(pc: RTCPeerConnection, addresses: tuple[str, ...]) -> None:
@@ -121,6 +131,8 @@ class EndpointConnection:
         ``sending``: the client's sending mid -> track id (published here);
         ``slots``: what each receive mid carries after this answer.
         """
+        if handle_remote_ice_restart(self.pc, offer_sdp):
+            log.debug("remote ICE restart followed", peer=self.endpoint_id)
         await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         by_mid = {t.mid: t for t in self.pc.getTransceivers()}
         for transceiver in by_mid.values():
@@ -175,6 +187,10 @@ class EndpointConnection:
         text = candidate.split(":", 1)[1] if candidate.startswith("candidate:") else candidate
         if not text.strip():
             return
+        ufrag = candidate_ufrag(text)
+        current = self.pc.getTransceivers()[0].receiver.transport.transport._connection.remote_username if self.pc.getTransceivers() else None
+        if ufrag is not None and current is not None and ufrag != current:
+            return  # a late candidate of an ICE generation the client has restarted away from
         parsed = candidate_from_sdp(text)
         parsed.sdpMLineIndex = sdp_m_line_index
         await self.pc.addIceCandidate(parsed)

@@ -56,6 +56,8 @@ class Endpoint:
     negotiated: set[str] = field(default_factory=set)        # remote tracks mapped in an answer to it
     negotiating: bool = False
     pending: bool = False
+    answered_once: bool = False
+    media_up: bool = False  # its connection reached "connected" at least once
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,10 @@ class Session:
         return {kind: max(wanted[kind], have[kind]) for kind in KINDS}
 
     def _renegotiate(self, endpoint: Endpoint) -> Outbox:
-        if endpoint.negotiating:
+        # Wait for the answer in flight, and after the first answer for the connection to
+        # come up: the client restarts ICE with every offer, and a restart while the
+        # first checks still run can leave it with no working path at all.
+        if endpoint.negotiating or (endpoint.answered_once and not endpoint.media_up):
             endpoint.pending = True
             return []
         endpoint.negotiating = True
@@ -227,9 +232,18 @@ class Session:
             if changed or any(t.id in {s.track_id for s in other.slots.values()} for t in plan.unpublish):
                 out += self._renegotiate(other)
         endpoint.negotiating = False
+        endpoint.answered_once = True
         if endpoint.pending:
             out += self._renegotiate(endpoint)
         return out
+
+    def media_connected(self, endpoint_id: str) -> Outbox:
+        """The client's media connection is up: renegotiations held back may go now."""
+        endpoint = self.endpoints.get(endpoint_id)
+        if endpoint is None or endpoint.media_up:
+            return []
+        endpoint.media_up = True
+        return self._renegotiate(endpoint) if endpoint.pending else []
 
     def remove(self, endpoint_id: str) -> Outbox:
         """The client left: the others lose its tracks, then hear it is gone."""
