@@ -113,3 +113,41 @@ async def test_a_participant_whose_negotiation_fails_is_removed_alone(tmp_path):
             async with bot(daemon, "Newcomer", media=media) as newcomer:
                 await newcomer.frames_from(video_id, at_least=5)
             assert daemon.rooms.entries["lobby"].state.restarts == 0
+
+
+def fingerprints(sdp: str) -> set[str]:
+    return {line.split(":", 1)[1].strip() for line in sdp.splitlines() if line.startswith("a=fingerprint:")}
+
+
+async def test_every_connection_uses_the_configured_dtls_certificate(tmp_path):
+    from videoroomd.certs.generate import generate
+
+    made = generate(tmp_path / "dtls.crt", tmp_path / "dtls.key", cn="media", days=1)
+    expected = made.fingerprint  # what `videoroomd gen-cert` prints, as SDP writes it
+    rooms = ROOMS.replace("[rooms.lobby]", f'[defaults]\ndtls_cert = "{tmp_path}/dtls.crt"\ndtls_key = "{tmp_path}/dtls.key"\n[rooms.lobby]')
+    async with running_daemon(tmp_path, rooms) as daemon, media_thread() as media:
+        async with bot(daemon, "A", media=media) as a, bot(daemon, "B", media=media) as b:
+            (video_id,) = await a.publish(audio=False)
+            await b.frames_from(video_id, at_least=3)
+            answers = [e["data"]["sdp"] for p in (a, b) for e in p.events if e["type"] == "sdpAnswer"]
+            assert answers and all(expected in fingerprints(sdp) for sdp in answers)
+
+
+async def test_without_a_configured_certificate_one_is_made_for_all_connections(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
+        async with bot(daemon, "A", media=media) as a, bot(daemon, "B", media=media) as b:
+            (video_id,) = await a.publish(audio=False)
+            await b.frames_from(video_id, at_least=3)
+            answers = [e["data"]["sdp"] for p in (a, b) for e in p.events if e["type"] == "sdpAnswer"]
+            assert len({frozenset(fingerprints(sdp)) for sdp in answers}) == 1
+
+
+def test_announced_ip_replaces_host_candidate_addresses():
+    from videoroomd.engine.engine import announce_address
+
+    sdp = ("a=candidate:abc 1 udp 2130706431 10.0.0.5 40000 typ host\r\n"
+           "a=candidate:def 1 udp 1694498815 198.51.100.1 40001 typ srflx raddr 10.0.0.5 rport 40000\r\n")
+    out = announce_address(sdp, "203.0.113.7")
+    assert "a=candidate:abc 1 udp 2130706431 203.0.113.7 40000 typ host" in out
+    assert "198.51.100.1 40001 typ srflx" in out  # only host candidates change
+    assert announce_address(sdp, None) == sdp

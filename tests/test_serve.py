@@ -150,3 +150,41 @@ async def test_sigterm_drains_calls_then_exits_zero(start_daemon):
                     told.append((topic, payload))
         assert told == [("room:lobby", {"reason": "the server is shutting down"})]
     assert await trio.to_thread.run_sync(lambda: daemon.proc.wait(timeout=15)) == 0
+
+
+async def test_a_second_stop_signal_exits_at_once(start_daemon):
+    import trio
+    from signalling_helpers import phoenix_client
+
+    daemon = start_daemon(server="drain_timeout = 600")
+    async with phoenix_client(daemon) as client:
+        assert (await client.join("lobby"))["status"] == "ok"
+        daemon.signal(signal.SIGTERM)
+        daemon.wait_log('"event": "draining"')
+        daemon.signal(signal.SIGTERM)  # not waiting ten minutes for the call to end
+        code = await trio.to_thread.run_sync(lambda: daemon.proc.wait(timeout=15))
+    assert code == 1
+    assert "second stop signal: exiting now" in daemon.log()
+
+
+def test_secrets_never_reach_the_log(start_daemon, tmp_path):
+    log = tmp_path / "d.log"
+    daemon = start_daemon(
+        rooms="[rooms.board]\npassword = 'hunter2-room'\n"
+              "turn_servers = [{ urls = 'turn:127.0.0.1:3478', username = 'u', credential = 'hunter2-turn' }]\n",
+        server='admin_token = "hunter2-admin"', log=f'file = "{log}"')
+    # a wrong password, a reload, and a refused reload all get logged
+    daemon.config.write_text(daemon.config.read_text() + "\n[rooms.extra]\nmax_peers = 0\n")
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_log("reload refused")
+    daemon.stop()
+    text = log.read_text() + daemon.log()
+    assert "reload refused" in text and "hunter2" not in text
+
+
+def test_redaction_of_secret_fields():
+    from videoroomd.logs.setup import REDACTED, redact_secrets
+
+    event = {"event": "x", "password": "p", "nested": {"credential": "c", "ok": 1}, "room": "r"}
+    assert redact_secrets(None, "info", event) == {
+        "event": "x", "password": REDACTED, "nested": {"credential": REDACTED, "ok": 1}, "room": "r"}
