@@ -12,6 +12,7 @@ import trio
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .ratelimit import ConnectionRateLimit
 from .request import Request, Response
+from .server import send_error
 
 if TYPE_CHECKING:
     from ..daemon.daemon import Daemon
@@ -80,8 +81,4 @@ class DaemonApp:
             if request.path == prefix or (prefix.endswith("/") and request.path.startswith(prefix)):
                 await handler(request, stream)
                 return
-        body = f"no WebSocket endpoint at {request.path}\n".encode()
-        await stream.send_all(
-            b"HTTP/1.1 404 Not Found\r\ncontent-type: text/plain; charset=utf-8\r\n"
-            + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode() + body
-        )
+        await send_error(stream, 404, f"no WebSocket endpoint at {request.path}")

@@ -124,9 +124,13 @@ def _phrase(status: int) -> bytes:
         return b""
 
 
-async def _plain_error(stream: trio.abc.Stream, status: int, reason: str) -> None:
-    body = (reason + "\n").encode()
-    head = f"HTTP/1.1 {status} {_phrase(status).decode()}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
+async def send_error(stream: trio.abc.Stream, status: int, reason: str) -> None:
+    """Answer with a plain-text HTTP error and ``connection: close`` (before or instead of an upgrade)."""
+    body = (reason.rstrip("\n") + "\n").encode()
+    head = (
+        f"HTTP/1.1 {status} {_phrase(status).decode()}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
     try:
         await stream.send_all(head.encode() + body)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -147,7 +151,7 @@ async def handle_connection(stream: trio.abc.Stream, app: App, scheme: str) -> N
     remote = _remote_of(stream)
     try:
         if not app.admit(remote):
-            await _plain_error(stream, 429, "too many new connections from your address; slow down")
+            await send_error(stream, 429, "too many new connections from your address; slow down")
             return
         buffer = bytearray()
         while True:
@@ -165,7 +169,7 @@ async def handle_connection(stream: trio.abc.Stream, app: App, scheme: str) -> N
             if connection.our_state is h11.MUST_CLOSE:
                 return
     except _BadRequest as error:
-        await _plain_error(stream, 400, f"bad request: {error}")
+        await send_error(stream, 400, f"bad request: {error}")
     except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
         pass
     finally:

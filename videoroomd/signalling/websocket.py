@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from http import HTTPStatus
 from typing import AsyncIterator
 
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_server_stream
 
 from ..http.request import Request
+from ..http.server import send_error as refuse
 
 HANDSHAKE_TIMEOUT = 10.0  # seconds for the WebSocket handshake
 MESSAGE_QUEUE = 16         # frames read ahead of the handler before the socket stops reading
@@ -33,19 +33,6 @@ def origin_allowed(request: Request, allowed: tuple[str, ...]) -> bool:
     if "*" in allowed:
         return True
     return origin == request.own_origin or origin in allowed
-
-
-async def refuse(stream: trio.abc.Stream, status: int, reason: str) -> None:
-    """Answer an upgrade request with a plain HTTP error and close."""
-    body = (reason.rstrip("\n") + "\n").encode()
-    head = (
-        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: text/plain; charset=utf-8\r\n"
-        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
-    )
-    try:
-        await stream.send_all(head.encode() + body)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
 
 
 @asynccontextmanager
