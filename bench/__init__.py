@@ -1,0 +1,1 @@
+"""Benchmarks of videoroomd: `python -m bench.sfu` (see docs/benchmarks.md)."""

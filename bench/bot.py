@@ -1,0 +1,244 @@
+"""One benchmark participant, run as its own process: ``python -m bench.bot URL ROOM NAME CLIP``.
+
+It publishes the clip's video and audio and receives everyone else, like
+the browser client: Phoenix channel, media events, one RTCPeerConnection
+(aiortc on an asyncio thread of its own), the client always offering.
+
+It obeys one-line commands on stdin and answers with JSON lines on stdout:
+``join`` (start the call), ``snap`` (print the counters now), ``quit``.
+It ends on ``quit``, when stdin closes, or after ``--lifetime`` seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+
+import structlog
+import trio
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.exceptions import InvalidStateError
+from trio_websocket import open_websocket_url
+
+from videoroomd.engine.bridge import AsyncioThread
+from videoroomd.engine.rtc import codec_preferences, limit_host_addresses
+
+from . import clip as clips
+from .phoenix import Channel
+from .tracks import ClipAudioTrack, ClipVideoTrack, ReceiveCounter, SenderWatch, send_audio_level
+
+STEP_TIMEOUT = 15.0  # seconds for a join reply or the "connected" event
+
+
+def emit(message: dict) -> None:
+    try:
+        print(json.dumps(message), flush=True)
+    except BrokenPipeError:
+        pass  # the harness is gone; the bot ends when stdin closes
+
+
+class Participant:
+    """The call's state; the aiortc objects are touched only on the media thread (``self.media.call``)."""
+
+    def __init__(self, clip: clips.Clip, media: AsyncioThread, name: str):
+        self.clip = clip
+        self.media = media
+        self.name = name
+        self.id: str | None = None
+        self.pc: RTCPeerConnection | None = None
+        self.local: dict[str, object] = {}                  # our track id -> track
+        self.watches: dict[str, SenderWatch] = {}           # kind -> what the server says of our sender
+        self.states: list[tuple[float, str]] = []           # connection state changes (monotonic time, state)
+        self.problems: list[str] = []                       # negotiations that failed here, errors from the server
+        self.receivers: list[tuple[object, ReceiveCounter]] = []  # (transceiver, counter)
+        self.mid_to_track_id: dict[str, str] = {}
+        self.connected = trio.Event()
+        self.tracks: dict[str, str] = {}                     # kind -> our track id
+        self.t_join: float | None = None
+
+    # -- media thread -------------------------------------------------------------------
+    def _ensure_pc(self) -> RTCPeerConnection:
+        if self.pc is None:
+            # No STUN: loopback only. max-bundle, as browsers offer in effect: with aiortc's default
+            # ("balanced"), a second transceiver of a kind made before the first answer stays on a
+            # transport that the answer's BUNDLE then closes, and never receives.
+            self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+            pc = self.pc
+            pc.on("connectionstatechange", lambda: self.states.append((time.monotonic(), pc.connectionState)))
+            pc.on("iceconnectionstatechange",
+                  lambda: self.states.append((time.monotonic(), "ice-" + pc.iceConnectionState)))
+        return self.pc
+
+    async def _add_tracks(self) -> dict[str, str]:
+        pc = self._ensure_pc()
+        ids = {}
+        for track in (ClipAudioTrack(self.clip), ClipVideoTrack(self.clip)):
+            transceiver = pc.addTransceiver(track, direction="sendonly")
+            transceiver.setCodecPreferences(codec_preferences(track.kind))
+            self.watches[track.kind] = SenderWatch(transceiver.sender, track)
+            if track.kind == "audio":
+                send_audio_level(transceiver.sender)
+            track_id = f"{self.id}:{uuid.uuid4()}"
+            self.local[track_id] = track
+            ids[track.kind] = track_id
+        return ids
+
+    async def _make_offer(self, tracks_types: dict[str, int]) -> tuple[str, dict[str, str]]:
+        pc = self._ensure_pc()
+        for kind in ("audio", "video"):
+            have = sum(1 for _t, counter in self.receivers if counter.kind == kind)
+            for _ in range(tracks_types.get(kind, 0) - have):
+                transceiver = pc.addTransceiver(kind, direction="recvonly")
+                transceiver.setCodecPreferences(codec_preferences(kind))
+                self.receivers.append((transceiver, ReceiveCounter(transceiver.receiver, kind)))
+        limit_host_addresses(pc, ("127.0.0.1",))
+        await pc.setLocalDescription(await pc.createOffer())
+        sending = {}
+        for transceiver in pc.getTransceivers():
+            track = transceiver.sender.track
+            if track is not None and transceiver.mid is not None:
+                sending[transceiver.mid] = next(i for i, t in self.local.items() if t is track)
+        return pc.localDescription.sdp, sending
+
+    async def _apply_answer(self, sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+
+    async def _counts(self) -> dict:
+        received = {}
+        for transceiver, counter in self.receivers:
+            if transceiver.mid is not None:
+                received[transceiver.mid] = {"track": self.mid_to_track_id.get(transceiver.mid), **counter.counts()}
+        sent = {track.kind: {"frames": track.sent, **self.watches[track.kind].counts()} for track in self.local.values()}
+        return {"received": received, "sent": sent, "states": self.states}
+
+    async def close(self) -> None:
+        if self.pc is not None:
+            await self.pc.close()
+
+    # -- trio side ---------------------------------------------------------------------
+    async def snapshot(self) -> dict:
+        counts = await self.media.call(self._counts) if self.pc is not None else {"received": {}, "sent": {}}
+        counts["problems"] = self.problems[-10:]
+        return {"event": "snap", "t": time.monotonic(), "cpu": time.process_time(), **counts}
+
+    async def pump(self, channel: Channel) -> None:
+        """Read media events, answering offerData as the browser client does.
+
+        A negotiation the bot's own connection refuses (it closed, say) is
+        noted in the snapshots, and the bot stays in the call to be counted.
+        """
+        while True:
+            event = await channel.next_media_event()
+            kind, data = event["type"], event.get("data")
+            if kind == "custom":
+                kind, data = data["type"], data.get("data")
+            try:
+                await self._handle(channel, kind, data)
+            except InvalidStateError as error:
+                self.problems.append(f"{kind}: {error}")
+
+    async def _handle(self, channel: Channel, kind: str, data) -> None:
+        if kind == "connected":
+            # Like the browser client, whose app adds its tracks on "connected": they are on the
+            # connection before the first offerData is read, so the first offer carries them.
+            self.id = data["id"]
+            self.tracks = await self.media.call(self._add_tracks)
+            await channel.push({"type": "custom", "data": {"type": "renegotiateTracks"}})
+            self.connected.set()
+        elif kind == "offerData":
+            sdp, sending = await self.media.call(self._make_offer, data["tracksTypes"])
+            await channel.push({"type": "custom", "data": {"type": "sdpOffer", "data": {
+                "sdpOffer": {"type": "offer", "sdp": sdp},
+                "trackIdToTrackMetadata": {t: {"name": self.name} for t in sending.values()},
+                "trackIdToTrackBitrates": {},
+                "midToTrackId": sending,
+            }}})
+        elif kind == "sdpAnswer":
+            self.mid_to_track_id = data["midToTrackId"]
+            await self.media.call(self._apply_answer, data["sdp"])
+        elif kind == "error":
+            self.problems.append(f"server: {data}")
+
+    async def call(self, url: str, room: str, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Join, publish, and stay in the call until cancelled."""
+        self.t_join = time.monotonic()
+        async with open_websocket_url(url) as websocket:
+            channel = Channel(websocket, room)
+            reply = await channel.join(STEP_TIMEOUT, displayName=self.name)
+            if reply.get("status") != "ok":
+                raise RuntimeError(f"join refused: {reply}")
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.pump, channel)
+                nursery.start_soon(channel.heartbeat)
+                await channel.push({"type": "connect", "data": {"metadata": {"displayName": self.name}}})
+                with trio.fail_after(STEP_TIMEOUT):
+                    await self.connected.wait()
+                emit({"event": "joined", "id": self.id, "t_join": self.t_join, "tracks": self.tracks})
+                task_status.started()
+                await trio.sleep_forever()
+
+
+async def stdin_lines():
+    stream = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+    buffer = b""
+    while True:
+        chunk = await stream.receive_some(4096)
+        if not chunk:
+            return
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            yield line.decode().strip()
+
+
+async def main(args: argparse.Namespace) -> int:
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout carries JSON only
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("aioice.ice").setLevel(logging.INFO)  # says so when ICE consent expires
+    clip = clips.load(args.clip)
+    media = AsyncioThread("bot-media")
+    media.start()
+    participant = Participant(clip, media, args.name)
+    try:
+        with trio.move_on_after(args.lifetime):
+            async with trio.open_nursery() as nursery:
+                emit({"event": "ready"})
+                async for command in stdin_lines():
+                    if command == "join":
+                        await nursery.start(participant.call, args.url, args.room)
+                    elif command == "snap":
+                        emit(await participant.snapshot())
+                    elif command == "quit":
+                        break
+                nursery.cancel_scope.cancel()
+        return 0
+    finally:
+        with trio.move_on_after(5) as cleanup:
+            cleanup.shield = True
+            await media.call(participant.close)
+        media.stop()
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.bot", description=__doc__.split("\n")[0])
+    parser.add_argument("url", help="ws://127.0.0.1:PORT/socket/websocket?vsn=2.0.0")
+    parser.add_argument("room")
+    parser.add_argument("name")
+    parser.add_argument("clip", help="a clip file written by bench.clip")
+    parser.add_argument("--lifetime", type=float, default=600.0, help="seconds before the bot leaves on its own")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(trio.run(main, parse(sys.argv[1:])))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as error:  # one line for the harness, the traceback on stderr
+        emit({"event": "error", "error": f"{type(error).__name__}: {error}"})
+        raise

@@ -1,0 +1,124 @@
+"""One participant in headless Chromium, driving the daemon's own web page: ``python -m bench.browser_bot``.
+
+It takes the same arguments and speaks the same stdin/stdout protocol as
+:mod:`bench.bot`, so the harness measures both alike. Chromium (Debian's,
+never a downloaded one) captures its fake camera and microphone, encodes
+VP8 and Opus itself and decodes what it receives, as a person's browser
+does. :file:`page_probe.js` reads the page's media events and its
+RTCPeerConnection's getStats(); the CPU reported is the whole browser's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import select
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from playwright.sync_api import sync_playwright
+
+from .procfs import tree_cpu_seconds
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--allow-loopback-in-peer-connection",
+         "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
+PROBE = (Path(__file__).parent / "page_probe.js").read_text()
+JOIN_TIMEOUT = 30.0
+
+
+def emit(message: dict) -> None:
+    try:
+        print(json.dumps(message), flush=True)
+    except BrokenPipeError:
+        pass
+
+
+def commands(lifetime: float):
+    """Lines from stdin until it closes or ``lifetime`` seconds have passed."""
+    deadline = time.monotonic() + lifetime
+    while (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([sys.stdin], [], [], left)
+        if not ready:
+            return
+        line = sys.stdin.readline()
+        if not line:
+            return
+        yield line.strip()
+
+
+def page_url(socket_url: str, room: str, name: str) -> str:
+    address = urlsplit(socket_url).netloc  # ws://127.0.0.1:PORT/socket/websocket -> 127.0.0.1:PORT
+    return f"http://{address}/room/{quote(room)}?name={quote(name)}&autojoin=1"
+
+
+def monotonic_offset() -> float:
+    """Add to a monotonic time to get epoch seconds (page times are epoch milliseconds)."""
+    return time.time() - time.monotonic()
+
+
+def join(page, url: str) -> dict:
+    """Open the page, which joins by itself; "joined" is when its phx_join left, as for bench.bot."""
+    page.goto(url)
+    deadline = time.monotonic() + JOIN_TIMEOUT
+    while time.monotonic() < deadline:
+        joined = page.evaluate("window.__benchJoined()")
+        if joined:
+            t_join = joined.pop("joinSent") / 1000 - monotonic_offset()
+            return {"event": "joined", "t_join": t_join, **joined}
+        page.wait_for_timeout(50)
+    raise RuntimeError(f"the page did not publish within {JOIN_TIMEOUT:.0f} s")
+
+
+def snapshot(page) -> dict:
+    snap = page.evaluate("window.__benchSnap()")
+    offset = monotonic_offset()
+    for entry in snap["received"].values():
+        for key in ("first", "first_keyframe"):
+            if entry.get(key) is not None:
+                entry[key] = entry[key] / 1000 - offset
+    snap["states"] = [(t / 1000 - offset, state) for t, state in snap["states"]]
+    return {"event": "snap", "t": time.monotonic(), "cpu": tree_cpu_seconds(os.getpid()), **snap}
+
+
+def main(args: argparse.Namespace) -> int:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.add_init_script(PROBE)
+            emit({"event": "ready"})
+            for command in commands(args.lifetime):
+                if command == "join":
+                    emit(join(page, page_url(args.url, args.room, args.name)))
+                elif command == "snap":
+                    emit(snapshot(page))
+                elif command == "quit":
+                    break
+        finally:
+            browser.close()
+    return 0
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.browser_bot", description=__doc__.split("\n")[0])
+    parser.add_argument("url", help="ws://127.0.0.1:PORT/socket/websocket?vsn=2.0.0 (the page is on the same port)")
+    parser.add_argument("room")
+    parser.add_argument("name")
+    parser.add_argument("clip", help="ignored: Chromium sends its own fake camera")
+    parser.add_argument("--lifetime", type=float, default=600.0)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(parse(sys.argv[1:])))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as error:
+        emit({"event": "error", "error": f"{type(error).__name__}: {error}"})
+        raise
