@@ -266,8 +266,9 @@ class Engine:
                 scope = self._disconnected.pop(endpoint_id, None)
                 if scope is not None:
                     scope.cancel()
-            elif state == "failed":
-                self.room.leave(peer, "media connection failed")
+            elif state in ("failed", "closed"):
+                # "closed" without us closing it: aioice gave up (consent to send expired).
+                self.room.leave(peer, "media connection failed" if state == "failed" else "media connection lost")
             elif state == "disconnected" and endpoint_id not in self._disconnected:
                 self._nursery.start_soon(self._expire_disconnected, endpoint_id)
 
