@@ -26,8 +26,11 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
-def launch(playwright, *, deny_media: bool = False):
+def launch(playwright, *, deny_media: bool = False, devices: int = 1):
+    """Chromium with fake media; ``devices`` fake cameras and microphones each."""
     flags = list(FLAGS)
+    if devices > 1:
+        flags[flags.index("--use-fake-device-for-media-stream")] = f"--use-fake-device-for-media-stream=device-count={devices}"
     if deny_media:
         flags.remove("--use-fake-ui-for-media-stream")
         flags.append("--deny-permission-prompts")

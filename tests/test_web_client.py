@@ -174,3 +174,25 @@ def test_phone_sized_screen_keeps_every_control_reachable(browser, daemon):
     save_artifact(phone, "phone.png")
     phone.context.close()
     other.context.close()
+
+
+def test_switching_camera_keeps_the_call_going(playwright, browser, daemon):
+    # Chromium's second fake camera delivers depth (Y16) frames that it does not encode;
+    # the third is an ordinary colour camera.
+    three_cameras = launch(playwright, devices=3)
+    try:
+        ann = participant(three_cameras, daemon, "Ann")
+        bob = participant(browser, daemon, "Bob")
+        wait_for_moving_video(bob, "Ann")
+        camera = ann.get_by_role("combobox", name="Camera")
+        expect(camera).to_be_enabled()
+        expect(camera.locator("option")).to_have_text(["fake_device_0", "fake_device_1", "fake_device_2"])
+        camera.select_option(label="fake_device_2")
+        deadline = time.monotonic() + 10
+        while ann.eval_on_selector("figure[data-endpoint='me'] video", "v => v.srcObject.getVideoTracks()[0].label") != "fake_device_2":
+            assert time.monotonic() < deadline, "the preview never showed the other camera"
+            ann.wait_for_timeout(100)
+        wait_for_moving_video(bob, "Ann")  # Bob still sees Ann, now from the other camera
+        bob.context.close()
+    finally:
+        three_cameras.close()
