@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mimetypes
 from importlib import resources
@@ -22,10 +23,9 @@ CONTENT_TYPES = {
     ".png": "image/png",
     ".ico": "image/x-icon",
 }
-# Pages are small and change with the daemon: revalidate every time. Modules are
-# fetched by the page with a version query, so they may be cached for a day.
-PAGE_CACHE = "no-cache"
-ASSET_CACHE = "public, max-age=86400"
+# Everything is revalidated on each load (an upgraded daemon must never run with
+# yesterday's modules); the ETag makes a revalidation a 304 without a body.
+CACHE = "no-cache"
 SECURITY_HEADERS = [
     ("content-security-policy",
      "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; img-src 'self' data:; "
@@ -35,7 +35,7 @@ SECURITY_HEADERS = [
 ]
 
 
-def _static(path: str, cache: str) -> Response | None:
+def _static(path: str, request: Request) -> Response | None:
     parts = [p for p in path.split("/") if p]
     if not parts or any(p in (".", "..") or p.startswith(".") for p in parts):
         return None
@@ -44,9 +44,14 @@ def _static(path: str, cache: str) -> Response | None:
         target = target.joinpath(part)
     if not target.is_file():
         return None
+    body = target.read_bytes()
+    etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
     suffix = "." + parts[-1].rsplit(".", 1)[-1] if "." in parts[-1] else ""
     content_type = CONTENT_TYPES.get(suffix) or mimetypes.guess_type(parts[-1])[0] or "application/octet-stream"
-    return Response(200, target.read_bytes(), content_type, headers=[("cache-control", cache), *SECURITY_HEADERS])
+    headers = [("cache-control", CACHE), ("etag", etag), *SECURITY_HEADERS]
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(304, b"", content_type, headers=headers)
+    return Response(200, body, content_type, headers=headers)
 
 
 def public_rooms(daemon: "Daemon") -> dict:
@@ -63,19 +68,19 @@ def page_handler(daemon: "Daemon"):
     async def handle(request: Request) -> Response | None:
         path = request.path
         if path == "/" or path == "/index.html":
-            return _static("index.html", PAGE_CACHE)
+            return _static("index.html", request)
         if path.startswith("/room/"):
             name = path[len("/room/"):]
             if not ROOM_NAME.match(name):
                 return Response.text(404, "no such room")
-            return _static("index.html", PAGE_CACHE)
+            return _static("index.html", request)
         if path.startswith("/static/"):
-            return _static(path[len("/static/"):], ASSET_CACHE)
+            return _static(path[len("/static/"):], request)
         if path == "/api/rooms":
             body = json.dumps(public_rooms(daemon)).encode()
             return Response(200, body, "application/json", headers=[("cache-control", "no-store")])
         if path == "/favicon.ico":
-            return _static("favicon.svg", ASSET_CACHE)
+            return _static("favicon.svg", request)
         return None
 
     return handle
