@@ -2,21 +2,22 @@
 
 A publisher's receiver gets a :class:`PassThroughDecoder` in place of its
 decoder queue: aiortc's jitter buffer still reassembles frames, and each
-complete encoded frame goes to every subscriber's :class:`ForwardedTrack`
-as an ``av.Packet``, which ``RTCRtpSender`` packetizes with
-``encoder.pack()`` instead of encoding. Each subscriber has a bounded
-queue; one that falls behind drops what it has and waits for the next
-keyframe, which is asked of the publisher (RTCP PLI, rate-limited).
+complete encoded frame is cut into RTP payloads once (:class:`Prepacked`) and
+queued for every subscriber's :class:`ForwardedTrack`; each subscriber's
+``RTCRtpSender`` sends those payloads through a :class:`PrepackedEncoder`
+instead of encoding. Each subscriber has a bounded queue; one that falls
+behind drops what it has and waits for the next keyframe, which is asked of
+the publisher (RTCP PLI, rate-limited).
 """
 
 from __future__ import annotations
 
 import asyncio
-import fractions
 import time
+from dataclasses import dataclass
 from typing import Callable
 
-import av
+from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket
 
@@ -24,6 +25,21 @@ VIDEO_QUEUE = 30      # frames a subscriber may lag behind before it skips to a 
 AUDIO_QUEUE = 50      # 1 s of 20 ms Opus frames
 KEYFRAME_INTERVAL = 0.5  # seconds between two keyframe requests to one publisher
 RTCP_PSFB_FIR = 4
+
+
+@dataclass(frozen=True)
+class Prepacked:
+    """One frame, already cut into RTP payloads: made once, sent to every subscriber."""
+
+    payloads: list[bytes]
+    timestamp: int  # in the codec's clock (90 kHz video, 48 kHz Opus)
+
+
+class PrepackedEncoder:
+    """Stands in for a sender's encoder: the payloads are ready, nothing to encode or cut."""
+
+    def pack(self, frame: Prepacked) -> tuple[list[bytes], int]:
+        return frame.payloads, frame.timestamp
 
 
 def is_vp8_keyframe(data: bytes) -> bool:
@@ -62,7 +78,7 @@ class ForwardedTrack(MediaStreamTrack):
             source.subscribers.add(self)
             source.request_keyframe()
 
-    def push(self, packet: av.Packet, keyframe: bool) -> None:
+    def push(self, packet: Prepacked, keyframe: bool) -> None:
         if self.readyState != "live":
             return
         if self.waiting_for_keyframe:
@@ -82,7 +98,7 @@ class ForwardedTrack(MediaStreamTrack):
                 self.waiting_for_keyframe = True
                 self.source.request_keyframe()
 
-    async def recv(self) -> av.Packet:
+    async def recv(self) -> Prepacked:
         if self.readyState != "live":
             raise MediaStreamError
         packet = await self._queue.get()
@@ -114,17 +130,22 @@ class PublishedTrack:
         self._last_keyframe_request = 0.0
         self._tasks: set[asyncio.Task] = set()
         self._on_audio_level = on_audio_level
-        self._time_base = fractions.Fraction(1, 90000 if kind == "video" else 48000)
+        self._picture_id = 0
 
     def on_frame(self, data: bytes, timestamp: int) -> None:
         """A complete encoded frame arrived (called by the pass-through decoder)."""
         self.frames += 1
-        keyframe = self.kind == "audio" or is_vp8_keyframe(data)
+        if not self.subscribers:
+            return
+        if self.kind == "video":
+            keyframe = is_vp8_keyframe(data)
+            frame = Prepacked(Vp8Encoder._packetize(data, self._picture_id), timestamp)
+            self._picture_id = (self._picture_id + 1) % (1 << 15)
+        else:
+            keyframe = True
+            frame = Prepacked([data], timestamp)
         for subscriber in list(self.subscribers):
-            packet = av.Packet(data)
-            packet.pts = timestamp
-            packet.time_base = self._time_base
-            subscriber.push(packet, keyframe)
+            subscriber.push(frame, keyframe)
 
     def on_audio_level(self, level: int) -> None:
         if self._on_audio_level is not None:
@@ -197,7 +218,9 @@ def attach_publisher(receiver, published: PublishedTrack) -> None:
 
 
 def attach_subscriber(sender, track: ForwardedTrack) -> None:
-    """Pass a subscriber's PLI/FIR on to the publisher of what ``sender`` sends."""
+    """Make ``sender`` send the prepacked frames of ``track`` as they are, and pass its
+    subscriber's PLI/FIR on to the publisher."""
+    sender._RTCRtpSender__encoder = PrepackedEncoder()
     handle = sender._handle_rtcp_packet
 
     async def handle_with_keyframes(packet):
