@@ -266,7 +266,7 @@ class Engine:
                 scope = self._disconnected.pop(endpoint_id, None)
                 if scope is not None:
                     scope.cancel()
-            elif state in ("failed", "closed"):
+            elif state in ("failed", "closed") and endpoint_id in self.connections:  # not closed by us
                 # "closed" without us closing it: aioice gave up (consent to send expired).
                 self.room.leave(peer, "media connection failed" if state == "failed" else "media connection lost")
             elif state == "disconnected" and endpoint_id not in self._disconnected:
