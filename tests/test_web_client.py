@@ -164,6 +164,30 @@ def test_a_participant_comes_back_after_the_server_restarts(browser, start_daemo
     bob.context.close()
 
 
+def test_a_participant_whose_network_drops_comes_back(browser, daemon):
+    from tcp_proxy import CuttableProxy
+
+    proxy = CuttableProxy(daemon.port)  # Bob's only way to the daemon's port
+    try:
+        ann = participant(browser, daemon, "Ann")
+        bob = browser.new_context().new_page()
+        bob.goto(f"http://127.0.0.1:{proxy.port}/room/lobby?name=Bob&autojoin=1")
+        wait_for_moving_video(ann, "Bob")
+        wait_for_moving_video(bob, "Ann")
+        proxy.cut()
+        expect(bob.locator("#notice")).to_contain_text("reconnecting", timeout=10000)
+        expect(ann.locator(tile_of(ann, "Bob"))).to_have_count(0, timeout=10000)  # Ann sees Bob go
+        bob.wait_for_timeout(2000)
+        proxy.restore()
+        wait_for_moving_video(ann, "Bob", timeout=40)  # and come back
+        wait_for_moving_video(bob, "Ann", timeout=40)
+        expect(bob.locator("#notice")).to_contain_text("Reconnected")
+        ann.context.close()
+        bob.context.close()
+    finally:
+        proxy.close()
+
+
 def test_phone_sized_screen_keeps_every_control_reachable(browser, daemon):
     phone = participant(browser, daemon, "Phone", viewport={"width": 390, "height": 844})
     other = participant(browser, daemon, "Desk")
