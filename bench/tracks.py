@@ -26,6 +26,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import (RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRrPacket, RtcpRtpfbPacket,
                         RtcpSrPacket)
 
+from videoroomd.engine.forwarding import PassThroughDecoder, is_vp8_keyframe
+
 from .clip import AUDIO_FRAME, AUDIO_RATE, Clip
 
 RTCP_PSFB_FIR = 4
@@ -142,10 +144,6 @@ def send_audio_level(sender) -> None:
     sender._next_encoded_frame = with_level
 
 
-def is_vp8_keyframe(data: bytes) -> bool:
-    return len(data) > 2 and (data[0] & 0x01) == 0
-
-
 class ReceiveCounter:
     """Stands in for a receiver's decoder queue; aiortc's decoder thread gets ``None`` and ends."""
 
@@ -157,21 +155,15 @@ class ReceiveCounter:
         self.bytes = 0
         self.first: float | None = None
         self.first_keyframe: float | None = None
-        receiver._RTCRtpReceiver__decoder_queue = self
+        receiver._RTCRtpReceiver__decoder_queue = PassThroughDecoder(self.on_frame)
 
-    def get(self):
-        return None
-
-    def put(self, item) -> None:
-        if item is None:
-            return
-        _codec, frame = item
+    def on_frame(self, data: bytes, _timestamp: int) -> None:
         now = time.monotonic()
         self.frames += 1
-        self.bytes += len(frame.data)
+        self.bytes += len(data)
         if self.first is None:
             self.first = now
-        if self.kind == "video" and is_vp8_keyframe(frame.data):
+        if self.kind == "video" and is_vp8_keyframe(data):
             self.keyframes += 1
             if self.first_keyframe is None:
                 self.first_keyframe = now

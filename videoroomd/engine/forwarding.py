@@ -189,8 +189,8 @@ class PassThroughDecoder:
     once, so no decoder ever runs for a forwarded track.
     """
 
-    def __init__(self, published: PublishedTrack):
-        self.published = published
+    def __init__(self, on_frame: Callable[[bytes, int], None]):
+        self.on_frame = on_frame  # (encoded frame, timestamp in the codec's clock)
 
     def get(self):
         return None
@@ -199,12 +199,12 @@ class PassThroughDecoder:
         if item is None:
             return
         _codec, frame = item
-        self.published.on_frame(frame.data, frame.timestamp)
+        self.on_frame(frame.data, frame.timestamp)
 
 
 def attach_publisher(receiver, published: PublishedTrack) -> None:
     """Make ``receiver`` (of one of our own connections) forward instead of decode."""
-    receiver._RTCRtpReceiver__decoder_queue = PassThroughDecoder(published)
+    receiver._RTCRtpReceiver__decoder_queue = PassThroughDecoder(published.on_frame)
     if published.kind == "audio":
         handle = receiver._handle_rtp_packet
 
