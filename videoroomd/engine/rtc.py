@@ -98,9 +98,6 @@ class RoomMedia:
         for endpoint_id in list(self.connections):
             await self.close_endpoint(endpoint_id)
 
-    def stats(self) -> dict:
-        return {t: {"frames": p.frames, "subscribers": len(p.subscribers)} for t, p in self.published.items()}
-
 
 class EndpointConnection:
     """One client's RTCPeerConnection: what it publishes, and the slots it receives on."""
@@ -188,7 +185,9 @@ class EndpointConnection:
         if not text.strip():
             return
         ufrag = candidate_ufrag(text)
-        current = self.pc.getTransceivers()[0].receiver.transport.transport._connection.remote_username if self.pc.getTransceivers() else None
+        transceivers = self.pc.getTransceivers()
+        # With max-bundle every transceiver shares the first one's ICE connection.
+        current = transceivers[0].receiver.transport.transport._connection.remote_username if transceivers else None
         if ufrag is not None and current is not None and ufrag != current:
             return  # a late candidate of an ICE generation the client has restarted away from
         parsed = candidate_from_sdp(text)
