@@ -151,3 +151,14 @@ def test_announced_ip_replaces_host_candidate_addresses():
     assert "a=candidate:abc 1 udp 2130706431 203.0.113.7 40000 typ host" in out
     assert "198.51.100.1 40001 typ srflx" in out  # only host candidates change
     assert announce_address(sdp, None) == sdp
+
+
+async def test_a_participant_whose_media_connection_ends_is_removed(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
+        async with bot(daemon, "Stays", media=media) as stays, bot(daemon, "Vanishes", media=media) as vanishes:
+            (video_id,) = await vanishes.publish(audio=False)
+            await stays.frames_from(video_id, at_least=5)
+            await vanishes.close()  # its media goes away; its signalling socket stays open
+            removed = await stays.wait_for(of_type("endpointRemoved"), timeout=30)
+            assert removed["data"]["id"] == vanishes.id
+            assert vanishes.id not in daemon.rooms.get("lobby").peers
