@@ -220,3 +220,28 @@ def test_switching_camera_keeps_the_call_going(playwright, browser, daemon):
         bob.context.close()
     finally:
         three_cameras.close()
+
+
+def test_a_call_over_https(browser, start_daemon, tmp_path):
+    from videoroomd.certs.generate import generate
+
+    generate(tmp_path / "tls.crt", tmp_path / "tls.key", cn="localhost", days=1)
+    secure = start_daemon(rooms=ROOMS, server=f'tls_cert = "{tmp_path}/tls.crt"\ntls_key = "{tmp_path}/tls.key"', wait=False)
+    pages = []
+    for name in ("Ann", "Bob"):
+        # the certificate is self-signed: the person accepts it once, as here
+        page = browser.new_context(ignore_https_errors=True).new_page()
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                page.goto(f"https://localhost:{secure.port}/room/lobby?name={name}&autojoin=1")
+                break
+            except Exception:
+                assert time.monotonic() < deadline, secure.log()
+                page.wait_for_timeout(200)
+        pages.append(page)
+    wait_for_moving_video(pages[0], "Bob")
+    wait_for_moving_video(pages[1], "Ann")
+    assert pages[0].evaluate("() => location.protocol") == "https:"
+    for page in pages:
+        page.context.close()
