@@ -138,7 +138,7 @@ class Meeting {
     joinMessage("");
     show("call");
     $("join-button").disabled = false;
-    if (this.mediaProblem) notice(this.mediaProblem, { error: true, sticky: true });
+    if (this.mediaProblem) notice(this.mediaProblem, { error: true });  // the "Camera off" badge on "Me" stays
   }
 
   refused(error) {
