@@ -48,7 +48,7 @@ class Daemon:
         self.config = config
         self.notifier = notifier or Notifier({})
         self.watch_interval = watch_interval
-        self.draining = False
+        self.draining = False  # a stop has begun: no new joins, /healthz says 503
         self.forced = False
         self.media = MediaHost(config.ice)
         self.rooms = RoomRegistry(config, engine_factory or self.media.engine_for, policy)
@@ -59,7 +59,6 @@ class Daemon:
         self.app.page_handler = pages.page_handler(self)
         self.address: tuple[str, int] | None = None
         self._stop = trio.Event()
-        self._drain_started = False
         # What the file looked like when it was loaded: a save after this is a change.
         self._loaded_fingerprint = fingerprint(location.path) if location.path is not None else None
 
@@ -104,7 +103,7 @@ class Daemon:
                 async for signum in signals:
                     name = signal.Signals(signum).name
                     if signum in (signal.SIGTERM, signal.SIGINT):
-                        if self._drain_started:
+                        if self.draining:
                             log.warning("second stop signal: exiting now", signal=name)
                             self.forced = True
                             self._stop.set()
@@ -126,7 +125,7 @@ class Daemon:
 
     async def reload(self, why: str) -> bool:
         """Re-read the configuration and apply it; returns False (and keeps the old one) on error."""
-        if self._drain_started:
+        if self.draining:
             return False
         self.notifier.reloading()
         try:
@@ -159,9 +158,8 @@ class Daemon:
     # -- shutdown ----------------------------------------------------------------------
     async def shutdown(self, why: str = "requested") -> None:
         """Stop taking joins, let calls finish until ``drain_timeout``, then stop. Returns when stopped."""
-        if self._drain_started:
+        if self.draining:
             return
-        self._drain_started = True
         self.draining = True
         self.notifier.stopping()
         reason = "the server is shutting down"

@@ -179,9 +179,7 @@ class Engine:
     async def _dispatch(self, peer: Peer, event: ev.ClientEvent) -> None:
         kind = event.type
         if kind == "connect":
-            metadata = event.data.get("metadata")
-            peer.metadata = metadata
-            self._deliver(self.session.connect(peer.id, metadata))
+            self._deliver(self.session.connect(peer.id, event.data.get("metadata")))
         elif kind == "disconnect":
             await self._remove(peer.id)
         elif kind == "updateEndpointMetadata":

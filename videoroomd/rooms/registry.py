@@ -32,7 +32,6 @@ class RoomEntry:
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     room: Room | None = None
     has_room: trio.Event = field(default_factory=trio.Event)  # set once the first Room object exists
-    done: trio.Event = field(default_factory=trio.Event)
 
 
 @dataclass(frozen=True)
@@ -146,7 +145,6 @@ class RoomRegistry:
         with entry.scope:
             await supervise(f"room:{name}", lambda: self._run_room_once(entry), entry.state, self.policy)
         entry.room = None
-        entry.done.set()
         if entry.state.status != "failed" and self.entries.get(name) is entry:
             del self.entries[name]
 

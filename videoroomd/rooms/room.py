@@ -53,7 +53,6 @@ class Peer:
     _inbox_send: trio.MemorySendChannel = field(repr=False)
     closed_reason: str | None = None
     rejoin: bool = False  # closed by a restart of its room: the client should join again
-    metadata: Any = None  # what the client said of itself (display name and more), for the engine
 
     def deliver(self, message: Any) -> bool:
         """Queue ``message`` for the peer's socket; a full outbox disconnects the peer.

@@ -63,7 +63,6 @@ class PeerChannel:
         self.topic: str | None = None
         self.join_ref: str | None = None
         self.bad_frames = 0
-        self.joined_once = False
 
     async def run(self) -> None:
         """Read and answer frames until the socket closes; the peer then leaves its room."""

@@ -23,7 +23,6 @@ export class Call extends EventTarget {
     this.midToTrackId = {};
     this.trackOwner = new Map();  // remote track id -> endpoint id
     this.remoteTracks = new Map(); // remote track id -> the MediaStreamTrack it arrived as
-    this.negotiating = false;
     this.connected = null;
   }
 
@@ -97,7 +96,6 @@ export class Call extends EventTarget {
       case "sdpAnswer":
         this.midToTrackId = data.midToTrackId;
         await this.pc.setRemoteDescription({ type: "answer", sdp: data.sdp });
-        this.negotiating = false;
         break;
       case "candidate":
         if (this.pc && data.candidate) await this.pc.addIceCandidate({ candidate: data.candidate, sdpMLineIndex: data.sdpMLineIndex ?? 0 });
@@ -153,15 +151,13 @@ export class Call extends EventTarget {
     pc.onconnectionstatechange = () => {
       this.emit("media-state", { state: pc.connectionState });
     };
-    for (const [trackId, local] of this.local) {
+    for (const local of this.local.values()) {
       local.transceiver = pc.addTransceiver(local.track, { direction: "sendonly" });
-      local.trackId = trackId;
     }
     this.pc = pc;
   }
 
   async offer({ tracksTypes, integratedTurnServers }) {
-    this.negotiating = true;
     if (!this.pc) this.createConnection(integratedTurnServers);
     for (const kind of ["audio", "video"]) {
       const have = this.pc.getTransceivers().filter((t) => t.direction === "recvonly" && t.receiver.track.kind === kind).length;
