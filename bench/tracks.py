@@ -26,8 +26,6 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import (RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRrPacket, RtcpRtpfbPacket,
                         RtcpSrPacket)
 
-from videoroomd.engine.forwarding import PassThroughDecoder, is_vp8_keyframe
-
 from .clip import AUDIO_FRAME, AUDIO_RATE, Clip
 
 RTCP_PSFB_FIR = 4
@@ -155,15 +153,23 @@ class ReceiveCounter:
         self.bytes = 0
         self.first: float | None = None
         self.first_keyframe: float | None = None
-        receiver._RTCRtpReceiver__decoder_queue = PassThroughDecoder(self.on_frame)
+        receiver._RTCRtpReceiver__decoder_queue = self
 
-    def on_frame(self, data: bytes, _timestamp: int) -> None:
+    def get(self):
+        return None  # the decoder thread ends: nothing is decoded
+
+    def put(self, item) -> None:
+        """A complete encoded frame from the jitter buffer, as (codec, frame)."""
+        if item is not None:
+            self.on_frame(item[1].data)
+
+    def on_frame(self, data: bytes) -> None:
         now = time.monotonic()
         self.frames += 1
         self.bytes += len(data)
         if self.first is None:
             self.first = now
-        if self.kind == "video" and is_vp8_keyframe(data):
+        if self.kind == "video" and data and not data[0] & 0x01:  # VP8 frame tag: P=0 on a key frame
             self.keyframes += 1
             if self.first_keyframe is None:
                 self.first_keyframe = now

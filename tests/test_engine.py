@@ -43,7 +43,7 @@ async def test_published_media_reaches_the_others_and_stops_when_the_publisher_l
                 # forwarded, not transcoded: no decoder thread runs for the published tracks
                 connection = room.engine.connections[speaker.id]
                 receivers = [p.receiver for p in connection.published.values()]
-                assert len(receivers) == 2 and all(p.frames > 0 for p in connection.published.values())
+                assert len(receivers) == 2 and all(p.packets > 0 for p in connection.published.values())
                 assert not any(r._RTCRtpReceiver__decoder_thread.is_alive() for r in receivers)
             # the speaker left: its tracks are removed first, then the endpoint
             removed = await viewer.wait_for(of_type("tracksRemoved"))

@@ -1,68 +1,115 @@
-"""Encoded media from one publisher to many subscribers, never decoded (asyncio side).
+"""RTP from one publisher to many subscribers, packet by packet, never decoded (asyncio side).
 
-A publisher's receiver gets a :class:`PassThroughDecoder` in place of its
-decoder queue: aiortc's jitter buffer still reassembles frames, and each
-complete encoded frame is cut into RTP payloads once (:class:`Prepacked`) and
-queued for every subscriber's :class:`ForwardedTrack`; each subscriber's
-``RTCRtpSender`` sends those payloads through a :class:`PrepackedEncoder`
-instead of encoding. Each subscriber has a bounded queue; one that falls
-behind drops what it has and waits for the next keyframe, which is asked of
-the publisher (RTCP PLI, rate-limited).
+A publisher's receiver gets a :class:`ForwardingBuffer` in place of its
+jitter buffer: aiortc still decrypts each packet, keeps receiver statistics,
+NACKs what the publisher lost and unwraps its retransmissions, and then
+hands the packet to its :class:`PublishedTrack` instead of reassembling
+frames. The published track sends it at once through every subscriber's
+:class:`ForwardedTrack`, which rewrites the header into the subscriber's own
+stream (payload type, SSRC, sequence number and timestamp rebased,
+negotiated header extensions), encrypts it with the subscriber's SRTP
+context and writes it to the subscriber's UDP socket. The payload is the
+publisher's, untouched.
+
+Each subscriber keeps the last packets it sent, to answer its NACKs with
+retransmissions (RTX when negotiated), and passes its PLI/FIR on to the
+publisher. A subscriber starts a video source at a keyframe; one whose
+socket cannot keep up (its send buffer over :data:`MAX_BUFFERED_BYTES`)
+drops packets and starts again at the next keyframe, which is asked of the
+publisher (RTCP PLI, rate-limited), instead of growing memory.
+
+aiortc's own sender stays in place for RTCP (sender reports, which read the
+counters kept here) and for its RTP task, which waits on an idle track.
+Everything reaches into aiortc 1.16 and aioice 0.13 internals of our own
+connections only (instance attributes; no class or module is patched).
 """
 
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
-from dataclasses import dataclass
 from typing import Callable
 
-from aiortc.codecs.vpx import Vp8Encoder
+import pylibsrtp
+import structlog
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtp import RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfbPacket
+from aiortc.utils import random16, random32
 
-VIDEO_QUEUE = 30      # frames a subscriber may lag behind before it skips to a keyframe
-AUDIO_QUEUE = 50      # 1 s of 20 ms Opus frames
-KEYFRAME_INTERVAL = 0.5  # seconds between two keyframe requests to one publisher
+from .rtp_packets import abs_send_time, extension_block, ntp_time, one_byte_element, rtp_packet, vp8_starts_keyframe
+from .stream_rewrite import StreamRewriter
+
+log = structlog.get_logger("videoroomd.engine.forwarding")
+
+KEYFRAME_INTERVAL = 0.5      # seconds between two keyframe requests to one publisher
 RTCP_PSFB_FIR = 4
+HISTORY = 512                # packets a video subscriber can have retransmitted
+MAX_BUFFERED_BYTES = 256 * 1024  # unsent bytes a subscriber's socket may hold before it skips ahead
+ERROR_LOG_INTERVAL = 10.0    # seconds between two logged forwarding errors of one track
+
+MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
+ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 
 
-@dataclass(frozen=True)
-class Prepacked:
-    """One frame, already cut into RTP payloads: made once, sent to every subscriber."""
+class SendParameters:
+    """What one subscriber's stream looks like on the wire, from its negotiated parameters."""
 
-    payloads: list[bytes]
-    timestamp: int  # in the codec's clock (90 kHz video, 48 kHz Opus)
+    def __init__(self, parameters, sender):
+        codec = parameters.codecs[0]
+        self.payload_type = codec.payloadType
+        self.clock_rate = codec.clockRate
+        self.rtx_payload_type = None
+        for other in parameters.codecs:
+            if other.mimeType.lower().endswith("/rtx") and other.parameters.get("apt") == codec.payloadType:
+                self.rtx_payload_type = other.payloadType
+                break
+        ids = {ext.uri: ext.id for ext in parameters.headerExtensions}
+        mid = parameters.muxId
+        self.mid_element = one_byte_element(ids[MID], mid.encode()) if MID in ids and mid else b""
+        self.abs_send_time_id = bytes([(ids[ABS_SEND_TIME] << 4) | 2]) if ABS_SEND_TIME in ids else b""
+        self.audio_level_id = ids.get(AUDIO_LEVEL)
+        self.ssrc = sender._ssrc
+        self.rtx_ssrc = sender._rtx_ssrc
 
-
-class PrepackedEncoder:
-    """Stands in for a sender's encoder: the payloads are ready, nothing to encode or cut."""
-
-    def pack(self, frame: Prepacked) -> tuple[list[bytes], int]:
-        return frame.payloads, frame.timestamp
-
-
-def is_vp8_keyframe(data: bytes) -> bool:
-    """VP8 frame tag (RFC 6386 section 9.1): bit 0 of the first byte is 0 on a key frame."""
-    return len(data) > 2 and (data[0] & 0x01) == 0
+    def extensions(self, send_time: bytes, audio_level) -> bytes:
+        elements = self.mid_element
+        if self.abs_send_time_id:
+            elements += self.abs_send_time_id + send_time
+        if audio_level is not None and self.audio_level_id:
+            voice, level = audio_level
+            elements += one_byte_element(self.audio_level_id, bytes([(0x80 if voice else 0) | level]))
+        return extension_block(elements)
 
 
 class ForwardedTrack(MediaStreamTrack):
-    """What one receive slot of a subscriber carries: encoded packets of its current source, in order.
+    """What one receive slot of a subscriber carries: the RTP of its current source, rewritten.
 
     It lives as long as the slot: when the slot is freed or given another
-    track, only its source switches. Stopping it would end the sender's RTP
-    loop for good (aiortc's sender stops on MediaStreamError), and the slot
-    could never carry anything again.
+    track, only its source switches, and the stream goes on with the same
+    SSRC and unbroken sequence numbers and timestamps. aiortc's sender holds
+    it as its track; ``recv()`` never yields (packets are sent from
+    :meth:`forward`), and raises once the slot is stopped, which ends the
+    sender's RTP task.
     """
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, sender):
         super().__init__()
         self.kind = kind
+        self.sender = sender
         self.source: PublishedTrack | None = None
-        self._queue: asyncio.Queue = asyncio.Queue(VIDEO_QUEUE if kind == "video" else AUDIO_QUEUE)
-        self.waiting_for_keyframe = kind == "video"
+        self.parameters: SendParameters | None = None
         self.dropped = 0
+        self._stopped = asyncio.get_running_loop().create_future()
+        self._restart = True          # next packet sent starts a new run (a keyframe, for video)
+        # Sequence numbers start in the low half: no SRTP rollover surprises at the start.
+        self._stream = StreamRewriter(random16() % 32768, random32())
+        self._history: list[tuple | None] = [None] * HISTORY if kind == "video" else []
+        self._rtx_seq = random16() % 32768
+
+    # -- the slot --------------------------------------------------------------------------
 
     def switch(self, source: "PublishedTrack | None") -> None:
         """Carry ``source`` from now on (None: nothing), starting at its next keyframe."""
@@ -70,52 +117,132 @@ class ForwardedTrack(MediaStreamTrack):
             return
         if self.source is not None:
             self.source.subscribers.discard(self)
-        while not self._queue.empty():
-            self._queue.get_nowait()
         self.source = source
-        self.waiting_for_keyframe = self.kind == "video"
+        self._restart = True
         if source is not None:
             source.subscribers.add(self)
-            source.request_keyframe()
+            if self._writable():
+                source.request_keyframe()
 
-    def push(self, packet: Prepacked, keyframe: bool) -> None:
-        if self.readyState != "live":
-            return
-        if self.waiting_for_keyframe:
-            if not keyframe:
-                if self.source is not None:
-                    self.source.request_keyframe()  # rate-limited; covers a request that got lost
-                return
-            self.waiting_for_keyframe = False
-        try:
-            self._queue.put_nowait(packet)
-        except asyncio.QueueFull:
-            # Behind: throw away what is queued and start again at the next keyframe.
-            self.dropped += self._queue.qsize() + 1
-            while not self._queue.empty():
-                self._queue.get_nowait()
-            if self.kind == "video" and self.source is not None:
-                self.waiting_for_keyframe = True
-                self.source.request_keyframe()
+    def configure(self, parameters) -> None:
+        """The sender's negotiated parameters (aiortc keeps the first ones for good, so do we)."""
+        if self.parameters is None:
+            self.parameters = SendParameters(parameters, self.sender)
 
-    async def recv(self) -> Prepacked:
-        if self.readyState != "live":
-            raise MediaStreamError
-        packet = await self._queue.get()
-        if packet is None:
-            raise MediaStreamError
-        return packet
+    async def recv(self):
+        await asyncio.shield(self._stopped)
+        raise MediaStreamError
 
     def stop(self) -> None:
         """The slot is gone (its connection closes)."""
         if self.readyState == "live":
             self.switch(None)
-            try:
-                self._queue.put_nowait(None)
-            except asyncio.QueueFull:
-                self._queue.get_nowait()
-                self._queue.put_nowait(None)
+            if not self._stopped.done():
+                self._stopped.set_result(None)
         super().stop()
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def forward(self, packet, keyframe: bool, now: float, send_time: bytes, ntp: int) -> None:
+        """Send one packet of the source to this subscriber (``keyframe``: it starts one;
+        ``send_time``: the abs-send-time value, ``ntp``: ``now`` as an NTP timestamp)."""
+        if self._restart:
+            if not self._writable():
+                return  # not connected yet: a keyframe now would be lost on us
+            if not keyframe:
+                # Asked once this subscriber can take it (rate-limited; also covers a lost request).
+                self.source.request_keyframe()
+                return
+            self._restart = False
+            self._stream.start_run(packet.sequence_number, packet.timestamp, now, self.parameters.clock_rate)
+        mapped = self._stream.map(packet.sequence_number, packet.timestamp)
+        if mapped is None:
+            return
+        seq, timestamp = mapped
+        parameters = self.parameters
+        payload = packet.payload
+        audio_level = packet.extensions.audio_level if self.kind == "audio" else None
+        data = rtp_packet(parameters.payload_type, packet.marker, seq, timestamp, parameters.ssrc,
+                          parameters.extensions(send_time, audio_level), payload)
+        if self._history:
+            self._history[seq % HISTORY] = (seq, timestamp, packet.marker, payload)
+        if not self._send(data):
+            return
+        sender = self.sender
+        if self._stream.sent(seq, timestamp, now):
+            # What aiortc's sender puts in its RTCP sender reports.
+            sender._RTCRtpSender__ntp_timestamp = ntp
+            sender._RTCRtpSender__rtp_timestamp = timestamp
+        sender._RTCRtpSender__octet_count += len(payload)
+        sender._RTCRtpSender__packet_count += 1
+
+    def retransmit(self, sequence_numbers) -> None:
+        """Answer a subscriber's NACK with the packets still in the history."""
+        parameters = self.parameters
+        if parameters is None or not self._history:
+            return
+        send_time = abs_send_time(time.time()).to_bytes(3, "big")
+        for seq in sequence_numbers:
+            entry = self._history[seq % HISTORY]
+            if entry is None or entry[0] != seq:
+                continue
+            _, timestamp, marker, payload = entry
+            extensions = parameters.extensions(send_time, None)
+            if parameters.rtx_payload_type is None:
+                data = rtp_packet(parameters.payload_type, marker, seq, timestamp, parameters.ssrc,
+                                  extensions, payload)
+            else:
+                data = rtp_packet(parameters.rtx_payload_type, marker, self._rtx_seq, timestamp,
+                                  parameters.rtx_ssrc, extensions, struct.pack("!H", seq) + payload)
+                self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            self._send(data)
+
+    def _path(self):
+        """(DTLS transport, aioice protocol of the nominated pair, remote address) while the
+        connection is up, else None."""
+        if self.parameters is None:
+            return None
+        dtls = self.sender.transport
+        if dtls._state is not DtlsState.CONNECTED:
+            return None
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            return None
+        return dtls, pair.protocol, pair.remote_addr
+
+    def _writable(self) -> bool:
+        path = self._path()
+        return path is not None and path[1].transport is not None
+
+    def _send(self, data: bytes) -> bool:
+        """Encrypt and send one RTP packet; False if it could not go."""
+        path = self._path()
+        if path is None:
+            return False
+        dtls, protocol, address = path
+        socket = protocol.transport  # a UDP socket, or aioice's TURN transport for a relayed pair
+        if socket is None:
+            return False
+        if getattr(socket, "get_write_buffer_size", _nothing_buffered)() > MAX_BUFFERED_BYTES:
+            self._fell_behind()
+            return False
+        try:
+            data = dtls._tx_srtp.protect(data)
+        except pylibsrtp.Error:
+            return False
+        socket.sendto(data, address)
+        return True
+
+    def _fell_behind(self) -> None:
+        self.dropped += 1
+        if self.kind == "video" and not self._restart:
+            self._restart = True
+            if self.source is not None:
+                self.source.request_keyframe()
+
+
+def _nothing_buffered() -> int:
+    return 0
 
 
 class PublishedTrack:
@@ -126,43 +253,49 @@ class PublishedTrack:
         self.kind = kind
         self.receiver = receiver
         self.subscribers: set[ForwardedTrack] = set()
-        self.frames = 0
+        self.packets = 0
+        self.ssrc: int | None = None  # the publisher's media SSRC, once seen
         self._last_keyframe_request = 0.0
         self._tasks: set[asyncio.Task] = set()
         self._on_audio_level = on_audio_level
-        self._picture_id = 0
+        self._last_error = 0.0
 
-    def on_frame(self, data: bytes, timestamp: int) -> None:
-        """A complete encoded frame arrived (called by the pass-through decoder)."""
-        self.frames += 1
+    def on_packet(self, packet) -> None:
+        """One RTP packet of this track arrived (retransmissions already unwrapped)."""
+        self.packets += 1
+        self.ssrc = packet.ssrc
+        if self.kind == "audio":
+            level = packet.extensions.audio_level
+            if level is not None and self._on_audio_level is not None:
+                self._on_audio_level(level[1])
+            keyframe = True
+        else:
+            keyframe = vp8_starts_keyframe(packet.payload)
         if not self.subscribers:
             return
-        if self.kind == "video":
-            keyframe = is_vp8_keyframe(data)
-            frame = Prepacked(Vp8Encoder._packetize(data, self._picture_id), timestamp)
-            self._picture_id = (self._picture_id + 1) % (1 << 15)
-        else:
-            keyframe = True
-            frame = Prepacked([data], timestamp)
-        for subscriber in list(self.subscribers):
-            subscriber.push(frame, keyframe)
+        now = time.time()
+        send_time, ntp = abs_send_time(now).to_bytes(3, "big"), ntp_time(now)
+        for subscriber in tuple(self.subscribers):
+            try:
+                subscriber.forward(packet, keyframe, now, send_time, ntp)
+            except Exception:
+                self._log_error()
 
-    def on_audio_level(self, level: int) -> None:
-        if self._on_audio_level is not None:
-            self._on_audio_level(level)
+    def _log_error(self) -> None:
+        now = time.monotonic()
+        if now - self._last_error >= ERROR_LOG_INTERVAL:
+            self._last_error = now
+            log.warning("forwarding a packet failed", track=self.track_id, kind=self.kind, exc_info=True)
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe (RTCP PLI), at most every KEYFRAME_INTERVAL seconds."""
-        if self.kind != "video":
-            return
+        if self.kind != "video" or self.ssrc is None:
+            return  # before the first packet: the first frames will come with a keyframe anyway
         now = time.monotonic()
         if now - self._last_keyframe_request < KEYFRAME_INTERVAL:
             return
-        ssrc = media_ssrc(self.receiver)
-        if ssrc is None:
-            return  # nothing received yet: the first frames will come with a keyframe anyway
         self._last_keyframe_request = now
-        task = asyncio.ensure_future(self.receiver._send_rtcp_pli(ssrc))
+        task = asyncio.ensure_future(self.receiver._send_rtcp_pli(self.ssrc))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -173,60 +306,56 @@ class PublishedTrack:
             task.cancel()
 
 
-def media_ssrc(receiver) -> int | None:
-    """The SSRC the publisher sends media on (not its retransmission stream), once seen."""
-    retransmission = receiver._RTCRtpReceiver__rtx_ssrc  # rtx ssrc -> media ssrc
-    for source in receiver.getSynchronizationSources():
-        if source.source not in retransmission:
-            return source.source
-    return None
+class ForwardingBuffer:
+    """Stands in for a receiver's jitter buffer: each packet goes on at once, no frame is built."""
+
+    def __init__(self, published: PublishedTrack):
+        self.published = published
+
+    def add(self, packet) -> tuple[bool, None]:
+        """(send a PLI?, complete frame): never either; the subscribers' PLIs are passed on instead."""
+        try:
+            self.published.on_packet(packet)
+        except Exception:
+            self.published._log_error()
+        return False, None
 
 
-class PassThroughDecoder:
-    """Stands in for a receiver's decoder queue: hands encoded frames on instead of decoding them.
-
-    aiortc's decoder thread reads ``get()``; answering ``None`` ends it at
-    once, so no decoder ever runs for a forwarded track.
-    """
-
-    def __init__(self, on_frame: Callable[[bytes, int], None]):
-        self.on_frame = on_frame  # (encoded frame, timestamp in the codec's clock)
+class NoDecoder:
+    """Stands in for a receiver's decoder queue: its decoder thread reads ``None`` and ends at once."""
 
     def get(self):
         return None
 
     def put(self, item) -> None:
-        if item is None:
-            return
-        _codec, frame = item
-        self.on_frame(frame.data, frame.timestamp)
+        pass
 
 
 def attach_publisher(receiver, published: PublishedTrack) -> None:
-    """Make ``receiver`` (of one of our own connections) forward instead of decode."""
-    receiver._RTCRtpReceiver__decoder_queue = PassThroughDecoder(published.on_frame)
-    if published.kind == "audio":
-        handle = receiver._handle_rtp_packet
-
-        async def handle_with_level(packet, arrival_time_ms):
-            level = packet.extensions.audio_level
-            if level is not None:
-                published.on_audio_level(level[1])
-            await handle(packet, arrival_time_ms)
-
-        receiver._handle_rtp_packet = handle_with_level
+    """Make ``receiver`` (of one of our own connections) forward each packet instead of decoding."""
+    receiver._RTCRtpReceiver__jitter_buffer = ForwardingBuffer(published)
+    receiver._RTCRtpReceiver__decoder_queue = NoDecoder()
 
 
 def attach_subscriber(sender, track: ForwardedTrack) -> None:
-    """Make ``sender`` send the prepacked frames of ``track`` as they are, and pass its
-    subscriber's PLI/FIR on to the publisher."""
-    sender._RTCRtpSender__encoder = PrepackedEncoder()
+    """Make ``sender`` carry ``track``'s forwarded packets: learn its negotiated parameters,
+    answer its subscriber's NACKs from the track's history, and pass PLI/FIR on to the publisher."""
+    sender.replaceTrack(track)
+    send = sender.send
     handle = sender._handle_rtcp_packet
 
-    async def handle_with_keyframes(packet):
+    async def send_with_parameters(parameters):
+        track.configure(parameters)
+        await send(parameters)
+
+    async def handle_feedback(packet):
         if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
             if track.source is not None:
                 track.source.request_keyframe()
-        await handle(packet)
+        elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            track.retransmit(packet.lost)
+        else:
+            await handle(packet)
 
-    sender._handle_rtcp_packet = handle_with_keyframes
+    sender.send = send_with_parameters
+    sender._handle_rtcp_packet = handle_feedback

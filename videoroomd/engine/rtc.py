@@ -156,8 +156,7 @@ class EndpointConnection:
             source = self.room.published.get(slot.track_id) if slot.track_id else None
             forwarded = self.forwarded.get(slot.mid)
             if forwarded is None:
-                forwarded = self.forwarded[slot.mid] = ForwardedTrack(transceiver.kind)
-                transceiver.sender.replaceTrack(forwarded)
+                forwarded = self.forwarded[slot.mid] = ForwardedTrack(transceiver.kind, transceiver.sender)
                 attach_subscriber(transceiver.sender, forwarded)
             forwarded.switch(source)
             if source is None:
