@@ -38,8 +38,10 @@ def launch(playwright, *, deny_media: bool = False, devices: int = 1):
 
 
 def frames(page, tile_selector: str) -> int:
-    """Frames the `<video>` of a tile has shown so far (what a person would see move)."""
-    return page.eval_on_selector(f"{tile_selector} video", "v => v.getVideoPlaybackQuality().totalVideoFrames")
+    """Frames the `<video>` of a tile has shown so far (what a person would see move);
+    0 while the tile has no video yet, or no tile matches."""
+    return page.eval_on_selector_all(
+        f"{tile_selector} video", "vs => vs.length ? vs[0].getVideoPlaybackQuality().totalVideoFrames : 0")
 
 
 def save_artifact(page, name: str) -> Path:

@@ -199,6 +199,49 @@ class Bot:
             "midToTrackId": sending,
         }}})
 
+    async def lose_incoming_video(self, count: int, every: int = 4) -> set[int]:
+        """From now on, throw away the first copy of every ``every``-th video packet that
+        arrives, ``count`` in all, as a lossy network would. Returns their sequence numbers
+        (the set fills as packets arrive)."""
+        def install() -> set[int]:
+            transceiver = next(t for t in self.pc.getTransceivers() if t.kind == "video" and t.direction == "recvonly")
+            video_payload_type = transceiver._codecs[0].payloadType
+            dtls = transceiver.receiver.transport
+            deliver = dtls._handle_rtp_data
+            lost: set[int] = set()
+
+            async def lossy(data: bytes, arrival_time_ms: int) -> None:
+                if data[1] & 0x7F == video_payload_type and len(lost) < count:
+                    seq = int.from_bytes(data[2:4], "big")
+                    if seq % every == 0 and seq not in lost:
+                        lost.add(seq)
+                        return
+                await deliver(data, arrival_time_ms)
+
+            dtls._handle_rtp_data = lossy
+            return lost
+
+        async def run_install():
+            return install()
+
+        return await self.media.call(run_install)
+
+    async def video_repairs(self) -> tuple[set[int], int]:
+        """(video sequence numbers still missing, retransmitted packets received)."""
+        async def look():
+            missing, retransmitted = set(), 0
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.kind != "video" or transceiver.direction != "recvonly":
+                    continue
+                receiver = transceiver.receiver
+                missing |= receiver._RTCRtpReceiver__nack_generator.missing
+                rtx = receiver._RTCRtpReceiver__rtx_ssrc  # retransmission SSRC -> media SSRC
+                streams = receiver._RTCRtpReceiver__remote_streams
+                retransmitted += sum(streams[ssrc].packets_received for ssrc in rtx if ssrc in streams)
+            return missing, retransmitted
+
+        return await self.media.call(look)
+
     async def frames_from(self, track_id: str, at_least: int, timeout: float = 20.0) -> int:
         with trio.fail_after(timeout):
             while self.received.get(track_id, 0) < at_least:

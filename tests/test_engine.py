@@ -162,3 +162,32 @@ async def test_a_participant_whose_media_connection_ends_is_removed(tmp_path):
             removed = await stays.wait_for(of_type("endpointRemoved"), timeout=30)
             assert removed["data"]["id"] == vanishes.id
             assert vanishes.id not in daemon.rooms.get("lobby").peers
+
+
+async def test_video_packets_lost_on_the_way_to_a_subscriber_are_sent_again(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
+        async with bot(daemon, "Viewer", media=media) as viewer, bot(daemon, "Speaker", media=media) as speaker:
+            (video_id,) = await speaker.publish(audio=False)
+            seen = await viewer.frames_from(video_id, at_least=5)
+            lost = await viewer.lose_incoming_video(count=6)
+            await viewer.frames_from(video_id, at_least=seen + 45, timeout=30)  # 3 s of video later
+            assert len(lost) == 6
+            missing, retransmitted = await viewer.video_repairs()
+            # The viewer asked again (NACK) and the server sent each lost packet again, over RTX.
+            assert not missing & lost
+            assert retransmitted >= len(lost)
+
+
+async def test_a_freed_receive_slot_carries_the_next_publisher(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
+        async with bot(daemon, "Viewer", media=media) as viewer:
+            async with bot(daemon, "First", media=media) as first:
+                (first_video,) = await first.publish(audio=False)
+                await viewer.frames_from(first_video, at_least=5)
+                (slot,) = [mid for mid, track in viewer.mid_to_track_id.items() if track == first_video]
+            await viewer.wait_for(of_type("tracksRemoved"))
+            async with bot(daemon, "Second", media=media) as second:
+                (second_video,) = await second.publish(audio=False)
+                await viewer.frames_from(second_video, at_least=15, timeout=30)
+                # the same slot (same SSRC, sequence numbers going on), another publisher's picture
+                assert viewer.mid_to_track_id.get(slot) == second_video

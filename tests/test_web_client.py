@@ -56,8 +56,8 @@ def wait_for_moving_video(page, name: str, timeout: float = 20.0) -> None:
     first = None
     while time.monotonic() < deadline:
         count = frames(page, selector)
-        if first is None and count > 0:
-            first = count
+        if count > 0 and (first is None or count < first):
+            first = count  # the first frames, or a new tile (a page that rejoined) starting over
         elif first is not None and count >= first + 10:
             return
         page.wait_for_timeout(200)
