@@ -14,14 +14,15 @@ publisher's, untouched.
 Each subscriber keeps the last packets it sent, to answer its NACKs with
 retransmissions (RTX when negotiated), and passes its PLI/FIR on to the
 publisher. A subscriber starts a video source at a keyframe; one whose
-socket cannot keep up (its send buffer over :data:`MAX_BUFFERED_BYTES`)
-drops packets and starts again at the next keyframe, which is asked of the
-publisher (RTCP PLI, rate-limited), instead of growing memory.
+socket cannot keep up (its send buffer full) drops packets and starts again
+at the next keyframe, which is asked of the publisher (RTCP PLI,
+rate-limited), instead of growing memory.
 
 aiortc's own sender stays in place for RTCP (sender reports, which read the
 counters kept here) and for its RTP task, which waits on an idle track.
-Everything reaches into aiortc 1.16 and aioice 0.13 internals of our own
-connections only (instance attributes; no class or module is patched).
+Everything reaches into aiortc 1.16, aioice 0.13 and asyncio's UDP transport
+(its socket, written directly) internals of our own connections only
+(instance attributes; no class or module is patched).
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ log = structlog.get_logger("videoroomd.engine.forwarding")
 KEYFRAME_INTERVAL = 0.5      # seconds between two keyframe requests to one publisher
 RTCP_PSFB_FIR = 4
 HISTORY = 512                # packets a video subscriber can have retransmitted
-MAX_BUFFERED_BYTES = 256 * 1024  # unsent bytes a subscriber's socket may hold before it skips ahead
 ERROR_LOG_INTERVAL = 10.0    # seconds between two logged forwarding errors of one track
 
 MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
@@ -57,7 +57,7 @@ AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 class SendParameters:
     """What one subscriber's stream looks like on the wire, from its negotiated parameters."""
 
-    def __init__(self, parameters, sender):
+    def __init__(self, parameters, ssrc: int, rtx_ssrc: int):
         codec = parameters.codecs[0]
         self.payload_type = codec.payloadType
         self.clock_rate = codec.clockRate
@@ -71,16 +71,24 @@ class SendParameters:
         self.mid_element = one_byte_element(ids[MID], mid.encode()) if MID in ids and mid else b""
         self.abs_send_time_id = bytes([(ids[ABS_SEND_TIME] << 4) | 2]) if ABS_SEND_TIME in ids else b""
         self.audio_level_id = ids.get(AUDIO_LEVEL)
-        self.ssrc = sender._ssrc
-        self.rtx_ssrc = sender._rtx_ssrc
+        self.ssrc = ssrc
+        self.rtx_ssrc = rtx_ssrc
+        # Without an audio level the extension block has one shape; only the send time in it changes.
+        placeholder = b"\x00\x00\x00" if self.abs_send_time_id else b""
+        block = extension_block(self.mid_element + self.abs_send_time_id + placeholder)
+        cut = 4 + len(self.mid_element) + len(self.abs_send_time_id) if placeholder else len(block)
+        self._head, self._tail = block[:cut], block[cut + len(placeholder):]
 
     def extensions(self, send_time: bytes, audio_level) -> bytes:
+        """The header extensions of one packet: mid, abs-send-time and the audio level (if any),
+        as negotiated."""
+        if audio_level is None or not self.audio_level_id:
+            return self._head + send_time + self._tail if self.abs_send_time_id else self._head
         elements = self.mid_element
         if self.abs_send_time_id:
             elements += self.abs_send_time_id + send_time
-        if audio_level is not None and self.audio_level_id:
-            voice, level = audio_level
-            elements += one_byte_element(self.audio_level_id, bytes([(0x80 if voice else 0) | level]))
+        voice, level = audio_level
+        elements += one_byte_element(self.audio_level_id, bytes([(0x80 if voice else 0) | level]))
         return extension_block(elements)
 
 
@@ -107,6 +115,10 @@ class ForwardedTrack(MediaStreamTrack):
         # Sequence numbers start in the low half: no SRTP rollover surprises at the start.
         self._stream = StreamRewriter(random16() % 32768, random32())
         self._history: list[tuple | None] = [None] * HISTORY if kind == "video" else []
+        self._dtls = None
+        self._pair = None             # the candidate pair the cached socket and address belong to
+        self._socket = None
+        self._address = None
         self._rtx_seq = random16() % 32768
 
     # -- the slot --------------------------------------------------------------------------
@@ -127,7 +139,8 @@ class ForwardedTrack(MediaStreamTrack):
     def configure(self, parameters) -> None:
         """The sender's negotiated parameters (aiortc keeps the first ones for good, so do we)."""
         if self.parameters is None:
-            self.parameters = SendParameters(parameters, self.sender)
+            self.parameters = SendParameters(parameters, self.sender._ssrc, self.sender._rtx_ssrc)
+            self._dtls = self.sender.transport  # bundled by now: one transport for the connection
 
     async def recv(self):
         await asyncio.shield(self._stopped)
@@ -197,40 +210,46 @@ class ForwardedTrack(MediaStreamTrack):
                 self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
             self._send(data)
 
-    def _path(self):
-        """(DTLS transport, aioice protocol of the nominated pair, remote address) while the
-        connection is up, else None."""
+    def _route(self):
+        """(SRTP session, socket, remote address) while the connection is up, else None.
+
+        The socket is the plain UDP socket of the nominated candidate pair, written
+        directly (no asyncio buffer that could grow); for a pair relayed through our
+        own TURN allocation it is aioice's TURN transport.
+        """
         if self.parameters is None:
             return None
-        dtls = self.sender.transport
+        dtls = self._dtls
         if dtls._state is not DtlsState.CONNECTED:
             return None
         pair = dtls.transport._connection._nominated.get(1)
         if pair is None:
             return None
-        return dtls, pair.protocol, pair.remote_addr
+        if pair is not self._pair:
+            transport = pair.protocol.transport
+            if transport is None:
+                return None
+            self._pair = pair
+            self._socket = getattr(transport, "_sock", None) or transport
+            self._address = pair.remote_addr
+        return dtls._tx_srtp, self._socket, self._address
 
     def _writable(self) -> bool:
-        path = self._path()
-        return path is not None and path[1].transport is not None
+        return self._route() is not None
 
     def _send(self, data: bytes) -> bool:
         """Encrypt and send one RTP packet; False if it could not go."""
-        path = self._path()
-        if path is None:
+        route = self._route()
+        if route is None:
             return False
-        dtls, protocol, address = path
-        socket = protocol.transport  # a UDP socket, or aioice's TURN transport for a relayed pair
-        if socket is None:
-            return False
-        if getattr(socket, "get_write_buffer_size", _nothing_buffered)() > MAX_BUFFERED_BYTES:
+        srtp, socket, address = route
+        try:
+            socket.sendto(srtp.protect(data), address)
+        except BlockingIOError:  # the socket's send buffer is full: this subscriber cannot keep up
             self._fell_behind()
             return False
-        try:
-            data = dtls._tx_srtp.protect(data)
-        except pylibsrtp.Error:
+        except (OSError, pylibsrtp.Error):
             return False
-        socket.sendto(data, address)
         return True
 
     def _fell_behind(self) -> None:
@@ -239,10 +258,6 @@ class ForwardedTrack(MediaStreamTrack):
             self._restart = True
             if self.source is not None:
                 self.source.request_keyframe()
-
-
-def _nothing_buffered() -> int:
-    return 0
 
 
 class PublishedTrack:
