@@ -12,7 +12,7 @@ context and writes it to the subscriber's UDP socket. The payload is the
 publisher's, untouched.
 
 Each subscriber keeps the last packets it sent, to answer its NACKs with
-retransmissions (RTX when negotiated), and passes its PLI/FIR on to the
+retransmissions over RTX, and passes its PLI/FIR on to the
 publisher. A subscriber starts a video source at a keyframe; one whose
 socket cannot keep up (its send buffer full) drops packets and starts again
 at the next keyframe, which is asked of the publisher (RTCP PLI,
@@ -190,24 +190,23 @@ class ForwardedTrack(MediaStreamTrack):
         sender._RTCRtpSender__packet_count += 1
 
     def retransmit(self, sequence_numbers) -> None:
-        """Answer a subscriber's NACK with the packets still in the history."""
+        """Answer a subscriber's NACK with the packets still in the history, over RTX.
+
+        Without RTX negotiated nothing is sent again (SRTP would refuse a sequence
+        number twice); the subscriber's PLI then brings a keyframe.
+        """
         parameters = self.parameters
-        if parameters is None or not self._history:
+        if parameters is None or parameters.rtx_payload_type is None or not self._history:
             return
-        send_time = abs_send_time(time.time()).to_bytes(3, "big")
+        extensions = parameters.extensions(abs_send_time(time.time()).to_bytes(3, "big"), None)
         for seq in sequence_numbers:
             entry = self._history[seq % HISTORY]
             if entry is None or entry[0] != seq:
                 continue
             _, timestamp, marker, payload = entry
-            extensions = parameters.extensions(send_time, None)
-            if parameters.rtx_payload_type is None:
-                data = rtp_packet(parameters.payload_type, marker, seq, timestamp, parameters.ssrc,
-                                  extensions, payload)
-            else:
-                data = rtp_packet(parameters.rtx_payload_type, marker, self._rtx_seq, timestamp,
-                                  parameters.rtx_ssrc, extensions, struct.pack("!H", seq) + payload)
-                self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            data = rtp_packet(parameters.rtx_payload_type, marker, self._rtx_seq, timestamp,
+                              parameters.rtx_ssrc, extensions, struct.pack("!H", seq) + payload)
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
             self._send(data)
 
     def _route(self):
