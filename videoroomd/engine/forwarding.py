@@ -12,11 +12,12 @@ context and writes it to the subscriber's UDP socket. The payload is the
 publisher's, untouched.
 
 Each subscriber keeps the last packets it sent, to answer its NACKs with
-retransmissions over RTX, and passes its PLI/FIR on to the
-publisher. A subscriber starts a video source at a keyframe; one whose
-socket cannot keep up (its send buffer full) drops packets and starts again
-at the next keyframe, which is asked of the publisher (RTCP PLI,
-rate-limited), instead of growing memory.
+retransmissions over RTX, and passes its PLI/FIR on to the publisher. A
+subscriber starts a video source at a keyframe (one that arrives while its
+connection is still being set up is kept for it); one whose socket cannot
+keep up (its send buffer full) drops packets and starts again at the next
+keyframe, which is asked of the publisher (RTCP PLI, rate-limited), instead
+of growing memory.
 
 aiortc's own sender stays in place for RTCP (sender reports, which read the
 counters kept here) and for its RTP task, which waits on an idle track.
@@ -47,6 +48,7 @@ log = structlog.get_logger("videoroomd.engine.forwarding")
 KEYFRAME_INTERVAL = 0.5      # seconds between two keyframe requests to one publisher
 RTCP_PSFB_FIR = 4
 HISTORY = 512                # packets a video subscriber can have retransmitted
+HOLD = 300                   # packets of a keyframe and what follows kept for a subscriber still connecting
 ERROR_LOG_INTERVAL = 10.0    # seconds between two logged forwarding errors of one track
 
 MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
@@ -115,6 +117,7 @@ class ForwardedTrack(MediaStreamTrack):
         # Sequence numbers start in the low half: no SRTP rollover surprises at the start.
         self._stream = StreamRewriter(random16() % 32768, random32())
         self._history: list[tuple | None] = [None] * HISTORY if kind == "video" else []
+        self._held: list | None = None  # packets from a keyframe on, kept while not connected
         self._dtls = None
         self._pair = None             # the candidate pair the cached socket and address belong to
         self._socket = None
@@ -131,10 +134,10 @@ class ForwardedTrack(MediaStreamTrack):
             self.source.subscribers.discard(self)
         self.source = source
         self._restart = True
+        self._held = None
         if source is not None:
             source.subscribers.add(self)
-            if self._writable():
-                source.request_keyframe()
+            source.request_keyframe()
 
     def configure(self, parameters) -> None:
         """The sender's negotiated parameters (aiortc keeps the first ones for good, so do we)."""
@@ -161,13 +164,38 @@ class ForwardedTrack(MediaStreamTrack):
         ``send_time``: the abs-send-time value, ``ntp``: ``now`` as an NTP timestamp)."""
         if self._restart:
             if not self._writable():
-                return  # not connected yet: a keyframe now would be lost on us
-            if not keyframe:
-                # Asked once this subscriber can take it (rate-limited; also covers a lost request).
-                self.source.request_keyframe()
+                self._hold(packet, keyframe)  # not connected yet: keep the latest keyframe on
                 return
-            self._restart = False
-            self._stream.start_run(packet.sequence_number, packet.timestamp, now, self.parameters.clock_rate)
+            held, self._held = self._held, None
+            if held:
+                self._start_run(held[0], now)
+                for early in held:
+                    self._send_packet(early, now, send_time, ntp)
+            elif keyframe:
+                self._start_run(packet, now)
+            else:
+                self.source.request_keyframe()  # rate-limited; also covers a lost request
+                return
+        self._send_packet(packet, now, send_time, ntp)
+
+    def _hold(self, packet, keyframe: bool) -> None:
+        """Keep video packets from the latest keyframe on (at most HOLD packets) until the
+        subscriber's connection is up, so it starts at once instead of asking again."""
+        if self.kind != "video":
+            return
+        if keyframe:
+            self._held = [packet]
+        elif self._held is not None:
+            if len(self._held) < HOLD:
+                self._held.append(packet)
+            else:
+                self._held = None  # too long to catch up with: wait for the next keyframe
+
+    def _start_run(self, packet, now: float) -> None:
+        self._restart = False
+        self._stream.start_run(packet.sequence_number, packet.timestamp, now, self.parameters.clock_rate)
+
+    def _send_packet(self, packet, now: float, send_time: bytes, ntp: int) -> None:
         mapped = self._stream.map(packet.sequence_number, packet.timestamp)
         if mapped is None:
             return
