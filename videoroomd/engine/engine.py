@@ -214,6 +214,7 @@ class Engine:
                 return media.connection(peer.id)
 
             connection = self.connections[peer.id] = await self.bridge.call(make)
+        started = trio.current_time()
         try:
             with trio.fail_after(MEDIA_CALL_TIMEOUT):
                 answer = await self.bridge.call(connection.answer, sdp_text, plan.sending, slots)
@@ -223,6 +224,8 @@ class Engine:
             self._deliver([(peer.id, ev.error(f"the server could not accept this offer: {error}"))])
             await self._remove(peer.id)
             return
+        log.debug("offer answered", peer=peer.id, ms=round((trio.current_time() - started) * 1000),
+                  receiving=len(slots), publishing=len(plan.sending))
         answer = announce_address(answer, self.host.ice.announced_ip)
         self._deliver([(peer.id, ev.sdp_answer(answer, plan.mid_to_track_id))])
         for candidate, index in self._early_candidates.pop(peer.id, []):
