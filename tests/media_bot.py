@@ -226,6 +226,17 @@ class Bot:
 
         return await self.media.call(run_install)
 
+    async def go_silent(self) -> None:
+        """Send nothing more to the server (media, RTCP, ICE checks), as when a network
+        goes away; the signalling socket stays open."""
+        async def mute():
+            for transceiver in self.pc.getTransceivers():
+                for protocol in transceiver.receiver.transport.transport._connection._protocols:
+                    if protocol.transport is not None:
+                        protocol.transport.sendto = lambda data, addr=None: None
+
+        await self.media.call(mute)
+
     async def video_repairs(self) -> tuple[set[int], int]:
         """(video sequence numbers still missing, retransmitted packets received)."""
         async def look():

@@ -68,7 +68,7 @@ class PhoenixClient:
     async def next_media_event(self, timeout: float = 5.0) -> dict:
         with trio.fail_after(timeout):
             while True:
-                _join_ref, _ref, _topic, event, payload = await self.receive()
+                _join_ref, _ref, _topic, event, payload = await self.receive(timeout)
                 if event == "mediaEvent":
                     return json.loads(payload["data"])
 

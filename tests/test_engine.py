@@ -5,6 +5,7 @@ from __future__ import annotations
 import trio
 
 from media_bot import bot, media_thread
+from videoroomd.engine import engine
 from signalling_helpers import running_daemon
 
 ROOMS = "[ice]\naddresses = [\"127.0.0.1\"]\n[rooms.lobby]\nmax_peers = 8\n"
@@ -191,3 +192,20 @@ async def test_a_freed_receive_slot_carries_the_next_publisher(tmp_path):
                 await viewer.frames_from(second_video, at_least=15, timeout=30)
                 # the same slot (same SSRC, sequence numbers going on), another publisher's picture
                 assert viewer.mid_to_track_id.get(slot) == second_video
+
+
+async def test_a_participant_whose_network_goes_silent_is_removed(tmp_path, monkeypatch):
+    monkeypatch.setattr(engine, "SILENCE_TIMEOUT", 3.0)  # instead of 15 s, so the test is short
+    monkeypatch.setattr(engine, "SILENCE_CHECK_INTERVAL", 0.5)
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
+        async with bot(daemon, "Stays", media=media) as stays, bot(daemon, "Fades", media=media) as fades:
+            (video_id,) = await fades.publish(audio=False)
+            (stays_video,) = await stays.publish(audio=False)
+            await stays.frames_from(video_id, at_least=5)
+            await fades.frames_from(stays_video, at_least=5)
+            await trio.sleep(4)  # longer than the timeout: a participant that sends is never removed
+            assert fades.id in daemon.rooms.get("lobby").peers
+            await fades.go_silent()  # its UDP goes quiet; its signalling socket stays open
+            removed = await stays.wait_for(of_type("endpointRemoved"), timeout=10)
+            assert removed["data"]["id"] == fades.id
+            assert fades.id not in daemon.rooms.get("lobby").peers

@@ -30,7 +30,8 @@ from .session import Session, SessionError
 log = structlog.get_logger("videoroomd.engine")
 
 INBOX_SIZE = 1024            # events waiting for the engine; a peer that floods it is cut off
-DISCONNECTED_TIMEOUT = 10.0  # seconds a media connection may stay "disconnected" before the peer is removed
+SILENCE_TIMEOUT = 15.0       # seconds a connected client may send nothing at all before it is removed
+SILENCE_CHECK_INTERVAL = 2.0  # seconds between two looks for silent clients
 MEDIA_CALL_TIMEOUT = 15.0    # seconds an answer may take on the media thread
 CLOSE_TIMEOUT = 5.0          # seconds to close a room's connections when it stops
 IGNORED = frozenset({"enableTrackEncoding", "disableTrackEncoding", "trackVariantBitrates", "setTargetTrackVariant"})
@@ -96,7 +97,6 @@ class Engine:
         self.media: RoomMedia | None = None
         self.connections: dict[str, EndpointConnection] = {}
         self._early_candidates: dict[str, list[tuple[str, int]]] = {}
-        self._disconnected: dict[str, trio.CancelScope] = {}
 
     # -- the Room's side (synchronous) ------------------------------------------------------
     def peer_joined(self, peer: Peer) -> None:
@@ -136,6 +136,7 @@ class Engine:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                nursery.start_soon(self._watch_silence)
                 task_status.started()
                 async for kind, endpoint_id, payload in self._inbox:
                     await self._handle(kind, endpoint_id, payload)
@@ -264,30 +265,39 @@ class Engine:
             log.info("media connection", peer=endpoint_id, state=state)
             if state == "connected":
                 self._deliver(self.session.media_connected(endpoint_id))
-                scope = self._disconnected.pop(endpoint_id, None)
-                if scope is not None:
-                    scope.cancel()
             elif state in ("failed", "closed") and endpoint_id in self.connections:  # not closed by us
                 # "closed" without us closing it: aioice gave up (consent to send expired).
                 self.room.leave(peer, "media connection failed" if state == "failed" else "media connection lost")
-            elif state == "disconnected" and endpoint_id not in self._disconnected:
-                self._nursery.start_soon(self._expire_disconnected, endpoint_id)
-
-    async def _expire_disconnected(self, endpoint_id: str) -> None:
-        with trio.CancelScope() as scope:
-            self._disconnected[endpoint_id] = scope
-            await trio.sleep(DISCONNECTED_TIMEOUT)
-            peer = self.room.peers.get(endpoint_id) if self.room else None
-            if peer is not None:
+        elif kind == "silent":
+            (endpoint_id,) = args
+            peer = self.room.peers.get(endpoint_id)
+            if peer is not None and endpoint_id in self.connections:
+                log.info("media connection silent", peer=endpoint_id, seconds=SILENCE_TIMEOUT)
                 self.room.leave(peer, "media connection lost")
-        if self._disconnected.get(endpoint_id) is scope:
-            del self._disconnected[endpoint_id]
+
+    async def _watch_silence(self) -> None:
+        """Every SILENCE_CHECK_INTERVAL, hand the clients that went silent to the inbox.
+
+        aiortc never reports "disconnected", and its consent checks take ~30 s to give
+        up on a client whose network is gone; others would watch a frozen tile that long.
+        """
+        media = self.media
+
+        async def silent() -> list[str]:
+            return media.silent(SILENCE_TIMEOUT)
+
+        while True:
+            await trio.sleep(SILENCE_CHECK_INTERVAL)
+            if self.connections:
+                try:
+                    quiet = await self.bridge.call(silent)
+                except BridgeClosed:
+                    return  # the daemon is stopping
+                for endpoint_id in quiet:
+                    self._post(("media", "silent", (endpoint_id,)))
 
     async def _remove(self, endpoint_id: str) -> None:
         self._early_candidates.pop(endpoint_id, None)
-        scope = self._disconnected.pop(endpoint_id, None)
-        if scope is not None:
-            scope.cancel()
         self._deliver(self.session.remove(endpoint_id))
         connection = self.connections.pop(endpoint_id, None)
         if connection is not None and self.media is not None:

@@ -71,6 +71,29 @@ def limit_host_addresses(pc: RTCPeerConnection, addresses: tuple[str, ...]) -> N
         connection._videoroomd_addresses = True
 
 
+def watch_incoming(pc: RTCPeerConnection, heard: Callable[[], None]) -> None:
+    """Call ``heard()`` for every datagram the remote side sends ``pc`` (media, RTCP, DTLS
+    and its ICE checks alike). Call after ``setRemoteDescription``; touches only ``pc``'s
+    own ICE connections."""
+    for transceiver in pc.getTransceivers():
+        connection = transceiver.receiver.transport.transport._connection
+        if getattr(connection, "_videoroomd_watched", False):
+            continue
+        deliver, answer = connection.data_received, connection.request_received
+
+        def data_received(data, component, _deliver=deliver):
+            heard()
+            _deliver(data, component)
+
+        def request_received(message, addr, protocol, _answer=answer):
+            heard()
+            _answer(message, addr, protocol)
+
+        connection.data_received = data_received
+        connection.request_received = request_received
+        connection._videoroomd_watched = True
+
+
 class RoomMedia:
     """The published tracks of one room, by track id, and the settings every connection uses."""
 
@@ -88,6 +111,14 @@ class RoomMedia:
         if existing is None:
             existing = self.connections[endpoint_id] = EndpointConnection(self, endpoint_id)
         return existing
+
+    def silent(self, timeout: float) -> list[str]:
+        """The endpoints whose connection is up but from which nothing at all has come
+        for ``timeout`` seconds (browsers send ICE consent checks every few seconds even
+        without media; silence that long means their network is gone)."""
+        now = time.monotonic()
+        return [endpoint_id for endpoint_id, connection in self.connections.items()
+                if connection.pc.connectionState == "connected" and now - connection.last_heard > timeout]
 
     async def close_endpoint(self, endpoint_id: str) -> None:
         connection = self.connections.pop(endpoint_id, None)
@@ -112,7 +143,11 @@ class EndpointConnection:
         self.pc._RTCPeerConnection__certificates = [room.certificate]
         self.published: dict[str, PublishedTrack] = {}  # mid -> track published on it
         self.forwarded: dict[str, ForwardedTrack] = {}  # mid -> track sent on it
+        self.last_heard = time.monotonic()  # when the client last sent us anything
         self.pc.on("connectionstatechange", self._state_changed)
+
+    def _heard(self) -> None:
+        self.last_heard = time.monotonic()
 
     def _state_changed(self) -> None:
         state = self.pc.connectionState
@@ -131,6 +166,7 @@ class EndpointConnection:
         if handle_remote_ice_restart(self.pc, offer_sdp):
             log.debug("remote ICE restart followed", peer=self.endpoint_id)
         await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+        watch_incoming(self.pc, self._heard)
         by_mid = {t.mid: t for t in self.pc.getTransceivers()}
         for transceiver in by_mid.values():
             if transceiver.kind in PREFERRED:
