@@ -1,13 +1,20 @@
-"""What a subscriber's stream looks like on the wire, from its negotiated parameters."""
+"""What a subscriber's stream looks like on the wire, and what happens when its socket cannot keep up."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
+from types import SimpleNamespace
+
 import pytest
+from aiortc.rtcdtlstransport import State
+from pylibsrtp import Policy, Session
 from aiortc.rtcrtpparameters import (RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters,
                                      RTCRtpParameters)
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
-from videoroomd.engine.forwarding import ABS_SEND_TIME, AUDIO_LEVEL, MID, SendParameters
+from videoroomd.engine.forwarding import ABS_SEND_TIME, AUDIO_LEVEL, MID, ForwardedTrack, PublishedTrack, SendParameters
 from videoroomd.engine.rtp_packets import rtp_packet
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=100)
@@ -57,3 +64,97 @@ def test_without_negotiated_extensions_the_header_has_none():
     stream = SendParameters(parameters, 11, 12)
     assert stream.extensions(b"\x00\x00\x01", None) == b""
     assert stream.rtx_payload_type is None
+
+
+KEY = os.urandom(44)  # AES-256-GCM key and salt, shared by the two ends below
+KEYFRAME_START = bytes([0x10, 0x50]) + b"k" * 1000  # VP8 descriptor S=1, frame tag P=0
+DELTA = bytes([0x10, 0x51]) + b"d" * 1000
+
+
+def srtp(direction: int) -> Session:
+    return Session(policy=Policy(key=KEY, ssrc_type=direction, srtp_profile=Policy.SRTP_PROFILE_AEAD_AES_256_GCM))
+
+
+class Publisher:
+    """Stands in for aiortc's receiver of the published track: notes the PLIs asked of it."""
+
+    def __init__(self):
+        self.plis = 0
+
+    async def _send_rtcp_pli(self, ssrc: int) -> None:
+        self.plis += 1
+
+
+def slow_subscriber(sock: socket.socket, address: str) -> ForwardedTrack:
+    """A subscriber whose connection writes to ``sock``.
+
+    A UDP socket on loopback never refuses a datagram (the kernel hands it to the
+    receiver at once or drops it), so the condition under test cannot happen on one
+    here; a Unix datagram socket whose reader stops does refuse, as a real
+    network's full send queue does. aiortc's sender and DTLS transport are stand-ins
+    carrying what the forwarder reads; the SRTP session is real.
+    """
+    pair = SimpleNamespace(protocol=SimpleNamespace(transport=sock), remote_addr=address)
+    dtls = SimpleNamespace(_state=State.CONNECTED, _tx_srtp=srtp(Policy.SSRC_ANY_OUTBOUND),
+                           transport=SimpleNamespace(_connection=SimpleNamespace(_nominated={1: pair})))
+    sender = SimpleNamespace(transport=dtls, _ssrc=11, _rtx_ssrc=12, replaceTrack=lambda track: None,
+                             _RTCRtpSender__ntp_timestamp=0, _RTCRtpSender__rtp_timestamp=0,
+                             _RTCRtpSender__octet_count=0, _RTCRtpSender__packet_count=0)
+    track = ForwardedTrack("video", sender)
+    track.configure(negotiated([VP8, RTX], {MID: 1}))
+    return track
+
+
+def received(reader: socket.socket) -> list[RtpPacket]:
+    """Every packet waiting at the subscriber, decrypted."""
+    inbound, packets = srtp(Policy.SSRC_ANY_INBOUND), []
+    while True:
+        try:
+            data = reader.recv(2048)
+        except BlockingIOError:
+            return packets
+        packets.append(RtpPacket.parse(inbound.unprotect(data)))
+
+
+def test_a_subscriber_that_cannot_keep_up_skips_to_the_next_keyframe(tmp_path):
+    async def main():
+        reader = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        reader.bind(str(tmp_path / "subscriber"))
+        reader.setblocking(False)
+        writer = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        writer.setblocking(False)
+        publisher = Publisher()
+        published = PublishedTrack("a:video", "video", publisher)
+        subscriber = slow_subscriber(writer, str(tmp_path / "subscriber"))
+        subscriber.switch(published)
+        seq = 1000
+
+        def publish(payload: bytes) -> None:
+            nonlocal seq
+            packet = RtpPacket(payload_type=96, sequence_number=seq, timestamp=seq * 100, ssrc=42, payload=payload)
+            published.on_packet(packet)
+            seq += 1
+
+        publish(KEYFRAME_START)
+        while subscriber.dropped == 0:  # the subscriber stops reading; its queue fills
+            assert seq < 2000, "the socket never refused a packet"
+            publish(DELTA)
+        await asyncio.sleep(0)  # the keyframe request goes out
+        asked = publisher.plis
+        assert asked >= 1  # a keyframe was asked of the publisher
+        before = received(reader)  # the subscriber catches up with what it was sent
+        assert before[0].payload == KEYFRAME_START and len(before) < seq - 1000
+        for _ in range(20):  # what follows cannot be decoded without the frames it lost
+            publish(DELTA)
+        assert received(reader) == []
+        publish(KEYFRAME_START)
+        publish(DELTA)
+        after = received(reader)
+        # The same stream goes on at the keyframe: the same SSRC, sequence numbers past the
+        # ones it was sent (the packet that could not go left a gap of one, in the history).
+        assert [p.payload for p in after] == [KEYFRAME_START, DELTA]
+        assert after[0].ssrc == before[-1].ssrc == 11
+        assert (after[0].sequence_number - before[-1].sequence_number) & 0xFFFF == 2
+        assert after[1].sequence_number == (after[0].sequence_number + 1) & 0xFFFF
+
+    asyncio.run(main())

@@ -207,10 +207,14 @@ class ForwardedTrack(MediaStreamTrack):
                           parameters.extensions(send_time, audio_level), payload)
         if self._history:
             self._history[seq % HISTORY] = (seq, timestamp, packet.marker, payload)
-        if not self._send(data):
+        sent = self._send(data)
+        # Its sequence number is used up even if it did not go: SRTP may have counted it,
+        # and a NACK can still bring it from the history.
+        newest = self._stream.sent(seq, timestamp, now)
+        if not sent:
             return
         sender = self.sender
-        if self._stream.sent(seq, timestamp, now):
+        if newest:
             # What aiortc's sender puts in its RTCP sender reports.
             sender._RTCRtpSender__ntp_timestamp = ntp
             sender._RTCRtpSender__rtp_timestamp = timestamp
