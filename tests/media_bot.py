@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import fractions
-import json
 import math
 import time
 import uuid
