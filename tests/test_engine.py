@@ -15,6 +15,15 @@ def of_type(kind: str):
     return lambda event: event["type"] == kind
 
 
+def media_metric(daemon, name: str, room: str = "lobby") -> float:
+    """One room's ``videoroomd_media_<name>_total`` as /metrics shows it."""
+    wanted = f'videoroomd_media_{name}_total{{room="{room}"}} '
+    for line in daemon.metrics.render().decode().splitlines():
+        if line.startswith(wanted):
+            return float(line[len(wanted):])
+    raise AssertionError(f"/metrics has no {wanted.strip()}")
+
+
 async def test_connect_lists_the_others_and_announces_the_newcomer(tmp_path):
     async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
         async with bot(daemon, "Ann", media=media) as ann:
@@ -46,6 +55,9 @@ async def test_published_media_reaches_the_others_and_stops_when_the_publisher_l
                 receivers = [p.receiver for p in connection.published.values()]
                 assert len(receivers) == 2 and all(p.packets > 0 for p in connection.published.values())
                 assert not any(r._RTCRtpReceiver__decoder_thread.is_alive() for r in receivers)
+                # what an operator sees of it
+                received, forwarded = media_metric(daemon, "packets_received"), media_metric(daemon, "packets_forwarded")
+                assert received > 0 and forwarded > 0 and media_metric(daemon, "bytes_forwarded") > 10 * forwarded
             # the speaker left: its tracks are removed first, then the endpoint
             removed = await viewer.wait_for(of_type("tracksRemoved"))
             assert set(removed["data"]["trackIds"]) == {audio_id, video_id}
@@ -177,6 +189,7 @@ async def test_video_packets_lost_on_the_way_to_a_subscriber_are_sent_again(tmp_
             # The viewer asked again (NACK) and the server sent each lost packet again, over RTX.
             assert not missing & lost
             assert retransmitted >= len(lost)
+            assert media_metric(daemon, "packets_retransmitted") >= len(lost)
 
 
 async def test_a_freed_receive_slot_carries_the_next_publisher(tmp_path):

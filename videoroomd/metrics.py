@@ -5,9 +5,20 @@ from __future__ import annotations
 from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+# The engine's forwarding counters (videoroomd.engine.forwarding.MediaCounters): name, help.
+MEDIA_COUNTERS = {
+    "packets_received": "RTP packets received from publishers",
+    "packets_forwarded": "RTP packets forwarded to subscribers",
+    "bytes_forwarded": "Payload bytes forwarded to subscribers",
+    "packets_retransmitted": "RTP packets sent again on a subscriber's NACK",
+    "packets_dropped": "RTP packets not sent because a subscriber's socket was full",
+    "keyframe_requests": "Keyframes asked of publishers",
+}
 
 
 class _RoomCollector:
@@ -18,15 +29,22 @@ class _RoomCollector:
         rooms = GaugeMetricFamily("videoroomd_rooms", "Rooms running now")
         peers = GaugeMetricFamily("videoroomd_peers", "Participants per room", labels=["room", "kind"])
         tracks = GaugeMetricFamily("videoroomd_tracks", "Published tracks per room", labels=["room"])
+        media = {key: CounterMetricFamily(f"videoroomd_media_{key}", f"{text}, per room, since its engine started",
+                                          labels=["room"])
+                 for key, text in MEDIA_COUNTERS.items()}
         rows = self.snapshot()
         rooms.add_metric([], len(rows))
         for row in rows:
             peers.add_metric([row["name"], "rtc"], row["peers"])
             peers.add_metric([row["name"], "relay"], row["relay_peers"])
             tracks.add_metric([row["name"]], row["tracks"])
+            for key, value in row.get("media", {}).items():
+                if key in media:
+                    media[key].add_metric([row["name"]], value)
         yield rooms
         yield peers
         yield tracks
+        yield from media.values()
 
 
 class Metrics:

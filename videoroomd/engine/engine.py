@@ -111,6 +111,10 @@ class Engine:
     def track_count(self) -> int:
         return self.session.track_count()
 
+    def media_counters(self) -> dict[str, int]:
+        """What this room's forwarding did so far (:class:`~.forwarding.MediaCounters`)."""
+        return self.media.counters.as_dict() if self.media is not None else {}
+
     def _post(self, item: tuple, peer: Peer | None = None) -> None:
         try:
             self._send.send_nowait(item)

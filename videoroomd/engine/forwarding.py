@@ -56,6 +56,22 @@ ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 
 
+class MediaCounters:
+    """What a room's forwarding did, since its engine started (read by /metrics from
+    another thread: plain integers, each written by the media thread only)."""
+
+    def __init__(self):
+        self.packets_received = 0     # RTP packets from publishers (retransmissions included)
+        self.packets_forwarded = 0    # RTP packets sent to subscribers
+        self.bytes_forwarded = 0      # their payload bytes
+        self.packets_retransmitted = 0  # sent again over RTX on a subscriber's NACK
+        self.packets_dropped = 0      # not sent: a subscriber's socket was full
+        self.keyframe_requests = 0    # PLIs sent to publishers
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
 class SendParameters:
     """What one subscriber's stream looks like on the wire, from its negotiated parameters."""
 
@@ -105,10 +121,11 @@ class ForwardedTrack(MediaStreamTrack):
     sender's RTP task.
     """
 
-    def __init__(self, kind: str, sender):
+    def __init__(self, kind: str, sender, counters: MediaCounters | None = None):
         super().__init__()
         self.kind = kind
         self.sender = sender
+        self.counters = counters or MediaCounters()
         self.source: PublishedTrack | None = None
         self.parameters: SendParameters | None = None
         self.dropped = 0
@@ -220,6 +237,9 @@ class ForwardedTrack(MediaStreamTrack):
             sender._RTCRtpSender__rtp_timestamp = timestamp
         sender._RTCRtpSender__octet_count += len(payload)
         sender._RTCRtpSender__packet_count += 1
+        counters = self.counters
+        counters.packets_forwarded += 1
+        counters.bytes_forwarded += len(payload)
 
     def retransmit(self, sequence_numbers) -> None:
         """Answer a subscriber's NACK with the packets still in the history, over RTX.
@@ -239,7 +259,8 @@ class ForwardedTrack(MediaStreamTrack):
             data = rtp_packet(parameters.rtx_payload_type, marker, self._rtx_seq, timestamp,
                               parameters.rtx_ssrc, extensions, struct.pack("!H", seq) + payload)
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-            self._send(data)
+            if self._send(data):
+                self.counters.packets_retransmitted += 1
 
     def _route(self):
         """(SRTP session, socket, remote address) while the connection is up, else None.
@@ -285,6 +306,7 @@ class ForwardedTrack(MediaStreamTrack):
 
     def _fell_behind(self) -> None:
         self.dropped += 1
+        self.counters.packets_dropped += 1
         if self.kind == "video" and not self._restart:
             self._restart = True
             if self.source is not None:
@@ -294,7 +316,9 @@ class ForwardedTrack(MediaStreamTrack):
 class PublishedTrack:
     """One incoming track and its subscribers."""
 
-    def __init__(self, track_id: str, kind: str, receiver, on_audio_level: Callable[[int], None] | None = None):
+    def __init__(self, track_id: str, kind: str, receiver, on_audio_level: Callable[[int], None] | None = None,
+                 counters: MediaCounters | None = None):
+        self.counters = counters or MediaCounters()
         self.track_id = track_id
         self.kind = kind
         self.receiver = receiver
@@ -309,6 +333,7 @@ class PublishedTrack:
     def on_packet(self, packet) -> None:
         """One RTP packet of this track arrived (retransmissions already unwrapped)."""
         self.packets += 1
+        self.counters.packets_received += 1
         self.ssrc = packet.ssrc
         if self.kind == "audio":
             level = packet.extensions.audio_level
@@ -341,6 +366,7 @@ class PublishedTrack:
         if now - self._last_keyframe_request < KEYFRAME_INTERVAL:
             return
         self._last_keyframe_request = now
+        self.counters.keyframe_requests += 1
         task = asyncio.ensure_future(self.receiver._send_rtcp_pli(self.ssrc))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -19,7 +19,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import candidate_from_sdp
 
 from .ice_restart import handle_remote_ice_restart
-from .forwarding import ForwardedTrack, PublishedTrack, attach_publisher, attach_subscriber
+from .forwarding import ForwardedTrack, MediaCounters, PublishedTrack, attach_publisher, attach_subscriber
 from .vad import VoiceActivity
 
 log = structlog.get_logger("videoroomd.engine.rtc")
@@ -105,6 +105,7 @@ class RoomMedia:
         self.on_event = on_event  # (kind, *args) -> None; called on the media thread
         self.published: dict[str, PublishedTrack] = {}
         self.connections: dict[str, "EndpointConnection"] = {}
+        self.counters = MediaCounters()
 
     def connection(self, endpoint_id: str) -> "EndpointConnection":
         existing = self.connections.get(endpoint_id)
@@ -177,7 +178,8 @@ class EndpointConnection:
             transceiver.direction = "recvonly"
             if mid not in self.published:
                 published = PublishedTrack(track_id, transceiver.kind, transceiver.receiver,
-                                           self._level_reporter(track_id) if transceiver.kind == "audio" else None)
+                                           self._level_reporter(track_id) if transceiver.kind == "audio" else None,
+                                           self.room.counters)
                 attach_publisher(transceiver.receiver, published)
                 self.published[mid] = published
                 self.room.published[track_id] = published
@@ -192,7 +194,8 @@ class EndpointConnection:
             source = self.room.published.get(slot.track_id) if slot.track_id else None
             forwarded = self.forwarded.get(slot.mid)
             if forwarded is None:
-                forwarded = self.forwarded[slot.mid] = ForwardedTrack(transceiver.kind, transceiver.sender)
+                forwarded = ForwardedTrack(transceiver.kind, transceiver.sender, self.room.counters)
+                self.forwarded[slot.mid] = forwarded
                 attach_subscriber(transceiver.sender, forwarded)
             forwarded.switch(source)
             if source is None:

@@ -126,6 +126,7 @@ class RoomRegistry:
                 "peers": room.peer_count("rtc") if room else 0,
                 "relay_peers": room.peer_count("relay") if room else 0,
                 "tracks": room.track_count() if room else 0,
+                "media": room.media_counters() if room else {},
                 "restarts": entry.state.restarts,
                 "last_error": entry.state.last_error,
             })

@@ -205,6 +205,11 @@ class Room:
         counter = getattr(self.engine, "track_count", None)
         return counter() if counter is not None else 0
 
+    def media_counters(self) -> dict[str, int]:
+        """The engine's forwarding counters (none for a room without an engine)."""
+        counters = getattr(self.engine, "media_counters", None)
+        return counters() if counters is not None else {}
+
     # -- dispatch ----------------------------------------------------------------
     def media_event(self, peer: Peer, data: str) -> None:
         """A media event from ``peer``'s client, for the engine."""
