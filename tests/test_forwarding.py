@@ -14,6 +14,7 @@ from aiortc.rtcrtpparameters import (RTCRtpCodecParameters, RTCRtpHeaderExtensio
                                      RTCRtpParameters)
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
+from videoroomd.engine import forwarding
 from videoroomd.engine.forwarding import ABS_SEND_TIME, AUDIO_LEVEL, MID, ForwardedTrack, PublishedTrack, SendParameters
 from videoroomd.engine.rtp_packets import rtp_packet
 
@@ -156,5 +157,32 @@ def test_a_subscriber_that_cannot_keep_up_skips_to_the_next_keyframe(tmp_path):
         assert after[0].ssrc == before[-1].ssrc == 11
         assert (after[0].sequence_number - before[-1].sequence_number) & 0xFFFF == 2
         assert after[1].sequence_number == (after[0].sequence_number + 1) & 0xFFFF
+
+    asyncio.run(main())
+
+
+def test_keyframe_requests_are_rate_limited_but_a_late_switch_need_not_wait_out_the_interval():
+    async def main():
+        publisher = Publisher()
+        published = PublishedTrack("a:video", "video", publisher)
+        published.on_packet(RtpPacket(payload_type=96, sequence_number=1, ssrc=42, payload=DELTA))
+
+        async def asked() -> int:
+            await asyncio.sleep(0)  # the PLI task runs
+            return publisher.plis
+
+        published.request_keyframe(starting=True)
+        assert await asked() == 1
+        published.request_keyframe(starting=True)  # unanswered yet: the keyframe may be on its way
+        published.request_keyframe()
+        assert await asked() == 1
+        published.on_packet(RtpPacket(payload_type=96, sequence_number=2, ssrc=42, payload=KEYFRAME_START))
+        await asyncio.sleep(forwarding.KEYFRAME_GAP + 0.05)
+        published.request_keyframe()  # a subscriber's own PLI: the usual wait
+        assert await asked() == 1
+        published.request_keyframe(starting=True)  # one that switched to it after that keyframe passed
+        assert await asked() == 2
+        published.request_keyframe(starting=True)  # and the new request is unanswered again
+        assert await asked() == 2
 
     asyncio.run(main())

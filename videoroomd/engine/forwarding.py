@@ -45,7 +45,8 @@ from .stream_rewrite import StreamRewriter
 
 log = structlog.get_logger("videoroomd.engine.forwarding")
 
-KEYFRAME_INTERVAL = 0.5      # seconds between two keyframe requests to one publisher
+KEYFRAME_INTERVAL = 0.5      # seconds before a keyframe request still unanswered is repeated
+KEYFRAME_GAP = 0.15          # seconds between two keyframe requests to one publisher at the least
 RTCP_PSFB_FIR = 4
 HISTORY = 512                # packets a video subscriber can have retransmitted
 HOLD = 300                   # packets of a keyframe and what follows kept for a subscriber still connecting
@@ -135,6 +136,7 @@ class ForwardedTrack(MediaStreamTrack):
         self._stream = StreamRewriter(random16() % 32768, random32())
         self._history: list[tuple | None] = [None] * HISTORY if kind == "video" else []
         self._held: list | None = None  # packets from a keyframe on, kept while not connected
+        self._new_source = False       # waiting to start a source just switched to (not a skip)
         self._dtls = None
         self._pair = None             # the candidate pair the cached socket and address belong to
         self._socket = None
@@ -151,10 +153,11 @@ class ForwardedTrack(MediaStreamTrack):
             self.source.subscribers.discard(self)
         self.source = source
         self._restart = True
+        self._new_source = True
         self._held = None
         if source is not None:
             source.subscribers.add(self)
-            source.request_keyframe()
+            source.request_keyframe(starting=True)
 
     def configure(self, parameters) -> None:
         """The sender's negotiated parameters (aiortc keeps the first ones for good, so do we)."""
@@ -191,7 +194,9 @@ class ForwardedTrack(MediaStreamTrack):
             elif keyframe:
                 self._start_run(packet, now)
             else:
-                self.source.request_keyframe()  # rate-limited; also covers a lost request
+                # Rate-limited; also covers a lost request. Only a new source gets the short wait:
+                # a subscriber that keeps falling behind must not make the publisher send keyframes.
+                self.source.request_keyframe(starting=self._new_source)
                 return
         self._send_packet(packet, now, send_time, ntp)
 
@@ -210,6 +215,7 @@ class ForwardedTrack(MediaStreamTrack):
 
     def _start_run(self, packet, now: float) -> None:
         self._restart = False
+        self._new_source = False
         self._stream.start_run(packet.sequence_number, packet.timestamp, now, self.parameters.clock_rate)
 
     def _send_packet(self, packet, now: float, send_time: bytes, ntp: int) -> None:
@@ -310,7 +316,7 @@ class ForwardedTrack(MediaStreamTrack):
         if self.kind == "video" and not self._restart:
             self._restart = True
             if self.source is not None:
-                self.source.request_keyframe()
+                self.source.request_keyframe()  # the usual wait: it may keep falling behind
 
 
 class PublishedTrack:
@@ -326,6 +332,7 @@ class PublishedTrack:
         self.packets = 0
         self.ssrc: int | None = None  # the publisher's media SSRC, once seen
         self._last_keyframe_request = 0.0
+        self._keyframe_since_request = True  # the last request was answered: a keyframe came after it
         self._tasks: set[asyncio.Task] = set()
         self._on_audio_level = on_audio_level
         self._last_error = 0.0
@@ -342,6 +349,8 @@ class PublishedTrack:
             keyframe = True
         else:
             keyframe = vp8_starts_keyframe(packet.payload)
+            if keyframe:
+                self._keyframe_since_request = True
         if not self.subscribers:
             return
         now = time.time()
@@ -358,14 +367,22 @@ class PublishedTrack:
             self._last_error = now
             log.warning("forwarding a packet failed", track=self.track_id, kind=self.kind, exc_info=True)
 
-    def request_keyframe(self) -> None:
-        """Ask the publisher for a keyframe (RTCP PLI), at most every KEYFRAME_INTERVAL seconds."""
+    def request_keyframe(self, starting: bool = False) -> None:
+        """Ask the publisher for a keyframe (RTCP PLI).
+
+        Rate-limited: at most one request every KEYFRAME_INTERVAL. A subscriber
+        ``starting`` on this track that missed the last keyframe (it switched a moment
+        too late) may ask again after KEYFRAME_GAP instead, once that keyframe came;
+        its own PLIs never get the shorter wait.
+        """
         if self.kind != "video" or self.ssrc is None:
             return  # before the first packet: the first frames will come with a keyframe anyway
         now = time.monotonic()
-        if now - self._last_keyframe_request < KEYFRAME_INTERVAL:
+        wait = KEYFRAME_GAP if starting and self._keyframe_since_request else KEYFRAME_INTERVAL
+        if now - self._last_keyframe_request < wait:
             return
         self._last_keyframe_request = now
+        self._keyframe_since_request = False
         self.counters.keyframe_requests += 1
         task = asyncio.ensure_future(self.receiver._send_rtcp_pli(self.ssrc))
         self._tasks.add(task)
