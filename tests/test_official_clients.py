@@ -57,14 +57,16 @@ def open_participant(browser, harness: str, daemon, name: str):
     return page
 
 
-def wait_until(predicate, timeout: float, what: str, page=None):
+def wait_until(predicate, timeout: float, what: str, page=None, details=None):
+    """Poll ``predicate`` until it holds; else fail, saying what the page (and ``details()``) show then."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(0.2)
     state = page.evaluate("() => JSON.stringify({...window.participant, webrtc: undefined})") if page else ""
-    raise AssertionError(f"timed out waiting for {what}; {state}")
+    more = f"; {details()}" if details else ""
+    raise AssertionError(f"timed out waiting for {what}{more}; {state}")
 
 
 def decoding(page, endpoint_id: str, timeout: float = 30) -> None:
@@ -117,7 +119,7 @@ def test_three_official_clients_then_one_leaves_and_a_fourth_joins_late(start_da
                     def on_newest(page=page):
                         generations = page.evaluate("() => window.iceGenerations()")
                         return generations and generations["selected"] == generations["current"]
-                    wait_until(on_newest, 15, f"{name}'s media to use the newest ICE generation "
-                               f"({page.evaluate('() => window.iceGenerations()')})", page)
+                    wait_until(on_newest, 15, f"{name}'s media to use the newest ICE generation", page,
+                               details=lambda page=page: page.evaluate("() => window.iceGenerations()"))
             finally:
                 browser.close()

@@ -64,11 +64,17 @@ window.iceGenerations = async function iceGenerations() {
   const current = /a=ice-ufrag:(\S+)/.exec(pc.localDescription?.sdp || "")?.[1];
   const stats = await pc.getStats();
   let selected = null;
+  const pairs = [];  // every candidate pair, for a failure message: generation, state, checks
   stats.forEach((s) => {
     if (s.type === "transport" && s.selectedCandidatePairId) {
       const pair = stats.get(s.selectedCandidatePairId);
       selected = stats.get(pair?.localCandidateId)?.usernameFragment || null;
     }
+    if (s.type === "candidate-pair") {
+      const local = stats.get(s.localCandidateId);
+      pairs.push(`${local?.usernameFragment}/${local?.candidateType}:${s.state}` +
+                 `${s.nominated ? "*" : ""} req ${s.requestsSent} res ${s.responsesReceived}`);
+    }
   });
-  return { current, selected };
+  return { current, selected, pairs };
 };
