@@ -36,6 +36,7 @@ class PhoenixClient:
         self.ws = websocket
         self.refs = itertools.count(1)
         self.join_ref: str | None = None
+        self.pushes: list[tuple[str, dict]] = []  # (event, payload) of pushes other than mediaEvent
 
     async def send(self, topic: str, event: str, payload, join_ref: str | None = None) -> str:
         ref = str(next(self.refs))
@@ -66,11 +67,13 @@ class PhoenixClient:
         await self.send(f"room:{room}", "mediaEvent", {"data": json.dumps(event)}, self.join_ref)
 
     async def next_media_event(self, timeout: float = 5.0) -> dict:
+        """The next mediaEvent's data; other pushes on the way are kept in ``self.pushes``."""
         with trio.fail_after(timeout):
             while True:
                 _join_ref, _ref, _topic, event, payload = await self.receive(timeout)
                 if event == "mediaEvent":
                     return json.loads(payload["data"])
+                self.pushes.append((event, payload))
 
 
 @asynccontextmanager

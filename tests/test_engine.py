@@ -222,3 +222,7 @@ async def test_a_participant_whose_network_goes_silent_is_removed(tmp_path, monk
             removed = await stays.wait_for(of_type("endpointRemoved"), timeout=10)
             assert removed["data"]["id"] == fades.id
             assert fades.id not in daemon.rooms.get("lobby").peers
+            # its client is told why, and that joining again (a new connection) may work
+            with trio.fail_after(5):
+                while ("phx_close", {"reason": "media connection lost", "retry": True}) not in fades.client.pushes:
+                    await trio.sleep(0.05)

@@ -188,6 +188,35 @@ def test_a_participant_whose_network_drops_comes_back(browser, daemon):
         proxy.close()
 
 
+def test_a_participant_whose_media_connection_ends_rejoins_by_itself(browser, daemon):
+    ann = participant(browser, daemon, "Ann")
+    context = browser.new_context(viewport={"width": 1000, "height": 700})
+    # Keep a handle on the page's peer connections, so the test can end its media path
+    # (as a network change would) while its signalling socket stays up.
+    context.add_init_script("""
+        const Native = window.RTCPeerConnection;
+        window.peerConnections = [];
+        window.RTCPeerConnection = function (...args) {
+            const pc = new Native(...args);
+            window.peerConnections.push(pc);
+            return pc;
+        };
+        window.RTCPeerConnection.prototype = Native.prototype;
+    """)
+    bob = context.new_page()
+    bob.goto(f"{daemon.url}/room/lobby?name=Bob&autojoin=1")
+    wait_for_moving_video(ann, "Bob")
+    bob.evaluate("() => window.peerConnections.forEach((pc) => pc.close())")
+    # The server removes Bob (the others see him go) and tells his page that joining
+    # again may work; the page does so with a new connection, and the call goes on.
+    expect(ann.locator(tile_of(ann, "Bob"))).to_have_count(0, timeout=30000)
+    wait_for_moving_video(ann, "Bob", timeout=40)
+    wait_for_moving_video(bob, "Ann", timeout=40)
+    assert "media connection" in daemon.log()
+    ann.context.close()
+    context.close()
+
+
 def test_phone_sized_screen_keeps_every_control_reachable(browser, daemon):
     phone = participant(browser, daemon, "Phone", viewport={"width": 390, "height": 844})
     other = participant(browser, daemon, "Desk")

@@ -271,13 +271,14 @@ class Engine:
                 self._deliver(self.session.media_connected(endpoint_id))
             elif state in ("failed", "closed") and endpoint_id in self.connections:  # not closed by us
                 # "closed" without us closing it: aioice gave up (consent to send expired).
-                self.room.leave(peer, "media connection failed" if state == "failed" else "media connection lost")
+                self.room.leave(peer, "media connection failed" if state == "failed" else "media connection lost",
+                                retry=True)
         elif kind == "silent":
             (endpoint_id,) = args
             peer = self.room.peers.get(endpoint_id)
             if peer is not None and endpoint_id in self.connections:
                 log.info("media connection silent", peer=endpoint_id, seconds=SILENCE_TIMEOUT)
-                self.room.leave(peer, "media connection lost")
+                self.room.leave(peer, "media connection lost", retry=True)
 
     async def _watch_silence(self) -> None:
         """Every SILENCE_CHECK_INTERVAL, hand the clients that went silent to the inbox.

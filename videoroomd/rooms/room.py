@@ -53,6 +53,7 @@ class Peer:
     _inbox_send: trio.MemorySendChannel = field(repr=False)
     closed_reason: str | None = None
     rejoin: bool = False  # closed by a restart of its room: the client should join again
+    retry: bool = False   # closed for a broken media path: joining again (a new connection) may work
 
     def deliver(self, message: Any) -> bool:
         """Queue ``message`` for the peer's socket; a full outbox disconnects the peer.
@@ -75,11 +76,12 @@ class Peer:
         """Closed for leaving its outbox unread: nothing more should be sent to it."""
         return (self.closed_reason or "").startswith(TOO_SLOW)
 
-    def close(self, reason: str, *, rejoin: bool = False) -> None:
+    def close(self, reason: str, *, rejoin: bool = False, retry: bool = False) -> None:
         """Mark the peer closed; its socket task sees the outbox end and reads ``closed_reason``."""
         if self.closed_reason is None:
             self.closed_reason = reason
             self.rejoin = rejoin
+            self.retry = retry
             self._inbox_send.close()
 
 
@@ -185,14 +187,15 @@ class Room:
             self.engine.peer_joined(peer)
         return peer
 
-    def leave(self, peer: Peer, reason: str = "left") -> None:
-        """Remove ``peer`` (its socket closed or it said goodbye); the others hear of it."""
+    def leave(self, peer: Peer, reason: str = "left", *, retry: bool = False) -> None:
+        """Remove ``peer`` (its socket closed, it said goodbye, or its media connection
+        broke: ``retry`` tells its client that joining again may work); the others hear of it."""
         if self.peers.get(peer.id) is peer:
-            self._remove(peer, reason)
+            self._remove(peer, reason, retry=retry)
 
-    def _remove(self, peer: Peer, reason: str, *, rejoin: bool = False) -> None:
+    def _remove(self, peer: Peer, reason: str, *, rejoin: bool = False, retry: bool = False) -> None:
         del self.peers[peer.id]
-        peer.close(reason, rejoin=rejoin)
+        peer.close(reason, rejoin=rejoin, retry=retry)
         log.info("peer left", room=self.name, peer=peer.id, reason=reason, peers=len(self.peers))
         if peer.kind == "rtc" and self.engine is not None:
             self.engine.peer_left(peer)

@@ -202,8 +202,10 @@ class PeerChannel:
             await self.websocket.aclose(POLICY_VIOLATION, reason[:120])
         else:
             # phx_error makes phoenix.js rejoin the channel by itself, with backoff;
-            # phx_close ends the channel for good.
+            # phx_close ends the channel for good. "retry": the media path broke, and a
+            # client that joins again (with a new media connection) may well get through.
             event = phoenix.ERROR if peer.rejoin else phoenix.CLOSE
-            await self._send(phoenix.push(join_ref, topic, event, {"reason": reason}))
+            payload = {"reason": reason, "retry": True} if peer.retry and not peer.rejoin else {"reason": reason}
+            await self._send(phoenix.push(join_ref, topic, event, payload))
             if self.daemon.draining:
                 await self.websocket.aclose(GOING_AWAY, reason[:120])

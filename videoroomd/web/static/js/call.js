@@ -49,7 +49,9 @@ export class Call extends EventTarget {
       try { message = JSON.parse(payload.data); } catch { return; }
       this.onMediaEvent(message).catch((error) => console.error("media event failed", error));
     } else if (event === "phx_error" || event === "phx_close") {
-      this.dispatchEvent(new CustomEvent("closed", { detail: { reason: payload?.reason || "the room closed", rejoin: event === "phx_error" } }));
+      // phx_error: the room restarted; "retry": our media path broke. Either way, joining again may work.
+      const rejoin = event === "phx_error" || payload?.retry === true;
+      this.dispatchEvent(new CustomEvent("closed", { detail: { reason: payload?.reason || "the room closed", rejoin } }));
     }
   }
 
