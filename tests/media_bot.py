@@ -21,7 +21,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
 
 from videoroomd.engine.bridge import AsyncioThread
-from videoroomd.engine.rtc import limit_host_addresses
+from videoroomd.engine.rtc import ice_connections, limit_host_addresses
 
 from signalling_helpers import PhoenixClient, phoenix_client
 
@@ -229,8 +229,8 @@ class Bot:
         """Send nothing more to the server (media, RTCP, ICE checks), as when a network
         goes away; the signalling socket stays open."""
         async def mute():
-            for transceiver in self.pc.getTransceivers():
-                for protocol in transceiver.receiver.transport.transport._connection._protocols:
+            for connection in ice_connections(self.pc):
+                for protocol in connection._protocols:
                     if protocol.transport is not None:
                         protocol.transport.sendto = lambda data, addr=None: None
 

@@ -53,13 +53,21 @@ def candidate_ufrag(candidate: str) -> str | None:
     return None
 
 
+def ice_connections(pc: RTCPeerConnection) -> list:
+    """The distinct aioice connections under ``pc``'s transceivers (one, once bundled)."""
+    distinct: dict[int, object] = {}
+    for transceiver in pc.getTransceivers():
+        connection = transceiver.receiver.transport.transport._connection
+        distinct.setdefault(id(connection), connection)
+    return list(distinct.values())
+
+
 def limit_host_addresses(pc: RTCPeerConnection, addresses: tuple[str, ...]) -> None:
     """Gather host candidates on ``addresses`` only (aioice on its own leaves out 127.0.0.1).
 
     Call before ``setLocalDescription``; touches only ``pc``'s own ICE connections.
     """
-    for transceiver in pc.getTransceivers():
-        connection = transceiver.sender.transport.transport.iceGatherer._connection
+    for connection in ice_connections(pc):
         if getattr(connection, "_videoroomd_addresses", False):
             continue
         original = connection.get_component_candidates
@@ -75,8 +83,7 @@ def watch_incoming(pc: RTCPeerConnection, heard: Callable[[], None]) -> None:
     """Call ``heard()`` for every datagram the remote side sends ``pc`` (media, RTCP, DTLS
     and its ICE checks alike). Call after ``setRemoteDescription``; touches only ``pc``'s
     own ICE connections."""
-    for transceiver in pc.getTransceivers():
-        connection = transceiver.receiver.transport.transport._connection
+    for connection in ice_connections(pc):
         if getattr(connection, "_videoroomd_watched", False):
             continue
         deliver, answer = connection.data_received, connection.request_received
