@@ -137,7 +137,7 @@ def test_a_subscriber_that_cannot_keep_up_skips_to_the_next_keyframe(tmp_path):
             seq += 1
 
         publish(KEYFRAME_START)
-        while subscriber.dropped == 0:  # the subscriber stops reading; its queue fills
+        while subscriber.counters.packets_dropped == 0:  # the subscriber stops reading; its queue fills
             assert seq < 2000, "the socket never refused a packet"
             publish(DELTA)
         await asyncio.sleep(0)  # the keyframe request goes out

@@ -92,11 +92,14 @@ class SendParameters:
         self.audio_level_id = ids.get(AUDIO_LEVEL)
         self.ssrc = ssrc
         self.rtx_ssrc = rtx_ssrc
-        # Without an audio level the extension block has one shape; only the send time in it changes.
-        placeholder = b"\x00\x00\x00" if self.abs_send_time_id else b""
-        block = extension_block(self.mid_element + self.abs_send_time_id + placeholder)
-        cut = 4 + len(self.mid_element) + len(self.abs_send_time_id) if placeholder else len(block)
-        self._head, self._tail = block[:cut], block[cut + len(placeholder):]
+        # Without an audio level the extension block has one shape; only the 3 bytes of
+        # send time in it change: keep what stands before and after them.
+        if self.abs_send_time_id:
+            block = extension_block(self.mid_element + self.abs_send_time_id + b"\x00\x00\x00")
+            cut = 4 + len(self.mid_element) + 1  # block header, mid element, the send time's id byte
+            self._head, self._tail = block[:cut], block[cut + 3:]
+        else:
+            self._head, self._tail = extension_block(self.mid_element), b""
 
     def extensions(self, send_time: bytes, audio_level) -> bytes:
         """The header extensions of one packet: mid, abs-send-time and the audio level (if any),
@@ -129,7 +132,6 @@ class ForwardedTrack(MediaStreamTrack):
         self.counters = counters or MediaCounters()
         self.source: PublishedTrack | None = None
         self.parameters: SendParameters | None = None
-        self.dropped = 0
         self._stopped = asyncio.get_running_loop().create_future()
         self._restart = True          # next packet sent starts a new run (a keyframe, for video)
         # Sequence numbers start in the low half: no SRTP rollover surprises at the start.
@@ -311,7 +313,6 @@ class ForwardedTrack(MediaStreamTrack):
         return True
 
     def _fell_behind(self) -> None:
-        self.dropped += 1
         self.counters.packets_dropped += 1
         if self.kind == "video" and not self._restart:
             self._restart = True
