@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from . import json_text
+
 PHOENIX_TOPIC = "phoenix"
 HEARTBEAT = "heartbeat"
 JOIN = "phx_join"
@@ -47,12 +49,7 @@ def _ref(value: Any, name: str) -> str | None:
 
 def decode(text: str | bytes) -> Frame:
     """Parse one text frame; raises ProtocolError saying what is wrong."""
-    if isinstance(text, bytes):
-        raise ProtocolError("binary frames are not accepted; send JSON text frames (vsn=2.0.0)")
-    try:
-        value = json.loads(text)
-    except ValueError as error:
-        raise ProtocolError(f"not JSON: {error.msg} at column {error.colno}") from None
+    value = json_text.load(text, ProtocolError, "send JSON text frames (vsn=2.0.0)")
     if not isinstance(value, list) or len(value) != 5:
         raise ProtocolError("expected [join_ref, ref, topic, event, payload]")
     join_ref, ref, topic, event, payload = value

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from . import json_text
+
 ALL = "all"
 INVALID_MESSAGE = "Invalid message"
 COULD_NOT_JOIN = "Could not join room"
@@ -32,12 +34,7 @@ class Outgoing:
 
 def parse(text: str | bytes) -> Outgoing:
     """Check a client's message; raises InvalidMessage saying what is wrong."""
-    if isinstance(text, bytes):
-        raise InvalidMessage("binary frames are not accepted; send JSON text")
-    try:
-        value = json.loads(text)
-    except ValueError as error:
-        raise InvalidMessage(f"not JSON: {error.msg} at column {error.colno}") from None
+    value = json_text.load(text, InvalidMessage, "send JSON text")
     if not isinstance(value, dict):
         raise InvalidMessage("expected a JSON object {event, data, to}")
     event = value.get("event")
