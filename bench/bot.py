@@ -30,6 +30,7 @@ from videoroomd.engine.rtc import codec_preferences, limit_host_addresses
 
 from . import clip as clips
 from .phoenix import Channel
+from .processes import participant_arguments
 from .tracks import ClipAudioTrack, ClipVideoTrack, ReceiveCounter, SenderWatch, send_audio_level
 
 STEP_TIMEOUT = 15.0  # seconds for a join reply or the "connected" event
@@ -225,13 +226,9 @@ async def main(args: argparse.Namespace) -> int:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.bot", description=__doc__.split("\n")[0])
-    parser.add_argument("url", help="ws://127.0.0.1:PORT/socket/websocket?vsn=2.0.0")
-    parser.add_argument("room")
-    parser.add_argument("name")
-    parser.add_argument("clip", help="a clip file written by bench.clip")
-    parser.add_argument("--lifetime", type=float, default=600.0, help="seconds before the bot leaves on its own")
-    return parser.parse_args(argv)
+    return participant_arguments("python -m bench.bot", __doc__.split("\n")[0], argv,
+                                 url_help="ws://127.0.0.1:PORT/socket/websocket?vsn=2.0.0",
+                                 clip_help="a clip file written by bench.clip")
 
 
 if __name__ == "__main__":

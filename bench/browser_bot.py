@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 
 from playwright.sync_api import sync_playwright
 
+from .processes import participant_arguments
 from .procfs import tree_cpu_seconds
 
 CHROMIUM = "/usr/bin/chromium"
@@ -105,13 +106,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.browser_bot", description=__doc__.split("\n")[0])
-    parser.add_argument("url", help="ws://127.0.0.1:PORT/socket/websocket?vsn=2.0.0 (the page is on the same port)")
-    parser.add_argument("room")
-    parser.add_argument("name")
-    parser.add_argument("clip", help="ignored: Chromium sends its own fake camera")
-    parser.add_argument("--lifetime", type=float, default=600.0)
-    return parser.parse_args(argv)
+    return participant_arguments("python -m bench.browser_bot", __doc__.split("\n")[0], argv,
+                                 url_help="ws://127.0.0.1:PORT/socket/websocket?vsn=2.0.0 (the page is on the same port)",
+                                 clip_help="ignored: Chromium sends its own fake camera")
 
 
 if __name__ == "__main__":

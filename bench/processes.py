@@ -4,11 +4,13 @@ Each child gets a session of its own (Ctrl-C reaches only the benchmark,
 which then stops them in order) and, on Linux, a parent-death signal, so a
 benchmark killed outright takes its daemon and bots with it. They are
 spawned from the main thread: the parent-death signal follows the thread
-that forked, and trio's ``open_process`` forks from a worker thread.
+that forked, and trio's ``open_process`` forks from a worker thread. The
+command line every participant process takes is defined here too.
 """
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import json
 import os
@@ -129,3 +131,16 @@ class Bot(Child):
     async def request(self, command: str, event: str, timeout: float) -> dict:
         await self.command(command)
         return await self.expect(event, timeout)
+
+
+def participant_arguments(prog: str, description: str, argv: list[str], *, url_help: str,
+                          clip_help: str) -> argparse.Namespace:
+    """The command line every participant process takes (bench.bot, bench.browser_bot):
+    what ``Bench.spawn`` in bench.sfu passes."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("url", help=url_help)
+    parser.add_argument("room")
+    parser.add_argument("name")
+    parser.add_argument("clip", help=clip_help)
+    parser.add_argument("--lifetime", type=float, default=600.0, help="seconds before the participant leaves on its own")
+    return parser.parse_args(argv)
