@@ -17,7 +17,8 @@ from ..http.request import Request
 from ..rooms import JoinRefused, Peer, Room
 from . import phoenix
 from .phoenix import Frame, ProtocolError
-from .websocket import GOING_AWAY, POLICY_VIOLATION, HandshakeFailed, accepted, origin_allowed, refuse, send_or_drop
+from .websocket import (GOING_AWAY, POLICY_VIOLATION, HandshakeFailed, accepted, origin_allowed, receive_within, refuse,
+                        send_or_drop)
 
 if TYPE_CHECKING:
     from ..daemon.daemon import Daemon
@@ -77,16 +78,14 @@ class PeerChannel:
 
     async def _read_loop(self) -> None:
         while True:
-            message = None
-            with trio.move_on_after(IDLE_TIMEOUT):
-                try:
-                    message = await self.websocket.get_message()
-                except ConnectionClosed as closed:
-                    if closed.reason.code == 1009:
-                        self.metrics.errors.labels("frame_too_large").inc()
-                        log.warning("socket closed: frame too large", remote=self.remote[0],
-                                    limit=self.daemon.config.server.max_frame_size)
-                    return
+            try:
+                message = await receive_within(self.websocket, IDLE_TIMEOUT)
+            except ConnectionClosed as closed:
+                if closed.reason.code == 1009:
+                    self.metrics.errors.labels("frame_too_large").inc()
+                    log.warning("socket closed: frame too large", remote=self.remote[0],
+                                limit=self.daemon.config.server.max_frame_size)
+                return
             if message is None:
                 log.info("socket closed: no heartbeat", remote=self.remote[0], idle_s=IDLE_TIMEOUT)
                 await self.websocket.aclose(POLICY_VIOLATION, "no heartbeat")

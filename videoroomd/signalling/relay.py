@@ -22,7 +22,8 @@ from ..config.validate import ROOM_NAME
 from ..http.request import Request
 from ..rooms import JoinRefused, Peer, Room
 from . import relay_protocol as rp
-from .websocket import GOING_AWAY, NORMAL, POLICY_VIOLATION, HandshakeFailed, accepted, origin_allowed, refuse, send_or_drop
+from .websocket import (GOING_AWAY, NORMAL, POLICY_VIOLATION, HandshakeFailed, accepted, origin_allowed, receive_within,
+                        refuse, send_or_drop)
 
 if TYPE_CHECKING:
     from ..daemon.daemon import Daemon
@@ -119,12 +120,10 @@ async def _relay(websocket: WebSocketConnection, stream: trio.abc.Stream, name: 
 async def _read(websocket: WebSocketConnection, peer: Peer, room: Room, daemon: "Daemon") -> None:
     bad = 0
     while True:
-        text = None
-        with trio.move_on_after(IDLE_TIMEOUT):
-            try:
-                text = await websocket.get_message()
-            except ConnectionClosed:
-                return
+        try:
+            text = await receive_within(websocket, IDLE_TIMEOUT)
+        except ConnectionClosed:
+            return
         if text is None:
             await websocket.aclose(POLICY_VIOLATION, "idle for too long")
             return

@@ -74,3 +74,13 @@ async def send_or_drop(websocket: WebSocketConnection, stream: trio.abc.Stream, 
             return False
     await trio.aclose_forcefully(stream)
     return False
+
+
+async def receive_within(websocket: WebSocketConnection, seconds: float) -> str | bytes | None:
+    """The client's next message, or None when none came within ``seconds`` (an idle client).
+
+    Raises trio_websocket's ConnectionClosed once the socket is closed.
+    """
+    with trio.move_on_after(seconds):
+        return await websocket.get_message()
+    return None
