@@ -163,6 +163,19 @@ async def test_a_flood_of_malformed_frames_closes_the_socket(tmp_path):
         assert caught.value.reason.code == 1008 and caught.value.reason.reason == "too many malformed frames"
 
 
+async def test_a_client_that_stops_sending_heartbeats_is_closed_and_leaves(tmp_path, monkeypatch):
+    from videoroomd.signalling import peer_channel
+    monkeypatch.setattr(peer_channel, "IDLE_TIMEOUT", 0.5)  # instead of 60 s, so the test is short
+    async with running_daemon(tmp_path) as daemon, phoenix_client(daemon) as client:
+        await client.join("lobby")
+        with pytest.raises(ConnectionClosed) as caught:
+            await client.receive(timeout=5)
+        assert (caught.value.reason.code, caught.value.reason.reason) == (1008, "no heartbeat")
+        with trio.fail_after(5):  # and it has left the room
+            while await peers_in(daemon, "lobby"):
+                await trio.sleep(0.01)
+
+
 async def test_oversized_frame_closes_the_socket_with_1009(tmp_path):
     async with running_daemon(tmp_path, server="max_frame_size = 2048") as daemon, phoenix_client(daemon) as client:
         await client.join("lobby")

@@ -33,6 +33,21 @@ async def test_refused_before_the_upgrade(tmp_path, path, status):
         assert caught.value.status_code == status
 
 
+async def test_an_idle_client_is_closed_and_leaves(tmp_path, monkeypatch):
+    from videoroomd.signalling import relay
+    monkeypatch.setattr(relay, "IDLE_TIMEOUT", 0.5)  # instead of 300 s, so the test is short
+    async with running_daemon(tmp_path, ROOMS) as daemon, relay_client(daemon, "open") as websocket:
+        await authenticated(websocket)
+        with pytest.raises(ConnectionClosed) as caught:
+            with trio.fail_after(5):
+                while True:
+                    await websocket.get_message()
+        assert (caught.value.reason.code, caught.value.reason.reason) == (1008, "idle for too long")
+        with trio.fail_after(5):  # and it has left the room
+            while daemon.rooms.get("open").peer_count("relay"):
+                await trio.sleep(0.01)
+
+
 async def test_malformed_credentials_cookie_is_400(tmp_path):
     async with running_daemon(tmp_path, ROOMS) as daemon:
         with pytest.raises(ConnectionRejected) as caught:
