@@ -143,7 +143,7 @@ async def test_malformed_frames_get_an_error_and_the_socket_lives_on(tmp_path):
     async with running_daemon(tmp_path) as daemon, phoenix_client(daemon) as client:
         await client.ws.send_message("this is not json")
         assert await client.receive() == [None, None, "phoenix", "phx_error", {
-            "reason": "malformed frame: not JSON: Expecting value at column 1"}]
+            "reason": "malformed frame: not JSON: invalid literal, expected 'true' at column 1"}]
         await client.join("lobby")
         ref = await client.send("room:lobby", "mediaEvent", {"data": 5}, client.join_ref)
         assert await client.reply_to(ref) == {"status": "error", "response": {"reason": 'mediaEvent payload must be {"data": "<JSON string>"}'}}

@@ -22,7 +22,7 @@ def test_heartbeat_reply_keeps_the_ref_and_null_join_ref():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("{", "not JSON: Expecting property name enclosed in double quotes at column 2"),
+    ("{", "not JSON: unexpected end of data at column 2"),
     ('{"topic": "x"}', "expected [join_ref, ref, topic, event, payload]"),
     ('[null, "1", "room:a", "phx_join"]', "expected [join_ref, ref, topic, event, payload]"),
     ('[null, "1", "", "phx_join", {}]', "topic must be a non-empty string"),
@@ -49,7 +49,7 @@ def test_relay_message_checks():
     assert rp.parse('{"event":"offer","data":{"sdp":"x"},"to":["a","b","a"]}') == rp.Outgoing("offer", {"sdp": "x"}, ("a", "b"))
     assert rp.parse('{"event":"hi","to":"all"}').to is None
     for text, details in [
-        ("nope", "not JSON: Expecting value at column 1"),
+        ("nope", "not JSON: invalid literal, expected 'null' at column 1"),
         ("[1]", "expected a JSON object {event, data, to}"),
         ('{"to":"all"}', "event must be a non-empty string"),
         ('{"event":"x","to":"everyone"}', 'to must be "all" or a list of peer ids'),

@@ -101,7 +101,7 @@ async def test_invalid_message_gets_the_seed_error_and_the_socket_lives_on(tmp_p
             a_id = await authenticated(a)
             await a.send_message("{not json")
             assert await next_json(a) == {"event": "error", "from": None, "to": [a_id], "data": {
-                "description": "Invalid message", "details": "not JSON: Expecting property name enclosed in double quotes at column 2"}}
+                "description": "Invalid message", "details": "not JSON: unexpected character, expected a string key at column 2"}}
             await a.send_message(json.dumps({"event": "x", "to": 5}))
             assert (await next_json(a))["data"]["details"] == 'to must be "all" or a list of peer ids'
 

@@ -8,9 +8,10 @@ bare. docs/media-events.md has every shape and the reasons behind them.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from .. import json_limits
 
 # What a non-simulcast track says of its encodings (the reference engine's value).
 NO_SIMULCAST = {"enabled": False, "activeEncodings": ["h"], "disabledEncodings": []}
@@ -36,9 +37,9 @@ class ClientEvent:
 def parse(text: str) -> ClientEvent:
     """Unwrap one client event; raises MediaEventError saying what is wrong."""
     try:
-        value = json.loads(text)
-    except ValueError as error:
-        raise MediaEventError(f"media event is not JSON: {error.msg}") from None
+        value = json_limits.loads(text)
+    except json_limits.JsonError as error:
+        raise MediaEventError(f"media event is not JSON: {error}") from None
     if not isinstance(value, dict) or not isinstance(value.get("type"), str):
         raise MediaEventError('a media event is {"type": ..., "data": ...}')
     kind, data = value["type"], value.get("data")
@@ -68,7 +69,7 @@ def field(event: ClientEvent, name: str, kind: type | tuple[type, ...], *, requi
 
 
 def _dump(event: dict) -> str:
-    return json.dumps(event, separators=(",", ":"))
+    return json_limits.dumps(event)
 
 
 def bare(kind: str, data: Any = None) -> str:

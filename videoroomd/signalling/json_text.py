@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from .. import json_limits
 
 
 def load(text: str | bytes, error: type[Exception], send_instead: str) -> Any:
     """The JSON value of one text frame.
 
     Raises ``error`` saying what is wrong: a binary frame (``send_instead`` tells the
-    client what to send), or text that is not JSON (with the column).
+    client what to send), or text that is not JSON we accept (too deep, a number too large...; with the column).
     """
     if isinstance(text, bytes):
         raise error(f"binary frames are not accepted; {send_instead}")
     try:
-        return json.loads(text)
-    except ValueError as problem:
-        raise error(f"not JSON: {problem.msg} at column {problem.colno}") from None
+        return json_limits.loads(text)
+    except json_limits.JsonError as problem:
+        raise error(f"not JSON: {problem}") from None

@@ -7,10 +7,10 @@ we serve.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from .. import json_limits
 from . import json_text
 
 PHOENIX_TOPIC = "phoenix"
@@ -36,7 +36,7 @@ class Frame:
     payload: Any
 
     def encode(self) -> str:
-        return json.dumps([self.join_ref, self.ref, self.topic, self.event, self.payload], separators=(",", ":"))
+        return json_limits.dumps([self.join_ref, self.ref, self.topic, self.event, self.payload])
 
 
 def _ref(value: Any, name: str) -> str | None:

@@ -11,13 +11,13 @@ goes to the peers it names, with ``from`` set by the server.
 from __future__ import annotations
 
 import hmac
-import json
 from typing import TYPE_CHECKING
 
 import structlog
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
+from .. import json_limits
 from ..config.validate import ROOM_NAME
 from ..http.request import Request
 from ..rooms import JoinRefused, Peer, Room
@@ -49,8 +49,8 @@ def _credentials(request: Request) -> dict:
     if cookie is None:
         return {}
     try:
-        value = json.loads(cookie)
-    except ValueError:
+        value = json_limits.loads(cookie)
+    except json_limits.JsonError:
         raise _Refusal(400, "the credentials cookie must hold JSON {\"username\": ..., \"password\": ...}") from None
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise _Refusal(400, "the credentials cookie must hold JSON {\"username\": ..., \"password\": ...}")

@@ -6,10 +6,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from .. import json_limits
 from . import json_text
 
 ALL = "all"
@@ -51,7 +51,7 @@ def parse(text: str | bytes) -> Outgoing:
 
 
 def message(event: str, data: Any, *, sender: str | None, to: list[str] | str) -> str:
-    return json.dumps({"event": event, "data": data, "from": sender, "to": to}, separators=(",", ":"))
+    return json_limits.dumps({"event": event, "data": data, "from": sender, "to": to})
 
 
 def authenticated(peer_id: str) -> str:
