@@ -117,6 +117,12 @@ class Bot:
                 self.mid_to_track_id = data["midToTrackId"]
                 await self.media.call(self.pc.setRemoteDescription, RTCSessionDescription(data["sdp"], "answer"))
 
+    async def heartbeat(self) -> None:
+        """Say we are alive every 20 s, as phoenix.js does every 30 s (the server drops a silent socket)."""
+        while True:
+            await trio.sleep(20)
+            await self.client.send("phoenix", "heartbeat", {})
+
     async def wait_for(self, predicate, timeout: float = 20.0) -> dict:
         """The first media event (seen so far or later) for which ``predicate(event)`` holds."""
         with trio.fail_after(timeout):
@@ -278,6 +284,7 @@ async def bot(daemon, name: str, room: str = "lobby", media: AsyncioThread | Non
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(participant.pump)
+                nursery.start_soon(participant.heartbeat)
                 await participant.connect()
                 try:
                     yield participant
