@@ -169,7 +169,7 @@ class PeerChannel:
                                                       address=self.remote[0])
         except JoinRefused as refused:
             self.metrics.joins_refused.labels(refused.code).inc()
-            log.info("join refused", room=shown_name(name), code=refused.code, reason=refused.reason,
+            log.info("join refused", room=name[:80], code=refused.code, reason=refused.reason,
                      remote=self.remote[0])
             await self._send(phoenix.reply(frame, "error", {"reason": refused.reason, "code": refused.code}))
             return
