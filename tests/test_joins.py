@@ -6,6 +6,7 @@ import gc
 
 import pytest
 import trio
+import trio.testing
 from trio_websocket import ConnectionRejected
 
 from signalling_helpers import phoenix_client, relay_client, running_daemon
@@ -217,3 +218,48 @@ async def test_join_params_that_are_not_an_object_get_a_clear_error(tmp_path, pa
         assert daemon.rooms.get("lobby").peer_count() == 0
         assert (await client.join("lobby", displayName="Ann"))["status"] == "ok"
 
+
+
+class NeverOpens:
+    """An engine whose start hangs (a media thread that does not answer)."""
+
+    async def run(self, room, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        await trio.sleep_forever()
+
+    def peer_joined(self, peer) -> None:
+        pass
+
+    def peer_left(self, peer) -> None:
+        pass
+
+    def media_event(self, peer, data) -> None:
+        pass
+
+
+async def test_a_room_stopped_while_opening_ends_and_takes_nobody():
+    room = Room(RoomConfig(name="r"), engine=NeverOpens())
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(room.run)
+        await trio.testing.wait_all_tasks_blocked()
+        room.stop("settings changed")
+        await room.settled.wait()
+        assert not room.opened.is_set() and room.stopping
+        with pytest.raises(JoinRefused):
+            room.join("Ann", None)
+
+
+async def test_a_join_waiting_for_a_room_that_a_reload_changes_lands_in_the_new_room(tmp_path):
+    def engines(config):
+        return NeverOpens() if config.max_peers == 4 else None  # the old room never opens
+
+    async with running_daemon(tmp_path, "[rooms.lobby]\nmax_peers = 4\n", engine_factory=engines) as daemon, \
+            phoenix_client(daemon) as client:
+        ref = await client.send("room:lobby", "phx_join", {"displayName": "Ann"}, join_ref="1")
+        await trio.sleep(0.2)  # the join is waiting for the room to open
+        path = tmp_path / "videoroomd.toml"
+        path.write_text(path.read_text().replace("max_peers = 4", "max_peers = 5"))
+        assert await daemon.reload("test")
+        reply = await client.reply_to(ref, timeout=3)
+        assert reply["status"] == "ok"
+        room = daemon.rooms.get("lobby")
+        assert room.config.max_peers == 5 and reply["response"]["peer_id"] in room.peers

@@ -142,11 +142,7 @@ class RoomRegistry:
     async def enter(self, name: str, display: str, password: str | None, *, kind: str) -> tuple[Room, Peer]:
         """Open room ``name`` and add the peer (already admitted); returns both. Raises JoinRefused."""
         room = await self.open_room(name)
-        if room.stopping:
-            # It stopped while this join waited (it emptied, or a reload changed it):
-            # the name's next room, if there is one, takes the join.
-            room = await self.open_room(name)
-        return room, room.join(display, password, kind=kind)
+        return room, room.join(display, password, kind=kind)  # no checkpoint between: the room is still open
 
     # -- looking rooms up --------------------------------------------------------------
     async def open_room(self, name: str) -> Room:
@@ -158,6 +154,19 @@ class RoomRegistry:
         """
         if not is_room_name(name):
             raise JoinRefused("bad_room_name", f"{shown_name(name)} is not a room name: {ROOM_NAME_RULE}")
+        for _ in range(2):
+            entry = self._entry_for(name)
+            room = await self._opened_room(entry)
+            if room is not None and not room.stopping:
+                return room
+            if self.entries.get(name) is entry:
+                break
+            # The room went away while this join waited for it (it emptied, or a reload
+            # changed or removed it): the name's next room, if there is one, takes the join.
+        raise JoinRefused("room_unavailable", f"room '{name}' is restarting; try again in a moment")
+
+    def _entry_for(self, name: str) -> RoomEntry:
+        """The entry of room ``name``, started now if it is a new dynamic room; raises JoinRefused."""
         if self.refusal is not None:
             raise JoinRefused(*self.refusal)
         entry = self.entries.get(name)
@@ -171,15 +180,19 @@ class RoomRegistry:
             entry = self._start(self.config.room_from_defaults(name), dynamic=True)
         if entry.state.status == "failed":
             raise JoinRefused("room_failed", f"room '{name}' is out of order (it kept failing); the operator has been told")
-        room = None
+        return entry
+
+    @staticmethod
+    async def _opened_room(entry: RoomEntry) -> Room | None:
+        """The entry's room once it opened; None when it ended first or did not open within OPEN_TIMEOUT."""
         with trio.move_on_after(OPEN_TIMEOUT):
             await entry.has_room.wait()
             room = entry.room
             if room is not None:
-                await room.opened.wait()
-        if room is None or not room.opened.is_set():
-            raise JoinRefused("room_unavailable", f"room '{name}' is restarting; try again in a moment")
-        return room
+                await room.settled.wait()
+                if room.opened.is_set():
+                    return room
+        return None
 
     def get(self, name: str) -> Room | None:
         entry = self.entries.get(name)
@@ -227,6 +240,7 @@ class RoomRegistry:
         with entry.scope:
             await supervise(f"room:{name}", lambda: self._run_room_once(entry), entry.state, self.policy)
         entry.room = None
+        entry.has_room.set()  # joins still waiting for a room of this entry learn there is none
         if entry.state.status != "failed" and self.entries.get(name) is entry:
             del self.entries[name]
 

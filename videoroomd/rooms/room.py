@@ -134,6 +134,9 @@ class Room:
         self.stop_reason = "room stopped"
         self.stop_rejoin = False
         self.opened = trio.Event()
+        self.settled = trio.Event()  # set once the room opened, or ended without opening
+        self._ended = False
+        self._opening = trio.CancelScope()  # a stop before the room opened cancels its opening
         self.became_empty = trio.Event()
         self.on_empty: Callable[[], None] | None = None
 
@@ -149,9 +152,14 @@ class Room:
         try:
             async with trio.open_nursery() as nursery:
                 if self.engine is not None:
-                    await nursery.start(self.engine.run, self)
+                    with self._opening:
+                        await nursery.start(self.engine.run, self)
+                    if self._opening.cancelled_caught:  # stopped while opening
+                        error_reason, rejoin = self.stop_reason, self.stop_rejoin
+                        return
                 self.accepting = True
                 self.opened.set()
+                self.settled.set()
                 if self.unused_grace is not None:
                     nursery.start_soon(self._close_if_unused, self.unused_grace)
                 task_status.started(self)
@@ -167,8 +175,10 @@ class Room:
             raise
         finally:
             self.accepting = False
+            self._ended = True
             self._refusal = ("closed", error_reason)
             self._remove_all(error_reason, rejoin)
+            self.settled.set()
             log.info("room closed", room=self.name, reason=error_reason)
 
     async def _close_if_unused(self, grace: float) -> None:
@@ -194,11 +204,13 @@ class Room:
         self.accepting = False
         self._refusal = ("closed", reason)
         self._stopped.set()
+        if not self.opened.is_set():
+            self._opening.cancel()
 
     @property
     def stopping(self) -> bool:
-        """stop() was called: the room takes nobody new and is closing."""
-        return self._stopped.is_set()
+        """The room was stopped or has ended: it takes nobody new."""
+        return self._stopped.is_set() or self._ended
 
     def refuse_joins(self, code: str, reason: str) -> None:
         """Keep the calls going but take no new peers (draining)."""
