@@ -263,3 +263,26 @@ async def test_a_join_waiting_for_a_room_that_a_reload_changes_lands_in_the_new_
         assert reply["status"] == "ok"
         room = daemon.rooms.get("lobby")
         assert room.config.max_peers == 5 and reply["response"]["peer_id"] in room.peers
+
+
+async def test_relay_user_names_are_cleaned_like_display_names(tmp_path):
+    async with running_daemon(tmp_path) as daemon, relay_client(daemon, "lobby?username=%1B%5B2J%00Zed%0A" + "z" * 5000):
+        await wait_until(lambda: daemon.rooms.get("lobby").peer_count("relay") == 1)
+        (peer,) = daemon.rooms.get("lobby").peers.values()
+        assert peer.name.startswith("[2JZed z") and len(peer.name) == 64 and peer.name.isprintable()
+
+
+async def test_the_first_stop_reason_stands(tmp_path):
+    # A dynamic room turned into a configured one by a reload: its last peer leaving
+    # must not rewrite why the room closed.
+    async with running_daemon(tmp_path, "", server=DYNAMIC) as daemon, phoenix_client(daemon) as client:
+        assert (await client.join("team"))["status"] == "ok"
+        old = daemon.rooms.get("team")
+        path = tmp_path / "videoroomd.toml"
+        path.write_text(path.read_text() + "\n[rooms.team]\nmax_peers = 3\n")
+        assert await daemon.reload("test")
+        join_ref, ref, topic, event, payload = await client.receive()
+        assert (event, payload["reason"]) == ("phx_error", "room settings changed; please rejoin")
+        await old.settled.wait()
+        assert old.stop_reason == "room settings changed; please rejoin" and old.stop_rejoin
+        assert daemon.rooms.get("team").config.max_peers == 3

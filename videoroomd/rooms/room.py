@@ -197,8 +197,11 @@ class Room:
         """Close the room: every peer is disconnected with ``reason`` (and told to rejoin).
 
         Joins are refused from now on, not only once the room's task has woken:
-        a peer let in now would be thrown out a moment later.
+        a peer let in now would be thrown out a moment later. The first stop's
+        reason stands (the last peer leaving a stopping dynamic room stops it again).
         """
+        if self._stopped.is_set():
+            return
         self.stop_reason = reason
         self.stop_rejoin = rejoin
         self.accepting = False
