@@ -286,3 +286,26 @@ async def test_the_first_stop_reason_stands(tmp_path):
         await old.settled.wait()
         assert old.stop_reason == "room settings changed; please rejoin" and old.stop_rejoin
         assert daemon.rooms.get("team").config.max_peers == 3
+
+
+class FailsToOpen(NeverOpens):
+    async def run(self, room, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        raise RuntimeError("media thread gone")
+
+
+async def test_a_failed_dynamic_room_gives_its_place_back(tmp_path):
+    from videoroomd.daemon.supervisor import RestartPolicy
+    policy = RestartPolicy(first_delay=0.01, max_delay=0.01, max_crashes=2, window=0.5)
+
+    def engines(config):
+        return FailsToOpen() if config.name == "broken" else None
+
+    async with running_daemon(tmp_path, "", server=f"{DYNAMIC}\nmax_dynamic_rooms = 1", policy=policy,
+                              engine_factory=engines) as daemon, phoenix_client(daemon) as client:
+        assert (await client.join("broken"))["status"] == "error"
+        await wait_until(lambda: daemon.rooms.entries.get("broken") is not None
+                         and daemon.rooms.entries["broken"].state.status == "failed")
+        assert (await client.join("broken"))["response"]["code"] == "room_failed"
+        assert (await client.join("fine"))["response"]["code"] == "too_many_rooms"
+        await wait_until(lambda: "broken" not in daemon.rooms.entries)
+        assert (await client.join("fine"))["status"] == "ok"

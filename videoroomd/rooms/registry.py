@@ -239,9 +239,15 @@ class RoomRegistry:
         structlog.contextvars.bind_contextvars(room=name)
         with entry.scope:
             await supervise(f"room:{name}", lambda: self._run_room_once(entry), entry.state, self.policy)
+            entry.room = None
+            entry.has_room.set()
+            if entry.dynamic and entry.state.status == "failed":
+                # Joins hear that it is out of order for a while; then its place under
+                # max_dynamic_rooms is freed (a reload never restarts dynamic rooms).
+                await trio.sleep(self.policy.window)
         entry.room = None
         entry.has_room.set()  # joins still waiting for a room of this entry learn there is none
-        if entry.state.status != "failed" and self.entries.get(name) is entry:
+        if (entry.dynamic or entry.state.status != "failed") and self.entries.get(name) is entry:
             del self.entries[name]
 
     async def _run_room_once(self, entry: RoomEntry) -> None:
