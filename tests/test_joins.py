@@ -160,6 +160,15 @@ def test_throttle_refills_and_forgets_the_stalest():
     assert len(throttle) == 3
 
 
+def test_throttle_counts_an_ipv6_64_as_one_client():
+    throttle = PasswordThrottle(burst=1, seconds_per_try=2.0)
+    throttle.wrong("2001:db8:1:2::1", "r", 0.0)
+    assert throttle.wait("2001:db8:1:2:ffff::9", "r", 0.0) == 2
+    assert throttle.wait("2001:db8:1:3::1", "r", 0.0) == 0
+    throttle.wrong("::ffff:192.0.2.7", "r", 0.0)
+    assert throttle.wait("192.0.2.7", "r", 0.0) == 2 and throttle.wait("192.0.2.8", "r", 0.0) == 0
+
+
 async def test_refused_joins_during_a_drain_keep_nothing_alive(tmp_path):
     # Seen: one refusal instance raised again for every join kept each refused
     # join's frames (its connection and buffers) alive through __traceback__.
@@ -175,6 +184,11 @@ async def test_refused_joins_during_a_drain_keep_nothing_alive(tmp_path):
                         assert reply["response"]["code"] == "shutting_down"
                         reply = await client.join("other")  # through the registry's refusal too
                         assert reply["response"]["code"] == "shutting_down"
+
+                with pytest.raises(ConnectionRejected) as caught:
+                    async with relay_client(daemon, "lobby"):
+                        pass
+                assert caught.value.status_code == 503 and b"the server is shutting down" in caught.value.body
 
                 def channels_alive() -> int:
                     gc.collect()

@@ -8,6 +8,7 @@ let through.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 
 from ..token_buckets import TokenBuckets
@@ -28,8 +29,22 @@ class PasswordThrottle:
 
     def wait(self, address: str, room: str, now: float) -> int:
         """Whole seconds ``address`` must wait before trying ``room`` again (0: it may try now)."""
-        return math.ceil(self._buckets.wait((address, room), now))
+        return math.ceil(self._buckets.wait((client(address), room), now))
 
     def wrong(self, address: str, room: str, now: float) -> None:
         """``address`` gave ``room`` a wrong password."""
-        self._buckets.take((address, room), now)
+        self._buckets.take((client(address), room), now)
+
+
+def client(address: str) -> str:
+    """Who is guessing: an IPv4 address, or the /64 of an IPv6 one (a single
+    host is commonly given a whole /64, so its addresses are not separate clients)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
