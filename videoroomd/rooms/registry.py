@@ -78,13 +78,12 @@ class RoomRegistry:
         policy: RestartPolicy = RestartPolicy(),
         *,
         unused_grace: float = UNUSED_GRACE,
-        throttle: PasswordThrottle | None = None,
     ):
         self.config = config
         self.engine_factory = engine_factory
         self.policy = policy
         self.unused_grace = unused_grace
-        self.throttle = throttle or PasswordThrottle()
+        self.throttle = PasswordThrottle()
         self.entries: dict[str, RoomEntry] = {}
         # (code, reason) while draining: a fresh JoinRefused is raised from it each time.
         self.refusal: tuple[str, str] | None = None
