@@ -323,3 +323,20 @@ async def test_a_failed_dynamic_room_gives_its_place_back(tmp_path):
         assert (await client.join("fine"))["response"]["code"] == "too_many_rooms"
         await wait_until(lambda: "broken" not in daemon.rooms.entries)
         assert (await client.join("fine"))["status"] == "ok"
+
+
+async def test_a_stop_waits_for_and_then_closes_a_room_a_reload_removed(tmp_path):
+    async with running_daemon(tmp_path, "[rooms.lobby]\n[rooms.old]\n", server="drain_timeout = 30") as daemon, \
+            phoenix_client(daemon) as client:
+        assert (await client.join("old"))["status"] == "ok"
+        path = tmp_path / "videoroomd.toml"
+        path.write_text(path.read_text().replace("[rooms.old]\n", ""))
+        assert await daemon.reload("removed")  # "old" drains for up to 30 s
+        path.write_text(path.read_text().replace("drain_timeout = 30", "drain_timeout = 0.3"))
+        assert await daemon.reload("shorter drain")
+        assert daemon.rooms.get("old") is None and daemon.rooms.total_peers() == 1  # the call goes on
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(daemon.shutdown, "test")
+            # the stop counts the call in the removed room, and at its end tells it to come back
+            join_ref, ref, topic, event, payload = await client.receive()
+            assert (topic, event, payload["reason"]) == ("room:old", "phx_error", "the server is shutting down")

@@ -85,6 +85,7 @@ class RoomRegistry:
         self.unused_grace = unused_grace
         self.throttle = PasswordThrottle()
         self.entries: dict[str, RoomEntry] = {}
+        self._leaving: set[RoomEntry] = set()  # removed by a reload, draining: counted and stopped with the rest
         # (code, reason) while draining: a fresh JoinRefused is raised from it each time.
         self.refusal: tuple[str, str] | None = None
         self._nursery: trio.Nursery | None = None
@@ -202,7 +203,8 @@ class RoomRegistry:
         return sum(1 for e in self.entries.values() if e.dynamic)
 
     def total_peers(self) -> int:
-        return sum(e.room.peer_count() for e in self.entries.values() if e.room is not None)
+        """People in every room, those still draining after a reload removed them included."""
+        return sum(e.room.peer_count() for e in (*self.entries.values(), *self._leaving) if e.room is not None)
 
     def snapshot(self) -> list[dict]:
         """A JSON-ready view of every room, for `videoroomd rooms --live` and metrics."""
@@ -272,6 +274,7 @@ class RoomRegistry:
         for name in summary.removed:
             entry = self.entries.pop(name)
             assert self._nursery is not None
+            self._leaving.add(entry)
             self._nursery.start_soon(self._drain_and_stop, entry, drain_timeout, "room was removed from the configuration")
         for name in summary.changed:
             entry = self.entries.pop(name)
@@ -297,12 +300,15 @@ class RoomRegistry:
 
     async def _drain_and_stop(self, entry: RoomEntry, timeout: float, reason: str) -> None:
         room = entry.room
-        if room is not None:
-            room.refuse_joins("closed", reason)
-            with trio.move_on_after(timeout):
-                while room.peer_count():
-                    await room.became_empty.wait()
-        self._stop_entry(entry, reason)
+        try:
+            if room is not None:
+                room.refuse_joins("closed", reason)
+                with trio.move_on_after(timeout):
+                    while room.peer_count():
+                        await room.became_empty.wait()
+            self._stop_entry(entry, reason)
+        finally:
+            self._leaving.discard(entry)
 
     def refuse_all(self, code: str, reason: str) -> None:
         """Take no new peers anywhere (draining); calls in progress go on."""
@@ -312,5 +318,5 @@ class RoomRegistry:
                 entry.room.refuse_joins(code, reason)
 
     def stop_all(self, reason: str, *, rejoin: bool = False) -> None:
-        for entry in list(self.entries.values()):
+        for entry in [*self.entries.values(), *self._leaving]:
             self._stop_entry(entry, reason, rejoin=rejoin)
