@@ -52,6 +52,7 @@ def test_full_config_loads_into_typed_values(tmp_path: Path):
     config = load(Location(path))
     assert (config.server.host, config.server.port) == ("::1", 0)
     assert config.server.drain_timeout == 2.5 and config.server.dynamic_rooms is True
+    assert config.server.max_dynamic_rooms == 50
     assert config.server.allowed_origins == ("https://meet.example.org", "http://localhost:3000")
     assert config.ice.addresses == ("127.0.0.1", "::1") and config.ice.announced_ip == "203.0.113.7"
     assert config.log.level == "debug" and config.log.format == "json"

@@ -27,6 +27,7 @@ class _RoomCollector:
 
     def collect(self):
         rooms = GaugeMetricFamily("videoroomd_rooms", "Rooms running now")
+        dynamic = GaugeMetricFamily("videoroomd_dynamic_rooms", "Rooms made on demand running now (capped by max_dynamic_rooms)")
         peers = GaugeMetricFamily("videoroomd_peers", "Participants per room", labels=["room", "kind"])
         tracks = GaugeMetricFamily("videoroomd_tracks", "Published tracks per room", labels=["room"])
         media = {key: CounterMetricFamily(f"videoroomd_media_{key}", f"{text}, per room, since its engine started",
@@ -34,6 +35,7 @@ class _RoomCollector:
                  for key, text in MEDIA_COUNTERS.items()}
         rows = self.snapshot()
         rooms.add_metric([], len(rows))
+        dynamic.add_metric([], sum(1 for row in rows if row.get("dynamic")))
         for row in rows:
             peers.add_metric([row["name"], "rtc"], row["peers"])
             peers.add_metric([row["name"], "relay"], row["relay_peers"])
@@ -42,6 +44,7 @@ class _RoomCollector:
                 if key in media:
                     media[key].add_metric([row["name"]], value)
         yield rooms
+        yield dynamic
         yield peers
         yield tracks
         yield from media.values()

@@ -58,6 +58,7 @@ class ServerConfig:
     tls_key: Path | None = None
     drain_timeout: float = 10.0
     dynamic_rooms: bool = False
+    max_dynamic_rooms: int = 100  # rooms made on demand that may run at once
     max_frame_size: int = 65536
     allowed_origins: tuple[str, ...] = ()
     connections_per_second: int = 20

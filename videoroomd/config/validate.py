@@ -26,7 +26,10 @@ from .schema import (
 from ..certs import pem
 
 MAX_PEERS_RANGE = (1, 1000)
-ROOM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# The one rule for room names, wherever a name comes from: the config file, a Phoenix
+# topic, a relay path, a dynamic room. \Z, not $: "$" would let a trailing newline in.
+ROOM_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+ROOM_NAME_RULE = "a room name is 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit"
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 _ICE_URL = re.compile(
     r"^(?P<scheme>stuns?|turns?):(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:?\[\]/]+))(?::(?P<port>\d+))?(?:\?(?P<query>.*))?$"
@@ -34,6 +37,11 @@ _ICE_URL = re.compile(
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "console", "json")
 ROOM_KEYS = ("max_peers", "password", "stun_servers", "turn_servers", "dtls_cert", "dtls_key")
+
+
+def is_room_name(name: object) -> bool:
+    """Whether ``name`` may name a room (see ROOM_NAME_RULE)."""
+    return isinstance(name, str) and ROOM_NAME.match(name) is not None
 
 
 class _Collector:
@@ -364,6 +372,7 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
         tls_key=tls_key,
         drain_timeout=server_table.take("drain_timeout", 10.0, _seconds(0, 3600)),
         dynamic_rooms=server_table.take("dynamic_rooms", False, _boolean),
+        max_dynamic_rooms=server_table.take("max_dynamic_rooms", 100, _integer(1, 100000)),
         max_frame_size=server_table.take("max_frame_size", 65536, _integer(1024, 16 * 1024 * 1024)),
         allowed_origins=server_table.take("allowed_origins", (), _array_of(_origin)),
         connections_per_second=server_table.take("connections_per_second", 20, _integer(1, 100000)),
@@ -394,8 +403,8 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
     rooms: dict[str, RoomConfig] = {}
     for name, body in rooms_table.data.items():
         path = ("rooms", name)
-        if not ROOM_NAME.match(name):
-            out.add(path, "a room name is 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+        if not is_room_name(name):
+            out.add(path, ROOM_NAME_RULE)
             continue
         room_table = _Table(body, path, out)
         rooms[name] = _room_settings(room_table, defaults.named(name), root)

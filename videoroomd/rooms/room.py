@@ -12,6 +12,7 @@ enough is disconnected with a reason instead of growing the daemon's memory.
 from __future__ import annotations
 
 import hmac
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
@@ -25,6 +26,7 @@ log = structlog.get_logger("videoroomd.room")
 
 OUTBOX_SIZE = 256  # messages a peer may leave unread before it is cut off
 TOO_SLOW = "too slow"
+MAX_NAME = 64      # characters of a display name
 
 
 def _only_cancelled(error: BaseException) -> bool:
@@ -34,12 +36,30 @@ def _only_cancelled(error: BaseException) -> bool:
 
 
 class JoinRefused(Exception):
-    """A join that the room will not take; ``reason`` is shown to the person joining."""
+    """A join that the room will not take; ``reason`` is shown to the person joining.
+
+    Raise a new one for each join: an instance raised again keeps the frames
+    of every join it was raised in alive through its traceback.
+    """
 
     def __init__(self, code: str, reason: str):
         super().__init__(reason)
         self.code = code      # room_full, wrong_password, unknown_room, shutting_down, ...
         self.reason = reason
+
+
+def password_matches(given: str | None, password: str | None) -> bool:
+    """Whether ``given`` opens a room with ``password`` (None: the room has none); constant time."""
+    if password is None:
+        return True
+    return hmac.compare_digest((given or "").encode(), password.encode())
+
+
+def display_name(text: str, fallback: str = "Guest") -> str:
+    """``text`` as a name to show others: no control or format characters, runs of
+    whitespace made one space, at most MAX_NAME characters; ``fallback`` when nothing is left."""
+    kept = "".join(c for c in text[: MAX_NAME * 8] if not unicodedata.category(c).startswith("C") or c.isspace())
+    return " ".join(kept.split())[:MAX_NAME].strip() or fallback
 
 
 @dataclass(eq=False)
@@ -100,17 +120,23 @@ class Engine(Protocol):
 class Room:
     """The peers of one configured room; ``run`` is its owning task."""
 
-    def __init__(self, config: RoomConfig, engine: Engine | None = None):
+    def __init__(self, config: RoomConfig, engine: Engine | None = None, *, unused_grace: float | None = None):
+        """``unused_grace``: seconds after opening after which a room with nobody in it
+        calls ``on_empty`` (a dynamic room whose first join never arrived); None: never."""
         self.config = config
         self.name = config.name
         self.engine = engine
+        self.unused_grace = unused_grace
         self.peers: dict[str, Peer] = {}
         self.accepting = False
-        self._refusal: JoinRefused | None = None  # set while draining or once closed
+        self._refusal: tuple[str, str] | None = None  # (code, reason), set while draining or once stopping
         self._stopped = trio.Event()
         self.stop_reason = "room stopped"
         self.stop_rejoin = False
         self.opened = trio.Event()
+        self.settled = trio.Event()  # set once the room opened, or ended without opening
+        self._ended = False
+        self._opening = trio.CancelScope()  # a stop before the room opened cancels its opening
         self.became_empty = trio.Event()
         self.on_empty: Callable[[], None] | None = None
 
@@ -126,9 +152,16 @@ class Room:
         try:
             async with trio.open_nursery() as nursery:
                 if self.engine is not None:
-                    await nursery.start(self.engine.run, self)
+                    with self._opening:
+                        await nursery.start(self.engine.run, self)
+                    if self._opening.cancelled_caught:  # stopped while opening
+                        error_reason, rejoin = self.stop_reason, self.stop_rejoin
+                        return
                 self.accepting = True
                 self.opened.set()
+                self.settled.set()
+                if self.unused_grace is not None:
+                    nursery.start_soon(self._close_if_unused, self.unused_grace)
                 task_status.started(self)
                 log.info("room open", room=self.name, max_peers=self.config.max_peers)
                 await self._stopped.wait()
@@ -142,25 +175,49 @@ class Room:
             raise
         finally:
             self.accepting = False
-            self._refusal = JoinRefused("closed", error_reason)
+            self._ended = True
+            self._refusal = ("closed", error_reason)
             self._remove_all(error_reason, rejoin)
+            self.settled.set()
             log.info("room closed", room=self.name, reason=error_reason)
+
+    async def _close_if_unused(self, grace: float) -> None:
+        await trio.sleep(grace)
+        if not self.peers and self.on_empty is not None:
+            log.info("room closed: nobody joined", room=self.name, grace_s=grace)
+            self.on_empty()
 
     def _remove_all(self, reason: str, rejoin: bool) -> None:
         self.accepting = False
-        self._refusal = JoinRefused("closed", reason)
+        self._refusal = ("closed", reason)
         for peer in list(self.peers.values()):
             self._remove(peer, reason, rejoin=rejoin)
 
     def stop(self, reason: str, *, rejoin: bool = False) -> None:
-        """Close the room: every peer is disconnected with ``reason`` (and told to rejoin)."""
+        """Close the room: every peer is disconnected with ``reason`` (and told to rejoin).
+
+        Joins are refused from now on, not only once the room's task has woken:
+        a peer let in now would be thrown out a moment later. The first stop's
+        reason stands (the last peer leaving a stopping dynamic room stops it again).
+        """
+        if self._stopped.is_set():
+            return
         self.stop_reason = reason
         self.stop_rejoin = rejoin
+        self.accepting = False
+        self._refusal = ("closed", reason)
         self._stopped.set()
+        if not self.opened.is_set():
+            self._opening.cancel()
+
+    @property
+    def stopping(self) -> bool:
+        """The room was stopped or has ended: it takes nobody new."""
+        return self._stopped.is_set() or self._ended
 
     def refuse_joins(self, code: str, reason: str) -> None:
         """Keep the calls going but take no new peers (draining)."""
-        self._refusal = JoinRefused(code, reason)
+        self._refusal = (code, reason)
 
     # -- peers -----------------------------------------------------------------
     def peer_count(self, kind: str | None = None) -> int:
@@ -169,17 +226,15 @@ class Room:
     def join(self, name: str, password: str | None, *, kind: str = "rtc") -> Peer:
         """Add a peer; returns it, or raises JoinRefused with a reason a person can read."""
         if self._refusal is not None:
-            raise self._refusal
+            raise JoinRefused(*self._refusal)
         if not self.accepting:
             raise JoinRefused("starting", f"room '{self.name}' is starting; try again in a moment")
-        if self.config.password is not None and not hmac.compare_digest(
-            (password or "").encode(), self.config.password.encode()
-        ):
+        if not password_matches(password, self.config.password):
             raise JoinRefused("wrong_password", "wrong password" if password else "this room needs a password")
         if self.peer_count(kind) >= self.config.max_peers:
             raise JoinRefused("room_full", f"room '{self.name}' is full ({self.config.max_peers} people)")
         send, receive = trio.open_memory_channel(OUTBOX_SIZE)
-        peer = Peer(id=str(uuid.uuid4()), name=name, kind=kind, outbox=receive, _inbox_send=send)
+        peer = Peer(id=str(uuid.uuid4()), name=display_name(name), kind=kind, outbox=receive, _inbox_send=send)
         self.peers[peer.id] = peer
         self.became_empty = trio.Event()
         log.info("peer joined", room=self.name, peer=peer.id, kind=kind, peers=len(self.peers))

@@ -15,6 +15,8 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from ..http.request import Request
 from ..rooms import JoinRefused, Peer, Room
+from ..rooms.registry import shown_name
+from ..rooms.room import display_name
 from . import phoenix
 from .phoenix import Frame, ProtocolError
 from .websocket import (GOING_AWAY, POLICY_VIOLATION, HandshakeFailed, accepted, origin_allowed, receive_within, refuse,
@@ -28,7 +30,6 @@ log = structlog.get_logger("videoroomd.peer_channel")
 PATH = "/socket/websocket"
 IDLE_TIMEOUT = 60.0       # phoenix.js sends a heartbeat every 30 s; silence past this is a dead client
 MAX_BAD_FRAMES = 20       # protocol errors tolerated on one socket before it is closed
-MAX_NAME = 64             # characters of a display name
 MEDIA_EVENT = "mediaEvent"
 
 
@@ -147,25 +148,29 @@ class PeerChannel:
     async def _join(self, frame: Frame) -> None:
         name = phoenix.room_name(frame.topic)
         if name is None:
-            await self._send(phoenix.reply(frame, "error", {"reason": f"unknown topic {frame.topic!r}; join \"room:NAME\""}))
+            await self._send(phoenix.reply(frame, "error", {
+                "reason": f"unknown topic {shown_name(frame.topic)}; join \"room:NAME\""}))
             return
         if self.topic is not None:
             await self._send(phoenix.reply(frame, "error", {
                 "reason": f"this connection is already in room '{phoenix.room_name(self.topic)}'; one room per connection"}))
             return
-        params = frame.payload if isinstance(frame.payload, dict) else {}
+        if frame.payload is not None and not isinstance(frame.payload, dict):
+            await self._protocol_error('join params must be an object: {"displayName": "...", "password": "..."}', frame)
+            return
+        params = frame.payload or {}
         display = params.get("displayName", params.get("name", ""))
         password = params.get("password")
         if not isinstance(display, str) or (password is not None and not isinstance(password, str)):
             await self._protocol_error("join params displayName and password must be strings", frame)
             return
-        display = " ".join(display.split())[:MAX_NAME] or "Guest"
         try:
-            room = await self.daemon.rooms.open_room(name)
-            peer = room.join(display, password, kind="rtc")
+            room, peer = await self.daemon.rooms.join(name, display_name(display), password, kind="rtc",
+                                                      address=self.remote[0])
         except JoinRefused as refused:
             self.metrics.joins_refused.labels(refused.code).inc()
-            log.info("join refused", room=name, code=refused.code, reason=refused.reason, remote=self.remote[0])
+            log.info("join refused", room=name[:80], code=refused.code, reason=refused.reason,
+                     remote=self.remote[0])
             await self._send(phoenix.reply(frame, "error", {"reason": refused.reason, "code": refused.code}))
             return
         self.metrics.joins.labels("rtc").inc()

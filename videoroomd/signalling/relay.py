@@ -10,7 +10,6 @@ goes to the peers it names, with ``from`` set by the server.
 
 from __future__ import annotations
 
-import hmac
 from typing import TYPE_CHECKING
 
 import structlog
@@ -18,7 +17,7 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from .. import json_limits
-from ..config.validate import ROOM_NAME
+from ..config.validate import ROOM_NAME_RULE, is_room_name
 from ..http.request import Request
 from ..rooms import JoinRefused, Peer, Room
 from . import relay_protocol as rp
@@ -57,23 +56,27 @@ def _credentials(request: Request) -> dict:
     return value
 
 
+# The HTTP status of a join refused before the upgrade, by JoinRefused.code.
+_REFUSAL_STATUS = {"bad_room_name": 400, "unknown_room": 404, "wrong_password": 401, "too_many_attempts": 429}
+
+
 def _check(request: Request, daemon: "Daemon") -> str:
-    """The room name, once the request may be upgraded; raises _Refusal otherwise."""
+    """The room name, once the request may be upgraded; raises _Refusal otherwise.
+
+    The room's checks (name, password, wrong-password throttle by client
+    address) are the registry's, the same as a Phoenix join's; no room is made here.
+    """
     name = request.path[len(PREFIX):]
-    if not ROOM_NAME.match(name):
-        raise _Refusal(400, "expected /signaling/ROOM with a room name of letters, digits, '_', '.' or '-'")
+    if not is_room_name(name):
+        raise _Refusal(400, f"expected /signaling/ROOM: {ROOM_NAME_RULE}")
     if not origin_allowed(request, daemon.config.server.allowed_origins):
         raise _Refusal(403, f"origin {request.headers.get('origin')} is not allowed here")
     credentials = _credentials(request)
-    config = daemon.config.rooms.get(name)
-    if config is None:
-        if not daemon.config.server.dynamic_rooms:
-            raise _Refusal(404, f"there is no room called '{name}'")
-        config = daemon.config.room_from_defaults(name)
-    if config.password is not None:
-        given = credentials.get("password", "")
-        if not hmac.compare_digest(given.encode(), config.password.encode()):
-            raise _Refusal(401, "wrong credentials for this room")
+    try:
+        daemon.rooms.admit(name, credentials.get("password", ""), request.remote[0])
+    except JoinRefused as refused:
+        daemon.metrics.joins_refused.labels(refused.code).inc()
+        raise _Refusal(_REFUSAL_STATUS.get(refused.code, 503), refused.reason) from None
     return name
 
 
@@ -95,9 +98,9 @@ async def serve_relay(request: Request, stream: trio.abc.Stream, daemon: "Daemon
 
 async def _relay(websocket: WebSocketConnection, stream: trio.abc.Stream, name: str, request: Request, daemon: "Daemon") -> None:
     try:
-        room = await daemon.rooms.open_room(name)
         credentials = _credentials(request)
-        peer = room.join(credentials.get("username", "") or "peer", credentials.get("password"), kind="relay")
+        room, peer = await daemon.rooms.enter(name, credentials.get("username", "") or "peer",
+                                              credentials.get("password"), kind="relay")
     except JoinRefused as refused:
         daemon.metrics.joins_refused.labels(refused.code).inc()
         await websocket.send_message(rp.error("", rp.COULD_NOT_JOIN, refused.reason))
