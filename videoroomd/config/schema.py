@@ -77,6 +77,13 @@ class IceConfig:
 
 
 @dataclass(frozen=True)
+class MediaConfig:
+    # Media worker processes: "auto" (one per core) or a number; 0 runs the media on a
+    # thread of the daemon's own process (embedding, tests).
+    workers: int | str = "auto"
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
     format: str = "auto"  # auto: console on a terminal, json otherwise
@@ -90,6 +97,7 @@ class Config:
     source: str = BUILTIN_SOURCE
     server: ServerConfig = ServerConfig()
     ice: IceConfig = IceConfig()
+    media: MediaConfig = MediaConfig()
     log: LogConfig = LogConfig()
     defaults: RoomConfig = RoomConfig(name="")
     rooms: dict[str, RoomConfig] = field(default_factory=dict)

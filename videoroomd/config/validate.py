@@ -17,6 +17,7 @@ from .lines import line_of
 from .schema import (
     Config,
     IceConfig,
+    MediaConfig,
     IceServerUrl,
     LogConfig,
     RoomConfig,
@@ -145,6 +146,12 @@ def _seconds(low: float, high: float) -> Callable[[Any, tuple[str, ...]], float]
         return float(value)
 
     return convert
+
+
+def _workers(value: Any, _path: tuple[str, ...]) -> int | str:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 256):
+        return value
+    raise _Invalid(f'expected "auto" or a number of worker processes from 0 to 256, got {_describe(value)}')
 
 
 def _choice(options: tuple[str, ...]) -> Callable[[Any, tuple[str, ...]], str]:
@@ -387,6 +394,10 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
     )
     ice_table.finish()
 
+    media_table = _Table(top.take("media", {}, lambda v, p: v), ("media",), out)
+    media = MediaConfig(workers=media_table.take("workers", "auto", _workers))
+    media_table.finish()
+
     log_table = _Table(top.take("log", {}, lambda v, p: v), ("log",), out)
     log = LogConfig(
         level=log_table.take("level", "info", _choice(LOG_LEVELS)),
@@ -414,4 +425,4 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
 
     if out.problems:
         raise ConfigError(out.problems)
-    return Config(source=source, server=server, ice=ice, log=log, defaults=defaults, rooms=rooms)
+    return Config(source=source, server=server, ice=ice, media=media, log=log, defaults=defaults, rooms=rooms)

@@ -1,0 +1,264 @@
+"""The control plane's side of the message boundary: one media worker, seen from trio.
+
+A :class:`MediaWorker` starts its worker (a process of its own, or a thread
+of this process), sends it commands and waits for their replies, hands its
+events to the rooms placed on it, and watches its heartbeat. It is gone
+(:class:`WorkerLost`) when the process exits, the link closes, a message
+cannot be read, or no heartbeat came for ``HEARTBEAT_TIMEOUT`` seconds; then
+every pending command fails with WorkerLost and every room on it gets a
+``lost`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+import structlog
+import trio
+
+from . import messages
+from .server import serve
+
+log = structlog.get_logger("videoroomd.media")
+
+HEARTBEAT_TIMEOUT = 5.0   # seconds without a stats event before a worker counts as hung
+START_TIMEOUT = 20.0      # seconds a worker may take to send its first heartbeat
+STOP_TIMEOUT = 5.0        # seconds a worker may take to close its rooms and exit
+
+EventSink = Callable[[dict], None]
+
+
+def only_kind(group: BaseExceptionGroup, kind: type[BaseException]) -> BaseException | None:
+    """The first exception in ``group`` (nested groups searched) when all of them are ``kind``."""
+    matched, rest = group.split(kind)
+    if matched is None or rest is not None:
+        return None
+    first: BaseException = matched
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first
+
+
+class WorkerLost(Exception):
+    """The media worker is gone; the text says how."""
+
+
+class MediaError(Exception):
+    """The media worker could not do what it was asked; the text says why."""
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """How a worker process logs: as the daemon does."""
+
+    level: str = "info"
+    format: str = "auto"
+    file: Path | None = None
+
+
+@dataclass(eq=False)
+class _Pending:
+    done: trio.Event = field(default_factory=trio.Event)
+    message: dict | None = None
+    lost: str | None = None
+
+
+class MediaWorker:
+    """One media worker: a process (``mode="process"``) or a thread (``mode="thread"``)."""
+
+    def __init__(self, name: str, mode: str = "process", log_settings: LogSettings = LogSettings()):
+        self.name = name
+        self.mode = mode
+        self.log_settings = log_settings
+        self.rooms: dict[str, EventSink] = {}         # room key -> where its events go
+        self.counters: dict[str, dict[str, int]] = {}  # room key -> forwarding counters, from the heartbeat
+        self.cpu_seconds = 0.0
+        self.pid: int | None = None
+        self.alive = False
+        self._pending: dict[int, _Pending] = {}
+        self._ids = itertools.count(1)
+        self._stream: trio.SocketStream | None = None
+        self._send_lock = trio.Lock()
+        self._beat = trio.Event()
+
+    # -- running -----------------------------------------------------------------------------
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Start the worker and serve it until it is gone; raises WorkerLost saying how.
+
+        ``task_status.started`` once its first heartbeat has come. Cancelled, it
+        stops the worker (closing its rooms) within STOP_TIMEOUT, killing it after.
+        """
+        ours, theirs = socket.socketpair()
+        why = "stopped"
+        try:
+            try:
+                async with self._launch(theirs) as exited:
+                    self._stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._read)
+                        nursery.start_soon(self._exit_watch, exited)
+                        with trio.move_on_after(START_TIMEOUT):
+                            await self._beat.wait()
+                        if not self._beat.is_set():
+                            raise WorkerLost(f"media worker {self.name} sent no heartbeat within {START_TIMEOUT:.0f} s")
+                        self.alive = True
+                        log.info("media worker started", worker=self.name, pid=self.pid, mode=self.mode)
+                        nursery.start_soon(self._heartbeat_watch)
+                        task_status.started(self)
+            except BaseExceptionGroup as group:
+                raise only_kind(group, WorkerLost) or group
+        except WorkerLost as error:
+            why = str(error)
+            raise
+        finally:
+            self.alive = False
+            for pending in self._pending.values():
+                pending.lost = why
+                pending.done.set()
+            for sink in list(self.rooms.values()):
+                sink({"type": "lost", "reason": why})
+            self.rooms.clear()
+            ours.close()
+
+    @asynccontextmanager
+    async def _launch(self, theirs: socket.socket) -> AsyncIterator[trio.Event]:
+        """Start the worker on ``theirs``; yields an event set when it has exited. Stops it on exit."""
+        exited = trio.Event()
+        if self.mode == "thread":
+            def run_thread() -> None:
+                try:
+                    asyncio.run(serve(theirs, time.thread_time))
+                finally:
+                    theirs.close()
+
+            thread = threading.Thread(target=run_thread, name=f"media-{self.name}", daemon=True)
+            thread.start()
+            self.pid = os.getpid()
+            try:
+                yield exited
+            finally:
+                if self._stream is not None:
+                    with trio.move_on_after(STOP_TIMEOUT) as cleanup:
+                        cleanup.shield = True
+                        await self._stream.aclose()  # the end of the link closes the thread's rooms
+                        await trio.to_thread.run_sync(thread.join, STOP_TIMEOUT, abandon_on_cancel=True)
+            return
+        settings = self.log_settings
+        argv = [sys.executable, "-m", "videoroomd.media.worker", "--fd", str(theirs.fileno()), "--parent", str(os.getpid()),
+                "--name", self.name, "--log-level", settings.level, "--log-format", settings.format]
+        if settings.file is not None:
+            argv += ["--log-file", str(settings.file)]
+        process = await trio.lowlevel.open_process(argv, pass_fds=(theirs.fileno(),), start_new_session=True,
+                                                   stdin=subprocess.DEVNULL)
+        theirs.close()
+        self.pid = process.pid
+
+        async def wait() -> None:
+            await process.wait()
+            exited.set()
+
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(wait)
+                try:
+                    yield exited
+                finally:
+                    with trio.move_on_after(STOP_TIMEOUT) as cleanup:
+                        cleanup.shield = True
+                        if self._stream is not None:
+                            await self._stream.aclose()  # the worker closes its rooms and exits
+                        await exited.wait()
+                    if process.returncode is None:
+                        process.kill()
+                    nursery.cancel_scope.cancel()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                with trio.CancelScope(shield=True):
+                    await process.wait()
+
+    async def _exit_watch(self, exited: trio.Event) -> None:
+        await exited.wait()
+        raise WorkerLost(f"media worker {self.name} exited")
+
+    async def _heartbeat_watch(self) -> None:
+        while True:
+            with trio.move_on_after(HEARTBEAT_TIMEOUT):
+                await self._beat.wait()
+                self._beat = trio.Event()
+                continue
+            raise WorkerLost(f"media worker {self.name} sent no heartbeat for {HEARTBEAT_TIMEOUT:.0f} s")
+
+    async def _read(self) -> None:
+        assert self._stream is not None
+        decoder = messages.Decoder()
+        while True:
+            try:
+                data = await self._stream.receive_some(65536)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            if not data:
+                raise WorkerLost(f"media worker {self.name} closed its link")
+            try:
+                for message in decoder.feed(data):
+                    self._dispatch(message)
+            except messages.MessageError as error:
+                log.error("media worker sent what is not a message", worker=self.name, error=str(error))
+                raise WorkerLost(f"media worker {self.name} sent a malformed message: {error}") from None
+
+    def _dispatch(self, message: dict) -> None:
+        kind = message["type"]
+        if kind == "reply":
+            pending = self._pending.get(message["id"])
+            if pending is not None:
+                pending.message = message
+                pending.done.set()
+        elif kind == "stats":
+            self.cpu_seconds = float(message["cpu_seconds"])
+            self.counters = {room: counters for room, counters in message["rooms"].items() if isinstance(counters, dict)}
+            self._beat.set()
+        elif kind in messages.EVENTS:
+            sink = self.rooms.get(message["room"])
+            if sink is not None:
+                sink(message)
+        else:
+            raise messages.MessageError(f"{kind} is not an event")
+
+    # -- commands ----------------------------------------------------------------------------
+    async def request(self, kind: str, *, timeout: float, **fields: Any) -> Any:
+        """Send command ``kind`` and return its result.
+
+        Raises MediaError when the worker refused or failed it, WorkerLost when the
+        worker is gone, and trio.TooSlowError when no reply came within ``timeout``.
+        """
+        if not self.alive or self._stream is None:
+            raise WorkerLost(f"media worker {self.name} is not running")
+        request_id = next(self._ids)
+        pending = self._pending[request_id] = _Pending()
+        try:
+            with trio.fail_after(timeout):
+                async with self._send_lock:
+                    try:
+                        await self._stream.send_all(messages.encode(messages.command(kind, request_id, **fields)))
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        raise WorkerLost(f"media worker {self.name} closed its link") from None
+                await pending.done.wait()
+        finally:
+            del self._pending[request_id]
+        if pending.lost is not None:
+            raise WorkerLost(pending.lost)
+        assert pending.message is not None
+        if not pending.message["ok"]:
+            raise MediaError(str(pending.message.get("error", "failed")))
+        return pending.message.get("result")

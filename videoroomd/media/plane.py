@@ -1,0 +1,164 @@
+"""The daemon's media workers: started, kept running, and given rooms to carry.
+
+:class:`MediaPlane` runs ``count`` workers, each under its own supervision
+loop: a worker that exits, hangs or talks nonsense is restarted (with
+backoff), and the rooms it carried get a ``lost`` event so that their
+participants can be told to reconnect; rooms on the other workers never
+notice. A room is placed on the worker that carries the fewest rooms and
+stays there (:class:`RoomLink`), so a room never spans two workers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Any
+
+import structlog
+import trio
+
+from .client import EventSink, LogSettings, MediaError, MediaWorker, WorkerLost, only_kind
+
+log = structlog.get_logger("videoroomd.media")
+
+RESTART_DELAYS = (0.2, 1.0, 2.0, 5.0)  # seconds before restarting a worker that died, by how often it did lately
+HEALTHY_AFTER = 60.0                   # seconds a worker must run before its restarts are forgotten
+OPEN_TIMEOUT = 10.0                    # seconds to open a room on a worker
+
+
+def worker_count(setting: int | str) -> int:
+    """``[media] workers``: a number, or "auto" for one per core this process may use."""
+    if setting == "auto":
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:
+            return max(1, os.cpu_count() or 1)
+    return int(setting)
+
+
+class RoomLink:
+    """One room's way to the worker that carries it: commands by name, events to its sink."""
+
+    def __init__(self, worker: MediaWorker, key: str):
+        self.worker = worker
+        self.key = key
+
+    @property
+    def worker_name(self) -> str:
+        return self.worker.name
+
+    async def call(self, kind: str, *, timeout: float, **fields: Any) -> Any:
+        """Command ``kind`` for this room; raises MediaError, WorkerLost or trio.TooSlowError."""
+        return await self.worker.request(kind, timeout=timeout, room=self.key, **fields)
+
+    def counters(self) -> dict[str, int]:
+        return dict(self.worker.counters.get(self.key, {}))
+
+    async def close(self, timeout: float) -> None:
+        """Close the room on its worker (its connections end); never raises."""
+        self.worker.rooms.pop(self.key, None)
+        try:
+            await self.call("close_room", timeout=timeout)
+        except (MediaError, WorkerLost, trio.TooSlowError) as error:
+            log.info("closing a room's media failed", room=self.key, error=f"{type(error).__name__}: {error}")
+
+
+class MediaPlane:
+    """``count`` media workers (processes, or threads in tests), restarted when they die."""
+
+    def __init__(self, count: int, mode: str = "process", log_settings: LogSettings = LogSettings()):
+        self.count = count
+        self.mode = mode
+        self.log_settings = log_settings
+        self.workers: list[MediaWorker | None] = [None] * count
+        self.restarts = [0] * count
+        self._keys = itertools.count(1)
+        self._changed = trio.Event()
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Start every worker and keep them running; ``started`` once each has started. Never returns."""
+        async with trio.open_nursery() as nursery:
+            for index in range(self.count):
+                await nursery.start(self._keep, index)
+            task_status.started(self)
+
+    async def _keep(self, index: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        name = str(index + 1)
+        recent: list[float] = []
+        first = True
+        while True:
+            delay = RESTART_DELAYS[0]
+            worker = MediaWorker(name, self.mode, self.log_settings)
+            started = trio.current_time()
+            try:
+                try:
+                    async with trio.open_nursery() as nursery:
+                        await nursery.start(worker.run)
+                        self.workers[index] = worker
+                        self._notify()
+                        if first:
+                            first = False
+                            task_status.started()
+                except BaseExceptionGroup as group:
+                    raise only_kind(group, WorkerLost) or group
+            except WorkerLost as error:
+                if first:  # a worker that cannot start at all is the operator's to fix: say so and stop
+                    raise WorkerLost(f"media worker {name} could not start: {error}") from None
+                self.restarts[index] += 1
+                now = trio.current_time()
+                recent = [t for t in recent if now - t < HEALTHY_AFTER] + [now]
+                delay = RESTART_DELAYS[min(len(recent), len(RESTART_DELAYS)) - 1]
+                log.error("media worker lost; restarting it", worker=name, error=str(error),
+                          ran_s=round(now - started, 1), restart_in_s=delay)
+            finally:
+                if self.workers[index] is worker:
+                    self.workers[index] = None
+            await trio.sleep(delay)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def open_room(self, name: str, sink: EventSink, *, ice_servers: list[str], certificate: dict | None,
+                        addresses: list[str]) -> RoomLink:
+        """Place room ``name`` on the least busy running worker and open it there.
+
+        ``sink`` gets the room's events (``state``, ``vad``, and ``lost`` when the
+        worker goes). Raises WorkerLost when no worker comes up within OPEN_TIMEOUT,
+        MediaError when the worker cannot open the room.
+        """
+        with trio.move_on_after(OPEN_TIMEOUT):
+            while True:
+                running = [w for w in self.workers if w is not None and w.alive]
+                if running:
+                    break
+                await self._changed.wait()
+        if not running:
+            raise WorkerLost("no media worker is running")
+        worker = min(running, key=lambda w: len(w.rooms))
+        key = f"{name}#{next(self._keys)}"
+        worker.rooms[key] = sink
+        link = RoomLink(worker, key)
+        try:
+            await link.call("open_room", timeout=OPEN_TIMEOUT, ice_servers=ice_servers, certificate=certificate,
+                            addresses=addresses)
+        except BaseException:
+            worker.rooms.pop(key, None)
+            raise
+        return link
+
+    def snapshot(self) -> list[dict]:
+        """Each worker, for /metrics and the admin view."""
+        rows = []
+        for index, worker in enumerate(self.workers):
+            name = str(index + 1)
+            if worker is None:
+                rows.append({"worker": name, "running": False, "rooms": 0, "cpu_seconds": 0.0,
+                             "packets_forwarded": 0, "restarts": self.restarts[index], "pid": None})
+                continue
+            rows.append({
+                "worker": name, "running": worker.alive, "rooms": len(worker.rooms), "pid": worker.pid,
+                "cpu_seconds": worker.cpu_seconds, "restarts": self.restarts[index],
+                "packets_forwarded": sum(c.get("packets_forwarded", 0) for c in worker.counters.values()),
+            })
+        return rows
