@@ -14,6 +14,7 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from ..http.request import Request
+from ..logs.ratelimit import ThrottledLog
 from ..rooms import JoinRefused, Peer, Room
 from . import phoenix
 from .phoenix import Frame, ProtocolError
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ..daemon.daemon import Daemon
 
 log = structlog.get_logger("videoroomd.peer_channel")
+throttled = ThrottledLog(log)
 
 PATH = "/socket/websocket"
 IDLE_TIMEOUT = 60.0       # phoenix.js sends a heartbeat every 30 s; silence past this is a dead client
@@ -46,8 +48,8 @@ async def serve_socket(request: Request, stream: trio.abc.Stream, daemon: "Daemo
     try:
         async with accepted(stream, daemon.config.server.max_frame_size) as websocket:
             await PeerChannel(websocket, stream, daemon, request.remote).run()
-    except HandshakeFailed:
-        log.info("socket dropped: handshake timed out", remote=request.remote[0])
+    except HandshakeFailed as failed:
+        throttled.info("socket dropped before it opened", reason=str(failed), remote=request.remote[0])
 
 
 class PeerChannel:

@@ -11,6 +11,7 @@ goes to the peers it names, with ``from`` set by the server.
 from __future__ import annotations
 
 import hmac
+from contextlib import suppress
 from typing import TYPE_CHECKING
 
 import structlog
@@ -20,6 +21,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 from .. import json_limits
 from ..config.validate import ROOM_NAME
 from ..http.request import Request
+from ..logs.ratelimit import ThrottledLog
 from ..rooms import JoinRefused, Peer, Room
 from . import relay_protocol as rp
 from .websocket import (GOING_AWAY, NORMAL, POLICY_VIOLATION, HandshakeFailed, accepted, origin_allowed, receive_within,
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from ..daemon.daemon import Daemon
 
 log = structlog.get_logger("videoroomd.relay")
+throttled = ThrottledLog(log)
 
 PREFIX = "/signaling/"
 IDLE_TIMEOUT = 300.0  # seconds without a message (WebSocket pings count) before a client is dropped
@@ -89,8 +92,8 @@ async def serve_relay(request: Request, stream: trio.abc.Stream, daemon: "Daemon
     try:
         async with accepted(stream, daemon.config.server.max_frame_size) as websocket:
             await _relay(websocket, stream, name, request, daemon)
-    except HandshakeFailed:
-        log.info("relay socket dropped: handshake timed out", remote=request.remote[0])
+    except HandshakeFailed as failed:
+        throttled.info("relay socket dropped before it opened", reason=str(failed), remote=request.remote[0])
 
 
 async def _relay(websocket: WebSocketConnection, stream: trio.abc.Stream, name: str, request: Request, daemon: "Daemon") -> None:
@@ -100,8 +103,9 @@ async def _relay(websocket: WebSocketConnection, stream: trio.abc.Stream, name: 
         peer = room.join(credentials.get("username", "") or "peer", credentials.get("password"), kind="relay")
     except JoinRefused as refused:
         daemon.metrics.joins_refused.labels(refused.code).inc()
-        await websocket.send_message(rp.error("", rp.COULD_NOT_JOIN, refused.reason))
-        await websocket.aclose(POLICY_VIOLATION, refused.reason[:120])
+        with suppress(ConnectionClosed):  # the client may be gone already; it was refused either way
+            await websocket.send_message(rp.error("", rp.COULD_NOT_JOIN, refused.reason))
+            await websocket.aclose(POLICY_VIOLATION, refused.reason[:120])
         return
     daemon.metrics.joins.labels("relay").inc()
     structlog.contextvars.bind_contextvars(room=name, peer=peer.id)

@@ -21,7 +21,7 @@ NORMAL = 1000
 
 
 class HandshakeFailed(Exception):
-    """The client did not complete the WebSocket handshake in time."""
+    """The client did not complete the WebSocket handshake: too slow, or gone before the 101."""
 
 
 def origin_allowed(request: Request, allowed: tuple[str, ...]) -> bool:
@@ -39,25 +39,32 @@ def origin_allowed(request: Request, allowed: tuple[str, ...]) -> bool:
 async def accepted(stream: trio.abc.Stream, max_frame_size: int) -> AsyncIterator[WebSocketConnection]:
     """Complete the handshake on ``stream`` and yield the open WebSocket; it is closed on exit.
 
-    Raises HandshakeFailed when the client does not finish the handshake in time.
+    Raises HandshakeFailed when the client does not finish the handshake in
+    time, or its connection breaks before the 101 is sent.
     """
     async with trio.open_nursery() as nursery:
         websocket = None
+        failure = "timed out"
         with trio.move_on_after(HANDSHAKE_TIMEOUT):
-            request = await wrap_server_stream(
-                nursery, stream, message_queue_size=MESSAGE_QUEUE, max_message_size=max_frame_size
-            )
-            websocket = await request.accept()
+            try:
+                request = await wrap_server_stream(
+                    nursery, stream, message_queue_size=MESSAGE_QUEUE, max_message_size=max_frame_size
+                )
+                websocket = await request.accept()
+            except ConnectionClosed:
+                failure = "the connection broke"
         if websocket is None:
             nursery.cancel_scope.cancel()
-            raise HandshakeFailed("WebSocket handshake timed out")
-        try:
-            yield websocket
-        finally:
-            with trio.move_on_after(CLOSE_TIMEOUT) as cleanup:
-                cleanup.shield = True
-                await websocket.aclose()
-            nursery.cancel_scope.cancel()
+        else:
+            try:
+                yield websocket
+            finally:
+                with trio.move_on_after(CLOSE_TIMEOUT) as cleanup:
+                    cleanup.shield = True
+                    await websocket.aclose()
+                nursery.cancel_scope.cancel()
+    if websocket is None:  # raised here, outside the nursery, so that it is not wrapped in a group
+        raise HandshakeFailed(f"WebSocket handshake failed: {failure}")
 
 
 async def send_or_drop(websocket: WebSocketConnection, stream: trio.abc.Stream, text: str) -> bool:
