@@ -11,7 +11,7 @@ import trio
 
 from ..logs.ratelimit import ThrottledLog
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from .hosts import WILDCARDS, HostPolicy
+from .hosts import WILDCARDS, HostPolicy, is_loopback_address
 from .limits import TOTAL, OpenConnections
 from .ratelimit import ConnectionRateLimit
 from .request import Request, Response
@@ -78,7 +78,7 @@ class DaemonApp:
     def refusal(self, request: Request) -> Response | None:
         """421 for a Host this server does not answer to (HTTP and WebSocket alike)."""
         host = request.headers.get("host")
-        if self._host_policy().accepts(host):
+        if self._host_policy().accepts(host, loopback_peer=is_loopback_address(request.remote[0])):
             return None
         self.daemon.metrics.connections_refused.labels("host").inc()
         throttled.warning("request refused: Host not accepted", host=host, remote=request.remote[0])

@@ -64,15 +64,29 @@ class HostPolicy:
         names = hostnames if hostnames is not None else (host_name(listen_host), *LOOPBACK_NAMES)
         self.allowed = [parsed for parsed in map(split_host, names) if parsed is not None]
 
-    def accepts(self, host: str | None) -> bool:
+    def accepts(self, host: str | None, *, loopback_peer: bool = False) -> bool:
+        """Whether to answer a request with this Host header.
+
+        A loopback name from a loopback peer is always answered (``videoroomd
+        rooms --live`` asks so): a rebinding page sends its own name, never these.
+        """
         if self.any:
             return True
         parsed = split_host(host) if host is not None else None
         if parsed is None:
             return False
+        if loopback_peer and parsed[0] in LOOPBACK_NAMES:
+            return True
         name, port = parsed
         return any(name == allowed and (allowed_port is None or port == allowed_port)
                    for allowed, allowed_port in self.allowed)
+
+
+def is_loopback_address(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def is_loopback_host(host: str | None) -> bool:

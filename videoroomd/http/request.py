@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .hosts import is_loopback_host, proxy_headers
+from .hosts import is_loopback_address, is_loopback_host, proxy_headers
 
 
 @dataclass(frozen=True)
@@ -49,10 +48,7 @@ class Request:
         """
         if proxy_headers(self.headers) or not is_loopback_host(self.headers.get("host")):
             return False
-        try:
-            return ipaddress.ip_address(self.remote[0].split("%")[0]).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_address(self.remote[0])
 
     @property
     def own_origin(self) -> str:
