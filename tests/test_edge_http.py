@@ -127,7 +127,7 @@ async def test_a_request_smuggled_in_a_chunked_body_is_never_answered(tmp_path):
         assert b"rooms" not in response
 
 
-@pytest.mark.parametrize("target", ["http://[/", "http://evil.example/admin/rooms", "*", "/static/a%00b",
+@pytest.mark.parametrize("target", ["http://[/", "//[x/", "http://evil.example/admin/rooms", "*", "/static/a%00b",
                                     "/static/" + "x" * 3000, "/%ff%fe%00?%ff=%fe&&&=", "/room/%00"])
 async def test_odd_request_targets_get_an_answer_and_the_daemon_lives_on(tmp_path, target):
     async with running_daemon(tmp_path) as daemon:
@@ -173,10 +173,15 @@ async def test_a_client_that_never_reads_its_answers_is_dropped(tmp_path, monkey
     async with running_daemon(tmp_path) as daemon:
         stream = await connect(daemon.port)
         request = b"GET /static/js/main.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        dropped = False
         with trio.move_on_after(3):
-            for _ in range(3000):  # pipelined, never read: the answers pile up in the socket buffers
-                await stream.send_all(request)
-        await trio.sleep(1)
-        answers = await read_all(stream, timeout=10)  # the daemon closed the connection
-        assert answers.count(b"HTTP/1.1 200") < 3000
+            try:
+                for _ in range(3000):  # pipelined, never read: the answers pile up in the socket buffers
+                    await stream.send_all(request)
+            except trio.BrokenResourceError:
+                dropped = True  # reset by the daemon while still sending: dropped
+        if not dropped:
+            await trio.sleep(1)
+            answers = await read_all(stream, timeout=10)  # the daemon closed the connection
+            assert answers.count(b"HTTP/1.1 200") < 3000
         await still_serving(daemon)

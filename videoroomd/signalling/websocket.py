@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator
 
+import structlog
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_server_stream
 
 from ..http.request import Request
 from ..http.server import send_error as refuse
+from ..logs.ratelimit import ThrottledLog
+
+if TYPE_CHECKING:
+    from ..metrics import Metrics
+
+throttled = ThrottledLog(structlog.get_logger("videoroomd.websocket"))
 
 HANDSHAKE_TIMEOUT = 10.0  # seconds for the WebSocket handshake
 MESSAGE_QUEUE = 16         # frames read ahead of the handler before the socket stops reading
@@ -18,6 +25,7 @@ SEND_TIMEOUT = 15.0        # seconds one frame may take to leave; a client that 
 POLICY_VIOLATION = 1008
 GOING_AWAY = 1001
 NORMAL = 1000
+MESSAGE_TOO_BIG = 1009
 
 
 class HandshakeFailed(Exception):
@@ -67,11 +75,12 @@ async def accepted(stream: trio.abc.Stream, max_frame_size: int) -> AsyncIterato
         raise HandshakeFailed(f"WebSocket handshake failed: {failure}")
 
 
-async def send_or_drop(websocket: WebSocketConnection, stream: trio.abc.Stream, text: str) -> bool:
+async def send_or_drop(websocket: WebSocketConnection, stream: trio.abc.Stream, text: str, metrics: "Metrics") -> bool:
     """Send one frame within SEND_TIMEOUT; returns False when the connection is gone or was dropped.
 
     A send interrupted halfway leaves a partial frame on the wire, so a stalled
-    client gets its TCP connection dropped rather than a close frame.
+    client gets its TCP connection dropped rather than a close frame; it is
+    logged as cut off and counted (``slow_consumer``).
     """
     with trio.move_on_after(SEND_TIMEOUT):
         try:
@@ -79,8 +88,17 @@ async def send_or_drop(websocket: WebSocketConnection, stream: trio.abc.Stream, 
             return True
         except ConnectionClosed:
             return False
+    metrics.errors.labels("slow_consumer").inc()
+    throttled.warning("client cut off: a frame took too long to leave", limit_s=SEND_TIMEOUT)
     await trio.aclose_forcefully(stream)
     return False
+
+
+def frame_too_large(closed: ConnectionClosed, metrics: "Metrics", remote: tuple[str, int], limit: int) -> None:
+    """When the socket was closed for a frame over ``max_frame_size`` (1009): count and log it."""
+    if closed.reason.code == MESSAGE_TOO_BIG:
+        metrics.errors.labels("frame_too_large").inc()
+        throttled.warning("socket closed: frame too large", remote=remote[0], limit=limit)
 
 
 async def receive_within(websocket: WebSocketConnection, seconds: float) -> str | bytes | None:
