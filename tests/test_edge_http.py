@@ -8,7 +8,7 @@ import pytest
 import trio
 from structlog.testing import capture_logs
 
-from edge_helpers import connect, exchange, get, read_all, status_of, upgrade_head
+from edge_helpers import connect, exchange, get, read_all, reset, status_of, upgrade_head
 from signalling_helpers import phoenix_client, running_daemon
 from test_edge_isolation import metric, still_serving
 
@@ -185,3 +185,29 @@ async def test_a_client_that_never_reads_its_answers_is_dropped(tmp_path, monkey
             answers = await read_all(stream, timeout=10)  # the daemon closed the connection
             assert answers.count(b"HTTP/1.1 200") < 3000
         await still_serving(daemon)
+
+
+async def test_failed_tls_handshakes_end_only_their_connection(tmp_path):
+    import ssl
+
+    from videoroomd.certs.generate import generate
+    generate(tmp_path / "tls.crt", tmp_path / "tls.key", cn="localhost", days=1)
+    server = f'tls_cert = "{tmp_path}/tls.crt"\ntls_key = "{tmp_path}/tls.key"'
+    async with running_daemon(tmp_path, server=server) as daemon:
+        # plain HTTP to the TLS port; garbage; a ClientHello, then a reset; a client that distrusts the certificate
+        assert await exchange(daemon.port, get("/healthz")) == b""
+        assert await exchange(daemon.port, b"\x16\x03\x01\x00\x05hello" + bytes(range(256))) == b""
+        stream = await connect(daemon.port)
+        hello = trio.SSLStream(stream, ssl.create_default_context(), server_hostname="localhost")
+        with pytest.raises(trio.BrokenResourceError):
+            await hello.do_handshake()  # the certificate is not trusted: the client gives up
+        await trio.aclose_forcefully(hello)
+        stream = await connect(daemon.port)
+        await stream.send_all(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40)
+        reset(stream)
+        await trio.sleep(0.2)
+        context = ssl.create_default_context(cafile=str(tmp_path / "tls.crt"))
+        tls = trio.SSLStream(await connect(daemon.port), context, server_hostname="localhost")
+        await tls.send_all(get("/healthz", host=f"localhost:{daemon.port}"))
+        assert status_of(await read_all(tls)) == 200
+        assert metric(daemon, "videoroomd_connection_errors_total") == 0
