@@ -9,9 +9,9 @@ the handshake itself; everything else is answered through h11.
 from __future__ import annotations
 
 import ssl
-from urllib.parse import urlsplit
 from http import HTTPStatus
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import h11
 import structlog
@@ -220,7 +220,8 @@ async def _serve(stream: trio.abc.Stream, app: App, scheme: str, remote: tuple[s
             request, connection = _parse_head(head, remote, scheme)
             refused = app.refusal(request)
             if refused is not None:
-                await send_error(stream, refused.status, refused.body.decode())
+                with trio.move_on_after(REFUSAL_TIMEOUT):
+                    await send_error(stream, refused.status, refused.body.decode())
                 return
             if request.is_websocket:
                 await app.websocket(request, ReplayStream(stream, head + bytes(buffer)))
