@@ -150,6 +150,16 @@ async def test_odd_bytes_in_cookies_and_queries_get_an_answer(tmp_path):
         assert metric(daemon, "videoroomd_connection_errors_total") == 0
 
 
+async def test_a_websocket_upgrade_with_bytes_beyond_ascii_gets_400(tmp_path):
+    async with running_daemon(tmp_path) as daemon:
+        for path in ("/socket/websocket?vsn=2.0.0", "/signaling/lobby"):
+            head = upgrade_head(path).replace(b"Connection: Upgrade", b"Connection: Upgrade\xa2")
+            response = await exchange(daemon.port, head)
+            assert status_of(response) == 400 and b"must be ASCII" in response
+        await still_serving(daemon)
+        assert metric(daemon, "videoroomd_connection_errors_total") == 0
+
+
 async def test_a_head_trickled_byte_by_byte_is_cut_off(tmp_path, monkeypatch):
     from videoroomd.http import server
     monkeypatch.setattr(server, "HEAD_TIMEOUT", 0.5)  # instead of 10 s; the idle wait stays 60 s

@@ -224,6 +224,8 @@ async def _serve(stream: trio.abc.Stream, app: App, scheme: str, remote: tuple[s
                     await send_error(stream, refused.status, refused.body.decode())
                 return
             if request.is_websocket:
+                if not head.isascii():  # the WebSocket handshake code reads the head as ASCII, and raises otherwise
+                    raise _BadRequest("a WebSocket upgrade request must be ASCII text")
                 await app.websocket(request, ReplayStream(stream, head + bytes(buffer)))
                 return
             response = await app.http(request)
