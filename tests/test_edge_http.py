@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import json
+import ssl
+import subprocess
+import sys
 
 import pytest
 import trio
@@ -57,7 +59,8 @@ async def test_a_rebinding_page_reads_nothing_and_opens_no_socket(tmp_path):
         upgrade = upgrade_head("/socket/websocket?vsn=2.0.0", host=evil, headers=[("Origin", f"http://{evil}")])
         response = await exchange(daemon.port, upgrade)
         assert status_of(response) == 421 and b" 101 " not in response
-        response = await exchange(daemon.port, upgrade_head("/signaling/lobby", host=evil, headers=[("Origin", f"http://{evil}")]))
+        upgrade = upgrade_head("/signaling/lobby", host=evil, headers=[("Origin", f"http://{evil}")])
+        response = await exchange(daemon.port, upgrade)
         assert status_of(response) == 421
         assert metric(daemon, 'videoroomd_connections_refused_total{reason="host"}') == 5
         # by its own names it answers
@@ -92,8 +95,6 @@ async def test_the_admin_view_is_refused_through_any_proxy(tmp_path, header):
 
 
 def test_rooms_live_still_reaches_the_admin_view(start_daemon):
-    import subprocess
-    import sys
     daemon = start_daemon()
     done = subprocess.run([sys.executable, "-m", "videoroomd", "rooms", "--live", "--json", "--config", str(daemon.config)],
                           capture_output=True, text=True, timeout=30)
@@ -198,8 +199,6 @@ async def test_a_client_that_never_reads_its_answers_is_dropped(tmp_path, monkey
 
 
 async def test_failed_tls_handshakes_end_only_their_connection(tmp_path):
-    import ssl
-
     from videoroomd.certs.generate import generate
     generate(tmp_path / "tls.crt", tmp_path / "tls.key", cn="localhost", days=1)
     server = f'tls_cert = "{tmp_path}/tls.crt"\ntls_key = "{tmp_path}/tls.key"'

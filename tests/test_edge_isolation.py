@@ -47,7 +47,8 @@ async def test_deep_json_and_huge_numbers_are_refused_on_every_input(tmp_path):
                 assert message["event"] == "error" and message["to"] == [peer_id]
                 assert "not JSON" in message["data"]["details"]
         for cookie in (DEEP, HUGE_NUMBER):
-            response = await exchange(daemon.port, upgrade_head("/signaling/lobby", headers=[("Cookie", f"credentials={cookie}")]))
+            upgrade = upgrade_head("/signaling/lobby", headers=[("Cookie", f"credentials={cookie}")])
+            response = await exchange(daemon.port, upgrade)
             assert status_of(response) == 400 and b"credentials cookie must hold JSON" in response
         await still_serving(daemon)
 
