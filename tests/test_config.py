@@ -54,6 +54,8 @@ def test_full_config_loads_into_typed_values(tmp_path: Path):
     assert config.server.drain_timeout == 2.5 and config.server.dynamic_rooms is True
     assert config.server.max_dynamic_rooms == 50
     assert config.server.allowed_origins == ("https://meet.example.org", "http://localhost:3000")
+    assert (config.server.max_connections, config.server.max_connections_per_address) == (200, 32)
+    assert config.server.hostnames == ("meet.example.org", "[::1]:8443")
     assert config.ice.addresses == ("127.0.0.1", "::1") and config.ice.announced_ip == "203.0.113.7"
     assert config.log.level == "debug" and config.log.format == "json"
     lobby = config.rooms["lobby"]
@@ -120,6 +122,28 @@ def test_builtin_default_is_the_shipped_example_and_valid():
     assert list(config.rooms) == ["lobby", "standup"]
     # nothing in the default may send traffic beyond this machine
     assert all(not r.stun_servers and not r.turn_servers for r in config.rooms.values())
+
+
+@pytest.mark.parametrize("value, message", [
+    ('hostnames = ["http://meet.example.org"]', "expected a host name or address with an optional port"),
+    ('hostnames = ["meet.example.org:0"]', "expected a host name or address with an optional port"),
+    ('hostnames = "meet.example.org"', "expected an array"),
+    ("max_connections = 0", "expected an integer from 1 to 1000000"),
+    ("max_connections_per_address = -1", "expected an integer from 1 to 1000000"),
+])
+def test_edge_settings_are_checked(tmp_path, value, message):
+    path = tmp_path / "edge.toml"
+    path.write_text(f"[server]\n{value}\n[rooms.x]\n")
+    with pytest.raises(ConfigError) as caught:
+        load(Location(path))
+    assert message in str(caught.value) and "server." in str(caught.value)
+
+
+def test_edge_settings_default_to_room_for_a_school_behind_one_address(tmp_path):
+    path = tmp_path / "edge.toml"
+    path.write_text("[rooms.x]\n")
+    server = load(Location(path)).server
+    assert (server.max_connections, server.max_connections_per_address, server.hostnames) == (1024, 64, None)
 
 
 def test_allowed_origins_compare_as_browsers_send_them(tmp_path):

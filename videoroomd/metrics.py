@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -62,6 +62,10 @@ class Metrics:
         self.messages_out = Counter("videoroomd_messages_sent", "Signalling messages sent", ["kind"], registry=self.registry)
         self.errors = Counter("videoroomd_protocol_errors", "Bad frames and protocol errors, by kind", ["kind"], registry=self.registry)
         self.connections_refused = Counter("videoroomd_connections_refused", "Connections refused, by reason", ["reason"], registry=self.registry)
+        self.connections_open = Gauge("videoroomd_connections_open", "Client connections open now", registry=self.registry)
+        self.connection_errors = Counter(
+            "videoroomd_connection_errors", "Connections ended by an unexpected error (each logged with its traceback)",
+            registry=self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -29,3 +29,6 @@ def run_serve(location: Location, config: Config, user_error: Callable[[str], Ex
         raise user_error(f"{location.name}: server.listen: {error}") from None
     except KeyboardInterrupt:
         return 1
+    except Exception as error:  # a fault of the daemon itself: into the log (file too) with its traceback, not only stderr
+        log.critical("daemon failed; exiting", error=repr(error), exc_info=error)
+        return 1

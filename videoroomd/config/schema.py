@@ -62,6 +62,9 @@ class ServerConfig:
     max_frame_size: int = 65536
     allowed_origins: tuple[str, ...] = ()
     connections_per_second: int = 20
+    max_connections: int = 1024
+    max_connections_per_address: int = 64
+    hostnames: tuple[str, ...] | None = None  # None: the listen address and the loopback names
     admin_token: str | None = field(default=None, repr=False)
 
     @property

@@ -25,6 +25,7 @@ from .schema import (
     TurnServer,
 )
 from ..certs import pem
+from ..http.hosts import split_host
 
 MAX_PEERS_RANGE = (1, 1000)
 # The one rule for room names, wherever a name comes from: the config file, a Phoenix
@@ -297,6 +298,14 @@ def _origin(value: Any, path: tuple[str, ...]) -> str:
     return text
 
 
+def _hostname(value: Any, path: tuple[str, ...]) -> str:
+    text = _nonempty_string(value, path).strip().lower()
+    if split_host(text) is None:
+        raise _Invalid(f'expected a host name or address with an optional port, like "meet.example.org", '
+                       f'"meet.example.org:8443" or "[2001:db8::1]", got {text!r}')
+    return text
+
+
 def _path_under(base: Path) -> Callable[[Any, tuple[str, ...]], Path]:
     def convert(value: Any, path: tuple[str, ...]) -> Path:
         text = _nonempty_string(value, path)
@@ -383,6 +392,9 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
         max_frame_size=server_table.take("max_frame_size", 65536, _integer(1024, 16 * 1024 * 1024)),
         allowed_origins=server_table.take("allowed_origins", (), _array_of(_origin)),
         connections_per_second=server_table.take("connections_per_second", 20, _integer(1, 100000)),
+        max_connections=server_table.take("max_connections", 1024, _integer(1, 1000000)),
+        max_connections_per_address=server_table.take("max_connections_per_address", 64, _integer(1, 1000000)),
+        hostnames=server_table.take("hostnames", None, _array_of(_hostname)),
         admin_token=server_table.take("admin_token", None, _nonempty_string),
     )
     server_table.finish()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from .hosts import is_loopback_address, is_loopback_host, proxy_headers
 
 
 @dataclass(frozen=True)
@@ -39,13 +40,15 @@ class Request:
 
     @property
     def from_loopback(self) -> bool:
-        """Sent from this machine, and not relayed by a proxy on it."""
-        if "x-forwarded-for" in self.headers or "forwarded" in self.headers:
+        """Sent from this machine to a loopback name, and not relayed by a proxy (of any kind) on it.
+
+        A page of another site whose name resolves to 127.0.0.1 (DNS rebinding)
+        sends its own name as Host, and a proxy on this machine adds its headers:
+        neither is this machine's own user.
+        """
+        if proxy_headers(self.headers) or not is_loopback_host(self.headers.get("host")):
             return False
-        try:
-            return ipaddress.ip_address(self.remote[0].split("%")[0]).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_address(self.remote[0])
 
     @property
     def own_origin(self) -> str:

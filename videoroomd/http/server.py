@@ -11,12 +11,14 @@ from __future__ import annotations
 import ssl
 from http import HTTPStatus
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import h11
 import structlog
 import trio
 
 from ..config import ServerConfig
+from .isolation import contained
 from .request import Request, Response
 
 log = structlog.get_logger("videoroomd.http")
@@ -24,15 +26,32 @@ log = structlog.get_logger("videoroomd.http")
 MAX_HEAD = 16 * 1024          # bytes of request line + headers
 HEAD_TIMEOUT = 10.0           # seconds to send a request head
 IDLE_TIMEOUT = 60.0           # seconds a kept-alive connection may sit idle
+SEND_TIMEOUT = 15.0           # seconds a response may take to leave; a client that does not read is dropped
+REFUSAL_TIMEOUT = 2.0         # seconds to tell a refused connection why (a TLS handshake may never finish)
 SERVER_NAME = b"videoroomd"
 
 
 class App(Protocol):
+    """What the listener asks of the application, connection by connection."""
+
+    def admit(self, remote: tuple[str, int]) -> Response | None:
+        """Take a place for a new connection; or the refusal to send it instead (no place taken)."""
+
+    def release(self, remote: tuple[str, int]) -> None:
+        """The connection :meth:`admit` let in has ended."""
+
+    def refusal(self, request: Request) -> Response | None:
+        """The answer to a request that must not reach :meth:`http` or :meth:`websocket` (wrong Host...)."""
+
+    def bad_request(self, remote: tuple[str, int], reason: str) -> None:
+        """A request head was refused as malformed."""
+
+    def failed(self, remote: tuple[str, int], error: BaseException) -> None:
+        """The connection ended on an unexpected error (a bug, or a case not foreseen): log and count it."""
+
     async def http(self, request: Request) -> Response: ...
 
     async def websocket(self, request: Request, stream: trio.abc.Stream) -> None: ...
-
-    def admit(self, remote: tuple[str, int]) -> bool: ...
 
 
 class ReplayStream(trio.abc.Stream):
@@ -63,8 +82,13 @@ class _BadRequest(Exception):
     pass
 
 
-async def _read_head(stream: trio.abc.Stream, buffer: bytearray) -> bytes | None:
-    """Read up to and including the blank line; ``None`` when the peer closed cleanly."""
+async def _read_head(stream: trio.abc.Stream, buffer: bytearray, deadline: trio.CancelScope) -> bytes | None:
+    """Read up to and including the blank line; ``None`` when the peer closed cleanly.
+
+    Once the first byte of a head is in, the whole head must come within
+    HEAD_TIMEOUT: ``deadline`` is brought forward (a client may idle between
+    requests, but not trickle one byte at a time).
+    """
     while True:
         end = buffer.find(b"\r\n\r\n")
         if end >= 0:
@@ -78,6 +102,8 @@ async def _read_head(stream: trio.abc.Stream, buffer: bytearray) -> bytes | None
             if buffer:
                 raise _BadRequest("connection closed mid-request")
             return None
+        if not buffer:
+            deadline.deadline = min(deadline.deadline, trio.current_time() + HEAD_TIMEOUT)
         buffer += chunk
 
 
@@ -90,15 +116,25 @@ def _parse_head(head: bytes, remote: tuple[str, int], scheme: str) -> tuple[Requ
         raise _BadRequest(str(error)) from None
     if not isinstance(event, h11.Request):
         raise _BadRequest("incomplete request")
+    target = event.target.decode("latin-1")
+    if not target.startswith("/"):
+        raise _BadRequest(f"the request target must be a path starting with '/', not {target[:100]!r}")
+    try:
+        urlsplit(target)
+    except ValueError as error:
+        raise _BadRequest(f"the request target cannot be read: {error}") from None
     headers: dict[str, str] = {}
     for name, value in event.headers:
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         headers[key] = f"{headers[key]}, {text}" if key in headers else text
-    if "content-length" in headers or "transfer-encoding" in headers:
-        if headers.get("content-length", "0").strip() != "0":
-            raise _BadRequest("request bodies are not accepted")
-    request = Request(event.method.decode("ascii"), event.target.decode("latin-1"), headers, remote, scheme)
+    # A body this server would not read is the next request's head to it, and not to a
+    # proxy in front: a request smuggled in. So there are none, chunked or not.
+    if "transfer-encoding" in headers:
+        raise _BadRequest("Transfer-Encoding is not accepted: requests here have no body")
+    if headers.get("content-length", "0").strip() != "0":
+        raise _BadRequest("request bodies are not accepted")
+    request = Request(event.method.decode("ascii"), target, headers, remote, scheme)
     return request, connection
 
 
@@ -147,33 +183,62 @@ def _remote_of(stream: trio.abc.Stream) -> tuple[str, int]:
 
 
 async def handle_connection(stream: trio.abc.Stream, app: App, scheme: str) -> None:
-    """Serve one connection until it closes, or hand it over to ``app.websocket``."""
+    """Serve one connection until it closes, or hand it over to ``app.websocket``.
+
+    Returns when the connection is done, whatever happened on it: any error
+    ends this connection only (``app.failed`` hears of it); only cancellation
+    propagates.
+    """
     remote = _remote_of(stream)
     try:
-        if not app.admit(remote):
-            await send_error(stream, 429, "too many new connections from your address; slow down")
-            return
+        await contained(lambda: _admitted(stream, app, scheme, remote), lambda error: app.failed(remote, error))
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+async def _admitted(stream: trio.abc.Stream, app: App, scheme: str, remote: tuple[str, int]) -> None:
+    refused = app.admit(remote)
+    if refused is not None:
+        with trio.move_on_after(REFUSAL_TIMEOUT):
+            await send_error(stream, refused.status, refused.body.decode())
+        return
+    try:
+        await _serve(stream, app, scheme, remote)
+    finally:
+        app.release(remote)
+
+
+async def _serve(stream: trio.abc.Stream, app: App, scheme: str, remote: tuple[str, int]) -> None:
+    try:
         buffer = bytearray()
         while True:
             head = None
-            with trio.move_on_after(HEAD_TIMEOUT if buffer else IDLE_TIMEOUT):
-                head = await _read_head(stream, buffer)
+            with trio.move_on_after(HEAD_TIMEOUT if buffer else IDLE_TIMEOUT) as deadline:
+                head = await _read_head(stream, buffer, deadline)
             if head is None:
                 return  # closed by the client, or idle too long
             request, connection = _parse_head(head, remote, scheme)
+            refused = app.refusal(request)
+            if refused is not None:
+                with trio.move_on_after(REFUSAL_TIMEOUT):
+                    await send_error(stream, refused.status, refused.body.decode())
+                return
             if request.is_websocket:
+                if not head.isascii():  # the WebSocket handshake code reads the head as ASCII, and raises otherwise
+                    raise _BadRequest("a WebSocket upgrade request must be ASCII text")
                 await app.websocket(request, ReplayStream(stream, head + bytes(buffer)))
                 return
             response = await app.http(request)
-            await _send(stream, connection, response, head_only=request.method == "HEAD")
-            if connection.our_state is h11.MUST_CLOSE:
+            with trio.move_on_after(SEND_TIMEOUT) as sending:
+                await _send(stream, connection, response, head_only=request.method == "HEAD")
+            if sending.cancelled_caught or connection.our_state is h11.MUST_CLOSE:
                 return
     except _BadRequest as error:
-        await send_error(stream, 400, f"bad request: {error}")
+        app.bad_request(remote, str(error))
+        with trio.move_on_after(REFUSAL_TIMEOUT):
+            await send_error(stream, 400, f"bad request: {error}")
     except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
         pass
-    finally:
-        await trio.aclose_forcefully(stream)
 
 
 def tls_context(config: ServerConfig) -> ssl.SSLContext | None:

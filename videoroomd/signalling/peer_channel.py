@@ -14,18 +14,20 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from ..http.request import Request
+from ..logs.ratelimit import ThrottledLog
 from ..rooms import JoinRefused, Peer, Room
 from ..rooms.registry import shown_name
 from ..rooms.room import display_name
 from . import phoenix
 from .phoenix import Frame, ProtocolError
-from .websocket import (GOING_AWAY, POLICY_VIOLATION, HandshakeFailed, accepted, origin_allowed, receive_within, refuse,
-                        send_or_drop)
+from .websocket import (GOING_AWAY, POLICY_VIOLATION, HandshakeFailed, accepted, frame_too_large, origin_allowed,
+                        receive_within, refuse, send_or_drop)
 
 if TYPE_CHECKING:
     from ..daemon.daemon import Daemon
 
 log = structlog.get_logger("videoroomd.peer_channel")
+throttled = ThrottledLog(log)
 
 PATH = "/socket/websocket"
 IDLE_TIMEOUT = 60.0       # phoenix.js sends a heartbeat every 30 s; silence past this is a dead client
@@ -37,7 +39,7 @@ async def serve_socket(request: Request, stream: trio.abc.Stream, daemon: "Daemo
     """Serve one ``/socket/websocket`` connection until it closes. Never raises for client faults."""
     if not origin_allowed(request, daemon.config.server.allowed_origins):
         daemon.metrics.connections_refused.labels("origin").inc()
-        log.warning("socket refused: origin not allowed", origin=request.headers.get("origin"), remote=request.remote[0])
+        throttled.warning("socket refused: origin not allowed", origin=request.headers.get("origin"), remote=request.remote[0])
         await refuse(stream, 403, f"origin {request.headers.get('origin')} is not allowed here")
         return
     vsn = request.query.get("vsn", "2.0.0")
@@ -47,8 +49,8 @@ async def serve_socket(request: Request, stream: trio.abc.Stream, daemon: "Daemo
     try:
         async with accepted(stream, daemon.config.server.max_frame_size) as websocket:
             await PeerChannel(websocket, stream, daemon, request.remote).run()
-    except HandshakeFailed:
-        log.info("socket dropped: handshake timed out", remote=request.remote[0])
+    except HandshakeFailed as failed:
+        throttled.info("socket dropped before it opened", reason=str(failed), remote=request.remote[0])
 
 
 class PeerChannel:
@@ -82,10 +84,7 @@ class PeerChannel:
             try:
                 message = await receive_within(self.websocket, IDLE_TIMEOUT)
             except ConnectionClosed as closed:
-                if closed.reason.code == 1009:
-                    self.metrics.errors.labels("frame_too_large").inc()
-                    log.warning("socket closed: frame too large", remote=self.remote[0],
-                                limit=self.daemon.config.server.max_frame_size)
+                frame_too_large(closed, self.metrics, self.remote, self.daemon.config.server.max_frame_size)
                 return
             if message is None:
                 log.info("socket closed: no heartbeat", remote=self.remote[0], idle_s=IDLE_TIMEOUT)
@@ -103,7 +102,7 @@ class PeerChannel:
         """Tell the client what was wrong; returns False once it has done so too often (socket closed)."""
         self.bad_frames += 1
         self.metrics.errors.labels("bad_frame").inc()
-        log.info("bad frame", remote=self.remote[0], error=what)
+        throttled.info("bad frame", remote=self.remote[0], error=what)
         if self.bad_frames > MAX_BAD_FRAMES:
             await self.websocket.aclose(POLICY_VIOLATION, "too many malformed frames")
             return False
@@ -192,7 +191,8 @@ class PeerChannel:
         async for message in peer.outbox:
             if peer.cut_off:
                 break
-            if not await send_or_drop(self.websocket, self.stream, phoenix.push(join_ref, topic, MEDIA_EVENT, {"data": message}).encode()):
+            frame = phoenix.push(join_ref, topic, MEDIA_EVENT, {"data": message}).encode()
+            if not await send_or_drop(self.websocket, self.stream, frame, self.metrics):
                 return
             self.metrics.messages_out.labels("phoenix").inc()
         reason = peer.closed_reason or "removed"

@@ -10,6 +10,7 @@ goes to the peers it names, with ``from`` set by the server.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import TYPE_CHECKING
 
 import structlog
@@ -19,15 +20,17 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 from .. import json_limits
 from ..config.validate import ROOM_NAME_RULE, is_room_name
 from ..http.request import Request
+from ..logs.ratelimit import ThrottledLog
 from ..rooms import JoinRefused, Peer, Room
 from . import relay_protocol as rp
-from .websocket import (GOING_AWAY, NORMAL, POLICY_VIOLATION, HandshakeFailed, accepted, origin_allowed, receive_within,
-                        refuse, send_or_drop)
+from .websocket import (GOING_AWAY, NORMAL, POLICY_VIOLATION, HandshakeFailed, accepted, frame_too_large, origin_allowed,
+                        receive_within, refuse, send_or_drop)
 
 if TYPE_CHECKING:
     from ..daemon.daemon import Daemon
 
 log = structlog.get_logger("videoroomd.relay")
+throttled = ThrottledLog(log)
 
 PREFIX = "/signaling/"
 IDLE_TIMEOUT = 300.0  # seconds without a message (WebSocket pings count) before a client is dropped
@@ -86,14 +89,14 @@ async def serve_relay(request: Request, stream: trio.abc.Stream, daemon: "Daemon
         name = _check(request, daemon)
     except _Refusal as refusal:
         daemon.metrics.connections_refused.labels(f"relay_{refusal.status}").inc()
-        log.info("relay connection refused", status=refusal.status, reason=str(refusal), remote=request.remote[0])
+        throttled.info("relay connection refused", status=refusal.status, reason=str(refusal), remote=request.remote[0])
         await refuse(stream, refusal.status, str(refusal))
         return
     try:
         async with accepted(stream, daemon.config.server.max_frame_size) as websocket:
             await _relay(websocket, stream, name, request, daemon)
-    except HandshakeFailed:
-        log.info("relay socket dropped: handshake timed out", remote=request.remote[0])
+    except HandshakeFailed as failed:
+        throttled.info("relay socket dropped before it opened", reason=str(failed), remote=request.remote[0])
 
 
 async def _relay(websocket: WebSocketConnection, stream: trio.abc.Stream, name: str, request: Request, daemon: "Daemon") -> None:
@@ -103,8 +106,9 @@ async def _relay(websocket: WebSocketConnection, stream: trio.abc.Stream, name: 
                                               credentials.get("password"), kind="relay")
     except JoinRefused as refused:
         daemon.metrics.joins_refused.labels(refused.code).inc()
-        await websocket.send_message(rp.error("", rp.COULD_NOT_JOIN, refused.reason))
-        await websocket.aclose(POLICY_VIOLATION, refused.reason[:120])
+        with suppress(ConnectionClosed):  # the client may be gone already; it was refused either way
+            await websocket.send_message(rp.error("", rp.COULD_NOT_JOIN, refused.reason))
+            await websocket.aclose(POLICY_VIOLATION, refused.reason[:120])
         return
     daemon.metrics.joins.labels("relay").inc()
     structlog.contextvars.bind_contextvars(room=name, peer=peer.id)
@@ -113,19 +117,20 @@ async def _relay(websocket: WebSocketConnection, stream: trio.abc.Stream, name: 
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_pump, websocket, stream, peer, daemon)
-            await _read(websocket, peer, room, daemon)
+            await _read(websocket, peer, room, daemon, request.remote)
             nursery.cancel_scope.cancel()
     finally:
         room.leave(peer, "connection closed")
         room.broadcast(rp.left(peer.id), kind="relay")
 
 
-async def _read(websocket: WebSocketConnection, peer: Peer, room: Room, daemon: "Daemon") -> None:
+async def _read(websocket: WebSocketConnection, peer: Peer, room: Room, daemon: "Daemon", remote: tuple[str, int]) -> None:
     bad = 0
     while True:
         try:
             text = await receive_within(websocket, IDLE_TIMEOUT)
-        except ConnectionClosed:
+        except ConnectionClosed as closed:
+            frame_too_large(closed, daemon.metrics, remote, daemon.config.server.max_frame_size)
             return
         if text is None:
             await websocket.aclose(POLICY_VIOLATION, "idle for too long")
@@ -136,6 +141,7 @@ async def _read(websocket: WebSocketConnection, peer: Peer, room: Room, daemon: 
         except rp.InvalidMessage as invalid:
             bad += 1
             daemon.metrics.errors.labels("bad_frame").inc()
+            throttled.info("invalid relay message", remote=remote[0], error=str(invalid))
             if bad > MAX_BAD_MESSAGES:
                 await websocket.aclose(POLICY_VIOLATION, "too many invalid messages")
                 return
@@ -155,7 +161,7 @@ async def _pump(websocket: WebSocketConnection, stream: trio.abc.Stream, peer: P
     async for text in peer.outbox:
         if peer.cut_off:
             break
-        if not await send_or_drop(websocket, stream, text):
+        if not await send_or_drop(websocket, stream, text, daemon.metrics):
             return
         daemon.metrics.messages_out.labels("relay").inc()
     reason = peer.closed_reason or ""

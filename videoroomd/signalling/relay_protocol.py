@@ -17,6 +17,8 @@ INVALID_MESSAGE = "Invalid message"
 COULD_NOT_JOIN = "Could not join room"
 ROOM_CLOSED = "Room closed"
 MAX_RECIPIENTS = 1000
+# The events the server itself sends: a peer sending one could pass for the server.
+SERVER_EVENTS = frozenset({"joined", "left", "authenticated", "error"})
 
 
 class InvalidMessage(Exception):
@@ -40,6 +42,8 @@ def parse(text: str | bytes) -> Outgoing:
     event = value.get("event")
     if not isinstance(event, str) or not event:
         raise InvalidMessage("event must be a non-empty string")
+    if event in SERVER_EVENTS:
+        raise InvalidMessage(f"event {event!r} is the server's own; peers may not send it")
     to = value.get("to")
     if to == ALL:
         recipients = None

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator
 
+import structlog
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_server_stream
 
 from ..http.request import Request
 from ..http.server import send_error as refuse
+from ..logs.ratelimit import ThrottledLog
+
+if TYPE_CHECKING:
+    from ..metrics import Metrics
+
+throttled = ThrottledLog(structlog.get_logger("videoroomd.websocket"))
 
 HANDSHAKE_TIMEOUT = 10.0  # seconds for the WebSocket handshake
 MESSAGE_QUEUE = 16         # frames read ahead of the handler before the socket stops reading
@@ -18,10 +25,11 @@ SEND_TIMEOUT = 15.0        # seconds one frame may take to leave; a client that 
 POLICY_VIOLATION = 1008
 GOING_AWAY = 1001
 NORMAL = 1000
+MESSAGE_TOO_BIG = 1009
 
 
 class HandshakeFailed(Exception):
-    """The client did not complete the WebSocket handshake in time."""
+    """The client did not complete the WebSocket handshake: too slow, or gone before the 101."""
 
 
 def origin_allowed(request: Request, allowed: tuple[str, ...]) -> bool:
@@ -39,32 +47,40 @@ def origin_allowed(request: Request, allowed: tuple[str, ...]) -> bool:
 async def accepted(stream: trio.abc.Stream, max_frame_size: int) -> AsyncIterator[WebSocketConnection]:
     """Complete the handshake on ``stream`` and yield the open WebSocket; it is closed on exit.
 
-    Raises HandshakeFailed when the client does not finish the handshake in time.
+    Raises HandshakeFailed when the client does not finish the handshake in
+    time, or its connection breaks before the 101 is sent.
     """
     async with trio.open_nursery() as nursery:
         websocket = None
+        failure = "timed out"
         with trio.move_on_after(HANDSHAKE_TIMEOUT):
-            request = await wrap_server_stream(
-                nursery, stream, message_queue_size=MESSAGE_QUEUE, max_message_size=max_frame_size
-            )
-            websocket = await request.accept()
+            try:
+                request = await wrap_server_stream(
+                    nursery, stream, message_queue_size=MESSAGE_QUEUE, max_message_size=max_frame_size
+                )
+                websocket = await request.accept()
+            except ConnectionClosed:
+                failure = "the connection broke"
         if websocket is None:
             nursery.cancel_scope.cancel()
-            raise HandshakeFailed("WebSocket handshake timed out")
-        try:
-            yield websocket
-        finally:
-            with trio.move_on_after(CLOSE_TIMEOUT) as cleanup:
-                cleanup.shield = True
-                await websocket.aclose()
-            nursery.cancel_scope.cancel()
+        else:
+            try:
+                yield websocket
+            finally:
+                with trio.move_on_after(CLOSE_TIMEOUT) as cleanup:
+                    cleanup.shield = True
+                    await websocket.aclose()
+                nursery.cancel_scope.cancel()
+    if websocket is None:  # raised here, outside the nursery, so that it is not wrapped in a group
+        raise HandshakeFailed(f"WebSocket handshake failed: {failure}")
 
 
-async def send_or_drop(websocket: WebSocketConnection, stream: trio.abc.Stream, text: str) -> bool:
+async def send_or_drop(websocket: WebSocketConnection, stream: trio.abc.Stream, text: str, metrics: "Metrics") -> bool:
     """Send one frame within SEND_TIMEOUT; returns False when the connection is gone or was dropped.
 
     A send interrupted halfway leaves a partial frame on the wire, so a stalled
-    client gets its TCP connection dropped rather than a close frame.
+    client gets its TCP connection dropped rather than a close frame; it is
+    logged as cut off and counted (``slow_consumer``).
     """
     with trio.move_on_after(SEND_TIMEOUT):
         try:
@@ -72,8 +88,17 @@ async def send_or_drop(websocket: WebSocketConnection, stream: trio.abc.Stream, 
             return True
         except ConnectionClosed:
             return False
+    metrics.errors.labels("slow_consumer").inc()
+    throttled.warning("client cut off: a frame took too long to leave", limit_s=SEND_TIMEOUT)
     await trio.aclose_forcefully(stream)
     return False
+
+
+def frame_too_large(closed: ConnectionClosed, metrics: "Metrics", remote: tuple[str, int], limit: int) -> None:
+    """When the socket was closed for a frame over ``max_frame_size`` (1009): count and log it."""
+    if closed.reason.code == MESSAGE_TOO_BIG:
+        metrics.errors.labels("frame_too_large").inc()
+        throttled.warning("socket closed: frame too large", remote=remote[0], limit=limit)
 
 
 async def receive_within(websocket: WebSocketConnection, seconds: float) -> str | bytes | None:

@@ -42,9 +42,12 @@ def _static(path: str, request: Request) -> Response | None:
     target = STATIC
     for part in parts:
         target = target.joinpath(part)
-    if not target.is_file():
+    try:
+        if not target.is_file():
+            return None
+        body = target.read_bytes()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte...: nothing there
         return None
-    body = target.read_bytes()
     etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
     suffix = "." + parts[-1].rsplit(".", 1)[-1] if "." in parts[-1] else ""
     content_type = CONTENT_TYPES.get(suffix) or mimetypes.guess_type(parts[-1])[0] or "application/octet-stream"
