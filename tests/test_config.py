@@ -57,6 +57,7 @@ def test_full_config_loads_into_typed_values(tmp_path: Path):
     assert (config.server.max_connections, config.server.max_connections_per_address) == (200, 32)
     assert config.server.hostnames == ("meet.example.org", "[::1]:8443")
     assert config.ice.addresses == ("127.0.0.1", "::1") and config.ice.announced_ip == "203.0.113.7"
+    assert config.media.workers == 2
     assert config.log.level == "debug" and config.log.format == "json"
     lobby = config.rooms["lobby"]
     assert lobby.max_peers == 3 and lobby.password == "door"
