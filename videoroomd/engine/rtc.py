@@ -109,7 +109,7 @@ class RoomMedia:
         self.ice_servers = ice_servers
         self.certificate = certificate
         self.addresses = addresses
-        self.on_event = on_event  # (kind, *args) -> None; called on the media thread
+        self.on_event = on_event  # (kind, endpoint_id, *args) -> None; called on the media thread
         self.published: dict[str, PublishedTrack] = {}
         self.connections: dict[str, "EndpointConnection"] = {}
         self.counters = MediaCounters()
@@ -221,7 +221,7 @@ class EndpointConnection:
         def report(level: int) -> None:
             change = detector.feed(level, time.monotonic())
             if change is not None:
-                self.room.on_event("vad", track_id, change)
+                self.room.on_event("vad", self.endpoint_id, track_id, change)
 
         return report
 
