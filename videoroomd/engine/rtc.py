@@ -240,11 +240,25 @@ class EndpointConnection:
         await self.pc.addIceCandidate(parsed)
 
     async def close(self) -> None:
-        for forwarded in self.forwarded.values():
-            forwarded.stop()
+        """Stop forwarding and close the peer connection; raises what ``pc.close()`` raised
+        (an offer aiortc half-applied), after closing its ICE sockets another way."""
         for published in self.published.values():
             self.room.published.pop(published.track_id, None)
-            published.close()
+        forwarded, published = list(self.forwarded.values()), list(self.published.values())
         self.forwarded.clear()
         self.published.clear()
-        await self.pc.close()
+        try:
+            for track in forwarded:
+                track.stop()
+            for track in published:
+                track.close()
+        finally:
+            try:
+                await self.pc.close()
+            except Exception:
+                for connection in ice_connections(self.pc):
+                    try:
+                        await connection.close()  # its sockets, at least, are released
+                    except Exception:
+                        pass
+                raise

@@ -1,0 +1,167 @@
+"""One participant's media events, offers and media connection end at most that participant:
+a room with two bots in a call, and a third participant sending what it should not."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import trio
+
+from engine_attack import ROOMS, call, intruder, real_offer
+from media_bot import media_thread
+from signalling_helpers import running_daemon
+from test_engine import media_metric
+from videoroomd.engine import engine as engine_module
+from videoroomd.engine.session import Session
+
+
+def error_text(event: dict) -> str:
+    assert event["type"] == "error", event
+    return event["data"]["message"]
+
+
+async def test_simulcast_and_bandwidth_events_are_ignored_and_the_call_goes_on(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        async with intruder(daemon) as third:
+            track = f"{third.id}:00000000-0000-0000-0000-000000000000"
+            # as the official client sends them (setTrackBandwidth, simulcast controls)
+            for kind, data in [("trackVariantBitrates", {"trackId": track, "variantBitrates": {"h": 1500, "m": 500}}),
+                               ("setTargetTrackVariant", {"trackId": track, "variant": "h"})]:
+                await third.send({"type": "custom", "data": {"type": kind, "data": data}})
+            for kind in ("enableTrackEncoding", "disableTrackEncoding"):
+                await third.send({"type": kind, "data": {"trackId": track, "encoding": "l"}})
+            # still served, and nothing was refused
+            await third.send({"type": "updateEndpointMetadata", "data": {"metadata": {"displayName": "Third"}}})
+            updated = await room.a.wait_for(lambda e: e["type"] == "endpointUpdated")
+            assert updated["data"] == {"id": third.id, "metadata": {"displayName": "Third"}}
+            assert not [e for e in third.events if e["type"] == "error"]
+        await room.goes_on()
+
+
+async def test_an_offer_bundling_a_mid_it_does_not_have_ends_only_its_sender(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        sdp, sending = await real_offer(media)
+        (group,) = [line for line in sdp.splitlines() if line.startswith("a=group:BUNDLE")]
+        async with intruder(daemon) as third:
+            error = await third.offer(sdp.replace(group, group + " 7"), sending)
+            assert "a=group:BUNDLE names mid '7', which no m-line has" in error_text(error)
+            assert (await third.closed())["reason"].startswith("offer refused")
+            removed = await room.a.wait_for(lambda e: e["type"] == "endpointRemoved" and e["data"]["id"] == third.id)
+            assert removed
+        await room.goes_on()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("[" * 1000 + "]" * 1000, "nested"),
+    ('{"type": "connect", "data": {"metadata": {"n": 1' + "0" * 5000 + "}}}", "not JSON"),
+    ('{"type": "connect", "data": {"metadata": {"n": 1e999}}}', "not JSON"),
+    ('{"type": "connect", "data": {"metadata": "\\ud800"}}', "not JSON"),
+])
+async def test_media_events_too_deep_or_with_numbers_too_big_are_refused_with_an_error(tmp_path, text, expected):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        async with intruder(daemon, connect=False) as third:
+            await third.send_text(text)
+            assert expected in error_text(await third.next(("error",)))
+            # the same participant may go on, and the others still hear of it
+            await third.connect({"displayName": "Third"})
+            added = await room.a.wait_for(lambda e: e["type"] == "endpointAdded" and e["data"]["id"] == third.id)
+            assert added["data"]["metadata"] == {"displayName": "Third"}
+        await room.goes_on()
+
+
+async def test_connect_metadata_that_parses_always_reaches_the_next_participant(tmp_path):
+    # With the standard library's json these parsed, and encoding them again for the
+    # next participant's "connected" raised inside the engine.
+    metadata = '{"big": 18446744073709551616, "long": 1' + "0" * 300 + ', "tiny": 1e-320, "text": "\\u0000\\udbff\\udfff"}'
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        async with intruder(daemon, connect=False) as third:
+            await third.send_text('{"type": "connect", "data": {"metadata": ' + metadata + "}}")
+            third.id = (await third.next(("connected",)))["data"]["id"]
+            async with intruder(daemon, connect=False) as fourth:
+                others = (await fourth.connect() and fourth.events[-1])["data"]["otherEndpoints"]
+                (seen,) = [o["metadata"] for o in others if o["id"] == third.id]
+                assert seen["big"] == 18446744073709551616 and seen["text"] == "\u0000\U0010ffff"
+        await room.goes_on()
+
+
+async def test_metadata_larger_than_4_kib_is_refused_and_never_reaches_the_others(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        async with intruder(daemon, connect=False) as third:
+            big = {"displayName": "x" * 5000}
+            await third.send({"type": "connect", "data": {"metadata": big}})
+            assert error_text(await third.next(("error",))) == "connect: metadata is 5018 bytes as JSON; at most 4096 are accepted"
+            await third.connect({"displayName": "Third"})
+            await third.send({"type": "updateEndpointMetadata", "data": {"metadata": big}})
+            assert "at most 4096" in error_text(await third.next(("error",)))
+            sdp, sending = await real_offer(media, receive_video=0)
+            mids = {mid: f"{third.id}:track-{mid}" for mid in sending}
+            await third.send({"type": "custom", "data": {"type": "sdpOffer", "data": {
+                "sdpOffer": {"type": "offer", "sdp": sdp}, "midToTrackId": mids,
+                "trackIdToTrackMetadata": {t: big for t in mids.values()}}}})
+            assert "trackIdToTrackMetadata" in error_text(await third.next(("error",)))
+        assert not [e for e in room.a.events + room.b.events
+                    if e["type"] in ("endpointUpdated", "tracksAdded") and "x" * 5000 in json.dumps(e)]
+        await room.goes_on()
+
+
+async def test_refused_media_events_are_answered_with_what_was_wrong(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        async with intruder(daemon, connect=False) as third:
+            cases = [
+                ({"type": "renegotiateTracks"}, "unknown media event 'renegotiateTracks'"),
+                ({"type": "custom", "data": {"type": "renegotiateTracks"}}, "send connect first"),
+                ({"type": "custom", "data": {"type": "candidate", "data": {}}}, "candidate: candidate is missing"),
+                ({"type": "custom", "data": {"type": "candidate", "data": {"candidate": "x", "sdpMLineIndex": True}}},
+                 "candidate: sdpMLineIndex has the wrong type"),
+                ({"type": "custom", "data": {"type": "candidate", "data": {"candidate": "x", "sdpMLineIndex": 10**9}}},
+                 "candidate: sdpMLineIndex 1000000000 is not an m-line index"),
+                ({"type": "updateTrackMetadata", "data": {"trackMetadata": {}}}, "updateTrackMetadata: trackId is missing"),
+                ({"type": "connect", "data": []}, "connect: data must be an object"),
+            ]
+            for event, expected in cases:
+                await third.send(event)
+                assert expected in error_text(await third.next(("error",)))
+            await third.connect()
+            await third.send({"type": "connect", "data": {}})
+            assert error_text(await third.next(("error",))) == "already connected"
+            await third.send({"type": "updateTrackMetadata", "data": {"trackId": "nope", "trackMetadata": {}}})
+            assert error_text(await third.next(("error",))) == "no published track 'nope'"
+        await room.goes_on()
+
+
+async def test_candidates_before_any_offer_are_kept_up_to_a_bound(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        async with intruder(daemon) as third:
+            limit = engine_module.MAX_CANDIDATES
+            line = "candidate:1 1 udp 2130706431 127.0.0.1 {} typ host"
+            for port in range(1000, 1000 + limit + 100):
+                await third.send({"type": "custom", "data": {"type": "candidate", "data": {
+                    "candidate": line.format(port), "sdpMLineIndex": 0}}})
+            errors = []
+            with trio.move_on_after(3):
+                while len(errors) < 100:
+                    errors.append(error_text(await third.next(("error",))))
+            assert len(errors) == 100 and set(errors) == {f"candidate: more than {limit} candidates before the first offer"}
+            assert len(daemon.rooms.get("lobby").engine._early_candidates[third.id]) == limit
+            # an offer still works, and takes the kept candidates
+            sdp, sending = await real_offer(media)
+            assert (await third.offer(sdp, sending))["type"] == "sdpAnswer"
+        await room.goes_on()
+
+
+async def test_an_error_nobody_foresaw_ends_only_the_participant_it_happened_for(tmp_path, monkeypatch):
+    def broken(self, endpoint_id, metadata):
+        raise RuntimeError("a bug in the session rules")
+
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        async with intruder(daemon) as third:
+            monkeypatch.setattr(Session, "update_endpoint_metadata", broken)
+            await third.send({"type": "updateEndpointMetadata", "data": {"metadata": {}}})
+            assert "RuntimeError" in error_text(await third.next(("error",)))
+            assert await third.closed()
+            await room.a.wait_for(lambda e: e["type"] == "endpointRemoved" and e["data"]["id"] == third.id)
+            assert third.id not in daemon.rooms.get("lobby").peers
+        monkeypatch.undo()
+        assert media_metric(daemon, "participants_failed") == 1
+        await room.goes_on()
