@@ -7,11 +7,13 @@ import json
 
 import pytest
 import trio
+from aioice import stun
 
 from engine_attack import ROOMS, call, intruder, real_offer
 from media_bot import media_thread
 from signalling_helpers import running_daemon
 from test_engine import media_metric
+from videoroomd.engine import aioice_hooks
 from videoroomd.engine import engine as engine_module
 from videoroomd.engine.session import Session
 
@@ -164,4 +166,50 @@ async def test_an_error_nobody_foresaw_ends_only_the_participant_it_happened_for
             assert third.id not in daemon.rooms.get("lobby").peers
         monkeypatch.undo()
         assert media_metric(daemon, "participants_failed") == 1
+        await room.goes_on()
+
+
+def sdp_value(sdp: str, prefix: str) -> str:
+    return next(line[len(prefix):].strip() for line in sdp.splitlines() if line.startswith(prefix))
+
+
+def binding_request(server_ufrag: str, client_ufrag: str, server_pwd: str) -> bytes:
+    """An ICE check as a controlling client sends it, with the right credentials."""
+    request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+    request.attributes["USERNAME"] = f"{server_ufrag}:{client_ufrag}"
+    request.attributes["PRIORITY"] = 1853824767
+    request.attributes["ICE-CONTROLLING"] = 1234567890
+    request.add_message_integrity(server_pwd.encode())
+    request.add_fingerprint()
+    return bytes(request)
+
+
+async def test_stun_checks_from_many_source_ports_teach_the_server_a_bounded_number_of_addresses(tmp_path):
+    sources = 200
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        async with intruder(daemon) as third:
+            offer, sending = await real_offer(media)
+            answer = (await third.offer(offer, sending))["data"]["sdp"]
+            port = int(next(line.split()[5] for line in answer.splitlines()
+                            if line.startswith("a=candidate:") and " 127.0.0.1 " in line))
+            request = binding_request(sdp_value(answer, "a=ice-ufrag:"), sdp_value(offer, "a=ice-ufrag:"),
+                                      sdp_value(answer, "a=ice-pwd:"))
+            answered: dict[int, int] = {}  # source number -> datagrams the server sent it
+
+            async def check_from(number: int) -> None:
+                with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as sock:
+                    await sock.bind(("127.0.0.1", 0))
+                    await sock.sendto(request, ("127.0.0.1", port))
+                    with trio.move_on_after(3):
+                        while True:
+                            await sock.recv(2048)
+                            answered[number] = answered.get(number, 0) + 1
+
+            async with trio.open_nursery() as nursery:
+                for number in range(sources):
+                    nursery.start_soon(check_from, number)
+            # The first sources are answered (a client behind NATs is served) ...
+            assert len(answered) >= 1
+            # ... but the server learns and checks at most MAX_PEER_REFLEXIVE new addresses.
+            assert len(answered) <= aioice_hooks.MAX_PEER_REFLEXIVE
         await room.goes_on()

@@ -18,6 +18,7 @@ from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import candidate_from_sdp
 
+from .aioice_hooks import ice_connections, limit_host_addresses, remote_username, watch_incoming
 from .ice_restart import handle_remote_ice_restart
 from .forwarding import ForwardedTrack, MediaCounters, PublishedTrack, attach_publisher, attach_subscriber
 from .vad import VoiceActivity
@@ -51,54 +52,6 @@ def candidate_ufrag(candidate: str) -> str | None:
         if name == "ufrag":
             return value
     return None
-
-
-def ice_connections(pc: RTCPeerConnection) -> list:
-    """The distinct aioice connections under ``pc``'s transceivers (one, once bundled)."""
-    distinct: dict[int, object] = {}
-    for transceiver in pc.getTransceivers():
-        connection = transceiver.receiver.transport.transport._connection
-        distinct.setdefault(id(connection), connection)
-    return list(distinct.values())
-
-
-def limit_host_addresses(pc: RTCPeerConnection, addresses: tuple[str, ...]) -> None:
-    """Gather host candidates on ``addresses`` only (aioice on its own leaves out 127.0.0.1).
-
-    Call before ``setLocalDescription``; touches only ``pc``'s own ICE connections.
-    """
-    for connection in ice_connections(pc):
-        if getattr(connection, "_videoroomd_addresses", False):
-            continue
-        original = connection.get_component_candidates
-
-        async def only_configured(component, addresses=None, _original=original, _configured=list(addresses), **kwargs):
-            return await _original(component=component, addresses=_configured, **kwargs)
-
-        connection.get_component_candidates = only_configured
-        connection._videoroomd_addresses = True
-
-
-def watch_incoming(pc: RTCPeerConnection, heard: Callable[[], None]) -> None:
-    """Call ``heard()`` for every datagram the remote side sends ``pc`` (media, RTCP, DTLS
-    and its ICE checks alike). Call after ``setRemoteDescription``; touches only ``pc``'s
-    own ICE connections."""
-    for connection in ice_connections(pc):
-        if getattr(connection, "_videoroomd_watched", False):
-            continue
-        deliver, answer = connection.data_received, connection.request_received
-
-        def data_received(data, component, _deliver=deliver):
-            heard()
-            _deliver(data, component)
-
-        def request_received(message, addr, protocol, _answer=answer):
-            heard()
-            _answer(message, addr, protocol)
-
-        connection.data_received = data_received
-        connection.request_received = request_received
-        connection._videoroomd_watched = True
 
 
 class RoomMedia:
@@ -230,9 +183,7 @@ class EndpointConnection:
         if not text.strip():
             return
         ufrag = candidate_ufrag(text)
-        transceivers = self.pc.getTransceivers()
-        # With max-bundle every transceiver shares the first one's ICE connection.
-        current = transceivers[0].receiver.transport.transport._connection.remote_username if transceivers else None
+        current = remote_username(self.pc)
         if ufrag is not None and current is not None and ufrag != current:
             return  # a late candidate of an ICE generation the client has restarted away from
         parsed = candidate_from_sdp(text)
