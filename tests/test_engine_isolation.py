@@ -4,12 +4,13 @@ a room with two bots in a call, and a third participant sending what it should n
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 import trio
 from aioice import stun
 
-from engine_attack import ROOMS, call, intruder, real_offer
+from engine_attack import ROOMS, call, intruder, mutate_offer, real_offer
 from media_bot import media_thread
 from signalling_helpers import running_daemon
 from test_engine import media_metric
@@ -213,3 +214,27 @@ async def test_stun_checks_from_many_source_ports_teach_the_server_a_bounded_num
             # ... but the server learns and checks at most MAX_PEER_REFLEXIVE new addresses.
             assert len(answered) <= aioice_hooks.MAX_PEER_REFLEXIVE
         await room.goes_on()
+
+
+async def test_mutated_offers_end_at_most_their_sender_and_the_call_goes_on(tmp_path):
+    rng = random.Random(9)
+    count = 60
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        offers = [await real_offer(media, receive_video=rng.randint(0, 2)) for _ in range(3)]
+        outcomes = {"sdpAnswer": 0, "error": 0}
+        for number in range(count):
+            sdp, sending = rng.choice(offers)
+            mutated = mutate_offer(sdp, rng)
+            async with intruder(daemon) as third:
+                if rng.random() < 0.5:  # a renegotiation: the mutated offer comes second
+                    assert (await third.offer(sdp, sending))["type"] == "sdpAnswer"
+                reply = await third.offer(mutated, sending)
+                outcomes[reply["type"]] += 1
+                if reply["type"] == "error":
+                    assert reply["data"]["message"]
+                    assert await third.closed()  # ended: removed from the room
+            if number % 10 == 9:
+                await room.goes_on(frames=2)
+        await room.goes_on()
+        assert outcomes["error"] > 0 and sum(outcomes.values()) == count
+        assert media_metric(daemon, "participants_failed") == 0  # each was refused for a reason it was told
