@@ -3,6 +3,7 @@ a room with two bots in a call, and a third participant sending what it should n
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 
@@ -16,6 +17,7 @@ from signalling_helpers import running_daemon
 from test_engine import media_metric
 from videoroomd.engine import aioice_hooks
 from videoroomd.engine import engine as engine_module
+from videoroomd.engine.rtc import EndpointConnection
 from videoroomd.engine.session import Session
 
 
@@ -238,3 +240,23 @@ async def test_mutated_offers_end_at_most_their_sender_and_the_call_goes_on(tmp_
         await room.goes_on()
         assert outcomes["error"] > 0 and sum(outcomes.values()) == count
         assert media_metric(daemon, "participants_failed") == 0  # each was refused for a reason it was told
+
+
+async def test_a_media_call_that_never_returns_ends_only_its_participant(tmp_path, monkeypatch):
+    # aiortc calls run on the media thread while the room's engine waits: one that hangs
+    # (here: made to) must not hold up the room for longer than MEDIA_CALL_TIMEOUT.
+    async def hangs(self, candidate, index):
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(engine_module, "MEDIA_CALL_TIMEOUT", 1.0)
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        async with intruder(daemon) as third:
+            sdp, sending = await real_offer(media)
+            assert (await third.offer(sdp, sending))["type"] == "sdpAnswer"
+            monkeypatch.setattr(EndpointConnection, "add_candidate", hangs)
+            await third.send({"type": "custom", "data": {"type": "candidate", "data": {
+                "candidate": "candidate:1 1 udp 2130706431 127.0.0.1 9 typ host", "sdpMLineIndex": 0}}})
+            assert "did not take a candidate within 1 s" in error_text(await third.next(("error",)))
+            assert await third.closed()
+            monkeypatch.undo()
+        await room.goes_on()

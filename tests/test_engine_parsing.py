@@ -183,3 +183,57 @@ def test_any_sequence_of_client_actions_keeps_the_session_rules(actions):
             # a track is published by its own endpoint only, under one mid each
             assert all(t.endpoint_id == endpoint.id and t.id.startswith(endpoint.id + ":") for t in endpoint.tracks.values())
             assert len({t.mid for t in endpoint.tracks.values()}) == len(endpoint.tracks)
+
+
+# -- the media thread's own bookkeeping -----------------------------------------------------------
+
+import asyncio  # noqa: E402
+
+import structlog  # noqa: E402
+import trio  # noqa: E402
+
+from videoroomd.engine import bridge  # noqa: E402
+
+
+async def test_errors_of_media_tasks_are_kept_and_logged_within_bounds():
+    thread = bridge.AsyncioThread("test")
+    thread.start()
+    try:
+        async def fail_many():
+            async def fail():
+                raise ConnectionError("a client's odd packet")
+
+            tasks = [asyncio.ensure_future(fail()) for _ in range(5000)]
+            await asyncio.wait(tasks)
+            del tasks  # unretrieved: each goes to the loop's exception handler
+            import gc
+            gc.collect()
+
+        with structlog.testing.capture_logs() as logs:
+            await thread.call(fail_many)
+        assert thread.error_count == 5000
+        assert len(thread.errors) == bridge.MAX_ERRORS
+        assert 1 <= len([entry for entry in logs if entry["event"] == "media task failed"]) <= 2
+    finally:
+        thread.stop()
+
+
+async def test_a_failing_callback_from_the_media_thread_does_not_end_trio():
+    thread = bridge.AsyncioThread("test")
+    thread.start()
+    try:
+        called = trio.Event()
+
+        def broken():
+            called.set()
+            raise RuntimeError("a bug in a callback")
+
+        async def notify():
+            thread.notify(broken)
+
+        await thread.call(notify)
+        with trio.fail_after(5):
+            await called.wait()
+        await trio.sleep(0.1)  # trio goes on
+    finally:
+        thread.stop()

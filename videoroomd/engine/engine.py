@@ -322,6 +322,9 @@ class Engine:
     async def _add_candidate(self, connection: EndpointConnection, endpoint_id: str, candidate: str, index: int) -> None:
         try:
             await self._call(connection.add_candidate, candidate, index)
+        except trio.TooSlowError:
+            # Whatever holds up its connection would hold up the whole room next time.
+            await self._end(endpoint_id, f"the server's media connection did not take a candidate within {MEDIA_CALL_TIMEOUT:g} s")
         except Exception as error:  # a malformed candidate ends nothing
             log.info("candidate refused", peer=endpoint_id, error=f"{type(error).__name__}: {error}")
             self._deliver([(endpoint_id, ev.error(f"candidate refused: {type(error).__name__}: {error}"))])
