@@ -260,3 +260,18 @@ async def test_a_media_call_that_never_returns_ends_only_its_participant(tmp_pat
             assert await third.closed()
             monkeypatch.undo()
         await room.goes_on()
+
+
+async def test_a_participant_cut_off_for_flooding_the_engine_is_removed_from_the_call(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        async with intruder(daemon) as third:
+            lobby = daemon.rooms.get("lobby")
+            peer = lobby.peers[third.id]
+            # A burst larger than the engine's inbox, all at once, as a fast socket delivers it.
+            event = json.dumps({"type": "updateEndpointMetadata", "data": {"metadata": {"n": 1}}})
+            for _ in range(engine_module.INBOX_SIZE + 10):
+                lobby.media_event(peer, event)
+            assert (await third.closed())["reason"] == "too many media events at once"
+            await room.a.wait_for(lambda e: e["type"] == "endpointRemoved" and e["data"]["id"] == third.id)
+            assert third.id not in lobby.engine.session.endpoints
+        await room.goes_on()

@@ -101,6 +101,7 @@ class Engine:
         self._early_candidates: dict[str, list[tuple[str, int]]] = {}  # before the first offer
         self._candidates: dict[str, int] = {}  # candidates added since the last answer
         self._last_event: str | None = None
+        self._left: set[str] = set()  # peers that left the room, still to remove here
         self.failures = 0  # participants removed for an error nobody foresaw
 
     # -- the Room's side (synchronous) ------------------------------------------------------
@@ -108,6 +109,9 @@ class Engine:
         pass  # the endpoint exists once its client sends "connect"
 
     def peer_left(self, peer: Peer) -> None:
+        # Kept aside as well as posted: when a flood fills the inbox (and gets its sender
+        # cut off), that very sender's "left" must not be the item that is lost.
+        self._left.add(peer.id)
         self._post(("left", peer.id, None))
 
     def media_event(self, peer: Peer, data: str) -> None:
@@ -158,6 +162,8 @@ class Engine:
                 task_status.started()
                 async for kind, endpoint_id, payload in self._inbox:
                     await self._handle(kind, endpoint_id, payload)
+                    while self._left:
+                        await self._handle("left", self._left.pop(), None)
         finally:
             with trio.move_on_after(CLOSE_TIMEOUT) as cleanup:
                 cleanup.shield = True
