@@ -8,6 +8,7 @@ import json
 import random
 
 import pytest
+import structlog
 import trio
 from aioice import stun
 
@@ -17,6 +18,7 @@ from signalling_helpers import running_daemon
 from test_engine import media_metric
 from videoroomd.engine import aioice_hooks
 from videoroomd.engine import engine as engine_module
+from videoroomd.engine import sdp as sdp_module
 from videoroomd.engine.rtc import EndpointConnection
 from videoroomd.engine.session import Session
 
@@ -275,3 +277,25 @@ async def test_a_participant_cut_off_for_flooding_the_engine_is_removed_from_the
             await room.a.wait_for(lambda e: e["type"] == "endpointRemoved" and e["data"]["id"] == third.id)
             assert third.id not in lobby.engine.session.endpoints
         await room.goes_on()
+
+
+async def test_a_connection_that_raises_when_closed_is_dropped_and_the_room_goes_on(tmp_path, monkeypatch):
+    # The engine's own SDP check refuses a BUNDLE group led by an unknown mid; without it,
+    # aiortc half-applies such an offer and then raises when the connection is closed.
+    def without_bundle_check(text):
+        return sdp_module.parse("\r\n".join(line for line in text.splitlines() if not line.startswith("a=group:")))
+
+    monkeypatch.setattr(engine_module, "parse_sdp", without_bundle_check)
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        sdp, sending = await real_offer(media)
+        (group,) = [line for line in sdp.splitlines() if line.startswith("a=group:BUNDLE")]
+        with structlog.testing.capture_logs() as logs:
+            async with intruder(daemon) as third:
+                error = await third.offer(sdp.replace(group, "a=group:BUNDLE 7 " + group[15:]), sending)
+                assert error_text(error).startswith("the server could not accept this offer")
+                assert await third.closed()
+            await room.a.wait_for(lambda e: e["type"] == "endpointRemoved" and e["data"]["id"] == third.id)
+        assert any(entry["event"] == "media connection did not close cleanly; dropped" for entry in logs)
+        assert third.id not in daemon.rooms.get("lobby").engine.connections
+        await room.goes_on()
+        assert media_metric(daemon, "participants_failed") == 0

@@ -207,9 +207,21 @@ class EndpointConnection:
             try:
                 await self.pc.close()
             except Exception:
-                for connection in ice_connections(self.pc):
-                    try:
-                        await connection.close()  # its sockets, at least, are released
-                    except Exception:
-                        pass
+                await _stop_transports(self.pc)  # its sockets, at least, are released
                 raise
+
+
+async def _stop_transports(pc: RTCPeerConnection) -> None:
+    """Stop every DTLS and ICE transport ``pc`` still has, one by one, whatever state
+    a half-applied offer left them in (``pc.close()`` stops at the first that fails)."""
+    transports = [t.receiver.transport for t in pc.getTransceivers()] + [t.sender.transport for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        transports.append(pc.sctp.transport)
+    for dtls in {id(d): d for d in transports if d is not None}.values():
+        for transport in (dtls, getattr(dtls, "transport", None)):
+            if transport is None:
+                continue
+            try:
+                await transport.stop()
+            except Exception as error:
+                log.debug("stopping a transport failed", error=f"{type(error).__name__}: {error}")
