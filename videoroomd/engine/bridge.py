@@ -40,6 +40,7 @@ class AsyncioThread:
         self._closing = False
         self.errors: collections.deque[str] = collections.deque(maxlen=MAX_ERRORS)
         self.error_count = 0  # since start, all of them
+        self.errors_logged = 0  # of which a log line told
         self._unlogged = 0
         self._logged_at = float("-inf")
 
@@ -64,6 +65,7 @@ class AsyncioThread:
             self._unlogged += 1
             return
         log.warning("media task failed", error=text, detail=message, not_logged_before=self._unlogged)
+        self.errors_logged += 1
         self._logged_at, self._unlogged = now, 0
 
     def start(self) -> None:
