@@ -268,13 +268,20 @@ async def test_a_participant_cut_off_for_flooding_the_engine_is_removed_from_the
         async with intruder(daemon) as third:
             lobby = daemon.rooms.get("lobby")
             peer = lobby.peers[third.id]
-            # A burst larger than the engine's inbox, all at once, as a fast socket delivers it.
+            # A burst larger than the engine's inbox, all at once, as a fast socket delivers it;
+            # meanwhile the others' events still go through.
             event = json.dumps({"type": "updateEndpointMetadata", "data": {"metadata": {"n": 1}}})
-            for _ in range(engine_module.INBOX_SIZE + 10):
+            a_peer = lobby.peers[room.a.id]
+            for number in range(engine_module.INBOX_SIZE + 10):
                 lobby.media_event(peer, event)
+                if number % 64 == 0:
+                    lobby.media_event(a_peer, json.dumps({"type": "updateEndpointMetadata", "data": {"metadata": number}}))
             assert (await third.closed())["reason"] == "too many media events at once"
             await room.a.wait_for(lambda e: e["type"] == "endpointRemoved" and e["data"]["id"] == third.id)
             assert third.id not in lobby.engine.session.endpoints
+            last = max(n for n in range(engine_module.INBOX_SIZE + 10) if n % 64 == 0)
+            await room.b.wait_for(lambda e: e["type"] == "endpointUpdated" and e["data"]["metadata"] == last)
+            assert room.a.id in lobby.peers
         await room.goes_on()
 
 

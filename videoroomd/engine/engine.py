@@ -29,7 +29,8 @@ from .session import Session, SessionError
 
 log = structlog.get_logger("videoroomd.engine")
 
-INBOX_SIZE = 1024            # events waiting for the engine; a peer that floods it is cut off
+INBOX_SIZE = 1024            # events waiting for the engine, all peers together
+PEER_QUEUE = 128             # events of one peer waiting for the engine; a peer sending faster is cut off
 SILENCE_TIMEOUT = 15.0       # seconds a connected client may send nothing at all before it is removed
 SILENCE_CHECK_INTERVAL = 2.0  # seconds between two looks for silent clients
 MEDIA_CALL_TIMEOUT = 15.0    # seconds an answer may take on the media thread
@@ -102,6 +103,7 @@ class Engine:
         self._candidates: dict[str, int] = {}  # candidates added since the last answer
         self._last_event: str | None = None
         self._left: set[str] = set()  # peers that left the room, still to remove here
+        self._queued: dict[str, int] = {}  # peer -> its events in the inbox
         self.failures = 0  # participants removed for an error nobody foresaw
 
     # -- the Room's side (synchronous) ------------------------------------------------------
@@ -115,6 +117,14 @@ class Engine:
         self._post(("left", peer.id, None))
 
     def media_event(self, peer: Peer, data: str) -> None:
+        # Each peer has its share of the inbox: one that floods it is cut off before the
+        # inbox is full, so the others' events always find room.
+        queued = self._queued.get(peer.id, 0)
+        if queued >= PEER_QUEUE:
+            if self.room is not None:
+                self.room.leave(peer, "too many media events at once")
+            return
+        self._queued[peer.id] = queued + 1
         self._post(("event", peer.id, data), peer)
 
     def track_count(self) -> int:
@@ -132,6 +142,7 @@ class Engine:
             self._send.send_nowait(item)
         except trio.WouldBlock:
             if peer is not None and self.room is not None:
+                self._dequeued(peer.id)
                 self.room.leave(peer, "too many media events at once")
             else:
                 log.error("engine inbox full; event lost", room=self.config.name, item=item[0])
@@ -161,6 +172,8 @@ class Engine:
                 nursery.start_soon(self._watch_silence)
                 task_status.started()
                 async for kind, endpoint_id, payload in self._inbox:
+                    if kind == "event":
+                        self._dequeued(endpoint_id)
                     await self._handle(kind, endpoint_id, payload)
                     while self._left:
                         await self._handle("left", self._left.pop(), None)
@@ -173,6 +186,13 @@ class Engine:
                     pass  # the daemon is stopping and the media thread went first
                 except Exception:
                     log.exception("closing the room's media connections failed")
+
+    def _dequeued(self, endpoint_id: str) -> None:
+        left = self._queued.get(endpoint_id, 0) - 1
+        if left > 0:
+            self._queued[endpoint_id] = left
+        else:
+            self._queued.pop(endpoint_id, None)
 
     def _from_media_thread(self, kind: str, endpoint_id: str, *args: Any) -> None:
         # Runs on the asyncio thread: hop to trio, then into the inbox.
