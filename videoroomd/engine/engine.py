@@ -29,7 +29,7 @@ from .session import Session, SessionError
 
 log = structlog.get_logger("videoroomd.engine")
 
-INBOX_SIZE = 1024            # events waiting for the engine, all peers together
+INBOX_SIZE = 1024            # media-thread reports waiting for the engine, besides the peers' shares
 PEER_QUEUE = 128             # events of one peer waiting for the engine; a peer sending faster is cut off
 SILENCE_TIMEOUT = 15.0       # seconds a connected client may send nothing at all before it is removed
 SILENCE_CHECK_INTERVAL = 2.0  # seconds between two looks for silent clients
@@ -95,7 +95,8 @@ class Engine:
         self.bridge = host.bridge
         self.config = config
         self.session = Session(turn_servers_for_clients(config))
-        self._send, self._inbox = trio.open_memory_channel(INBOX_SIZE)
+        # Room for every peer's share, and INBOX_SIZE more for what the media thread reports.
+        self._send, self._inbox = trio.open_memory_channel(INBOX_SIZE + PEER_QUEUE * config.max_peers)
         self.room: Room | None = None
         self.media: RoomMedia | None = None
         self.connections: dict[str, EndpointConnection] = {}
