@@ -110,6 +110,8 @@ def test_sdp_like_text_is_read_within_its_rules(lines, newline):
     ("m=video 9 UDP 96\r\na=mid:a b\r\n", "a mid is 1 to 32 printable ASCII characters"),
     ("a=group:BUNDLE 0 1\r\nm=video 9 UDP 96\r\na=mid:0\r\n", "line 1: a=group:BUNDLE names mid '1'"),
     ("v=0\r\n", "no m-lines"),
+    ("m=video 9 UDP 96\r\n" + "".join(f"a=candidate:1 1 udp 1 192.0.2.1 {p} typ host\r\n" for p in range(65)),
+     "line 66: more than 64 distinct a=candidate lines"),
 ])
 def test_sdp_refusals_say_what_and_where(text, message):
     with pytest.raises(SdpError, match=None) as refused:

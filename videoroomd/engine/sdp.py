@@ -16,6 +16,9 @@ MAX_MEDIA_LINES = 64         # m-lines in one offer
 MAX_LINE_LENGTH = 4096       # characters of one line (a=fingerprint, a=ssrc... are far shorter)
 MAX_MID_LENGTH = 32          # RFC 8843 keeps mids short; the clients use "0", "1"...
 MAX_PORT = 65535
+# Distinct a=candidate lines (bundled offers repeat them per m-line). The server sends ICE
+# checks to each: a few hundred addresses of the offerer's choosing would aim them elsewhere.
+MAX_CANDIDATES = 64
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ def parse(sdp: str) -> SessionDescription:
         raise SdpError(f"the SDP is {size} bytes; at most {MAX_SDP_BYTES} are accepted")
     media: list[MediaLine] = []
     mids: set[str] = set()
+    candidates: set[str] = set()
     bundled: list[tuple[int, str]] = []  # (line number, mid) named by a=group:BUNDLE
     ufrag: str | None = None
     session_direction = "sendrecv"
@@ -79,6 +83,10 @@ def parse(sdp: str) -> SessionDescription:
                 raise SdpError(f"line {number}: mid {mid!r} is used by two m-lines")
             mids.add(mid)
             current["mid"] = mid
+        elif line.startswith("a=candidate:"):
+            candidates.add(line)
+            if len(candidates) > MAX_CANDIDATES:
+                raise SdpError(f"line {number}: more than {MAX_CANDIDATES} distinct a=candidate lines")
         elif line.startswith("a=group:BUNDLE"):
             bundled += [(number, mid) for mid in line[14:].split()]
         elif line.startswith("a=ice-ufrag:") and ufrag is None:
