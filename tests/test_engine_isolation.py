@@ -304,3 +304,32 @@ async def test_a_connection_that_raises_when_closed_is_dropped_and_the_room_goes
         engine = daemon.rooms.get("lobby").engine
         assert third.id not in engine.connections and third.id not in engine.media.connections
         assert media_metric(daemon, "participants_failed") == 0
+
+
+async def test_candidates_over_many_offers_are_bounded_per_connection(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        async with intruder(daemon) as third:
+            sdp, sending = await real_offer(media)
+            sdp = sdp.replace("a=end-of-candidates\r\n", "")  # more to come, as a browser trickles them
+            port = 20000
+
+            async def answered() -> None:
+                reply = await third.offer(sdp, sending)
+                while reply["type"] == "error":  # the refused candidates' errors, read on the way
+                    reply = await third.next(("sdpAnswer", "error"))
+                assert reply["type"] == "sdpAnswer"
+
+            for _ in range(4):  # re-offers without an ICE restart keep the same candidate list
+                await answered()
+                for _ in range(engine_module.MAX_CANDIDATES):
+                    port += 1
+                    await third.send({"type": "custom", "data": {"type": "candidate", "data": {
+                        "candidate": f"candidate:{port} 1 udp 2130706431 127.0.0.1 {port} typ host", "sdpMLineIndex": 0}}})
+                await third.send({"type": "updateEndpointMetadata", "data": {"metadata": port}})
+                await room.a.wait_for(lambda e: e["type"] == "endpointUpdated" and e["data"]["metadata"] == port)
+            await answered()  # and everything before it was read
+            errors = [error_text(e) for e in third.events if e["type"] == "error"]
+            limit = aioice_hooks.MAX_REMOTE_CANDIDATES
+            assert errors and set(errors) == {f"candidate refused: TooManyCandidates: this connection has {limit} remote candidates already"}
+            assert len(errors) >= 4 * engine_module.MAX_CANDIDATES - limit
+        await room.goes_on()

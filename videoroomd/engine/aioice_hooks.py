@@ -19,6 +19,13 @@ from aiortc import RTCPeerConnection
 # client behind NATs has a handful; requests from further new addresses go unanswered.
 MAX_PEER_REFLEXIVE = 32
 MAX_EARLY_CHECKS = 128  # STUN requests held until the ICE agent starts its checks
+# Remote candidates of one ICE generation, signalled and learned: re-offers without an ICE
+# restart keep adding to the same list, and every incoming check scans it.
+MAX_REMOTE_CANDIDATES = 160
+
+
+class TooManyCandidates(ValueError):
+    """A connection has MAX_REMOTE_CANDIDATES remote candidates already."""
 
 
 def ice_connections(pc: RTCPeerConnection) -> list:
@@ -65,7 +72,8 @@ def limit_host_addresses(pc: RTCPeerConnection, addresses: tuple[str, ...]) -> N
 def watch_incoming(pc: RTCPeerConnection, heard: Callable[[], None]) -> None:
     """Call ``heard()`` for every datagram the remote side sends ``pc`` (media, RTCP, DTLS
     and its ICE checks alike), and leave unanswered the STUN requests that would make aioice
-    learn more than MAX_PEER_REFLEXIVE peer-reflexive candidates. Call after
+    learn more than MAX_PEER_REFLEXIVE peer-reflexive candidates; refuse remote candidates
+    beyond MAX_REMOTE_CANDIDATES (TooManyCandidates). Call after
     ``setRemoteDescription``; touches only ``pc``'s own ICE connections."""
     for connection in ice_connections(pc):
         if getattr(connection, "_videoroomd_watched", False):
@@ -82,11 +90,16 @@ def watch_incoming(pc: RTCPeerConnection, heard: Callable[[], None]) -> None:
             heard()
             _answer(message, addr, protocol)
 
+        async def add_remote_candidate(candidate, _add=connection.add_remote_candidate, _connection=connection):
+            if (candidate is not None and len(_connection._remote_candidates) >= MAX_REMOTE_CANDIDATES
+                    and not any(c.host == candidate.host and c.port == candidate.port for c in _connection._remote_candidates)):
+                raise TooManyCandidates(f"this connection has {MAX_REMOTE_CANDIDATES} remote candidates already")
+            await _add(candidate)
+
         connection.data_received = data_received
         connection.request_received = request_received
+        connection.add_remote_candidate = add_remote_candidate
         connection._videoroomd_watched = True
-
-
 
 
 def _unwelcome(connection, message, addr) -> bool:
@@ -100,5 +113,7 @@ def _unwelcome(connection, message, addr) -> bool:
         early = connection._early_checks
         sources = {tuple(a[:2]) for _message, a, _protocol in early}
         return len(early) >= MAX_EARLY_CHECKS or ((host, port) not in sources and len(sources) >= MAX_PEER_REFLEXIVE)
+    if len(connection._remote_candidates) >= MAX_REMOTE_CANDIDATES:
+        return True
     learned = sum(1 for c in connection._remote_candidates if c.type == "prflx")
     return learned >= MAX_PEER_REFLEXIVE
