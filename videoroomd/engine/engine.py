@@ -37,6 +37,7 @@ MEDIA_CALL_TIMEOUT = 15.0    # seconds an answer may take on the media thread
 CLOSE_TIMEOUT = 5.0          # seconds to close a room's connections when it stops
 MAX_CANDIDATES = 64          # trickled candidates kept before the first offer, and added per offer
 MAX_CANDIDATE_LENGTH = 1024  # characters of one candidate line
+MAX_REASON = 200             # characters of the reason a removed participant's channel is closed with
 IGNORED = frozenset({"enableTrackEncoding", "disableTrackEncoding", "trackVariantBitrates", "setTargetTrackVariant"})
 _CANDIDATE_ADDRESS = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host)", re.MULTILINE)
 
@@ -102,7 +103,6 @@ class Engine:
         self.connections: dict[str, EndpointConnection] = {}
         self._early_candidates: dict[str, list[tuple[str, int]]] = {}  # before the first offer
         self._candidates: dict[str, int] = {}  # candidates added since the last answer
-        self._last_event: str | None = None
         self._left: set[str] = set()  # peers that left the room, still to remove here
         self._queued: dict[str, int] = {}  # peer -> its events in the inbox
         self.failures = 0  # participants removed for an error nobody foresaw
@@ -235,7 +235,7 @@ class Engine:
             assert self.room is not None
             peer = self.room.peers.get(endpoint_id)
             if peer is not None:
-                self.room.leave(peer, message)
+                self.room.leave(peer, message[:MAX_REASON])
         except Exception:
             log.exception("removing a participant failed", peer=endpoint_id)
         await self._remove(endpoint_id)
@@ -251,16 +251,16 @@ class Engine:
         peer = self.room.peers.get(endpoint_id)
         if peer is None:
             return
-        self._last_event = None
+        event_type = None
         try:
             event = ev.parse(data)
-            self._last_event = event.type
+            event_type = event.type
             await self._dispatch(peer, event)
         except (MediaEventError, SessionError, SdpError) as error:
             # The client waits for an answer: it hears what was wrong (and then, as the
             # client library does after an error, it disconnects).
-            log.info("media event refused", peer=endpoint_id, media_event=self._last_event, error=str(error))
-            if self._last_event == "sdpOffer":
+            log.info("media event refused", peer=endpoint_id, media_event=event_type, error=str(error))
+            if event_type == "sdpOffer":
                 # Its negotiation cannot go on: the others would wait for it for ever.
                 await self._end(endpoint_id, f"offer refused: {error}")
             else:
