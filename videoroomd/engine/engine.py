@@ -320,6 +320,8 @@ class Engine:
         self._deliver([(peer.id, ev.sdp_answer(answer, plan.mid_to_track_id))])
         self._candidates[peer.id] = 0
         for candidate, index in self._early_candidates.pop(peer.id, []):
+            if self.connections.get(peer.id) is not connection:
+                return  # ended while adding them
             await self._add_candidate(connection, peer.id, candidate, index)
         if plan.publish or plan.unpublish:
             log.info("tracks changed", peer=peer.id, published=[t.id for t in plan.publish],
