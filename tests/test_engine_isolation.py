@@ -333,3 +333,29 @@ async def test_candidates_over_many_offers_are_bounded_per_connection(tmp_path):
             assert errors and set(errors) == {f"candidate refused: TooManyCandidates: this connection has {limit} remote candidates already"}
             assert len(errors) >= 4 * engine_module.MAX_CANDIDATES - limit
         await room.goes_on()
+
+
+async def test_a_participant_announcing_itself_too_fast_is_refused_before_the_others_fall_behind(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        async with intruder(daemon) as third:
+            sent = 100
+            for number in range(sent):
+                await third.send({"type": "updateEndpointMetadata", "data": {"metadata": {"n": number, "pad": "x" * 3000}}})
+            await third.send({"type": "custom", "data": {"type": "renegotiateTracks"}})  # not limited: answered
+            errors = []
+            with trio.fail_after(10):
+                while len(errors) < sent - engine_module.ANNOUNCE_BURST - 10:
+                    errors.append(error_text(await third.next(("error",))))
+            assert set(errors) == {"updateEndpointMetadata: too many connects, metadata updates and offers; "
+                                   "at most 20 at once, then 2 a second"}
+            lobby = daemon.rooms.get("lobby")
+            assert third.id in lobby.peers  # refused, not removed
+
+            def heard() -> int:
+                return sum(1 for e in room.a.events if e["type"] == "endpointUpdated" and e["data"]["id"] == third.id)
+
+            with trio.fail_after(10):
+                while heard() < engine_module.ANNOUNCE_BURST - 1:  # its connect took one
+                    await trio.sleep(0.05)
+            assert heard() <= sent - len(errors)
+        await room.goes_on()

@@ -22,6 +22,7 @@ from ..rooms.room import Peer, Room
 from . import media_events as ev
 from .bridge import AsyncioThread, BridgeClosed
 from .media_events import MediaEventError
+from .rate import PeerRate
 from .rtc import EndpointConnection, RoomMedia, SlotPlan
 from .sdp import MAX_MEDIA_LINES, SdpError
 from .sdp import parse as parse_sdp
@@ -37,6 +38,9 @@ MEDIA_CALL_TIMEOUT = 15.0    # seconds an answer may take on the media thread
 CLOSE_TIMEOUT = 5.0          # seconds to close a room's connections when it stops
 MAX_CANDIDATES = 64          # trickled candidates kept before the first offer, and added per offer
 MAX_CANDIDATE_LENGTH = 1024  # characters of one candidate line
+ANNOUNCE_RATE = 2.0          # connects, metadata updates and offers a peer may send per second...
+ANNOUNCE_BURST = 20          # ...after a burst of this many (each reaches every other client)
+ANNOUNCED = frozenset({"connect", "updateEndpointMetadata", "updateTrackMetadata", "sdpOffer"})
 MAX_REASON = 200             # characters of the reason a removed participant's channel is closed with
 IGNORED = frozenset({"enableTrackEncoding", "disableTrackEncoding", "trackVariantBitrates", "setTargetTrackVariant"})
 _CANDIDATE_ADDRESS = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host)", re.MULTILINE)
@@ -106,6 +110,7 @@ class Engine:
         self._left: set[str] = set()  # peers that left the room, still to remove here
         self._queued: dict[str, int] = {}  # peer -> its events in the inbox
         self.failures = 0  # participants removed for an error nobody foresaw
+        self._announce = PeerRate(ANNOUNCE_RATE, ANNOUNCE_BURST)
 
     # -- the Room's side (synchronous) ------------------------------------------------------
     def peer_joined(self, peer: Peer) -> None:
@@ -217,6 +222,7 @@ class Engine:
         """
         try:
             if kind == "left":
+                self._announce.forget(endpoint_id)
                 await self._remove(endpoint_id)
             elif kind == "event":
                 await self._client_event(endpoint_id, payload)
@@ -268,6 +274,9 @@ class Engine:
 
     async def _dispatch(self, peer: Peer, event: ev.ClientEvent) -> None:
         kind = event.type
+        if kind in ANNOUNCED and not self._announce.allow(peer.id, trio.current_time()):
+            raise MediaEventError(f"{kind}: too many connects, metadata updates and offers; at most "
+                                  f"{ANNOUNCE_BURST:g} at once, then {ANNOUNCE_RATE:g} a second")
         if kind == "connect":
             self._deliver(self.session.connect(peer.id, ev.metadata(event, "metadata")))
         elif kind == "disconnect":
