@@ -18,6 +18,7 @@ MEDIA_COUNTERS = {
     "packets_retransmitted": "RTP packets sent again on a subscriber's NACK",
     "packets_dropped": "RTP packets not sent because a subscriber's socket was full",
     "keyframe_requests": "Keyframes asked of publishers",
+    "participants_failed": "Participants removed for an error the engine did not foresee (logged with its traceback)",
 }
 
 

@@ -10,7 +10,9 @@ through trio-asyncio), and the two sides talk through two doors only:
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any, Awaitable, Callable
 
@@ -18,6 +20,9 @@ import structlog
 import trio
 
 log = structlog.get_logger("videoroomd.engine.bridge")
+
+MAX_ERRORS = 100          # the latest errors of media tasks kept for a look (tests, debugging)
+ERROR_LOG_INTERVAL = 10.0  # seconds between two log lines of such errors; the others are counted
 
 
 class BridgeClosed(Exception):
@@ -33,7 +38,11 @@ class AsyncioThread:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._token: trio.lowlevel.TrioToken | None = None
         self._closing = False
-        self.errors: list[str] = []
+        self.errors: collections.deque[str] = collections.deque(maxlen=MAX_ERRORS)
+        self.error_count = 0  # since start, all of them
+        self.errors_logged = 0  # of which a log line told
+        self._unlogged = 0
+        self._logged_at = float("-inf")
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -48,7 +57,16 @@ class AsyncioThread:
         message = context.get("message", "")
         text = f"{type(error).__name__}: {error}" if error else message
         self.errors.append(text)
-        log.warning("media task failed", error=text, detail=message)
+        self.error_count += 1
+        # A client can make these happen at will (odd STUN, bad RTP): log a line now and
+        # then, saying how many were left out, rather than one per packet.
+        now = time.monotonic()
+        if now - self._logged_at < ERROR_LOG_INTERVAL:
+            self._unlogged += 1
+            return
+        log.warning("media task failed", error=text, detail=message, not_logged_before=self._unlogged)
+        self.errors_logged += 1
+        self._logged_at, self._unlogged = now, 0
 
     def start(self) -> None:
         self._token = trio.lowlevel.current_trio_token()
@@ -82,11 +100,14 @@ class AsyncioThread:
         return future.result()
 
     def notify(self, fn: Callable[..., None], *args: Any) -> None:
-        """From the asyncio thread: run ``fn(*args)`` in trio soon (it must not block)."""
+        """From the asyncio thread: run ``fn(*args)`` in trio soon (it must not block).
+
+        An exception from ``fn`` is logged: raised there, it would end the whole trio run.
+        """
         if self._token is None:
             return
         try:
-            self._token.run_sync_soon(fn, *args)
+            self._token.run_sync_soon(_guarded, fn, *args)
         except trio.RunFinishedError:
             pass
 
@@ -103,6 +124,13 @@ class AsyncioThread:
             task.cancel()
         await asyncio.wait(tasks, timeout=2) if tasks else None
         self.loop.stop()
+
+
+def _guarded(fn: Callable[..., None], *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("a callback from the media thread failed")
 
 
 async def _wrap(fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:

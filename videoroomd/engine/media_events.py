@@ -21,6 +21,7 @@ CLIENT_EVENTS = frozenset({
     # custom:
     "renegotiateTracks", "sdpOffer", "candidate", "trackVariantBitrates", "setTargetTrackVariant",
 })
+MAX_METADATA_BYTES = 4096  # encoded size of one endpoint's or one track's metadata, sent to every other client
 CUSTOM = frozenset({"renegotiateTracks", "sdpOffer", "candidate", "trackVariantBitrates", "setTargetTrackVariant"})
 
 
@@ -35,7 +36,9 @@ class ClientEvent:
 
 
 def parse(text: str) -> ClientEvent:
-    """Unwrap one client event; raises MediaEventError saying what is wrong."""
+    """Unwrap one client event; raises MediaEventError (and nothing else) saying what is wrong."""
+    if not isinstance(text, str):
+        raise MediaEventError("a media event is JSON text")
     try:
         value = json_limits.loads(text)
     except json_limits.JsonError as error:
@@ -63,8 +66,24 @@ def field(event: ClientEvent, name: str, kind: type | tuple[type, ...], *, requi
             raise MediaEventError(f"{event.type}: {name} is missing")
         return None
     value = event.data[name]
-    if not isinstance(value, kind):
+    # JSON true/false are Python ints too; an index or a count is never one.
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _types(kind)):
         raise MediaEventError(f"{event.type}: {name} has the wrong type")
+    return value
+
+
+def _types(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def metadata(event: ClientEvent, name: str, value: Any = None, *, limit: int = MAX_METADATA_BYTES) -> Any:
+    """Metadata the others will receive (``event.data[name]``, or ``value`` when given):
+    any JSON, at most ``limit`` bytes once encoded; raises MediaEventError."""
+    if value is None:
+        value = event.data.get(name)
+    size = len(_dump(value))
+    if size > limit:
+        raise MediaEventError(f"{event.type}: {name} is {size} bytes as JSON; at most {limit} are accepted")
     return value
 
 

@@ -18,6 +18,7 @@ from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import candidate_from_sdp
 
+from .aioice_hooks import ice_connections, limit_host_addresses, remote_username, watch_incoming
 from .ice_restart import handle_remote_ice_restart
 from .forwarding import ForwardedTrack, MediaCounters, PublishedTrack, attach_publisher, attach_subscriber
 from .vad import VoiceActivity
@@ -53,54 +54,6 @@ def candidate_ufrag(candidate: str) -> str | None:
     return None
 
 
-def ice_connections(pc: RTCPeerConnection) -> list:
-    """The distinct aioice connections under ``pc``'s transceivers (one, once bundled)."""
-    distinct: dict[int, object] = {}
-    for transceiver in pc.getTransceivers():
-        connection = transceiver.receiver.transport.transport._connection
-        distinct.setdefault(id(connection), connection)
-    return list(distinct.values())
-
-
-def limit_host_addresses(pc: RTCPeerConnection, addresses: tuple[str, ...]) -> None:
-    """Gather host candidates on ``addresses`` only (aioice on its own leaves out 127.0.0.1).
-
-    Call before ``setLocalDescription``; touches only ``pc``'s own ICE connections.
-    """
-    for connection in ice_connections(pc):
-        if getattr(connection, "_videoroomd_addresses", False):
-            continue
-        original = connection.get_component_candidates
-
-        async def only_configured(component, addresses=None, _original=original, _configured=list(addresses), **kwargs):
-            return await _original(component=component, addresses=_configured, **kwargs)
-
-        connection.get_component_candidates = only_configured
-        connection._videoroomd_addresses = True
-
-
-def watch_incoming(pc: RTCPeerConnection, heard: Callable[[], None]) -> None:
-    """Call ``heard()`` for every datagram the remote side sends ``pc`` (media, RTCP, DTLS
-    and its ICE checks alike). Call after ``setRemoteDescription``; touches only ``pc``'s
-    own ICE connections."""
-    for connection in ice_connections(pc):
-        if getattr(connection, "_videoroomd_watched", False):
-            continue
-        deliver, answer = connection.data_received, connection.request_received
-
-        def data_received(data, component, _deliver=deliver):
-            heard()
-            _deliver(data, component)
-
-        def request_received(message, addr, protocol, _answer=answer):
-            heard()
-            _answer(message, addr, protocol)
-
-        connection.data_received = data_received
-        connection.request_received = request_received
-        connection._videoroomd_watched = True
-
-
 class RoomMedia:
     """The published tracks of one room, by track id, and the settings every connection uses."""
 
@@ -109,7 +62,7 @@ class RoomMedia:
         self.ice_servers = ice_servers
         self.certificate = certificate
         self.addresses = addresses
-        self.on_event = on_event  # (kind, *args) -> None; called on the media thread
+        self.on_event = on_event  # (kind, endpoint_id, *args) -> None; called on the media thread
         self.published: dict[str, PublishedTrack] = {}
         self.connections: dict[str, "EndpointConnection"] = {}
         self.counters = MediaCounters()
@@ -221,7 +174,7 @@ class EndpointConnection:
         def report(level: int) -> None:
             change = detector.feed(level, time.monotonic())
             if change is not None:
-                self.room.on_event("vad", track_id, change)
+                self.room.on_event("vad", self.endpoint_id, track_id, change)
 
         return report
 
@@ -230,9 +183,7 @@ class EndpointConnection:
         if not text.strip():
             return
         ufrag = candidate_ufrag(text)
-        transceivers = self.pc.getTransceivers()
-        # With max-bundle every transceiver shares the first one's ICE connection.
-        current = transceivers[0].receiver.transport.transport._connection.remote_username if transceivers else None
+        current = remote_username(self.pc)
         if ufrag is not None and current is not None and ufrag != current:
             return  # a late candidate of an ICE generation the client has restarted away from
         parsed = candidate_from_sdp(text)
@@ -240,11 +191,37 @@ class EndpointConnection:
         await self.pc.addIceCandidate(parsed)
 
     async def close(self) -> None:
-        for forwarded in self.forwarded.values():
-            forwarded.stop()
+        """Stop forwarding and close the peer connection; raises what ``pc.close()`` raised
+        (an offer aiortc half-applied), after closing its ICE sockets another way."""
         for published in self.published.values():
             self.room.published.pop(published.track_id, None)
-            published.close()
+        forwarded, published = list(self.forwarded.values()), list(self.published.values())
         self.forwarded.clear()
         self.published.clear()
-        await self.pc.close()
+        try:
+            for track in forwarded:
+                track.stop()
+            for track in published:
+                track.close()
+        finally:
+            try:
+                await self.pc.close()
+            except Exception:
+                await _stop_transports(self.pc)  # its sockets, at least, are released
+                raise
+
+
+async def _stop_transports(pc: RTCPeerConnection) -> None:
+    """Stop every DTLS and ICE transport ``pc`` still has, one by one, whatever state
+    a half-applied offer left them in (``pc.close()`` stops at the first that fails)."""
+    transports = [t.receiver.transport for t in pc.getTransceivers()] + [t.sender.transport for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        transports.append(pc.sctp.transport)
+    for dtls in {id(d): d for d in transports if d is not None}.values():
+        for transport in (dtls, getattr(dtls, "transport", None)):
+            if transport is None:
+                continue
+            try:
+                await transport.stop()
+            except Exception as error:
+                log.debug("stopping a transport failed", error=f"{type(error).__name__}: {error}")

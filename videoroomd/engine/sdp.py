@@ -1,10 +1,24 @@
-"""Just enough SDP reading for the engine: each m-line's mid, kind and direction, and the ICE ufrag (pure)."""
+"""Just enough SDP reading for the engine: each m-line's mid, kind and direction, and the ICE ufrag (pure).
+
+An offer is read with limits before aiortc sees it: its total size, its
+number of m-lines and the length of each line are bounded, and what the
+engine relies on (distinct mids, numeric ports) is checked here, so a
+client gets an SdpError saying what is wrong instead of a half-applied offer.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+MAX_SDP_BYTES = 128 * 1024   # a browser's offer for a full room is a few tens of KiB
+MAX_MEDIA_LINES = 64         # m-lines in one offer
+MAX_LINE_LENGTH = 4096       # characters of one line (a=fingerprint, a=ssrc... are far shorter)
+MAX_MID_LENGTH = 32          # RFC 8843 keeps mids short; the clients use "0", "1"...
+MAX_PORT = 65535
+# Distinct a=candidate lines (bundled offers repeat them per m-line). The server sends ICE
+# checks to each: a few hundred addresses of the offerer's choosing would aim them elsewhere.
+MAX_CANDIDATES = 64
 
 
 @dataclass(frozen=True)
@@ -23,11 +37,20 @@ class SessionDescription:
 
 
 class SdpError(Exception):
-    """An SDP the engine cannot read; the text says what is missing."""
+    """An SDP the engine cannot read; the text says what is wrong and on which line."""
 
 
 def parse(sdp: str) -> SessionDescription:
+    """The m-lines of ``sdp``; raises SdpError (and nothing else) for anything it refuses."""
+    if not isinstance(sdp, str):
+        raise SdpError("the SDP must be a string")
+    size = len(sdp.encode("utf-8", "surrogatepass"))
+    if size > MAX_SDP_BYTES:
+        raise SdpError(f"the SDP is {size} bytes; at most {MAX_SDP_BYTES} are accepted")
     media: list[MediaLine] = []
+    mids: set[str] = set()
+    candidates: set[str] = set()
+    bundled: list[tuple[int, str]] = []  # (line number, mid) named by a=group:BUNDLE
     ufrag: str | None = None
     session_direction = "sendrecv"
     current: dict | None = None
@@ -37,17 +60,35 @@ def parse(sdp: str) -> SessionDescription:
             media.append(MediaLine(current["index"], current["kind"], current["mid"],
                                    current["direction"] or session_direction, current["port"]))
 
-    for raw in sdp.splitlines():
+    for number, raw in enumerate(sdp.splitlines(), start=1):
+        if len(raw) > MAX_LINE_LENGTH:
+            raise SdpError(f"line {number} is {len(raw)} characters long; at most {MAX_LINE_LENGTH} are accepted")
         line = raw.strip()
         if line.startswith("m="):
             close_current()
+            if len(media) >= MAX_MEDIA_LINES:
+                raise SdpError(f"the SDP has more than {MAX_MEDIA_LINES} m-lines")
             parts = line[2:].split()
-            if len(parts) < 3 or not parts[1].split("/")[0].isdigit():
-                raise SdpError(f"malformed m-line: {line!r}")
-            current = {"index": len(media), "kind": parts[0], "mid": None, "direction": None,
-                       "port": int(parts[1].split("/")[0])}
+            port = parts[1].split("/")[0] if len(parts) >= 3 else ""
+            if len(parts) < 3 or not (port.isascii() and port.isdigit()) or len(port) > 5 or int(port) > MAX_PORT:
+                raise SdpError(f"line {number}: malformed m-line: {line[:80]!r}")
+            current = {"index": len(media), "kind": parts[0], "mid": None, "direction": None, "port": int(port)}
         elif line.startswith("a=mid:") and current is not None:
-            current["mid"] = line[6:]
+            mid = line[6:]
+            if current["mid"] is not None:
+                raise SdpError(f"line {number}: a second a=mid in m-line {current['index']}")
+            if not mid or len(mid) > MAX_MID_LENGTH or not mid.isascii() or not mid.isprintable() or " " in mid:
+                raise SdpError(f"line {number}: a mid is 1 to {MAX_MID_LENGTH} printable ASCII characters: {mid[:40]!r}")
+            if mid in mids:
+                raise SdpError(f"line {number}: mid {mid!r} is used by two m-lines")
+            mids.add(mid)
+            current["mid"] = mid
+        elif line.startswith("a=candidate:"):
+            candidates.add(line)
+            if len(candidates) > MAX_CANDIDATES:
+                raise SdpError(f"line {number}: more than {MAX_CANDIDATES} distinct a=candidate lines")
+        elif line.startswith("a=group:BUNDLE"):
+            bundled += [(number, mid) for mid in line[14:].split()]
         elif line.startswith("a=ice-ufrag:") and ufrag is None:
             ufrag = line[12:]
         elif line[2:] in DIRECTIONS and line.startswith("a="):
@@ -58,4 +99,7 @@ def parse(sdp: str) -> SessionDescription:
     close_current()
     if not media:
         raise SdpError("the offer has no m-lines")
+    for number, mid in bundled:
+        if mid not in mids:
+            raise SdpError(f"line {number}: a=group:BUNDLE names mid {mid[:40]!r}, which no m-line has")
     return SessionDescription(tuple(media), ufrag)

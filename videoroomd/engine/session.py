@@ -170,6 +170,11 @@ class Session:
                 raise SessionError(f"midToTrackId names mid {mid!r}, which the offer does not send on")
             if not isinstance(track_id, str) or not track_id.startswith(endpoint_id + ":"):
                 raise SessionError(f"track id {track_id!r} must be \"{endpoint_id}:<uuid>\"")
+            if track_id in sending.values():
+                raise SessionError(f"midToTrackId names track {track_id!r} for two mids")
+            published = endpoint.tracks.get(track_id)
+            if published is not None and published.mid != mid:
+                raise SessionError(f"track {track_id!r} is published on mid {published.mid!r}, not {mid!r}")
             sending[mid] = track_id
             if track_id not in endpoint.tracks:
                 publish.append(Track(track_id, endpoint_id, line.kind, metadata.get(track_id), mid))

@@ -1,0 +1,119 @@
+"""The engine's reaches into aioice 0.13's internals (besides the ICE restart, in :mod:`.ice_restart`).
+
+aiortc gives no say over its ICE agent: which addresses it gathers on, what it
+does with a STUN request from an address nobody signalled. These helpers set
+instance attributes of one peer connection's own aioice objects (no class or
+module is patched), which ties them to aioice 0.13: the version pinned in
+pyproject.toml.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from aiortc import RTCPeerConnection
+
+# Peer-reflexive candidates (RFC 8445 section 7.3.1.3) one connection learns: aioice adds
+# a remote candidate and a check pair (with its own retransmitted checks, ~5 datagrams
+# back per request) for every new source address of an authenticated STUN request. A
+# client behind NATs has a handful; requests from further new addresses go unanswered.
+MAX_PEER_REFLEXIVE = 32
+MAX_EARLY_CHECKS = 128  # STUN requests held until the ICE agent starts its checks
+# Remote candidates of one ICE generation, signalled and learned: re-offers without an ICE
+# restart keep adding to the same list, and every incoming check scans it.
+MAX_REMOTE_CANDIDATES = 160
+
+
+class TooManyCandidates(ValueError):
+    """A connection has MAX_REMOTE_CANDIDATES remote candidates already."""
+
+
+def ice_connections(pc: RTCPeerConnection) -> list:
+    """The distinct aioice connections under ``pc``'s transceivers (one, once bundled)."""
+    distinct: dict[int, object] = {}
+    for transceiver in pc.getTransceivers():
+        connection = transceiver.receiver.transport.transport._connection
+        distinct.setdefault(id(connection), connection)
+    return list(distinct.values())
+
+
+def remote_username(pc: RTCPeerConnection) -> str | None:
+    """The remote ICE ufrag ``pc`` uses now (with max-bundle, every transceiver shares the first one's)."""
+    transceivers = pc.getTransceivers()
+    return transceivers[0].receiver.transport.transport._connection.remote_username if transceivers else None
+
+
+def ice_connections(pc: RTCPeerConnection) -> list:
+    """The distinct aioice connections under ``pc``'s transceivers (one, once bundled)."""
+    distinct: dict[int, object] = {}
+    for transceiver in pc.getTransceivers():
+        connection = transceiver.receiver.transport.transport._connection
+        distinct.setdefault(id(connection), connection)
+    return list(distinct.values())
+
+
+def limit_host_addresses(pc: RTCPeerConnection, addresses: tuple[str, ...]) -> None:
+    """Gather host candidates on ``addresses`` only (aioice on its own leaves out 127.0.0.1).
+
+    Call before ``setLocalDescription``; touches only ``pc``'s own ICE connections.
+    """
+    for connection in ice_connections(pc):
+        if getattr(connection, "_videoroomd_addresses", False):
+            continue
+        original = connection.get_component_candidates
+
+        async def only_configured(component, addresses=None, _original=original, _configured=list(addresses), **kwargs):
+            return await _original(component=component, addresses=_configured, **kwargs)
+
+        connection.get_component_candidates = only_configured
+        connection._videoroomd_addresses = True
+
+
+def watch_incoming(pc: RTCPeerConnection, heard: Callable[[], None]) -> None:
+    """Call ``heard()`` for every datagram the remote side sends ``pc`` (media, RTCP, DTLS
+    and its ICE checks alike), and leave unanswered the STUN requests that would make aioice
+    learn more than MAX_PEER_REFLEXIVE peer-reflexive candidates; refuse remote candidates
+    beyond MAX_REMOTE_CANDIDATES (TooManyCandidates). Call after
+    ``setRemoteDescription``; touches only ``pc``'s own ICE connections."""
+    for connection in ice_connections(pc):
+        if getattr(connection, "_videoroomd_watched", False):
+            continue
+        deliver, answer = connection.data_received, connection.request_received
+
+        def data_received(data, component, _deliver=deliver):
+            heard()
+            _deliver(data, component)
+
+        def request_received(message, addr, protocol, _answer=answer, _connection=connection):
+            if _unwelcome(_connection, message, addr):
+                return
+            heard()
+            _answer(message, addr, protocol)
+
+        async def add_remote_candidate(candidate, _add=connection.add_remote_candidate, _connection=connection):
+            if (candidate is not None and len(_connection._remote_candidates) >= MAX_REMOTE_CANDIDATES
+                    and not any(c.host == candidate.host and c.port == candidate.port for c in _connection._remote_candidates)):
+                raise TooManyCandidates(f"this connection has {MAX_REMOTE_CANDIDATES} remote candidates already")
+            await _add(candidate)
+
+        connection.data_received = data_received
+        connection.request_received = request_received
+        connection.add_remote_candidate = add_remote_candidate
+        connection._videoroomd_watched = True
+
+
+def _unwelcome(connection, message, addr) -> bool:
+    """Whether to drop, unanswered, a STUN request that came to ``connection`` from ``addr``."""
+    if "PRIORITY" not in message.attributes:
+        return True  # every ICE check has one; aioice would fail on it (KeyError) after answering
+    host, port = addr[0], addr[1]
+    if any(c._network_host == host and c.port == port for c in connection._remote_candidates):
+        return False
+    if not connection._early_checks_done:
+        early = connection._early_checks
+        sources = {tuple(a[:2]) for _message, a, _protocol in early}
+        return len(early) >= MAX_EARLY_CHECKS or ((host, port) not in sources and len(sources) >= MAX_PEER_REFLEXIVE)
+    if len(connection._remote_candidates) >= MAX_REMOTE_CANDIDATES:
+        return True
+    learned = sum(1 for c in connection._remote_candidates if c.type == "prflx")
+    return learned >= MAX_PEER_REFLEXIVE
