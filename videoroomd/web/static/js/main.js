@@ -1,5 +1,6 @@
 // The page: the room list at "/", the join screen and the call at "/room/NAME".
 import { Call } from "./call.js";
+import { ChatPanel } from "./chat.js";
 import { PhoenixSocket } from "./phoenix.js";
 import { Tiles, clearNotice, joinMessage, notice, show } from "./ui.js";
 
@@ -113,6 +114,7 @@ class Meeting {
     this.stream = stream;
     this.mediaProblem = mediaProblem;
     this.tiles = new Tiles();
+    this.chat = new ChatPanel((text) => (this.call ? this.call.sendChat(text) : Promise.reject(new Error("not connected"))));
     this.call = null;
     this.socket = null;
     this.micMuted = false;
@@ -158,6 +160,7 @@ class Meeting {
     this.tiles.clear();
     this.tiles.add("me", this.name, { local: true });
     if (this.stream) this.tiles.setLocalStream(this.stream);
+    this.chat.joined(call);
     await call.join({ name: this.name, password: this.password, stream: this.stream });
     this.call = call;
     if (this.micMuted) call.setMuted("audio", true);
@@ -174,6 +177,8 @@ class Meeting {
     call.addEventListener("endpoint-updated", ({ detail: { endpoint } }) => {
       this.tiles.rename(endpoint.id, endpoint.metadata?.displayName || "Guest");
     });
+    call.addEventListener("chat", ({ detail }) => this.chat.add(detail));
+    call.addEventListener("chat-history", ({ detail }) => this.chat.history(detail?.messages));
     call.addEventListener("endpoint-removed", ({ detail: { endpoint } }) => this.tiles.remove(endpoint.id));
     call.addEventListener("track-ready", ({ detail }) => {
       this.tiles.addTrack(detail.endpointId, detail.track);
