@@ -200,7 +200,7 @@ export class Call extends EventTarget {
   }
 
   localTrack(kind) {
-    for (const [trackId, local] of this.local) if (local.kind === kind) return { trackId, local };
+    for (const [trackId, local] of this.local) if (local.kind === kind && local.metadata.type !== "screen") return { trackId, local };
     return null;
   }
 
@@ -212,6 +212,29 @@ export class Call extends EventTarget {
     found.local.metadata = { ...found.local.metadata, muted };
     if (found.local.transceiver?.mid != null) {
       this.send({ type: "updateTrackMetadata", data: { trackId: found.trackId, trackMetadata: found.local.metadata } });
+    }
+  }
+
+  // Publishes `track` (from getDisplayMedia) as a second video track whose metadata says it is a screen.
+  shareScreen(track) {
+    const trackId = `${this.id}:${crypto.randomUUID()}`;
+    const local = { track, kind: "video", metadata: { kind: "video", type: "screen", muted: false } };
+    this.local.set(trackId, local);
+    // Without a peer connection yet, the first offer adds every local track.
+    if (this.pc) local.transceiver = this.pc.addTransceiver(track, { direction: "sendonly" });
+    this.send(custom("renegotiateTracks"));
+    return trackId;
+  }
+
+  // Stops publishing the screen: its m-line goes inactive in the next offer and the server tells the others.
+  stopScreen() {
+    for (const [trackId, local] of this.local) {
+      if (local.metadata.type !== "screen") continue;
+      this.local.delete(trackId);
+      if (this.pc && local.transceiver) {
+        try { this.pc.removeTrack(local.transceiver.sender); } catch { /* the connection is closing */ }
+      }
+      this.send(custom("renegotiateTracks"));
     }
   }
 
