@@ -72,8 +72,11 @@ def test_a_shared_screen_is_on_the_others_stage_and_stopping_from_the_browser_en
     # and sharing again works (a new track, a new negotiation)
     share.click()
     wait_for_moving_screen(bob, "Ann")
-    # a newcomer gets the screen already being shared
-    dan = participant(browser, daemon, "Dan")
+    # a newcomer, on a phone, gets the screen already being shared, above the cameras
+    dan = participant(browser, daemon, "Dan", viewport={"width": 390, "height": 844})
     wait_for_moving_screen(dan, "Ann")
+    expect(dan.get_by_role("button", name="Leave")).to_be_in_viewport()
+    assert dan.locator("#stage").bounding_box()["y"] < dan.locator("#grid").bounding_box()["y"]
+    save_artifact(dan, "screen-share-phone.png")
     for page in (ann, bob, cleo, dan):
         page.context.close()
