@@ -26,9 +26,9 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
-def launch(playwright, *, deny_media: bool = False, devices: int = 1):
+def launch(playwright, *, deny_media: bool = False, devices: int = 1, extra_flags: tuple[str, ...] = ()):
     """Chromium with fake media; ``devices`` fake cameras and microphones each."""
-    flags = list(FLAGS)
+    flags = [*FLAGS, *extra_flags]
     if devices > 1:
         flags[flags.index("--use-fake-device-for-media-stream")] = f"--use-fake-device-for-media-stream=device-count={devices}"
     if deny_media:

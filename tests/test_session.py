@@ -201,3 +201,25 @@ def test_renegotiations_wait_for_the_first_connection_to_come_up():
     assert kinds(out, "b") == ["tracksAdded"]
     assert kinds(session.media_connected("b"), "b") == ["offerData"]
     assert session.media_connected("b") == []  # once
+
+
+def test_a_shared_screen_is_forwarded_like_any_track_and_a_second_one_is_refused():
+    session = Session()
+    session.connect("a", None)
+    session.connect("b", None)
+    screen = {"kind": "video", "type": "screen", "muted": False}
+    lines = offer(("0", "video", "sendonly"), ("1", "video", "sendonly"))
+    plan = session.plan("a", lines, {"0": "a:camera", "1": "a:screen"}, {"a:camera": {"kind": "video"}, "a:screen": screen})
+    out = session.answered(plan)
+    added = events(out, "b")[0]
+    assert added["type"] == "tracksAdded"
+    assert added["data"]["tracks"]["a:screen"]["metadata"] == screen  # the others can tell it is a screen
+    two = offer(("0", "video", "sendonly"), ("1", "video", "sendonly"), ("2", "video", "sendonly"))
+    with pytest.raises(SessionError, match="one shared screen per person: this offer sends 2"):
+        session.plan("a", two, {"0": "a:camera", "1": "a:screen", "2": "a:screen2"}, {"a:screen2": screen})
+    with pytest.raises(SessionError, match="one shared screen per person"):
+        session.update_track_metadata("a", "a:camera", screen)
+    # stopping the share and sharing again (a new track) is fine
+    session.answered(session.plan("a", offer(("0", "video", "sendonly"), ("1", "video", "inactive")), {"0": "a:camera"}, {}))
+    again = offer(("0", "video", "sendonly"), ("1", "video", "inactive"), ("2", "video", "sendonly"))
+    session.plan("a", again, {"0": "a:camera", "2": "a:screen2"}, {"a:screen2": screen})

@@ -62,6 +62,8 @@ class Metrics:
         self.messages_in = Counter("videoroomd_messages_received", "Signalling messages received", ["kind"], registry=self.registry)
         self.messages_out = Counter("videoroomd_messages_sent", "Signalling messages sent", ["kind"], registry=self.registry)
         self.errors = Counter("videoroomd_protocol_errors", "Bad frames and protocol errors, by kind", ["kind"], registry=self.registry)
+        self.chat_messages = Counter("videoroomd_chat_messages", "Chat messages sent to a room", registry=self.registry)
+        self.chat_refused = Counter("videoroomd_chat_refused", "Chat messages refused, by reason", ["reason"], registry=self.registry)
         self.connections_refused = Counter("videoroomd_connections_refused", "Connections refused, by reason", ["reason"], registry=self.registry)
         self.connections_open = Gauge("videoroomd_connections_open", "Client connections open now", registry=self.registry)
         self.connection_errors = Counter(

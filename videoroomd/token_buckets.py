@@ -55,3 +55,7 @@ class TokenBuckets:
         while len(self._buckets) > self.max_tracked:
             del self._buckets[next(iter(self._buckets))]
         return allowed
+
+    def forget(self, key: Hashable) -> None:
+        """Drop ``key``'s bucket (it is gone for good); a key never seen is fine."""
+        self._buckets.pop(key, None)

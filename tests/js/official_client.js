@@ -4,7 +4,7 @@
 import { Socket } from "phoenix";
 import { WebRTCEndpoint } from "@jellyfish-dev/membrane-webrtc-js";
 
-const state = { connected: false, id: null, errors: [], ready: {}, removed: [], endpoints: {}, log: [] };
+const state = { connected: false, id: null, errors: [], ready: {}, removed: [], endpoints: {}, log: [], chat: [] };
 window.participant = state;
 
 window.startParticipant = async function startParticipant(url, room, name) {
@@ -15,6 +15,9 @@ window.startParticipant = async function startParticipant(url, room, name) {
   state.webrtc = webrtc;
   webrtc.on("sendMediaEvent", (event) => channel.push("mediaEvent", { data: event }));
   channel.on("mediaEvent", (payload) => webrtc.receiveMediaEvent(payload.data));
+  // The room's chat rides the same channel; an app that does not listen for it never sees it.
+  channel.on("chat", (message) => state.chat.push(`${message.name}: ${message.text}`));
+  state.say = (text) => channel.push("chat", { text });
   webrtc.on("connectionError", (message) => state.errors.push(String(message)));
   webrtc.on("endpointAdded", (endpoint) => { state.endpoints[endpoint.id] = endpoint.metadata?.displayName; });
   webrtc.on("endpointRemoved", (endpoint) => { state.removed.push(endpoint.id); delete state.endpoints[endpoint.id]; });

@@ -25,6 +25,12 @@ from .sdp import SessionDescription
 
 Outbox = list[tuple[str, str]]
 KINDS = ("audio", "video")
+MAX_SCREENS = 1  # shared screens per person (a video track whose metadata has "type": "screen")
+
+
+def is_screen(metadata: Any) -> bool:
+    """Whether a track's metadata says it is a shared screen, window or tab."""
+    return isinstance(metadata, dict) and metadata.get("type") == "screen"
 
 
 @dataclass
@@ -150,9 +156,12 @@ class Session:
         return [(o.id, ev.endpoint_updated(endpoint_id, metadata)) for o in self._others(endpoint_id)]
 
     def update_track_metadata(self, endpoint_id: str, track_id: str, metadata: Any) -> Outbox:
-        track = self._endpoint(endpoint_id).tracks.get(track_id)
+        endpoint = self._endpoint(endpoint_id)
+        track = endpoint.tracks.get(track_id)
         if track is None:
             raise SessionError(f"no published track {track_id!r}")
+        if is_screen(metadata) and any(is_screen(t.metadata) for t in endpoint.tracks.values() if t is not track):
+            raise SessionError(f"one shared screen per person: {track_id!r} cannot be a second one")
         track.metadata = metadata
         return [(o.id, ev.track_updated(endpoint_id, track_id, metadata))
                 for o in self._others(endpoint_id) if track_id in o.announced]
@@ -179,6 +188,10 @@ class Session:
             if track_id not in endpoint.tracks:
                 publish.append(Track(track_id, endpoint_id, line.kind, metadata.get(track_id), mid))
         unpublish = tuple(t for t in endpoint.tracks.values() if t.id not in sending.values())
+        kept = [t for t in endpoint.tracks.values() if t.id in sending.values()]
+        screens = sum(1 for t in (*kept, *publish) if is_screen(t.metadata))
+        if screens > MAX_SCREENS:
+            raise SessionError(f"one shared screen per person: this offer sends {screens}")
 
         live = {t.id: t for o in self._others(endpoint_id) for t in o.tracks.values()}
         forward: dict[str, Slot] = {}

@@ -21,12 +21,15 @@ import structlog
 import trio
 
 from ..config import RoomConfig
+from .chat import ChatLog, ChatMessage, ChatRefused
 
 log = structlog.get_logger("videoroomd.room")
 
 OUTBOX_SIZE = 256  # messages a peer may leave unread before it is cut off
 TOO_SLOW = "too slow"
 MAX_NAME = 64      # characters of a display name
+CHAT = "chat"                  # the Phoenix event of one chat message
+CHAT_HISTORY = "chat_history"  # the Phoenix event of the history, sent to a newcomer
 
 
 def _only_cancelled(error: BaseException) -> bool:
@@ -60,6 +63,15 @@ def display_name(text: str, fallback: str = "Guest") -> str:
     whitespace made one space, at most MAX_NAME characters; ``fallback`` when nothing is left."""
     kept = "".join(c for c in text[: MAX_NAME * 8] if not unicodedata.category(c).startswith("C") or c.isspace())
     return " ".join(kept.split())[:MAX_NAME].strip() or fallback
+
+
+@dataclass(frozen=True)
+class ChannelPush:
+    """An outbox item for an "rtc" peer that is not a media event: a Phoenix event
+    and its payload (chat). Media events stay plain strings, the engine's JSON text."""
+
+    event: str
+    payload: dict
 
 
 @dataclass(eq=False)
@@ -139,6 +151,7 @@ class Room:
         self._opening = trio.CancelScope()  # a stop before the room opened cancels its opening
         self.became_empty = trio.Event()
         self.on_empty: Callable[[], None] | None = None
+        self.chat_log = ChatLog()
 
     # -- lifecycle -----------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -238,6 +251,9 @@ class Room:
         self.peers[peer.id] = peer
         self.became_empty = trio.Event()
         log.info("peer joined", room=self.name, peer=peer.id, kind=kind, peers=len(self.peers))
+        if kind == "rtc" and self.chat_log.messages:
+            # First in the outbox, so the client has it right after the reply to its join.
+            peer.deliver(ChannelPush(CHAT_HISTORY, {"messages": self.chat_log.history()}))
         if kind == "rtc" and self.engine is not None:
             self.engine.peer_joined(peer)
         return peer
@@ -251,6 +267,7 @@ class Room:
     def _remove(self, peer: Peer, reason: str, *, rejoin: bool = False, retry: bool = False) -> None:
         del self.peers[peer.id]
         peer.close(reason, rejoin=rejoin, retry=retry)
+        self.chat_log.forget(peer.id)
         log.info("peer left", room=self.name, peer=peer.id, reason=reason, peers=len(self.peers))
         if peer.kind == "rtc" and self.engine is not None:
             self.engine.peer_left(peer)
@@ -277,6 +294,17 @@ class Room:
             log.warning("media event dropped: this room has no media engine", room=self.name, peer=peer.id)
             return
         self.engine.media_event(peer, data)
+
+    def chat(self, peer: Peer, text: str) -> ChatMessage:
+        """A chat message from ``peer``, sent to everyone in the room (``peer`` too).
+
+        Returns the message as sent; raises ChatRefused with a reason for its sender.
+        """
+        if self.peers.get(peer.id) is not peer or peer.kind != "rtc":
+            raise ChatRefused("not_joined", f"you are not in room '{self.name}'")
+        message = self.chat_log.post(peer.id, peer.name, text, now=trio.current_time())
+        self.broadcast(ChannelPush(CHAT, message.payload()), kind="rtc")
+        return message
 
     def unicast(self, peer_id: str, message: Any, *, kind: str | None = None) -> bool:
         peer = self.peers.get(peer_id)

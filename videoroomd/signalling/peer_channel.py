@@ -16,8 +16,9 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 from ..http.request import Request
 from ..logs.ratelimit import ThrottledLog
 from ..rooms import JoinRefused, Peer, Room
+from ..rooms.chat import ChatRefused
 from ..rooms.registry import shown_name
-from ..rooms.room import display_name
+from ..rooms.room import CHAT, ChannelPush, display_name
 from . import phoenix
 from .phoenix import Frame, ProtocolError
 from .websocket import (GOING_AWAY, POLICY_VIOLATION, HandshakeFailed, accepted, frame_too_large, origin_allowed,
@@ -141,8 +142,27 @@ class PeerChannel:
                 return
             assert self.room is not None and self.peer is not None
             self.room.media_event(self.peer, payload["data"])
+        elif frame.event == CHAT:
+            await self._chat(frame)
         else:
             await self._protocol_error(f"unknown event {frame.event!r}", frame)
+
+    async def _chat(self, frame: Frame) -> None:
+        """A chat message: sent to everyone in the room, or refused with a reason its sender reads."""
+        payload = frame.payload
+        if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):
+            await self._protocol_error('chat payload must be {"text": "..."}', frame)
+            return
+        assert self.room is not None and self.peer is not None
+        try:
+            message = self.room.chat(self.peer, payload["text"])
+        except ChatRefused as refused:
+            self.metrics.chat_refused.labels(refused.code).inc()
+            log.debug("chat refused", code=refused.code, reason=refused.reason)  # a flood would flood the log too
+            await self._send(phoenix.reply(frame, "error", {"reason": refused.reason, "code": refused.code}))
+            return
+        self.metrics.chat_messages.inc()
+        await self._send(phoenix.reply(frame, "ok", {"id": message.id}))
 
     async def _join(self, frame: Frame) -> None:
         name = phoenix.room_name(frame.topic)
@@ -191,8 +211,7 @@ class PeerChannel:
         async for message in peer.outbox:
             if peer.cut_off:
                 break
-            frame = phoenix.push(join_ref, topic, MEDIA_EVENT, {"data": message}).encode()
-            if not await send_or_drop(self.websocket, self.stream, frame, self.metrics):
+            if not await send_or_drop(self.websocket, self.stream, outgoing(join_ref, topic, message).encode(), self.metrics):
                 return
             self.metrics.messages_out.labels("phoenix").inc()
         reason = peer.closed_reason or "removed"
@@ -213,3 +232,11 @@ class PeerChannel:
             await self._send(phoenix.push(join_ref, topic, event, payload))
             if self.daemon.draining:
                 await self.websocket.aclose(GOING_AWAY, reason[:120])
+
+
+def outgoing(join_ref: str | None, topic: str, message: str | ChannelPush) -> Frame:
+    """An outbox item as the frame that carries it: a media event's JSON text as a
+    ``mediaEvent`` push, a :class:`ChannelPush` (chat) as a push of its own event."""
+    if isinstance(message, ChannelPush):
+        return phoenix.push(join_ref, topic, message.event, message.payload)
+    return phoenix.push(join_ref, topic, MEDIA_EVENT, {"data": message})

@@ -2,7 +2,8 @@
 // The client always offers; the server answers. Events for the page are dispatched on the Call:
 //   endpoint-added/-updated/-removed {endpoint}, track-ready {endpointId, trackId, kind, track},
 //   track-removed {endpointId, trackId}, track-updated {endpointId, trackId, metadata},
-//   speaking {endpointId, trackId, speaking}, closed {reason, rejoin}.
+//   speaking {endpointId, trackId, speaking}, closed {reason, rejoin},
+//   chat {id, from, name, text, at}, chat-history {messages}.
 
 const GATHER_TIMEOUT_MS = 3000;
 
@@ -43,11 +44,21 @@ export class Call extends EventTarget {
 
   send(event) { this.channel?.push("mediaEvent", { data: JSON.stringify(event) }); }
 
+  // Sends a chat message to everyone in the room; resolves with the server's reply.
+  sendChat(text) {
+    if (!this.channel) return Promise.reject(new Error("not connected"));
+    return this.channel.request("chat", { text });
+  }
+
   onChannel(event, payload) {
     if (event === "mediaEvent") {
       let message;
       try { message = JSON.parse(payload.data); } catch { return; }
       this.onMediaEvent(message).catch((error) => console.error("media event failed", error));
+    } else if (event === "chat") {
+      this.emit("chat", payload);
+    } else if (event === "chat_history") {
+      this.emit("chat-history", payload);
     } else if (event === "phx_error" || event === "phx_close") {
       // phx_error: the room restarted; "retry": our media path broke. Either way, joining again may work.
       const rejoin = event === "phx_error" || payload?.retry === true;
@@ -189,7 +200,7 @@ export class Call extends EventTarget {
   }
 
   localTrack(kind) {
-    for (const [trackId, local] of this.local) if (local.kind === kind) return { trackId, local };
+    for (const [trackId, local] of this.local) if (local.kind === kind && local.metadata.type !== "screen") return { trackId, local };
     return null;
   }
 
@@ -201,6 +212,29 @@ export class Call extends EventTarget {
     found.local.metadata = { ...found.local.metadata, muted };
     if (found.local.transceiver?.mid != null) {
       this.send({ type: "updateTrackMetadata", data: { trackId: found.trackId, trackMetadata: found.local.metadata } });
+    }
+  }
+
+  // Publishes `track` (from getDisplayMedia) as a second video track whose metadata says it is a screen.
+  shareScreen(track) {
+    const trackId = `${this.id}:${crypto.randomUUID()}`;
+    const local = { track, kind: "video", metadata: { kind: "video", type: "screen", muted: false } };
+    this.local.set(trackId, local);
+    // Without a peer connection yet, the first offer adds every local track.
+    if (this.pc) local.transceiver = this.pc.addTransceiver(track, { direction: "sendonly" });
+    this.send(custom("renegotiateTracks"));
+    return trackId;
+  }
+
+  // Stops publishing the screen: its m-line goes inactive in the next offer and the server tells the others.
+  stopScreen() {
+    for (const [trackId, local] of this.local) {
+      if (local.metadata.type !== "screen") continue;
+      this.local.delete(trackId);
+      if (this.pc && local.transceiver) {
+        try { this.pc.removeTrack(local.transceiver.sender); } catch { /* the connection is closing */ }
+      }
+      this.send(custom("renegotiateTracks"));
     }
   }
 

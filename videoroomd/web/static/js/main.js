@@ -1,5 +1,6 @@
 // The page: the room list at "/", the join screen and the call at "/room/NAME".
 import { Call } from "./call.js";
+import { ChatPanel } from "./chat.js";
 import { PhoenixSocket } from "./phoenix.js";
 import { Tiles, clearNotice, joinMessage, notice, show } from "./ui.js";
 
@@ -113,11 +114,13 @@ class Meeting {
     this.stream = stream;
     this.mediaProblem = mediaProblem;
     this.tiles = new Tiles();
+    this.chat = new ChatPanel((text) => (this.call ? this.call.sendChat(text) : Promise.reject(new Error("not connected"))));
     this.call = null;
     this.socket = null;
     this.micMuted = false;
     this.cameraOff = false;
     this.leaving = false;
+    this.screen = null;  // the shared screen's track, while sharing
     this.reconnecting = false;
     this.wireControls();
   }
@@ -158,11 +161,13 @@ class Meeting {
     this.tiles.clear();
     this.tiles.add("me", this.name, { local: true });
     if (this.stream) this.tiles.setLocalStream(this.stream);
+    this.chat.joined(call);
     await call.join({ name: this.name, password: this.password, stream: this.stream });
     this.call = call;
     if (this.micMuted) call.setMuted("audio", true);
     if (this.cameraOff) call.setMuted("video", true);
     this.tiles.setState("me", { micMuted: this.micMuted, cameraOff: this.cameraOff || !this.stream });
+    if (this.screen?.readyState === "live") this.publishScreen();  // still sharing after a reconnect
     this.socket.addEventListener("close", () => this.lost("Connection lost"));
     this.listDevices();
   }
@@ -174,13 +179,18 @@ class Meeting {
     call.addEventListener("endpoint-updated", ({ detail: { endpoint } }) => {
       this.tiles.rename(endpoint.id, endpoint.metadata?.displayName || "Guest");
     });
+    call.addEventListener("chat", ({ detail }) => this.chat.add(detail));
+    call.addEventListener("chat-history", ({ detail }) => this.chat.history(detail?.messages));
     call.addEventListener("endpoint-removed", ({ detail: { endpoint } }) => this.tiles.remove(endpoint.id));
     call.addEventListener("track-ready", ({ detail }) => {
-      this.tiles.addTrack(detail.endpointId, detail.track);
       const metadata = call.endpoints.get(detail.endpointId)?.tracks.get(detail.trackId)?.metadata || {};
+      if (metadata.type === "screen") { this.tiles.addScreen(detail.endpointId, detail.trackId, detail.track); return; }
+      this.tiles.addTrack(detail.endpointId, detail.track);
       this.showTrackState(detail.endpointId, metadata);
     });
-    call.addEventListener("track-removed", ({ detail }) => this.tiles.removeTrack(detail.endpointId, detail.track));
+    call.addEventListener("track-removed", ({ detail }) => {
+      if (!this.tiles.stage.remove(detail.trackId)) this.tiles.removeTrack(detail.endpointId, detail.track);
+    });
     call.addEventListener("track-updated", ({ detail }) => this.showTrackState(detail.endpointId, detail.metadata));
     call.addEventListener("speaking", ({ detail }) => {
       // A muted microphone sends silence; never show it as speaking, even while the server's hold runs out.
@@ -199,6 +209,7 @@ class Meeting {
   }
 
   showTrackState(endpointId, metadata) {
+    if (metadata.type === "screen") return;  // a screen says nothing of the camera or microphone
     if (metadata.kind === "audio") {
       this.tiles.setState(endpointId, { micMuted: !!metadata.muted });
       if (metadata.muted) this.tiles.speaking(endpointId, false);
@@ -233,6 +244,7 @@ class Meeting {
   }
 
   ended(reason) {
+    this.stopScreen();
     this.call?.close();
     this.call = null;
     this.socket?.close();
@@ -245,6 +257,8 @@ class Meeting {
     $("mic-button").addEventListener("click", () => this.toggleMic());
     $("camera-button").addEventListener("click", () => this.toggleCamera());
     $("leave-button").addEventListener("click", () => this.leave());
+    $("screen-button").hidden = !navigator.mediaDevices?.getDisplayMedia;  // phones cannot share a screen
+    $("screen-button").addEventListener("click", () => (this.screen ? this.stopScreen() : this.shareScreen()));
     $("camera-select").addEventListener("change", (event) => this.switchDevice("video", event.target.value));
     $("mic-select").addEventListener("change", (event) => this.switchDevice("audio", event.target.value));
     document.addEventListener("keydown", (event) => {
@@ -268,6 +282,41 @@ class Meeting {
     $("camera-button").setAttribute("aria-pressed", String(this.cameraOff));
     $("camera-button").textContent = this.cameraOff ? "Camera on" : "Camera off";
     this.tiles.setState("me", { cameraOff: this.cameraOff || !this.stream });
+  }
+
+  // One screen (or window, or tab) per person, as a second video track the others see on their stage.
+  async shareScreen() {
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    } catch (error) {
+      if (error.name !== "NotAllowedError") notice(`Could not share the screen: ${error.message}`, { error: true });
+      return;  // NotAllowedError: the person cancelled the browser's picker
+    }
+    const track = stream.getVideoTracks()[0];
+    if (!track || this.screen) { for (const t of stream.getTracks()) t.stop(); return; }
+    track.contentHint = "detail";  // text stays sharp; the frame rate may drop instead
+    // "Stop sharing" in the browser's own bar ends the track.
+    track.addEventListener("ended", () => this.stopScreen());
+    this.screen = track;
+    this.publishScreen();
+    $("screen-button").setAttribute("aria-pressed", "true");
+    $("screen-button").textContent = "Stop sharing";
+  }
+
+  publishScreen() {
+    this.call?.shareScreen(this.screen);
+    this.tiles.addScreen("me", "me-screen", this.screen);
+  }
+
+  stopScreen() {
+    if (!this.screen) return;
+    this.screen.stop();
+    this.screen = null;
+    this.call?.stopScreen();
+    this.tiles.stage.remove("me-screen");
+    $("screen-button").setAttribute("aria-pressed", "false");
+    $("screen-button").textContent = "Share screen";
   }
 
   async listDevices() {
@@ -300,6 +349,7 @@ class Meeting {
 
   async leave() {
     this.leaving = true;
+    this.screen?.stop();
     await this.call?.leave();
     this.socket?.close();
     this.tiles.clear();

@@ -98,6 +98,11 @@ export class Channel {
     return this.socket.send(this.joinRef, this.topic, event, payload, false);
   }
 
+  // Pushes and resolves with the server's reply {status, response}.
+  request(event, payload) {
+    return this.socket.send(this.joinRef, this.topic, event, payload, true);
+  }
+
   async leave() {
     try { await this.socket.send(this.joinRef, this.topic, "phx_leave", {}); } catch { /* closing anyway */ }
     this.socket.handlers.delete(this.topic);

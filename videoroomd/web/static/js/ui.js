@@ -27,11 +27,62 @@ function initials(name) {
   return (name || "?").split(/\s+/).map((w) => w[0]).join("").slice(0, 2).toUpperCase();
 }
 
+// Shared screens, shown large; while there is one, the camera tiles make a column beside it.
+export class Stage {
+  constructor() {
+    this.box = $("stage");
+    this.screens = new Map();  // track id -> figure
+  }
+
+  add(trackId, track, caption) {
+    this.remove(trackId);
+    const figure = document.createElement("figure");
+    figure.dataset.track = trackId;
+    const video = document.createElement("video");
+    video.autoplay = true;
+    video.playsInline = true;
+    video.muted = true;
+    video.srcObject = new MediaStream([track]);
+    video.setAttribute("aria-label", caption);
+    const label = document.createElement("figcaption");
+    label.textContent = caption;
+    figure.append(video, label);
+    this.box.append(figure);
+    this.screens.set(trackId, figure);
+    video.play?.().catch(() => {});
+    this.update();
+  }
+
+  // Returns whether `trackId` was on the stage.
+  remove(trackId) {
+    const figure = this.screens.get(trackId);
+    if (!figure) return false;
+    figure.remove();
+    this.screens.delete(trackId);
+    this.update();
+    return true;
+  }
+
+  clear() { for (const trackId of [...this.screens.keys()]) this.remove(trackId); }
+
+  update() {
+    this.box.hidden = this.screens.size === 0;
+    this.box.parentElement.classList.toggle("staged", this.screens.size > 0);
+  }
+}
+
 export class Tiles {
   constructor() {
     this.grid = $("grid");
     this.list = $("participants");
     this.tiles = new Map();  // endpoint id ("me" for us) -> {tile, video, audio, stream, name, badges, avatar, item}
+    this.stage = new Stage();
+  }
+
+  // A screen `id` shares goes on the stage, named after its owner.
+  addScreen(id, trackId, track) {
+    const name = id === "me" ? null : this.tiles.get(id)?.name || "Guest";
+    this.stage.add(trackId, track, name ? `${name}'s screen` : "Your screen");
   }
 
   add(id, name, { local = false } = {}) {
@@ -145,6 +196,7 @@ export class Tiles {
 
   clear() {
     for (const id of [...this.tiles.keys()]) this.remove(id);
+    this.stage.clear();
   }
 
   count() { $("people-count").textContent = String(this.tiles.size); }
