@@ -28,7 +28,7 @@ COMMANDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "answer": {"room": str, "endpoint": str, "sdp": str, "sending": dict, "slots": list},
     "add_candidate": {"room": str, "endpoint": str, "candidate": str, "index": int},
     "close_endpoint": {"room": str, "endpoint": str},
-    "silent": {"room": str, "timeout": (int, float)},
+    "silent": {"room": str, "seconds": (int, float)},
     "close_room": {"room": str},
 }
 # Event → its fields.

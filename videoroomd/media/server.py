@@ -113,7 +113,7 @@ class MediaServer:
         await self._room(message).close_endpoint(message["endpoint"])
 
     async def _silent(self, message: dict) -> list[str]:
-        return self._room(message).silent(float(message["timeout"]))
+        return self._room(message).silent(float(message["seconds"]))
 
     async def _close_room(self, message: dict) -> None:
         room = self.rooms.pop(message["room"], None)
