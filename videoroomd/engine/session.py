@@ -103,6 +103,11 @@ class Session:
             raise SessionError("send connect first")
         return endpoint
 
+    def expects_offer(self, endpoint_id: str) -> bool:
+        """Whether the endpoint was sent ``offerData`` and has not been answered since."""
+        endpoint = self.endpoints.get(endpoint_id)
+        return endpoint is not None and endpoint.negotiating
+
     def tracks_types(self, endpoint: Endpoint) -> dict[str, int]:
         wanted = {kind: 0 for kind in KINDS}
         for other in self._others(endpoint.id):
