@@ -21,7 +21,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
 
 from videoroomd.engine.bridge import AsyncioThread
-from videoroomd.engine.rtc import ice_connections, limit_host_addresses
+from videoroomd.engine.aioice_hooks import ice_connections, limit_host_addresses
 
 from signalling_helpers import PhoenixClient, phoenix_client
 
