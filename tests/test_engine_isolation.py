@@ -18,6 +18,7 @@ from test_engine import media_metric
 from videoroomd.engine import aioice_hooks
 from videoroomd.engine import engine as engine_module
 from videoroomd.engine import sdp as sdp_module
+from videoroomd.engine import session as session_module
 from videoroomd.engine.rtc import EndpointConnection
 from videoroomd.engine.session import Session
 
@@ -357,4 +358,24 @@ async def test_a_participant_announcing_itself_too_fast_is_refused_before_the_ot
                 while heard() < engine_module.ANNOUNCE_BURST - 1:  # its connect took one
                     await trio.sleep(0.05)
             assert heard() <= sent - len(errors)
+        await room.goes_on()
+
+
+async def test_offers_with_fresh_mids_every_time_are_refused_before_they_add_up(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        sdp, sending = await real_offer(media, receive_video=30)
+        mids = [line[6:] for line in sdp.splitlines() if line.startswith("a=mid:")]
+        async with intruder(daemon) as third:
+            for round_ in range(10):
+                rename = {mid: f"r{round_}m{mid}" for mid in mids}
+                fresh = "\r\n".join(("a=mid:" + rename[line[6:]]) if line.startswith("a=mid:") else
+                                    ("a=group:BUNDLE " + " ".join(rename[m] for m in line[15:].split()))
+                                    if line.startswith("a=group:BUNDLE ") else line for line in sdp.split("\r\n"))
+                reply = await third.offer(fresh, {rename[mid]: kind for mid, kind in sending.items()})
+                if reply["type"] == "error":
+                    break
+            assert round_ == session_module.MAX_MIDS // len(mids)
+            assert "at most 128 mids in all" in error_text(reply)
+            connection = daemon.rooms.get("lobby").engine.connections.get(third.id)
+            assert connection is None  # ended, its transceivers gone with it
         await room.goes_on()

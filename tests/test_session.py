@@ -201,3 +201,18 @@ def test_renegotiations_wait_for_the_first_connection_to_come_up():
     assert kinds(out, "b") == ["tracksAdded"]
     assert kinds(session.media_connected("b"), "b") == ["offerData"]
     assert session.media_connected("b") == []  # once
+
+
+def test_offers_bringing_fresh_mids_every_time_are_refused_once_they_add_up():
+    from videoroomd.engine.session import MAX_MIDS
+
+    session = Session()
+    session.connect("a", None)
+    per_offer = 32
+    for round_ in range(MAX_MIDS // per_offer):
+        plan = session.plan("a", offer(*[(f"r{round_}m{i}", "video", "recvonly") for i in range(per_offer)]), {}, {})
+        session.answered(plan)
+    with pytest.raises(SessionError, match=f"at most {MAX_MIDS} mids in all"):
+        session.plan("a", offer(("fresh", "video", "recvonly")), {}, {})
+    # the mids it has already are always fine
+    session.plan("a", offer(*[(f"r0m{i}", "video", "recvonly") for i in range(per_offer)]), {}, {})
