@@ -110,11 +110,14 @@ async def intruder(daemon, connect: bool = True):
         yield participant
 
 
-async def real_offer(media, receive_video: int = 1) -> tuple[str, dict[str, str]]:
+async def real_offer(media, receive_video: int = 1, data_channel: bool = False) -> tuple[str, dict[str, str]]:
     """An offer as an aiortc client makes it: audio and video sent, ``receive_video``
-    video slots; returns (sdp, sending mid -> kind). Its connection is closed again."""
+    video slots (and a data channel); returns (sdp, sending mid -> kind). Its connection
+    is closed again."""
     async def make():
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        if data_channel:
+            pc.createDataChannel("chat")
         pc.addTransceiver(Tone(), direction="sendonly")
         pc.addTransceiver(Pattern(), direction="sendonly")
         for _ in range(receive_video):

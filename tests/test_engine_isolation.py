@@ -379,3 +379,12 @@ async def test_offers_with_fresh_mids_every_time_are_refused_before_they_add_up(
             connection = daemon.rooms.get("lobby").engine.connections.get(third.id)
             assert connection is None  # ended, its transceivers gone with it
         await room.goes_on()
+
+
+async def test_an_offer_with_a_data_channel_is_refused_with_what_is_served(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        sdp, sending = await real_offer(media, data_channel=True)
+        async with intruder(daemon) as third:
+            error = await third.offer(sdp, sending)
+            assert "'application' m-lines are not served (audio and video only)" in error_text(error)
+        await room.goes_on()

@@ -216,3 +216,12 @@ def test_offers_bringing_fresh_mids_every_time_are_refused_once_they_add_up():
         session.plan("a", offer(("fresh", "video", "recvonly")), {}, {})
     # the mids it has already are always fine
     session.plan("a", offer(*[(f"r0m{i}", "video", "recvonly") for i in range(per_offer)]), {}, {})
+
+
+def test_an_offer_with_other_than_audio_and_video_is_refused_unless_rejected():
+    session = Session()
+    session.connect("a", None)
+    with pytest.raises(SessionError, match="m-line 1: 'application' m-lines are not served"):
+        session.plan("a", offer(("0", "video", "recvonly"), ("1", "application", "sendrecv")), {}, {})
+    rejected = SessionDescription((MediaLine(0, "video", "0", "recvonly", 9), MediaLine(1, "application", "1", "sendrecv", 0)), "u")
+    session.plan("a", rejected, {}, {})

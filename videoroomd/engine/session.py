@@ -174,6 +174,10 @@ class Session:
         lines = {m.mid: m for m in offer.media if m.mid is not None}
         if len(endpoint.mids | set(lines)) > MAX_MIDS:
             raise SessionError(f"the offers of one connection may bring at most {MAX_MIDS} mids in all")
+        for line in offer.media:
+            # Nothing here reads data channels, and each one a client opens would be kept.
+            if line.kind not in KINDS and line.port != 0:
+                raise SessionError(f"m-line {line.index}: {line.kind[:20]!r} m-lines are not served (audio and video only)")
         sending: dict[str, str] = {}
         publish: list[Track] = []
         for mid, track_id in mid_to_track_id.items():
