@@ -12,10 +12,10 @@ import trio
 from aioice import stun
 
 from engine_attack import ROOMS, call, intruder, mutate_offer, real_offer
-from media_bot import media_thread
+from media_bot import media_thread, nack_everything
 from signalling_helpers import running_daemon
 from test_engine import media_metric
-from videoroomd.engine import aioice_hooks
+from videoroomd.engine import aioice_hooks, forwarding
 from videoroomd.engine import engine as engine_module
 from videoroomd.engine import sdp as sdp_module
 from videoroomd.engine import session as session_module
@@ -387,4 +387,17 @@ async def test_an_offer_with_a_data_channel_is_refused_with_what_is_served(tmp_p
         async with intruder(daemon) as third:
             error = await third.offer(sdp, sending)
             assert "'application' m-lines are not served (audio and video only)" in error_text(error)
+        await room.goes_on()
+
+
+async def test_a_subscriber_asking_for_everything_again_gets_a_bounded_share(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        await room.b.frames_from(room.a_video, at_least=40, timeout=20)  # the history is full
+        before, started = media_metric(daemon, "packets_retransmitted"), trio.current_time()
+        await nack_everything(room.b, times=100)
+        await trio.sleep(1)
+        resent = media_metric(daemon, "packets_retransmitted") - before
+        elapsed = trio.current_time() - started
+        # Unbounded, each NACK had every packet still in the history sent again.
+        assert resent <= forwarding.RETRANSMIT_BURST + forwarding.RETRANSMIT_RATE * elapsed
         await room.goes_on()
