@@ -16,7 +16,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 
 from media_bot import Pattern, Tone, bot
 from signalling_helpers import PhoenixClient, phoenix_client
-from videoroomd.engine.rtc import limit_host_addresses
+from videoroomd.engine.aioice_hooks import limit_host_addresses
 
 ROOMS = "[ice]\naddresses = [\"127.0.0.1\"]\n[rooms.lobby]\nmax_peers = 8\n"
 
@@ -110,11 +110,14 @@ async def intruder(daemon, connect: bool = True):
         yield participant
 
 
-async def real_offer(media, receive_video: int = 1) -> tuple[str, dict[str, str]]:
+async def real_offer(media, receive_video: int = 1, data_channel: bool = False) -> tuple[str, dict[str, str]]:
     """An offer as an aiortc client makes it: audio and video sent, ``receive_video``
-    video slots; returns (sdp, sending mid -> kind). Its connection is closed again."""
+    video slots (and a data channel); returns (sdp, sending mid -> kind). Its connection
+    is closed again."""
     async def make():
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        if data_channel:
+            pc.createDataChannel("chat")
         pc.addTransceiver(Tone(), direction="sendonly")
         pc.addTransceiver(Pattern(), direction="sendonly")
         for _ in range(receive_video):

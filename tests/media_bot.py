@@ -21,7 +21,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
 
 from videoroomd.engine.bridge import AsyncioThread
-from videoroomd.engine.rtc import ice_connections, limit_host_addresses
+from videoroomd.engine.aioice_hooks import ice_connections, limit_host_addresses
 
 from signalling_helpers import PhoenixClient, phoenix_client
 
@@ -304,3 +304,18 @@ async def media_thread():
         yield thread
     finally:
         thread.stop()
+
+
+async def nack_everything(participant: Bot, times: int) -> None:
+    """Send ``times`` RTCP NACKs, each naming the last 1000 sequence numbers of the video
+    the participant receives."""
+    async def send():
+        transceiver = next(t for t in participant.pc.getTransceivers() if t.kind == "video" and t.direction == "recvonly")
+        receiver = transceiver.receiver
+        rtx = set(receiver._RTCRtpReceiver__rtx_ssrc)
+        (ssrc,) = [s for s in receiver._RTCRtpReceiver__remote_streams if s not in rtx]
+        last = receiver._RTCRtpReceiver__remote_streams[ssrc].max_seq
+        for _ in range(times):
+            await receiver._send_rtcp_nack(ssrc, [(last - n) % 65536 for n in range(1000)][::-1])
+
+    await participant.media.call(send)

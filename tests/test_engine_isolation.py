@@ -12,12 +12,13 @@ import trio
 from aioice import stun
 
 from engine_attack import ROOMS, call, intruder, mutate_offer, real_offer
-from media_bot import media_thread
+from media_bot import media_thread, nack_everything
 from signalling_helpers import running_daemon
 from test_engine import media_metric
-from videoroomd.engine import aioice_hooks
+from videoroomd.engine import aioice_hooks, forwarding
 from videoroomd.engine import engine as engine_module
 from videoroomd.engine import sdp as sdp_module
+from videoroomd.engine import session as session_module
 from videoroomd.engine.rtc import EndpointConnection
 from videoroomd.engine.session import Session
 
@@ -341,12 +342,11 @@ async def test_a_participant_announcing_itself_too_fast_is_refused_before_the_ot
             sent = 100
             for number in range(sent):
                 await third.send({"type": "updateEndpointMetadata", "data": {"metadata": {"n": number, "pad": "x" * 3000}}})
-            await third.send({"type": "custom", "data": {"type": "renegotiateTracks"}})  # not limited: answered
             errors = []
             with trio.fail_after(10):
                 while len(errors) < sent - engine_module.ANNOUNCE_BURST - 10:
                     errors.append(error_text(await third.next(("error",))))
-            assert set(errors) == {"updateEndpointMetadata: too many connects, metadata updates and offers; "
+            assert set(errors) == {"updateEndpointMetadata: too many connects, metadata updates and renegotiations; "
                                    "at most 20 at once, then 2 a second"}
             lobby = daemon.rooms.get("lobby")
             assert third.id in lobby.peers  # refused, not removed
@@ -358,4 +358,46 @@ async def test_a_participant_announcing_itself_too_fast_is_refused_before_the_ot
                 while heard() < engine_module.ANNOUNCE_BURST - 1:  # its connect took one
                     await trio.sleep(0.05)
             assert heard() <= sent - len(errors)
+        await room.goes_on()
+
+
+async def test_offers_with_fresh_mids_every_time_are_refused_before_they_add_up(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        sdp, sending = await real_offer(media, receive_video=30)
+        mids = [line[6:] for line in sdp.splitlines() if line.startswith("a=mid:")]
+        async with intruder(daemon) as third:
+            for round_ in range(10):
+                rename = {mid: f"r{round_}m{mid}" for mid in mids}
+                fresh = "\r\n".join(("a=mid:" + rename[line[6:]]) if line.startswith("a=mid:") else
+                                    ("a=group:BUNDLE " + " ".join(rename[m] for m in line[15:].split()))
+                                    if line.startswith("a=group:BUNDLE ") else line for line in sdp.split("\r\n"))
+                reply = await third.offer(fresh, {rename[mid]: kind for mid, kind in sending.items()})
+                if reply["type"] == "error":
+                    break
+            assert round_ == session_module.MAX_MIDS // len(mids)
+            assert "at most 128 mids in all" in error_text(reply)
+            connection = daemon.rooms.get("lobby").engine.connections.get(third.id)
+            assert connection is None  # ended, its transceivers gone with it
+        await room.goes_on()
+
+
+async def test_an_offer_with_a_data_channel_is_refused_with_what_is_served(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        sdp, sending = await real_offer(media, data_channel=True)
+        async with intruder(daemon) as third:
+            error = await third.offer(sdp, sending)
+            assert "'application' m-lines are not served (audio and video only)" in error_text(error)
+        await room.goes_on()
+
+
+async def test_a_subscriber_asking_for_everything_again_gets_a_bounded_share(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        await room.b.frames_from(room.a_video, at_least=40, timeout=20)  # the history is full
+        before, started = media_metric(daemon, "packets_retransmitted"), trio.current_time()
+        await nack_everything(room.b, times=100)
+        await trio.sleep(1)
+        resent = media_metric(daemon, "packets_retransmitted") - before
+        elapsed = trio.current_time() - started
+        # Unbounded, each NACK had every packet still in the history sent again.
+        assert resent <= forwarding.RETRANSMIT_BURST + forwarding.RETRANSMIT_RATE * elapsed
         await room.goes_on()

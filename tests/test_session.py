@@ -223,3 +223,27 @@ def test_a_shared_screen_is_forwarded_like_any_track_and_a_second_one_is_refused
     session.answered(session.plan("a", offer(("0", "video", "sendonly"), ("1", "video", "inactive")), {"0": "a:camera"}, {}))
     again = offer(("0", "video", "sendonly"), ("1", "video", "inactive"), ("2", "video", "sendonly"))
     session.plan("a", again, {"0": "a:camera", "2": "a:screen2"}, {"a:screen2": screen})
+
+
+def test_offers_bringing_fresh_mids_every_time_are_refused_once_they_add_up():
+    from videoroomd.engine.session import MAX_MIDS
+
+    session = Session()
+    session.connect("a", None)
+    per_offer = 32
+    for round_ in range(MAX_MIDS // per_offer):
+        plan = session.plan("a", offer(*[(f"r{round_}m{i}", "video", "recvonly") for i in range(per_offer)]), {}, {})
+        session.answered(plan)
+    with pytest.raises(SessionError, match=f"at most {MAX_MIDS} mids in all"):
+        session.plan("a", offer(("fresh", "video", "recvonly")), {}, {})
+    # the mids it has already are always fine
+    session.plan("a", offer(*[(f"r0m{i}", "video", "recvonly") for i in range(per_offer)]), {}, {})
+
+
+def test_an_offer_with_other_than_audio_and_video_is_refused_unless_rejected():
+    session = Session()
+    session.connect("a", None)
+    with pytest.raises(SessionError, match="m-line 1: 'application' m-lines are not served"):
+        session.plan("a", offer(("0", "video", "recvonly"), ("1", "application", "sendrecv")), {}, {})
+    rejected = SessionDescription((MediaLine(0, "video", "0", "recvonly", 9), MediaLine(1, "application", "1", "sendrecv", 0)), "u")
+    session.plan("a", rejected, {}, {})

@@ -38,9 +38,10 @@ MEDIA_CALL_TIMEOUT = 15.0    # seconds an answer may take on the media thread
 CLOSE_TIMEOUT = 5.0          # seconds to close a room's connections when it stops
 MAX_CANDIDATES = 64          # trickled candidates kept before the first offer, and added per offer
 MAX_CANDIDATE_LENGTH = 1024  # characters of one candidate line
-ANNOUNCE_RATE = 2.0          # connects, metadata updates and offers a peer may send per second...
+ANNOUNCE_RATE = 2.0          # connects, metadata updates and renegotiations a peer may ask for per second...
 ANNOUNCE_BURST = 20          # ...after a burst of this many (each reaches every other client)
-ANNOUNCED = frozenset({"connect", "updateEndpointMetadata", "updateTrackMetadata", "sdpOffer"})
+# Offers are counted only when unasked for: the one answering our offerData is the protocol.
+ANNOUNCED = frozenset({"connect", "updateEndpointMetadata", "updateTrackMetadata", "renegotiateTracks"})
 MAX_REASON = 200             # characters of the reason a removed participant's channel is closed with
 IGNORED = frozenset({"enableTrackEncoding", "disableTrackEncoding", "trackVariantBitrates", "setTargetTrackVariant"})
 _CANDIDATE_ADDRESS = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host)", re.MULTILINE)
@@ -274,8 +275,9 @@ class Engine:
 
     async def _dispatch(self, peer: Peer, event: ev.ClientEvent) -> None:
         kind = event.type
-        if kind in ANNOUNCED and not self._announce.allow(peer.id, trio.current_time()):
-            raise MediaEventError(f"{kind}: too many connects, metadata updates and offers; at most "
+        counted = kind in ANNOUNCED or (kind == "sdpOffer" and not self.session.expects_offer(peer.id))
+        if counted and not self._announce.allow(peer.id, trio.current_time()):
+            raise MediaEventError(f"{kind}: too many connects, metadata updates and renegotiations; at most "
                                   f"{ANNOUNCE_BURST:g} at once, then {ANNOUNCE_RATE:g} a second")
         if kind == "connect":
             self._deliver(self.session.connect(peer.id, ev.metadata(event, "metadata")))

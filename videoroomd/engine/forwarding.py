@@ -49,6 +49,11 @@ KEYFRAME_INTERVAL = 0.5      # seconds before a keyframe request still unanswere
 KEYFRAME_GAP = 0.15          # seconds between two keyframe requests to one publisher at the least
 RTCP_PSFB_FIR = 4
 HISTORY = 512                # packets a video subscriber can have retransmitted
+# Packets one subscriber's NACKs may have sent again, per second after a burst. One NACK of
+# 1.4 kB can name thousands of packets: unbounded, a subscriber asking again and again would
+# take the media thread (all rooms' forwarding) and the uplink for itself.
+RETRANSMIT_RATE = 300.0
+RETRANSMIT_BURST = HISTORY
 HOLD = 300                   # packets of a keyframe and what follows kept for a subscriber still connecting
 ERROR_LOG_INTERVAL = 10.0    # seconds between two logged forwarding errors of one track
 
@@ -144,6 +149,8 @@ class ForwardedTrack(MediaStreamTrack):
         self._socket = None
         self._address = None
         self._rtx_seq = random16() % 32768
+        self._retransmit_budget = float(RETRANSMIT_BURST)
+        self._retransmit_stamp = time.monotonic()
 
     # -- the slot --------------------------------------------------------------------------
 
@@ -259,10 +266,17 @@ class ForwardedTrack(MediaStreamTrack):
         if parameters is None or parameters.rtx_payload_type is None or not self._history:
             return
         extensions = parameters.extensions(abs_send_time(time.time()).to_bytes(3, "big"), None)
+        now = time.monotonic()
+        self._retransmit_budget = min(float(RETRANSMIT_BURST),
+                                      self._retransmit_budget + (now - self._retransmit_stamp) * RETRANSMIT_RATE)
+        self._retransmit_stamp = now
         for seq in sequence_numbers:
+            if self._retransmit_budget < 1.0:
+                return  # the rest stays lost; a PLI from the subscriber brings a keyframe
             entry = self._history[seq % HISTORY]
             if entry is None or entry[0] != seq:
                 continue
+            self._retransmit_budget -= 1.0
             _, timestamp, marker, payload = entry
             data = rtp_packet(parameters.rtx_payload_type, marker, self._rtx_seq, timestamp,
                               parameters.rtx_ssrc, extensions, struct.pack("!H", seq) + payload)

@@ -18,7 +18,7 @@ from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import candidate_from_sdp
 
-from .aioice_hooks import ice_connections, limit_host_addresses, remote_username, watch_incoming
+from .aioice_hooks import limit_host_addresses, remote_username, watch_incoming
 from .ice_restart import handle_remote_ice_restart
 from .forwarding import ForwardedTrack, MediaCounters, PublishedTrack, attach_publisher, attach_subscriber
 from .vad import VoiceActivity

@@ -21,10 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import media_events as ev
-from .sdp import SessionDescription
+from .sdp import MAX_MEDIA_LINES, SessionDescription
 
 Outbox = list[tuple[str, str]]
 KINDS = ("audio", "video")
+# Distinct mids one client's offers may bring in all: the server keeps a transceiver for each
+# mid it was ever offered, and offers with fresh mids every time would add up for good.
+MAX_MIDS = 2 * MAX_MEDIA_LINES
 MAX_SCREENS = 1  # shared screens per person (a video track whose metadata has "type": "screen")
 
 
@@ -64,6 +67,7 @@ class Endpoint:
     pending: bool = False
     answered_once: bool = False
     media_up: bool = False  # its connection reached "connected" at least once
+    mids: set[str] = field(default_factory=set)  # every mid its answered offers had
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class Plan:
     sending: dict[str, str]              # the client's sending mid -> its track id
     forward: dict[str, Slot]             # the client's receive mid -> the slot after this answer
     inactive: tuple[str, ...]            # receive mids that carry nothing this time
+    mids: frozenset[str] = frozenset()   # every mid of the offer
 
     @property
     def mid_to_track_id(self) -> dict[str, str]:
@@ -108,6 +113,11 @@ class Session:
         if endpoint is None:
             raise SessionError("send connect first")
         return endpoint
+
+    def expects_offer(self, endpoint_id: str) -> bool:
+        """Whether the endpoint was sent ``offerData`` and has not been answered since."""
+        endpoint = self.endpoints.get(endpoint_id)
+        return endpoint is not None and endpoint.negotiating
 
     def tracks_types(self, endpoint: Endpoint) -> dict[str, int]:
         wanted = {kind: 0 for kind in KINDS}
@@ -171,6 +181,12 @@ class Session:
         """Decide what answering ``offer`` means; nothing changes until :meth:`answered`."""
         endpoint = self._endpoint(endpoint_id)
         lines = {m.mid: m for m in offer.media if m.mid is not None}
+        if len(endpoint.mids | set(lines)) > MAX_MIDS:
+            raise SessionError(f"the offers of one connection may bring at most {MAX_MIDS} mids in all")
+        for line in offer.media:
+            # Nothing here reads data channels, and each one a client opens would be kept.
+            if line.kind not in KINDS and line.port != 0:
+                raise SessionError(f"m-line {line.index}: {line.kind[:20]!r} m-lines are not served (audio and video only)")
         sending: dict[str, str] = {}
         publish: list[Track] = []
         for mid, track_id in mid_to_track_id.items():
@@ -217,7 +233,7 @@ class Session:
                 mid = free[track.kind].pop(0)
                 forward[mid] = Slot(track.kind, track.id, str(uuid.uuid4()))
         inactive += [mid for kind in KINDS for mid in free[kind]]
-        return Plan(endpoint_id, tuple(publish), unpublish, sending, forward, tuple(inactive))
+        return Plan(endpoint_id, tuple(publish), unpublish, sending, forward, tuple(inactive), frozenset(lines))
 
     def answered(self, plan: Plan) -> Outbox:
         """Apply ``plan`` once its answer went out: announce tracks, and renegotiate who must."""
@@ -229,6 +245,7 @@ class Session:
         for track in plan.publish:
             endpoint.tracks[track.id] = track
         endpoint.slots = dict(plan.forward)
+        endpoint.mids |= plan.mids
         before = endpoint.negotiated
         endpoint.negotiated = {s.track_id for s in plan.forward.values() if s.track_id}
         out: Outbox = []
