@@ -22,8 +22,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def config_text(rooms: str = "[rooms.lobby]\nmax_peers = 4\n", *, port: int = 0, server: str = "", log: str = "") -> str:
-    return f'[server]\nlisten = "127.0.0.1:{port}"\n{server}\n[log]\nlevel = "debug"\n{log}\n{rooms}'
+def config_text(rooms: str = "[rooms.lobby]\nmax_peers = 4\n", *, port: int = 0, server: str = "", log: str = "",
+                media: str = "workers = 0") -> str:
+    """A config for tests; the media runs on a thread of the daemon unless ``media`` says otherwise."""
+    return f'[server]\nlisten = "127.0.0.1:{port}"\n{server}\n[media]\n{media}\n[log]\nlevel = "debug"\n{log}\n{rooms}'
 
 
 class DaemonProcess:

@@ -51,12 +51,38 @@ class _RoomCollector:
         yield from media.values()
 
 
-class Metrics:
-    """Counters the daemon bumps, and gauges read from the rooms when scraped."""
+class _WorkerCollector:
+    """Each media worker, from its last heartbeat (videoroomd.media.plane.MediaPlane.snapshot)."""
 
     def __init__(self, snapshot: Callable[[], list[dict]]):
+        self.snapshot = snapshot
+
+    def collect(self):
+        up = GaugeMetricFamily("videoroomd_media_worker_up", "1 while the media worker runs", labels=["worker"])
+        rooms = GaugeMetricFamily("videoroomd_media_worker_rooms", "Rooms the media worker carries", labels=["worker"])
+        cpu = CounterMetricFamily("videoroomd_media_worker_cpu_seconds", "CPU time the media worker used since it started",
+                                  labels=["worker"])
+        forwarded = CounterMetricFamily("videoroomd_media_worker_packets_forwarded",
+                                        "RTP packets the media worker forwarded for its rooms running now", labels=["worker"])
+        restarts = CounterMetricFamily("videoroomd_media_worker_restarts", "Times the media worker was lost and restarted",
+                                       labels=["worker"])
+        for row in self.snapshot():
+            name = [row["worker"]]
+            up.add_metric(name, 1 if row["running"] else 0)
+            rooms.add_metric(name, row["rooms"])
+            cpu.add_metric(name, row["cpu_seconds"])
+            forwarded.add_metric(name, row["packets_forwarded"])
+            restarts.add_metric(name, row["restarts"])
+        yield from (up, rooms, cpu, forwarded, restarts)
+
+
+class Metrics:
+    """Counters the daemon bumps, and gauges read from the rooms and media workers when scraped."""
+
+    def __init__(self, snapshot: Callable[[], list[dict]], workers: Callable[[], list[dict]] = list):
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_RoomCollector(snapshot))
+        self.registry.register(_WorkerCollector(workers))
         self.joins = Counter("videoroomd_joins", "Joins accepted", ["kind"], registry=self.registry)
         self.joins_refused = Counter("videoroomd_joins_refused", "Joins refused, by reason", ["reason"], registry=self.registry)
         self.messages_in = Counter("videoroomd_messages_received", "Signalling messages received", ["kind"], registry=self.registry)

@@ -9,9 +9,11 @@ import structlog
 import trio
 
 from ..config import Config, ConfigError, Location, load
-from ..engine.engine import MediaHost
+from ..engine.engine import Engine
 from ..http.app import DaemonApp
 from ..http.server import open_listeners, serve
+from ..media.client import LogSettings
+from ..media.plane import MediaPlane, worker_count
 from ..metrics import Metrics
 from ..rooms import RoomRegistry
 from ..signalling import peer_channel, relay
@@ -26,7 +28,7 @@ STOP_GRACE = 1.0  # seconds for sockets to say goodbye after rooms close
 # Settings a running daemon cannot change: a reload says so instead of applying them.
 RESTART_ONLY = (
     ("server", "host"), ("server", "port"), ("server", "tls_cert"), ("server", "tls_key"),
-    ("ice", "addresses"), ("ice", "announced_ip"), ("log", "format"), ("log", "file"),
+    ("ice", "addresses"), ("ice", "announced_ip"), ("media", "workers"), ("log", "format"), ("log", "file"),
 )
 
 
@@ -50,9 +52,9 @@ class Daemon:
         self.watch_interval = watch_interval
         self.draining = False  # a stop has begun: no new joins, /healthz says 503
         self.forced = False
-        self.media = MediaHost(config.ice)
-        self.rooms = RoomRegistry(config, engine_factory or self.media.engine_for, policy)
-        self.metrics = Metrics(self.rooms.snapshot)
+        self.media = media_plane(config)
+        self.rooms = RoomRegistry(config, engine_factory or (lambda room: Engine(self.media, config.ice, room)), policy)
+        self.metrics = Metrics(self.rooms.snapshot, self.media.snapshot)
         self.app = DaemonApp(self)
         self.app.websocket_routes[peer_channel.PATH] = lambda request, stream: peer_channel.serve_socket(request, stream, self)
         self.app.websocket_routes[relay.PREFIX] = lambda request, stream: relay.serve_relay(request, stream, self)
@@ -70,7 +72,7 @@ class Daemon:
         """
         listeners, scheme, self.address = await open_listeners(self.config.server)
         async with trio.open_nursery() as outer:
-            # The media thread outlives the rooms, so that their engines can close their connections.
+            # The media workers outlive the rooms, so that their engines can close their connections.
             await outer.start(self.media.run)
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._handle_signals)
@@ -176,6 +178,13 @@ class Daemon:
         self.rooms.stop_all(reason, rejoin=True)
         await trio.sleep(STOP_GRACE if left else 0)
         self._stop.set()
+
+
+def media_plane(config: Config) -> MediaPlane:
+    """The media workers ``[media] workers`` asks for: processes, or 0 for one thread of this process."""
+    count = worker_count(config.media.workers)
+    settings = LogSettings(config.log.level, config.log.format, config.log.file)
+    return MediaPlane(count, "process", settings) if count > 0 else MediaPlane(1, "thread", settings)
 
 
 def reopen_log_files() -> None:

@@ -10,19 +10,17 @@ through trio-asyncio), and the two sides talk through two doors only:
 from __future__ import annotations
 
 import asyncio
-import collections
 import threading
-import time
 from concurrent.futures import Future
 from typing import Any, Awaitable, Callable
 
 import structlog
 import trio
 
+from ..media.task_errors import MAX_ERRORS, TaskErrors  # noqa: F401  (MAX_ERRORS: for tests)
+
 log = structlog.get_logger("videoroomd.engine.bridge")
 
-MAX_ERRORS = 100          # the latest errors of media tasks kept for a look (tests, debugging)
-ERROR_LOG_INTERVAL = 10.0  # seconds between two log lines of such errors; the others are counted
 
 
 class BridgeClosed(Exception):
@@ -34,39 +32,27 @@ class AsyncioThread:
 
     def __init__(self, name: str = "media"):
         self.loop = asyncio.new_event_loop()
-        self.loop.set_exception_handler(self._exception_handler)
+        self.task_errors = TaskErrors()
+        self.loop.set_exception_handler(self.task_errors)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._token: trio.lowlevel.TrioToken | None = None
         self._closing = False
-        self.errors: collections.deque[str] = collections.deque(maxlen=MAX_ERRORS)
-        self.error_count = 0  # since start, all of them
-        self.errors_logged = 0  # of which a log line told
-        self._unlogged = 0
-        self._logged_at = float("-inf")
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
-    def _exception_handler(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
-        # aiortc and aioice raise in tasks nobody awaits (InvalidStateError,
-        # ConnectionError...). Such an error ends at most its own peer
-        # connection (its state turns failed and the engine removes the peer);
-        # here it is only logged, and the loop goes on.
-        error = context.get("exception")
-        message = context.get("message", "")
-        text = f"{type(error).__name__}: {error}" if error else message
-        self.errors.append(text)
-        self.error_count += 1
-        # A client can make these happen at will (odd STUN, bad RTP): log a line now and
-        # then, saying how many were left out, rather than one per packet.
-        now = time.monotonic()
-        if now - self._logged_at < ERROR_LOG_INTERVAL:
-            self._unlogged += 1
-            return
-        log.warning("media task failed", error=text, detail=message, not_logged_before=self._unlogged)
-        self.errors_logged += 1
-        self._logged_at, self._unlogged = now, 0
+    @property
+    def errors(self):
+        return self.task_errors.errors
+
+    @property
+    def error_count(self) -> int:
+        return self.task_errors.error_count
+
+    @property
+    def errors_logged(self) -> int:
+        return self.task_errors.errors_logged
 
     def start(self) -> None:
         self._token = trio.lowlevel.current_trio_token()

@@ -1,40 +1,40 @@
 """A room's SFU engine: the trio task between the Room's peers and their media connections.
 
 It speaks the media-event protocol through :class:`~.session.Session`
-(pure), and drives one aiortc connection per endpoint on the media thread
-(:mod:`.rtc`, through :mod:`.bridge`). Events are handled one at a time
-from a bounded inbox, so the session never sees two changes at once.
+(pure), and has the room's media worker (:mod:`videoroomd.media`) drive one
+aiortc connection per endpoint, through commands and events that carry ids
+and plain data only. Events are handled one at a time from a bounded inbox,
+so the session never sees two changes at once. When the worker is lost, the
+room's participants are told to reconnect and the room's media is opened
+again on a worker that runs.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import structlog
 import trio
-from aiortc import RTCIceServer
-from aiortc.rtcdtlstransport import RTCCertificate
 
-from ..certs import pem
 from ..config import IceConfig, RoomConfig
+from ..media.client import MediaError, WorkerLost
+from ..media.plane import MediaPlane, RoomLink
 from ..rooms.room import Peer, Room
 from . import media_events as ev
-from .bridge import AsyncioThread, BridgeClosed
 from .media_events import MediaEventError
 from .rate import PeerRate
-from .rtc import EndpointConnection, RoomMedia, SlotPlan
 from .sdp import MAX_MEDIA_LINES, SdpError
 from .sdp import parse as parse_sdp
 from .session import Session, SessionError
 
 log = structlog.get_logger("videoroomd.engine")
 
-INBOX_SIZE = 1024            # media-thread reports waiting for the engine, besides the peers' shares
+INBOX_SIZE = 1024            # media-worker reports waiting for the engine, besides the peers' shares
 PEER_QUEUE = 128             # events of one peer waiting for the engine; a peer sending faster is cut off
 SILENCE_TIMEOUT = 15.0       # seconds a connected client may send nothing at all before it is removed
 SILENCE_CHECK_INTERVAL = 2.0  # seconds between two looks for silent clients
-MEDIA_CALL_TIMEOUT = 15.0    # seconds an answer may take on the media thread
+MEDIA_CALL_TIMEOUT = 15.0    # seconds an answer may take on the media worker
 CLOSE_TIMEOUT = 5.0          # seconds to close a room's connections when it stops
 MAX_CANDIDATES = 64          # trickled candidates kept before the first offer, and added per offer
 MAX_CANDIDATE_LENGTH = 1024  # characters of one candidate line
@@ -42,6 +42,8 @@ ANNOUNCE_RATE = 2.0          # connects, metadata updates and renegotiations a p
 ANNOUNCE_BURST = 20          # ...after a burst of this many (each reaches every other client)
 # Offers are counted only when unasked for: the one answering our offerData is the protocol.
 ANNOUNCED = frozenset({"connect", "updateEndpointMetadata", "updateTrackMetadata", "renegotiateTracks"})
+REOPEN_DELAYS = (0.5, 1.0, 2.0, 5.0)  # seconds between tries to open the room's media again
+WORKER_LOST = "the media server restarted; reconnecting"
 MAX_REASON = 200             # characters of the reason a removed participant's channel is closed with
 IGNORED = frozenset({"enableTrackEncoding", "disableTrackEncoding", "trackVariantBitrates", "setTargetTrackVariant"})
 _CANDIDATE_ADDRESS = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host)", re.MULTILINE)
@@ -65,47 +67,19 @@ def turn_servers_for_clients(room: RoomConfig) -> list[dict]:
     return servers
 
 
-class MediaHost:
-    """The media thread and the DTLS certificate shared by every room of the daemon."""
-
-    def __init__(self, ice: IceConfig):
-        self.ice = ice
-        self.bridge = AsyncioThread()
-        self.default_certificate: RTCCertificate | None = None
-
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Start the media thread; stops it when cancelled. Never returns otherwise."""
-        self.bridge.start()
-        try:
-            self.default_certificate = RTCCertificate.generateCertificate()
-            task_status.started(self)
-            await trio.sleep_forever()
-        finally:
-            self.bridge.stop()
-
-    def certificate_for(self, room: RoomConfig) -> RTCCertificate:
-        if room.dtls_cert is not None and room.dtls_key is not None:
-            return RTCCertificate(pem.load_private_key(room.dtls_key), pem.load_certificate(room.dtls_cert))
-        assert self.default_certificate is not None
-        return self.default_certificate
-
-    def engine_for(self, room: RoomConfig) -> "Engine":
-        return Engine(self, room)
-
-
 class Engine:
     """The SFU of one room."""
 
-    def __init__(self, host: MediaHost, config: RoomConfig):
-        self.host = host
-        self.bridge = host.bridge
+    def __init__(self, plane: MediaPlane, ice: IceConfig, config: RoomConfig):
+        self.plane = plane
+        self.ice = ice
         self.config = config
         self.session = Session(turn_servers_for_clients(config))
-        # Room for every peer's share, and INBOX_SIZE more for what the media thread reports.
+        # Room for every peer's share, and INBOX_SIZE more for what the media worker reports.
         self._send, self._inbox = trio.open_memory_channel(INBOX_SIZE + PEER_QUEUE * config.max_peers)
         self.room: Room | None = None
-        self.media: RoomMedia | None = None
-        self.connections: dict[str, EndpointConnection] = {}
+        self.link: RoomLink | None = None  # the room's way to its media worker
+        self.connections: set[str] = set()  # endpoints with a media connection on the worker
         self._early_candidates: dict[str, list[tuple[str, int]]] = {}  # before the first offer
         self._candidates: dict[str, int] = {}  # candidates added since the last answer
         self._left: set[str] = set()  # peers that left the room, still to remove here
@@ -138,13 +112,18 @@ class Engine:
         return self.session.track_count()
 
     def media_counters(self) -> dict[str, int]:
-        """What this room's forwarding did so far (:class:`~.forwarding.MediaCounters`)."""
-        counters = self.media.counters.as_dict() if self.media is not None else {}
+        """What this room's forwarding did so far (:class:`~.forwarding.MediaCounters`), as of
+        the worker's last heartbeat."""
+        counters = self.link.counters() if self.link is not None else {}
         counters["participants_failed"] = self.failures
         return counters
 
+    def media_worker(self) -> str | None:
+        """The name of the media worker that carries this room."""
+        return self.link.worker_name if self.link is not None else None
+
     def _post(self, item: tuple, peer: Peer | None = None) -> None:
-        # Runs in trio callbacks too (bridge.notify): it must never raise.
+        # Runs in the media worker's reader task too: it must never raise.
         try:
             self._send.send_nowait(item)
         except trio.WouldBlock:
@@ -160,19 +139,13 @@ class Engine:
     async def run(self, room: Room, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Serve ``room`` until cancelled; closes every media connection on the way out.
 
-        Raises only if the media thread cannot make the room's media at start: an error
-        while handling one participant ends that participant (see :meth:`_handle`).
+        Raises only if no media worker can open the room's media at start (WorkerLost,
+        MediaError): an error while handling one participant ends that participant (see
+        :meth:`_handle`).
         """
         self.room = room
         structlog.contextvars.bind_contextvars(room=room.name)
-        ice_servers = [RTCIceServer(urls=str(url)) for url in self.config.stun_servers]
-        certificate = self.host.certificate_for(self.config)
-        addresses = self.host.ice.addresses
-
-        async def make_media() -> RoomMedia:
-            return RoomMedia(ice_servers, certificate, addresses, self._from_media_thread)
-
-        self.media = await self._call(make_media)
+        self.link = await self._open_media()
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -185,14 +158,9 @@ class Engine:
                     while self._left:
                         await self._handle("left", self._left.pop(), None)
         finally:
-            with trio.move_on_after(CLOSE_TIMEOUT) as cleanup:
-                cleanup.shield = True
-                try:
-                    await self.bridge.call(self.media.close)
-                except BridgeClosed:
-                    pass  # the daemon is stopping and the media thread went first
-                except Exception:
-                    log.exception("closing the room's media connections failed")
+            if self.link is not None:
+                with trio.CancelScope(shield=True):
+                    await self.link.close(CLOSE_TIMEOUT)
 
     def _dequeued(self, endpoint_id: str) -> None:
         left = self._queued.get(endpoint_id, 0) - 1
@@ -201,26 +169,46 @@ class Engine:
         else:
             self._queued.pop(endpoint_id, None)
 
-    def _from_media_thread(self, kind: str, endpoint_id: str, *args: Any) -> None:
-        # Runs on the asyncio thread: hop to trio, then into the inbox.
-        self.bridge.notify(self._post, ("media", endpoint_id, (kind, args)))
+    async def _open_media(self) -> RoomLink:
+        """Open this room's media on the least busy worker; raises WorkerLost or MediaError."""
+        certificate = None
+        if self.config.dtls_cert is not None and self.config.dtls_key is not None:
+            certificate = {"cert": str(self.config.dtls_cert), "key": str(self.config.dtls_key)}
+        return await self.plane.open_room(self.config.name, self._from_worker,
+                                          ice_servers=[str(url) for url in self.config.stun_servers],
+                                          certificate=certificate, addresses=list(self.ice.addresses))
 
-    async def _call(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        """``fn(*args)`` on the media thread; raises trio.TooSlowError after MEDIA_CALL_TIMEOUT.
+    def _from_worker(self, message: dict) -> None:
+        # Called by the worker's reader task for this room's events: into the inbox.
+        kind = message["type"]
+        if kind == "state":
+            self._post(("media", message["endpoint"], ("state", (message["state"],))))
+        elif kind == "vad":
+            self._post(("media", "", ("vad", (message["track"], message["speaking"]))))
+        elif kind == "lost":
+            self._post(("lost", "", message.get("reason", "")))
 
-        The engine handles one event at a time: an aiortc call that never returns
-        would hold up every participant of the room.
+    async def _call(self, kind: str, **fields: Any) -> Any:
+        """Command ``kind`` for this room on its worker; raises MediaError, WorkerLost, or
+        trio.TooSlowError after MEDIA_CALL_TIMEOUT.
+
+        The engine handles one event at a time: a command that never returns would hold
+        up every participant of the room.
         """
-        with trio.fail_after(MEDIA_CALL_TIMEOUT):
-            return await self.bridge.call(fn, *args)
+        assert self.link is not None
+        return await self.link.call(kind, timeout=MEDIA_CALL_TIMEOUT, **fields)
 
     async def _handle(self, kind: str, endpoint_id: str, payload: Any) -> None:
-        """Handle one inbox item; never raises (but trio.Cancelled).
+        """Handle one inbox item; never raises (but trio.Cancelled), except for a lost worker
+        whose room cannot be opened again (see :meth:`_worker_lost`).
 
-        Every item concerns one participant. An error nobody foresaw while handling it
-        ends that participant only (an ``error`` media event, then it is removed from
+        Every other item concerns one participant. An error nobody foresaw while handling
+        it ends that participant only (an ``error`` media event, then it is removed from
         the room); the engine, the room and the others go on.
         """
+        if kind == "lost":  # not one participant's: when this fails, the room is restarted
+            await self._worker_lost(payload)
+            return
         try:
             if kind == "left":
                 self._announce.forget(endpoint_id)
@@ -229,6 +217,8 @@ class Engine:
                 await self._client_event(endpoint_id, payload)
             elif kind == "media":
                 await self._media_event(endpoint_id, *payload)
+        except WorkerLost:
+            pass  # the "lost" event follows: every participant of the room is told to reconnect
         except Exception as error:
             self.failures += 1
             log.exception("unexpected error; participant removed", peer=endpoint_id, item=kind)
@@ -307,33 +297,27 @@ class Engine:
         for track_id, value in metadata.items():
             ev.metadata(event, f"trackIdToTrackMetadata[{track_id[:40]!r}]", value)
         plan = self.session.plan(peer.id, parse_sdp(sdp_text), mids, metadata)
-        slots = [SlotPlan(mid, slot.track_id, slot.stream_id) for mid, slot in plan.forward.items()]
-        assert self.media is not None
+        slots = [[mid, slot.track_id, slot.stream_id] for mid, slot in plan.forward.items()]
         started = trio.current_time()
+        self.connections.add(peer.id)  # the worker makes it with the first answer, even one that fails
         try:
-            connection = self.connections.get(peer.id)
-            if connection is None:
-                media = self.media
-
-                async def make() -> EndpointConnection:
-                    return media.connection(peer.id)
-
-                connection = self.connections[peer.id] = await self._call(make)
-            answer = await self._call(connection.answer, sdp_text, plan.sending, slots)
+            answer = await self._call("answer", endpoint=peer.id, sdp=sdp_text, sending=plan.sending, slots=slots)
+        except WorkerLost:
+            raise  # everyone of the room is told to reconnect (see _worker_lost)
         except Exception as error:  # aiortc raises many kinds for offers it cannot take
             # The error ends this participant's media session only; the room and the others go on.
-            log.warning("negotiation failed; endpoint removed", peer=peer.id, error=f"{type(error).__name__}: {error}")
-            await self._end(peer.id, f"the server could not accept this offer: {type(error).__name__}: {error}")
+            log.warning("negotiation failed; endpoint removed", peer=peer.id, error=describe(error))
+            await self._end(peer.id, f"the server could not accept this offer: {describe(error)}")
             return
         log.debug("offer answered", peer=peer.id, ms=round((trio.current_time() - started) * 1000),
                   receiving=len(slots), publishing=len(plan.sending))
-        answer = announce_address(answer, self.host.ice.announced_ip)
+        answer = announce_address(answer, self.ice.announced_ip)
         self._deliver([(peer.id, ev.sdp_answer(answer, plan.mid_to_track_id))])
         self._candidates[peer.id] = 0
         for candidate, index in self._early_candidates.pop(peer.id, []):
-            if self.connections.get(peer.id) is not connection:
+            if peer.id not in self.connections:
                 return  # ended while adding them
-            await self._add_candidate(connection, peer.id, candidate, index)
+            await self._add_candidate(peer.id, candidate, index)
         if plan.publish or plan.unpublish:
             log.info("tracks changed", peer=peer.id, published=[t.id for t in plan.publish],
                      unpublished=[t.id for t in plan.unpublish])
@@ -346,8 +330,7 @@ class Engine:
             raise MediaEventError(f"candidate: sdpMLineIndex {index} is not an m-line index (0 to {MAX_MEDIA_LINES - 1})")
         if len(candidate) > MAX_CANDIDATE_LENGTH:
             raise MediaEventError(f"candidate: candidate is {len(candidate)} characters; at most {MAX_CANDIDATE_LENGTH}")
-        connection = self.connections.get(peer.id)
-        if connection is None:
+        if peer.id not in self.connections:
             early = self._early_candidates.setdefault(peer.id, [])
             if len(early) >= MAX_CANDIDATES:
                 raise MediaEventError(f"candidate: more than {MAX_CANDIDATES} candidates before the first offer")
@@ -357,17 +340,19 @@ class Engine:
         if added >= MAX_CANDIDATES:
             raise MediaEventError(f"candidate: more than {MAX_CANDIDATES} candidates for one offer")
         self._candidates[peer.id] = added + 1
-        await self._add_candidate(connection, peer.id, candidate, index)
+        await self._add_candidate(peer.id, candidate, index)
 
-    async def _add_candidate(self, connection: EndpointConnection, endpoint_id: str, candidate: str, index: int) -> None:
+    async def _add_candidate(self, endpoint_id: str, candidate: str, index: int) -> None:
         try:
-            await self._call(connection.add_candidate, candidate, index)
+            await self._call("add_candidate", endpoint=endpoint_id, candidate=candidate, index=index)
+        except WorkerLost:
+            raise
         except trio.TooSlowError:
             # Whatever holds up its connection would hold up the whole room next time.
             await self._end(endpoint_id, f"the server's media connection did not take a candidate within {MEDIA_CALL_TIMEOUT:g} s")
         except Exception as error:  # a malformed candidate ends nothing
-            log.info("candidate refused", peer=endpoint_id, error=f"{type(error).__name__}: {error}")
-            self._deliver([(endpoint_id, ev.error(f"candidate refused: {type(error).__name__}: {error}"))])
+            log.info("candidate refused", peer=endpoint_id, error=describe(error))
+            self._deliver([(endpoint_id, ev.error(f"candidate refused: {describe(error)}"))])
 
     # -- media events ------------------------------------------------------------------------
     async def _media_event(self, endpoint_id: str, kind: str, args: tuple) -> None:
@@ -398,18 +383,13 @@ class Engine:
         aiortc never reports "disconnected", and its consent checks take ~30 s to give
         up on a client whose network is gone; others would watch a frozen tile that long.
         """
-        media = self.media
-
-        async def silent() -> list[str]:
-            return media.silent(SILENCE_TIMEOUT)
-
         while True:
             await trio.sleep(SILENCE_CHECK_INTERVAL)
-            if self.connections:
+            if self.connections and self.link is not None:
                 try:
-                    quiet = await self._call(silent)
-                except BridgeClosed:
-                    return  # the daemon is stopping
+                    quiet = await self._call("silent", seconds=SILENCE_TIMEOUT)
+                except WorkerLost:
+                    continue  # the room's media is opened again elsewhere
                 except Exception:
                     log.exception("looking for silent media connections failed")
                     continue
@@ -425,12 +405,44 @@ class Engine:
             self._deliver(self.session.remove(endpoint_id))
         except Exception:
             log.exception("removing an endpoint from the session failed", peer=endpoint_id)
-        connection = self.connections.pop(endpoint_id, None)
-        if connection is not None and self.media is not None:
+        if endpoint_id in self.connections and self.link is not None:
+            self.connections.discard(endpoint_id)
             try:
-                await self._call(self.media.close_endpoint, endpoint_id)
-            except BridgeClosed:
-                pass  # the daemon is stopping
+                await self._call("close_endpoint", endpoint=endpoint_id)
+            except WorkerLost:
+                pass  # its connection went with the worker
             except Exception as error:
-                log.warning("media connection did not close cleanly; dropped", peer=endpoint_id,
-                            error=f"{type(error).__name__}: {error}")
+                log.warning("media connection did not close cleanly; dropped", peer=endpoint_id, error=describe(error))
+
+    async def _worker_lost(self, reason: str) -> None:
+        """The worker that carried this room is gone, and every media connection with it.
+
+        Its participants are told to reconnect (``phx_close`` with ``retry``: the page
+        joins again by itself, with a new connection); the room's media is opened again
+        on a running worker. Raises WorkerLost or MediaError when that keeps failing (the
+        room is then restarted by its supervisor).
+        """
+        assert self.room is not None
+        peers = [p for p in self.room.peers.values() if p.kind == "rtc"]
+        log.warning("media worker lost; participants told to reconnect", reason=reason, peers=len(peers))
+        self.link = None
+        self.connections.clear()
+        self._early_candidates.clear()
+        self._candidates.clear()
+        for peer in peers:
+            self.room.leave(peer, WORKER_LOST, retry=True)  # their "left" items follow
+        for attempt, delay in enumerate(REOPEN_DELAYS):
+            try:
+                self.link = await self._open_media()
+                log.info("room media opened again", worker=self.link.worker_name)
+                return
+            except (WorkerLost, MediaError) as error:
+                if attempt == len(REOPEN_DELAYS) - 1:
+                    raise
+                log.warning("opening the room's media again failed; trying again", error=describe(error), retry_in_s=delay)
+                await trio.sleep(delay)
+
+
+def describe(error: BaseException) -> str:
+    """What went wrong, for a log line or a client: a worker's refusal names its own error type."""
+    return str(error) if isinstance(error, MediaError) else f"{type(error).__name__}: {error}"

@@ -29,6 +29,7 @@ COMMANDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "add_candidate": {"room": str, "endpoint": str, "candidate": str, "index": int},
     "close_endpoint": {"room": str, "endpoint": str},
     "silent": {"room": str, "seconds": (int, float)},
+    "endpoints": {"room": str},
     "close_room": {"room": str},
 }
 # Event → its fields.

@@ -29,6 +29,7 @@ from aiortc.rtcdtlstransport import RTCCertificate
 from ..certs import pem
 from ..engine.rtc import RoomMedia, SlotPlan
 from . import messages
+from .task_errors import TaskErrors
 
 log = structlog.get_logger("videoroomd.media")
 
@@ -73,9 +74,9 @@ class MediaServer:
             raise ValueError(f"room {room!r} is open already")
         ice_servers = [RTCIceServer(urls=url) for url in message["ice_servers"]]
 
-        def on_event(kind: str, *args: Any) -> None:
+        def on_event(kind: str, endpoint_id: str, *args: Any) -> None:
             if kind == "state":
-                self.send({"type": "state", "room": room, "endpoint": args[0], "state": args[1]})
+                self.send({"type": "state", "room": room, "endpoint": endpoint_id, "state": args[0]})
             elif kind == "vad":
                 self.send({"type": "vad", "room": room, "track": args[0], "speaking": bool(args[1])})
 
@@ -115,6 +116,9 @@ class MediaServer:
     async def _silent(self, message: dict) -> list[str]:
         return self._room(message).silent(float(message["seconds"]))
 
+    async def _endpoints(self, message: dict) -> list[str]:
+        return sorted(self._room(message).connections)
+
     async def _close_room(self, message: dict) -> None:
         room = self.rooms.pop(message["room"], None)
         if room is not None:
@@ -142,6 +146,7 @@ async def serve(sock: socket.socket, cpu_clock: Callable[[], float] = time.proce
     Returns when the control plane goes away (end of stream), it sends what is
     not a message, or it stops reading what is sent to it.
     """
+    asyncio.get_running_loop().set_exception_handler(TaskErrors())
     reader, writer = await asyncio.open_connection(sock=sock)
     lost = asyncio.Event()
 

@@ -222,6 +222,7 @@ class RoomRegistry:
                 "relay_peers": room.peer_count("relay") if room else 0,
                 "tracks": room.track_count() if room else 0,
                 "media": room.media_counters() if room else {},
+                "worker": room.media_worker() if room else None,
                 "restarts": entry.state.restarts,
                 "last_error": entry.state.last_error,
             })

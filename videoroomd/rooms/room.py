@@ -285,6 +285,11 @@ class Room:
         counters = getattr(self.engine, "media_counters", None)
         return counters() if counters is not None else {}
 
+    def media_worker(self) -> str | None:
+        """The media worker that carries this room's calls (None for a room without an engine)."""
+        worker = getattr(self.engine, "media_worker", None)
+        return worker() if worker is not None else None
+
     # -- dispatch ----------------------------------------------------------------
     def media_event(self, peer: Peer, data: str) -> None:
         """A media event from ``peer``'s client, for the engine."""
