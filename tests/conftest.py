@@ -88,12 +88,12 @@ def start_daemon(tmp_path):
     started: list[DaemonProcess] = []
 
     def start(text: str | None = None, *, rooms: str = "[rooms.lobby]\nmax_peers = 4\n", server: str = "",
-              log: str = "", port: int | None = None, env: dict[str, str] | None = None,
+              log: str = "", media: str = "workers = 0", port: int | None = None, env: dict[str, str] | None = None,
               wait: bool = True, name: str = "videoroomd.toml") -> DaemonProcess:
         """``text`` is used as it is (it must listen on ``port``); else a config is made of the parts."""
         port = free_port() if port is None else port
         path = tmp_path / name
-        path.write_text(text if text is not None else config_text(rooms, port=port, server=server, log=log))
+        path.write_text(text if text is not None else config_text(rooms, port=port, server=server, log=log, media=media))
         daemon = DaemonProcess(path, port, env)
         started.append(daemon)
         if wait:

@@ -116,13 +116,13 @@ def test_rooms_lists_the_configured_rooms(tmp_path):
 
 
 def test_rooms_live_asks_the_running_daemon(start_daemon):
-    daemon = start_daemon()
+    daemon = start_daemon(media="workers = 2")
     result = subprocess.run([sys.executable, "-m", "videoroomd", "rooms", "--live", "--config", str(daemon.config)],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "ROOM   MAX  PASSWORD  STUN  TURN  STATUS   PEOPLE  TRACKS",
-        "lobby  4    no        0     0     running  0       0",
+        "ROOM   MAX  PASSWORD  STUN  TURN  STATUS   PEOPLE  TRACKS  WORKER",
+        "lobby  4    no        0     0     running  0       0       1",
     ]
 
 

@@ -181,17 +181,18 @@ def rooms(config_path: str | None, live: bool, as_json: bool) -> None:
             running = by_name.pop(row["name"], None)
             row.update(status=running["status"] if running else "not running",
                        peers=running["peers"] if running else 0,
-                       tracks=running["tracks"] if running else 0)
+                       tracks=running["tracks"] if running else 0,
+                       worker=running.get("worker") if running else None)
         for name, running in sorted(by_name.items()):  # dynamic rooms, or not yet reloaded
             rows.append({"name": name, "max_peers": running["max_peers"], "password": running["password"],
                          "stun_servers": None, "turn_servers": None, "status": running["status"],
-                         "peers": running["peers"], "tracks": running["tracks"]})
+                         "peers": running["peers"], "tracks": running["tracks"], "worker": running.get("worker")})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    columns = ["name", "max_peers", "password", "stun_servers", "turn_servers"] + (["status", "peers", "tracks"] if live else [])
+    columns = ["name", "max_peers", "password", "stun_servers", "turn_servers"] + (["status", "peers", "tracks", "worker"] if live else [])
     headers = {"name": "ROOM", "max_peers": "MAX", "password": "PASSWORD", "stun_servers": "STUN",
-               "turn_servers": "TURN", "status": "STATUS", "peers": "PEOPLE", "tracks": "TRACKS"}
+               "turn_servers": "TURN", "status": "STATUS", "peers": "PEOPLE", "tracks": "TRACKS", "worker": "WORKER"}
 
     def cell(value) -> str:
         if isinstance(value, bool):

@@ -128,6 +128,7 @@ class DaemonApp:
             "draining": self.daemon.draining,
             "config": self.daemon.config.source,
             "rooms": self.daemon.rooms.snapshot(),
+            "media_workers": self.daemon.media.snapshot(),
         }
         return Response(200, json.dumps(body, indent=2).encode() + b"\n", "application/json")
 

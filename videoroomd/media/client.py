@@ -178,7 +178,7 @@ class MediaWorker:
                         cleanup.shield = True
                         if self._stream is not None:
                             await self._stream.aclose()  # the worker closes its rooms and exits
-                        await exited.wait()
+                        await process.wait()  # (the task that sets ``exited`` may be cancelled by now)
                     if process.returncode is None:
                         process.kill()
                     nursery.cancel_scope.cancel()
