@@ -17,10 +17,13 @@ from conftest import config_text
 
 
 @asynccontextmanager
-async def running_daemon(tmp_path: Path, rooms: str = "[rooms.lobby]\nmax_peers = 4\n", server: str = "", **kwargs):
-    """A daemon serving on 127.0.0.1 with an OS-chosen port; cancelled on exit."""
+async def running_daemon(tmp_path: Path, rooms: str = "[rooms.lobby]\nmax_peers = 4\n", server: str = "",
+                         media: str = "workers = 0", **kwargs):
+    """A daemon serving on 127.0.0.1 with an OS-chosen port; cancelled on exit.
+
+    Its media runs on a thread of this process unless ``media`` asks for worker processes."""
     path = tmp_path / "videoroomd.toml"
-    path.write_text(config_text(rooms, server=server))
+    path.write_text(config_text(rooms, server=server, media=media))
     daemon = Daemon(Location(path), load(Location(path)), watch_interval=0, **kwargs)
     async with trio.open_nursery() as nursery:
         await nursery.start(daemon.run)

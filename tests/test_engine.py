@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from media_bot import bot, media_thread
@@ -9,6 +10,12 @@ from videoroomd.engine import engine
 from signalling_helpers import running_daemon
 
 ROOMS = "[ice]\naddresses = [\"127.0.0.1\"]\n[rooms.lobby]\nmax_peers = 8\n"
+
+
+@pytest.fixture(params=["thread", "process"])
+def media_setting(request) -> str:
+    """The same scenario with the media on a thread of the daemon and in a worker process."""
+    return "workers = 0" if request.param == "thread" else "workers = 1"
 
 
 def of_type(kind: str):
@@ -37,8 +44,8 @@ async def test_connect_lists_the_others_and_announces_the_newcomer(tmp_path):
             assert removed["data"] == {"id": bob.id}
 
 
-async def test_published_media_reaches_the_others_and_stops_when_the_publisher_leaves(tmp_path):
-    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
+async def test_published_media_reaches_the_others_and_stops_when_the_publisher_leaves(tmp_path, media_setting):
+    async with running_daemon(tmp_path, ROOMS, media=media_setting) as daemon, media_thread() as media:
         async with bot(daemon, "Viewer", media=media) as viewer:
             async with bot(daemon, "Speaker", media=media) as speaker:
                 audio_id, video_id = await speaker.publish()
@@ -68,8 +75,8 @@ async def test_published_media_reaches_the_others_and_stops_when_the_publisher_l
             assert daemon.rooms.get("lobby").track_count() == 0
 
 
-async def test_three_participants_each_receive_the_other_two(tmp_path):
-    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
+async def test_three_participants_each_receive_the_other_two(tmp_path, media_setting):
+    async with running_daemon(tmp_path, ROOMS, media=media_setting) as daemon, media_thread() as media:
         async with bot(daemon, "A", media=media) as a, bot(daemon, "B", media=media) as b, \
                 bot(daemon, "C", media=media) as c:
             published = {}
@@ -81,8 +88,8 @@ async def test_three_participants_each_receive_the_other_two(tmp_path):
                         await viewer.frames_from(track_id, at_least=10, timeout=30)
 
 
-async def test_late_joiner_gets_video_at_once(tmp_path):
-    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
+async def test_late_joiner_gets_video_at_once(tmp_path, media_setting):
+    async with running_daemon(tmp_path, ROOMS, media=media_setting) as daemon, media_thread() as media:
         async with bot(daemon, "Early", media=media) as early:
             (video_id,) = await early.publish(audio=False)
             async with bot(daemon, "Watcher", media=media) as watcher:
@@ -95,8 +102,8 @@ async def test_late_joiner_gets_video_at_once(tmp_path):
                 await late.frames_from(video_id, at_least=5, timeout=10)
 
 
-async def test_audio_level_turns_into_voice_activity(tmp_path):
-    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
+async def test_audio_level_turns_into_voice_activity(tmp_path, media_setting):
+    async with running_daemon(tmp_path, ROOMS, media=media_setting) as daemon, media_thread() as media:
         async with bot(daemon, "Listener", media=media) as listener, bot(daemon, "Talker", media=media) as talker:
             (audio_id,) = await talker.publish(video=False, loud=True)
             event = await listener.wait_for(lambda e: e["type"] == "vadNotification")
@@ -130,13 +137,13 @@ def fingerprints(sdp: str) -> set[str]:
     return {line.split(":", 1)[1].strip() for line in sdp.splitlines() if line.startswith("a=fingerprint:")}
 
 
-async def test_every_connection_uses_the_configured_dtls_certificate(tmp_path):
+async def test_every_connection_uses_the_configured_dtls_certificate(tmp_path, media_setting):
     from videoroomd.certs.generate import generate
 
     made = generate(tmp_path / "dtls.crt", tmp_path / "dtls.key", cn="media", days=1)
     expected = made.fingerprint  # what `videoroomd gen-cert` prints, as SDP writes it
     rooms = ROOMS.replace("[rooms.lobby]", f'[defaults]\ndtls_cert = "{tmp_path}/dtls.crt"\ndtls_key = "{tmp_path}/dtls.key"\n[rooms.lobby]')
-    async with running_daemon(tmp_path, rooms) as daemon, media_thread() as media:
+    async with running_daemon(tmp_path, rooms, media=media_setting) as daemon, media_thread() as media:
         async with bot(daemon, "A", media=media) as a, bot(daemon, "B", media=media) as b:
             (video_id,) = await a.publish(audio=False)
             await b.frames_from(video_id, at_least=3)
@@ -144,8 +151,8 @@ async def test_every_connection_uses_the_configured_dtls_certificate(tmp_path):
             assert answers and all(expected in fingerprints(sdp) for sdp in answers)
 
 
-async def test_without_a_configured_certificate_one_is_made_for_all_connections(tmp_path):
-    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
+async def test_without_a_configured_certificate_one_is_made_for_all_connections(tmp_path, media_setting):
+    async with running_daemon(tmp_path, ROOMS, media=media_setting) as daemon, media_thread() as media:
         async with bot(daemon, "A", media=media) as a, bot(daemon, "B", media=media) as b:
             (video_id,) = await a.publish(audio=False)
             await b.frames_from(video_id, at_least=3)
@@ -164,8 +171,8 @@ def test_announced_ip_replaces_host_candidate_addresses():
     assert announce_address(sdp, None) == sdp
 
 
-async def test_a_participant_whose_media_connection_ends_is_removed(tmp_path):
-    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
+async def test_a_participant_whose_media_connection_ends_is_removed(tmp_path, media_setting):
+    async with running_daemon(tmp_path, ROOMS, media=media_setting) as daemon, media_thread() as media:
         async with bot(daemon, "Stays", media=media) as stays, bot(daemon, "Vanishes", media=media) as vanishes:
             (video_id,) = await vanishes.publish(audio=False)
             await stays.frames_from(video_id, at_least=5)
@@ -175,8 +182,8 @@ async def test_a_participant_whose_media_connection_ends_is_removed(tmp_path):
             assert vanishes.id not in daemon.rooms.get("lobby").peers
 
 
-async def test_video_packets_lost_on_the_way_to_a_subscriber_are_sent_again(tmp_path):
-    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
+async def test_video_packets_lost_on_the_way_to_a_subscriber_are_sent_again(tmp_path, media_setting):
+    async with running_daemon(tmp_path, ROOMS, media=media_setting) as daemon, media_thread() as media:
         async with bot(daemon, "Viewer", media=media) as viewer, bot(daemon, "Speaker", media=media) as speaker:
             (video_id,) = await speaker.publish(audio=False)
             seen = await viewer.frames_from(video_id, at_least=5)
@@ -205,10 +212,10 @@ async def test_a_freed_receive_slot_carries_the_next_publisher(tmp_path):
                 assert viewer.mid_to_track_id.get(slot) == second_video
 
 
-async def test_a_participant_whose_network_goes_silent_is_removed(tmp_path, monkeypatch):
+async def test_a_participant_whose_network_goes_silent_is_removed(tmp_path, media_setting, monkeypatch):
     monkeypatch.setattr(engine, "SILENCE_TIMEOUT", 3.0)  # instead of 15 s, so the test is short
     monkeypatch.setattr(engine, "SILENCE_CHECK_INTERVAL", 0.5)
-    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
+    async with running_daemon(tmp_path, ROOMS, media=media_setting) as daemon, media_thread() as media:
         async with bot(daemon, "Stays", media=media) as stays, bot(daemon, "Fades", media=media) as fades:
             (video_id,) = await fades.publish(audio=False)
             (stays_video,) = await stays.publish(audio=False)

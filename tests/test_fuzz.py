@@ -180,7 +180,7 @@ async def sample_offer(media) -> str:
 
 
 async def test_thousands_of_malformed_inputs_end_only_their_own_connection(start_daemon):
-    daemon = start_daemon(rooms=ROOMS, server=SERVER)
+    daemon = start_daemon(rooms=ROOMS, server=SERVER, media="workers = 2")  # the media in worker processes
     async with media_thread() as media:
         offer = await sample_offer(media)
         async with bot(daemon, "A", room="other", media=media) as a, bot(daemon, "B", room="other", media=media) as b, \

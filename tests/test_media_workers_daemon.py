@@ -88,3 +88,15 @@ async def test_a_stopped_daemon_leaves_no_worker_behind(start_daemon):
             await trio.sleep(0.1)
     assert daemon.proc.returncode == 0, daemon.log()[-3000:]
     assert all(gone(pid) for pid in pids), [pid for pid in pids if not gone(pid)]
+
+
+async def test_workers_die_with_a_daemon_that_is_killed(start_daemon):
+    daemon = start_daemon(rooms=ROOMS, server=SERVER, media="workers = 2")
+    await trio.sleep(11)  # longer than trio keeps an idle helper thread: the workers must outlive such threads
+    pids = [row["pid"] for row in admin(daemon)["media_workers"]]
+    assert all(not gone(pid) for pid in pids)
+    daemon.proc.kill()
+    daemon.proc.wait()
+    with trio.fail_after(10):
+        while not all(gone(pid) for pid in pids):
+            await trio.sleep(0.1)

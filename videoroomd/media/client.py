@@ -50,6 +50,12 @@ def only_kind(group: BaseExceptionGroup, kind: type[BaseException]) -> BaseExcep
     return first
 
 
+def _cancelled(error: BaseException) -> bool:
+    if isinstance(error, BaseExceptionGroup):
+        return all(_cancelled(e) for e in error.exceptions)
+    return isinstance(error, trio.Cancelled)
+
+
 class WorkerLost(Exception):
     """The media worker is gone; the text says how."""
 
@@ -159,34 +165,47 @@ class MediaWorker:
                 "--name", self.name, "--log-level", settings.level, "--log-format", settings.format]
         if settings.file is not None:
             argv += ["--log-file", str(settings.file)]
-        process = await trio.lowlevel.open_process(argv, pass_fds=(theirs.fileno(),), start_new_session=True,
-                                                   stdin=subprocess.DEVNULL)
+        # Started from this (trio's) thread, not a helper thread: the worker's parent-death
+        # signal fires when the thread that forked it ends, and this one lives as long as
+        # the daemon (trio's thread cache lets an idle helper thread go after 10 s).
+        process = subprocess.Popen(argv, pass_fds=(theirs.fileno(),), start_new_session=True, stdin=subprocess.DEVNULL)
         theirs.close()
         self.pid = process.pid
+        pidfd = os.pidfd_open(process.pid)
 
         async def wait() -> None:
-            await process.wait()
+            await trio.lowlevel.wait_readable(pidfd)  # readable once the process has ended
+            process.wait()
             exited.set()
+
+        async def reap() -> None:
+            # Polled rather than waited for through the pidfd: ``wait`` may still be on it.
+            while process.poll() is None:
+                await trio.sleep(0.05)
 
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(wait)
+                graceful = True  # a stop, rather than a worker that died, hung or spoke nonsense
                 try:
                     yield exited
+                except BaseException as error:
+                    graceful = _cancelled(error)
+                    raise
                 finally:
-                    with trio.move_on_after(STOP_TIMEOUT) as cleanup:
-                        cleanup.shield = True
-                        if self._stream is not None:
-                            await self._stream.aclose()  # the worker closes its rooms and exits
-                        await process.wait()  # (the task that sets ``exited`` may be cancelled by now)
-                    if process.returncode is None:
-                        process.kill()
+                    if graceful:
+                        with trio.move_on_after(STOP_TIMEOUT) as cleanup:
+                            cleanup.shield = True
+                            if self._stream is not None:
+                                await self._stream.aclose()  # the worker closes its rooms and exits
+                            await reap()  # (the task that sets ``exited`` may be cancelled by now)
                     nursery.cancel_scope.cancel()
         finally:
-            if process.returncode is None:
-                process.kill()
-                with trio.CancelScope(shield=True):
-                    await process.wait()
+            with trio.CancelScope(shield=True):
+                if process.returncode is None:
+                    process.kill()
+                    await reap()
+            os.close(pidfd)
 
     async def _exit_watch(self, exited: trio.Event) -> None:
         await exited.wait()

@@ -17,6 +17,7 @@ heartbeat.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 from pathlib import Path
@@ -140,11 +141,12 @@ class MediaServer:
                 log.info("closing a room failed", room=name, error=f"{type(error).__name__}: {error}")
 
 
-async def serve(sock: socket.socket, cpu_clock: Callable[[], float] = time.process_time) -> None:
+async def serve(sock: socket.socket, cpu_clock: Callable[[], float] = time.process_time, parent: int | None = None) -> None:
     """Serve the control plane on ``sock`` until it closes the connection; then close every room.
 
-    Returns when the control plane goes away (end of stream), it sends what is
-    not a message, or it stops reading what is sent to it.
+    Returns when the control plane goes away (end of stream, or the ``parent``
+    process is no longer this one's parent), it sends what is not a message, or
+    it stops reading what is sent to it.
     """
     asyncio.get_running_loop().set_exception_handler(TaskErrors())
     reader, writer = await asyncio.open_connection(sock=sock)
@@ -162,6 +164,10 @@ async def serve(sock: socket.socket, cpu_clock: Callable[[], float] = time.proce
 
     async def heartbeat() -> None:
         while True:
+            if parent is not None and os.getppid() != parent:
+                log.error("the daemon is gone; stopping")
+                lost.set()
+                return
             send(server.stats())
             await asyncio.sleep(STATS_INTERVAL)
 

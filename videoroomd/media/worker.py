@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     configure(args.log_level, args.log_format, args.log_file)
     structlog.contextvars.bind_contextvars(worker=args.name)
     sock = socket.socket(fileno=args.fd)
-    asyncio.run(serve(sock))
+    asyncio.run(serve(sock, parent=args.parent))
     return 0
 
 
