@@ -52,7 +52,8 @@ class Daemon:
         self.watch_interval = watch_interval
         self.draining = False  # a stop has begun: no new joins, /healthz says 503
         self.forced = False
-        self.media = media_plane(config)
+        # The media workers serve the SFU engines; engines of another kind (tests) need none.
+        self.media = media_plane(config) if engine_factory is None else MediaPlane(0)
         self.rooms = RoomRegistry(config, engine_factory or (lambda room: Engine(self.media, config.ice, room)), policy)
         self.metrics = Metrics(self.rooms.snapshot, self.media.snapshot)
         self.app = DaemonApp(self)
