@@ -25,8 +25,8 @@ from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSess
 from aiortc.exceptions import InvalidStateError
 from trio_websocket import open_websocket_url
 
-from videoroomd.engine.bridge import AsyncioThread
-from videoroomd.engine.rtc import codec_preferences, limit_host_addresses
+from videoroomd.media.bridge import AsyncioThread
+from videoroomd.media.rtc import codec_preferences, limit_host_addresses
 
 from . import clip as clips
 from .phoenix import Channel

@@ -16,7 +16,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 
 from media_bot import Pattern, Tone, bot
 from signalling_helpers import PhoenixClient, phoenix_client
-from videoroomd.engine.aioice_hooks import limit_host_addresses
+from videoroomd.media.aiortc_compat.ice import limit_host_addresses
 
 ROOMS = "[ice]\naddresses = [\"127.0.0.1\"]\n[rooms.lobby]\nmax_peers = 8\n"
 

@@ -20,8 +20,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
 
-from videoroomd.engine.bridge import AsyncioThread
-from videoroomd.engine.aioice_hooks import ice_connections, limit_host_addresses
+from videoroomd.media.bridge import AsyncioThread
+from videoroomd.media.aiortc_compat.ice import ice_connections, limit_host_addresses
 
 from signalling_helpers import PhoenixClient, phoenix_client
 

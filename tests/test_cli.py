@@ -224,3 +224,17 @@ def test_daemon_writes_json_lines_that_logs_reads_back(start_daemon, tmp_path):
     assert events[0] == "starting" and "ready" in events and events[-1] == "stopped"
     out = run("logs", "--config", str(daemon.config), "--room", "lobby").output
     assert "room open" in out and "room=lobby" in out
+
+
+def test_serve_refuses_to_start_on_aiortc_or_aioice_versions_it_was_not_made_for(tmp_path, monkeypatch):
+    from videoroomd.media import aiortc_compat
+
+    assert aiortc_compat.check_versions() is None  # what is installed here is what the pins say
+    monkeypatch.setitem(aiortc_compat.REQUIRED, "aiortc", "9.9")
+    path = tmp_path / "videoroomd.toml"
+    path.write_text(config_text())
+    result = CliRunner().invoke(cli, ["serve", "--config", str(path)])
+    assert result.exit_code == 1
+    installed = aiortc_compat.installed("aiortc")
+    assert result.stderr.strip().splitlines()[-1] == (f"videoroomd: the media engine needs aiortc 9.9.x and aioice 0.13.x; installed: "
+                                     f"aiortc {installed} (reinstall videoroomd to get the versions it pins)")

@@ -15,11 +15,12 @@ from engine_attack import ROOMS, call, intruder, mutate_offer, real_offer
 from media_bot import media_thread, nack_everything
 from signalling_helpers import running_daemon
 from test_engine import media_metric
-from videoroomd.engine import aioice_hooks, forwarding
+from videoroomd.media import forwarding
+from videoroomd.media.aiortc_compat import ice as aioice_hooks
 from videoroomd.engine import engine as engine_module
 from videoroomd.engine import sdp as sdp_module
 from videoroomd.engine import session as session_module
-from videoroomd.engine.rtc import EndpointConnection
+from videoroomd.media.rtc import EndpointConnection
 from videoroomd.engine.session import Session
 
 

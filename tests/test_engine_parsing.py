@@ -193,7 +193,7 @@ import asyncio  # noqa: E402
 
 import trio  # noqa: E402
 
-from videoroomd.engine import bridge  # noqa: E402
+from videoroomd.media import bridge  # noqa: E402
 
 
 async def test_errors_of_media_tasks_are_kept_and_logged_within_bounds():

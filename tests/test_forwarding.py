@@ -14,9 +14,9 @@ from aiortc.rtcrtpparameters import (RTCRtpCodecParameters, RTCRtpHeaderExtensio
                                      RTCRtpParameters)
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
-from videoroomd.engine import forwarding
-from videoroomd.engine.forwarding import ABS_SEND_TIME, AUDIO_LEVEL, MID, ForwardedTrack, PublishedTrack, SendParameters
-from videoroomd.engine.rtp_packets import rtp_packet
+from videoroomd.media import forwarding
+from videoroomd.media.forwarding import ABS_SEND_TIME, AUDIO_LEVEL, MID, ForwardedTrack, PublishedTrack, SendParameters
+from videoroomd.media.rtp_packets import rtp_packet
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=100)
 RTX = RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=101, parameters={"apt": 100})

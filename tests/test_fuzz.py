@@ -163,7 +163,7 @@ async def sample_offer(media) -> str:
     from aiortc import RTCConfiguration, RTCPeerConnection
 
     from media_bot import Pattern
-    from videoroomd.engine.rtc import limit_host_addresses
+    from videoroomd.media.rtc import limit_host_addresses
 
     async def make() -> str:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))

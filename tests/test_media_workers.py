@@ -22,7 +22,7 @@ def gone(pid: int) -> bool:
 async def offer_sdp(media) -> str:
     from aiortc import RTCConfiguration, RTCPeerConnection
 
-    from videoroomd.engine.rtc import limit_host_addresses
+    from videoroomd.media.rtc import limit_host_addresses
 
     async def make() -> str:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))

@@ -11,6 +11,7 @@ from ..config import Config, Location
 from ..daemon.daemon import Daemon
 from ..daemon.sdnotify import Notifier
 from ..http.server import ListenError
+from ..media import aiortc_compat
 from ..logs.setup import LogSetupError, configure
 
 
@@ -21,6 +22,11 @@ def run_serve(location: Location, config: Config, user_error: Callable[[str], Ex
     except LogSetupError as error:
         raise user_error(f"{location.name}: log.file: {error}") from None
     log = structlog.get_logger("videoroomd")
+    try:
+        aiortc_compat.check_versions()
+    except aiortc_compat.IncompatibleVersions as error:
+        log.critical("cannot start", error=str(error))
+        raise user_error(str(error)) from None
     log.info("starting", config=location.name)
     daemon = Daemon(location, config, notifier=Notifier())
     try:

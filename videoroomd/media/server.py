@@ -28,7 +28,7 @@ from aiortc import RTCIceServer
 from aiortc.rtcdtlstransport import RTCCertificate
 
 from ..certs import pem
-from ..engine.rtc import RoomMedia, SlotPlan
+from .rtc import RoomMedia, SlotPlan
 from . import messages
 from .task_errors import TaskErrors
 

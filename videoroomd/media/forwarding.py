@@ -21,9 +21,9 @@ of growing memory.
 
 aiortc's own sender stays in place for RTCP (sender reports, which read the
 counters kept here) and for its RTP task, which waits on an idle track.
-Everything reaches into aiortc 1.16, aioice 0.13 and asyncio's UDP transport
-(its socket, written directly) internals of our own connections only
-(instance attributes; no class or module is patched).
+What it needs of aiortc's, aioice's and asyncio's internals (the receiver's
+jitter buffer, the sender's counters and RTCP, the nominated pair's socket,
+written directly) it gets through :mod:`.aiortc_compat.rtp`.
 """
 
 from __future__ import annotations
@@ -36,14 +36,14 @@ from typing import Callable
 import pylibsrtp
 import structlog
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtp import RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfbPacket
 from aiortc.utils import random16, random32
 
+from .aiortc_compat import rtp as compat
 from .rtp_packets import abs_send_time, extension_block, ntp_time, one_byte_element, rtp_packet, vp8_starts_keyframe
 from .stream_rewrite import StreamRewriter
 
-log = structlog.get_logger("videoroomd.engine.forwarding")
+log = structlog.get_logger("videoroomd.media.forwarding")
 
 KEYFRAME_INTERVAL = 0.5      # seconds before a keyframe request still unanswered is repeated
 KEYFRAME_GAP = 0.15          # seconds between two keyframe requests to one publisher at the least
@@ -171,7 +171,7 @@ class ForwardedTrack(MediaStreamTrack):
     def configure(self, parameters) -> None:
         """The sender's negotiated parameters (aiortc keeps the first ones for good, so do we)."""
         if self.parameters is None:
-            self.parameters = SendParameters(parameters, self.sender._ssrc, self.sender._rtx_ssrc)
+            self.parameters = SendParameters(parameters, *compat.sender_ssrcs(self.sender))
             self._dtls = self.sender.transport  # bundled by now: one transport for the connection
 
     async def recv(self):
@@ -245,13 +245,8 @@ class ForwardedTrack(MediaStreamTrack):
         newest = self._stream.sent(seq, timestamp, now)
         if not sent:
             return
-        sender = self.sender
-        if newest:
-            # What aiortc's sender puts in its RTCP sender reports.
-            sender._RTCRtpSender__ntp_timestamp = ntp
-            sender._RTCRtpSender__rtp_timestamp = timestamp
-        sender._RTCRtpSender__octet_count += len(payload)
-        sender._RTCRtpSender__packet_count += 1
+        # What aiortc's sender puts in its RTCP sender reports.
+        compat.count_sent(self.sender, len(payload), (ntp, timestamp) if newest else None)
         counters = self.counters
         counters.packets_forwarded += 1
         counters.bytes_forwarded += len(payload)
@@ -293,20 +288,16 @@ class ForwardedTrack(MediaStreamTrack):
         """
         if self.parameters is None:
             return None
-        dtls = self._dtls
-        if dtls._state is not DtlsState.CONNECTED:
+        route = compat.nominated_route(self._dtls)
+        if route is None:
             return None
-        pair = dtls.transport._connection._nominated.get(1)
-        if pair is None:
-            return None
+        srtp, pair = route
         if pair is not self._pair:
-            transport = pair.protocol.transport
-            if transport is None:
+            socket = compat.pair_socket(pair)
+            if socket is None:
                 return None
-            self._pair = pair
-            self._socket = getattr(transport, "_sock", None) or transport
-            self._address = pair.remote_addr
-        return dtls._tx_srtp, self._socket, self._address
+            self._pair, self._socket, self._address = pair, socket, pair.remote_addr
+        return srtp, self._socket, self._address
 
     def _writable(self) -> bool:
         return self._route() is not None
@@ -399,7 +390,7 @@ class PublishedTrack:
         self._last_keyframe_request = now
         self._keyframe_since_request = False
         self.counters.keyframe_requests += 1
-        task = asyncio.ensure_future(self.receiver._send_rtcp_pli(self.ssrc))
+        task = asyncio.ensure_future(compat.send_pli(self.receiver, self.ssrc))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -437,22 +428,15 @@ class NoDecoder:
 
 def attach_publisher(receiver, published: PublishedTrack) -> None:
     """Make ``receiver`` (of one of our own connections) forward each packet instead of decoding."""
-    receiver._RTCRtpReceiver__jitter_buffer = ForwardingBuffer(published)
-    receiver._RTCRtpReceiver__decoder_queue = NoDecoder()
+    compat.hand_packets_to(receiver, ForwardingBuffer(published), NoDecoder())
 
 
 def attach_subscriber(sender, track: ForwardedTrack) -> None:
     """Make ``sender`` carry ``track``'s forwarded packets: learn its negotiated parameters,
     answer its subscriber's NACKs from the track's history, and pass PLI/FIR on to the publisher."""
     sender.replaceTrack(track)
-    send = sender.send
-    handle = sender._handle_rtcp_packet
 
-    async def send_with_parameters(parameters):
-        track.configure(parameters)
-        await send(parameters)
-
-    async def handle_feedback(packet):
+    async def handle_feedback(packet, handle):
         if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
             if track.source is not None:
                 track.source.request_keyframe()
@@ -461,5 +445,4 @@ def attach_subscriber(sender, track: ForwardedTrack) -> None:
         else:
             await handle(packet)
 
-    sender.send = send_with_parameters
-    sender._handle_rtcp_packet = handle_feedback
+    compat.intercept_sender(sender, track.configure, handle_feedback)

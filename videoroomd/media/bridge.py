@@ -17,9 +17,9 @@ from typing import Any, Awaitable, Callable
 import structlog
 import trio
 
-from ..media.task_errors import MAX_ERRORS, TaskErrors  # noqa: F401  (MAX_ERRORS: for tests)
+from .task_errors import MAX_ERRORS, TaskErrors  # noqa: F401  (MAX_ERRORS: for tests)
 
-log = structlog.get_logger("videoroomd.engine.bridge")
+log = structlog.get_logger("videoroomd.media.bridge")
 
 
 

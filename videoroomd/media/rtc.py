@@ -1,8 +1,8 @@
-"""The aiortc side of one room: a peer connection per endpoint (runs on the media thread only).
+"""The aiortc side of one room: a peer connection per endpoint (runs in a media worker only).
 
-Every object here belongs to the asyncio loop of :mod:`.bridge`; the trio
-engine reaches them only through ``AsyncioThread.call``. Each
-``RTCPeerConnection`` is owned by one :class:`EndpointConnection` and
+Every object here belongs to the asyncio loop of one media worker; the trio
+engine reaches them only through the worker's messages (:mod:`.server`).
+Each ``RTCPeerConnection`` is owned by one :class:`EndpointConnection` and
 closed by it.
 """
 
@@ -18,12 +18,13 @@ from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import candidate_from_sdp
 
-from .aioice_hooks import limit_host_addresses, remote_username, watch_incoming
-from .ice_restart import handle_remote_ice_restart
+from .aiortc_compat import rtp as compat
+from .aiortc_compat.ice import limit_host_addresses, remote_username, watch_incoming
+from .aiortc_compat.ice_restart import handle_remote_ice_restart
 from .forwarding import ForwardedTrack, MediaCounters, PublishedTrack, attach_publisher, attach_subscriber
 from .vad import VoiceActivity
 
-log = structlog.get_logger("videoroomd.engine.rtc")
+log = structlog.get_logger("videoroomd.media.rtc")
 
 # Forwarding needs one codec per kind across publishers and subscribers.
 PREFERRED = {"audio": "audio/opus", "video": "video/VP8"}
@@ -101,7 +102,7 @@ class EndpointConnection:
         # receive slot of a kind is tied to a transport that bundling then discards.
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=room.ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         # One certificate for every connection of the daemon (configured, or made once at start).
-        self.pc._RTCPeerConnection__certificates = [room.certificate]
+        compat.use_certificate(self.pc, room.certificate)
         self.published: dict[str, PublishedTrack] = {}  # mid -> track published on it
         self.forwarded: dict[str, ForwardedTrack] = {}  # mid -> track sent on it
         self.last_heard = time.monotonic()  # when the client last sent us anything
@@ -161,7 +162,7 @@ class EndpointConnection:
             if source is None:
                 transceiver.direction = "inactive"
             else:
-                transceiver.sender._stream_id = slot.stream_id
+                compat.set_stream_id(transceiver.sender, slot.stream_id)
                 transceiver.direction = "sendonly"
         self._limit_addresses()
         answer = await self.pc.createAnswer()
