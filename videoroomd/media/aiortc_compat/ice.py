@@ -13,6 +13,8 @@ from typing import Callable
 
 from aiortc import RTCPeerConnection
 
+from .ice_restart import answered_for_previous_generation
+
 # Peer-reflexive candidates (RFC 8445 section 7.3.1.3) one connection learns: aioice adds
 # a remote candidate and a check pair (with its own retransmitted checks, ~5 datagrams
 # back per request) for every new source address of an authenticated STUN request. A
@@ -85,6 +87,8 @@ def watch_incoming(pc: RTCPeerConnection, heard: Callable[[], None]) -> None:
             _deliver(data, component)
 
         def request_received(message, addr, protocol, _answer=answer, _connection=connection):
+            if answered_for_previous_generation(_connection, message, addr, protocol):
+                return
             if _unwelcome(_connection, message, addr):
                 return
             heard()

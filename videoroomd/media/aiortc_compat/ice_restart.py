@@ -57,23 +57,7 @@ def _install_previous_generation_support(connection) -> None:
     if getattr(connection, "_videoroomd_restart_hooks", False):
         return
     connection._videoroomd_restart_hooks = True
-    original_request_received = connection.request_received
     original_build_request = connection.build_request
-
-    def request_received(message, addr, protocol):
-        live = connection._videoroomd_live
-        if (live is not None and live.active(connection)
-                and message.message_class == stun.Class.REQUEST
-                and message.message_method == stun.Method.BINDING
-                and message.attributes.get("USERNAME") == f"{live.local_username}:{live.remote_username}"
-                and message.check_message_integrity(live.local_password.encode("utf8"))):
-            response = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.RESPONSE,
-                                    transaction_id=message.transaction_id)
-            response.attributes["XOR-MAPPED-ADDRESS"] = addr
-            response.add_message_integrity(live.local_password.encode("utf8"))
-            protocol.send_stun(response, addr)
-            return
-        original_request_received(message, addr, protocol)
 
     def build_request(pair, nominate):
         request = original_build_request(pair, nominate)
@@ -84,7 +68,6 @@ def _install_previous_generation_support(connection) -> None:
             request._videoroomd_integrity_key = live.remote_password.encode("utf8")
         return request
 
-    connection.request_received = request_received
     connection.build_request = build_request
     for protocol in connection._protocols:
         original_request = protocol.request
@@ -95,6 +78,25 @@ def _install_previous_generation_support(connection) -> None:
                                    retransmissions=retransmissions)
 
         protocol.request = request
+
+
+def answered_for_previous_generation(connection, message, addr, protocol) -> bool:
+    """Answer ``message`` if it is a check of the ICE generation a restart replaces, on the
+    pair that still carries the media (make-before-break); returns whether it did. Called
+    by the one wrapper of the connection's ``request_received`` (:func:`.ice.watch_incoming`)."""
+    live = getattr(connection, "_videoroomd_live", None)
+    if not (live is not None and live.active(connection)
+            and message.message_class == stun.Class.REQUEST
+            and message.message_method == stun.Method.BINDING
+            and message.attributes.get("USERNAME") == f"{live.local_username}:{live.remote_username}"
+            and message.check_message_integrity(live.local_password.encode("utf8"))):
+        return False
+    response = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.RESPONSE,
+                            transaction_id=message.transaction_id)
+    response.attributes["XOR-MAPPED-ADDRESS"] = addr
+    response.add_message_integrity(live.local_password.encode("utf8"))
+    protocol.send_stun(response, addr)
+    return True
 
 
 def handle_remote_ice_restart(pc, offer_sdp: str, restart_local: bool = True,
