@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 import signal
+from dataclasses import fields
 
 import structlog
 import trio
 
-from ..config import Config, ConfigError, Location, load
+from ..config import Config, ConfigError, Location, TurnConfig, load
 from ..engine.engine import MediaHost
 from ..http.app import DaemonApp
 from ..http.server import open_listeners, serve
 from ..metrics import Metrics
 from ..rooms import RoomRegistry
 from ..signalling import peer_channel, relay
+from ..turn.peers import MediaAddresses
+from ..turn.setup import turn_service
 from ..web import pages
 from .sdnotify import Notifier
 from .supervisor import RestartPolicy
@@ -27,6 +30,7 @@ STOP_GRACE = 1.0  # seconds for sockets to say goodbye after rooms close
 RESTART_ONLY = (
     ("server", "host"), ("server", "port"), ("server", "tls_cert"), ("server", "tls_key"),
     ("ice", "addresses"), ("ice", "announced_ip"), ("log", "format"), ("log", "file"),
+    *(("turn", f.name) for f in fields(TurnConfig)),  # the TURN server is made once, at start
 )
 
 
@@ -53,6 +57,11 @@ class Daemon:
         self.media = MediaHost(config.ice)
         self.rooms = RoomRegistry(config, engine_factory or self.media.engine_for, policy)
         self.metrics = Metrics(self.rooms.snapshot)
+        # The media sockets relaying may reach; the media side registers them as it opens them.
+        self.media_addresses = MediaAddresses.for_ice(config.ice.addresses)
+        self.turn = turn_service(config, self.media_addresses.contains, self.media_addresses.hosts) if config.turn.enabled else None
+        if self.turn is not None:
+            self.metrics.watch_turn(self.turn.stats)
         self.app = DaemonApp(self)
         self.app.websocket_routes[peer_channel.PATH] = lambda request, stream: peer_channel.serve_socket(request, stream, self)
         self.app.websocket_routes[relay.PREFIX] = lambda request, stream: relay.serve_relay(request, stream, self)
@@ -69,6 +78,8 @@ class Daemon:
         ListenError when the port cannot be opened.
         """
         listeners, scheme, self.address = await open_listeners(self.config.server)
+        if self.turn is not None:
+            await self.turn.open()
         async with trio.open_nursery() as outer:
             # The media thread outlives the rooms, so that their engines can close their connections.
             await outer.start(self.media.run)
@@ -76,6 +87,8 @@ class Daemon:
                 await nursery.start(self._handle_signals)
                 await nursery.start(self.rooms.run)
                 nursery.start_soon(serve, listeners, scheme, self.app)
+                if self.turn is not None:
+                    await nursery.start(self.turn.run)
                 host = f"[{self.address[0]}]" if ":" in self.address[0] else self.address[0]
                 log.info("listening", address=f"{scheme}://{host}:{self.address[1]}")
                 if self.location.path is not None and self.watch_interval > 0:

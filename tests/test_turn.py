@@ -1,0 +1,254 @@
+"""The built-in TURN server against a raw client on real sockets (127.0.0.1): it relays to the daemon's media and nowhere else."""
+
+from __future__ import annotations
+
+import struct
+import time
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+from aioice import stun
+
+from videoroomd.config.schema import TurnConfig
+from videoroomd.turn.credentials import long_term_key
+from videoroomd.turn.peers import MediaAddresses
+from videoroomd.turn.server import TurnService
+
+from turn_client import TurnClient, allocate_request, credentials
+
+SECRET = "a-test-secret-long-enough"
+RELAY_PORTS = (42000, 42999)
+NOTHING_ARRIVES = 0.3  # seconds to wait for a datagram that must not come
+
+
+@asynccontextmanager
+async def turn_server(**overrides):
+    """A TurnService on 127.0.0.1 whose only media socket is a real UDP socket; yields (service, media socket)."""
+    config = TurnConfig(enabled=True, host="127.0.0.1", port=0, relay_ports=RELAY_PORTS, secret=SECRET, **overrides)
+    media = MediaAddresses(["127.0.0.1"])
+    media_sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    await media_sock.bind(("127.0.0.1", 0))
+    media.add(*media_sock.getsockname())
+    service = TurnService(config, media.contains, relay_host="127.0.0.1")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        try:
+            yield service, media_sock
+        finally:
+            nursery.cancel_scope.cancel()
+            media_sock.close()
+
+
+async def udp_socket():
+    sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    await sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+async def nothing_arrives(sock) -> bool:
+    with trio.move_on_after(NOTHING_ARRIVES):
+        await sock.recvfrom(65536)
+        return False
+    return True
+
+
+async def still_answers(service: TurnService, transport: str = "udp") -> None:
+    """A new client still gets its 401 challenge: the server lives."""
+    async with TurnClient(transport, service.addresses[transport]) as other:
+        reply = await other.request(allocate_request(), sign=False)
+        assert reply.error_code == 401
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_send_indication_and_channel_data_reach_the_media_socket_and_back(transport):
+    async with turn_server() as (service, media):
+        media_address = media.getsockname()
+        async with TurnClient(transport, service.addresses[transport]) as client:
+            challenge = await client.login(*credentials(SECRET, "peer-1", time.time()))
+            assert challenge.attributes["REALM"] == "videoroomd" and challenge.attributes["NONCE"]
+            reply = await client.request(allocate_request())
+            assert reply.message_class == stun.Class.RESPONSE and reply.check_message_integrity(client.key)
+            relay = reply.attributes["XOR-RELAYED-ADDRESS"]
+            assert relay[0] == "127.0.0.1" and RELAY_PORTS[0] <= relay[1] <= RELAY_PORTS[1]
+            assert reply.attributes["XOR-MAPPED-ADDRESS"][0] == "127.0.0.1"
+
+            reply = await client.create_permission(media_address)
+            assert reply.message_class == stun.Class.RESPONSE, reply
+            await client.send_indication(media_address, b"hello media")
+            with trio.fail_after(5):
+                data, source = await media.recvfrom(65536)
+            assert data == b"hello media" and source == relay
+
+            await media.sendto(b"hello client", relay)
+            indication = stun.parse_message(await client.receive())
+            assert indication.message_method == stun.Method.DATA
+            assert indication.attributes["DATA"] == b"hello client"
+            assert indication.attributes["XOR-PEER-ADDRESS"] == media_address
+
+            reply = await client.channel_bind(0x4001, media_address)
+            assert reply.message_class == stun.Class.RESPONSE, reply
+            await client.channel_data(0x4001, b"over the channel")
+            with trio.fail_after(5):
+                data, source = await media.recvfrom(65536)
+            assert data == b"over the channel" and source == relay
+            await media.sendto(b"back on the channel", relay)
+            frame = await client.receive()
+            assert struct.unpack("!HH", frame[:4]) == (0x4001, len(b"back on the channel"))
+            assert frame[4:4 + 19] == b"back on the channel"
+        assert service.stats()["created"] == 1
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_no_permission_for_other_hosts_or_ports_and_nothing_relayed_there(transport):
+    async with turn_server() as (service, media):
+        media_address = media.getsockname()
+        bystander = await udp_socket()  # a real socket on 127.0.0.1 that is not a media socket
+        try:
+            async with TurnClient(transport, service.addresses[transport]) as client:
+                await client.allocate(*credentials(SECRET, "peer-1", time.time()))
+                for peer in (("127.0.0.2", media_address[1]), bystander.getsockname()):
+                    reply = await client.create_permission(peer)
+                    assert reply.error_code == 403, reply
+                    assert "not allowed" in reply.attributes["ERROR-CODE"][1]
+                    reply = await client.channel_bind(0x4002, peer)
+                    assert reply.error_code == 403, reply
+
+                # A permission is for an address: one for the media socket opens that IP, and
+                # data to another port on it must still go nowhere.
+                assert (await client.create_permission(media_address)).message_class == stun.Class.RESPONSE
+                await client.send_indication(bystander.getsockname(), b"to a bystander")
+                await client.send_indication(("127.0.0.2", media_address[1]), b"to another host")
+                assert await nothing_arrives(bystander)
+                # The bystander cannot talk to the client through the relay either.
+                relay = service.table.get(next(iter(service._relays))).relay
+                await bystander.sendto(b"from a bystander", relay)
+                await client.send_indication(media_address, b"still works")
+                assert (await media.recvfrom(65536))[0] == b"still works"
+                with trio.move_on_after(NOTHING_ARRIVES):
+                    data = await client.receive()
+                    assert b"from a bystander" not in data
+        finally:
+            bystander.close()
+        dropped = service.stats()["dropped"]
+        assert dropped["forbidden_peer"] >= 5 and dropped["no_permission"] >= 1
+        assert service.stats()["refused"][403] == 4
+
+
+async def test_expired_forged_and_tampered_credentials_get_401():
+    async with turn_server() as (service, _media):
+        address = service.addresses["udp"]
+        cases = {
+            "expired": credentials(SECRET, "peer-1", time.time() - 7200, lifetime=3600),
+            "forged": credentials("another-secret-of-someone", "peer-1", time.time()),
+            "not a REST username": ("alice", "password"),
+        }
+        for why, (username, password) in cases.items():
+            async with TurnClient("udp", address) as client:
+                await client.login(username, password)
+                reply = await client.request(allocate_request())
+                assert reply.error_code == 401, why
+                assert reply.attributes["NONCE"], why
+        assert service.stats()["allocations"] == 0
+        assert service.stats()["dropped"]["credentials_refused"] >= 3
+
+
+async def test_tampered_message_integrity_is_refused():
+    async with turn_server() as (service, _media):
+        async with TurnClient("udp", service.addresses["udp"]) as client:
+            username, password = credentials(SECRET, "peer-1", time.time())
+            await client.login(username, password)
+            request = allocate_request()
+            request.attributes.update({"USERNAME": username, "REALM": client.realm, "NONCE": client.nonce})
+            request.attributes["MESSAGE-INTEGRITY"] = stun.message_integrity(bytes(request), client.key)
+            data = bytearray(bytes(request))
+            data[-1] ^= 0x01  # the last byte of MESSAGE-INTEGRITY
+            await client.send_raw(bytes(data))
+            reply = stun.parse_message(await client.receive())
+            assert reply.error_code == 401
+            assert "MESSAGE-INTEGRITY" in reply.attributes["ERROR-CODE"][1]
+        assert service.stats()["allocations"] == 0
+
+
+async def test_malformed_messages_and_unbound_channels_are_dropped_and_counted():
+    async with turn_server() as (service, media):
+        async with TurnClient("udp", service.addresses["udp"]) as client:
+            await client.allocate(*credentials(SECRET, "peer-1", time.time()))
+            good = bytes(allocate_request())
+            for junk in (b"", b"\x00", b"\xff" * 40, good[:-4], good[:2] + b"\x00\x40" + good[4:],
+                         good + b"\x00\x06\xff\xff", bytes(20) + b"\x00\x06\x00\x04abcd", b"\x40\x01\xff\xff12"):
+                await client.send_raw(junk)
+            await client.channel_data(0x4005, b"no such channel")
+            assert await nothing_arrives(media)
+        await still_answers(service)
+        dropped = service.stats()["dropped"]
+        assert dropped["malformed"] >= 7
+        assert dropped["unbound_channel"] == 1
+
+
+async def test_a_malformed_tcp_stream_ends_only_that_connection():
+    async with turn_server() as (service, _media):
+        async with TurnClient("tcp", service.addresses["tcp"]) as client:
+            await client.send_raw(b"\xc0GET / HTTP/1.1\r\n\r\n")
+            with pytest.raises((EOFError, trio.BrokenResourceError)):
+                await client.receive()
+        await still_answers(service, "tcp")
+        assert service.stats()["dropped"]["malformed_stream"] == 1
+
+
+async def test_allocations_per_user_and_in_total_are_capped():
+    async with turn_server(max_allocations_per_user=2, max_allocations=3) as (service, _media):
+        alice = credentials(SECRET, "alice", time.time())
+        async with TurnClient("udp", service.addresses["udp"]) as a1, \
+                TurnClient("udp", service.addresses["udp"]) as a2, \
+                TurnClient("udp", service.addresses["udp"]) as a3, \
+                TurnClient("udp", service.addresses["udp"]) as b1, \
+                TurnClient("udp", service.addresses["udp"]) as c1:
+            await a1.allocate(*alice)
+            await a2.allocate(*alice)
+            await a3.login(*alice)
+            reply = await a3.request(allocate_request())
+            assert reply.error_code == 486 and "per user" in reply.attributes["ERROR-CODE"][1]
+            await b1.allocate(*credentials(SECRET, "bob", time.time()))
+            await c1.login(*credentials(SECRET, "carol", time.time()))
+            reply = await c1.request(allocate_request())
+            assert reply.error_code == 486
+        assert service.stats()["refused"][486] == 2
+
+
+async def test_refresh_with_lifetime_zero_frees_the_allocation_and_its_port():
+    async with turn_server() as (service, media):
+        async with TurnClient("udp", service.addresses["udp"]) as client:
+            relay = await client.allocate(*credentials(SECRET, "peer-1", time.time()))
+            reply = await client.request(stun.Message(stun.Method.REFRESH, stun.Class.REQUEST, attributes={"LIFETIME": 0}))
+            assert reply.message_class == stun.Class.RESPONSE and reply.attributes["LIFETIME"] == 0
+            assert service.stats()["allocations"] == 0
+            reply = await client.create_permission(media.getsockname())
+            assert reply.error_code == 437
+            await trio.sleep(0.05)  # the relay's reader closes its socket
+            probe = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+            await probe.bind(relay)  # the port is free again
+            probe.close()
+
+
+async def test_an_allocation_from_another_user_cannot_be_used():
+    async with turn_server() as (service, media):
+        async with TurnClient("udp", service.addresses["udp"]) as client:
+            await client.allocate(*credentials(SECRET, "peer-1", time.time()))
+            client.username, password = credentials(SECRET, "peer-2", time.time())
+            client.key = long_term_key(client.username, client.realm, password)
+            reply = await client.create_permission(media.getsockname())
+            assert reply.error_code == 441
+
+
+async def test_unknown_comprehension_required_attribute_gets_420():
+    async with turn_server() as (service, _media):
+        async with TurnClient("udp", service.addresses["udp"]) as client:
+            await client.login(*credentials(SECRET, "peer-1", time.time()))
+            request = allocate_request()
+            request.attributes.update({"USERNAME": client.username, "REALM": client.realm, "NONCE": client.nonce})
+            body = bytes(request) + struct.pack("!HH", 0x0018, 1) + b"\x80\x00\x00\x00"  # EVEN-PORT, not served
+            body += struct.pack("!HH", 0x0008, 20) + stun.message_integrity(body, client.key)
+            await client.send_raw(stun.set_body_length(body, len(body) - 20))
+            reply = stun.parse_message(await client.receive())
+            assert reply.error_code == 420
