@@ -320,31 +320,6 @@ def _secret(value: Any, path: tuple[str, ...]) -> str:
     return text
 
 
-def _turn(table: _Table, server: ServerConfig) -> TurnConfig:
-    """``[turn]``: the built-in TURN server."""
-    base = TurnConfig()
-    host, port = table.take("listen", (base.host, base.port), _listen)
-    tls = table.take("tls_listen", None, _listen)
-    turn = TurnConfig(
-        enabled=table.take("enabled", base.enabled, _boolean),
-        host=host,
-        port=port,
-        tls_host=tls[0] if tls else None,
-        tls_port=tls[1] if tls else None,
-        relay_ports=table.take("relay_ports", base.relay_ports, _port_range),
-        realm=table.take("realm", base.realm, _realm),
-        secret=table.take("secret", None, _secret),
-        credential_lifetime=table.take("credential_lifetime", base.credential_lifetime, _seconds(60, 7 * 86400)),
-        max_lifetime=table.take("max_lifetime", base.max_lifetime, _seconds(60, 3600)),
-        max_allocations=table.take("max_allocations", base.max_allocations, _integer(1, 100000)),
-        max_allocations_per_user=table.take("max_allocations_per_user", base.max_allocations_per_user, _integer(1, 1000)),
-        bandwidth_per_user=table.take("bandwidth_per_user", base.bandwidth_per_user, _integer(0, 10_000_000)),
-    )
-    if tls and server.tls_cert is None:
-        table.out.add(table.path + ("tls_listen",), "TURN over TLS needs the server's certificate: set [server] tls_cert and tls_key")
-    return turn
-
-
 def _origin(value: Any, path: tuple[str, ...]) -> str:
     text = _string(value, path).lower()
     if text != "*" and not re.fullmatch(r"https?://[^/\s]+", text):
@@ -469,7 +444,25 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
     media_table.finish()
 
     turn_table = _Table(top.take("turn", {}, lambda v, p: v), ("turn",), out)
-    turn = _turn(turn_table, server)
+    turn_host, turn_port = turn_table.take("listen", ("0.0.0.0", 3478), _listen)
+    tls_listen = turn_table.take("tls_listen", None, _listen)
+    turn = TurnConfig(
+        enabled=turn_table.take("enabled", False, _boolean),
+        host=turn_host,
+        port=turn_port,
+        tls_host=tls_listen[0] if tls_listen else None,
+        tls_port=tls_listen[1] if tls_listen else None,
+        relay_ports=turn_table.take("relay_ports", (49152, 65535), _port_range),
+        realm=turn_table.take("realm", "videoroomd", _realm),
+        secret=turn_table.take("secret", None, _secret),
+        credential_lifetime=turn_table.take("credential_lifetime", 43200.0, _seconds(60, 7 * 86400)),
+        max_lifetime=turn_table.take("max_lifetime", 3600.0, _seconds(60, 3600)),
+        max_allocations=turn_table.take("max_allocations", 1000, _integer(1, 100000)),
+        max_allocations_per_user=turn_table.take("max_allocations_per_user", 8, _integer(1, 1000)),
+        bandwidth_per_user=turn_table.take("bandwidth_per_user", 10000, _integer(0, 10000000)),
+    )
+    if tls_listen and server.tls_cert is None:
+        out.add(("turn", "tls_listen"), "TURN over TLS needs the server's certificate: set [server] tls_cert and tls_key")
     turn_table.finish()
 
     log_table = _Table(top.take("log", {}, lambda v, p: v), ("log",), out)
