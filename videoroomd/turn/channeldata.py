@@ -7,7 +7,9 @@ import struct
 from .messages import Malformed
 
 FIRST_CHANNEL = 0x4000
-LAST_CHANNEL = 0x4FFF  # 0x5000-0x7FFF are reserved: a ChannelData with one is dropped
+# RFC 8656 narrows channels to 0x4FFF, but RFC 5766 allowed up to 0x7FFE and clients still
+# use them (libwebrtc, coturn's own client): refusing those would break their calls.
+LAST_CHANNEL = 0x7FFE
 HEADER_LENGTH = 4
 
 
@@ -29,7 +31,7 @@ def parse(data: bytes) -> tuple[int, bytes]:
         raise Malformed("ChannelData shorter than its header")
     channel, length = struct.unpack("!HH", data[:HEADER_LENGTH])
     if not is_channel_number(channel):
-        raise Malformed(f"channel number 0x{channel:04x} outside 0x4000-0x4fff")
+        raise Malformed(f"channel number 0x{channel:04x} outside 0x4000-0x7ffe")
     if HEADER_LENGTH + length > len(data):
         raise Malformed("ChannelData shorter than its length field says")
     return channel, data[HEADER_LENGTH:HEADER_LENGTH + length]
@@ -38,7 +40,7 @@ def parse(data: bytes) -> tuple[int, bytes]:
 def build(channel: int, payload: bytes, *, pad: bool = False) -> bytes:
     """A ChannelData message; ``pad`` rounds it up to 4 bytes, as TCP framing requires (§12.5)."""
     if not is_channel_number(channel):
-        raise ValueError(f"channel number 0x{channel:04x} outside 0x4000-0x4fff")
+        raise ValueError(f"channel number 0x{channel:04x} outside 0x4000-0x7ffe")
     if len(payload) > 0xFFFF:
         raise ValueError("a ChannelData payload is at most 65535 bytes")
     data = struct.pack("!HH", channel, len(payload)) + payload

@@ -28,10 +28,10 @@ EVEN_PORT = 0x0018
 DONT_FRAGMENT = 0x001A
 RESERVATION_TOKEN = 0x0022
 ADDITIONAL_ADDRESS_FAMILY = 0x8000
-# Understood (or safely ignored) although aioice does not parse them: DONT-FRAGMENT is
-# honoured trivially (relayed datagrams are never fragmented by us on loopback-sized
-# media), REQUESTED-ADDRESS-FAMILY is read from the raw value.
-RAW_UNDERSTOOD = frozenset({REQUESTED_ADDRESS_FAMILY, DONT_FRAGMENT})
+# Understood although aioice does not parse them; their raw values are kept. DONT-FRAGMENT
+# needs nothing: relay sockets never fragment what they are given beyond what the
+# kernel does for any UDP socket.
+RAW_UNDERSTOOD = frozenset({REQUESTED_ADDRESS_FAMILY, DONT_FRAGMENT, EVEN_PORT})
 
 ERROR_REASONS = {
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 420: "Unknown Attribute",

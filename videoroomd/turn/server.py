@@ -34,7 +34,7 @@ from .allocations import Allocation, AllocationTable, ByteBudget, QuotaError
 from .credentials import key_for
 from .framing import StreamFramer
 from .messages import (
-    UNKNOWN_ATTRIBUTES, Decoded, Malformed, decode, encode, error, looks_like_stun,
+    EVEN_PORT, UNKNOWN_ATTRIBUTES, Decoded, Malformed, decode, encode, error, looks_like_stun,
     requested_family, response, unknown_attributes_value,
 )
 
@@ -399,7 +399,9 @@ class TurnService:
             self.dropped["allocation_quota"] += 1
             self._reply(client, error(message, quota.code, quota.reason), key)
             return
-        sock = self._bind_relay()
+        # EVEN-PORT gets an even port; its R bit (keep the next port for a second allocation) is
+        # not honoured: nothing here asks for the pair, and no RESERVATION-TOKEN is handed out.
+        sock = self._bind_relay(even=EVEN_PORT in decoded.raw)
         if sock is None:
             self._reply(client, error(message, 508, "no relay port is free"), key)
             return
@@ -423,13 +425,13 @@ class TurnService:
         return response(message, {"XOR-RELAYED-ADDRESS": allocation.relay, "LIFETIME": lifetime,
                                   "XOR-MAPPED-ADDRESS": client.address})
 
-    def _bind_relay(self) -> socket.socket | None:
+    def _bind_relay(self, *, even: bool = False) -> socket.socket | None:
         first, last = self.config.relay_ports
         span = last - first + 1
         start = random.randrange(span)
         for attempt in range(min(span, PORT_ATTEMPTS)):
             port = first + (start + attempt) % span
-            if port in self._used_ports:
+            if port in self._used_ports or (even and port % 2):
                 continue
             sock = socket.socket(_family(self.relay_host), socket.SOCK_DGRAM)
             try:
@@ -504,7 +506,7 @@ class TurnService:
             self._reply(client, error(message, 400, "ChannelBind needs CHANNEL-NUMBER and one XOR-PEER-ADDRESS"), key)
             return
         if not channeldata.is_channel_number(channel):
-            self._reply(client, error(message, 400, "CHANNEL-NUMBER must be from 0x4000 to 0x4fff"), key)
+            self._reply(client, error(message, 400, "CHANNEL-NUMBER must be from 0x4000 to 0x7ffe"), key)
             return
         peer = decoded.peers[0]
         if not self._check_peer(message, client, key, allocation, peer):
