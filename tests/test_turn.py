@@ -247,8 +247,9 @@ async def test_unknown_comprehension_required_attribute_gets_420():
             await client.login(*credentials(SECRET, "peer-1", time.time()))
             request = allocate_request()
             request.attributes.update({"USERNAME": client.username, "REALM": client.realm, "NONCE": client.nonce})
-            body = bytes(request) + struct.pack("!HH", 0x0018, 1) + b"\x80\x00\x00\x00"  # EVEN-PORT, not served
+            body = bytes(request) + struct.pack("!HH", 0x0077, 1) + b"\x80\x00\x00\x00"  # a type nobody here knows
             body += struct.pack("!HH", 0x0008, 20) + stun.message_integrity(body, client.key)
             await client.send_raw(stun.set_body_length(body, len(body) - 20))
-            reply = stun.parse_message(await client.receive())
-            assert reply.error_code == 420
+            data = await client.receive()
+            assert stun.parse_message(data).error_code == 420
+            assert b"\x00\x0a\x00\x02\x00\x77" in data  # UNKNOWN-ATTRIBUTES names it
