@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import struct
 
+from .channeldata import is_channel_number
 from .messages import HEADER_LENGTH, MAX_MESSAGE, Malformed
+
+COOKIE = b"\x21\x12\xa4\x42"
 
 MAX_CHANNEL_FRAME = 4 + 0xFFFF + 3  # header, the largest payload, padding
 
@@ -24,11 +27,15 @@ def frame_length(buffer: bytes | bytearray) -> int | None:
         (length,) = struct.unpack("!H", bytes(buffer[2:4]))
         if HEADER_LENGTH + length > MAX_MESSAGE:
             raise Malformed(f"a STUN message of {HEADER_LENGTH + length} bytes, more than {MAX_MESSAGE}")
+        if len(buffer) >= 8 and bytes(buffer[4:8]) != COOKIE:
+            raise Malformed("a STUN message without the magic cookie (TLS on the plain port?)")
         return HEADER_LENGTH + length
     if kind == 0x40:
         if len(buffer) < 4:
             return None
-        (length,) = struct.unpack("!H", bytes(buffer[2:4]))
+        channel, length = struct.unpack("!HH", bytes(buffer[:4]))
+        if not is_channel_number(channel):
+            raise Malformed(f"ChannelData on channel 0x{channel:04x}, which no client may use")
         return 4 + length + (-length % 4)
     raise Malformed("neither STUN nor ChannelData: the stream is out of step")
 
