@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import time
+import urllib.request
 from contextlib import asynccontextmanager
 
 import pytest
@@ -15,6 +16,7 @@ from videoroomd.turn.credentials import long_term_key
 from videoroomd.turn.peers import MediaAddresses
 from videoroomd.turn.server import TurnService
 
+from conftest import free_port
 from turn_client import TurnClient, allocate_request, credentials
 
 SECRET = "a-test-secret-long-enough"
@@ -253,3 +255,45 @@ async def test_unknown_comprehension_required_attribute_gets_420():
             data = await client.receive()
             assert stun.parse_message(data).error_code == 420
             assert b"\x00\x0a\x00\x02\x00\x77" in data  # UNKNOWN-ATTRIBUTES names it
+
+
+# -- in the daemon -----------------------------------------------------------------------------
+async def test_the_daemons_turn_server_refuses_other_hosts_and_expired_credentials(start_daemon):
+    turn_port = free_port()
+    secret = "daemon-turn-secret-0123456789"
+    daemon = start_daemon(rooms=f'''
+[ice]
+addresses = ["127.0.0.1"]
+
+[turn]
+enabled = true
+listen = "127.0.0.1:{turn_port}"
+relay_ports = [44000, 44999]
+secret = "{secret}"
+
+[rooms.lobby]
+''')
+    server = ("127.0.0.1", turn_port)
+    bystander = await udp_socket()
+    try:
+        async with TurnClient("udp", server) as client:
+            await client.login(*credentials(secret, "peer-1", time.time() - 100, lifetime=50))
+            assert (await client.request(allocate_request())).error_code == 401
+        async with TurnClient("tcp", server) as client:
+            await client.login(*credentials(secret, "peer-1", time.time()))
+            reply = await client.request(allocate_request())
+            assert reply.message_class == stun.Class.RESPONSE
+            assert (await client.create_permission(("127.0.0.2", 5000))).error_code == 403
+            # No media socket is registered in this daemon yet: its own address is refused too.
+            assert (await client.create_permission(bystander.getsockname())).error_code == 403
+            await client.send_indication(bystander.getsockname(), b"anyone there?")
+            assert await nothing_arrives(bystander)
+            metrics = urllib.request.urlopen(daemon.url + "/metrics", timeout=5).read().decode()
+            assert 'videoroomd_turn_refused_total{code="403"} 2.0' in metrics
+            assert "videoroomd_turn_allocations 1.0" in metrics
+            assert 'videoroomd_turn_dropped_total{reason="no_permission"} 1.0' in metrics
+    finally:
+        bystander.close()
+    daemon.wait_healthy()
+    assert "turn server listening" in daemon.log()
+    assert secret not in daemon.log()
