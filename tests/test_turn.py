@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import struct
 import time
 import urllib.request
@@ -11,6 +12,7 @@ import pytest
 import trio
 from aioice import stun
 
+from videoroomd.certs.generate import generate
 from videoroomd.config.schema import TurnConfig
 from videoroomd.turn.credentials import long_term_key
 from videoroomd.turn.peers import MediaAddresses
@@ -297,3 +299,31 @@ secret = "{secret}"
     daemon.wait_healthy()
     assert "turn server listening" in daemon.log()
     assert secret not in daemon.log()
+
+
+async def test_turn_over_tls_relays_while_a_client_without_tls_waits_on_the_same_port(tmp_path):
+    generate(tmp_path / "tls.crt", tmp_path / "tls.key", cn="localhost", days=1)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    client_context = ssl.create_default_context(cafile=str(tmp_path / "tls.crt"))
+    client_context.check_hostname = False
+    config = TurnConfig(enabled=True, host="127.0.0.1", port=0, tls_host="127.0.0.1", tls_port=0,
+                        relay_ports=RELAY_PORTS, secret=SECRET)
+    media = MediaAddresses(["127.0.0.1"])
+    media_sock = await udp_socket()
+    media.add(*media_sock.getsockname())
+    service = TurnService(config, media.contains, relay_host="127.0.0.1", ssl_context=server_context)
+    async with trio.open_nursery() as nursery:
+        addresses = await nursery.start(service.run)
+        plain = await trio.open_tcp_stream(*addresses["tls"])
+        await plain.send_all(bytes(allocate_request()))  # STUN where a TLS hello belongs: it waits, alone
+        async with TurnClient("tcp", addresses["tls"]) as client:
+            client.stream = trio.SSLStream(client.stream, client_context, server_hostname="localhost")
+            await client.allocate(*credentials(SECRET, "peer-1", time.time()))
+            assert (await client.create_permission(media_sock.getsockname())).message_class == stun.Class.RESPONSE
+            await client.send_indication(media_sock.getsockname(), b"over tls")
+            with trio.fail_after(5):
+                assert (await media_sock.recvfrom(100))[0] == b"over tls"
+        await plain.aclose()
+        nursery.cancel_scope.cancel()
+    media_sock.close()

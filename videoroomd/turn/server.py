@@ -53,6 +53,8 @@ MAX_DATAGRAM = 65535
 SOFTWARE = "videoroomd"
 
 AllowedPeer = Callable[[str, int], bool]
+# What a client leaving, resetting, or speaking something else than TLS raises on its stream.
+_BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
 @dataclass
@@ -117,36 +119,56 @@ class TurnService:
         """Bind the listening sockets; returns :attr:`addresses`. Raises ListenError saying which could not be."""
         if self._sockets is not None:
             return self.addresses
-        host, port = self.config.host, self.config.port
-        try:
-            raw = socket.socket(_family(host), socket.SOCK_DGRAM)
+        # With port 0, UDP picks the port and TCP must get the same one, which may be taken
+        # (by a connection's own ephemeral port): then another UDP port is tried.
+        attempts = PORT_ATTEMPTS if self.config.port == 0 else 1
+        for attempt in range(attempts):
             try:
-                raw.bind((host, port))
-            except OSError:
-                raw.close()
-                raise
+                await self._open_once()
+                break
+            except ListenError:
+                if attempt == attempts - 1:
+                    raise
+        if self.ssl_context is not None and self.config.tls_port is not None:
+            udp, raw, listeners = self._sockets
+            where = (self.config.tls_host or self.config.host, self.config.tls_port)
+            try:
+                tls = await trio.open_tcp_listeners(where[1], host=where[0])
+            except OSError as problem:
+                await self._close_listeners()
+                raise ListenError(f"turn.tls_listen: cannot listen on {_text(where)}: {problem.strerror or problem}") from None
+            listeners += [("tls", trio.SSLListener(l, self.ssl_context, https_compatible=False)) for l in tls]
+            self.addresses["tls"] = _address(tls[0].socket.getsockname())
+        return self.addresses
+
+    async def _open_once(self) -> None:
+        host, port = self.config.host, self.config.port
+        raw = socket.socket(_family(host), socket.SOCK_DGRAM)
+        try:
+            raw.bind((host, port))
         except OSError as problem:
+            raw.close()
             raise ListenError(f"turn.listen: cannot listen on UDP {_text((host, port))}: {problem.strerror or problem}") from None
         raw.setblocking(False)
         udp = trio.socket.from_stdlib_socket(raw)
-        port = udp.getsockname()[1]  # TCP on the same port as UDP, also when the config says 0
-        listeners: list[tuple[str, trio.abc.Listener]] = []
+        port = udp.getsockname()[1]
         try:
             tcp = await trio.open_tcp_listeners(port, host=host)
-            listeners += [("tcp", l) for l in tcp]
-            self.addresses = {"udp": _address(udp.getsockname()), "tcp": _address(tcp[0].socket.getsockname())}
-            if self.ssl_context is not None and self.config.tls_port is not None:
-                where = (self.config.tls_host or host, self.config.tls_port)
-                tls = await trio.open_tcp_listeners(where[1], host=where[0])
-                listeners += [("tls", trio.SSLListener(l, self.ssl_context, https_compatible=False)) for l in tls]
-                self.addresses["tls"] = _address(tls[0].socket.getsockname())
         except OSError as problem:
             udp.close()
-            for _, listener in listeners:
-                await trio.aclose_forcefully(listener)
-            raise ListenError(f"turn: cannot listen on TCP: {problem.strerror or problem}") from None
-        self._sockets = (udp, raw, listeners)
-        return self.addresses
+            raise ListenError(f"turn.listen: cannot listen on TCP {_text((host, port))}: {problem.strerror or problem}") from None
+        self.addresses = {"udp": _address(udp.getsockname()), "tcp": _address(tcp[0].socket.getsockname())}
+        self._sockets = (udp, raw, [("tcp", l) for l in tcp])
+
+    async def _close_listeners(self) -> None:
+        if self._sockets is None:
+            return
+        udp, _, listeners = self._sockets
+        self._sockets = None
+        udp.close()
+        for _, listener in listeners:
+            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
+                await listener.aclose()
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Serve TURN on UDP and TCP (and TLS with a certificate); ``started`` gets :attr:`addresses`.
@@ -170,10 +192,7 @@ class TurnService:
             for relay in self._relays.values():
                 relay.sock.close()  # relays whose reader never ran; closing twice is harmless
             self._relays.clear()
-            udp.close()
-            for _, listener in listeners:
-                with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
-                    await listener.aclose()
+            await self._close_listeners()
 
     async def _reap(self) -> None:
         while True:
@@ -223,8 +242,11 @@ class TurnService:
         outbox_send, outbox = trio.open_memory_channel(STREAM_QUEUE)
         try:
             if isinstance(stream, trio.SSLStream):
-                with trio.move_on_after(HANDSHAKE_TIMEOUT):
+                with trio.move_on_after(HANDSHAKE_TIMEOUT) as handshake:
                     await stream.do_handshake()
+                if handshake.cancelled_caught:
+                    self.dropped["tls_handshake"] += 1
+                    return
                 address = _address(stream.transport_stream.socket.getpeername())
             else:
                 address = _address(stream.socket.getpeername())
@@ -237,24 +259,15 @@ class TurnService:
 
             client = _Client(key, transport, address, send)
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._write_stream, stream, outbox)
-                framer = StreamFramer()
-                while True:
-                    idle = STREAM_IDLE if self.table.get(key) is None else float("inf")
-                    with trio.move_on_after(idle) as waited:
-                        data = await stream.receive_some(MAX_DATAGRAM)
-                    if waited.cancelled_caught or not data:
-                        break
-                    try:
-                        frames = framer.feed(data)
-                    except Malformed:
-                        self.dropped["malformed_stream"] += 1
-                        break
-                    for frame in frames:
-                        self._receive(frame, client)
+                nursery.start_soon(self._write_stream, stream, outbox, nursery.cancel_scope)
+                await self._read_stream(stream, client)
                 nursery.cancel_scope.cancel()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            pass  # the client went away, or its TLS was not TLS: that connection ends, nothing else
+        except _BROKEN:
+            self.dropped["connection_broken"] += 1  # during the TLS handshake: not TLS, or gone
+        except Exception:
+            # Nothing foreseen gets here; if something does, it ends this connection, not the server.
+            self.dropped["internal_error"] += 1
+            log.exception("turn connection failed", transport=transport)
         finally:
             self._streams -= 1
             self._release(key)  # a TCP allocation lives as long as its connection (RFC 8656 §7.4)
@@ -262,11 +275,33 @@ class TurnService:
             with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
                 await trio.aclose_forcefully(stream)
 
-    @staticmethod
-    async def _write_stream(stream, outbox) -> None:
-        async with outbox:
-            async for payload in outbox:
-                await stream.send_all(payload)
+    async def _read_stream(self, stream, client: _Client) -> None:
+        """Frames from a TCP/TLS client until it leaves, misframes, or idles without an allocation."""
+        framer = StreamFramer()
+        try:
+            while True:
+                idle = STREAM_IDLE if self.table.get(client.key) is None else float("inf")
+                with trio.move_on_after(idle) as waited:
+                    data = await stream.receive_some(MAX_DATAGRAM)
+                if waited.cancelled_caught or not data:
+                    return
+                try:
+                    frames = framer.feed(data)
+                except Malformed:
+                    self.dropped["malformed_stream"] += 1
+                    return
+                for frame in frames:
+                    self._receive(frame, client)
+        except _BROKEN:
+            self.dropped["connection_broken"] += 1  # reset, or TLS ended without close_notify
+
+    async def _write_stream(self, stream, outbox, scope: trio.CancelScope) -> None:
+        try:
+            async with outbox:
+                async for payload in outbox:
+                    await stream.send_all(payload)
+        except _BROKEN:
+            scope.cancel()  # the client cannot be written to: the connection is over
 
     # -- one message from a client ---------------------------------------------------------
     def _receive(self, data: bytes, client: _Client) -> None:
@@ -574,23 +609,29 @@ class TurnService:
             try:
                 payload, peer = await sock.recvfrom(MAX_DATAGRAM)
             except OSError:
-                continue
-            peer = _address(peer)
-            now = trio.current_time()
-            if not allocation.permitted(peer[0], now):
-                self.dropped["no_permission"] += 1
-            elif not self.allowed_peer(peer[0], peer[1]):
-                self.dropped["forbidden_peer"] += 1
-            elif not self.budget.spend(allocation.username, len(payload), now):
-                self.dropped["bandwidth"] += 1
+                continue  # an ICMP error from an earlier send: the socket itself is fine
+            try:
+                self._from_peer(allocation, client, _address(peer), payload)
+            except Exception:
+                self.dropped["internal_error"] += 1
+                log.exception("turn relay failed", relay=_text(allocation.relay))
+
+    def _from_peer(self, allocation: Allocation, client: _Client, peer: tuple[str, int], payload: bytes) -> None:
+        now = trio.current_time()
+        if not allocation.permitted(peer[0], now):
+            self.dropped["no_permission"] += 1
+        elif not self.allowed_peer(peer[0], peer[1]):
+            self.dropped["forbidden_peer"] += 1
+        elif not self.budget.spend(allocation.username, len(payload), now):
+            self.dropped["bandwidth"] += 1
+        else:
+            channel = allocation.channel_for(peer, now)
+            if channel is not None:
+                client.send(channeldata.build(channel, payload, pad=client.stream))
             else:
-                channel = allocation.channel_for(peer, now)
-                if channel is not None:
-                    client.send(channeldata.build(channel, payload, pad=client.stream))
-                else:
-                    indication = stun.Message(stun.Method.DATA, stun.Class.INDICATION,
-                                              attributes={"XOR-PEER-ADDRESS": peer, "DATA": payload})
-                    client.send(bytes(indication))
+                indication = stun.Message(stun.Method.DATA, stun.Class.INDICATION,
+                                          attributes={"XOR-PEER-ADDRESS": peer, "DATA": payload})
+                client.send(bytes(indication))
 
     def _release(self, key: Hashable, *, removed: bool = False) -> None:
         """End the allocation of ``key`` (if any; ``removed``: the table dropped it already): its port is free again."""
