@@ -13,10 +13,13 @@ import trio
 from aioice import stun
 
 from videoroomd.certs.generate import generate
+from videoroomd.config.load import parse
 from videoroomd.config.schema import TurnConfig
+from videoroomd.turn.clients import TurnCredentials
 from videoroomd.turn.credentials import long_term_key
 from videoroomd.turn.peers import MediaAddresses
 from videoroomd.turn.server import TurnService
+from videoroomd.turn.setup import issued_servers, turn_service
 
 from conftest import free_port
 from turn_client import TurnClient, allocate_request, credentials
@@ -327,3 +330,37 @@ async def test_turn_over_tls_relays_while_a_client_without_tls_waits_on_the_same
         await plain.aclose()
         nursery.cancel_scope.cancel()
     media_sock.close()
+
+
+async def test_the_credentials_handed_to_a_join_work_on_the_builtin_server_until_they_expire(tmp_path):
+    config = parse(f'''
+[ice]
+addresses = ["127.0.0.1"]
+[turn]
+enabled = true
+listen = "127.0.0.1:0"
+relay_ports = [{RELAY_PORTS[0]}, {RELAY_PORTS[1]}]
+credential_lifetime = 60
+[defaults]
+turn_servers = [{{ urls = "turn:turn.example.org", username = "fixed", credential = "pass" }}]
+[rooms.lobby]
+''', "test", tmp_path)
+    media = MediaAddresses.for_ice(config.ice.addresses)
+    service = turn_service(config, media.contains, media.hosts)
+    now = [time.time()]
+    service.wall_clock = lambda: now[0]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        handed = TurnCredentials(issued_servers(service, config), config.turn.credential_lifetime, clock=lambda: now[0])
+        entries = handed.for_peer(config.rooms["lobby"], "peer-9")
+        assert [(e["serverAddr"], e["transport"]) for e in entries] == [
+            ("127.0.0.1", "udp"), ("127.0.0.1", "tcp"), ("turn.example.org", "udp")]
+        assert entries[0]["username"].endswith(":peer-9") and entries[2]["username"] == "fixed"
+        for entry in entries[:2]:
+            async with TurnClient(entry["transport"], (entry["serverAddr"], entry["serverPort"])) as client:
+                await client.allocate(entry["username"], entry["password"])
+        now[0] += 61  # the join's credentials have expired: a new allocation with them is refused
+        async with TurnClient("udp", (entries[0]["serverAddr"], entries[0]["serverPort"])) as client:
+            await client.login(entries[0]["username"], entries[0]["password"])
+            assert (await client.request(allocate_request())).error_code == 401
+        nursery.cancel_scope.cancel()

@@ -16,8 +16,9 @@ from ..http.server import open_listeners, serve
 from ..metrics import Metrics
 from ..rooms import RoomRegistry
 from ..signalling import peer_channel, relay
+from ..turn.clients import TurnCredentials
 from ..turn.peers import MediaAddresses
-from ..turn.setup import turn_service
+from ..turn.setup import issued_servers, turn_service
 from ..web import pages
 from .sdnotify import Notifier
 from .supervisor import RestartPolicy
@@ -62,6 +63,8 @@ class Daemon:
         self.turn = turn_service(config, self.media_addresses.contains, self.media_addresses.hosts) if config.turn.enabled else None
         if self.turn is not None:
             self.metrics.watch_turn(self.turn.stats)
+        # Per-join TURN credentials (integratedTurnServers); the built-in server joins once it is bound.
+        self.turn_credentials = TurnCredentials((), config.turn.credential_lifetime)
         self.app = DaemonApp(self)
         self.app.websocket_routes[peer_channel.PATH] = lambda request, stream: peer_channel.serve_socket(request, stream, self)
         self.app.websocket_routes[relay.PREFIX] = lambda request, stream: relay.serve_relay(request, stream, self)
@@ -80,6 +83,7 @@ class Daemon:
         listeners, scheme, self.address = await open_listeners(self.config.server)
         if self.turn is not None:
             await self.turn.open()
+            self.turn_credentials.builtin = issued_servers(self.turn, self.config)
         async with trio.open_nursery() as outer:
             # The media thread outlives the rooms, so that their engines can close their connections.
             await outer.start(self.media.run)

@@ -9,7 +9,9 @@ the password derived from it, so a leaked entry stops working at expiry.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..config.schema import RoomConfig
 from .credentials import rest_password, rest_username
@@ -43,3 +45,17 @@ def client_turn_servers(
     made = [{"serverAddr": s.host, "serverPort": s.port, "transport": s.transport,
              "username": username, "password": rest_password(s.secret, username)} for s in issued]
     return made + entries
+
+
+class TurnCredentials:
+    """What the engine asks for each join: the built-in server's endpoints and how long credentials last."""
+
+    def __init__(self, builtin: tuple[IssuedServer, ...] = (), lifetime: float = 43200.0,
+                 clock: Callable[[], float] = time.time):
+        self.builtin = builtin
+        self.lifetime = lifetime
+        self.clock = clock
+
+    def for_peer(self, room: RoomConfig, peer_id: str) -> list[dict]:
+        """``offerData.integratedTurnServers`` for ``peer_id`` in ``room``, with credentials made now."""
+        return client_turn_servers(room, peer_id, self.clock(), builtin=self.builtin, lifetime=self.lifetime)

@@ -50,7 +50,6 @@ HANDSHAKE_TIMEOUT = 10.0     # seconds for a TLS handshake
 CLOSE_TIMEOUT = 2.0          # seconds to say goodbye on a stream
 PORT_ATTEMPTS = 64           # relay ports tried before an Allocate gets 508
 MAX_DATAGRAM = 65535
-SOFTWARE = "videoroomd"
 
 AllowedPeer = Callable[[str, int], bool]
 # What a client leaving, resetting, or speaking something else than TLS raises on its stream.
@@ -355,7 +354,6 @@ class TurnService:
         handler(decoded, client, username, key)
 
     def _reply(self, client: _Client, message: stun.Message, key: bytes | None = None, extra=()) -> None:
-        message.attributes.setdefault("SOFTWARE", SOFTWARE)
         if message.message_class == stun.Class.ERROR:
             self.refused[message.error_code or 0] += 1
         client.send(encode(message, key, extra))
@@ -453,6 +451,8 @@ class TurnService:
         self._relays[client.key] = relay
         assert self._nursery is not None
         self._nursery.start_soon(self._relay_from_peers, relay)
+        log.debug("turn allocation made", user=username, transport=client.transport, client=_text(client.address),
+                  relay=_text(allocation.relay))
         self._reply(client, self._allocated(message, allocation, client), key)
 
     def _allocated(self, message: stun.Message, allocation: Allocation, client: _Client) -> stun.Message:
@@ -641,8 +641,10 @@ class TurnService:
             relay.scope.cancel()  # its reader closes the socket
             self._used_ports.discard(relay.allocation.relay[1])
             allocation = relay.allocation
-        if allocation is not None and not self.table.has_user(allocation.username):
-            self.budget.forget(allocation.username)
+        if allocation is not None:
+            log.debug("turn allocation ended", user=allocation.username, relay=_text(allocation.relay))
+            if not self.table.has_user(allocation.username):
+                self.budget.forget(allocation.username)
 
     def _sendto(self, sock: socket.socket, payload: bytes, address: tuple[str, int], reason: str) -> None:
         try:
