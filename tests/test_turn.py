@@ -364,3 +364,18 @@ turn_servers = [{{ urls = "turn:turn.example.org", username = "fixed", credentia
             await client.login(entries[0]["username"], entries[0]["password"])
             assert (await client.request(allocate_request())).error_code == 401
         nursery.cancel_scope.cancel()
+
+
+async def test_an_ipv6_relay_asked_of_an_ipv4_server_gets_440_and_a_binding_request_its_address():
+    async with turn_server() as (service, _media):
+        async with TurnClient("udp", service.addresses["udp"]) as client:
+            await client.login(*credentials(SECRET, "peer-1", time.time()))
+            request = allocate_request()
+            request.attributes.update({"USERNAME": client.username, "REALM": client.realm, "NONCE": client.nonce})
+            body = bytes(request) + struct.pack("!HH", 0x0017, 4) + b"\x02\x00\x00\x00"  # REQUESTED-ADDRESS-FAMILY: IPv6
+            body += struct.pack("!HH", 0x0008, 20) + stun.message_integrity(body, client.key)
+            await client.send_raw(stun.set_body_length(body, len(body) - 20))
+            assert stun.parse_message(await client.receive()).error_code == 440
+            reply = await client.request(stun.Message(stun.Method.BINDING, stun.Class.REQUEST), sign=False)
+            assert reply.attributes["XOR-MAPPED-ADDRESS"] == client.sock.getsockname()
+        assert service.stats()["allocations"] == 0
