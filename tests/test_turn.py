@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import ssl
 import struct
 import time
@@ -379,3 +380,60 @@ async def test_an_ipv6_relay_asked_of_an_ipv4_server_gets_440_and_a_binding_requ
             reply = await client.request(stun.Message(stun.Method.BINDING, stun.Class.REQUEST), sign=False)
             assert reply.attributes["XOR-MAPPED-ADDRESS"] == client.sock.getsockname()
         assert service.stats()["allocations"] == 0
+
+
+def resign(data: bytes, key: bytes) -> bytes:
+    """``data`` with its length field fixed, then MESSAGE-INTEGRITY and FINGERPRINT that match it."""
+    body = stun.set_body_length(data, len(data) - 20)
+    body += struct.pack("!HH", 0x0008, 20) + stun.message_integrity(body, key)
+    body = stun.set_body_length(body, len(body) - 20)
+    body += struct.pack("!HHI", 0x8028, 4, stun.message_fingerprint(body))
+    return stun.set_body_length(body, len(body) - 20)
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_mutated_requests_never_reach_an_internal_error(transport):
+    """Valid signed requests with bytes flipped, cut or grown: each is answered or dropped, none breaks the server."""
+    rng = random.Random(8656)
+    async with turn_server() as (service, media):
+        media_address = media.getsockname()
+        async with TurnClient("udp", service.addresses["udp"]) as client:
+            await client.allocate(*credentials(SECRET, "peer-1", time.time()))
+            samples = []
+            for message in (allocate_request(),
+                            stun.Message(stun.Method.CREATE_PERMISSION, stun.Class.REQUEST, attributes={"XOR-PEER-ADDRESS": media_address}),
+                            stun.Message(stun.Method.CHANNEL_BIND, stun.Class.REQUEST,
+                                         attributes={"CHANNEL-NUMBER": 0x4001, "XOR-PEER-ADDRESS": media_address}),
+                            stun.Message(stun.Method.REFRESH, stun.Class.REQUEST, attributes={"LIFETIME": 600})):
+                message.attributes.update({"USERNAME": client.username, "REALM": client.realm, "NONCE": client.nonce})
+                samples.append(bytes(message))  # unsigned: resigned after mutation, or refused
+                message.add_message_integrity(client.key)
+                samples.append(bytes(message))
+            samples.append(bytes(stun.Message(stun.Method.SEND, stun.Class.INDICATION,
+                                              attributes={"XOR-PEER-ADDRESS": media_address, "DATA": b"x" * 33})))
+            samples.append(struct.pack("!HH", 0x4001, 5) + b"hello")
+            sent = 0
+            while sent < 1000:
+                # A stream the server closes for being out of step is its answer; the next one goes on.
+                async with TurnClient(transport, service.addresses[transport]) as fuzzer:
+                    while sent < 1000:
+                        sent += 1
+                        data = bytearray(rng.choice(samples))
+                        for _ in range(rng.randint(1, 4)):
+                            kind = rng.random() if data else 1.0
+                            if kind < 0.6:
+                                data[rng.randrange(len(data))] = rng.randrange(256)
+                            elif kind < 0.8:
+                                del data[rng.randrange(len(data)):]
+                            else:
+                                data += bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+                        if rng.random() < 0.5 and len(data) >= 20 and not data[0] & 0xC0:
+                            data = resign(bytes(data), client.key)  # past FINGERPRINT and MESSAGE-INTEGRITY
+                        try:
+                            await fuzzer.send_raw(bytes(data))
+                        except (trio.BrokenResourceError, OSError):
+                            break
+                        if transport == "tcp" and rng.random() < 0.1:
+                            break  # now and then a fresh connection, so that one stall does not hide the rest
+        await still_answers(service, transport)
+        assert "internal_error" not in service.stats()["dropped"], service.stats()
