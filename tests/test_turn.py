@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import socket
 import ssl
 import struct
 import time
@@ -437,3 +438,18 @@ async def test_mutated_requests_never_reach_an_internal_error(transport):
                             break  # now and then a fresh connection, so that one stall does not hide the rest
         await still_answers(service, transport)
         assert "internal_error" not in service.stats()["dropped"], service.stats()
+
+
+async def test_dont_fragment_is_honoured_on_the_relay_socket():
+    async with turn_server() as (service, media):
+        async with TurnClient("udp", service.addresses["udp"]) as client:
+            await client.login(*credentials(SECRET, "peer-1", time.time()))
+            request = allocate_request()
+            request.attributes.update({"USERNAME": client.username, "REALM": client.realm, "NONCE": client.nonce})
+            body = bytes(request) + struct.pack("!HH", 0x001A, 0)  # DONT-FRAGMENT
+            body += struct.pack("!HH", 0x0008, 20) + stun.message_integrity(body, client.key)
+            await client.send_raw(stun.set_body_length(body, len(body) - 20))
+            reply = stun.parse_message(await client.receive())
+            assert reply.message_class == stun.Class.RESPONSE, reply
+            relay = next(iter(service._relays.values())).sock
+            assert relay.getsockopt(socket.IPPROTO_IP, 10) == 2  # IP_MTU_DISCOVER: IP_PMTUDISC_DO

@@ -28,9 +28,7 @@ EVEN_PORT = 0x0018
 DONT_FRAGMENT = 0x001A
 RESERVATION_TOKEN = 0x0022
 ADDITIONAL_ADDRESS_FAMILY = 0x8000
-# Understood although aioice does not parse them; their raw values are kept. DONT-FRAGMENT
-# needs nothing: relay sockets never fragment what they are given beyond what the
-# kernel does for any UDP socket.
+# Understood although aioice does not parse them; their raw values are kept.
 RAW_UNDERSTOOD = frozenset({REQUESTED_ADDRESS_FAMILY, DONT_FRAGMENT, EVEN_PORT})
 
 ERROR_REASONS = {

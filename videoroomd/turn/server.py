@@ -15,6 +15,7 @@ import random
 import secrets
 import socket
 import ssl
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from .allocations import Allocation, AllocationTable, ByteBudget, QuotaError
 from .auth import Authenticator, Refusal
 from .listeners import Client, Listeners, address_of, family_of, send_datagram, text, throttled
 from .messages import (
-    EVEN_PORT, UNKNOWN_ATTRIBUTES, Decoded, Malformed, decode, encode, error, looks_like_stun,
+    DONT_FRAGMENT, EVEN_PORT, UNKNOWN_ATTRIBUTES, Decoded, Malformed, decode, encode, error, looks_like_stun,
     requested_family, response, unknown_attributes_value,
 )
 
@@ -42,6 +43,17 @@ PORT_ATTEMPTS = 64           # relay ports tried before an Allocate gets 508
 MAX_DATAGRAM = 65535
 
 AllowedPeer = Callable[[str, int], bool]
+# DONT-FRAGMENT: Linux sets DF on a socket with IP_MTU_DISCOVER = IP_PMTUDISC_DO (constants
+# the socket module does not name); elsewhere the attribute is refused as unknown.
+CAN_SET_DONT_FRAGMENT = sys.platform == "linux"
+_IP_MTU_DISCOVER, _IPV6_MTU_DISCOVER, _PMTUDISC_DO = 10, 23, 2
+
+
+def set_dont_fragment(sock: socket.socket) -> None:
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_MTU_DISCOVER, _PMTUDISC_DO)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _PMTUDISC_DO)
 
 
 @dataclass
@@ -227,7 +239,12 @@ class TurnService:
             return
         # EVEN-PORT gets an even port; its R bit (keep the next port for a second allocation) is
         # not honoured: nothing here asks for the pair, and no RESERVATION-TOKEN is handed out.
-        sock = self._bind_relay(even=EVEN_PORT in decoded.raw)
+        dont_fragment = DONT_FRAGMENT in decoded.raw
+        if dont_fragment and not CAN_SET_DONT_FRAGMENT:
+            # §7.2: a server that cannot send with DF set treats DONT-FRAGMENT as unknown.
+            self._reply(client, error(message, 420), key, ((UNKNOWN_ATTRIBUTES, unknown_attributes_value((DONT_FRAGMENT,))),))
+            return
+        sock = self._bind_relay(even=EVEN_PORT in decoded.raw, dont_fragment=dont_fragment)
         if sock is None:
             self._reply(client, error(message, 508, "no relay port is free"), key)
             return
@@ -253,7 +270,7 @@ class TurnService:
         return response(message, {"XOR-RELAYED-ADDRESS": allocation.relay, "LIFETIME": lifetime,
                                   "XOR-MAPPED-ADDRESS": client.address})
 
-    def _bind_relay(self, *, even: bool = False) -> socket.socket | None:
+    def _bind_relay(self, *, even: bool = False, dont_fragment: bool = False) -> socket.socket | None:
         first, last = self.config.relay_ports
         span = last - first + 1
         start = random.randrange(span)
@@ -268,6 +285,8 @@ class TurnService:
                 sock.close()
                 continue
             sock.setblocking(False)
+            if dont_fragment:
+                set_dont_fragment(sock)
             self._used_ports.add(port)
             return sock
         return None
