@@ -453,3 +453,19 @@ async def test_dont_fragment_is_honoured_on_the_relay_socket():
             assert reply.message_class == stun.Class.RESPONSE, reply
             relay = next(iter(service._relays.values())).sock
             assert relay.getsockopt(socket.IPPROTO_IP, 10) == 2  # IP_MTU_DISCOVER: IP_PMTUDISC_DO
+
+
+async def test_a_credential_over_its_bandwidth_has_its_datagrams_dropped_and_counted():
+    async with turn_server(bandwidth_per_user=8) as (service, media):  # 8 kbit/s: 1000 bytes a second
+        media_address = media.getsockname()
+        async with TurnClient("udp", service.addresses["udp"]) as client:
+            await client.allocate(*credentials(SECRET, "peer-1", time.time()))
+            await client.create_permission(media_address)
+            for _ in range(20):
+                await client.send_indication(media_address, b"x" * 600)
+            received = 0
+            while not await nothing_arrives(media):
+                received += 1
+            assert 1 <= received < 20
+        assert service.stats()["dropped"]["bandwidth"] == 20 - received
+
