@@ -215,7 +215,8 @@ async def test_allocations_per_user_and_in_total_are_capped():
                 TurnClient("udp", service.addresses["udp"]) as c1:
             await a1.allocate(*alice)
             await a2.allocate(*alice)
-            await a3.login(*alice)
+            # Fresh credentials for the same participant (as each renegotiation brings) count as the same user.
+            await a3.login(*credentials(SECRET, "alice", time.time() + 100))
             reply = await a3.request(allocate_request())
             assert reply.error_code == 486 and "per user" in reply.attributes["ERROR-CODE"][1]
             await b1.allocate(*credentials(SECRET, "bob", time.time()))

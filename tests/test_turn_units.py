@@ -15,7 +15,7 @@ from videoroomd.turn.allocations import (
     CHANNEL_LIFETIME, MAX_PERMISSIONS, PERMISSION_LIFETIME, Allocation, AllocationTable, ByteBudget, QuotaError,
 )
 from videoroomd.turn.clients import IssuedServer, client_turn_servers
-from videoroomd.turn.credentials import expiry_of, key_for, long_term_key, rest_password, rest_username
+from videoroomd.turn.credentials import expiry_of, key_for, long_term_key, rest_password, rest_username, user_of
 from videoroomd.turn.framing import StreamFramer
 from videoroomd.turn.messages import Malformed, decode, encode, error, response
 from videoroomd.turn.peers import MediaAddresses
@@ -31,6 +31,7 @@ def test_rest_credentials_match_an_independent_hmac():
 
 def test_only_unexpired_rest_usernames_get_a_key():
     assert expiry_of("1700000000:peer-1") == 1700000000 and expiry_of("1700000000") == 1700000000
+    assert user_of("1700000000:peer-1") == user_of("1800000000:peer-1") == "peer-1" and user_of("alice") == "alice"
     for bad in ("alice", "", ":peer", "17e9:peer", "x" * 600, "1" * 13 + ":p"):
         assert expiry_of(bad) is None, bad
         assert key_for(bad, "r", "secret", 0) is None

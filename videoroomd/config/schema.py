@@ -105,7 +105,7 @@ class TurnConfig:
     max_lifetime: float = 3600.0           # seconds an allocation may live between refreshes
     max_allocations: int = 1000
     max_allocations_per_user: int = 8
-    bandwidth_per_user: int = 10000        # kbit/s relayed per credential, both ways together; 0: no limit
+    bandwidth_per_user: int = 10000        # kbit/s relayed per participant, both ways together; 0: no limit
 
 
 @dataclass(frozen=True)

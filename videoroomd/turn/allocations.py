@@ -1,7 +1,8 @@
 """The allocation table: lifetimes, permissions, channel bindings and quotas (pure code; times in seconds).
 
 An allocation belongs to one client 5-tuple (its ``key``) and one
-username. It holds permissions (peer IP -> expiry, RFC 8656 §9) and
+username; quotas count per user (the peer a REST-API username names, so
+that the fresh credentials of each renegotiation do not make a new user). It holds permissions (peer IP -> expiry, RFC 8656 §9) and
 channel bindings (channel <-> peer address, §12), each with its own
 lifetime. The table refuses an allocation beyond the per-user or total
 quota, and meters the bytes each user has relayed.
@@ -28,9 +29,13 @@ class Allocation:
     relay: Address
     expires: float
     transaction_id: bytes = b""   # of the Allocate that made it: a retransmission gets the same answer
+    user: str = ""                # who quotas count it for; the username when not given
     permissions: dict[str, float] = field(default_factory=dict)         # peer ip -> expiry
     channels: dict[int, tuple[Address, float]] = field(default_factory=dict)  # channel -> (peer, expiry)
     channel_of: dict[Address, int] = field(default_factory=dict)        # peer -> channel
+
+    def __post_init__(self) -> None:
+        self.user = self.user or self.username
 
     def permit(self, ip: str, now: float) -> bool:
         """Install or refresh a permission for ``ip``; False when the allocation has too many."""
@@ -107,9 +112,9 @@ class AllocationTable:
             return min(DEFAULT_LIFETIME, self.max_lifetime)
         return float(max(0, min(requested, self.max_lifetime)))
 
-    def check_quota(self, username: str) -> None:
-        """Raises :class:`QuotaError` when ``username`` may not have one more allocation."""
-        if self._per_user.get(username, 0) >= self.max_per_user:
+    def check_quota(self, user: str) -> None:
+        """Raises :class:`QuotaError` when ``user`` may not have one more allocation."""
+        if self._per_user.get(user, 0) >= self.max_per_user:
             raise QuotaError(486, f"at most {self.max_per_user} allocations per user")
         if len(self._by_key) >= self.max_total:
             raise QuotaError(486, f"the server has its {self.max_total} allocations")
@@ -118,20 +123,20 @@ class AllocationTable:
         """Record ``allocation`` (after :meth:`check_quota`); its key must be free."""
         assert allocation.key not in self._by_key
         self._by_key[allocation.key] = allocation
-        self._per_user[allocation.username] = self._per_user.get(allocation.username, 0) + 1
+        self._per_user[allocation.user] = self._per_user.get(allocation.user, 0) + 1
 
     def remove(self, key: Hashable) -> Allocation | None:
         allocation = self._by_key.pop(key, None)
         if allocation is not None:
-            left = self._per_user[allocation.username] - 1
+            left = self._per_user[allocation.user] - 1
             if left:
-                self._per_user[allocation.username] = left
+                self._per_user[allocation.user] = left
             else:
-                del self._per_user[allocation.username]
+                del self._per_user[allocation.user]
         return allocation
 
-    def has_user(self, username: str) -> bool:
-        return username in self._per_user
+    def has_user(self, user: str) -> bool:
+        return user in self._per_user
 
     def expired(self, now: float) -> list[Allocation]:
         """Remove and return the allocations whose lifetime has run out."""

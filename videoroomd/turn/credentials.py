@@ -43,6 +43,11 @@ def expiry_of(username: str) -> int | None:
     return int(match.group("expiry")) if match else None
 
 
+def user_of(username: str) -> str:
+    """Who a username stands for: the peer of a REST-API username (whatever its expiry), else the username."""
+    return username.split(":", 1)[1] if expiry_of(username) is not None and ":" in username else username
+
+
 def key_for(username: str, realm: str, secret: str, now: float) -> bytes | None:
     """The key to check a request by ``username`` with, or None: not a REST-API username, or expired."""
     expiry = expiry_of(username)

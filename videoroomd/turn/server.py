@@ -29,6 +29,7 @@ from ..config.schema import TurnConfig
 from . import channeldata
 from .allocations import Allocation, AllocationTable, ByteBudget, QuotaError
 from .auth import Authenticator, Refusal
+from .credentials import user_of
 from .listeners import Client, Listeners, address_of, family_of, send_datagram, text, throttled
 from .messages import (
     DONT_FRAGMENT, EVEN_PORT, UNKNOWN_ATTRIBUTES, Decoded, Malformed, decode, encode, error, looks_like_stun,
@@ -232,7 +233,7 @@ class TurnService:
             self._reply(client, error(message, 440, f"relayed addresses here are IPv{4 if relay_family == 1 else 6}"), key)
             return
         try:
-            self.table.check_quota(username)
+            self.table.check_quota(user_of(username))
         except QuotaError as quota:
             self.dropped["allocation_quota"] += 1
             self._reply(client, error(message, quota.code, quota.reason), key)
@@ -251,7 +252,7 @@ class TurnService:
         now = trio.current_time()
         allocation = Allocation(
             client.key, username, address_of(sock.getsockname()), now + self.table.lifetime(message.attributes.get("LIFETIME")),
-            transaction_id=message.transaction_id,
+            transaction_id=message.transaction_id, user=user_of(username),
         )
         if allocation.expires <= now:  # LIFETIME 0 on an Allocate: the default, not an allocation that is gone
             allocation.expires = now + self.table.lifetime(None)
@@ -399,7 +400,7 @@ class TurnService:
             self.dropped["no_permission"] += 1
         elif not self.allowed_peer(peer[0], peer[1]):
             self.dropped["forbidden_peer"] += 1
-        elif not self.budget.spend(allocation.username, len(payload), now):
+        elif not self.budget.spend(allocation.user, len(payload), now):
             self.dropped["bandwidth"] += 1
         else:
             relay = self._relays.get(allocation.key)
@@ -434,7 +435,7 @@ class TurnService:
             self.dropped["no_permission"] += 1
         elif not self.allowed_peer(peer[0], peer[1]):
             self.dropped["forbidden_peer"] += 1
-        elif not self.budget.spend(allocation.username, len(payload), now):
+        elif not self.budget.spend(allocation.user, len(payload), now):
             self.dropped["bandwidth"] += 1
         else:
             channel = allocation.channel_for(peer, now)
@@ -455,5 +456,5 @@ class TurnService:
             allocation = relay.allocation
         if allocation is not None:
             log.debug("turn allocation ended", user=allocation.username, relay=text(allocation.relay))
-            if not self.table.has_user(allocation.username):
-                self.budget.forget(allocation.username)
+            if not self.table.has_user(allocation.user):
+                self.budget.forget(allocation.user)
