@@ -39,6 +39,14 @@ MAX_DATAGRAM = 65535
 BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
+class TurnListenError(ListenError):
+    """A TURN port that cannot be bound; ``key`` names the setting."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
 @dataclass
 class Client:
     """One client 5-tuple, and how to send to it (never blocks; drops when the client is slow)."""
@@ -102,7 +110,7 @@ class Listeners:
                 tls = await trio.open_tcp_listeners(where[1], host=where[0])
             except OSError as problem:
                 await self.aclose()
-                raise ListenError(f"turn.tls_listen: cannot listen on {text(where)}: {problem.strerror or problem}") from None
+                raise TurnListenError("turn.tls_listen", f"cannot listen on {text(where)}: {problem.strerror or problem}") from None
             self._listeners += [("tls", trio.SSLListener(l, self.ssl_context, https_compatible=False)) for l in tls]
             self.addresses["tls"] = address_of(tls[0].socket.getsockname())
         return self.addresses
@@ -114,7 +122,7 @@ class Listeners:
             raw.bind((host, port))
         except OSError as problem:
             raw.close()
-            raise ListenError(f"turn.listen: cannot listen on UDP {text((host, port))}: {problem.strerror or problem}") from None
+            raise TurnListenError("turn.listen", f"cannot listen on UDP {text((host, port))}: {problem.strerror or problem}") from None
         raw.setblocking(False)  # sends never wait; receiving goes through trio
         udp = trio.socket.from_stdlib_socket(raw)
         port = udp.getsockname()[1]
@@ -122,7 +130,7 @@ class Listeners:
             tcp = await trio.open_tcp_listeners(port, host=host)
         except OSError as problem:
             udp.close()
-            raise ListenError(f"turn.listen: cannot listen on TCP {text((host, port))}: {problem.strerror or problem}") from None
+            raise TurnListenError("turn.listen", f"cannot listen on TCP {text((host, port))}: {problem.strerror or problem}") from None
         self.addresses = {"udp": address_of(udp.getsockname()), "tcp": address_of(tcp[0].socket.getsockname())}
         self._udp, self._raw, self._listeners = udp, raw, [("tcp", l) for l in tcp]
 
