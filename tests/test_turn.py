@@ -21,7 +21,7 @@ from videoroomd.turn.clients import TurnCredentials
 from videoroomd.turn.credentials import long_term_key
 from videoroomd.turn.peers import MediaAddresses
 from videoroomd.turn.server import TurnService
-from videoroomd.turn.setup import issued_servers, turn_service
+from videoroomd.turn.configure import issued_servers, turn_service
 
 from conftest import free_port
 from turn_client import TurnClient, allocate_request, credentials

@@ -18,7 +18,7 @@ from ..rooms import RoomRegistry
 from ..signalling import peer_channel, relay
 from ..turn.clients import TurnCredentials
 from ..turn.peers import MediaAddresses
-from ..turn.setup import issued_servers, turn_service
+from ..turn.configure import issued_servers, turn_service
 from ..web import pages
 from .sdnotify import Notifier
 from .supervisor import RestartPolicy
