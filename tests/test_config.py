@@ -58,6 +58,15 @@ def test_full_config_loads_into_typed_values(tmp_path: Path):
     assert config.server.hostnames == ("meet.example.org", "[::1]:8443")
     assert config.ice.addresses == ("127.0.0.1", "::1") and config.ice.announced_ip == "203.0.113.7"
     assert config.media.workers == 2
+    turn_config = config.turn
+    assert turn_config.enabled and (turn_config.host, turn_config.port) == ("127.0.0.1", 0) and turn_config.tls_port is None
+    assert turn_config.relay_ports == (40000, 40100) and turn_config.realm == "example.org"
+    assert turn_config.secret == "a-secret-of-at-least-16"
+    assert (turn_config.credential_lifetime, turn_config.max_lifetime) == (3600, 600)
+    assert (turn_config.max_allocations, turn_config.max_allocations_per_user, turn_config.bandwidth_per_user) == (50, 2, 2000)
+    assert "a-secret-of-at-least-16" not in repr(config)
+    partner = config.rooms["partners"].turn_servers[0]
+    assert partner.secret == "the-coturn-auth-secret" and partner.username == "" and "coturn" not in repr(partner)
     assert config.log.level == "debug" and config.log.format == "json"
     lobby = config.rooms["lobby"]
     assert lobby.max_peers == 3 and lobby.password == "door"

@@ -188,3 +188,15 @@ def test_redaction_of_secret_fields():
     event = {"event": "x", "password": "p", "nested": {"credential": "c", "ok": 1}, "room": "r"}
     assert redact_secrets(None, "info", event) == {
         "event": "x", "password": REDACTED, "nested": {"credential": REDACTED, "ok": 1}, "room": "r"}
+
+
+def test_turn_port_in_use_is_one_clear_line(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        path = tmp_path / "videoroomd.toml"
+        path.write_text(config_text(rooms=f'[turn]\nenabled = true\nlisten = "127.0.0.1:{port}"\n[rooms.lobby]\n'))
+        result = serve_once(["--config", str(path)], tmp_path)
+    assert result.returncode == 1
+    assert f"videoroomd: {path}: turn.listen: cannot listen on UDP 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr

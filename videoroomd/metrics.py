@@ -51,6 +51,28 @@ class _RoomCollector:
         yield from media.values()
 
 
+class _TurnCollector:
+    """The built-in TURN server's allocations, drops and refusals (``TurnService.stats``)."""
+
+    def __init__(self, stats: Callable[[], dict]):
+        self.stats = stats
+
+    def collect(self):
+        stats = self.stats()
+        allocations = GaugeMetricFamily("videoroomd_turn_allocations", "TURN allocations open now")
+        allocations.add_metric([], stats["allocations"])
+        created = CounterMetricFamily("videoroomd_turn_allocations_created", "TURN allocations made since start")
+        created.add_metric([], stats["created"])
+        dropped = CounterMetricFamily(
+            "videoroomd_turn_dropped", "TURN messages and datagrams neither relayed nor answered, by reason", labels=["reason"])
+        for reason, count in sorted(stats["dropped"].items()):
+            dropped.add_metric([reason], count)
+        refused = CounterMetricFamily("videoroomd_turn_refused", "TURN error responses sent, by STUN error code", labels=["code"])
+        for code, count in sorted(stats["refused"].items()):
+            refused.add_metric([str(code)], count)
+        yield from (allocations, created, dropped, refused)
+
+
 class _WorkerCollector:
     """Each media worker, from its last heartbeat (videoroomd.media.plane.MediaPlane.snapshot)."""
 
@@ -95,6 +117,10 @@ class Metrics:
         self.connection_errors = Counter(
             "videoroomd_connection_errors", "Connections ended by an unexpected error (each logged with its traceback)",
             registry=self.registry)
+
+    def watch_turn(self, stats: Callable[[], dict]) -> None:
+        """Show the built-in TURN server's numbers (``stats`` as :meth:`TurnService.stats` returns them)."""
+        self.registry.register(_TurnCollector(stats))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -32,7 +32,7 @@ def run_serve(location: Location, config: Config, user_error: Callable[[str], Ex
     try:
         return trio.run(daemon.run)
     except ListenError as error:
-        raise user_error(f"{location.name}: server.listen: {error}") from None
+        raise user_error(f"{location.name}: {getattr(error, 'key', 'server.listen')}: {error}") from None
     except KeyboardInterrupt:
         return 1
     except Exception as error:  # a fault of the daemon itself: into the log (file too) with its traceback, not only stderr

@@ -2,9 +2,9 @@
 
 from .errors import ConfigError, Problem
 from .load import Location, load, locate, parse
-from .schema import Config, IceConfig, IceServerUrl, LogConfig, RoomConfig, ServerConfig, TurnServer
+from .schema import Config, IceConfig, IceServerUrl, LogConfig, RoomConfig, ServerConfig, TurnConfig, TurnServer
 
 __all__ = [
     "Config", "ConfigError", "IceConfig", "IceServerUrl", "Location", "LogConfig", "Problem",
-    "RoomConfig", "ServerConfig", "TurnServer", "load", "locate", "parse",
+    "RoomConfig", "ServerConfig", "TurnConfig", "TurnServer", "load", "locate", "parse",
 ]

@@ -30,8 +30,11 @@ class TurnServer:
     """A TURN server with the long-term credentials clients use on it."""
 
     urls: tuple[IceServerUrl, ...]
-    username: str
+    username: str  # "" when ``secret`` is set: each join gets its own
     credential: str = field(repr=False)
+    # The server's shared secret (coturn's use-auth-secret): each join then gets its own
+    # credentials that expire (the TURN REST API scheme) instead of the fixed pair.
+    secret: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,25 @@ class MediaConfig:
 
 
 @dataclass(frozen=True)
+class TurnConfig:
+    """The TURN server built into the daemon; it relays only to the daemon's own media sockets."""
+
+    enabled: bool = False
+    host: str = "0.0.0.0"
+    port: int = 3478                       # UDP and TCP
+    tls_host: str | None = None            # TURN over TLS, with [server] tls_cert / tls_key
+    tls_port: int | None = None
+    relay_ports: tuple[int, int] = (49152, 65535)
+    realm: str = "videoroomd"
+    secret: str | None = field(default=None, repr=False)  # None: a random one each start
+    credential_lifetime: float = 43200.0   # seconds a join's credentials stay valid
+    max_lifetime: float = 3600.0           # seconds an allocation may live between refreshes
+    max_allocations: int = 1000
+    max_allocations_per_user: int = 8
+    bandwidth_per_user: int = 10000        # kbit/s relayed per participant, both ways together; 0: no limit
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
     format: str = "auto"  # auto: console on a terminal, json otherwise
@@ -101,6 +123,7 @@ class Config:
     server: ServerConfig = ServerConfig()
     ice: IceConfig = IceConfig()
     media: MediaConfig = MediaConfig()
+    turn: TurnConfig = TurnConfig()
     log: LogConfig = LogConfig()
     defaults: RoomConfig = RoomConfig(name="")
     rooms: dict[str, RoomConfig] = field(default_factory=dict)

@@ -22,6 +22,7 @@ from .schema import (
     LogConfig,
     RoomConfig,
     ServerConfig,
+    TurnConfig,
     TurnServer,
 )
 from ..certs import pem
@@ -260,12 +261,17 @@ def _stun_url(value: Any, path: tuple[str, ...]) -> IceServerUrl:
 def _turn_server(value: Any, path: tuple[str, ...]) -> TurnServer:
     if not isinstance(value, dict):
         raise _Invalid(f'expected a table {{ urls = "turn:HOST:PORT", username = "...", credential = "..." }}, got {_describe(value)}')
-    unknown = set(value) - {"urls", "username", "credential"}
+    unknown = set(value) - {"urls", "username", "credential", "secret"}
     if unknown:
-        raise _Invalid(f"unknown key {sorted(unknown)[0]!r} in a TURN server (known keys: urls, username, credential)")
-    missing = [k for k in ("urls", "username", "credential") if k not in value]
+        raise _Invalid(f"unknown key {sorted(unknown)[0]!r} in a TURN server (known keys: urls, username, credential, secret)")
+    if "secret" in value:
+        if "username" in value or "credential" in value:
+            raise _Invalid("a TURN server takes either secret (credentials made per join) or username and credential, not both")
+        missing = [] if "urls" in value else ["urls"]
+    else:
+        missing = [k for k in ("urls", "username", "credential") if k not in value]
     if missing:
-        raise _Invalid(f"a TURN server needs {', '.join(missing)}")
+        raise _Invalid(f"a TURN server needs {', '.join(missing)} (or urls and secret)")
     raw_urls = value["urls"]
     if isinstance(raw_urls, str):
         raw_urls = [raw_urls]
@@ -275,6 +281,11 @@ def _turn_server(value: Any, path: tuple[str, ...]) -> TurnServer:
         urls = tuple(parse_ice_url(u, ("turn", "turns")) for u in raw_urls)
     except ValueError as error:
         raise _Invalid(str(error)) from None
+    if "secret" in value:
+        secret = value["secret"]
+        if not isinstance(secret, str) or not secret:
+            raise _Invalid("secret must be a non-empty string")
+        return TurnServer(urls, "", "", secret)
     username = value["username"]
     credential = value["credential"]
     if not isinstance(username, str) or not username:
@@ -285,6 +296,28 @@ def _turn_server(value: Any, path: tuple[str, ...]) -> TurnServer:
 
 
 _turn_list = _array_of(_turn_server, "an array of tables")
+
+
+def _port_range(value: Any, _path: tuple[str, ...]) -> tuple[int, int]:
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 1024 <= v <= 65535 for v in value)
+            or value[0] > value[1]):
+        raise _Invalid(f"expected [FIRST, LAST], two ports from 1024 to 65535 with FIRST <= LAST, got {_describe(value)}")
+    return value[0], value[1]
+
+
+def _realm(value: Any, path: tuple[str, ...]) -> str:
+    text = _nonempty_string(value, path)
+    if len(text) > 127 or not text.isprintable() or '"' in text:
+        raise _Invalid("expected at most 127 printable characters without '\"'")
+    return text
+
+
+def _secret(value: Any, path: tuple[str, ...]) -> str:
+    text = _string(value, path)
+    if len(text) < 16:
+        raise _Invalid(f"expected at least 16 characters (a guessable secret lets anyone relay), got {len(text)}")
+    return text
 
 
 def _origin(value: Any, path: tuple[str, ...]) -> str:
@@ -410,6 +443,28 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
     media = MediaConfig(workers=media_table.take("workers", "auto", _workers))
     media_table.finish()
 
+    turn_table = _Table(top.take("turn", {}, lambda v, p: v), ("turn",), out)
+    turn_host, turn_port = turn_table.take("listen", ("0.0.0.0", 3478), _listen)
+    tls_listen = turn_table.take("tls_listen", None, _listen)
+    turn = TurnConfig(
+        enabled=turn_table.take("enabled", False, _boolean),
+        host=turn_host,
+        port=turn_port,
+        tls_host=tls_listen[0] if tls_listen else None,
+        tls_port=tls_listen[1] if tls_listen else None,
+        relay_ports=turn_table.take("relay_ports", (49152, 65535), _port_range),
+        realm=turn_table.take("realm", "videoroomd", _realm),
+        secret=turn_table.take("secret", None, _secret),
+        credential_lifetime=turn_table.take("credential_lifetime", 43200.0, _seconds(60, 7 * 86400)),
+        max_lifetime=turn_table.take("max_lifetime", 3600.0, _seconds(60, 3600)),
+        max_allocations=turn_table.take("max_allocations", 1000, _integer(1, 100000)),
+        max_allocations_per_user=turn_table.take("max_allocations_per_user", 8, _integer(1, 1000)),
+        bandwidth_per_user=turn_table.take("bandwidth_per_user", 10000, _integer(0, 10000000)),
+    )
+    if tls_listen and server.tls_cert is None:
+        out.add(("turn", "tls_listen"), "TURN over TLS needs the server's certificate: set [server] tls_cert and tls_key")
+    turn_table.finish()
+
     log_table = _Table(top.take("log", {}, lambda v, p: v), ("log",), out)
     log = LogConfig(
         level=log_table.take("level", "info", _choice(LOG_LEVELS)),
@@ -437,4 +492,4 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
 
     if out.problems:
         raise ConfigError(out.problems)
-    return Config(source=source, server=server, ice=ice, media=media, log=log, defaults=defaults, rooms=rooms)
+    return Config(source=source, server=server, ice=ice, media=media, turn=turn, log=log, defaults=defaults, rooms=rooms)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import signal
+from dataclasses import fields
 
 import structlog
 import trio
 
-from ..config import Config, ConfigError, Location, load
+from ..config import Config, ConfigError, Location, TurnConfig, load
 from ..engine.engine import Engine
 from ..http.app import DaemonApp
 from ..http.server import open_listeners, serve
@@ -17,6 +18,9 @@ from ..media.plane import MediaPlane, worker_count
 from ..metrics import Metrics
 from ..rooms import RoomRegistry
 from ..signalling import peer_channel, relay
+from ..turn.clients import TurnCredentials
+from ..turn.peers import MediaAddresses
+from ..turn.configure import issued_servers, turn_service
 from ..web import pages
 from .sdnotify import Notifier
 from .supervisor import RestartPolicy
@@ -29,6 +33,7 @@ STOP_GRACE = 1.0  # seconds for sockets to say goodbye after rooms close
 RESTART_ONLY = (
     ("server", "host"), ("server", "port"), ("server", "tls_cert"), ("server", "tls_key"),
     ("ice", "addresses"), ("ice", "announced_ip"), ("media", "workers"), ("log", "format"), ("log", "file"),
+    *(("turn", f.name) for f in fields(TurnConfig)),  # the TURN server is made once, at start
 )
 
 
@@ -56,6 +61,13 @@ class Daemon:
         self.media = media_plane(config) if engine_factory is None else MediaPlane(0)
         self.rooms = RoomRegistry(config, engine_factory or (lambda room: Engine(self.media, config.ice, room)), policy)
         self.metrics = Metrics(self.rooms.snapshot, self.media.snapshot)
+        # The media sockets relaying may reach; the media side registers them as it opens them.
+        self.media_addresses = MediaAddresses.for_ice(config.ice.addresses)
+        self.turn = turn_service(config, self.media_addresses.contains, self.media_addresses.hosts) if config.turn.enabled else None
+        if self.turn is not None:
+            self.metrics.watch_turn(self.turn.stats)
+        # Per-join TURN credentials (integratedTurnServers); the built-in server joins once it is bound.
+        self.turn_credentials = TurnCredentials((), config.turn.credential_lifetime)
         self.app = DaemonApp(self)
         self.app.websocket_routes[peer_channel.PATH] = lambda request, stream: peer_channel.serve_socket(request, stream, self)
         self.app.websocket_routes[relay.PREFIX] = lambda request, stream: relay.serve_relay(request, stream, self)
@@ -72,6 +84,9 @@ class Daemon:
         ListenError when the port cannot be opened.
         """
         listeners, scheme, self.address = await open_listeners(self.config.server)
+        if self.turn is not None:
+            await self.turn.open()
+            self.turn_credentials.builtin = issued_servers(self.turn, self.config)
         async with trio.open_nursery() as outer:
             # The media workers outlive the rooms, so that their engines can close their connections.
             await outer.start(self.media.run)
@@ -79,6 +94,8 @@ class Daemon:
                 await nursery.start(self._handle_signals)
                 await nursery.start(self.rooms.run)
                 nursery.start_soon(serve, listeners, scheme, self.app)
+                if self.turn is not None:
+                    await nursery.start(self.turn.run)
                 host = f"[{self.address[0]}]" if ":" in self.address[0] else self.address[0]
                 log.info("listening", address=f"{scheme}://{host}:{self.address[1]}")
                 if self.location.path is not None and self.watch_interval > 0:

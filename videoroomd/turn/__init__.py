@@ -1,0 +1,12 @@
+"""The TURN server built into the daemon (RFC 8656), relaying only to the daemon's own media sockets.
+
+Pure modules for the rules: :mod:`.credentials` (REST-API usernames and
+passwords, the long-term key), :mod:`.auth` (checking a request's
+credentials and nonce), :mod:`.messages` (aioice's STUN codec plus the
+checks a server needs), :mod:`.channeldata`, :mod:`.framing` (TCP/TLS
+streams), :mod:`.allocations` (lifetimes, permissions, channels, quotas),
+:mod:`.peers` (where relaying may go) and :mod:`.clients` (the
+``integratedTurnServers`` a join is handed). The sockets are owned by
+:mod:`.listeners` and :mod:`.server`; :mod:`.configure` makes the server
+from the daemon's configuration.
+"""

@@ -1,0 +1,167 @@
+"""The allocation table: lifetimes, permissions, channel bindings and quotas (pure code; times in seconds).
+
+An allocation belongs to one client 5-tuple (its ``key``) and one
+username; quotas count per user (the peer a REST-API username names, so
+that the fresh credentials of each renegotiation do not make a new user). It holds permissions (peer IP -> expiry, RFC 8656 §9) and
+channel bindings (channel <-> peer address, §12), each with its own
+lifetime. The table refuses an allocation beyond the per-user or total
+quota, and meters the bytes each user has relayed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Hashable
+
+DEFAULT_LIFETIME = 600.0      # seconds, when the client asks for none (§7.2)
+PERMISSION_LIFETIME = 300.0   # §9
+CHANNEL_LIFETIME = 600.0      # §12
+MAX_PERMISSIONS = 64          # per allocation: only the daemon's media sockets are allowed anyway
+MAX_CHANNELS = 64             # per allocation
+
+Address = tuple[str, int]
+
+
+@dataclass
+class Allocation:
+    key: Hashable
+    username: str
+    relay: Address
+    expires: float
+    transaction_id: bytes = b""   # of the Allocate that made it: a retransmission gets the same answer
+    user: str = ""                # who quotas count it for; the username when not given
+    permissions: dict[str, float] = field(default_factory=dict)         # peer ip -> expiry
+    channels: dict[int, tuple[Address, float]] = field(default_factory=dict)  # channel -> (peer, expiry)
+    channel_of: dict[Address, int] = field(default_factory=dict)        # peer -> channel
+
+    def __post_init__(self) -> None:
+        self.user = self.user or self.username
+
+    def permit(self, ip: str, now: float) -> bool:
+        """Install or refresh a permission for ``ip``; False when the allocation has too many."""
+        self._expire(now)
+        if ip not in self.permissions and len(self.permissions) >= MAX_PERMISSIONS:
+            return False
+        self.permissions[ip] = now + PERMISSION_LIFETIME
+        return True
+
+    def permitted(self, ip: str, now: float) -> bool:
+        return self.permissions.get(ip, 0.0) > now
+
+    def bind(self, channel: int, peer: Address, now: float) -> str | None:
+        """Bind or refresh ``channel`` to ``peer`` (and its permission); returns why not, or None (§12.2)."""
+        self._expire(now)
+        bound = self.channels.get(channel)
+        if bound is not None and bound[0] != peer:
+            return f"channel 0x{channel:04x} is bound to another peer"
+        other = self.channel_of.get(peer)
+        if other is not None and other != channel:
+            return f"the peer is bound to channel 0x{other:04x} already"
+        if bound is None and len(self.channels) >= MAX_CHANNELS:
+            return f"at most {MAX_CHANNELS} channels per allocation"
+        if not self.permit(peer[0], now):
+            return f"at most {MAX_PERMISSIONS} permissions per allocation"
+        self.channels[channel] = (peer, now + CHANNEL_LIFETIME)
+        self.channel_of[peer] = channel
+        return None
+
+    def peer_of(self, channel: int, now: float) -> Address | None:
+        bound = self.channels.get(channel)
+        return bound[0] if bound is not None and bound[1] > now else None
+
+    def channel_for(self, peer: Address, now: float) -> int | None:
+        channel = self.channel_of.get(peer)
+        if channel is None or self.channels[channel][1] <= now:
+            return None
+        return channel
+
+    def _expire(self, now: float) -> None:
+        for ip in [ip for ip, until in self.permissions.items() if until <= now]:
+            del self.permissions[ip]
+        for channel in [c for c, (_, until) in self.channels.items() if until <= now]:
+            peer, _ = self.channels.pop(channel)
+            self.channel_of.pop(peer, None)
+
+
+class QuotaError(Exception):
+    """An allocation the quotas do not allow; ``code`` is the STUN error to answer with."""
+
+    def __init__(self, code: int, reason: str):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class AllocationTable:
+    def __init__(self, *, max_total: int, max_per_user: int, max_lifetime: float):
+        self.max_total = max_total
+        self.max_per_user = max_per_user
+        self.max_lifetime = max_lifetime
+        self._by_key: dict[Hashable, Allocation] = {}
+        self._per_user: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def get(self, key: Hashable) -> Allocation | None:
+        return self._by_key.get(key)
+
+    def lifetime(self, requested: int | None) -> float:
+        """The lifetime granted for a LIFETIME of ``requested`` seconds (§7.2: default 600, at most the maximum)."""
+        if requested is None:
+            return min(DEFAULT_LIFETIME, self.max_lifetime)
+        return float(max(0, min(requested, self.max_lifetime)))
+
+    def check_quota(self, user: str) -> None:
+        """Raises :class:`QuotaError` when ``user`` may not have one more allocation."""
+        if self._per_user.get(user, 0) >= self.max_per_user:
+            raise QuotaError(486, f"at most {self.max_per_user} allocations per user")
+        if len(self._by_key) >= self.max_total:
+            raise QuotaError(486, f"the server has its {self.max_total} allocations")
+
+    def add(self, allocation: Allocation) -> None:
+        """Record ``allocation`` (after :meth:`check_quota`); its key must be free."""
+        assert allocation.key not in self._by_key
+        self._by_key[allocation.key] = allocation
+        self._per_user[allocation.user] = self._per_user.get(allocation.user, 0) + 1
+
+    def remove(self, key: Hashable) -> Allocation | None:
+        allocation = self._by_key.pop(key, None)
+        if allocation is not None:
+            left = self._per_user[allocation.user] - 1
+            if left:
+                self._per_user[allocation.user] = left
+            else:
+                del self._per_user[allocation.user]
+        return allocation
+
+    def has_user(self, user: str) -> bool:
+        return user in self._per_user
+
+    def expired(self, now: float) -> list[Allocation]:
+        """Remove and return the allocations whose lifetime has run out."""
+        gone = [a for a in self._by_key.values() if a.expires <= now]
+        for allocation in gone:
+            self.remove(allocation.key)
+        return gone
+
+
+class ByteBudget:
+    """Bytes each user may relay: ``rate`` per second, a burst of one second's worth (0: no limit)."""
+
+    def __init__(self, rate: float):
+        self.rate = float(rate)
+        self._state: dict[str, tuple[float, float]] = {}  # user -> (bytes left, stamp)
+
+    def spend(self, user: str, size: int, now: float) -> bool:
+        """Take ``size`` bytes from ``user``'s budget; False (taking nothing) when it has not enough."""
+        if self.rate <= 0:
+            return True
+        left, stamp = self._state.get(user, (self.rate, now))
+        left = min(self.rate, left + (now - stamp) * self.rate)
+        allowed = left >= size
+        self._state[user] = (left - size if allowed else left, now)
+        return allowed
+
+    def forget(self, user: str) -> None:
+        self._state.pop(user, None)
