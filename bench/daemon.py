@@ -62,8 +62,10 @@ def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
 
 
 class Daemon:
-    def __init__(self, workdir: Path, repo: Path, max_peers: int, rooms: list[str], workers: int | str = "auto"):
+    def __init__(self, workdir: Path, repo: Path, max_peers: int, rooms: list[str], workers: int | str = "auto",
+                 cpus: set[int] | None = None):
         self.workdir = workdir
+        self.cpus = cpus  # the daemon runs on these CPUs only, and so do its workers ("auto": one per CPU)
         self.rooms = rooms
         self.workers = workers
         self.repo = repo
@@ -82,7 +84,7 @@ class Daemon:
 
     async def start(self, timeout: float = 30.0) -> None:
         argv = [sys.executable, "-m", "videoroomd", "serve", "--config", str(self.config)]
-        self.child = Child(argv, self.workdir / "videoroomd.out", self.repo)
+        self.child = Child(argv, self.workdir / "videoroomd.out", self.repo, cpus=self.cpus)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.child.proc.poll() is not None:

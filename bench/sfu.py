@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -28,7 +29,7 @@ import trio
 from . import clip as clips
 from . import procfs
 from .daemon import Daemon, connection_drops, log_problems, room_names
-from .processes import Bot, BotFailed
+from .processes import Bot, BotFailed, cpu_list
 from .stats import Run, Sample, connection_trouble, pairs, summarize, table
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,7 +51,7 @@ class Bench:
         module = "bench.browser_bot" if a.chromium else "bench.bot"
         argv = [sys.executable, "-m", module, self.daemon.socket_url, room, name, str(self.clip_path),
                 "--lifetime", str(lifetime)]
-        return Bot(argv, self.workdir / f"{name}.log", REPO, name)
+        return Bot(argv, self.workdir / f"{name}.log", REPO, name, cpus=a.bot_cpus)
 
     async def snaps(self, bots: list[Bot]) -> dict[str, dict]:
         result: dict[str, dict] = {}
@@ -233,8 +234,12 @@ async def main(args: argparse.Namespace) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     tested = revision()  # now, before the daemon loads its code: others may commit while it runs
     print(f"machine: {machine_text()}\nvideoroomd: {tested}\nwork files: {workdir}", flush=True)
+    if args.server_cpus or args.bot_cpus:
+        print(f"CPUs: daemon and workers {cpus_text(args.server_cpus)}, participants {cpus_text(args.bot_cpus)}",
+              flush=True)
     rooms = room_names(args.rooms)
-    daemon = Daemon(workdir, REPO, max_peers=max(args.n) + 1, rooms=rooms, workers=args.workers)
+    daemon = Daemon(workdir, REPO, max_peers=max(args.n) + 1, rooms=rooms, workers=args.workers,
+                    cpus=args.server_cpus)
     try:
         await daemon.start()
         at_start = await wait_workers(daemon)
@@ -278,7 +283,8 @@ async def main(args: argparse.Namespace) -> int:
                 Path(args.json).write_text(json.dumps({"machine": machine_text(), "videoroomd": tested,
                                                        "media": media, "rss_at_start_mib": memory,
                                                        "media_workers_at_start": at_start,
-                                                       "args": vars(args), "results": results}, indent=2))
+                                                       "args": vars(args), "results": results}, indent=2,
+                                                      default=lambda value: sorted(value)))  # CPU sets
         print("\n" + table(results), flush=True)
         return 0
     finally:
@@ -326,12 +332,25 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workers", type=workers_setting, default="auto",
                         help='[media] workers of the daemon: "auto" (one per core, the default) or a number; '
                              "0 runs the media on a thread of the daemon")
+    parser.add_argument("--server-cpus", type=cpu_list, metavar="LIST",
+                        help='run the daemon and its media workers on these CPUs only ("0-1", "0,2"); '
+                             '"auto" workers are then one per CPU of the list')
+    parser.add_argument("--bot-cpus", type=cpu_list, metavar="LIST",
+                        help="run the participants on these CPUs only")
     parser.add_argument("--chromium", action="store_true",
                         help="participants are headless Chromium on the daemon's web page instead of aiortc bots")
     args = parser.parse_args(argv)
+    available = os.sched_getaffinity(0)
+    for flag, cpus in (("--server-cpus", args.server_cpus), ("--bot-cpus", args.bot_cpus)):
+        if cpus is not None and not cpus <= available:
+            parser.error(f"{flag}: CPUs {cpus_text(cpus - available)} are not among this machine's {cpus_text(available)}")
     if min(args.n) < 2 or args.duration <= 0 or not 1 <= args.rounds <= 100 or not 1 <= args.rooms <= 50:
         parser.error("--n values must be at least 2, --duration positive, --rounds from 1 to 100, --rooms from 1 to 50")
     return args
+
+
+def cpus_text(cpus: set[int] | None) -> str:
+    return ",".join(str(c) for c in sorted(cpus)) if cpus else "any"
 
 
 def workers_setting(text: str) -> int | str:
