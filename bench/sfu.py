@@ -46,7 +46,7 @@ class Bench:
     def spawn(self, n: int, room: str, index: int) -> Bot:
         name = f"n{n}-{room}-bot{index}"
         a = self.args
-        loading = 3 * a.rooms * (n + 1)  # seconds: every participant loads at once, on a few cores
+        loading = 3 * max(a.rooms) * (n + 1)  # seconds: every participant loads at once, on a few cores
         lifetime = 120 + loading + a.stagger * n + a.settle_timeout + a.warmup + a.duration + a.late_timeout
         module = "bench.browser_bot" if a.chromium else "bench.bot"
         argv = [sys.executable, "-m", module, self.daemon.socket_url, room, name, str(self.clip_path),
@@ -85,8 +85,8 @@ class Bench:
                     return False
         return True
 
-    async def run_n(self, n: int) -> dict:
-        rooms = self.daemon.rooms
+    async def run_n(self, n: int, rooms: list[str]) -> dict:
+        """One run: ``rooms`` of ``n`` participants each at once; returns its figures."""
         steady = {room: [self.spawn(n, room, i) for i in range(n)] for room in rooms}
         late = {room: self.spawn(n, room, n) for room in rooms}  # one late joiner per room
         bots = [bot for room in rooms for bot in steady[room] + [late[room]]]
@@ -135,8 +135,7 @@ class Bench:
         entries = self.daemon.log_entries(log_from)
         run.log_problems = [(*key, count) for key, count in log_problems(entries).most_common()]
         run.server_drops = connection_drops(entries, before=leaving)
-        run.restarts = sum(r.get("restarts", 0) for r in (await self.daemon.admin())["rooms"]
-                           if r["name"] in self.daemon.rooms)
+        run.restarts = sum(r.get("restarts", 0) for r in (await self.daemon.admin())["rooms"] if r["name"] in steady)
         figures = summarize(run)
         figures["details"] = {
             "log_problems": run.log_problems[:10],
@@ -237,7 +236,7 @@ async def main(args: argparse.Namespace) -> int:
     if args.server_cpus or args.bot_cpus:
         print(f"CPUs: daemon and workers {cpus_text(args.server_cpus)}, participants {cpus_text(args.bot_cpus)}",
               flush=True)
-    rooms = room_names(args.rooms)
+    rooms = room_names(max(args.rooms))
     daemon = Daemon(workdir, REPO, max_peers=max(args.n) + 1, rooms=rooms, workers=args.workers,
                     cpus=args.server_cpus)
     try:
@@ -263,20 +262,20 @@ async def main(args: argparse.Namespace) -> int:
         clip_path = workdir / "clip.pickle"
         bench = Bench(args, workdir, daemon, clip_path)
         results = []
-        for n in [n for _round in range(args.rounds) for n in args.n]:
-            if args.rooms == 1:
+        for count, n in [(count, n) for _round in range(args.rounds) for count in args.rooms for n in args.n]:
+            if count == 1:
                 print(f"N={n}: starting {n} participants (+1 late joiner) in room {rooms[0]}", flush=True)
             else:
-                print(f"N={n}: starting {args.rooms} rooms ({', '.join(rooms)}) of {n} participants "
+                print(f"N={n}: starting {count} rooms ({', '.join(rooms[:count])}) of {n} participants "
                       f"(+1 late joiner each)", flush=True)
             try:
-                figures = await bench.run_n(n)
+                figures = await bench.run_n(n, rooms[:count])
             except BaseException as error:
                 failure = bot_failure(error)
                 if failure is None:
                     raise
                 print(f"  N={n}: abandoned: {failure}", flush=True)
-                figures = {"n": n, "error": str(failure)}
+                figures = {"n": n, "rooms": count, "error": str(failure)}
             results.append(figures)
             print(json.dumps(figures), flush=True)
             if args.json:
@@ -327,8 +326,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="run the whole list of N this many times on the same daemon (shows memory growth)")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--workdir", help="where config, logs and the clip go (default: a new temp dir)")
-    parser.add_argument("--rooms", type=int, default=1,
-                        help="rooms of N participants at once, bench1..benchR (default 1)")
+    parser.add_argument("--rooms", type=lambda s: [int(v) for v in s.split(",")], default=[1],
+                        help="how many rooms of N participants at once (bench1..benchR), comma-separated: "
+                             "one run for each, and each N (default 1)")
     parser.add_argument("--workers", type=workers_setting, default="auto",
                         help='[media] workers of the daemon: "auto" (one per core, the default) or a number; '
                              "0 runs the media on a thread of the daemon")
@@ -344,7 +344,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     for flag, cpus in (("--server-cpus", args.server_cpus), ("--bot-cpus", args.bot_cpus)):
         if cpus is not None and not cpus <= available:
             parser.error(f"{flag}: CPUs {cpus_text(cpus - available)} are not among this machine's {cpus_text(available)}")
-    if min(args.n) < 2 or args.duration <= 0 or not 1 <= args.rounds <= 100 or not 1 <= args.rooms <= 50:
+    if min(args.n) < 2 or args.duration <= 0 or not 1 <= args.rounds <= 100 or not 1 <= min(args.rooms) <= max(args.rooms) <= 50:
         parser.error("--n values must be at least 2, --duration positive, --rounds from 1 to 100, --rooms from 1 to 50")
     return args
 
