@@ -30,7 +30,7 @@ from . import clip as clips
 from . import procfs
 from .daemon import Daemon, connection_drops, log_problems, room_names
 from .processes import Bot, BotFailed, cpu_list
-from .stats import Run, Sample, connection_trouble, pairs, summarize, table
+from .stats import Run, Sample, capacity, connection_trouble, pairs, summarize, table
 
 REPO = Path(__file__).resolve().parent.parent
 POLL = 0.5  # seconds between two looks at the bots while waiting
@@ -282,9 +282,19 @@ async def main(args: argparse.Namespace) -> int:
                 Path(args.json).write_text(json.dumps({"machine": machine_text(), "videoroomd": tested,
                                                        "media": media, "rss_at_start_mib": memory,
                                                        "media_workers_at_start": at_start,
-                                                       "args": vars(args), "results": results}, indent=2,
+                                                       "args": vars(args), "results": results,
+                                                       "capacity": capacity(results, None if args.chromium else args.fps)},
+                                                      indent=2,
                                                       default=lambda value: sorted(value)))  # CPU sets
         print("\n" + table(results), flush=True)
+        best = capacity(results, None if args.chromium else args.fps)
+        if best is None:
+            print("\nat full frame rate: no run", flush=True)
+        else:
+            print(f"\nat full frame rate: at most {best['forwarded_pps']} forwarded RTP packets/s "
+                  f"({best['rooms']} room(s) of {best['n']}, {best['media_workers']} media worker(s); worker CPU, "
+                  f"% of one core: {', '.join(f'{w}: {pct}' for w, pct in best['worker_cpu_pct'].items())})",
+                  flush=True)
         return 0
     finally:
         code, left = await daemon.stop()

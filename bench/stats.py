@@ -266,6 +266,25 @@ def summarize(run: Run) -> dict:
     }
 
 
+def capacity(results: list[dict], fps: float | None) -> dict | None:
+    """The run with the most forwarded packets/s at full frame rate: every subscriber got
+    ≥ FULL_FRAME_RATE of the frames sent and (``fps`` given) every publisher sent at
+    ≥ FULL_FRAME_RATE of ``fps``, so that neither the server nor the bots fell behind. None if none did."""
+    best = None
+    for figures in results:
+        if "error" in figures or not figures.get("full_frame_rate"):
+            continue
+        if fps is not None and figures.get("publisher_fps_min", 0) < FULL_FRAME_RATE * fps:
+            continue
+        if best is None or figures["forwarded_pps"] > best["forwarded_pps"]:
+            best = figures
+    if best is None:
+        return None
+    return {"forwarded_pps": best["forwarded_pps"], "n": best["n"], "rooms": best.get("rooms", 1),
+            "media_workers": best.get("media_workers"),
+            "worker_cpu_pct": {w["worker"]: w["cpu_pct"] for w in best.get("workers", [])}}
+
+
 def _round(value: float | None) -> int | None:
     return None if value is None else round(value)
 
