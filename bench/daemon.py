@@ -102,7 +102,9 @@ class Daemon:
         media workers) that were still there 5 s after it ended, which are then killed."""
         if self.child is None:
             return None, []
-        below = {pid: procfs.start_ticks(pid) for pid in self.processes() - {self.pid}} if self.child.proc.poll() is None else {}
+        below = {}
+        if self.child.proc.poll() is None:
+            below = {pid: procfs.start_ticks(pid) for pid in self.processes() - {self.pid}}
         code = await self.child.stop(grace=10.0)
         deadline = time.monotonic() + 5.0
         left = below
@@ -125,9 +127,6 @@ class Daemon:
         if status != 200:
             raise RuntimeError(f"/admin/rooms answered {status}: {body[:200]!r}")
         return json.loads(body)
-
-    async def room(self, name: str) -> dict:
-        return next(r for r in (await self.admin())["rooms"] if r["name"] == name)
 
     async def wait_rooms_empty(self, timeout: float) -> bool:
         """Whether every bench room lists no peers and no tracks within ``timeout`` seconds."""

@@ -262,6 +262,10 @@ async def main(args: argparse.Namespace) -> int:
         clip_path = workdir / "clip.pickle"
         bench = Bench(args, workdir, daemon, clip_path)
         results = []
+
+        def best() -> dict | None:
+            return capacity(results, None if args.chromium else args.fps)
+
         for count, n in [(count, n) for _round in range(args.rounds) for count in args.rooms for n in args.n]:
             if count == 1:
                 print(f"N={n}: starting {n} participants (+1 late joiner) in room {rooms[0]}", flush=True)
@@ -283,17 +287,18 @@ async def main(args: argparse.Namespace) -> int:
                                                        "media": media, "rss_at_start_mib": memory,
                                                        "media_workers_at_start": at_start,
                                                        "args": vars(args), "results": results,
-                                                       "capacity": capacity(results, None if args.chromium else args.fps)},
+                                                       "capacity": best()},
                                                       indent=2,
                                                       default=lambda value: sorted(value)))  # CPU sets
         print("\n" + table(results), flush=True)
-        best = capacity(results, None if args.chromium else args.fps)
-        if best is None:
-            print("\nat full frame rate: no run", flush=True)
+        top = best()
+        if top is None:
+            print("\nat full frame rate: no run (in each, some subscriber got < 99 % of the frames sent, or some "
+                  "publisher sent < 99 % of --fps: the bots were short of CPU)", flush=True)
         else:
-            print(f"\nat full frame rate: at most {best['forwarded_pps']} forwarded RTP packets/s "
-                  f"({best['rooms']} room(s) of {best['n']}, {best['media_workers']} media worker(s); worker CPU, "
-                  f"% of one core: {', '.join(f'{w}: {pct}' for w, pct in best['worker_cpu_pct'].items())})",
+            print(f"\nat full frame rate: at most {top['forwarded_pps']} forwarded RTP packets/s "
+                  f"({top['rooms']} room(s) of {top['n']}, {top['media_workers']} media worker(s); worker CPU, "
+                  f"% of one core: {', '.join(f'{w}: {pct}' for w, pct in top['worker_cpu_pct'].items())})",
                   flush=True)
         return 0
     finally:
@@ -316,8 +321,11 @@ async def wait_workers(daemon: Daemon, timeout: float = 30.0) -> list[dict]:
 def describe_workers(workers: list[dict], daemon_pid: int) -> str:
     if not workers:
         return "none"
-    return ", ".join(f"{w['worker']} ({'a thread of the daemon' if w.get('pid') == daemon_pid else 'pid %s' % w.get('pid')}"
-                     f"{'' if w.get('running') else ', not running'})" for w in workers)
+    def one(worker: dict) -> str:
+        where = "a thread of the daemon" if worker.get("pid") == daemon_pid else f"pid {worker.get('pid')}"
+        return f"{worker['worker']} ({where}{'' if worker.get('running') else ', not running'})"
+
+    return ", ".join(one(worker) for worker in workers)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -353,8 +361,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     available = os.sched_getaffinity(0)
     for flag, cpus in (("--server-cpus", args.server_cpus), ("--bot-cpus", args.bot_cpus)):
         if cpus is not None and not cpus <= available:
-            parser.error(f"{flag}: CPUs {cpus_text(cpus - available)} are not among this machine's {cpus_text(available)}")
-    if min(args.n) < 2 or args.duration <= 0 or not 1 <= args.rounds <= 100 or not 1 <= min(args.rooms) <= max(args.rooms) <= 50:
+            parser.error(f"{flag}: CPUs {cpus_text(cpus - available)} are not among the ones this may use "
+                         f"({cpus_text(available)})")
+    rooms_ok = 1 <= min(args.rooms) <= max(args.rooms) <= 50
+    if min(args.n) < 2 or args.duration <= 0 or not 1 <= args.rounds <= 100 or not rooms_ok:
         parser.error("--n values must be at least 2, --duration positive, --rounds from 1 to 100, --rooms from 1 to 50")
     return args
 
