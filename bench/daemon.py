@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import sys
 import time
@@ -16,7 +18,11 @@ import trio
 from . import procfs
 from .processes import Child
 
-ROOM = "bench"
+ROOM_PREFIX = "bench"  # the rooms are bench1, bench2, ...
+
+
+def room_names(count: int) -> list[str]:
+    return [f"{ROOM_PREFIX}{index}" for index in range(1, count + 1)]
 
 
 def free_port() -> int:
@@ -25,7 +31,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def config_text(port: int, max_peers: int, log_file: Path) -> str:
+def config_text(port: int, max_peers: int, log_file: Path, rooms: list[str], workers: int | str) -> str:
+    workers_value = f'"{workers}"' if isinstance(workers, str) else str(workers)
+    room_tables = "".join(f"\n[rooms.{room}]\nmax_peers = {max_peers}\n" for room in rooms)
     return f"""\
 [server]
 listen = "127.0.0.1:{port}"
@@ -40,9 +48,9 @@ level = "info"
 format = "json"
 file = "{log_file}"
 
-[rooms.{ROOM}]
-max_peers = {max_peers}
-"""
+[media]
+workers = {workers_value}
+{room_tables}"""
 
 
 def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
@@ -54,15 +62,19 @@ def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
 
 
 class Daemon:
-    def __init__(self, workdir: Path, repo: Path, max_peers: int):
+    def __init__(self, workdir: Path, repo: Path, max_peers: int, rooms: list[str], workers: int | str = "auto",
+                 cpus: set[int] | None = None):
         self.workdir = workdir
+        self.cpus = cpus  # the daemon runs on these CPUs only, and so do its workers ("auto": one per CPU)
+        self.rooms = rooms
+        self.workers = workers
         self.repo = repo
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.socket_url = f"ws://127.0.0.1:{self.port}/socket/websocket?vsn=2.0.0"
         self.log_file = workdir / "videoroomd.log"
         self.config = workdir / "videoroomd.toml"
-        self.config.write_text(config_text(self.port, max_peers, self.log_file))
+        self.config.write_text(config_text(self.port, max_peers, self.log_file, rooms, workers))
         self.child: Child | None = None
 
     @property
@@ -72,7 +84,7 @@ class Daemon:
 
     async def start(self, timeout: float = 30.0) -> None:
         argv = [sys.executable, "-m", "videoroomd", "serve", "--config", str(self.config)]
-        self.child = Child(argv, self.workdir / "videoroomd.out", self.repo)
+        self.child = Child(argv, self.workdir / "videoroomd.out", self.repo, cpus=self.cpus)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.child.proc.poll() is not None:
@@ -85,39 +97,94 @@ class Daemon:
             await trio.sleep(0.2)
         raise RuntimeError(f"videoroomd not healthy after {timeout:.0f} s; see {self.child.log}")
 
-    async def stop(self) -> int | None:
-        return await self.child.stop(grace=10.0) if self.child is not None else None
+    async def stop(self) -> tuple[int | None, list[int]]:
+        """Stop the daemon; returns its exit status and the pids of processes it started (its
+        media workers) that were still there 5 s after it ended, which are then killed."""
+        if self.child is None:
+            return None, []
+        below = {}
+        if self.child.proc.poll() is None:
+            below = {pid: procfs.start_ticks(pid) for pid in self.processes() - {self.pid}}
+        code = await self.child.stop(grace=10.0)
+        deadline = time.monotonic() + 5.0
+        left = below
+        while left and time.monotonic() < deadline:
+            await trio.sleep(0.1)
+            left = {pid: started for pid, started in left.items() if procfs.start_ticks(pid) == started}
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return code, sorted(left)
 
     async def get(self, path: str) -> tuple[int, bytes]:
         return await trio.to_thread.run_sync(_get, self.url + path)
 
-    async def room(self) -> dict:
+    async def admin(self) -> dict:
+        """The admin view (/admin/rooms): every room with its worker, and ``media_workers``."""
         status, body = await self.get("/admin/rooms")
         if status != 200:
             raise RuntimeError(f"/admin/rooms answered {status}: {body[:200]!r}")
-        return next(r for r in json.loads(body)["rooms"] if r["name"] == ROOM)
+        return json.loads(body)
 
-    async def wait_room_empty(self, timeout: float) -> bool:
+    async def wait_rooms_empty(self, timeout: float) -> bool:
+        """Whether every bench room lists no peers and no tracks within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            room = await self.room()
-            if room.get("peers", 0) == 0 and room.get("tracks", 0) == 0:
+            rooms = [r for r in (await self.admin())["rooms"] if r["name"] in self.rooms]
+            if all(r.get("peers", 0) == 0 and r.get("tracks", 0) == 0 for r in rooms):
                 return True
             await trio.sleep(0.25)
         return False
 
-    # -- what the process costs --------------------------------------------------------
+    # -- what the processes cost -------------------------------------------------------
+    def usage(self) -> tuple[float, float, dict[tuple[int, int], float]]:
+        """CPU seconds of the daemon and its media workers together, of which system, and per thread."""
+        return procfs.tree_usage(self.pid)
+
     def cpu_seconds(self) -> float:
+        """CPU seconds of the daemon process alone (its media workers not counted)."""
         return procfs.cpu_seconds(self.pid)
-
-    def system_seconds(self) -> float:
-        return procfs.system_seconds(self.pid)
-
-    def thread_cpu(self) -> dict[int, float]:
-        return procfs.thread_cpu_seconds(self.pid)
 
     def rss_mib(self) -> float:
         return procfs.rss_mib(self.pid)
+
+    def worker_cpu(self, workers: list[dict]) -> dict[str, dict]:
+        """Each media worker (rows of the admin view's ``media_workers``) with its CPU seconds so far.
+
+        A worker process's CPU comes from /proc of its pid; a worker that is a thread of the
+        daemon (``workers = 0``) has the daemon's pid, and its CPU is the thread's own time
+        as the worker reports it. ``cpu`` is None for a worker that is not running.
+        """
+        result = {}
+        for row in workers:
+            pid, cpu, thread = row.get("pid"), None, row.get("pid") == self.pid
+            if row.get("running") and pid is not None:
+                try:
+                    cpu = row.get("cpu_seconds") if thread else procfs.cpu_seconds(pid)
+                except (FileNotFoundError, ProcessLookupError):
+                    cpu = None
+            result[str(row["worker"])] = {"pid": pid, "thread": thread, "cpu": cpu,
+                                          "restarts": row.get("restarts", 0)}
+        return result
+
+    async def memory(self) -> dict:
+        """RSS in MiB of the daemon process and of each media worker process (a worker
+        that is a thread of the daemon has no RSS of its own and is left out)."""
+        workers = {}
+        for row in (await self.admin()).get("media_workers", []):
+            pid = row.get("pid")
+            if row.get("running") and pid is not None and pid != self.pid:
+                try:
+                    workers[str(row["worker"])] = procfs.rss_mib(pid)
+                except (FileNotFoundError, ProcessLookupError):
+                    continue
+        return {"daemon": self.rss_mib(), "workers": workers}
+
+    def processes(self) -> set[int]:
+        """The daemon and every live process below it."""
+        return procfs.tree_pids(self.pid)
 
     # -- its log -----------------------------------------------------------------------
     def log_size(self) -> int:

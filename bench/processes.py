@@ -29,6 +29,22 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _prepare(cpus: set[int] | None) -> None:
+    # In the child, before it runs anything: its threads and children inherit the CPUs.
+    _die_with_parent()
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+
+
+def cpu_list(text: str) -> set[int]:
+    """CPUs as ``taskset -c`` writes them: "2,3" or "0-1,4"."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return cpus
+
+
 class BotFailed(Exception):
     pass
 
@@ -36,7 +52,8 @@ class BotFailed(Exception):
 class Child:
     """A process with its stderr (and stdout unless piped) in ``log``."""
 
-    def __init__(self, argv: list[str], log: Path, cwd: Path, *, piped: bool = False):
+    def __init__(self, argv: list[str], log: Path, cwd: Path, *, piped: bool = False,
+                 cpus: set[int] | None = None):
         self.log = log
         self.piped = piped
         with open(log, "ab") as log_file:
@@ -47,7 +64,7 @@ class Child:
             else:
                 stdin, stdout = subprocess.DEVNULL, log_file
             self.proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=log_file, cwd=cwd,
-                                         start_new_session=True, preexec_fn=_die_with_parent)
+                                         start_new_session=True, preexec_fn=lambda: _prepare(cpus))
         if piped:
             os.close(child_in)
             os.close(child_out)
@@ -83,8 +100,8 @@ class Child:
 class Bot(Child):
     """A ``bench.bot`` process: commands go to its stdin, its JSON lines come back as messages."""
 
-    def __init__(self, argv: list[str], log: Path, cwd: Path, name: str):
-        super().__init__(argv, log, cwd, piped=True)
+    def __init__(self, argv: list[str], log: Path, cwd: Path, name: str, cpus: set[int] | None = None):
+        super().__init__(argv, log, cwd, piped=True, cpus=cpus)
         self.name = name
         self._send, self._messages = trio.open_memory_channel(1000)
         self.joined: dict | None = None

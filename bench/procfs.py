@@ -39,7 +39,18 @@ def thread_cpu_seconds(pid: int) -> dict[int, float]:
     return times
 
 
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks after boot), to tell it from a later process given the
+    same pid; None when there is no such process."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return int(text[text.rindex(")") + 2:].split()[19])
+
+
 def rss_mib(pid: int) -> float:
+    """Resident memory of ``pid`` (VmRSS), MiB; raises FileNotFoundError for a process that is gone."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
@@ -62,8 +73,8 @@ def machine() -> dict:
     return {"cpus": os.cpu_count(), "cpu_model": model, "ram_gib": round(memory / 1024 / 1024, 1)}
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """CPU time of ``root`` and every process below it (a browser and its helpers), live ones only."""
+def tree_pids(root: int) -> set[int]:
+    """``root`` and every live process below it (a daemon's media workers, a browser's helpers)."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -78,8 +89,30 @@ def tree_cpu_seconds(root: int) -> float:
         children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
         tree.update(children)
         frontier.extend(children)
+    return tree
+
+
+def tree_usage(root: int) -> tuple[float, float, dict[tuple[int, int], float]]:
+    """(CPU seconds, of which system, CPU seconds of each (pid, thread id)) of ``root`` and the
+    live processes below it. A process that ended meanwhile is left out."""
+    cpu = system = 0.0
+    threads: dict[tuple[int, int], float] = {}
+    for pid in tree_pids(root):
+        try:
+            user_time, system_time = _user_system(Path(f"/proc/{pid}/stat"))
+            for tid, seconds in thread_cpu_seconds(pid).items():
+                threads[(pid, tid)] = seconds
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        cpu += user_time + system_time
+        system += system_time
+    return cpu, system, threads
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time of ``root`` and every process below it (a browser and its helpers), live ones only."""
     total = 0.0
-    for pid in tree:
+    for pid in tree_pids(root):
         try:
             total += cpu_seconds(pid)
         except (FileNotFoundError, ProcessLookupError):

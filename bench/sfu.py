@@ -1,18 +1,22 @@
 """SFU benchmark: ``python -m bench.sfu [--n 2,4,6,8] [--duration 20] ...`` (see docs/benchmarks.md).
 
-Starts ``videoroomd serve`` on 127.0.0.1 and, for each N, N participants
-in separate processes (:mod:`bench.bot`) that publish a pre-encoded VP8 +
-Opus clip and receive everyone else without decoding. After every pair
-flows and a warm-up, it measures a steady window: the server's CPU time
-(from /proc) against the RTP packets the subscribers received, frame
-rates, and then one late joiner's wait for keyframes. Every child process
-is stopped on the way out, Ctrl-C included.
+Starts ``videoroomd serve`` on 127.0.0.1 (with ``--workers`` media
+workers) and, for each N, ``--rooms`` rooms of N participants at once, each
+participant a separate process (:mod:`bench.bot`) that publishes a
+pre-encoded VP8 + Opus clip and receives everyone else in its room without
+decoding. After every pair flows and a warm-up, it measures a steady
+window: the server's CPU time (the daemon and its media workers, from
+/proc) against the RTP packets the subscribers received, each worker's CPU
+and memory, frame rates per room and in total, and then one late joiner
+per room waiting for keyframes. Every child process is stopped on the way
+out, Ctrl-C included, and the daemon's workers must be gone with it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -24,9 +28,9 @@ import trio
 
 from . import clip as clips
 from . import procfs
-from .daemon import ROOM, Daemon, connection_drops, log_problems
-from .processes import Bot, BotFailed
-from .stats import Run, Sample, connection_trouble, pairs, summarize, table
+from .daemon import Daemon, connection_drops, log_problems, room_names
+from .processes import Bot, BotFailed, cpu_list
+from .stats import Run, Sample, capacity, connection_trouble, pairs, summarize, table
 
 REPO = Path(__file__).resolve().parent.parent
 POLL = 0.5  # seconds between two looks at the bots while waiting
@@ -39,14 +43,15 @@ class Bench:
         self.daemon = daemon
         self.clip_path = clip_path
 
-    def spawn(self, n: int, index: int) -> Bot:
-        name = f"n{n}-bot{index}"
+    def spawn(self, n: int, room: str, index: int) -> Bot:
+        name = f"n{n}-{room}-bot{index}"
         a = self.args
-        lifetime = 120 + a.stagger * n + a.settle_timeout + a.warmup + a.duration + a.late_timeout
+        loading = 3 * max(a.rooms) * (n + 1)  # seconds: every participant loads at once, on a few cores
+        lifetime = 120 + loading + a.stagger * n + a.settle_timeout + a.warmup + a.duration + a.late_timeout
         module = "bench.browser_bot" if a.chromium else "bench.bot"
-        argv = [sys.executable, "-m", module, self.daemon.socket_url, ROOM, name, str(self.clip_path),
+        argv = [sys.executable, "-m", module, self.daemon.socket_url, room, name, str(self.clip_path),
                 "--lifetime", str(lifetime)]
-        return Bot(argv, self.workdir / f"{name}.log", REPO, name)
+        return Bot(argv, self.workdir / f"{name}.log", REPO, name, cpus=a.bot_cpus)
 
     async def snaps(self, bots: list[Bot]) -> dict[str, dict]:
         result: dict[str, dict] = {}
@@ -60,14 +65,19 @@ class Bench:
         return result
 
     async def sample(self, bots: list[Bot]) -> Sample:
+        admin = await self.daemon.admin()  # first: which pids the workers have (an HTTP round trip)
         t = time.monotonic()
-        cpu, system = self.daemon.cpu_seconds(), self.daemon.system_seconds()
-        threads, machine = self.daemon.thread_cpu(), procfs.machine_ticks()
-        return Sample(t, cpu, system, threads, machine, time.process_time(), await self.snaps(bots))
+        cpu, system, threads = self.daemon.usage()
+        daemon_cpu = self.daemon.cpu_seconds()
+        workers = self.daemon.worker_cpu(admin.get("media_workers", []))
+        machine = procfs.machine_ticks()
+        placement = {r["name"]: r.get("worker") for r in admin["rooms"] if r["name"] in self.daemon.rooms}
+        return Sample(t, cpu, system, threads, machine, time.process_time(), await self.snaps(bots),
+                      daemon_cpu=daemon_cpu, workers=workers, placement=placement)
 
     @staticmethod
     def flowing(snaps: dict[str, dict], joined: dict[str, dict]) -> bool:
-        """Every bot receives audio and video frames from every other bot."""
+        """Every bot receives audio and video frames from every other bot (``joined``: one room's)."""
         for sub, pub in pairs(joined):
             received = {e.get("track"): e for e in snaps[sub].get("received", {}).values()}
             for track_id in joined[pub]["tracks"].values():
@@ -75,9 +85,11 @@ class Bench:
                     return False
         return True
 
-    async def run_n(self, n: int) -> dict:
-        bots = [self.spawn(n, i) for i in range(n + 1)]  # the last one joins late
-        steady, late = bots[:n], bots[n]
+    async def run_n(self, n: int, rooms: list[str]) -> dict:
+        """One run: ``rooms`` of ``n`` participants each at once; returns its figures."""
+        steady = {room: [self.spawn(n, room, i) for i in range(n)] for room in rooms}
+        late = {room: self.spawn(n, room, n) for room in rooms}  # one late joiner per room
+        bots = [bot for room in rooms for bot in steady[room] + [late[room]]]
         async with trio.open_nursery() as nursery:
             for bot in bots:
                 nursery.start_soon(bot.read_messages)
@@ -90,58 +102,94 @@ class Bench:
                             stopping.start_soon(bot.stop)
                 nursery.cancel_scope.cancel()
 
-    async def _measure(self, n: int, steady: list[Bot], late: Bot) -> dict:
+    async def _measure(self, n: int, steady: dict[str, list[Bot]], late: dict[str, Bot]) -> dict:
         a = self.args
-        for bot in steady + [late]:
+        everyone = [bot for room in steady for bot in steady[room]]
+        for bot in everyone + list(late.values()):
             await bot.expect("ready", timeout=60)  # imports and clip loading done before anyone joins
         log_from = self.daemon.log_size()
-        rss = {"before": self.daemon.rss_mib()}
-        joined, settled = await self._join_all(n, steady)
+        memory = {"before": await self.daemon.memory()}
+        joined_by_room, settled_by_room = await self._join_all(n, steady)
         await trio.sleep(a.warmup)
-        start = await self.sample(steady)
+        start = await self.sample(everyone)
         await trio.sleep(a.duration)
-        end = await self.sample(steady)
-        rss["steady"] = self.daemon.rss_mib()
-        run = Run(n, joined, start, end, settled, rss_mib=rss)
-        run.late = await self._late_joiner(late, joined)
-        run.final = {**await self.snaps(steady), late.name: run.late["snap"]}
+        end = await self.sample(everyone)
+        memory["steady"] = await self.daemon.memory()
+        joined = {name: info for room in joined_by_room.values() for name, info in room.items()}
+        settled = None if None in settled_by_room.values() else max(settled_by_room.values())
+        run = Run(n, joined, start, end, settled, rooms={room: list(j) for room, j in joined_by_room.items()},
+                  settled_by_room=settled_by_room)
+        run.late = await self._late_joiners(late, joined_by_room)
+        run.final = {**await self.snaps(everyone), **{late[room].name: info["snap"] for room, info in run.late.items()}}
         leaving = utc_now()
-        for bot in steady + [late]:
+        for bot in everyone + list(late.values()):
             await bot.stop()
-        if not await self.daemon.wait_room_empty(timeout=20):
-            print(f"  N={n}: the room still lists peers or tracks 20 s after everyone left", flush=True)
+        if not await self.daemon.wait_rooms_empty(timeout=20):
+            print(f"  N={n}: a room still lists peers or tracks 20 s after everyone left", flush=True)
         await trio.sleep(1)
-        rss["after"] = self.daemon.rss_mib()
+        memory["after"] = await self.daemon.memory()
+        run.rss_mib = {moment: m["daemon"] for moment, m in memory.items()}
+        for moment, m in memory.items():
+            for worker, mib in m["workers"].items():
+                run.worker_rss_mib.setdefault(worker, {})[moment] = mib
         entries = self.daemon.log_entries(log_from)
         run.log_problems = [(*key, count) for key, count in log_problems(entries).most_common()]
         run.server_drops = connection_drops(entries, before=leaving)
-        run.restarts = (await self.daemon.room()).get("restarts", 0)
+        run.restarts = sum(r.get("restarts", 0) for r in (await self.daemon.admin())["rooms"] if r["name"] in steady)
         figures = summarize(run)
         figures["details"] = {
             "log_problems": run.log_problems[:10],
             "server_drops": run.server_drops[:10],
             "bot_connection_trouble": connection_trouble(run.final)[:10],
-            "bot_notes": [m for bot in steady + [late] for m in bot.notes][:10],
+            "bot_notes": [m for bot in everyone + list(late.values()) for m in bot.notes][:10],
         }
         return figures
 
-    async def _join_all(self, n: int, steady: list[Bot]) -> tuple[dict[str, dict], float | None]:
-        """Join one bot every ``--stagger`` seconds; then wait until every pair has media (or give up)."""
-        joined = {}
+    async def _join_all(self, n: int, steady: dict[str, list[Bot]]) -> tuple[dict[str, dict[str, dict]],
+                                                                             dict[str, float | None]]:
+        """Join one bot of each room every ``--stagger`` seconds (the rooms side by side); then wait
+        until every pair of every room has media (or give up). Returns each room's "joined"
+        messages and the seconds until it flowed (None: it never did)."""
+        joined: dict[str, dict[str, dict]] = {room: {} for room in steady}
         began = time.monotonic()
-        for index, bot in enumerate(steady):
-            if index:
-                await trio.sleep(self.args.stagger)
-            joined[bot.name] = await bot.request("join", "joined", timeout=30)
+
+        async def join_room(room: str) -> None:
+            for index, bot in enumerate(steady[room]):
+                if index:
+                    await trio.sleep(self.args.stagger)
+                joined[room][bot.name] = await bot.request("join", "joined", timeout=30)
+
+        async with trio.open_nursery() as nursery:
+            for room in steady:
+                nursery.start_soon(join_room, room)
+        everyone = [bot for room in steady for bot in steady[room]]
+        settled: dict[str, float | None] = {room: None for room in steady}
         deadline = began + self.args.settle_timeout
-        while time.monotonic() < deadline:
-            if self.flowing(await self.snaps(steady), joined):
-                settled = time.monotonic() - began
-                print(f"  N={n}: every pair flowing after {settled:.1f} s", flush=True)
-                return joined, settled
-            await trio.sleep(POLL)
-        print(f"  N={n}: some pairs still without media after {self.args.settle_timeout:.0f} s", flush=True)
-        return joined, None
+        while time.monotonic() < deadline and None in settled.values():
+            snaps = await self.snaps(everyone)
+            for room in steady:
+                if settled[room] is None and self.flowing(snaps, joined[room]):
+                    settled[room] = time.monotonic() - began
+                    print(f"  N={n}, room {room}: every pair flowing after {settled[room]:.1f} s", flush=True)
+            if None in settled.values():
+                await trio.sleep(POLL)
+        for room, after in settled.items():
+            if after is None:
+                print(f"  N={n}, room {room}: some pairs still without media after "
+                      f"{self.args.settle_timeout:.0f} s", flush=True)
+        return joined, settled
+
+    async def _late_joiners(self, late: dict[str, Bot], joined: dict[str, dict[str, dict]]) -> dict[str, dict]:
+        """Each room's late joiner joins (all rooms at once) and waits for a keyframe of every publisher."""
+        result: dict[str, dict] = {}
+
+        async def one(room: str) -> None:
+            result[room] = await self._late_joiner(late[room], joined[room])
+
+        async with trio.open_nursery() as nursery:
+            for room in late:
+                nursery.start_soon(one, room)
+        return result
 
     async def _late_joiner(self, late: Bot, joined: dict[str, dict]) -> dict:
         info = await late.request("join", "joined", timeout=30)
@@ -185,13 +233,23 @@ async def main(args: argparse.Namespace) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     tested = revision()  # now, before the daemon loads its code: others may commit while it runs
     print(f"machine: {machine_text()}\nvideoroomd: {tested}\nwork files: {workdir}", flush=True)
-    daemon = Daemon(workdir, REPO, max_peers=max(args.n) + 1)
+    if args.server_cpus or args.bot_cpus:
+        print(f"CPUs: daemon and workers {cpus_text(args.server_cpus)}, participants {cpus_text(args.bot_cpus)}",
+              flush=True)
+    rooms = room_names(max(args.rooms))
+    daemon = Daemon(workdir, REPO, max_peers=max(args.n) + 1, rooms=rooms, workers=args.workers,
+                    cpus=args.server_cpus)
     try:
         await daemon.start()
+        at_start = await wait_workers(daemon)
+        print(f"media workers ([media] workers = {args.workers}): {describe_workers(at_start, daemon.pid)}", flush=True)
+        memory = await daemon.memory()
+        print(f"RSS before anyone joined: daemon {memory['daemon']:.0f} MiB"
+              + "".join(f", worker {w} {mib:.0f} MiB" for w, mib in sorted(memory["workers"].items())), flush=True)
         if args.chromium:
-            status, _body = await daemon.get(f"/room/{ROOM}")
+            status, _body = await daemon.get(f"/room/{rooms[0]}")
             if status != 200:
-                print(f"--chromium: skipped: the daemon serves no web page at /room/{ROOM} (HTTP {status}), "
+                print(f"--chromium: skipped: the daemon serves no web page at /room/{rooms[0]} (HTTP {status}), "
                       "so there is nothing for Chromium to drive.", flush=True)
                 return 2
             media = "Chromium's fake camera and microphone, encoded by Chromium (VP8, Opus)"
@@ -204,27 +262,70 @@ async def main(args: argparse.Namespace) -> int:
         clip_path = workdir / "clip.pickle"
         bench = Bench(args, workdir, daemon, clip_path)
         results = []
-        for n in [n for _round in range(args.rounds) for n in args.n]:
-            print(f"N={n}: starting {n} participants (+1 late joiner)", flush=True)
+
+        def best() -> dict | None:
+            return capacity(results, None if args.chromium else args.fps)
+
+        for count, n in [(count, n) for _round in range(args.rounds) for count in args.rooms for n in args.n]:
+            if count == 1:
+                print(f"N={n}: starting {n} participants (+1 late joiner) in room {rooms[0]}", flush=True)
+            else:
+                print(f"N={n}: starting {count} rooms ({', '.join(rooms[:count])}) of {n} participants "
+                      f"(+1 late joiner each)", flush=True)
             try:
-                figures = await bench.run_n(n)
+                figures = await bench.run_n(n, rooms[:count])
             except BaseException as error:
                 failure = bot_failure(error)
                 if failure is None:
                     raise
                 print(f"  N={n}: abandoned: {failure}", flush=True)
-                figures = {"n": n, "error": str(failure)}
+                figures = {"n": n, "rooms": count, "error": str(failure)}
             results.append(figures)
             print(json.dumps(figures), flush=True)
             if args.json:
                 Path(args.json).write_text(json.dumps({"machine": machine_text(), "videoroomd": tested,
-                                                       "media": media,
-                                                       "args": vars(args), "results": results}, indent=2))
+                                                       "media": media, "rss_at_start_mib": memory,
+                                                       "media_workers_at_start": at_start,
+                                                       "args": vars(args), "results": results,
+                                                       "capacity": best()},
+                                                      indent=2,
+                                                      default=lambda value: sorted(value)))  # CPU sets
         print("\n" + table(results), flush=True)
+        top = best()
+        if top is None:
+            print("\nat full frame rate: no run (in each, some subscriber got < 99 % of the frames sent, or some "
+                  "publisher sent < 99 % of --fps: the bots were short of CPU)", flush=True)
+        else:
+            print(f"\nat full frame rate: at most {top['forwarded_pps']} forwarded RTP packets/s "
+                  f"({top['rooms']} room(s) of {top['n']}, {top['media_workers']} media worker(s); worker CPU, "
+                  f"% of one core: {', '.join(f'{w}: {pct}' for w, pct in top['worker_cpu_pct'].items())})",
+                  flush=True)
         return 0
     finally:
-        code = await daemon.stop()
+        code, left = await daemon.stop()
         print(f"videoroomd stopped (exit {code}); its log: {daemon.log_file}", flush=True)
+        if left:
+            print(f"processes the daemon started were still there 5 s after it ended, now killed: {left}", flush=True)
+
+
+async def wait_workers(daemon: Daemon, timeout: float = 30.0) -> list[dict]:
+    """The admin view's ``media_workers`` once every one of them runs (or after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        workers = (await daemon.admin()).get("media_workers", [])
+        if (workers and all(w.get("running") for w in workers)) or time.monotonic() > deadline:
+            return workers
+        await trio.sleep(0.2)
+
+
+def describe_workers(workers: list[dict], daemon_pid: int) -> str:
+    if not workers:
+        return "none"
+    def one(worker: dict) -> str:
+        where = "a thread of the daemon" if worker.get("pid") == daemon_pid else f"pid {worker.get('pid')}"
+        return f"{worker['worker']} ({where}{'' if worker.get('running') else ', not running'})"
+
+    return ", ".join(one(worker) for worker in workers)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -243,12 +344,46 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="run the whole list of N this many times on the same daemon (shows memory growth)")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--workdir", help="where config, logs and the clip go (default: a new temp dir)")
+    parser.add_argument("--rooms", type=lambda s: [int(v) for v in s.split(",")], default=[1],
+                        help="how many rooms of N participants at once (bench1..benchR), comma-separated: "
+                             "one run for each, and each N (default 1)")
+    parser.add_argument("--workers", type=workers_setting, default="auto",
+                        help='[media] workers of the daemon: "auto" (one per core, the default) or a number; '
+                             "0 runs the media on a thread of the daemon")
+    parser.add_argument("--server-cpus", type=cpu_list, metavar="LIST",
+                        help='run the daemon and its media workers on these CPUs only ("0-1", "0,2"); '
+                             '"auto" workers are then one per CPU of the list')
+    parser.add_argument("--bot-cpus", type=cpu_list, metavar="LIST",
+                        help="run the participants on these CPUs only")
     parser.add_argument("--chromium", action="store_true",
                         help="participants are headless Chromium on the daemon's web page instead of aiortc bots")
     args = parser.parse_args(argv)
-    if min(args.n) < 2 or args.duration <= 0 or not 1 <= args.rounds <= 100:
-        parser.error("--n values must be at least 2, --duration positive, --rounds from 1 to 100")
+    available = os.sched_getaffinity(0)
+    for flag, cpus in (("--server-cpus", args.server_cpus), ("--bot-cpus", args.bot_cpus)):
+        if cpus is not None and not cpus <= available:
+            parser.error(f"{flag}: CPUs {cpus_text(cpus - available)} are not among the ones this may use "
+                         f"({cpus_text(available)})")
+    rooms_ok = 1 <= min(args.rooms) <= max(args.rooms) <= 50
+    if min(args.n) < 2 or args.duration <= 0 or not 1 <= args.rounds <= 100 or not rooms_ok:
+        parser.error("--n values must be at least 2, --duration positive, --rounds from 1 to 100, --rooms from 1 to 50")
     return args
+
+
+def cpus_text(cpus: set[int] | None) -> str:
+    return ",".join(str(c) for c in sorted(cpus)) if cpus else "any"
+
+
+def workers_setting(text: str) -> int | str:
+    """``--workers``: "auto" or a number of media workers (0: a thread of the daemon)."""
+    if text == "auto":
+        return text
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected "auto" or a number from 0 to 256, got {text!r}') from None
+    if not 0 <= count <= 256:
+        raise argparse.ArgumentTypeError(f"expected a number of media workers from 0 to 256, got {count}")
+    return count
 
 
 def bot_failure(error: BaseException) -> BotFailed | None:

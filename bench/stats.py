@@ -1,8 +1,9 @@
 """From what the bots and /proc said to the figures of one run (pure code).
 
-A *pair* is one subscriber and one publisher's video track. The window
-is the steady state between two samples, ``start`` and ``end``: each
-sample holds every bot's counters and the server's CPU time.
+A *pair* is one subscriber and one publisher's video track of the same
+room. The window is the steady state between two samples, ``start`` and
+``end``: each sample holds every bot's counters, the server's CPU time
+(the daemon and its media workers) and each media worker's.
 """
 
 from __future__ import annotations
@@ -12,28 +13,37 @@ import statistics
 from dataclasses import dataclass, field
 
 
+FULL_FRAME_RATE = 0.99  # received/sent frames of the worst pair at or above which a run is "at full frame rate"
+
+
 @dataclass
 class Sample:
     t: float                 # monotonic seconds, taken by the harness
-    server_cpu: float        # seconds
+    server_cpu: float        # seconds: the daemon and every process below it (its media workers)
     server_system: float     # seconds of server_cpu spent in the kernel
-    server_threads: dict[int, float]
+    server_threads: dict[tuple[int, int], float]  # (pid, thread id) -> seconds, daemon and workers
     machine: tuple[int, int]  # (busy, total) ticks
     harness_cpu: float       # seconds of CPU this harness used so far
     snaps: dict[str, dict]   # bot name -> its "snap" message
+    daemon_cpu: float = 0.0  # seconds: the daemon process alone
+    workers: dict[str, dict] = field(default_factory=dict)  # worker name -> {"pid", "thread", "cpu", "restarts"}
+    placement: dict[str, str | None] = field(default_factory=dict)  # room -> the worker carrying it
 
 
 @dataclass
 class Run:
     n: int
-    joined: dict[str, dict]             # bot name -> its "joined" message (the N steady participants)
+    joined: dict[str, dict]             # bot name -> its "joined" message (the N steady participants of every room)
     start: Sample
     end: Sample
-    settled_s: float | None             # seconds until every pair flowed; None: some never did
-    late: dict | None = None            # {"joined": ..., "snap": ...} of the late joiner
+    settled_s: float | None             # seconds until every pair of every room flowed; None: some never did
+    rooms: dict[str, list[str]] = field(default_factory=dict)  # room -> its steady bots (empty: one room of all)
+    settled_by_room: dict[str, float | None] = field(default_factory=dict)
+    late: dict[str, dict] = field(default_factory=dict)  # room -> {"joined": ..., "snap": ...} of its late joiner
     final: dict[str, dict] = field(default_factory=dict)  # every bot's last snap, before they leave
     server_drops: list[str] = field(default_factory=list)  # connections the server saw end before leave
-    rss_mib: dict[str, float] = field(default_factory=dict)
+    rss_mib: dict[str, float] = field(default_factory=dict)  # the daemon process: "before", "steady", "after"
+    worker_rss_mib: dict[str, dict[str, float]] = field(default_factory=dict)  # worker -> the same moments
     log_problems: list[tuple[str, str, str, int]] = field(default_factory=list)
     restarts: int = 0
 
@@ -60,6 +70,23 @@ def pairs(names) -> list[tuple[str, str]]:
     return [(s, p) for s in names for p in names if s != p]
 
 
+def rooms_of(run: Run) -> dict[str, list[str]]:
+    return run.rooms or {"": list(run.joined)}
+
+
+def run_pairs(run: Run) -> list[tuple[str, str]]:
+    """(subscriber, publisher) for every two bots of the same room."""
+    return [pair for names in rooms_of(run).values() for pair in pairs(names)]
+
+
+def restrict(run: Run, room: str) -> Run:
+    """The part of ``run`` about one room: its bots, its late joiner; the samples are shared."""
+    names = rooms_of(run)[room]
+    late = {room: run.late[room]} if room in run.late else {}
+    return Run(run.n, {name: run.joined[name] for name in names}, run.start, run.end,
+               run.settled_by_room.get(room), rooms={room: names}, late=late)
+
+
 def _received_total(run: Run, key: str) -> int:
     total = 0
     for name in run.joined:
@@ -75,7 +102,7 @@ def _sent_total(run: Run, key: str) -> int:
 
 
 def _cpu(run: Run, wall: float, packets: int) -> dict:
-    server = run.end.server_cpu - run.start.server_cpu
+    server = run.end.server_cpu - run.start.server_cpu  # a worker that ended in the window is not counted
     threads = [t - run.start.server_threads.get(tid, 0.0) for tid, t in run.end.server_threads.items()]
     busy = (run.end.machine[0] - run.start.machine[0]) / max(1, run.end.machine[1] - run.start.machine[1])
     bots = sum(run.end.snaps[n]["cpu"] - run.start.snaps[n]["cpu"] for n in run.joined)
@@ -85,6 +112,7 @@ def _cpu(run: Run, wall: float, packets: int) -> dict:
     return {
         "server_us_per_packet": round(server / packets * 1e6, 1) if packets else None,
         "server_cpu_pct": round(server / wall * 100, 1),
+        "daemon_cpu_pct": round((run.end.daemon_cpu - run.start.daemon_cpu) / wall * 100, 1),
         "server_kernel_share_pct": round((run.end.server_system - run.start.server_system) / max(server, 1e-9) * 100),
         "busiest_thread_pct": round(max(threads, default=0.0) / wall * 100, 1),
         "machine_busy_pct": round(busy * 100, 1),
@@ -108,7 +136,7 @@ def _frames(run: Run, wall: float) -> dict:
     sent_fps = {p: _delta(run.start.snaps[p]["sent"].get("video"), run.end.snaps[p]["sent"].get("video"), "frames")
                 / wall for p in run.joined}
     fps, ratios, jitter = [], [], []
-    for sub, pub in pairs(run.joined):
+    for sub, pub in run_pairs(run):
         video = run.joined[pub]["tracks"]["video"]
         end = _entry(run.end.snaps[sub], video)
         frames = _delta(_entry(run.start.snaps[sub], video), end, "frames")
@@ -121,6 +149,7 @@ def _frames(run: Run, wall: float) -> dict:
         "received_fps_min": round(min(fps), 1),
         "received_fps_median": round(statistics.median(fps), 1),
         "received_over_sent_min": round(min(ratios), 3),
+        "full_frame_rate": min(ratios) >= FULL_FRAME_RATE,
         "jitter_ms_median": round(statistics.median(jitter), 1) if jitter else None,
         "jitter_ms_max": round(max(jitter), 1) if jitter else None,
     }
@@ -129,7 +158,7 @@ def _frames(run: Run, wall: float) -> dict:
 def _joins(run: Run) -> dict:
     """Join to first remote video frame, from the later of the two joins of each pair."""
     first_ms, missing = [], 0
-    for sub, pub in pairs(run.joined):
+    for sub, pub in run_pairs(run):
         entry = _entry(run.end.snaps[sub], run.joined[pub]["tracks"]["video"])
         began = max(run.joined[sub]["t_join"], run.joined[pub]["t_join"])
         if entry and entry.get("first") is not None:
@@ -137,11 +166,12 @@ def _joins(run: Run) -> dict:
         else:
             missing += 1
     late_ms, late_missing = [], 0
-    if run.late is not None:
-        for pub in run.joined:
-            entry = _entry(run.late["snap"], run.joined[pub]["tracks"]["video"])
+    rooms = rooms_of(run)
+    for room, late in run.late.items():
+        for pub in rooms.get(room, []):
+            entry = _entry(late["snap"], run.joined[pub]["tracks"]["video"])
             if entry and entry.get("first_keyframe") is not None:
-                late_ms.append((entry["first_keyframe"] - run.late["joined"]["t_join"]) * 1000)
+                late_ms.append((entry["first_keyframe"] - late["joined"]["t_join"]) * 1000)
             else:
                 late_missing += 1
     return {
@@ -150,7 +180,7 @@ def _joins(run: Run) -> dict:
         "first_frame_missing": missing,
         "late_keyframe_ms_median": _round(statistics.median(late_ms) if late_ms else None),
         "late_keyframe_ms_max": _round(max(late_ms) if late_ms else None),
-        "late_keyframe_missing": late_missing if run.late is not None else None,
+        "late_keyframe_missing": late_missing if run.late else None,
     }
 
 
@@ -165,12 +195,59 @@ def connection_trouble(snaps: dict[str, dict]) -> list[str]:
     return trouble
 
 
+def _room(run: Run, room: str, wall: float) -> dict:
+    """One room's figures: which worker carried it, how soon it flowed, its packets and frame rates."""
+    part = restrict(run, room)
+    frames = _frames(part, wall)
+    return {
+        "room": room,
+        "worker": run.end.placement.get(room),
+        "settled_s": None if part.settled_s is None else round(part.settled_s, 2),
+        "forwarded_pps": round(_received_total(part, "packets") / wall),
+        **{key: frames[key] for key in ("publisher_fps_min", "received_fps_min", "received_fps_median",
+                                        "received_over_sent_min", "full_frame_rate")},
+    }
+
+
+def _workers(run: Run, wall: float, rooms: list[dict]) -> list[dict]:
+    """Each media worker: its CPU over the window (from /proc of its pid), its rooms, its RSS."""
+    rows = []
+    for name, end in sorted(run.end.workers.items()):
+        start = run.start.workers.get(name, {})
+        same = start.get("pid") == end["pid"] and start.get("cpu") is not None and end["cpu"] is not None
+        carried = [r for r in rooms if r["worker"] == name]
+        cpu = (end["cpu"] - start["cpu"]) if same else None
+        packets = sum(r["forwarded_pps"] for r in carried) * wall
+        rows.append({
+            "worker": name,
+            "pid": end["pid"],
+            "thread": end["thread"],
+            "rooms": [r["room"] for r in carried],
+            "forwarded_pps": round(packets / wall),
+            "cpu_pct": None if cpu is None else round(cpu / wall * 100, 1),
+            "us_per_packet": round(cpu / packets * 1e6, 1) if cpu is not None and packets else None,
+            "restarts": end["restarts"] - start.get("restarts", end["restarts"]),
+            "rss_mib": {k: round(v, 1) for k, v in run.worker_rss_mib.get(name, {}).items()},
+        })
+    return rows
+
+
+def _total_rss(run: Run) -> dict[str, float]:
+    total = {}
+    for moment, daemon in run.rss_mib.items():
+        total[moment] = round(daemon + sum(w.get(moment, 0.0) for w in run.worker_rss_mib.values()), 1)
+    return total
+
+
 def summarize(run: Run) -> dict:
     wall = run.end.t - run.start.t
     packets = _received_total(run, "packets")
+    rooms = [_room(run, room, wall) for room in rooms_of(run)] if run.rooms else []
     return {
         "n": run.n,
-        "streams_out": run.n * (run.n - 1) * 2,
+        "rooms": len(rooms_of(run)),
+        "media_workers": len(run.end.workers),
+        "streams_out": len(rooms_of(run)) * run.n * (run.n - 1) * 2,
         "window_s": round(wall, 2),
         "settled_s": None if run.settled_s is None else round(run.settled_s, 2),
         "forwarded_pps": round(packets / wall),
@@ -179,11 +256,33 @@ def summarize(run: Run) -> dict:
         **_loss(run, packets),
         **_joins(run),
         "rss_mib": {k: round(v, 1) for k, v in run.rss_mib.items()},
+        "rss_total_mib": _total_rss(run),
         "log_problems": sum(count for *_rest, count in run.log_problems),
         "connections_lost": len(connection_trouble(run.final)),
         "server_drops": len(run.server_drops),
         "restarts": run.restarts,
+        "per_room": rooms,
+        "workers": _workers(run, wall, rooms),
     }
+
+
+def capacity(results: list[dict], fps: float | None) -> dict | None:
+    """The run with the most forwarded packets/s at full frame rate: every subscriber got
+    ≥ FULL_FRAME_RATE of the frames sent and (``fps`` given) every publisher sent at
+    ≥ FULL_FRAME_RATE of ``fps``, so that neither the server nor the bots fell behind. None if none did."""
+    best = None
+    for figures in results:
+        if "error" in figures or not figures.get("full_frame_rate"):
+            continue
+        if fps is not None and figures.get("publisher_fps_min", 0) < FULL_FRAME_RATE * fps:
+            continue
+        if best is None or figures["forwarded_pps"] > best["forwarded_pps"]:
+            best = figures
+    if best is None:
+        return None
+    return {"forwarded_pps": best["forwarded_pps"], "n": best["n"], "rooms": best.get("rooms", 1),
+            "media_workers": best.get("media_workers"),
+            "worker_cpu_pct": {w["worker"]: w["cpu_pct"] for w in best.get("workers", [])}}
 
 
 def _round(value: float | None) -> int | None:
@@ -192,12 +291,15 @@ def _round(value: float | None) -> int | None:
 
 ROWS = [
     ("participants (N)", "n"),
+    ("rooms of N at once", "rooms"),
+    ("media workers", "media_workers"),
     ("forwarded streams (audio+video)", "streams_out"),
     ("steady window, s", "window_s"),
     ("all pairs flowing after, s", "settled_s"),
     ("forwarded RTP packets/s", "forwarded_pps"),
     ("server CPU µs per forwarded packet", "server_us_per_packet"),
-    ("server CPU, % of one core", "server_cpu_pct"),
+    ("server CPU (daemon + workers), % of one core", "server_cpu_pct"),
+    ("… of which the daemon process, % of one core", "daemon_cpu_pct"),
     ("… of which in the kernel, %", "server_kernel_share_pct"),
     ("busiest server thread, % of one core", "busiest_thread_pct"),
     ("machine busy, % of all cores", "machine_busy_pct"),
@@ -207,6 +309,7 @@ ROWS = [
     ("received video fps, min", "received_fps_min"),
     ("received video fps, median", "received_fps_median"),
     ("received/sent frames, worst pair", "received_over_sent_min"),
+    (f"every subscriber at full frame rate (worst pair ≥ {FULL_FRAME_RATE})", "full_frame_rate"),
     ("video jitter at subscribers, median ms", "jitter_ms_median"),
     ("video jitter at subscribers, max ms", "jitter_ms_max"),
     ("loss server → subscribers, %", "loss_to_subscribers_pct"),
@@ -219,26 +322,86 @@ ROWS = [
     ("late joiner → first keyframe, median ms", "late_keyframe_ms_median"),
     ("late joiner → first keyframe, max ms", "late_keyframe_ms_max"),
     ("late joiner: publishers never seen", "late_keyframe_missing"),
-    ("server RSS before / steady / after, MiB", "rss"),
+    ("daemon RSS before / steady / after, MiB", "rss"),
+    ("daemon + workers RSS before / steady / after, MiB", "rss_total"),
     ("warnings+errors in server log", "log_problems"),
     ("bots whose connection closed or failed", "connections_lost"),
     ("connections the server saw end mid-call", "server_drops"),
     ("room restarts", "restarts"),
 ]
 
+ROOM_ROWS = [
+    ("worker", "worker"),
+    ("all pairs flowing after, s", "settled_s"),
+    ("forwarded RTP packets/s", "forwarded_pps"),
+    ("publisher / received video fps, min", "fps"),
+    ("received/sent frames, worst pair", "received_over_sent_min"),
+]
 
-def _cell(figures: dict, key: str) -> str:
+WORKER_ROWS = [
+    ("rooms", "rooms"),
+    ("CPU, % of one core", "cpu_pct"),
+    ("CPU µs per forwarded packet", "us_per_packet"),
+    ("forwarded RTP packets/s (its rooms')", "forwarded_pps"),
+    ("RSS before / steady / after, MiB", "rss"),
+    ("restarts in window", "restarts"),
+]
+
+
+def _moments(values: dict) -> str:
+    if not values:
+        return "—"
+    return " / ".join(f"{values.get(k, float('nan')):.0f}" for k in ("before", "steady", "after"))
+
+
+def _cell(figures: dict | None, key: str) -> str:
+    if figures is None:
+        return "—"
     if key == "rss":
-        rss = figures.get("rss_mib", {})
-        return " / ".join(f"{rss.get(k, float('nan')):.0f}" for k in ("before", "steady", "after"))
+        return _moments(figures.get("rss_mib", {}))
+    if key == "rss_total":
+        return _moments(figures.get("rss_total_mib", {}))
+    if key == "fps":
+        return f"{_cell(figures, 'publisher_fps_min')} / {_cell(figures, 'received_fps_min')}"
     value = figures.get(key)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "none"
     return "—" if value is None else str(value)
 
 
+def _named(results: list[dict], part: str, key: str) -> list[str]:
+    """The names (rooms, workers) found under ``part`` in any of ``results``, in order."""
+    names: list[str] = []
+    for figures in results:
+        for row in figures.get(part, []):
+            if row[key] not in names:
+                names.append(row[key])
+    return names
+
+
+def _find(figures: dict, part: str, key: str, name: str) -> dict | None:
+    return next((row for row in figures.get(part, []) if row[key] == name), None)
+
+
 def table(results: list[dict]) -> str:
-    """A markdown table, one column per N."""
-    header = "| | " + " | ".join(f"N={r['n']}" for r in results) + " |"
+    """A markdown table, one column per run (N, and the number of rooms when more than one);
+    then rows per room and per media worker."""
+    def heading(figures: dict) -> str:
+        rooms = figures.get("rooms", 1)
+        return f"N={figures['n']}" + (f" ×{rooms} rooms" if rooms > 1 else "")
+
+    header = "| | " + " | ".join(heading(r) for r in results) + " |"
     lines = [header, "|---|" + "---:|" * len(results)]
     for label, key in ROWS[1:]:
         lines.append(f"| {label} | " + " | ".join(_cell(r, key) for r in results) + " |")
+    for room in _named(results, "per_room", "room"):
+        for label, key in ROOM_ROWS:
+            cells = [_cell(_find(r, "per_room", "room", room), key) for r in results]
+            lines.append(f"| room {room}: {label} | " + " | ".join(cells) + " |")
+    for worker in _named(results, "workers", "worker"):
+        for label, key in WORKER_ROWS:
+            cells = [_cell(_find(r, "workers", "worker", worker), key) for r in results]
+            lines.append(f"| worker {worker}: {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
