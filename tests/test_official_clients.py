@@ -10,6 +10,7 @@ import os
 import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,32 @@ def test_three_official_clients_then_one_leaves_and_a_fourth_joins_late(start_da
                                details=lambda page=page: page.evaluate("() => window.iceGenerations()"))
             finally:
                 browser.close()
+
+
+def test_official_clients_call_through_the_builtin_turn_server_alone(start_daemon, harness):
+    """No coturn: the relay-only client gets the daemon's own TURN server, with credentials made for
+    its join, and the media of the call runs in worker processes."""
+    from conftest import free_port
+
+    turn_port = free_port()
+    rooms = '[ice]\naddresses = ["127.0.0.1"]\n[rooms.lobby]\nmax_peers = 8\n'
+    turn = f'[turn]\nenabled = true\nlisten = "127.0.0.1:{turn_port}"\n'
+    daemon = start_daemon(rooms=turn + rooms, server=f'allowed_origins = ["{harness}"]', media="workers = 2")
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            pages = {n: open_participant(browser, harness, daemon, n) for n in ("Ann", "Bob", "Cleo")}
+            for name, page in pages.items():
+                wait_until(lambda: page.evaluate("() => !!window.participant.published"), 30, f"{name} to publish", page)
+            ids = {n: p.evaluate("() => window.participant.id") for n, p in pages.items()}
+            for name, page in pages.items():
+                for other, other_id in ids.items():
+                    if other != name:
+                        decoding(page, other_id)
+            for page in pages.values():
+                assert page.evaluate("() => window.participant.errors") == []
+            metrics = urllib.request.urlopen(f"{daemon.url}/metrics", timeout=5).read().decode()
+            allocations = next(line for line in metrics.splitlines() if line.startswith("videoroomd_turn_allocations "))
+            assert float(allocations.split()[1]) >= 3  # every participant's media is relayed by the daemon itself
+        finally:
+            browser.close()

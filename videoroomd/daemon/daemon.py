@@ -9,7 +9,7 @@ from dataclasses import fields
 import structlog
 import trio
 
-from ..config import Config, ConfigError, Location, TurnConfig, load
+from ..config import Config, ConfigError, Location, RoomConfig, TurnConfig, load
 from ..engine.engine import Engine
 from ..http.app import DaemonApp
 from ..http.server import open_listeners, serve
@@ -59,15 +59,16 @@ class Daemon:
         self.forced = False
         # The media workers serve the SFU engines; engines of another kind (tests) need none.
         self.media = media_plane(config) if engine_factory is None else MediaPlane(0)
-        self.rooms = RoomRegistry(config, engine_factory or (lambda room: Engine(self.media, config.ice, room)), policy)
-        self.metrics = Metrics(self.rooms.snapshot, self.media.snapshot)
-        # The media sockets relaying may reach; the media side registers them as it opens them.
+        self._ice = config.ice  # a restart-only setting: reloads do not change it
+        # The media sockets relaying may reach; the engines register those their answers offer.
         self.media_addresses = MediaAddresses.for_ice(config.ice.addresses)
+        # Per-join TURN credentials (integratedTurnServers); the built-in server joins once it is bound.
+        self.turn_credentials = TurnCredentials((), config.turn.credential_lifetime)
+        self.rooms = RoomRegistry(config, engine_factory or self._engine, policy)
+        self.metrics = Metrics(self.rooms.snapshot, self.media.snapshot)
         self.turn = turn_service(config, self.media_addresses.contains, self.media_addresses.hosts) if config.turn.enabled else None
         if self.turn is not None:
             self.metrics.watch_turn(self.turn.stats)
-        # Per-join TURN credentials (integratedTurnServers); the built-in server joins once it is bound.
-        self.turn_credentials = TurnCredentials((), config.turn.credential_lifetime)
         self.app = DaemonApp(self)
         self.app.websocket_routes[peer_channel.PATH] = lambda request, stream: peer_channel.serve_socket(request, stream, self)
         self.app.websocket_routes[relay.PREFIX] = lambda request, stream: relay.serve_relay(request, stream, self)
@@ -76,6 +77,9 @@ class Daemon:
         self._stop = trio.Event()
         # What the file looked like when it was loaded: a save after this is a change.
         self._loaded_fingerprint = fingerprint(location.path) if location.path is not None else None
+
+    def _engine(self, room: RoomConfig) -> Engine:
+        return Engine(self.media, self._ice, room, turn=self.turn_credentials, media_addresses=self.media_addresses)
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> int:
         """Run until stopped by a signal or :meth:`shutdown`; returns the exit status.

@@ -21,6 +21,8 @@ from ..config import IceConfig, RoomConfig
 from ..media.client import MediaError, WorkerLost
 from ..media.plane import MediaPlane, RoomLink
 from ..rooms.room import Peer, Room
+from ..turn.clients import TurnCredentials
+from ..turn.peers import MediaAddresses
 from . import media_events as ev
 from .media_events import MediaEventError
 from .rate import PeerRate
@@ -46,6 +48,7 @@ REOPEN_DELAYS = (0.5, 1.0, 2.0, 5.0)  # seconds between tries to open the room's
 WORKER_LOST = "the media server restarted; reconnecting"
 MAX_REASON = 200             # characters of the reason a removed participant's channel is closed with
 IGNORED = frozenset({"enableTrackEncoding", "disableTrackEncoding", "trackVariantBitrates", "setTargetTrackVariant"})
+_HOST_CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ (udp) \d+ (\S+) (\d+) typ host", re.MULTILINE | re.IGNORECASE)  # the media sockets an answer offers
 _CANDIDATE_ADDRESS = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host)", re.MULTILINE)
 
 
@@ -56,25 +59,24 @@ def announce_address(sdp: str, address: str | None) -> str:
     return _CANDIDATE_ADDRESS.sub(lambda m: f"{m.group(1)}{address}{m.group(3)}", sdp)
 
 
-def turn_servers_for_clients(room: RoomConfig) -> list[dict]:
-    """``offerData.integratedTurnServers`` from the room's TURN servers."""
-    servers = []
-    for server in room.turn_servers:
-        for url in server.urls:
-            transport = "tls" if url.scheme == "turns" else url.transport
-            servers.append({"serverAddr": url.host, "serverPort": url.port, "transport": transport,
-                            "username": server.username, "password": server.credential})
-    return servers
+def host_candidates(sdp: str) -> list[tuple[str, int]]:
+    """The (address, port) of each host candidate in ``sdp``: the media sockets it offers."""
+    return [(m.group(2), int(m.group(3))) for m in _HOST_CANDIDATE.finditer(sdp)]
 
 
 class Engine:
     """The SFU of one room."""
 
-    def __init__(self, plane: MediaPlane, ice: IceConfig, config: RoomConfig):
+    def __init__(self, plane: MediaPlane, ice: IceConfig, config: RoomConfig, *,
+                 turn: TurnCredentials = TurnCredentials(), media_addresses: MediaAddresses | None = None):
+        """``turn`` makes each client's ``integratedTurnServers``; ``media_addresses`` is told of
+        every media socket the room's answers offer (the built-in TURN server relays only there)."""
         self.plane = plane
         self.ice = ice
         self.config = config
-        self.session = Session(turn_servers_for_clients(config))
+        self.session = Session(lambda endpoint_id: turn.for_peer(config, endpoint_id))
+        self.media_addresses = media_addresses
+        self._sockets: dict[str, list[tuple[str, int]]] = {}  # endpoint -> media sockets its answers offered
         # Room for every peer's share, and INBOX_SIZE more for what the media worker reports.
         self._send, self._inbox = trio.open_memory_channel(INBOX_SIZE + PEER_QUEUE * config.max_peers)
         self.room: Room | None = None
@@ -158,6 +160,8 @@ class Engine:
                     while self._left:
                         await self._handle("left", self._left.pop(), None)
         finally:
+            for endpoint_id in list(self._sockets):
+                self._offered(endpoint_id, [])
             if self.link is not None:
                 with trio.CancelScope(shield=True):
                     await self.link.close(CLOSE_TIMEOUT)
@@ -311,6 +315,7 @@ class Engine:
             return
         log.debug("offer answered", peer=peer.id, ms=round((trio.current_time() - started) * 1000),
                   receiving=len(slots), publishing=len(plan.sending))
+        self._offered(peer.id, host_candidates(answer))
         answer = announce_address(answer, self.ice.announced_ip)
         self._deliver([(peer.id, ev.sdp_answer(answer, plan.mid_to_track_id))])
         self._candidates[peer.id] = 0
@@ -405,6 +410,7 @@ class Engine:
             self._deliver(self.session.remove(endpoint_id))
         except Exception:
             log.exception("removing an endpoint from the session failed", peer=endpoint_id)
+        self._offered(endpoint_id, [])
         if endpoint_id in self.connections and self.link is not None:
             self.connections.discard(endpoint_id)
             try:
@@ -413,6 +419,18 @@ class Engine:
                 pass  # its connection went with the worker
             except Exception as error:
                 log.warning("media connection did not close cleanly; dropped", peer=endpoint_id, error=describe(error))
+
+    def _offered(self, endpoint_id: str, sockets: list[tuple[str, int]]) -> None:
+        """Tell the media-address registry that ``endpoint_id``'s connection offers ``sockets``
+        now (none once it is closed): the built-in TURN server relays to these only."""
+        if self.media_addresses is None:
+            return
+        for ip, port in self._sockets.pop(endpoint_id, []):
+            self.media_addresses.remove(ip, port)
+        if sockets:
+            self._sockets[endpoint_id] = sockets
+            for ip, port in sockets:
+                self.media_addresses.add(ip, port)
 
     async def _worker_lost(self, reason: str) -> None:
         """The worker that carried this room is gone, and every media connection with it.
@@ -426,6 +444,8 @@ class Engine:
         peers = [p for p in self.room.peers.values() if p.kind == "rtc"]
         log.warning("media worker lost; participants told to reconnect", reason=reason, peers=len(peers))
         self.link = None
+        for endpoint_id in list(self._sockets):
+            self._offered(endpoint_id, [])
         self.connections.clear()
         self._early_candidates.clear()
         self._candidates.clear()

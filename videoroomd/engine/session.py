@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from . import media_events as ev
 from .sdp import MAX_MEDIA_LINES, SessionDescription
@@ -94,8 +94,14 @@ class SessionError(Exception):
 
 
 class Session:
-    def __init__(self, turn_servers: list[dict] | None = None):
-        self.turn_servers = list(turn_servers or [])
+    def __init__(self, turn_servers: list[dict] | Callable[[str], list[dict]] | None = None):
+        """``turn_servers``: ``offerData.integratedTurnServers`` for every client, or a function
+        making them for one client (credentials of its own)."""
+        if callable(turn_servers):
+            self.turn_servers = turn_servers
+        else:
+            servers = list(turn_servers or [])
+            self.turn_servers = lambda _endpoint_id: servers
         self.endpoints: dict[str, Endpoint] = {}
 
     # -- helpers ---------------------------------------------------------------------
@@ -137,7 +143,7 @@ class Session:
             return []
         endpoint.negotiating = True
         endpoint.pending = False
-        return [(endpoint.id, ev.offer_data(self.tracks_types(endpoint), self.turn_servers))]
+        return [(endpoint.id, ev.offer_data(self.tracks_types(endpoint), self.turn_servers(endpoint.id)))]
 
     # -- what clients say --------------------------------------------------------------
     def connect(self, endpoint_id: str, metadata: Any) -> Outbox:
