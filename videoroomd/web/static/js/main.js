@@ -257,6 +257,10 @@ class Meeting {
     $("mic-button").addEventListener("click", () => this.toggleMic());
     $("camera-button").addEventListener("click", () => this.toggleCamera());
     $("leave-button").addEventListener("click", () => this.leave());
+    $("layout-button").addEventListener("click", () => {
+      this.tiles.setSpeakerView(!this.tiles.speakerView);
+      $("layout-button").setAttribute("aria-pressed", String(this.tiles.speakerView));
+    });
     $("screen-button").hidden = !navigator.mediaDevices?.getDisplayMedia;  // phones cannot share a screen
     $("screen-button").addEventListener("click", () => (this.screen ? this.stopScreen() : this.shareScreen()));
     $("camera-select").addEventListener("change", (event) => this.switchDevice("video", event.target.value));

@@ -1,6 +1,9 @@
 // The call's DOM: a tile per participant in a re-flowing grid, the people list, notices.
+import { bestGrid, spotlight } from "./layout.js";
 
 const $ = (id) => document.getElementById(id);
+const TILE_ASPECT = 4 / 3;
+const MIN_TILE_WIDTH = 120;  // below this a face is a smudge: the grid scrolls instead
 
 export function show(section) {
   for (const id of ["lobby", "join", "call"]) $(id).hidden = id !== section;
@@ -68,6 +71,7 @@ export class Stage {
   update() {
     this.box.hidden = this.screens.size === 0;
     this.box.parentElement.classList.toggle("staged", this.screens.size > 0);
+    this.onchange?.();
   }
 }
 
@@ -77,6 +81,76 @@ export class Tiles {
     this.list = $("participants");
     this.tiles = new Map();  // endpoint id ("me" for us) -> {tile, video, audio, stream, name, badges, avatar, item}
     this.stage = new Stage();
+    this.view = this.grid.parentElement;
+    this.spot = $("spotlight");
+    this.pinned = null;       // the tile someone pinned, large until unpinned
+    this.speaker = null;      // the other person who spoke last
+    this.speakerView = false;
+    this.layoutQueued = false;
+    this.stage.onchange = () => this.relayout();
+    // The window, the chat panel or the phone's rotation change the room the tiles have.
+    new ResizeObserver(() => this.layout()).observe(this.view);
+  }
+
+  setSpeakerView(on) {
+    this.speakerView = on;
+    this.relayout();
+  }
+
+  pin(id) {
+    this.pinned = this.pinned === id ? null : id;
+    this.relayout();
+  }
+
+  // Lays the tiles out once the current burst of changes (several people arriving at once) is over.
+  relayout() {
+    if (this.layoutQueued) return;
+    this.layoutQueued = true;
+    requestAnimationFrame(() => { this.layoutQueued = false; this.layout(); });
+  }
+
+  // The plain grid: every tile the same, the largest size at which all fit. With a spotlight (a pin,
+  // speaker view) one tile is large and the others make a strip; with a shared screen the screen is.
+  layout() {
+    const ids = [...this.tiles.keys()];
+    const focus = spotlight({ ids, pinned: this.pinned, speaker: this.speaker, speakerView: this.speakerView, screens: this.stage.screens.size });
+    this.view.classList.toggle("focus", focus != null);
+    this.spot.hidden = focus == null;
+    for (const [id, entry] of this.tiles) {
+      const focused = id === focus;
+      entry.tile.classList.toggle("focused", focused);
+      entry.pin.setAttribute("aria-pressed", String(id === this.pinned));
+      if (!focused) for (const key of ["left", "top", "width", "height"]) entry.tile.style[key] = "";
+    }
+    const grid = this.grid.style;
+    if (focus != null || this.stage.screens.size > 0) {
+      grid.gridTemplateColumns = grid.gridAutoRows = grid.justifyContent = "";
+      this.grid.dataset.columns = "";
+      if (focus != null) {
+        // The large tile sits over the spotlight's place, out of the strip's flow (so its video keeps playing).
+        const box = this.spot.getBoundingClientRect();
+        const origin = this.view.getBoundingClientRect();
+        const tile = this.tiles.get(focus).tile.style;
+        tile.left = `${box.left - origin.left}px`;
+        tile.top = `${box.top - origin.top}px`;
+        tile.width = `${box.width}px`;
+        tile.height = `${box.height}px`;
+      }
+      return;
+    }
+    const style = getComputedStyle(this.grid);
+    const gap = parseFloat(style.columnGap) || 0;
+    const width = this.grid.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    const height = this.grid.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
+    let { columns, width: tileWidth } = bestGrid(ids.length, width, height, { aspect: TILE_ASPECT, gap });
+    if (tileWidth < MIN_TILE_WIDTH) {
+      columns = Math.max(1, Math.floor((width + gap) / (MIN_TILE_WIDTH + gap)));
+      tileWidth = Math.max(1, Math.floor((width - gap * (columns - 1)) / columns));
+    }
+    grid.gridTemplateColumns = `repeat(${columns}, ${tileWidth}px)`;
+    grid.gridAutoRows = `${tileWidth / TILE_ASPECT}px`;
+    grid.justifyContent = "center";
+    this.grid.dataset.columns = String(columns);
   }
 
   // A screen `id` shares goes on the stage, named after its owner.
@@ -106,17 +180,27 @@ export class Tiles {
     badges.className = "badges";
     const audio = document.createElement("audio");
     audio.autoplay = true;
-    tile.append(video, avatar, label, badges, audio);
+    const pin = document.createElement("button");
+    pin.type = "button";
+    pin.className = "pin quiet";
+    pin.textContent = "📌";
+    pin.setAttribute("aria-pressed", "false");
+    pin.setAttribute("aria-label", local ? "Pin yourself" : `Pin ${name}`);
+    pin.title = "Pin: keep this tile large";
+    pin.addEventListener("click", () => this.pin(id));
+    tile.addEventListener("dblclick", () => this.pin(id));
+    tile.append(video, avatar, label, badges, pin, audio);
     this.grid.append(tile);
     const item = document.createElement("li");
     item.textContent = local ? `${name} (you)` : name;
     item.dataset.endpoint = id;
     if (local) this.list.prepend(item); else this.list.append(item);
-    const entry = { tile, video, audio, stream: new MediaStream(), audioStream: new MediaStream(), label, badges, avatar, item, name };
+    const entry = { tile, video, audio, stream: new MediaStream(), audioStream: new MediaStream(), label, badges, avatar, item, name, pin };
     video.srcObject = entry.stream;
     audio.srcObject = entry.audioStream;
     this.tiles.set(id, entry);
     this.count();
+    this.relayout();
     return entry;
   }
 
@@ -155,6 +239,7 @@ export class Tiles {
     entry.item.textContent = name;
     entry.avatar.textContent = initials(name);
     entry.video.setAttribute("aria-label", `${name}'s camera`);
+    entry.pin.setAttribute("aria-label", `Pin ${name}`);
   }
 
   setState(id, { micMuted, cameraOff }) {
@@ -183,6 +268,10 @@ export class Tiles {
     if (!entry) return;
     entry.tile.classList.toggle("speaking", on);
     entry.item.classList.toggle("speaking", on);
+    if (on && id !== "me" && this.speaker !== id) {
+      this.speaker = id;
+      if (this.speakerView) this.relayout();
+    }
   }
 
   remove(id) {
@@ -191,7 +280,10 @@ export class Tiles {
     entry.tile.remove();
     entry.item.remove();
     this.tiles.delete(id);
+    if (this.pinned === id) this.pinned = null;
+    if (this.speaker === id) this.speaker = null;
     this.count();
+    this.relayout();
   }
 
   clear() {
