@@ -28,13 +28,16 @@ export class Call extends EventTarget {
   }
 
   // Joins the room and connects to its engine; rejects with the server's reason.
-  async join({ name, password, stream }) {
+  // `muted` {audio, video}: tracks that start muted (the others see so from the start).
+  async join({ name, password, stream, muted = {} }) {
     const params = { displayName: name };
     if (password) params.password = password;
     this.channel = await this.socket.join(`room:${this.room}`, params, (event, payload) => this.onChannel(event, payload));
     this.id = this.channel.response.peer_id;
     for (const track of stream ? stream.getTracks() : []) {
-      this.local.set(`${this.id}:${crypto.randomUUID()}`, { track, kind: track.kind, metadata: { kind: track.kind, muted: false } });
+      const off = !!muted[track.kind];
+      track.enabled = !off;
+      this.local.set(`${this.id}:${crypto.randomUUID()}`, { track, kind: track.kind, metadata: { kind: track.kind, muted: off } });
     }
     const connected = new Promise((resolve) => { this.connected = resolve; });
     this.send({ type: "connect", data: { metadata: { displayName: name } } });

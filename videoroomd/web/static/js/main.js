@@ -2,6 +2,7 @@
 import { Call } from "./call.js";
 import { ChatPanel } from "./chat.js";
 import { PhoenixSocket } from "./phoenix.js";
+import { PreJoin, currentDevice, fillDevices, switchDevice } from "./prejoin.js";
 import { Tiles, clearNotice, joinMessage, notice, show } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -85,19 +86,47 @@ async function localMedia() {
   }
 }
 
+// Copies the room's address (without this person's name or password) for sending to others.
+async function copyLink(room) {
+  const url = `${location.origin}/room/${encodeURIComponent(room)}`;
+  try {
+    await navigator.clipboard.writeText(url);
+    notice(`Link copied: ${url}`);
+    return;
+  } catch {
+    // No clipboard API here (a plain http:// address other than localhost), or it was refused.
+  }
+  const field = document.createElement("textarea");
+  field.value = url;
+  field.setAttribute("readonly", "");
+  field.style.position = "fixed";
+  field.style.opacity = "0";
+  document.body.append(field);
+  field.select();
+  let copied = false;
+  try { copied = document.execCommand("copy"); } catch { copied = false; }
+  field.remove();
+  notice(copied ? `Link copied: ${url}` : `Copy this link: ${url}`, { sticky: !copied });
+}
+
 async function joinScreen(room) {
   show("join");
   document.title = `${room} · videoroomd`;
   $("join-room").textContent = room;
   $("room-title").textContent = room;
+  $("copy-link").hidden = false;
+  $("copy-link").addEventListener("click", () => copyLink(room));
   $("join-name").value = rememberedName();
+  $("join-name").addEventListener("input", () => localStorage.setItem(NAME_KEY, $("join-name").value.trim()));
+  $("join-muted").checked = params.get("muted") === "1";
+  $("join-camera-off").checked = params.get("camera") === "off";
   const { rooms } = await fetchRooms();
   const known = rooms.find((r) => r.name === room);
   $("password-field").hidden = !known?.password;
   const media = await localMedia();
-  if (media.stream) $("preview").srcObject = media.stream; else $("preview").hidden = true;
+  const preJoin = new PreJoin(media.stream);
   if (media.problem) joinMessage(media.problem);
-  const meeting = new Meeting(room, media.stream, media.problem);
+  const meeting = new Meeting(room, media.stream, media.problem, preJoin);
   $("join-form").addEventListener("submit", (event) => {
     event.preventDefault();
     meeting.start($("join-name").value.trim(), $("join-password").value);
@@ -109,8 +138,9 @@ async function joinScreen(room) {
 
 // -- the call ----------------------------------------------------------------------------
 class Meeting {
-  constructor(room, stream, mediaProblem) {
+  constructor(room, stream, mediaProblem, preJoin) {
     this.room = room;
+    this.preJoin = preJoin;
     this.stream = stream;
     this.mediaProblem = mediaProblem;
     this.tiles = new Tiles();
@@ -130,6 +160,9 @@ class Meeting {
     localStorage.setItem(NAME_KEY, name);
     this.name = name;
     this.password = password;
+    const { micMuted, cameraOff } = this.preJoin.choices;
+    this.setMic(micMuted);
+    this.setCamera(cameraOff);
     $("join-button").disabled = true;
     try {
       await this.connect();
@@ -139,6 +172,7 @@ class Meeting {
       return;
     }
     joinMessage("");
+    this.preJoin.done();
     show("call");
     $("join-button").disabled = false;
     if (this.mediaProblem) notice(this.mediaProblem, { error: true });  // the "Camera off" badge on "Me" stays
@@ -162,10 +196,8 @@ class Meeting {
     this.tiles.add("me", this.name, { local: true });
     if (this.stream) this.tiles.setLocalStream(this.stream);
     this.chat.joined(call);
-    await call.join({ name: this.name, password: this.password, stream: this.stream });
+    await call.join({ name: this.name, password: this.password, stream: this.stream, muted: { audio: this.micMuted, video: this.cameraOff } });
     this.call = call;
-    if (this.micMuted) call.setMuted("audio", true);
-    if (this.cameraOff) call.setMuted("video", true);
     this.tiles.setState("me", { micMuted: this.micMuted, cameraOff: this.cameraOff || !this.stream });
     if (this.screen?.readyState === "live") this.publishScreen();  // still sharing after a reconnect
     this.socket.addEventListener("close", () => this.lost("Connection lost"));
@@ -265,27 +297,42 @@ class Meeting {
     $("screen-button").addEventListener("click", () => (this.screen ? this.stopScreen() : this.shareScreen()));
     $("camera-select").addEventListener("change", (event) => this.switchDevice("video", event.target.value));
     $("mic-select").addEventListener("change", (event) => this.switchDevice("audio", event.target.value));
+    // Shortcuts, shown on the buttons; never while typing (the chat, a picker) nor with the browser's own modifiers.
     document.addEventListener("keydown", (event) => {
-      if ($("call").hidden || event.target.matches("input, select, textarea") || event.ctrlKey || event.metaKey || event.altKey) return;
-      if (event.key === "m") this.toggleMic();
-      if (event.key === "v") this.toggleCamera();
+      if ($("call").hidden || event.repeat || event.ctrlKey || event.metaKey || event.altKey) return;
+      if (event.target.closest?.("input, select, textarea, [contenteditable]")) return;
+      const action = {
+        m: () => this.toggleMic(),
+        v: () => this.toggleCamera(),
+        s: () => { if (!$("screen-button").hidden) $("screen-button").click(); },
+        g: () => $("layout-button").click(),
+        c: () => $("chat-button").click(),
+        L: () => this.leave(),
+      }[event.shiftKey ? event.key : event.key.toLowerCase()];
+      if (!action || (event.shiftKey && event.key !== "L")) return;
+      event.preventDefault();
+      action();
     });
   }
 
-  toggleMic() {
-    this.micMuted = !this.micMuted;
-    this.call?.setMuted("audio", this.micMuted);
-    $("mic-button").setAttribute("aria-pressed", String(this.micMuted));
-    $("mic-button").textContent = this.micMuted ? "Unmute" : "Mute";
-    this.tiles.setState("me", { micMuted: this.micMuted });
+  toggleMic() { this.setMic(!this.micMuted); }
+
+  toggleCamera() { this.setCamera(!this.cameraOff); }
+
+  setMic(muted) {
+    this.micMuted = muted;
+    this.call?.setMuted("audio", muted);
+    $("mic-button").setAttribute("aria-pressed", String(muted));
+    $("mic-button").querySelector(".label").textContent = muted ? "Unmute" : "Mute";
+    this.tiles.setState("me", { micMuted: muted });
   }
 
-  toggleCamera() {
-    this.cameraOff = !this.cameraOff;
-    this.call?.setMuted("video", this.cameraOff);
-    $("camera-button").setAttribute("aria-pressed", String(this.cameraOff));
-    $("camera-button").textContent = this.cameraOff ? "Camera on" : "Camera off";
-    this.tiles.setState("me", { cameraOff: this.cameraOff || !this.stream });
+  setCamera(off) {
+    this.cameraOff = off;
+    this.call?.setMuted("video", off);
+    $("camera-button").setAttribute("aria-pressed", String(off));
+    $("camera-button").querySelector(".label").textContent = off ? "Camera on" : "Camera off";
+    this.tiles.setState("me", { cameraOff: off || !this.stream });
   }
 
   // One screen (or window, or tab) per person, as a second video track the others see on their stage.
@@ -305,7 +352,7 @@ class Meeting {
     this.screen = track;
     this.publishScreen();
     $("screen-button").setAttribute("aria-pressed", "true");
-    $("screen-button").textContent = "Stop sharing";
+    $("screen-button").querySelector(".label").textContent = "Stop sharing";
   }
 
   publishScreen() {
@@ -320,31 +367,22 @@ class Meeting {
     this.call?.stopScreen();
     this.tiles.stage.remove("me-screen");
     $("screen-button").setAttribute("aria-pressed", "false");
-    $("screen-button").textContent = "Share screen";
+    $("screen-button").querySelector(".label").textContent = "Share screen";
   }
 
   async listDevices() {
     if (!navigator.mediaDevices?.enumerateDevices) return;
-    const devices = await navigator.mediaDevices.enumerateDevices();
-    for (const [kind, select] of [["videoinput", $("camera-select")], ["audioinput", $("mic-select")]]) {
-      const current = this.stream?.getTracks().find((t) => t.kind === (kind === "videoinput" ? "video" : "audio"))?.getSettings().deviceId;
-      select.replaceChildren(...devices.filter((d) => d.kind === kind).map((d, i) => {
-        const option = new Option(d.label || `${kind === "videoinput" ? "Camera" : "Microphone"} ${i + 1}`, d.deviceId);
-        option.selected = d.deviceId === current;
-        return option;
-      }));
-      select.disabled = select.options.length < 2;
-    }
+    let devices;
+    try { devices = await navigator.mediaDevices.enumerateDevices(); } catch { return; }
+    fillDevices($("camera-select"), devices, "videoinput", currentDevice(this.stream, "video"));
+    fillDevices($("mic-select"), devices, "audioinput", currentDevice(this.stream, "audio"));
   }
 
   async switchDevice(kind, deviceId) {
     try {
-      const constraints = kind === "video" ? { video: { deviceId: { exact: deviceId } } } : { audio: { deviceId: { exact: deviceId } } };
-      const fresh = await navigator.mediaDevices.getUserMedia(constraints);
-      const track = fresh.getTracks()[0];
+      const track = await switchDevice(this.stream, kind, deviceId);
       await this.call?.replaceTrack(kind, track);
-      for (const old of this.stream.getTracks().filter((t) => t.kind === kind)) { this.stream.removeTrack(old); old.stop(); }
-      this.stream.addTrack(track);
+      track.enabled = !(kind === "video" ? this.cameraOff : this.micMuted);
       this.tiles.setLocalStream(this.stream);
     } catch (error) {
       notice(`Could not switch ${kind === "video" ? "camera" : "microphone"}: ${error.message}`, { error: true });

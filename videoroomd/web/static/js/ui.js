@@ -183,7 +183,7 @@ export class Tiles {
     const pin = document.createElement("button");
     pin.type = "button";
     pin.className = "pin quiet";
-    pin.textContent = "📌";
+    pin.textContent = "Pin";
     pin.setAttribute("aria-pressed", "false");
     pin.setAttribute("aria-label", local ? "Pin yourself" : `Pin ${name}`);
     pin.title = "Pin: keep this tile large";
