@@ -3,12 +3,14 @@ import { Call } from "./call.js";
 import { ChatPanel } from "./chat.js";
 import { PhoenixSocket } from "./phoenix.js";
 import { PreJoin, currentDevice, fillDevices, switchDevice } from "./prejoin.js";
+import { inboundGrade, outboundGrade, worst } from "./quality.js";
 import { Tiles, clearNotice, joinMessage, notice, show } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const NAME_KEY = "videoroomd.name";
 const RECONNECT_DELAYS_MS = [1000, 2000, 4000, 8000, 10000];
+const QUALITY_INTERVAL_MS = 2000;
 const REFUSALS = {
   room_full: (reason) => `${reason}. Try again later, or pick another room.`,
   wrong_password: (reason) => (reason === "this room needs a password" ? "This room needs a password." : "Wrong password. Try again."),
@@ -136,6 +138,21 @@ async function joinScreen(room) {
   }
 }
 
+// What to tell someone whose screen could not be shared (getDisplayMedia refused).
+function screenRefusal(error) {
+  switch (error?.name) {
+    case "NotAllowedError":
+      return "The screen is not shared: the picker was cancelled, or the browser or system does not allow this page to share the screen.";
+    case "NotFoundError":
+      return "The screen is not shared: there was no screen or window to share.";
+    case "NotReadableError":
+    case "AbortError":
+      return "The screen is not shared: it could not be captured (another application or the system may be holding it).";
+    default:
+      return `The screen is not shared: this browser could not share it (${error?.message || error?.name || error}).`;
+  }
+}
+
 // -- the call ----------------------------------------------------------------------------
 class Meeting {
   constructor(room, stream, mediaProblem, preJoin) {
@@ -200,6 +217,7 @@ class Meeting {
     this.call = call;
     this.tiles.setState("me", { micMuted: this.micMuted, cameraOff: this.cameraOff || !this.stream });
     if (this.screen?.readyState === "live") this.publishScreen();  // still sharing after a reconnect
+    this.watchQuality(call);
     this.socket.addEventListener("close", () => this.lost("Connection lost"));
     this.listDevices();
   }
@@ -218,12 +236,12 @@ class Meeting {
       const metadata = call.endpoints.get(detail.endpointId)?.tracks.get(detail.trackId)?.metadata || {};
       if (metadata.type === "screen") { this.tiles.addScreen(detail.endpointId, detail.trackId, detail.track); return; }
       this.tiles.addTrack(detail.endpointId, detail.track);
-      this.showTrackState(detail.endpointId, metadata);
+      this.showState(call, detail.endpointId);
     });
     call.addEventListener("track-removed", ({ detail }) => {
       if (!this.tiles.stage.remove(detail.trackId)) this.tiles.removeTrack(detail.endpointId, detail.track);
     });
-    call.addEventListener("track-updated", ({ detail }) => this.showTrackState(detail.endpointId, detail.metadata));
+    call.addEventListener("tracks-changed", ({ detail }) => this.showState(call, detail.endpointId));
     call.addEventListener("speaking", ({ detail }) => {
       // A muted microphone sends silence; never show it as speaking, even while the server's hold runs out.
       const muted = call.endpoints.get(detail.endpointId)?.tracks.get(detail.trackId)?.metadata?.muted;
@@ -240,13 +258,42 @@ class Meeting {
     });
   }
 
-  showTrackState(endpointId, metadata) {
-    if (metadata.type === "screen") return;  // a screen says nothing of the camera or microphone
-    if (metadata.kind === "audio") {
-      this.tiles.setState(endpointId, { micMuted: !!metadata.muted });
-      if (metadata.muted) this.tiles.speaking(endpointId, false);
-    }
-    if (metadata.kind === "video") this.tiles.setState(endpointId, { cameraOff: !!metadata.muted });
+  // Muted, camera off, sharing: what the metadata of someone's tracks says (our page's tracks carry
+  // {kind, muted, type}; tracks of other clients whose metadata says nothing of these show nothing).
+  showState(call, endpointId) {
+    const tracks = [...(call.endpoints.get(endpointId)?.tracks.values() || [])].map((t) => t.metadata || {});
+    const own = (kind) => tracks.filter((m) => m.kind === kind && m.type !== "screen");
+    const micMuted = own("audio").some((m) => m.muted);
+    this.tiles.setState(endpointId, {
+      micMuted, cameraOff: own("video").some((m) => m.muted), sharing: tracks.some((m) => m.type === "screen"),
+    });
+    if (micMuted) this.tiles.speaking(endpointId, false);
+  }
+
+  // Grades each person's connection every few seconds from the call's statistics, until the call is replaced.
+  watchQuality(call) {
+    clearInterval(this.qualityTimer);
+    let previous = new Map();  // track id -> its last inbound-rtp numbers
+    this.qualityTimer = setInterval(async () => {
+      if (this.call !== call) return;
+      let stats;
+      try { stats = await call.stats(); } catch { return; }  // the connection closed meanwhile
+      if (this.call !== call) return;
+      const grades = new Map();  // endpoint id -> grades of its tracks
+      const next = new Map();
+      for (const [trackId, { endpointId, metadata, inbound }] of stats.received) {
+        next.set(trackId, inbound);
+        // A camera that is off, or a still screen, sends few frames on a fine connection.
+        const still = !!metadata.muted || metadata.type === "screen";
+        const grade = inboundGrade(previous.get(trackId), inbound, { still });
+        grades.set(endpointId, [...(grades.get(endpointId) || []), grade]);
+      }
+      previous = next;
+      for (const id of this.tiles.tiles.keys()) {
+        if (id !== "me") this.tiles.setQuality(id, worst(grades.get(id) || []));
+      }
+      this.tiles.setQuality("me", worst(stats.sent.map(outboundGrade)));
+    }, QUALITY_INTERVAL_MS);
   }
 
   // The connection dropped (network, server restart): rejoin with backoff until it works.
@@ -276,6 +323,7 @@ class Meeting {
   }
 
   ended(reason) {
+    clearInterval(this.qualityTimer);
     this.stopScreen();
     this.call?.close();
     this.call = null;
@@ -341,8 +389,8 @@ class Meeting {
     try {
       stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
     } catch (error) {
-      if (error.name !== "NotAllowedError") notice(`Could not share the screen: ${error.message}`, { error: true });
-      return;  // NotAllowedError: the person cancelled the browser's picker
+      notice(screenRefusal(error), { error: true });
+      return;  // the call goes on as it was
     }
     const track = stream.getVideoTracks()[0];
     if (!track || this.screen) { for (const t of stream.getTracks()) t.stop(); return; }
@@ -358,6 +406,7 @@ class Meeting {
   publishScreen() {
     this.call?.shareScreen(this.screen);
     this.tiles.addScreen("me", "me-screen", this.screen);
+    this.tiles.setState("me", { sharing: true });
   }
 
   stopScreen() {
@@ -366,6 +415,7 @@ class Meeting {
     this.screen = null;
     this.call?.stopScreen();
     this.tiles.stage.remove("me-screen");
+    this.tiles.setState("me", { sharing: false });
     $("screen-button").setAttribute("aria-pressed", "false");
     $("screen-button").querySelector(".label").textContent = "Share screen";
   }
@@ -391,6 +441,7 @@ class Meeting {
 
   async leave() {
     this.leaving = true;
+    clearInterval(this.qualityTimer);
     this.screen?.stop();
     await this.call?.leave();
     this.socket?.close();

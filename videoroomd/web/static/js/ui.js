@@ -189,13 +189,26 @@ export class Tiles {
     pin.title = "Pin: keep this tile large";
     pin.addEventListener("click", () => this.pin(id));
     tile.addEventListener("dblclick", () => this.pin(id));
-    tile.append(video, avatar, label, badges, pin, audio);
+    // Connection quality, from the statistics of the tracks (hidden until first measured).
+    const quality = document.createElement("span");
+    quality.className = "quality";
+    quality.setAttribute("role", "img");
+    quality.hidden = true;
+    for (let i = 0; i < 3; i += 1) quality.append(document.createElement("i"));
+    tile.append(video, avatar, label, badges, pin, quality, audio);
     this.grid.append(tile);
     const item = document.createElement("li");
-    item.textContent = local ? `${name} (you)` : name;
     item.dataset.endpoint = id;
+    const who = document.createElement("span");
+    who.className = "who";
+    who.textContent = local ? `${name} (you)` : name;
+    const states = document.createElement("span");
+    states.className = "states";
+    item.append(who, states);
     if (local) this.list.prepend(item); else this.list.append(item);
-    const entry = { tile, video, audio, stream: new MediaStream(), audioStream: new MediaStream(), label, badges, avatar, item, name, pin };
+    const entry = {
+      tile, video, audio, stream: new MediaStream(), audioStream: new MediaStream(), label, badges, avatar, item, who, states, name, pin, quality,
+    };
     video.srcObject = entry.stream;
     audio.srcObject = entry.audioStream;
     this.tiles.set(id, entry);
@@ -236,20 +249,52 @@ export class Tiles {
     if (!entry || id === "me") return;
     entry.name = name;
     entry.label.textContent = name;
-    entry.item.textContent = name;
+    entry.who.textContent = name;
     entry.avatar.textContent = initials(name);
     entry.video.setAttribute("aria-label", `${name}'s camera`);
     entry.pin.setAttribute("aria-label", `Pin ${name}`);
   }
 
-  setState(id, { micMuted, cameraOff }) {
+  // What the tile and the people list show of someone: microphone muted, camera off, sharing a screen.
+  setState(id, { micMuted, cameraOff, sharing }) {
     const entry = this.tiles.get(id);
     if (!entry) return;
-    if (micMuted !== undefined) this.badge(entry, "mic", micMuted, "Muted");
+    if (micMuted !== undefined) {
+      this.badge(entry, "mic", micMuted, "Muted");
+      this.state(entry, "muted", micMuted, "muted");
+    }
     if (cameraOff !== undefined) {
       this.badge(entry, "camera", cameraOff, "Camera off");
+      this.state(entry, "camera-off", cameraOff, "camera off");
       entry.avatar.hidden = !cameraOff && (id === "me" ? entry.stream.getVideoTracks().length > 0 : entry.stream.getTracks().length > 0);
     }
+    if (sharing !== undefined) this.state(entry, "sharing", sharing, "sharing");
+  }
+
+  // The people list's words for a state, in a fixed order (muted, camera off, sharing).
+  state(entry, key, on, text) {
+    let mark = entry.states.querySelector(`[data-state="${key}"]`);
+    if (on && !mark) {
+      mark = document.createElement("span");
+      mark.className = `state state-${key}`;
+      mark.dataset.state = key;
+      mark.textContent = text;
+      const order = ["muted", "camera-off", "sharing"];
+      const after = [...entry.states.children].find((m) => order.indexOf(m.dataset.state) > order.indexOf(key));
+      entry.states.insertBefore(mark, after || null);
+    } else if (!on && mark) mark.remove();
+  }
+
+  // `grade` "good" | "fair" | "poor", or null while unknown.
+  setQuality(id, grade) {
+    const entry = this.tiles.get(id);
+    if (!entry) return;
+    entry.quality.hidden = !grade;
+    if (!grade || entry.quality.dataset.quality === grade) return;
+    entry.quality.dataset.quality = grade;
+    const words = `Connection: ${grade}`;
+    entry.quality.setAttribute("aria-label", words);
+    entry.quality.title = words;
   }
 
   badge(entry, key, on, text) {

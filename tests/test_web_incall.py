@@ -1,0 +1,102 @@
+"""In the call, in headless Chromium: keyboard shortcuts, the people list's muted / camera off /
+sharing, a connection-quality mark on each tile, and a browser that refuses to share a screen."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from browser import launch
+from test_web_client import ROOMS, participant, tile_of, wait_for_moving_video
+from test_web_screen import SCREEN_FLAGS, wait_for_moving_screen
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        browser = launch(playwright, extra_flags=SCREEN_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def daemon(start_daemon):
+    return start_daemon(rooms=ROOMS)
+
+
+def person(page, name: str):
+    return page.locator(f"#participants li:has(.who:text-is('{name}'))")
+
+
+def test_shortcuts_and_the_people_list_show_who_is_muted_has_the_camera_off_and_shares(browser, daemon):
+    ann = participant(browser, daemon, "Ann")
+    bob = participant(browser, daemon, "Bob")
+    wait_for_moving_video(ann, "Bob")
+    wait_for_moving_video(bob, "Ann")
+    # the shortcuts are on the buttons
+    expect(bob.get_by_role("button", name="Mute")).to_have_attribute("aria-keyshortcuts", "M")
+    expect(bob.get_by_role("button", name="Mute").locator("kbd")).to_have_text("M")
+    expect(bob.get_by_role("button", name="Leave")).to_have_attribute("aria-keyshortcuts", "Shift+L")
+    bob.keyboard.press("m")
+    bob.keyboard.press("v")
+    expect(person(ann, "Bob").locator(".state")).to_have_text(["muted", "camera off"], timeout=10000)
+    expect(person(bob, "Bob (you)").locator(".state")).to_have_text(["muted", "camera off"])
+    expect(bob.get_by_role("button", name="Unmute")).to_have_attribute("aria-pressed", "true")
+    bob.keyboard.press("s")
+    wait_for_moving_screen(ann, "Bob")
+    expect(person(ann, "Bob").locator(".state")).to_have_text(["muted", "camera off", "sharing"], timeout=10000)
+    expect(person(bob, "Bob (you)").locator(".state")).to_have_text(["muted", "camera off", "sharing"])
+    bob.keyboard.press("m")
+    expect(person(ann, "Bob").locator(".state")).to_have_text(["camera off", "sharing"], timeout=10000)
+    # typing in the chat is typing, not shortcuts
+    ann.keyboard.press("c")
+    message = ann.get_by_label("Message to everyone in the room")
+    expect(message).to_be_focused()
+    message.press_sequentially("mvsL")
+    expect(message).to_have_value("mvsL")
+    expect(ann.get_by_role("button", name="Mute")).to_have_attribute("aria-pressed", "false")
+    expect(ann.get_by_role("button", name="Camera off")).to_have_attribute("aria-pressed", "false")
+    expect(ann.locator("#call")).to_be_visible()
+    # each tile says how the connection is, from the call's statistics
+    quality = ann.locator(f"{tile_of(ann, 'Bob')} .quality")
+    expect(quality).to_have_attribute("aria-label", "Connection: good", timeout=15000)  # loopback: nothing lost
+    # Shift+L leaves
+    bob.locator("body").press("Shift+L")
+    expect(ann.locator(tile_of(ann, "Bob"))).to_have_count(0, timeout=10000)
+    expect(person(ann, "Bob")).to_have_count(0)
+    for page in (ann, bob):
+        page.context.close()
+
+
+REFUSE_SCREEN = """
+    window.screenRefusal = "NotAllowedError";
+    navigator.mediaDevices.getDisplayMedia = async () => {
+        throw new DOMException("Permission denied by system", window.screenRefusal);
+    };
+"""
+
+
+def test_a_refused_screen_share_is_explained_and_the_call_goes_on(browser, daemon):
+    context = browser.new_context(viewport={"width": 1000, "height": 700})
+    context.add_init_script(REFUSE_SCREEN)
+    ann = context.new_page()
+    ann.goto(f"{daemon.url}/room/lobby?name=Ann&autojoin=1")
+    bob = participant(browser, daemon, "Bob")
+    wait_for_moving_video(bob, "Ann")
+    ann.get_by_role("button", name="Share screen").click()
+    expect(ann.locator("#notice")).to_have_text(
+        "The screen is not shared: the picker was cancelled, or the browser or system does not allow this page to share the screen.")
+    expect(ann.get_by_role("button", name="Share screen")).to_have_attribute("aria-pressed", "false")
+    ann.evaluate("() => { window.screenRefusal = 'NotSupportedError'; }")
+    ann.get_by_role("button", name="Share screen").click()
+    expect(ann.locator("#notice")).to_have_text(
+        "The screen is not shared: this browser could not share it (Permission denied by system).")
+    # nothing changed for anyone: no stage, the cameras still move both ways
+    expect(bob.locator("#stage")).to_be_hidden()
+    expect(person(bob, "Ann").locator(".state")).to_have_count(0)
+    wait_for_moving_video(bob, "Ann")
+    wait_for_moving_video(ann, "Bob")
+    context.close()
+    bob.context.close()
