@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for want in chromium:chromium turnserver:coturn systemd-analyze:systemd groff:groff node:nodejs npm:npm; do
+for want in chromium:chromium firefox-esr:firefox-esr turnserver:coturn systemd-analyze:systemd groff:groff node:nodejs npm:npm; do
     command -v "${want%%:*}" >/dev/null 2>&1 || missing+=("${want#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
