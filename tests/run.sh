@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the test suite on a fresh machine: installs the Debian packages the tests
-# drive (Chromium, coturn, systemd-analyze, groff, Node.js), the package with its
+# drive (Chromium, Firefox ESR, coturn, systemd-analyze, groff, Node.js), the package with its
 # test extra into .venv, then runs pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
