@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from browser import launch
+from browser import launch, save_artifact
 from test_web_client import ROOMS, participant, tile_of, wait_for_moving_video
 from test_web_screen import SCREEN_FLAGS, wait_for_moving_screen
 
@@ -100,3 +100,37 @@ def test_a_refused_screen_share_is_explained_and_the_call_goes_on(browser, daemo
     wait_for_moving_video(ann, "Bob")
     context.close()
     bob.context.close()
+
+
+def test_a_three_person_call_with_a_shared_screen_and_the_chat_open(browser, daemon):
+    ann = participant(browser, daemon, "Ann", viewport={"width": 1280, "height": 800})
+    bob = participant(browser, daemon, "Bob")
+    cleo = participant(browser, daemon, "Cleo")
+    for name in ("Bob", "Cleo"):
+        wait_for_moving_video(ann, name)
+    bob.get_by_role("button", name="Share screen").click()
+    wait_for_moving_screen(ann, "Bob")
+    cleo.get_by_role("button", name="Mute").click()
+    cleo.get_by_role("button", name="Chat").click()
+    cleo.get_by_label("Message to everyone in the room").fill("Can you zoom in on the second chart?")
+    cleo.get_by_label("Message to everyone in the room").press("Enter")
+    ann.get_by_role("button", name="Chat").click()
+    expect(ann.locator("#chat-messages .chat-text")).to_have_text(["Can you zoom in on the second chart?"], timeout=10000)
+    ann.get_by_label("Message to everyone in the room").fill("Sure, one moment")
+    ann.get_by_label("Message to everyone in the room").press("Enter")
+    expect(person(ann, "Bob").locator(".state")).to_have_text(["sharing"], timeout=10000)
+    expect(person(ann, "Cleo").locator(".state")).to_have_text(["muted"], timeout=10000)
+    expect(ann.locator(f"{tile_of(ann, 'Bob')} .quality")).to_be_visible(timeout=15000)
+    # the screen has the stage to itself, larger than any camera; the chat and every control are on screen
+    stage = ann.locator("#stage").bounding_box()
+    for name in ("Bob", "Cleo"):
+        tile = ann.locator(tile_of(ann, name)).bounding_box()
+        assert stage["width"] > 2 * tile["width"], (stage, tile)
+    expect(ann.locator("#stage figure")).to_have_count(1)
+    expect(ann.locator("#chat-panel")).to_be_in_viewport()
+    for name in ("Mute", "Camera off", "Leave"):
+        expect(ann.get_by_role("button", name=name)).to_be_in_viewport()
+    ann.wait_for_timeout(500)  # the newest frames, not the first
+    save_artifact(ann, "call-with-screen-share.png")  # docs/call-with-screen-share.png is a copy of one
+    for page in (ann, bob, cleo):
+        page.context.close()

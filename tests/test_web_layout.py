@@ -121,5 +121,14 @@ def test_a_pinned_tile_and_the_speaker_in_speaker_view_are_shown_large(browser, 
     # the one who spoke leaving does not leave the spotlight empty
     cleo.get_by_role("button", name="Leave").click()
     expect(ann.locator(f"{tile_of(ann, 'Bob')}.focused")).to_have_count(1, timeout=15000)
+    # on a phone the large tile sits above the others, all on screen with the controls
+    ann.set_viewport_size({"width": 390, "height": 844})
+    ann.wait_for_timeout(300)
+    large = ann.locator(tile_of(ann, "Bob")).bounding_box()
+    small = ann.locator("figure.tile[data-endpoint='me']").bounding_box()
+    assert large["width"] > small["width"] and large["y"] + large["height"] <= small["y"] + 1, (large, small)
+    expect(ann.locator(tile_of(ann, "Bob"))).to_be_in_viewport(ratio=1)
+    expect(ann.get_by_role("button", name="Leave")).to_be_in_viewport()
+    save_artifact(ann, "phone-speaker-view.png")
     for page in (ann, bob, cleo):
         page.context.close()
