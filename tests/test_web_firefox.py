@@ -1,5 +1,5 @@
 """The daemon's page in Debian's Firefox ESR: the join screen (preview, microphone level, pickers),
-joining, and the call's tiles, next to a person in Chromium. Firefox is driven by puppeteer-core over
+joining, the grid, a shortcut and a pin, next to a person in Chromium. Firefox is driven by puppeteer-core over
 WebDriver BiDi (Playwright would need its own patched Firefox build, which cannot be had here).
 
 Media between Firefox and the daemon is not checked here: Firefox gathers no ICE candidate on
@@ -101,7 +101,12 @@ def test_the_page_in_firefox_previews_meters_joins_and_shows_the_others(browser,
         assert fox.wait_for("cameras")["cameras"]            # the camera picker lists a camera
         fox.wait_for("joined")
         assert fox.wait_for("tiles")["tiles"] == ["Me", "Ann"]
+        grid = fox.wait_for("grid")["grid"]
+        assert len(set(grid["widths"])) == 1 and grid["inside"], grid
+        controls = fox.wait_for("controls")["controls"]
+        assert controls == {"mic": ["Unmute", "true"], "pinned": True, "larger": True}, controls
         expect(ann.locator(tile_of(ann, "Fox"))).to_be_visible(timeout=15000)  # Chromium sees Firefox arrive
+        expect(ann.locator(f"{tile_of(ann, 'Fox')} .badge")).to_have_text("Muted", timeout=15000)  # and mute
         expect(ann.locator("#participants .who")).to_have_text(["Ann (you)", "Fox"])
     finally:
         fox.close()

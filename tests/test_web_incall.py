@@ -3,6 +3,8 @@ sharing, a connection-quality mark on each tile, and a browser that refuses to s
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
@@ -61,7 +63,9 @@ def test_shortcuts_and_the_people_list_show_who_is_muted_has_the_camera_off_and_
     expect(ann.locator("#call")).to_be_visible()
     # each tile says how the connection is, from the call's statistics
     quality = ann.locator(f"{tile_of(ann, 'Bob')} .quality")
-    expect(quality).to_have_attribute("aria-label", "Connection: good", timeout=15000)  # loopback: nothing lost
+    # loopback loses nothing; a machine busy with other tests may lower the frame rate to "fair"
+    expect(quality).to_have_attribute("aria-label", re.compile(r"^Connection: (good|fair)$"), timeout=15000)
+    expect(quality).to_have_attribute("data-quality", re.compile(r"^(good|fair)$"))
     # Shift+L leaves
     bob.locator("body").press("Shift+L")
     expect(ann.locator(tile_of(ann, "Bob"))).to_have_count(0, timeout=10000)

@@ -3,8 +3,9 @@
 //   node firefox_participant.mjs PUPPETEER_CORE_DIR FIREFOX URL OTHER
 // Opens URL (a room's join screen) with Firefox's fake camera and microphone and prints one JSON line
 // per finding: {"preview": frames shown}, {"level": loudest meter reading}, {"cameras": [labels]},
-// then joins and prints {"joined": true} and {"tiles": [names on the tiles]} once OTHER's tile is
-// there, or {"error": "..."}. It stays in the room until its standard input closes.
+// then joins and prints {"joined": true}, {"tiles": [names on the tiles]} once OTHER's tile is there,
+// {"grid": {widths, inside}}, and {"controls": {mic, pinned, larger}} after pressing M and pinning
+// OTHER; or {"error": "..."}. It stays in the room until its standard input closes.
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -53,6 +54,31 @@ try {
   await page.waitForFunction((name) => [...document.querySelectorAll("figure.tile figcaption")].some((c) => c.textContent === name),
     { timeout: TIMEOUT_MS, polling: 100 }, other);
   say({ tiles: await page.$$eval("figure.tile figcaption", (captions) => captions.map((c) => c.textContent)) });
+  // The grid: every tile the same size, all inside the grid.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  say({ grid: await page.evaluate(() => {
+    const grid = document.getElementById("grid").getBoundingClientRect();
+    const tiles = [...document.querySelectorAll("figure.tile")].map((t) => t.getBoundingClientRect());
+    return {
+      widths: tiles.map((t) => Math.round(t.width)),
+      inside: tiles.every((t) => t.left >= grid.left - 1 && t.right <= grid.right + 1 && t.top >= grid.top - 1 && t.bottom <= grid.bottom + 1),
+    };
+  }) });
+  // The keyboard mutes; pinning makes the other's tile large.
+  await page.keyboard.press("m");
+  await page.click(`button[aria-label="Pin ${other}"]`);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  say({ controls: await page.evaluate((name) => {
+    const mic = document.getElementById("mic-button");
+    const tiles = [...document.querySelectorAll("figure.tile")];
+    const theirs = tiles.find((t) => t.querySelector("figcaption").textContent === name);
+    const mine = tiles.find((t) => t.dataset.endpoint === "me");
+    return {
+      mic: [mic.querySelector(".label").textContent, mic.getAttribute("aria-pressed")],
+      pinned: theirs.classList.contains("focused"),
+      larger: theirs.getBoundingClientRect().width > 2 * mine.getBoundingClientRect().width,
+    };
+  }, other) });
   process.stdin.resume();
   await new Promise((resolve) => process.stdin.on("end", resolve));
 } catch (error) {
