@@ -85,6 +85,7 @@ export class Tiles {
     this.spot = $("spotlight");
     this.pinned = null;       // the tile someone pinned, large until unpinned
     this.speaker = null;      // the other person who spoke last
+    this.speakingNow = new Set();  // the others speaking at the moment, in the order they began
     this.speakerView = false;
     this.layoutQueued = false;
     this.stage.onchange = () => this.relayout();
@@ -313,8 +314,13 @@ export class Tiles {
     if (!entry) return;
     entry.tile.classList.toggle("speaking", on);
     entry.item.classList.toggle("speaking", on);
-    if (on && id !== "me" && this.speaker !== id) {
-      this.speaker = id;
+    if (id === "me") return;  // speaker view shows the others
+    // The speaker is whoever began speaking last; when they stop (or mute) while others go on, the
+    // latest of those takes over, so a long talker is not left in the strip.
+    if (on) this.speakingNow.add(id); else this.speakingNow.delete(id);
+    const next = on ? id : (this.speaker === id && this.speakingNow.size ? [...this.speakingNow].pop() : this.speaker);
+    if (next !== this.speaker) {
+      this.speaker = next;
       if (this.speakerView) this.relayout();
     }
   }
@@ -326,7 +332,8 @@ export class Tiles {
     entry.item.remove();
     this.tiles.delete(id);
     if (this.pinned === id) this.pinned = null;
-    if (this.speaker === id) this.speaker = null;
+    this.speakingNow.delete(id);
+    if (this.speaker === id) this.speaker = [...this.speakingNow].pop() ?? null;
     this.count();
     this.relayout();
   }
