@@ -123,9 +123,9 @@ export class Tiles {
       entry.pin.setAttribute("aria-pressed", String(id === this.pinned));
       if (!focused) for (const key of ["left", "top", "width", "height"]) entry.tile.style[key] = "";
     }
-    const grid = this.grid.style;
-    if (focus != null || this.stage.screens.size > 0) {
-      grid.gridTemplateColumns = grid.gridAutoRows = grid.justifyContent = "";
+    const fitted = focus == null && this.stage.screens.size === 0;
+    this.grid.classList.toggle("fitted", fitted);
+    if (!fitted) {
       this.grid.dataset.columns = "";
       if (focus != null) {
         // The large tile sits over the spotlight's place, out of the strip's flow (so its video keeps playing).
@@ -148,9 +148,8 @@ export class Tiles {
       columns = Math.max(1, Math.floor((width + gap) / (MIN_TILE_WIDTH + gap)));
       tileWidth = Math.max(1, Math.floor((width - gap * (columns - 1)) / columns));
     }
-    grid.gridTemplateColumns = `repeat(${columns}, ${tileWidth}px)`;
-    grid.gridAutoRows = `${tileWidth / TILE_ASPECT}px`;
-    grid.justifyContent = "center";
+    // Rows wrap after `columns` tiles (the width leaves no room for one more); a last, shorter row is centred.
+    this.grid.style.setProperty("--tile-width", `${tileWidth}px`);
     this.grid.dataset.columns = String(columns);
   }
 
