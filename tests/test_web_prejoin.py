@@ -13,11 +13,16 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
+def playwright():
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    browser = launch(playwright)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture
@@ -87,3 +92,36 @@ def test_a_phone_sized_join_screen_keeps_join_in_reach(browser, daemon):
     assert width <= 390, f"the join screen is {width}px wide: it scrolls sideways on a phone"
     save_artifact(page, "join-screen-phone.png")
     page.context.close()
+
+
+def test_devices_picked_before_joining_are_the_ones_the_others_get(playwright, browser, daemon):
+    # Chromium's second fake camera delivers depth frames it does not encode; the third is an ordinary one.
+    three_devices = launch(playwright, devices=3)
+    try:
+        page = three_devices.new_page()
+        page.goto(f"{daemon.url}/room/lobby?name=Ann&muted=1&camera=off")
+        expect(page.get_by_label("Join with the microphone muted")).to_be_checked()  # from the link
+        expect(page.get_by_label("Join with the camera off")).to_be_checked()
+        page.get_by_label("Join with the camera off").uncheck()
+        camera = page.locator("#join").get_by_role("combobox", name="Camera")
+        expect(camera).to_be_enabled(timeout=10000)
+        camera.select_option(label="fake_device_2")
+        microphone = page.locator("#join").get_by_role("combobox", name="Microphone")
+        expect(microphone).to_be_enabled()
+        microphone.select_option(index=1)
+        expect(page.locator("#preview")).to_have_js_property("paused", False)
+        label = "v => v.srcObject.getVideoTracks()[0].label"
+        page.wait_for_function(f"() => ({label})(document.getElementById('preview')) === 'fake_device_2'", timeout=10000)
+        mic = page.evaluate("() => document.getElementById('preview').srcObject.getAudioTracks()[0].getSettings().deviceId")
+        page.get_by_role("button", name="Join").click()
+        expect(page.get_by_role("button", name="Unmute")).to_be_visible(timeout=10000)
+        # the call sends what was picked, and the in-call pickers say so
+        expect(page.locator("#call").get_by_role("combobox", name="Camera")).to_have_value(
+            page.evaluate("() => document.getElementById('preview').srcObject.getVideoTracks()[0].getSettings().deviceId"))
+        expect(page.locator("#call").get_by_role("combobox", name="Microphone")).to_have_value(mic)
+        bob = participant(browser, daemon, "Bob")
+        wait_for_moving_video(bob, "Ann")
+        expect(bob.locator(f"{tile_of(bob, 'Ann')} .badge")).to_have_text(["Muted"], timeout=10000)
+        bob.context.close()
+    finally:
+        three_devices.close()
