@@ -90,7 +90,8 @@ export class Tiles {
     this.layoutQueued = false;
     this.stage.onchange = () => this.relayout();
     // The window, the chat panel or the phone's rotation change the room the tiles have.
-    new ResizeObserver(() => this.layout()).observe(this.view);
+    if (window.ResizeObserver) new ResizeObserver(() => this.layout()).observe(this.view);
+    else window.addEventListener("resize", () => this.relayout());  // older browsers: the window at least
   }
 
   setSpeakerView(on) {
