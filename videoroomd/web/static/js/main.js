@@ -4,6 +4,8 @@ import { ChatPanel } from "./chat.js";
 import { PhoenixSocket } from "./phoenix.js";
 import { PreJoin, currentDevice, fillDevices, switchDevice } from "./prejoin.js";
 import { inboundGrade, outboundGrade, worst } from "./quality.js";
+import { bindShortcuts } from "./shortcuts.js";
+import { copyLink } from "./copylink.js";
 import { Tiles, clearNotice, joinMessage, notice, show } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -86,29 +88,6 @@ async function localMedia() {
     if (error.name === "NotFoundError") return { stream: null, problem: "No camera or microphone was found. You can still join and watch." };
     return { stream: null, problem: `Your camera or microphone could not be started (${error.message}). You can still join and watch.` };
   }
-}
-
-// Copies the room's address (without this person's name or password) for sending to others.
-async function copyLink(room) {
-  const url = `${location.origin}/room/${encodeURIComponent(room)}`;
-  try {
-    await navigator.clipboard.writeText(url);
-    notice(`Link copied: ${url}`);
-    return;
-  } catch {
-    // No clipboard API here (a plain http:// address other than localhost), or it was refused.
-  }
-  const field = document.createElement("textarea");
-  field.value = url;
-  field.setAttribute("readonly", "");
-  field.style.position = "fixed";
-  field.style.opacity = "0";
-  document.body.append(field);
-  field.select();
-  let copied = false;
-  try { copied = document.execCommand("copy"); } catch { copied = false; }
-  field.remove();
-  notice(copied ? `Link copied: ${url}` : `Copy this link: ${url}`, { sticky: !copied });
 }
 
 async function joinScreen(room) {
@@ -345,21 +324,13 @@ class Meeting {
     $("screen-button").addEventListener("click", () => (this.screen ? this.stopScreen() : this.shareScreen()));
     $("camera-select").addEventListener("change", (event) => this.switchDevice("video", event.target.value));
     $("mic-select").addEventListener("change", (event) => this.switchDevice("audio", event.target.value));
-    // Shortcuts, shown on the buttons; never while typing (the chat, a picker) nor with the browser's own modifiers.
-    document.addEventListener("keydown", (event) => {
-      if ($("call").hidden || event.repeat || event.ctrlKey || event.metaKey || event.altKey) return;
-      if (event.target.closest?.("input, select, textarea, [contenteditable]")) return;
-      const action = {
-        m: () => this.toggleMic(),
-        v: () => this.toggleCamera(),
-        s: () => { if (!$("screen-button").hidden) $("screen-button").click(); },
-        g: () => $("layout-button").click(),
-        c: () => $("chat-button").click(),
-        L: () => this.leave(),
-      }[event.shiftKey ? event.key : event.key.toLowerCase()];
-      if (!action || (event.shiftKey && event.key !== "L")) return;
-      event.preventDefault();
-      action();
+    bindShortcuts(() => !$("call").hidden, {
+      m: () => this.toggleMic(),
+      v: () => this.toggleCamera(),
+      s: () => { if (!$("screen-button").hidden) $("screen-button").click(); },
+      g: () => $("layout-button").click(),
+      c: () => $("chat-button").click(),
+      L: () => this.leave(),  // with Shift: leaving takes more than a stray key
     });
   }
 
