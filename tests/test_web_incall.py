@@ -138,3 +138,39 @@ def test_a_three_person_call_with_a_shared_screen_and_the_chat_open(browser, dae
     save_artifact(ann, "call-with-screen-share.png")  # docs/call-with-screen-share.png is a copy of one
     for page in (ann, bob, cleo):
         page.context.close()
+
+
+KEEP_PEER_CONNECTIONS = """
+    const Native = window.RTCPeerConnection;
+    window.peerConnections = [];
+    window.RTCPeerConnection = function (...args) {
+        const pc = new Native(...args);
+        window.peerConnections.push(pc);
+        return pc;
+    };
+    window.RTCPeerConnection.prototype = Native.prototype;
+"""
+
+
+def test_a_tile_whose_video_stops_arriving_says_the_connection_is_poor(browser, daemon):
+    ann = participant(browser, daemon, "Ann")
+    context = browser.new_context(viewport={"width": 1000, "height": 700})
+    context.add_init_script(KEEP_PEER_CONNECTIONS)  # so the test can stop what Bob's page sends
+    bob = context.new_page()
+    bob.goto(f"{daemon.url}/room/lobby?name=Bob&autojoin=1")
+    wait_for_moving_video(ann, "Bob")
+    quality = ann.locator(f"{tile_of(ann, 'Bob')} .quality")
+    expect(quality).to_have_attribute("data-quality", re.compile(r"^(good|fair)$"), timeout=15000)
+    # Bob's video stops on its way (his camera still on, as far as anyone was told)
+    bob.evaluate("""() => {
+        const sender = window.peerConnections[0].getSenders().find((s) => s.track?.kind === 'video');
+        window.stopped = { sender, track: sender.track };
+        return sender.replaceTrack(null);
+    }""")
+    expect(quality).to_have_attribute("aria-label", "Connection: poor", timeout=15000)
+    expect(ann.locator(f"{tile_of(ann, 'Bob')} .badge")).to_have_count(0)  # not "camera off": nobody turned it off
+    # it comes back
+    bob.evaluate("() => window.stopped.sender.replaceTrack(window.stopped.track)")
+    expect(quality).to_have_attribute("data-quality", re.compile(r"^(good|fair)$"), timeout=15000)
+    ann.context.close()
+    context.close()

@@ -28,9 +28,14 @@ test("received tracks are graded on what changed between two samples", () => {
   assert.equal(inboundGrade(a, still, { still: true }), "good");
   // audio has no frames
   assert.equal(inboundGrade(null, { kind: "audio", packetsReceived: 50, packetsLost: 0, jitter: 0.01 }), "good");
-  // nothing arrived between the samples, or no sample: nothing to say
-  assert.equal(inboundGrade(a, a), null);
+  // a moving video that stopped arriving is poor; a still one, or audio (silence may pause it), says nothing
+  assert.equal(inboundGrade(a, a), "poor");
+  assert.equal(inboundGrade(a, a, { still: true }), null);
+  const voice = { kind: "audio", packetsReceived: 50, packetsLost: 0, jitter: 0.01 };
+  assert.equal(inboundGrade(voice, voice), null);
+  // no sample yet, or before anything arrived: nothing to say
   assert.equal(inboundGrade(a, null), null);
+  assert.equal(inboundGrade(null, { kind: "video", packetsReceived: 0, packetsLost: 0 }), null);
 });
 
 test("sent tracks are graded from the other side's reports; a person's grade is the worst of theirs", () => {

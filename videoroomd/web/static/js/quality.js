@@ -21,12 +21,14 @@ export function grade({ loss, jitter, rtt, fps } = {}) {
 
 // The grade of a received track between two samples of its "inbound-rtp" statistics (`before` may be
 // null for the first). `still`: the sender is not sending moving pictures (camera off, or audio), so
-// frames per second say nothing. Returns null when nothing arrived or was lost in between (nothing to judge).
+// frames per second say nothing. A moving video that delivered nothing since the last sample is poor
+// (its packets stopped); otherwise, with nothing arrived or lost in between, returns null (nothing to judge:
+// audio may pause in silence).
 export function inboundGrade(before, after, { still = false } = {}) {
   if (!after) return null;
   const received = (after.packetsReceived ?? 0) - (before?.packetsReceived ?? 0);
   const lost = Math.max(0, (after.packetsLost ?? 0) - (before?.packetsLost ?? 0));
-  if (received + lost <= 0) return null;
+  if (received + lost <= 0) return before && after.kind === "video" && !still ? "poor" : null;
   return grade({
     loss: lost / (received + lost),
     jitter: after.jitter,
