@@ -178,6 +178,7 @@ class Meeting {
     const explain = REFUSALS[error.code];
     if (error.code === "wrong_password") $("password-field").hidden = false;
     joinMessage(explain ? explain(error.message) : `Could not join: ${error.message}`);
+    this.preJoin.again({ micMuted: this.micMuted, cameraOff: this.cameraOff });
     show("join");
   }
 
@@ -308,6 +309,7 @@ class Meeting {
     this.call = null;
     this.socket?.close();
     this.tiles.clear();
+    this.preJoin.again({ micMuted: this.micMuted, cameraOff: this.cameraOff });
     show("join");
     joinMessage(`The call ended: ${reason}.`);
   }

@@ -94,4 +94,13 @@ export class PreJoin {
 
   // Joined: the meter's audio graph is no longer needed.
   done() { this.stopMeter(); this.stopMeter = () => {}; }
+
+  // Back on the join screen (the call ended, or a rejoin was refused): it shows the state the call had.
+  again({ micMuted, cameraOff }) {
+    this.muted.checked = micMuted;
+    this.cameraOff.checked = cameraOff;
+    if (!this.stream) return;
+    this.apply();
+    this.startMeter();
+  }
 }
