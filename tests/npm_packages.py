@@ -12,6 +12,7 @@ PACKAGES = {
     "phoenix": "1.8.16",
     "@jellyfish-dev/membrane-webrtc-js": "0.7.1",
     "esbuild": "0.24.2",
+    "puppeteer-core": "24.43.1",  # drives Debian's Firefox ESR over WebDriver BiDi; downloads no browser
 }
 
 

@@ -2,6 +2,7 @@
 // The client always offers; the server answers. Events for the page are dispatched on the Call:
 //   endpoint-added/-updated/-removed {endpoint}, track-ready {endpointId, trackId, kind, track},
 //   track-removed {endpointId, trackId}, track-updated {endpointId, trackId, metadata},
+//   tracks-changed {endpointId} (a track came, went or changed its metadata),
 //   speaking {endpointId, trackId, speaking}, closed {reason, rejoin},
 //   chat {id, from, name, text, at}, chat-history {messages}.
 
@@ -28,13 +29,16 @@ export class Call extends EventTarget {
   }
 
   // Joins the room and connects to its engine; rejects with the server's reason.
-  async join({ name, password, stream }) {
+  // `muted` {audio, video}: tracks that start muted (the others see so from the start).
+  async join({ name, password, stream, muted = {} }) {
     const params = { displayName: name };
     if (password) params.password = password;
     this.channel = await this.socket.join(`room:${this.room}`, params, (event, payload) => this.onChannel(event, payload));
     this.id = this.channel.response.peer_id;
     for (const track of stream ? stream.getTracks() : []) {
-      this.local.set(`${this.id}:${crypto.randomUUID()}`, { track, kind: track.kind, metadata: { kind: track.kind, muted: false } });
+      const off = !!muted[track.kind];
+      track.enabled = !off;
+      this.local.set(`${this.id}:${crypto.randomUUID()}`, { track, kind: track.kind, metadata: { kind: track.kind, muted: off } });
     }
     const connected = new Promise((resolve) => { this.connected = resolve; });
     this.send({ type: "connect", data: { metadata: { displayName: name } } });
@@ -102,7 +106,11 @@ export class Call extends EventTarget {
         break;
       case "trackUpdated": {
         const track = this.endpoints.get(data.endpointId)?.tracks.get(data.trackId);
-        if (track) { track.metadata = data.metadata; this.emit("track-updated", { endpointId: data.endpointId, trackId: data.trackId, metadata: data.metadata }); }
+        if (track) {
+          track.metadata = data.metadata || {};
+          this.emit("track-updated", { endpointId: data.endpointId, trackId: data.trackId, metadata: track.metadata });
+          this.emit("tracks-changed", { endpointId: data.endpointId });
+        }
         break;
       }
       case "offerData": await this.offer(data); break;
@@ -138,14 +146,48 @@ export class Call extends EventTarget {
     if (!endpoint) return;
     endpoint.tracks.set(trackId, { metadata: metadata || {} });
     this.trackOwner.set(trackId, endpointId);
+    this.emit("tracks-changed", { endpointId });
   }
 
   removeTrack(endpointId, trackId) {
-    this.endpoints.get(endpointId)?.tracks.delete(trackId);
+    const had = this.endpoints.get(endpointId)?.tracks.delete(trackId);
     this.trackOwner.delete(trackId);
     const track = this.remoteTracks.get(trackId);
     this.remoteTracks.delete(trackId);
     if (track) this.emit("track-removed", { endpointId, trackId, track });
+    if (had) this.emit("tracks-changed", { endpointId });
+  }
+
+  // The statistics the page grades connection quality on: for each received track, its owner, its
+  // metadata and its "inbound-rtp" numbers; for each track we send, the other side's "remote-inbound-rtp"
+  // report. Returns {received: Map(trackId -> {endpointId, metadata, inbound}), sent: [report]}.
+  async stats() {
+    const received = new Map();
+    const sent = [];
+    const pc = this.pc;
+    if (!pc) return { received, sent };
+    const receivers = pc.getReceivers();
+    for (const [trackId, track] of this.remoteTracks) {
+      const receiver = receivers.find((r) => r.track === track);
+      const endpointId = this.trackOwner.get(trackId);
+      if (!receiver || !endpointId) continue;
+      const report = await receiver.getStats();
+      for (const entry of report.values()) {
+        if (entry.type !== "inbound-rtp") continue;
+        const { kind, packetsReceived, packetsLost, jitter, framesPerSecond } = entry;
+        received.set(trackId, {
+          endpointId, metadata: this.endpoints.get(endpointId)?.tracks.get(trackId)?.metadata || {},
+          inbound: { kind: kind ?? track.kind, packetsReceived, packetsLost, jitter, framesPerSecond },
+        });
+      }
+    }
+    for (const local of this.local.values()) {
+      const sender = local.transceiver?.sender;
+      if (!sender?.track || local.metadata.muted) continue;
+      const report = await sender.getStats();
+      for (const entry of report.values()) if (entry.type === "remote-inbound-rtp") sent.push(entry);
+    }
+    return { received, sent };
   }
 
   createConnection(turnServers) {

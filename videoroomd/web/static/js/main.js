@@ -2,12 +2,17 @@
 import { Call } from "./call.js";
 import { ChatPanel } from "./chat.js";
 import { PhoenixSocket } from "./phoenix.js";
+import { PreJoin, currentDevice, fillDevices, switchDevice } from "./prejoin.js";
+import { inboundGrade, outboundGrade, worst } from "./quality.js";
+import { bindShortcuts } from "./shortcuts.js";
+import { copyLink } from "./copylink.js";
 import { Tiles, clearNotice, joinMessage, notice, show } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const NAME_KEY = "videoroomd.name";
 const RECONNECT_DELAYS_MS = [1000, 2000, 4000, 8000, 10000];
+const QUALITY_INTERVAL_MS = 2000;
 const REFUSALS = {
   room_full: (reason) => `${reason}. Try again later, or pick another room.`,
   wrong_password: (reason) => (reason === "this room needs a password" ? "This room needs a password." : "Wrong password. Try again."),
@@ -90,14 +95,19 @@ async function joinScreen(room) {
   document.title = `${room} · videoroomd`;
   $("join-room").textContent = room;
   $("room-title").textContent = room;
+  $("copy-link").hidden = false;
+  $("copy-link").addEventListener("click", () => copyLink(room));
   $("join-name").value = rememberedName();
+  $("join-name").addEventListener("input", () => localStorage.setItem(NAME_KEY, $("join-name").value.trim()));
+  $("join-muted").checked = params.get("muted") === "1";
+  $("join-camera-off").checked = params.get("camera") === "off";
   const { rooms } = await fetchRooms();
   const known = rooms.find((r) => r.name === room);
   $("password-field").hidden = !known?.password;
   const media = await localMedia();
-  if (media.stream) $("preview").srcObject = media.stream; else $("preview").hidden = true;
+  const preJoin = new PreJoin(media.stream);
   if (media.problem) joinMessage(media.problem);
-  const meeting = new Meeting(room, media.stream, media.problem);
+  const meeting = new Meeting(room, media.stream, media.problem, preJoin);
   $("join-form").addEventListener("submit", (event) => {
     event.preventDefault();
     meeting.start($("join-name").value.trim(), $("join-password").value);
@@ -107,10 +117,26 @@ async function joinScreen(room) {
   }
 }
 
+// What to tell someone whose screen could not be shared (getDisplayMedia refused).
+function screenRefusal(error) {
+  switch (error?.name) {
+    case "NotAllowedError":
+      return "The screen is not shared: the picker was cancelled, or the browser or system does not allow this page to share the screen.";
+    case "NotFoundError":
+      return "The screen is not shared: there was no screen or window to share.";
+    case "NotReadableError":
+    case "AbortError":
+      return "The screen is not shared: it could not be captured (another application or the system may be holding it).";
+    default:
+      return `The screen is not shared: this browser could not share it (${error?.message || error?.name || error}).`;
+  }
+}
+
 // -- the call ----------------------------------------------------------------------------
 class Meeting {
-  constructor(room, stream, mediaProblem) {
+  constructor(room, stream, mediaProblem, preJoin) {
     this.room = room;
+    this.preJoin = preJoin;
     this.stream = stream;
     this.mediaProblem = mediaProblem;
     this.tiles = new Tiles();
@@ -130,6 +156,9 @@ class Meeting {
     localStorage.setItem(NAME_KEY, name);
     this.name = name;
     this.password = password;
+    const { micMuted, cameraOff } = this.preJoin.choices;
+    this.setMic(micMuted);
+    this.setCamera(cameraOff);
     $("join-button").disabled = true;
     try {
       await this.connect();
@@ -139,6 +168,7 @@ class Meeting {
       return;
     }
     joinMessage("");
+    this.preJoin.done();
     show("call");
     $("join-button").disabled = false;
     if (this.mediaProblem) notice(this.mediaProblem, { error: true });  // the "Camera off" badge on "Me" stays
@@ -148,6 +178,7 @@ class Meeting {
     const explain = REFUSALS[error.code];
     if (error.code === "wrong_password") $("password-field").hidden = false;
     joinMessage(explain ? explain(error.message) : `Could not join: ${error.message}`);
+    this.preJoin.again({ micMuted: this.micMuted, cameraOff: this.cameraOff });
     show("join");
   }
 
@@ -162,12 +193,11 @@ class Meeting {
     this.tiles.add("me", this.name, { local: true });
     if (this.stream) this.tiles.setLocalStream(this.stream);
     this.chat.joined(call);
-    await call.join({ name: this.name, password: this.password, stream: this.stream });
+    await call.join({ name: this.name, password: this.password, stream: this.stream, muted: { audio: this.micMuted, video: this.cameraOff } });
     this.call = call;
-    if (this.micMuted) call.setMuted("audio", true);
-    if (this.cameraOff) call.setMuted("video", true);
     this.tiles.setState("me", { micMuted: this.micMuted, cameraOff: this.cameraOff || !this.stream });
     if (this.screen?.readyState === "live") this.publishScreen();  // still sharing after a reconnect
+    this.watchQuality(call);
     this.socket.addEventListener("close", () => this.lost("Connection lost"));
     this.listDevices();
   }
@@ -186,12 +216,12 @@ class Meeting {
       const metadata = call.endpoints.get(detail.endpointId)?.tracks.get(detail.trackId)?.metadata || {};
       if (metadata.type === "screen") { this.tiles.addScreen(detail.endpointId, detail.trackId, detail.track); return; }
       this.tiles.addTrack(detail.endpointId, detail.track);
-      this.showTrackState(detail.endpointId, metadata);
+      this.showState(call, detail.endpointId);
     });
     call.addEventListener("track-removed", ({ detail }) => {
       if (!this.tiles.stage.remove(detail.trackId)) this.tiles.removeTrack(detail.endpointId, detail.track);
     });
-    call.addEventListener("track-updated", ({ detail }) => this.showTrackState(detail.endpointId, detail.metadata));
+    call.addEventListener("tracks-changed", ({ detail }) => this.showState(call, detail.endpointId));
     call.addEventListener("speaking", ({ detail }) => {
       // A muted microphone sends silence; never show it as speaking, even while the server's hold runs out.
       const muted = call.endpoints.get(detail.endpointId)?.tracks.get(detail.trackId)?.metadata?.muted;
@@ -208,13 +238,42 @@ class Meeting {
     });
   }
 
-  showTrackState(endpointId, metadata) {
-    if (metadata.type === "screen") return;  // a screen says nothing of the camera or microphone
-    if (metadata.kind === "audio") {
-      this.tiles.setState(endpointId, { micMuted: !!metadata.muted });
-      if (metadata.muted) this.tiles.speaking(endpointId, false);
-    }
-    if (metadata.kind === "video") this.tiles.setState(endpointId, { cameraOff: !!metadata.muted });
+  // Muted, camera off, sharing: what the metadata of someone's tracks says (our page's tracks carry
+  // {kind, muted, type}; tracks of other clients whose metadata says nothing of these show nothing).
+  showState(call, endpointId) {
+    const tracks = [...(call.endpoints.get(endpointId)?.tracks.values() || [])].map((t) => t.metadata || {});
+    const own = (kind) => tracks.filter((m) => m.kind === kind && m.type !== "screen");
+    const micMuted = own("audio").some((m) => m.muted);
+    this.tiles.setState(endpointId, {
+      micMuted, cameraOff: own("video").some((m) => m.muted), sharing: tracks.some((m) => m.type === "screen"),
+    });
+    if (micMuted) this.tiles.speaking(endpointId, false);
+  }
+
+  // Grades each person's connection every few seconds from the call's statistics, until the call is replaced.
+  watchQuality(call) {
+    clearInterval(this.qualityTimer);
+    let previous = new Map();  // track id -> its last inbound-rtp numbers
+    this.qualityTimer = setInterval(async () => {
+      if (this.call !== call) return;
+      let stats;
+      try { stats = await call.stats(); } catch { return; }  // the connection closed meanwhile
+      if (this.call !== call) return;
+      const grades = new Map();  // endpoint id -> grades of its tracks
+      const next = new Map();
+      for (const [trackId, { endpointId, metadata, inbound }] of stats.received) {
+        next.set(trackId, inbound);
+        // A camera that is off, or a still screen, sends few frames on a fine connection.
+        const still = !!metadata.muted || metadata.type === "screen";
+        const grade = inboundGrade(previous.get(trackId), inbound, { still });
+        grades.set(endpointId, [...(grades.get(endpointId) || []), grade]);
+      }
+      previous = next;
+      for (const id of this.tiles.tiles.keys()) {
+        if (id !== "me") this.tiles.setQuality(id, worst(grades.get(id) || []));
+      }
+      this.tiles.setQuality("me", worst(stats.sent.map(outboundGrade)));
+    }, QUALITY_INTERVAL_MS);
   }
 
   // The connection dropped (network, server restart): rejoin with backoff until it works.
@@ -244,11 +303,13 @@ class Meeting {
   }
 
   ended(reason) {
+    clearInterval(this.qualityTimer);
     this.stopScreen();
     this.call?.close();
     this.call = null;
     this.socket?.close();
     this.tiles.clear();
+    this.preJoin.again({ micMuted: this.micMuted, cameraOff: this.cameraOff });
     show("join");
     joinMessage(`The call ended: ${reason}.`);
   }
@@ -257,31 +318,42 @@ class Meeting {
     $("mic-button").addEventListener("click", () => this.toggleMic());
     $("camera-button").addEventListener("click", () => this.toggleCamera());
     $("leave-button").addEventListener("click", () => this.leave());
+    $("layout-button").addEventListener("click", () => {
+      this.tiles.setSpeakerView(!this.tiles.speakerView);
+      $("layout-button").setAttribute("aria-pressed", String(this.tiles.speakerView));
+    });
     $("screen-button").hidden = !navigator.mediaDevices?.getDisplayMedia;  // phones cannot share a screen
     $("screen-button").addEventListener("click", () => (this.screen ? this.stopScreen() : this.shareScreen()));
     $("camera-select").addEventListener("change", (event) => this.switchDevice("video", event.target.value));
     $("mic-select").addEventListener("change", (event) => this.switchDevice("audio", event.target.value));
-    document.addEventListener("keydown", (event) => {
-      if ($("call").hidden || event.target.matches("input, select, textarea") || event.ctrlKey || event.metaKey || event.altKey) return;
-      if (event.key === "m") this.toggleMic();
-      if (event.key === "v") this.toggleCamera();
+    bindShortcuts(() => !$("call").hidden, {
+      m: () => this.toggleMic(),
+      v: () => this.toggleCamera(),
+      s: () => { if (!$("screen-button").hidden) $("screen-button").click(); },
+      g: () => $("layout-button").click(),
+      c: () => $("chat-button").click(),
+      L: () => this.leave(),  // with Shift: leaving takes more than a stray key
     });
   }
 
-  toggleMic() {
-    this.micMuted = !this.micMuted;
-    this.call?.setMuted("audio", this.micMuted);
-    $("mic-button").setAttribute("aria-pressed", String(this.micMuted));
-    $("mic-button").textContent = this.micMuted ? "Unmute" : "Mute";
-    this.tiles.setState("me", { micMuted: this.micMuted });
+  toggleMic() { this.setMic(!this.micMuted); }
+
+  toggleCamera() { this.setCamera(!this.cameraOff); }
+
+  setMic(muted) {
+    this.micMuted = muted;
+    this.call?.setMuted("audio", muted);
+    $("mic-button").setAttribute("aria-pressed", String(muted));
+    $("mic-button").querySelector(".label").textContent = muted ? "Unmute" : "Mute";
+    this.tiles.setState("me", { micMuted: muted });
   }
 
-  toggleCamera() {
-    this.cameraOff = !this.cameraOff;
-    this.call?.setMuted("video", this.cameraOff);
-    $("camera-button").setAttribute("aria-pressed", String(this.cameraOff));
-    $("camera-button").textContent = this.cameraOff ? "Camera on" : "Camera off";
-    this.tiles.setState("me", { cameraOff: this.cameraOff || !this.stream });
+  setCamera(off) {
+    this.cameraOff = off;
+    this.call?.setMuted("video", off);
+    $("camera-button").setAttribute("aria-pressed", String(off));
+    $("camera-button").querySelector(".label").textContent = off ? "Camera on" : "Camera off";
+    this.tiles.setState("me", { cameraOff: off || !this.stream });
   }
 
   // One screen (or window, or tab) per person, as a second video track the others see on their stage.
@@ -290,8 +362,8 @@ class Meeting {
     try {
       stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
     } catch (error) {
-      if (error.name !== "NotAllowedError") notice(`Could not share the screen: ${error.message}`, { error: true });
-      return;  // NotAllowedError: the person cancelled the browser's picker
+      notice(screenRefusal(error), { error: true });
+      return;  // the call goes on as it was
     }
     const track = stream.getVideoTracks()[0];
     if (!track || this.screen) { for (const t of stream.getTracks()) t.stop(); return; }
@@ -301,12 +373,13 @@ class Meeting {
     this.screen = track;
     this.publishScreen();
     $("screen-button").setAttribute("aria-pressed", "true");
-    $("screen-button").textContent = "Stop sharing";
+    $("screen-button").querySelector(".label").textContent = "Stop sharing";
   }
 
   publishScreen() {
     this.call?.shareScreen(this.screen);
     this.tiles.addScreen("me", "me-screen", this.screen);
+    this.tiles.setState("me", { sharing: true });
   }
 
   stopScreen() {
@@ -315,32 +388,24 @@ class Meeting {
     this.screen = null;
     this.call?.stopScreen();
     this.tiles.stage.remove("me-screen");
+    this.tiles.setState("me", { sharing: false });
     $("screen-button").setAttribute("aria-pressed", "false");
-    $("screen-button").textContent = "Share screen";
+    $("screen-button").querySelector(".label").textContent = "Share screen";
   }
 
   async listDevices() {
     if (!navigator.mediaDevices?.enumerateDevices) return;
-    const devices = await navigator.mediaDevices.enumerateDevices();
-    for (const [kind, select] of [["videoinput", $("camera-select")], ["audioinput", $("mic-select")]]) {
-      const current = this.stream?.getTracks().find((t) => t.kind === (kind === "videoinput" ? "video" : "audio"))?.getSettings().deviceId;
-      select.replaceChildren(...devices.filter((d) => d.kind === kind).map((d, i) => {
-        const option = new Option(d.label || `${kind === "videoinput" ? "Camera" : "Microphone"} ${i + 1}`, d.deviceId);
-        option.selected = d.deviceId === current;
-        return option;
-      }));
-      select.disabled = select.options.length < 2;
-    }
+    let devices;
+    try { devices = await navigator.mediaDevices.enumerateDevices(); } catch { return; }
+    fillDevices($("camera-select"), devices, "videoinput", currentDevice(this.stream, "video"));
+    fillDevices($("mic-select"), devices, "audioinput", currentDevice(this.stream, "audio"));
   }
 
   async switchDevice(kind, deviceId) {
     try {
-      const constraints = kind === "video" ? { video: { deviceId: { exact: deviceId } } } : { audio: { deviceId: { exact: deviceId } } };
-      const fresh = await navigator.mediaDevices.getUserMedia(constraints);
-      const track = fresh.getTracks()[0];
+      const track = await switchDevice(this.stream, kind, deviceId);
       await this.call?.replaceTrack(kind, track);
-      for (const old of this.stream.getTracks().filter((t) => t.kind === kind)) { this.stream.removeTrack(old); old.stop(); }
-      this.stream.addTrack(track);
+      track.enabled = !(kind === "video" ? this.cameraOff : this.micMuted);
       this.tiles.setLocalStream(this.stream);
     } catch (error) {
       notice(`Could not switch ${kind === "video" ? "camera" : "microphone"}: ${error.message}`, { error: true });
@@ -349,6 +414,7 @@ class Meeting {
 
   async leave() {
     this.leaving = true;
+    clearInterval(this.qualityTimer);
     this.screen?.stop();
     await this.call?.leave();
     this.socket?.close();

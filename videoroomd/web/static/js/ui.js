@@ -1,6 +1,9 @@
 // The call's DOM: a tile per participant in a re-flowing grid, the people list, notices.
+import { bestGrid, spotlight } from "./layout.js";
 
 const $ = (id) => document.getElementById(id);
+const TILE_ASPECT = 4 / 3;
+const MIN_TILE_WIDTH = 120;  // below this a face is a smudge: the grid scrolls instead
 
 export function show(section) {
   for (const id of ["lobby", "join", "call"]) $(id).hidden = id !== section;
@@ -68,6 +71,7 @@ export class Stage {
   update() {
     this.box.hidden = this.screens.size === 0;
     this.box.parentElement.classList.toggle("staged", this.screens.size > 0);
+    this.onchange?.();
   }
 }
 
@@ -77,6 +81,77 @@ export class Tiles {
     this.list = $("participants");
     this.tiles = new Map();  // endpoint id ("me" for us) -> {tile, video, audio, stream, name, badges, avatar, item}
     this.stage = new Stage();
+    this.view = this.grid.parentElement;
+    this.spot = $("spotlight");
+    this.pinned = null;       // the tile someone pinned, large until unpinned
+    this.speaker = null;      // the other person who spoke last
+    this.speakingNow = new Set();  // the others speaking at the moment, in the order they began
+    this.speakerView = false;
+    this.layoutQueued = false;
+    this.stage.onchange = () => this.relayout();
+    // The window, the chat panel or the phone's rotation change the room the tiles have.
+    if (window.ResizeObserver) new ResizeObserver(() => this.layout()).observe(this.view);
+    else window.addEventListener("resize", () => this.relayout());  // older browsers: the window at least
+  }
+
+  setSpeakerView(on) {
+    this.speakerView = on;
+    this.relayout();
+  }
+
+  pin(id) {
+    this.pinned = this.pinned === id ? null : id;
+    this.relayout();
+  }
+
+  // Lays the tiles out once the current burst of changes (several people arriving at once) is over.
+  relayout() {
+    if (this.layoutQueued) return;
+    this.layoutQueued = true;
+    requestAnimationFrame(() => { this.layoutQueued = false; this.layout(); });
+  }
+
+  // The plain grid: every tile the same, the largest size at which all fit. With a spotlight (a pin,
+  // speaker view) one tile is large and the others make a strip; with a shared screen the screen is.
+  layout() {
+    const ids = [...this.tiles.keys()];
+    const focus = spotlight({ ids, pinned: this.pinned, speaker: this.speaker, speakerView: this.speakerView, screens: this.stage.screens.size });
+    this.view.classList.toggle("focus", focus != null);
+    this.spot.hidden = focus == null;
+    for (const [id, entry] of this.tiles) {
+      const focused = id === focus;
+      entry.tile.classList.toggle("focused", focused);
+      entry.pin.setAttribute("aria-pressed", String(id === this.pinned));
+      if (!focused) for (const key of ["left", "top", "width", "height"]) entry.tile.style[key] = "";
+    }
+    const fitted = focus == null && this.stage.screens.size === 0;
+    this.grid.classList.toggle("fitted", fitted);
+    if (!fitted) {
+      this.grid.dataset.columns = "";
+      if (focus != null) {
+        // The large tile sits over the spotlight's place, out of the strip's flow (so its video keeps playing).
+        const box = this.spot.getBoundingClientRect();
+        const origin = this.view.getBoundingClientRect();
+        const tile = this.tiles.get(focus).tile.style;
+        tile.left = `${box.left - origin.left}px`;
+        tile.top = `${box.top - origin.top}px`;
+        tile.width = `${box.width}px`;
+        tile.height = `${box.height}px`;
+      }
+      return;
+    }
+    const style = getComputedStyle(this.grid);
+    const gap = parseFloat(style.columnGap) || 0;
+    const width = this.grid.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    const height = this.grid.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
+    let { columns, width: tileWidth } = bestGrid(ids.length, width, height, { aspect: TILE_ASPECT, gap });
+    if (tileWidth < MIN_TILE_WIDTH) {
+      columns = Math.max(1, Math.floor((width + gap) / (MIN_TILE_WIDTH + gap)));
+      tileWidth = Math.max(1, Math.floor((width - gap * (columns - 1)) / columns));
+    }
+    // Rows wrap after `columns` tiles (the width leaves no room for one more); a last, shorter row is centred.
+    this.grid.style.setProperty("--tile-width", `${tileWidth}px`);
+    this.grid.dataset.columns = String(columns);
   }
 
   // A screen `id` shares goes on the stage, named after its owner.
@@ -106,17 +181,40 @@ export class Tiles {
     badges.className = "badges";
     const audio = document.createElement("audio");
     audio.autoplay = true;
-    tile.append(video, avatar, label, badges, audio);
+    const pin = document.createElement("button");
+    pin.type = "button";
+    pin.className = "pin quiet";
+    pin.textContent = "Pin";
+    pin.setAttribute("aria-pressed", "false");
+    pin.setAttribute("aria-label", local ? "Pin yourself" : `Pin ${name}`);
+    pin.title = "Pin: keep this tile large";
+    pin.addEventListener("click", () => this.pin(id));
+    tile.addEventListener("dblclick", () => this.pin(id));
+    // Connection quality, from the statistics of the tracks (hidden until first measured).
+    const quality = document.createElement("span");
+    quality.className = "quality";
+    quality.setAttribute("role", "img");
+    quality.hidden = true;
+    for (let i = 0; i < 3; i += 1) quality.append(document.createElement("i"));
+    tile.append(video, avatar, label, badges, pin, quality, audio);
     this.grid.append(tile);
     const item = document.createElement("li");
-    item.textContent = local ? `${name} (you)` : name;
     item.dataset.endpoint = id;
+    const who = document.createElement("span");
+    who.className = "who";
+    who.textContent = local ? `${name} (you)` : name;
+    const states = document.createElement("span");
+    states.className = "states";
+    item.append(who, states);
     if (local) this.list.prepend(item); else this.list.append(item);
-    const entry = { tile, video, audio, stream: new MediaStream(), audioStream: new MediaStream(), label, badges, avatar, item, name };
+    const entry = {
+      tile, video, audio, stream: new MediaStream(), audioStream: new MediaStream(), label, badges, avatar, item, who, states, name, pin, quality,
+    };
     video.srcObject = entry.stream;
     audio.srcObject = entry.audioStream;
     this.tiles.set(id, entry);
     this.count();
+    this.relayout();
     return entry;
   }
 
@@ -152,19 +250,52 @@ export class Tiles {
     if (!entry || id === "me") return;
     entry.name = name;
     entry.label.textContent = name;
-    entry.item.textContent = name;
+    entry.who.textContent = name;
     entry.avatar.textContent = initials(name);
     entry.video.setAttribute("aria-label", `${name}'s camera`);
+    entry.pin.setAttribute("aria-label", `Pin ${name}`);
   }
 
-  setState(id, { micMuted, cameraOff }) {
+  // What the tile and the people list show of someone: microphone muted, camera off, sharing a screen.
+  setState(id, { micMuted, cameraOff, sharing }) {
     const entry = this.tiles.get(id);
     if (!entry) return;
-    if (micMuted !== undefined) this.badge(entry, "mic", micMuted, "Muted");
+    if (micMuted !== undefined) {
+      this.badge(entry, "mic", micMuted, "Muted");
+      this.state(entry, "muted", micMuted, "muted");
+    }
     if (cameraOff !== undefined) {
       this.badge(entry, "camera", cameraOff, "Camera off");
+      this.state(entry, "camera-off", cameraOff, "camera off");
       entry.avatar.hidden = !cameraOff && (id === "me" ? entry.stream.getVideoTracks().length > 0 : entry.stream.getTracks().length > 0);
     }
+    if (sharing !== undefined) this.state(entry, "sharing", sharing, "sharing");
+  }
+
+  // The people list's words for a state, in a fixed order (muted, camera off, sharing).
+  state(entry, key, on, text) {
+    let mark = entry.states.querySelector(`[data-state="${key}"]`);
+    if (on && !mark) {
+      mark = document.createElement("span");
+      mark.className = `state state-${key}`;
+      mark.dataset.state = key;
+      mark.textContent = text;
+      const order = ["muted", "camera-off", "sharing"];
+      const after = [...entry.states.children].find((m) => order.indexOf(m.dataset.state) > order.indexOf(key));
+      entry.states.insertBefore(mark, after || null);
+    } else if (!on && mark) mark.remove();
+  }
+
+  // `grade` "good" | "fair" | "poor", or null while unknown.
+  setQuality(id, grade) {
+    const entry = this.tiles.get(id);
+    if (!entry) return;
+    entry.quality.hidden = !grade;
+    if (!grade || entry.quality.dataset.quality === grade) return;
+    entry.quality.dataset.quality = grade;
+    const words = `Connection: ${grade}`;
+    entry.quality.setAttribute("aria-label", words);
+    entry.quality.title = words;
   }
 
   badge(entry, key, on, text) {
@@ -183,6 +314,15 @@ export class Tiles {
     if (!entry) return;
     entry.tile.classList.toggle("speaking", on);
     entry.item.classList.toggle("speaking", on);
+    if (id === "me") return;  // speaker view shows the others
+    // The speaker is whoever began speaking last; when they stop (or mute) while others go on, the
+    // latest of those takes over, so a long talker is not left in the strip.
+    if (on) this.speakingNow.add(id); else this.speakingNow.delete(id);
+    const next = on ? id : (this.speaker === id && this.speakingNow.size ? [...this.speakingNow].pop() : this.speaker);
+    if (next !== this.speaker) {
+      this.speaker = next;
+      if (this.speakerView) this.relayout();
+    }
   }
 
   remove(id) {
@@ -191,7 +331,11 @@ export class Tiles {
     entry.tile.remove();
     entry.item.remove();
     this.tiles.delete(id);
+    if (this.pinned === id) this.pinned = null;
+    this.speakingNow.delete(id);
+    if (this.speaker === id) this.speaker = [...this.speakingNow].pop() ?? null;
     this.count();
+    this.relayout();
   }
 
   clear() {
