@@ -17,24 +17,15 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 import npm_packages
-from browser import launch
-from test_web_client import ROOMS, participant, tile_of
+from web_page import ROOMS, browser, participant, tile_of  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 
 HERE = Path(__file__).resolve().parent
 FIREFOX = "/usr/bin/firefox-esr"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
 
 
 class FirefoxParticipant:

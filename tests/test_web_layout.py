@@ -4,25 +4,12 @@ a pinned tile and the speaker in speaker view shown large."""
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from browser import launch, save_artifact
-from test_web_client import ROOMS, participant, tile_of, wait_for_moving_video
+from browser import save_artifact
+from web_page import browser, daemon, participant, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def daemon(start_daemon):
-    return start_daemon(rooms=ROOMS)
 
 
 def tile_boxes(page) -> list[dict]:

@@ -4,30 +4,12 @@ the remembered name, joining muted or with the camera off, and the room's link t
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from browser import frames, launch, save_artifact
-from test_web_client import ROOMS, participant, tile_of, wait_for_moving_video
+from web_page import browser, daemon, participant, playwright, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(playwright):
-    browser = launch(playwright)
-    yield browser
-    browser.close()
-
-
-@pytest.fixture
-def daemon(start_daemon):
-    return start_daemon(rooms=ROOMS)
 
 
 def loudest(page, seconds: float = 4.0) -> float:

@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from browser import frames, launch, save_artifact
-from test_web_client import ROOMS, participant, tile_of, wait_for_moving_video
+from web_page import daemon, participant, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 
@@ -20,11 +20,6 @@ def browser():
         browser = launch(playwright, extra_flags=SCREEN_FLAGS)
         yield browser
         browser.close()
-
-
-@pytest.fixture
-def daemon(start_daemon):
-    return start_daemon(rooms=ROOMS)
 
 
 def screen_of(name: str) -> str:
