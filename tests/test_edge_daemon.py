@@ -4,27 +4,39 @@ from __future__ import annotations
 
 import json
 import signal
+import urllib.request
 
 import trio
 
 from edge_helpers import connect, exchange, frame, get, read_all, read_until, status_of, upgrade_head
 
 
-def test_a_fatal_error_is_logged_as_critical_with_its_traceback_then_exit_1(start_daemon, tmp_path):
+def test_a_log_file_that_cannot_be_reopened_is_reported_and_the_daemon_goes_on(start_daemon, tmp_path):
     log_file = tmp_path / "videoroomd.log"
     daemon = start_daemon(log=f'file = "{log_file}"')
-    # A real fault: the log file replaced by a directory, then SIGUSR1 (reopen the log files) fails.
-    log_file.unlink()
+    log_file.unlink()  # a log rotation gone wrong: a directory where the file was
     log_file.mkdir()
     daemon.signal(signal.SIGUSR1)
-    daemon.proc.wait(timeout=15)
+    daemon.wait_log("log file cannot be reopened")
+    assert daemon.proc.poll() is None
+    assert urllib.request.urlopen(daemon.url + "/healthz", timeout=5).status == 200
+    assert daemon.stop() == 0
+
+
+def test_a_fatal_error_reaches_the_log_file_with_its_traceback_then_exit_1(start_daemon, tmp_path):
+    # A real fault the daemon cannot go on with: its media worker program cannot start at
+    # all (here a broken installation: the interpreter of every worker exits at once).
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import os, sys\nif '--fd' in sys.argv:\n    os._exit(3)\n")
+    log_file = tmp_path / "videoroomd.log"
+    daemon = start_daemon(log=f'file = "{log_file}"', media="workers = 1", wait=False, env={"PYTHONPATH": str(site)})
+    daemon.proc.wait(timeout=60)
     assert daemon.stop() == 1
-    lines = [json.loads(line) for line in daemon.log().splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
     fatal = [line for line in lines if line["event"] == "daemon failed; exiting"]
     assert len(fatal) == 1 and fatal[0]["level"] == "critical"
-    assert "IsADirectoryError" in fatal[0]["exception"] and "Traceback" in fatal[0]["exception"]
-    # (Here the file itself is what broke, so this line reaches stderr only; any other
-    # fault reaches the file through the same handler.)
+    assert "media worker 1 could not start" in fatal[0]["exception"] and "Traceback" in fatal[0]["exception"]
 
 
 async def test_a_connection_ended_by_an_error_is_in_the_log_file_with_its_traceback(start_daemon, tmp_path):

@@ -210,13 +210,27 @@ def media_plane(config: Config) -> MediaPlane:
 
 
 def reopen_log_files() -> None:
-    """SIGUSR1: reopen every log file (for log rotation without copytruncate)."""
+    """SIGUSR1: reopen every log file (for log rotation without copytruncate).
+
+    A file that cannot be opened again (its directory gone, say) is reported and
+    the old one kept: a log rotation gone wrong must not end the calls."""
+    failed = []
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
             handler.acquire()
             try:
-                handler.close()
-                handler.stream = handler._open()
+                try:
+                    stream = handler._open()
+                except OSError as error:
+                    failed.append((handler.baseFilename, error))
+                    continue
+                old, handler.stream = handler.stream, stream
+                if old is not None:
+                    old.close()
             finally:
                 handler.release()
-    log.info("log files reopened")
+    for path, error in failed:
+        log.error("log file cannot be reopened; still writing to the one open before", file=path,
+                  error=f"{type(error).__name__}: {error.strerror or error}")
+    if not failed:
+        log.info("log files reopened")

@@ -23,6 +23,28 @@ SECRET_KEYS = frozenset({"password", "credential", "admin_token", "token", "secr
 QUIET_LOGGERS = {"aioice": logging.WARNING, "aiortc": logging.WARNING, "trio-websocket": logging.WARNING}
 
 
+class LogFileHandler(logging.handlers.WatchedFileHandler):
+    """The log file, reopened when logrotate moves it away; one that cannot be reopened
+    (its directory gone, a directory in its place) is said so once on stderr, and its
+    lines go to stderr only until it can be: a log call never raises."""
+
+    unavailable = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.reopenIfNeeded()
+        except OSError as error:
+            if not self.unavailable:
+                self.unavailable = True
+                sys.stderr.write(f"videoroomd: log file {self.baseFilename} cannot be reopened "
+                                 f"({error.strerror or error}); its lines go to stderr only until it can\n")
+            return
+        if self.stream is None:
+            return
+        self.unavailable = False
+        logging.FileHandler.emit(self, record)
+
+
 class LogSetupError(Exception):
     """The log could not be set up (e.g. the log file cannot be opened)."""
 
@@ -83,7 +105,7 @@ def configure(level: str = "info", fmt: str = "auto", file: Path | None = None, 
     handlers.append(to_stream)
     if file is not None:
         try:
-            to_file = logging.handlers.WatchedFileHandler(file, encoding="utf-8")
+            to_file = LogFileHandler(file, encoding="utf-8")
         except OSError as error:
             reason = error.strerror or str(error)
             raise LogSetupError(f"cannot open log file {file}: {reason}") from None
