@@ -75,3 +75,35 @@ def test_a_shared_screen_is_on_the_others_stage_and_stopping_from_the_browser_en
     save_artifact(dan, "screen-share-phone.png")
     for page in (ann, bob, cleo, dan):
         page.context.close()
+
+
+def test_a_second_video_that_names_no_type_is_shown_on_the_stage_and_the_camera_stays(browser, daemon):
+    """An app on the official client may share a screen as a second video track with no
+    metadata: the page shows it on the stage instead of hiding it behind the first."""
+    import threading
+
+    import trio
+
+    from media_bot import bot, media_thread
+
+    published = threading.Event()
+    done = threading.Event()
+
+    async def two_videos():
+        async with media_thread() as media, bot(daemon, "Bot", media=media) as participant:
+            await participant.publish(audio=False)
+            await participant.publish(audio=False)  # the second video: its metadata says no type
+            published.set()
+            while not done.is_set():
+                await trio.sleep(0.1)
+
+    thread = threading.Thread(target=trio.run, args=(two_videos,), daemon=True)
+    thread.start()
+    try:
+        assert published.wait(30)
+        ann = participant(browser, daemon, "Ann")
+        wait_for_moving_video(ann, "Bot")  # the first video, on the bot's tile
+        wait_for_moving_screen(ann, "Bot")  # the second, on the stage
+    finally:
+        done.set()
+        thread.join(15)

@@ -214,7 +214,10 @@ class Meeting {
     call.addEventListener("endpoint-removed", ({ detail: { endpoint } }) => this.tiles.remove(endpoint.id));
     call.addEventListener("track-ready", ({ detail }) => {
       const metadata = call.endpoints.get(detail.endpointId)?.tracks.get(detail.trackId)?.metadata || {};
-      if (metadata.type === "screen") { this.tiles.addScreen(detail.endpointId, detail.trackId, detail.track); return; }
+      // A screen, or a second video that says nothing of itself (an app on the official client
+      // shares its screen so): on the stage, where the first video of the tile cannot hide it.
+      const extraVideo = detail.kind === "video" && this.tiles.hasVideo(detail.endpointId);
+      if (metadata.type === "screen" || extraVideo) { this.tiles.addScreen(detail.endpointId, detail.trackId, detail.track); return; }
       this.tiles.addTrack(detail.endpointId, detail.track);
       this.showState(call, detail.endpointId);
     });

@@ -229,6 +229,11 @@ export class Tiles {
     entry.audio.play?.().catch(() => {});
   }
 
+  hasVideo(id) {
+    const entry = this.tiles.get(id);
+    return !!entry && entry.stream.getVideoTracks().length > 0;
+  }
+
   removeTrack(id, track) {
     const entry = this.tiles.get(id);
     if (!entry) return;
