@@ -270,6 +270,10 @@ def test_check_ice_warns_when_a_daemon_on_every_interface_has_only_private_media
     assert ice_report(parse(text, "t.toml", tmp_path), ["192.168.1.20", "93.184.216.34"])[1] == []
     announced = '[server]\nlisten = "0.0.0.0:8443"\n[ice]\nannounced_ip = "93.184.216.34"\n[rooms.lobby]\n'
     assert ice_report(parse(announced, "t.toml", tmp_path), ["192.168.1.20"])[1] == []
+    overlapping = ('[server]\nlisten = "127.0.0.1:8443"\n[ice]\nudp_ports = "49000-49200"\n'
+                   "[turn]\nenabled = true\nrelay_ports = [49152, 65535]\n[rooms.lobby]\n")
+    assert ice_report(parse(overlapping, "t.toml", tmp_path), ["127.0.0.1"])[1] == [
+        "[ice] udp_ports 49000-49200 overlaps [turn] relay_ports 49152-65535: relay sockets take ports the media needs"]
     # on loopback only, a private address is no surprise
     local = '[server]\nlisten = "127.0.0.1:8443"\n[rooms.lobby]\n'
     assert ice_report(parse(local, "t.toml", tmp_path), ["192.168.1.20"])[1] == []

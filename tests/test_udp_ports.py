@@ -105,3 +105,21 @@ async def test_a_participant_for_whom_no_port_is_left_is_told_and_the_call_goes_
         await a.frames_from(b_video, at_least=a.received[b_video] + 10)
         await b.frames_from(a_video, at_least=b.received[a_video] + 10)
         assert all(first <= port <= last for port in udp_ports_of(media_pid(daemon, 1)))
+
+
+def test_a_port_of_the_range_in_use_is_skipped_and_a_full_range_says_so():
+    from videoroomd.media.aiortc_compat.ice import NoFreePort, bind_in_range
+
+    first, last = free_udp_range(2)
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", first))
+    try:
+        for _ in range(5):  # whichever port it starts at, it lands on the free one
+            with bind_in_range("127.0.0.1", (first, last)) as sock:
+                assert sock.getsockname()[1] == last
+        with bind_in_range("127.0.0.1", (first, last)):
+            with pytest.raises(NoFreePort) as caught:
+                bind_in_range("127.0.0.1", (first, last))
+        assert str(caught.value).startswith(f"no free UDP port on 127.0.0.1 in [ice] udp_ports {first}-{last}: all 2 are in use")
+    finally:
+        taken.close()

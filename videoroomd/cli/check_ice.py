@@ -67,6 +67,9 @@ def ice_report(config: Config, host_addresses: list[str]) -> tuple[list[str], li
         warnings.append(f"[ice] announced_ip is not set and every media address is private ({', '.join(media)}) while "
                         f"the daemon listens on {server.host}: clients outside this network cannot reach the media; "
                         "set [ice] announced_ip to the public address of this host")
+    if turn.enabled and ice.udp_ports and ice.udp_ports[0] <= turn.relay_ports[1] and turn.relay_ports[0] <= ice.udp_ports[1]:
+        warnings.append(f"[ice] udp_ports {ice.udp_ports[0]}-{ice.udp_ports[1]} overlaps [turn] relay_ports "
+                        f"{turn.relay_ports[0]}-{turn.relay_ports[1]}: relay sockets take ports the media needs")
     if not media:
         warnings.append("no media address: this host has none besides loopback; set [ice] addresses")
     return lines, warnings

@@ -19,9 +19,12 @@ from typing import Callable
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aioice.ice import StunProtocol, server_reflexive_candidate
 from aioice.turn import UDP_SOCKET_BUFFER_SIZE
+import structlog
 from aiortc import RTCPeerConnection
 
 from .ice_restart import answered_for_previous_generation
+
+log = structlog.get_logger("videoroomd.media.ice")
 
 # Peer-reflexive candidates (RFC 8445 section 7.3.1.3) one connection learns: aioice adds
 # a remote candidate and a check pair (with its own retransmitted checks, ~5 datagrams
@@ -70,7 +73,7 @@ def limit_host_addresses(pc: RTCPeerConnection, addresses: tuple[str, ...]) -> N
         connection._videoroomd_addresses = True
 
 
-class NoFreePort(OSError):
+class NoFreePort(Exception):
     """Every port of ``[ice] udp_ports`` is taken on an address."""
 
 
@@ -91,13 +94,13 @@ def bind_in_range(address: str, ports: tuple[int, int]) -> socket.socket:
             sock.bind((address, port))
         except OSError as error:
             sock.close()
-            if error.errno in (errno.EADDRINUSE, errno.EACCES):
+            if error.errno == errno.EADDRINUSE:
                 continue
             raise
         sock.setblocking(False)
         return sock
-    raise NoFreePort(errno.EADDRINUSE, f"no free UDP port on {address} in [ice] udp_ports {first}-{last}: "
-                                       f"all {count} are in use (widen the range, or fewer participants per server)")
+    raise NoFreePort(f"no free UDP port on {address} in [ice] udp_ports {first}-{last}: "
+                     f"all {count} are in use (widen the range, or fewer participants per server)")
 
 
 def bind_host_ports(pc: RTCPeerConnection, ports: tuple[int, int]) -> None:
@@ -129,7 +132,11 @@ async def _host_candidates_in_range(connection, original, component: int, addres
     protocols = []
     try:
         for address in addresses:
-            sock = bind_in_range(address, ports)
+            try:
+                sock = bind_in_range(address, ports)
+            except OSError as error:  # as aioice does: an address that cannot be bound is left out
+                log.info("could not bind a media socket", address=address, error=str(error))
+                continue
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_SOCKET_BUFFER_SIZE)
                 _transport, protocol = await loop.create_datagram_endpoint(lambda: StunProtocol(connection), sock=sock)
