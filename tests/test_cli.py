@@ -27,7 +27,7 @@ def run(*args: str, env: dict | None = None):
 def test_help_teaches_every_command():
     result = run("--help")
     assert result.exit_code == 0
-    for command in ("serve", "check-config", "gen-cert", "rooms", "logs"):
+    for command in ("serve", "check-config", "check-ice", "gen-cert", "rooms", "logs"):
         assert command in result.output
     assert "--follow" in run("logs", "--help").output
 
@@ -238,3 +238,42 @@ def test_serve_refuses_to_start_on_aiortc_or_aioice_versions_it_was_not_made_for
     installed = aiortc_compat.installed("aiortc")
     assert result.stderr.strip().splitlines()[-1] == (f"videoroomd: the media engine needs aiortc 9.9.x and aioice 0.13.x; installed: "
                                      f"aiortc {installed} (reinstall videoroomd to get the versions it pins)")
+
+
+def test_check_ice_prints_what_clients_are_offered_and_warns_of_a_private_announced_ip(tmp_path):
+    path = tmp_path / "ice.toml"
+    path.write_text(config_text('[ice]\naddresses = ["127.0.0.1"]\nannounced_ip = "10.1.2.3"\nudp_ports = "50000-50099"\n'
+                                '[turn]\nenabled = true\nlisten = "127.0.0.1:3478"\nrelay_ports = [49152, 49999]\n'
+                                "[rooms.lobby]\n", port=8443))
+    result = run("check-ice", "--config", str(path))
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "page and signalling: http://127.0.0.1:8443 (TCP)" in out
+    assert "media addresses:     127.0.0.1 ([ice] addresses)" in out
+    assert "media UDP ports:     50000-50099 ([ice] udp_ports)" in out
+    assert "TURN server:         udp and tcp 127.0.0.1:3478" in out
+    assert "turn:10.1.2.3:3478?transport=udp, turn:10.1.2.3:3478?transport=tcp" in out
+    assert "TURN relay ports:    49152-49999" in out
+    assert "warning: [ice] announced_ip 10.1.2.3 is not a public address" in out
+
+
+def test_check_ice_warns_when_a_daemon_on_every_interface_has_only_private_media_addresses(tmp_path):
+    from videoroomd.cli.check_ice import ice_report
+    from videoroomd.config.load import parse
+
+    text = '[server]\nlisten = "0.0.0.0:8443"\n[rooms.lobby]\n'
+    lines, warnings = ice_report(parse(text, "t.toml", tmp_path), ["192.168.1.20", "fd00::5"])
+    assert "media UDP ports:     any the kernel picks (usually 32768-60999); set [ice] udp_ports" in "\n".join(lines)
+    assert any(w.startswith("[ice] announced_ip is not set and every media address is private (192.168.1.20, fd00::5) "
+                            "while the daemon listens on 0.0.0.0") for w in warnings), warnings
+    # a public address among them, or an announced public one: nothing to warn of
+    assert ice_report(parse(text, "t.toml", tmp_path), ["192.168.1.20", "93.184.216.34"])[1] == []
+    announced = '[server]\nlisten = "0.0.0.0:8443"\n[ice]\nannounced_ip = "93.184.216.34"\n[rooms.lobby]\n'
+    assert ice_report(parse(announced, "t.toml", tmp_path), ["192.168.1.20"])[1] == []
+    overlapping = ('[server]\nlisten = "127.0.0.1:8443"\n[ice]\nudp_ports = "49000-49200"\n'
+                   "[turn]\nenabled = true\nrelay_ports = [49152, 65535]\n[rooms.lobby]\n")
+    assert ice_report(parse(overlapping, "t.toml", tmp_path), ["127.0.0.1"])[1] == [
+        "[ice] udp_ports 49000-49200 overlaps [turn] relay_ports 49152-65535: relay sockets take ports the media needs"]
+    # on loopback only, a private address is no surprise
+    local = '[server]\nlisten = "127.0.0.1:8443"\n[rooms.lobby]\n'
+    assert ice_report(parse(local, "t.toml", tmp_path), ["192.168.1.20"])[1] == []

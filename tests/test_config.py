@@ -57,6 +57,7 @@ def test_full_config_loads_into_typed_values(tmp_path: Path):
     assert (config.server.max_connections, config.server.max_connections_per_address) == (200, 32)
     assert config.server.hostnames == ("meet.example.org", "[::1]:8443")
     assert config.ice.addresses == ("127.0.0.1", "::1") and config.ice.announced_ip == "203.0.113.7"
+    assert config.ice.udp_ports == (50000, 50100)
     assert config.media.workers == 2
     turn_config = config.turn
     assert turn_config.enabled and (turn_config.host, turn_config.port) == ("127.0.0.1", 0) and turn_config.tls_port is None

@@ -63,6 +63,11 @@ class _TurnCollector:
         allocations.add_metric([], stats["allocations"])
         created = CounterMetricFamily("videoroomd_turn_allocations_created", "TURN allocations made since start")
         created.add_metric([], stats["created"])
+        by_transport = CounterMetricFamily("videoroomd_turn_allocations_created_by_transport",
+                                           "TURN allocations made since start, by the transport the client used",
+                                           labels=["transport"])
+        for transport, count in sorted(stats.get("created_by_transport", {}).items()):
+            by_transport.add_metric([transport], count)
         dropped = CounterMetricFamily(
             "videoroomd_turn_dropped", "TURN messages and datagrams neither relayed nor answered, by reason", labels=["reason"])
         for reason, count in sorted(stats["dropped"].items()):
@@ -70,7 +75,7 @@ class _TurnCollector:
         refused = CounterMetricFamily("videoroomd_turn_refused", "TURN error responses sent, by STUN error code", labels=["code"])
         for code, count in sorted(stats["refused"].items()):
             refused.add_metric([str(code)], count)
-        yield from (allocations, created, dropped, refused)
+        yield from (allocations, created, by_transport, dropped, refused)
 
 
 class _WorkerCollector:

@@ -95,6 +95,27 @@ def check_config(path: str | None) -> None:
     click.echo(f"{location.name}: OK: {tls}://{config.server.listen}, {len(config.rooms)} rooms: {rooms}{dynamic}")
 
 
+@cli.command("check-ice")
+@CONFIG_OPTION
+def check_ice(config_path: str | None) -> None:
+    """Print where clients reach the media: addresses, UDP ports, the TURN server; warn about
+    what would keep clients outside this network out (a private or missing [ice] announced_ip).
+
+    Reads the config only; the daemon need not run. Open the ports it lists in the firewall
+    (`man 5 videoroomd.toml`, FIREWALL), and try them from a browser at /check.
+    """
+    from aioice.ice import get_host_addresses
+
+    from .check_ice import ice_report
+
+    config = load_config(config_path)
+    lines, warnings = ice_report(config, get_host_addresses(use_ipv4=True, use_ipv6=True))
+    for line in lines:
+        click.echo(line)
+    for warning in warnings:
+        click.echo(f"warning: {warning}")
+
+
 @cli.command("gen-cert")
 @click.option("--cert", "cert_path", default="videoroomd.crt", show_default=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the certificate (PEM).")

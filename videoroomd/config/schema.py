@@ -80,6 +80,7 @@ class ServerConfig:
 class IceConfig:
     addresses: tuple[str, ...] = ()
     announced_ip: str | None = None
+    udp_ports: tuple[int, int] | None = None  # (FIRST, LAST) media host candidates bind in; None: any
 
 
 @dataclass(frozen=True)

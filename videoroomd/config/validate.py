@@ -298,6 +298,19 @@ def _turn_server(value: Any, path: tuple[str, ...]) -> TurnServer:
 _turn_list = _array_of(_turn_server, "an array of tables")
 
 
+def _udp_ports(value: Any, path: tuple[str, ...]) -> tuple[int, int]:
+    """``"FIRST-LAST"`` (or ``[FIRST, LAST]``, as relay_ports), ports from 1024 to 65535."""
+    if isinstance(value, str):
+        first, dash, last = value.partition("-")
+        if not (dash and first.strip().isdigit() and last.strip().isdigit()):
+            raise _Invalid(f'expected "FIRST-LAST", a port range such as "50000-50100", got {_describe(value)}')
+        low, high = int(first), int(last)
+        if not 1024 <= low <= high <= 65535:
+            raise _Invalid(f'expected "FIRST-LAST", two ports from 1024 to 65535 with FIRST <= LAST, got {_describe(value)}')
+        return low, high
+    return _port_range(value, path)
+
+
 def _port_range(value: Any, _path: tuple[str, ...]) -> tuple[int, int]:
     if (not isinstance(value, list) or len(value) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and 1024 <= v <= 65535 for v in value)
@@ -436,6 +449,7 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
     ice = IceConfig(
         addresses=ice_table.take("addresses", (), _array_of(_ip_address)),
         announced_ip=ice_table.take("announced_ip", None, _ip_address),
+        udp_ports=ice_table.take("udp_ports", None, _udp_ports),
     )
     ice_table.finish()
 

@@ -32,7 +32,7 @@ STOP_GRACE = 1.0  # seconds for sockets to say goodbye after rooms close
 # Settings a running daemon cannot change: a reload says so instead of applying them.
 RESTART_ONLY = (
     ("server", "host"), ("server", "port"), ("server", "tls_cert"), ("server", "tls_key"),
-    ("ice", "addresses"), ("ice", "announced_ip"), ("media", "workers"), ("log", "format"), ("log", "file"),
+    ("ice", "addresses"), ("ice", "announced_ip"), ("ice", "udp_ports"), ("media", "workers"), ("log", "format"), ("log", "file"),
     *(("turn", f.name) for f in fields(TurnConfig)),  # the TURN server is made once, at start
 )
 

@@ -180,7 +180,8 @@ class Engine:
             certificate = {"cert": str(self.config.dtls_cert), "key": str(self.config.dtls_key)}
         return await self.plane.open_room(self.config.name, self._from_worker,
                                           ice_servers=[str(url) for url in self.config.stun_servers],
-                                          certificate=certificate, addresses=list(self.ice.addresses))
+                                          certificate=certificate, addresses=list(self.ice.addresses),
+                                          udp_ports=list(self.ice.udp_ports) if self.ice.udp_ports else None)
 
     def _from_worker(self, message: dict) -> None:
         # Called by the worker's reader task for this room's events: into the inbox.

@@ -24,7 +24,8 @@ _LENGTH = struct.Struct(">I")
 # Command → the fields it must carry, with their types (besides "type" and "id").
 COMMANDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "ping": {},
-    "open_room": {"room": str, "ice_servers": list, "certificate": (dict, type(None)), "addresses": list},
+    "open_room": {"room": str, "ice_servers": list, "certificate": (dict, type(None)), "addresses": list,
+                  "udp_ports": (list, type(None))},
     "answer": {"room": str, "endpoint": str, "sdp": str, "sending": dict, "slots": list},
     "add_candidate": {"room": str, "endpoint": str, "candidate": str, "index": int},
     "close_endpoint": {"room": str, "endpoint": str},

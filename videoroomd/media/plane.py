@@ -120,10 +120,11 @@ class MediaPlane:
         self._changed = trio.Event()
 
     async def open_room(self, name: str, sink: EventSink, *, ice_servers: list[str], certificate: dict | None,
-                        addresses: list[str]) -> RoomLink:
+                        addresses: list[str], udp_ports: list[int] | None = None) -> RoomLink:
         """Place room ``name`` on the least busy running worker and open it there.
 
-        ``sink`` gets the room's events (``state``, ``vad``, and ``lost`` when the
+        ``udp_ports``: [FIRST, LAST], the ports the room's host candidates are bound on
+        (None: any). ``sink`` gets the room's events (``state``, ``vad``, and ``lost`` when the
         worker goes). Raises WorkerLost when no worker comes up within OPEN_TIMEOUT,
         MediaError when the worker cannot open the room.
         """
@@ -141,7 +142,7 @@ class MediaPlane:
         link = RoomLink(worker, key)
         try:
             await link.call("open_room", timeout=OPEN_TIMEOUT, ice_servers=ice_servers, certificate=certificate,
-                            addresses=addresses)
+                            addresses=addresses, udp_ports=udp_ports)
         except BaseException:
             worker.rooms.pop(key, None)
             raise

@@ -19,7 +19,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import candidate_from_sdp
 
 from .aiortc_compat import rtp as compat
-from .aiortc_compat.ice import limit_host_addresses, remote_username, watch_incoming
+from .aiortc_compat.ice import bind_host_ports, limit_host_addresses, remote_username, watch_incoming
 from .aiortc_compat.ice_restart import handle_remote_ice_restart
 from .forwarding import ForwardedTrack, MediaCounters, PublishedTrack, attach_publisher, attach_subscriber
 from .vad import VoiceActivity
@@ -59,8 +59,9 @@ class RoomMedia:
     """The published tracks of one room, by track id, and the settings every connection uses."""
 
     def __init__(self, ice_servers: list[RTCIceServer], certificate: RTCCertificate, addresses: tuple[str, ...],
-                 on_event: Callable[..., None]):
+                 on_event: Callable[..., None], udp_ports: tuple[int, int] | None = None):
         self.ice_servers = ice_servers
+        self.udp_ports = udp_ports  # (FIRST, LAST) the host candidates are bound in; None: any port
         self.certificate = certificate
         self.addresses = addresses
         self.on_event = on_event  # (kind, endpoint_id, *args) -> None; called on the media thread
@@ -116,6 +117,8 @@ class EndpointConnection:
         self.room.on_event("state", self.endpoint_id, state)
 
     def _limit_addresses(self) -> None:
+        if self.room.udp_ports is not None:
+            bind_host_ports(self.pc, self.room.udp_ports)  # first: the address limit wraps it
         if self.room.addresses:
             limit_host_addresses(self.pc, self.room.addresses)
 

@@ -82,7 +82,9 @@ class MediaServer:
                 self.send({"type": "vad", "room": room, "track": args[0], "speaking": bool(args[1])})
 
         addresses = tuple(str(a) for a in message["addresses"])
-        self.rooms[room] = RoomMedia(ice_servers, self._certificate(message["certificate"]), addresses, on_event)
+        udp_ports = _port_range(message["udp_ports"])
+        self.rooms[room] = RoomMedia(ice_servers, self._certificate(message["certificate"]), addresses, on_event,
+                                     udp_ports)
 
     def _certificate(self, paths: dict | None) -> RTCCertificate:
         if paths is not None:
@@ -194,3 +196,13 @@ async def serve(sock: socket.socket, cpu_clock: Callable[[], float] = time.proce
             task.cancel()
         await server.close()
         writer.close()
+
+
+def _port_range(value: list | None) -> tuple[int, int] | None:
+    """``open_room``'s udp_ports: None, or [FIRST, LAST] with 1 <= FIRST <= LAST <= 65535."""
+    if value is None:
+        return None
+    if (len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            or not 1 <= value[0] <= value[1] <= 65535):
+        raise ValueError(f"udp_ports must be [FIRST, LAST] with 1 <= FIRST <= LAST <= 65535, got {value!r}")
+    return value[0], value[1]

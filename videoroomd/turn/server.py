@@ -92,6 +92,7 @@ class TurnService:
         self.dropped: Counter[str] = Counter()   # reason -> datagrams or messages not relayed nor answered
         self.refused: Counter[int] = Counter()   # STUN error code -> error responses sent
         self.allocations_created = 0
+        self.created_by_transport: Counter[str] = Counter()  # udp, tcp, tls -> allocations made over it
         self._relays: dict[Hashable, _Relay] = {}
         self._used_ports: set[int] = set()
         self._nursery: trio.Nursery | None = None
@@ -136,8 +137,10 @@ class TurnService:
                 self._release(allocation.key, removed=True)
 
     def stats(self) -> dict:
-        """What the metrics show: allocations now, created so far, drops by reason, refusals by code."""
+        """What the metrics show: allocations now, created so far (in all and by the transport
+        clients reached the server over), drops by reason, refusals by code."""
         return {"allocations": len(self.table), "created": self.allocations_created,
+                "created_by_transport": dict(self.created_by_transport),
                 "dropped": dict(self.dropped), "refused": dict(self.refused)}
 
     # -- one message from a client ---------------------------------------------------------
@@ -258,6 +261,7 @@ class TurnService:
             allocation.expires = now + self.table.lifetime(None)
         self.table.add(allocation)
         self.allocations_created += 1
+        self.created_by_transport[client.transport] += 1
         relay = _Relay(allocation, client, sock, trio.CancelScope())
         self._relays[client.key] = relay
         assert self._nursery is not None

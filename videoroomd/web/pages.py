@@ -1,15 +1,19 @@
-"""Serve the web client: `/` (room list), `/room/NAME` (join screen), `/static/…`, `/api/rooms`."""
+"""Serve the web client: `/` (room list), `/room/NAME` (join screen), `/check` (connectivity
+check), `/static/…`, `/api/rooms`, `/api/check`."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import mimetypes
+import time
 from importlib import resources
 from typing import TYPE_CHECKING
 
 from ..config.validate import ROOM_NAME
 from ..http.request import Request, Response
+from .check import CheckLimiter, check_servers
 
 if TYPE_CHECKING:
     from ..daemon.daemon import Daemon
@@ -68,6 +72,16 @@ def public_rooms(daemon: "Daemon") -> dict:
 
 
 def page_handler(daemon: "Daemon"):
+    checks = CheckLimiter()
+
+    def check(request: Request) -> Response:
+        wait = checks.allow(request.remote[0], time.monotonic())
+        if wait:
+            return Response.text(429, f"too many connectivity checks from {request.remote[0]}; "
+                                      f"try again in {math.ceil(wait)} s")
+        body = json.dumps(check_servers(daemon.turn_credentials.builtin, time.time())).encode()
+        return Response(200, body, "application/json", headers=[("cache-control", "no-store")])
+
     async def handle(request: Request) -> Response | None:
         path = request.path
         if path == "/" or path == "/index.html":
@@ -82,6 +96,10 @@ def page_handler(daemon: "Daemon"):
         if path == "/api/rooms":
             body = json.dumps(public_rooms(daemon)).encode()
             return Response(200, body, "application/json", headers=[("cache-control", "no-store")])
+        if path == "/check":
+            return _static("check.html", request)
+        if path == "/api/check":
+            return check(request)
         if path == "/favicon.ico":
             return _static("favicon.svg", request)
         return None

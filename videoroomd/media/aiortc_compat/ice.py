@@ -9,11 +9,22 @@ pyproject.toml.
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import ipaddress
+import random
+import socket
 from typing import Callable
 
+from aioice.candidate import Candidate, candidate_foundation, candidate_priority
+from aioice.ice import StunProtocol, server_reflexive_candidate
+from aioice.turn import UDP_SOCKET_BUFFER_SIZE
+import structlog
 from aiortc import RTCPeerConnection
 
 from .ice_restart import answered_for_previous_generation
+
+log = structlog.get_logger("videoroomd.media.ice")
 
 # Peer-reflexive candidates (RFC 8445 section 7.3.1.3) one connection learns: aioice adds
 # a remote candidate and a check pair (with its own retransmitted checks, ~5 datagrams
@@ -45,15 +56,6 @@ def remote_username(pc: RTCPeerConnection) -> str | None:
     return transceivers[0].receiver.transport.transport._connection.remote_username if transceivers else None
 
 
-def ice_connections(pc: RTCPeerConnection) -> list:
-    """The distinct aioice connections under ``pc``'s transceivers (one, once bundled)."""
-    distinct: dict[int, object] = {}
-    for transceiver in pc.getTransceivers():
-        connection = transceiver.receiver.transport.transport._connection
-        distinct.setdefault(id(connection), connection)
-    return list(distinct.values())
-
-
 def limit_host_addresses(pc: RTCPeerConnection, addresses: tuple[str, ...]) -> None:
     """Gather host candidates on ``addresses`` only (aioice on its own leaves out 127.0.0.1).
 
@@ -69,6 +71,99 @@ def limit_host_addresses(pc: RTCPeerConnection, addresses: tuple[str, ...]) -> N
 
         connection.get_component_candidates = only_configured
         connection._videoroomd_addresses = True
+
+
+class NoFreePort(Exception):
+    """Every port of ``[ice] udp_ports`` is taken on an address."""
+
+
+def bind_in_range(address: str, ports: tuple[int, int]) -> socket.socket:
+    """A UDP socket bound to ``address`` on a free port of ``ports`` (FIRST, LAST).
+
+    Starts at a random port of the range and tries the next one, wrapping around, while
+    the port is in use (by this or another process); raises NoFreePort when none is free.
+    """
+    first, last = ports
+    count = last - first + 1
+    start = random.randrange(count)  # connections made together do not all race for the first port
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    for step in range(count):
+        port = first + (start + step) % count
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((address, port))
+        except OSError as error:
+            sock.close()
+            if error.errno == errno.EADDRINUSE:
+                continue
+            raise
+        sock.setblocking(False)
+        return sock
+    raise NoFreePort(f"no free UDP port on {address} in [ice] udp_ports {first}-{last}: "
+                     f"all {count} are in use (widen the range, or fewer participants per server)")
+
+
+def bind_host_ports(pc: RTCPeerConnection, ports: tuple[int, int]) -> None:
+    """Bind ``pc``'s host candidates on ports of ``ports`` only, instead of any the kernel picks.
+
+    aioice binds each host socket itself, on port 0, inside
+    ``Connection.get_component_candidates``; this replaces that method of ``pc``'s own
+    connections with one that binds the host sockets here (:func:`bind_in_range`) and
+    then lets aioice gather the rest (server-reflexive from these sockets, relayed) as it
+    would. A gathering that finds no free port raises NoFreePort, which fails the answer.
+    Call before ``setLocalDescription`` and before :func:`limit_host_addresses`.
+    """
+    for connection in ice_connections(pc):
+        if getattr(connection, "_videoroomd_ports", False):
+            continue
+        original = connection.get_component_candidates
+
+        async def in_range(component, addresses=(), timeout=5, _original=original, _connection=connection):
+            return await _host_candidates_in_range(_connection, _original, component, list(addresses), ports, timeout)
+
+        connection.get_component_candidates = in_range
+        connection._videoroomd_ports = True
+
+
+async def _host_candidates_in_range(connection, original, component: int, addresses: list[str],
+                                    ports: tuple[int, int], timeout: float) -> list:
+    """aioice 0.13's host-candidate gathering (get_component_candidates), on sockets of ``ports``."""
+    loop = asyncio.get_running_loop()
+    protocols = []
+    try:
+        for address in addresses:
+            try:
+                sock = bind_in_range(address, ports)
+            except OSError as error:  # as aioice does: an address that cannot be bound is left out
+                log.info("could not bind a media socket", address=address, error=str(error))
+                continue
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_SOCKET_BUFFER_SIZE)
+                _transport, protocol = await loop.create_datagram_endpoint(lambda: StunProtocol(connection), sock=sock)
+            except BaseException:
+                sock.close()
+                raise
+            protocols.append(protocol)
+            host, port = protocol.transport.get_extra_info("sockname")[:2]
+            protocol.local_candidate = Candidate(
+                foundation=candidate_foundation("host", "udp", host), component=component, transport="udp",
+                priority=candidate_priority(component, "host"), host=host, port=port, type="host")
+    except BaseException:
+        for protocol in protocols:
+            protocol.transport.close()
+        raise
+    connection._protocols += protocols
+    candidates = [p.local_candidate for p in protocols]
+    if connection.stun_server:
+        tasks = [asyncio.create_task(server_reflexive_candidate(p, connection.stun_server))
+                 for p in protocols if ipaddress.ip_address(p.local_candidate.host).version == 4]
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=timeout)
+            candidates += [t.result()[0] for t in done if t.exception() is None]
+            for task in pending:
+                task.cancel()
+    # TURN (relayed candidates), when configured, as aioice does it; no host sockets of its own.
+    return candidates + await original(component=component, addresses=[], timeout=timeout)
 
 
 def watch_incoming(pc: RTCPeerConnection, heard: Callable[[], None]) -> None:

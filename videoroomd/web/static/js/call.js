@@ -13,10 +13,13 @@ function custom(type, data) {
 }
 
 export class Call extends EventTarget {
-  constructor(socket, room) {
+  // relay: null, or "udp" / "tcp" / "tls" to reach the media only through the daemon's
+  // TURN server over that transport (a network that lets nothing else out; for trying it).
+  constructor(socket, room, { relay = null } = {}) {
     super();
     this.socket = socket;
     this.room = room;
+    this.relay = relay;
     this.channel = null;
     this.id = null;
     this.pc = null;
@@ -191,11 +194,14 @@ export class Call extends EventTarget {
   }
 
   createConnection(turnServers) {
-    const iceServers = (turnServers || []).map((s) => ({
+    const servers = (turnServers || []).filter((s) => !this.relay || s.transport === this.relay);
+    const iceServers = servers.map((s) => ({
       urls: s.transport === "tls" ? `turns:${s.serverAddr}:${s.serverPort}?transport=tcp` : `turn:${s.serverAddr}:${s.serverPort}?transport=${s.transport}`,
       username: s.username, credential: s.password,
     }));
-    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", iceServers });
+    const config = { bundlePolicy: "max-bundle", iceServers };
+    if (this.relay) config.iceTransportPolicy = "relay";
+    const pc = new RTCPeerConnection(config);
     pc.ontrack = (event) => {
       const trackId = this.midToTrackId[event.transceiver.mid];
       const endpointId = this.trackOwner.get(trackId);

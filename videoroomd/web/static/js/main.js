@@ -187,7 +187,8 @@ class Meeting {
     this.socket?.close();
     this.socket = new PhoenixSocket(socketUrl());
     await this.socket.open();
-    const call = new Call(this.socket, this.room);
+    const relay = ["udp", "tcp", "tls"].includes(params.get("relay")) ? params.get("relay") : null;
+    const call = new Call(this.socket, this.room, { relay });
     this.wireCall(call);
     this.tiles.clear();
     this.tiles.add("me", this.name, { local: true });
