@@ -1,10 +1,14 @@
-"""The daemon's page in Debian's Firefox ESR: the join screen (preview, microphone level, pickers),
-joining, the grid, a shortcut and a pin, next to a person in Chromium. Firefox is driven by puppeteer-core over
-WebDriver BiDi (Playwright would need its own patched Firefox build, which cannot be had here).
+"""The daemon's page in Debian's Firefox ESR next to a person in Chromium: the join screen (preview,
+microphone level, pickers), joining, the grid, a shortcut and a pin; and a call with media, each
+seeing the other's video move, hearing the other, and seeing a mute. Firefox is driven by puppeteer-core
+over WebDriver BiDi (Playwright would need its own patched Firefox build, which cannot be had here).
 
-Media between Firefox and the daemon is not checked here: Firefox gathers no ICE candidate on
-127.0.0.1 (not with media.peerconnection.ice.loopback, nor with only a loopback interface), and the
-tests use no other address, so its media connection cannot form on a test machine."""
+Firefox gathers no ICE candidate on 127.0.0.1 (not with media.peerconnection.ice.loopback, nor with
+only a loopback interface), so the call runs on test hosts of the project's own (tests/netns.py):
+each browser in a network namespace of its own, the daemon on this machine's end of Firefox's veth
+pair, over https with a certificate made by the test, so the page is a secure context (camera,
+microphone, the level meter's audio graph) on an address that is not loopback. The first test, with
+no media, stays on 127.0.0.1."""
 
 from __future__ import annotations
 
