@@ -29,8 +29,11 @@ def chromium_path() -> str:
 def launch(playwright, *, deny_media: bool = False, devices: int = 1, extra_flags: tuple[str, ...] = (),
            executable: str | None = None):
     """Chromium with fake media; ``devices`` fake cameras and microphones each. ``executable`` runs
-    instead of Debian's chromium (a wrapper that starts it in a test host's namespace)."""
+    instead of Debian's chromium (a wrapper that starts it in a test host's namespace); there it
+    offers no candidate on loopback, which would be this machine's, not the test host's."""
     flags = [*FLAGS, *extra_flags]
+    if executable:
+        flags.remove("--allow-loopback-in-peer-connection")
     if devices > 1:
         flags[flags.index("--use-fake-device-for-media-stream")] = f"--use-fake-device-for-media-stream=device-count={devices}"
     if deny_media:
