@@ -26,15 +26,20 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
-def launch(playwright, *, deny_media: bool = False, devices: int = 1, extra_flags: tuple[str, ...] = ()):
-    """Chromium with fake media; ``devices`` fake cameras and microphones each."""
+def launch(playwright, *, deny_media: bool = False, devices: int = 1, extra_flags: tuple[str, ...] = (),
+           executable: str | None = None):
+    """Chromium with fake media; ``devices`` fake cameras and microphones each. ``executable`` runs
+    instead of Debian's chromium (a wrapper that starts it in a test host's namespace); there it
+    offers no candidate on loopback, which would be this machine's, not the test host's."""
     flags = [*FLAGS, *extra_flags]
+    if executable:
+        flags.remove("--allow-loopback-in-peer-connection")
     if devices > 1:
         flags[flags.index("--use-fake-device-for-media-stream")] = f"--use-fake-device-for-media-stream=device-count={devices}"
     if deny_media:
         flags.remove("--use-fake-ui-for-media-stream")
         flags.append("--deny-permission-prompts")
-    return playwright.chromium.launch(executable_path=chromium_path(), args=flags, headless=True)
+    return playwright.chromium.launch(executable_path=executable or chromium_path(), args=flags, headless=True)
 
 
 def frames(page, tile_selector: str) -> int:

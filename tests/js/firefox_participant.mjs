@@ -6,29 +6,13 @@
 // then joins and prints {"joined": true}, {"tiles": [names on the tiles]} once OTHER's tile is there,
 // {"grid": {widths, inside}}, and {"controls": {mic, pinned, larger}} after pressing M and pinning
 // OTHER; or {"error": "..."}. It stays in the room until its standard input closes.
-import path from "node:path";
-import { pathToFileURL } from "node:url";
+import { launchFirefox, say, TIMEOUT_MS } from "./firefox_launch.mjs";
 
 const [moduleDir, firefox, url, other] = process.argv.slice(2);
-const { default: puppeteer } = await import(pathToFileURL(path.join(moduleDir, "lib", "esm", "puppeteer", "puppeteer-core.js")).href);
-const say = (event) => process.stdout.write(`${JSON.stringify(event)}\n`);
-const TIMEOUT_MS = 30000;
 
 let browser;
 try {
-  browser = await puppeteer.launch({
-    browser: "firefox",
-    executablePath: firefox,
-    headless: true,
-    protocolTimeout: TIMEOUT_MS,
-    extraPrefsFirefox: {
-      "media.navigator.streams.fake": true,          // a fake camera and microphone, as Chromium's flags give
-      "media.navigator.permission.disabled": true,   // and no permission prompt
-      "media.autoplay.default": 0,                   // video may play without a click
-      "media.autoplay.block-webaudio": false,        // and the level meter's audio graph may run without one
-      "media.cubeb.force_mock_context": true,        // an audio output that needs no sound server on the machine
-    },
-  });
+  browser = await launchFirefox(moduleDir, firefox);
   const page = await browser.newPage();
   await page.setViewport({ width: 1000, height: 700 });
   page.on("pageerror", (error) => say({ pageerror: String(error) }));
