@@ -7,6 +7,10 @@ the browser client: Phoenix channel, media events, one RTCPeerConnection
 It obeys one-line commands on stdin and answers with JSON lines on stdout:
 ``join`` (start the call), ``snap`` (print the counters now), ``quit``.
 It ends on ``quit``, when stdin closes, or after ``--lifetime`` seconds.
+With ``--relay udp|tcp`` all its media goes through the daemon's TURN server
+(the entry of ``offerData.integratedTurnServers`` for that transport, and
+the relay ICE transport policy); its snaps then say which candidate pair ICE
+nominated (``route``), so the harness sees whether it really was relayed.
 """
 
 from __future__ import annotations
@@ -21,16 +25,19 @@ import uuid
 
 import structlog
 import trio
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnection,
+                    RTCSessionDescription)
 from aiortc.exceptions import InvalidStateError
 from trio_websocket import open_websocket_url
 
+from videoroomd.media.aiortc_compat.ice import ice_connections
 from videoroomd.media.bridge import AsyncioThread
 from videoroomd.media.rtc import codec_preferences, limit_host_addresses
 
 from . import clip as clips
 from .phoenix import Channel
 from .processes import participant_arguments
+from .relay import TRANSPORTS, ice_servers
 from .tracks import ClipAudioTrack, ClipVideoTrack, ReceiveCounter, SenderWatch, send_audio_level
 
 STEP_TIMEOUT = 15.0  # seconds for a join reply or the "connected" event
@@ -46,8 +53,9 @@ def emit(message: dict) -> None:
 class Participant:
     """The call's state; the aiortc objects are touched only on the media thread (``self.media.call``)."""
 
-    def __init__(self, clip: clips.Clip, media: AsyncioThread, name: str):
+    def __init__(self, clip: clips.Clip, media: AsyncioThread, name: str, relay: str | None = None):
         self.clip = clip
+        self.relay = relay  # "udp" or "tcp": media only through the daemon's TURN server over it
         self.media = media
         self.name = name
         self.id: str | None = None
@@ -63,41 +71,52 @@ class Participant:
         self.t_join: float | None = None
 
     # -- media thread -------------------------------------------------------------------
-    def _ensure_pc(self) -> RTCPeerConnection:
+    def _ensure_pc(self, turn_servers: list[dict]) -> RTCPeerConnection:
+        """The connection, made at the first offerData (whose ``integratedTurnServers`` a relayed
+        bot needs), with the published tracks on it first, as the browser client does."""
         if self.pc is None:
             # No STUN: loopback only. max-bundle, as browsers offer in effect: with aiortc's default
             # ("balanced"), a second transceiver of a kind made before the first answer stays on a
             # transport that the answer's BUNDLE then closes, and never receives.
-            self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+            configuration = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+            if self.relay is not None:
+                servers = ice_servers(turn_servers, self.relay)
+                if not servers:
+                    raise RuntimeError(f"offerData lists no TURN server over {self.relay}: {turn_servers}")
+                # aiortc uses the first TURN server only; relay policy: no host candidates at all.
+                configuration.iceServers = [RTCIceServer(**servers[0])]
+                configuration.iceTransportPolicy = RTCIceTransportPolicy.RELAY
+            self.pc = RTCPeerConnection(configuration)
             pc = self.pc
             pc.on("connectionstatechange", lambda: self.states.append((time.monotonic(), pc.connectionState)))
             pc.on("iceconnectionstatechange",
                   lambda: self.states.append((time.monotonic(), "ice-" + pc.iceConnectionState)))
+            for track in self.local.values():
+                transceiver = pc.addTransceiver(track, direction="sendonly")
+                transceiver.setCodecPreferences(codec_preferences(track.kind))
+                self.watches[track.kind] = SenderWatch(transceiver.sender, track)
+                if track.kind == "audio":
+                    send_audio_level(transceiver.sender)
         return self.pc
 
-    async def _add_tracks(self) -> dict[str, str]:
-        pc = self._ensure_pc()
+    async def _make_tracks(self) -> dict[str, str]:
         ids = {}
         for track in (ClipAudioTrack(self.clip), ClipVideoTrack(self.clip)):
-            transceiver = pc.addTransceiver(track, direction="sendonly")
-            transceiver.setCodecPreferences(codec_preferences(track.kind))
-            self.watches[track.kind] = SenderWatch(transceiver.sender, track)
-            if track.kind == "audio":
-                send_audio_level(transceiver.sender)
             track_id = f"{self.id}:{uuid.uuid4()}"
             self.local[track_id] = track
             ids[track.kind] = track_id
         return ids
 
-    async def _make_offer(self, tracks_types: dict[str, int]) -> tuple[str, dict[str, str]]:
-        pc = self._ensure_pc()
+    async def _make_offer(self, tracks_types: dict[str, int], turn_servers: list[dict]) -> tuple[str, dict[str, str]]:
+        pc = self._ensure_pc(turn_servers)
         for kind in ("audio", "video"):
             have = sum(1 for _t, counter in self.receivers if counter.kind == kind)
             for _ in range(tracks_types.get(kind, 0) - have):
                 transceiver = pc.addTransceiver(kind, direction="recvonly")
                 transceiver.setCodecPreferences(codec_preferences(kind))
                 self.receivers.append((transceiver, ReceiveCounter(transceiver.receiver, kind)))
-        limit_host_addresses(pc, ("127.0.0.1",))
+        if self.relay is None:  # (it would add a host candidate even under the relay policy)
+            limit_host_addresses(pc, ("127.0.0.1",))
         await pc.setLocalDescription(await pc.createOffer())
         sending = {}
         for transceiver in pc.getTransceivers():
@@ -114,8 +133,19 @@ class Participant:
         for transceiver, counter in self.receivers:
             if transceiver.mid is not None:
                 received[transceiver.mid] = {"track": self.mid_to_track_id.get(transceiver.mid), **counter.counts()}
-        sent = {track.kind: {"frames": track.sent, **self.watches[track.kind].counts()} for track in self.local.values()}
-        return {"received": received, "sent": sent, "states": self.states}
+        sent = {track.kind: {"frames": track.sent, **self.watches[track.kind].counts()}
+                for track in self.local.values() if track.kind in self.watches}
+        return {"received": received, "sent": sent, "states": self.states, "route": self._route()}
+
+    def _route(self) -> dict | None:
+        """The candidate types of the ICE pair nominated for the (bundled) connection, and the
+        relay transport asked for; None before one is nominated."""
+        for connection in ice_connections(self.pc):
+            pair = connection._nominated.get(1)  # aioice 0.13: the nominated pair of component 1
+            if pair is not None:
+                return {"local": pair.local_candidate.type, "remote": pair.remote_candidate.type,
+                        "relay": self.relay}
+        return None
 
     async def close(self) -> None:
         if self.pc is not None:
@@ -145,14 +175,16 @@ class Participant:
 
     async def _handle(self, channel: Channel, kind: str, data) -> None:
         if kind == "connected":
-            # Like the browser client, whose app adds its tracks on "connected": they are on the
-            # connection before the first offerData is read, so the first offer carries them.
+            # Like the browser client, whose app adds its tracks on "connected": they go on the
+            # connection (made at the first offerData, with its TURN servers) before the first
+            # offer, so that offer carries them.
             self.id = data["id"]
-            self.tracks = await self.media.call(self._add_tracks)
+            self.tracks = await self.media.call(self._make_tracks)
             await channel.push({"type": "custom", "data": {"type": "renegotiateTracks"}})
             self.connected.set()
         elif kind == "offerData":
-            sdp, sending = await self.media.call(self._make_offer, data["tracksTypes"])
+            sdp, sending = await self.media.call(self._make_offer, data["tracksTypes"],
+                                                 data.get("integratedTurnServers") or [])
             await channel.push({"type": "custom", "data": {"type": "sdpOffer", "data": {
                 "sdpOffer": {"type": "offer", "sdp": sdp},
                 "trackIdToTrackMetadata": {t: {"name": self.name} for t in sending.values()},
@@ -204,7 +236,7 @@ async def main(args: argparse.Namespace) -> int:
     clip = clips.load(args.clip)
     media = AsyncioThread("bot-media")
     media.start()
-    participant = Participant(clip, media, args.name)
+    participant = Participant(clip, media, args.name, relay=None if args.relay == "none" else args.relay)
     try:
         with trio.move_on_after(args.lifetime):
             async with trio.open_nursery() as nursery:
@@ -228,7 +260,7 @@ async def main(args: argparse.Namespace) -> int:
 def parse(argv: list[str]) -> argparse.Namespace:
     return participant_arguments("python -m bench.bot", __doc__.split("\n")[0], argv,
                                  url_help="ws://127.0.0.1:PORT/socket/websocket?vsn=2.0.0",
-                                 clip_help="a clip file written by bench.clip")
+                                 clip_help="a clip file written by bench.clip", relay=("none", *TRANSPORTS))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import trio
 
 from . import procfs
 from .processes import Child
+from .relay import turn_counters
 
 ROOM_PREFIX = "bench"  # the rooms are bench1, bench2, ...
 
@@ -25,15 +26,29 @@ def room_names(count: int) -> list[str]:
     return [f"{ROOM_PREFIX}{index}" for index in range(1, count + 1)]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(udp_too: bool = False) -> int:
+    """A TCP port free on 127.0.0.1 now (``udp_too``: and the same UDP port, as TURN listens on both)."""
+    for _attempt in range(100):
+        with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            if not udp_too:
+                return port
+            try:
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no port free for both TCP and UDP on 127.0.0.1 in 100 tries")
 
 
-def config_text(port: int, max_peers: int, log_file: Path, rooms: list[str], workers: int | str) -> str:
+def config_text(port: int, max_peers: int, log_file: Path, rooms: list[str], workers: int | str,
+                turn_port: int | None = None) -> str:
+    """The daemon's config; ``turn_port``: run the built-in TURN server on 127.0.0.1 there
+    (for ``--relay``), with its defaults otherwise (per-user bandwidth limit included)."""
     workers_value = f'"{workers}"' if isinstance(workers, str) else str(workers)
     room_tables = "".join(f"\n[rooms.{room}]\nmax_peers = {max_peers}\n" for room in rooms)
+    turn = "" if turn_port is None else f'\n[turn]\nenabled = true\nlisten = "127.0.0.1:{turn_port}"\n'
     return f"""\
 [server]
 listen = "127.0.0.1:{port}"
@@ -50,7 +65,7 @@ file = "{log_file}"
 
 [media]
 workers = {workers_value}
-{room_tables}"""
+{turn}{room_tables}"""
 
 
 def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
@@ -63,7 +78,7 @@ def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
 
 class Daemon:
     def __init__(self, workdir: Path, repo: Path, max_peers: int, rooms: list[str], workers: int | str = "auto",
-                 cpus: set[int] | None = None):
+                 cpus: set[int] | None = None, turn: bool = False):
         self.workdir = workdir
         self.cpus = cpus  # the daemon runs on these CPUs only, and so do its workers ("auto": one per CPU)
         self.rooms = rooms
@@ -74,7 +89,8 @@ class Daemon:
         self.socket_url = f"ws://127.0.0.1:{self.port}/socket/websocket?vsn=2.0.0"
         self.log_file = workdir / "videoroomd.log"
         self.config = workdir / "videoroomd.toml"
-        self.config.write_text(config_text(self.port, max_peers, self.log_file, rooms, workers))
+        self.turn_port = free_port(udp_too=True) if turn else None
+        self.config.write_text(config_text(self.port, max_peers, self.log_file, rooms, workers, self.turn_port))
         self.child: Child | None = None
 
     @property
@@ -127,6 +143,13 @@ class Daemon:
         if status != 200:
             raise RuntimeError(f"/admin/rooms answered {status}: {body[:200]!r}")
         return json.loads(body)
+
+    async def turn_counters(self) -> dict:
+        """The built-in TURN server's counters from /metrics (bench.relay.turn_counters)."""
+        status, body = await self.get("/metrics")
+        if status != 200:
+            raise RuntimeError(f"/metrics answered {status}: {body[:200]!r}")
+        return turn_counters(body.decode())
 
     async def wait_rooms_empty(self, timeout: float) -> bool:
         """Whether every bench room lists no peers and no tracks within ``timeout`` seconds."""

@@ -151,13 +151,17 @@ class Bot(Child):
 
 
 def participant_arguments(prog: str, description: str, argv: list[str], *, url_help: str,
-                          clip_help: str) -> argparse.Namespace:
+                          clip_help: str, relay: tuple[str, ...] = ()) -> argparse.Namespace:
     """The command line every participant process takes (bench.bot, bench.browser_bot):
-    what ``Bench.spawn`` in bench.sfu passes."""
+    what ``Bench.spawn`` in bench.sfu passes; ``relay``: the choices of ``--relay``, for a
+    participant that can send its media through the daemon's TURN server."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("url", help=url_help)
     parser.add_argument("room")
     parser.add_argument("name")
     parser.add_argument("clip", help=clip_help)
     parser.add_argument("--lifetime", type=float, default=600.0, help="seconds before the participant leaves on its own")
+    if relay:
+        parser.add_argument("--relay", choices=relay, default=relay[0],
+                            help="send and receive all media through the daemon's TURN server over this transport")
     return parser.parse_args(argv)

@@ -8,8 +8,12 @@ decoding. After every pair flows and a warm-up, it measures a steady
 window: the server's CPU time (the daemon and its media workers, from
 /proc) against the RTP packets the subscribers received, each worker's CPU
 and memory, frame rates per room and in total, and then one late joiner
-per room waiting for keyframes. Every child process is stopped on the way
-out, Ctrl-C included, and the daemon's workers must be gone with it.
+per room waiting for keyframes. With ``--relay udp|tcp`` the daemon runs its
+built-in TURN server and (``--relay-share``) some or all bots send and
+receive only through it; each run then reports the TURN server's counters
+and how many of those bots really were on a relayed ICE pair. Every child
+process is stopped on the way out, Ctrl-C included, and the daemon's workers
+must be gone with it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from . import clip as clips
 from . import procfs
 from .daemon import Daemon, connection_drops, log_problems, room_names
 from .processes import Bot, BotFailed, cpu_list
+from .relay import TRANSPORTS, relayed, routes, turn_figures
 from .stats import Run, Sample, capacity, connection_trouble, pairs, summarize, table
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,6 +47,7 @@ class Bench:
         self.workdir = workdir
         self.daemon = daemon
         self.clip_path = clip_path
+        self.relayed: set[str] = set()  # the bots sent through the TURN server
 
     def spawn(self, n: int, room: str, index: int) -> Bot:
         name = f"n{n}-{room}-bot{index}"
@@ -51,6 +57,9 @@ class Bench:
         module = "bench.browser_bot" if a.chromium else "bench.bot"
         argv = [sys.executable, "-m", module, self.daemon.socket_url, room, name, str(self.clip_path),
                 "--lifetime", str(lifetime)]
+        if a.relay != "none" and relayed(index, n, a.relay_share):
+            argv += ["--relay", a.relay]
+            self.relayed.add(name)
         return Bot(argv, self.workdir / f"{name}.log", REPO, name, cpus=a.bot_cpus)
 
     async def snaps(self, bots: list[Bot]) -> dict[str, dict]:
@@ -109,11 +118,17 @@ class Bench:
             await bot.expect("ready", timeout=60)  # imports and clip loading done before anyone joins
         log_from = self.daemon.log_size()
         memory = {"before": await self.daemon.memory()}
+        relay = a.relay != "none"
+        turn = [await self.daemon.turn_counters()] if relay else []  # before the joins
         joined_by_room, settled_by_room = await self._join_all(n, steady)
         await trio.sleep(a.warmup)
+        if relay:  # just outside the CPU window: the scrape costs the daemon some
+            turn.append(await self.daemon.turn_counters())
         start = await self.sample(everyone)
         await trio.sleep(a.duration)
         end = await self.sample(everyone)
+        if relay:
+            turn.append(await self.daemon.turn_counters())
         memory["steady"] = await self.daemon.memory()
         joined = {name: info for room in joined_by_room.values() for name, info in room.items()}
         settled = None if None in settled_by_room.values() else max(settled_by_room.values())
@@ -137,6 +152,8 @@ class Bench:
         run.server_drops = connection_drops(entries, before=leaving)
         run.restarts = sum(r.get("restarts", 0) for r in (await self.daemon.admin())["rooms"] if r["name"] in steady)
         figures = summarize(run)
+        if relay:
+            figures.update(self._relay_figures(n, run.final, turn))
         figures["details"] = {
             "log_problems": run.log_problems[:10],
             "server_drops": run.server_drops[:10],
@@ -144,6 +161,24 @@ class Bench:
             "bot_notes": [m for bot in everyone + list(late.values()) for m in bot.notes][:10],
         }
         return figures
+
+    def _relay_figures(self, n: int, final: dict[str, dict], turn: list[dict]) -> dict:
+        """How the relayed bots' media went: through a relay pair or not (said aloud when not),
+        and the TURN server's counters; the table's rows are ``relay_pairs`` and
+        ``turn_dropped_in_window``."""
+        path = routes(final, self.relayed)
+        server = turn_figures(*turn)
+        if path["relayed_not_on_relay_pair"]:
+            print(f"  N={n}: {len(path['relayed_not_on_relay_pair'])} of {path['relayed_bots']} bots meant to relay "
+                  f"were not on a relay pair: {', '.join(path['relayed_not_on_relay_pair'])}", flush=True)
+        if path["direct_on_relay_pair"]:
+            print(f"  N={n}: bots meant to go direct were on a relay pair: {', '.join(path['direct_on_relay_pair'])}",
+                  flush=True)
+        if server["dropped_in_window"]:
+            print(f"  N={n}: the TURN server dropped datagrams in the window: {server['dropped_in_window']}", flush=True)
+        return {"relay": {"transport": self.args.relay, "share": self.args.relay_share, **path, "turn": server},
+                "relay_pairs": f"{path['relayed_on_relay_pair']} of {path['relayed_bots']}",
+                "turn_dropped_in_window": sum(server["dropped_in_window"].values())}
 
     async def _join_all(self, n: int, steady: dict[str, list[Bot]]) -> tuple[dict[str, dict[str, dict]],
                                                                              dict[str, float | None]]:
@@ -238,7 +273,7 @@ async def main(args: argparse.Namespace) -> int:
               flush=True)
     rooms = room_names(max(args.rooms))
     daemon = Daemon(workdir, REPO, max_peers=max(args.n) + 1, rooms=rooms, workers=args.workers,
-                    cpus=args.server_cpus)
+                    cpus=args.server_cpus, turn=args.relay != "none")
     try:
         await daemon.start()
         at_start = await wait_workers(daemon)
@@ -259,6 +294,10 @@ async def main(args: argparse.Namespace) -> int:
             clips.save(clip, workdir / "clip.pickle")
             media = clip.describe()
         print(f"media: {media}", flush=True)
+        if args.relay != "none":
+            print(f"relay: the built-in TURN server on 127.0.0.1:{daemon.turn_port}; over {args.relay}: "
+                  + ("every participant" if args.relay_share >= 1 else
+                     f"the first {args.relay_share:g} of each room's participants (rounded up)"), flush=True)
         clip_path = workdir / "clip.pickle"
         bench = Bench(args, workdir, daemon, clip_path)
         results = []
@@ -357,7 +396,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="run the participants on these CPUs only")
     parser.add_argument("--chromium", action="store_true",
                         help="participants are headless Chromium on the daemon's web page instead of aiortc bots")
+    parser.add_argument("--relay", choices=("none", *TRANSPORTS), default="none",
+                        help="run the daemon's built-in TURN server and send the participants' media only "
+                             "through it, over UDP or TCP (default none: direct)")
+    parser.add_argument("--relay-share", type=float, default=1.0, metavar="F",
+                        help="with --relay: the share of each room's participants relayed (rounded up), "
+                             "the rest direct (default 1: all, the late joiner too)")
     args = parser.parse_args(argv)
+    if args.relay != "none" and args.chromium:
+        parser.error("--relay works with the aiortc bots only, not --chromium")
+    if not 0 < args.relay_share <= 1:
+        parser.error(f"--relay-share must be above 0 and at most 1, got {args.relay_share}")
     available = os.sched_getaffinity(0)
     for flag, cpus in (("--server-cpus", args.server_cpus), ("--bot-cpus", args.bot_cpus)):
         if cpus is not None and not cpus <= available:

@@ -328,6 +328,8 @@ ROWS = [
     ("bots whose connection closed or failed", "connections_lost"),
     ("connections the server saw end mid-call", "server_drops"),
     ("room restarts", "restarts"),
+    ("relayed participants on a relay pair (--relay)", "relay_pairs"),
+    ("TURN datagrams dropped in window (--relay)", "turn_dropped_in_window"),
 ]
 
 ROOM_ROWS = [

@@ -9,8 +9,11 @@ import pytest
 
 from bench.daemon import config_text, room_names
 from bench.processes import cpu_list
+from bench.relay import ice_servers, relayed, routes, turn_counters, turn_figures
+from bench.sfu import parse
 from bench.stats import Run, Sample, capacity, summarize, table
 from videoroomd.config import Location, load
+from videoroomd.metrics import Metrics
 
 
 @pytest.mark.parametrize("workers", ["auto", 0, 1, 2])
@@ -21,6 +24,72 @@ def test_the_generated_config_gives_the_daemon_every_room_and_the_worker_count(t
     assert sorted(config.rooms) == ["bench1", "bench2", "bench3"]
     assert all(room.max_peers == 9 for room in config.rooms.values())
     assert config.media.workers == workers
+
+
+def test_the_generated_config_runs_the_turn_server_on_loopback_only_when_asked(tmp_path: Path):
+    path = tmp_path / "bench.toml"
+    path.write_text(config_text(4321, 3, tmp_path / "log.json", room_names(1), 1, turn_port=4322))
+    turn = load(Location(path)).turn
+    assert turn.enabled and (turn.host, turn.port) == ("127.0.0.1", 4322)
+    path.write_text(config_text(4321, 3, tmp_path / "log.json", room_names(1), 1))
+    assert not load(Location(path)).turn.enabled
+
+
+def test_relay_share_picks_the_first_participants_of_a_room_rounded_up():
+    assert [relayed(i, 4, 1.0) for i in range(5)] == [True] * 5  # the late joiner (index 4) too
+    assert [relayed(i, 4, 0.5) for i in range(5)] == [True, True, False, False, False]
+    assert [relayed(i, 3, 0.5) for i in range(4)] == [True, True, False, False]
+    assert [relayed(i, 2, 0.1) for i in range(3)] == [True, False, False]
+    assert not relayed(0, 2, 0.0)
+
+
+def test_the_turn_entry_of_the_asked_transport_becomes_an_ice_server():
+    entries = [{"serverAddr": "127.0.0.1", "serverPort": 3478, "transport": "udp", "username": "9:p", "password": "x"},
+               {"serverAddr": "127.0.0.1", "serverPort": 3478, "transport": "tcp", "username": "9:p", "password": "x"},
+               {"serverAddr": "::1", "serverPort": 5349, "transport": "tls", "username": "9:p", "password": "x"}]
+    assert ice_servers(entries, "tcp") == [
+        {"urls": "turn:127.0.0.1:3478?transport=tcp", "username": "9:p", "credential": "x"}]
+    assert ice_servers(entries[:1], "tcp") == []
+    assert ice_servers([dict(entries[2], transport="udp")], "udp")[0]["urls"] == "turn:[::1]:5349?transport=udp"
+
+
+def test_the_turn_counters_are_read_from_the_daemons_metrics_page():
+    stats = {"allocations": 2, "created": 3, "created_by_transport": {"udp": 2, "tcp": 1},
+             "dropped": {"no_permission": 4}, "refused": {401: 3}}
+    metrics = Metrics(list, list)
+    metrics.watch_turn(lambda: stats)
+    counters = turn_counters(metrics.render().decode())
+    assert counters == {"allocations": 2, "created": 3, "created_by_transport": {"tcp": 1, "udp": 2},
+                        "dropped": {"no_permission": 4}, "refused": {"401": 3}}
+    assert turn_counters(Metrics(list, list).render().decode()) == {}  # TURN server off
+
+
+def test_turn_figures_count_from_before_the_joins_and_over_the_window():
+    before = {"allocations": 0, "created": 1, "created_by_transport": {"udp": 1}, "dropped": {}, "refused": {"401": 1}}
+    start = {"allocations": 2, "created": 3, "created_by_transport": {"udp": 3}, "dropped": {"no_permission": 2},
+             "refused": {"401": 3}}
+    end = dict(start, dropped={"no_permission": 2, "rate": 5})
+    figures = turn_figures(before, start, end)
+    assert figures == {"allocations_open": 2, "allocations_created": 2, "allocations_created_by_transport": {"udp": 2},
+                       "dropped_in_window": {"rate": 5}, "dropped_since_join": {"no_permission": 2, "rate": 5},
+                       "refused_since_join": {"401": 2}}
+
+
+def test_a_bot_meant_to_relay_but_on_a_direct_pair_is_named():
+    snaps = {"a": {"route": {"local": "relay", "remote": "host"}}, "b": {"route": {"local": "host", "remote": "host"}},
+             "c": {"route": None}, "d": {"route": {"local": "host", "remote": "host"}}}
+    path = routes(snaps, {"a", "b", "c"})
+    assert (path["relayed_bots"], path["relayed_on_relay_pair"]) == (3, 1)
+    assert path["relayed_not_on_relay_pair"] == ["b (host)", "c (no pair)"]
+    assert (path["direct_bots"], path["direct_on_relay_pair"]) == (1, [])
+
+
+def test_relay_flags_are_checked():
+    assert parse(["--relay", "tcp", "--relay-share", "0.5"]).relay_share == 0.5
+    assert parse([]).relay == "none"
+    for argv in (["--relay", "tls"], ["--relay", "udp", "--chromium"], ["--relay", "udp", "--relay-share", "0"]):
+        with pytest.raises(SystemExit):
+            parse(argv)
 
 
 def test_cpu_lists_read_as_taskset_writes_them():
