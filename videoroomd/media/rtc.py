@@ -22,6 +22,7 @@ from .aiortc_compat import rtp as compat
 from .aiortc_compat.ice import bind_host_ports, limit_host_addresses, remote_username, watch_incoming
 from .aiortc_compat.ice_restart import handle_remote_ice_restart
 from .forwarding import ForwardedTrack, MediaCounters, PublishedTrack, attach_publisher, attach_subscriber
+from .candidates import candidate_host, reachable, without_unreachable
 from .vad import VoiceActivity
 
 log = structlog.get_logger("videoroomd.media.rtc")
@@ -128,6 +129,7 @@ class EndpointConnection:
         ``sending``: the client's sending mid -> track id (published here);
         ``slots``: what each receive mid carries after this answer.
         """
+        offer_sdp = without_unreachable(offer_sdp, self.room.addresses)
         if handle_remote_ice_restart(self.pc, offer_sdp):
             log.debug("remote ICE restart followed", peer=self.endpoint_id)
         await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
@@ -186,6 +188,8 @@ class EndpointConnection:
         text = candidate.split(":", 1)[1] if candidate.startswith("candidate:") else candidate
         if not text.strip():
             return
+        if not reachable(candidate_host(text) or "", self.room.addresses):
+            return  # our sockets cannot reach it (loopback against the rest): checks would only go astray
         ufrag = candidate_ufrag(text)
         current = remote_username(self.pc)
         if ufrag is not None and current is not None and ufrag != current:
