@@ -8,7 +8,7 @@ import signal
 import pytest
 import trio
 
-from videoroomd.media.client import MediaError, WorkerLost
+from videoroomd.media.client import MediaError, WorkerLost, only_kind
 from videoroomd.media.plane import MediaPlane
 
 from media_bot import media_thread
@@ -115,3 +115,40 @@ async def test_no_worker_process_is_left_when_the_plane_stops():
         await open_room(plane, "lobby", [])
         nursery.cancel_scope.cancel()
     assert all(gone(pid) for pid in pids)
+
+
+async def test_a_worker_that_sends_what_is_not_a_message_is_given_up_with_a_reason():
+    """A real worker never does this; one gone wrong (a bug, memory corruption) might. It stands
+    in for one here: a heartbeat, then bytes that are no message. The client gives it up, which
+    the plane answers with a restart (as for a killed worker)."""
+    import socket as socket_module
+    import threading
+    from contextlib import asynccontextmanager
+
+    from videoroomd.media import messages
+    from videoroomd.media.client import MediaWorker
+
+    class Babbling(MediaWorker):
+        @asynccontextmanager
+        async def _launch(self, theirs: socket_module.socket):
+            def babble():
+                theirs.sendall(messages.encode({"type": "stats", "cpu_seconds": 0.0, "rooms": {}}))
+                threading.Event().wait(0.3)
+                theirs.sendall((5).to_bytes(4, "big") + b"hello")
+
+            threading.Thread(target=babble, daemon=True).start()
+            try:
+                yield trio.Event()
+            finally:
+                theirs.close()
+
+    worker = Babbling("babbler", "thread")
+    events = []
+    with pytest.raises(BaseExceptionGroup) as caught:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(worker.run)
+            worker.rooms["r#1"] = events.append
+            await trio.sleep(10)
+    lost = only_kind(caught.value, WorkerLost)
+    assert lost is not None and "media worker babbler sent a malformed message: not JSON" in str(lost)
+    assert [e["type"] for e in events] == ["lost"] and events[0]["reason"] == str(lost)  # its rooms are told
