@@ -21,7 +21,9 @@ from aiortc.sdp import candidate_from_sdp
 from .aiortc_compat import rtp as compat
 from .aiortc_compat.ice import limit_host_addresses, remote_username, watch_incoming
 from .aiortc_compat.ice_restart import handle_remote_ice_restart
-from .forwarding import ForwardedTrack, MediaCounters, PublishedTrack, attach_publisher, attach_subscriber
+from .forwarding import MediaCounters, attach_publisher, attach_subscriber
+from .publisher import PublishedTrack
+from .subscriber import ForwardedTrack
 from .vad import VoiceActivity
 
 log = structlog.get_logger("videoroomd.media.rtc")

@@ -1,7 +1,8 @@
 """The reaches into aiortc 1.16's senders, receivers, DTLS transports and peer connections (asyncio side).
 
 Each function touches the one object it is given, of one of our own
-connections: the forwarder (:mod:`videoroomd.media.forwarding`) and the
+connections: the forwarder (:mod:`videoroomd.media.forwarding`,
+:mod:`~videoroomd.media.publisher`, :mod:`~videoroomd.media.subscriber`) and the
 connections (:mod:`videoroomd.media.rtc`) call these instead of reaching in
 themselves.
 """
