@@ -1,10 +1,11 @@
 """RTP from one publisher to many subscribers, packet by packet, never decoded: the wiring (asyncio side).
 
-A publisher's receiver gets a :class:`ForwardingBuffer` in place of its
-jitter buffer: aiortc still decrypts each packet, keeps receiver statistics,
-NACKs what the publisher lost and unwraps its retransmissions, and then
-hands the packet to its :class:`.publisher.PublishedTrack` instead of
-reassembling frames. The published track sends it at once through every
+Each datagram of a publisher's RTP is decrypted and parsed as it arrives
+(:func:`receive_at_once`); its receiver keeps the statistics for its RTCP
+receiver reports, NACKs what the publisher lost, feeds REMB and unwraps
+retransmissions, and then hands the packet to its
+:class:`.publisher.PublishedTrack` instead of reassembling frames
+(:func:`attach_publisher`; nothing is depayloaded or decoded). The published track sends it at once through every
 subscriber's :class:`.subscriber.ForwardedTrack`, which rewrites it into the
 subscriber's own stream and sends it; :mod:`.gate` decides when a
 subscriber may start or switch a source and when a keyframe is asked for.
@@ -55,11 +56,15 @@ class ForwardingBuffer:
 
     def add(self, packet) -> tuple[bool, None]:
         """(send a PLI?, complete frame): never either; the subscribers' PLIs are passed on instead."""
+        self.take(packet)
+        return False, None
+
+    def take(self, packet) -> None:
+        """Forward one packet; what fails is logged (now and then), the next packet goes on."""
         try:
             self.published.on_packet(packet)
         except Exception:
             self.published.log_error()
-        return False, None
 
 
 class NoDecoder:
@@ -73,8 +78,19 @@ class NoDecoder:
 
 
 def attach_publisher(receiver, published: PublishedTrack) -> None:
-    """Make ``receiver`` (of one of our own connections) forward each packet instead of decoding."""
-    compat.hand_packets_to(receiver, ForwardingBuffer(published), NoDecoder())
+    """Make ``receiver`` (of one of our own connections) forward each packet instead of decoding:
+    kept on its way are only the receiver statistics, NACKs and REMB the publisher relies on."""
+    buffer = ForwardingBuffer(published)
+    compat.hand_packets_to(receiver, buffer, NoDecoder())
+    compat.receive_directly(receiver, buffer.take)
+
+
+def receive_at_once(pc) -> None:
+    """Make the RTP that reaches ``pc`` (one of our own connections) go to its published
+    tracks as each datagram arrives, not through a queue and a task woken per datagram.
+    Call after ``setRemoteDescription`` and before :func:`.aiortc_compat.ice.watch_incoming`."""
+    for transceiver in pc.getTransceivers():
+        compat.take_rtp_at_once(transceiver.receiver.transport)
 
 
 def attach_subscriber(sender, track: ForwardedTrack) -> None:

@@ -21,7 +21,7 @@ from aiortc.sdp import candidate_from_sdp
 from .aiortc_compat import rtp as compat
 from .aiortc_compat.ice import limit_host_addresses, remote_username, watch_incoming
 from .aiortc_compat.ice_restart import handle_remote_ice_restart
-from .forwarding import MediaCounters, attach_publisher, attach_subscriber
+from .forwarding import MediaCounters, attach_publisher, attach_subscriber, receive_at_once
 from .publisher import PublishedTrack
 from .subscriber import ForwardedTrack
 from .vad import VoiceActivity
@@ -130,6 +130,7 @@ class EndpointConnection:
         if handle_remote_ice_restart(self.pc, offer_sdp):
             log.debug("remote ICE restart followed", peer=self.endpoint_id)
         await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+        receive_at_once(self.pc)
         watch_incoming(self.pc, self._heard)
         by_mid = {t.mid: t for t in self.pc.getTransceivers()}
         for transceiver in by_mid.values():
