@@ -39,7 +39,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
 from videoroomd.media.aiortc_compat import rtp as compat
-from videoroomd.media.aiortc_compat.ice import limit_host_addresses, watch_incoming
+from videoroomd.media.aiortc_compat.ice import limit_host_addresses, media_skips_stun_check, watch_incoming
 from videoroomd.media.forwarding import ForwardingBuffer, NoDecoder, attach_publisher, receive_at_once
 from videoroomd.media.publisher import PublishedTrack
 from videoroomd.media.rtp_packets import abs_send_time, extension_block, one_byte_element, rtp_packet
@@ -78,6 +78,8 @@ async def connect(aiortc_path: bool = False) -> tuple[RTCPeerConnection, RTCPeer
         attach_publisher(transceiver.receiver, published)
     limit_host_addresses(server, ("127.0.0.1",))
     await server.setLocalDescription(await server.createAnswer())
+    if not aiortc_path:
+        media_skips_stun_check(server)
     await publisher.setRemoteDescription(server.localDescription)
     for _ in range(200):
         if server.connectionState == "connected" and publisher.connectionState == "connected":
@@ -152,14 +154,14 @@ async def steps(decrypted: list[bytes], server: RTCPeerConnection) -> None:
     estimator, statistics, nacks = RemoteBitrateEstimator(), StreamStatistics(90000), NackGenerator()
     now = clock.current_ms()
     published = PublishedTrack("steps:video", "video", None)
-    arrivals = [(packet, now + index * 1000 // 90) for index, packet in enumerate(parsed)]
+    # As a camera's packets come: 3 per frame, sent together, frames 1/30 s apart.
+    arrivals = [(abs_send_time(index // 3 / 30), now + index // 3 * 1000 // 30 + index % 3) for index in range(len(parsed))]
     print("each step alone:")
     timed("STUN check (aioice parse_message, refused)", encrypted, lambda d: stun_check(d))
     timed("SRTP unprotect", encrypted, inbound.unprotect)
     timed("RTP parse (with mid, abs-send-time)", decrypted, lambda d: RtpPacket.parse(d, extensions))
-    timed("REMB estimator", arrivals, lambda a: estimator.add(abs_send_time=a[0].extensions.abs_send_time or 0,
-                                                              arrival_time_ms=a[1], payload_size=len(a[0].payload),
-                                                              ssrc=a[0].ssrc))
+    timed("REMB estimator (30 frames/s, 3 packets each)", arrivals,
+          lambda a: estimator.add(abs_send_time=a[0], arrival_time_ms=a[1], payload_size=1100, ssrc=42))
     timed("receiver statistics", parsed, statistics.add)
     timed("NACK generator", parsed, nacks.add)
     timed("datetime (getSynchronizationSources)", parsed, lambda p: clock.current_datetime())

@@ -19,7 +19,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import candidate_from_sdp
 
 from .aiortc_compat import rtp as compat
-from .aiortc_compat.ice import limit_host_addresses, remote_username, watch_incoming
+from .aiortc_compat.ice import limit_host_addresses, media_skips_stun_check, remote_username, watch_incoming
 from .aiortc_compat.ice_restart import handle_remote_ice_restart
 from .forwarding import MediaCounters, attach_publisher, attach_subscriber, receive_at_once
 from .publisher import PublishedTrack
@@ -170,6 +170,7 @@ class EndpointConnection:
         self._limit_addresses()
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
+        media_skips_stun_check(self.pc)
         return self.pc.localDescription.sdp
 
     def _level_reporter(self, track_id: str) -> Callable[[int], None]:
