@@ -9,12 +9,14 @@ publisher's own aiortc sender receives.
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 from aiortc.rtp import RTCP_PSFB_APP, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRrPacket, RtcpRtpfbPacket
 
 from bench.receive import BATCH, connect, datagrams, pump
 from videoroomd.media.aiortc_compat import rtp as compat
+from videoroomd.media.rtp_packets import rtp_packet
 
 LOST = {60, 61, 200}  # indexes of the stream's packets that never reach the server
 COUNT = 270           # 3 s of video at 30 frames a second, 3 packets each, sent at that pace
@@ -83,6 +85,35 @@ def test_a_publisher_whose_packets_come_ever_later_is_told_a_bitrate_remb(aiortc
             await until(lambda: remb() or pump_task.done(), 5)
             pump_task.cancel()
             assert remb(), "no REMB reached the publisher"
+        finally:
+            await publisher.close()
+            await server.close()
+
+    asyncio.run(main())
+
+
+def test_datagrams_that_are_not_good_rtp_are_dropped_and_the_publishers_stream_goes_on():
+    async def main():
+        loop_errors: list = []
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: loop_errors.append(context))
+        publisher, server, published, heard = await connected(False)
+        try:
+            plain, stream, socket, address = datagrams(publisher, 60, 500)
+            srtp, _pair = compat.nominated_route(publisher.getTransceivers()[0].sender.transport)
+            ssrc = publisher.getTransceivers()[0].sender._ssrc
+            bad = [
+                b"",                                       # empty
+                b"\x80",                                   # an RTP first byte, nothing after it
+                b"\x80\x60" + os.urandom(40),              # not encrypted with the session's key
+                srtp.protect(rtp_packet(77, 0, 100, 0, ssrc, b"", b"x" * 20)),  # a payload type not negotiated
+                srtp.protect(rtp_packet(96, 0, 101, 0, 12345, b"", b"x" * 20)),  # nobody's SSRC
+                b"\xbf" * 3,                               # too short for a header
+            ]
+            for data in bad:
+                socket.sendto(data, address)
+            assert await pump(stream, socket, address, published) == 60
+            assert loop_errors == []
+            assert server.connectionState == "connected"
         finally:
             await publisher.close()
             await server.close()

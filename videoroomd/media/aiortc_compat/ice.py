@@ -126,15 +126,20 @@ def _unwelcome(connection, message, addr) -> bool:
 def media_skips_stun_check(pc: RTCPeerConnection) -> None:
     """Hand the datagrams whose first byte says RTP or RTCP (128..191, RFC 7983) straight to
     ``pc``'s ICE connection, without aioice trying (and failing) to parse each as STUN first:
-    STUN's first byte is 0..3, so nothing else changes. Call after ``setLocalDescription``
-    (when the candidates' sockets exist); touches only ``pc``'s own protocol objects, once each."""
+    STUN's first byte is 0..3, so nothing else changes. Empty datagrams are dropped: they
+    are nothing, and aiortc's DTLS transport, reading their first byte, would end its receive
+    loop (all media from the client stopped by one datagram from anywhere). Call after
+    ``setLocalDescription`` (when the candidates' sockets exist); touches only ``pc``'s own
+    protocol objects, once each."""
     for connection in ice_connections(pc):
         for protocol in connection._protocols:
             if getattr(protocol, "_videoroomd_media_first", False):
                 continue
 
             def datagram_received(data, addr, _protocol=protocol, _check=protocol.datagram_received):
-                if data and 127 < data[0] < 192:
+                if not data:
+                    return
+                if 127 < data[0] < 192:
                     _protocol.receiver.data_received(data, _protocol.local_candidate.component)
                 else:
                     _check(data, addr)
