@@ -25,7 +25,8 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtension
 from aiortc.rtp import RtpPacket
 from pylibsrtp import Policy, Session
 
-from videoroomd.media.forwarding import ABS_SEND_TIME, MID, ForwardedTrack, PublishedTrack
+from videoroomd.media.publisher import PublishedTrack
+from videoroomd.media.subscriber import ABS_SEND_TIME, MID, ForwardedTrack
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
 RTX = RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=97, parameters={"apt": 96})

@@ -15,7 +15,7 @@ from engine_attack import ROOMS, call, intruder, mutate_offer, real_offer
 from media_bot import media_thread, nack_everything
 from signalling_helpers import running_daemon
 from test_engine import media_metric
-from videoroomd.media import forwarding
+from videoroomd.media import subscriber
 from videoroomd.media.aiortc_compat import ice as aioice_hooks
 from videoroomd.engine import engine as engine_module
 from videoroomd.engine import sdp as sdp_module
@@ -402,5 +402,18 @@ async def test_a_subscriber_asking_for_everything_again_gets_a_bounded_share(tmp
         resent = media_metric(daemon, "packets_retransmitted") - before
         elapsed = trio.current_time() - started
         # Unbounded, each NACK had every packet still in the history sent again.
-        assert resent <= forwarding.RETRANSMIT_BURST + forwarding.RETRANSMIT_RATE * elapsed
+        assert resent <= subscriber.RETRANSMIT_BURST + subscriber.RETRANSMIT_RATE * elapsed
+        await room.goes_on()
+
+
+async def test_an_empty_datagram_to_a_participants_media_port_stops_none_of_its_media(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        async def answer() -> str:
+            return room.a.pc.remoteDescription.sdp
+
+        port = int(next(line.split()[5] for line in (await media.call(answer)).splitlines()
+                        if line.startswith("a=candidate:") and " 127.0.0.1 " in line))
+        with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as sock:
+            await sock.bind(("127.0.0.1", 0))
+            await sock.sendto(b"", ("127.0.0.1", port))  # from anywhere: aioice hands it on
         await room.goes_on()

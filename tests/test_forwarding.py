@@ -14,8 +14,9 @@ from aiortc.rtcrtpparameters import (RTCRtpCodecParameters, RTCRtpHeaderExtensio
                                      RTCRtpParameters)
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
-from videoroomd.media import forwarding
-from videoroomd.media.forwarding import ABS_SEND_TIME, AUDIO_LEVEL, MID, ForwardedTrack, PublishedTrack, SendParameters
+from videoroomd.media import gate
+from videoroomd.media.publisher import PublishedTrack
+from videoroomd.media.subscriber import ABS_SEND_TIME, AUDIO_LEVEL, MID, ForwardedTrack, SendParameters
 from videoroomd.media.rtp_packets import rtp_packet
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=100)
@@ -177,7 +178,7 @@ def test_keyframe_requests_are_rate_limited_but_a_late_switch_need_not_wait_out_
         published.request_keyframe()
         assert await asked() == 1
         published.on_packet(RtpPacket(payload_type=96, sequence_number=2, ssrc=42, payload=KEYFRAME_START))
-        await asyncio.sleep(forwarding.KEYFRAME_GAP + 0.05)
+        await asyncio.sleep(gate.KEYFRAME_GAP + 0.05)
         published.request_keyframe()  # a subscriber's own PLI: the usual wait
         assert await asked() == 1
         published.request_keyframe(starting=True)  # one that switched to it after that keyframe passed

@@ -19,10 +19,12 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import candidate_from_sdp
 
 from .aiortc_compat import rtp as compat
-from .aiortc_compat.ice import bind_host_ports, limit_host_addresses, remote_username, watch_incoming
+from .aiortc_compat.ice import bind_host_ports, limit_host_addresses, media_skips_stun_check, remote_username, watch_incoming
 from .aiortc_compat.ice_restart import handle_remote_ice_restart
-from .forwarding import ForwardedTrack, MediaCounters, PublishedTrack, attach_publisher, attach_subscriber
 from .candidates import candidate_host, reachable, without_unreachable
+from .forwarding import MediaCounters, attach_publisher, attach_subscriber, receive_at_once
+from .publisher import PublishedTrack
+from .subscriber import ForwardedTrack
 from .vad import VoiceActivity
 
 log = structlog.get_logger("videoroomd.media.rtc")
@@ -133,6 +135,7 @@ class EndpointConnection:
         if handle_remote_ice_restart(self.pc, offer_sdp):
             log.debug("remote ICE restart followed", peer=self.endpoint_id)
         await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+        receive_at_once(self.pc)
         watch_incoming(self.pc, self._heard)
         by_mid = {t.mid: t for t in self.pc.getTransceivers()}
         for transceiver in by_mid.values():
@@ -172,6 +175,7 @@ class EndpointConnection:
         self._limit_addresses()
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
+        media_skips_stun_check(self.pc)
         return self.pc.localDescription.sdp
 
     def _level_reporter(self, track_id: str) -> Callable[[int], None]:

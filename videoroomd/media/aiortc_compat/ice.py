@@ -216,3 +216,28 @@ def _unwelcome(connection, message, addr) -> bool:
         return True
     learned = sum(1 for c in connection._remote_candidates if c.type == "prflx")
     return learned >= MAX_PEER_REFLEXIVE
+
+
+def media_skips_stun_check(pc: RTCPeerConnection) -> None:
+    """Hand the datagrams whose first byte says RTP or RTCP (128..191, RFC 7983) straight to
+    ``pc``'s ICE connection, without aioice trying (and failing) to parse each as STUN first:
+    STUN's first byte is 0..3, so nothing else changes. Empty datagrams are dropped: they
+    are nothing, and aiortc's DTLS transport, reading their first byte, would end its receive
+    loop (all media from the client stopped by one datagram from anywhere). Call after
+    ``setLocalDescription`` (when the candidates' sockets exist); touches only ``pc``'s own
+    protocol objects, once each."""
+    for connection in ice_connections(pc):
+        for protocol in connection._protocols:
+            if getattr(protocol, "_videoroomd_media_first", False):
+                continue
+
+            def datagram_received(data, addr, _protocol=protocol, _check=protocol.datagram_received):
+                if not data:
+                    return
+                if 127 < data[0] < 192:
+                    _protocol.receiver.data_received(data, _protocol.local_candidate.component)
+                else:
+                    _check(data, addr)
+
+            protocol.datagram_received = datagram_received
+            protocol._videoroomd_media_first = True

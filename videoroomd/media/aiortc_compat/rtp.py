@@ -1,16 +1,23 @@
 """The reaches into aiortc 1.16's senders, receivers, DTLS transports and peer connections (asyncio side).
 
 Each function touches the one object it is given, of one of our own
-connections: the forwarder (:mod:`videoroomd.media.forwarding`) and the
+connections: the forwarder (:mod:`videoroomd.media.forwarding`,
+:mod:`~videoroomd.media.publisher`, :mod:`~videoroomd.media.subscriber`) and the
 connections (:mod:`videoroomd.media.rtc`) call these instead of reaching in
 themselves.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Awaitable, Callable
 
+import pylibsrtp
+from aiortc import clock
+from aiortc.codecs import is_rtx
 from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, is_rtcp, pack_remb_fci, unwrap_rtx
 
 
 def sender_ssrcs(sender) -> tuple[int, int]:
@@ -86,3 +93,108 @@ def use_certificate(pc, certificate) -> None:
 def set_stream_id(sender, stream_id: str) -> None:
     """The msid stream id the next answer announces for ``sender``'s track."""
     sender._stream_id = stream_id
+
+
+# -- the receive path ---------------------------------------------------------------------------
+#
+# For each datagram of a publisher aiortc goes: aioice's STUN check, a queue, a task woken
+# to take it, SRTP unprotect, RTP parse, then the receiver: REMB estimator, a datetime for
+# getSynchronizationSources, receiver statistics, RTX unwrap, NACK generator, codec
+# depayloading and the jitter buffer. The forwarder needs neither the datetime, the
+# depayloading nor the jitter buffer, and a queue and task wakeup per packet cost more
+# than the rest; what remains is done at once, as the datagram arrives.
+
+
+def receive_directly(receiver, on_packet: Callable[[Any], None]) -> None:
+    """Make ``receiver`` hand each RTP packet of its publisher to ``on_packet(packet)`` (RTX
+    unwrapped) after keeping what the publisher relies on: receiver statistics (for its
+    RTCP receiver reports), NACKs of lost packets and REMB; no datetime, depayloading
+    or jitter buffer. :func:`take_rtp_at_once` calls it without a queue or task."""
+    codecs = receiver._RTCRtpReceiver__codecs
+    rtx_ssrcs = receiver._RTCRtpReceiver__rtx_ssrc
+    streams = receiver._RTCRtpReceiver__remote_streams
+    nack = receiver._RTCRtpReceiver__nack_generator
+    tasks: set[asyncio.Future] = set()
+
+    def later(coroutine) -> None:
+        task = asyncio.ensure_future(coroutine)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    def handle(packet, arrival_time_ms: int) -> None:
+        if not receiver._enabled:
+            return
+        estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
+        if estimator is not None and packet.extensions.abs_send_time is not None:
+            remb = estimator.add(abs_send_time=packet.extensions.abs_send_time, arrival_time_ms=arrival_time_ms,
+                                 payload_size=len(packet.payload) + packet.padding_size, ssrc=packet.ssrc)
+            rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
+            if rtcp_ssrc is not None and remb is not None:
+                later(receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
+                                                         fci=pack_remb_fci(*remb))))
+        codec = codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        stream = streams.get(packet.ssrc)
+        if stream is None:
+            stream = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        stream.add(packet)
+        if is_rtx(codec):
+            original_ssrc = rtx_ssrcs.get(packet.ssrc)
+            apt = codec.parameters.get("apt")
+            if original_ssrc is None or len(packet.payload) < 2 or not isinstance(apt, int) or apt not in codecs:
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
+        if nack is not None and nack.add(packet):
+            later(receiver._send_rtcp_nack(packet.ssrc, sorted(nack.missing)))
+        on_packet(packet)
+
+    async def handle_queued(packet, arrival_time_ms: int) -> None:
+        handle(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = handle_queued
+    receiver._videoroomd_receive = handle
+
+
+def take_rtp_at_once(dtls) -> None:
+    """Make the SRTP datagrams of RTP (not RTCP) that reach ``dtls``'s ICE connection go,
+    as they arrive, through unprotect, parse and routing to a receiver set up by
+    :func:`receive_directly`, instead of a queue and a task woken per datagram; all else
+    (STUN, DTLS, RTCP, RTP before the handshake is done or for another receiver) takes
+    aiortc's way. Counts them in the transport's statistics as aiortc does. Call before
+    :func:`.ice.watch_incoming` (whose ``heard`` then still sees every datagram); once per
+    ICE connection, later calls do nothing."""
+    connection = dtls.transport._connection
+    if getattr(connection, "_videoroomd_rtp_at_once", False):
+        return
+    deliver = connection.data_received
+    router = dtls._rtp_router
+    extensions = dtls._rtp_header_extensions_map
+
+    def data_received(data: bytes, component: int) -> None:
+        srtp = dtls._rx_srtp
+        if srtp is None or not data or not 127 < data[0] < 192 or is_rtcp(data):
+            deliver(data, component)
+            return
+        dtls._RTCDtlsTransport__rx_bytes += len(data)
+        dtls._RTCDtlsTransport__rx_packets += 1
+        arrival_time_ms = clock.current_ms()
+        try:
+            packet = RtpPacket.parse(srtp.unprotect(data), extensions)
+        except (pylibsrtp.Error, ValueError):
+            return  # as aiortc: a packet that does not decrypt or parse is dropped
+        receiver = router.route_rtp(packet)
+        if receiver is None:
+            return
+        handle = getattr(receiver, "_videoroomd_receive", None)
+        try:
+            if handle is not None:
+                handle(packet, arrival_time_ms)
+            else:
+                asyncio.ensure_future(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms))
+        except Exception as error:  # kept for a look by the loop's handler; the next packet goes on
+            asyncio.get_running_loop().call_exception_handler(
+                {"message": "a received RTP packet could not be handled", "exception": error})
+
+    connection.data_received = data_received
+    connection._videoroomd_rtp_at_once = True
