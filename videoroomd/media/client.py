@@ -28,7 +28,6 @@ import structlog
 import trio
 
 from . import messages
-from .server import serve
 
 log = structlog.get_logger("videoroomd.media")
 
@@ -142,6 +141,8 @@ class MediaWorker:
         """Start the worker on ``theirs``; yields an event set when it has exited. Stops it on exit."""
         exited = trio.Event()
         if self.mode == "thread":
+            from .server import serve  # aiortc is imported by the process that runs the media only
+
             def run_thread() -> None:
                 try:
                     asyncio.run(serve(theirs, time.thread_time))
