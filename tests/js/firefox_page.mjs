@@ -1,0 +1,68 @@
+// The daemon's page in Debian's Firefox ESR (see firefox_launch.mjs), driven line by line by a test.
+// Usage:
+//   node firefox_page.mjs PUPPETEER_CORE_DIR FIREFOX URL WIDTHxHEIGHT
+// Opens URL in a window of that size and prints {"ready": true}. Each line on its standard input is a
+// JSON command {"id": n, "do": what, ...}, answered by one line {"reply": n, "value": ...} or
+// {"reply": n, "error": "..."}:
+//   {"do": "eval", "js": "() => ..."}            the function's (JSON) result, awaited
+//   {"do": "wait", "js": "() => ...", "arg": x, "ms": t}  waits (up to t ms) until the function returns something truthy; that
+//   {"do": "press", "key": "g"}                  a key pressed on the page
+//   {"do": "click", "selector": "..."}           a click on the element (a user's click: it activates the page)
+//   {"do": "type", "selector": "...", "text": "..."}  typed into the element, key by key
+//   {"do": "viewport", "width": w, "height": h}  the window resized
+//   {"do": "goto", "url": "..."}                 another address, or the same one again
+// Page errors are printed as {"pageerror": "..."}. Leaves when its standard input closes.
+import readline from "node:readline";
+import { launchFirefox, say, TIMEOUT_MS } from "./firefox_launch.mjs";
+
+const [moduleDir, firefox, url, size] = process.argv.slice(2);
+const [width, height] = size.split("x").map(Number);
+
+async function run(page, command) {
+  switch (command.do) {
+    case "eval":
+      return page.evaluate(`(${command.js})(${JSON.stringify(command.arg ?? null)})`);
+    case "wait": {
+      const handle = await page.waitForFunction(`(${command.js})(${JSON.stringify(command.arg ?? null)})`,
+        { timeout: command.ms ?? TIMEOUT_MS, polling: 100 });
+      return handle.jsonValue();
+    }
+    case "press":
+      return page.keyboard.press(command.key);
+    case "click":
+      return page.click(command.selector);
+    case "type":
+      return page.type(command.selector, command.text);
+    case "viewport":
+      return page.setViewport({ width: command.width, height: command.height });
+    case "goto":
+      return page.goto(command.url).then(() => null);
+    default:
+      throw new Error(`unknown command ${JSON.stringify(command.do)}`);
+  }
+}
+
+let browser;
+try {
+  browser = await launchFirefox(moduleDir, firefox);
+  const page = await browser.newPage();
+  await page.setViewport({ width, height });
+  page.on("pageerror", (error) => say({ pageerror: String(error) }));
+  await page.goto(url);
+  say({ ready: true });
+  for await (const line of readline.createInterface({ input: process.stdin })) {
+    if (!line.trim()) continue;
+    const command = JSON.parse(line);
+    try {
+      const value = await run(page, command);
+      say({ reply: command.id, value: value ?? null });
+    } catch (error) {
+      say({ reply: command.id, error: String(error?.message || error) });
+    }
+  }
+} catch (error) {
+  say({ error: String(error?.stack || error) });
+  process.exitCode = 1;
+} finally {
+  await browser?.close().catch(() => {});
+}

@@ -1,0 +1,173 @@
+"""The rest of the page's features in Debian's Firefox ESR, next to a person in Chromium: the join
+screen's remembered name and join muted / camera off, the chat (names, markup as text, the unread
+count, the history for a late joiner), the people list, speaker view, a phone-sized window, the
+connection-quality mark, and a screen shared from Chromium on Firefox's stage.
+
+Firefox runs tests/js/firefox_page.mjs, which does what the test sends it line by line. The tests
+without media stay on 127.0.0.1 (the chat, the people list and the layout need only the signalling);
+those with media run on the test hosts of tests/netns.py, as test_web_firefox.py explains.
+
+Firefox itself cannot share a screen here: its fake devices (media.navigator.streams.fake) are a
+camera and a microphone only, and a headless Firefox with no display server has no screen or window
+to capture, so its getDisplayMedia fails with NotFoundError ("The object can not be found here.")
+whatever the prefs; no pref makes a fake screen. What the page says then is shown instead."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import queue
+import re
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from browser import chromium_path, launch
+from conftest import free_port
+from netns import net_host
+from test_web_firefox import KEEP_PEER_CONNECTIONS, FirefoxParticipant, wait_https
+from test_web_screen import SCREEN_FLAGS, wait_for_moving_screen
+from videoroomd.certs.generate import generate
+from web_page import ROOMS, browser, participant, playwright, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.browser
+
+
+class FirefoxPage(FirefoxParticipant):
+    """The page in Firefox at ``url``, in a window of ``size`` (width, height); ``run`` sends it a
+    command of tests/js/firefox_page.mjs and returns its answer."""
+
+    def __init__(self, url: str, size: tuple[int, int] = (1000, 700), host=None):
+        super().__init__(url, f"{size[0]}x{size[1]}", "firefox_page.mjs", host)
+        self.ids = itertools.count(1)
+        self.wait_for("ready")
+
+    def run(self, what: str, timeout: float = 40.0, **command) -> object:
+        ident = next(self.ids)
+        self.send(json.dumps({"id": ident, "do": what, **command}))
+        deadline = time.monotonic() + timeout
+        seen = []
+        while time.monotonic() < deadline:
+            try:
+                event = self.events.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if event.get("reply") == ident:
+                if "error" in event:
+                    raise AssertionError(f"Firefox: {what} {command} failed: {event['error']}; before it: {seen}")
+                return event["value"]
+            seen.append(event)
+            if "error" in event or "exited" in event:
+                break
+        raise AssertionError(f"Firefox never answered {what} {command}: {seen}; stderr: {self.stderr()}")
+
+    def eval(self, js: str, arg=None) -> object:
+        return self.run("eval", js=js, arg=arg)
+
+    def wait(self, js: str, arg=None, timeout: float = 20.0) -> object:
+        """Waits until ``js`` (a function of ``arg``) returns something truthy on the page; returns it."""
+        return self.run("wait", timeout=timeout + 10, js=js, arg=arg, ms=timeout * 1000)
+
+    def texts(self, selector: str) -> list[str]:
+        return self.eval("(s) => [...document.querySelectorAll(s)].map((e) => e.textContent)", selector)
+
+    def wait_texts(self, selector: str, expected: list[str], timeout: float = 15.0) -> None:
+        """The elements at ``selector`` come to say ``expected``."""
+        try:
+            self.wait("([s, want]) => JSON.stringify([...document.querySelectorAll(s)].map((e) => e.textContent)) === JSON.stringify(want)",
+                      [selector, expected], timeout)
+        except AssertionError:
+            raise AssertionError(f"{selector} in Firefox says {self.texts(selector)}, not {expected}") from None
+
+
+# In Firefox: the names on the people list's entry of NAME, and its state words.
+PERSON_STATES = """(name) => {
+    const entry = [...document.querySelectorAll("#participants li")].find((li) => li.querySelector(".who")?.textContent === name);
+    return entry ? [...entry.querySelectorAll(".state")].map((s) => s.textContent) : null;
+}"""
+
+# In Firefox: the box of the tile of NAME (a remote person), of the own tile, and of the grid.
+BOXES = """(name) => {
+    const box = (e) => { const r = e?.getBoundingClientRect(); return r && { x: r.x, y: r.y, width: r.width, height: r.height, bottom: r.bottom, right: r.right }; };
+    const tiles = [...document.querySelectorAll("figure.tile")];
+    const theirs = tiles.find((t) => t.dataset.endpoint !== "me" && t.querySelector("figcaption")?.textContent === name);
+    return { theirs: box(theirs), mine: box(tiles.find((t) => t.dataset.endpoint === "me")),
+             focused: theirs?.classList.contains("focused") ?? false,
+             window: { width: innerWidth, height: innerHeight } };
+}"""
+
+# In Firefox: whether every visible control button is wholly inside the window.
+CONTROLS_IN_VIEW = """() => [...document.querySelectorAll("#call .controls button:not([hidden])")].map((b) => {
+    const r = b.getBoundingClientRect();
+    return [b.id, r.width > 0 && r.left >= 0 && r.top >= 0 && r.right <= innerWidth + 0.5 && r.bottom <= innerHeight + 0.5];
+})"""
+
+
+def say(page, text: str) -> None:
+    page.get_by_label("Message to everyone in the room").fill(text)
+    page.get_by_label("Message to everyone in the room").press("Enter")
+
+
+# In Firefox: the loudest reading of the microphone meter over 1.5 s.
+LOUDEST = """() => new Promise((done) => {
+    let top = 0;
+    const timer = setInterval(() => { top = Math.max(top, document.getElementById("mic-level").value); }, 50);
+    setTimeout(() => { clearInterval(timer); done(top); }, 1500);
+})"""
+
+
+def test_firefox_remembers_the_name_joins_muted_and_chats_with_chromium(browser, start_daemon):
+    daemon = start_daemon(rooms=ROOMS)
+    ann = participant(browser, daemon, "Ann")
+    expect(ann.locator("#call")).to_be_visible(timeout=15000)
+    # Ann writes before Firefox comes: one line of plain words, one of markup
+    hostile = '<img src=x onerror="document.title=\'owned\'"><b>bold</b>'
+    ann.get_by_role("button", name="Chat").click()
+    say(ann, "hello from Ann")
+    say(ann, hostile)
+    expect(ann.locator("#chat-messages .chat-text")).to_have_count(2, timeout=10000)
+    fox = FirefoxPage(f"{daemon.url}/room/lobby")
+    try:
+        # the name typed once is there on the next visit
+        fox.wait("() => !document.getElementById('join-name').disabled && document.getElementById('preview').srcObject")
+        fox.run("type", selector="#join-name", text="Fox")
+        fox.run("goto", url=f"{daemon.url}/room/lobby")
+        assert fox.wait("() => document.getElementById('join-name').value") == "Fox"
+        # joining muted with the camera off: the meter falls silent, the preview says so
+        fox.wait("() => document.getElementById('preview').srcObject && !document.getElementById('join-muted').closest('.checks').hidden")
+        fox.run("click", selector="#join-muted")
+        fox.run("click", selector="#join-camera-off")
+        assert fox.eval(LOUDEST) == 0
+        assert fox.eval("() => [document.getElementById('preview-off').hidden, document.getElementById('preview-off').textContent]") == [False, "Camera off"]
+        fox.run("click", selector="#join-button")
+        fox.wait("() => !document.getElementById('call').hidden")
+        assert fox.eval("() => ['mic-button', 'camera-button'].map((id) => [document.querySelector(`#${id} .label`).textContent, document.getElementById(id).getAttribute('aria-pressed')])") \
+            == [["Unmute", "true"], ["Camera on", "true"]]
+        expect(ann.locator(f"{tile_of(ann, 'Fox')} .badge")).to_have_text(["Muted", "Camera off"], timeout=15000)
+        # the history is there for Firefox, joining late, and is not counted unread
+        fox.wait("() => document.querySelectorAll('#chat-messages .chat-text').length === 2")
+        assert fox.eval("() => [document.getElementById('chat-unread').hidden, document.getElementById('chat-button').getAttribute('aria-label')]") == [True, "Chat"]
+        assert fox.texts("#chat-messages .chat-text") == ["hello from Ann", hostile]
+        assert fox.texts("#chat-messages .chat-name") == ["Ann", "Ann"]
+        # the markup is text: no element made from it, nothing of it ran
+        assert fox.eval("() => [document.querySelectorAll('#chat-messages img, #chat-messages b').length, document.title.includes('owned')]") == [0, False]
+        assert re.fullmatch(r"\d{1,2}:\d{2}.*", fox.eval("() => document.querySelector('#chat-messages time').textContent"))
+        # with the panel closed, what arrives is counted on the Chat button
+        say(ann, "are you there, Fox?")
+        fox.wait_texts("#chat-unread", ["1"])
+        assert fox.eval("() => [document.getElementById('chat-unread').hidden, document.getElementById('chat-button').getAttribute('aria-label')]") == [False, "Chat, 1 unread"]
+        fox.run("click", selector="#chat-button")
+        fox.wait("() => document.activeElement?.id === 'chat-input'")
+        assert fox.eval("() => document.getElementById('chat-unread').hidden") is True
+        assert fox.texts("#chat-messages .chat-text")[-1] == "are you there, Fox?"
+        # Firefox writes back (a line break and all); Chromium shows its name and words
+        fox.run("type", selector="#chat-input", text="yes, Fox here")
+        fox.run("press", key="Enter")
+        assert fox.wait("() => document.getElementById('chat-input').value === ''")
+        expect(ann.locator("#chat-messages .chat-text").last).to_have_text("yes, Fox here", timeout=10000)
+        expect(ann.locator("#chat-messages .chat-name").last).to_have_text("Fox")
+        fox.wait_texts("#chat-messages .chat-name", ["Ann", "Ann", "Ann", "Fox (you)"])
+    finally:
+        fox.close()
+        ann.context.close()
