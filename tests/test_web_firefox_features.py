@@ -87,6 +87,11 @@ PERSON_STATES = """(name) => {
     return entry ? [...entry.querySelectorAll(".state")].map((s) => s.textContent) : null;
 }"""
 
+# In Firefox: the badges on the tile of NAME (a remote person).
+TILE_BADGES = """(name) => [...document.querySelectorAll("figure.tile:not([data-endpoint='me'])")]
+    .filter((t) => t.querySelector("figcaption")?.textContent === name)
+    .flatMap((t) => [...t.querySelectorAll(".badge")].map((b) => b.textContent))"""
+
 # In Firefox: the box of the tile of NAME (a remote person), of the own tile, and of the grid.
 BOXES = """(name) => {
     const box = (e) => { const r = e?.getBoundingClientRect(); return r && { x: r.x, y: r.y, width: r.width, height: r.height, bottom: r.bottom, right: r.right }; };
@@ -168,6 +173,41 @@ def test_firefox_remembers_the_name_joins_muted_and_chats_with_chromium(browser,
         expect(ann.locator("#chat-messages .chat-text").last).to_have_text("yes, Fox here", timeout=10000)
         expect(ann.locator("#chat-messages .chat-name").last).to_have_text("Fox")
         fox.wait_texts("#chat-messages .chat-name", ["Ann", "Ann", "Ann", "Fox (you)"])
+    finally:
+        fox.close()
+        ann.context.close()
+
+
+def test_firefox_lists_who_is_muted_shows_the_speaker_large_and_fits_a_phone(browser, start_daemon):
+    daemon = start_daemon(rooms=ROOMS)
+    ann = participant(browser, daemon, "Ann")
+    expect(ann.locator("#call")).to_be_visible(timeout=15000)
+    fox = FirefoxPage(f"{daemon.url}/room/lobby?name=Fox&autojoin=1")
+    try:
+        fox.wait("() => !document.getElementById('call').hidden")
+        assert fox.wait(PERSON_STATES, "Ann") == []
+        # Chromium mutes and turns its camera off: Firefox's people list and Ann's tile say so
+        ann.keyboard.press("m")
+        ann.keyboard.press("v")
+        fox.wait("(name) => JSON.stringify((" + PERSON_STATES + ")(name)) === '[\"muted\",\"camera off\"]'", "Ann")
+        fox.wait("(name) => JSON.stringify((" + TILE_BADGES + ")(name)) === '[\"Muted\",\"Camera off\"]'", "Ann")
+        ann.keyboard.press("m")
+        fox.wait("(name) => JSON.stringify((" + PERSON_STATES + ")(name)) === '[\"camera off\"]'", "Ann")
+        # G: speaker view puts the other person large (nobody has spoken yet); G again, the grid
+        fox.run("press", key="g")
+        assert fox.eval("() => document.getElementById('layout-button').getAttribute('aria-pressed')") == "true"
+        boxes = fox.wait(f"(name) => {{ const b = ({BOXES})(name); return b.focused && b; }}", "Ann")
+        assert boxes["theirs"]["width"] > 2 * boxes["mine"]["width"], boxes
+        fox.run("press", key="g")
+        boxes = fox.wait(f"(name) => {{ const b = ({BOXES})(name); return !b.focused && b; }}", "Ann")
+        assert abs(boxes["theirs"]["width"] - boxes["mine"]["width"]) <= 1, boxes
+        # a phone-sized window: every control and both tiles on screen
+        fox.run("viewport", width=390, height=844)
+        boxes = fox.wait(f"(name) => {{ const b = ({BOXES})(name); return b.window.width === 390 && b; }}", "Ann")
+        for box in (boxes["theirs"], boxes["mine"]):
+            assert box["width"] > 100 and box["x"] >= 0 and box["right"] <= 390.5 and box["y"] >= 0 and box["bottom"] <= 844.5, boxes
+        controls = fox.eval(CONTROLS_IN_VIEW)
+        assert controls and all(inside for _, inside in controls), controls
     finally:
         fox.close()
         ann.context.close()
