@@ -211,3 +211,102 @@ def test_firefox_lists_who_is_muted_shows_the_speaker_large_and_fits_a_phone(bro
     finally:
         fox.close()
         ann.context.close()
+
+
+# In Firefox: frames shown so far by the video of the figure matching SELECTOR whose caption is NAME
+# (Firefox counts a peer connection's frames in mozPaintedFrames; totalVideoFrames stays 0 there).
+FRAMES = """([selector, name]) => {
+    const figure = [...document.querySelectorAll(selector)].find((f) => f.querySelector("figcaption")?.textContent === name);
+    const video = figure?.querySelector("video");
+    return video ? (video.mozPaintedFrames ?? video.getVideoPlaybackQuality().totalVideoFrames) : 0;
+}"""
+
+
+def wait_for_moving_in_firefox(fox: FirefoxPage, selector: str, name: str, timeout: float = 20.0) -> None:
+    """The video of the figure ``selector`` captioned ``name`` advances by 10 frames in Firefox."""
+    key = next(fox.ids)  # a count of its own: frames seen by an earlier wait are not this one's start
+    fox.wait(f"""(arg) => {{
+        const count = ({FRAMES})(arg);
+        window.firstFrames ??= {{}};
+        const key = arg[2];
+        if (count > 0 && (window.firstFrames[key] === undefined || count < window.firstFrames[key])) window.firstFrames[key] = count;
+        return window.firstFrames[key] !== undefined && count >= window.firstFrames[key] + 10;
+    }}""", [selector, name, key], timeout)
+
+
+def test_firefox_shows_the_connection_quality_and_a_screen_shared_from_chromium(playwright, start_daemon, tmp_path):
+    # the set-up of test_web_firefox.py's call test: each browser on a test host of its own, the
+    # daemon (https) on this machine's end of Firefox's veth pair, media on those addresses alone
+    with net_host() as fox_host, net_host() as ann_host:
+        server = fox_host.gateway
+        ann_host.route_to(server)
+        generate(tmp_path / "tls.crt", tmp_path / "tls.key", cn=server, days=1)
+        port = free_port()
+        daemon = start_daemon(f"""[server]
+listen = "{server}:{port}"
+hostnames = ["{server}"]
+tls_cert = "{tmp_path}/tls.crt"
+tls_key = "{tmp_path}/tls.key"
+[ice]
+addresses = ["{server}"]
+[media]
+workers = 0
+[rooms.lobby]
+max_peers = 8
+""", port=port, wait=False)
+        try:
+            url = f"https://{server}:{port}"
+            wait_https(url, tmp_path / "tls.crt")
+            chromium = launch(playwright, executable=str(ann_host.wrapper(chromium_path(), tmp_path)), extra_flags=SCREEN_FLAGS)
+            try:
+                context = chromium.new_context(ignore_https_errors=True, viewport={"width": 1000, "height": 700})
+                context.add_init_script(KEEP_PEER_CONNECTIONS)
+                ann = context.new_page()
+                ann.goto(f"{url}/room/lobby?name=Ann&autojoin=1")
+                expect(ann.locator("#call")).to_be_visible(timeout=15000)
+                fox = FirefoxPage(f"{url}/room/lobby?name=Fox&autojoin=1", host=fox_host)
+                try:
+                    wait_for_moving_video(ann, "Fox", timeout=30)
+                    wait_for_moving_in_firefox(fox, "figure.tile:not([data-endpoint='me'])", "Ann", timeout=30)
+                    # Ann's tile in Firefox says how her connection is, while her media flows
+                    quality = fox.wait("""() => {
+                        const tile = [...document.querySelectorAll("figure.tile:not([data-endpoint='me'])")]
+                            .find((t) => t.querySelector("figcaption")?.textContent === "Ann");
+                        const mark = tile?.querySelector(".quality");
+                        return mark && !mark.hidden && mark.dataset.quality && [mark.dataset.quality, mark.getAttribute("aria-label")];
+                    }""", timeout=20)
+                    # nothing is lost between the test hosts; a machine busy with other tests may lower the frame rate to "fair"
+                    assert quality in (["good", "Connection: good"], ["fair", "Connection: fair"]), quality
+                    # Chromium shares its (fake) screen: Firefox shows it on its stage, larger than any camera
+                    ann.get_by_role("button", name="Share screen").click()
+                    wait_for_moving_in_firefox(fox, "#stage figure", "Ann's screen", timeout=30)
+                    stage = fox.eval("""() => {
+                        const video = document.querySelector("#stage video");
+                        const tile = [...document.querySelectorAll("figure.tile:not([data-endpoint='me'])")]
+                            .find((t) => t.querySelector("figcaption")?.textContent === "Ann");
+                        return { stage: document.getElementById("stage").getBoundingClientRect().width,
+                                 tile: tile.getBoundingClientRect().width, size: [video.videoWidth, video.videoHeight],
+                                 figures: document.querySelectorAll("#stage figure").length };
+                    }""")
+                    assert stage["figures"] == 1 and stage["stage"] > 2 * stage["tile"], stage
+                    assert stage["size"][0] / stage["size"][1] > 1.6, stage  # the screen (16:9), not her camera (4:3)
+                    fox.wait("(name) => JSON.stringify((" + PERSON_STATES + ")(name)) === '[\"sharing\"]'", "Ann")
+                    wait_for_moving_in_firefox(fox, "figure.tile:not([data-endpoint='me'])", "Ann")  # her camera goes on beside it
+                    # Firefox's own Share screen: headless, it has no screen to give (see the module's
+                    # docstring); the page says so, and the call goes on as it was
+                    fox.run("click", selector="#screen-button")
+                    fox.wait_texts("#notice", ["The screen is not shared: there was no screen or window to share."])
+                    assert fox.eval("() => document.getElementById('screen-button').getAttribute('aria-pressed')") == "false"
+                    expect(ann.locator("#stage figcaption")).to_have_text(["Your screen"])
+                    expect(ann.locator("#participants li:has(.who:text-is('Fox')) .state")).to_have_count(0)
+                    # Ann stops: Firefox's stage goes, her camera stays
+                    ann.get_by_role("button", name="Stop sharing").click()
+                    fox.wait("() => document.getElementById('stage').hidden", timeout=15)
+                    wait_for_moving_in_firefox(fox, "figure.tile:not([data-endpoint='me'])", "Ann")
+                    wait_for_moving_video(ann, "Fox")
+                finally:
+                    fox.close()
+            finally:
+                chromium.close()
+        finally:
+            daemon.stop()  # before its address goes with the test host
