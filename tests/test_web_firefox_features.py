@@ -14,6 +14,7 @@ whatever the prefs; no pref makes a fake screen. What the page says then is show
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import queue
@@ -29,7 +30,7 @@ from netns import net_host
 from test_web_firefox import KEEP_PEER_CONNECTIONS, FirefoxParticipant, wait_https
 from test_web_screen import SCREEN_FLAGS, wait_for_moving_screen
 from videoroomd.certs.generate import generate
-from web_page import ROOMS, browser, participant, playwright, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
+from web_page import REMOTE, ROOMS, browser, participant, playwright, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 
@@ -234,9 +235,12 @@ def wait_for_moving_in_firefox(fox: FirefoxPage, selector: str, name: str, timeo
     }}""", [selector, name, key], timeout)
 
 
-def test_firefox_shows_the_connection_quality_and_a_screen_shared_from_chromium(playwright, start_daemon, tmp_path):
-    # the set-up of test_web_firefox.py's call test: each browser on a test host of its own, the
-    # daemon (https) on this machine's end of Firefox's veth pair, media on those addresses alone
+@contextlib.contextmanager
+def chromium_on_test_hosts(playwright, start_daemon, tmp_path):
+    """Ann in Chromium (with a fake screen to share) in the lobby of a daemon on test hosts: yields
+    (the daemon's https address, Ann's page, Firefox's test host). The set-up of test_web_firefox.py's
+    call test: each browser on a test host of its own, the daemon on this machine's end of Firefox's
+    veth pair, media on those addresses alone."""
     with net_host() as fox_host, net_host() as ann_host:
         server = fox_host.gateway
         ann_host.route_to(server)
@@ -264,49 +268,87 @@ max_peers = 8
                 ann = context.new_page()
                 ann.goto(f"{url}/room/lobby?name=Ann&autojoin=1")
                 expect(ann.locator("#call")).to_be_visible(timeout=15000)
-                fox = FirefoxPage(f"{url}/room/lobby?name=Fox&autojoin=1", host=fox_host)
-                try:
-                    wait_for_moving_video(ann, "Fox", timeout=30)
-                    wait_for_moving_in_firefox(fox, "figure.tile:not([data-endpoint='me'])", "Ann", timeout=30)
-                    # Ann's tile in Firefox says how her connection is, while her media flows
-                    quality = fox.wait("""() => {
-                        const tile = [...document.querySelectorAll("figure.tile:not([data-endpoint='me'])")]
-                            .find((t) => t.querySelector("figcaption")?.textContent === "Ann");
-                        const mark = tile?.querySelector(".quality");
-                        return mark && !mark.hidden && mark.dataset.quality && [mark.dataset.quality, mark.getAttribute("aria-label")];
-                    }""", timeout=20)
-                    # nothing is lost between the test hosts; a machine busy with other tests may lower the frame rate to "fair"
-                    assert quality in (["good", "Connection: good"], ["fair", "Connection: fair"]), quality
-                    # Chromium shares its (fake) screen: Firefox shows it on its stage, larger than any camera
-                    ann.get_by_role("button", name="Share screen").click()
-                    wait_for_moving_in_firefox(fox, "#stage figure", "Ann's screen", timeout=30)
-                    stage = fox.eval("""() => {
-                        const video = document.querySelector("#stage video");
-                        const tile = [...document.querySelectorAll("figure.tile:not([data-endpoint='me'])")]
-                            .find((t) => t.querySelector("figcaption")?.textContent === "Ann");
-                        return { stage: document.getElementById("stage").getBoundingClientRect().width,
-                                 tile: tile.getBoundingClientRect().width, size: [video.videoWidth, video.videoHeight],
-                                 figures: document.querySelectorAll("#stage figure").length };
-                    }""")
-                    assert stage["figures"] == 1 and stage["stage"] > 2 * stage["tile"], stage
-                    assert stage["size"][0] / stage["size"][1] > 1.6, stage  # the screen (16:9), not her camera (4:3)
-                    fox.wait("(name) => JSON.stringify((" + PERSON_STATES + ")(name)) === '[\"sharing\"]'", "Ann")
-                    wait_for_moving_in_firefox(fox, "figure.tile:not([data-endpoint='me'])", "Ann")  # her camera goes on beside it
-                    # Firefox's own Share screen: headless, it has no screen to give (see the module's
-                    # docstring); the page says so, and the call goes on as it was
-                    fox.run("click", selector="#screen-button")
-                    fox.wait_texts("#notice", ["The screen is not shared: there was no screen or window to share."])
-                    assert fox.eval("() => document.getElementById('screen-button').getAttribute('aria-pressed')") == "false"
-                    expect(ann.locator("#stage figcaption")).to_have_text(["Your screen"])
-                    expect(ann.locator("#participants li:has(.who:text-is('Fox')) .state")).to_have_count(0)
-                    # Ann stops: Firefox's stage goes, her camera stays
-                    ann.get_by_role("button", name="Stop sharing").click()
-                    fox.wait("() => document.getElementById('stage').hidden", timeout=15)
-                    wait_for_moving_in_firefox(fox, "figure.tile:not([data-endpoint='me'])", "Ann")
-                    wait_for_moving_video(ann, "Fox")
-                finally:
-                    fox.close()
+                yield url, ann, fox_host
             finally:
                 chromium.close()
         finally:
             daemon.stop()  # before its address goes with the test host
+
+
+def test_firefox_shows_the_connection_quality_and_a_screen_shared_from_chromium(playwright, start_daemon, tmp_path):
+    with chromium_on_test_hosts(playwright, start_daemon, tmp_path) as (url, ann, fox_host):
+        fox = FirefoxPage(f"{url}/room/lobby?name=Fox&autojoin=1", host=fox_host)
+        try:
+            wait_for_moving_video(ann, "Fox", timeout=30)
+            wait_for_moving_in_firefox(fox, REMOTE, "Ann", timeout=30)
+            # Ann's tile in Firefox says how her connection is, while her media flows
+            quality = fox.wait("""() => {
+                const tile = [...document.querySelectorAll("figure.tile:not([data-endpoint='me'])")]
+                    .find((t) => t.querySelector("figcaption")?.textContent === "Ann");
+                const mark = tile?.querySelector(".quality");
+                return mark && !mark.hidden && mark.dataset.quality && [mark.dataset.quality, mark.getAttribute("aria-label")];
+            }""", timeout=20)
+            # nothing is lost between the test hosts; a machine busy with other tests may lower the frame rate to "fair"
+            assert quality in (["good", "Connection: good"], ["fair", "Connection: fair"]), quality
+            # Chromium shares its (fake) screen: Firefox shows it on its stage, larger than any camera
+            ann.get_by_role("button", name="Share screen").click()
+            wait_for_moving_in_firefox(fox, "#stage figure", "Ann's screen", timeout=30)
+            stage = fox.eval("""() => {
+                const video = document.querySelector("#stage video");
+                const tile = [...document.querySelectorAll("figure.tile:not([data-endpoint='me'])")]
+                    .find((t) => t.querySelector("figcaption")?.textContent === "Ann");
+                return { stage: document.getElementById("stage").getBoundingClientRect().width,
+                         tile: tile.getBoundingClientRect().width, size: [video.videoWidth, video.videoHeight],
+                         figures: document.querySelectorAll("#stage figure").length };
+            }""")
+            assert stage["figures"] == 1 and stage["stage"] > 2 * stage["tile"], stage
+            assert stage["size"][0] / stage["size"][1] > 1.6, stage  # the screen (16:9), not her camera (4:3)
+            fox.wait("(name) => JSON.stringify((" + PERSON_STATES + ")(name)) === '[\"sharing\"]'", "Ann")
+            wait_for_moving_in_firefox(fox, REMOTE, "Ann")  # her camera goes on beside it
+            # Firefox's own Share screen: headless, it has no screen to give (see the module's
+            # docstring); the page says so, and the call goes on as it was
+            fox.run("click", selector="#screen-button")
+            fox.wait_texts("#notice", ["The screen is not shared: there was no screen or window to share."])
+            assert fox.eval("() => document.getElementById('screen-button').getAttribute('aria-pressed')") == "false"
+            expect(ann.locator("#stage figcaption")).to_have_text(["Your screen"])
+            expect(ann.locator("#participants li:has(.who:text-is('Fox')) .state")).to_have_count(0)
+            # Ann stops: Firefox's stage goes, her camera stays
+            ann.get_by_role("button", name="Stop sharing").click()
+            fox.wait("() => document.getElementById('stage').hidden", timeout=15)
+            wait_for_moving_in_firefox(fox, REMOTE, "Ann")
+            wait_for_moving_video(ann, "Fox")
+        finally:
+            fox.close()
+
+
+# Firefox's Share screen with a capture Firefox can make here: one of its own tabs (see the module's
+# docstring). The page's own sharing path runs on it: a second video track, a new negotiation.
+TAB_AS_SCREEN = """() => {
+    const devices = navigator.mediaDevices;
+    devices.getDisplayMedia = () => devices.getUserMedia({ video: { mediaSource: "browser" } });
+}"""
+
+
+def test_firefox_shares_a_capture_and_chromium_gets_it_on_its_stage(playwright, start_daemon, tmp_path):
+    with chromium_on_test_hosts(playwright, start_daemon, tmp_path) as (url, ann, fox_host):
+        fox = FirefoxPage("about:blank", host=fox_host)
+        try:
+            fox.run("init", js=TAB_AS_SCREEN)
+            fox.run("goto", url=f"{url}/room/lobby?name=Fox&autojoin=1")
+            wait_for_moving_video(ann, "Fox", timeout=30)
+            fox.run("click", selector="#screen-button")
+            assert fox.wait("() => document.getElementById('screen-button').getAttribute('aria-pressed') === 'true' && document.querySelector('#screen-button .label').textContent") == "Stop sharing"
+            fox.wait_texts("#stage figcaption", ["Your screen"])
+            # Chromium gets it on the stage, larger than any camera, and Firefox's camera goes on beside it
+            wait_for_moving_screen(ann, "Fox", timeout=30)
+            stage = ann.locator("#stage").bounding_box()
+            assert stage["width"] > 2 * ann.locator(tile_of(ann, "Fox")).bounding_box()["width"]
+            expect(ann.locator("#participants li:has(.who:text-is('Fox')) .state")).to_have_text(["sharing"], timeout=10000)
+            wait_for_moving_video(ann, "Fox")
+            # Firefox stops: the stage goes for Chromium, the camera stays
+            fox.run("click", selector="#screen-button")
+            expect(ann.locator("#stage")).to_be_hidden(timeout=15000)
+            expect(ann.locator("#participants li:has(.who:text-is('Fox')) .state")).to_have_count(0, timeout=10000)
+            wait_for_moving_video(ann, "Fox")
+        finally:
+            fox.close()

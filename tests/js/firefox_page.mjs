@@ -11,6 +11,9 @@
 //   {"do": "type", "selector": "...", "text": "..."}  typed into the element, key by key
 //   {"do": "viewport", "width": w, "height": h}  the window resized
 //   {"do": "goto", "url": "..."}                 another address, or the same one again
+//   {"do": "init", "js": "() => ..."}            run on every page loaded from now on, before its scripts
+// Firefox may capture one of its own tabs (getUserMedia({video: {mediaSource: "browser"}})): headless,
+// with no display server, that is the only capture of a screen kind it can make.
 // Page errors are printed as {"pageerror": "..."}. Leaves when its standard input closes.
 import readline from "node:readline";
 import { launchFirefox, say, TIMEOUT_MS } from "./firefox_launch.mjs";
@@ -35,6 +38,8 @@ async function run(page, command) {
       return page.type(command.selector, command.text);
     case "viewport":
       return page.setViewport({ width: command.width, height: command.height });
+    case "init":
+      return page.evaluateOnNewDocument(`(${command.js})()`).then(() => null);
     case "goto":
       return page.goto(command.url).then(() => null);
     default:
@@ -44,7 +49,7 @@ async function run(page, command) {
 
 let browser;
 try {
-  browser = await launchFirefox(moduleDir, firefox);
+  browser = await launchFirefox(moduleDir, firefox, { "media.getusermedia.browser.enabled": true });
   const page = await browser.newPage();
   await page.setViewport({ width, height });
   page.on("pageerror", (error) => say({ pageerror: String(error) }));
