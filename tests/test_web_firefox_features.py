@@ -140,6 +140,9 @@ def test_firefox_remembers_the_name_joins_muted_and_chats_with_chromium(browser,
         fox.run("type", selector="#join-name", text="Fox")
         fox.run("goto", url=f"{daemon.url}/room/lobby")
         assert fox.wait("() => document.getElementById('join-name').value") == "Fox"
+        # the link to send to others: the room's address, without Fox's name, on Firefox's clipboard
+        fox.run("click", selector="#copy-link")
+        fox.wait_texts("#notice", [f"Link copied: {daemon.url}/room/lobby"])
         # joining muted with the camera off: the meter falls silent, the preview says so
         fox.wait("() => document.getElementById('preview').srcObject && !document.getElementById('join-muted').closest('.checks').hidden")
         fox.run("click", selector="#join-muted")
@@ -174,6 +177,22 @@ def test_firefox_remembers_the_name_joins_muted_and_chats_with_chromium(browser,
         expect(ann.locator("#chat-messages .chat-text").last).to_have_text("yes, Fox here", timeout=10000)
         expect(ann.locator("#chat-messages .chat-name").last).to_have_text("Fox")
         fox.wait_texts("#chat-messages .chat-name", ["Ann", "Ann", "Ann", "Fox (you)"])
+        # writing too fast: Firefox says how long to wait, gives the text back, and Ann never gets it
+        shown = 4
+        for n in range(8):  # 5 in a row are allowed (the one above may count), then one every 2 s
+            fox.run("type", selector="#chat-input", text=f"quick {n}")
+            fox.run("press", key="Enter")
+            refused = fox.wait("""(shown) => !document.getElementById("chat-error").hidden ? "refused"
+                : document.querySelectorAll("#chat-messages .chat-text").length > shown && "sent" """, shown, 10)
+            if refused == "refused":
+                break
+            shown += 1
+        assert refused == "refused" and n >= 4, (refused, n)
+        error = fox.texts("#chat-error")  # 1 s when part of the next one has come back already
+        assert re.fullmatch(r"Not sent: you are sending messages too fast; wait [12] s\.", error[0]), error
+        assert fox.eval("() => document.getElementById('chat-input').value") == f"quick {n}"
+        expect(ann.locator("#chat-messages .chat-text")).to_have_count(shown, timeout=10000)
+        assert ann.locator("#chat-messages .chat-text").last.text_content() == f"quick {n - 1}"
     finally:
         fox.close()
         ann.context.close()
