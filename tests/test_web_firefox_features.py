@@ -1,16 +1,19 @@
-"""The rest of the page's features in Debian's Firefox ESR, next to a person in Chromium: the join
-screen's remembered name and join muted / camera off, the chat (names, markup as text, the unread
-count, the history for a late joiner), the people list, speaker view, a phone-sized window, the
-connection-quality mark, and a screen shared from Chromium on Firefox's stage.
+"""The rest of the page's features in Debian's Firefox ESR, next to people in Chromium: the join
+screen's remembered name, copy link and join muted / camera off; the chat (names, markup as text,
+the unread count, the history for a late joiner, the rate limit); the people list; speaker view
+following who speaks; a phone-sized window; the connection-quality mark; screen sharing both ways.
 
 Firefox runs tests/js/firefox_page.mjs, which does what the test sends it line by line. The tests
 without media stay on 127.0.0.1 (the chat, the people list and the layout need only the signalling);
 those with media run on the test hosts of tests/netns.py, as test_web_firefox.py explains.
 
-Firefox itself cannot share a screen here: its fake devices (media.navigator.streams.fake) are a
-camera and a microphone only, and a headless Firefox with no display server has no screen or window
-to capture, so its getDisplayMedia fails with NotFoundError ("The object can not be found here.")
-whatever the prefs; no pref makes a fake screen. What the page says then is shown instead."""
+Firefox cannot capture a screen here: its fake devices (media.navigator.streams.fake) are a camera
+and a microphone only, and a headless Firefox with no display server has no screen or window, so its
+getDisplayMedia fails with NotFoundError ("The object can not be found here.") whatever the prefs
+(media.getdisplaymedia.enabled, media.getusermedia.screensharing.enabled, permission.disabled);
+the page's words for that are shown. To show Firefox sharing, the page's getDisplayMedia is given
+the one capture Firefox can make here, one of its own tabs (media.getusermedia.browser.enabled);
+everything after the capture (the second video track, the negotiation, stopping) is the page's own."""
 
 from __future__ import annotations
 
@@ -257,7 +260,8 @@ def wait_for_moving_in_firefox(fox: FirefoxPage, selector: str, name: str, timeo
 @contextlib.contextmanager
 def chromium_on_test_hosts(playwright, start_daemon, tmp_path):
     """Ann in Chromium (with a fake screen to share) in the lobby of a daemon on test hosts: yields
-    (the daemon's https address, Ann's page, Firefox's test host). The set-up of test_web_firefox.py's
+    (the daemon's https address, Ann's page, Firefox's test host, a function that brings one more
+    person of that name in Chromium and returns the page). The set-up of test_web_firefox.py's
     call test: each browser on a test host of its own, the daemon on this machine's end of Firefox's
     veth pair, media on those addresses alone."""
     with net_host() as fox_host, net_host() as ann_host:
@@ -281,13 +285,16 @@ max_peers = 8
             url = f"https://{server}:{port}"
             wait_https(url, tmp_path / "tls.crt")
             chromium = launch(playwright, executable=str(ann_host.wrapper(chromium_path(), tmp_path)), extra_flags=SCREEN_FLAGS)
-            try:
+            def person(name: str):
                 context = chromium.new_context(ignore_https_errors=True, viewport={"width": 1000, "height": 700})
                 context.add_init_script(KEEP_PEER_CONNECTIONS)
-                ann = context.new_page()
-                ann.goto(f"{url}/room/lobby?name=Ann&autojoin=1")
-                expect(ann.locator("#call")).to_be_visible(timeout=15000)
-                yield url, ann, fox_host
+                page = context.new_page()
+                page.goto(f"{url}/room/lobby?name={name}&autojoin=1")
+                expect(page.locator("#call")).to_be_visible(timeout=15000)
+                return page
+
+            try:
+                yield url, person("Ann"), fox_host, person
             finally:
                 chromium.close()
         finally:
@@ -295,7 +302,7 @@ max_peers = 8
 
 
 def test_firefox_shows_the_connection_quality_and_a_screen_shared_from_chromium(playwright, start_daemon, tmp_path):
-    with chromium_on_test_hosts(playwright, start_daemon, tmp_path) as (url, ann, fox_host):
+    with chromium_on_test_hosts(playwright, start_daemon, tmp_path) as (url, ann, fox_host, _):
         fox = FirefoxPage(f"{url}/room/lobby?name=Fox&autojoin=1", host=fox_host)
         try:
             wait_for_moving_video(ann, "Fox", timeout=30)
@@ -349,7 +356,7 @@ TAB_AS_SCREEN = """() => {
 
 
 def test_firefox_shares_a_capture_and_chromium_gets_it_on_its_stage(playwright, start_daemon, tmp_path):
-    with chromium_on_test_hosts(playwright, start_daemon, tmp_path) as (url, ann, fox_host):
+    with chromium_on_test_hosts(playwright, start_daemon, tmp_path) as (url, ann, fox_host, _):
         fox = FirefoxPage("about:blank", host=fox_host)
         try:
             fox.run("init", js=TAB_AS_SCREEN)
@@ -371,3 +378,30 @@ def test_firefox_shares_a_capture_and_chromium_gets_it_on_its_stage(playwright, 
             wait_for_moving_video(ann, "Fox")
         finally:
             fox.close()
+
+
+def test_speaker_view_in_firefox_follows_who_speaks_and_chromium_hears_firefox_speak(playwright, start_daemon, tmp_path):
+    with chromium_on_test_hosts(playwright, start_daemon, tmp_path) as (url, ann, fox_host, person):
+        bob = person("Bob")
+        fox = FirefoxPage(f"{url}/room/lobby?name=Fox&autojoin=1", host=fox_host)
+        try:
+            wait_for_moving_video(ann, "Fox", timeout=30)
+            # Ann is quiet (muted); Bob's (fake, beeping) microphone makes him the speaker in
+            # Firefox's speaker view, though Ann, there first, would have the spotlight before anyone spoke
+            ann.keyboard.press("m")
+            fox.wait("(name) => JSON.stringify((" + PERSON_STATES + ")(name)) === '[\"muted\"]'", "Ann")
+            fox.run("press", key="g")
+            boxes = fox.wait(f"(name) => {{ const b = ({BOXES})(name); return b.focused && b; }}", "Bob", timeout=20)
+            assert boxes["theirs"]["width"] > 2 * boxes["mine"]["width"], boxes
+            assert fox.eval(f"() => ({BOXES})('Ann').focused") is False
+            fox.wait("(s) => [...document.querySelectorAll(s)].some((c) => c.textContent === 'Bob')", f"{REMOTE}.speaking figcaption")
+            # Bob mutes: Firefox's (fake, sounding) microphone makes Fox the speaker in Chromium's
+            # speaker view, though Bob, there before Fox, would have it otherwise
+            bob.keyboard.press("m")
+            expect(ann.locator(f"{tile_of(ann, 'Fox')}.speaking")).to_have_count(1, timeout=20000)
+            ann.get_by_role("button", name="Speaker view").click()
+            expect(ann.locator(f"{tile_of(ann, 'Fox')}.focused")).to_have_count(1, timeout=20000)
+            expect(ann.locator(f"{tile_of(ann, 'Bob')}.focused")).to_have_count(0)
+        finally:
+            fox.close()
+            bob.context.close()
