@@ -231,6 +231,25 @@ def test_firefox_lists_who_is_muted_shows_the_speaker_large_and_fits_a_phone(bro
             assert box["width"] > 100 and box["x"] >= 0 and box["right"] <= 390.5 and box["y"] >= 0 and box["bottom"] <= 844.5, boxes
         controls = fox.eval(CONTROLS_IN_VIEW)
         assert controls and all(inside for _, inside in controls), controls
+        # there the chat covers the call, Send in reach, and closes again; typing in it is typing, not shortcuts
+        fox.run("press", key="c")
+        fox.wait("() => document.activeElement?.id === 'chat-input'")
+        panel = fox.eval("""() => { const r = document.getElementById("chat-panel").getBoundingClientRect();
+            const send = document.getElementById("chat-send").getBoundingClientRect();
+            return [Math.round(r.width), Math.round(r.height), send.bottom <= innerHeight && send.right <= innerWidth]; }""")
+        assert panel == [390, 844, True], panel
+        fox.run("type", selector="#chat-input", text="mvgL")
+        assert fox.eval("() => [document.getElementById('chat-input').value, document.getElementById('mic-button').getAttribute('aria-pressed'), document.getElementById('layout-button').getAttribute('aria-pressed')]") \
+            == ["mvgL", "false", "false"]
+        fox.run("press", key="Enter")
+        expect(ann.locator("#chat-messages .chat-text")).to_have_text(["mvgL"], timeout=10000)
+        fox.run("click", selector="#chat-close")
+        fox.wait("() => document.getElementById('chat-panel').hidden")
+        assert all(inside for _, inside in fox.eval(CONTROLS_IN_VIEW))
+        # Shift+L leaves: Chromium sees Firefox go
+        fox.run("press", key="Shift+L")
+        expect(ann.locator(tile_of(ann, "Fox"))).to_have_count(0, timeout=10000)
+        expect(ann.locator("#participants .who")).to_have_text(["Ann (you)"])
     finally:
         fox.close()
         ann.context.close()

@@ -6,7 +6,7 @@
 // {"reply": n, "error": "..."}:
 //   {"do": "eval", "js": "() => ..."}            the function's (JSON) result, awaited
 //   {"do": "wait", "js": "() => ...", "arg": x, "ms": t}  waits (up to t ms) until the function returns something truthy; that
-//   {"do": "press", "key": "g"}                  a key pressed on the page
+//   {"do": "press", "key": "g"}                  a key pressed on the page ("Shift+L": with Shift held)
 //   {"do": "click", "selector": "..."}           a click on the element (a user's click: it activates the page)
 //   {"do": "type", "selector": "...", "text": "..."}  typed into the element, key by key
 //   {"do": "viewport", "width": w, "height": h}  the window resized
@@ -30,8 +30,14 @@ async function run(page, command) {
         { timeout: command.ms ?? TIMEOUT_MS, polling: 100 });
       return handle.jsonValue();
     }
-    case "press":
-      return page.keyboard.press(command.key);
+    case "press": {  // "g", "Enter", or with modifiers held: "Shift+L"
+      const keys = command.key.split("+");
+      const key = keys.pop();
+      for (const modifier of keys) await page.keyboard.down(modifier);
+      await page.keyboard.press(key);
+      for (const modifier of keys.reverse()) await page.keyboard.up(modifier);
+      return null;
+    }
     case "click":
       return page.click(command.selector);
     case "type":
