@@ -335,6 +335,14 @@ def test_firefox_shows_the_connection_quality_and_a_screen_shared_from_chromium(
             }""", timeout=20)
             # nothing is lost between the test hosts; a machine busy with other tests may lower the frame rate to "fair"
             assert quality in (["good", "Connection: good"], ["fair", "Connection: fair"]), quality
+            # and Firefox's own tile, from what the daemon reports of the media Firefox sends
+            own = fox.wait("""() => {
+                const mark = document.querySelector("figure.tile[data-endpoint='me'] .quality");
+                return mark && !mark.hidden && mark.dataset.quality;
+            }""", timeout=20)
+            assert own in ("good", "fair"), own
+            # Chromium grades what it gets from Firefox the same way
+            expect(ann.locator(f"{tile_of(ann, 'Fox')} .quality")).to_have_attribute("data-quality", re.compile(r"^(good|fair)$"), timeout=15000)
             # Chromium shares its (fake) screen: Firefox shows it on its stage, larger than any camera
             ann.get_by_role("button", name="Share screen").click()
             wait_for_moving_in_firefox(fox, "#stage figure", "Ann's screen", timeout=30)
