@@ -370,6 +370,19 @@ def test_firefox_shows_the_connection_quality_and_a_screen_shared_from_chromium(
             fox.wait("() => document.getElementById('stage').hidden", timeout=15)
             wait_for_moving_in_firefox(fox, REMOTE, "Ann")
             wait_for_moving_video(ann, "Fox")
+            # Ann turns her camera off: Firefox says so, and a camera that sends nothing is not taken
+            # for a poor connection (three rounds of grading, every 2 s)
+            ann.keyboard.press("v")
+            fox.wait("(name) => JSON.stringify((" + PERSON_STATES + ")(name)) === '[\"camera off\"]'", "Ann")
+            fox.wait("(name) => JSON.stringify((" + TILE_BADGES + ")(name)) === '[\"Camera off\"]'", "Ann")
+            grades = fox.eval("""() => new Promise((done) => {
+                const seen = new Set();
+                const tile = [...document.querySelectorAll("figure.tile:not([data-endpoint='me'])")]
+                    .find((t) => t.querySelector("figcaption")?.textContent === "Ann");
+                const timer = setInterval(() => seen.add(tile.querySelector(".quality").dataset.quality), 200);
+                setTimeout(() => { clearInterval(timer); done([...seen]); }, 6500);
+            })""")
+            assert set(grades) <= {"good", "fair"}, grades
         finally:
             fox.close()
 
