@@ -143,6 +143,8 @@ def test_firefox_remembers_the_name_joins_muted_and_chats_with_chromium(browser,
         fox.run("type", selector="#join-name", text="Fox")
         fox.run("goto", url=f"{daemon.url}/room/lobby")
         assert fox.wait("() => document.getElementById('join-name').value") == "Fox"
+        # the pickers list Firefox's (fake) camera and microphone
+        fox.wait("() => ['join-camera', 'join-mic'].every((id) => document.getElementById(id).options.length >= 1)")
         # the link to send to others: the room's address, without Fox's name, on Firefox's clipboard
         fox.run("click", selector="#copy-link")
         fox.wait_texts("#notice", [f"Link copied: {daemon.url}/room/lobby"])
