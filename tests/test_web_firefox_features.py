@@ -447,3 +447,25 @@ def test_speaker_view_in_firefox_follows_who_speaks_and_chromium_hears_firefox_s
         finally:
             fox.close()
             bob.context.close()
+
+
+def test_firefox_on_a_phone_joining_while_chromium_shares_gets_the_screen_above_the_cameras(playwright, start_daemon, tmp_path):
+    with chromium_on_test_hosts(playwright, start_daemon, tmp_path) as (url, ann, fox_host, _):
+        ann.get_by_role("button", name="Share screen").click()
+        expect(ann.locator("#stage figcaption")).to_have_text(["Your screen"], timeout=10000)
+        fox = FirefoxPage(f"{url}/room/lobby?name=Fox&autojoin=1", size=(390, 844), host=fox_host)
+        try:
+            # both of Ann's videos come in Firefox's first negotiation: the screen on the stage, the camera on her tile
+            wait_for_moving_in_firefox(fox, "#stage figure", "Ann's screen", timeout=30)
+            wait_for_moving_in_firefox(fox, REMOTE, "Ann")
+            layout = fox.eval("""() => {
+                const box = (e) => e.getBoundingClientRect();
+                const stage = box(document.getElementById("stage")), grid = box(document.getElementById("grid"));
+                const leave = box(document.getElementById("leave-button"));
+                return { stageAbove: stage.top < grid.top, stageWidth: Math.round(stage.width),
+                         leaveInView: leave.bottom <= innerHeight && leave.right <= innerWidth && leave.top >= 0 };
+            }""")
+            assert layout["stageAbove"] and layout["leaveInView"] and layout["stageWidth"] > 300, layout
+            fox.wait("(name) => JSON.stringify((" + PERSON_STATES + ")(name)) === '[\"sharing\"]'", "Ann")
+        finally:
+            fox.close()
