@@ -390,10 +390,21 @@ def test_firefox_shows_the_connection_quality_and_a_screen_shared_from_chromium(
 
 
 # Firefox's Share screen with a capture Firefox can make here: one of its own tabs (see the module's
-# docstring). The page's own sharing path runs on it: a second video track, a new negotiation.
+# docstring). The page's own sharing path runs on it: a second video track, a new negotiation. The tab
+# is played through a media element and captured from there, so that the test can end the track for
+# real (window.endCapture), as Firefox's own "stop sharing" does: an "ended" made by a script reaches
+# a track's `onended` in Firefox but not the listeners added with addEventListener, as the page's is.
 TAB_AS_SCREEN = """() => {
     const devices = navigator.mediaDevices;
-    devices.getDisplayMedia = () => devices.getUserMedia({ video: { mediaSource: "browser" } });
+    devices.getDisplayMedia = async () => {
+        const tab = await devices.getUserMedia({ video: { mediaSource: "browser" } });
+        const player = document.createElement("video");
+        player.muted = true;
+        player.srcObject = tab;
+        await player.play();
+        window.endCapture = () => { for (const t of tab.getTracks()) t.stop(); player.srcObject = null; };
+        return player.mozCaptureStream();
+    };
 }"""
 
 
@@ -417,6 +428,14 @@ def test_firefox_shares_a_capture_and_chromium_gets_it_on_its_stage(playwright, 
             fox.run("click", selector="#screen-button")
             expect(ann.locator("#stage")).to_be_hidden(timeout=15000)
             expect(ann.locator("#participants li:has(.who:text-is('Fox')) .state")).to_have_count(0, timeout=10000)
+            wait_for_moving_video(ann, "Fox")
+            # sharing again (a new track, a new negotiation), then ending it from the browser's own
+            # "stop sharing" (the capture track ends)
+            fox.run("click", selector="#screen-button")
+            wait_for_moving_screen(ann, "Fox", timeout=30)
+            fox.eval("() => window.endCapture()")
+            assert fox.wait("() => document.getElementById('screen-button').getAttribute('aria-pressed') === 'false' && document.querySelector('#screen-button .label').textContent") == "Share screen"
+            expect(ann.locator("#stage")).to_be_hidden(timeout=15000)
             wait_for_moving_video(ann, "Fox")
         finally:
             fox.close()
