@@ -385,6 +385,12 @@ def test_firefox_shows_the_connection_quality_and_a_screen_shared_from_chromium(
                 setTimeout(() => { clearInterval(timer); done([...seen]); }, 6500);
             })""")
             assert set(grades) <= {"good", "fair"}, grades
+            # Firefox turns its camera off and on again (V): Chromium sees it off, then moving again
+            fox.run("press", key="v")
+            expect(ann.locator(f"{tile_of(ann, 'Fox')} .badge")).to_have_text(["Camera off"], timeout=10000)
+            fox.run("press", key="v")
+            expect(ann.locator(f"{tile_of(ann, 'Fox')} .badge")).to_have_count(0, timeout=10000)
+            wait_for_moving_video(ann, "Fox")
         finally:
             fox.close()
 
