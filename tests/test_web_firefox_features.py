@@ -73,6 +73,14 @@ class FirefoxPage(FirefoxParticipant):
         """Waits until ``js`` (a function of ``arg``) returns something truthy on the page; returns it."""
         return self.run("wait", timeout=timeout + 10, js=js, arg=arg, ms=timeout * 1000)
 
+    def wait_equal(self, js: str, arg, expected, timeout: float = 15.0) -> None:
+        """Waits until ``js`` (a function of ``arg``) returns ``expected`` (as JSON) on the page."""
+        try:
+            want = json.dumps(json.dumps(expected, separators=(",", ":")))  # as JSON.stringify writes it
+            self.wait(f"(arg) => JSON.stringify(({js})(arg)) === {want}", arg, timeout)
+        except AssertionError:
+            raise AssertionError(f"Firefox: {js}({arg!r}) is {self.eval(js, arg)!r}, not {expected!r}") from None
+
     def texts(self, selector: str) -> list[str]:
         return self.eval("(s) => [...document.querySelectorAll(s)].map((e) => e.textContent)", selector)
 
@@ -85,7 +93,7 @@ class FirefoxPage(FirefoxParticipant):
             raise AssertionError(f"{selector} in Firefox says {self.texts(selector)}, not {expected}") from None
 
 
-# In Firefox: the names on the people list's entry of NAME, and its state words.
+# In Firefox: the state words on the people list's entry of NAME (null while NAME is not listed).
 PERSON_STATES = """(name) => {
     const entry = [...document.querySelectorAll("#participants li")].find((li) => li.querySelector(".who")?.textContent === name);
     return entry ? [...entry.querySelectorAll(".state")].map((s) => s.textContent) : null;
@@ -96,7 +104,8 @@ TILE_BADGES = """(name) => [...document.querySelectorAll("figure.tile:not([data-
     .filter((t) => t.querySelector("figcaption")?.textContent === name)
     .flatMap((t) => [...t.querySelectorAll(".badge")].map((b) => b.textContent))"""
 
-# In Firefox: the box of the tile of NAME (a remote person), of the own tile, and of the grid.
+# In Firefox: the box of the tile of NAME (a remote person) and of the own tile, whether NAME's is the
+# large one, and the window's size.
 BOXES = """(name) => {
     const box = (e) => { const r = e?.getBoundingClientRect(); return r && { x: r.x, y: r.y, width: r.width, height: r.height, bottom: r.bottom, right: r.right }; };
     const tiles = [...document.querySelectorAll("figure.tile")];
@@ -214,10 +223,10 @@ def test_firefox_lists_who_is_muted_shows_the_speaker_large_and_fits_a_phone(bro
         # Chromium mutes and turns its camera off: Firefox's people list and Ann's tile say so
         ann.keyboard.press("m")
         ann.keyboard.press("v")
-        fox.wait("(name) => JSON.stringify((" + PERSON_STATES + ")(name)) === '[\"muted\",\"camera off\"]'", "Ann")
-        fox.wait("(name) => JSON.stringify((" + TILE_BADGES + ")(name)) === '[\"Muted\",\"Camera off\"]'", "Ann")
+        fox.wait_equal(PERSON_STATES, "Ann", ["muted", "camera off"])
+        fox.wait_equal(TILE_BADGES, "Ann", ["Muted", "Camera off"])
         ann.keyboard.press("m")
-        fox.wait("(name) => JSON.stringify((" + PERSON_STATES + ")(name)) === '[\"camera off\"]'", "Ann")
+        fox.wait_equal(PERSON_STATES, "Ann", ["camera off"])
         # G: speaker view puts the other person large (nobody has spoken yet); G again, the grid
         fox.run("press", key="g")
         assert fox.eval("() => document.getElementById('layout-button').getAttribute('aria-pressed')") == "true"
@@ -358,7 +367,7 @@ def test_firefox_shows_the_connection_quality_and_a_screen_shared_from_chromium(
             }""")
             assert stage["figures"] == 1 and stage["stage"] > 2 * stage["tile"], stage
             assert stage["size"][0] / stage["size"][1] > 1.6, stage  # the screen (16:9), not her camera (4:3)
-            fox.wait("(name) => JSON.stringify((" + PERSON_STATES + ")(name)) === '[\"sharing\"]'", "Ann")
+            fox.wait_equal(PERSON_STATES, "Ann", ["sharing"])
             wait_for_moving_in_firefox(fox, REMOTE, "Ann")  # her camera goes on beside it
             # Firefox's own Share screen: headless, it has no screen to give (see the module's
             # docstring); the page says so, and the call goes on as it was
@@ -375,8 +384,8 @@ def test_firefox_shows_the_connection_quality_and_a_screen_shared_from_chromium(
             # Ann turns her camera off: Firefox says so, and a camera that sends nothing is not taken
             # for a poor connection (three rounds of grading, every 2 s)
             ann.keyboard.press("v")
-            fox.wait("(name) => JSON.stringify((" + PERSON_STATES + ")(name)) === '[\"camera off\"]'", "Ann")
-            fox.wait("(name) => JSON.stringify((" + TILE_BADGES + ")(name)) === '[\"Camera off\"]'", "Ann")
+            fox.wait_equal(PERSON_STATES, "Ann", ["camera off"])
+            fox.wait_equal(TILE_BADGES, "Ann", ["Camera off"])
             grades = fox.eval("""() => new Promise((done) => {
                 const seen = new Set();
                 const tile = [...document.querySelectorAll("figure.tile:not([data-endpoint='me'])")]
@@ -456,7 +465,7 @@ def test_speaker_view_in_firefox_follows_who_speaks_and_chromium_hears_firefox_s
             # Ann is quiet (muted); Bob's (fake, beeping) microphone makes him the speaker in
             # Firefox's speaker view, though Ann, there first, would have the spotlight before anyone spoke
             ann.keyboard.press("m")
-            fox.wait("(name) => JSON.stringify((" + PERSON_STATES + ")(name)) === '[\"muted\"]'", "Ann")
+            fox.wait_equal(PERSON_STATES, "Ann", ["muted"])
             fox.run("press", key="g")
             boxes = fox.wait(f"(name) => {{ const b = ({BOXES})(name); return b.focused && b; }}", "Bob", timeout=20)
             assert boxes["theirs"]["width"] > 2 * boxes["mine"]["width"], boxes
@@ -491,6 +500,6 @@ def test_firefox_on_a_phone_joining_while_chromium_shares_gets_the_screen_above_
                          leaveInView: leave.bottom <= innerHeight && leave.right <= innerWidth && leave.top >= 0 };
             }""")
             assert layout["stageAbove"] and layout["leaveInView"] and layout["stageWidth"] > 300, layout
-            fox.wait("(name) => JSON.stringify((" + PERSON_STATES + ")(name)) === '[\"sharing\"]'", "Ann")
+            fox.wait_equal(PERSON_STATES, "Ann", ["sharing"])
         finally:
             fox.close()
