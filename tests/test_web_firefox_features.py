@@ -45,7 +45,11 @@ class FirefoxPage(FirefoxParticipant):
     def __init__(self, url: str, size: tuple[int, int] = (1000, 700), host=None):
         super().__init__(url, f"{size[0]}x{size[1]}", "firefox_page.mjs", host)
         self.ids = itertools.count(1)
-        self.wait_for("ready")
+        try:
+            self.wait_for("ready")
+        except BaseException:
+            self.close()  # no Firefox left behind by a page that never opened
+            raise
 
     def run(self, what: str, timeout: float = 40.0, **command) -> object:
         ident = next(self.ids)
