@@ -163,6 +163,7 @@ def test_firefox_remembers_the_name_joins_muted_and_chats_with_chromium(browser,
         fox.wait_texts("#notice", [f"Link copied: {daemon.url}/room/lobby"])
         # joining muted with the camera off: the meter falls silent, the preview says so
         fox.wait("() => document.getElementById('preview').srcObject && !document.getElementById('join-muted').closest('.checks').hidden")
+        assert fox.eval(LOUDEST) > 0.02  # the (fake, sounding) microphone moves the meter
         fox.run("click", selector="#join-muted")
         fox.run("click", selector="#join-camera-off")
         assert fox.eval(LOUDEST) == 0
