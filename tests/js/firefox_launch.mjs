@@ -8,8 +8,8 @@ export const TIMEOUT_MS = 30000;
 export const say = (event) => process.stdout.write(`${JSON.stringify(event)}\n`);
 
 // A page is opened by the caller; the browser is returned. A self-signed certificate (a test
-// daemon's https) is accepted, as a person would accept it once.
-export async function launchFirefox(moduleDir, firefox) {
+// daemon's https) is accepted, as a person would accept it once. `prefs` are added to those below.
+export async function launchFirefox(moduleDir, firefox, prefs = {}) {
   const { default: puppeteer } = await import(pathToFileURL(path.join(moduleDir, "lib", "esm", "puppeteer", "puppeteer-core.js")).href);
   return puppeteer.launch({
     browser: "firefox",
@@ -26,6 +26,7 @@ export async function launchFirefox(moduleDir, firefox) {
       // Host candidates as addresses, not mDNS names: the daemon would resolve a name by multicast
       // on the machine's own network, which a test must not send to.
       "media.peerconnection.ice.obfuscate_host_addresses": false,
+      ...prefs,
     },
   });
 }
