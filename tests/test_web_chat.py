@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from browser import save_artifact
-from web_page import browser, daemon, participant, wait_for_moving_video  # noqa: F401 (fixtures)
+from web_page import browser, daemon, participant, playwright, wait_for_moving_video  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 

@@ -176,7 +176,10 @@ async def serve(sock: socket.socket, cpu_clock: Callable[[], float] = time.proce
     async def read() -> None:
         decoder = messages.Decoder()
         while True:
-            data = await reader.read(65536)
+            try:
+                data = await reader.read(65536)
+            except OSError:  # the control plane's end is gone: as good as the end of the stream
+                return
             if not data:
                 return
             for message in decoder.feed(data):

@@ -91,11 +91,19 @@ class RoomRegistry:
         self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Start the configured rooms and supervise them; never returns until cancelled."""
+        """Start the configured rooms and supervise them; never returns until cancelled.
+
+        ``started`` once every configured room is open (its media opened on a worker),
+        or OPEN_TIMEOUT has passed: a room that cannot open keeps being retried by its
+        supervisor, and must not hold up the others."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            for room_config in self.config.rooms.values():
-                self._start(room_config, dynamic=False)
+            entries = [self._start(room_config, dynamic=False) for room_config in self.config.rooms.values()]
+            with trio.move_on_after(OPEN_TIMEOUT):
+                for entry in entries:
+                    await entry.has_room.wait()
+                    if entry.room is not None:
+                        await entry.room.opened.wait()
             task_status.started(self)
             await trio.sleep_forever()
 
