@@ -47,6 +47,8 @@ def test_join_screen_previews_and_joins_muted_with_the_camera_off(browser, daemo
     # muted: the meter falls silent; camera off: the preview says so
     ann.get_by_label("Join with the microphone muted").check()
     ann.get_by_label("Join with the camera off").check()
+    # (the meter shows what the microphone gave a moment ago; once it has fallen, it stays down)
+    ann.wait_for_function("() => document.getElementById('mic-level').value === 0", timeout=5000)
     assert loudest(ann, 1.5) == 0
     expect(ann.locator("#preview-off")).to_have_text("Camera off")
     save_artifact(ann, "join-screen.png")
