@@ -24,6 +24,7 @@ import trio
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
 import fuzz_inputs as fz
+from engine_attack import real_offer
 from media_bot import bot, media_thread
 
 SEED = int(os.environ.get("FUZZ_SEED", "20261130"))
@@ -158,31 +159,10 @@ def admin_rooms(daemon) -> dict[str, dict]:
         return {row["name"]: row for row in json.load(response)["rooms"]}
 
 
-async def sample_offer(media) -> str:
-    """A real offer: one video track sent, one audio and one video received."""
-    from aiortc import RTCConfiguration, RTCPeerConnection
-
-    from media_bot import Pattern
-    from videoroomd.media.rtc import limit_host_addresses
-
-    async def make() -> str:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        pc.addTransceiver(Pattern(), direction="sendonly")
-        pc.addTransceiver("audio", direction="recvonly")
-        pc.addTransceiver("video", direction="recvonly")
-        limit_host_addresses(pc, ("127.0.0.1",))
-        await pc.setLocalDescription(await pc.createOffer())
-        sdp = pc.localDescription.sdp
-        await pc.close()
-        return sdp
-
-    return await media.call(make)
-
-
 async def test_thousands_of_malformed_inputs_end_only_their_own_connection(start_daemon):
     daemon = start_daemon(rooms=ROOMS, server=SERVER, media="workers = 2")  # the media in worker processes
     async with media_thread() as media:
-        offer = await sample_offer(media)
+        offer, _sending = await real_offer(media)  # audio and video sent, a video received
         async with bot(daemon, "A", room="other", media=media) as a, bot(daemon, "B", room="other", media=media) as b, \
                 bot(daemon, "C", room="lobby", media=media) as c, bot(daemon, "D", room="lobby", media=media) as d:
             published = {}

@@ -11,29 +11,13 @@ import trio
 from videoroomd.media.client import MediaError, WorkerLost, only_kind
 from videoroomd.media.plane import MediaPlane
 
+from engine_attack import real_offer
 from media_bot import media_thread
 
 
 def gone(pid: int) -> bool:
     """The process ended and was reaped (no zombie left either)."""
     return not os.path.exists(f"/proc/{pid}")
-
-
-async def offer_sdp(media) -> str:
-    from aiortc import RTCConfiguration, RTCPeerConnection
-
-    from videoroomd.media.rtc import limit_host_addresses
-
-    async def make() -> str:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        pc.addTransceiver("video", direction="recvonly")
-        limit_host_addresses(pc, ("127.0.0.1",))
-        await pc.setLocalDescription(await pc.createOffer())
-        sdp = pc.localDescription.sdp
-        await pc.close()
-        return sdp
-
-    return await media.call(make)
 
 
 async def open_room(plane: MediaPlane, name: str, events: list):
@@ -46,8 +30,9 @@ async def test_a_worker_answers_an_offer_and_refuses_what_it_cannot_do(mode):
     async with trio.open_nursery() as nursery, media_thread() as media:
         await nursery.start(plane.run)
         link = await open_room(plane, "lobby", [])
-        answer = await link.call("answer", timeout=10, endpoint="e1", sdp=await offer_sdp(media), sending={},
-                                 slots=[["0", None, "s"]])
+        offer, _sending = await real_offer(media, receive_video=1)
+        answer = await link.call("answer", timeout=10, endpoint="e1", sdp=offer, sending={},
+                                 slots=[["2", None, "s"]])
         assert answer.startswith("v=0") and "a=fingerprint:sha-256" in answer
         with pytest.raises(MediaError, match="no media connection for this endpoint"):
             await link.call("add_candidate", timeout=5, endpoint="nobody", candidate="candidate:1 1 udp 1 127.0.0.1 9 typ host",
