@@ -94,3 +94,14 @@ def test_request_properties_never_raise_on_odd_bytes(text):
         return  # the listener answers 400 to such a target before any property is read
     request = Request("GET", "/" + text, {"cookie": text, "host": text}, ("127.0.0.1", 1))
     request.path, request.query, request.cookies, request.from_loopback, request.own_origin
+
+
+def test_new_connections_per_address_come_in_bursts_of_twice_the_rate_and_a_reload_changes_it():
+    from videoroomd.http.ratelimit import ConnectionRateLimit
+
+    limit = ConnectionRateLimit(2)
+    assert [limit.allow("192.0.2.1", 0.0) for _ in range(5)] == [True] * 4 + [False]
+    assert limit.allow("192.0.2.9", 0.0)  # another address has its own
+    assert limit.allow("192.0.2.1", 0.5) and not limit.allow("192.0.2.1", 0.5)  # 2 a second again
+    limit.rate = 10
+    assert limit.burst == 20 and limit.allow("192.0.2.1", 0.6)

@@ -2,38 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-MAX_TRACKED = 10000  # addresses remembered at once; the stalest are forgotten first
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    stamp: float
+from ..token_buckets import TokenBuckets
 
 
 class ConnectionRateLimit:
     """Allows ``rate`` new connections per second per address, in bursts of up to ``2 * rate``."""
 
     def __init__(self, rate: float):
-        self.rate = float(rate)
-        self._buckets: dict[str, _Bucket] = {}
+        self._buckets = TokenBuckets(rate, self._burst(rate))
+
+    @staticmethod
+    def _burst(rate: float) -> float:
+        return max(1.0, 2.0 * float(rate))
+
+    @property
+    def rate(self) -> float:
+        return self._buckets.rate
+
+    @rate.setter
+    def rate(self, rate: float) -> None:  # a reload changed [server] connections_per_second
+        self._buckets.rate, self._buckets.burst = float(rate), self._burst(rate)
 
     @property
     def burst(self) -> float:
-        return max(1.0, 2.0 * self.rate)
+        return self._buckets.burst
 
     def allow(self, address: str, now: float) -> bool:
-        bucket = self._buckets.pop(address, None)
-        if bucket is None:
-            bucket = _Bucket(self.burst, now)
-        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
-        bucket.stamp = now
-        allowed = bucket.tokens >= 1.0
-        if allowed:
-            bucket.tokens -= 1.0
-        self._buckets[address] = bucket  # re-insert: dict order is least recently used first
-        while len(self._buckets) > MAX_TRACKED:
-            del self._buckets[next(iter(self._buckets))]
-        return allowed
+        return self._buckets.take(address, now)
