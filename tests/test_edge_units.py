@@ -104,4 +104,4 @@ def test_new_connections_per_address_come_in_bursts_of_twice_the_rate_and_a_relo
     assert limit.allow("192.0.2.9", 0.0)  # another address has its own
     assert limit.allow("192.0.2.1", 0.5) and not limit.allow("192.0.2.1", 0.5)  # 2 a second again
     limit.rate = 10
-    assert limit.burst == 20 and limit.allow("192.0.2.1", 0.6)
+    assert limit.burst == 20 and limit.allow("192.0.2.1", 0.7)
