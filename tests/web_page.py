@@ -29,7 +29,8 @@ def browser(playwright):
 
 @pytest.fixture
 def daemon(start_daemon):
-    return start_daemon(rooms=ROOMS)
+    # The page's calls on two media worker processes, as a default install runs them on two cores.
+    return start_daemon(rooms=ROOMS, media="workers = 2")
 
 
 def participant(browser, daemon, name: str, room: str = "lobby", extra: str = "", viewport=None):
