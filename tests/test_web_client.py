@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from browser import launch, save_artifact
-from web_page import ROOMS, browser, daemon, participant, playwright, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
+from web_page import KEEP_PEER_CONNECTIONS, ROOMS, browser, daemon, participant, playwright, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 
@@ -142,18 +142,8 @@ def test_a_participant_whose_network_drops_comes_back(browser, daemon):
 def test_a_participant_whose_media_connection_ends_rejoins_by_itself(browser, daemon):
     ann = participant(browser, daemon, "Ann")
     context = browser.new_context(viewport={"width": 1000, "height": 700})
-    # Keep a handle on the page's peer connections, so the test can end its media path
-    # (as a network change would) while its signalling socket stays up.
-    context.add_init_script("""
-        const Native = window.RTCPeerConnection;
-        window.peerConnections = [];
-        window.RTCPeerConnection = function (...args) {
-            const pc = new Native(...args);
-            window.peerConnections.push(pc);
-            return pc;
-        };
-        window.RTCPeerConnection.prototype = Native.prototype;
-    """)
+    # So the test can end its media path (as a network change would) while its signalling socket stays up.
+    context.add_init_script(KEEP_PEER_CONNECTIONS)
     bob = context.new_page()
     bob.goto(f"{daemon.url}/room/lobby?name=Bob&autojoin=1")
     wait_for_moving_video(ann, "Bob")

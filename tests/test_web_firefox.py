@@ -30,7 +30,7 @@ from browser import chromium_path, launch
 from conftest import free_port
 from netns import NetHost, net_host
 from videoroomd.certs.generate import generate
-from web_page import ROOMS, browser, participant, playwright, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
+from web_page import KEEP_PEER_CONNECTIONS, ROOMS, browser, participant, playwright, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 
@@ -120,17 +120,6 @@ def test_the_page_in_firefox_previews_meters_joins_and_shows_the_others(browser,
         ann.context.close()
 
 
-# Keeps a handle on a page's peer connections, for their statistics.
-KEEP_PEER_CONNECTIONS = """
-    const Native = window.RTCPeerConnection;
-    window.peerConnections = [];
-    window.RTCPeerConnection = function (...args) {
-        const pc = new Native(...args);
-        window.peerConnections.push(pc);
-        return pc;
-    };
-    window.RTCPeerConnection.prototype = Native.prototype;
-"""
 
 
 def audio_packets_received(page) -> int:

@@ -30,10 +30,10 @@ from playwright.sync_api import expect
 from browser import chromium_path, launch
 from conftest import free_port
 from netns import net_host
-from test_web_firefox import KEEP_PEER_CONNECTIONS, FirefoxParticipant, wait_https
+from test_web_firefox import FirefoxParticipant, wait_https
 from test_web_screen import SCREEN_FLAGS, wait_for_moving_screen
 from videoroomd.certs.generate import generate
-from web_page import REMOTE, ROOMS, browser, participant, playwright, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
+from web_page import KEEP_PEER_CONNECTIONS, REMOTE, ROOMS, browser, participant, playwright, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from browser import launch, save_artifact
-from web_page import daemon, participant, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
+from web_page import KEEP_PEER_CONNECTIONS, daemon, participant, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
 from test_web_screen import SCREEN_FLAGS, wait_for_moving_screen
 
 pytestmark = pytest.mark.browser
@@ -135,16 +135,6 @@ def test_a_three_person_call_with_a_shared_screen_and_the_chat_open(browser, dae
         page.context.close()
 
 
-KEEP_PEER_CONNECTIONS = """
-    const Native = window.RTCPeerConnection;
-    window.peerConnections = [];
-    window.RTCPeerConnection = function (...args) {
-        const pc = new Native(...args);
-        window.peerConnections.push(pc);
-        return pc;
-    };
-    window.RTCPeerConnection.prototype = Native.prototype;
-"""
 
 
 def test_a_tile_whose_video_stops_arriving_says_the_connection_is_poor(browser, daemon):

@@ -58,3 +58,17 @@ def wait_for_moving_video(page, name: str, timeout: float = 20.0) -> None:
             return
         page.wait_for_timeout(200)
     raise AssertionError(f"{name}'s video did not advance on this page (frames: {first} -> {frames(page, selector)})")
+
+
+# Keeps a handle on a page's peer connections (window.peerConnections), for a test to read
+# their statistics or end its media path while the signalling socket stays up.
+KEEP_PEER_CONNECTIONS = """
+    const Native = window.RTCPeerConnection;
+    window.peerConnections = [];
+    window.RTCPeerConnection = function (...args) {
+        const pc = new Native(...args);
+        window.peerConnections.push(pc);
+        return pc;
+    };
+    window.RTCPeerConnection.prototype = Native.prototype;
+"""
