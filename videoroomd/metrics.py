@@ -75,7 +75,18 @@ class _TurnCollector:
         refused = CounterMetricFamily("videoroomd_turn_refused", "TURN error responses sent, by STUN error code", labels=["code"])
         for code, count in sorted(stats["refused"].items()):
             refused.add_metric([str(code)], count)
-        yield from (allocations, created, by_transport, dropped, refused)
+        handed = CounterMetricFamily("videoroomd_turn_handed_off",
+                                     "TURN clients whose transport was handed to the media worker they relay to, by transport",
+                                     labels=["transport"])
+        for transport, count in sorted(stats.get("handed_off", {}).items()):
+            handed.add_metric([transport], count)
+        relayed = CounterMetricFamily("videoroomd_turn_relayed_packets",
+                                      "Datagrams relayed, by where (the daemon, or the media workers clients were handed to) "
+                                      "and direction (to_peer: to a media socket, to_client)", labels=["where", "direction"])
+        for where, counts in sorted(stats.get("relayed", {}).items()):
+            for direction in ("to_peer", "to_client"):
+                relayed.add_metric([where, direction], counts.get(direction, 0))
+        yield from (allocations, created, by_transport, dropped, refused, handed, relayed)
 
 
 class _WorkerCollector:

@@ -21,6 +21,7 @@ from ..signalling import peer_channel, relay
 from ..turn.clients import TurnCredentials
 from ..turn.peers import MediaAddresses
 from ..turn.configure import issued_servers, turn_service
+from ..turn.handoff import WorkerHandoff
 from ..web import pages
 from .sdnotify import Notifier
 from .supervisor import RestartPolicy
@@ -68,6 +69,8 @@ class Daemon:
         self.metrics = Metrics(self.rooms.snapshot, self.media.snapshot)
         self.turn = turn_service(config, self.media_addresses.contains, self.media_addresses.hosts) if config.turn.enabled else None
         if self.turn is not None:
+            # Relayed data moves to the media worker that carries the client's room.
+            self.turn.handoff = WorkerHandoff(self.media, self.media_addresses, self.turn.worker_event)
             self.metrics.watch_turn(self.turn.stats)
         self.app = DaemonApp(self)
         self.app.websocket_routes[peer_channel.PATH] = lambda request, stream: peer_channel.serve_socket(request, stream, self)

@@ -430,8 +430,9 @@ class Engine:
             self.media_addresses.remove(ip, port)
         if sockets:
             self._sockets[endpoint_id] = sockets
+            owner = self.link.worker_name if self.link is not None else None
             for ip, port in sockets:
-                self.media_addresses.add(ip, port)
+                self.media_addresses.add(ip, port, owner)
 
     async def _worker_lost(self, reason: str) -> None:
         """The worker that carried this room is gone, and every media connection with it.

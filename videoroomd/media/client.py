@@ -36,6 +36,8 @@ START_TIMEOUT = 20.0      # seconds a worker may take to send its first heartbea
 STOP_TIMEOUT = 5.0        # seconds a worker may take to close its rooms and exit
 
 EventSink = Callable[[dict], None]
+TurnSink = Callable[[str, dict], None]  # (worker name, turn_control / turn_closed / turn_lost event)
+TURN_POST_TIMEOUT = 5.0   # seconds for the worker to take a TURN update
 
 
 def only_kind(group: BaseExceptionGroup, kind: type[BaseException]) -> BaseException | None:
@@ -96,6 +98,14 @@ class MediaWorker:
         self._stream: trio.SocketStream | None = None
         self._send_lock = trio.Lock()
         self._beat = trio.Event()
+        # The TURN clients handed to this worker: their sockets go over ``_handoff``, the
+        # events their requests cause to ``turn_events``; the heartbeat brings the counters.
+        self.turn_events: TurnSink | None = None
+        self.turn_counters: dict = {}
+        self._handoff: socket.socket | None = None
+        self._handoff_theirs: socket.socket | None = None
+        self._tokens = itertools.count(1)
+        self._posts_in, self._posts_out = trio.open_memory_channel(1024)
 
     # -- running -----------------------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -105,6 +115,8 @@ class MediaWorker:
         stops the worker (closing its rooms) within STOP_TIMEOUT, killing it after.
         """
         ours, theirs = socket.socketpair()
+        self._handoff, self._handoff_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._handoff.setblocking(False)
         why = "stopped"
         try:
             try:
@@ -112,6 +124,7 @@ class MediaWorker:
                     self._stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._read)
+                        nursery.start_soon(self._post_turn_loop)
                         nursery.start_soon(self._exit_watch, exited)
                         with trio.move_on_after(START_TIMEOUT):
                             await self._beat.wait()
@@ -134,18 +147,25 @@ class MediaWorker:
             for sink in list(self.rooms.values()):
                 sink({"type": "lost", "reason": why})
             self.rooms.clear()
+            if self.turn_events is not None:
+                self.turn_events(self.name, {"type": "turn_lost", "reason": why, "counters": self.turn_counters})
+                self.turn_counters = {}  # counted as the retired worker's from now on
             ours.close()
+            self._handoff.close()
+            self._handoff_theirs.close()
 
     @asynccontextmanager
     async def _launch(self, theirs: socket.socket) -> AsyncIterator[trio.Event]:
-        """Start the worker on ``theirs``; yields an event set when it has exited. Stops it on exit."""
+        """Start the worker on ``theirs`` (and the handoff socket); yields an event set when it has exited. Stops it on exit."""
         exited = trio.Event()
+        handoff = self._handoff_theirs
+        assert handoff is not None
         if self.mode == "thread":
             from .server import serve  # aiortc is imported by the process that runs the media only
 
             def run_thread() -> None:
                 try:
-                    asyncio.run(serve(theirs, time.thread_time))
+                    asyncio.run(serve(theirs, time.thread_time, handoff=handoff))
                 finally:
                     theirs.close()
 
@@ -163,14 +183,15 @@ class MediaWorker:
             return
         settings = self.log_settings
         argv = [sys.executable, "-m", "videoroomd.media.worker", "--fd", str(theirs.fileno()), "--parent", str(os.getpid()),
-                "--name", self.name, "--log-level", settings.level, "--log-format", settings.format]
+                "--handoff-fd", str(handoff.fileno()), "--name", self.name, "--log-level", settings.level, "--log-format", settings.format]
         if settings.file is not None:
             argv += ["--log-file", str(settings.file)]
         # Started from this (trio's) thread, not a helper thread: the worker's parent-death
         # signal fires when the thread that forked it ends, and this one lives as long as
         # the daemon (trio's thread cache lets an idle helper thread go after 10 s).
-        process = subprocess.Popen(argv, pass_fds=(theirs.fileno(),), start_new_session=True, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(argv, pass_fds=(theirs.fileno(), handoff.fileno()), start_new_session=True, stdin=subprocess.DEVNULL)
         theirs.close()
+        handoff.close()
         self.pid = process.pid
         pidfd = os.pidfd_open(process.pid)
 
@@ -247,7 +268,12 @@ class MediaWorker:
         elif kind == "stats":
             self.cpu_seconds = float(message["cpu_seconds"])
             self.counters = {room: counters for room, counters in message["rooms"].items() if isinstance(counters, dict)}
+            turn = message.get("turn")
+            self.turn_counters = turn if isinstance(turn, dict) else {}
             self._beat.set()
+        elif kind in ("turn_control", "turn_closed"):
+            if self.turn_events is not None:
+                self.turn_events(self.name, message)
         elif kind in messages.EVENTS:
             sink = self.rooms.get(message["room"])
             if sink is not None:
@@ -282,3 +308,34 @@ class MediaWorker:
         if not pending.message["ok"]:
             raise MediaError(str(pending.message.get("error", "failed")))
         return pending.message.get("result")
+
+    # -- TURN clients handed to this worker ----------------------------------------------------
+    async def hand_turn(self, fd: int, *, timeout: float, **fields: Any) -> None:
+        """Pass the socket ``fd`` (a duplicate: the caller closes its own) and the
+        allocation ``fields`` describe to the worker, which relays for it from now on.
+
+        Raises MediaError, WorkerLost, trio.TooSlowError, or OSError when the socket
+        could not be passed."""
+        if not self.alive or self._handoff is None:
+            raise WorkerLost(f"media worker {self.name} is not running")
+        token = str(next(self._tokens))
+        socket.send_fds(self._handoff, [token.encode()], [fd])
+        await self.request("turn_handoff", timeout=timeout, token=token, **fields)
+
+    def post_turn(self, kind: str, **fields: Any) -> None:
+        """Send TURN command ``kind`` without waiting; commands posted go in order. A worker
+        that cannot take it is logged: its relayed clients end with it anyway."""
+        try:
+            self._posts_in.send_nowait((kind, fields))
+        except trio.WouldBlock:
+            log.warning("too many TURN updates waiting for a media worker; one dropped", worker=self.name, command=kind)
+
+    async def _post_turn_loop(self) -> None:
+        async for kind, fields in self._posts_out:
+            try:
+                await self.request(kind, timeout=TURN_POST_TIMEOUT, **fields)
+            except (MediaError, trio.TooSlowError) as error:
+                log.info("a TURN command to a media worker failed", worker=self.name, command=kind,
+                         error=f"{type(error).__name__}: {error}")
+            except WorkerLost:
+                return

@@ -32,6 +32,13 @@ COMMANDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "silent": {"room": str, "seconds": (int, float)},
     "endpoints": {"room": str},
     "close_room": {"room": str},
+    # The TURN clients the daemon hands to the worker (see turn_relay): the socket comes on the
+    # handoff socket with ``token``; ``state`` is the allocation's, in seconds left.
+    "turn_handoff": {"token": str, "relay": str, "transport": str, "client": list, "relay_address": list,
+                     "user": str, "bandwidth": (int, float), "state": dict, "peers": list},
+    "turn_update": {"relay": str, "state": dict, "peers": list},
+    "turn_send": {"relay": str, "data": str},
+    "turn_release": {"relay": str},
 }
 # Event → its fields.
 EVENTS: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -39,6 +46,8 @@ EVENTS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "state": {"room": str, "endpoint": str, "state": str},
     "vad": {"room": str, "track": str, "speaking": bool},
     "stats": {"cpu_seconds": (int, float), "rooms": dict},
+    "turn_control": {"relay": str, "data": str},   # a handed client's request, for the daemon to answer
+    "turn_closed": {"relay": str},                 # a handed TCP client left
 }
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 import trio
 
-from .client import EventSink, LogSettings, MediaError, MediaWorker, WorkerLost, only_kind
+from .client import EventSink, LogSettings, MediaError, MediaWorker, TurnSink, WorkerLost, only_kind
 
 log = structlog.get_logger("videoroomd.media")
 
@@ -74,6 +74,7 @@ class MediaPlane:
         self.restarts = [0] * count
         self._keys = itertools.count(1)
         self._changed = trio.Event()
+        self.turn_events: TurnSink | None = None  # where the workers' TURN events go (the TURN server)
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Start every worker and keep them running; ``started`` once each has started. Never returns."""
@@ -89,6 +90,7 @@ class MediaPlane:
         while True:
             delay = RESTART_DELAYS[0]
             worker = MediaWorker(name, self.mode, self.log_settings)
+            worker.turn_events = self._turn_event
             started = trio.current_time()
             try:
                 try:
@@ -114,6 +116,17 @@ class MediaPlane:
                 if self.workers[index] is worker:
                     self.workers[index] = None
             await trio.sleep(delay)
+
+    def _turn_event(self, worker: str, message: dict) -> None:
+        if self.turn_events is not None:
+            self.turn_events(worker, message)
+
+    def running(self, name: str) -> MediaWorker | None:
+        """The worker called ``name`` if it is running now."""
+        for worker in self.workers:
+            if worker is not None and worker.name == name and worker.alive:
+                return worker
+        return None
 
     def _notify(self) -> None:
         self._changed.set()

@@ -28,9 +28,11 @@ from aiortc import RTCIceServer
 from aiortc.rtcdtlstransport import RTCCertificate
 
 from ..certs import pem
+from .aiortc_compat.ice import local_address, media_protocols
 from .rtc import RoomMedia, SlotPlan
 from . import messages
 from .task_errors import TaskErrors
+from .turn_relay import WorkerRelays
 
 log = structlog.get_logger("videoroomd.media")
 
@@ -47,6 +49,16 @@ class MediaServer:
         self.rooms: dict[str, RoomMedia] = {}
         self._default_certificate: RTCCertificate | None = None
         self._tasks: set[asyncio.Task] = set()
+        self.relays = WorkerRelays(self._media_protocol, send)  # the TURN clients handed to this worker
+
+    def _media_protocol(self, address: tuple[str, int]):
+        """The aioice protocol of this worker's media socket bound to ``address``, or None."""
+        for room in self.rooms.values():
+            for connection in room.connections.values():
+                for protocol in media_protocols(connection.pc):
+                    if local_address(protocol) == address:
+                        return protocol
+        return None
 
     # -- commands --------------------------------------------------------------------------
     def take(self, message: dict) -> None:
@@ -127,12 +139,27 @@ class MediaServer:
         if room is not None:
             await room.close()
 
+    # -- TURN allocations handed here (see .turn_relay) ---------------------------------------
+    async def _turn_handoff(self, message: dict) -> None:
+        await self.relays.take(message)
+
+    async def _turn_update(self, message: dict) -> None:
+        self.relays.update(message)
+
+    async def _turn_send(self, message: dict) -> None:
+        self.relays.send(message)
+
+    async def _turn_release(self, message: dict) -> None:
+        self.relays.release(message["relay"])
+
     # -- the heartbeat ----------------------------------------------------------------------
     def stats(self) -> dict:
         return {"type": "stats", "cpu_seconds": self.cpu_clock(),
-                "rooms": {name: room.counters.as_dict() for name, room in self.rooms.items()}}
+                "rooms": {name: room.counters.as_dict() for name, room in self.rooms.items()},
+                "turn": self.relays.stats()}
 
     async def close(self) -> None:
+        self.relays.close()
         for task in list(self._tasks):
             task.cancel()
         for name in list(self.rooms):
@@ -143,8 +170,12 @@ class MediaServer:
                 log.info("closing a room failed", room=name, error=f"{type(error).__name__}: {error}")
 
 
-async def serve(sock: socket.socket, cpu_clock: Callable[[], float] = time.process_time, parent: int | None = None) -> None:
+async def serve(sock: socket.socket, cpu_clock: Callable[[], float] = time.process_time, parent: int | None = None,
+                handoff: socket.socket | None = None) -> None:
     """Serve the control plane on ``sock`` until it closes the connection; then close every room.
+
+    ``handoff``: a datagram socket on which the control plane passes the sockets of the TURN
+    clients it hands to this worker (each with the token its ``turn_handoff`` command names).
 
     Returns when the control plane goes away (end of stream, or the ``parent``
     process is no longer this one's parent), it sends what is not a message, or
@@ -187,6 +218,10 @@ async def serve(sock: socket.socket, cpu_clock: Callable[[], float] = time.proce
                     raise messages.MessageError(f"{message['type']} is not a command")
                 server.take(message)
 
+    if handoff is not None:
+        handoff.setblocking(False)
+        asyncio.get_running_loop().add_reader(handoff.fileno(), _receive_fds, handoff, server)
+
     beating = asyncio.ensure_future(heartbeat())
     reading = asyncio.ensure_future(read())
     waiting = asyncio.ensure_future(lost.wait())
@@ -197,8 +232,30 @@ async def serve(sock: socket.socket, cpu_clock: Callable[[], float] = time.proce
     finally:
         for task in (beating, reading, waiting):
             task.cancel()
+        if handoff is not None:
+            asyncio.get_running_loop().remove_reader(handoff.fileno())
         await server.close()
         writer.close()
+
+
+def _receive_fds(handoff: socket.socket, server: MediaServer) -> None:
+    """Take the sockets the control plane passed (one per datagram, named by its token)."""
+    while True:
+        try:
+            data, fds, _flags, _address = socket.recv_fds(handoff, 256, 4)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:
+            log.error("the socket for TURN handoffs failed", error=str(error))
+            asyncio.get_running_loop().remove_reader(handoff.fileno())
+            return
+        if not data and not fds:
+            asyncio.get_running_loop().remove_reader(handoff.fileno())
+            return
+        for extra in fds[1:]:
+            os.close(extra)
+        if fds:
+            server.relays.fd_received(data.decode("ascii", "replace"), fds[0])
 
 
 def _port_range(value: list | None) -> tuple[int, int] | None:

@@ -1,7 +1,8 @@
 """``python -m videoroomd.media.worker``: one media worker process, started by the daemon.
 
 It serves the control plane on the socket whose file descriptor it is given
-(``--fd``), logs like the daemon (``--log-level``, ``--log-format``,
+(``--fd``), takes the sockets of TURN clients handed to it on another
+(``--handoff-fd``, see :mod:`.turn_relay`), logs like the daemon (``--log-level``, ``--log-format``,
 ``--log-file``), dies with the daemon (the parent-death signal, and the end
 of its socket), and ignores the terminal's Ctrl-C: the daemon decides when
 its workers stop.
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="videoroomd-media-worker")
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--parent", type=int, required=True)
+    parser.add_argument("--handoff-fd", type=int)
     parser.add_argument("--name", default="media")
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--log-format", default="auto")
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     configure(args.log_level, args.log_format, args.log_file)
     structlog.contextvars.bind_contextvars(worker=args.name)
     sock = socket.socket(fileno=args.fd)
-    asyncio.run(serve(sock, parent=args.parent))
+    handoff = socket.socket(fileno=args.handoff_fd) if args.handoff_fd is not None else None
+    asyncio.run(serve(sock, parent=args.parent, handoff=handoff))
     return 0
 
 

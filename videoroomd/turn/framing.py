@@ -59,3 +59,9 @@ class StreamFramer:
         if len(self._buffer) > MAX_CHANNEL_FRAME:
             raise Malformed("a frame larger than any allowed")
         return frames
+
+    def take(self) -> bytes:
+        """The bytes fed but not yet framed; the framer is empty after."""
+        rest = bytes(self._buffer)
+        self._buffer.clear()
+        return rest

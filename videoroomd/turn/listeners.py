@@ -14,7 +14,7 @@ import socket
 import ssl
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable, Hashable
+from typing import Awaitable, Callable, Hashable
 
 import structlog
 import trio
@@ -55,6 +55,9 @@ class Client:
     transport: str           # udp, tcp or tls
     address: tuple[str, int]
     send: Callable[[bytes], None]
+    # Set by the server to take over a TCP connection: called with its file descriptor and the
+    # bytes read but not framed yet, once what was queued for it is written; True if it took it.
+    detach: Callable[[int, bytes], Awaitable[bool]] | None = None
 
     @property
     def stream(self) -> bool:
@@ -119,6 +122,9 @@ class Listeners:
         host, port = self.config.host, self.config.port
         raw = socket.socket(family_of(host), socket.SOCK_DGRAM)
         try:
+            # So that a socket connected to one client can share the address (see server.py's
+            # handoff to the media workers): Linux gives it that client's datagrams.
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             raw.bind((host, port))
         except OSError as problem:
             raw.close()
@@ -182,10 +188,12 @@ class Listeners:
             nursery.start_soon(self._serve_stream, transport, stream)
 
     async def _serve_stream(self, transport: str, stream) -> None:
-        """One TCP/TLS client until it leaves, misframes, or idles without an allocation."""
+        """One TCP/TLS client until it leaves, misframes, idles without an allocation, or is handed on."""
         self._streams += 1
         key = (transport, object())
         outbox_send, outbox = trio.open_memory_channel(STREAM_QUEUE)
+        written = _Written()
+        handed = False
         try:
             if isinstance(stream, trio.SSLStream):
                 with trio.move_on_after(HANDSHAKE_TIMEOUT) as handshake:
@@ -200,12 +208,13 @@ class Listeners:
             def send(payload: bytes) -> None:
                 try:
                     outbox_send.send_nowait(payload)
+                    written.queued += 1
                 except (trio.WouldBlock, trio.ClosedResourceError):
                     self.dropped["client_slow"] += 1
 
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._write_stream, stream, outbox, nursery.cancel_scope)
-                await self._read_stream(stream, Client(key, transport, peer, send))
+                nursery.start_soon(self._write_stream, stream, outbox, nursery.cancel_scope, written)
+                handed = await self._read_stream(stream, Client(key, transport, peer, send), written)
                 nursery.cancel_scope.cancel()
         except BROKEN:
             self.dropped["connection_broken"] += 1  # during the TLS handshake: not TLS, or gone
@@ -215,12 +224,14 @@ class Listeners:
             throttled.error("turn connection failed", transport=transport, exc_info=True)
         finally:
             self._streams -= 1
-            self.connection_ended(key)  # a TCP allocation lives as long as its connection (RFC 8656 §7.4)
+            if not handed:  # a handed connection lives on in a media worker: closing our socket leaves it open
+                self.connection_ended(key)  # a TCP allocation lives as long as its connection (RFC 8656 §7.4)
             outbox_send.close()
             with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
                 await trio.aclose_forcefully(stream)
 
-    async def _read_stream(self, stream, client: Client) -> None:
+    async def _read_stream(self, stream, client: Client, written: "_Written") -> bool:
+        """Serve what ``client`` sends; True when its connection was handed on, False when it is over."""
         framer = StreamFramer()
         try:
             while True:
@@ -228,24 +239,53 @@ class Listeners:
                 with trio.move_on_after(idle) as waited:
                     data = await stream.receive_some(MAX_DATAGRAM)
                 if waited.cancelled_caught or not data:
-                    return
+                    return False
                 try:
                     frames = framer.feed(data)
                 except Malformed:
                     self.dropped["malformed_stream"] += 1
-                    return
-                for frame in frames:
+                    return False
+                for index, frame in enumerate(frames):
                     self.receive(frame, client)
+                    if client.detach is not None:  # the rest is the new owner's to read
+                        rest, tail = frames[index + 1:], framer.take()
+                        if await self._detach(stream, client, written, b"".join(rest) + tail):
+                            return True
+                        framer.feed(tail)  # not taken: go on here (a part of one frame, never a whole)
+                        for later in rest:
+                            self.receive(later, client)
+                        break
         except BROKEN:
             self.dropped["connection_broken"] += 1  # reset, or TLS ended without close_notify
+        return False
 
-    async def _write_stream(self, stream, outbox, scope: trio.CancelScope) -> None:
+    async def _detach(self, stream, client: Client, written: "_Written", leftover: bytes) -> bool:
+        """Hand ``client``'s connection to ``client.detach`` once what was queued for it is written."""
+        detach, client.detach = client.detach, None
+        assert detach is not None
+        with trio.move_on_after(CLOSE_TIMEOUT):
+            while written.done < written.queued:
+                await trio.sleep(0.001)
+        if written.done < written.queued:
+            return False  # the client does not read: keep it here
+        return await detach(stream.socket.fileno(), leftover)
+
+    async def _write_stream(self, stream, outbox, scope: trio.CancelScope, written: "_Written") -> None:
         try:
             async with outbox:
                 async for payload in outbox:
                     await stream.send_all(payload)
+                    written.done += 1
         except BROKEN:
             scope.cancel()  # the client cannot be written to: the connection is over
+
+
+@dataclass
+class _Written:
+    """Frames queued for a stream, and how many of them are written."""
+
+    queued: int = 0
+    done: int = 0
 
 
 def send_datagram(sock: socket.socket, payload: bytes, to: tuple[str, int], dropped: Counter, reason: str) -> None:

@@ -5,8 +5,8 @@ permission or a channel and before every datagram it relays, both ways.
 :class:`MediaAddresses` answers it: the address must be one of the
 daemon's media addresses, and the port one of its media sockets. The
 media side registers each socket it opens (``add``) and closes
-(``remove``); a socket bound to the wildcard address stands for every
-media address of its family.
+(``remove``), with the media worker it is open in; a socket bound to the
+wildcard address stands for every media address of its family.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class MediaAddresses:
     def __init__(self, hosts: Iterable[str]):
         self.hosts = frozenset(h for h in (_normal(ip) for ip in hosts) if h is not None)
         self._ports: Counter[tuple[str, int]] = Counter()
+        self._owners: dict[tuple[str, int], str] = {}  # socket -> the media worker it is open in
 
     @classmethod
     def for_ice(cls, addresses: Iterable[str]) -> "MediaAddresses":
@@ -43,11 +44,14 @@ class MediaAddresses:
         addresses = tuple(addresses)
         return cls(addresses or get_host_addresses(use_ipv4=True, use_ipv6=True))
 
-    def add(self, ip: str, port: int) -> None:
-        """A media socket is open on ``(ip, port)`` (``0.0.0.0`` / ``::``: on every media address)."""
+    def add(self, ip: str, port: int, owner: str | None = None) -> None:
+        """A media socket is open on ``(ip, port)`` (``0.0.0.0`` / ``::``: on every media address),
+        in the media worker called ``owner`` if given."""
         normal = _normal(ip)
         if normal is not None:
             self._ports[(normal, port)] += 1
+            if owner is not None:
+                self._owners[(normal, port)] = owner
 
     def remove(self, ip: str, port: int) -> None:
         """The socket ``add`` announced is closed; removing one never added is fine."""
@@ -56,6 +60,7 @@ class MediaAddresses:
             self._ports[key] -= 1
         else:
             self._ports.pop(key, None)
+            self._owners.pop(key, None)
 
     def is_media_host(self, ip: str) -> bool:
         return _normal(ip) in self.hosts
@@ -67,6 +72,14 @@ class MediaAddresses:
             return False
         wildcard = WILDCARDS[ipaddress.ip_address(normal).version]
         return self._ports[(normal, port)] > 0 or self._ports[(wildcard, port)] > 0
+
+    def owner(self, ip: str, port: int) -> str | None:
+        """The media worker media socket ``(ip, port)`` is open in, if it is one and that is known."""
+        if not self.contains(ip, port):
+            return None
+        normal = _normal(ip)
+        wildcard = WILDCARDS[ipaddress.ip_address(normal).version]
+        return self._owners.get((normal, port)) or self._owners.get((wildcard, port))
 
     __call__ = contains  # so that the registry itself can be passed as allowed_peer
 

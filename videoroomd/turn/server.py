@@ -2,7 +2,10 @@
 
 The rules live in the pure modules of this package and the listening
 sockets in :mod:`.listeners`; this module applies the rules to each message
-and moves the relayed datagrams. Requests are handled synchronously
+and moves the relayed datagrams. Once a UDP or TCP client has a permission
+for a media socket of a media worker, its transport is handed to that
+worker (:mod:`.handoff`), which relays its data from then on; its requests
+come back here to be answered, and its allocation's state goes there. Requests are handled synchronously
 (relay sockets are bound with the standard library, and every send is
 non-blocking), so no two requests ever interleave: a quota checked is a
 quota kept. What a client may not do is answered with the STUN error that
@@ -11,6 +14,8 @@ says so, or dropped and counted in :attr:`TurnService.dropped`.
 
 from __future__ import annotations
 
+import itertools
+import os
 import random
 import secrets
 import socket
@@ -18,7 +23,7 @@ import ssl
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Hashable
 
 import structlog
@@ -30,6 +35,7 @@ from . import channeldata
 from .allocations import Allocation, AllocationTable, ByteBudget, QuotaError
 from .auth import Authenticator, Refusal
 from .credentials import user_of
+from .handoff import HANDOFF_FAILED, WorkerHandoff
 from .listeners import Client, Listeners, address_of, family_of, send_datagram, text, throttled
 from .messages import (
     DONT_FRAGMENT, EVEN_PORT, UNKNOWN_ATTRIBUTES, Decoded, Malformed, decode, encode, error, looks_like_stun,
@@ -57,12 +63,17 @@ def set_dont_fragment(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _PMTUDISC_DO)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Relay:
     allocation: Allocation
     client: Client
     sock: socket.socket
     scope: trio.CancelScope
+    id: str = ""
+    peers: set = field(default_factory=set)  # media sockets the client asked permissions or channels for
+    worker: str | None = None  # the media worker its transport was handed to
+    handing: bool = False      # being handed, or tried once and failed: not again
+    target: str | None = None  # the worker it is being handed to (its events may come before its answer)
 
 
 class TurnService:
@@ -94,6 +105,12 @@ class TurnService:
         self.allocations_created = 0
         self.created_by_transport: Counter[str] = Counter()  # udp, tcp, tls -> allocations made over it
         self._relays: dict[Hashable, _Relay] = {}
+        self._by_id: dict[str, _Relay] = {}
+        self._ids = itertools.count(1)
+        self.handoff: WorkerHandoff | None = None  # set by the daemon: relayed data then moves to the media workers
+        self.handed_by_transport: Counter[str] = Counter()  # udp, tcp -> allocations handed to a media worker
+        self.handoffs_failed = 0
+        self.relayed: Counter[str] = Counter()  # to_peer, to_client -> datagrams relayed here (not by a worker)
         self._used_ports: set[int] = set()
         self._nursery: trio.Nursery | None = None
         self.listeners = Listeners(
@@ -138,10 +155,20 @@ class TurnService:
 
     def stats(self) -> dict:
         """What the metrics show: allocations now, created so far (in all and by the transport
-        clients reached the server over), drops by reason, refusals by code."""
+        clients reached the server over), drops by reason (here and in the media workers),
+        refusals by code, allocations handed to media workers by transport, and packets
+        relayed by where (daemon, workers) and direction (to_peer, to_client)."""
+        dropped = Counter(self.dropped)
+        relayed = {"daemon": dict(self.relayed), "workers": {}}
+        if self.handoff is not None:
+            counters = self.handoff.counters()
+            dropped.update(counters["dropped"])
+            relayed["workers"] = dict(counters["relayed"])
         return {"allocations": len(self.table), "created": self.allocations_created,
                 "created_by_transport": dict(self.created_by_transport),
-                "dropped": dict(self.dropped), "refused": dict(self.refused)}
+                "dropped": dict(dropped), "refused": dict(self.refused),
+                "handed_off": dict(self.handed_by_transport), "handoffs_failed": self.handoffs_failed,
+                "relayed": relayed}
 
     # -- one message from a client ---------------------------------------------------------
     def _receive(self, data: bytes, client: Client) -> None:
@@ -193,6 +220,9 @@ class TurnService:
             self._reply(client, error(message, 420), key, ((UNKNOWN_ATTRIBUTES, unknown_attributes_value(decoded.unknown)),))
             return
         handler(decoded, client, username, key)
+        relay = self._relays.get(client.key)
+        if relay is not None and relay.worker is not None:
+            self._push_state(relay)  # the worker relays by the allocation's permissions and channels
 
     def _reply(self, client: Client, message: stun.Message, key: bytes | None = None, extra=()) -> None:
         if message.message_class == stun.Class.ERROR:
@@ -262,8 +292,9 @@ class TurnService:
         self.table.add(allocation)
         self.allocations_created += 1
         self.created_by_transport[client.transport] += 1
-        relay = _Relay(allocation, client, sock, trio.CancelScope())
+        relay = _Relay(allocation, client, sock, trio.CancelScope(), id=str(next(self._ids)))
         self._relays[client.key] = relay
+        self._by_id[relay.id] = relay
         assert self._nursery is not None
         self._nursery.start_soon(self._relay_from_peers, relay)
         log.debug("turn allocation made", user=username, transport=client.transport, client=text(client.address),
@@ -313,11 +344,11 @@ class TurnService:
         if allocation is None:
             return
         lifetime = self.table.lifetime(message.attributes.get("LIFETIME"))
-        if lifetime <= 0:
-            self._release(client.key)
-        else:
+        if lifetime > 0:
             allocation.expires = trio.current_time() + lifetime
         self._reply(client, response(message, {"LIFETIME": int(lifetime)}), key)
+        if lifetime <= 0:
+            self._release(client.key)  # after the answer: a handed client's goes out before its socket closes
 
     def _check_peer(self, message: stun.Message, client: Client, key: bytes, allocation: Allocation,
                     peer: tuple[str, int]) -> bool:
@@ -347,6 +378,7 @@ class TurnService:
             self._reply(client, error(message, 508, "too many permissions on this allocation"), key)
             return
         self._reply(client, response(message), key)
+        self._permitted(client, decoded.peers)
 
     def _channel_bind(self, decoded: Decoded, client: Client, username: str, key: bytes) -> None:
         message = decoded.message
@@ -368,6 +400,7 @@ class TurnService:
             self._reply(client, error(message, 400, problem), key)
             return
         self._reply(client, response(message), key)
+        self._permitted(client, (peer,))
 
     # -- relaying --------------------------------------------------------------------------------
     def _send_indication(self, decoded: Decoded, client: Client) -> None:
@@ -409,6 +442,7 @@ class TurnService:
         else:
             relay = self._relays.get(allocation.key)
             if relay is not None:
+                self.relayed["to_peer"] += 1
                 send_datagram(relay.sock, payload, peer, self.dropped, "peer_unreachable")
 
     async def _relay_from_peers(self, relay: _Relay) -> None:
@@ -442,6 +476,7 @@ class TurnService:
         elif not self.budget.spend(allocation.user, len(payload), now):
             self.dropped["bandwidth"] += 1
         else:
+            self.relayed["to_client"] += 1
             channel = allocation.channel_for(peer, now)
             if channel is not None:
                 client.send(channeldata.build(channel, payload, pad=client.stream))
@@ -457,8 +492,143 @@ class TurnService:
         if relay is not None:
             relay.scope.cancel()  # its reader closes the socket
             self._used_ports.discard(relay.allocation.relay[1])
+            self._by_id.pop(relay.id, None)
+            if relay.worker is not None and self.handoff is not None:
+                self.handoff.post(relay.worker, "turn_release", relay=relay.id)  # it closes the client's socket
             allocation = relay.allocation
         if allocation is not None:
             log.debug("turn allocation ended", user=allocation.username, relay=text(allocation.relay))
             if not self.table.has_user(allocation.user):
                 self.budget.forget(allocation.user)
+
+    # -- handing clients to the media workers ----------------------------------------------------
+    def _permitted(self, client: Client, peers) -> None:
+        """``client`` was given permissions for ``peers``: hand its transport to the media worker
+        they are media sockets of, if it is not handed already (UDP and TCP; TLS stays here)."""
+        relay = self._relays.get(client.key)
+        if relay is None:
+            return
+        relay.peers.update(tuple(peer) for peer in peers)
+        if relay.worker is not None or relay.handing or self.handoff is None or client.transport == "tls":
+            return
+        worker = next((w for w in map(self.handoff.worker_for, peers) if w is not None), None)
+        if worker is None:
+            return
+        relay.handing, relay.target = True, worker
+        if client.transport == "udp":
+            assert self._nursery is not None
+            self._nursery.start_soon(self._hand_off_udp, relay, worker)
+        else:
+            # The listener stops reading the stream after this batch of frames and calls this.
+            client.detach = lambda fileno, leftover: self._hand_off_stream(relay, worker, fileno, leftover)
+
+    def _state(self, relay: _Relay) -> dict:
+        """The allocation's expiry, permissions and channels, in seconds left, for the worker."""
+        now = trio.current_time()
+        allocation = relay.allocation
+        return {"expires_in": allocation.expires - now,
+                "permissions": {ip: until - now for ip, until in allocation.permissions.items() if until > now},
+                "channels": {str(channel): [peer[0], peer[1], until - now]
+                             for channel, (peer, until) in allocation.channels.items() if until > now}}
+
+    def _handoff_fields(self, relay: _Relay) -> dict:
+        return {"relay": relay.id, "transport": relay.client.transport, "client": list(relay.client.address),
+                "relay_address": list(relay.allocation.relay), "user": relay.allocation.user,
+                "bandwidth": self.budget.rate, "state": self._state(relay), "peers": [list(p) for p in relay.peers]}
+
+    def _push_state(self, relay: _Relay) -> None:
+        assert self.handoff is not None and relay.worker is not None
+        self.handoff.post(relay.worker, "turn_update", relay=relay.id, state=self._state(relay),
+                          peers=[list(p) for p in relay.peers])
+
+    def _handed(self, relay: _Relay, worker: str) -> bool:
+        """Record that ``worker`` relays for ``relay`` now; False (and the worker told to let
+        go) when the allocation ended while it was being handed."""
+        assert self.handoff is not None
+        if self._relays.get(relay.allocation.key) is not relay:
+            self.handoff.post(worker, "turn_release", relay=relay.id)
+            return False
+        relay.worker = worker
+        self.handed_by_transport[relay.client.transport] += 1
+        self._push_state(relay)  # what changed while it was on its way
+        log.debug("turn client handed to a media worker", worker=worker, transport=relay.client.transport,
+                  client=text(relay.client.address), relay=text(relay.allocation.relay))
+        return True
+
+    def _handoff_failed(self, relay: _Relay, worker: str, error: BaseException) -> None:
+        self.handoffs_failed += 1
+        log.info("a turn client stays in the daemon: its media worker did not take it", worker=worker,
+                 error=f"{type(error).__name__}: {error}")
+
+    async def _hand_off_udp(self, relay: _Relay, worker: str) -> None:
+        """Give ``worker`` a socket on the listening address connected to the client: the kernel
+        delivers the client's datagrams to it from then on, no longer to the listener."""
+        assert self.handoff is not None
+        listen = self.listeners.addresses["udp"]
+        sock = socket.socket(family_of(listen[0]), socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(listen)
+            sock.connect(relay.client.address)
+            await self.handoff.hand(worker, sock.fileno(), **self._handoff_fields(relay))
+        except HANDOFF_FAILED as error:
+            self._handoff_failed(relay, worker, error)
+            return
+        finally:
+            sock.close()  # the worker has its own copy; on failure the listener gets the client back
+        self._handed(relay, worker)
+
+    async def _hand_off_stream(self, relay: _Relay, worker: str, fileno: int, leftover: bytes) -> bool:
+        """Give ``worker`` the client's TCP connection (``fileno``, with the ``leftover`` bytes
+        read but not yet framed); True once it has it (the caller then lets go of its socket
+        without closing the connection), False to go on serving it here."""
+        assert self.handoff is not None
+        client = relay.client
+        original, held = client.send, []
+        client.send = held.append  # answers made meanwhile go where the client ends up
+        fd = os.dup(fileno)
+        try:
+            await self.handoff.hand(worker, fd, leftover=leftover.hex(), **self._handoff_fields(relay))
+        except HANDOFF_FAILED as error:
+            self._handoff_failed(relay, worker, error)
+            client.send = original
+            for data in held:
+                original(data)
+            return False
+        finally:
+            os.close(fd)
+        handoff = self.handoff
+
+        def send(data: bytes) -> None:
+            handoff.post(worker, "turn_send", relay=relay.id, data=data.hex())
+
+        client.send = send
+        for data in held:
+            send(data)
+        self._handed(relay, worker)
+        return True  # even if it ended meanwhile: the worker has the connection and closes it
+
+    def worker_event(self, worker: str, message: dict) -> None:
+        """An event of a media worker about the clients handed to it."""
+        kind = message["type"]
+        if kind == "turn_lost":
+            gone = [r for r in self._relays.values() if r.worker == worker]
+            if gone:
+                log.info("media worker lost: its relayed turn clients end", worker=worker, clients=len(gone))
+            for relay in gone:
+                relay.worker = None  # nothing to tell it
+                self._release(relay.allocation.key)
+            return
+        relay = self._by_id.get(message["relay"])
+        if relay is None or worker not in (relay.worker, relay.target):
+            return
+        if kind == "turn_control":
+            try:
+                data = bytes.fromhex(message["data"])
+            except ValueError:
+                self.dropped["malformed"] += 1
+                return
+            self._receive(data, relay.client)
+        elif kind == "turn_closed":
+            relay.worker = None
+            self._release(relay.allocation.key)

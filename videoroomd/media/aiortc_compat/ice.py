@@ -241,3 +241,56 @@ def media_skips_stun_check(pc: RTCPeerConnection) -> None:
 
             protocol.datagram_received = datagram_received
             protocol._videoroomd_media_first = True
+
+
+def media_protocols(pc: RTCPeerConnection) -> list:
+    """The aioice protocol of every host socket ``pc``'s ICE connections have open."""
+    return [protocol for connection in ice_connections(pc) for protocol in connection._protocols
+            if getattr(protocol, "transport", None) is not None and not protocol.transport.is_closing()]
+
+
+def local_address(protocol) -> tuple[str, int] | None:
+    """``(ip, port)`` a media socket's protocol is bound to."""
+    try:
+        host, port = protocol.transport.get_extra_info("sockname")[:2]
+    except (AttributeError, TypeError):
+        return None
+    return host, port
+
+
+class DivertingTransport:
+    """A media socket's asyncio transport that hands what is sent to some addresses (the
+    relayed addresses of TURN allocations served by this process) to a function instead of
+    the kernel; everything else goes to the socket as before.
+
+    It has no ``_sock``: the forwarder, which writes to a pair's raw socket when it can
+    (``rtp.pair_socket``), then writes through it too.
+    """
+
+    def __init__(self, transport):
+        self._transport = transport
+        self.routes: dict[tuple[str, int], Callable[[bytes], None]] = {}
+
+    def sendto(self, data, addr=None) -> None:
+        route = self.routes.get((addr[0], addr[1])) if addr is not None else None
+        if route is not None:
+            route(bytes(data))
+        else:
+            self._transport.sendto(data, addr)
+
+    def __getattr__(self, name):
+        if name == "_sock":
+            raise AttributeError(name)
+        return getattr(self._transport, name)
+
+
+def divert_to(protocol, address: tuple[str, int], route: Callable[[bytes], None]) -> None:
+    """From now on, what ``protocol``'s media socket sends to ``address`` goes to ``route(data)``.
+
+    Sets the protocol's own ``transport`` attribute (aioice sends through it; so does the
+    forwarder, which reads it again whenever the nominated pair changes)."""
+    transport = protocol.transport
+    if not isinstance(transport, DivertingTransport):
+        transport = DivertingTransport(transport)
+        protocol.transport = transport
+    transport.routes[address] = route

@@ -1,0 +1,354 @@
+"""The TURN data path of the allocations handed to this media worker (asyncio; runs in the worker).
+
+The daemon's TURN server authenticates a client, makes its allocation and,
+once the client asks for a permission to a media socket of this worker,
+hands the client's transport here: for UDP a socket bound to the TURN
+listening address and connected to the client (the kernel then gives this
+socket every datagram of that 5-tuple), for TCP the accepted connection
+itself. From then on the relayed data never leaves this process:
+
+* ChannelData and Send indications from the client are checked against the
+  allocation's permissions and channels (the pure rules of
+  :mod:`videoroomd.turn.allocations`, state sent by the daemon) and handed
+  to the aioice protocol of the media socket they are for, as if they had
+  come from the allocation's relayed address;
+* what that media socket sends to the relayed address is wrapped
+  (ChannelData, or a Data indication) and written to the client.
+
+Relaying reaches this worker's own media sockets only (never an address
+outside the process: it is not an open relay). Every other STUN message
+(Refresh, CreatePermission, ChannelBind, a new Allocate) goes back to the
+daemon, which answers it and sends the allocation's new state here. The
+daemon ends a handed allocation (``release``), and a TCP client that leaves
+is reported (``closed``). When this worker dies its sockets go with it: the
+daemon releases the allocations it had handed here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import structlog
+from aioice import stun
+
+from ..turn import channeldata
+from ..turn.allocations import Allocation, ByteBudget
+from ..turn.framing import StreamFramer
+from ..turn.messages import Malformed, decode, looks_like_stun
+from .aiortc_compat.ice import DivertingTransport, divert_to
+
+log = structlog.get_logger("videoroomd.media.turn")
+
+Address = tuple[str, int]
+FindProtocol = Callable[[Address], Any]   # a media socket's aioice protocol by its (ip, port), or None
+MAX_STREAM_BUFFER = 1024 * 1024  # bytes waiting for a slow TCP client; more frames are dropped
+FD_WAIT = 5.0                    # seconds a handoff command waits for its socket to arrive
+
+
+def apply_state(allocation: Allocation, state: dict, now: float) -> None:
+    """Set ``allocation``'s expiry, permissions and channels from the daemon's ``state`` (seconds left)."""
+    allocation.expires = now + float(state["expires_in"])
+    allocation.permissions = {str(ip): now + float(left) for ip, left in state["permissions"].items()}
+    allocation.channels = {}
+    allocation.channel_of = {}
+    for channel, (ip, port, left) in state["channels"].items():
+        peer = (str(ip), int(port))
+        allocation.channels[int(channel)] = (peer, now + float(left))
+        allocation.channel_of[peer] = int(channel)
+
+
+@dataclass(eq=False)
+class HandedClient:
+    """One allocation whose client transport this worker holds."""
+
+    id: str
+    transport: str          # udp or tcp
+    client: Address
+    relay: Address
+    allocation: Allocation
+    sock: socket.socket
+    protocols: dict[Address, Any] = field(default_factory=dict)  # media socket -> its aioice protocol
+    stream: asyncio.Transport | None = None
+    framer: StreamFramer | None = None
+    closed: bool = False
+
+
+class WorkerRelays:
+    """Every allocation handed to this worker, and the counters the heartbeat reports."""
+
+    def __init__(self, find_protocol: FindProtocol, send_event: Callable[[dict], None],
+                 clock: Callable[[], float] = time.monotonic):
+        self.find_protocol = find_protocol
+        self.send_event = send_event
+        self.clock = clock
+        self.clients: dict[str, HandedClient] = {}
+        self.budget = ByteBudget(0)
+        self.handed = 0
+        self.relayed: Counter[str] = Counter()   # to_peer, to_client -> packets
+        self.dropped: Counter[str] = Counter()   # reason -> datagrams not relayed
+        self._fds: dict[str, int] = {}
+        self._fd_arrived = asyncio.Event()
+
+    # -- the sockets the daemon passes ------------------------------------------------------
+    def fd_received(self, token: str, fd: int) -> None:
+        old = self._fds.pop(token, None)
+        if old is not None:
+            socket.close(old)
+        self._fds[token] = fd
+        self._fd_arrived.set()
+        self._fd_arrived = asyncio.Event()
+
+    async def _take_fd(self, token: str) -> int:
+        deadline = self.clock() + FD_WAIT
+        while token not in self._fds:
+            left = deadline - self.clock()
+            if left <= 0:
+                raise TimeoutError(f"the socket of handoff {token} did not arrive")
+            try:
+                await asyncio.wait_for(self._fd_arrived.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+        return self._fds.pop(token)
+
+    # -- commands from the daemon ------------------------------------------------------------
+    async def take(self, message: dict) -> None:
+        """Serve the allocation ``message`` describes on the socket passed with its token."""
+        fd = await self._take_fd(str(message["token"]))
+        relay_id = str(message["relay"])
+        transport = str(message["transport"])
+        kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
+        sock = socket.socket(fileno=fd)
+        try:
+            if sock.type != kind:
+                raise ValueError(f"the socket passed for a {transport} client is not one")
+            if relay_id in self.clients:
+                raise ValueError(f"allocation {relay_id} is here already")
+            sock.setblocking(False)
+            self.budget.rate = float(message["bandwidth"])
+            allocation = Allocation(relay_id, str(message["user"]), _address(message["relay_address"]), 0.0)
+            apply_state(allocation, message["state"], self.clock())
+            handed = HandedClient(relay_id, transport, _address(message["client"]), allocation.relay, allocation, sock)
+            self.clients[relay_id] = handed
+            loop = asyncio.get_running_loop()
+            if transport == "udp":
+                loop.add_reader(sock.fileno(), self._readable, handed)
+            else:
+                handed.framer = StreamFramer()
+                handed.stream, _ = await loop.connect_accepted_socket(lambda: _Stream(self, handed), sock=sock)
+                leftover = bytes.fromhex(str(message.get("leftover", "")))
+                if leftover:
+                    self._stream_data(handed, leftover)
+            for peer in message.get("peers", []):
+                self._route(handed, _address(peer))
+        except BaseException:
+            self.clients.pop(relay_id, None)
+            sock.close()
+            raise
+        self.handed += 1
+        log.debug("turn allocation handed here", transport=transport, relay=f"{allocation.relay[0]}:{allocation.relay[1]}")
+
+    def update(self, message: dict) -> None:
+        handed = self.clients.get(str(message["relay"]))
+        if handed is None:
+            return
+        apply_state(handed.allocation, message["state"], self.clock())
+        for peer in message.get("peers", []):
+            self._route(handed, _address(peer))
+
+    def send(self, message: dict) -> None:
+        """Write bytes the daemon answered with to a handed TCP client."""
+        handed = self.clients.get(str(message["relay"]))
+        if handed is not None:
+            self._to_client(handed, bytes.fromhex(str(message["data"])))
+
+    def release(self, relay_id: str) -> None:
+        handed = self.clients.pop(relay_id, None)
+        if handed is None:
+            return
+        handed.closed = True
+        for protocol in handed.protocols.values():
+            transport = getattr(protocol, "transport", None)
+            if isinstance(transport, DivertingTransport):
+                transport.routes.pop(handed.relay, None)
+        if handed.stream is not None:
+            handed.stream.close()  # what was written to it goes out first
+        else:
+            try:
+                asyncio.get_running_loop().remove_reader(handed.sock.fileno())
+            except (RuntimeError, ValueError):
+                pass
+            handed.sock.close()
+
+    def close(self) -> None:
+        for relay_id in list(self.clients):
+            self.release(relay_id)
+        for fd in self._fds.values():
+            socket.close(fd)
+        self._fds.clear()
+
+    def stats(self) -> dict:
+        return {"open": len(self.clients), "handed": self.handed, "relayed": dict(self.relayed), "dropped": dict(self.dropped)}
+
+    # -- from the client ---------------------------------------------------------------------
+    def _readable(self, handed: HandedClient) -> None:
+        sock = handed.sock
+        for _ in range(64):  # a burst is read in one wakeup; the loop gets its turn after
+            try:
+                data, source = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue  # an ICMP error from an earlier send: the socket is fine
+            if (source[0], source[1]) != handed.client:
+                self.dropped["stray"] += 1  # came in before the socket was connected
+                continue
+            self._from_client(handed, data)
+
+    def _stream_data(self, handed: HandedClient, data: bytes) -> None:
+        assert handed.framer is not None
+        try:
+            frames = handed.framer.feed(data)
+        except Malformed:
+            self.dropped["malformed_stream"] += 1
+            self._lost(handed)
+            return
+        for frame in frames:
+            if handed.closed:
+                return
+            self._from_client(handed, frame)
+
+    def _from_client(self, handed: HandedClient, data: bytes) -> None:
+        try:
+            if channeldata.looks_like_channel_data(data):
+                try:
+                    channel, payload = channeldata.parse(data)
+                except Malformed:
+                    self.dropped["malformed"] += 1
+                    return
+                peer = handed.allocation.peer_of(channel, self.clock())
+                if peer is None:
+                    self.dropped["unbound_channel"] += 1
+                    return
+                self._to_peer(handed, peer, payload)
+            elif looks_like_stun(data):
+                if data[0:2] == b"\x00\x16":  # a Send indication: data for a peer
+                    try:
+                        decoded = decode(data)
+                    except Malformed:
+                        self.dropped["malformed"] += 1
+                        return
+                    payload = decoded.message.attributes.get("DATA")
+                    if len(decoded.peers) != 1 or payload is None:
+                        self.dropped["malformed"] += 1
+                        return
+                    self._to_peer(handed, decoded.peers[0], payload)
+                else:  # a request: the daemon answers it
+                    self.send_event({"type": "turn_control", "relay": handed.id, "data": data.hex()})
+            else:
+                self.dropped["malformed"] += 1
+        except Exception:
+            self.dropped["internal_error"] += 1
+            log.exception("relaying a client's message failed", relay=handed.id)
+
+    def _to_peer(self, handed: HandedClient, peer: Address, payload: bytes) -> None:
+        now = self.clock()
+        allocation = handed.allocation
+        if not allocation.permitted(peer[0], now):
+            self.dropped["no_permission"] += 1
+            return
+        protocol = self._route(handed, peer)
+        if protocol is None:
+            self.dropped["forbidden_peer"] += 1  # not a media socket of this worker
+        elif not self.budget.spend(allocation.user, len(payload), now):
+            self.dropped["bandwidth"] += 1
+        else:
+            self.relayed["to_peer"] += 1
+            protocol.datagram_received(payload, handed.relay)
+
+    def _route(self, handed: HandedClient, peer: Address) -> Any:
+        """The protocol of this worker's media socket ``peer`` (None if there is none), sending to
+        ``handed``'s relayed address through this relay from now on."""
+        protocol = handed.protocols.get(peer)
+        if protocol is not None and not _closed(protocol):
+            return protocol
+        handed.protocols.pop(peer, None)
+        protocol = self.find_protocol(peer)
+        if protocol is None or _closed(protocol):
+            return None
+        handed.protocols[peer] = protocol
+        divert_to(protocol, handed.relay, lambda data, handed=handed, peer=peer: self._from_peer(handed, peer, data))
+        return protocol
+
+    # -- to the client -----------------------------------------------------------------------
+    def _from_peer(self, handed: HandedClient, peer: Address, payload: bytes) -> None:
+        """What media socket ``peer`` sent to the relayed address: to the client, as a TURN server would."""
+        now = self.clock()
+        allocation = handed.allocation
+        if handed.closed:
+            return
+        if not allocation.permitted(peer[0], now):
+            self.dropped["no_permission"] += 1
+        elif not self.budget.spend(allocation.user, len(payload), now):
+            self.dropped["bandwidth"] += 1
+        else:
+            channel = allocation.channel_for(peer, now)
+            if channel is not None:
+                data = channeldata.build(channel, payload, pad=handed.transport != "udp")
+            else:
+                data = bytes(stun.Message(stun.Method.DATA, stun.Class.INDICATION,
+                                          attributes={"XOR-PEER-ADDRESS": peer, "DATA": payload}))
+            self.relayed["to_client"] += 1
+            self._to_client(handed, data)
+
+    def _to_client(self, handed: HandedClient, data: bytes) -> None:
+        if handed.closed:
+            return
+        if handed.stream is not None:
+            if handed.stream.get_write_buffer_size() > MAX_STREAM_BUFFER:
+                self.dropped["client_slow"] += 1
+                return
+            handed.stream.write(data)
+            return
+        try:
+            handed.sock.send(data)
+        except BlockingIOError:
+            self.dropped["socket_full"] += 1
+        except OSError:
+            self.dropped["client_unreachable"] += 1
+
+    def _lost(self, handed: HandedClient) -> None:
+        """A TCP client left or broke its stream: its allocation ends (RFC 8656 §7.4)."""
+        if handed.closed:
+            return
+        self.release(handed.id)
+        self.send_event({"type": "turn_closed", "relay": handed.id})
+
+
+class _Stream(asyncio.Protocol):
+    def __init__(self, relays: WorkerRelays, handed: HandedClient):
+        self.relays = relays
+        self.handed = handed
+
+    def data_received(self, data: bytes) -> None:
+        self.relays._stream_data(self.handed, data)
+
+    def eof_received(self) -> bool:
+        self.relays._lost(self.handed)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.relays._lost(self.handed)
+
+
+def _closed(protocol: Any) -> bool:
+    transport = getattr(protocol, "transport", None)
+    return transport is None or transport.is_closing()
+
+
+def _address(value: Any) -> Address:
+    return str(value[0]), int(value[1])
