@@ -10,6 +10,7 @@ relayed over UDP and over TCP see each other's video.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -25,6 +26,7 @@ from aioice import stun
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnection
 
 from conftest import free_port
+from videoroomd.media.aiortc_compat.ice import ice_connections
 from media_bot import Bot, bot, media_thread
 from turn_client import TurnClient, credentials
 
@@ -228,7 +230,33 @@ class RelayedBot(Bot):
         @pc.on("track")
         def on_track(track):
             transceiver = next(t for t in pc.getTransceivers() if t.receiver.track is track)
-            self._readers.add(__import__("asyncio").ensure_future(self._read(transceiver.mid, track)))
+            self._readers.add(asyncio.ensure_future(self._read(transceiver.mid, track)))
+
+    async def _offer(self, tracks_types: dict[str, int]) -> None:
+        """As Bot's, without host candidates (limiting them to 127.0.0.1 would add one)."""
+        async def make_offer():
+            if self.pc is None:
+                self._make_pc()
+            for kind in ("audio", "video"):
+                have = sum(1 for t in self.pc.getTransceivers() if t.direction == "recvonly" and t.kind == kind)
+                for _ in range(tracks_types.get(kind, 0) - have):
+                    self.pc.addTransceiver(kind, direction="recvonly")
+            await self.pc.setLocalDescription(await self.pc.createOffer())
+            sending = {}
+            for transceiver in self.pc.getTransceivers():
+                track = transceiver.sender.track
+                if track is not None and transceiver.mid is not None:
+                    sending[transceiver.mid] = next(i for i, t in self.local.items() if t is track)
+            return self.pc.localDescription.sdp, sending
+
+        sdp, sending = await self.media.call(make_offer)
+        assert " typ host" not in sdp
+        await self.send({"type": "custom", "data": {"type": "sdpOffer", "data": {
+            "sdpOffer": {"type": "offer", "sdp": sdp},
+            "trackIdToTrackMetadata": {t: {"name": self.name} for t in sending.values()},
+            "trackIdToTrackBitrates": {},
+            "midToTrackId": sending,
+        }}})
 
 
 async def test_aiortc_participants_relayed_over_udp_and_tcp_are_relayed_by_the_worker(start_daemon, monkeypatch):
@@ -257,9 +285,8 @@ async def test_aiortc_participants_relayed_over_udp_and_tcp_are_relayed_by_the_w
         assert metric(page, "videoroomd_turn_handed_off_total", transport="udp") == 1
         assert metric(page, "videoroomd_turn_handed_off_total", transport="tcp") == 1
         for participant in participants[1:]:  # their connections are on relay candidates
-            pair = next(iter(c._nominated.values()) for t in participant.pc.getTransceivers()
-                        for c in [t.receiver.transport.transport._connection])
-            assert pair.local_candidate.type == "relay"
+            (connection,) = ice_connections(participant.pc)
+            assert connection._nominated[1].local_candidate.type == "relay"
         await until(lambda: metric(metrics(daemon), "videoroomd_turn_relayed_packets_total",
                                    where="workers", direction="to_client") > 200)
         page = metrics(daemon)
