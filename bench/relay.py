@@ -11,7 +11,8 @@ TRANSPORTS = ("udp", "tcp")  # what aiortc's ICE agent speaks to a TURN server (
 # /metrics family -> our key (videoroomd/metrics.py, _TurnCollector)
 FAMILIES = {"videoroomd_turn_allocations": "allocations", "videoroomd_turn_allocations_created": "created",
             "videoroomd_turn_allocations_created_by_transport": "created_by_transport",
-            "videoroomd_turn_dropped": "dropped", "videoroomd_turn_refused": "refused"}
+            "videoroomd_turn_dropped": "dropped", "videoroomd_turn_refused": "refused",
+            "videoroomd_turn_handed_off": "handed_off", "videoroomd_turn_relayed_packets": "relayed"}
 
 
 def relayed(index: int, n: int, share: float) -> bool:
@@ -51,8 +52,9 @@ def turn_counters(metrics: str) -> dict:
             if sample.name.endswith("_created") and family.type == "counter":
                 continue  # a counter's creation time, not a count
             value = int(sample.value) if float(sample.value).is_integer() else sample.value
-            if sample.labels:
-                result.setdefault(key, {})[next(iter(sample.labels.values()))] = value
+            if sample.labels:  # several labels: their values joined, by label name ("to_peer/workers")
+                label = "/".join(v for _k, v in sorted(sample.labels.items()))
+                result.setdefault(key, {})[label] = value
             else:
                 result[key] = value
     return result
@@ -75,6 +77,10 @@ def turn_figures(before_join: dict, window_start: dict, window_end: dict) -> dic
         "dropped_in_window": grown(window_start.get("dropped", {}), window_end.get("dropped", {})),
         "dropped_since_join": grown(before_join.get("dropped", {}), window_end.get("dropped", {})),
         "refused_since_join": grown(before_join.get("refused", {}), window_end.get("refused", {})),
+        # Clients handed to the media workers, and datagrams relayed in the window by the daemon
+        # itself and by the workers ("to_peer/workers"...): where the relaying runs.
+        "handed_off_by_transport": grown(before_join.get("handed_off", {}), window_end.get("handed_off", {})),
+        "relayed_in_window": grown(window_start.get("relayed", {}), window_end.get("relayed", {})),
     }
 
 

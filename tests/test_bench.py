@@ -62,6 +62,10 @@ def test_the_turn_counters_are_read_from_the_daemons_metrics_page():
     assert counters == {"allocations": 2, "created": 3, "created_by_transport": {"tcp": 1, "udp": 2},
                         "dropped": {"no_permission": 4}, "refused": {"401": 3}}
     assert turn_counters(Metrics(list, list).render().decode()) == {}  # TURN server off
+    stats.update(handed_off={"udp": 2}, relayed={"daemon": {"to_peer": 1}, "workers": {"to_peer": 7, "to_client": 9}})
+    counters = turn_counters(metrics.render().decode())
+    assert counters["handed_off"] == {"udp": 2}
+    assert counters["relayed"] == {"to_peer/daemon": 1, "to_client/daemon": 0, "to_peer/workers": 7, "to_client/workers": 9}
 
 
 def test_turn_figures_count_from_before_the_joins_and_over_the_window():
@@ -72,7 +76,7 @@ def test_turn_figures_count_from_before_the_joins_and_over_the_window():
     figures = turn_figures(before, start, end)
     assert figures == {"allocations_open": 2, "allocations_created": 2, "allocations_created_by_transport": {"udp": 2},
                        "dropped_in_window": {"rate": 5}, "dropped_since_join": {"no_permission": 2, "rate": 5},
-                       "refused_since_join": {"401": 2}}
+                       "refused_since_join": {"401": 2}, "handed_off_by_transport": {}, "relayed_in_window": {}}
 
 
 def test_a_bot_meant_to_relay_but_on_a_direct_pair_is_named():
