@@ -295,3 +295,91 @@ async def test_aiortc_participants_relayed_over_udp_and_tcp_are_relayed_by_the_w
         in_daemon = sum(metric(page, "videoroomd_turn_relayed_packets_total", where="daemon", direction=d)
                         for d in ("to_peer", "to_client"))
         assert in_daemon * 10 < in_workers, page  # only what came before the handoff went through the daemon
+
+
+# -- the worker's side alone -------------------------------------------------------------------
+def test_a_handed_client_is_relayed_by_the_permissions_and_channels_the_daemon_sent_until_they_expire():
+    """WorkerRelays on real sockets, a stand-in for a media socket's aioice protocol, and a clock
+    moved by hand: the permission's 300 s end relaying both ways until the daemon's next state."""
+    import socket
+
+    from videoroomd.media.turn_relay import WorkerRelays
+
+    relay = ("127.0.0.1", 45001)
+    media = ("127.0.0.1", 5000)
+
+    class Transport:
+        def __init__(self):
+            self.sent = []
+
+        def sendto(self, data, addr):
+            self.sent.append((data, addr))
+
+        def is_closing(self):
+            return False
+
+    class MediaProtocol:
+        def __init__(self):
+            self.transport = Transport()
+            self.got = []
+
+        def datagram_received(self, data, addr):
+            self.got.append((data, addr))
+
+    async def scenario():
+        now = [1000.0]
+        events = []
+        protocol = MediaProtocol()
+        relays = WorkerRelays(lambda peer: protocol if peer == media else None, events.append, clock=lambda: now[0])
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.bind(("127.0.0.1", 0))
+        handed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        handed.bind(("127.0.0.1", 0))
+        handed.connect(client.getsockname())
+        client.connect(handed.getsockname())
+        client.settimeout(2)
+        relays.fd_received("t1", os.dup(handed.fileno()))
+        handed.close()
+        state = {"expires_in": 600, "permissions": {"127.0.0.1": 300}, "channels": {"16385": ["127.0.0.1", 5000, 600]}}
+        await relays.take({"token": "t1", "relay": "7", "transport": "udp", "client": list(client.getsockname()),
+                           "relay_address": list(relay), "user": "peer", "bandwidth": 0, "state": state,
+                           "peers": [list(media)]})
+
+        async def settle():
+            await asyncio.sleep(0.05)
+
+        client.send(struct.pack("!HH", CHANNEL, 5) + b"hello")
+        client.send(bytes(stun.Message(stun.Method.SEND, stun.Class.INDICATION,
+                                       attributes={"XOR-PEER-ADDRESS": ("127.0.0.1", 6000), "DATA": b"elsewhere"})))
+        client.send(bytes(stun.Message(stun.Method.REFRESH, stun.Class.REQUEST, attributes={"LIFETIME": 0})))
+        await settle()
+        assert protocol.got == [(b"hello", relay)]
+        assert relays.dropped["forbidden_peer"] == 1  # not a media socket of this worker: nowhere
+        assert [e["type"] for e in events] == ["turn_control"]  # requests are the daemon's to answer
+        protocol.transport.sendto(b"back", relay)  # what the media socket sends to the relayed address
+        assert client.recv(100) == struct.pack("!HH", CHANNEL, 4) + b"back"
+        protocol.transport.sendto(b"direct", ("127.0.0.1", 7000))  # anything else goes to the socket
+        assert protocol.transport._transport.sent == [(b"direct", ("127.0.0.1", 7000))]
+
+        now[0] += 301  # the permission is over; the channel is not, but needs it
+        client.send(struct.pack("!HH", CHANNEL, 5) + b"again")
+        await settle()
+        protocol.transport.sendto(b"late", relay)
+        assert len(protocol.got) == 1 and relays.dropped["no_permission"] == 2
+        relays.update({"relay": "7", "state": dict(state, permissions={"127.0.0.1": 300}), "peers": []})
+        client.send(struct.pack("!HH", CHANNEL, 5) + b"fresh")
+        await settle()
+        assert protocol.got[-1] == (b"fresh", relay)
+        assert relays.stats()["relayed"] == {"to_peer": 2, "to_client": 1}
+
+        relays.release("7")
+        protocol.transport.sendto(b"after", relay)  # no longer diverted: to the kernel, as before
+        assert protocol.transport._transport.sent[-1] == (b"after", relay)
+        client.send(b"x")
+        with pytest.raises(OSError):  # nothing listens on the handed socket's port any more
+            client.send(b"y")
+            await asyncio.sleep(0.05)
+            client.recv(100)
+        client.close()
+
+    asyncio.run(scenario())
