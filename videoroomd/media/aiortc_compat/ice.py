@@ -278,6 +278,9 @@ class DivertingTransport:
         else:
             self._transport.sendto(data, addr)
 
+    def is_closing(self) -> bool:  # asked for every relayed datagram: not through __getattr__
+        return self._transport.is_closing()
+
     def __getattr__(self, name):
         if name == "_sock":
             raise AttributeError(name)
