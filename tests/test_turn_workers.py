@@ -383,3 +383,31 @@ def test_a_handed_client_is_relayed_by_the_permissions_and_channels_the_daemon_s
         client.close()
 
     asyncio.run(scenario())
+
+
+async def test_a_socket_bound_to_the_turn_port_with_reuseport_gets_no_clients_datagrams():
+    """The UDP listener shares its address (for handed clients' connected sockets), but an
+    unconnected socket bound there too, another process's or a handoff's before its connect,
+    is given nothing: every new client is still answered by the server."""
+    import socket
+
+    from videoroomd.config.schema import TurnConfig
+    from videoroomd.turn.peers import MediaAddresses
+    from videoroomd.turn.server import TurnService
+    from turn_client import allocate_request
+
+    service = TurnService(TurnConfig(enabled=True, host="127.0.0.1", port=0, relay_ports=(46000, 46999), secret=SECRET),
+                          MediaAddresses(["127.0.0.1"]).contains, relay_host="127.0.0.1")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        intruder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        intruder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        intruder.bind(service.addresses["udp"])
+        intruder.setblocking(False)
+        for _ in range(20):
+            async with TurnClient("udp", service.addresses["udp"]) as client:
+                assert (await client.request(allocate_request(), sign=False)).error_code == 401
+        with pytest.raises(BlockingIOError):
+            intruder.recv(100)
+        intruder.close()
+        nursery.cancel_scope.cancel()

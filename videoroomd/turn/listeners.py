@@ -9,8 +9,10 @@ allocation, or gone ends alone.
 
 from __future__ import annotations
 
+import ctypes
 import ipaddress
 import socket
+import struct
 import ssl
 from collections import Counter
 from dataclasses import dataclass
@@ -126,6 +128,7 @@ class Listeners:
             # handoff to the media workers): Linux gives it that client's datagrams.
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             raw.bind((host, port))
+            keep_unconnected_datagrams(raw)
         except OSError as problem:
             raw.close()
             raise TurnListenError("turn.listen", f"cannot listen on UDP {text((host, port))}: {problem.strerror or problem}") from None
@@ -286,6 +289,22 @@ class _Written:
 
     queued: int = 0
     done: int = 0
+
+
+SO_ATTACH_REUSEPORT_CBPF = 51  # Linux; the socket module does not name it
+_RETURN_ZERO = struct.pack("HBBI", 0x06, 0, 0, 0)  # classic BPF: "ret #0"
+
+
+def keep_unconnected_datagrams(sock: socket.socket) -> None:
+    """Have every datagram that no connected socket of ``sock``'s SO_REUSEPORT group takes go
+    to ``sock`` (the group's first socket), never to another unconnected socket bound to the
+    same address: neither a handoff socket between its bind and its connect, nor another
+    process of the same user. Best effort: without it (not Linux) the kernel spreads them."""
+    program = ctypes.create_string_buffer(_RETURN_ZERO)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, struct.pack("HP", 1, ctypes.addressof(program)))
+    except OSError as error:
+        log.warning("turn: UDP datagrams are not steered to the listener", error=str(error))
 
 
 def send_datagram(sock: socket.socket, payload: bytes, to: tuple[str, int], dropped: Counter, reason: str) -> None:
