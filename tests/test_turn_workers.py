@@ -356,6 +356,10 @@ def test_a_handed_client_is_relayed_by_the_permissions_and_channels_the_daemon_s
         assert protocol.got == [(b"hello", relay)]
         assert relays.dropped["forbidden_peer"] == 1  # not a media socket of this worker: nowhere
         assert [e["type"] for e in events] == ["turn_control"]  # requests are the daemon's to answer
+        for _ in range(50):  # a flood of requests is cut at the burst, not passed on to the daemon
+            client.send(bytes(stun.Message(stun.Method.REFRESH, stun.Class.REQUEST, attributes={"LIFETIME": 0})))
+        await settle()
+        assert len(events) == 40 and relays.dropped["control_rate"] == 11
         protocol.transport.sendto(b"back", relay)  # what the media socket sends to the relayed address
         assert client.recv(100) == struct.pack("!HH", CHANNEL, 4) + b"back"
         protocol.transport.sendto(b"direct", ("127.0.0.1", 7000))  # anything else goes to the socket

@@ -48,6 +48,10 @@ Address = tuple[str, int]
 FindProtocol = Callable[[Address], Any]   # a media socket's aioice protocol by its (ip, port), or None
 MAX_STREAM_BUFFER = 1024 * 1024  # bytes waiting for a slow TCP client; more frames are dropped
 FD_WAIT = 5.0                    # seconds a handoff command waits for its socket to arrive
+# Requests of one handed client passed on to the daemon: a client refreshes and binds a few a
+# minute; a flood is dropped here (counted) instead of filling the link to the daemon.
+CONTROL_RATE = 20.0              # per second
+CONTROL_BURST = 40.0
 
 
 def apply_state(allocation: Allocation, state: dict, now: float) -> None:
@@ -76,6 +80,8 @@ class HandedClient:
     stream: asyncio.Transport | None = None
     framer: StreamFramer | None = None
     closed: bool = False
+    control_tokens: float = CONTROL_BURST
+    control_stamp: float = 0.0
 
 
 class WorkerRelays:
@@ -132,7 +138,8 @@ class WorkerRelays:
             self.budget.rate = float(message["bandwidth"])
             allocation = Allocation(relay_id, str(message["user"]), _address(message["relay_address"]), 0.0)
             apply_state(allocation, message["state"], self.clock())
-            handed = HandedClient(relay_id, transport, _address(message["client"]), allocation.relay, allocation, sock)
+            handed = HandedClient(relay_id, transport, _address(message["client"]), allocation.relay, allocation, sock,
+                                  control_stamp=self.clock())
             self.clients[relay_id] = handed
             loop = asyncio.get_running_loop()
             if transport == "udp":
@@ -247,13 +254,24 @@ class WorkerRelays:
                         self.dropped["malformed"] += 1
                         return
                     self._to_peer(handed, decoded.peers[0], payload)
-                else:  # a request: the daemon answers it
+                elif self._may_pass_on(handed):  # a request: the daemon answers it
                     self.send_event({"type": "turn_control", "relay": handed.id, "data": data.hex()})
+                else:
+                    self.dropped["control_rate"] += 1
             else:
                 self.dropped["malformed"] += 1
         except Exception:
             self.dropped["internal_error"] += 1
             log.exception("relaying a client's message failed", relay=handed.id)
+
+    def _may_pass_on(self, handed: HandedClient) -> bool:
+        now = self.clock()
+        handed.control_tokens = min(CONTROL_BURST, handed.control_tokens + (now - handed.control_stamp) * CONTROL_RATE)
+        handed.control_stamp = now
+        if handed.control_tokens < 1:
+            return False
+        handed.control_tokens -= 1
+        return True
 
     def _to_peer(self, handed: HandedClient, peer: Address, payload: bytes) -> None:
         now = self.clock()
