@@ -63,6 +63,16 @@ def set_dont_fragment(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _PMTUDISC_DO)
 
 
+class _Held:
+    """A client's ``send`` while its transport is being handed: keeps what is sent, in order."""
+
+    def __init__(self) -> None:
+        self.held: list[bytes] = []
+
+    def __call__(self, data: bytes) -> None:
+        self.held.append(data)
+
+
 @dataclass(eq=False)
 class _Relay:
     allocation: Allocation
@@ -74,6 +84,7 @@ class _Relay:
     worker: str | None = None  # the media worker its transport was handed to
     handing: bool = False      # being handed, or tried once and failed: not again
     target: str | None = None  # the worker it is being handed to (its events may come before its answer)
+    changed: bool = False      # a request may have changed its state since its worker last got it
 
 
 class TurnService:
@@ -172,6 +183,9 @@ class TurnService:
 
     # -- one message from a client ---------------------------------------------------------
     def _receive(self, data: bytes, client: Client) -> None:
+        relay = self._relays.get(client.key)
+        if relay is not None:
+            client = relay.client  # a UDP client's datagrams each come with a Client; answer through its allocation's
         try:
             if channeldata.looks_like_channel_data(data):
                 self._channel_data(data, client)
@@ -219,10 +233,10 @@ class TurnService:
         if decoded.unknown:
             self._reply(client, error(message, 420), key, ((UNKNOWN_ATTRIBUTES, unknown_attributes_value(decoded.unknown)),))
             return
-        handler(decoded, client, username, key)
         relay = self._relays.get(client.key)
         if relay is not None and relay.worker is not None:
-            self._push_state(relay)  # the worker relays by the allocation's permissions and channels
+            relay.changed = True  # its worker gets the new state with the answer (see _worker_send)
+        handler(decoded, client, username, key)
 
     def _reply(self, client: Client, message: stun.Message, key: bytes | None = None, extra=()) -> None:
         if message.message_class == stun.Class.ERROR:
@@ -377,8 +391,8 @@ class TurnService:
         if not all(allocation.permit(peer[0], now) for peer in decoded.peers):
             self._reply(client, error(message, 508, "too many permissions on this allocation"), key)
             return
-        self._reply(client, response(message), key)
         self._permitted(client, decoded.peers)
+        self._reply(client, response(message), key)
 
     def _channel_bind(self, decoded: Decoded, client: Client, username: str, key: bytes) -> None:
         message = decoded.message
@@ -399,8 +413,8 @@ class TurnService:
         if problem is not None:
             self._reply(client, error(message, 400, problem), key)
             return
-        self._reply(client, response(message), key)
         self._permitted(client, (peer,))
+        self._reply(client, response(message), key)
 
     # -- relaying --------------------------------------------------------------------------------
     def _send_indication(self, decoded: Decoded, client: Client) -> None:
@@ -551,6 +565,10 @@ class TurnService:
         relay.worker = worker
         self.handed_by_transport[relay.client.transport] += 1
         self._push_state(relay)  # what changed while it was on its way
+        held = getattr(relay.client.send, "held", ())
+        relay.client.send = lambda data: self._worker_send(relay, data)
+        for data in held:
+            relay.client.send(data)
         log.debug("turn client handed to a media worker", worker=worker, transport=relay.client.transport,
                   client=text(relay.client.address), relay=text(relay.allocation.relay))
         return True
@@ -565,18 +583,24 @@ class TurnService:
         delivers the client's datagrams to it from then on, no longer to the listener."""
         assert self.handoff is not None
         listen = self.listeners.addresses["udp"]
+        client = relay.client
+        original, held = client.send, _Held()
+        client.send = held  # answers made meanwhile go out after the worker has the state they give
         sock = socket.socket(family_of(listen[0]), socket.SOCK_DGRAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind(listen)
-            sock.connect(relay.client.address)
+            sock.connect(client.address)
             await self.handoff.hand(worker, sock.fileno(), **self._handoff_fields(relay))
         except HANDOFF_FAILED as error:
             self._handoff_failed(relay, worker, error)
+            client.send = original
+            for data in held.held:
+                original(data)
             return
         finally:
             sock.close()  # the worker has its own copy; on failure the listener gets the client back
-        self._handed(relay, worker)
+        self._handed(relay, worker)  # (sends what was held)
 
     async def _hand_off_stream(self, relay: _Relay, worker: str, fileno: int, leftover: bytes) -> bool:
         """Give ``worker`` the client's TCP connection (``fileno``, with the ``leftover`` bytes
@@ -584,29 +608,30 @@ class TurnService:
         without closing the connection), False to go on serving it here."""
         assert self.handoff is not None
         client = relay.client
-        original, held = client.send, []
-        client.send = held.append  # answers made meanwhile go where the client ends up
+        original, held = client.send, _Held()
+        client.send = held  # answers made meanwhile go where the client ends up
         fd = os.dup(fileno)
         try:
             await self.handoff.hand(worker, fd, leftover=leftover.hex(), **self._handoff_fields(relay))
         except HANDOFF_FAILED as error:
             self._handoff_failed(relay, worker, error)
             client.send = original
-            for data in held:
+            for data in held.held:
                 original(data)
             return False
         finally:
             os.close(fd)
-        handoff = self.handoff
-
-        def send(data: bytes) -> None:
-            handoff.post(worker, "turn_send", relay=relay.id, data=data.hex())
-
-        client.send = send
-        for data in held:
-            send(data)
-        self._handed(relay, worker)
+        self._handed(relay, worker)  # (sends what was held)
         return True  # even if it ended meanwhile: the worker has the connection and closes it
+
+    def _worker_send(self, relay: _Relay, data: bytes) -> None:
+        """Send ``data`` to a handed client through its worker, after the allocation's state if a
+        request changed it: the client acts on an answer at once, and its worker must know."""
+        assert self.handoff is not None and relay.worker is not None
+        if relay.changed and self._relays.get(relay.allocation.key) is relay:
+            relay.changed = False
+            self._push_state(relay)
+        self.handoff.post(relay.worker, "turn_send", relay=relay.id, data=data.hex())
 
     def worker_event(self, worker: str, message: dict) -> None:
         """An event of a media worker about the clients handed to it."""
