@@ -32,6 +32,8 @@ COMMANDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "silent": {"room": str, "seconds": (int, float)},
     "endpoints": {"room": str},
     "close_room": {"room": str},
+    "target_layer": {"room": str, "endpoint": str, "track_id": str, "layer": str},
+    "layer_enabled": {"room": str, "track_id": str, "layer": str, "enabled": bool},
 }
 # Event → its fields.
 EVENTS: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -39,6 +41,8 @@ EVENTS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "state": {"room": str, "endpoint": str, "state": str},
     "vad": {"room": str, "track": str, "speaking": bool},
     "stats": {"cpu_seconds": (int, float), "rooms": dict},
+    "layer": {"room": str, "endpoint": str, "track_id": str, "layer": str, "reason": str},
+    "bandwidth": {"room": str, "endpoint": str, "bps": int},
 }
 
 
