@@ -80,11 +80,16 @@ class MediaServer:
                 self.send({"type": "state", "room": room, "endpoint": endpoint_id, "state": args[0]})
             elif kind == "vad":
                 self.send({"type": "vad", "room": room, "track": args[0], "speaking": bool(args[1])})
+            elif kind == "layer":
+                self.send({"type": "layer", "room": room, "endpoint": endpoint_id, "track_id": args[0],
+                           "layer": args[1], "reason": args[2]})
+            elif kind == "bandwidth":
+                self.send({"type": "bandwidth", "room": room, "endpoint": endpoint_id, "bps": int(args[0])})
 
         addresses = tuple(str(a) for a in message["addresses"])
         udp_ports = _port_range(message["udp_ports"])
         self.rooms[room] = RoomMedia(ice_servers, self._certificate(message["certificate"]), addresses, on_event,
-                                     udp_ports)
+                                     udp_ports, _max_bitrate(message.get("max_video_bitrate")))
 
     def _certificate(self, paths: dict | None) -> RTCCertificate:
         if paths is not None:
@@ -105,7 +110,28 @@ class MediaServer:
             mid, track_id, stream_id = slot
             slots.append(SlotPlan(str(mid), None if track_id is None else str(track_id), str(stream_id)))
         connection = self._room(message).connection(message["endpoint"])
-        return await connection.answer(message["sdp"], {str(k): str(v) for k, v in message["sending"].items()}, slots)
+        return await connection.answer(message["sdp"], {str(k): str(v) for k, v in message["sending"].items()}, slots,
+                                       _simulcast(message.get("simulcast")))
+
+    async def _target_layer(self, message: dict) -> bool:
+        """True when the layer was taken; False (logged, nothing changes) for a track that is
+        not simulcast here, a layer it does not have, or an endpoint without a connection."""
+        room = self._room(message)
+        connection = room.connections.get(message["endpoint"])
+        taken = connection is not None and connection.set_target(message["track_id"], message["layer"])
+        if not taken:
+            log.info("target_layer for no simulcast layer here ignored", room=message["room"],
+                     endpoint=message["endpoint"], track=message["track_id"][:64], layer=message["layer"][:16])
+        return taken
+
+    async def _layer_enabled(self, message: dict) -> bool:
+        """True when the track has that layer (now enabled or not); False (logged) otherwise."""
+        published = self._room(message).published.get(message["track_id"])
+        taken = published is not None and published.set_layer_enabled(message["layer"], message["enabled"])
+        if not taken:
+            log.info("layer_enabled for no simulcast layer here ignored", room=message["room"],
+                     track=message["track_id"][:64], layer=message["layer"][:16])
+        return taken
 
     async def _add_candidate(self, message: dict) -> None:
         connection = self._room(message).connections.get(message["endpoint"])
@@ -199,6 +225,26 @@ async def serve(sock: socket.socket, cpu_clock: Callable[[], float] = time.proce
             task.cancel()
         await server.close()
         writer.close()
+
+
+def _simulcast(value: Any) -> dict[str, list[str]]:
+    """``answer``'s optional simulcast: {mid: [RID, ...]} (absent or None: none)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+            isinstance(rids, list) and 1 <= len(rids) <= 8 and all(isinstance(r, str) and r for r in rids)
+            and len(set(rids)) == len(rids) for rids in value.values()):
+        raise ValueError("simulcast must be {mid: [RID, ...]} with 1 to 8 distinct non-empty RIDs per mid")
+    return {str(mid): list(rids) for mid, rids in value.items()}
+
+
+def _max_bitrate(value: Any) -> int | None:
+    """``open_room``'s optional max_video_bitrate: None, or bits/s (a positive integer)."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"max_video_bitrate must be a positive integer (bits/s) or null, got {value!r}")
+    return value
 
 
 def _port_range(value: list | None) -> tuple[int, int] | None:

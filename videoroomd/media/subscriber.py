@@ -11,6 +11,12 @@ It keeps the last packets it sent, to answer NACKs with retransmissions
 over RTX within a budget. When it may start a source, and what happens
 while it is still connecting or after its full socket dropped a packet, is
 decided by :class:`.gate.StartGate`.
+
+Of a simulcast source it sends one layer: :class:`.gate.LayerSelector`
+chooses which (now and then, asked by the source), :class:`.gate.LayerSwitch`
+changes to it at a keyframe of that layer, and the VP8 picture ids are
+rewritten (:class:`.vp8_rewrite.Vp8Rewriter`) so that the subscriber sees
+one stream whatever the layer.
 """
 
 from __future__ import annotations
@@ -26,9 +32,10 @@ from aiortc.utils import random16, random32
 
 from .aiortc_compat import rtp as compat
 from .forwarding import MediaCounters
-from .gate import Start, StartGate
+from .gate import LayerSelector, LayerSwitch, Reason, Start, StartGate
 from .rtp_packets import abs_send_time, extension_block, one_byte_element, rtp_packet
 from .stream_rewrite import StreamRewriter
+from .vp8_rewrite import Vp8Rewriter
 
 if TYPE_CHECKING:
     from .publisher import PublishedTrack
@@ -97,8 +104,15 @@ class ForwardedTrack(MediaStreamTrack):
     sender's RTP task.
     """
 
-    def __init__(self, kind: str, sender, counters: MediaCounters | None = None):
+    def __init__(self, kind: str, sender, counters: MediaCounters | None = None, owner=None):
         super().__init__()
+        # The subscriber's connection (``.rtc.EndpointConnection``): its bandwidth, its layer
+        # requests, where layer changes are told. None: no simulcast (tests).
+        self.owner = owner
+        self.selector: LayerSelector | None = None   # set while the source is simulcast
+        self.layer_switch: LayerSwitch | None = None
+        self.vp8: Vp8Rewriter | None = None
+        self._layer_reason = Reason.OTHER
         self.kind = kind
         self.sender = sender
         self.counters = counters or MediaCounters()
@@ -127,9 +141,72 @@ class ForwardedTrack(MediaStreamTrack):
             self.source.subscribers.discard(self)
         self.source = source
         self.gate.switched()
+        self.selector = self.layer_switch = None
+        if source is not None and source.layers is not None:
+            self.selector = LayerSelector(len(source.layers.rids))
+            self.layer_switch = LayerSwitch()
+            if self.vp8 is None:
+                self.vp8 = Vp8Rewriter()  # kept for the slot's life: picture ids go on across sources
+            target = self.owner.target_for(source.track_id) if self.owner is not None else None
+            if target is not None and source.layer_index(target) is not None:
+                self.selector.set_target(source.layer_index(target))
         if source is not None:
             source.subscribers.add(self)
-            source.request_keyframe(starting=True)
+            if self.selector is not None:
+                self.choose_layer(time.monotonic())
+            else:
+                source.request_keyframe(starting=True)
+
+    # -- simulcast ---------------------------------------------------------------------------
+
+    def set_target(self, layer: int) -> None:
+        """The subscriber wants ``layer`` of its simulcast source at most."""
+        if self.selector is not None:
+            self.selector.set_target(layer)
+            self.choose_layer(time.monotonic())
+
+    def choose_layer(self, now: float) -> None:
+        """Choose the layer to send (monotonic ``now``), and ask for a keyframe of it while
+        the switch to it waits for one."""
+        source, selector = self.source, self.selector
+        if source is None or selector is None:
+            return
+        owner = self.owner
+        budget = owner.layer_budget() if owner is not None else None
+        congested = owner.congested(now) if owner is not None else False
+        meter = source.meter
+        decision = selector.choose(now, meter.usable(now), meter.arriving_since, meter.bitrate, budget, congested)
+        if decision is not None:
+            self._layer_reason = decision[1]
+            self.layer_switch.want(decision[0])
+        if self.layer_switch.pending is not None:
+            source.request_keyframe(starting=True, layer=self.layer_switch.pending)
+
+    def forward_layer(self, packet, layer: int, keyframe: bool, now: float, send_time: bytes, ntp: int) -> None:
+        """A packet of ``layer`` of the simulcast source: sent when it is of the layer this
+        subscriber is on, or a keyframe of the one it changes to (which starts a new run)."""
+        switch = self.layer_switch
+        if switch is None:
+            return
+        verdict = switch.admit(layer, keyframe)
+        if not verdict:
+            return
+        if verdict == 2:
+            self.gate.switched()
+            self.gate.new_source = False
+            if self.owner is not None:
+                self.owner.layer_changed(self.source.track_id, self.source.layers.rids[layer], self._layer_reason)
+        self.forward(packet, keyframe, now, send_time, ntp)
+
+    def _ask_keyframe(self, starting: bool) -> None:
+        source = self.source
+        if source is None:
+            return
+        if self.layer_switch is not None:
+            layer = self.layer_switch.pending if self.layer_switch.pending is not None else self.layer_switch.current
+            source.request_keyframe(starting=starting, layer=layer)
+        else:
+            source.request_keyframe(starting=starting)
 
     def configure(self, parameters) -> None:
         """The sender's negotiated parameters (aiortc keeps the first ones for good, so do we)."""
@@ -159,12 +236,14 @@ class ForwardedTrack(MediaStreamTrack):
             if decision is Start.GO:
                 self._stream.start_run(packets[0].sequence_number, packets[0].timestamp, now,
                                        self.parameters.clock_rate)
+                if self.vp8 is not None:
+                    self.vp8.start_run()
                 for start in packets:
                     self._send_packet(start, now, send_time, ntp)
             elif decision is not Start.HELD:
                 # Rate-limited; also covers a lost request. Only a new source gets the short wait:
                 # a subscriber that keeps falling behind must not make the publisher send keyframes.
-                self.source.request_keyframe(starting=decision is Start.ASK_STARTING)
+                self._ask_keyframe(decision is Start.ASK_STARTING)
             return
         self._send_packet(packet, now, send_time, ntp)
 
@@ -175,6 +254,8 @@ class ForwardedTrack(MediaStreamTrack):
         seq, timestamp = mapped
         parameters = self.parameters
         payload = packet.payload
+        if self.layer_switch is not None:
+            payload = self.vp8.rewrite(payload)
         audio_level = packet.extensions.audio_level if self.kind == "audio" else None
         data = rtp_packet(parameters.payload_type, packet.marker, seq, timestamp, parameters.ssrc,
                           parameters.extensions(send_time, audio_level), payload)
@@ -261,5 +342,4 @@ class ForwardedTrack(MediaStreamTrack):
     def _fell_behind(self) -> None:
         self.counters.packets_dropped += 1
         if self.gate.fell_behind():
-            if self.source is not None:
-                self.source.request_keyframe()  # the usual wait: it may keep falling behind
+            self._ask_keyframe(False)  # the usual wait: it may keep falling behind
