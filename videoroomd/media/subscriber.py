@@ -192,10 +192,11 @@ class ForwardedTrack(MediaStreamTrack):
         if not verdict:
             return
         if verdict == 2:
+            first = self.gate.new_source and not self.gate.running  # nothing sent of this source yet
             self.gate.switched()
-            self.gate.new_source = False
             if self.owner is not None:
-                self.owner.layer_changed(self.source.track_id, self.source.layers.rids[layer], self._layer_reason)
+                reason = Reason.OTHER if first else self._layer_reason
+                self.owner.layer_changed(self.source.track_id, self.source.layers.rids[layer], reason)
         self.forward(packet, keyframe, now, send_time, ntp)
 
     def _ask_keyframe(self, starting: bool) -> None:

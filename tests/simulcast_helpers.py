@@ -1,0 +1,171 @@
+"""Driving a media server with its messages from a plain (non-trio) test, and browser pages that
+publish simulcast or subscribe through it: what the simulcast browser tests share."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import re
+import threading
+import time
+
+from videoroomd.media import messages
+from videoroomd.media.server import MediaServer
+
+
+class MediaDriver:
+    """A :class:`MediaServer` on an asyncio thread of its own, spoken to with framed messages as
+    the control plane does; its events are kept in ``events``."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.events: list[dict] = []
+        self._replies: dict[int, queue.Queue] = {}
+        self._next_id = 1
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="media", daemon=True)
+        self._thread.start()
+        self.server = self._on_loop(self._make_server)
+
+    async def _make_server(self) -> MediaServer:
+        return MediaServer(self._receive)
+
+    def _on_loop(self, make, timeout: float = 20.0):
+        return asyncio.run_coroutine_threadsafe(make(), self.loop).result(timeout)
+
+    def _receive(self, message: dict) -> None:
+        message = messages.decode(messages.encode(message)[4:])  # what crosses the boundary
+        if message["type"] == "reply":
+            waiting = self._replies.get(message["id"])
+            if waiting is not None:
+                waiting.put(message)
+        else:
+            with self._lock:
+                self.events.append(message)
+
+    def command(self, kind: str, timeout: float = 20.0, **fields):
+        """Send command ``kind`` and return its result; raises AssertionError with its error."""
+        with self._lock:
+            request_id = self._next_id
+            self._next_id += 1
+        waiting = self._replies[request_id] = queue.Queue()
+        message = messages.decode(messages.encode(messages.command(kind, request_id, **fields))[4:])
+        self.loop.call_soon_threadsafe(self.server.take, message)
+        reply = waiting.get(timeout=timeout)
+        del self._replies[request_id]
+        if not reply["ok"]:
+            raise AssertionError(f"{kind} failed: {reply['error']}")
+        return reply["result"]
+
+    def of_type(self, kind: str) -> list[dict]:
+        with self._lock:
+            return [e for e in self.events if e["type"] == kind]
+
+    def close(self) -> None:
+        self._on_loop(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+
+def offered_rids(sdp: str) -> dict[str, list[str]]:
+    """mid -> RIDs sent, for each m-section with ``a=simulcast:send`` (a test's own copy of what
+    the control side works out from an offer)."""
+    out: dict[str, list[str]] = {}
+    for section in sdp.split("\r\nm=")[1:]:
+        mid = re.search(r"^a=mid:(\S+)", section, re.M)
+        send = re.search(r"^a=simulcast:send (\S+)", section, re.M)
+        if mid and send:
+            out[mid.group(1)] = [r.lstrip("~") for r in re.split(r"[;,]", send.group(1))]
+    return out
+
+
+def sending_mids(sdp: str) -> dict[str, str]:
+    """mid -> kind of each m-section the offer sends on."""
+    out = {}
+    for section in sdp.split("\r\nm=")[1:]:
+        mid = re.search(r"^a=mid:(\S+)", section, re.M)
+        if mid and re.search(r"^a=(sendonly|sendrecv)", section, re.M):
+            out[mid.group(1)] = section.split(" ", 1)[0]
+    return out
+
+
+# In the page: a connection that publishes the fake camera in three layers, or receives one video.
+PAGE = """
+window.gathered = pc => new Promise(resolve => {
+    if (pc.iceGatheringState === 'complete') return resolve();
+    pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+});
+window.publish = async (layers) => {
+    const stream = await navigator.mediaDevices.getUserMedia({video: {width: 1280, height: 720}, audio: false});
+    const pc = window.pc = new RTCPeerConnection();
+    const encodings = layers ? [{rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 150000},
+                                {rid: 'm', scaleResolutionDownBy: 2, maxBitrate: 500000},
+                                {rid: 'h', maxBitrate: 1500000}] : [{}];
+    const transceiver = pc.addTransceiver(stream.getVideoTracks()[0], {direction: 'sendonly', sendEncodings: encodings});
+    const vp8 = RTCRtpSender.getCapabilities('video').codecs.filter(c => /vp8|rtx/i.test(c.mimeType));
+    transceiver.setCodecPreferences(vp8);
+    await pc.setLocalDescription(await pc.createOffer());
+    await window.gathered(pc);
+    return pc.localDescription.sdp;
+};
+window.subscribe = async () => {
+    // A microphone of its own only so that Chromium offers plain host candidates, not mDNS names.
+    await navigator.mediaDevices.getUserMedia({audio: true});
+    const pc = window.pc = new RTCPeerConnection();
+    pc.addTransceiver('video', {direction: 'recvonly'});
+    pc.ontrack = event => {
+        const video = document.createElement('video');
+        video.autoplay = true; video.muted = true; video.srcObject = new MediaStream([event.track]);
+        document.body.appendChild(video);
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    await window.gathered(pc);
+    return pc.localDescription.sdp;
+};
+window.accept = async (sdp) => { await window.pc.setRemoteDescription({type: 'answer', sdp}); };
+window.inbound = async () => {
+    const stats = await window.pc.getStats();
+    for (const s of stats.values())
+        if (s.type === 'inbound-rtp' && s.kind === 'video')
+            return {width: s.frameWidth || 0, height: s.frameHeight || 0, decoded: s.framesDecoded || 0};
+    return {width: 0, height: 0, decoded: 0};
+};
+window.outbound = async () => {
+    const stats = await window.pc.getStats();
+    const out = {};
+    for (const s of stats.values())
+        if (s.type === 'outbound-rtp' && s.kind === 'video')
+            out[s.rid || '-'] = {width: s.frameWidth || 0, sent: s.framesSent || 0, active: s.active,
+                                 reason: s.qualityLimitationReason};
+    return out;
+};
+window.setActive = async (rid, active) => {
+    const sender = window.pc.getSenders()[0];
+    const parameters = sender.getParameters();
+    for (const e of parameters.encodings) if (e.rid === rid) e.active = active;
+    await sender.setParameters(parameters);
+};
+"""
+
+
+def wait_for(predicate, timeout: float, what: str, step: float = 0.25):
+    """``predicate()``'s first truthy value within ``timeout`` seconds; AssertionError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(step)
+    raise AssertionError(f"{what} (last seen: {last!r})")
+
+
+def page_with_media(browser):
+    """A new page at a secure origin (getUserMedia needs one; served by the browser's own request
+    interception, no server), with :data:`PAGE`'s functions."""
+    page = browser.new_page()
+    page.route("http://localhost/simulcast", lambda route: route.fulfill(body="<html><body></body></html>",
+                                                                          content_type="text/html"))
+    page.goto("http://localhost/simulcast")
+    page.evaluate("() => {" + PAGE + "}")
+    return page

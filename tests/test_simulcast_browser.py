@@ -1,0 +1,116 @@
+"""Simulcast end to end: headless Chromium publishes its 1280x720 fake camera in three layers
+(l, m, h: a quarter, half and full size) to the media server, driven with its messages as the
+control plane drives it; Chromium subscribers each decode the layer they asked for."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from browser import launch
+from simulcast_helpers import MediaDriver, offered_rids, page_with_media, sending_mids, wait_for
+
+pytestmark = pytest.mark.browser
+
+ROOM = "sim"
+TRACK = "camera"
+
+
+def join_as_subscriber(media: MediaDriver, browser, endpoint: str, target: str | None):
+    page = page_with_media(browser)
+    offer = page.evaluate("subscribe()")
+    mid = next(line[6:] for line in offer.split("\r\n") if line.startswith("a=mid:"))
+    answer = media.command("answer", room=ROOM, endpoint=endpoint, sdp=offer, sending={},
+                           slots=[[mid, TRACK, "publisher"]])
+    page.evaluate("sdp => accept(sdp)", answer)
+    if target is not None:
+        assert media.command("target_layer", room=ROOM, endpoint=endpoint, track_id=TRACK, layer=target) is True
+    return page
+
+
+def decoded_width(page) -> int:
+    """The frame width the page decodes now, once frames are decoded."""
+    stats = page.evaluate("inbound()")
+    return stats["width"] if stats["decoded"] > 0 else 0
+
+
+def layers_of(media: MediaDriver, endpoint: str) -> list[tuple[str, str]]:
+    return [(e["layer"], e["reason"]) for e in media.of_type("layer") if e["endpoint"] == endpoint]
+
+
+@pytest.fixture(scope="module")
+def call():
+    media = MediaDriver()
+    media.command("open_room", room=ROOM, ice_servers=[], certificate=None, addresses=["127.0.0.1"],
+                  udp_ports=None, max_video_bitrate=None)
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            publisher = page_with_media(browser)
+            offer = publisher.evaluate("publish(true)")
+            rids = offered_rids(offer)
+            assert list(rids.values()) == [["l", "m", "h"]]
+            answer = media.command("answer", room=ROOM, endpoint="publisher", sdp=offer,
+                                   sending={mid: TRACK for mid in sending_mids(offer)}, slots=[], simulcast=rids)
+            assert "a=simulcast:recv l;m;h" in answer and "a=rid:h recv" in answer
+            assert "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id" in answer
+            publisher.evaluate("sdp => accept(sdp)", answer)
+            small = join_as_subscriber(media, browser, "small", "l")
+            large = join_as_subscriber(media, browser, "large", "h")
+            yield media, publisher, small, large
+        finally:
+            browser.close()
+            media.close()
+
+
+def test_a_subscriber_asking_l_decodes_320x180_and_one_asking_h_decodes_1280x720(call):
+    media, publisher, small, large = call
+    # The publisher's browser turns h on once its bandwidth estimate allows it: within seconds.
+    wait_for(lambda: decoded_width(large) == 1280, 60, "the h subscriber decodes 1280 wide")
+    assert large.evaluate("inbound()")["height"] == 720
+    assert decoded_width(small) == 320 and small.evaluate("inbound()")["height"] == 180
+    assert layers_of(media, "small")[0] == ("l", "other")
+    assert layers_of(media, "large")[-1][0] == "h"
+    assert all(e["bps"] > 0 for e in media.of_type("bandwidth"))
+    # Still decoding, both: every switch the large one made went on in one stream.
+    before = {name: page.evaluate("inbound()")["decoded"] for name, page in (("small", small), ("large", large))}
+    wait_for(lambda: all(page.evaluate("inbound()")["decoded"] > before[name] + 20
+                         for name, page in (("small", small), ("large", large))), 10, "both keep decoding")
+
+
+def test_a_publisher_turning_h_off_moves_its_h_subscriber_down_and_back_up_when_it_returns(call):
+    media, publisher, small, large = call
+    wait_for(lambda: decoded_width(large) == 1280, 60, "the h subscriber decodes 1280 wide")
+    publisher.evaluate("setActive('h', false)")
+    assert media.command("layer_enabled", room=ROOM, track_id=TRACK, layer="h", enabled=False) is True
+    wait_for(lambda: decoded_width(large) == 640, 15, "the h subscriber falls back to m")
+    assert layers_of(media, "large")[-1] == ("m", "encoding_inactive")
+    publisher.evaluate("setActive('h', true)")
+    assert media.command("layer_enabled", room=ROOM, track_id=TRACK, layer="h", enabled=True) is True
+    wait_for(lambda: decoded_width(large) == 1280, 30, "the h subscriber goes back up to h")
+    assert decoded_width(small) == 320  # the l subscriber never noticed
+
+
+def test_a_layer_that_stops_arriving_unannounced_is_left_for_the_next_one_down(call):
+    media, publisher, small, large = call
+    wait_for(lambda: decoded_width(large) == 1280, 60, "the h subscriber decodes 1280 wide")
+    publisher.evaluate("setActive('h', false)")  # no layer_enabled: the server notices the silence
+    wait_for(lambda: decoded_width(large) == 640, 15, "the h subscriber falls back to m")
+    assert layers_of(media, "large")[-1] == ("m", "encoding_inactive")
+    publisher.evaluate("setActive('h', true)")
+    wait_for(lambda: decoded_width(large) == 1280, 30, "the h subscriber goes back up to h")
+
+
+def test_bad_layer_requests_are_refused_harmlessly_and_the_subscribers_keep_decoding(call):
+    media, publisher, small, large = call
+    assert media.command("target_layer", room=ROOM, endpoint="small", track_id="nope", layer="h") is False
+    assert media.command("target_layer", room=ROOM, endpoint="small", track_id=TRACK, layer="x") is False
+    assert media.command("target_layer", room=ROOM, endpoint="nobody", track_id=TRACK, layer="h") is False
+    assert media.command("layer_enabled", room=ROOM, track_id="nope", layer="h", enabled=False) is False
+    for i in range(300):  # a flood, flapping between the ends
+        assert media.command("target_layer", room=ROOM, endpoint="small", track_id=TRACK, layer="lh"[i % 2]) is True
+    assert media.command("target_layer", room=ROOM, endpoint="small", track_id=TRACK, layer="l") is True
+    wait_for(lambda: decoded_width(small) == 320, 20, "the l subscriber is back on l")
+    before = large.evaluate("inbound()")["decoded"]
+    wait_for(lambda: large.evaluate("inbound()")["decoded"] > before + 20, 10, "the h subscriber keeps decoding")
+    assert decoded_width(large) == 1280
