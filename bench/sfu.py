@@ -72,6 +72,8 @@ class Bench:
         a = self.args
         loading = 3 * max(a.rooms) * (n + 1)  # seconds: every participant loads at once, on a few cores
         lifetime = 120 + loading + a.stagger * n + a.settle_timeout + a.warmup + a.duration + a.late_timeout
+        if a.simulcast:  # the wait for layer h, and the limit, come before the late joiner
+            lifetime += a.layer_timeout + a.switch_timeout + 2 * POLL + a.limit_hold + a.recover_timeout + 30
         module = "bench.browser_bot" if a.chromium else "bench.bot"
         argv = [sys.executable, "-m", module, self.daemon.socket_url, room, name, str(self.clip_path),
                 "--lifetime", str(lifetime)]
@@ -231,19 +233,20 @@ class Bench:
             await trio.to_thread.run_sync(host.limit, kbps)
         print(f"  N={n}: links of {', '.join(mine)} limited to {kbps} kbit/s", flush=True)
 
-        async def watch(limits, until_done: str, timeout: float) -> dict:
+        async def watch(limits, until_done: tuple[str, str], timeout: float) -> dict:
+            """The figures once every limited pair has the switch and the picture change
+            ``until_done`` names (the picture follows at the next decoded frame), or at ``timeout``."""
             deadline = time.monotonic() + timeout
             while True:
                 snaps = await self.snaps(bots)
                 now = time.monotonic()
                 figures = switch_figures(snaps, joined, limits(now), now, kbps)
-                if figures[until_done] == 0 or now > deadline:
+                if all(figures[key] == 0 for key in until_done) or now > deadline:
                     return figures
-
                 await trio.sleep(POLL)
 
-        down = await watch(lambda now: {name: Limit(t, now) for name, t in drops.items()}, "down_ms_missing",
-                           a.switch_timeout)
+        down = await watch(lambda now: {name: Limit(t, now) for name, t in drops.items()},
+                           ("down_ms_missing", "picture_down_ms_missing"), a.switch_timeout)
         print(f"  N={n}: switched down: {down['limited_pairs'] - down['down_ms_missing']} of "
               f"{down['limited_pairs']} limited pairs", flush=True)
         start = await self.sample(bots)
@@ -254,7 +257,7 @@ class Bench:
             recovers[name] = time.monotonic()
             await trio.to_thread.run_sync(host.unlimit)
         limits = {name: Limit(drops[name], recovers[name]) for name in mine}
-        figures = await watch(lambda _now: limits, "back_ms_missing", a.recover_timeout)
+        figures = await watch(lambda _now: limits, ("back_ms_missing", "picture_up_ms_missing"), a.recover_timeout)
         print(f"  N={n}: limit freed; back on the starting layer: "
               f"{figures['limited_pairs'] - figures['back_ms_missing']} of {figures['limited_pairs']} limited pairs",
               flush=True)
