@@ -6,7 +6,7 @@
 (() => {
   const now = () => performance.timeOrigin + performance.now(); // ms since the epoch
   const probe = (window.__bench = { pcs: [], id: null, joinSent: null, own: {}, remote: {}, first: {}, firstKey: {}, states: [],
-                                  switches: [], widths: {} });
+                                  switches: [], widths: {}, estimate: null });
 
   const NativePC = window.RTCPeerConnection;
   window.RTCPeerConnection = class extends NativePC {
@@ -30,6 +30,7 @@
     if (!outgoing && type === "connected") probe.id = data.id;
     if (outgoing && type === "sdpOffer") probe.own = data.midToTrackId;
     if (!outgoing && type === "sdpAnswer") probe.remote = data.midToTrackId;
+    if (!outgoing && type === "bandwidthEstimation") probe.estimate = Number(data.estimation);
     if (!outgoing && type === "encodingSwitched" && probe.switches.length < 10000)
       probe.switches.push([now(), data.trackId, data.encoding, data.reason]);
   }
@@ -59,10 +60,15 @@
   // What bench.bot's "snap" reports, from the browser's own statistics.
   window.__benchSnap = async () => {
     const received = {}, sent = {}, layers = {};
+    let sendEstimate = null;
     for (const pc of probe.pcs) {
       const lostAtServer = {};
       const stats = await pc.getStats();
       stats.forEach((s) => { if (s.type === "remote-inbound-rtp") lostAtServer[s.localId] = s.packetsLost || 0; });
+      stats.forEach((s) => {
+        if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded" && s.availableOutgoingBitrate != null)
+          sendEstimate = s.availableOutgoingBitrate;
+      });
       stats.forEach((s) => {
         if (s.type === "inbound-rtp" && s.mid != null) {
           received[s.mid] = {
@@ -92,7 +98,10 @@
         }
       });
     }
-    return { received, sent, layers, states: probe.states, switches: probe.switches };
+    // sendEstimate: what this browser thinks it may send (its own estimate, from the server's REMB);
+    // serverEstimate: what the server last said it can send this browser (bandwidthEstimation).
+    return { received, sent, layers, states: probe.states, switches: probe.switches,
+             estimates: { send_bps: sendEstimate, server_bps: probe.estimate } };
   };
 
   // Own endpoint id and track ids by kind, once the first offer went out.

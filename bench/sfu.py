@@ -191,6 +191,7 @@ class Bench:
             figures.update(self._relay_figures(n, run.final, turn))
         if mode == "simulcast":
             figures["layers_settled_s"] = layers_settled
+            figures["publishers_layers_in_window"] = publishers_layers(start, end, list(joined))
         if switching is not None:
             figures.update(switching)
         figures["details"] = {
@@ -262,12 +263,7 @@ class Bench:
               f"{figures['limited_pairs'] - figures['back_ms_missing']} of {figures['limited_pairs']} limited pairs",
               flush=True)
         held = summarize(Run(n, joined, start, end, None))
-        wall = end.t - start.t
-        sent_layers = {name: {rid: {"fps": round((layer["frames"] - start.snaps[name].get("layers", {}).get(rid, {})
-                                                  .get("frames", 0)) / wall, 1),
-                                   "width": layer["width"], "limited_by": layer["limited_by"]}
-                              for rid, layer in sorted(end.snaps[name].get("layers", {}).items())}
-                       for name in joined}
+        sent_layers = publishers_layers(start, end, list(joined))
 
         def pair(key: str) -> str:
             median, top, missing = (figures[f"{key}_{part}"] for part in ("median", "max", "missing"))
@@ -362,6 +358,21 @@ class Bench:
             if wanted <= seen or time.monotonic() > deadline:
                 return {"joined": info, "snap": snap}
             await trio.sleep(POLL / 5)
+
+
+def publishers_layers(start: Sample, end: Sample, names: list[str]) -> dict[str, dict]:
+    """Each Chromium participant's layers between two samples: frames per second, width and
+    what Chromium says limits it (``qualityLimitationReason``); and its ``estimates`` at the
+    end: what its browser thinks it may send, what the server said it can send it."""
+    wall = max(end.t - start.t, 1e-9)
+    result = {}
+    for name in names:
+        before = start.snaps[name].get("layers", {})
+        result[name] = {rid: {"fps": round((layer["frames"] - before.get(rid, {}).get("frames", 0)) / wall, 1),
+                              "width": layer["width"], "limited_by": layer["limited_by"]}
+                        for rid, layer in sorted(end.snaps[name].get("layers", {}).items())}
+        result[name]["estimates"] = end.snaps[name].get("estimates")
+    return result
 
 
 def utc_now() -> str:

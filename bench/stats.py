@@ -62,7 +62,10 @@ def _entry(snap: dict, track_id: str) -> dict | None:
 
 
 def _delta(start: dict | None, end: dict | None, key: str) -> int:
-    return (end or {}).get(key, 0) - (start or {}).get(key, 0)
+    """How much counter ``key`` grew; a counter that went down started over (a page whose
+    connection was replaced has new statistics): what it counted since."""
+    before, after = (start or {}).get(key, 0), (end or {}).get(key, 0)
+    return after - before if after >= before else after
 
 
 def pairs(names) -> list[tuple[str, str]]:

@@ -278,3 +278,11 @@ def test_a_short_simulcast_run_ends_with_the_limited_subscribers_on_a_lower_laye
     assert switching["limited_ended_lower"] == 1, switching["pairs"]  # l or m when the limit went
     assert switching["down_ms_median"] is not None and layered["limited_ended_lower"] == "1 of 1"
     assert "| N=2 plain | N=2 simulcast |" in done.stdout
+
+
+def test_a_page_whose_connection_was_replaced_counts_what_its_new_connection_received():
+    run = _two_rooms(frames_in_room2=300)
+    for entry in run.start.snaps["a"]["received"].values():  # a's counters before were higher: they started over
+        entry.update(frames=10_000, packets=30_000)
+    figures = summarize(run)
+    assert figures["forwarded_pps"] > 0 and figures["received_fps_min"] == 30.0
