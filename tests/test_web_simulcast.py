@@ -1,0 +1,85 @@
+"""Simulcast on the daemon's own page, in headless Chromium: the camera goes out as three layers, each
+tile asks for the layer its size calls for (a pinned tile h, the small ones beside it l), and the stats
+view shows a person, per tile, the layer received and how the video arrives."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from web_page import ICE, KEEP_PEER_CONNECTIONS, browser, participant, playwright, tile_of, wait_for_moving_video  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+ROOMS = ICE + "[rooms.lobby]\nmax_peers = 8\n[rooms.plain]\nmax_peers = 8\nsimulcast = false\n"
+
+
+@pytest.fixture
+def daemon(start_daemon):
+    return start_daemon(rooms=ROOMS, media="workers = 2")
+
+
+def stats_row(page, name: str):
+    return page.locator("#stats-list li", has=page.locator(".stats-name", has_text=re.compile(f"^{name}$")))
+
+
+def sent_layers(page) -> list[str]:
+    """The RIDs our camera's sender sends, as its parameters say."""
+    return page.evaluate("""() => window.peerConnections.flatMap((pc) => pc.getSenders())
+        .filter((s) => s.track && s.track.kind === 'video').flatMap((s) => s.getParameters().encodings.map((e) => e.rid || ''))""")
+
+
+def test_the_stats_view_lists_each_tiles_layer_and_a_pinned_tile_asks_h(browser, daemon):
+    pages = []
+    for name in ("Ann", "Bob", "Cleo"):
+        page = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+        page.add_init_script(KEEP_PEER_CONNECTIONS)
+        page.goto(f"{daemon.url}/room/lobby?name={name}&autojoin=1")
+        pages.append(page)
+    ann = pages[0]
+    wait_for_moving_video(ann, "Bob")
+    wait_for_moving_video(ann, "Cleo")
+    assert sent_layers(ann) == ["l", "m", "h"]
+    # three people: every tile is large, and asks for the best layer
+    expect(ann.locator(f"{tile_of(ann, 'Bob')}[data-layer='h']")).to_have_count(1)
+    ann.get_by_role("button", name="Stats").click()
+    expect(ann.get_by_role("button", name="Stats")).to_have_attribute("aria-expanded", "true")
+    expect(ann.locator("#stats-list li")).to_have_count(2)
+    for name in ("Bob", "Cleo"):
+        expect(stats_row(ann, name).locator(".stats-layer")).to_have_text(re.compile(r"^layer [lmh]$"), timeout=20000)
+        expect(stats_row(ann, name).locator(".stats-video")).to_have_text(re.compile(r"^\d+×\d+ · \d+ fps$"), timeout=20000)
+        expect(stats_row(ann, name).locator(".stats-loss")).to_have_text(re.compile(r"^loss \d+\.\d %$"), timeout=20000)
+    # Bob pinned: his large tile asks for h, Cleo's small one beside it for l, and the server switches both
+    ann.get_by_role("button", name="Pin Bob").click()
+    expect(ann.locator(f"{tile_of(ann, 'Bob')}[data-layer='h']")).to_have_count(1)
+    expect(ann.locator(f"{tile_of(ann, 'Cleo')}[data-layer='l']")).to_have_count(1)
+    expect(stats_row(ann, "Cleo").locator(".stats-layer")).to_have_text("layer l", timeout=30000)
+    expect(stats_row(ann, "Bob").locator(".stats-layer")).to_have_text("layer h", timeout=45000)
+    expect(stats_row(ann, "Cleo").locator(".stats-video")).to_have_text(re.compile(r"^320×180 "), timeout=30000)
+    expect(stats_row(ann, "Bob").locator(".stats-video")).to_have_text(re.compile(r"^1280×720 "), timeout=45000)
+    wait_for_moving_video(ann, "Bob")
+    wait_for_moving_video(ann, "Cleo")  # the small tile still plays
+    # closing the view hides it
+    ann.get_by_role("button", name="Stats").click()
+    expect(ann.locator("#stats-panel")).to_be_hidden()
+    for page in pages:
+        page.context.close()
+
+
+def test_a_room_without_simulcast_gets_one_stream_and_the_stats_view_says_so(browser, daemon):
+    pages = []
+    for name in ("Ann", "Bob"):
+        page = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+        page.add_init_script(KEEP_PEER_CONNECTIONS)
+        page.goto(f"{daemon.url}/room/plain?name={name}&autojoin=1")
+        pages.append(page)
+    ann = pages[0]
+    wait_for_moving_video(ann, "Bob")
+    assert sent_layers(ann) == [""]
+    ann.get_by_role("button", name="Stats").click()
+    expect(stats_row(ann, "Bob").locator(".stats-layer")).to_have_text("one stream")
+    expect(stats_row(ann, "Bob").locator(".stats-video")).to_have_text(re.compile(r"^640×360 "), timeout=20000)
+    for page in pages:
+        page.context.close()
