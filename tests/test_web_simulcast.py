@@ -13,7 +13,8 @@ from web_page import ICE, KEEP_PEER_CONNECTIONS, browser, participant, playwrigh
 
 pytestmark = pytest.mark.browser
 
-ROOMS = ICE + "[rooms.lobby]\nmax_peers = 8\n[rooms.plain]\nmax_peers = 8\nsimulcast = false\n"
+ROOMS = (ICE + "[rooms.lobby]\nmax_peers = 8\n[rooms.plain]\nmax_peers = 8\nsimulcast = false\n"
+         "[rooms.capped]\nmax_peers = 8\nmax_video_bitrate = \"100k\"\n")
 
 
 @pytest.fixture
@@ -81,5 +82,42 @@ def test_a_room_without_simulcast_gets_one_stream_and_the_stats_view_says_so(bro
     ann.get_by_role("button", name="Stats").click()
     expect(stats_row(ann, "Bob").locator(".stats-layer")).to_have_text("one stream")
     expect(stats_row(ann, "Bob").locator(".stats-video")).to_have_text(re.compile(r"^640×360 "), timeout=20000)
+    for page in pages:
+        page.context.close()
+
+
+def available_outgoing_bitrate(page) -> float | None:
+    """What the browser's own estimate lets it send now (the selected pair's availableOutgoingBitrate)."""
+    return page.evaluate("""async () => {
+        for (const pc of window.peerConnections) {
+            const stats = await pc.getStats();
+            for (const s of stats.values()) if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) return s.availableOutgoingBitrate;
+        }
+        return null;
+    }""")
+
+
+def test_a_room_with_max_video_bitrate_keeps_each_publisher_under_it(browser, daemon):
+    """Chromium starts sending at 300 kbit/s; in a room capped at 100 kbit/s the server's REMB brings
+    its estimate down to the cap, and the others still see it (on its lowest layer)."""
+    pages = []
+    for name in ("Ann", "Bob"):
+        page = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+        page.add_init_script(KEEP_PEER_CONNECTIONS)
+        page.goto(f"{daemon.url}/room/capped?name={name}&autojoin=1")
+        pages.append(page)
+    ann, bob = pages
+    wait_for_moving_video(bob, "Ann")
+    seen = []
+    for _ in range(100):
+        seen.append(available_outgoing_bitrate(ann))
+        if seen[-1] is not None and seen[-1] <= 100_000 * 1.05:
+            break
+        ann.wait_for_timeout(200)
+    else:
+        raise AssertionError(f"Ann's browser never came down to the room's 100 kbit/s: {seen[-10:]}")
+    bob.get_by_role("button", name="Stats").click()
+    expect(stats_row(bob, "Ann").locator(".stats-layer")).to_have_text("layer l", timeout=20000)
+    wait_for_moving_video(bob, "Ann")
     for page in pages:
         page.context.close()
