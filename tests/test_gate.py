@@ -415,3 +415,22 @@ def test_the_bandwidth_estimate_follows_remb_cut_by_heavy_loss_and_is_reported_o
     assert estimate.estimate() == 700_000 and not estimate.congested(9.0)
     estimate.loss_reported(0.3, 10.0)
     assert estimate.estimate() == int(700_000 * 0.85) and estimate.congested(10.0)
+
+
+def test_after_a_failed_up_switch_the_next_tries_go_one_layer_at_a_time():
+    layers = Layers()
+    layers.choose()
+    layers.congested = True
+    assert layers.choose() is None  # no budget known: nothing says which layer fits
+    layers.budget = 200_000
+    assert layers.choose() == (0, Reason.LOW_BANDWIDTH)
+    layers.congested = False
+    changes = layers.run(60)
+    assert changes[0] == (1, Reason.OTHER)  # m first, not straight back to h
+
+
+def test_a_publisher_sending_only_its_lowest_layer_of_three_is_followed_there():
+    layers = Layers()
+    layers.usable = [True, False, False]
+    assert layers.choose() == (0, Reason.OTHER)
+    assert layers.run(30) == []
