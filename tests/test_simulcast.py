@@ -183,6 +183,20 @@ def test_the_media_server_answers_a_simulcast_offer_with_the_layers_and_a_plain_
         assert await command("target_layer", room="r", endpoint="plain", track_id="nope", layer="h") is False
         assert await command("target_layer", room="r", endpoint="plain", track_id="cam", layer="q") is False
         assert await command("target_layer", room="r", endpoint="plain", track_id="cam", layer="m") is True
+        assert await command("target_layer", room="nowhere", endpoint="plain", track_id="cam", layer="m") is False
+        assert await command("layer_enabled", room="nowhere", track_id="cam", layer="h", enabled=False) is False
+        # Asked before the endpoint's first answer: it holds once it subscribes.
+        assert await command("target_layer", room="r", endpoint="later", track_id="cam", layer="l") is True
+        client = RTCPeerConnection()
+        client.addTransceiver("video", direction="recvonly")
+        await client.setLocalDescription(await client.createOffer())
+        receiving = client.localDescription.sdp
+        await client.close()
+        slot = next(line[6:] for line in receiving.split("\r\n") if line.startswith("a=mid:"))
+        await command("answer", room="r", endpoint="later", sdp=receiving, sending={}, slots=[[slot, "cam", "s"]])
+        assert room.connections["later"].forwarded[slot].selector.target == 0
+        await command("close_endpoint", room="r", endpoint="later")
+        assert "later" not in room.layer_targets
         assert await command("layer_enabled", room="r", track_id="cam2", layer="h", enabled=False) is False
         assert await command("layer_enabled", room="r", track_id="cam", layer="h", enabled=False) is True
         assert room.published["cam"].meter.enabled == [True, True, False]
