@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from videoroomd.media.aiortc_compat.simulcast import (REPAIRED_RID_URI, RID_URI, answer_with_layers,
-                                                       offered_extension_ids)
+from videoroomd.media.aiortc_compat.simulcast import (REPAIRED_RID_URI, RID_URI, answer_with_bandwidth,
+                                                       answer_with_layers, offered_extension_ids)
 from videoroomd.media.layers import RidTable
 from videoroomd.media.rtp_packets import vp8_starts_keyframe
 from videoroomd.media.server import MediaServer
@@ -126,6 +126,17 @@ def test_the_answer_gets_rid_and_simulcast_lines_only_in_the_layered_m_sections(
     assert answer_with_layers(answer, {"9": ["l"]}) == answer
 
 
+def test_a_bandwidth_limit_goes_after_the_connection_line_of_the_publishing_video_sections_only():
+    answer = ("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+              "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n"
+              "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\n")
+    out = answer_with_bandwidth(answer, {"1"}, 1_500_000)
+    assert out.count("b=AS") == 1
+    assert "a=mid:0" in out.split("b=AS")[0] and "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\nb=AS:1500\r\na=mid:1" in out
+    assert answer_with_bandwidth(answer, set(), 1_500_000) == answer
+    assert answer_with_bandwidth(out, {"1"}, 1_000_000) == out  # one limit per section
+
+
 def chrome_like_offer(sdp_of_aiortc: str) -> str:
     """An aiortc offer's video m-section made into what Chromium sends for three layers: the
     stream id extensions, RIDs and a=simulcast, no SSRCs."""
@@ -167,6 +178,7 @@ def test_the_media_server_answers_a_simulcast_offer_with_the_layers_and_a_plain_
                                simulcast={mid: ["l", "m", "h"]})
         assert "a=simulcast:recv l;m;h" in answer and "a=rid:l recv" in answer
         assert f"a=extmap:10 {RID_URI}" in answer and f"a=extmap:11 {REPAIRED_RID_URI}" in answer
+        assert "b=AS:2000\r\n" in answer  # the room's max_video_bitrate, told to the browser from the start
         room = server.rooms["r"]
         assert room.published["cam"].layers.rids == ["l", "m", "h"]
         assert room.max_video_bitrate == 2_000_000

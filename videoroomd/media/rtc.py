@@ -21,7 +21,7 @@ from aiortc.sdp import candidate_from_sdp
 from .aiortc_compat import rtp as compat
 from .aiortc_compat.ice import bind_host_ports, limit_host_addresses, media_skips_stun_check, remote_username, watch_incoming
 from .aiortc_compat.ice_restart import handle_remote_ice_restart
-from .aiortc_compat.simulcast import answer_with_layers, negotiate_stream_ids, offered_extension_ids
+from .aiortc_compat.simulcast import answer_with_bandwidth, answer_with_layers, negotiate_stream_ids, offered_extension_ids
 from .candidates import candidate_host, reachable, without_unreachable
 from .forwarding import MediaCounters, attach_publisher, attach_subscriber, receive_at_once
 from .gate import BandwidthEstimate, Reason
@@ -224,7 +224,11 @@ class EndpointConnection:
         # layers later (its track could not tell them apart), nor new RIDs.
         accepted = {mid: self.published[mid].layers.rids for mid in layered
                     if mid in self.published and self.published[mid].layers is not None}
-        return answer_with_layers(self.pc.localDescription.sdp, accepted)
+        answer = answer_with_layers(self.pc.localDescription.sdp, accepted)
+        if self.room.max_video_bitrate is not None:
+            videos = {mid for mid, track in self.published.items() if track.kind == "video"}
+            answer = answer_with_bandwidth(answer, videos, self.room.max_video_bitrate)
+        return answer
 
     # -- as a subscriber of simulcast tracks (asked by its forwarded tracks) -----------------
 
