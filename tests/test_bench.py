@@ -156,3 +156,18 @@ def test_capacity_is_the_busiest_run_at_full_frame_rate():
     text = table([full, {"n": 8, "rooms": 3, "error": "a bot ended"}])
     assert "| N=2 ×2 rooms | N=8 ×3 rooms |" in text
     assert "| room r2: worker | 2 | — |" in text
+
+
+def test_the_forwarder_bench_in_simulcast_mode_sends_each_subscriber_its_layer_only():
+    import asyncio
+    import contextlib
+    import io
+    from argparse import Namespace
+
+    from bench import forwarder
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        asyncio.run(forwarder.main(Namespace(subscribers=3, packets=600, size=1100, simulcast=True)))
+    # One subscriber per layer, each sent its layer's 600 packets (the first one a keyframe) and no more.
+    assert "3 subscribers on l/m/h, 3 x 600 packets: 1800 sent" in out.getvalue()

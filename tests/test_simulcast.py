@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from videoroomd.media.aiortc_compat.simulcast import (REPAIRED_RID_URI, RID_URI, answer_with_layers,
-                                                       offered_extension_ids)
+from videoroomd.media.aiortc_compat.simulcast import (REPAIRED_RID_URI, RID_URI, answer_with_bandwidth,
+                                                       answer_with_layers, offered_extension_ids)
 from videoroomd.media.layers import RidTable
 from videoroomd.media.rtp_packets import vp8_starts_keyframe
 from videoroomd.media.server import MediaServer
@@ -126,6 +126,17 @@ def test_the_answer_gets_rid_and_simulcast_lines_only_in_the_layered_m_sections(
     assert answer_with_layers(answer, {"9": ["l"]}) == answer
 
 
+def test_a_bandwidth_limit_goes_after_the_connection_line_of_the_publishing_video_sections_only():
+    answer = ("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+              "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n"
+              "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\n")
+    out = answer_with_bandwidth(answer, {"1"}, 1_500_000)
+    assert out.count("b=AS") == 1
+    assert "a=mid:0" in out.split("b=AS")[0] and "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\nb=AS:1500\r\na=mid:1" in out
+    assert answer_with_bandwidth(answer, set(), 1_500_000) == answer
+    assert answer_with_bandwidth(out, {"1"}, 1_000_000) == out  # one limit per section
+
+
 def chrome_like_offer(sdp_of_aiortc: str) -> str:
     """An aiortc offer's video m-section made into what Chromium sends for three layers: the
     stream id extensions, RIDs and a=simulcast, no SSRCs."""
@@ -167,6 +178,7 @@ def test_the_media_server_answers_a_simulcast_offer_with_the_layers_and_a_plain_
                                simulcast={mid: ["l", "m", "h"]})
         assert "a=simulcast:recv l;m;h" in answer and "a=rid:l recv" in answer
         assert f"a=extmap:10 {RID_URI}" in answer and f"a=extmap:11 {REPAIRED_RID_URI}" in answer
+        assert "b=AS:2000\r\n" in answer  # the room's max_video_bitrate, told to the browser from the start
         room = server.rooms["r"]
         assert room.published["cam"].layers.rids == ["l", "m", "h"]
         assert room.max_video_bitrate == 2_000_000
@@ -183,6 +195,20 @@ def test_the_media_server_answers_a_simulcast_offer_with_the_layers_and_a_plain_
         assert await command("target_layer", room="r", endpoint="plain", track_id="nope", layer="h") is False
         assert await command("target_layer", room="r", endpoint="plain", track_id="cam", layer="q") is False
         assert await command("target_layer", room="r", endpoint="plain", track_id="cam", layer="m") is True
+        assert await command("target_layer", room="nowhere", endpoint="plain", track_id="cam", layer="m") is False
+        assert await command("layer_enabled", room="nowhere", track_id="cam", layer="h", enabled=False) is False
+        # Asked before the endpoint's first answer: it holds once it subscribes.
+        assert await command("target_layer", room="r", endpoint="later", track_id="cam", layer="l") is True
+        client = RTCPeerConnection()
+        client.addTransceiver("video", direction="recvonly")
+        await client.setLocalDescription(await client.createOffer())
+        receiving = client.localDescription.sdp
+        await client.close()
+        slot = next(line[6:] for line in receiving.split("\r\n") if line.startswith("a=mid:"))
+        await command("answer", room="r", endpoint="later", sdp=receiving, sending={}, slots=[[slot, "cam", "s"]])
+        assert room.connections["later"].forwarded[slot].selector.target == 0
+        await command("close_endpoint", room="r", endpoint="later")
+        assert "later" not in room.layer_targets
         assert await command("layer_enabled", room="r", track_id="cam2", layer="h", enabled=False) is False
         assert await command("layer_enabled", room="r", track_id="cam", layer="h", enabled=False) is True
         assert room.published["cam"].meter.enabled == [True, True, False]
@@ -203,3 +229,102 @@ def test_a_malformed_max_video_bitrate_fails_open_room_with_a_clear_error(value)
     from videoroomd.media.server import _max_bitrate
     with pytest.raises(ValueError, match="max_video_bitrate must be"):
         _max_bitrate(value)
+
+
+def layer_stream(layer: int, first: int, count: int, keyframes: tuple[int, ...]) -> list:
+    """``count`` packets of one layer from packet ``first`` on: its own SSRC, sequence numbers,
+    timestamps and picture ids (far apart per layer, as a browser's are), a frame every 3 packets."""
+    from aiortc.rtp import RtpPacket
+
+    out = []
+    for n in range(first, first + count):
+        frame = n // 3
+        packet = RtpPacket(payload_type=96, sequence_number=(layer * 20000 + n) & 0xFFFF,
+                           timestamp=(layer * 1_000_000 + frame * 3000) & 0xFFFFFFFF, ssrc=41 + layer)
+        packet.payload = vp8((layer * 9000 + frame) & 0x7FFF, (layer * 100 + frame) & 0xFF,
+                             keyframe=n in keyframes and n % 3 == 0)
+        if n % 3:
+            packet.payload = bytes([packet.payload[0] & ~0x10]) + packet.payload[1:]  # not a frame's start
+        packet.marker = int(n % 3 == 2)
+        out.append(packet)
+    return out
+
+
+def simulcast_subscriber(rids=("l", "m", "h")):
+    """(published simulcast track, a forwarded track on it) as the media worker wires them, with
+    a real SRTP session and socket (bench.forwarder's), and the layer changes told to its owner."""
+    import socket as sockets
+    from types import SimpleNamespace
+
+    from bench.forwarder import subscriber
+    from videoroomd.media.publisher import PublishedTrack
+
+    sink = sockets.socket(sockets.AF_INET, sockets.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    published = PublishedTrack("cam", "video", receiver=None, rids=list(rids))
+    for layer, rid in enumerate(rids):
+        published.layers.learn(41 + layer, rid, None)
+    changes = []
+    owner = SimpleNamespace(target_for=lambda track_id: None, layer_budget=lambda: None,
+                            congested=lambda now: False, layer_changed=lambda *args: changes.append(args[1:]))
+
+    async def make():
+        track = await subscriber(0, sink.getsockname(), owner)
+        track.switch(published)
+        return track
+
+    return published, make, changes, sink
+
+
+def sent(track) -> list[tuple[int, int, bytes]]:
+    """(sequence number, timestamp, payload) of what the track sent, in order."""
+    entries = sorted((e for e in track._history if e is not None), key=lambda e: e[0])  # starts below 32768: no wrap
+    return [(seq, timestamp, payload) for seq, timestamp, _marker, payload in entries]
+
+
+def test_a_subscriber_switched_from_l_to_h_gets_one_stream_continuing_across_the_switch():
+    async def main():
+        published, make, changes, sink = simulcast_subscriber()
+        track = await make()
+        published._next_choice = float("inf")  # the choice is made by hand below
+        track.selector.chosen = 0
+        track.layer_switch.want(0)
+        l_packets = layer_stream(0, 0, 60, keyframes=(0,))
+        h_packets = layer_stream(2, 0, 60, keyframes=(30,))
+        for a, b in zip(l_packets[:30], h_packets[:30]):
+            published.on_packet(a)
+            published.on_packet(b)
+        track.selector.chosen = 2
+        track.layer_switch.want(2)  # h from its next keyframe; l flows until then
+        for a, b in zip(l_packets[30:], h_packets[30:]):
+            published.on_packet(b)
+            published.on_packet(a)
+        out = sent(track)
+        assert len(out) == 30 + 30  # l's first 30, then h's 30 from its keyframe; nothing of l after
+        seqs = [s for s, _, _ in out]
+        assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:]))
+        stamps = [t for _, t, _ in out]
+        assert all(0 <= (b - a) & 0xFFFFFFFF < 90000 for a, b in zip(stamps, stamps[1:]))  # forward, < 1 s
+        pictures = [fields(p)[0] for _, _, p in out]
+        assert pictures[29] + 1 == pictures[30]  # the first picture of h follows the last of l
+        assert sorted(set(pictures)) == list(range(pictures[0], pictures[0] + 20))
+        tl0 = [fields(p)[1] for _, _, p in out]
+        assert tl0[30] == tl0[29] + 1
+        assert vp8_starts_keyframe(out[30][2])
+        assert changes == [("l", "other"), ("h", "other")]
+        sink.close()
+
+    asyncio.run(main())
+
+
+def test_rids_in_the_offer_but_only_the_lowest_layer_sent_the_subscriber_gets_that_one():
+    async def main():
+        published, make, changes, sink = simulcast_subscriber()
+        track = await make()  # wants h (the default); only l ever comes
+        for packet in layer_stream(0, 0, 90, keyframes=(0, 45)):
+            published.on_packet(packet)
+        assert track.layer_switch.current == 0 and changes == [("l", "other")]
+        assert track.counters.packets_forwarded > 0
+        sink.close()
+
+    asyncio.run(main())

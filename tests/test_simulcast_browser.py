@@ -144,3 +144,28 @@ def test_a_subscriber_behind_a_slow_link_ends_on_a_lower_layer_while_an_unlimite
 
 def media_browser(page):
     return page.context.browser
+
+
+def test_a_rooms_max_video_bitrate_keeps_a_publisher_under_it_so_its_top_layer_stays_off():
+    media = MediaDriver()
+    media.command("open_room", room="capped", ice_servers=[], certificate=None, addresses=["127.0.0.1"],
+                  udp_ports=None, max_video_bitrate=600_000)
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            publisher = page_with_media(browser)
+            offer = publisher.evaluate("publish(true)")
+            answer = media.command("answer", room="capped", endpoint="publisher", sdp=offer,
+                                   sending={mid: TRACK for mid in sending_mids(offer)}, slots=[],
+                                   simulcast=offered_rids(offer))
+            assert "b=AS:600" in answer
+            publisher.evaluate("sdp => accept(sdp)", answer)
+            wait_for(lambda: publisher.evaluate("outbound()").get("m", {}).get("sent", 0) > 30, 30, "m is sent")
+            # Uncapped, h comes within about 20 s (the other tests wait for it); capped, l and m
+            # (150 + 500 kbit/s at most) already fill what the room allows.
+            publisher.wait_for_timeout(25_000)
+            sent = publisher.evaluate("outbound()")
+            assert sent["h"]["sent"] == 0 and sent["m"]["sent"] > 0 and sent["l"]["sent"] > 0, sent
+        finally:
+            browser.close()
+            media.close()

@@ -135,7 +135,9 @@ UP_DELAY = 3.0               # seconds things must stay good before a subscriber
 UP_DELAY_MAX = 60.0          # the longest it waits, after up-switches that failed again and again
 UP_FAILED_WITHIN = 10.0      # a low-bandwidth switch down this soon after going up: that up-switch failed
 CONGESTION_MEMORY = 5.0      # seconds after the last sign of congestion in which it still counts
-DROP_FACTOR = 0.9            # a REMB below this times the previous one is a sign of congestion (an overuse cuts it to 0.85 of what arrives)
+# A REMB below this times the previous one is a sign of congestion (a receiver that detects
+# overuse cuts its estimate to 0.85 of what arrives).
+DROP_FACTOR = 0.9
 HIGH_LOSS = 0.10             # loss above which the estimate is cut (as loss-based congestion control does)
 BANDWIDTH_CHANGE = 0.10      # relative change of the estimate that is reported
 BANDWIDTH_REPORT_INTERVAL = 1.0  # seconds between two reports of one subscriber's estimate at the least
