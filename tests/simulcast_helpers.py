@@ -169,3 +169,69 @@ def page_with_media(browser):
     page.goto("http://localhost/simulcast")
     page.evaluate("() => {" + PAGE + "}")
     return page
+
+
+class Bottleneck:
+    """A UDP relay on 127.0.0.1 in front of a subscriber: what the server sends through it leaves
+    at most at ``bps`` (bits/s), queued up to ``queue_bytes`` and dropped beyond, as on a slow
+    link; what the subscriber sends passes at once. Runs on a thread until :meth:`close`."""
+
+    def __init__(self, bps: int, queue_bytes: int = 40_000):
+        import socket as sockets
+        self.server: tuple[str, int] | None = None  # set once the answer says where it is
+        self.bps = bps
+        self.queue_bytes = queue_bytes
+        self.outer = sockets.socket(sockets.AF_INET, sockets.SOCK_DGRAM)  # the subscriber's side
+        self.outer.bind(("127.0.0.1", 0))
+        self.inner = sockets.socket(sockets.AF_INET, sockets.SOCK_DGRAM)  # the server's side
+        self.inner.bind(("127.0.0.1", 0))
+        self.port = self.outer.getsockname()[1]
+        self.dropped = 0
+        self._client: tuple | None = None
+        self._queue: list[bytes] = []
+        self._queued = 0
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name="bottleneck", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import select
+        credit, stamp = 0.0, time.monotonic()
+        while self._running:
+            readable, _, _ = select.select([self.outer, self.inner], [], [], 0.002)
+            for sock in readable:
+                data, address = sock.recvfrom(65536)
+                if sock is self.outer:
+                    if self.server is None:
+                        continue
+                    self._client = address
+                    self.inner.sendto(data, self.server)
+                elif self._queued + len(data) > self.queue_bytes:
+                    self.dropped += 1
+                else:
+                    self._queue.append(data)
+                    self._queued += len(data)
+            now = time.monotonic()
+            credit = min(credit + (now - stamp) * self.bps / 8, 3000.0)
+            stamp = now
+            while self._queue and credit >= len(self._queue[0]) and self._client is not None:
+                data = self._queue.pop(0)
+                self._queued -= len(data)
+                credit -= len(data)
+                self.outer.sendto(data, self._client)
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(2)
+        self.outer.close()
+        self.inner.close()
+
+
+def through(answer: str, relay_port: int) -> tuple[str, tuple[str, int]]:
+    """The answer with its one host candidate's port replaced by the relay's, and the server's
+    (address, port) it stood for."""
+    found = re.search(r"^a=candidate:\S+ 1 udp \d+ (127\.0\.0\.1) (\d+) typ host.*$", answer, re.M)
+    assert found, "the answer has a host candidate on 127.0.0.1"
+    line = found.group(0)
+    rewritten = line.replace(f" {found.group(1)} {found.group(2)} ", f" {found.group(1)} {relay_port} ", 1)
+    return answer.replace(line, rewritten), (found.group(1), int(found.group(2)))

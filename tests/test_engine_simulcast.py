@@ -4,11 +4,9 @@ and the media worker's layer and bandwidth reports reach the right subscriber.""
 
 from __future__ import annotations
 
-import trio
-
 from engine_attack import ROOMS, call, intruder, real_offer
 from media_bot import media_thread
-from signalling_helpers import running_daemon
+from signalling_helpers import phoenix_client, running_daemon
 from videoroomd.engine import engine as engine_module
 from videoroomd.engine.media_events import NO_SIMULCAST
 from videoroomd.media import messages
@@ -157,3 +155,13 @@ def test_the_new_media_messages_are_checked_at_the_boundary():
             assert "missing or of the wrong type" in str(error)
         else:
             raise AssertionError(f"{bad} was taken")
+
+
+async def test_the_join_reply_says_whether_the_room_takes_layers(tmp_path):
+    rooms = ROOMS + "[rooms.plain]\nsimulcast = false\n"
+    async with running_daemon(tmp_path, rooms) as daemon:
+        for room, simulcast in (("lobby", True), ("plain", False)):
+            async with phoenix_client(daemon) as client:
+                reply = await client.join(room, displayName="Ann")
+                assert reply["status"] == "ok" and reply["response"]["simulcast"] is simulcast, reply
+                assert reply["response"]["peer_id"] in daemon.rooms.get(room).peers

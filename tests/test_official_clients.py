@@ -207,3 +207,31 @@ def test_official_client_simulcast_publish_and_set_target_track_encoding(start_d
                 assert page.evaluate("() => window.participant.errors") == [], name
         finally:
             browser.close()
+
+
+def test_official_client_simulcast_in_a_room_without_simulcast_arrives_as_one_stream(start_daemon, harness):
+    """A room with simulcast = false answers the layered offer without its layers: the 0.7.1 client then
+    sends only its first encoding (l, a quarter of 1280x720), which the others decode as a plain track."""
+    from conftest import free_port
+
+    turn_port = free_port()
+    rooms = '[ice]\naddresses = ["127.0.0.1"]\n[rooms.lobby]\nmax_peers = 8\nsimulcast = false\n'
+    turn = f'[turn]\nenabled = true\nlisten = "127.0.0.1:{turn_port}"\n'
+    daemon = start_daemon(rooms=turn + rooms, server=f'allowed_origins = ["{harness}"]')
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            ann = open_participant(browser, harness, daemon, "Ann", simulcast=True)
+            bob = open_participant(browser, harness, daemon, "Bob")
+            for name, page in (("Ann", ann), ("Bob", bob)):
+                wait_until(lambda: page.evaluate("() => !!window.participant.published"), 30, f"{name} to publish", page)
+            ann_id, ann_video = ann.evaluate("() => [window.participant.id, window.participant.videoTrackId]")
+            decoding(bob, ann_id)
+            ready = bob.evaluate("() => window.participant.ready")
+            assert ready[ann_video]["simulcastConfig"]["enabled"] is False
+            width = bob.evaluate("() => window.widthByEndpoint()").get(ann_id, 0)
+            assert 0 < width <= 400, width
+            for name, page in (("Ann", ann), ("Bob", bob)):
+                assert page.evaluate("() => window.participant.errors") == [], name
+        finally:
+            browser.close()

@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from browser import launch
-from simulcast_helpers import MediaDriver, offered_rids, page_with_media, sending_mids, wait_for
+from simulcast_helpers import Bottleneck, MediaDriver, offered_rids, page_with_media, sending_mids, through, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -16,12 +16,14 @@ ROOM = "sim"
 TRACK = "camera"
 
 
-def join_as_subscriber(media: MediaDriver, browser, endpoint: str, target: str | None):
+def join_as_subscriber(media: MediaDriver, browser, endpoint: str, target: str | None, relay: Bottleneck | None = None):
     page = page_with_media(browser)
     offer = page.evaluate("subscribe()")
     mid = next(line[6:] for line in offer.split("\r\n") if line.startswith("a=mid:"))
     answer = media.command("answer", room=ROOM, endpoint=endpoint, sdp=offer, sending={},
                            slots=[[mid, TRACK, "publisher"]])
+    if relay is not None:
+        answer, relay.server = through(answer, relay.port)
     page.evaluate("sdp => accept(sdp)", answer)
     if target is not None:
         assert media.command("target_layer", room=ROOM, endpoint=endpoint, track_id=TRACK, layer=target) is True
@@ -114,3 +116,56 @@ def test_bad_layer_requests_are_refused_harmlessly_and_the_subscribers_keep_deco
     before = large.evaluate("inbound()")["decoded"]
     wait_for(lambda: large.evaluate("inbound()")["decoded"] > before + 20, 10, "the h subscriber keeps decoding")
     assert decoded_width(large) == 1280
+
+
+def test_a_subscriber_behind_a_slow_link_ends_on_a_lower_layer_while_an_unlimited_one_stays_on_h(call):
+    media, publisher, small, large = call
+    wait_for(lambda: decoded_width(large) == 1280, 60, "the h subscriber decodes 1280 wide")
+    relay = Bottleneck(bps=450_000)
+    try:
+        slow = join_as_subscriber(media, media_browser(small), "slow", "h", relay)
+        wait_for(lambda: ("low_bandwidth" in [r for _, r in layers_of(media, "slow")]), 45,
+                 "the slow subscriber is moved down for its bandwidth")
+        wait_for(lambda: 0 < decoded_width(slow) < 1280, 20, "the slow subscriber decodes a lower layer")
+        widths = []
+        for _ in range(16):  # and stays below h: a try up is one layer, and each waits longer than the last
+            slow.wait_for_timeout(500)
+            widths.append(decoded_width(slow))
+        assert all(widths) and sum(w < 1280 for w in widths) >= 12, (widths, layers_of(media, "slow"))
+        before = slow.evaluate("inbound()")["decoded"]
+        wait_for(lambda: slow.evaluate("inbound()")["decoded"] > before + 10, 10, "the slow subscriber keeps decoding")
+        assert decoded_width(large) == 1280  # the unlimited one never left h for it
+        assert relay.dropped > 0
+        slow.close()
+        media.command("close_endpoint", room=ROOM, endpoint="slow")
+    finally:
+        relay.close()
+
+
+def media_browser(page):
+    return page.context.browser
+
+
+def test_a_rooms_max_video_bitrate_keeps_a_publisher_under_it_so_its_top_layer_stays_off():
+    media = MediaDriver()
+    media.command("open_room", room="capped", ice_servers=[], certificate=None, addresses=["127.0.0.1"],
+                  udp_ports=None, max_video_bitrate=600_000)
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            publisher = page_with_media(browser)
+            offer = publisher.evaluate("publish(true)")
+            answer = media.command("answer", room="capped", endpoint="publisher", sdp=offer,
+                                   sending={mid: TRACK for mid in sending_mids(offer)}, slots=[],
+                                   simulcast=offered_rids(offer))
+            assert "b=AS:600" in answer
+            publisher.evaluate("sdp => accept(sdp)", answer)
+            wait_for(lambda: publisher.evaluate("outbound()").get("m", {}).get("sent", 0) > 30, 30, "m is sent")
+            # Uncapped, h comes within about 20 s (the other tests wait for it); capped, l and m
+            # (150 + 500 kbit/s at most) already fill what the room allows.
+            publisher.wait_for_timeout(25_000)
+            sent = publisher.evaluate("outbound()")
+            assert sent["h"]["sent"] == 0 and sent["m"]["sent"] > 0 and sent["l"]["sent"] > 0, sent
+        finally:
+            browser.close()
+            media.close()

@@ -313,7 +313,8 @@ class Engine:
 
         Repeats and tracks the room took as one stream change nothing and say nothing (the
         client re-sends every disabled layer after each answer); changes count against the
-        announce rate, as they reach every other client."""
+        announce rate, as they reach every other client. Raises MediaEventError for a malformed
+        event or past that rate; a media worker that refuses the change is only logged."""
         track_id = ev.field(event, "trackId", str)
         encoding = ev.field(event, "encoding", str)
         if not self.session.encoding_changes(peer.id, track_id, encoding, enabled):
@@ -336,7 +337,8 @@ class Engine:
 
         A request that cannot be met (a track just removed, one sent as one stream, a layer
         it does not have) or that comes too fast is dropped with a log line only: an
-        ``error`` would make the client disconnect over a picture size."""
+        ``error`` would make the client disconnect over a picture size. Raises MediaEventError
+        only for a malformed event."""
         track_id = ev.field(event, "trackId", str)
         variant = ev.field(event, "variant", str)
         if not self._targets.allow(peer.id, trio.current_time()):

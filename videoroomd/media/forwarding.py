@@ -104,7 +104,7 @@ def attach_subscriber(sender, track: ForwardedTrack) -> None:
 
     async def handle_feedback(packet, handle):
         if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
-            track._ask_keyframe(False)
+            track.ask_keyframe(False)
             return
         if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
             track.retransmit(packet.lost)

@@ -135,7 +135,9 @@ UP_DELAY = 3.0               # seconds things must stay good before a subscriber
 UP_DELAY_MAX = 60.0          # the longest it waits, after up-switches that failed again and again
 UP_FAILED_WITHIN = 10.0      # a low-bandwidth switch down this soon after going up: that up-switch failed
 CONGESTION_MEMORY = 5.0      # seconds after the last sign of congestion in which it still counts
-DROP_FACTOR = 0.95           # a REMB below this times the previous one is a sign of congestion
+# A REMB below this times the previous one is a sign of congestion (a receiver that detects
+# overuse cuts its estimate to 0.85 of what arrives).
+DROP_FACTOR = 0.9
 HIGH_LOSS = 0.10             # loss above which the estimate is cut (as loss-based congestion control does)
 BANDWIDTH_CHANGE = 0.10      # relative change of the estimate that is reported
 BANDWIDTH_REPORT_INTERVAL = 1.0  # seconds between two reports of one subscriber's estimate at the least
@@ -237,6 +239,7 @@ class LayerSelector:
         self.target = count - 1          # the highest layer the subscriber asked for
         self.chosen: int | None = None
         self.up_delay = UP_DELAY
+        self.stepwise = False            # after a switch down for bandwidth: up one layer at a time
         self._went_up_at = float("-inf")
         self._changed_at = float("-inf")
 
@@ -270,19 +273,22 @@ class LayerSelector:
         if congested and budget is not None and bitrates[chosen] > budget and best_fit < chosen:
             if now - self._went_up_at <= UP_FAILED_WITHIN:
                 self.up_delay = min(UP_DELAY_MAX, self.up_delay * 2)  # that step up was too much
+            self.stepwise = True
             return self._change(best_fit, now, Reason.LOW_BANDWIDTH)
         higher = [i for i in allowed if i > chosen]
         if not higher or congested:
             if not congested and now - self._changed_at > 4 * UP_FAILED_WITHIN:
                 self.up_delay = UP_DELAY  # a long good spell: forget the failed attempts
+                self.stepwise = False
             return None
         # Up: once the layer has arrived, and the link has been quiet, for a while. A REMB
         # below the layer's bitrate does not hold it back: a receiver's estimate only grows
         # with what it receives, so only congestion after the step says it was too much.
+        # After a switch down for bandwidth, one layer at a time.
         ready = [i for i in higher if now - arriving_since[i] >= self.up_delay]
         if not ready or now - self._changed_at < self.up_delay:
             return None
-        return self._change(ready[-1], now, Reason.OTHER)
+        return self._change(ready[0] if self.stepwise else ready[-1], now, Reason.OTHER)
 
     def _change(self, layer: int, now: float, reason: Reason) -> tuple[int, Reason] | None:
         if layer == self.chosen:

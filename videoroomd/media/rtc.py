@@ -21,7 +21,7 @@ from aiortc.sdp import candidate_from_sdp
 from .aiortc_compat import rtp as compat
 from .aiortc_compat.ice import bind_host_ports, limit_host_addresses, media_skips_stun_check, remote_username, watch_incoming
 from .aiortc_compat.ice_restart import handle_remote_ice_restart
-from .aiortc_compat.simulcast import answer_with_layers, negotiate_stream_ids, offered_extension_ids
+from .aiortc_compat.simulcast import answer_with_bandwidth, answer_with_layers, negotiate_stream_ids, offered_extension_ids
 from .candidates import candidate_host, reachable, without_unreachable
 from .forwarding import MediaCounters, attach_publisher, attach_subscriber, receive_at_once
 from .gate import BandwidthEstimate, Reason
@@ -74,6 +74,9 @@ class RoomMedia:
         self.max_video_bitrate = max_video_bitrate  # bits/s the REMB to each video publisher allows at most
         self.published: dict[str, PublishedTrack] = {}
         self.connections: dict[str, "EndpointConnection"] = {}
+        # endpoint -> {simulcast track id -> the highest layer (RID) it wants of it}; kept here,
+        # not on the connection, so that a request made before the endpoint's answer holds.
+        self.layer_targets: dict[str, dict[str, str]] = {}
         self.counters = MediaCounters()
 
     def connection(self, endpoint_id: str) -> "EndpointConnection":
@@ -90,7 +93,26 @@ class RoomMedia:
         return [endpoint_id for endpoint_id, connection in self.connections.items()
                 if connection.pc.connectionState == "connected" and now - connection.last_heard > timeout]
 
+    def set_target(self, endpoint_id: str, track_id: str, rid: str) -> bool:
+        """``endpoint_id`` wants layer ``rid`` of ``track_id`` at most; False (and nothing changes)
+        when that is not a simulcast track of the room with such a layer."""
+        source = self.published.get(track_id)
+        layer = source.layer_index(rid) if source is not None else None
+        if layer is None:
+            return False
+        targets = self.layer_targets.setdefault(endpoint_id, {})
+        for gone in [t for t in targets if t not in self.published]:
+            del targets[gone]  # bounded by the room's tracks, however many requests come
+        targets[track_id] = rid
+        connection = self.connections.get(endpoint_id)
+        if connection is not None:
+            for forwarded in connection.forwarded.values():
+                if forwarded.source is source:
+                    forwarded.set_target(layer)
+        return True
+
     async def close_endpoint(self, endpoint_id: str) -> None:
+        self.layer_targets.pop(endpoint_id, None)
         connection = self.connections.pop(endpoint_id, None)
         if connection is not None:
             await connection.close()
@@ -115,7 +137,6 @@ class EndpointConnection:
         self.forwarded: dict[str, ForwardedTrack] = {}  # mid -> track sent on it
         self.last_heard = time.monotonic()  # when the client last sent us anything
         self.bandwidth = BandwidthEstimate()  # what can be sent to this client
-        self.targets: dict[str, str] = {}     # simulcast track id -> the highest layer (RID) wanted of it
         self.pc.on("connectionstatechange", self._state_changed)
 
     def _heard(self) -> None:
@@ -203,27 +224,17 @@ class EndpointConnection:
         # layers later (its track could not tell them apart), nor new RIDs.
         accepted = {mid: self.published[mid].layers.rids for mid in layered
                     if mid in self.published and self.published[mid].layers is not None}
-        return answer_with_layers(self.pc.localDescription.sdp, accepted)
+        answer = answer_with_layers(self.pc.localDescription.sdp, accepted)
+        if self.room.max_video_bitrate is not None:
+            videos = {mid for mid, track in self.published.items() if track.kind == "video"}
+            answer = answer_with_bandwidth(answer, videos, self.room.max_video_bitrate)
+        return answer
 
     # -- as a subscriber of simulcast tracks (asked by its forwarded tracks) -----------------
 
     def target_for(self, track_id: str) -> str | None:
-        return self.targets.get(track_id)
-
-    def set_target(self, track_id: str, rid: str) -> bool:
-        """This client wants layer ``rid`` of ``track_id`` at most; False (and nothing changes)
-        when that is not a simulcast track of the room with such a layer."""
-        source = self.room.published.get(track_id)
-        layer = source.layer_index(rid) if source is not None else None
-        if layer is None:
-            return False
-        for gone in [t for t in self.targets if t not in self.room.published]:
-            del self.targets[gone]  # bounded by the room's tracks, however many requests come
-        self.targets[track_id] = rid
-        for forwarded in self.forwarded.values():
-            if forwarded.source is source:
-                forwarded.set_target(layer)
-        return True
+        """The highest layer (RID) this client asked for of ``track_id``, None when it did not."""
+        return self.room.layer_targets.get(self.endpoint_id, {}).get(track_id)
 
     def layer_budget(self) -> int | None:
         """Each video slot's share of what can be sent to this client (bits/s), None when unknown."""

@@ -35,6 +35,7 @@ from .task_errors import TaskErrors
 log = structlog.get_logger("videoroomd.media")
 
 STATS_INTERVAL = 0.5          # seconds between two stats events (the heartbeat)
+REFUSED_LOG_INTERVAL = 10.0   # seconds between two log lines about refused layer commands
 MAX_UNSENT = 8 * 1024 * 1024  # bytes of events the control plane has not read before the link is given up
 
 
@@ -47,6 +48,8 @@ class MediaServer:
         self.rooms: dict[str, RoomMedia] = {}
         self._default_certificate: RTCCertificate | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._refusals = 0                       # refused layer commands since the last logged
+        self._refused_logged = float("-inf")
 
     # -- commands --------------------------------------------------------------------------
     def take(self, message: dict) -> None:
@@ -114,24 +117,34 @@ class MediaServer:
                                        _simulcast(message.get("simulcast")))
 
     async def _target_layer(self, message: dict) -> bool:
-        """True when the layer was taken; False (logged, nothing changes) for a track that is
-        not simulcast here, a layer it does not have, or an endpoint without a connection."""
-        room = self._room(message)
-        connection = room.connections.get(message["endpoint"])
-        taken = connection is not None and connection.set_target(message["track_id"], message["layer"])
+        """True when the layer was taken; False (logged, nothing changes) for a room, track or
+        layer that is not here, or a track that is not simulcast."""
+        room = self.rooms.get(message["room"])
+        taken = room is not None and room.set_target(message["endpoint"], message["track_id"], message["layer"])
         if not taken:
-            log.info("target_layer for no simulcast layer here ignored", room=message["room"],
-                     endpoint=message["endpoint"], track=message["track_id"][:64], layer=message["layer"][:16])
+            self._refused("target_layer", message)
         return taken
 
     async def _layer_enabled(self, message: dict) -> bool:
         """True when the track has that layer (now enabled or not); False (logged) otherwise."""
-        published = self._room(message).published.get(message["track_id"])
+        room = self.rooms.get(message["room"])
+        published = room.published.get(message["track_id"]) if room is not None else None
         taken = published is not None and published.set_layer_enabled(message["layer"], message["enabled"])
         if not taken:
-            log.info("layer_enabled for no simulcast layer here ignored", room=message["room"],
-                     track=message["track_id"][:64], layer=message["layer"][:16])
+            self._refused("layer_enabled", message)
         return taken
+
+    def _refused(self, command: str, message: dict) -> None:
+        """Log a refused layer command; at most one line every REFUSED_LOG_INTERVAL, whatever a
+        client floods us with, with the count of those left out."""
+        self._refusals += 1
+        now = time.monotonic()
+        if now - self._refused_logged < REFUSED_LOG_INTERVAL:
+            return
+        self._refused_logged = now
+        log.info(f"{command} for no simulcast layer here ignored", room=message["room"][:64],
+                 track=message["track_id"][:64], layer=message["layer"][:16], refused=self._refusals)
+        self._refusals = 0
 
     async def _add_candidate(self, message: dict) -> None:
         connection = self._room(message).connections.get(message["endpoint"])

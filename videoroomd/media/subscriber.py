@@ -199,7 +199,8 @@ class ForwardedTrack(MediaStreamTrack):
                 self.owner.layer_changed(self.source.track_id, self.source.layers.rids[layer], reason)
         self.forward(packet, keyframe, now, send_time, ntp)
 
-    def _ask_keyframe(self, starting: bool) -> None:
+    def ask_keyframe(self, starting: bool) -> None:
+        """Ask the source for a keyframe (of the layer this subscriber is on or changes to)."""
         source = self.source
         if source is None:
             return
@@ -244,7 +245,7 @@ class ForwardedTrack(MediaStreamTrack):
             elif decision is not Start.HELD:
                 # Rate-limited; also covers a lost request. Only a new source gets the short wait:
                 # a subscriber that keeps falling behind must not make the publisher send keyframes.
-                self._ask_keyframe(decision is Start.ASK_STARTING)
+                self.ask_keyframe(decision is Start.ASK_STARTING)
             return
         self._send_packet(packet, now, send_time, ntp)
 
@@ -343,4 +344,4 @@ class ForwardedTrack(MediaStreamTrack):
     def _fell_behind(self) -> None:
         self.counters.packets_dropped += 1
         if self.gate.fell_behind():
-            self._ask_keyframe(False)  # the usual wait: it may keep falling behind
+            self.ask_keyframe(False)  # the usual wait: it may keep falling behind

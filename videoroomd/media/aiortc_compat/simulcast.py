@@ -10,6 +10,10 @@ writes their ``a=extmap`` lines), and the answer's m-section gets
 ``a=rid:X recv`` lines and ``a=simulcast:recv``. Only the transceivers of
 those mids are touched; aiortc's module-level extension list stays as it is,
 so connections without simulcast negotiate exactly what they did.
+
+:func:`answer_with_bandwidth` adds a ``b=AS`` limit to a publisher's video
+m-sections (a room's ``max_video_bitrate``): browsers cap what they send on
+it from the start, before any REMB of ours reaches them.
 """
 
 from __future__ import annotations
@@ -83,3 +87,22 @@ def answer_with_layers(answer_sdp: str, layers: dict[str, list[str]]) -> str:
     flush()
     text = newline.join(out)
     return text if text.endswith(newline) else text + newline
+
+
+def answer_with_bandwidth(answer_sdp: str, mids: set[str], bps: int) -> str:
+    """``answer_sdp`` with ``b=AS:<kbit/s>`` (rounded down, at least 1) after the ``c=`` line of
+    each m-section whose mid is in ``mids``; pure text."""
+    if not mids:
+        return answer_sdp
+    newline = "\r\n" if "\r\n" in answer_sdp else "\n"
+    sections = answer_sdp.split(newline + "m=")
+    out = [sections[0]]
+    limit = f"b=AS:{max(1, bps // 1000)}"
+    for section in sections[1:]:
+        lines = section.split(newline)
+        mid = next((line[6:].strip() for line in lines if line.startswith("a=mid:")), None)
+        if mid in mids and not any(line.startswith("b=") for line in lines):
+            at = next((i + 1 for i, line in enumerate(lines) if line.startswith("c=")), 1)
+            lines.insert(at, limit)
+        out.append(newline.join(lines))
+    return (newline + "m=").join(out)
