@@ -312,6 +312,12 @@ def test_a_subscriber_switched_from_l_to_h_gets_one_stream_continuing_across_the
         assert tl0[30] == tl0[29] + 1
         assert vp8_starts_keyframe(out[30][2])
         assert changes == [("l", "other"), ("h", "other")]
+        # A NACK of what l sent before the switch is not answered (the decoder restarted at h's
+        # keyframe; on a slow link it would only add to the load); one of h's packets is.
+        track.retransmit(seqs[25:30])
+        assert track.counters.packets_retransmitted == 0
+        track.retransmit(seqs[40:42])
+        assert track.counters.packets_retransmitted == 2
         sink.close()
 
     asyncio.run(main())
