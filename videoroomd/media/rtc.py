@@ -248,6 +248,10 @@ class EndpointConnection:
         videos = sum(1 for f in self.forwarded.values() if f.kind == "video" and f.source is not None)
         return estimate // max(1, videos)
 
+    def estimate(self) -> int | None:
+        """What can be sent to this client (bits/s), None before its first REMB."""
+        return self.bandwidth.estimate()
+
     def congested(self, now: float) -> bool:
         return self.bandwidth.congested(now)
 

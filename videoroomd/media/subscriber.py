@@ -46,6 +46,8 @@ HISTORY = 512                # packets a video subscriber can have retransmitted
 # take the media thread (all rooms' forwarding) and the uplink for itself.
 RETRANSMIT_RATE = 300.0
 RETRANSMIT_BURST = HISTORY
+RETRANSMIT_SHARE = 0.25      # of a simulcast subscriber's estimated bandwidth its retransmissions may take
+RETRANSMIT_RATE_MIN = 20.0   # packets a second it may always have sent again
 
 MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
@@ -291,8 +293,15 @@ class ForwardedTrack(MediaStreamTrack):
             return
         extensions = parameters.extensions(abs_send_time(time.time()).to_bytes(3, "big"), None)
         now = time.monotonic()
+        rate = RETRANSMIT_RATE
+        if self.layer_switch is not None and self.owner is not None:
+            # On a simulcast source the subscriber's estimate is known: resending more than a
+            # share of it would congest the link that lost the packets (and lose more).
+            estimate = self.owner.estimate()
+            if estimate is not None:
+                rate = min(RETRANSMIT_RATE, max(RETRANSMIT_RATE_MIN, RETRANSMIT_SHARE * estimate / (8 * 1200)))
         self._retransmit_budget = min(float(RETRANSMIT_BURST),
-                                      self._retransmit_budget + (now - self._retransmit_stamp) * RETRANSMIT_RATE)
+                                      self._retransmit_budget + (now - self._retransmit_stamp) * rate)
         self._retransmit_stamp = now
         first = self._run_first_seq
         for seq in sequence_numbers:
