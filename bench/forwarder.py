@@ -97,7 +97,7 @@ async def main_simulcast(args: argparse.Namespace) -> None:
     published = PublishedTrack("publisher:video", "video", receiver=None, rids=RIDS)
     for layer in range(3):
         published.layers.learn(41 + layer, RIDS[layer], None)
-    owner = SimpleNamespace(target_for=lambda track_id: None, layer_budget=lambda: None,
+    owner = SimpleNamespace(target_for=lambda track_id: None, layer_budget=lambda: None, estimate=lambda: None,
                             congested=lambda now: False, layer_changed=lambda *args: None)
     tracks = []
     for index in range(args.subscribers):

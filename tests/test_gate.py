@@ -434,3 +434,13 @@ def test_a_publisher_sending_only_its_lowest_layer_of_three_is_followed_there():
     layers.usable = [True, False, False]
     assert layers.choose() == (0, Reason.OTHER)
     assert layers.run(30) == []
+
+
+def test_a_remb_dip_while_it_still_climbs_towards_what_is_sent_is_not_congestion_but_one_after_it_is():
+    estimate = BandwidthEstimate()
+    estimate.remb_arrived(600_000, 0.0, sending=1_500_000)
+    estimate.remb_arrived(500_000, 1.0, sending=1_500_000)  # climbing after a switch up, a dip
+    assert not estimate.congested(1.0)
+    estimate.remb_arrived(1_600_000, 20.0, sending=1_500_000)
+    estimate.remb_arrived(1_200_000, 21.0, sending=1_500_000)  # had caught up, then fell: congestion
+    assert estimate.congested(21.0)

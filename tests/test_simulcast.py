@@ -4,6 +4,7 @@ layer lines; and the media server's answer to a browser's simulcast offer."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -265,7 +266,7 @@ def simulcast_subscriber(rids=("l", "m", "h")):
     for layer, rid in enumerate(rids):
         published.layers.learn(41 + layer, rid, None)
     changes = []
-    owner = SimpleNamespace(target_for=lambda track_id: None, layer_budget=lambda: None,
+    owner = SimpleNamespace(target_for=lambda track_id: None, layer_budget=lambda: None, estimate=lambda: None,
                             congested=lambda now: False, layer_changed=lambda *args: changes.append(args[1:]))
 
     async def make():
@@ -312,6 +313,19 @@ def test_a_subscriber_switched_from_l_to_h_gets_one_stream_continuing_across_the
         assert tl0[30] == tl0[29] + 1
         assert vp8_starts_keyframe(out[30][2])
         assert changes == [("l", "other"), ("h", "other")]
+        # A NACK of what l sent before the switch is not answered (the decoder restarted at h's
+        # keyframe; on a slow link it would only add to the load); one of h's packets is.
+        track.retransmit(seqs[25:30])
+        assert track.counters.packets_retransmitted == 0
+        track.retransmit(seqs[40:42])
+        assert track.counters.packets_retransmitted == 2
+        # With the subscriber's estimate known (96 kbit/s), what its NACKs get sent again per
+        # second is a share of it (at least RETRANSMIT_RATE_MIN packets), not RETRANSMIT_RATE.
+        from videoroomd.media import subscriber as module
+        track.owner.estimate = lambda: 96_000
+        track._retransmit_budget, track._retransmit_stamp = 0.0, time.monotonic() - 1.0
+        track.retransmit(seqs[30:60])
+        assert track.counters.packets_retransmitted - 2 == int(module.RETRANSMIT_RATE_MIN) < 30
         sink.close()
 
     asyncio.run(main())

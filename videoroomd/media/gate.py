@@ -138,6 +138,7 @@ CONGESTION_MEMORY = 5.0      # seconds after the last sign of congestion in whic
 # A REMB below this times the previous one is a sign of congestion (a receiver that detects
 # overuse cuts its estimate to 0.85 of what arrives).
 DROP_FACTOR = 0.9
+CAUGHT_UP = 0.9             # a REMB this close to what is sent has caught up with it
 HIGH_LOSS = 0.10             # loss above which the estimate is cut (as loss-based congestion control does)
 BANDWIDTH_CHANGE = 0.10      # relative change of the estimate that is reported
 BANDWIDTH_REPORT_INTERVAL = 1.0  # seconds between two reports of one subscriber's estimate at the least
@@ -195,9 +196,15 @@ class BandwidthEstimate:
         self._reported: int | None = None
         self._reported_at = float("-inf")
 
-    def remb_arrived(self, bps: float, now: float) -> None:
+    def remb_arrived(self, bps: float, now: float, sending: float | None = None) -> None:
+        """A REMB of ``bps``; ``sending``: what is sent to the subscriber now (bits/s), when known.
+
+        A drop is a sign of congestion only once the estimate had reached what is sent: a
+        receiver's estimate climbs slowly after a switch up and dips on the way, which is not
+        the link failing (loss says that)."""
         if self.remb is not None and bps < DROP_FACTOR * self.remb:
-            self.congested_at = now
+            if sending is None or self.remb >= CAUGHT_UP * sending:
+                self.congested_at = now
         self.remb = bps
 
     def loss_reported(self, fraction: float, now: float) -> None:

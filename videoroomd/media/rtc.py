@@ -31,6 +31,8 @@ from .vad import VoiceActivity
 
 log = structlog.get_logger("videoroomd.media.rtc")
 
+SEND_RATE_WINDOW = 1.0  # seconds over which what is sent to a client is measured, at the least
+
 # Forwarding needs one codec per kind across publishers and subscribers.
 PREFERRED = {"audio": "audio/opus", "video": "video/VP8"}
 
@@ -137,6 +139,8 @@ class EndpointConnection:
         self.forwarded: dict[str, ForwardedTrack] = {}  # mid -> track sent on it
         self.last_heard = time.monotonic()  # when the client last sent us anything
         self.bandwidth = BandwidthEstimate()  # what can be sent to this client
+        self._send_sample: tuple[float | None, int] = (None, 0)  # (when, octets sent by then)
+        self._send_rate: float | None = None
         self.pc.on("connectionstatechange", self._state_changed)
 
     def _heard(self) -> None:
@@ -244,6 +248,10 @@ class EndpointConnection:
         videos = sum(1 for f in self.forwarded.values() if f.kind == "video" and f.source is not None)
         return estimate // max(1, videos)
 
+    def estimate(self) -> int | None:
+        """What can be sent to this client (bits/s), None before its first REMB."""
+        return self.bandwidth.estimate()
+
     def congested(self, now: float) -> bool:
         return self.bandwidth.congested(now)
 
@@ -252,8 +260,20 @@ class EndpointConnection:
 
     def remb_arrived(self, bps: int) -> None:
         now = time.monotonic()
-        self.bandwidth.remb_arrived(bps, now)
+        self.bandwidth.remb_arrived(bps, now, self._sending_rate(now))
         self._report_bandwidth(now)
+
+    def _sending_rate(self, now: float) -> float | None:
+        """Bits/s sent to this client lately (payload, from the senders' own counts), None
+        until measured over SEND_RATE_WINDOW."""
+        octets = sum(compat.sent_octets(f.sender) for f in self.forwarded.values())
+        stamp, counted = self._send_sample
+        if stamp is None:
+            self._send_sample = (now, octets)
+        elif now - stamp >= SEND_RATE_WINDOW:
+            self._send_rate = max(0, octets - counted) * 8 / (now - stamp)
+            self._send_sample = (now, octets)
+        return self._send_rate
 
     def loss_reported(self, fraction: float) -> None:
         now = time.monotonic()

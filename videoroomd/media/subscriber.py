@@ -46,6 +46,8 @@ HISTORY = 512                # packets a video subscriber can have retransmitted
 # take the media thread (all rooms' forwarding) and the uplink for itself.
 RETRANSMIT_RATE = 300.0
 RETRANSMIT_BURST = HISTORY
+RETRANSMIT_SHARE = 0.25      # of a simulcast subscriber's estimated bandwidth its retransmissions may take
+RETRANSMIT_RATE_MIN = 20.0   # packets a second it may always have sent again
 
 MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
@@ -129,6 +131,9 @@ class ForwardedTrack(MediaStreamTrack):
         self._address = None
         self._rtx_seq = random16() % 32768
         self._retransmit_budget = float(RETRANSMIT_BURST)
+        # Of a simulcast source: the first sequence number of the current run (a slow subscriber's
+        # NACKs of the layer it left would only add to what its link cannot carry).
+        self._run_first_seq: int | None = None
         self._retransmit_stamp = time.monotonic()
 
     # -- the slot --------------------------------------------------------------------------
@@ -236,6 +241,8 @@ class ForwardedTrack(MediaStreamTrack):
         if not self.gate.running:
             decision, packets = self.gate.admit(packet, keyframe, self._writable())
             if decision is Start.GO:
+                if self.layer_switch is not None:
+                    self._run_first_seq = self._stream.next_seq
                 self._stream.start_run(packets[0].sequence_number, packets[0].timestamp, now,
                                        self.parameters.clock_rate)
                 if self.vp8 is not None:
@@ -286,12 +293,22 @@ class ForwardedTrack(MediaStreamTrack):
             return
         extensions = parameters.extensions(abs_send_time(time.time()).to_bytes(3, "big"), None)
         now = time.monotonic()
+        rate = RETRANSMIT_RATE
+        if self.layer_switch is not None and self.owner is not None:
+            # On a simulcast source the subscriber's estimate is known: resending more than a
+            # share of it would congest the link that lost the packets (and lose more).
+            estimate = self.owner.estimate()
+            if estimate is not None:
+                rate = min(RETRANSMIT_RATE, max(RETRANSMIT_RATE_MIN, RETRANSMIT_SHARE * estimate / (8 * 1200)))
         self._retransmit_budget = min(float(RETRANSMIT_BURST),
-                                      self._retransmit_budget + (now - self._retransmit_stamp) * RETRANSMIT_RATE)
+                                      self._retransmit_budget + (now - self._retransmit_stamp) * rate)
         self._retransmit_stamp = now
+        first = self._run_first_seq
         for seq in sequence_numbers:
             if self._retransmit_budget < 1.0:
                 return  # the rest stays lost; a PLI from the subscriber brings a keyframe
+            if first is not None and (seq - first) & 0xFFFF >= 0x8000:
+                continue  # before the keyframe its layer started at: the decoder no longer needs it
             entry = self._history[seq % HISTORY]
             if entry is None or entry[0] != seq:
                 continue

@@ -85,6 +85,11 @@ def intercept_sender(sender, on_parameters: Callable[[Any], None],
     sender._handle_rtcp_packet = handle_rtcp
 
 
+def sent_octets(sender) -> int:
+    """The payload bytes ``sender``'s RTCP sender reports count as sent (see :func:`count_sent`)."""
+    return sender._RTCRtpSender__octet_count
+
+
 def use_certificate(pc, certificate) -> None:
     """Make ``pc`` use ``certificate`` for DTLS (aiortc makes one per connection otherwise)."""
     pc._RTCPeerConnection__certificates = [certificate]
