@@ -191,6 +191,7 @@ class Bench:
             figures.update(self._relay_figures(n, run.final, turn))
         if mode == "simulcast":
             figures["layers_settled_s"] = layers_settled
+        if mode is not None:  # the plain run too: what its browsers' estimates were, to compare
             figures["publishers_layers_in_window"] = publishers_layers(start, end, list(joined))
         if switching is not None:
             figures.update(switching)
