@@ -6,6 +6,12 @@ never a downloaded one) captures its fake camera and microphone, encodes
 VP8 and Opus itself and decodes what it receives, as a person's browser
 does. :file:`page_probe.js` reads the page's media events and its
 RTCPeerConnection's getStats(); the CPU reported is the whole browser's.
+
+With ``--netns`` Chromium runs inside that network namespace (a host of
+:mod:`bench.netns`, whose link the benchmark limits); the page is then on
+the daemon's address there, over http, and ``--secure-origin`` lets
+Chromium treat that origin as secure, as it treats localhost, so that the
+page may open the (fake) camera.
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ import json
 import os
 import select
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from playwright.sync_api import sync_playwright
 
+from .netns import wrapper
 from .processes import participant_arguments
 from .procfs import tree_cpu_seconds
 
@@ -83,12 +91,29 @@ def snapshot(page) -> dict:
             if entry.get(key) is not None:
                 entry[key] = entry[key] / 1000 - offset
     snap["states"] = [(t / 1000 - offset, state) for t, state in snap["states"]]
+    snap["switches"] = [(t / 1000 - offset, *rest) for t, *rest in snap.get("switches", [])]
+    for entry in snap["received"].values():
+        entry["widths"] = [(t / 1000 - offset, width) for t, width in entry.get("widths", [])]
     return {"event": "snap", "t": time.monotonic(), "cpu": tree_cpu_seconds(os.getpid()), **snap}
 
 
+def launch_options(args: argparse.Namespace, directory: Path) -> dict:
+    """Playwright's launch arguments: Debian's Chromium, or a wrapper that starts it in
+    ``--netns`` (there without loopback candidates, which would be this machine's, not the
+    host's); ``--secure-origin`` treated as secure."""
+    flags = list(FLAGS)
+    executable = CHROMIUM
+    if args.netns:
+        flags.remove("--allow-loopback-in-peer-connection")
+        executable = str(wrapper(args.netns, CHROMIUM, directory))
+    if args.secure_origin:
+        flags.append(f"--unsafely-treat-insecure-origin-as-secure={args.secure_origin}")
+    return {"executable_path": executable, "args": flags, "headless": True}
+
+
 def main(args: argparse.Namespace) -> int:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+    with tempfile.TemporaryDirectory(prefix="browser-bot-") as directory, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(**launch_options(args, Path(directory)))
         try:
             page = browser.new_page()
             page.add_init_script(PROBE)
@@ -106,9 +131,13 @@ def main(args: argparse.Namespace) -> int:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
+    def more(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--netns", help="run Chromium in this network namespace (ip netns)")
+        parser.add_argument("--secure-origin", help="an http origin (http://ADDRESS:PORT) Chromium treats as secure")
+
     return participant_arguments("python -m bench.browser_bot", __doc__.split("\n")[0], argv,
-                                 url_help="ws://127.0.0.1:PORT/socket/websocket?vsn=2.0.0 (the page is on the same port)",
-                                 clip_help="ignored: Chromium sends its own fake camera")
+                                 url_help="ws://ADDRESS:PORT/socket/websocket?vsn=2.0.0 (the page is on the same port)",
+                                 clip_help="ignored: Chromium sends its own fake camera", more=more)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -26,16 +27,16 @@ def room_names(count: int) -> list[str]:
     return [f"{ROOM_PREFIX}{index}" for index in range(1, count + 1)]
 
 
-def free_port(udp_too: bool = False) -> int:
-    """A TCP port free on 127.0.0.1 now (``udp_too``: and the same UDP port, as TURN listens on both)."""
+def free_port(udp_too: bool = False, host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now (``udp_too``: and the same UDP port, as TURN listens on both)."""
     for _attempt in range(100):
         with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            tcp.bind(("127.0.0.1", 0))
+            tcp.bind((host, 0))
             port = tcp.getsockname()[1]
             if not udp_too:
                 return port
             try:
-                udp.bind(("127.0.0.1", port))
+                udp.bind((host, port))
             except OSError:
                 continue
             return port
@@ -43,20 +44,29 @@ def free_port(udp_too: bool = False) -> int:
 
 
 def config_text(port: int, max_peers: int, log_file: Path, rooms: list[str], workers: int | str,
-                turn_port: int | None = None) -> str:
+                turn_port: int | None = None, host: str = "127.0.0.1", plain_rooms: list[str] | None = None,
+                admin_token: str | None = None) -> str:
     """The daemon's config; ``turn_port``: run the built-in TURN server on 127.0.0.1 there
-    (for ``--relay``), with its defaults otherwise (per-user bandwidth limit included)."""
+    (for ``--relay``), with its defaults otherwise (per-user bandwidth limit included).
+    ``host``: the address it listens and has its media on (``--simulcast``: a benchmark host's
+    gateway, bench.netns), then answering to that name alone and showing its admin view to
+    ``admin_token``; ``plain_rooms``: rooms with ``simulcast = false`` besides ``rooms``."""
     workers_value = f'"{workers}"' if isinstance(workers, str) else str(workers)
     room_tables = "".join(f"\n[rooms.{room}]\nmax_peers = {max_peers}\n" for room in rooms)
+    room_tables += "".join(f"\n[rooms.{room}]\nmax_peers = {max_peers}\nsimulcast = false\n"
+                           for room in plain_rooms or [])
     turn = "" if turn_port is None else f'\n[turn]\nenabled = true\nlisten = "127.0.0.1:{turn_port}"\n'
+    server = "" if host == "127.0.0.1" else f'hostnames = ["{host}"]\n'
+    if admin_token is not None:
+        server += f'admin_token = "{admin_token}"\n'
     return f"""\
 [server]
-listen = "127.0.0.1:{port}"
-connections_per_second = 1000   # every bot and every poll of this harness comes from 127.0.0.1
+listen = "{host}:{port}"
+connections_per_second = 1000   # every bot and every poll of this harness comes from one address
 drain_timeout = 1
-
+{server}
 [ice]
-addresses = ["127.0.0.1"]
+addresses = ["{host}"]
 
 [log]
 level = "info"
@@ -68,9 +78,10 @@ workers = {workers_value}
 {turn}{room_tables}"""
 
 
-def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+def _get(url: str, timeout: float = 2.0, token: str | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -78,19 +89,24 @@ def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
 
 class Daemon:
     def __init__(self, workdir: Path, repo: Path, max_peers: int, rooms: list[str], workers: int | str = "auto",
-                 cpus: set[int] | None = None, turn: bool = False):
+                 cpus: set[int] | None = None, turn: bool = False, host: str = "127.0.0.1",
+                 plain_rooms: list[str] | None = None):
+        """``host``: where it listens and has its media (not loopback: its admin view then needs a
+        token, made here); ``plain_rooms``: rooms without simulcast, besides ``rooms``."""
         self.workdir = workdir
         self.cpus = cpus  # the daemon runs on these CPUs only, and so do its workers ("auto": one per CPU)
-        self.rooms = rooms
+        self.rooms = rooms + list(plain_rooms or [])
         self.workers = workers
         self.repo = repo
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.socket_url = f"ws://127.0.0.1:{self.port}/socket/websocket?vsn=2.0.0"
+        self.port = free_port(host=host)
+        self.url = f"http://{host}:{self.port}"
+        self.socket_url = f"ws://{host}:{self.port}/socket/websocket?vsn=2.0.0"
+        self.admin_token = None if host == "127.0.0.1" else secrets.token_hex(16)
         self.log_file = workdir / "videoroomd.log"
         self.config = workdir / "videoroomd.toml"
         self.turn_port = free_port(udp_too=True) if turn else None
-        self.config.write_text(config_text(self.port, max_peers, self.log_file, rooms, workers, self.turn_port))
+        self.config.write_text(config_text(self.port, max_peers, self.log_file, rooms, workers, self.turn_port,
+                                           host=host, plain_rooms=plain_rooms, admin_token=self.admin_token))
         self.child: Child | None = None
 
     @property
@@ -135,7 +151,7 @@ class Daemon:
         return code, sorted(left)
 
     async def get(self, path: str) -> tuple[int, bytes]:
-        return await trio.to_thread.run_sync(_get, self.url + path)
+        return await trio.to_thread.run_sync(_get, self.url + path, 2.0, self.admin_token)
 
     async def admin(self) -> dict:
         """The admin view (/admin/rooms): every room with its worker, and ``media_workers``."""

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Callable
 
 import trio
 
@@ -151,10 +152,12 @@ class Bot(Child):
 
 
 def participant_arguments(prog: str, description: str, argv: list[str], *, url_help: str,
-                          clip_help: str, relay: tuple[str, ...] = ()) -> argparse.Namespace:
+                          clip_help: str, relay: tuple[str, ...] = (),
+                          more: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
     """The command line every participant process takes (bench.bot, bench.browser_bot):
     what ``Bench.spawn`` in bench.sfu passes; ``relay``: the choices of ``--relay``, for a
-    participant that can send its media through the daemon's TURN server."""
+    participant that can send its media through the daemon's TURN server; ``more`` adds
+    a participant's own options."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("url", help=url_help)
     parser.add_argument("room")
@@ -164,4 +167,6 @@ def participant_arguments(prog: str, description: str, argv: list[str], *, url_h
     if relay:
         parser.add_argument("--relay", choices=relay, default=relay[0],
                             help="send and receive all media through the daemon's TURN server over this transport")
+    if more is not None:
+        more(parser)
     return parser.parse_args(argv)

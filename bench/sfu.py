@@ -14,11 +14,22 @@ receive only through it; each run then reports the TURN server's counters
 and how many of those bots really were on a relayed ICE pair. Every child
 process is stopped on the way out, Ctrl-C included, and the daemon's workers
 must be gone with it.
+
+With ``--simulcast`` (Chromium participants) each N is run twice on the same
+daemon: in a room with ``simulcast = false`` (one stream per camera: the
+plain figure) and in one where every page publishes three layers. Every
+participant's Chromium runs on a network host of its own (:mod:`bench.netns`)
+and the daemon on the first one's address; after the measured window the
+``--limited-share`` first participants' links are limited with ``tc`` to
+``--limit-kbps``, held, and freed, and the pages' ``encodingSwitched`` give
+how long each limited subscriber took to be switched down and up
+(:mod:`bench.switches`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -34,32 +45,45 @@ from . import clip as clips
 from . import procfs
 from .daemon import Daemon, connection_drops, log_problems, room_names
 from .processes import Bot, BotFailed, cpu_list
+from .netns import Host, hosts
 from .relay import TRANSPORTS, relayed, routes, turn_figures
 from .stats import Run, Sample, capacity, connection_trouble, pairs, summarize, table
+from .switches import Limit, layers_now, limited, switch_figures
 
 REPO = Path(__file__).resolve().parent.parent
 POLL = 0.5  # seconds between two looks at the bots while waiting
+LIMIT_PER_PUBLISHER_KBPS = 300  # --simulcast's default limit: the low layer (150) and audio of each fit, the middle (500) not
+PLAIN_ROOM = "plain1"  # --simulcast: the room with simulcast = false, for the plain figure
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, workdir: Path, daemon: Daemon, clip_path: Path):
+    def __init__(self, args: argparse.Namespace, workdir: Path, daemon: Daemon, clip_path: Path,
+                 net_hosts: list[Host] | None = None):
         self.args = args
         self.workdir = workdir
         self.daemon = daemon
         self.clip_path = clip_path
         self.relayed: set[str] = set()  # the bots sent through the TURN server
+        self.net_hosts = net_hosts or []  # --simulcast: participant index -> the host its Chromium runs on
+        self.limited: dict[str, Host] = {}  # --simulcast: the bots whose link is limited, and their hosts
 
     def spawn(self, n: int, room: str, index: int) -> Bot:
         name = f"n{n}-{room}-bot{index}"
         a = self.args
         loading = 3 * max(a.rooms) * (n + 1)  # seconds: every participant loads at once, on a few cores
         lifetime = 120 + loading + a.stagger * n + a.settle_timeout + a.warmup + a.duration + a.late_timeout
+        if a.simulcast:  # the wait for layer h, and the limit, come before the late joiner
+            lifetime += a.layer_timeout + a.switch_timeout + 2 * POLL + a.limit_hold + a.recover_timeout + 30
         module = "bench.browser_bot" if a.chromium else "bench.bot"
         argv = [sys.executable, "-m", module, self.daemon.socket_url, room, name, str(self.clip_path),
                 "--lifetime", str(lifetime)]
         if a.relay != "none" and relayed(index, n, a.relay_share):
             argv += ["--relay", a.relay]
             self.relayed.add(name)
+        if self.net_hosts:
+            argv += ["--netns", self.net_hosts[index].name, "--secure-origin", self.daemon.url]
+            if limited(index, n, a.limited_share):
+                self.limited[name] = self.net_hosts[index]
         return Bot(argv, self.workdir / f"{name}.log", REPO, name, cpus=a.bot_cpus)
 
     async def snaps(self, bots: list[Bot]) -> dict[str, dict]:
@@ -94,8 +118,9 @@ class Bench:
                     return False
         return True
 
-    async def run_n(self, n: int, rooms: list[str]) -> dict:
-        """One run: ``rooms`` of ``n`` participants each at once; returns its figures."""
+    async def run_n(self, n: int, rooms: list[str], mode: str | None = None) -> dict:
+        """One run: ``rooms`` of ``n`` participants each at once; returns its figures. ``mode``
+        (--simulcast): "plain" or "simulcast", the latter with a limit on some links after the window."""
         steady = {room: [self.spawn(n, room, i) for i in range(n)] for room in rooms}
         late = {room: self.spawn(n, room, n) for room in rooms}  # one late joiner per room
         bots = [bot for room in rooms for bot in steady[room] + [late[room]]]
@@ -103,7 +128,10 @@ class Bench:
             for bot in bots:
                 nursery.start_soon(bot.read_messages)
             try:
-                return await self._measure(n, steady, late)
+                figures = await self._measure(n, steady, late, mode)
+                if mode is not None:
+                    figures["mode"] = mode
+                return figures
             finally:
                 with trio.CancelScope(shield=True):
                     async with trio.open_nursery() as stopping:
@@ -111,7 +139,8 @@ class Bench:
                             stopping.start_soon(bot.stop)
                 nursery.cancel_scope.cancel()
 
-    async def _measure(self, n: int, steady: dict[str, list[Bot]], late: dict[str, Bot]) -> dict:
+    async def _measure(self, n: int, steady: dict[str, list[Bot]], late: dict[str, Bot],
+                       mode: str | None = None) -> dict:
         a = self.args
         everyone = [bot for room in steady for bot in steady[room]]
         for bot in everyone + list(late.values()):
@@ -122,6 +151,9 @@ class Bench:
         turn = [await self.daemon.turn_counters()] if relay else []  # before the joins
         joined_by_room, settled_by_room = await self._join_all(n, steady)
         await trio.sleep(a.warmup)
+        layers_settled = None
+        if mode == "simulcast":
+            layers_settled = await self._wait_layers(n, everyone, next(iter(joined_by_room.values())))
         if relay:  # just outside the CPU window: the scrape costs the daemon some
             turn.append(await self.daemon.turn_counters())
         start = await self.sample(everyone)
@@ -130,6 +162,9 @@ class Bench:
         if relay:
             turn.append(await self.daemon.turn_counters())
         memory["steady"] = await self.daemon.memory()
+        switching = None
+        if mode == "simulcast":  # before the late joiner: one more tile would change the layers the pages ask
+            switching = await self._limit_and_recover(n, everyone, next(iter(joined_by_room.values())))
         joined = {name: info for room in joined_by_room.values() for name, info in room.items()}
         settled = None if None in settled_by_room.values() else max(settled_by_room.values())
         run = Run(n, joined, start, end, settled, rooms={room: list(j) for room, j in joined_by_room.items()},
@@ -154,6 +189,12 @@ class Bench:
         figures = summarize(run)
         if relay:
             figures.update(self._relay_figures(n, run.final, turn))
+        if mode == "simulcast":
+            figures["layers_settled_s"] = layers_settled
+        if mode is not None:  # the plain run too: what its browsers' estimates were, to compare
+            figures["publishers_layers_in_window"] = publishers_layers(start, end, list(joined))
+        if switching is not None:
+            figures.update(switching)
         figures["details"] = {
             "log_problems": run.log_problems[:10],
             "server_drops": run.server_drops[:10],
@@ -161,6 +202,88 @@ class Bench:
             "bot_notes": [m for bot in everyone + list(late.values()) for m in bot.notes][:10],
         }
         return figures
+
+    async def _wait_layers(self, n: int, bots: list[Bot], joined: dict[str, dict]) -> float | None:
+        """Wait (at most --layer-timeout) until every subscriber receives layer h of every
+        publisher, as the publishers' browsers raise their own bitrate step by step; returns the
+        seconds it took, None when some pair was not on h in time (said aloud)."""
+        began = time.monotonic()
+        while True:
+            snaps = await self.snaps(bots)
+            now = time.monotonic()
+            layers = layers_now(snaps, joined, now)
+            if all(layer == "h" for layer in layers.values()):
+                print(f"  N={n}: every pair on layer h after {now - began:.1f} s", flush=True)
+                return round(now - began, 1)
+            if now - began > self.args.layer_timeout:
+                below = ", ".join(f"{sub}<-{pub}: {layer}" for (sub, pub), layer in layers.items() if layer != "h")
+                print(f"  N={n}: not every pair on layer h after {self.args.layer_timeout:.0f} s ({below}); "
+                      "measuring anyway", flush=True)
+                return None
+            await trio.sleep(POLL)
+
+    async def _limit_and_recover(self, n: int, bots: list[Bot], joined: dict[str, dict]) -> dict:
+        """Limit the links of the limited participants, wait for their switches down, hold the
+        limit (measuring the server meanwhile), free the links and wait for the switches up;
+        returns the figures (bench.switches) and the cost of the limited window."""
+        a = self.args
+        kbps = a.limit_kbps or LIMIT_PER_PUBLISHER_KBPS * (n - 1)
+        mine = {name: host for name, host in self.limited.items() if name in joined}
+        drops: dict[str, float] = {}
+        for name, host in mine.items():
+            drops[name] = time.monotonic()
+            await trio.to_thread.run_sync(host.limit, kbps)
+        print(f"  N={n}: links of {', '.join(mine)} limited to {kbps} kbit/s", flush=True)
+
+        async def watch(limits, until_done: tuple[str, str], timeout: float) -> dict:
+            """The figures once every limited pair has the switch and the picture change
+            ``until_done`` names (the picture follows at the next decoded frame), or at ``timeout``."""
+            deadline = time.monotonic() + timeout
+            while True:
+                snaps = await self.snaps(bots)
+                now = time.monotonic()
+                figures = switch_figures(snaps, joined, limits(now), now, kbps)
+                if all(figures[key] == 0 for key in until_done) or now > deadline:
+                    return figures
+                await trio.sleep(POLL)
+
+        down = await watch(lambda now: {name: Limit(t, now) for name, t in drops.items()},
+                           ("down_ms_missing", "picture_down_ms_missing"), a.switch_timeout)
+        print(f"  N={n}: switched down: {down['limited_pairs'] - down['down_ms_missing']} of "
+              f"{down['limited_pairs']} limited pairs", flush=True)
+        start = await self.sample(bots)
+        await trio.sleep(a.limit_hold)
+        end = await self.sample(bots)
+        recovers: dict[str, float] = {}
+        for name, host in mine.items():
+            recovers[name] = time.monotonic()
+            await trio.to_thread.run_sync(host.unlimit)
+        limits = {name: Limit(drops[name], recovers[name]) for name in mine}
+        figures = await watch(lambda _now: limits, ("back_ms_missing", "picture_up_ms_missing"), a.recover_timeout)
+        print(f"  N={n}: limit freed; back on the starting layer: "
+              f"{figures['limited_pairs'] - figures['back_ms_missing']} of {figures['limited_pairs']} limited pairs",
+              flush=True)
+        held = summarize(Run(n, joined, start, end, None))
+        sent_layers = publishers_layers(start, end, list(joined))
+
+        def pair(key: str) -> str:
+            median, top, missing = (figures[f"{key}_{part}"] for part in ("median", "max", "missing"))
+            text = "—" if median is None else f"{median} / {top}"
+            return text + (f" ({missing} never)" if missing else "")
+
+        return {
+            "limit_kbps": kbps,
+            "limited_ended_lower": f"{figures['limited_ended_lower']} of {figures['limited_pairs']}",
+            "switch_down": pair("down_ms"), "picture_down": pair("picture_down_ms"),
+            "switch_up": pair("up_ms"), "switch_back": pair("back_ms"),
+            "unlimited_switched_down": f"{figures['unlimited_switched_down']} of {figures['unlimited_pairs']}",
+            "limited_window_s": held["window_s"], "limited_forwarded_pps": held["forwarded_pps"],
+            "limited_us_per_packet": held["server_us_per_packet"],
+            "simulcast": {**figures, "publishers_layers_while_limited": sent_layers,
+                          "limited_window": {key: held[key] for key in (
+                "window_s", "forwarded_pps", "server_us_per_packet", "server_cpu_pct", "bots_cpu_pct",
+                "others_cpu_pct", "received_fps_min", "loss_to_subscribers_pct")}},
+        }
 
     def _relay_figures(self, n: int, final: dict[str, dict], turn: list[dict]) -> dict:
         """How the relayed bots' media went: through a relay pair or not (said aloud when not),
@@ -238,6 +361,21 @@ class Bench:
             await trio.sleep(POLL / 5)
 
 
+def publishers_layers(start: Sample, end: Sample, names: list[str]) -> dict[str, dict]:
+    """Each Chromium participant's layers between two samples: frames per second, width and
+    what Chromium says limits it (``qualityLimitationReason``); and its ``estimates`` at the
+    end: what its browser thinks it may send, what the server said it can send it."""
+    wall = max(end.t - start.t, 1e-9)
+    result = {}
+    for name in names:
+        before = start.snaps[name].get("layers", {})
+        result[name] = {rid: {"fps": round((layer["frames"] - before.get(rid, {}).get("frames", 0)) / wall, 1),
+                              "width": layer["width"], "limited_by": layer["limited_by"]}
+                        for rid, layer in sorted(end.snaps[name].get("layers", {}).items())}
+        result[name]["estimates"] = end.snaps[name].get("estimates")
+    return result
+
+
 def utc_now() -> str:
     """Now, as the daemon's JSON log writes time."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -272,8 +410,21 @@ async def main(args: argparse.Namespace) -> int:
         print(f"CPUs: daemon and workers {cpus_text(args.server_cpus)}, participants {cpus_text(args.bot_cpus)}",
               flush=True)
     rooms = room_names(max(args.rooms))
-    daemon = Daemon(workdir, REPO, max_peers=max(args.n) + 1, rooms=rooms, workers=args.workers,
-                    cpus=args.server_cpus, turn=args.relay != "none")
+    with contextlib.ExitStack() as stack:
+        net_hosts = stack.enter_context(hosts(max(args.n) + 1)) if args.simulcast else []
+        if net_hosts:
+            print(f"participants' hosts: {', '.join(f'{h.name} {h.address}' for h in net_hosts)}; "
+                  f"the daemon on {net_hosts[0].gateway}", flush=True)
+        daemon = Daemon(workdir, REPO, max_peers=max(args.n) + 1, rooms=rooms, workers=args.workers,
+                        cpus=args.server_cpus, turn=args.relay != "none",
+                        host=net_hosts[0].gateway if net_hosts else "127.0.0.1",
+                        plain_rooms=[PLAIN_ROOM] if net_hosts else None)
+        return await run_all(args, workdir, tested, daemon, rooms, net_hosts)
+
+
+async def run_all(args: argparse.Namespace, workdir: Path, tested: str, daemon: Daemon, rooms: list[str],
+                  net_hosts: list[Host]) -> int:
+    """Every run of the command line on ``daemon``, started here and stopped before this returns."""
     try:
         await daemon.start()
         at_start = await wait_workers(daemon)
@@ -288,6 +439,9 @@ async def main(args: argparse.Namespace) -> int:
                       "so there is nothing for Chromium to drive.", flush=True)
                 return 2
             media = "Chromium's fake camera and microphone, encoded by Chromium (VP8, Opus)"
+            if args.simulcast:
+                media += ("; 1280x720 asked of the camera: three layers l, m, h (320x180, 640x360, 1280x720) "
+                          f"in room {rooms[0]}, one stream of 640x360 in room {PLAIN_ROOM}")
         else:
             width, height = (int(v) for v in args.size.split("x"))
             clip = clips.make(width, height, args.fps, seconds=4.0, video_kbps=args.video_kbps)
@@ -299,26 +453,31 @@ async def main(args: argparse.Namespace) -> int:
                   + ("every participant" if args.relay_share >= 1 else
                      f"the first {args.relay_share:g} of each room's participants (rounded up)"), flush=True)
         clip_path = workdir / "clip.pickle"
-        bench = Bench(args, workdir, daemon, clip_path)
+        bench = Bench(args, workdir, daemon, clip_path, net_hosts)
         results = []
 
         def best() -> dict | None:
             return capacity(results, None if args.chromium else args.fps)
 
-        for count, n in [(count, n) for _round in range(args.rounds) for count in args.rooms for n in args.n]:
-            if count == 1:
+        modes = ("plain", "simulcast") if args.simulcast else (None,)
+        for count, n, mode in [(count, n, mode) for _round in range(args.rounds) for count in args.rooms
+                               for n in args.n for mode in modes]:
+            names = [PLAIN_ROOM] if mode == "plain" else rooms[:count]
+            if mode is not None:
+                print(f"N={n}, {mode}: starting {n} participants (+1 late joiner) in room {names[0]}", flush=True)
+            elif count == 1:
                 print(f"N={n}: starting {n} participants (+1 late joiner) in room {rooms[0]}", flush=True)
             else:
                 print(f"N={n}: starting {count} rooms ({', '.join(rooms[:count])}) of {n} participants "
                       f"(+1 late joiner each)", flush=True)
             try:
-                figures = await bench.run_n(n, rooms[:count])
+                figures = await bench.run_n(n, names, mode)
             except BaseException as error:
                 failure = bot_failure(error)
                 if failure is None:
                     raise
                 print(f"  N={n}: abandoned: {failure}", flush=True)
-                figures = {"n": n, "rooms": count, "error": str(failure)}
+                figures = {"n": n, "rooms": count, "error": str(failure), **({"mode": mode} if mode else {})}
             results.append(figures)
             print(json.dumps(figures), flush=True)
             if args.json:
@@ -402,7 +561,35 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--relay-share", type=float, default=1.0, metavar="F",
                         help="with --relay: the share of each room's participants relayed (rounded up), "
                              "the rest direct (default 1: all, the late joiner too)")
+    parser.add_argument("--simulcast", action="store_true",
+                        help="Chromium participants (implies --chromium), each N twice: one stream per camera, "
+                             "then three layers, with some participants' links limited after the window")
+    parser.add_argument("--limited-share", type=float, default=0.5, metavar="F",
+                        help="with --simulcast: the share of each room's participants whose link is limited, "
+                             "the first ⌈F × N⌉ to join (default 0.5)")
+    parser.add_argument("--limit-kbps", type=int, metavar="KBPS",
+                        help=f"with --simulcast: the limited links' rate, kbit/s (default "
+                             f"{LIMIT_PER_PUBLISHER_KBPS} × (N − 1): each publisher's low layer fits, the middle one not)")
+    parser.add_argument("--limit-hold", type=float, default=15.0,
+                        help="with --simulcast: seconds the limit stays after the switches down")
+    parser.add_argument("--layer-timeout", type=float, default=60.0,
+                        help="with --simulcast: seconds every pair gets to reach layer h before the window")
+    parser.add_argument("--switch-timeout", type=float, default=30.0,
+                        help="with --simulcast: seconds the limited subscribers get to be switched down")
+    parser.add_argument("--recover-timeout", type=float, default=60.0,
+                        help="with --simulcast: seconds they get, once the limit is gone, to be back on their layer")
     args = parser.parse_args(argv)
+    if args.simulcast:
+        args.chromium = True
+        if args.relay != "none" or args.rooms != [1]:
+            parser.error("--simulcast runs one room of Chromium participants: no --relay, no --rooms")
+        if not 0 < args.limited_share < 1:
+            parser.error(f"--limited-share must be above 0 and below 1 (some participants stay unlimited), "
+                         f"got {args.limited_share}")
+        if args.limit_kbps is not None and not 50 <= args.limit_kbps <= 100_000:
+            parser.error(f"--limit-kbps must be from 50 to 100000, got {args.limit_kbps}")
+        if os.geteuid() != 0:
+            parser.error("--simulcast needs root: it makes network namespaces and limits their links with tc")
     if args.relay != "none" and args.chromium:
         parser.error("--relay works with the aiortc bots only, not --chromium")
     if not 0 < args.relay_share <= 1:

@@ -62,7 +62,10 @@ def _entry(snap: dict, track_id: str) -> dict | None:
 
 
 def _delta(start: dict | None, end: dict | None, key: str) -> int:
-    return (end or {}).get(key, 0) - (start or {}).get(key, 0)
+    """How much counter ``key`` grew; a counter that went down started over (a page whose
+    connection was replaced has new statistics): what it counted since."""
+    before, after = (start or {}).get(key, 0), (end or {}).get(key, 0)
+    return after - before if after >= before else after
 
 
 def pairs(names) -> list[tuple[str, str]]:
@@ -330,6 +333,16 @@ ROWS = [
     ("room restarts", "restarts"),
     ("relayed participants on a relay pair (--relay)", "relay_pairs"),
     ("TURN datagrams dropped in window (--relay)", "turn_dropped_in_window"),
+    ("every pair on layer h after, s (--simulcast)", "layers_settled_s"),
+    ("limited links, kbit/s (--simulcast)", "limit_kbps"),
+    ("limit → switched down (encodingSwitched), median / max ms", "switch_down"),
+    ("limit → narrower picture decoded, median / max ms", "picture_down"),
+    ("limited pairs on a lower layer when the limit went", "limited_ended_lower"),
+    ("unlimited pairs switched down meanwhile", "unlimited_switched_down"),
+    ("limit gone → first switch up, median / max ms", "switch_up"),
+    ("limit gone → back on the starting layer, median / max ms", "switch_back"),
+    ("while limited: forwarded RTP packets/s", "limited_forwarded_pps"),
+    ("while limited: server CPU µs per forwarded packet", "limited_us_per_packet"),
 ]
 
 ROOM_ROWS = [
@@ -392,7 +405,8 @@ def table(results: list[dict]) -> str:
     then rows per room and per media worker."""
     def heading(figures: dict) -> str:
         rooms = figures.get("rooms", 1)
-        return f"N={figures['n']}" + (f" ×{rooms} rooms" if rooms > 1 else "")
+        mode = f" {figures['mode']}" if figures.get("mode") else ""
+        return f"N={figures['n']}" + (f" ×{rooms} rooms" if rooms > 1 else "") + mode
 
     header = "| | " + " | ".join(heading(r) for r in results) + " |"
     lines = [header, "|---|" + "---:|" * len(results)]

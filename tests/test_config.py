@@ -71,10 +71,12 @@ def test_full_config_loads_into_typed_values(tmp_path: Path):
     assert config.log.level == "debug" and config.log.format == "json"
     lobby = config.rooms["lobby"]
     assert lobby.max_peers == 3 and lobby.password == "door"
+    assert lobby.simulcast is False and lobby.max_video_bitrate == 2_500_000
     # rooms inherit [defaults] where they are silent, and override where they speak
     assert [str(u) for u in lobby.stun_servers] == ["stun:stun.example.org:3478", "stuns:[2001:db8::1]:5350"]
     standup = config.rooms["team.standup"]
     assert standup.max_peers == 10 and standup.stun_servers == ()
+    assert standup.simulcast is True and standup.max_video_bitrate == 4_000_000  # from [defaults]
     turn = standup.turn_servers[0]
     assert [(u.scheme, u.host, u.port, u.transport) for u in turn.urls] == [
         ("turn", "turn.example.org", 3478, "tcp"), ("turns", "turn.example.org", 5349, "tcp"),
@@ -148,6 +150,36 @@ def test_edge_settings_are_checked(tmp_path, value, message):
     with pytest.raises(ConfigError) as caught:
         load(Location(path))
     assert message in str(caught.value) and "server." in str(caught.value)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ('"2500k"', 2_500_000), ('"2M"', 2_000_000), ("300000", 300_000), ('"100k"', 100_000), ('"100M"', 100_000_000),
+])
+def test_max_video_bitrate_takes_bits_per_second_or_k_and_m(tmp_path, value, expected):
+    path = tmp_path / "v.toml"
+    path.write_text(f"[rooms.x]\nmax_video_bitrate = {value}\n")
+    room = load(Location(path)).rooms["x"]
+    assert room.max_video_bitrate == expected and room.simulcast is True
+
+
+@pytest.mark.parametrize("line, message", [
+    ('max_video_bitrate = "2.5M"', 'expected bits per second: an integer, or a string such as "2500k" or "2M", got the string \'2.5M\''),
+    ('max_video_bitrate = "2500 k"', "expected bits per second"),
+    ('max_video_bitrate = "2500kbps"', "expected bits per second"),
+    ("max_video_bitrate = 2.5", "expected bits per second"),
+    ("max_video_bitrate = true", "expected bits per second: an integer, or a string such as \"2500k\" or \"2M\", got the boolean true"),
+    ("max_video_bitrate = 99999", "expected from 100000 (100k) to 100000000 (100M) bits per second, got the number 99999"),
+    ('max_video_bitrate = "101M"', "expected from 100000 (100k) to 100000000 (100M) bits per second"),
+    ("max_video_bitrate = -1", "expected from 100000"),
+    ('simulcast = "yes"', "expected true or false, got the string 'yes'"),
+    ("simulcast = 1", "expected true or false, got the number 1"),
+])
+def test_room_media_settings_are_checked(tmp_path, line, message):
+    path = tmp_path / "m.toml"
+    path.write_text(f"[rooms.x]\n{line}\n")
+    with pytest.raises(ConfigError) as caught:
+        load(Location(path))
+    assert f"m.toml:2: rooms.x.{line.split()[0]}: {message}" in str(caught.value)
 
 
 def test_edge_settings_default_to_room_for_a_school_behind_one_address(tmp_path):

@@ -29,7 +29,7 @@ def error_text(event: dict) -> str:
     return event["data"]["message"]
 
 
-async def test_simulcast_and_bandwidth_events_are_ignored_and_the_call_goes_on(tmp_path):
+async def test_simulcast_events_about_tracks_that_are_not_simulcast_are_taken_quietly_and_the_call_goes_on(tmp_path):
     async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
         async with intruder(daemon) as third:
             track = f"{third.id}:00000000-0000-0000-0000-000000000000"

@@ -50,11 +50,12 @@ def harness(bundle):
     server.shutdown()
 
 
-def open_participant(browser, harness: str, daemon, name: str):
+def open_participant(browser, harness: str, daemon, name: str, simulcast: bool = False):
     page = browser.new_context().new_page()
     page.goto(f"{harness}/official.html")
-    page.evaluate("([url, room, name]) => { window.startParticipant(url, room, name).catch((e) => window.participant.errors.push(String(e))); }",
-                  [f"ws://127.0.0.1:{daemon.port}/socket", "lobby", name])
+    page.evaluate("([url, room, name, options]) => { window.startParticipant(url, room, name, options)"
+                  ".catch((e) => window.participant.errors.push(String(e))); }",
+                  [f"ws://127.0.0.1:{daemon.port}/socket", "lobby", name, {"simulcast": simulcast}])
     return page
 
 
@@ -157,5 +158,80 @@ def test_official_clients_call_through_the_builtin_turn_server_alone(start_daemo
             metrics = urllib.request.urlopen(f"{daemon.url}/metrics", timeout=5).read().decode()
             allocations = next(line for line in metrics.splitlines() if line.startswith("videoroomd_turn_allocations "))
             assert float(allocations.split()[1]) >= 3  # every participant's media is relayed by the daemon itself
+        finally:
+            browser.close()
+
+
+def test_official_client_simulcast_publish_and_set_target_track_encoding(start_daemon, harness):
+    """Ann publishes her 1280x720 camera with simulcastConfig {enabled: true, activeEncodings: [l, m, h]};
+    Bob, through the package's own setTargetTrackEncoding, gets her small layer and then her large one,
+    told each time by encodingSwitched (the package's encodingChanged), and decodes about that size."""
+    from conftest import free_port
+
+    turn_port = free_port()
+    rooms = '[ice]\naddresses = ["127.0.0.1"]\n[rooms.lobby]\nmax_peers = 8\n'
+    turn = f'[turn]\nenabled = true\nlisten = "127.0.0.1:{turn_port}"\n'
+    daemon = start_daemon(rooms=turn + rooms, server=f'allowed_origins = ["{harness}"]', media="workers = 2")
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            ann = open_participant(browser, harness, daemon, "Ann", simulcast=True)
+            bob = open_participant(browser, harness, daemon, "Bob")
+            for name, page in (("Ann", ann), ("Bob", bob)):
+                wait_until(lambda: page.evaluate("() => !!window.participant.published"), 30, f"{name} to publish", page)
+            ann_id, ann_video = ann.evaluate("() => [window.participant.id, window.participant.videoTrackId]")
+            decoding(bob, ann_id)
+            ready = bob.evaluate("() => window.participant.ready")
+            assert ready[ann_video]["simulcastConfig"] == {"enabled": True, "activeEncodings": ["l", "m", "h"], "disabledEncodings": []}
+
+            def now_receiving(layer):
+                encodings = bob.evaluate("() => window.participant.encodings")
+                return bool(encodings) and encodings[-1] == {"trackId": ann_video, "encoding": layer, "reason": encodings[-1]["reason"]}
+
+            def width():
+                return bob.evaluate("() => window.widthByEndpoint()").get(ann_id, 0)
+
+            bob.evaluate("(track) => window.participant.setTarget(track, 'l')", ann_video)
+            wait_until(lambda: now_receiving("l"), 30, "Bob to be told he receives Ann's layer l", bob)
+            wait_until(lambda: 0 < width() <= 400, 30, "Bob to decode Ann's small layer (about 320 wide)", bob,
+                       details=lambda: f"width {width()}")
+            decoding(bob, ann_id)
+            before = len(bob.evaluate("() => window.participant.encodings"))
+            bob.evaluate("(track) => window.participant.setTarget(track, 'h')", ann_video)
+            wait_until(lambda: now_receiving("h") and len(bob.evaluate("() => window.participant.encodings")) > before, 45,
+                       "Bob to be told he receives Ann's layer h", bob)
+            wait_until(lambda: width() >= 1200, 30, "Bob to decode Ann's large layer (about 1280 wide)", bob,
+                       details=lambda: f"width {width()}")
+            decoding(bob, ann_id)
+            for name, page in (("Ann", ann), ("Bob", bob)):
+                assert page.evaluate("() => window.participant.errors") == [], name
+        finally:
+            browser.close()
+
+
+def test_official_client_simulcast_in_a_room_without_simulcast_arrives_as_one_stream(start_daemon, harness):
+    """A room with simulcast = false answers the layered offer without its layers: the 0.7.1 client then
+    sends only its first encoding (l, a quarter of 1280x720), which the others decode as a plain track."""
+    from conftest import free_port
+
+    turn_port = free_port()
+    rooms = '[ice]\naddresses = ["127.0.0.1"]\n[rooms.lobby]\nmax_peers = 8\nsimulcast = false\n'
+    turn = f'[turn]\nenabled = true\nlisten = "127.0.0.1:{turn_port}"\n'
+    daemon = start_daemon(rooms=turn + rooms, server=f'allowed_origins = ["{harness}"]')
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            ann = open_participant(browser, harness, daemon, "Ann", simulcast=True)
+            bob = open_participant(browser, harness, daemon, "Bob")
+            for name, page in (("Ann", ann), ("Bob", bob)):
+                wait_until(lambda: page.evaluate("() => !!window.participant.published"), 30, f"{name} to publish", page)
+            ann_id, ann_video = ann.evaluate("() => [window.participant.id, window.participant.videoTrackId]")
+            decoding(bob, ann_id)
+            ready = bob.evaluate("() => window.participant.ready")
+            assert ready[ann_video]["simulcastConfig"]["enabled"] is False
+            width = bob.evaluate("() => window.widthByEndpoint()").get(ann_id, 0)
+            assert 0 < width <= 400, width
+            for name, page in (("Ann", ann), ("Bob", bob)):
+                assert page.evaluate("() => window.participant.errors") == [], name
         finally:
             browser.close()

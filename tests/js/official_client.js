@@ -4,10 +4,12 @@
 import { Socket } from "phoenix";
 import { WebRTCEndpoint } from "@jellyfish-dev/membrane-webrtc-js";
 
-const state = { connected: false, id: null, errors: [], ready: {}, removed: [], endpoints: {}, log: [], chat: [] };
+const state = { connected: false, id: null, errors: [], ready: {}, removed: [], endpoints: {}, log: [], chat: [],
+                encodings: [], bandwidth: [] };
 window.participant = state;
 
-window.startParticipant = async function startParticipant(url, room, name) {
+// `options.simulcast`: publish the camera (1280x720) as layers l, m, h, as an app on the client does.
+window.startParticipant = async function startParticipant(url, room, name, options = {}) {
   const socket = new Socket(url, { params: {} });
   socket.connect();
   const channel = socket.channel(`room:${room}`, { displayName: name });
@@ -21,8 +23,11 @@ window.startParticipant = async function startParticipant(url, room, name) {
   webrtc.on("connectionError", (message) => state.errors.push(String(message)));
   webrtc.on("endpointAdded", (endpoint) => { state.endpoints[endpoint.id] = endpoint.metadata?.displayName; });
   webrtc.on("endpointRemoved", (endpoint) => { state.removed.push(endpoint.id); delete state.endpoints[endpoint.id]; });
+  webrtc.on("bandwidthEstimationChanged", (estimation) => state.bandwidth.push(Number(estimation)));
   webrtc.on("trackReady", (ctx) => {
-    state.ready[ctx.trackId] = { endpoint: ctx.endpoint.id, kind: ctx.track.kind };
+    state.ready[ctx.trackId] = { endpoint: ctx.endpoint.id, kind: ctx.track.kind, simulcastConfig: ctx.simulcastConfig };
+    // encodingSwitched from the server, as the app sees it
+    ctx.on("encodingChanged", (track) => state.encodings.push({ trackId: track.trackId, encoding: track.encoding, reason: track.encodingReason }));
     if (ctx.track.kind === "video") {
       const video = document.createElement("video");
       video.autoplay = true; video.muted = true; video.playsInline = true;
@@ -41,12 +46,24 @@ window.startParticipant = async function startParticipant(url, room, name) {
   const connected = new Promise((resolve) => webrtc.on("connected", (id) => { state.connected = true; state.id = id; resolve(); }));
   webrtc.connect({ displayName: name });
   await connected;
-  const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 320, height: 240 } });
+  const size = options.simulcast ? { width: 1280, height: 720 } : { width: 320, height: 240 };
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: size });
   for (const track of stream.getTracks()) {
-    await webrtc.addTrack(track, stream, { kind: track.kind });
+    const layers = options.simulcast && track.kind === "video"
+      ? { enabled: true, activeEncodings: ["l", "m", "h"], disabledEncodings: [] } : undefined;
+    state[`${track.kind}TrackId`] = await webrtc.addTrack(track, stream, { kind: track.kind }, layers);
   }
+  state.setTarget = (trackId, encoding) => webrtc.setTargetTrackEncoding(trackId, encoding);
+  state.disableEncoding = (encoding) => webrtc.disableTrackEncoding(state.videoTrackId, encoding);
   state.published = true;
   state.leave = () => { channel.leave(); socket.disconnect(); };
+};
+
+// The width of each remote endpoint's video as decoded.
+window.widthByEndpoint = function widthByEndpoint() {
+  const out = {};
+  for (const video of document.querySelectorAll("video[data-endpoint]")) out[video.dataset.endpoint] = video.videoWidth;
+  return out;
 };
 
 // Frames decoded per remote endpoint, as the video elements show them.

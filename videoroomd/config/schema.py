@@ -48,6 +48,8 @@ class RoomConfig:
     turn_servers: tuple[TurnServer, ...] = ()
     dtls_cert: Path | None = None
     dtls_key: Path | None = None
+    simulcast: bool = True                # publishers may send several layers of their camera
+    max_video_bitrate: int | None = None  # bits/s of one publisher's video, all layers together; None: no cap
 
     def named(self, name: str) -> "RoomConfig":
         return replace(self, name=name)

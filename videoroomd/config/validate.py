@@ -39,7 +39,10 @@ _ICE_URL = re.compile(
 )
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "console", "json")
-ROOM_KEYS = ("max_peers", "password", "stun_servers", "turn_servers", "dtls_cert", "dtls_key")
+ROOM_KEYS = ("max_peers", "password", "stun_servers", "turn_servers", "dtls_cert", "dtls_key", "simulcast",
+             "max_video_bitrate")
+VIDEO_BITRATE_RANGE = (100_000, 100_000_000)  # bits/s: below, not even the lowest layer fits; above, no uplink
+_BITRATE = re.compile(r"\A([0-9]{1,9})(k|M)?\Z")
 
 
 def is_room_name(name: object) -> bool:
@@ -148,6 +151,28 @@ def _seconds(low: float, high: float) -> Callable[[Any, tuple[str, ...]], float]
         return float(value)
 
     return convert
+
+
+def parse_bitrate(value: Any) -> int:
+    """A bit rate in bits/s from an integer or a string such as "2500k" or "2M" (k = 1000,
+    M = 1000000); raises ValueError saying what it expected."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _BITRATE.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f'expected bits per second: an integer, or a string such as "2500k" or "2M", got {_describe(value)}')
+    return int(match.group(1)) * {None: 1, "k": 1000, "M": 1_000_000}[match.group(2)]
+
+
+def _video_bitrate(value: Any, _path: tuple[str, ...]) -> int:
+    try:
+        bits = parse_bitrate(value)
+    except ValueError as error:
+        raise _Invalid(str(error)) from None
+    low, high = VIDEO_BITRATE_RANGE
+    if not low <= bits <= high:
+        raise _Invalid(f"expected from {low} (100k) to {high} (100M) bits per second, got {_describe(value)}")
+    return bits
 
 
 def _workers(value: Any, _path: tuple[str, ...]) -> int | str:
@@ -394,6 +419,8 @@ def _room_settings(table: _Table, base: RoomConfig, root: Path) -> RoomConfig:
     password = table.take("password", base.password, _nonempty_string)
     stun = table.take("stun_servers", base.stun_servers, _array_of(_stun_url))
     turn = table.take("turn_servers", base.turn_servers, _turn_list)
+    simulcast = table.take("simulcast", base.simulcast, _boolean)
+    max_video_bitrate = table.take("max_video_bitrate", base.max_video_bitrate, _video_bitrate)
     cert_given = "dtls_cert" in table.data or "dtls_key" in table.data
     cert = table.take("dtls_cert", None, _path_under(root))
     key = table.take("dtls_key", None, _path_under(root))
@@ -409,6 +436,8 @@ def _room_settings(table: _Table, base: RoomConfig, root: Path) -> RoomConfig:
         turn_servers=turn,
         dtls_cert=cert,
         dtls_key=key,
+        simulcast=simulcast,
+        max_video_bitrate=max_video_bitrate,
     )
 
 

@@ -28,6 +28,7 @@ from .media_events import MediaEventError
 from .rate import PeerRate
 from .sdp import MAX_MEDIA_LINES, SdpError
 from .sdp import parse as parse_sdp
+from .sdp import simulcast_rids
 from .session import Session, SessionError
 
 log = structlog.get_logger("videoroomd.engine")
@@ -47,7 +48,9 @@ ANNOUNCED = frozenset({"connect", "updateEndpointMetadata", "updateTrackMetadata
 REOPEN_DELAYS = (0.5, 1.0, 2.0, 5.0)  # seconds between tries to open the room's media again
 WORKER_LOST = "the media server restarted; reconnecting"
 MAX_REASON = 200             # characters of the reason a removed participant's channel is closed with
-IGNORED = frozenset({"enableTrackEncoding", "disableTrackEncoding", "trackVariantBitrates", "setTargetTrackVariant"})
+TARGET_RATE = 10.0           # setTargetTrackVariant a subscriber may send per second...
+TARGET_BURST = 30            # ...after a burst of this many (a page re-laid out at once asks for each tile)
+MAX_VARIANT_BITRATES = 8     # entries of one trackVariantBitrates (one per layer)
 _HOST_CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ (udp) \d+ (\S+) (\d+) typ host", re.MULTILINE | re.IGNORECASE)  # the media sockets an answer offers
 _CANDIDATE_ADDRESS = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host)", re.MULTILINE)
 
@@ -88,6 +91,7 @@ class Engine:
         self._queued: dict[str, int] = {}  # peer -> its events in the inbox
         self.failures = 0  # participants removed for an error nobody foresaw
         self._announce = PeerRate(ANNOUNCE_RATE, ANNOUNCE_BURST)
+        self._targets = PeerRate(TARGET_RATE, TARGET_BURST)
 
     # -- the Room's side (synchronous) ------------------------------------------------------
     def peer_joined(self, peer: Peer) -> None:
@@ -181,7 +185,8 @@ class Engine:
         return await self.plane.open_room(self.config.name, self._from_worker,
                                           ice_servers=[str(url) for url in self.config.stun_servers],
                                           certificate=certificate, addresses=list(self.ice.addresses),
-                                          udp_ports=list(self.ice.udp_ports) if self.ice.udp_ports else None)
+                                          udp_ports=list(self.ice.udp_ports) if self.ice.udp_ports else None,
+                                          max_video_bitrate=self.config.max_video_bitrate)
 
     def _from_worker(self, message: dict) -> None:
         # Called by the worker's reader task for this room's events: into the inbox.
@@ -190,6 +195,10 @@ class Engine:
             self._post(("media", message["endpoint"], ("state", (message["state"],))))
         elif kind == "vad":
             self._post(("media", "", ("vad", (message["track"], message["speaking"]))))
+        elif kind == "layer":
+            self._post(("media", message["endpoint"], ("layer", (message["track_id"], message["layer"], message["reason"]))))
+        elif kind == "bandwidth":
+            self._post(("media", message["endpoint"], ("bandwidth", (message["bps"],))))
         elif kind == "lost":
             self._post(("lost", "", message.get("reason", "")))
 
@@ -217,6 +226,7 @@ class Engine:
         try:
             if kind == "left":
                 self._announce.forget(endpoint_id)
+                self._targets.forget(endpoint_id)
                 await self._remove(endpoint_id)
             elif kind == "event":
                 await self._client_event(endpoint_id, payload)
@@ -289,8 +299,73 @@ class Engine:
             await self._answer(peer, event)
         elif kind == "candidate":
             await self._candidate(peer, event)
-        elif kind in IGNORED:
-            log.debug("simulcast event ignored: simulcast is not supported", peer=peer.id, media_event=kind)
+        elif kind in ("enableTrackEncoding", "disableTrackEncoding"):
+            await self._track_encoding(peer, event, kind == "enableTrackEncoding")
+        elif kind == "setTargetTrackVariant":
+            await self._target_variant(peer, event)
+        elif kind == "trackVariantBitrates":
+            self._variant_bitrates(event)
+
+    # -- simulcast ----------------------------------------------------------------------------
+    async def _track_encoding(self, peer: Peer, event: ev.ClientEvent, enabled: bool) -> None:
+        """A publisher turns one layer of its track on or off: the media worker stops (or may
+        again) choose it, the others hear it, and late joiners see it in simulcastConfig.
+
+        Repeats and tracks the room took as one stream change nothing and say nothing (the
+        client re-sends every disabled layer after each answer); changes count against the
+        announce rate, as they reach every other client. Raises MediaEventError for a malformed
+        event or past that rate; a media worker that refuses the change is only logged."""
+        track_id = ev.field(event, "trackId", str)
+        encoding = ev.field(event, "encoding", str)
+        if not self.session.encoding_changes(peer.id, track_id, encoding, enabled):
+            log.debug("layer change without effect", peer=peer.id, track=track_id[:80], encoding=encoding[:20])
+            return
+        if not self._announce.allow(peer.id, trio.current_time()):
+            raise MediaEventError(f"{event.type}: too many layer changes; at most {ANNOUNCE_BURST:g} at once, "
+                                  f"then {ANNOUNCE_RATE:g} a second")
+        _, out = self.session.set_encoding(peer.id, track_id, encoding, enabled)
+        assert self.link is not None
+        try:
+            await self.link.layer_enabled(track_id, encoding, enabled, timeout=MEDIA_CALL_TIMEOUT)
+        except (MediaError, trio.TooSlowError) as error:
+            log.warning("the media worker did not take a layer change", peer=peer.id, error=describe(error))
+        log.info("layer turned " + ("on" if enabled else "off"), peer=peer.id, track=track_id, encoding=encoding)
+        self._deliver(out)
+
+    async def _target_variant(self, peer: Peer, event: ev.ClientEvent) -> None:
+        """A subscriber asks for at most one layer of a remote track.
+
+        A request that cannot be met (a track just removed, one sent as one stream, a layer
+        it does not have) or that comes too fast is dropped with a log line only: an
+        ``error`` would make the client disconnect over a picture size. Raises MediaEventError
+        only for a malformed event."""
+        track_id = ev.field(event, "trackId", str)
+        variant = ev.field(event, "variant", str)
+        if not self._targets.allow(peer.id, trio.current_time()):
+            log.info("layer request dropped: too many", peer=peer.id, rate=TARGET_RATE, burst=TARGET_BURST)
+            return
+        problem = self.session.target(peer.id, track_id, variant)
+        if problem is not None:
+            log.info("layer request ignored", peer=peer.id, track=track_id[:80], variant=variant[:20], why=problem)
+            return
+        assert self.link is not None
+        try:
+            await self.link.target_layer(peer.id, track_id, variant, timeout=MEDIA_CALL_TIMEOUT)
+        except (MediaError, trio.TooSlowError) as error:
+            log.warning("the media worker did not take a layer request", peer=peer.id, error=describe(error))
+
+    @staticmethod
+    def _variant_bitrates(event: ev.ClientEvent) -> None:
+        """``trackVariantBitrates``: checked, then not used (layers are chosen from what arrives)."""
+        ev.field(event, "trackId", str)
+        bitrates = ev.field(event, "variantBitrates", (dict, int, float))
+        if isinstance(bitrates, dict):
+            if len(bitrates) > MAX_VARIANT_BITRATES:
+                raise MediaEventError(f"trackVariantBitrates: at most {MAX_VARIANT_BITRATES} variants")
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in bitrates.values()):
+                raise MediaEventError("trackVariantBitrates: each variant's bit rate must be a number >= 0")
+        elif bitrates < 0:
+            raise MediaEventError("trackVariantBitrates: the bit rate must be a number >= 0")
 
     async def _answer(self, peer: Peer, event: ev.ClientEvent) -> None:
         offer = ev.field(event, "sdpOffer", dict)
@@ -301,12 +376,18 @@ class Engine:
         metadata = ev.field(event, "trackIdToTrackMetadata", dict, required=False) or {}
         for track_id, value in metadata.items():
             ev.metadata(event, f"trackIdToTrackMetadata[{track_id[:40]!r}]", value)
-        plan = self.session.plan(peer.id, parse_sdp(sdp_text), mids, metadata)
+        offered = parse_sdp(sdp_text)
+        # A room without simulcast takes each track as one stream: the answer does not accept the
+        # layers, and the client then sends only its first encoding (docs/media-events.md).
+        rids = simulcast_rids(sdp_text) if self.config.simulcast else {}
+        plan = self.session.plan(peer.id, offered, mids, metadata, rids)
+        simulcast = {mid: rids[mid] for mid in plan.sending if mid in rids}
         slots = [[mid, slot.track_id, slot.stream_id] for mid, slot in plan.forward.items()]
         started = trio.current_time()
         self.connections.add(peer.id)  # the worker makes it with the first answer, even one that fails
         try:
-            answer = await self._call("answer", endpoint=peer.id, sdp=sdp_text, sending=plan.sending, slots=slots)
+            answer = await self._call("answer", endpoint=peer.id, sdp=sdp_text, sending=plan.sending, slots=slots,
+                                      simulcast=simulcast)
         except WorkerLost:
             raise  # everyone of the room is told to reconnect (see _worker_lost)
         except Exception as error:  # aiortc raises many kinds for offers it cannot take
@@ -378,6 +459,12 @@ class Engine:
                 # "closed" without us closing it: aioice gave up (consent to send expired).
                 self.room.leave(peer, "media connection failed" if state == "failed" else "media connection lost",
                                 retry=True)
+        elif kind == "layer":
+            track_id, layer, reason = args
+            self._deliver(self.session.encoding_switched(endpoint_id, track_id, layer, reason))
+        elif kind == "bandwidth":
+            (bps,) = args
+            self._deliver(self.session.bandwidth(endpoint_id, bps))
         elif kind == "silent":
             if peer is not None and endpoint_id in self.connections:
                 log.info("media connection silent", peer=endpoint_id, seconds=SILENCE_TIMEOUT)

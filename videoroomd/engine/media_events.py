@@ -100,8 +100,17 @@ def custom(kind: str, data: Any = None) -> str:
     return _dump({"type": "custom", "data": inner})
 
 
-def track_entry(metadata: Any) -> dict:
-    return {"metadata": metadata, "simulcastConfig": NO_SIMULCAST}
+def simulcast_config(rids: tuple[str, ...] | list[str], disabled: set[str] | frozenset[str] = frozenset()) -> dict:
+    """A track's ``simulcastConfig``: NO_SIMULCAST without RIDs; otherwise its layers, low to
+    high, split into those its publisher sends and those it turned off."""
+    if not rids:
+        return NO_SIMULCAST
+    return {"enabled": True, "activeEncodings": [r for r in rids if r not in disabled],
+            "disabledEncodings": [r for r in rids if r in disabled]}
+
+
+def track_entry(metadata: Any, simulcast: dict = NO_SIMULCAST) -> dict:
+    return {"metadata": metadata, "simulcastConfig": simulcast}
 
 
 def connected(endpoint_id: str, others: list[dict]) -> str:
@@ -121,8 +130,9 @@ def endpoint_removed(endpoint_id: str) -> str:
     return bare("endpointRemoved", {"id": endpoint_id})
 
 
-def tracks_added(endpoint_id: str, tracks: dict[str, Any]) -> str:
-    return bare("tracksAdded", {"endpointId": endpoint_id, "tracks": {t: track_entry(m) for t, m in tracks.items()}})
+def tracks_added(endpoint_id: str, tracks: dict[str, dict]) -> str:
+    """``tracks``: {trackId: :func:`track_entry`}."""
+    return bare("tracksAdded", {"endpointId": endpoint_id, "tracks": tracks})
 
 
 def tracks_removed(endpoint_id: str, track_ids: list[str]) -> str:
@@ -144,6 +154,28 @@ def sdp_answer(sdp: str, mid_to_track_id: dict[str, str]) -> str:
 def candidate(candidate_sdp: str, sdp_m_line_index: int = 0) -> str:
     return custom("candidate", {"candidate": candidate_sdp, "sdpMLineIndex": sdp_m_line_index,
                                 "sdpMid": None, "usernameFragment": None})
+
+
+def track_encoding(enabled: bool, endpoint_id: str, track_id: str, encoding: str) -> str:
+    """``trackEncodingEnabled`` / ``trackEncodingDisabled``: a publisher turned a layer on / off."""
+    return bare("trackEncodingEnabled" if enabled else "trackEncodingDisabled",
+                {"endpointId": endpoint_id, "trackId": track_id, "encoding": encoding})
+
+
+# The media worker's reasons for a layer switch -> the client's EncodingReason.
+ENCODING_REASONS = {"other": "other", "encoding_inactive": "encodingInactive", "low_bandwidth": "lowBandwidth"}
+
+
+def encoding_switched(endpoint_id: str, track_id: str, encoding: str, reason: str) -> str:
+    """custom ``encodingSwitched`` (wrapped, as the reference engine sends it): the subscriber now receives ``encoding`` of ``track_id`` (published by
+    ``endpoint_id``); ``reason`` is the media worker's, mapped (an unknown one becomes "other")."""
+    return custom("encodingSwitched", {"endpointId": endpoint_id, "trackId": track_id, "encoding": encoding,
+                                     "reason": ENCODING_REASONS.get(reason, "other")})
+
+
+def bandwidth_estimation(bps: int) -> str:
+    """``bandwidthEstimation``: what the server estimates it can send to this client, in bits/s."""
+    return custom("bandwidthEstimation", {"estimation": bps})
 
 
 def vad_notification(track_id: str, speaking: bool) -> str:

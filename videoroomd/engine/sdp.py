@@ -103,3 +103,83 @@ def parse(sdp: str) -> SessionDescription:
         if mid not in mids:
             raise SdpError(f"line {number}: a=group:BUNDLE names mid {mid[:40]!r}, which no m-line has")
     return SessionDescription(tuple(media), ufrag)
+
+
+MAX_RIDS = 8          # layers of one m-line; clients send three (l, m, h)
+MAX_RID_LENGTH = 16   # RFC 8851 sets no limit; the clients use one letter
+_RID_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+def _rid(text: str, number: int) -> str:
+    if not text or len(text) > MAX_RID_LENGTH or not set(text) <= _RID_CHARACTERS:
+        raise SdpError(f"line {number}: a RID is 1 to {MAX_RID_LENGTH} letters, digits, '-' or '_': {text[:40]!r}")
+    return text
+
+
+def _simulcast_send(value: str, number: int) -> list[str]:
+    """The RIDs of the ``send`` part of an ``a=simulcast:`` value (RFC 8853), in its order:
+    the first alternative of each stream, a paused one ("~l") included."""
+    parts = value.split()
+    if len(parts) % 2:
+        raise SdpError(f"line {number}: a=simulcast is 'send LIST' and/or 'recv LIST': {value[:80]!r}")
+    rids: list[str] = []
+    for direction, streams in zip(parts[::2], parts[1::2]):
+        if direction not in ("send", "recv"):
+            raise SdpError(f"line {number}: a=simulcast direction {direction[:20]!r} is neither send nor recv")
+        if direction != "send":
+            continue
+        for stream in streams.split(";"):
+            first = stream.split(",")[0]
+            rids.append(_rid(first[1:] if first.startswith("~") else first, number))
+            if len(rids) > MAX_RIDS:
+                raise SdpError(f"line {number}: more than {MAX_RIDS} simulcast layers in one m-line")
+    return rids
+
+
+def simulcast_rids(sdp: str) -> dict[str, list[str]]:
+    """{mid -> its RIDs, low to high as the offer lists them} for each video m-line of ``sdp``
+    that sends simulcast: an ``a=simulcast:send`` list whose RIDs have ``a=rid:X send`` lines.
+    Other m-lines are left out. Raises SdpError (and nothing else) for what it refuses, with
+    the same limits as :func:`parse` (which an offer passes first)."""
+    if not isinstance(sdp, str):
+        raise SdpError("the SDP must be a string")
+    size = len(sdp.encode("utf-8", "surrogatepass"))
+    if size > MAX_SDP_BYTES:
+        raise SdpError(f"the SDP is {size} bytes; at most {MAX_SDP_BYTES} are accepted")
+    out: dict[str, list[str]] = {}
+    section: dict | None = None
+
+    def close() -> None:
+        if section is None or section["kind"] != "video" or section["mid"] is None or section["port"] == "0":
+            return
+        sent = [rid for rid in section["order"] if rid in section["rids"]]
+        if sent:
+            out[section["mid"]] = list(dict.fromkeys(sent))
+
+    for number, raw in enumerate(sdp.splitlines(), start=1):
+        if len(raw) > MAX_LINE_LENGTH:
+            raise SdpError(f"line {number} is {len(raw)} characters long; at most {MAX_LINE_LENGTH} are accepted")
+        line = raw.strip()
+        if line.startswith("m="):
+            close()
+            parts = line[2:].split()
+            section = {"kind": parts[0] if parts else "", "port": parts[1].split("/")[0] if len(parts) > 1 else "",
+                       "mid": None, "rids": set(), "order": []}
+        elif section is None:
+            continue
+        elif line.startswith("a=mid:"):
+            section["mid"] = line[6:]
+        elif line.startswith("a=rid:"):
+            fields = line[6:].split()
+            if len(fields) < 2 or fields[1] not in ("send", "recv"):
+                raise SdpError(f"line {number}: a=rid is 'a=rid:ID send|recv ...': {line[:80]!r}")
+            if fields[1] == "send":
+                section["rids"].add(_rid(fields[0], number))
+                if len(section["rids"]) > MAX_RIDS:
+                    raise SdpError(f"line {number}: more than {MAX_RIDS} a=rid lines in one m-line")
+        elif line.startswith("a=simulcast:"):
+            if section["order"]:
+                raise SdpError(f"line {number}: a second a=simulcast in one m-line")
+            section["order"] = _simulcast_send(line[12:], number)
+    close()
+    return out

@@ -44,6 +44,15 @@ class Track:
     metadata: Any
     mid: str  # the publisher's m-line
     speaking: bool = False
+    rids: tuple[str, ...] = ()  # its simulcast layers, low to high; () when it sends one stream
+    disabled: set[str] = field(default_factory=set)  # layers its publisher turned off
+
+    @property
+    def simulcast(self) -> dict:
+        return ev.simulcast_config(self.rids, self.disabled)
+
+    def entry(self) -> dict:
+        return ev.track_entry(self.metadata, self.simulcast)
 
 
 @dataclass
@@ -68,6 +77,7 @@ class Endpoint:
     answered_once: bool = False
     media_up: bool = False  # its connection reached "connected" at least once
     mids: set[str] = field(default_factory=set)  # every mid its answered offers had
+    targets: dict[str, str] = field(default_factory=dict)  # simulcast track -> the layer it asked for
 
 
 @dataclass(frozen=True)
@@ -153,7 +163,7 @@ class Session:
         endpoint = Endpoint(endpoint_id, metadata)
         out: Outbox = [(endpoint_id, ev.connected(endpoint_id, [
             {"id": o.id, "type": "webrtc", "metadata": o.metadata,
-             "tracks": {t.id: ev.track_entry(t.metadata) for t in o.tracks.values()}}
+             "tracks": {t.id: t.entry() for t in o.tracks.values()}}
             for o in others
         ]))]
         endpoint.announced = {t.id for o in others for t in o.tracks.values()}
@@ -183,8 +193,12 @@ class Session:
                 for o in self._others(endpoint_id) if track_id in o.announced]
 
     def plan(self, endpoint_id: str, offer: SessionDescription, mid_to_track_id: dict[str, str],
-             metadata: dict[str, Any]) -> Plan:
-        """Decide what answering ``offer`` means; nothing changes until :meth:`answered`."""
+             metadata: dict[str, Any], simulcast: dict[str, list[str]] | None = None) -> Plan:
+        """Decide what answering ``offer`` means; nothing changes until :meth:`answered`.
+
+        ``simulcast``: {mid -> RIDs} of the offer's simulcast m-lines (:func:`~.sdp.simulcast_rids`),
+        empty when the room takes one stream per track; a track published now keeps its RIDs."""
+        simulcast = simulcast or {}
         endpoint = self._endpoint(endpoint_id)
         lines = {m.mid: m for m in offer.media if m.mid is not None}
         if len(endpoint.mids | set(lines)) > MAX_MIDS:
@@ -208,7 +222,8 @@ class Session:
                 raise SessionError(f"track {track_id!r} is published on mid {published.mid!r}, not {mid!r}")
             sending[mid] = track_id
             if track_id not in endpoint.tracks:
-                publish.append(Track(track_id, endpoint_id, line.kind, metadata.get(track_id), mid))
+                publish.append(Track(track_id, endpoint_id, line.kind, metadata.get(track_id), mid,
+                                     rids=tuple(simulcast.get(mid, ()))))
         unpublish = tuple(t for t in endpoint.tracks.values() if t.id not in sending.values())
         kept = [t for t in endpoint.tracks.values() if t.id in sending.values()]
         screens = sum(1 for t in (*kept, *publish) if is_screen(t.metadata))
@@ -263,11 +278,13 @@ class Session:
             changed = False
             gone = [t.id for t in plan.unpublish if t.id in other.negotiated]
             other.announced -= {t.id for t in plan.unpublish}
+            for track in plan.unpublish:
+                other.targets.pop(track.id, None)
             if gone:
                 out.append((other.id, ev.tracks_removed(endpoint.id, gone)))
                 changed = True
             if plan.publish:
-                out.append((other.id, ev.tracks_added(endpoint.id, {t.id: t.metadata for t in plan.publish})))
+                out.append((other.id, ev.tracks_added(endpoint.id, {t.id: t.entry() for t in plan.publish})))
                 other.announced |= {t.id for t in plan.publish}
                 changed = True
             if changed or any(t.id in {s.track_id for s in other.slots.values()} for t in plan.unpublish):
@@ -297,6 +314,8 @@ class Session:
             if gone:
                 out.append((other.id, ev.tracks_removed(endpoint_id, gone)))
             other.announced -= set(endpoint.tracks)
+            for track_id in endpoint.tracks:
+                other.targets.pop(track_id, None)
             out.append((other.id, ev.endpoint_removed(endpoint_id)))
             if any(s.track_id in endpoint.tracks for s in other.slots.values()):
                 out += self._renegotiate(other)
@@ -307,3 +326,58 @@ class Session:
         if track is not None:
             track.speaking = speaking
         return [(o.id, ev.vad_notification(track_id, speaking)) for o in self.endpoints.values() if track_id in o.negotiated]
+
+    # -- simulcast -----------------------------------------------------------------------
+    def encoding_changes(self, endpoint_id: str, track_id: str, encoding: str, enabled: bool) -> bool:
+        """Whether :meth:`set_encoding` with these would change anything; raises SessionError before connect."""
+        track = self._endpoint(endpoint_id).tracks.get(track_id)
+        return track is not None and encoding in track.rids and (encoding in track.disabled) == enabled
+
+    def set_encoding(self, endpoint_id: str, track_id: str, encoding: str, enabled: bool) -> tuple[bool, Outbox]:
+        """The publisher turned layer ``encoding`` of its ``track_id`` on or off. Returns whether
+        that changed anything, and the ``trackEncodingEnabled``/``Disabled`` for the others.
+
+        Nothing changes (and nothing is said) for a track that is not its own simulcast track or
+        a layer the track does not have: the client re-sends ``disableTrackEncoding`` after every
+        answer, also for tracks the room took as one stream. Raises SessionError before connect.
+        """
+        if not self.encoding_changes(endpoint_id, track_id, encoding, enabled):
+            return False, []
+        track = self.endpoints[endpoint_id].tracks[track_id]
+        if enabled:
+            track.disabled.discard(encoding)
+        else:
+            track.disabled.add(encoding)
+        return True, [(o.id, ev.track_encoding(enabled, endpoint_id, track_id, encoding)) for o in self._others(endpoint_id)]
+
+    def target(self, endpoint_id: str, track_id: str, variant: str) -> str | None:
+        """Subscriber ``endpoint_id`` asks for layer ``variant`` of ``track_id``. Returns why that
+        is ignored (unknown or non-simulcast track, a layer it does not have, the layer it already
+        asked for) or None when the media worker is to be told; records it then."""
+        endpoint = self._endpoint(endpoint_id)
+        track = self.tracks().get(track_id)
+        if track is None or track.endpoint_id == endpoint_id or track_id not in endpoint.announced:
+            return "no such remote track"
+        if not track.rids:
+            return "the track is not simulcast"
+        if variant not in track.rids:
+            return f"the track has no layer {variant[:20]!r} (it has {', '.join(track.rids)})"
+        if endpoint.targets.get(track_id, track.rids[-1]) == variant:
+            return "already the layer asked for"
+        endpoint.targets[track_id] = variant
+        return None
+
+    def encoding_switched(self, endpoint_id: str, track_id: str, encoding: str, reason: str) -> Outbox:
+        """The media worker now sends ``encoding`` of ``track_id`` to ``endpoint_id``: an
+        ``encodingSwitched`` for that client, if it knows of the track (it throws otherwise)."""
+        endpoint = self.endpoints.get(endpoint_id)
+        track = self.tracks().get(track_id)
+        if endpoint is None or track is None or track_id not in endpoint.announced:
+            return []
+        return [(endpoint_id, ev.encoding_switched(track.endpoint_id, track_id, encoding, reason))]
+
+    def bandwidth(self, endpoint_id: str, bps: int) -> Outbox:
+        """The media worker's estimate of what it can send to ``endpoint_id``: a ``bandwidthEstimation``."""
+        if endpoint_id not in self.endpoints:
+            return []
+        return [(endpoint_id, ev.bandwidth_estimation(max(0, int(bps))))]

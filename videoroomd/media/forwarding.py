@@ -19,9 +19,10 @@ and asyncio's internals it gets through :mod:`.aiortc_compat.rtp`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
-from aiortc.rtp import RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfbPacket
+from aiortc.rtp import (RTCP_PSFB_APP, RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRrPacket, RtcpRtpfbPacket,
+                        RtcpSrPacket, unpack_remb_fci)
 
 from .aiortc_compat import rtp as compat
 
@@ -77,12 +78,14 @@ class NoDecoder:
         pass
 
 
-def attach_publisher(receiver, published: PublishedTrack) -> None:
+def attach_publisher(receiver, published: PublishedTrack,
+                     max_bitrate: Callable[[], int | None] = lambda: None) -> None:
     """Make ``receiver`` (of one of our own connections) forward each packet instead of decoding:
-    kept on its way are only the receiver statistics, NACKs and REMB the publisher relies on."""
+    kept on its way are only the receiver statistics, NACKs and REMB the publisher relies on
+    (REMB at most ``max_bitrate()`` bits/s when that is not None)."""
     buffer = ForwardingBuffer(published)
     compat.hand_packets_to(receiver, buffer, NoDecoder())
-    compat.receive_directly(receiver, buffer.take)
+    compat.receive_directly(receiver, buffer.take, published.layers, max_bitrate)
 
 
 def receive_at_once(pc) -> None:
@@ -95,16 +98,31 @@ def receive_at_once(pc) -> None:
 
 def attach_subscriber(sender, track: ForwardedTrack) -> None:
     """Make ``sender`` carry ``track``'s forwarded packets: learn its negotiated parameters,
-    answer its subscriber's NACKs from the track's history, and pass PLI/FIR on to the publisher."""
+    answer its subscriber's NACKs from the track's history, pass PLI/FIR on to the publisher
+    (of the layer it gets), and tell the track's owner the REMB and loss its subscriber reports."""
     sender.replaceTrack(track)
 
     async def handle_feedback(packet, handle):
         if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
-            if track.source is not None:
-                track.source.request_keyframe()
-        elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            track.ask_keyframe(False)
+            return
+        if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
             track.retransmit(packet.lost)
-        else:
-            await handle(packet)
+            return
+        owner = track.owner
+        if owner is not None:
+            if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+                try:
+                    bitrate, _ = unpack_remb_fci(packet.fci)
+                except ValueError:
+                    bitrate = None  # not a REMB: aiortc's handler below ignores it too
+                if bitrate is not None:
+                    owner.remb_arrived(bitrate)
+            elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)) and track.kind == "video":
+                ssrc = compat.sender_ssrcs(sender)[0]
+                for report in packet.reports:
+                    if report.ssrc == ssrc:
+                        owner.loss_reported(report.fraction_lost / 256)
+        await handle(packet)
 
     compat.intercept_sender(sender, track.configure, handle_feedback)

@@ -26,6 +26,8 @@ COMMANDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "ping": {},
     "open_room": {"room": str, "ice_servers": list, "certificate": (dict, type(None)), "addresses": list,
                   "udp_ports": (list, type(None))},
+    # Optional fields: open_room "max_video_bitrate" (int bits/s or None), answer "simulcast"
+    # ({sending mid -> its RIDs, low to high}; absent or empty: no simulcast).
     "answer": {"room": str, "endpoint": str, "sdp": str, "sending": dict, "slots": list},
     "add_candidate": {"room": str, "endpoint": str, "candidate": str, "index": int},
     "close_endpoint": {"room": str, "endpoint": str},
@@ -39,12 +41,21 @@ COMMANDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "turn_update": {"relay": str, "state": dict, "peers": list},
     "turn_send": {"relay": str, "data": str},
     "turn_release": {"relay": str},
+    # Subscriber ``endpoint`` wants at most layer ``layer`` of simulcast track ``track_id``.
+    "target_layer": {"room": str, "endpoint": str, "track_id": str, "layer": str},
+    # The publisher of ``track_id`` turned its layer ``layer`` off or on.
+    "layer_enabled": {"room": str, "track_id": str, "layer": str, "enabled": bool},
 }
 # Event → its fields.
 EVENTS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "reply": {"id": int, "ok": bool},
     "state": {"room": str, "endpoint": str, "state": str},
     "vad": {"room": str, "track": str, "speaking": bool},
+    # Subscriber ``endpoint`` now receives ``layer`` of ``track_id``; reason: other,
+    # encoding_inactive or low_bandwidth.
+    "layer": {"room": str, "endpoint": str, "track_id": str, "layer": str, "reason": str},
+    # What the media worker estimates it can send to ``endpoint``, in bits/s.
+    "bandwidth": {"room": str, "endpoint": str, "bps": int},
     "stats": {"cpu_seconds": (int, float), "rooms": dict},
     "turn_control": {"relay": str, "data": str},   # a handed client's request, for the daemon to answer
     "turn_closed": {"relay": str},                 # a handed TCP client left

@@ -54,6 +54,14 @@ class RoomLink:
     def counters(self) -> dict[str, int]:
         return dict(self.worker.counters.get(self.key, {}))
 
+    async def target_layer(self, endpoint: str, track_id: str, layer: str, *, timeout: float) -> Any:
+        """Subscriber ``endpoint`` wants at most ``layer`` of simulcast track ``track_id``."""
+        return await self.call("target_layer", timeout=timeout, endpoint=endpoint, track_id=track_id, layer=layer)
+
+    async def layer_enabled(self, track_id: str, layer: str, enabled: bool, *, timeout: float) -> Any:
+        """The publisher of ``track_id`` turned its ``layer`` on or off."""
+        return await self.call("layer_enabled", timeout=timeout, track_id=track_id, layer=layer, enabled=enabled)
+
     async def close(self, timeout: float) -> None:
         """Close the room on its worker (its connections end); never raises."""
         self.worker.rooms.pop(self.key, None)
@@ -133,11 +141,13 @@ class MediaPlane:
         self._changed = trio.Event()
 
     async def open_room(self, name: str, sink: EventSink, *, ice_servers: list[str], certificate: dict | None,
-                        addresses: list[str], udp_ports: list[int] | None = None) -> RoomLink:
+                        addresses: list[str], udp_ports: list[int] | None = None,
+                        max_video_bitrate: int | None = None) -> RoomLink:
         """Place room ``name`` on the least busy running worker and open it there.
 
         ``udp_ports``: [FIRST, LAST], the ports the room's host candidates are bound on
-        (None: any). ``sink`` gets the room's events (``state``, ``vad``, and ``lost`` when the
+        (None: any). ``max_video_bitrate``: bits/s one publisher's video may use, all its
+        layers together (None: no cap). ``sink`` gets the room's events (``state``, ``vad``, and ``lost`` when the
         worker goes). Raises WorkerLost when no worker comes up within OPEN_TIMEOUT,
         MediaError when the worker cannot open the room.
         """
@@ -155,7 +165,7 @@ class MediaPlane:
         link = RoomLink(worker, key)
         try:
             await link.call("open_room", timeout=OPEN_TIMEOUT, ice_servers=ice_servers, certificate=certificate,
-                            addresses=addresses, udp_ports=udp_ports)
+                            addresses=addresses, udp_ports=udp_ports, max_video_bitrate=max_video_bitrate)
         except BaseException:
             worker.rooms.pop(key, None)
             raise

@@ -21,13 +21,17 @@ from aiortc.sdp import candidate_from_sdp
 from .aiortc_compat import rtp as compat
 from .aiortc_compat.ice import bind_host_ports, limit_host_addresses, media_skips_stun_check, remote_username, watch_incoming
 from .aiortc_compat.ice_restart import handle_remote_ice_restart
+from .aiortc_compat.simulcast import answer_with_bandwidth, answer_with_layers, negotiate_stream_ids, offered_extension_ids
 from .candidates import candidate_host, reachable, without_unreachable
 from .forwarding import MediaCounters, attach_publisher, attach_subscriber, receive_at_once
+from .gate import BandwidthEstimate, Reason
 from .publisher import PublishedTrack
 from .subscriber import ForwardedTrack
 from .vad import VoiceActivity
 
 log = structlog.get_logger("videoroomd.media.rtc")
+
+SEND_RATE_WINDOW = 1.0  # seconds over which what is sent to a client is measured, at the least
 
 # Forwarding needs one codec per kind across publishers and subscribers.
 PREFERRED = {"audio": "audio/opus", "video": "video/VP8"}
@@ -62,14 +66,19 @@ class RoomMedia:
     """The published tracks of one room, by track id, and the settings every connection uses."""
 
     def __init__(self, ice_servers: list[RTCIceServer], certificate: RTCCertificate, addresses: tuple[str, ...],
-                 on_event: Callable[..., None], udp_ports: tuple[int, int] | None = None):
+                 on_event: Callable[..., None], udp_ports: tuple[int, int] | None = None,
+                 max_video_bitrate: int | None = None):
         self.ice_servers = ice_servers
         self.udp_ports = udp_ports  # (FIRST, LAST) the host candidates are bound in; None: any port
         self.certificate = certificate
         self.addresses = addresses
         self.on_event = on_event  # (kind, endpoint_id, *args) -> None; called on the media thread
+        self.max_video_bitrate = max_video_bitrate  # bits/s the REMB to each video publisher allows at most
         self.published: dict[str, PublishedTrack] = {}
         self.connections: dict[str, "EndpointConnection"] = {}
+        # endpoint -> {simulcast track id -> the highest layer (RID) it wants of it}; kept here,
+        # not on the connection, so that a request made before the endpoint's answer holds.
+        self.layer_targets: dict[str, dict[str, str]] = {}
         self.counters = MediaCounters()
 
     def connection(self, endpoint_id: str) -> "EndpointConnection":
@@ -86,7 +95,26 @@ class RoomMedia:
         return [endpoint_id for endpoint_id, connection in self.connections.items()
                 if connection.pc.connectionState == "connected" and now - connection.last_heard > timeout]
 
+    def set_target(self, endpoint_id: str, track_id: str, rid: str) -> bool:
+        """``endpoint_id`` wants layer ``rid`` of ``track_id`` at most; False (and nothing changes)
+        when that is not a simulcast track of the room with such a layer."""
+        source = self.published.get(track_id)
+        layer = source.layer_index(rid) if source is not None else None
+        if layer is None:
+            return False
+        targets = self.layer_targets.setdefault(endpoint_id, {})
+        for gone in [t for t in targets if t not in self.published]:
+            del targets[gone]  # bounded by the room's tracks, however many requests come
+        targets[track_id] = rid
+        connection = self.connections.get(endpoint_id)
+        if connection is not None:
+            for forwarded in connection.forwarded.values():
+                if forwarded.source is source:
+                    forwarded.set_target(layer)
+        return True
+
     async def close_endpoint(self, endpoint_id: str) -> None:
+        self.layer_targets.pop(endpoint_id, None)
         connection = self.connections.pop(endpoint_id, None)
         if connection is not None:
             await connection.close()
@@ -110,6 +138,9 @@ class EndpointConnection:
         self.published: dict[str, PublishedTrack] = {}  # mid -> track published on it
         self.forwarded: dict[str, ForwardedTrack] = {}  # mid -> track sent on it
         self.last_heard = time.monotonic()  # when the client last sent us anything
+        self.bandwidth = BandwidthEstimate()  # what can be sent to this client
+        self._send_sample: tuple[float | None, int] = (None, 0)  # (when, octets sent by then)
+        self._send_rate: float | None = None
         self.pc.on("connectionstatechange", self._state_changed)
 
     def _heard(self) -> None:
@@ -125,11 +156,14 @@ class EndpointConnection:
         if self.room.addresses:
             limit_host_addresses(self.pc, self.room.addresses)
 
-    async def answer(self, offer_sdp: str, sending: dict[str, str], slots: list[SlotPlan]) -> str:
+    async def answer(self, offer_sdp: str, sending: dict[str, str], slots: list[SlotPlan],
+                     simulcast: dict[str, list[str]] | None = None) -> str:
         """Apply the client's offer and return our answer SDP.
 
         ``sending``: the client's sending mid -> track id (published here);
-        ``slots``: what each receive mid carries after this answer.
+        ``slots``: what each receive mid carries after this answer;
+        ``simulcast``: sending mid -> the RIDs its offer sends (low to high), for the
+        mids that send layers; the answer accepts them.
         """
         offer_sdp = without_unreachable(offer_sdp, self.room.addresses)
         if handle_remote_ice_restart(self.pc, offer_sdp):
@@ -141,6 +175,19 @@ class EndpointConnection:
         for transceiver in by_mid.values():
             if transceiver.kind in PREFERRED:
                 transceiver.setCodecPreferences(codec_preferences(transceiver.kind))
+        # Simulcast: the mids whose layers the answer accepts (video, with RIDs the offer can tag).
+        layered: dict[str, list[str]] = {}
+        if simulcast:
+            offered = offered_extension_ids(offer_sdp)
+            for mid, rids in simulcast.items():
+                transceiver = by_mid.get(mid)
+                if mid not in sending or transceiver is None or transceiver.kind != "video" or not rids:
+                    log.info("simulcast for a mid that sends no video ignored", peer=self.endpoint_id, mid=mid)
+                elif negotiate_stream_ids(transceiver, offered.get(mid, {})):
+                    layered[mid] = rids
+                else:
+                    log.info("simulcast offered without the rtp-stream-id extension; taken as one layer",
+                             peer=self.endpoint_id, mid=mid)
         # What the client publishes.
         for mid, track_id in sending.items():
             transceiver = by_mid[mid]
@@ -148,8 +195,9 @@ class EndpointConnection:
             if mid not in self.published:
                 published = PublishedTrack(track_id, transceiver.kind, transceiver.receiver,
                                            self._level_reporter(track_id) if transceiver.kind == "audio" else None,
-                                           self.room.counters)
-                attach_publisher(transceiver.receiver, published)
+                                           self.room.counters, layered.get(mid))
+                cap = (lambda: self.room.max_video_bitrate) if transceiver.kind == "video" else (lambda: None)
+                attach_publisher(transceiver.receiver, published, cap)
                 self.published[mid] = published
                 self.room.published[track_id] = published
         for mid in [m for m in self.published if m not in sending]:
@@ -163,7 +211,7 @@ class EndpointConnection:
             source = self.room.published.get(slot.track_id) if slot.track_id else None
             forwarded = self.forwarded.get(slot.mid)
             if forwarded is None:
-                forwarded = ForwardedTrack(transceiver.kind, transceiver.sender, self.room.counters)
+                forwarded = ForwardedTrack(transceiver.kind, transceiver.sender, self.room.counters, self)
                 self.forwarded[slot.mid] = forwarded
                 attach_subscriber(transceiver.sender, forwarded)
             forwarded.switch(source)
@@ -176,7 +224,66 @@ class EndpointConnection:
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
         media_skips_stun_check(self.pc)
-        return self.pc.localDescription.sdp
+        # A track keeps what it was made with: a mid first published as one stream gets no
+        # layers later (its track could not tell them apart), nor new RIDs.
+        accepted = {mid: self.published[mid].layers.rids for mid in layered
+                    if mid in self.published and self.published[mid].layers is not None}
+        answer = answer_with_layers(self.pc.localDescription.sdp, accepted)
+        if self.room.max_video_bitrate is not None:
+            videos = {mid for mid, track in self.published.items() if track.kind == "video"}
+            answer = answer_with_bandwidth(answer, videos, self.room.max_video_bitrate)
+        return answer
+
+    # -- as a subscriber of simulcast tracks (asked by its forwarded tracks) -----------------
+
+    def target_for(self, track_id: str) -> str | None:
+        """The highest layer (RID) this client asked for of ``track_id``, None when it did not."""
+        return self.room.layer_targets.get(self.endpoint_id, {}).get(track_id)
+
+    def layer_budget(self) -> int | None:
+        """Each video slot's share of what can be sent to this client (bits/s), None when unknown."""
+        estimate = self.bandwidth.estimate()
+        if estimate is None:
+            return None
+        videos = sum(1 for f in self.forwarded.values() if f.kind == "video" and f.source is not None)
+        return estimate // max(1, videos)
+
+    def estimate(self) -> int | None:
+        """What can be sent to this client (bits/s), None before its first REMB."""
+        return self.bandwidth.estimate()
+
+    def congested(self, now: float) -> bool:
+        return self.bandwidth.congested(now)
+
+    def layer_changed(self, track_id: str, rid: str, reason: Reason) -> None:
+        self.room.on_event("layer", self.endpoint_id, track_id, rid, reason.value)
+
+    def remb_arrived(self, bps: int) -> None:
+        now = time.monotonic()
+        self.bandwidth.remb_arrived(bps, now, self._sending_rate(now))
+        self._report_bandwidth(now)
+
+    def _sending_rate(self, now: float) -> float | None:
+        """Bits/s sent to this client lately (payload, from the senders' own counts), None
+        until measured over SEND_RATE_WINDOW."""
+        octets = sum(compat.sent_octets(f.sender) for f in self.forwarded.values())
+        stamp, counted = self._send_sample
+        if stamp is None:
+            self._send_sample = (now, octets)
+        elif now - stamp >= SEND_RATE_WINDOW:
+            self._send_rate = max(0, octets - counted) * 8 / (now - stamp)
+            self._send_sample = (now, octets)
+        return self._send_rate
+
+    def loss_reported(self, fraction: float) -> None:
+        now = time.monotonic()
+        self.bandwidth.loss_reported(fraction, now)
+        self._report_bandwidth(now)
+
+    def _report_bandwidth(self, now: float) -> None:
+        value = self.bandwidth.report(now)
+        if value is not None:
+            self.room.on_event("bandwidth", self.endpoint_id, value)
 
     def _level_reporter(self, track_id: str) -> Callable[[int], None]:
         detector = VoiceActivity()

@@ -37,6 +37,7 @@ from .turn_relay import WorkerRelays
 log = structlog.get_logger("videoroomd.media")
 
 STATS_INTERVAL = 0.5          # seconds between two stats events (the heartbeat)
+REFUSED_LOG_INTERVAL = 10.0   # seconds between two log lines about refused layer commands
 MAX_UNSENT = 8 * 1024 * 1024  # bytes of events the control plane has not read before the link is given up
 
 
@@ -50,6 +51,8 @@ class MediaServer:
         self._default_certificate: RTCCertificate | None = None
         self._tasks: set[asyncio.Task] = set()
         self.relays = WorkerRelays(self._media_protocol, send)  # the TURN clients handed to this worker
+        self._refusals = 0                       # refused layer commands since the last logged
+        self._refused_logged = float("-inf")
 
     def _media_protocol(self, address: tuple[str, int]):
         """The aioice protocol of this worker's media socket bound to ``address``, or None."""
@@ -92,11 +95,16 @@ class MediaServer:
                 self.send({"type": "state", "room": room, "endpoint": endpoint_id, "state": args[0]})
             elif kind == "vad":
                 self.send({"type": "vad", "room": room, "track": args[0], "speaking": bool(args[1])})
+            elif kind == "layer":
+                self.send({"type": "layer", "room": room, "endpoint": endpoint_id, "track_id": args[0],
+                           "layer": args[1], "reason": args[2]})
+            elif kind == "bandwidth":
+                self.send({"type": "bandwidth", "room": room, "endpoint": endpoint_id, "bps": int(args[0])})
 
         addresses = tuple(str(a) for a in message["addresses"])
         udp_ports = _port_range(message["udp_ports"])
         self.rooms[room] = RoomMedia(ice_servers, self._certificate(message["certificate"]), addresses, on_event,
-                                     udp_ports)
+                                     udp_ports, _max_bitrate(message.get("max_video_bitrate")))
 
     def _certificate(self, paths: dict | None) -> RTCCertificate:
         if paths is not None:
@@ -117,7 +125,38 @@ class MediaServer:
             mid, track_id, stream_id = slot
             slots.append(SlotPlan(str(mid), None if track_id is None else str(track_id), str(stream_id)))
         connection = self._room(message).connection(message["endpoint"])
-        return await connection.answer(message["sdp"], {str(k): str(v) for k, v in message["sending"].items()}, slots)
+        return await connection.answer(message["sdp"], {str(k): str(v) for k, v in message["sending"].items()}, slots,
+                                       _simulcast(message.get("simulcast")))
+
+    async def _target_layer(self, message: dict) -> bool:
+        """True when the layer was taken; False (logged, nothing changes) for a room, track or
+        layer that is not here, or a track that is not simulcast."""
+        room = self.rooms.get(message["room"])
+        taken = room is not None and room.set_target(message["endpoint"], message["track_id"], message["layer"])
+        if not taken:
+            self._refused("target_layer", message)
+        return taken
+
+    async def _layer_enabled(self, message: dict) -> bool:
+        """True when the track has that layer (now enabled or not); False (logged) otherwise."""
+        room = self.rooms.get(message["room"])
+        published = room.published.get(message["track_id"]) if room is not None else None
+        taken = published is not None and published.set_layer_enabled(message["layer"], message["enabled"])
+        if not taken:
+            self._refused("layer_enabled", message)
+        return taken
+
+    def _refused(self, command: str, message: dict) -> None:
+        """Log a refused layer command; at most one line every REFUSED_LOG_INTERVAL, whatever a
+        client floods us with, with the count of those left out."""
+        self._refusals += 1
+        now = time.monotonic()
+        if now - self._refused_logged < REFUSED_LOG_INTERVAL:
+            return
+        self._refused_logged = now
+        log.info(f"{command} for no simulcast layer here ignored", room=message["room"][:64],
+                 track=message["track_id"][:64], layer=message["layer"][:16], refused=self._refusals)
+        self._refusals = 0
 
     async def _add_candidate(self, message: dict) -> None:
         connection = self._room(message).connections.get(message["endpoint"])
@@ -256,6 +295,26 @@ def _receive_fds(handoff: socket.socket, server: MediaServer) -> None:
             os.close(extra)
         if fds:
             server.relays.fd_received(data.decode("ascii", "replace"), fds[0])
+
+
+def _simulcast(value: Any) -> dict[str, list[str]]:
+    """``answer``'s optional simulcast: {mid: [RID, ...]} (absent or None: none)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+            isinstance(rids, list) and 1 <= len(rids) <= 8 and all(isinstance(r, str) and r for r in rids)
+            and len(set(rids)) == len(rids) for rids in value.values()):
+        raise ValueError("simulcast must be {mid: [RID, ...]} with 1 to 8 distinct non-empty RIDs per mid")
+    return {str(mid): list(rids) for mid, rids in value.items()}
+
+
+def _max_bitrate(value: Any) -> int | None:
+    """``open_room``'s optional max_video_bitrate: None, or bits/s (a positive integer)."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"max_video_bitrate must be a positive integer (bits/s) or null, got {value!r}")
+    return value
 
 
 def _port_range(value: list | None) -> tuple[int, int] | None:

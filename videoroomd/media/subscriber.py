@@ -11,6 +11,12 @@ It keeps the last packets it sent, to answer NACKs with retransmissions
 over RTX within a budget. When it may start a source, and what happens
 while it is still connecting or after its full socket dropped a packet, is
 decided by :class:`.gate.StartGate`.
+
+Of a simulcast source it sends one layer: :class:`.gate.LayerSelector`
+chooses which (now and then, asked by the source), :class:`.gate.LayerSwitch`
+changes to it at a keyframe of that layer, and the VP8 picture ids are
+rewritten (:class:`.vp8_rewrite.Vp8Rewriter`) so that the subscriber sees
+one stream whatever the layer.
 """
 
 from __future__ import annotations
@@ -26,9 +32,10 @@ from aiortc.utils import random16, random32
 
 from .aiortc_compat import rtp as compat
 from .forwarding import MediaCounters
-from .gate import Start, StartGate
+from .gate import LayerSelector, LayerSwitch, Reason, Start, StartGate
 from .rtp_packets import abs_send_time, extension_block, one_byte_element, rtp_packet
 from .stream_rewrite import StreamRewriter
+from .vp8_rewrite import Vp8Rewriter
 
 if TYPE_CHECKING:
     from .publisher import PublishedTrack
@@ -39,6 +46,8 @@ HISTORY = 512                # packets a video subscriber can have retransmitted
 # take the media thread (all rooms' forwarding) and the uplink for itself.
 RETRANSMIT_RATE = 300.0
 RETRANSMIT_BURST = HISTORY
+RETRANSMIT_SHARE = 0.25      # of a simulcast subscriber's estimated bandwidth its retransmissions may take
+RETRANSMIT_RATE_MIN = 20.0   # packets a second it may always have sent again
 
 MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
@@ -97,8 +106,15 @@ class ForwardedTrack(MediaStreamTrack):
     sender's RTP task.
     """
 
-    def __init__(self, kind: str, sender, counters: MediaCounters | None = None):
+    def __init__(self, kind: str, sender, counters: MediaCounters | None = None, owner=None):
         super().__init__()
+        # The subscriber's connection (``.rtc.EndpointConnection``): its bandwidth, its layer
+        # requests, where layer changes are told. None: no simulcast (tests).
+        self.owner = owner
+        self.selector: LayerSelector | None = None   # set while the source is simulcast
+        self.layer_switch: LayerSwitch | None = None
+        self.vp8: Vp8Rewriter | None = None
+        self._layer_reason = Reason.OTHER
         self.kind = kind
         self.sender = sender
         self.counters = counters or MediaCounters()
@@ -115,6 +131,9 @@ class ForwardedTrack(MediaStreamTrack):
         self._address = None
         self._rtx_seq = random16() % 32768
         self._retransmit_budget = float(RETRANSMIT_BURST)
+        # Of a simulcast source: the first sequence number of the current run (a slow subscriber's
+        # NACKs of the layer it left would only add to what its link cannot carry).
+        self._run_first_seq: int | None = None
         self._retransmit_stamp = time.monotonic()
 
     # -- the slot --------------------------------------------------------------------------
@@ -127,9 +146,74 @@ class ForwardedTrack(MediaStreamTrack):
             self.source.subscribers.discard(self)
         self.source = source
         self.gate.switched()
+        self.selector = self.layer_switch = None
+        if source is not None and source.layers is not None:
+            self.selector = LayerSelector(len(source.layers.rids))
+            self.layer_switch = LayerSwitch()
+            if self.vp8 is None:
+                self.vp8 = Vp8Rewriter()  # kept for the slot's life: picture ids go on across sources
+            target = self.owner.target_for(source.track_id) if self.owner is not None else None
+            if target is not None and source.layer_index(target) is not None:
+                self.selector.set_target(source.layer_index(target))
         if source is not None:
             source.subscribers.add(self)
-            source.request_keyframe(starting=True)
+            if self.selector is not None:
+                self.choose_layer(time.monotonic())
+            else:
+                source.request_keyframe(starting=True)
+
+    # -- simulcast ---------------------------------------------------------------------------
+
+    def set_target(self, layer: int) -> None:
+        """The subscriber wants ``layer`` of its simulcast source at most."""
+        if self.selector is not None:
+            self.selector.set_target(layer)
+            self.choose_layer(time.monotonic())
+
+    def choose_layer(self, now: float) -> None:
+        """Choose the layer to send (monotonic ``now``), and ask for a keyframe of it while
+        the switch to it waits for one."""
+        source, selector = self.source, self.selector
+        if source is None or selector is None:
+            return
+        owner = self.owner
+        budget = owner.layer_budget() if owner is not None else None
+        congested = owner.congested(now) if owner is not None else False
+        meter = source.meter
+        decision = selector.choose(now, meter.usable(now), meter.arriving_since, meter.bitrate, budget, congested)
+        if decision is not None:
+            self._layer_reason = decision[1]
+            self.layer_switch.want(decision[0])
+        if self.layer_switch.pending is not None:
+            source.request_keyframe(starting=True, layer=self.layer_switch.pending)
+
+    def forward_layer(self, packet, layer: int, keyframe: bool, now: float, send_time: bytes, ntp: int) -> None:
+        """A packet of ``layer`` of the simulcast source: sent when it is of the layer this
+        subscriber is on, or a keyframe of the one it changes to (which starts a new run)."""
+        switch = self.layer_switch
+        if switch is None:
+            return
+        verdict = switch.admit(layer, keyframe)
+        if not verdict:
+            return
+        if verdict == 2:
+            first = self.gate.new_source and not self.gate.running  # nothing sent of this source yet
+            self.gate.switched()
+            if self.owner is not None:
+                reason = Reason.OTHER if first else self._layer_reason
+                self.owner.layer_changed(self.source.track_id, self.source.layers.rids[layer], reason)
+        self.forward(packet, keyframe, now, send_time, ntp)
+
+    def ask_keyframe(self, starting: bool) -> None:
+        """Ask the source for a keyframe (of the layer this subscriber is on or changes to)."""
+        source = self.source
+        if source is None:
+            return
+        if self.layer_switch is not None:
+            layer = self.layer_switch.pending if self.layer_switch.pending is not None else self.layer_switch.current
+            source.request_keyframe(starting=starting, layer=layer)
+        else:
+            source.request_keyframe(starting=starting)
 
     def configure(self, parameters) -> None:
         """The sender's negotiated parameters (aiortc keeps the first ones for good, so do we)."""
@@ -157,14 +241,18 @@ class ForwardedTrack(MediaStreamTrack):
         if not self.gate.running:
             decision, packets = self.gate.admit(packet, keyframe, self._writable())
             if decision is Start.GO:
+                if self.layer_switch is not None:
+                    self._run_first_seq = self._stream.next_seq
                 self._stream.start_run(packets[0].sequence_number, packets[0].timestamp, now,
                                        self.parameters.clock_rate)
+                if self.vp8 is not None:
+                    self.vp8.start_run()
                 for start in packets:
                     self._send_packet(start, now, send_time, ntp)
             elif decision is not Start.HELD:
                 # Rate-limited; also covers a lost request. Only a new source gets the short wait:
                 # a subscriber that keeps falling behind must not make the publisher send keyframes.
-                self.source.request_keyframe(starting=decision is Start.ASK_STARTING)
+                self.ask_keyframe(decision is Start.ASK_STARTING)
             return
         self._send_packet(packet, now, send_time, ntp)
 
@@ -175,6 +263,8 @@ class ForwardedTrack(MediaStreamTrack):
         seq, timestamp = mapped
         parameters = self.parameters
         payload = packet.payload
+        if self.layer_switch is not None:
+            payload = self.vp8.rewrite(payload)
         audio_level = packet.extensions.audio_level if self.kind == "audio" else None
         data = rtp_packet(parameters.payload_type, packet.marker, seq, timestamp, parameters.ssrc,
                           parameters.extensions(send_time, audio_level), payload)
@@ -203,12 +293,22 @@ class ForwardedTrack(MediaStreamTrack):
             return
         extensions = parameters.extensions(abs_send_time(time.time()).to_bytes(3, "big"), None)
         now = time.monotonic()
+        rate = RETRANSMIT_RATE
+        if self.layer_switch is not None and self.owner is not None:
+            # On a simulcast source the subscriber's estimate is known: resending more than a
+            # share of it would congest the link that lost the packets (and lose more).
+            estimate = self.owner.estimate()
+            if estimate is not None:
+                rate = min(RETRANSMIT_RATE, max(RETRANSMIT_RATE_MIN, RETRANSMIT_SHARE * estimate / (8 * 1200)))
         self._retransmit_budget = min(float(RETRANSMIT_BURST),
-                                      self._retransmit_budget + (now - self._retransmit_stamp) * RETRANSMIT_RATE)
+                                      self._retransmit_budget + (now - self._retransmit_stamp) * rate)
         self._retransmit_stamp = now
+        first = self._run_first_seq
         for seq in sequence_numbers:
             if self._retransmit_budget < 1.0:
                 return  # the rest stays lost; a PLI from the subscriber brings a keyframe
+            if first is not None and (seq - first) & 0xFFFF >= 0x8000:
+                continue  # before the keyframe its layer started at: the decoder no longer needs it
             entry = self._history[seq % HISTORY]
             if entry is None or entry[0] != seq:
                 continue
@@ -261,5 +361,4 @@ class ForwardedTrack(MediaStreamTrack):
     def _fell_behind(self) -> None:
         self.counters.packets_dropped += 1
         if self.gate.fell_behind():
-            if self.source is not None:
-                self.source.request_keyframe()  # the usual wait: it may keep falling behind
+            self.ask_keyframe(False)  # the usual wait: it may keep falling behind

@@ -195,7 +195,8 @@ class PeerChannel:
         self.metrics.joins.labels("rtc").inc()
         self.room, self.peer, self.topic, self.join_ref = room, peer, frame.topic, frame.join_ref
         structlog.contextvars.bind_contextvars(room=name, peer=peer.id)
-        await self._send(phoenix.reply(frame, "ok", {"peer_id": peer.id}))
+        # "simulcast": whether the room takes layers, so that the page knows whether to send them.
+        await self._send(phoenix.reply(frame, "ok", {"peer_id": peer.id, "simulcast": room.config.simulcast}))
         self.nursery.start_soon(self._pump, room, peer, frame.topic, frame.join_ref)
 
     async def _leave(self, frame: Frame) -> None:

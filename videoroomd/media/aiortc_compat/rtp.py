@@ -16,7 +16,7 @@ import pylibsrtp
 from aiortc import clock
 from aiortc.codecs import is_rtx
 from aiortc.rtcdtlstransport import State as DtlsState
-from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, is_rtcp, pack_remb_fci, unwrap_rtx
 
 
@@ -85,6 +85,11 @@ def intercept_sender(sender, on_parameters: Callable[[Any], None],
     sender._handle_rtcp_packet = handle_rtcp
 
 
+def sent_octets(sender) -> int:
+    """The payload bytes ``sender``'s RTCP sender reports count as sent (see :func:`count_sent`)."""
+    return sender._RTCRtpSender__octet_count
+
+
 def use_certificate(pc, certificate) -> None:
     """Make ``pc`` use ``certificate`` for DTLS (aiortc makes one per connection otherwise)."""
     pc._RTCPeerConnection__certificates = [certificate]
@@ -105,15 +110,27 @@ def set_stream_id(sender, stream_id: str) -> None:
 # than the rest; what remains is done at once, as the datagram arrives.
 
 
-def receive_directly(receiver, on_packet: Callable[[Any], None]) -> None:
+MAX_LAYER_SSRCS = 16  # NACK generators one simulcast track keeps at once
+
+
+def receive_directly(receiver, on_packet: Callable[[Any], None], layers=None,
+                     max_bitrate: Callable[[], int | None] = lambda: None) -> None:
     """Make ``receiver`` hand each RTP packet of its publisher to ``on_packet(packet)`` (RTX
     unwrapped) after keeping what the publisher relies on: receiver statistics (for its
     RTCP receiver reports), NACKs of lost packets and REMB; no datetime, depayloading
-    or jitter buffer. :func:`take_rtp_at_once` calls it without a queue or task."""
+    or jitter buffer. :func:`take_rtp_at_once` calls it without a queue or task.
+
+    ``layers``: for a simulcast track, its :class:`~videoroomd.media.layers.RidTable`, which
+    learns each packet's layer from its RID; retransmissions are then unwrapped onto
+    the SSRC of the layer they repair, and losses are told apart (NACKed) per SSRC.
+    ``max_bitrate()``: the most our REMB lets the publisher send (None: what we estimate)."""
     codecs = receiver._RTCRtpReceiver__codecs
     rtx_ssrcs = receiver._RTCRtpReceiver__rtx_ssrc
     streams = receiver._RTCRtpReceiver__remote_streams
     nack = receiver._RTCRtpReceiver__nack_generator
+    # Per media SSRC for simulcast: one generator fed three sequence number spaces would
+    # NACK garbage. Only made when aiortc made its own (NACK negotiated).
+    nacks: dict[int, NackGenerator] | None = {} if layers is not None and nack is not None else None
     tasks: set[asyncio.Future] = set()
 
     def later(coroutine) -> None:
@@ -130,22 +147,40 @@ def receive_directly(receiver, on_packet: Callable[[Any], None]) -> None:
                                  payload_size=len(packet.payload) + packet.padding_size, ssrc=packet.ssrc)
             rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
             if rtcp_ssrc is not None and remb is not None:
+                cap = max_bitrate()
+                bitrate, ssrcs = remb
+                if cap is not None and bitrate > cap:
+                    bitrate = cap
                 later(receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
-                                                         fci=pack_remb_fci(*remb))))
+                                                         fci=pack_remb_fci(bitrate, ssrcs))))
         codec = codecs.get(packet.payload_type)
         if codec is None:
             return
+        if layers is not None:
+            extensions = packet.extensions
+            if extensions.rtp_stream_id is not None or extensions.repaired_rtp_stream_id is not None:
+                layers.learn(packet.ssrc, extensions.rtp_stream_id, extensions.repaired_rtp_stream_id)
         stream = streams.get(packet.ssrc)
         if stream is None:
             stream = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
         stream.add(packet)
         if is_rtx(codec):
             original_ssrc = rtx_ssrcs.get(packet.ssrc)
+            if original_ssrc is None and layers is not None:
+                original_ssrc = layers.repaired_ssrc(packet.ssrc)
             apt = codec.parameters.get("apt")
             if original_ssrc is None or len(packet.payload) < 2 or not isinstance(apt, int) or apt not in codecs:
                 return
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
-        if nack is not None and nack.add(packet):
+        if nacks is not None:
+            generator = nacks.get(packet.ssrc)
+            if generator is None:
+                if len(nacks) >= MAX_LAYER_SSRCS:
+                    nacks.clear()  # SSRCs that came and went: start over rather than grow
+                generator = nacks[packet.ssrc] = NackGenerator()
+            if generator.add(packet):
+                later(receiver._send_rtcp_nack(packet.ssrc, sorted(generator.missing)))
+        elif nack is not None and nack.add(packet):
             later(receiver._send_rtcp_nack(packet.ssrc, sorted(nack.missing)))
         on_packet(packet)
 
@@ -183,6 +218,13 @@ def take_rtp_at_once(dtls) -> None:
             packet = RtpPacket.parse(srtp.unprotect(data), extensions)
         except (pylibsrtp.Error, ValueError):
             return  # as aiortc: a packet that does not decrypt or parse is dropped
+        ssrc_table = router.ssrc_table
+        if packet.ssrc not in ssrc_table and packet.extensions.mid is not None:
+            # An SSRC the offer did not announce (simulcast layers never are): aiortc would
+            # route it by payload type alone, which fails once two receivers share it.
+            by_mid = router.mid_table.get(packet.extensions.mid)
+            if by_mid is not None:
+                ssrc_table[packet.ssrc] = by_mid
         receiver = router.route_rtp(packet)
         if receiver is None:
             return

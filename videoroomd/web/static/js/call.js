@@ -4,9 +4,23 @@
 //   track-removed {endpointId, trackId}, track-updated {endpointId, trackId, metadata},
 //   tracks-changed {endpointId} (a track came, went or changed its metadata),
 //   speaking {endpointId, trackId, speaking}, closed {reason, rejoin},
-//   chat {id, from, name, text, at}, chat-history {messages}.
+//   chat {id, from, name, text, at}, chat-history {messages},
+//   encoding {endpointId, trackId, encoding, reason} (the simulcast layer we now receive of a track),
+//   bandwidth {estimation} (bits/s the server thinks it can send us).
 
 const GATHER_TIMEOUT_MS = 3000;
+// The camera as three layers when the room takes them (the join reply says "simulcast": true): a
+// quarter, half and all of the 720p picture, low to high, each capped to what its size needs.
+export const CAMERA_LAYERS = [
+  { rid: "l", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: "m", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: "h", scaleResolutionDownBy: 1, maxBitrate: 2_500_000 },
+];
+// In a room without simulcast one stream serves everyone: a 720p camera at half size (as the page sent
+// before it sent layers), a smaller one whole.
+function oneStream(track) {
+  return [{ scaleResolutionDownBy: (track.getSettings?.().height ?? 0) >= 720 ? 2 : 1 }];
+}
 
 function custom(type, data) {
   return data === undefined ? { type: "custom", data: { type } } : { type: "custom", data: { type, data } };
@@ -28,6 +42,9 @@ export class Call extends EventTarget {
     this.midToTrackId = {};
     this.trackOwner = new Map();  // remote track id -> endpoint id
     this.remoteTracks = new Map(); // remote track id -> the MediaStreamTrack it arrived as
+    this.simulcast = false;       // whether the room takes our camera as layers (from the join reply)
+    this.targets = new Map();     // remote track id -> the layer last asked for
+    this.bandwidth = null;        // the server's last estimate of what it can send us, bits/s
     this.connected = null;
   }
 
@@ -38,6 +55,7 @@ export class Call extends EventTarget {
     if (password) params.password = password;
     this.channel = await this.socket.join(`room:${this.room}`, params, (event, payload) => this.onChannel(event, payload));
     this.id = this.channel.response.peer_id;
+    this.simulcast = this.channel.response.simulcast === true;
     for (const track of stream ? stream.getTracks() : []) {
       const off = !!muted[track.kind];
       track.enabled = !off;
@@ -82,7 +100,7 @@ export class Call extends EventTarget {
       case "connected":
         for (const other of data.otherEndpoints) {
           this.addEndpoint(other);
-          for (const [trackId, track] of Object.entries(other.tracks || {})) this.addTrack(other.id, trackId, track.metadata);
+          for (const [trackId, track] of Object.entries(other.tracks || {})) this.addTrack(other.id, trackId, track.metadata, track.simulcastConfig);
         }
         this.connected?.();
         break;
@@ -102,7 +120,7 @@ export class Call extends EventTarget {
         break;
       }
       case "tracksAdded":
-        for (const [trackId, track] of Object.entries(data.tracks)) this.addTrack(data.endpointId, trackId, track.metadata);
+        for (const [trackId, track] of Object.entries(data.tracks)) this.addTrack(data.endpointId, trackId, track.metadata, track.simulcastConfig);
         break;
       case "tracksRemoved":
         for (const trackId of data.trackIds) this.removeTrack(data.endpointId, trackId);
@@ -129,11 +147,35 @@ export class Call extends EventTarget {
         if (endpointId) this.emit("speaking", { endpointId, trackId: data.trackId, speaking: data.status === "speech" });
         break;
       }
+      case "trackEncodingEnabled":
+      case "trackEncodingDisabled": {
+        // Kept current so that a layer the publisher turned off is not asked for.
+        const track = this.endpoints.get(data.endpointId)?.tracks.get(data.trackId);
+        const config = track?.simulcast;
+        if (!config?.enabled) break;
+        const on = type === "trackEncodingEnabled";
+        const all = [...config.activeEncodings, ...config.disabledEncodings];
+        config.disabledEncodings = all.filter((e) => (e === data.encoding ? !on : config.disabledEncodings.includes(e)));
+        config.activeEncodings = all.filter((e) => !config.disabledEncodings.includes(e));
+        break;
+      }
+      case "encodingSwitched": {
+        const track = this.endpoints.get(data.endpointId)?.tracks.get(data.trackId);
+        if (!track) break;
+        track.encoding = data.encoding;
+        track.encodingReason = data.reason;
+        this.emit("encoding", { endpointId: data.endpointId, trackId: data.trackId, encoding: data.encoding, reason: data.reason });
+        break;
+      }
+      case "bandwidthEstimation":
+        this.bandwidth = Number(data.estimation);
+        this.emit("bandwidth", { estimation: this.bandwidth });
+        break;
       case "error":
         this.emit("closed", { reason: data.message, rejoin: false });
         break;
       default:
-        break;  // events for features this page does not use (simulcast, bandwidth)
+        break;  // events for features this page does not use (tracksPriority)
     }
   }
 
@@ -144,10 +186,13 @@ export class Call extends EventTarget {
     this.emit("endpoint-added", { endpoint });
   }
 
-  addTrack(endpointId, trackId, metadata) {
+  addTrack(endpointId, trackId, metadata, simulcastConfig) {
     const endpoint = this.endpoints.get(endpointId);
     if (!endpoint) return;
-    endpoint.tracks.set(trackId, { metadata: metadata || {} });
+    const simulcast = simulcastConfig?.enabled
+      ? { enabled: true, activeEncodings: [...(simulcastConfig.activeEncodings || [])], disabledEncodings: [...(simulcastConfig.disabledEncodings || [])] }
+      : null;
+    endpoint.tracks.set(trackId, { metadata: metadata || {}, simulcast, encoding: null, encodingReason: null });
     this.trackOwner.set(trackId, endpointId);
     this.emit("tracks-changed", { endpointId });
   }
@@ -155,6 +200,7 @@ export class Call extends EventTarget {
   removeTrack(endpointId, trackId) {
     const had = this.endpoints.get(endpointId)?.tracks.delete(trackId);
     this.trackOwner.delete(trackId);
+    this.targets.delete(trackId);
     const track = this.remoteTracks.get(trackId);
     this.remoteTracks.delete(trackId);
     if (track) this.emit("track-removed", { endpointId, trackId, track });
@@ -177,10 +223,11 @@ export class Call extends EventTarget {
       const report = await receiver.getStats();
       for (const entry of report.values()) {
         if (entry.type !== "inbound-rtp") continue;
-        const { kind, packetsReceived, packetsLost, jitter, framesPerSecond } = entry;
+        const { kind, packetsReceived, packetsLost, jitter, framesPerSecond, frameWidth, frameHeight } = entry;
+        const remote = this.endpoints.get(endpointId)?.tracks.get(trackId);
         received.set(trackId, {
-          endpointId, metadata: this.endpoints.get(endpointId)?.tracks.get(trackId)?.metadata || {},
-          inbound: { kind: kind ?? track.kind, packetsReceived, packetsLost, jitter, framesPerSecond },
+          endpointId, metadata: remote?.metadata || {}, encoding: remote?.encoding ?? null, simulcast: !!remote?.simulcast,
+          inbound: { kind: kind ?? track.kind, packetsReceived, packetsLost, jitter, framesPerSecond, frameWidth, frameHeight },
         });
       }
     }
@@ -212,10 +259,8 @@ export class Call extends EventTarget {
     pc.onconnectionstatechange = () => {
       this.emit("media-state", { state: pc.connectionState });
     };
-    for (const local of this.local.values()) {
-      local.transceiver = pc.addTransceiver(local.track, { direction: "sendonly" });
-    }
     this.pc = pc;
+    for (const local of this.local.values()) local.transceiver = this.addSender(local);
   }
 
   async offer({ tracksTypes, integratedTurnServers }) {
@@ -235,6 +280,27 @@ export class Call extends EventTarget {
       sdpOffer: { type: "offer", sdp: this.pc.localDescription.sdp },
       trackIdToTrackMetadata: metadata, trackIdToTrackBitrates: {}, midToTrackId,
     }));
+  }
+
+  // The transceiver that sends one of our tracks: the camera in layers when the room takes them.
+  addSender(local) {
+    const camera = local.kind === "video" && local.metadata.type !== "screen";
+    if (!camera) return this.pc.addTransceiver(local.track, { direction: "sendonly" });
+    const sendEncodings = this.simulcast ? CAMERA_LAYERS.map((e) => ({ ...e })) : oneStream(local.track);
+    return this.pc.addTransceiver(local.track, { direction: "sendonly", sendEncodings });
+  }
+
+  // Asks the server for at most `layer` ("l", "m" or "h") of a remote simulcast track; returns whether it
+  // asked (not for a track sent as one stream, a layer the track does not have, or the layer already asked
+  // for). A layer its publisher turned off may be asked for: the server sends the best one below meanwhile.
+  setTargetLayer(trackId, layer) {
+    const endpointId = this.trackOwner.get(trackId);
+    const config = this.endpoints.get(endpointId)?.tracks.get(trackId)?.simulcast;
+    if (!config?.enabled || this.targets.get(trackId) === layer) return false;
+    if (!config.activeEncodings.includes(layer) && !config.disabledEncodings.includes(layer)) return false;
+    this.targets.set(trackId, layer);
+    this.send(custom("setTargetTrackVariant", { trackId, variant: layer }));
+    return true;
   }
 
   // Waits (briefly) for ICE gathering, so the offer carries our candidates.
@@ -269,7 +335,7 @@ export class Call extends EventTarget {
     const local = { track, kind: "video", metadata: { kind: "video", type: "screen", muted: false } };
     this.local.set(trackId, local);
     // Without a peer connection yet, the first offer adds every local track.
-    if (this.pc) local.transceiver = this.pc.addTransceiver(track, { direction: "sendonly" });
+    if (this.pc) local.transceiver = this.addSender(local);
     this.send(custom("renegotiateTracks"));
     return trackId;
   }

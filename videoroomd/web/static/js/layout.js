@@ -29,3 +29,15 @@ export function spotlight({ ids, pinned = null, speaker = null, speakerView = fa
   if (speaker != null && ids.includes(speaker)) return speaker;
   return ids.find((id) => id !== "me") ?? null;
 }
+
+// The simulcast layer a tile asks for: "h" for the large tile (pinned, the speaker, or a grid of few
+// people), "l" for the small ones (the strip beside a large tile or a screen, a crowded grid), "m" for
+// grid tiles in between. `width`: the tile's width in CSS pixels; `count`: the tiles in the grid.
+export const FEW_PEOPLE = 4;          // a grid of this many or fewer shows everyone large
+export const MEDIUM_TILE_WIDTH = 320;  // a grid tile at least this wide is worth the middle layer
+export function wantedLayer({ focused = false, strip = false, count = 0, width = 0 } = {}) {
+  if (focused) return "h";
+  if (strip) return "l";
+  if (count <= FEW_PEOPLE) return "h";
+  return width >= MEDIUM_TILE_WIDTH ? "m" : "l";
+}

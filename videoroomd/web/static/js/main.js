@@ -5,6 +5,7 @@ import { PhoenixSocket } from "./phoenix.js";
 import { PreJoin, currentDevice, fillDevices, switchDevice } from "./prejoin.js";
 import { inboundGrade, outboundGrade, worst } from "./quality.js";
 import { bindShortcuts } from "./shortcuts.js";
+import { StatsPanel, tileStats } from "./stats.js";
 import { copyLink } from "./copylink.js";
 import { Tiles, clearNotice, joinMessage, notice, show } from "./ui.js";
 
@@ -80,7 +81,7 @@ async function localMedia() {
     return { stream: null, problem: "This page cannot use a camera here: browsers allow it on https:// addresses and on localhost only." };
   }
   try {
-    return { stream: await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } }) };
+    return { stream: await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 1280, height: 720 } }) };
   } catch (error) {
     if (error.name === "NotAllowedError" || error.name === "SecurityError") {
       return { stream: null, problem: "Camera and microphone access was denied. Allow them in your browser's site settings to be seen and heard — you can still join and watch." };
@@ -140,6 +141,10 @@ class Meeting {
     this.stream = stream;
     this.mediaProblem = mediaProblem;
     this.tiles = new Tiles();
+    this.tiles.onlayers = () => this.applyLayers();
+    this.stats = new StatsPanel();
+    this.stats.onopen = (open) => { if (open) this.showStats(); };
+    this.lastStats = null;  // what the last quality sample found, for the stats view
     this.chat = new ChatPanel((text) => (this.call ? this.call.sendChat(text) : Promise.reject(new Error("not connected"))));
     this.call = null;
     this.socket = null;
@@ -196,6 +201,7 @@ class Meeting {
     this.chat.joined(call);
     await call.join({ name: this.name, password: this.password, stream: this.stream, muted: { audio: this.micMuted, video: this.cameraOff } });
     this.call = call;
+    this.applyLayers();
     this.tiles.setState("me", { micMuted: this.micMuted, cameraOff: this.cameraOff || !this.stream });
     if (this.screen?.readyState === "live") this.publishScreen();  // still sharing after a reconnect
     this.watchQuality(call);
@@ -221,11 +227,13 @@ class Meeting {
       if (metadata.type === "screen" || extraVideo) { this.tiles.addScreen(detail.endpointId, detail.trackId, detail.track); return; }
       this.tiles.addTrack(detail.endpointId, detail.track);
       this.showState(call, detail.endpointId);
+      this.applyLayers();
     });
     call.addEventListener("track-removed", ({ detail }) => {
       if (!this.tiles.stage.remove(detail.trackId)) this.tiles.removeTrack(detail.endpointId, detail.track);
     });
-    call.addEventListener("tracks-changed", ({ detail }) => this.showState(call, detail.endpointId));
+    call.addEventListener("tracks-changed", ({ detail }) => { this.showState(call, detail.endpointId); this.applyLayers(); });
+    call.addEventListener("encoding", () => { if (this.stats.open) this.showStats(); });
     call.addEventListener("speaking", ({ detail }) => {
       // A muted microphone sends silence; never show it as speaking, even while the server's hold runs out.
       const muted = call.endpoints.get(detail.endpointId)?.tracks.get(detail.trackId)?.metadata?.muted;
@@ -254,6 +262,40 @@ class Meeting {
     if (micMuted) this.tiles.speaking(endpointId, false);
   }
 
+  // Asks, for each person's camera sent in layers, the layer its tile's size calls for (see wantedLayer);
+  // a shared screen is shown large, so it gets the best. The call sends only what changed.
+  applyLayers() {
+    const call = this.call;
+    if (!call) return;
+    for (const [endpointId, endpoint] of call.endpoints) {
+      for (const [trackId, track] of endpoint.tracks) {
+        if (!track.simulcast) continue;
+        const screen = track.metadata?.type === "screen" || this.tiles.stage.screens.has(trackId);
+        call.setTargetLayer(trackId, screen ? "h" : this.tiles.layers.get(endpointId) ?? "h");
+      }
+    }
+  }
+
+  // The stats view: per tile, the layer received and how its video arrives, from the last sample.
+  showStats() {
+    const call = this.call;
+    const sample = this.lastStats;
+    const rows = [];
+    for (const [id, entry] of this.tiles.tiles) {
+      if (id === "me" || !call) continue;
+      // The person's camera: a video that is not a screen (by what arrives, or what its metadata says).
+      const isVideo = (trackId, t) => sample?.after.get(trackId)?.kind === "video" || t.simulcast || t.metadata?.kind === "video";
+      const camera = [...(call.endpoints.get(id)?.tracks || [])].find(([trackId, t]) => t.metadata?.type !== "screen" && isVideo(trackId, t));
+      const [trackId, track] = camera || [null, null];
+      const words = tileStats({
+        before: trackId ? sample?.before.get(trackId) : null, after: trackId ? sample?.after.get(trackId) : null,
+        encoding: track?.encoding ?? null, simulcast: !!track?.simulcast,
+      });
+      rows.push({ id, name: entry.name, encoding: track?.encoding ?? null, quality: entry.quality.dataset.quality || null, ...words });
+    }
+    this.stats.show(rows, call?.bandwidth ?? null);
+  }
+
   // Grades each person's connection every few seconds from the call's statistics, until the call is replaced.
   watchQuality(call) {
     clearInterval(this.qualityTimer);
@@ -272,11 +314,13 @@ class Meeting {
         const grade = inboundGrade(previous.get(trackId), inbound, { still });
         grades.set(endpointId, [...(grades.get(endpointId) || []), grade]);
       }
+      this.lastStats = { before: previous, after: next };
       previous = next;
       for (const id of this.tiles.tiles.keys()) {
         if (id !== "me") this.tiles.setQuality(id, worst(grades.get(id) || []));
       }
       this.tiles.setQuality("me", worst(stats.sent.map(outboundGrade)));
+      if (this.stats.open) this.showStats();
     }, QUALITY_INTERVAL_MS);
   }
 
@@ -313,6 +357,7 @@ class Meeting {
     this.call = null;
     this.socket?.close();
     this.tiles.clear();
+    this.stats.clear();
     this.preJoin.again({ micMuted: this.micMuted, cameraOff: this.cameraOff });
     show("join");
     joinMessage(`The call ended: ${reason}.`);
@@ -336,6 +381,7 @@ class Meeting {
       s: () => { if (!$("screen-button").hidden) $("screen-button").click(); },
       g: () => $("layout-button").click(),
       c: () => $("chat-button").click(),
+      i: () => $("stats-button").click(),
       L: () => this.leave(),  // with Shift: leaving takes more than a stray key
     });
   }

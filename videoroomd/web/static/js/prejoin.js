@@ -25,7 +25,7 @@ export function currentDevice(stream, kind) {
 // Replaces `stream`'s `kind` track by one from `deviceId`; returns the new track (the old one is stopped).
 export async function switchDevice(stream, kind, deviceId) {
   const fresh = await navigator.mediaDevices.getUserMedia(
-    kind === "video" ? { video: { deviceId: { exact: deviceId }, width: 640, height: 480 } } : { audio: { deviceId: { exact: deviceId } } });
+    kind === "video" ? { video: { deviceId: { exact: deviceId }, width: 1280, height: 720 } } : { audio: { deviceId: { exact: deviceId } } });
   const track = fresh.getTracks()[0];
   for (const old of stream.getTracks().filter((t) => t.kind === kind)) { stream.removeTrack(old); old.stop(); }
   stream.addTrack(track);

@@ -1,5 +1,5 @@
 // The call's DOM: a tile per participant in a re-flowing grid, the people list, notices.
-import { bestGrid, spotlight } from "./layout.js";
+import { bestGrid, spotlight, wantedLayer } from "./layout.js";
 
 const $ = (id) => document.getElementById(id);
 const TILE_ASPECT = 4 / 3;
@@ -88,6 +88,8 @@ export class Tiles {
     this.speakingNow = new Set();  // the others speaking at the moment, in the order they began
     this.speakerView = false;
     this.layoutQueued = false;
+    this.layers = new Map();  // endpoint id -> the simulcast layer its tile asks for ("l", "m", "h")
+    this.onlayers = null;     // called with `layers` after each layout
     this.stage.onchange = () => this.relayout();
     // The window, the chat panel or the phone's rotation change the room the tiles have.
     if (window.ResizeObserver) new ResizeObserver(() => this.layout()).observe(this.view);
@@ -138,6 +140,7 @@ export class Tiles {
         tile.width = `${box.width}px`;
         tile.height = `${box.height}px`;
       }
+      this.setLayers(ids, (id) => wantedLayer({ focused: id === focus, strip: id !== focus }));
       return;
     }
     const style = getComputedStyle(this.grid);
@@ -152,6 +155,14 @@ export class Tiles {
     // Rows wrap after `columns` tiles (the width leaves no room for one more); a last, shorter row is centred.
     this.grid.style.setProperty("--tile-width", `${tileWidth}px`);
     this.grid.dataset.columns = String(columns);
+    this.setLayers(ids, () => wantedLayer({ count: ids.length, width: tileWidth }));
+  }
+
+  // Records the layer each tile asks for (on the tile, as data-layer, too) and tells `onlayers`.
+  setLayers(ids, layerOf) {
+    this.layers = new Map(ids.map((id) => [id, layerOf(id)]));
+    for (const [id, layer] of this.layers) this.tiles.get(id).tile.dataset.layer = layer;
+    this.onlayers?.(this.layers);
   }
 
   // A screen `id` shares goes on the stage, named after its owner.
