@@ -144,8 +144,6 @@ def test_a_subscriber_behind_a_slow_link_ends_on_a_lower_layer_while_an_unlimite
         slow.close()
         media.command("close_endpoint", room=ROOM, endpoint="slow")
     finally:
-        print("SLOW", [(round(at, 1), e["type"], e.get("layer"), e.get("reason"), e.get("bps"))
-                       for at, e in media.arrivals if e.get("endpoint") == "slow"], relay.dropped)
         relay.close()
 
 
