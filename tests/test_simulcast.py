@@ -100,7 +100,10 @@ def test_the_rid_table_learns_layers_and_their_retransmission_ssrcs_and_ignores_
     assert table.layer_of(222) is None and table.layer_of(666) == 2 and table.repaired_ssrc(333) == 666
     for i in range(100):
         table.learn(1000 + i, f"junk{i}", None)
+        table.learn(2000 + i, None, "m")  # a retransmission SSRC per packet: only the last is kept
+        table.learn(3000 + i, "l", None)
     assert len(table.unknown_rids) <= 16
+    assert table.rtx == {333: 2, 2099: 1} and table.media == {666: 2, 3099: 0}
 
 
 CHROME_VIDEO = (
