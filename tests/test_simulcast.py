@@ -221,7 +221,8 @@ def test_the_media_server_answers_a_simulcast_offer_with_the_layers_and_a_plain_
     asyncio.run(main())
 
 
-@pytest.mark.parametrize("value", [{"1": []}, {"1": ["l", "l"]}, {"1": "lmh"}, {"1": [1, 2]}, ["l"]])
+@pytest.mark.parametrize("value", [{"1": []}, {"1": ["l", "l"]}, {"1": "lmh"}, {"1": [1, 2]}, ["l"],
+                                   {"1": ["l", "x" * 17]}, {"1": ["l\r\na=evil"]}, {"1": [""]}])
 def test_a_malformed_simulcast_field_fails_the_answer_with_a_clear_error(value):
     from videoroomd.media.server import _simulcast
     with pytest.raises(ValueError, match="simulcast must be"):
