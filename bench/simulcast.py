@@ -109,6 +109,12 @@ window.publish = async (layers) => {
     const transceiver = pc.addTransceiver(stream.getVideoTracks()[0], {direction: 'sendonly', sendEncodings: encodings});
     const vp8 = RTCRtpSender.getCapabilities('video').codecs.filter(c => /vp8|rtx/i.test(c.mimeType));
     transceiver.setCodecPreferences(vp8);
+    // On a busy machine Chromium would otherwise scale its layers down for CPU: keep their sizes.
+    try {
+        const parameters = transceiver.sender.getParameters();
+        parameters.degradationPreference = 'maintain-resolution';
+        await transceiver.sender.setParameters(parameters);
+    } catch (error) { /* older Chromium: sizes may then drop under load */ }
     await pc.setLocalDescription(await pc.createOffer());
     await window.gathered(pc);
     return pc.localDescription.sdp;

@@ -100,7 +100,10 @@ def test_the_rid_table_learns_layers_and_their_retransmission_ssrcs_and_ignores_
     assert table.layer_of(222) is None and table.layer_of(666) == 2 and table.repaired_ssrc(333) == 666
     for i in range(100):
         table.learn(1000 + i, f"junk{i}", None)
+        table.learn(2000 + i, None, "m")  # a retransmission SSRC per packet: only the last is kept
+        table.learn(3000 + i, "l", None)
     assert len(table.unknown_rids) <= 16
+    assert table.rtx == {333: 2, 2099: 1} and table.media == {666: 2, 3099: 0}
 
 
 CHROME_VIDEO = (
@@ -218,7 +221,8 @@ def test_the_media_server_answers_a_simulcast_offer_with_the_layers_and_a_plain_
     asyncio.run(main())
 
 
-@pytest.mark.parametrize("value", [{"1": []}, {"1": ["l", "l"]}, {"1": "lmh"}, {"1": [1, 2]}, ["l"]])
+@pytest.mark.parametrize("value", [{"1": []}, {"1": ["l", "l"]}, {"1": "lmh"}, {"1": [1, 2]}, ["l"],
+                                   {"1": ["l", "x" * 17]}, {"1": ["l\r\na=evil"]}, {"1": [""]}])
 def test_a_malformed_simulcast_field_fails_the_answer_with_a_clear_error(value):
     from videoroomd.media.server import _simulcast
     with pytest.raises(ValueError, match="simulcast must be"):

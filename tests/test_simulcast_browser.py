@@ -88,11 +88,11 @@ def test_a_publisher_turning_h_off_moves_its_h_subscriber_down_and_back_up_when_
     wait_for(lambda: decoded_width(large) == 1280, 60, "the h subscriber decodes 1280 wide")
     publisher.evaluate("setActive('h', false)")
     assert media.command("layer_enabled", room=ROOM, track_id=TRACK, layer="h", enabled=False) is True
-    wait_for(lambda: decoded_width(large) == 640, 15, "the h subscriber falls back to m")
+    wait_for(lambda: decoded_width(large) == 640, 30, "the h subscriber falls back to m")
     assert layers_of(media, "large")[-1] == ("m", "encoding_inactive")
     publisher.evaluate("setActive('h', true)")
     assert media.command("layer_enabled", room=ROOM, track_id=TRACK, layer="h", enabled=True) is True
-    wait_for(lambda: decoded_width(large) == 1280, 30, "the h subscriber goes back up to h")
+    wait_for(lambda: decoded_width(large) == 1280, 60, "the h subscriber goes back up to h")
     assert decoded_width(small) == 320  # the l subscriber never noticed
 
 
@@ -100,10 +100,10 @@ def test_a_layer_that_stops_arriving_unannounced_is_left_for_the_next_one_down(c
     media, publisher, small, large = call
     wait_for(lambda: decoded_width(large) == 1280, 60, "the h subscriber decodes 1280 wide")
     publisher.evaluate("setActive('h', false)")  # no layer_enabled: the server notices the silence
-    wait_for(lambda: decoded_width(large) == 640, 15, "the h subscriber falls back to m")
+    wait_for(lambda: decoded_width(large) == 640, 30, "the h subscriber falls back to m")
     assert layers_of(media, "large")[-1] == ("m", "encoding_inactive")
     publisher.evaluate("setActive('h', true)")
-    wait_for(lambda: decoded_width(large) == 1280, 30, "the h subscriber goes back up to h")
+    wait_for(lambda: decoded_width(large) == 1280, 60, "the h subscriber goes back up to h")
 
 
 def test_bad_layer_requests_are_refused_harmlessly_and_the_subscribers_keep_decoding(call):
@@ -118,7 +118,7 @@ def test_bad_layer_requests_are_refused_harmlessly_and_the_subscribers_keep_deco
     wait_for(lambda: decoded_width(small) == 320, 20, "the l subscriber is back on l")
     before = large.evaluate("inbound()")["decoded"]
     wait_for(lambda: large.evaluate("inbound()")["decoded"] > before + 20, 10, "the h subscriber keeps decoding")
-    wait_for(lambda: decoded_width(large) == 1280, 20, "the h subscriber is on h")
+    wait_for(lambda: decoded_width(large) == 1280, 60, "the h subscriber is on h")
 
 
 def test_a_subscriber_behind_a_slow_link_ends_on_a_lower_layer_while_an_unlimited_one_stays_on_h(call):
@@ -136,16 +136,14 @@ def test_a_subscriber_behind_a_slow_link_ends_on_a_lower_layer_while_an_unlimite
             widths.append(decoded_width(slow))
         assert all(widths) and sum(w < 1280 for w in widths) >= 12, (widths, layers_of(media, "slow"))
         before = slow.evaluate("inbound()")["decoded"]
-        wait_for(lambda: slow.evaluate("inbound()")["decoded"] > before + 10, 10, "the slow subscriber keeps decoding")
+        wait_for(lambda: slow.evaluate("inbound()")["decoded"] > before + 10, 20, "the slow subscriber keeps decoding")
         # The unlimited one was never moved down for bandwidth (h may pause at the publisher).
         assert "low_bandwidth" not in [reason for _, reason in layers_of(media, "large")]
-        wait_for(lambda: decoded_width(large) == 1280, 20, "the unlimited subscriber is on h")
+        wait_for(lambda: decoded_width(large) == 1280, 60, "the unlimited subscriber is on h")
         assert relay.dropped > 0
         slow.close()
         media.command("close_endpoint", room=ROOM, endpoint="slow")
     finally:
-        print("SLOW", [(round(at, 1), e["type"], e.get("layer"), e.get("reason"), e.get("bps"))
-                       for at, e in media.arrivals if e.get("endpoint") == "slow"], relay.dropped)
         relay.close()
 
 

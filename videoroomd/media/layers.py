@@ -20,6 +20,7 @@ class RidTable:
         self.media: dict[int, int] = {}     # media SSRC -> layer
         self.rtx: dict[int, int] = {}       # retransmission SSRC -> layer
         self.media_ssrc: list[int | None] = [None] * len(self.rids)  # layer -> its media SSRC
+        self.rtx_ssrc: list[int | None] = [None] * len(self.rids)    # layer -> its retransmission SSRC
         self.unknown_rids: set[str] = set()  # RIDs seen that the offer did not have (for the log)
 
     def learn(self, ssrc: int, rid: str | None, repaired_rid: str | None) -> None:
@@ -38,8 +39,12 @@ class RidTable:
             layer = self._index.get(repaired_rid)
             if layer is None:
                 self._note_unknown(repaired_rid)
-            else:
+            elif self.rtx.get(ssrc) != layer:
+                old = self.rtx_ssrc[layer]
+                if old is not None:
+                    self.rtx.pop(old, None)  # one per layer: the table stays as small as the offer
                 self.rtx[ssrc] = layer
+                self.rtx_ssrc[layer] = ssrc
 
     def layer_of(self, ssrc: int) -> int | None:
         """The layer a media SSRC carries, None when not known."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -297,14 +298,18 @@ def _receive_fds(handoff: socket.socket, server: MediaServer) -> None:
             server.relays.fd_received(data.decode("ascii", "replace"), fds[0])
 
 
+_RID = re.compile(r"[A-Za-z0-9_-]{1,16}")  # RFC 8851's rid-id, kept short
+
+
 def _simulcast(value: Any) -> dict[str, list[str]]:
     """``answer``'s optional simulcast: {mid: [RID, ...]} (absent or None: none)."""
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(
-            isinstance(rids, list) and 1 <= len(rids) <= 8 and all(isinstance(r, str) and r for r in rids)
+            isinstance(rids, list) and 1 <= len(rids) <= 8 and all(isinstance(r, str) and _RID.fullmatch(r) for r in rids)
             and len(set(rids)) == len(rids) for rids in value.values()):
-        raise ValueError("simulcast must be {mid: [RID, ...]} with 1 to 8 distinct non-empty RIDs per mid")
+        raise ValueError("simulcast must be {mid: [RID, ...]} with 1 to 8 distinct RIDs per mid, "
+                         "each 1 to 16 letters, digits, '-' or '_'")
     return {str(mid): list(rids) for mid, rids in value.items()}
 
 
