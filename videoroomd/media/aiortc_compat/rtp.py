@@ -20,6 +20,8 @@ from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, RtpPacket, is_rtcp, pack_remb_fci, unwrap_rtx
 
+from .remb import lighten
+
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 to 1970
 
 
@@ -213,7 +215,9 @@ def receive_directly(receiver, on_packet: Callable[[Any], None]) -> None:
     """Make ``receiver`` hand each RTP packet of its publisher to ``on_packet(packet)`` (RTX
     unwrapped) after keeping what the publisher relies on: receiver statistics (for its
     RTCP receiver reports), NACKs of lost packets and REMB; no datetime, depayloading
-    or jitter buffer. :func:`take_rtp_at_once` calls it without a queue or task."""
+    or jitter buffer. :func:`take_rtp_at_once` calls it without a queue or task. The REMB
+    estimator counts the incoming bitrate with :class:`.remb.WindowRate` (same figures)."""
+    lighten(receiver)
     codecs = receiver._RTCRtpReceiver__codecs
     rtx_ssrcs = receiver._RTCRtpReceiver__rtx_ssrc
     streams = receiver._RTCRtpReceiver__remote_streams
