@@ -1,5 +1,6 @@
 """The receive path's lean RTP parse reads what aiortc's RtpPacket.parse reads, for every field the
-server uses (header, payload, padding, abs-send-time, audio level), and refuses what it refuses."""
+server uses (header, payload, padding, abs-send-time, audio level, mid, RTP stream ids), and refuses
+what it refuses."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from hypothesis import given, settings, strategies as st
 
 from videoroomd.media.aiortc_compat.rtp import parse_received
 
-SEND_TIME_ID, LEVEL_ID, MID_ID = 3, 1, 4
+SEND_TIME_ID, LEVEL_ID, MID_ID, RID_ID, REPAIRED_ID = 3, 1, 4, 5, 6
 
 
 def ids_and_map() -> tuple[HeaderExtensions, HeaderExtensionsMap]:
     extensions_map = HeaderExtensionsMap()
     ids = extensions_map._HeaderExtensionsMap__ids
     ids.abs_send_time, ids.audio_level, ids.mid = SEND_TIME_ID, LEVEL_ID, MID_ID
+    ids.rtp_stream_id, ids.repaired_rtp_stream_id = RID_ID, REPAIRED_ID
     return ids, extensions_map
 
 
@@ -40,7 +42,8 @@ element = st.one_of(
     st.tuples(st.just(SEND_TIME_ID), st.binary(min_size=3, max_size=3)),
     st.tuples(st.just(LEVEL_ID), st.binary(min_size=1, max_size=1)),
     st.tuples(st.just(MID_ID), st.sampled_from([b"0", b"1", b"video"])),
-    st.tuples(st.integers(5, 14), st.binary(min_size=1, max_size=16)),
+    st.tuples(st.sampled_from([RID_ID, REPAIRED_ID]), st.sampled_from([b"h", b"m", b"q", b"f1"])),
+    st.tuples(st.integers(7, 14), st.binary(min_size=1, max_size=16)),
 )
 
 
@@ -57,8 +60,8 @@ def test_every_field_the_server_uses_reads_as_aiortc_reads_it(marker, pt, seq, t
     for field in ("version", "marker", "payload_type", "sequence_number", "timestamp", "ssrc", "csrc", "payload",
                   "padding_size"):
         assert getattr(ours, field) == getattr(theirs, field), field
-    assert ours.extensions.abs_send_time == theirs.extensions.abs_send_time
-    assert ours.extensions.audio_level == theirs.extensions.audio_level
+    for field in ("abs_send_time", "audio_level", "mid", "rtp_stream_id", "repaired_rtp_stream_id"):
+        assert getattr(ours.extensions, field) == getattr(theirs.extensions, field), field
 
 
 @pytest.mark.parametrize("data", [

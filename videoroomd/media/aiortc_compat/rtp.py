@@ -111,9 +111,11 @@ def set_stream_id(sender, stream_id: str) -> None:
 
 
 class ReceivedExtensions:
-    """The header extensions of a received packet that the forwarder and the receiver read:
-    abs-send-time (REMB) and the audio level (voice activity, forwarded). Reads like aiortc's
-    ``HeaderExtensions``; the others are always None."""
+    """The header extensions of a received packet that the server reads: abs-send-time (REMB),
+    the audio level (voice activity, forwarded), the mid and the (repaired) RTP stream id
+    (which stream a packet of an unsignalled SSRC belongs to). Reads like aiortc's
+    ``HeaderExtensions``; the transmission offset and transport-wide sequence number are
+    always None."""
 
     abs_send_time = None
     audio_level = None
@@ -131,7 +133,7 @@ _ONE_BYTE_PROFILE = 0xBEDE
 
 def parse_received(data: bytes, ids) -> RtpPacket:
     """An RTP packet as aiortc's ``RtpPacket.parse(data, map)`` reads it, for the receive path:
-    of the header extensions only abs-send-time and the audio level are read (their ids in
+    of the header extensions only those of :class:`ReceivedExtensions` are read (their ids in
     ``ids``, the map's ``HeaderExtensions`` of ids), the rest is skipped. Raises ValueError
     where aiortc's would (short header, wrong version, truncated CSRC, extension or padding).
     A packet with two-byte header extensions (which browsers do not send) is read by aiortc."""
@@ -180,6 +182,12 @@ def parse_received(data: bytes, ids) -> RtpPacket:
             elif ext_id == level_id:
                 level = data[pos]
                 extensions.audio_level = (level & 0x80 == 0x80, level & 0x7F)
+            elif ext_id == ids.mid:  # (browsers send these three only until the SSRC is known)
+                extensions.mid = data[pos:pos + length].decode("utf8")
+            elif ext_id == ids.rtp_stream_id:
+                extensions.rtp_stream_id = data[pos:pos + length].decode("ascii")
+            elif ext_id == ids.repaired_rtp_stream_id:
+                extensions.repaired_rtp_stream_id = data[pos:pos + length].decode("ascii")
             pos += length
     packet.extensions = extensions
     if first & 0x20:
