@@ -54,7 +54,11 @@ class ConnectionReports:
             by_transport: dict[int, tuple[object, list[bytes]]] = {}
             for member in list(self.members.values()):
                 transport = member.transport
-                report = _sender_report(member) if isinstance(member, RTCRtpSender) else _receiver_report(member)
+                try:
+                    report = _sender_report(member) if isinstance(member, RTCRtpSender) else _receiver_report(member)
+                except Exception as error:  # one member's report lost; the others and the next interval go on
+                    log.warning("an RTCP report could not be made", error=f"{type(error).__name__}: {error}")
+                    continue
                 if transport is not None and report:
                     by_transport.setdefault(id(transport), (transport, []))[1].append(report)
             for transport, reports in by_transport.values():

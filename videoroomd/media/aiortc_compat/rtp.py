@@ -126,7 +126,6 @@ class ReceivedExtensions:
     transport_sequence_number = None
 
 
-NO_EXTENSIONS = ReceivedExtensions()  # shared by every packet without any: nothing writes to it
 _FIXED_HEADER = struct.Struct("!BBHII")
 _ONE_BYTE_PROFILE = 0xBEDE
 
@@ -155,7 +154,7 @@ def parse_received(data: bytes, ids) -> RtpPacket:
     packet.ssrc = ssrc
     packet.csrc = list(struct.unpack_from(f"!{first & 0x0F}L", data, 12)) if first & 0x0F else []
     packet.padding_size = 0
-    extensions = NO_EXTENSIONS
+    extensions = ReceivedExtensions()
     if first & 0x10:
         if size < pos + 4:
             raise ValueError("RTP packet has truncated extension profile / length")
@@ -165,7 +164,6 @@ def parse_received(data: bytes, ids) -> RtpPacket:
             raise ValueError("RTP packet has truncated extension value")
         if profile != _ONE_BYTE_PROFILE:
             return RtpPacket.parse(data, _map_of(ids))
-        extensions = ReceivedExtensions()
         send_time_id, level_id = ids.abs_send_time, ids.audio_level
         pos += 4
         while pos < end:
