@@ -39,6 +39,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
 from videoroomd.media.aiortc_compat import rtp as compat
+from videoroomd.media.aiortc_compat.remb import WindowRate
 from videoroomd.media.aiortc_compat.ice import limit_host_addresses, media_skips_stun_check, watch_incoming
 from videoroomd.media.forwarding import ForwardingBuffer, NoDecoder, attach_publisher, receive_at_once
 from videoroomd.media.publisher import PublishedTrack
@@ -160,8 +161,14 @@ async def steps(decrypted: list[bytes], server: RTCPeerConnection) -> None:
     timed("STUN check (aioice parse_message, refused)", encrypted, lambda d: stun_check(d))
     timed("SRTP unprotect", encrypted, inbound.unprotect)
     timed("RTP parse (with mid, abs-send-time)", decrypted, lambda d: RtpPacket.parse(d, extensions))
+    ids = compat.extension_ids(extensions)
+    timed("  the server's lean parse of the same", decrypted, lambda d: compat.parse_received(d, ids))
     timed("REMB estimator (30 frames/s, 3 packets each)", arrivals,
           lambda a: estimator.add(abs_send_time=a[0], arrival_time_ms=a[1], payload_size=1100, ssrc=42))
+    lighter = RemoteBitrateEstimator()
+    lighter.incoming_bitrate = WindowRate(1000, 8000)
+    timed("  with the server's incoming-bitrate counter", arrivals,
+          lambda a: lighter.add(abs_send_time=a[0], arrival_time_ms=a[1], payload_size=1100, ssrc=42))
     timed("receiver statistics", parsed, statistics.add)
     timed("NACK generator", parsed, nacks.add)
     timed("datetime (getSynchronizationSources)", parsed, lambda p: clock.current_datetime())

@@ -21,6 +21,7 @@ from aiortc.sdp import candidate_from_sdp
 from .aiortc_compat import rtp as compat
 from .aiortc_compat.ice import bind_host_ports, limit_host_addresses, media_skips_stun_check, remote_username, watch_incoming
 from .aiortc_compat.ice_restart import handle_remote_ice_restart
+from .aiortc_compat.rtcp import report_together
 from .aiortc_compat.simulcast import answer_with_bandwidth, answer_with_layers, negotiate_stream_ids, offered_extension_ids
 from .candidates import candidate_host, reachable, without_unreachable
 from .forwarding import MediaCounters, attach_publisher, attach_subscriber, receive_at_once
@@ -221,6 +222,7 @@ class EndpointConnection:
                 compat.set_stream_id(transceiver.sender, slot.stream_id)
                 transceiver.direction = "sendonly"
         self._limit_addresses()
+        report_together(self.pc)  # one RTCP timer for the connection, not one per sender and receiver
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
         media_skips_stun_check(self.pc)

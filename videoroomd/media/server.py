@@ -37,7 +37,10 @@ from .turn_relay import WorkerRelays
 
 log = structlog.get_logger("videoroomd.media")
 
-STATS_INTERVAL = 0.5          # seconds between two stats events (the heartbeat)
+# Seconds between two stats events (the heartbeat): the control plane gives a worker up after
+# 5 s without one (media.client.HEARTBEAT_TIMEOUT), so one a second leaves room for four to be
+# late; each costs both processes a wakeup, the daemon a JSON decode.
+STATS_INTERVAL = 1.0
 REFUSED_LOG_INTERVAL = 10.0   # seconds between two log lines about refused layer commands
 MAX_UNSENT = 8 * 1024 * 1024  # bytes of events the control plane has not read before the link is given up
 

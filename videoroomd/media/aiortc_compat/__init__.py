@@ -6,6 +6,7 @@ packets we write ourselves, the socket of the nominated ICE pair, the ICE
 agent's handling of restarts and of unknown addresses. Those reaches live in
 this package only (:mod:`.rtp` for aiortc's senders, receivers and DTLS,
 :mod:`.simulcast` for accepting a publisher's layers in an answer,
+:mod:`.rtcp` for their RTCP reports, :mod:`.remb` for the REMB estimator,
 :mod:`.ice` and :mod:`.ice_restart` for aioice); each sets attributes of our
 own connections' objects, never a class or module. They hold for the
 versions in REQUIRED, which :func:`check_versions` enforces at start-up.

@@ -10,14 +10,19 @@ themselves.
 from __future__ import annotations
 
 import asyncio
+import struct
+import time
 from typing import Any, Awaitable, Callable
 
 import pylibsrtp
-from aiortc import clock
 from aiortc.codecs import is_rtx
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, is_rtcp, pack_remb_fci, unwrap_rtx
+from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, RtpPacket, is_rtcp, pack_remb_fci, unwrap_rtx
+
+from .remb import lighten
+
+NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 to 1970
 
 
 def sender_ssrcs(sender) -> tuple[int, int]:
@@ -110,6 +115,113 @@ def set_stream_id(sender, stream_id: str) -> None:
 # than the rest; what remains is done at once, as the datagram arrives.
 
 
+class ReceivedExtensions:
+    """The header extensions of a received packet that the server reads: abs-send-time (REMB),
+    the audio level (voice activity, forwarded), the mid and the (repaired) RTP stream id
+    (which stream a packet of an unsignalled SSRC belongs to). Reads like aiortc's
+    ``HeaderExtensions``; the transmission offset and transport-wide sequence number are
+    always None."""
+
+    abs_send_time = None
+    audio_level = None
+    mid = None
+    repaired_rtp_stream_id = None
+    rtp_stream_id = None
+    transmission_offset = None
+    transport_sequence_number = None
+
+
+_FIXED_HEADER = struct.Struct("!BBHII")
+_ONE_BYTE_PROFILE = 0xBEDE
+
+
+def parse_received(data: bytes, ids) -> RtpPacket:
+    """An RTP packet as aiortc's ``RtpPacket.parse(data, map)`` reads it, for the receive path:
+    of the header extensions only those of :class:`ReceivedExtensions` are read (their ids in
+    ``ids``, the map's ``HeaderExtensions`` of ids), the rest is skipped. Raises ValueError
+    where aiortc's would (short header, wrong version, truncated CSRC, extension or padding).
+    A packet with two-byte header extensions (which browsers do not send) is read by aiortc."""
+    size = len(data)
+    if size < 12:
+        raise ValueError("RTP packet length is less than 12 bytes")
+    first, second, sequence_number, timestamp, ssrc = _FIXED_HEADER.unpack_from(data)
+    if first >> 6 != 2:
+        raise ValueError("RTP packet has invalid version")
+    pos = 12 + 4 * (first & 0x0F)
+    if size < pos:
+        raise ValueError("RTP packet has truncated CSRC")
+    packet = RtpPacket.__new__(RtpPacket)  # its __init__ would make extensions only to throw them away
+    packet.version = 2
+    packet.marker = second >> 7
+    packet.payload_type = second & 0x7F
+    packet.sequence_number = sequence_number
+    packet.timestamp = timestamp
+    packet.ssrc = ssrc
+    packet.csrc = list(struct.unpack_from(f"!{first & 0x0F}L", data, 12)) if first & 0x0F else []
+    packet.padding_size = 0
+    extensions = ReceivedExtensions()
+    if first & 0x10:
+        if size < pos + 4:
+            raise ValueError("RTP packet has truncated extension profile / length")
+        profile = (data[pos] << 8) | data[pos + 1]
+        end = pos + 4 + 4 * ((data[pos + 2] << 8) | data[pos + 3])
+        if size < end:
+            raise ValueError("RTP packet has truncated extension value")
+        if profile != _ONE_BYTE_PROFILE:
+            return RtpPacket.parse(data, _map_of(ids))
+        send_time_id, level_id = ids.abs_send_time, ids.audio_level
+        pos += 4
+        while pos < end:
+            head = data[pos]
+            if head == 0:  # padding between elements
+                pos += 1
+                continue
+            ext_id, length = head >> 4, (head & 0x0F) + 1
+            pos += 1
+            if pos + length > end:
+                raise ValueError("RTP one-byte header extension value is truncated")
+            if ext_id == send_time_id:
+                extensions.abs_send_time = int.from_bytes(data[pos:pos + length], "big")
+            elif ext_id == level_id:
+                level = data[pos]
+                extensions.audio_level = (level & 0x80 == 0x80, level & 0x7F)
+            elif ext_id == ids.mid:  # (browsers send these three only until the SSRC is known)
+                extensions.mid = data[pos:pos + length].decode("utf8")
+            elif ext_id == ids.rtp_stream_id:
+                extensions.rtp_stream_id = data[pos:pos + length].decode("ascii")
+            elif ext_id == ids.repaired_rtp_stream_id:
+                extensions.repaired_rtp_stream_id = data[pos:pos + length].decode("ascii")
+            pos += length
+    packet.extensions = extensions
+    if first & 0x20:
+        padding = data[-1]
+        if not padding or padding > size - pos:
+            raise ValueError("RTP packet padding length is invalid")
+        packet.padding_size = padding
+        packet.payload = data[pos:-padding]
+    else:
+        packet.payload = data[pos:]
+    return packet
+
+
+def _map_of(ids):
+    """A HeaderExtensionsMap with the extension ids ``ids`` (for aiortc's own parse)."""
+    extensions_map = HeaderExtensionsMap()
+    extensions_map._HeaderExtensionsMap__ids = ids
+    return extensions_map
+
+
+def extension_ids(extensions_map):
+    """The ``HeaderExtensions`` of ids inside aiortc's ``HeaderExtensionsMap`` (set in place on
+    each negotiation, so it stays current)."""
+    return extensions_map._HeaderExtensionsMap__ids
+
+
+def arrival_ms() -> int:
+    """Now, in milliseconds since 1900, as aiortc's ``clock.current_ms`` (without a datetime)."""
+    return int((time.time() + NTP_EPOCH_OFFSET) * 1000)
+
+
 MAX_LAYER_SSRCS = 16  # NACK generators one simulcast track keeps at once
 
 
@@ -123,7 +235,9 @@ def receive_directly(receiver, on_packet: Callable[[Any], None], layers=None,
     ``layers``: for a simulcast track, its :class:`~videoroomd.media.layers.RidTable`, which
     learns each packet's layer from its RID; retransmissions are then unwrapped onto
     the SSRC of the layer they repair, and losses are told apart (NACKed) per SSRC.
-    ``max_bitrate()``: the most our REMB lets the publisher send (None: what we estimate)."""
+    ``max_bitrate()``: the most our REMB lets the publisher send (None: what we estimate). The REMB
+    estimator counts the incoming bitrate with :class:`.remb.WindowRate` (same figures)."""
+    lighten(receiver)
     codecs = receiver._RTCRtpReceiver__codecs
     rtx_ssrcs = receiver._RTCRtpReceiver__rtx_ssrc
     streams = receiver._RTCRtpReceiver__remote_streams
@@ -204,7 +318,7 @@ def take_rtp_at_once(dtls) -> None:
         return
     deliver = connection.data_received
     router = dtls._rtp_router
-    extensions = dtls._rtp_header_extensions_map
+    ids = extension_ids(dtls._rtp_header_extensions_map)
 
     def data_received(data: bytes, component: int) -> None:
         srtp = dtls._rx_srtp
@@ -213,9 +327,9 @@ def take_rtp_at_once(dtls) -> None:
             return
         dtls._RTCDtlsTransport__rx_bytes += len(data)
         dtls._RTCDtlsTransport__rx_packets += 1
-        arrival_time_ms = clock.current_ms()
+        arrival_time_ms = arrival_ms()
         try:
-            packet = RtpPacket.parse(srtp.unprotect(data), extensions)
+            packet = parse_received(srtp.unprotect(data), ids)
         except (pylibsrtp.Error, ValueError):
             return  # as aiortc: a packet that does not decrypt or parse is dropped
         ssrc_table = router.ssrc_table
