@@ -38,6 +38,15 @@ class Host:
     gateway: str
     outer: str
 
+    def command(self, *argv: str) -> list[str]:
+        """``argv`` run inside the namespace."""
+        return [_tool("ip"), "netns", "exec", self.name, *argv]
+
+    def wrapper(self, program: str, directory: Path) -> Path:
+        """An executable in ``directory`` that runs ``program`` inside the namespace (Playwright
+        launches a browser by path)."""
+        return wrapper(self.name, program, directory)
+
     def route_to(self, address: str) -> None:
         """Reach ``address`` (another host's gateway: where the daemon listens) through this host's gateway."""
         _run("ip", "-n", self.name, "route", "add", f"{address}/32", "via", self.gateway)
@@ -91,46 +100,50 @@ def hosts(count: int) -> Iterator[list[Host]]:
     made: list[Host] = []
     try:
         for _ in range(count):
-            made.append(_new_host())
+            made.append(new_host(NAME, PREFIX, "--simulcast needs root"))
         for host in made[1:]:
             host.route_to(made[0].gateway)
         yield made
     finally:
         for host in made:
-            _remove(host)
+            remove(host)
 
 
-def _new_host() -> Host:
-    """A host in the first free block: `ip netns add` of a name in use fails, so the name reserves the block."""
-    for block in range(BLOCKS):
-        name = f"{NAME}{block}"
+def new_host(name_stem: str, prefix: str, needs: str, blocks: int = BLOCKS) -> Host:
+    """A host named ``name_stem``N in the first free /30 block N of ``prefix`` (e.g. "10.213.78."),
+    to be given back with :func:`remove`. `ip netns add` of a name in use fails, so the name
+    reserves the block: two runs at once, or a run after a killed one, take different blocks.
+    ``needs`` says in an error what needs the host (and root)."""
+    for block in range(blocks):
+        name = f"{name_stem}{block}"
         made = subprocess.run([_tool("ip"), "netns", "add", name], capture_output=True, text=True)
         if made.returncode == 0:
             break
         if "exists" not in made.stderr:
-            raise RuntimeError(f"`ip netns add {name}` failed (--simulcast needs root): {made.stderr.strip()}")
+            raise RuntimeError(f"`ip netns add {name}` failed ({needs}): {made.stderr.strip()}")
     else:
-        raise RuntimeError(f"all {BLOCKS} benchmark host namespaces {NAME}0..{NAME}{BLOCKS - 1} are in use "
+        raise RuntimeError(f"all {blocks} host namespaces {name_stem}0..{name_stem}{blocks - 1} are in use "
                            f"(left behind by killed runs? `ip netns del` them)")
     outer, inner = f"{name}h", f"{name}n"
-    host = Host(name, f"{PREFIX}{4 * block + 2}", f"{PREFIX}{4 * block + 1}", outer)
+    host = Host(name, f"{prefix}{4 * block + 2}", f"{prefix}{4 * block + 1}", outer)
     try:
         _run("ip", "link", "add", outer, "type", "veth", "peer", "name", inner, "netns", name)
-        # No IPv6 link-local addresses: Chromium would offer them as candidates too.
+        # No IPv6 link-local addresses: browsers would offer them as candidates too.
         _run("ip", "link", "set", outer, "addrgenmode", "none")
         _run("ip", "-n", name, "link", "set", inner, "addrgenmode", "none")
         _run("ip", "addr", "add", f"{host.gateway}/30", "dev", outer)
         _run("ip", "-n", name, "addr", "add", f"{host.address}/30", "dev", inner)
         _run("ip", "link", "set", outer, "up")
         _run("ip", "-n", name, "link", "set", inner, "up")
-        _run("ip", "-n", name, "link", "set", "lo", "up")
+        _run("ip", "-n", name, "link", "set", "lo", "up")  # a browser's driver talks to it on the namespace's loopback
     except BaseException:
-        _remove(host)
+        remove(host)
         raise
     return host
 
 
-def _remove(host: Host) -> None:
+def remove(host: Host) -> None:
+    """Take ``host`` away: its namespace, its veth pair and any limit on it."""
     subprocess.run([_tool("ip"), "link", "del", host.outer], capture_output=True)  # its peer and qdisc with it
     subprocess.run([_tool("ip"), "netns", "del", host.name], capture_output=True)
 
@@ -138,7 +151,7 @@ def _remove(host: Host) -> None:
 def _tool(name: str) -> str:
     path = shutil.which(name) or f"/usr/sbin/{name}"
     if not Path(path).exists():
-        raise RuntimeError(f"`{name}` is needed for --simulcast: apt-get install iproute2")
+        raise RuntimeError(f"`{name}` is needed for network namespaces: apt-get install iproute2")
     return path
 
 
