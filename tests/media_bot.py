@@ -83,6 +83,10 @@ class Pattern(MediaStreamTrack):
 class Bot:
     """One participant: a Phoenix channel, an RTCPeerConnection, what it publishes and receives."""
 
+    # The host candidates its offers carry (aiortc would offer every address of the machine);
+    # empty: none at all, for a participant that reaches the server through TURN only.
+    host_addresses: tuple[str, ...] = ("127.0.0.1",)
+
     def __init__(self, client: PhoenixClient, room: str, name: str, media: AsyncioThread):
         self.client = client
         self.room = room
@@ -187,7 +191,8 @@ class Bot:
                 have = sum(1 for t in self.pc.getTransceivers() if t.direction == "recvonly" and t.kind == kind)
                 for _ in range(tracks_types.get(kind, 0) - have):
                     self.pc.addTransceiver(kind, direction="recvonly")
-            limit_host_addresses(self.pc, ("127.0.0.1",))
+            if self.host_addresses:
+                limit_host_addresses(self.pc, self.host_addresses)
             await self.pc.setLocalDescription(await self.pc.createOffer())
             sending = {}
             for transceiver in self.pc.getTransceivers():

@@ -218,6 +218,7 @@ class RelayedBot(Bot):
 
     transport = "udp"
     turn_port = 0
+    host_addresses = ()  # the relay policy offers none; limiting them to 127.0.0.1 would add one
 
     def _make_pc(self) -> None:
         username, password = credentials(SECRET, self.id, time.time())
@@ -231,32 +232,6 @@ class RelayedBot(Bot):
         def on_track(track):
             transceiver = next(t for t in pc.getTransceivers() if t.receiver.track is track)
             self._readers.add(asyncio.ensure_future(self._read(transceiver.mid, track)))
-
-    async def _offer(self, tracks_types: dict[str, int]) -> None:
-        """As Bot's, without host candidates (limiting them to 127.0.0.1 would add one)."""
-        async def make_offer():
-            if self.pc is None:
-                self._make_pc()
-            for kind in ("audio", "video"):
-                have = sum(1 for t in self.pc.getTransceivers() if t.direction == "recvonly" and t.kind == kind)
-                for _ in range(tracks_types.get(kind, 0) - have):
-                    self.pc.addTransceiver(kind, direction="recvonly")
-            await self.pc.setLocalDescription(await self.pc.createOffer())
-            sending = {}
-            for transceiver in self.pc.getTransceivers():
-                track = transceiver.sender.track
-                if track is not None and transceiver.mid is not None:
-                    sending[transceiver.mid] = next(i for i, t in self.local.items() if t is track)
-            return self.pc.localDescription.sdp, sending
-
-        sdp, sending = await self.media.call(make_offer)
-        assert " typ host" not in sdp
-        await self.send({"type": "custom", "data": {"type": "sdpOffer", "data": {
-            "sdpOffer": {"type": "offer", "sdp": sdp},
-            "trackIdToTrackMetadata": {t: {"name": self.name} for t in sending.values()},
-            "trackIdToTrackBitrates": {},
-            "midToTrackId": sending,
-        }}})
 
 
 async def test_aiortc_participants_relayed_over_udp_and_tcp_are_relayed_by_the_worker(start_daemon, monkeypatch):
