@@ -38,6 +38,7 @@ from pylibsrtp import Policy, Session
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
+from videoroomd.media import event_loop
 from videoroomd.media.aiortc_compat import rtp as compat
 from videoroomd.media.aiortc_compat.remb import WindowRate
 from videoroomd.media.aiortc_compat.ice import limit_host_addresses, media_skips_stun_check, watch_incoming
@@ -244,5 +245,5 @@ if __name__ == "__main__":
     parser.add_argument("--profile", action="store_true", help="print where the time went (cProfile)")
     parser.add_argument("--sort", default="tottime", help="pstats sort key for --profile")
     parser.add_argument("--lines", type=int, default=40, help="functions printed with --profile")
-    asyncio.run(main(parser.parse_args()))
+    event_loop.run(main(parser.parse_args()))  # the loop the media workers run on
 

@@ -26,6 +26,19 @@ from videoroomd.media.aiortc_compat.ice import ice_connections, limit_host_addre
 from signalling_helpers import PhoenixClient, phoenix_client
 
 
+
+class Muted:
+    """A transport that sends nothing (the loop's own transports cannot be patched)."""
+
+    def __init__(self, transport):
+        self._transport = transport
+
+    def sendto(self, data, addr=None) -> None:
+        pass
+
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
+
 class Tone(MediaStreamTrack):
     """A 440 Hz tone, loud enough to count as speech (or silence when muted)."""
 
@@ -243,7 +256,7 @@ class Bot:
             for connection in ice_connections(self.pc):
                 for protocol in connection._protocols:
                     if protocol.transport is not None:
-                        protocol.transport.sendto = lambda data, addr=None: None
+                        protocol.transport = Muted(protocol.transport)
 
         await self.media.call(mute)
 

@@ -14,7 +14,8 @@ from aiortc.rtcrtpparameters import (RTCRtpCodecParameters, RTCRtpHeaderExtensio
                                      RTCRtpParameters)
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
-from videoroomd.media import gate
+from videoroomd.media import event_loop, gate
+from videoroomd.media.aiortc_compat import rtp as compat
 from videoroomd.media.publisher import PublishedTrack
 from videoroomd.media.subscriber import ABS_SEND_TIME, AUDIO_LEVEL, MID, ForwardedTrack, SendParameters
 from videoroomd.media.rtp_packets import rtp_packet
@@ -87,8 +88,9 @@ class Publisher:
         self.plis += 1
 
 
-def slow_subscriber(sock: socket.socket, address: str) -> ForwardedTrack:
-    """A subscriber whose connection writes to ``sock``.
+def slow_subscriber(protocol, address: str) -> ForwardedTrack:
+    """A subscriber whose connection writes through ``protocol.transport``: a plain socket, or
+    a transport of the loop the media runs on (the forwarder writes to the socket under it).
 
     A UDP socket on loopback never refuses a datagram (the kernel hands it to the
     receiver at once or drops it), so the condition under test cannot happen on one
@@ -96,7 +98,7 @@ def slow_subscriber(sock: socket.socket, address: str) -> ForwardedTrack:
     network's full send queue does. aiortc's sender and DTLS transport are stand-ins
     carrying what the forwarder reads; the SRTP session is real.
     """
-    pair = SimpleNamespace(protocol=SimpleNamespace(transport=sock), remote_addr=address)
+    pair = SimpleNamespace(protocol=protocol, remote_addr=address)
     dtls = SimpleNamespace(_state=State.CONNECTED, _tx_srtp=srtp(Policy.SSRC_ANY_OUTBOUND),
                            transport=SimpleNamespace(_connection=SimpleNamespace(_nominated={1: pair})))
     sender = SimpleNamespace(transport=dtls, _ssrc=11, _rtx_ssrc=12, replaceTrack=lambda track: None,
@@ -127,7 +129,7 @@ def test_a_subscriber_that_cannot_keep_up_skips_to_the_next_keyframe(tmp_path):
         writer.setblocking(False)
         publisher = Publisher()
         published = PublishedTrack("a:video", "video", publisher)
-        subscriber = slow_subscriber(writer, str(tmp_path / "subscriber"))
+        subscriber = slow_subscriber(SimpleNamespace(transport=writer), str(tmp_path / "subscriber"))
         subscriber.switch(published)
         seq = 1000
 
@@ -160,6 +162,43 @@ def test_a_subscriber_that_cannot_keep_up_skips_to_the_next_keyframe(tmp_path):
         assert after[1].sequence_number == (after[0].sequence_number + 1) & 0xFFFF
 
     asyncio.run(main())
+
+
+class MediaSocket(asyncio.DatagramProtocol):
+    """Keeps its transport, as aioice's protocol of a media socket does."""
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+
+def test_on_the_media_loop_a_subscriber_that_cannot_keep_up_is_dropped_not_buffered(tmp_path):
+    """The forwarder writes to the socket under the loop's transport: a full send queue drops
+    packets for that subscriber, and nothing piles up in the loop's own buffer."""
+    async def main():
+        reader = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        reader.bind(str(tmp_path / "subscriber"))
+        reader.setblocking(False)
+        writer = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        writer.setblocking(False)
+        transport, protocol = await asyncio.get_running_loop().create_datagram_endpoint(MediaSocket, sock=writer)
+        published = PublishedTrack("a:video", "video", Publisher())
+        subscriber = slow_subscriber(protocol, str(tmp_path / "subscriber"))
+        subscriber.switch(published)
+        for seq in range(1000, 2000):
+            published.on_packet(RtpPacket(payload_type=96, sequence_number=seq, timestamp=seq * 100, ssrc=42,
+                                          payload=KEYFRAME_START if seq == 1000 else DELTA))
+            if subscriber.counters.packets_dropped:
+                break
+        assert subscriber.counters.packets_dropped == 1, "the socket never refused a packet"
+        assert transport.get_write_buffer_size() == 0
+        got = received(reader)
+        assert got[0].payload == KEYFRAME_START and len(got) == seq - 1000
+        transport.close()  # the connection ends: the forwarder's socket on it is closed too
+        await asyncio.sleep(0.05)
+        assert not subscriber._send(b"\x80" * 20)
+        assert compat.pair_socket(SimpleNamespace(protocol=protocol)) is None
+
+    event_loop.run(main())
 
 
 def test_keyframe_requests_are_rate_limited_but_a_late_switch_need_not_wait_out_the_interval():

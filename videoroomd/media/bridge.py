@@ -17,6 +17,7 @@ from typing import Any, Awaitable, Callable
 import structlog
 import trio
 
+from . import event_loop
 from .task_errors import MAX_ERRORS, TaskErrors  # noqa: F401  (MAX_ERRORS: for tests)
 
 log = structlog.get_logger("videoroomd.media.bridge")
@@ -31,7 +32,7 @@ class AsyncioThread:
     """An asyncio event loop running in a daemon thread, with a trio token to call back."""
 
     def __init__(self, name: str = "media"):
-        self.loop = asyncio.new_event_loop()
+        self.loop = event_loop.new_event_loop()
         self.task_errors = TaskErrors()
         self.loop.set_exception_handler(self.task_errors)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)

@@ -11,7 +11,6 @@ every pending command fails with WorkerLost and every room on it gets a
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import socket
@@ -161,11 +160,12 @@ class MediaWorker:
         handoff = self._handoff_theirs
         assert handoff is not None
         if self.mode == "thread":
+            from . import event_loop
             from .server import serve  # aiortc is imported by the process that runs the media only
 
             def run_thread() -> None:
                 try:
-                    asyncio.run(serve(theirs, time.thread_time, handoff=handoff))
+                    event_loop.run(serve(theirs, time.thread_time, handoff=handoff))
                 finally:
                     theirs.close()
 

@@ -11,7 +11,6 @@ its workers stop.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ctypes
 import os
 import signal
@@ -22,6 +21,7 @@ from pathlib import Path
 import structlog
 
 from ..logs.setup import configure
+from . import event_loop
 from .server import serve
 
 PR_SET_PDEATHSIG = 1
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     structlog.contextvars.bind_contextvars(worker=args.name)
     sock = socket.socket(fileno=args.fd)
     handoff = socket.socket(fileno=args.handoff_fd) if args.handoff_fd is not None else None
-    asyncio.run(serve(sock, parent=args.parent, handoff=handoff))
+    event_loop.run(serve(sock, parent=args.parent, handoff=handoff))
     return 0
 
 

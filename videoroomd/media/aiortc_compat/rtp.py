@@ -10,6 +10,8 @@ themselves.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import struct
 import time
 from typing import Any, Awaitable, Callable
@@ -51,13 +53,48 @@ def nominated_route(dtls) -> tuple[Any, Any] | None:
 
 
 def pair_socket(pair) -> Any | None:
-    """What to ``sendto`` for a candidate pair: the plain UDP socket under asyncio's
-    transport (written directly: no asyncio buffer that could grow), or, for a pair
-    relayed through a TURN allocation, aioice's TURN transport; None once it is closed."""
-    transport = pair.protocol.transport
+    """What to ``sendto`` for a candidate pair: the plain UDP socket under the loop's
+    transport (written directly: no loop buffer that could grow, and BlockingIOError
+    when the kernel's send buffer is full), or, for a pair relayed through a TURN
+    allocation, aioice's TURN transport; None once it is closed."""
+    protocol = pair.protocol
+    transport = protocol.transport
     if transport is None:
         return None
-    return getattr(transport, "_sock", None) or transport
+    sock = getattr(transport, "_sock", None)  # asyncio's selector transports
+    if sock is not None:
+        return sock
+    if type(transport).__module__ == "uvloop.loop":
+        return _own_socket(protocol, transport)
+    return transport
+
+
+def _own_socket(protocol, transport) -> socket.socket | None:
+    """A socket object of our own on ``transport``'s file descriptor (uvloop's transports
+    show only a pseudo-socket that cannot send), made once per transport and closed when
+    ``protocol`` loses its connection: until then it holds the port open."""
+    kept = getattr(protocol, "_videoroomd_socket", None)
+    if kept is not None and kept[0] is transport:
+        return kept[1] if kept[1].fileno() != -1 else None
+    if transport.is_closing():
+        return None
+    sock = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
+    sock.setblocking(False)
+    if kept is not None:
+        kept[1].close()
+    protocol._videoroomd_socket = (transport, sock)
+    if not getattr(protocol, "_videoroomd_closes_socket", False):
+        lost = protocol.connection_lost
+
+        def connection_lost(exc, _lost=lost, _protocol=protocol):
+            kept = getattr(_protocol, "_videoroomd_socket", None)
+            if kept is not None:
+                kept[1].close()
+            _lost(exc)
+
+        protocol.connection_lost = connection_lost
+        protocol._videoroomd_closes_socket = True
+    return sock
 
 
 def send_pli(receiver, media_ssrc: int) -> Awaitable[None]:
