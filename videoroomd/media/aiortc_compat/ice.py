@@ -16,6 +16,8 @@ import random
 import socket
 from typing import Callable
 
+from aioice import ice as aioice_ice
+from aioice import stun
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aioice.ice import StunProtocol, server_reflexive_candidate
 from aioice.turn import UDP_SOCKET_BUFFER_SIZE
@@ -216,6 +218,77 @@ def _unwelcome(connection, message, addr) -> bool:
         return True
     learned = sum(1 for c in connection._remote_candidates if c.type == "prflx")
     return learned >= MAX_PEER_REFLEXIVE
+
+
+# Each consent check is sent again this many times (0.5, 1 and 2 s apart, aioice's RTO): an
+# answer has 3.5 s to come, well inside the next check's interval.
+CONSENT_RETRANSMISSIONS = 2
+
+
+def keep_consent(pc: RTCPeerConnection) -> None:
+    """Check consent to send (RFC 7675) on ``pc``'s ICE connections as the RFC says: consent
+    holds while some check was answered within the last 30 s (aioice's CONSENT_INTERVAL
+    times CONSENT_FAILURES), checks going every 4 to 6 s.
+
+    aioice 0.13 sends each check once and counts it failed unless the answer is there
+    within 0.5 s; six such in a row close the connection. A browser on a machine busy
+    encoding, whose answers take longer now and then, was cut off that way while its own
+    side of the connection stayed up: the daemon lost every page of a room at once.
+    Here each check is repeated (CONSENT_RETRANSMISSIONS) and an answer counts whenever
+    it comes. Call after ``setRemoteDescription``, before the connection starts its
+    checks; touches only ``pc``'s own ICE connections, once each."""
+    for connection in ice_connections(pc):
+        keep_consent_of(connection)
+
+
+def keep_consent_of(connection) -> None:
+    """:func:`keep_consent` for one aioice connection (before its ``connect``); once."""
+    if getattr(connection, "_videoroomd_consent", False):
+        return
+    connection.query_consent = _consent_checks(connection)
+    connection._videoroomd_consent = True
+
+
+def _consent_checks(connection):
+    """Stands in for aioice's ``query_consent`` of ``connection``."""
+
+    async def query_consent() -> None:
+        """Check consent until it expires, then close ``connection`` (as aioice does); runs
+        until cancelled otherwise."""
+        loop = asyncio.get_running_loop()
+        answered_at = loop.time()
+        checks: set[asyncio.Task] = set()
+
+        async def check(pair) -> None:
+            nonlocal answered_at
+            request = connection.build_request(pair, nominate=False)
+            try:
+                await pair.protocol.request(request, pair.remote_addr,
+                                            integrity_key=connection.remote_password.encode("utf8"),
+                                            retransmissions=CONSENT_RETRANSMISSIONS)
+            except (stun.TransactionError, ConnectionError, OSError):
+                return  # unanswered or refused: the next check may be answered
+            answered_at = loop.time()
+
+        try:
+            while True:
+                interval = aioice_ice.CONSENT_INTERVAL
+                await asyncio.sleep(interval * (0.8 + 0.4 * random.random()))
+                if loop.time() - answered_at > interval * aioice_ice.CONSENT_FAILURES:
+                    log.info("consent to send expired: no check answered",
+                             seconds=round(loop.time() - answered_at, 1))
+                    connection._query_consent_task = None
+                    await connection.close()
+                    return
+                for pair in list(connection._nominated.values()):
+                    task = asyncio.ensure_future(check(pair))
+                    checks.add(task)
+                    task.add_done_callback(checks.discard)
+        finally:
+            for task in checks:
+                task.cancel()
+
+    return query_consent
 
 
 def media_skips_stun_check(pc: RTCPeerConnection) -> None:
