@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import ipaddress
 import random
 import socket
+import struct
 from typing import Callable
 
 from aioice import ice as aioice_ice
@@ -291,29 +293,75 @@ def _consent_checks(connection):
     return query_consent
 
 
+SIOCGSTAMP = 0x8906  # Linux: when the kernel received a socket's last datagram (struct timeval)
+_TIMEVAL = struct.Struct("@ll")
+_NO_STAMP = bytes(_TIMEVAL.size)
+NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 to 1970
+
+
+def kernel_arrival_ms(fd: int) -> int | None:
+    """When the kernel received the datagram last read from socket ``fd``, in milliseconds
+    since 1900 (aiortc's clock for the REMB estimator); None where it cannot say. The first
+    call on a socket turns the kernel's stamps on (and may answer for a datagram received
+    before: the time of the call)."""
+    try:
+        seconds, micros = _TIMEVAL.unpack(fcntl.ioctl(fd, SIOCGSTAMP, _NO_STAMP))
+    except OSError:
+        return None
+    return (seconds + NTP_EPOCH_OFFSET) * 1000 + micros // 1000
+
+
 def media_skips_stun_check(pc: RTCPeerConnection) -> None:
     """Hand the datagrams whose first byte says RTP or RTCP (128..191, RFC 7983) straight to
     ``pc``'s ICE connection, without aioice trying (and failing) to parse each as STUN first:
     STUN's first byte is 0..3, so nothing else changes. Empty datagrams are dropped: they
     are nothing, and aiortc's DTLS transport, reading their first byte, would end its receive
-    loop (all media from the client stopped by one datagram from anywhere). Call after
-    ``setLocalDescription`` (when the candidates' sockets exist); touches only ``pc``'s own
-    protocol objects, once each."""
+    loop (all media from the client stopped by one datagram from anywhere).
+
+    Each media datagram read from a socket of ours carries, while it is handed on, when the
+    kernel received it (``connection._videoroomd_arrival_ms``, read by
+    :func:`.rtp.take_rtp_at_once`): the REMB estimator judges a publisher's path by how
+    arrival times spread against send times, and the time the worker gets round to a
+    datagram adds its own scheduling delays on a busy machine, which the estimator took for
+    a congested path (publishers held at their lowest bitrate on an idle link).
+
+    Call after ``setLocalDescription`` (when the candidates' sockets exist); touches only
+    ``pc``'s own protocol objects, once each."""
     for connection in ice_connections(pc):
+        connection._videoroomd_arrival_ms = None
         for protocol in connection._protocols:
             if getattr(protocol, "_videoroomd_media_first", False):
                 continue
+            sock = getattr(protocol.transport, "_sock", None) if protocol.transport is not None else None
+            fd = sock.fileno() if sock is not None else None
 
-            def datagram_received(data, addr, _protocol=protocol, _check=protocol.datagram_received):
+            def datagram_received(data, addr, _protocol=protocol, _check=protocol.datagram_received,
+                                  _connection=connection, _fd=fd):
                 if not data:
                     return
                 if 127 < data[0] < 192:
-                    _protocol.receiver.data_received(data, _protocol.local_candidate.component)
+                    from_socket = _fd is not None and not _protocol._videoroomd_relaying
+                    _connection._videoroomd_arrival_ms = kernel_arrival_ms(_fd) if from_socket else None
+                    try:
+                        _protocol.receiver.data_received(data, _protocol.local_candidate.component)
+                    finally:
+                        _connection._videoroomd_arrival_ms = None
                 else:
                     _check(data, addr)
 
             protocol.datagram_received = datagram_received
             protocol._videoroomd_media_first = True
+            protocol._videoroomd_relaying = False
+
+
+def hand_relayed(protocol, data: bytes, addr) -> None:
+    """Give ``protocol`` (a media socket's) a datagram that came through a TURN relay of this
+    process, not from its socket (whose kernel stamp is then another datagram's)."""
+    protocol._videoroomd_relaying = True
+    try:
+        protocol.datagram_received(data, addr)
+    finally:
+        protocol._videoroomd_relaying = False
 
 
 def media_protocols(pc: RTCPeerConnection) -> list:
