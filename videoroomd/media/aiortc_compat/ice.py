@@ -328,30 +328,35 @@ def media_skips_stun_check(pc: RTCPeerConnection) -> None:
     Call after ``setLocalDescription`` (when the candidates' sockets exist); touches only
     ``pc``'s own protocol objects, once each."""
     for connection in ice_connections(pc):
-        connection._videoroomd_arrival_ms = None
-        for protocol in connection._protocols:
-            if getattr(protocol, "_videoroomd_media_first", False):
-                continue
-            sock = getattr(protocol.transport, "_sock", None) if protocol.transport is not None else None
-            fd = sock.fileno() if sock is not None else None
+        media_first_of(connection)
 
-            def datagram_received(data, addr, _protocol=protocol, _check=protocol.datagram_received,
-                                  _connection=connection, _fd=fd):
-                if not data:
-                    return
-                if 127 < data[0] < 192:
-                    from_socket = _fd is not None and not _protocol._videoroomd_relaying
-                    _connection._videoroomd_arrival_ms = kernel_arrival_ms(_fd) if from_socket else None
-                    try:
-                        _protocol.receiver.data_received(data, _protocol.local_candidate.component)
-                    finally:
-                        _connection._videoroomd_arrival_ms = None
-                else:
-                    _check(data, addr)
 
-            protocol.datagram_received = datagram_received
-            protocol._videoroomd_media_first = True
-            protocol._videoroomd_relaying = False
+def media_first_of(connection) -> None:
+    """:func:`media_skips_stun_check` for one aioice connection (once its sockets exist)."""
+    connection._videoroomd_arrival_ms = None
+    for protocol in connection._protocols:
+        if getattr(protocol, "_videoroomd_media_first", False):
+            continue
+        sock = getattr(protocol.transport, "_sock", None) if protocol.transport is not None else None
+        fd = sock.fileno() if sock is not None else None
+
+        def datagram_received(data, addr, _protocol=protocol, _check=protocol.datagram_received,
+                              _connection=connection, _fd=fd):
+            if not data:
+                return
+            if 127 < data[0] < 192:
+                from_socket = _fd is not None and not _protocol._videoroomd_relaying
+                _connection._videoroomd_arrival_ms = kernel_arrival_ms(_fd) if from_socket else None
+                try:
+                    _protocol.receiver.data_received(data, _protocol.local_candidate.component)
+                finally:
+                    _connection._videoroomd_arrival_ms = None
+            else:
+                _check(data, addr)
+
+        protocol.datagram_received = datagram_received
+        protocol._videoroomd_media_first = True
+        protocol._videoroomd_relaying = False
 
 
 def hand_relayed(protocol, data: bytes, addr) -> None:
