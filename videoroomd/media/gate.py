@@ -200,12 +200,13 @@ class BandwidthEstimate:
         """A REMB of ``bps``; ``sending``: what is sent to the subscriber now (bits/s), when known.
 
         A drop is a sign of congestion only once the estimate had reached what is sent and
-        falls below it: a receiver's estimate climbs slowly after a switch up and dips on
-        the way, and one well above what is sent wavers (a busy receiver's more so), which
+        falls clearly below it (under DROP_FACTOR of it): a receiver's estimate climbs slowly
+        after a switch up and dips on the way, and one at or above what is sent wavers by
+        some percent (a busy receiver's more so, keyframes make what is sent uneven), which
         is not the link failing to carry what it gets (a receiver that sees overuse cuts to
-        0.85 of what arrives, below what is sent; loss says the rest)."""
+        0.85 of what arrives; loss says the rest)."""
         if self.remb is not None and bps < DROP_FACTOR * self.remb:
-            if sending is None or (self.remb >= CAUGHT_UP * sending and bps < sending):
+            if sending is None or (self.remb >= CAUGHT_UP * sending and bps < DROP_FACTOR * sending):
                 self.congested_at = now
         self.remb = bps
 
