@@ -64,7 +64,12 @@
     for (const pc of probe.pcs) {
       const lostAtServer = {};
       const stats = await pc.getStats();
-      stats.forEach((s) => { if (s.type === "remote-inbound-rtp") lostAtServer[s.localId] = s.packetsLost || 0; });
+      const fractionAtServer = {};
+      stats.forEach((s) => {
+        if (s.type !== "remote-inbound-rtp") return;
+        lostAtServer[s.localId] = s.packetsLost || 0;
+        fractionAtServer[s.localId] = s.fractionLost ?? null;
+      });
       stats.forEach((s) => {
         if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded" && s.availableOutgoingBitrate != null)
           sendEstimate = s.availableOutgoingBitrate;
@@ -93,7 +98,9 @@
           };
           if (s.kind === "video" && s.rid) {
             layers[s.rid] = { frames: s.framesSent || 0, width: s.frameWidth || 0, bytes: s.bytesSent || 0,
-                              limited_by: s.qualityLimitationReason ?? null };
+                              limited_by: s.qualityLimitationReason ?? null, target_bps: s.targetBitrate ?? null,
+                              nacks: s.nackCount || 0, plis: s.pliCount || 0,
+                              lost_at_server: lostAtServer[s.id] || 0, fraction_lost_at_server: fractionAtServer[s.id] ?? null };
           }
         }
       });

@@ -370,7 +370,12 @@ def publishers_layers(start: Sample, end: Sample, names: list[str]) -> dict[str,
     for name in names:
         before = start.snaps[name].get("layers", {})
         result[name] = {rid: {"fps": round((layer["frames"] - before.get(rid, {}).get("frames", 0)) / wall, 1),
-                              "width": layer["width"], "limited_by": layer["limited_by"]}
+                              "width": layer["width"], "limited_by": layer["limited_by"],
+                              # why a layer is off: what the browser aims at, what the server asks
+                              # again and reports lost of it (its receiver reports)
+                              "target_bps": layer.get("target_bps"), "nacks": layer.get("nacks"),
+                              "plis": layer.get("plis"), "lost_at_server": layer.get("lost_at_server"),
+                              "fraction_lost_at_server": layer.get("fraction_lost_at_server")}
                         for rid, layer in sorted(end.snaps[name].get("layers", {}).items())}
         result[name]["estimates"] = end.snaps[name].get("estimates")
     return result

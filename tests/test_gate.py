@@ -444,3 +444,31 @@ def test_a_remb_dip_while_it_still_climbs_towards_what_is_sent_is_not_congestion
     estimate.remb_arrived(1_600_000, 20.0, sending=1_500_000)
     estimate.remb_arrived(1_200_000, 21.0, sending=1_500_000)  # had caught up, then fell: congestion
     assert estimate.congested(21.0)
+
+
+def test_a_remb_that_wavers_well_above_what_is_sent_is_not_congestion_and_the_layer_asked_for_comes():
+    # A subscriber on the low layer (~100 kbit/s) whose receiver's estimate climbs with dips,
+    # never below what it gets: nothing there says the link cannot carry more.
+    estimate = BandwidthEstimate()
+    now = 0.0
+    for remb in (66_000, 120_000, 180_000, 150_000, 250_000, 200_000, 293_000, 240_000):
+        estimate.remb_arrived(remb, now, sending=100_000)
+        assert not estimate.congested(now), remb
+        now += 1.0
+    # Settled at what is sent, wavering a few percent under it (keyframes, a busy receiver).
+    for remb in (120_000, 104_000, 118_000, 95_000, 110_000):
+        estimate.remb_arrived(remb, now, sending=100_000)
+        assert not estimate.congested(now), remb
+        now += 1.0
+    estimate.remb_arrived(80_000, now, sending=100_000)  # clearly below what is sent: congestion
+    assert estimate.congested(now)
+
+
+def test_asking_for_a_higher_layer_after_failed_up_switches_gets_there_after_the_usual_wait():
+    layers = Layers(target=0)
+    assert layers.choose() == (0, Reason.OTHER)
+    layers.selector.up_delay = 8 * UP_DELAY  # up-switches that failed before
+    layers.selector.stepwise = True
+    layers.run(2 * UP_DELAY)
+    layers.selector.set_target(2)
+    assert layers.run(UP_DELAY + 0.5) == [(2, Reason.OTHER)]  # straight to the layer asked for

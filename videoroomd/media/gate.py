@@ -199,11 +199,14 @@ class BandwidthEstimate:
     def remb_arrived(self, bps: float, now: float, sending: float | None = None) -> None:
         """A REMB of ``bps``; ``sending``: what is sent to the subscriber now (bits/s), when known.
 
-        A drop is a sign of congestion only once the estimate had reached what is sent: a
-        receiver's estimate climbs slowly after a switch up and dips on the way, which is not
-        the link failing (loss says that)."""
+        A drop is a sign of congestion only once the estimate had reached what is sent and
+        falls clearly below it (under DROP_FACTOR of it): a receiver's estimate climbs slowly
+        after a switch up and dips on the way, and one at or above what is sent wavers by
+        some percent (a busy receiver's more so, keyframes make what is sent uneven), which
+        is not the link failing to carry what it gets (a receiver that sees overuse cuts to
+        0.85 of what arrives; loss says the rest)."""
         if self.remb is not None and bps < DROP_FACTOR * self.remb:
-            if sending is None or self.remb >= CAUGHT_UP * sending:
+            if sending is None or (self.remb >= CAUGHT_UP * sending and bps < DROP_FACTOR * sending):
                 self.congested_at = now
         self.remb = bps
 
@@ -251,7 +254,14 @@ class LayerSelector:
         self._changed_at = float("-inf")
 
     def set_target(self, layer: int) -> None:
-        self.target = max(0, min(self.count - 1, layer))
+        """The subscriber asks for ``layer`` at most. Asking for more than before is a fresh
+        start: the longer waits and the one-layer steps that failed up-switches brought are
+        forgotten, so it gets there after UP_DELAY once nothing shows congestion."""
+        layer = max(0, min(self.count - 1, layer))
+        if layer > self.target:
+            self.up_delay = UP_DELAY
+            self.stepwise = False
+        self.target = layer
 
     def choose(self, now: float, usable: list[bool], arriving_since: list[float], bitrates: list[float],
                budget: int | None, congested: bool) -> tuple[int, Reason] | None:

@@ -19,7 +19,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import candidate_from_sdp
 
 from .aiortc_compat import rtp as compat
-from .aiortc_compat.ice import bind_host_ports, limit_host_addresses, media_skips_stun_check, remote_username, watch_incoming
+from .aiortc_compat.ice import bind_host_ports, keep_consent, limit_host_addresses, media_skips_stun_check, remote_username, watch_incoming
 from .aiortc_compat.ice_restart import handle_remote_ice_restart
 from .aiortc_compat.rtcp import report_together
 from .aiortc_compat.simulcast import answer_with_bandwidth, answer_with_layers, negotiate_stream_ids, offered_extension_ids
@@ -172,6 +172,7 @@ class EndpointConnection:
         await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         receive_at_once(self.pc)
         watch_incoming(self.pc, self._heard)
+        keep_consent(self.pc)
         by_mid = {t.mid: t for t in self.pc.getTransceivers()}
         for transceiver in by_mid.values():
             if transceiver.kind in PREFERRED:

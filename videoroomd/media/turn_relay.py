@@ -40,7 +40,7 @@ from ..turn import channeldata
 from ..turn.allocations import Allocation, ByteBudget
 from ..turn.framing import StreamFramer
 from ..turn.messages import Malformed, decode, looks_like_stun
-from .aiortc_compat.ice import DivertingTransport, divert_to
+from .aiortc_compat.ice import DivertingTransport, divert_to, hand_relayed
 
 log = structlog.get_logger("videoroomd.media.turn")
 
@@ -286,7 +286,7 @@ class WorkerRelays:
             self.dropped["bandwidth"] += 1
         else:
             self.relayed["to_peer"] += 1
-            protocol.datagram_received(payload, handed.relay)
+            hand_relayed(protocol, payload, handed.relay)
 
     def _route(self, handed: HandedClient, peer: Address) -> Any:
         """The protocol of this worker's media socket ``peer`` (None if there is none), sending to

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import ipaddress
 import random
 import socket
+import struct
 from typing import Callable
 
+from aioice import ice as aioice_ice
+from aioice import stun
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aioice.ice import StunProtocol, server_reflexive_candidate
 from aioice.turn import UDP_SOCKET_BUFFER_SIZE
@@ -218,29 +222,151 @@ def _unwelcome(connection, message, addr) -> bool:
     return learned >= MAX_PEER_REFLEXIVE
 
 
+# Each consent check is sent again this many times (0.5, 1 and 2 s apart, aioice's RTO): an
+# answer has 3.5 s to come, well inside the next check's interval.
+CONSENT_RETRANSMISSIONS = 2
+
+
+def keep_consent(pc: RTCPeerConnection) -> None:
+    """Check consent to send (RFC 7675) on ``pc``'s ICE connections as the RFC says: consent
+    holds while some check was answered within the last 30 s (aioice's CONSENT_INTERVAL
+    times CONSENT_FAILURES), checks going every 4 to 6 s.
+
+    aioice 0.13 sends each check once and counts it failed unless the answer is there
+    within 0.5 s; six such in a row close the connection. A browser on a machine busy
+    encoding, whose answers take longer now and then, was cut off that way while its own
+    side of the connection stayed up: the daemon lost every page of a room at once.
+    Here each check is repeated (CONSENT_RETRANSMISSIONS) and an answer counts whenever
+    it comes. Call after ``setRemoteDescription``, before the connection starts its
+    checks; touches only ``pc``'s own ICE connections, once each."""
+    for connection in ice_connections(pc):
+        keep_consent_of(connection)
+
+
+def keep_consent_of(connection) -> None:
+    """:func:`keep_consent` for one aioice connection (before its ``connect``); once."""
+    if getattr(connection, "_videoroomd_consent", False):
+        return
+    connection.query_consent = _consent_checks(connection)
+    connection._videoroomd_consent = True
+
+
+def _consent_checks(connection):
+    """Stands in for aioice's ``query_consent`` of ``connection``."""
+
+    async def query_consent() -> None:
+        """Check consent until it expires, then close ``connection`` (as aioice does); runs
+        until cancelled otherwise."""
+        loop = asyncio.get_running_loop()
+        answered_at = loop.time()
+        checks: set[asyncio.Task] = set()
+
+        async def check(pair) -> None:
+            nonlocal answered_at
+            request = connection.build_request(pair, nominate=False)
+            try:
+                await pair.protocol.request(request, pair.remote_addr,
+                                            integrity_key=connection.remote_password.encode("utf8"),
+                                            retransmissions=CONSENT_RETRANSMISSIONS)
+            except (stun.TransactionError, ConnectionError, OSError):
+                return  # unanswered or refused: the next check may be answered
+            answered_at = loop.time()
+
+        try:
+            while True:
+                interval = aioice_ice.CONSENT_INTERVAL
+                await asyncio.sleep(interval * (0.8 + 0.4 * random.random()))
+                if loop.time() - answered_at > interval * aioice_ice.CONSENT_FAILURES:
+                    log.info("consent to send expired: no check answered",
+                             seconds=round(loop.time() - answered_at, 1))
+                    connection._query_consent_task = None
+                    await connection.close()
+                    return
+                for pair in list(connection._nominated.values()):
+                    task = asyncio.ensure_future(check(pair))
+                    checks.add(task)
+                    task.add_done_callback(checks.discard)
+        finally:
+            for task in checks:
+                task.cancel()
+
+    return query_consent
+
+
+SIOCGSTAMP = 0x8906  # Linux: when the kernel received a socket's last datagram (struct timeval)
+_TIMEVAL = struct.Struct("@ll")
+_NO_STAMP = bytes(_TIMEVAL.size)
+NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 to 1970
+
+
+def kernel_arrival_ms(fd: int) -> int | None:
+    """When the kernel received the datagram last read from socket ``fd``, in milliseconds
+    since 1900 (aiortc's clock for the REMB estimator); None where it cannot say. The first
+    call on a socket turns the kernel's stamps on (and may answer for a datagram received
+    before: the time of the call)."""
+    try:
+        seconds, micros = _TIMEVAL.unpack(fcntl.ioctl(fd, SIOCGSTAMP, _NO_STAMP))
+    except OSError:
+        return None
+    return (seconds + NTP_EPOCH_OFFSET) * 1000 + micros // 1000
+
+
 def media_skips_stun_check(pc: RTCPeerConnection) -> None:
     """Hand the datagrams whose first byte says RTP or RTCP (128..191, RFC 7983) straight to
     ``pc``'s ICE connection, without aioice trying (and failing) to parse each as STUN first:
     STUN's first byte is 0..3, so nothing else changes. Empty datagrams are dropped: they
     are nothing, and aiortc's DTLS transport, reading their first byte, would end its receive
-    loop (all media from the client stopped by one datagram from anywhere). Call after
-    ``setLocalDescription`` (when the candidates' sockets exist); touches only ``pc``'s own
-    protocol objects, once each."""
+    loop (all media from the client stopped by one datagram from anywhere).
+
+    Each media datagram read from a socket of ours carries, while it is handed on, when the
+    kernel received it (``connection._videoroomd_arrival_ms``, read by
+    :func:`.rtp.take_rtp_at_once`): the REMB estimator judges a publisher's path by how
+    arrival times spread against send times, and the time the worker gets round to a
+    datagram adds its own scheduling delays on a busy machine, which the estimator took for
+    a congested path (publishers held at their lowest bitrate on an idle link).
+
+    Call after ``setLocalDescription`` (when the candidates' sockets exist); touches only
+    ``pc``'s own protocol objects, once each."""
     for connection in ice_connections(pc):
-        for protocol in connection._protocols:
-            if getattr(protocol, "_videoroomd_media_first", False):
-                continue
+        media_first_of(connection)
 
-            def datagram_received(data, addr, _protocol=protocol, _check=protocol.datagram_received):
-                if not data:
-                    return
-                if 127 < data[0] < 192:
+
+def media_first_of(connection) -> None:
+    """:func:`media_skips_stun_check` for one aioice connection (once its sockets exist)."""
+    connection._videoroomd_arrival_ms = None
+    for protocol in connection._protocols:
+        if getattr(protocol, "_videoroomd_media_first", False):
+            continue
+        sock = getattr(protocol.transport, "_sock", None) if protocol.transport is not None else None
+        fd = sock.fileno() if sock is not None else None
+
+        def datagram_received(data, addr, _protocol=protocol, _check=protocol.datagram_received,
+                              _connection=connection, _fd=fd):
+            if not data:
+                return
+            if 127 < data[0] < 192:
+                from_socket = _fd is not None and not _protocol._videoroomd_relaying
+                _connection._videoroomd_arrival_ms = kernel_arrival_ms(_fd) if from_socket else None
+                try:
                     _protocol.receiver.data_received(data, _protocol.local_candidate.component)
-                else:
-                    _check(data, addr)
+                finally:
+                    _connection._videoroomd_arrival_ms = None
+            else:
+                _check(data, addr)
 
-            protocol.datagram_received = datagram_received
-            protocol._videoroomd_media_first = True
+        protocol.datagram_received = datagram_received
+        protocol._videoroomd_media_first = True
+        protocol._videoroomd_relaying = False
+
+
+def hand_relayed(protocol, data: bytes, addr) -> None:
+    """Give ``protocol`` (a media socket's) a datagram that came through a TURN relay of this
+    process, not from its socket (whose kernel stamp is then another datagram's)."""
+    protocol._videoroomd_relaying = True
+    try:
+        protocol.datagram_received(data, addr)
+    finally:
+        protocol._videoroomd_relaying = False
 
 
 def media_protocols(pc: RTCPeerConnection) -> list:

@@ -364,7 +364,8 @@ def take_rtp_at_once(dtls) -> None:
             return
         dtls._RTCDtlsTransport__rx_bytes += len(data)
         dtls._RTCDtlsTransport__rx_packets += 1
-        arrival_time_ms = arrival_ms()
+        # When the kernel received it, where the socket told (.ice.media_skips_stun_check).
+        arrival_time_ms = getattr(connection, "_videoroomd_arrival_ms", None) or arrival_ms()
         try:
             packet = parse_received(srtp.unprotect(data), ids)
         except (pylibsrtp.Error, ValueError):
