@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiortc.rate import RateCounter, RemoteBitrateEstimator
 from hypothesis import given, settings, strategies as st
 
-from videoroomd.media.aiortc_compat.remb import WindowRate
+from videoroomd.media.aiortc_compat.remb import DEFAULT_CEILING, PublisherRemb, WindowRate
 
 step = st.tuples(st.integers(0, 1500),                      # ms since the previous event
                  st.sampled_from(["add", "rate", "reset"]),
@@ -44,3 +44,45 @@ def test_an_estimator_with_it_sends_the_same_rembs_for_a_real_looking_stream():
             if a is not None:
                 sent.append(a)
     assert len(sent) > 30  # a REMB every half second or so: the comparison was not of nothing
+
+
+def _stream(policy, seconds: int, packets_a_frame: int, size: int, extra_delay_per_frame_ms: float = 0.0,
+            cap=None) -> list[int]:
+    """Feed ``policy`` 30 frames a second of ``packets_a_frame`` packets of ``size`` bytes; each frame
+    arrives ``extra_delay_per_frame_ms`` later than the one before (a queue filling: overuse). Returns
+    the REMB bitrates it said to send."""
+    now, sent = 3_900_000_000_000, []
+    for frame in range(30 * seconds):
+        for packet in range(packets_a_frame):
+            send_ms = frame * 33 + packet
+            arrival = now + send_ms + (frame * 7 % 3) + int(frame * extra_delay_per_frame_ms)
+            abs_send_time = (send_ms << 18) // 1000 & 0xFFFFFF
+            remb = policy.add(arrival, abs_send_time, size, 5, cap)
+            if remb is not None:
+                sent.append(remb[0])
+    return sent
+
+
+def test_a_publisher_steady_on_its_lowest_layer_is_told_the_ceiling_not_1_5_times_what_it_sends():
+    # ~150 kbit/s (30 frames of 1 packet of 625 bytes): aiortc's own estimate stays under ~235 kbit/s,
+    # which kept a Chromium publisher that fell back to `l` there for ever.
+    estimator = RemoteBitrateEstimator()
+    estimator.incoming_bitrate = WindowRate(1000, 8000)
+    sent = _stream(PublisherRemb(estimator), seconds=10, packets_a_frame=1, size=625)
+    assert len(sent) > 5
+    assert all(bitrate == DEFAULT_CEILING for bitrate in sent)
+    assert estimator.rate_control.current_bitrate < 300_000  # what it would have been told before
+
+
+def test_the_ceiling_is_the_rooms_max_video_bitrate_when_it_sets_one():
+    sent = _stream(PublisherRemb(RemoteBitrateEstimator()), seconds=6, packets_a_frame=1, size=625, cap=1_000_000)
+    assert sent and all(bitrate == 1_000_000 for bitrate in sent)
+
+
+def test_a_publisher_whose_packets_queue_up_is_told_less_than_it_sends():
+    # ~1.2 Mbit/s (5 packets of 1000 bytes a frame), each frame 2 ms later than the last: the path
+    # does not carry it, and the REMB must say so for the browser to back off.
+    sent = _stream(PublisherRemb(RemoteBitrateEstimator()), seconds=6, packets_a_frame=5, size=1000,
+                   extra_delay_per_frame_ms=2.0)
+    assert sent and min(sent) < 1_200_000
+    assert sent[-1] < 1_200_000  # still congested at the end: not told the ceiling again

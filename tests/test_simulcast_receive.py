@@ -19,6 +19,7 @@ from aiortc.sdp import SessionDescription
 from bench.receive import BATCH, Idle, datagrams, pump
 from test_simulcast import chrome_like_offer
 from videoroomd.media.aiortc_compat import rtp as compat
+from videoroomd.media.aiortc_compat.remb import DEFAULT_CEILING
 from videoroomd.media.aiortc_compat.ice import limit_host_addresses, media_skips_stun_check, watch_incoming
 from videoroomd.media.aiortc_compat.simulcast import REPAIRED_RID_URI, RID_URI, negotiate_stream_ids
 from videoroomd.media.forwarding import attach_publisher, receive_at_once
@@ -165,6 +166,33 @@ def test_the_remb_a_publisher_gets_is_capped_at_the_rooms_max_video_bitrate():
                 await asyncio.sleep(0.05)
             pumping.cancel()
             assert rembs() and max(rembs()) <= cap
+        finally:
+            await publisher.close()
+            await server.close()
+
+    asyncio.run(main())
+
+
+def test_a_publisher_steady_on_its_lowest_layer_is_told_the_ceiling_so_it_can_turn_its_next_layers_on():
+    async def main():
+        publisher, server, published = await connect()  # a room without max_video_bitrate
+        heard: list = []
+        try:
+            sender = publisher.getTransceivers()[0].sender
+
+            async def on_rtcp(packet, handle):
+                heard.append(packet)
+
+            compat.intercept_sender(sender, lambda parameters: None, on_rtcp)
+            published.layers.learn(sender._ssrc, "l", None)
+            # 625-byte packets at 30 a second (150 kbit/s, about what `l` sends) for 5 s: the
+            # estimator's own figure would stay under 1.5 times that plus 10 kbit/s.
+            plain, stream, socket, address = datagrams(publisher, 150, 625, spacing=1 / 30)
+            await pump(stream, socket, address, published, pace=BATCH / 30)
+            await asyncio.sleep(0.2)
+            rembs = [unpack_remb_fci(p.fci)[0] for p in heard
+                     if isinstance(p, RtcpPsfbPacket) and p.fmt == RTCP_PSFB_APP]
+            assert rembs and rembs[-1] == DEFAULT_CEILING, rembs
         finally:
             await publisher.close()
             await server.close()

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Optional
 
+from aiortc.rate import BandwidthUsage
+
 
 class WindowRate:
     """``aiortc.rate.RateCounter(window_size, scale)``'s ``add``, ``rate`` and ``reset``, without
@@ -73,3 +75,51 @@ def lighten(receiver) -> None:
     if estimator is not None and not isinstance(estimator.incoming_bitrate, WindowRate):
         counter = estimator.incoming_bitrate
         estimator.incoming_bitrate = WindowRate(counter._window_size, counter._scale)
+
+
+# The REMB a publisher is sent when the room sets no max_video_bitrate. A browser takes
+# REMB as the most it may send, not as what to send: its own estimator (loss-based,
+# ramping up gradually) still decides. So this is only a ceiling, and it must be high
+# enough for the page's three 720p layers together (150 + 500 + 2500 kbit/s = 3.15
+# Mbit/s) with room left for retransmissions and the browser's probing.
+DEFAULT_CEILING = 4_000_000
+# After the estimator last saw overuse, the publisher keeps getting its (lower) estimate
+# this long, so a congested path is not told "the ceiling" between two overuse signals.
+CONGESTION_HOLD_MS = 2000
+
+
+class PublisherRemb:
+    """What REMB to send a publisher, from aiortc's ``RemoteBitrateEstimator``.
+
+    aiortc's rate control never lets its estimate climb above about 1.5 times what
+    arrives (plus 10 kbit/s): sent as is, a publisher that fell back to its lowest
+    simulcast layer (~150 kbit/s) is told ~235 kbit/s for ever, below what the browser
+    needs before it turns its next layer back on. So while the estimator sees no
+    overuse the publisher is sent the ceiling (the room's cap, else
+    :data:`DEFAULT_CEILING`), and only when the estimator sees delay growing (overuse)
+    and for :data:`CONGESTION_HOLD_MS` after, its estimate (capped too), so the
+    browser still backs off on a congested path. Sent at the estimator's pace: at
+    once on overuse, otherwise every half second or so."""
+
+    def __init__(self, estimator) -> None:
+        self._estimator = estimator
+        self._last_overuse_ms: Optional[int] = None
+
+    def add(self, arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int,
+            cap: Optional[int]) -> Optional[tuple[int, list[int]]]:
+        """Feed one packet to the estimator; returns ``(bitrate, ssrcs)`` when a REMB is due, else None."""
+        estimator = self._estimator
+        remb = estimator.add(abs_send_time=abs_send_time, arrival_time_ms=arrival_time_ms,
+                             payload_size=payload_size, ssrc=ssrc)
+        if estimator.detector.state() is BandwidthUsage.OVERUSING:
+            self._last_overuse_ms = arrival_time_ms
+        if remb is None:
+            return None
+        estimate, ssrcs = remb
+        return self.bitrate(estimate, arrival_time_ms, cap), ssrcs
+
+    def bitrate(self, estimate: int, now_ms: int, cap: Optional[int]) -> int:
+        """The REMB to send now, given the estimator's ``estimate`` and the room's ``cap`` (or None)."""
+        ceiling = cap if cap is not None else DEFAULT_CEILING
+        congested = self._last_overuse_ms is not None and now_ms - self._last_overuse_ms < CONGESTION_HOLD_MS
+        return min(estimate, ceiling) if congested else ceiling

@@ -22,7 +22,7 @@ from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, RtpPacket, is_rtcp, pack_remb_fci, unwrap_rtx
 
-from .remb import lighten
+from .remb import PublisherRemb, lighten
 
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 to 1970
 
@@ -272,9 +272,12 @@ def receive_directly(receiver, on_packet: Callable[[Any], None], layers=None,
     ``layers``: for a simulcast track, its :class:`~videoroomd.media.layers.RidTable`, which
     learns each packet's layer from its RID; retransmissions are then unwrapped onto
     the SSRC of the layer they repair, and losses are told apart (NACKed) per SSRC.
-    ``max_bitrate()``: the most our REMB lets the publisher send (None: what we estimate). The REMB
-    estimator counts the incoming bitrate with :class:`.remb.WindowRate` (same figures)."""
+    ``max_bitrate()``: the most our REMB lets the publisher send (None: the default ceiling);
+    :class:`.remb.PublisherRemb` says what it is sent (the ceiling unless the estimator sees
+    overuse, then its estimate). The REMB estimator counts the incoming bitrate with :class:`.remb.WindowRate` (same figures)."""
     lighten(receiver)
+    estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
+    remb_policy = PublisherRemb(estimator) if estimator is not None else None
     codecs = receiver._RTCRtpReceiver__codecs
     rtx_ssrcs = receiver._RTCRtpReceiver__rtx_ssrc
     streams = receiver._RTCRtpReceiver__remote_streams
@@ -292,16 +295,12 @@ def receive_directly(receiver, on_packet: Callable[[Any], None], layers=None,
     def handle(packet, arrival_time_ms: int) -> None:
         if not receiver._enabled:
             return
-        estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
-        if estimator is not None and packet.extensions.abs_send_time is not None:
-            remb = estimator.add(abs_send_time=packet.extensions.abs_send_time, arrival_time_ms=arrival_time_ms,
-                                 payload_size=len(packet.payload) + packet.padding_size, ssrc=packet.ssrc)
+        if remb_policy is not None and packet.extensions.abs_send_time is not None:
+            remb = remb_policy.add(arrival_time_ms, packet.extensions.abs_send_time,
+                                   len(packet.payload) + packet.padding_size, packet.ssrc, max_bitrate())
             rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
             if rtcp_ssrc is not None and remb is not None:
-                cap = max_bitrate()
                 bitrate, ssrcs = remb
-                if cap is not None and bitrate > cap:
-                    bitrate = cap
                 later(receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
                                                          fci=pack_remb_fci(bitrate, ssrcs))))
         codec = codecs.get(packet.payload_type)
