@@ -175,10 +175,13 @@ def test_official_client_simulcast_publish_and_set_target_track_encoding(start_d
     with sync_playwright() as playwright:
         browser = launch(playwright)
         try:
+            # Both pages share the browser's one fake camera, which runs at the size of whoever opened it
+            # first: Ann's 1280x720 must come before Bob's 320x240, or her layers would be a quarter of that
+            # and the browser would send only her smallest one.
             ann = open_participant(browser, harness, daemon, "Ann", simulcast=True)
+            wait_until(lambda: ann.evaluate("() => !!window.participant.published"), 30, "Ann to publish", ann)
             bob = open_participant(browser, harness, daemon, "Bob")
-            for name, page in (("Ann", ann), ("Bob", bob)):
-                wait_until(lambda: page.evaluate("() => !!window.participant.published"), 30, f"{name} to publish", page)
+            wait_until(lambda: bob.evaluate("() => !!window.participant.published"), 30, "Bob to publish", bob)
             ann_id, ann_video = ann.evaluate("() => [window.participant.id, window.participant.videoTrackId]")
             decoding(bob, ann_id)
             ready = bob.evaluate("() => window.participant.ready")
