@@ -72,6 +72,11 @@ def check_name(name: str) -> None:
         raise JoinRefused("bad_room_name", f"{shown_name(name)} is not a room name: {ROOM_NAME_RULE}")
 
 
+def runs_elsewhere(name: str) -> JoinRefused:
+    """The refusal of a join to room ``name`` while another owner holds its lease."""
+    return JoinRefused("room_unavailable", f"room '{name}' runs elsewhere now; try again in a moment")
+
+
 def _check_password(config: RoomConfig, password: str | None) -> None:
     if not password_matches(password, config.password):
         raise JoinRefused("wrong_password", "wrong password" if password else "this room needs a password")
@@ -145,7 +150,7 @@ class AdmissionGate:
         self._check_open()
         if running is None:
             if elsewhere is not None:
-                raise JoinRefused("room_unavailable", f"room '{name}' runs elsewhere now; try again in a moment")
+                raise runs_elsewhere(name)
             running = self._settings(name)
             cap = self.config.server.max_dynamic_rooms
             if running.dynamic and dynamic_count >= cap:

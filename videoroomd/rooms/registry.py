@@ -24,7 +24,7 @@ import trio
 
 from ..config import Config, RoomConfig
 from ..daemon.supervisor import ChildState, RestartPolicy, supervise
-from .admission import Admission, AdmissionGate, JoinRefused, shown_name  # noqa: F401 (shown_name: imported from here)
+from .admission import Admission, AdmissionGate, JoinRefused, runs_elsewhere, shown_name  # noqa: F401 (shown_name: imported from here)
 from .directory import LEASE_TTL, Lease, LeaseLost, LocalRoomDirectory, RoomDirectory, RoomTaken
 from .room import Engine, Peer, Room
 from .throttle import PasswordThrottle
@@ -73,7 +73,7 @@ def diff_rooms(old: dict[str, RoomConfig], new: dict[str, RoomConfig]) -> Reload
 
 
 class RoomRegistry:
-    """The rooms of the running daemon, by name."""
+    """The supervisor table: the rooms this daemon runs, by name (``entries``)."""
 
     def __init__(
         self,
@@ -181,7 +181,7 @@ class RoomRegistry:
                                        elsewhere=holder.owner if holder is not None else None)
         entry = self._start(admission.config, dynamic=admission.dynamic)
         if entry is None:  # claimed elsewhere since the lookup
-            raise JoinRefused("room_unavailable", f"room '{name}' runs elsewhere now; try again in a moment")
+            raise runs_elsewhere(name)
         return entry
 
     @staticmethod
