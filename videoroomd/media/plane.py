@@ -4,8 +4,10 @@
 loop: a worker that exits, hangs or talks nonsense is restarted (with
 backoff), and the rooms it carried get a ``lost`` event so that their
 participants can be told to reconnect; rooms on the other workers never
-notice. A room is placed on the worker that carries the fewest rooms and
-stays there (:class:`RoomLink`), so a room never spans two workers.
+notice. Which worker takes a room is the :mod:`~videoroomd.placement`
+policy's choice, from each worker's load (its rooms, and the CPU it used
+lately by its heartbeats); the room stays there (:class:`RoomLink`), so a
+room never spans two workers.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import structlog
 import trio
 
+from ..placement import Candidate, LeastLoaded, Placement
 from .client import EventSink, LogSettings, MediaError, MediaWorker, TurnSink, WorkerLost, only_kind
 
 log = structlog.get_logger("videoroomd.media")
@@ -24,6 +27,7 @@ log = structlog.get_logger("videoroomd.media")
 RESTART_DELAYS = (0.2, 1.0, 2.0, 5.0)  # seconds before restarting a worker that died, by how often it did lately
 HEALTHY_AFTER = 60.0                   # seconds a worker must run before its restarts are forgotten
 OPEN_TIMEOUT = 10.0                    # seconds to open a room on a worker
+CPU_WINDOW = 5.0                       # seconds over which a worker's CPU use is averaged for placement
 
 
 def worker_count(setting: int | str) -> int:
@@ -74,12 +78,15 @@ class RoomLink:
 class MediaPlane:
     """``count`` media workers (processes, or threads in tests), restarted when they die."""
 
-    def __init__(self, count: int, mode: str = "process", log_settings: LogSettings = LogSettings()):
+    def __init__(self, count: int, mode: str = "process", log_settings: LogSettings = LogSettings(),
+                 placement: Placement = LeastLoaded()):
         self.count = count
         self.mode = mode
         self.log_settings = log_settings
+        self.placement = placement
         self.workers: list[MediaWorker | None] = [None] * count
         self.restarts = [0] * count
+        self.cpu_load = [0.0] * count  # cores each worker used over the last CPU_WINDOW
         self._keys = itertools.count(1)
         self._changed = trio.Event()
         self.turn_events: TurnSink | None = None  # where the workers' TURN events go (the TURN server)
@@ -104,6 +111,7 @@ class MediaPlane:
                 try:
                     async with trio.open_nursery() as nursery:
                         await nursery.start(worker.run)
+                        nursery.start_soon(self._measure_cpu, index, worker)
                         self.workers[index] = worker
                         self._notify()
                         if first:
@@ -123,7 +131,17 @@ class MediaPlane:
             finally:
                 if self.workers[index] is worker:
                     self.workers[index] = None
+                    self.cpu_load[index] = 0.0
             await trio.sleep(delay)
+
+    async def _measure_cpu(self, index: int, worker: MediaWorker) -> None:
+        """Keep ``cpu_load[index]`` at what ``worker`` used over the last CPU_WINDOW; never returns."""
+        before, since = worker.cpu_seconds, trio.current_time()
+        while True:
+            await trio.sleep(CPU_WINDOW)
+            now = trio.current_time()
+            self.cpu_load[index] = max(0.0, worker.cpu_seconds - before) / (now - since)
+            before, since = worker.cpu_seconds, now
 
     def _turn_event(self, worker: str, message: dict) -> None:
         if self.turn_events is not None:
@@ -151,15 +169,12 @@ class MediaPlane:
         worker goes). Raises WorkerLost when no worker comes up within OPEN_TIMEOUT,
         MediaError when the worker cannot open the room.
         """
+        worker = None
         with trio.move_on_after(OPEN_TIMEOUT):
-            while True:
-                running = [w for w in self.workers if w is not None and w.alive]
-                if running:
-                    break
+            while (worker := self._place()) is None:
                 await self._changed.wait()
-        if not running:
+        if worker is None:
             raise WorkerLost("no media worker is running")
-        worker = min(running, key=lambda w: len(w.rooms))
         key = f"{name}#{next(self._keys)}"
         worker.rooms[key] = sink
         link = RoomLink(worker, key)
@@ -170,6 +185,15 @@ class MediaPlane:
             worker.rooms.pop(key, None)
             raise
         return link
+
+    def _place(self) -> MediaWorker | None:
+        """The worker the placement policy picks for a new room; None when none runs."""
+        workers = {w.name: w for w in self.workers if w is not None}
+        chosen = self.placement.pick([
+            Candidate(w.name, rooms=len(w.rooms), cpu=self.cpu_load[i], alive=w.alive)
+            for i, w in enumerate(self.workers) if w is not None
+        ])
+        return workers[chosen.name] if chosen is not None else None
 
     def snapshot(self) -> list[dict]:
         """Each worker, for /metrics and the admin view."""

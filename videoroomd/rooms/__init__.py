@@ -1,6 +1,18 @@
-"""Rooms: the peers of one call, their limits, and dispatch between them and the engine."""
+"""Rooms: the peers of one call, their limits, and dispatch between them and the engine.
 
-from .room import JoinRefused, Peer, Room
+Also the three seams around them: the admission gate (``admission``: may this
+join go in), the room directory (``directory``: who runs which room, by lease)
+and the supervisor table (``registry``: the rooms this daemon runs). Imports
+config, the daemon's supervisor and the token buckets; never signalling, http
+or media.
+"""
+
+from .admission import AdmissionGate, JoinRefused
+from .directory import Lease, LeaseLost, LocalRoomDirectory, RoomDirectory, RoomTaken
+from .room import Peer, Room
 from .registry import RoomRegistry
 
-__all__ = ["JoinRefused", "Peer", "Room", "RoomRegistry"]
+__all__ = [
+    "AdmissionGate", "JoinRefused", "Lease", "LeaseLost", "LocalRoomDirectory", "Peer", "Room", "RoomDirectory",
+    "RoomRegistry", "RoomTaken",
+]

@@ -1,4 +1,4 @@
-"""All rooms of the daemon: one supervised task each, started, changed and stopped by reloads.
+"""The supervisor table: one supervised task per room of this daemon, started, changed and stopped by reloads.
 
 The registry owns a nursery (passed to :meth:`RoomRegistry.run`). Every room
 runs under :func:`~videoroomd.daemon.supervisor.supervise`, so a room that
@@ -6,9 +6,12 @@ crashes is restarted with backoff while the other rooms run on. Entries are
 created synchronously, so two sockets asking for the same new room at once
 get the same room, never two.
 
-A join is checked (room name, password, wrong-password throttle) before any
-dynamic room is made for it, dynamic rooms are capped by ``[server]
-max_dynamic_rooms``, and a dynamic room nobody joins is closed after a grace.
+Two seams decide what the table does: the :class:`AdmissionGate` says
+whether a join may go in (it is asked before any dynamic room is made for
+it), and the :class:`RoomDirectory` says who runs a room. A room starts here
+only once its lease is claimed, the lease is renewed while the room's entry
+lives, and a room whose lease is lost is stopped (that room only). A dynamic
+room nobody joins is closed after a grace.
 """
 
 from __future__ import annotations
@@ -20,23 +23,18 @@ import structlog
 import trio
 
 from ..config import Config, RoomConfig
-from ..config.validate import ROOM_NAME_RULE, is_room_name
 from ..daemon.supervisor import ChildState, RestartPolicy, supervise
-from .room import Engine, JoinRefused, Peer, Room, password_matches
+from .admission import Admission, AdmissionGate, JoinRefused, runs_elsewhere, shown_name  # noqa: F401 (shown_name: imported from here)
+from .directory import LEASE_TTL, Lease, LeaseLost, LocalRoomDirectory, RoomDirectory, RoomTaken
+from .room import Engine, Peer, Room
 from .throttle import PasswordThrottle
 
 log = structlog.get_logger("videoroomd.rooms")
 
 OPEN_TIMEOUT = 5.0  # seconds a join waits for a starting room
 UNUSED_GRACE = 10.0  # seconds a dynamic room may stay open without anyone having joined
-# The throttle's room for dynamic rooms: they all share the [defaults] password, so
-# a guesser must not get a fresh set of attempts by asking for another name.
-DYNAMIC = "*dynamic*"
-
-
-def shown_name(name: str) -> str:
-    """``name`` quoted for a message or a log line: control characters escaped, at most 64 characters."""
-    return repr(name[:64] + "…" if len(name) > 64 else name)
+OWNER = "local"      # who this daemon is in the room directory
+LEASE_LOST = "the room moved to another server; please rejoin"
 
 
 @dataclass(eq=False)
@@ -47,6 +45,12 @@ class RoomEntry:
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     room: Room | None = None
     has_room: trio.Event = field(default_factory=trio.Event)  # set once the first Room object exists
+    lease: Lease | None = None  # the room's lease in the directory while this entry runs it
+    lost: bool = False          # the lease was lost: the room is not run here again
+
+    @property
+    def admission(self) -> Admission:
+        return Admission(self.config, self.dynamic)
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ def diff_rooms(old: dict[str, RoomConfig], new: dict[str, RoomConfig]) -> Reload
 
 
 class RoomRegistry:
-    """The rooms of the running daemon, by name."""
+    """The supervisor table: the rooms this daemon runs, by name (``entries``)."""
 
     def __init__(
         self,
@@ -78,17 +82,32 @@ class RoomRegistry:
         policy: RestartPolicy = RestartPolicy(),
         *,
         unused_grace: float = UNUSED_GRACE,
+        directory: RoomDirectory | None = None,
+        owner: str = OWNER,
+        lease_ttl: float = LEASE_TTL,
     ):
+        """``directory``: who runs which room (by default this process's own, on trio's clock);
+        ``owner``: this daemon's name there; ``lease_ttl``: seconds a room's lease lives unrenewed."""
         self.config = config
         self.engine_factory = engine_factory
         self.policy = policy
         self.unused_grace = unused_grace
-        self.throttle = PasswordThrottle()
+        self.gate = AdmissionGate(config)
+        self.directory = directory if directory is not None else LocalRoomDirectory(trio.current_time)
+        self.owner = owner
+        self.lease_ttl = lease_ttl
         self.entries: dict[str, RoomEntry] = {}
         self._leaving: set[RoomEntry] = set()  # removed by a reload, draining: counted and stopped with the rest
-        # (code, reason) while draining: a fresh JoinRefused is raised from it each time.
-        self.refusal: tuple[str, str] | None = None
         self._nursery: trio.Nursery | None = None
+
+    @property
+    def refusal(self) -> tuple[str, str] | None:
+        """(code, reason) while draining: every join is refused with it."""
+        return self.gate.refusal
+
+    @property
+    def throttle(self) -> PasswordThrottle:
+        return self.gate.throttle
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Start the configured rooms and supervise them; never returns until cancelled.
@@ -98,9 +117,9 @@ class RoomRegistry:
         supervisor, and must not hold up the others."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            entries = [self._start(room_config, dynamic=False) for room_config in self.config.rooms.values()]
+            entries = [self._start_configured(room_config) for room_config in self.config.rooms.values()]
             with trio.move_on_after(OPEN_TIMEOUT):
-                for entry in entries:
+                for entry in filter(None, entries):
                     await entry.has_room.wait()
                     if entry.room is not None:
                         await entry.room.opened.wait()
@@ -115,29 +134,9 @@ class RoomRegistry:
         is started for it. Raises JoinRefused (bad_room_name, shutting_down,
         unknown_room, too_many_attempts, wrong_password) otherwise.
         """
-        if not is_room_name(name):
-            raise JoinRefused("bad_room_name", f"{shown_name(name)} is not a room name: {ROOM_NAME_RULE}")
-        if self.refusal is not None:
-            raise JoinRefused(*self.refusal)
-        entry = self.entries.get(name)
-        if entry is not None:
-            config, dynamic = entry.config, entry.dynamic
-        elif self.config.server.dynamic_rooms:
-            config, dynamic = self.config.room_from_defaults(name), True
-        else:
-            raise JoinRefused("unknown_room", f"there is no room called '{name}'")
-        if config.password is None:
-            return config
-        key, now = (DYNAMIC if dynamic else name), trio.current_time()
-        wait = self.throttle.wait(address, key, now)
-        if wait:
-            raise JoinRefused("too_many_attempts",
-                              f"too many wrong passwords for room '{name}' from your address; try again in {wait} s")
-        if not password_matches(password, config.password):
-            if password:  # a join without a password is asking whether one is needed, not guessing
-                self.throttle.wrong(address, key, now)
-            raise JoinRefused("wrong_password", "wrong password" if password else "this room needs a password")
-        return config
+        entry = self.entries.get(name) if isinstance(name, str) else None
+        running = entry.admission if entry is not None else None
+        return self.gate.admit(name, password, address, running=running, now=trio.current_time()).config
 
     async def join(self, name: str, display: str, password: str | None, *, kind: str, address: str) -> tuple[Room, Peer]:
         """Check the join (:meth:`admit`), open the room and add the peer; returns both.
@@ -160,8 +159,6 @@ class RoomRegistry:
         room, it is stopping or failed, dynamic rooms are at their cap, or the
         daemon is draining.
         """
-        if not is_room_name(name):
-            raise JoinRefused("bad_room_name", f"{shown_name(name)} is not a room name: {ROOM_NAME_RULE}")
         for _ in range(2):
             entry = self._entry_for(name)
             room = await self._opened_room(entry)
@@ -174,20 +171,17 @@ class RoomRegistry:
         raise JoinRefused("room_unavailable", f"room '{name}' is restarting; try again in a moment")
 
     def _entry_for(self, name: str) -> RoomEntry:
-        """The entry of room ``name``, started now if it is a new dynamic room; raises JoinRefused."""
-        if self.refusal is not None:
-            raise JoinRefused(*self.refusal)
+        """The entry of room ``name``, started now if it is not running here; raises JoinRefused."""
         entry = self.entries.get(name)
-        if entry is None:
-            if not self.config.server.dynamic_rooms:
-                raise JoinRefused("unknown_room", f"there is no room called '{name}'")
-            cap = self.config.server.max_dynamic_rooms
-            if self.dynamic_count() >= cap:
-                raise JoinRefused("too_many_rooms", f"the server already runs its limit of {cap} rooms made on demand; "
-                                                    "join a room that is open, or try again later")
-            entry = self._start(self.config.room_from_defaults(name), dynamic=True)
-        if entry.state.status == "failed":
-            raise JoinRefused("room_failed", f"room '{name}' is out of order (it kept failing); the operator has been told")
+        if entry is not None:
+            self.gate.may_open(name, running=entry.admission, failed=entry.state.status == "failed")
+            return entry
+        holder = self.directory.lookup(name)
+        admission = self.gate.may_open(name, running=None, dynamic_count=self.dynamic_count(),
+                                       elsewhere=holder.owner if holder is not None else None)
+        entry = self._start(admission.config, dynamic=admission.dynamic)
+        if entry is None:  # claimed elsewhere since the lookup
+            raise runs_elsewhere(name)
         return entry
 
     @staticmethod
@@ -237,30 +231,89 @@ class RoomRegistry:
         return rows
 
     # -- changing the set of rooms -------------------------------------------------------
-    def _start(self, room_config: RoomConfig, *, dynamic: bool) -> RoomEntry:
+    def _start(self, room_config: RoomConfig, *, dynamic: bool) -> RoomEntry | None:
+        """Claim the room in the directory and start its entry; None when someone else holds it."""
         assert self._nursery is not None, "RoomRegistry.run() is not running"
-        entry = RoomEntry(room_config, dynamic, ChildState(room_config.name))
-        self.entries[room_config.name] = entry
-        self._nursery.start_soon(self._run_entry, entry, name=f"room:{room_config.name}")
+        name = room_config.name
+        try:
+            lease = self.directory.claim(name, self.owner, ttl=self.lease_ttl)
+        except RoomTaken as taken:
+            log.warning("room not started here: another server runs it", room=name, owner=taken.holder.owner,
+                        token=taken.holder.token)
+            return None
+        entry = RoomEntry(room_config, dynamic, ChildState(name), lease=lease)
+        self.entries[name] = entry
+        self._nursery.start_soon(self._run_entry, entry, name=f"room:{name}")
         return entry
+
+    def _start_configured(self, room_config: RoomConfig) -> RoomEntry | None:
+        return self._start(room_config, dynamic=False)
+
+    def _retire(self, name: str) -> RoomEntry | None:
+        """Take room ``name``'s entry out of the table and give up its lease, so that the
+        name can be claimed again at once (the entry's room may still be closing)."""
+        entry = self.entries.pop(name, None)
+        if entry is not None:
+            self._release(entry)
+        return entry
+
+    def _release(self, entry: RoomEntry) -> None:
+        lease, entry.lease = entry.lease, None
+        if lease is not None:
+            try:
+                self.directory.release(lease)
+            except LeaseLost as lost:  # it was no longer ours: nothing to give up
+                log.info("room lease was already gone", room=lease.room, why=lost.why)
 
     async def _run_entry(self, entry: RoomEntry) -> None:
         name = entry.config.name
         structlog.contextvars.bind_contextvars(room=name)
         with entry.scope:
-            await supervise(f"room:{name}", lambda: self._run_room_once(entry), entry.state, self.policy)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._keep_lease, entry)
+                await supervise(f"room:{name}", lambda: self._run_room_once(entry), entry.state, self.policy)
+                nursery.cancel_scope.cancel()
             entry.room = None
             entry.has_room.set()
+            self._release(entry)  # nothing runs under it any more
             if entry.dynamic and entry.state.status == "failed":
                 # Joins hear that it is out of order for a while; then its place under
                 # max_dynamic_rooms is freed (a reload never restarts dynamic rooms).
                 await trio.sleep(self.policy.window)
         entry.room = None
         entry.has_room.set()  # joins still waiting for a room of this entry learn there is none
+        self._release(entry)
         if (entry.dynamic or entry.state.status != "failed") and self.entries.get(name) is entry:
             del self.entries[name]
 
+    async def _keep_lease(self, entry: RoomEntry) -> None:
+        """Renew the entry's lease a few times per ``lease_ttl`` while it holds one; returns
+        once it holds none. A lost lease stops that room, with a log line that says so."""
+        while entry.lease is not None:
+            await trio.sleep(self.lease_ttl / 3)
+            if entry.lease is None:  # released meanwhile (retired by a reload, or emptied)
+                return
+            worker = entry.room.media_worker() if entry.room is not None else None
+            try:
+                entry.lease = self.directory.renew(entry.lease, ttl=self.lease_ttl, worker=worker)
+            except LeaseLost as lost:
+                entry.lease = None
+                self._lease_lost(entry, lost)
+
+    def _lease_lost(self, entry: RoomEntry, lost: LeaseLost) -> None:
+        name = entry.config.name
+        log.error("room lease lost; stopping the room", room=name, token=lost.lease.token, why=lost.why)
+        entry.lost = True  # its supervisor must not start it again
+        if self.entries.get(name) is entry:
+            del self.entries[name]
+        if entry.room is not None and not entry.room.stopping:
+            entry.room.stop(LEASE_LOST, rejoin=True)
+        else:  # starting, or waiting to be restarted: no room to tell
+            entry.scope.cancel()
+
     async def _run_room_once(self, entry: RoomEntry) -> None:
+        if entry.lost:  # lost while the room was restarting: it is someone else's now
+            return
         room = Room(entry.config, engine=self.engine_factory(entry.config),
                     unused_grace=self.unused_grace if entry.dynamic else None)
         if entry.dynamic:
@@ -272,7 +325,7 @@ class RoomRegistry:
     def _stop_dynamic(self, entry: RoomEntry, room: Room) -> None:
         # Synchronous, so the next join of this name makes a fresh room.
         if self.entries.get(entry.config.name) is entry:
-            del self.entries[entry.config.name]
+            self._retire(entry.config.name)
         room.stop("the last person left")
 
     def apply(self, config: Config, drain_timeout: float) -> ReloadSummary:
@@ -280,25 +333,27 @@ class RoomRegistry:
         old = {n: e.config for n, e in self.entries.items() if not e.dynamic}
         summary = diff_rooms(old, dict(config.rooms))
         self.config = config
+        self.gate.config = config
         for name in summary.removed:
-            entry = self.entries.pop(name)
-            assert self._nursery is not None
+            entry = self._retire(name)
+            assert self._nursery is not None and entry is not None
             self._leaving.add(entry)
             self._nursery.start_soon(self._drain_and_stop, entry, drain_timeout, "room was removed from the configuration")
         for name in summary.changed:
-            entry = self.entries.pop(name)
+            entry = self._retire(name)
+            assert entry is not None
             self._stop_entry(entry, "room settings changed; please rejoin", rejoin=True)
-            self._start(config.rooms[name], dynamic=False)
+            self._start_configured(config.rooms[name])
         failed = tuple(n for n in summary.untouched if self.entries[n].state.status == "failed")
         for name in failed:
-            self.entries.pop(name)
-            self._start(config.rooms[name], dynamic=False)
+            self._retire(name)
+            self._start_configured(config.rooms[name])
         summary = replace(summary, untouched=tuple(n for n in summary.untouched if n not in failed), restarted=failed)
         for name in summary.added:
-            existing = self.entries.pop(name, None)
+            existing = self._retire(name)
             if existing is not None:  # a dynamic room of that name becomes a configured one
                 self._stop_entry(existing, "room settings changed; please rejoin", rejoin=True)
-            self._start(config.rooms[name], dynamic=False)
+            self._start_configured(config.rooms[name])
         return summary
 
     def _stop_entry(self, entry: RoomEntry, reason: str, *, rejoin: bool = False) -> None:
@@ -321,7 +376,7 @@ class RoomRegistry:
 
     def refuse_all(self, code: str, reason: str) -> None:
         """Take no new peers anywhere (draining); calls in progress go on."""
-        self.refusal = (code, reason)
+        self.gate.refuse_all(code, reason)
         for entry in self.entries.values():
             if entry.room is not None:
                 entry.room.refuse_joins(code, reason)

@@ -11,7 +11,6 @@ enough is disconnected with a reason instead of growing the daemon's memory.
 
 from __future__ import annotations
 
-import hmac
 import unicodedata
 import uuid
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import structlog
 import trio
 
 from ..config import RoomConfig
+from .admission import JoinRefused, check_entry  # noqa: F401 (JoinRefused: still importable from here)
 from .chat import ChatLog, ChatMessage, ChatRefused
 
 log = structlog.get_logger("videoroomd.room")
@@ -36,26 +36,6 @@ def _only_cancelled(error: BaseException) -> bool:
     if isinstance(error, BaseExceptionGroup):
         return all(_only_cancelled(e) for e in error.exceptions)
     return isinstance(error, trio.Cancelled)
-
-
-class JoinRefused(Exception):
-    """A join that the room will not take; ``reason`` is shown to the person joining.
-
-    Raise a new one for each join: an instance raised again keeps the frames
-    of every join it was raised in alive through its traceback.
-    """
-
-    def __init__(self, code: str, reason: str):
-        super().__init__(reason)
-        self.code = code      # room_full, wrong_password, unknown_room, shutting_down, ...
-        self.reason = reason
-
-
-def password_matches(given: str | None, password: str | None) -> bool:
-    """Whether ``given`` opens a room with ``password`` (None: the room has none); constant time."""
-    if password is None:
-        return True
-    return hmac.compare_digest((given or "").encode(), password.encode())
 
 
 def display_name(text: str, fallback: str = "Guest") -> str:
@@ -238,14 +218,7 @@ class Room:
 
     def join(self, name: str, password: str | None, *, kind: str = "rtc") -> Peer:
         """Add a peer; returns it, or raises JoinRefused with a reason a person can read."""
-        if self._refusal is not None:
-            raise JoinRefused(*self._refusal)
-        if not self.accepting:
-            raise JoinRefused("starting", f"room '{self.name}' is starting; try again in a moment")
-        if not password_matches(password, self.config.password):
-            raise JoinRefused("wrong_password", "wrong password" if password else "this room needs a password")
-        if self.peer_count(kind) >= self.config.max_peers:
-            raise JoinRefused("room_full", f"room '{self.name}' is full ({self.config.max_peers} people)")
+        check_entry(self.config, password, peers=self.peer_count(kind), accepting=self.accepting, refusal=self._refusal)
         send, receive = trio.open_memory_channel(OUTBOX_SIZE)
         peer = Peer(id=str(uuid.uuid4()), name=display_name(name), kind=kind, outbox=receive, _inbox_send=send)
         self.peers[peer.id] = peer
