@@ -22,33 +22,19 @@ import trio
 
 from ..config import RoomConfig
 from .chat import ChatLog, ChatMessage, ChatRefused
+from .link import CHAT, CHAT_HISTORY, ChannelPush, JoinRefused  # noqa: F401  (JoinRefused: imported from here too)
 
 log = structlog.get_logger("videoroomd.room")
 
 OUTBOX_SIZE = 256  # messages a peer may leave unread before it is cut off
 TOO_SLOW = "too slow"
 MAX_NAME = 64      # characters of a display name
-CHAT = "chat"                  # the Phoenix event of one chat message
-CHAT_HISTORY = "chat_history"  # the Phoenix event of the history, sent to a newcomer
 
 
 def _only_cancelled(error: BaseException) -> bool:
     if isinstance(error, BaseExceptionGroup):
         return all(_only_cancelled(e) for e in error.exceptions)
     return isinstance(error, trio.Cancelled)
-
-
-class JoinRefused(Exception):
-    """A join that the room will not take; ``reason`` is shown to the person joining.
-
-    Raise a new one for each join: an instance raised again keeps the frames
-    of every join it was raised in alive through its traceback.
-    """
-
-    def __init__(self, code: str, reason: str):
-        super().__init__(reason)
-        self.code = code      # room_full, wrong_password, unknown_room, shutting_down, ...
-        self.reason = reason
 
 
 def password_matches(given: str | None, password: str | None) -> bool:
@@ -63,15 +49,6 @@ def display_name(text: str, fallback: str = "Guest") -> str:
     whitespace made one space, at most MAX_NAME characters; ``fallback`` when nothing is left."""
     kept = "".join(c for c in text[: MAX_NAME * 8] if not unicodedata.category(c).startswith("C") or c.isspace())
     return " ".join(kept.split())[:MAX_NAME].strip() or fallback
-
-
-@dataclass(frozen=True)
-class ChannelPush:
-    """An outbox item for an "rtc" peer that is not a media event: a Phoenix event
-    and its payload (chat). Media events stay plain strings, the engine's JSON text."""
-
-    event: str
-    payload: dict
 
 
 @dataclass(eq=False)
