@@ -8,8 +8,9 @@ numbers, dicts and lists of them), so that an implementation may carry it
 between processes or nodes. The one implementation today,
 :mod:`.local_link`, wraps the rooms of this process.
 
-This module imports nothing of the package but the chat's error type: both
-sides of the seam import it, never each other.
+This module imports nothing of the package but the chat's error type (a
+refused join raises the rooms' JoinRefused): both sides of the seam import
+it, never each other.
 """
 
 from __future__ import annotations
@@ -20,22 +21,9 @@ from typing import Any, AsyncIterator, Protocol, Union
 from .chat import ChatRefused
 
 __all__ = [
-    "CHAT", "CHAT_HISTORY", "ChannelPush", "ChatPost", "ChatRefused", "Closure", "FromRoom", "JoinRefused", "MediaEvent", "ParticipantLink",
-    "PeerJoined", "PeerLeft", "RelaySend", "RelayText", "RoomService", "RoomSettings", "ToRoom",
+    "CHAT", "CHAT_HISTORY", "ChannelPush", "ChatPost", "ChatRefused", "Closure", "FromRoom", "MediaEvent",
+    "ParticipantLink", "PeerJoined", "PeerLeft", "RelaySend", "RelayText", "RoomService", "RoomSettings", "ToRoom",
 ]
-
-
-class JoinRefused(Exception):
-    """A join that the room will not take; ``reason`` is shown to the person joining.
-
-    Raise a new one for each join: an instance raised again keeps the frames
-    of every join it was raised in alive through its traceback.
-    """
-
-    def __init__(self, code: str, reason: str):
-        super().__init__(reason)
-        self.code = code      # room_full, wrong_password, unknown_room, shutting_down, ...
-        self.reason = reason
 
 
 # -- both ways ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import trio
 
 from ..config import RoomConfig
 from .chat import ChatLog, ChatMessage, ChatRefused
-from .link import CHAT, CHAT_HISTORY, ChannelPush, JoinRefused  # noqa: F401  (JoinRefused: imported from here too)
+from .link import CHAT, CHAT_HISTORY, ChannelPush
 
 log = structlog.get_logger("videoroomd.room")
 
@@ -35,6 +35,19 @@ def _only_cancelled(error: BaseException) -> bool:
     if isinstance(error, BaseExceptionGroup):
         return all(_only_cancelled(e) for e in error.exceptions)
     return isinstance(error, trio.Cancelled)
+
+
+class JoinRefused(Exception):
+    """A join that the room will not take; ``reason`` is shown to the person joining.
+
+    Raise a new one for each join: an instance raised again keeps the frames
+    of every join it was raised in alive through its traceback.
+    """
+
+    def __init__(self, code: str, reason: str):
+        super().__init__(reason)
+        self.code = code      # room_full, wrong_password, unknown_room, shutting_down, ...
+        self.reason = reason
 
 
 def password_matches(given: str | None, password: str | None) -> bool:

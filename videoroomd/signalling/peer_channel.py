@@ -15,7 +15,8 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 from ..context import Context
 from ..http.request import Request
 from ..logs.ratelimit import ThrottledLog
-from ..rooms.link import CHAT, ChannelPush, ChatPost, ChatRefused, FromRoom, JoinRefused, MediaEvent, ParticipantLink
+from ..rooms import JoinRefused
+from ..rooms.link import CHAT, ChannelPush, ChatPost, ChatRefused, FromRoom, MediaEvent, ParticipantLink
 from ..rooms.registry import shown_name
 from . import phoenix
 from .phoenix import Frame, ProtocolError
@@ -53,7 +54,8 @@ async def serve_socket(context: Context, request: Request, stream: trio.abc.Stre
 class PeerChannel:
     """The state of one Phoenix socket: at most one joined room topic."""
 
-    def __init__(self, websocket: WebSocketConnection, stream: trio.abc.Stream, context: Context, remote: tuple[str, int]):
+    def __init__(self, websocket: WebSocketConnection, stream: trio.abc.Stream, context: Context,
+                 remote: tuple[str, int]):
         self.websocket = websocket
         self.stream = stream
         self.context = context

@@ -23,7 +23,8 @@ from ..context import Context
 from ..http.request import Request
 from ..logs.ratelimit import ThrottledLog
 from ..metrics import Metrics
-from ..rooms.link import FromRoom, JoinRefused, ParticipantLink, PeerJoined, PeerLeft, RelaySend, RelayText
+from ..rooms import JoinRefused
+from ..rooms.link import FromRoom, ParticipantLink, PeerJoined, PeerLeft, RelaySend, RelayText
 from . import relay_protocol as rp
 from .websocket import (GOING_AWAY, NORMAL, POLICY_VIOLATION, HandshakeFailed, accepted, frame_too_large, origin_allowed,
                         receive_within, refuse, send_or_drop)
@@ -174,7 +175,8 @@ def _text(item: FromRoom) -> str:
     raise TypeError(f"a relay socket cannot carry {item!r}")
 
 
-async def _pump(websocket: WebSocketConnection, stream: trio.abc.Stream, link: ParticipantLink, context: Context) -> None:
+async def _pump(websocket: WebSocketConnection, stream: trio.abc.Stream, link: ParticipantLink,
+                context: Context) -> None:
     """Send what the room sends; when the room let go of the peer, say why and close."""
     metrics = context.metrics
     async for item in link:
