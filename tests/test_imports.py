@@ -129,6 +129,19 @@ def test_the_package_has_no_import_circle():
     assert not found, "import circles:\n" + "\n".join(" → ".join(circle) for circle in found)
 
 
+HANDLERS = ("videoroomd.signalling.", "videoroomd.http.", "videoroomd.web.", "videoroomd.context")
+
+
+def test_handlers_reach_the_daemon_only_through_their_context_and_rooms_only_through_the_link():
+    graph = import_graph()
+    handlers = [name for name in graph if name.startswith(HANDLERS)]
+    assert "videoroomd.signalling.relay" in handlers and "videoroomd.http.routes" in handlers
+    reaching = {name: sorted(other for other in graph[name] if other.startswith("videoroomd.daemon")
+                             or other in ("videoroomd.rooms.room", "videoroomd.rooms.local_link"))
+                for name in handlers}
+    assert {name: found for name, found in reaching.items() if found} == {}
+
+
 @pytest.mark.parametrize(("files", "circle"), [
     ({"a.py": "from . import b\n", "b.py": "from .c import thing\n", "c.py": "from .a import x\n"},
      ["pkg.a", "pkg.b", "pkg.c", "pkg.a"]),
