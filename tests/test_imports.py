@@ -140,6 +140,13 @@ def test_handlers_reach_the_daemon_only_through_their_context_and_rooms_only_thr
                              or other in ("videoroomd.rooms.room", "videoroomd.rooms.local_link"))
                 for name in handlers}
     assert {name: found for name, found in reaching.items() if found} == {}
+    # nor by name through a package that re-exports them
+    modules = module_names(PACKAGE)
+    named = {name: sorted(alias.name for node in _module_level(ast.parse(modules[name][0].read_text()).body)
+                          if isinstance(node, ast.ImportFrom) for alias in node.names
+                          if alias.name in ("Daemon", "Room", "Peer", "RoomRegistry"))
+             for name in handlers}
+    assert {name: found for name, found in named.items() if found} == {}
 
 
 @pytest.mark.parametrize(("files", "circle"), [
