@@ -13,6 +13,8 @@ sender as a broken media path would.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -87,11 +89,31 @@ async def rooms(request, tmp_path):
         yield harness
 
 
+def is_plain(value) -> bool:
+    """Whether ``value`` is plain data (what JSON can carry): what crosses the link must be,
+    so that an implementation can carry it between processes."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and is_plain(v) for k, v in value.items())
+    return False
+
+
+def plain(item):
+    """``item`` rebuilt from its fields after a trip through JSON (lists stand for tuples)."""
+    assert dataclasses.is_dataclass(item) and is_plain(dataclasses.asdict(item))
+    fields = json.loads(json.dumps(dataclasses.asdict(item)))
+    return type(item)(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
+
 async def received(link: ParticipantLink, count: int = 1, timeout: float = 5.0) -> list:
     """The next ``count`` things the room sent over ``link``."""
     items = []
     with trio.fail_after(timeout):
         async for item in link:
+            assert plain(item) == item
             items.append(item)
             if len(items) == count:
                 break
@@ -120,6 +142,13 @@ async def test_a_join_gives_the_participant_an_id_and_the_rooms_settings(rooms):
     other = await rooms.service.join("lobby", "Bob", None, kind="rtc", address="10.0.0.1")
     assert other.id != link.id and other.settings.simulcast is False
     assert rooms.service.people("layers") == 1 and rooms.service.people("nowhere") == 0
+
+
+@pytest.mark.parametrize("event", [MediaEvent('{"type": "join"}'), ChatPost("hi"), RelaySend("{}", ("a", "b")),
+                                   RelaySend("{}", None)])
+def test_what_a_participant_sends_is_plain_data(event):
+    sent = plain(event)
+    assert sent == event and type(sent) is type(event)
 
 
 async def test_a_media_event_reaches_the_room_and_the_others_receive_it(rooms):
