@@ -10,19 +10,20 @@ import structlog
 import trio
 
 from ..config import Config, ConfigError, Location, RoomConfig, TurnConfig, load
+from ..context import Context
 from ..engine.engine import Engine
 from ..http.app import DaemonApp
+from ..http.routes import route_table
 from ..http.server import open_listeners, serve
 from ..media.client import LogSettings
 from ..media.plane import MediaPlane, worker_count
 from ..metrics import Metrics
 from ..rooms import RoomRegistry
-from ..signalling import peer_channel, relay
+from ..rooms.local_link import LocalRoomService
 from ..turn.clients import TurnCredentials
 from ..turn.peers import MediaAddresses
 from ..turn.configure import issued_servers, turn_service
 from ..turn.handoff import WorkerHandoff
-from ..web import pages
 from .sdnotify import Notifier
 from .supervisor import RestartPolicy
 from .watch import fingerprint, watch_file
@@ -72,10 +73,11 @@ class Daemon:
             # Relayed data moves to the media worker that carries the client's room.
             self.turn.handoff = WorkerHandoff(self.media, self.media_addresses, self.turn.worker_event)
             self.metrics.watch_turn(self.turn.stats)
-        self.app = DaemonApp(self)
-        self.app.websocket_routes[peer_channel.PATH] = lambda request, stream: peer_channel.serve_socket(request, stream, self)
-        self.app.websocket_routes[relay.PREFIX] = lambda request, stream: relay.serve_relay(request, stream, self)
-        self.app.page_handler = pages.page_handler(self)
+        # What the handlers may read of the daemon; the getters follow reloads and the drain.
+        self.context = Context(config=lambda: self.config, metrics=self.metrics, draining=lambda: self.draining,
+                               rooms=LocalRoomService(self.rooms), turn=self.turn_credentials,
+                               media_snapshot=self.media.snapshot)
+        self.app = DaemonApp(self.context, route_table(self.context))
         self.address: tuple[str, int] | None = None
         self._stop = trio.Event()
         # What the file looked like when it was loaded: a save after this is a change.

@@ -19,18 +19,38 @@ and asyncio's internals it gets through :mod:`.aiortc_compat.rtp`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import Any, Callable, Protocol
 
 from aiortc.rtp import (RTCP_PSFB_APP, RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRrPacket, RtcpRtpfbPacket,
                         RtcpSrPacket, unpack_remb_fci)
 
 from .aiortc_compat import rtp as compat
 
-if TYPE_CHECKING:
-    from .publisher import PublishedTrack
-    from .subscriber import ForwardedTrack
-
 RTCP_PSFB_FIR = 4
+
+
+class Published(Protocol):
+    """What the hooks below ask of a published track (:class:`.publisher.PublishedTrack`);
+    a protocol, so that the publisher, which imports this module, is not imported back."""
+
+    layers: Any
+
+    def on_packet(self, packet) -> None: ...
+
+    def log_error(self) -> None: ...
+
+
+class Forwarded(Protocol):
+    """What the hooks below ask of a forwarded track (:class:`.subscriber.ForwardedTrack`)."""
+
+    kind: str
+    owner: Any
+
+    def configure(self, parameters) -> None: ...
+
+    def ask_keyframe(self, starting: bool) -> None: ...
+
+    def retransmit(self, sequence_numbers) -> None: ...
 
 
 class MediaCounters:
@@ -52,7 +72,7 @@ class MediaCounters:
 class ForwardingBuffer:
     """Stands in for a receiver's jitter buffer: each packet goes on at once, no frame is built."""
 
-    def __init__(self, published: PublishedTrack):
+    def __init__(self, published: Published):
         self.published = published
 
     def add(self, packet) -> tuple[bool, None]:
@@ -78,7 +98,7 @@ class NoDecoder:
         pass
 
 
-def attach_publisher(receiver, published: PublishedTrack,
+def attach_publisher(receiver, published: Published,
                      max_bitrate: Callable[[], int | None] = lambda: None) -> None:
     """Make ``receiver`` (of one of our own connections) forward each packet instead of decoding:
     kept on its way are only the receiver statistics, NACKs and REMB the publisher relies on
@@ -96,7 +116,7 @@ def receive_at_once(pc) -> None:
         compat.take_rtp_at_once(transceiver.receiver.transport)
 
 
-def attach_subscriber(sender, track: ForwardedTrack) -> None:
+def attach_subscriber(sender, track: Forwarded) -> None:
     """Make ``sender`` carry ``track``'s forwarded packets: learn its negotiated parameters,
     answer its subscriber's NACKs from the track's history, pass PLI/FIR on to the publisher
     (of the layer it gets), and tell the track's owner the REMB and loss its subscriber reports."""

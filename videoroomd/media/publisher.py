@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Protocol
 
 import structlog
 
@@ -30,13 +30,21 @@ from .gate import KeyframeRequests, LayerMeter
 from .layers import RidTable
 from .rtp_packets import abs_send_time, ntp_time, vp8_starts_keyframe
 
-if TYPE_CHECKING:
-    from .subscriber import ForwardedTrack
-
 log = structlog.get_logger("videoroomd.media.forwarding")
 
 ERROR_LOG_INTERVAL = 10.0    # seconds between two logged forwarding errors of one track
 CHOICE_INTERVAL = 0.2        # seconds between two choices of each subscriber's layer
+
+
+class Subscriber(Protocol):
+    """What a published track asks of each of its subscribers (:class:`.subscriber.ForwardedTrack`);
+    a protocol, so that the subscriber, which names this module's track, is not imported back."""
+
+    def forward(self, packet, keyframe: bool, now: float, send_time: bytes, ntp: int) -> None: ...
+
+    def choose_layer(self, now: float) -> None: ...
+
+    def forward_layer(self, packet, layer: int, keyframe: bool, now: float, send_time: bytes, ntp: int) -> None: ...
 
 
 class PublishedTrack:
@@ -48,7 +56,7 @@ class PublishedTrack:
         self.track_id = track_id
         self.kind = kind
         self.receiver = receiver
-        self.subscribers: set[ForwardedTrack] = set()
+        self.subscribers: set[Subscriber] = set()
         self.packets = 0
         self.ssrc: int | None = None  # the publisher's media SSRC, once seen
         self.keyframes = KeyframeRequests()

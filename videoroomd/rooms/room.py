@@ -22,14 +22,13 @@ import trio
 from ..config import RoomConfig
 from .admission import JoinRefused, check_entry  # noqa: F401 (JoinRefused: still importable from here)
 from .chat import ChatLog, ChatMessage, ChatRefused
+from .link import CHAT, CHAT_HISTORY, ChannelPush
 
 log = structlog.get_logger("videoroomd.room")
 
 OUTBOX_SIZE = 256  # messages a peer may leave unread before it is cut off
 TOO_SLOW = "too slow"
 MAX_NAME = 64      # characters of a display name
-CHAT = "chat"                  # the Phoenix event of one chat message
-CHAT_HISTORY = "chat_history"  # the Phoenix event of the history, sent to a newcomer
 
 
 def _only_cancelled(error: BaseException) -> bool:
@@ -43,15 +42,6 @@ def display_name(text: str, fallback: str = "Guest") -> str:
     whitespace made one space, at most MAX_NAME characters; ``fallback`` when nothing is left."""
     kept = "".join(c for c in text[: MAX_NAME * 8] if not unicodedata.category(c).startswith("C") or c.isspace())
     return " ".join(kept.split())[:MAX_NAME].strip() or fallback
-
-
-@dataclass(frozen=True)
-class ChannelPush:
-    """An outbox item for an "rtc" peer that is not a media event: a Phoenix event
-    and its payload (chat). Media events stay plain strings, the engine's JSON text."""
-
-    event: str
-    payload: dict
 
 
 @dataclass(eq=False)

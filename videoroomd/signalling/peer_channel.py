@@ -1,31 +1,27 @@
 """``/socket/websocket``: one Phoenix socket, which may join one room once (the tutorial's PeerChannel).
 
-The socket task reads frames and answers them; a second task pumps the
-peer's outbox (media events from the engine) to the socket. When the
-socket closes, cleanly or by vanishing, the peer leaves its room at once.
+The socket task reads frames and answers them; a second task pumps what
+the room sends over the participant's link (media events from the engine,
+chat) to the socket. When the socket closes, cleanly or by vanishing, the
+participant leaves its room at once.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
 
 import structlog
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
+from ..context import Context
 from ..http.request import Request
 from ..logs.ratelimit import ThrottledLog
-from ..rooms import JoinRefused, Peer, Room
-from ..rooms.chat import ChatRefused
+from ..rooms import JoinRefused
+from ..rooms.link import CHAT, ChannelPush, ChatPost, ChatRefused, FromRoom, MediaEvent, ParticipantLink
 from ..rooms.registry import shown_name
-from ..rooms.room import CHAT, ChannelPush, display_name
 from . import phoenix
 from .phoenix import Frame, ProtocolError
 from .websocket import (GOING_AWAY, POLICY_VIOLATION, HandshakeFailed, accepted, frame_too_large, origin_allowed,
                         receive_within, refuse, send_or_drop)
-
-if TYPE_CHECKING:
-    from ..daemon.daemon import Daemon
 
 log = structlog.get_logger("videoroomd.peer_channel")
 throttled = ThrottledLog(log)
@@ -36,10 +32,11 @@ MAX_BAD_FRAMES = 20       # protocol errors tolerated on one socket before it is
 MEDIA_EVENT = "mediaEvent"
 
 
-async def serve_socket(request: Request, stream: trio.abc.Stream, daemon: "Daemon") -> None:
+async def serve_socket(context: Context, request: Request, stream: trio.abc.Stream) -> None:
     """Serve one ``/socket/websocket`` connection until it closes. Never raises for client faults."""
-    if not origin_allowed(request, daemon.config.server.allowed_origins):
-        daemon.metrics.connections_refused.labels("origin").inc()
+    server = context.config().server
+    if not origin_allowed(request, server.allowed_origins):
+        context.metrics.connections_refused.labels("origin").inc()
         throttled.warning("socket refused: origin not allowed", origin=request.headers.get("origin"), remote=request.remote[0])
         await refuse(stream, 403, f"origin {request.headers.get('origin')} is not allowed here")
         return
@@ -48,8 +45,8 @@ async def serve_socket(request: Request, stream: trio.abc.Stream, daemon: "Daemo
         await refuse(stream, 400, f"only the Phoenix JSON serializer v2 is spoken here (vsn=2.0.0), not vsn={vsn}")
         return
     try:
-        async with accepted(stream, daemon.config.server.max_frame_size) as websocket:
-            await PeerChannel(websocket, stream, daemon, request.remote).run()
+        async with accepted(stream, server.max_frame_size) as websocket:
+            await PeerChannel(websocket, stream, context, request.remote).run()
     except HandshakeFailed as failed:
         throttled.info("socket dropped before it opened", reason=str(failed), remote=request.remote[0])
 
@@ -57,14 +54,14 @@ async def serve_socket(request: Request, stream: trio.abc.Stream, daemon: "Daemo
 class PeerChannel:
     """The state of one Phoenix socket: at most one joined room topic."""
 
-    def __init__(self, websocket: WebSocketConnection, stream: trio.abc.Stream, daemon: "Daemon", remote: tuple[str, int]):
+    def __init__(self, websocket: WebSocketConnection, stream: trio.abc.Stream, context: Context,
+                 remote: tuple[str, int]):
         self.websocket = websocket
         self.stream = stream
-        self.daemon = daemon
-        self.metrics = daemon.metrics
+        self.context = context
+        self.metrics = context.metrics
         self.remote = remote
-        self.room: Room | None = None
-        self.peer: Peer | None = None
+        self.link: ParticipantLink | None = None
         self.topic: str | None = None
         self.join_ref: str | None = None
         self.bad_frames = 0
@@ -77,15 +74,15 @@ class PeerChannel:
                 await self._read_loop()
                 nursery.cancel_scope.cancel()
         finally:
-            if self.room is not None and self.peer is not None:
-                self.room.leave(self.peer, "connection closed")
+            if self.link is not None:
+                self.link.leave("connection closed")
 
     async def _read_loop(self) -> None:
         while True:
             try:
                 message = await receive_within(self.websocket, IDLE_TIMEOUT)
             except ConnectionClosed as closed:
-                frame_too_large(closed, self.metrics, self.remote, self.daemon.config.server.max_frame_size)
+                frame_too_large(closed, self.metrics, self.remote, self.context.config().server.max_frame_size)
                 return
             if message is None:
                 log.info("socket closed: no heartbeat", remote=self.remote[0], idle_s=IDLE_TIMEOUT)
@@ -140,8 +137,8 @@ class PeerChannel:
             if not isinstance(payload, dict) or not isinstance(payload.get("data"), str):
                 await self._protocol_error('mediaEvent payload must be {"data": "<JSON string>"}', frame)
                 return
-            assert self.room is not None and self.peer is not None
-            self.room.media_event(self.peer, payload["data"])
+            assert self.link is not None
+            await self.link.send(MediaEvent(payload["data"]))
         elif frame.event == CHAT:
             await self._chat(frame)
         else:
@@ -153,16 +150,16 @@ class PeerChannel:
         if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):
             await self._protocol_error('chat payload must be {"text": "..."}', frame)
             return
-        assert self.room is not None and self.peer is not None
+        assert self.link is not None
         try:
-            message = self.room.chat(self.peer, payload["text"])
+            message_id = await self.link.send(ChatPost(payload["text"]))
         except ChatRefused as refused:
             self.metrics.chat_refused.labels(refused.code).inc()
             log.debug("chat refused", code=refused.code, reason=refused.reason)  # a flood would flood the log too
             await self._send(phoenix.reply(frame, "error", {"reason": refused.reason, "code": refused.code}))
             return
         self.metrics.chat_messages.inc()
-        await self._send(phoenix.reply(frame, "ok", {"id": message.id}))
+        await self._send(phoenix.reply(frame, "ok", {"id": message_id}))
 
     async def _join(self, frame: Frame) -> None:
         name = phoenix.room_name(frame.topic)
@@ -184,8 +181,7 @@ class PeerChannel:
             await self._protocol_error("join params displayName and password must be strings", frame)
             return
         try:
-            room, peer = await self.daemon.rooms.join(name, display_name(display), password, kind="rtc",
-                                                      address=self.remote[0])
+            link = await self.context.rooms.join(name, display, password, kind="rtc", address=self.remote[0])
         except JoinRefused as refused:
             self.metrics.joins_refused.labels(refused.code).inc()
             log.info("join refused", room=name[:80], code=refused.code, reason=refused.reason,
@@ -193,34 +189,33 @@ class PeerChannel:
             await self._send(phoenix.reply(frame, "error", {"reason": refused.reason, "code": refused.code}))
             return
         self.metrics.joins.labels("rtc").inc()
-        self.room, self.peer, self.topic, self.join_ref = room, peer, frame.topic, frame.join_ref
-        structlog.contextvars.bind_contextvars(room=name, peer=peer.id)
+        self.link, self.topic, self.join_ref = link, frame.topic, frame.join_ref
+        structlog.contextvars.bind_contextvars(room=name, peer=link.id)
         # "simulcast": whether the room takes layers, so that the page knows whether to send them.
-        await self._send(phoenix.reply(frame, "ok", {"peer_id": peer.id, "simulcast": room.config.simulcast}))
-        self.nursery.start_soon(self._pump, room, peer, frame.topic, frame.join_ref)
+        await self._send(phoenix.reply(frame, "ok", {"peer_id": link.id, "simulcast": link.settings.simulcast}))
+        self.nursery.start_soon(self._pump, link, frame.topic, frame.join_ref)
 
     async def _leave(self, frame: Frame) -> None:
-        assert self.room is not None and self.peer is not None
-        self.room.leave(self.peer, "left")
-        self.room = self.peer = None
+        assert self.link is not None
+        self.link.leave("left")
+        self.link = None
         self.topic = self.join_ref = None
         await self._send(phoenix.reply(frame, "ok"))
         await self._send(phoenix.push(frame.join_ref, frame.topic, phoenix.CLOSE, {}))
 
-    async def _pump(self, room: Room, peer: Peer, topic: str, join_ref: str | None) -> None:
-        """Send the peer's outbox to the socket; when it ends, tell the client why."""
-        async for message in peer.outbox:
-            if peer.cut_off:
-                break
+    async def _pump(self, link: ParticipantLink, topic: str, join_ref: str | None) -> None:
+        """Send what the room sends to the socket; when the room lets go, tell the client why."""
+        async for message in link:
             if not await send_or_drop(self.websocket, self.stream, outgoing(join_ref, topic, message).encode(), self.metrics):
                 return
             self.metrics.messages_out.labels("phoenix").inc()
-        reason = peer.closed_reason or "removed"
-        if reason == "left" or self.peer is not peer:
+        closed = link.closed
+        reason = closed.reason if closed is not None else "removed"
+        if reason == "left" or self.link is not link:
             return  # the client asked to leave; it has its answer already
-        self.room = self.peer = None
+        self.link = None
         self.topic = self.join_ref = None
-        if peer.cut_off:
+        if closed is not None and closed.cut_off:
             self.metrics.errors.labels("slow_consumer").inc()
             log.warning("peer cut off", reason=reason)
             await self.websocket.aclose(POLICY_VIOLATION, reason[:120])
@@ -228,16 +223,19 @@ class PeerChannel:
             # phx_error makes phoenix.js rejoin the channel by itself, with backoff;
             # phx_close ends the channel for good. "retry": the media path broke, and a
             # client that joins again (with a new media connection) may well get through.
-            event = phoenix.ERROR if peer.rejoin else phoenix.CLOSE
-            payload = {"reason": reason, "retry": True} if peer.retry and not peer.rejoin else {"reason": reason}
+            rejoin, retry = (closed.rejoin, closed.retry) if closed is not None else (False, False)
+            event = phoenix.ERROR if rejoin else phoenix.CLOSE
+            payload = {"reason": reason, "retry": True} if retry and not rejoin else {"reason": reason}
             await self._send(phoenix.push(join_ref, topic, event, payload))
-            if self.daemon.draining:
+            if self.context.draining():
                 await self.websocket.aclose(GOING_AWAY, reason[:120])
 
 
-def outgoing(join_ref: str | None, topic: str, message: str | ChannelPush) -> Frame:
-    """An outbox item as the frame that carries it: a media event's JSON text as a
+def outgoing(join_ref: str | None, topic: str, message: FromRoom) -> Frame:
+    """What the room sent as the frame that carries it: a media event's JSON text as a
     ``mediaEvent`` push, a :class:`ChannelPush` (chat) as a push of its own event."""
     if isinstance(message, ChannelPush):
         return phoenix.push(join_ref, topic, message.event, message.payload)
-    return phoenix.push(join_ref, topic, MEDIA_EVENT, {"data": message})
+    if isinstance(message, MediaEvent):
+        return phoenix.push(join_ref, topic, MEDIA_EVENT, {"data": message.data})
+    raise TypeError(f"a Phoenix channel cannot carry {message!r}")

@@ -3,15 +3,15 @@
 Credentials (query string ``username``/``password``, or a ``credentials``
 cookie holding that JSON) are checked before the upgrade: 401 when the
 room's password does not match, 404 for no such room, 400 for a malformed
-request. Then the peer joins the room (``max_peers`` applies), gets
-``authenticated``, the others get ``joined``, and every message it sends
-goes to the peers it names, with ``from`` set by the server.
+request. Then the peer joins the room (``max_peers`` applies) and gets
+``authenticated``, and every message it sends, ``from`` set here, goes over
+its participant link; the room side announces arrivals and departures and
+routes each message to the peers it names.
 """
 
 from __future__ import annotations
 
 from contextlib import suppress
-from typing import TYPE_CHECKING
 
 import structlog
 import trio
@@ -19,15 +19,15 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from .. import json_limits
 from ..config.validate import ROOM_NAME_RULE, is_room_name
+from ..context import Context
 from ..http.request import Request
 from ..logs.ratelimit import ThrottledLog
-from ..rooms import JoinRefused, Peer, Room
+from ..metrics import Metrics
+from ..rooms import JoinRefused
+from ..rooms.link import FromRoom, ParticipantLink, PeerJoined, PeerLeft, RelaySend, RelayText
 from . import relay_protocol as rp
 from .websocket import (GOING_AWAY, NORMAL, POLICY_VIOLATION, HandshakeFailed, accepted, frame_too_large, origin_allowed,
                         receive_within, refuse, send_or_drop)
-
-if TYPE_CHECKING:
-    from ..daemon.daemon import Daemon
 
 log = structlog.get_logger("videoroomd.relay")
 throttled = ThrottledLog(log)
@@ -63,7 +63,7 @@ def _credentials(request: Request) -> dict:
 _REFUSAL_STATUS = {"bad_room_name": 400, "unknown_room": 404, "wrong_password": 401, "too_many_attempts": 429}
 
 
-def _check(request: Request, daemon: "Daemon") -> str:
+def _check(request: Request, context: Context) -> str:
     """The room name, once the request may be upgraded; raises _Refusal otherwise.
 
     The room's checks (name, password, wrong-password throttle by client
@@ -72,106 +72,125 @@ def _check(request: Request, daemon: "Daemon") -> str:
     name = request.path[len(PREFIX):]
     if not is_room_name(name):
         raise _Refusal(400, f"expected /signaling/ROOM: {ROOM_NAME_RULE}")
-    if not origin_allowed(request, daemon.config.server.allowed_origins):
+    if not origin_allowed(request, context.config().server.allowed_origins):
         raise _Refusal(403, f"origin {request.headers.get('origin')} is not allowed here")
     credentials = _credentials(request)
     try:
-        daemon.rooms.admit(name, credentials.get("password", ""), request.remote[0])
+        context.rooms.admit(name, credentials.get("password", ""), request.remote[0])
     except JoinRefused as refused:
-        daemon.metrics.joins_refused.labels(refused.code).inc()
+        context.metrics.joins_refused.labels(refused.code).inc()
         raise _Refusal(_REFUSAL_STATUS.get(refused.code, 503), refused.reason) from None
     return name
 
 
-async def serve_relay(request: Request, stream: trio.abc.Stream, daemon: "Daemon") -> None:
+async def serve_relay(context: Context, request: Request, stream: trio.abc.Stream) -> None:
     """Serve one ``/signaling/NAME`` connection until it closes. Never raises for client faults."""
     try:
-        name = _check(request, daemon)
+        name = _check(request, context)
     except _Refusal as refusal:
-        daemon.metrics.connections_refused.labels(f"relay_{refusal.status}").inc()
+        context.metrics.connections_refused.labels(f"relay_{refusal.status}").inc()
         throttled.info("relay connection refused", status=refusal.status, reason=str(refusal), remote=request.remote[0])
         await refuse(stream, refusal.status, str(refusal))
         return
     try:
-        async with accepted(stream, daemon.config.server.max_frame_size) as websocket:
-            await _relay(websocket, stream, name, request, daemon)
+        async with accepted(stream, context.config().server.max_frame_size) as websocket:
+            await _relay(websocket, stream, name, request, context)
     except HandshakeFailed as failed:
         throttled.info("relay socket dropped before it opened", reason=str(failed), remote=request.remote[0])
 
 
-async def _relay(websocket: WebSocketConnection, stream: trio.abc.Stream, name: str, request: Request, daemon: "Daemon") -> None:
+async def _relay(websocket: WebSocketConnection, stream: trio.abc.Stream, name: str, request: Request,
+                 context: Context) -> None:
+    metrics = context.metrics
     try:
         credentials = _credentials(request)
-        room, peer = await daemon.rooms.enter(name, credentials.get("username", "") or "peer",
-                                              credentials.get("password"), kind="relay")
+        link = await context.rooms.enter(name, credentials.get("username", "") or "peer",
+                                         credentials.get("password"), kind="relay")
     except JoinRefused as refused:
-        daemon.metrics.joins_refused.labels(refused.code).inc()
+        metrics.joins_refused.labels(refused.code).inc()
         with suppress(ConnectionClosed):  # the client may be gone already; it was refused either way
             await websocket.send_message(rp.error("", rp.COULD_NOT_JOIN, refused.reason))
             await websocket.aclose(POLICY_VIOLATION, refused.reason[:120])
         return
-    daemon.metrics.joins.labels("relay").inc()
-    structlog.contextvars.bind_contextvars(room=name, peer=peer.id)
-    room.broadcast(rp.joined(peer.id), kind="relay", exclude=peer.id)
-    peer.deliver(rp.authenticated(peer.id))
+    metrics.joins.labels("relay").inc()
+    structlog.contextvars.bind_contextvars(room=name, peer=link.id)
     try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_pump, websocket, stream, peer, daemon)
-            await _read(websocket, peer, room, daemon, request.remote)
-            nursery.cancel_scope.cancel()
+        # The first frame, before anything the room sends: the others heard of it as it joined.
+        if await _send(websocket, stream, rp.authenticated(link.id), metrics):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_pump, websocket, stream, link, context)
+                max_frame_size = context.config().server.max_frame_size
+                await _read(websocket, stream, link, metrics, max_frame_size, request.remote)
+                nursery.cancel_scope.cancel()
     finally:
-        room.leave(peer, "connection closed")
-        room.broadcast(rp.left(peer.id), kind="relay")
+        link.leave("connection closed")
 
 
-async def _read(websocket: WebSocketConnection, peer: Peer, room: Room, daemon: "Daemon", remote: tuple[str, int]) -> None:
+async def _send(websocket: WebSocketConnection, stream: trio.abc.Stream, text: str, metrics: Metrics) -> bool:
+    """One frame to the client; returns False once the connection is gone (or was dropped as too slow)."""
+    if not await send_or_drop(websocket, stream, text, metrics):
+        return False
+    metrics.messages_out.labels("relay").inc()
+    return True
+
+
+async def _read(websocket: WebSocketConnection, stream: trio.abc.Stream, link: ParticipantLink, metrics: Metrics,
+                max_frame_size: int, remote: tuple[str, int]) -> None:
     bad = 0
     while True:
         try:
             text = await receive_within(websocket, IDLE_TIMEOUT)
         except ConnectionClosed as closed:
-            frame_too_large(closed, daemon.metrics, remote, daemon.config.server.max_frame_size)
+            frame_too_large(closed, metrics, remote, max_frame_size)
             return
         if text is None:
             await websocket.aclose(POLICY_VIOLATION, "idle for too long")
             return
-        daemon.metrics.messages_in.labels("relay").inc()
+        metrics.messages_in.labels("relay").inc()
         try:
             outgoing = rp.parse(text)
         except rp.InvalidMessage as invalid:
             bad += 1
-            daemon.metrics.errors.labels("bad_frame").inc()
+            metrics.errors.labels("bad_frame").inc()
             throttled.info("invalid relay message", remote=remote[0], error=str(invalid))
             if bad > MAX_BAD_MESSAGES:
                 await websocket.aclose(POLICY_VIOLATION, "too many invalid messages")
                 return
-            peer.deliver(rp.error(peer.id, rp.INVALID_MESSAGE, str(invalid)))
+            if not await _send(websocket, stream, rp.error(link.id, rp.INVALID_MESSAGE, str(invalid)), metrics):
+                return
             continue
-        if outgoing.to is None:
-            room.broadcast(rp.message(outgoing.event, outgoing.data, sender=peer.id, to=rp.ALL), kind="relay", exclude=peer.id)
-        else:
-            text_out = rp.message(outgoing.event, outgoing.data, sender=peer.id, to=list(outgoing.to))
-            for target in outgoing.to:
-                if target != peer.id:
-                    room.unicast(target, text_out, kind="relay")
+        to = rp.ALL if outgoing.to is None else list(outgoing.to)
+        text_out = rp.message(outgoing.event, outgoing.data, sender=link.id, to=to)
+        await link.send(RelaySend(text_out, outgoing.to))
 
 
-async def _pump(websocket: WebSocketConnection, stream: trio.abc.Stream, peer: Peer, daemon: "Daemon") -> None:
-    """Send the peer's outbox; when the room let go of the peer, say why and close."""
-    async for text in peer.outbox:
-        if peer.cut_off:
-            break
-        if not await send_or_drop(websocket, stream, text, daemon.metrics):
+def _text(item: FromRoom) -> str:
+    """What the room sent, as the relay frame that carries it."""
+    if isinstance(item, RelayText):
+        return item.text
+    if isinstance(item, PeerJoined):
+        return rp.joined(item.peer_id)
+    if isinstance(item, PeerLeft):
+        return rp.left(item.peer_id)
+    raise TypeError(f"a relay socket cannot carry {item!r}")
+
+
+async def _pump(websocket: WebSocketConnection, stream: trio.abc.Stream, link: ParticipantLink,
+                context: Context) -> None:
+    """Send what the room sends; when the room let go of the peer, say why and close."""
+    metrics = context.metrics
+    async for item in link:
+        if not await _send(websocket, stream, _text(item), metrics):
             return
-        daemon.metrics.messages_out.labels("relay").inc()
-    reason = peer.closed_reason or ""
+    closed = link.closed
+    reason = closed.reason if closed is not None else ""
     try:
-        if peer.cut_off:
-            daemon.metrics.errors.labels("slow_consumer").inc()
+        if closed is not None and closed.cut_off:
+            metrics.errors.labels("slow_consumer").inc()
             log.warning("peer cut off", reason=reason)
             await websocket.aclose(POLICY_VIOLATION, reason[:120])
         elif reason not in ("left", "connection closed"):
-            await websocket.send_message(rp.error(peer.id, rp.ROOM_CLOSED, reason))
-            await websocket.aclose(GOING_AWAY if daemon.draining else NORMAL, reason[:120])
+            await websocket.send_message(rp.error(link.id, rp.ROOM_CLOSED, reason))
+            await websocket.aclose(GOING_AWAY if context.draining() else NORMAL, reason[:120])
     except ConnectionClosed:
         pass

@@ -1,5 +1,5 @@
 """Serve the web client: `/` (room list), `/room/NAME` (join screen), `/check` (connectivity
-check), `/static/…`, `/api/rooms`, `/api/check`."""
+check), `/static/…`, `/api/rooms`, `/api/check`. Their paths are given in :mod:`videoroomd.http.routes`."""
 
 from __future__ import annotations
 
@@ -9,14 +9,11 @@ import math
 import mimetypes
 import time
 from importlib import resources
-from typing import TYPE_CHECKING
 
 from ..config.validate import ROOM_NAME
+from ..context import Context
 from ..http.request import Request, Response
 from .check import CheckLimiter, check_servers
-
-if TYPE_CHECKING:
-    from ..daemon.daemon import Daemon
 
 STATIC = resources.files("videoroomd.web").joinpath("static")
 CONTENT_TYPES = {
@@ -61,47 +58,49 @@ def _static(path: str, request: Request) -> Response | None:
     return Response(200, body, content_type, headers=headers)
 
 
-def public_rooms(daemon: "Daemon") -> dict:
+def public_rooms(context: Context) -> dict:
     """What anyone may know of the rooms: names, how full, whether they need a password."""
-    rooms = []
-    for name, config in daemon.config.rooms.items():
-        room = daemon.rooms.get(name)
-        rooms.append({"name": name, "people": room.peer_count("rtc") if room else 0,
-                      "max_peers": config.max_peers, "password": config.password is not None})
-    return {"rooms": rooms, "dynamic_rooms": daemon.config.server.dynamic_rooms}
+    config = context.config()
+    rooms = [{"name": name, "people": context.rooms.people(name),
+              "max_peers": room.max_peers, "password": room.password is not None}
+             for name, room in config.rooms.items()]
+    return {"rooms": rooms, "dynamic_rooms": config.server.dynamic_rooms}
 
 
-def page_handler(daemon: "Daemon"):
-    checks = CheckLimiter()
+class Pages:
+    """The web client's pages and APIs; each method answers one route (None: nothing there, a 404)."""
 
-    def check(request: Request) -> Response:
-        wait = checks.allow(request.remote[0], time.monotonic())
+    def __init__(self, context: Context):
+        self.context = context
+        self.checks = CheckLimiter()
+
+    async def index(self, request: Request) -> Response | None:
+        return _static("index.html", request)
+
+    async def room(self, request: Request) -> Response | None:
+        """``/room/NAME``: the join screen (the page reads the name from its address)."""
+        if not ROOM_NAME.match(request.path[len("/room/"):]):
+            return Response.text(404, "no such room")
+        return _static("index.html", request)
+
+    async def static(self, request: Request) -> Response | None:
+        return _static(request.path[len("/static/"):], request)
+
+    async def rooms(self, request: Request) -> Response | None:
+        body = json.dumps(public_rooms(self.context)).encode()
+        return Response(200, body, "application/json", headers=[("cache-control", "no-store")])
+
+    async def check_page(self, request: Request) -> Response | None:
+        return _static("check.html", request)
+
+    async def check(self, request: Request) -> Response | None:
+        """The connectivity check's servers, at most a few times a minute per address."""
+        wait = self.checks.allow(request.remote[0], time.monotonic())
         if wait:
             return Response.text(429, f"too many connectivity checks from {request.remote[0]}; "
                                       f"try again in {math.ceil(wait)} s")
-        body = json.dumps(check_servers(daemon.turn_credentials.builtin, time.time())).encode()
+        body = json.dumps(check_servers(self.context.turn.builtin, time.time())).encode()
         return Response(200, body, "application/json", headers=[("cache-control", "no-store")])
 
-    async def handle(request: Request) -> Response | None:
-        path = request.path
-        if path == "/" or path == "/index.html":
-            return _static("index.html", request)
-        if path.startswith("/room/"):
-            name = path[len("/room/"):]
-            if not ROOM_NAME.match(name):
-                return Response.text(404, "no such room")
-            return _static("index.html", request)
-        if path.startswith("/static/"):
-            return _static(path[len("/static/"):], request)
-        if path == "/api/rooms":
-            body = json.dumps(public_rooms(daemon)).encode()
-            return Response(200, body, "application/json", headers=[("cache-control", "no-store")])
-        if path == "/check":
-            return _static("check.html", request)
-        if path == "/api/check":
-            return check(request)
-        if path == "/favicon.ico":
-            return _static("favicon.svg", request)
-        return None
-
-    return handle
+    async def favicon(self, request: Request) -> Response | None:
+        return _static("favicon.svg", request)

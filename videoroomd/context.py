@@ -1,0 +1,29 @@
+"""What an HTTP, socket or page handler may read of the running daemon: a small, frozen :class:`Context`.
+
+Handlers get this instead of the daemon itself, so that they import neither
+the daemon nor each other, and a handler can be run against a context made
+for it. It may import the config, the metrics, the room service's seam and
+the TURN credentials; never the daemon, a handler or a room's insides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .config import Config
+from .metrics import Metrics
+from .rooms.link import RoomService
+from .turn.clients import TurnCredentials
+
+
+@dataclass(frozen=True)
+class Context:
+    """The daemon as its handlers see it; the getters read what a reload or a drain changes."""
+
+    config: Callable[[], Config]          # the configuration now (a reload replaces it)
+    metrics: Metrics
+    draining: Callable[[], bool]          # a stop has begun: no new joins, /healthz says 503
+    rooms: RoomService
+    turn: TurnCredentials                 # the built-in TURN server's endpoints, once bound (the check page)
+    media_snapshot: Callable[[], list[dict[str, Any]]]  # the media workers, for the admin view

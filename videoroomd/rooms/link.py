@@ -1,0 +1,162 @@
+"""The participant link: what a socket handler may ask of a room, and what crosses between them.
+
+A socket handler (the Phoenix channel, the relay) joins a room through a
+:class:`RoomService` and then speaks only to the :class:`ParticipantLink` it
+got back: it sends :data:`ToRoom` events, reads :data:`FromRoom` events, and
+leaves. Everything that crosses is a frozen dataclass of plain data (str,
+numbers, dicts and lists of them), so that an implementation may carry it
+between processes or nodes. The one implementation today,
+:mod:`.local_link`, wraps the rooms of this process.
+
+This module imports nothing of the package but the chat's error type (a
+refused join raises the rooms' JoinRefused): both sides of the seam import
+it, never each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Protocol, Union
+
+from .chat import ChatRefused
+
+__all__ = [
+    "CHAT", "CHAT_HISTORY", "ChannelPush", "ChatPost", "ChatRefused", "Closure", "FromRoom", "MediaEvent",
+    "ParticipantLink", "PeerJoined", "PeerLeft", "RelaySend", "RelayText", "RoomService", "RoomSettings", "ToRoom",
+]
+
+
+# -- both ways ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MediaEvent:
+    """A Membrane RTC Engine media event, as the JSON text the client sent or will receive."""
+
+    data: str
+
+
+# -- participant → room ------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChatPost:
+    """A chat message typed by the participant (the room cleans, limits and stamps it)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class RelaySend:
+    """A relay message from the participant, already written as its relay frame (``from`` set).
+
+    ``to``: the peer ids it is for; None for everyone in the room but the sender.
+    The room only routes it; peers of other kinds never receive it."""
+
+    text: str
+    to: tuple[str, ...] | None
+
+
+ToRoom = Union[MediaEvent, ChatPost, RelaySend]
+
+
+# -- room → participant ------------------------------------------------------------------
+CHAT = "chat"                  # the Phoenix event of one chat message
+CHAT_HISTORY = "chat_history"  # the Phoenix event of the history, sent to a newcomer
+
+
+@dataclass(frozen=True)
+class ChannelPush:
+    """A Phoenix event for an "rtc" participant that is not a media event (chat, chat history)."""
+
+    event: str
+    payload: dict
+
+
+@dataclass(frozen=True)
+class RelayText:
+    """A relay frame for a "relay" participant, as its sender's edge wrote it."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class PeerJoined:
+    """Another relay participant came into the room."""
+
+    peer_id: str
+
+
+@dataclass(frozen=True)
+class PeerLeft:
+    """A relay participant left the room."""
+
+    peer_id: str
+
+
+FromRoom = Union[MediaEvent, ChannelPush, RelayText, PeerJoined, PeerLeft]
+
+
+@dataclass(frozen=True)
+class RoomSettings:
+    """What a socket handler needs to know of the room it joined."""
+
+    name: str
+    simulcast: bool = False
+
+
+@dataclass(frozen=True)
+class Closure:
+    """Why the room let go of a participant.
+
+    ``rejoin``: the room restarted, the client should join again by itself;
+    ``retry``: the media path broke, joining again (a new connection) may work;
+    ``cut_off``: it left too much unread, nothing more is sent to it."""
+
+    reason: str
+    rejoin: bool = False
+    retry: bool = False
+    cut_off: bool = False
+
+
+class ParticipantLink(Protocol):
+    """One participant in one room, as its socket handler sees it."""
+
+    id: str
+    kind: str  # "rtc" (Phoenix channel, through the engine) or "relay" (/signaling)
+    settings: RoomSettings
+
+    async def send(self, event: ToRoom) -> str | None:
+        """Hand ``event`` to the room. Returns the id the room gave a chat message (None
+        for other events); raises ChatRefused when the room will not take a chat message.
+        Events sent after the link closed are dropped."""
+
+    def leave(self, reason: str) -> None:
+        """Leave the room (the socket closed, or the client said goodbye); safe to call twice.
+
+        Synchronous and never blocks, so that it can run in a cancelled ``finally``:
+        an implementation that must tell another process queues it."""
+
+    def __aiter__(self) -> AsyncIterator[FromRoom]:
+        """What the room sends, in order; ends once the link is closed (see :attr:`closed`)."""
+
+    @property
+    def closed(self) -> Closure | None:
+        """Why the link was closed; None while it is open."""
+
+
+class RoomService(Protocol):
+    """The rooms, as socket and page handlers see them."""
+
+    def admit(self, name: str, password: str | None, address: str) -> None:
+        """Check a join before anything is made for it (room name, password, throttle).
+
+        Raises JoinRefused with a reason a person can read."""
+
+    async def join(self, name: str, display: str, password: str | None, *, kind: str, address: str) -> ParticipantLink:
+        """Check the join (:meth:`admit`), open the room and enter it. Raises JoinRefused."""
+
+    async def enter(self, name: str, display: str, password: str | None, *, kind: str) -> ParticipantLink:
+        """Open the room and enter it, the join already admitted. Raises JoinRefused."""
+
+    def people(self, name: str) -> int:
+        """How many "rtc" participants room ``name`` has now (0 when it is not running)."""
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """A JSON-ready view of every room (the admin view and ``videoroomd rooms --live``)."""

@@ -1,0 +1,127 @@
+"""The participant link over the rooms of this process: :class:`LocalRoomService` and :class:`LocalLink`.
+
+A link wraps one :class:`~.room.Peer` of one :class:`~.room.Room`; sending
+calls the room's dispatch directly, and what the room sends comes out of the
+peer's bounded outbox. The relay's fan-out lives here, on the room side of
+the seam: a relay participant's arrival and departure are announced to the
+room's other relay participants, and its messages are routed to the ids
+they name (or to everyone but the sender).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from .link import (ChatPost, Closure, FromRoom, MediaEvent, ParticipantLink, PeerJoined, PeerLeft, RelaySend,
+                   RelayText, RoomSettings, ToRoom)
+from .registry import RoomRegistry
+from .room import Peer, Room
+
+RELAY = "relay"
+
+
+class LocalLink:
+    """One participant of a room in this process (see :class:`~.link.ParticipantLink`)."""
+
+    def __init__(self, room: Room, peer: Peer):
+        self._room = room
+        self._peer = peer
+        self._left = False
+        self.id = peer.id
+        self.kind = peer.kind
+        self.settings = RoomSettings(room.name, room.config.simulcast)
+
+    async def send(self, event: ToRoom) -> str | None:
+        """Hand ``event`` to the room (see :meth:`.link.ParticipantLink.send`); raises ChatRefused."""
+        if isinstance(event, MediaEvent):
+            self._room.media_event(self._peer, event.data)
+        elif isinstance(event, ChatPost):
+            return self._room.chat(self._peer, event.text).id
+        elif isinstance(event, RelaySend):
+            self._route(event)
+        else:
+            raise TypeError(f"not an event for a room: {event!r}")
+        return None
+
+    def _route(self, message: RelaySend) -> None:
+        if self._peer.closed_reason is not None:
+            return
+        item = RelayText(message.text)
+        if message.to is None:
+            self._room.broadcast(item, kind=RELAY, exclude=self.id)
+            return
+        for target in message.to:
+            if target != self.id:
+                self._room.unicast(target, item, kind=RELAY)
+
+    def leave(self, reason: str) -> None:
+        """Leave the room; the room's other relay participants hear of a relay participant leaving.
+
+        Safe to call twice; a participant the room already let go of is announced
+        all the same, since nobody was told yet."""
+        if self._left:
+            return
+        self._left = True
+        self._room.leave(self._peer, reason)
+        if self.kind == RELAY:
+            self._room.broadcast(PeerLeft(self.id), kind=RELAY)
+
+    def __aiter__(self) -> "LocalLink":
+        return self
+
+    async def __anext__(self) -> FromRoom:
+        """The next thing the room sent; StopAsyncIteration once the link is closed,
+        at once (queued items dropped) when it was cut off for leaving too much unread."""
+        try:
+            item = await self._peer.outbox.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StopAsyncIteration from None
+        if self._peer.cut_off:
+            raise StopAsyncIteration
+        if isinstance(item, str):  # the engine's media event text, or relay text queued as such
+            return MediaEvent(item) if self.kind != RELAY else RelayText(item)
+        return item
+
+    @property
+    def closed(self) -> Closure | None:
+        peer = self._peer
+        if peer.closed_reason is None:
+            return None
+        return Closure(peer.closed_reason, rejoin=peer.rejoin, retry=peer.retry, cut_off=peer.cut_off)
+
+
+class LocalRoomService:
+    """The rooms of this process's :class:`~.registry.RoomRegistry` (see :class:`~.link.RoomService`)."""
+
+    def __init__(self, registry: RoomRegistry):
+        self.registry = registry
+
+    def admit(self, name: str, password: str | None, address: str) -> None:
+        """Check a join before anything is made for it; raises JoinRefused."""
+        self.registry.admit(name, password, address)
+
+    async def join(self, name: str, display: str, password: str | None, *, kind: str, address: str) -> ParticipantLink:
+        """Check the join, open the room and enter it; returns the link. Raises JoinRefused."""
+        room, peer = await self.registry.join(name, display, password, kind=kind, address=address)
+        return self._linked(room, peer)
+
+    async def enter(self, name: str, display: str, password: str | None, *, kind: str) -> ParticipantLink:
+        """Open the room and enter it (the join already admitted); returns the link. Raises JoinRefused."""
+        room, peer = await self.registry.enter(name, display, password, kind=kind)
+        return self._linked(room, peer)
+
+    @staticmethod
+    def _linked(room: Room, peer: Peer) -> LocalLink:
+        # No checkpoint since the peer joined: the others hear of it before anything it sends.
+        if peer.kind == RELAY:
+            room.broadcast(PeerJoined(peer.id), kind=RELAY, exclude=peer.id)
+        return LocalLink(room, peer)
+
+    def people(self, name: str) -> int:
+        room = self.registry.get(name)
+        return room.peer_count("rtc") if room is not None else 0
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return self.registry.snapshot()
