@@ -21,11 +21,11 @@ from ..config import IceConfig, RoomConfig
 from ..media.client import MediaError, WorkerLost
 from ..media.plane import MediaPlane, RoomLink
 from ..rooms.room import Peer, Room
+from ..token_buckets import TokenBuckets
 from ..turn.clients import TurnCredentials
 from ..turn.peers import MediaAddresses
 from . import media_events as ev
 from .media_events import MediaEventError
-from .rate import PeerRate
 from .sdp import MAX_MEDIA_LINES, SdpError
 from .sdp import parse as parse_sdp
 from .sdp import simulcast_rids
@@ -90,8 +90,8 @@ class Engine:
         self._left: set[str] = set()  # peers that left the room, still to remove here
         self._queued: dict[str, int] = {}  # peer -> its events in the inbox
         self.failures = 0  # participants removed for an error nobody foresaw
-        self._announce = PeerRate(ANNOUNCE_RATE, ANNOUNCE_BURST)
-        self._targets = PeerRate(TARGET_RATE, TARGET_BURST)
+        self._announce = TokenBuckets(ANNOUNCE_RATE, ANNOUNCE_BURST)  # per peer id
+        self._targets = TokenBuckets(TARGET_RATE, TARGET_BURST)
 
     # -- the Room's side (synchronous) ------------------------------------------------------
     def peer_joined(self, peer: Peer) -> None:
@@ -281,7 +281,7 @@ class Engine:
     async def _dispatch(self, peer: Peer, event: ev.ClientEvent) -> None:
         kind = event.type
         counted = kind in ANNOUNCED or (kind == "sdpOffer" and not self.session.expects_offer(peer.id))
-        if counted and not self._announce.allow(peer.id, trio.current_time()):
+        if counted and not self._announce.take(peer.id, trio.current_time()):
             raise MediaEventError(f"{kind}: too many connects, metadata updates and renegotiations; at most "
                                   f"{ANNOUNCE_BURST:g} at once, then {ANNOUNCE_RATE:g} a second")
         if kind == "connect":
@@ -320,7 +320,7 @@ class Engine:
         if not self.session.encoding_changes(peer.id, track_id, encoding, enabled):
             log.debug("layer change without effect", peer=peer.id, track=track_id[:80], encoding=encoding[:20])
             return
-        if not self._announce.allow(peer.id, trio.current_time()):
+        if not self._announce.take(peer.id, trio.current_time()):
             raise MediaEventError(f"{event.type}: too many layer changes; at most {ANNOUNCE_BURST:g} at once, "
                                   f"then {ANNOUNCE_RATE:g} a second")
         _, out = self.session.set_encoding(peer.id, track_id, encoding, enabled)
@@ -341,7 +341,7 @@ class Engine:
         only for a malformed event."""
         track_id = ev.field(event, "trackId", str)
         variant = ev.field(event, "variant", str)
-        if not self._targets.allow(peer.id, trio.current_time()):
+        if not self._targets.take(peer.id, trio.current_time()):
             log.info("layer request dropped: too many", peer=peer.id, rate=TARGET_RATE, burst=TARGET_BURST)
             return
         problem = self.session.target(peer.id, track_id, variant)

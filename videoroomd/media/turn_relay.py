@@ -39,6 +39,7 @@ from aioice import stun
 from ..turn import channeldata
 from ..turn.allocations import Allocation, ByteBudget
 from ..turn.framing import StreamFramer
+from ..token_buckets import TokenBuckets
 from ..turn.messages import Malformed, decode, looks_like_stun
 from .aiortc_compat.ice import DivertingTransport, divert_to, hand_relayed
 
@@ -80,8 +81,6 @@ class HandedClient:
     stream: asyncio.Transport | None = None
     framer: StreamFramer | None = None
     closed: bool = False
-    control_tokens: float = CONTROL_BURST
-    control_stamp: float = 0.0
 
 
 class WorkerRelays:
@@ -94,6 +93,7 @@ class WorkerRelays:
         self.clock = clock
         self.clients: dict[str, HandedClient] = {}
         self.budget = ByteBudget(0)
+        self.control_rate = TokenBuckets(CONTROL_RATE, CONTROL_BURST)  # requests passed on, per relay id
         self.handed = 0
         self.relayed: Counter[str] = Counter()   # to_peer, to_client -> packets
         self.dropped: Counter[str] = Counter()   # reason -> datagrams not relayed
@@ -178,6 +178,7 @@ class WorkerRelays:
         if handed is None:
             return
         handed.closed = True
+        self.control_rate.forget(relay_id)
         for protocol in handed.protocols.values():
             transport = getattr(protocol, "transport", None)
             if isinstance(transport, DivertingTransport):
@@ -265,13 +266,7 @@ class WorkerRelays:
             log.exception("relaying a client's message failed", relay=handed.id)
 
     def _may_pass_on(self, handed: HandedClient) -> bool:
-        now = self.clock()
-        handed.control_tokens = min(CONTROL_BURST, handed.control_tokens + (now - handed.control_stamp) * CONTROL_RATE)
-        handed.control_stamp = now
-        if handed.control_tokens < 1:
-            return False
-        handed.control_tokens -= 1
-        return True
+        return self.control_rate.take(handed.id, self.clock())
 
     def _to_peer(self, handed: HandedClient, peer: Address, payload: bytes) -> None:
         now = self.clock()
