@@ -138,8 +138,7 @@ class WorkerRelays:
             self.budget.rate = float(message["bandwidth"])
             allocation = Allocation(relay_id, str(message["user"]), _address(message["relay_address"]), 0.0)
             apply_state(allocation, message["state"], self.clock())
-            handed = HandedClient(relay_id, transport, _address(message["client"]), allocation.relay, allocation, sock,
-                                  control_stamp=self.clock())
+            handed = HandedClient(relay_id, transport, _address(message["client"]), allocation.relay, allocation, sock)
             self.clients[relay_id] = handed
             loop = asyncio.get_running_loop()
             if transport == "udp":
