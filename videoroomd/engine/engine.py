@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 import trio
 
+from ..backoff import Backoff, retry
 from ..config import IceConfig, RoomConfig
 from ..media.client import MediaError, WorkerLost
 from ..media.plane import MediaPlane, RoomLink
@@ -45,7 +46,8 @@ ANNOUNCE_RATE = 2.0          # connects, metadata updates and renegotiations a p
 ANNOUNCE_BURST = 20          # ...after a burst of this many (each reaches every other client)
 # Offers are counted only when unasked for: the one answering our offerData is the protocol.
 ANNOUNCED = frozenset({"connect", "updateEndpointMetadata", "updateTrackMetadata", "renegotiateTracks"})
-REOPEN_DELAYS = (0.5, 1.0, 2.0, 5.0)  # seconds between tries to open the room's media again
+REOPEN_BACKOFF = Backoff((0.5, 1.0, 2.0))  # seconds between tries to open the room's media again
+REOPEN_TRIES = 4
 WORKER_LOST = "the media server restarted; reconnecting"
 MAX_REASON = 200             # characters of the reason a removed participant's channel is closed with
 TARGET_RATE = 10.0           # setTargetTrackVariant a subscriber may send per second...
@@ -540,16 +542,13 @@ class Engine:
         self._candidates.clear()
         for peer in peers:
             self.room.leave(peer, WORKER_LOST, retry=True)  # their "left" items follow
-        for attempt, delay in enumerate(REOPEN_DELAYS):
-            try:
-                self.link = await self._open_media()
-                log.info("room media opened again", worker=self.link.worker_name)
-                return
-            except (WorkerLost, MediaError) as error:
-                if attempt == len(REOPEN_DELAYS) - 1:
-                    raise
-                log.warning("opening the room's media again failed; trying again", error=describe(error), retry_in_s=delay)
-                await trio.sleep(delay)
+
+        def failed(error: Exception, delay: float) -> None:
+            log.warning("opening the room's media again failed; trying again", error=describe(error), retry_in_s=delay)
+
+        self.link = await retry(self._open_media, REOPEN_BACKOFF, tries=REOPEN_TRIES,
+                                retry_on=(WorkerLost, MediaError), on_retry=failed)
+        log.info("room media opened again", worker=self.link.worker_name)
 
 
 def describe(error: BaseException) -> str:
