@@ -18,7 +18,8 @@ import structlog
 import trio
 
 from ..backoff import Backoff, recent
-from .client import EventSink, LogSettings, MediaError, MediaWorker, TurnSink, WorkerLost, only_kind
+from ..exception_groups import only_kind
+from .client import EventSink, LogSettings, MediaError, MediaWorker, TurnSink, WorkerLost
 
 log = structlog.get_logger("videoroomd.media")
 

@@ -21,6 +21,7 @@ import structlog
 import trio
 
 from ..config import RoomConfig
+from ..exception_groups import only_cancelled
 from .chat import ChatLog, ChatMessage, ChatRefused
 
 log = structlog.get_logger("videoroomd.room")
@@ -30,12 +31,6 @@ TOO_SLOW = "too slow"
 MAX_NAME = 64      # characters of a display name
 CHAT = "chat"                  # the Phoenix event of one chat message
 CHAT_HISTORY = "chat_history"  # the Phoenix event of the history, sent to a newcomer
-
-
-def _only_cancelled(error: BaseException) -> bool:
-    if isinstance(error, BaseExceptionGroup):
-        return all(_only_cancelled(e) for e in error.exceptions)
-    return isinstance(error, trio.Cancelled)
 
 
 class JoinRefused(Exception):
@@ -183,7 +178,7 @@ class Room:
                 nursery.cancel_scope.cancel()
             error_reason, rejoin = self.stop_reason, self.stop_rejoin
         except BaseException as error:
-            if _only_cancelled(error):  # the daemon is stopping, not the room failing
+            if only_cancelled(error):  # the daemon is stopping, not the room failing
                 error_reason, rejoin = self.stop_reason, self.stop_rejoin
             raise
         finally:
