@@ -11,7 +11,6 @@ again on a worker that runs.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import structlog
@@ -22,14 +21,15 @@ from ..config import IceConfig, RoomConfig
 from ..media.client import MediaError, WorkerLost
 from ..media.plane import MediaPlane, RoomLink
 from ..rooms.room import Peer, Room
+from ..sdp.candidates import announce_address, host_candidates
+from ..sdp.offer import MAX_MEDIA_LINES, SdpError
+from ..sdp.offer import parse as parse_sdp
+from ..sdp.offer import simulcast_rids
 from ..token_buckets import TokenBuckets
 from ..turn.clients import TurnCredentials
 from ..turn.peers import MediaAddresses
 from . import media_events as ev
 from .media_events import MediaEventError
-from .sdp import MAX_MEDIA_LINES, SdpError
-from .sdp import parse as parse_sdp
-from .sdp import simulcast_rids
 from .session import Session, SessionError
 
 log = structlog.get_logger("videoroomd.engine")
@@ -53,20 +53,6 @@ MAX_REASON = 200             # characters of the reason a removed participant's 
 TARGET_RATE = 10.0           # setTargetTrackVariant a subscriber may send per second...
 TARGET_BURST = 30            # ...after a burst of this many (a page re-laid out at once asks for each tile)
 MAX_VARIANT_BITRATES = 8     # entries of one trackVariantBitrates (one per layer)
-_HOST_CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ (udp) \d+ (\S+) (\d+) typ host", re.MULTILINE | re.IGNORECASE)  # the media sockets an answer offers
-_CANDIDATE_ADDRESS = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host)", re.MULTILINE)
-
-
-def announce_address(sdp: str, address: str | None) -> str:
-    """Put ``address`` in place of the host candidates' addresses (a server behind 1:1 NAT)."""
-    if not address:
-        return sdp
-    return _CANDIDATE_ADDRESS.sub(lambda m: f"{m.group(1)}{address}{m.group(3)}", sdp)
-
-
-def host_candidates(sdp: str) -> list[tuple[str, int]]:
-    """The (address, port) of each host candidate in ``sdp``: the media sockets it offers."""
-    return [(m.group(2), int(m.group(3))) for m in _HOST_CANDIDATE.finditer(sdp)]
 
 
 class Engine:
