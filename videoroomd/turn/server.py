@@ -41,6 +41,7 @@ from .messages import (
     DONT_FRAGMENT, EVEN_PORT, UNKNOWN_ATTRIBUTES, Decoded, Malformed, decode, encode, error, looks_like_stun,
     requested_family, response, unknown_attributes_value,
 )
+from .relay_rules import Dropped, from_channel_data, from_send_indication, refusal, state_of, to_client
 
 log = structlog.get_logger("videoroomd.turn")
 
@@ -419,13 +420,15 @@ class TurnService:
     # -- relaying --------------------------------------------------------------------------------
     def _send_indication(self, decoded: Decoded, client: Client) -> None:
         allocation = self.table.get(client.key)
-        data = decoded.message.attributes.get("DATA")
         if allocation is None:
             self.dropped["no_allocation"] += 1
-        elif len(decoded.peers) != 1 or data is None:
-            self.dropped["malformed"] += 1
-        else:
-            self._to_peer(allocation, decoded.peers[0], data)
+            return
+        try:
+            peer, payload = from_send_indication(decoded)
+        except Dropped as drop:
+            self.dropped[drop.reason] += 1
+            return
+        self._to_peer(allocation, peer, payload)
 
     def _channel_data(self, data: bytes, client: Client) -> None:
         allocation = self.table.get(client.key)
@@ -433,31 +436,24 @@ class TurnService:
             self.dropped["no_allocation"] += 1
             return
         try:
-            channel, payload = channeldata.parse(data)
-        except Malformed:
-            self.dropped["malformed"] += 1
-            return
-        peer = allocation.peer_of(channel, trio.current_time())
-        if peer is None:
-            self.dropped["unbound_channel"] += 1
+            peer, payload = from_channel_data(allocation, data, trio.current_time())
+        except Dropped as drop:
+            self.dropped[drop.reason] += 1
             return
         self._to_peer(allocation, peer, payload)
 
+    def _reachable(self, peer: tuple[str, int]) -> bool:
+        return self.allowed_peer(peer[0], peer[1])
+
     def _to_peer(self, allocation: Allocation, peer: tuple[str, int], payload: bytes) -> None:
-        # Checked on every datagram, not only when the permission was made: a permission is for
-        # an IP address, and only the daemon's media ports on it may be reached.
-        now = trio.current_time()
-        if not allocation.permitted(peer[0], now):
-            self.dropped["no_permission"] += 1
-        elif not self.allowed_peer(peer[0], peer[1]):
-            self.dropped["forbidden_peer"] += 1
-        elif not self.budget.spend(allocation.user, len(payload), now):
-            self.dropped["bandwidth"] += 1
-        else:
-            relay = self._relays.get(allocation.key)
-            if relay is not None:
-                self.relayed["to_peer"] += 1
-                send_datagram(relay.sock, payload, peer, self.dropped, "peer_unreachable")
+        refused = refusal(allocation, peer, len(payload), trio.current_time(), reachable=self._reachable, budget=self.budget)
+        if refused is not None:
+            self.dropped[refused] += 1
+            return
+        relay = self._relays.get(allocation.key)
+        if relay is not None:
+            self.relayed["to_peer"] += 1
+            send_datagram(relay.sock, payload, peer, self.dropped, "peer_unreachable")
 
     async def _relay_from_peers(self, relay: _Relay) -> None:
         """Datagrams arriving on a relay socket, to its client; ends when the allocation does."""
@@ -483,21 +479,12 @@ class TurnService:
 
     def _from_peer(self, allocation: Allocation, client: Client, peer: tuple[str, int], payload: bytes) -> None:
         now = trio.current_time()
-        if not allocation.permitted(peer[0], now):
-            self.dropped["no_permission"] += 1
-        elif not self.allowed_peer(peer[0], peer[1]):
-            self.dropped["forbidden_peer"] += 1
-        elif not self.budget.spend(allocation.user, len(payload), now):
-            self.dropped["bandwidth"] += 1
-        else:
-            self.relayed["to_client"] += 1
-            channel = allocation.channel_for(peer, now)
-            if channel is not None:
-                client.send(channeldata.build(channel, payload, pad=client.stream))
-            else:
-                indication = stun.Message(stun.Method.DATA, stun.Class.INDICATION,
-                                          attributes={"XOR-PEER-ADDRESS": peer, "DATA": payload})
-                client.send(bytes(indication))
+        refused = refusal(allocation, peer, len(payload), now, reachable=self._reachable, budget=self.budget)
+        if refused is not None:
+            self.dropped[refused] += 1
+            return
+        self.relayed["to_client"] += 1
+        client.send(to_client(allocation, peer, payload, now, stream=client.stream))
 
     def _release(self, key: Hashable, *, removed: bool = False) -> None:
         """End the allocation of ``key`` (if any; ``removed``: the table dropped it already): its port is free again."""
@@ -538,12 +525,7 @@ class TurnService:
 
     def _state(self, relay: _Relay) -> dict:
         """The allocation's expiry, permissions and channels, in seconds left, for the worker."""
-        now = trio.current_time()
-        allocation = relay.allocation
-        return {"expires_in": allocation.expires - now,
-                "permissions": {ip: until - now for ip, until in allocation.permissions.items() if until > now},
-                "channels": {str(channel): [peer[0], peer[1], until - now]
-                             for channel, (peer, until) in allocation.channels.items() if until > now}}
+        return state_of(relay.allocation, trio.current_time())
 
     def _handoff_fields(self, relay: _Relay) -> dict:
         return {"relay": relay.id, "transport": relay.client.transport, "client": list(relay.client.address),
