@@ -2,7 +2,8 @@
 
 import pytest
 
-from videoroomd.media.candidates import candidate_host, reachable, without_unreachable
+from videoroomd.media.candidates import reachable, without_unreachable
+from videoroomd.sdp.candidates import candidate_host
 
 LOOPBACK = ("127.0.0.1",)
 PUBLIC = ("203.0.113.7",)

@@ -8,8 +8,9 @@ import pytest
 import trio
 from hypothesis import given, strategies as st
 
+from videoroomd.exception_groups import split_failure
 from videoroomd.http.hosts import HostPolicy, is_loopback_host, proxy_headers, split_host
-from videoroomd.http.isolation import contained, split_failure
+from videoroomd.http.isolation import contained
 from videoroomd.http.limits import PER_ADDRESS, TOTAL, OpenConnections
 from videoroomd.http.request import Request
 from videoroomd.logs.ratelimit import LineBudget

@@ -161,7 +161,7 @@ async def test_without_a_configured_certificate_one_is_made_for_all_connections(
 
 
 def test_announced_ip_replaces_host_candidate_addresses():
-    from videoroomd.engine.engine import announce_address
+    from videoroomd.sdp.candidates import announce_address
 
     sdp = ("a=candidate:abc 1 udp 2130706431 10.0.0.5 40000 typ host\r\n"
            "a=candidate:def 1 udp 1694498815 198.51.100.1 40001 typ srflx raddr 10.0.0.5 rport 40000\r\n")

@@ -18,7 +18,7 @@ from test_engine import media_metric
 from videoroomd.media import subscriber
 from videoroomd.media.aiortc_compat import ice as aioice_hooks
 from videoroomd.engine import engine as engine_module
-from videoroomd.engine import sdp as sdp_module
+from videoroomd.sdp import offer as sdp_module
 from videoroomd.engine import session as session_module
 from videoroomd.media.rtc import EndpointConnection
 from videoroomd.engine.session import Session

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from videoroomd.engine import media_events, sdp
+from videoroomd.engine import media_events
+from videoroomd.sdp import offer as sdp
 from videoroomd.engine.media_events import MediaEventError
-from videoroomd.engine.sdp import SdpError
+from videoroomd.sdp.offer import SdpError
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -121,7 +122,7 @@ def test_sdp_refusals_say_what_and_where(text, message):
 
 # -- the session rules under any sequence of what clients may say --------------------------------
 
-from videoroomd.engine.sdp import MediaLine, SessionDescription  # noqa: E402
+from videoroomd.sdp.offer import MediaLine, SessionDescription  # noqa: E402
 from videoroomd.engine.session import KINDS, Session, SessionError  # noqa: E402
 
 ENDPOINTS = ("a", "b", "c")

@@ -8,7 +8,8 @@ import signal
 import pytest
 import trio
 
-from videoroomd.media.client import MediaError, WorkerLost, only_kind
+from videoroomd.exception_groups import only_kind
+from videoroomd.media.client import MediaError, WorkerLost
 from videoroomd.media.plane import MediaPlane
 
 from engine_attack import real_offer

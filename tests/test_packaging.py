@@ -7,7 +7,6 @@ without documenting it fails these tests.
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 import shutil
@@ -20,10 +19,11 @@ import pytest
 
 from videoroomd.certs.generate import generate
 from videoroomd.cli.main import cli
-from videoroomd.config import validate
 from videoroomd.config.errors import ConfigError
 from videoroomd.config.load import parse
-from videoroomd.config.schema import RoomConfig, ServerConfig
+from videoroomd.config.ice_servers import TURN_SERVER_KEYS
+from videoroomd.config.keys import TABLES
+from videoroomd.config.schema import ServerConfig
 from videoroomd.daemon.daemon import STOP_GRACE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,7 +31,6 @@ UNIT = REPO / "systemd" / "videoroomd.service"
 SYSUSERS = REPO / "systemd" / "videoroomd.sysusers"
 MAN8 = REPO / "man" / "videoroomd.8"
 MAN5 = REPO / "man" / "videoroomd.toml.5"
-VALIDATE = Path(validate.__file__)
 SHIPPED_EXEC = "/usr/local/bin/videoroomd"
 
 
@@ -290,94 +289,25 @@ def _says_default(body: str, shown: str) -> bool:
     return re.search(r"Default: " + re.escape(shown) + r"(?![\w]|\.\d)", body) is not None
 
 
-# -- the configuration keys, from the validator's code -----------------------------------
-
-
-class _Unknown(Exception):
-    pass
-
-
-def _evaluate(node: ast.AST):
-    """The value of a simple expression in validate.py: constants, arithmetic, names."""
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Tuple):
-        return tuple(_evaluate(e) for e in node.elts)
-    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mult, ast.Add, ast.Sub, ast.Pow)):
-        left, right = _evaluate(node.left), _evaluate(node.right)
-        return {ast.Mult: left * right, ast.Add: left + right, ast.Sub: left - right, ast.Pow: left**right}[type(node.op)]
-    if isinstance(node, ast.Name) and hasattr(validate, node.id):
-        return getattr(validate, node.id)
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "base":
-        return getattr(RoomConfig(name=""), node.attr)  # [defaults] starts from RoomConfig's defaults
-    raise _Unknown(ast.dump(node))
-
-
-def _call_args(call: ast.Call) -> list:
-    out = []
-    for arg in call.args:
-        if isinstance(arg, ast.Starred):
-            out.extend(_evaluate(arg.value))
-        else:
-            out.append(_evaluate(arg))
-    return out
+# -- the configuration keys, from the schema ----------------------------------------------
 
 
 def config_keys() -> tuple[set[str], list[dict]]:
-    """Top-level tables, and each key with its table, default and converter, read from validate.py."""
-    tree = ast.parse(VALIDATE.read_text())
-    table_of: dict[str, str] = {}  # variable → the TOML table it reads
-    for node in ast.walk(tree):
-        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
-                and getattr(node.value.func, "id", None) == "_Table" and node.value.args):
-            first = node.value.args[0]
-            if (isinstance(first, ast.Call) and getattr(first.func, "attr", None) == "take"
-                    and first.args and isinstance(first.args[0], ast.Constant)):
-                for target in node.targets:
-                    if isinstance(target, ast.Name):
-                        table_of[target.id] = first.args[0].value
-    tables: set[str] = set()
+    """Top-level tables, and each key with its table, its default (the schema's) and its check's limits."""
+    tables = set(TABLES) | {"rooms"}
     keys: list[dict] = []
-    for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "take"):
-            continue
-        if not (node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
-            continue
-        key = node.args[0].value
-        owner = node.func.value.id if isinstance(node.func.value, ast.Name) else None
-        if owner == "top":
-            tables.add(key)
-            continue
-        entry = {"key": key, "table": table_of.get(owner, "rooms"), "default": _Unknown, "convert": None, "args": None}
-        if len(node.args) > 1:
-            try:
-                entry["default"] = _evaluate(node.args[1])
-            except _Unknown:
-                pass
-        if len(node.args) > 2 and isinstance(node.args[2], ast.Call):
-            entry["convert"] = getattr(node.args[2].func, "id", None)
-            try:
-                entry["args"] = _call_args(node.args[2])
-            except _Unknown:
-                pass
-        keys.append(entry)
-    for key in validate.ROOM_KEYS:
-        if not any(k["key"] == key and k["table"] == "rooms" for k in keys):
-            keys.append({"key": key, "table": "rooms", "default": _Unknown, "convert": None, "args": None})
-    # Cross-check with a plain search, so that no take("…") is missed by the walk above.
-    plain = set(re.findall(r"\.take\(\s*[\"'](\w+)[\"']", VALIDATE.read_text()))
-    assert plain == tables | {k["key"] for k in keys}, "validate.py reads keys this test does not see"
+    for table, (table_keys, base) in TABLES.items():
+        for key in table_keys:
+            keys.append({"key": key.name, "table": "rooms" if table == "defaults" else table,
+                         "default": key.default(base), "bounds": getattr(key.convert, "bounds", None),
+                         "choices": getattr(key.convert, "choices", None)})
     assert tables >= {"server", "ice", "log", "defaults", "rooms"} and len(keys) >= 15
     return tables, keys
 
 
 def turn_server_keys() -> set[str]:
-    """The keys of one TURN server table: the set literal _turn_server checks against."""
-    tree = ast.parse(VALIDATE.read_text())
-    function = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "_turn_server")
-    sets = [n for n in ast.walk(function) if isinstance(n, ast.Set)]
-    assert sets, "_turn_server no longer lists its keys in a set literal; update this test"
-    return {e.value for e in sets[0].elts if isinstance(e, ast.Constant)}
+    """The keys of one TURN server table."""
+    return set(TURN_SERVER_KEYS)
 
 
 def _number(value: float) -> str:
@@ -428,20 +358,20 @@ def test_man5_documents_every_config_key():
             missing.append(where)
             continue
         body = bodies[0]
-        shown = _shown(k["default"]) if k["default"] is not _Unknown else None
+        shown = _shown(k["default"])
         if shown is not None and not _says_default(body, shown):
             wrong.append(f"{where}: should say 'Default: {shown}'")
-        if k["convert"] in ("_integer", "_seconds") and k["args"]:
-            low, high = k["args"]
+        if k["bounds"]:
+            low, high = k["bounds"]
             wanted = f"from {_number(low)} to {_number(high)}"
             if wanted not in body.lower():
                 wrong.append(f"{where}: should give the range '{wanted}'")
-        if k["convert"] == "_choice" and k["args"]:
-            for option in k["args"][0]:
+        if k["choices"]:
+            for option in k["choices"]:
                 if f'"{option}"' not in body:
                     wrong.append(f'{where}: should name the choice "{option}"')
     assert not missing, "keys the validator accepts but videoroomd.toml(5) does not describe: " + ", ".join(missing)
-    assert not wrong, "videoroomd.toml(5) disagrees with validate.py:\n" + "\n".join(wrong)
+    assert not wrong, "videoroomd.toml(5) disagrees with the config schema:\n" + "\n".join(wrong)
 
 
 def test_man5_documents_turn_server_keys():

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from videoroomd.engine import media_events as ev
-from videoroomd.engine.sdp import MediaLine, SessionDescription, parse
+from videoroomd.sdp.offer import MediaLine, SessionDescription, parse
 from videoroomd.engine.session import Session, SessionError
 
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from videoroomd.media.aiortc_compat.simulcast import (REPAIRED_RID_URI, RID_URI, answer_with_bandwidth,
-                                                       answer_with_layers, offered_extension_ids)
+from videoroomd.sdp.sections import (REPAIRED_RID_URI, RID_URI, answer_with_bandwidth, answer_with_layers,
+                                     offered_extension_ids)
 from videoroomd.media.layers import RidTable
 from videoroomd.media.rtp_packets import vp8_starts_keyframe
 from videoroomd.media.server import MediaServer

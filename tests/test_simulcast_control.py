@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from videoroomd.engine import media_events as ev
-from videoroomd.engine import sdp
-from videoroomd.engine.sdp import SdpError, simulcast_rids
+from videoroomd.sdp import offer as sdp
+from videoroomd.sdp.offer import SdpError, simulcast_rids
 from videoroomd.engine.session import Session
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

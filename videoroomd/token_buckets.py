@@ -1,7 +1,8 @@
 """Token buckets by key, with a bound on the keys remembered (pure code).
 
 Each key gets a bucket of ``burst`` tokens, refilled at ``rate`` tokens per
-second. Only keys that have spent a token are remembered, and at most
+second; a take costs one token unless told otherwise (bytes, for a bandwidth
+budget). Only keys that have spent a token are remembered, and at most
 ``max_tracked`` of them: the least recently used are forgotten first, so a
 client inventing keys cannot grow the table.
 """
@@ -39,17 +40,17 @@ class TokenBuckets:
             return self.burst
         return min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
 
-    def wait(self, key: Hashable, now: float) -> float:
-        """Seconds until ``key`` has a whole token (0 when it has one now)."""
-        missing = 1.0 - self.tokens(key, now)
+    def wait(self, key: Hashable, now: float, cost: float = 1.0) -> float:
+        """Seconds until ``key`` has ``cost`` tokens (0 when it has them now)."""
+        missing = cost - self.tokens(key, now)
         return missing / self.rate if missing > 0 else 0.0
 
-    def take(self, key: Hashable, now: float) -> bool:
-        """Spend one token of ``key``; returns False (spending nothing) when it has none."""
+    def take(self, key: Hashable, now: float, cost: float = 1.0) -> bool:
+        """Spend ``cost`` tokens of ``key``; returns False (spending nothing) when it has fewer."""
         tokens = self.tokens(key, now)
-        allowed = tokens >= 1.0
+        allowed = tokens >= cost
         if allowed:
-            tokens -= 1.0
+            tokens -= cost
         self._buckets.pop(key, None)
         self._buckets[key] = _Bucket(tokens, now)  # re-insert: dict order is least recently used first
         while len(self._buckets) > self.max_tracked:

@@ -12,6 +12,8 @@ from typing import Awaitable, Callable
 import structlog
 import trio
 
+from ..backoff import Backoff, recent
+
 log = structlog.get_logger("videoroomd.supervisor")
 
 
@@ -21,6 +23,10 @@ class RestartPolicy:
     max_delay: float = 30.0      # the backoff doubles up to this
     max_crashes: int = 5         # crashes within `window` before giving up
     window: float = 60.0         # seconds; a child that ran this long is healthy again
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff.doubling(self.first_delay, self.max_delay)
 
 
 @dataclass
@@ -48,7 +54,8 @@ async def supervise(
     seconds (``state.status`` is then ``"failed"``). Cancellation passes
     through untouched.
     """
-    delay = policy.first_delay
+    backoff = policy.backoff
+    in_a_row = 0  # crashes since the child last ran for a whole window
     while True:
         state.status = "running"
         started = trio.current_time()
@@ -56,9 +63,8 @@ async def supervise(
             await run_child()
         except Exception as error:  # a crash of the child, never of the supervisor
             now = trio.current_time()
-            if now - started >= policy.window:
-                delay = policy.first_delay
-            state.crash_times = [t for t in state.crash_times if now - t < policy.window] + [now]
+            in_a_row = 1 if now - started >= policy.window else in_a_row + 1
+            state.crash_times = recent(state.crash_times, now, policy.window)
             state.crashes += 1
             state.last_error = f"{type(error).__name__}: {error}"
             if len(state.crash_times) >= policy.max_crashes:
@@ -70,9 +76,9 @@ async def supervise(
                 )
                 return
             state.status = "backoff"
+            delay = backoff.delay(in_a_row)
             log.error("crashed; restarting", child=name, error=state.last_error, restart_in_s=delay, exc_info=error)
             await trio.sleep(delay)
-            delay = min(delay * 2, policy.max_delay)
             state.restarts += 1
             continue
         state.status = "stopped"

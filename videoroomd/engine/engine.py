@@ -11,24 +11,25 @@ again on a worker that runs.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import structlog
 import trio
 
+from ..backoff import Backoff, retry
 from ..config import IceConfig, RoomConfig
 from ..media.client import MediaError, WorkerLost
 from ..media.plane import MediaPlane, RoomLink
 from ..rooms.room import Peer, Room
+from ..sdp.candidates import announce_address, host_candidates
+from ..sdp.offer import MAX_MEDIA_LINES, SdpError
+from ..sdp.offer import parse as parse_sdp
+from ..sdp.offer import simulcast_rids
+from ..token_buckets import TokenBuckets
 from ..turn.clients import TurnCredentials
 from ..turn.peers import MediaAddresses
 from . import media_events as ev
 from .media_events import MediaEventError
-from .rate import PeerRate
-from .sdp import MAX_MEDIA_LINES, SdpError
-from .sdp import parse as parse_sdp
-from .sdp import simulcast_rids
 from .session import Session, SessionError
 
 log = structlog.get_logger("videoroomd.engine")
@@ -45,26 +46,13 @@ ANNOUNCE_RATE = 2.0          # connects, metadata updates and renegotiations a p
 ANNOUNCE_BURST = 20          # ...after a burst of this many (each reaches every other client)
 # Offers are counted only when unasked for: the one answering our offerData is the protocol.
 ANNOUNCED = frozenset({"connect", "updateEndpointMetadata", "updateTrackMetadata", "renegotiateTracks"})
-REOPEN_DELAYS = (0.5, 1.0, 2.0, 5.0)  # seconds between tries to open the room's media again
+REOPEN_BACKOFF = Backoff((0.5, 1.0, 2.0))  # seconds between tries to open the room's media again
+REOPEN_TRIES = 4
 WORKER_LOST = "the media server restarted; reconnecting"
 MAX_REASON = 200             # characters of the reason a removed participant's channel is closed with
 TARGET_RATE = 10.0           # setTargetTrackVariant a subscriber may send per second...
 TARGET_BURST = 30            # ...after a burst of this many (a page re-laid out at once asks for each tile)
 MAX_VARIANT_BITRATES = 8     # entries of one trackVariantBitrates (one per layer)
-_HOST_CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ (udp) \d+ (\S+) (\d+) typ host", re.MULTILINE | re.IGNORECASE)  # the media sockets an answer offers
-_CANDIDATE_ADDRESS = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host)", re.MULTILINE)
-
-
-def announce_address(sdp: str, address: str | None) -> str:
-    """Put ``address`` in place of the host candidates' addresses (a server behind 1:1 NAT)."""
-    if not address:
-        return sdp
-    return _CANDIDATE_ADDRESS.sub(lambda m: f"{m.group(1)}{address}{m.group(3)}", sdp)
-
-
-def host_candidates(sdp: str) -> list[tuple[str, int]]:
-    """The (address, port) of each host candidate in ``sdp``: the media sockets it offers."""
-    return [(m.group(2), int(m.group(3))) for m in _HOST_CANDIDATE.finditer(sdp)]
 
 
 class Engine:
@@ -90,8 +78,8 @@ class Engine:
         self._left: set[str] = set()  # peers that left the room, still to remove here
         self._queued: dict[str, int] = {}  # peer -> its events in the inbox
         self.failures = 0  # participants removed for an error nobody foresaw
-        self._announce = PeerRate(ANNOUNCE_RATE, ANNOUNCE_BURST)
-        self._targets = PeerRate(TARGET_RATE, TARGET_BURST)
+        self._announce = TokenBuckets(ANNOUNCE_RATE, ANNOUNCE_BURST)  # per peer id
+        self._targets = TokenBuckets(TARGET_RATE, TARGET_BURST)
 
     # -- the Room's side (synchronous) ------------------------------------------------------
     def peer_joined(self, peer: Peer) -> None:
@@ -281,7 +269,7 @@ class Engine:
     async def _dispatch(self, peer: Peer, event: ev.ClientEvent) -> None:
         kind = event.type
         counted = kind in ANNOUNCED or (kind == "sdpOffer" and not self.session.expects_offer(peer.id))
-        if counted and not self._announce.allow(peer.id, trio.current_time()):
+        if counted and not self._announce.take(peer.id, trio.current_time()):
             raise MediaEventError(f"{kind}: too many connects, metadata updates and renegotiations; at most "
                                   f"{ANNOUNCE_BURST:g} at once, then {ANNOUNCE_RATE:g} a second")
         if kind == "connect":
@@ -320,7 +308,7 @@ class Engine:
         if not self.session.encoding_changes(peer.id, track_id, encoding, enabled):
             log.debug("layer change without effect", peer=peer.id, track=track_id[:80], encoding=encoding[:20])
             return
-        if not self._announce.allow(peer.id, trio.current_time()):
+        if not self._announce.take(peer.id, trio.current_time()):
             raise MediaEventError(f"{event.type}: too many layer changes; at most {ANNOUNCE_BURST:g} at once, "
                                   f"then {ANNOUNCE_RATE:g} a second")
         _, out = self.session.set_encoding(peer.id, track_id, encoding, enabled)
@@ -341,7 +329,7 @@ class Engine:
         only for a malformed event."""
         track_id = ev.field(event, "trackId", str)
         variant = ev.field(event, "variant", str)
-        if not self._targets.allow(peer.id, trio.current_time()):
+        if not self._targets.take(peer.id, trio.current_time()):
             log.info("layer request dropped: too many", peer=peer.id, rate=TARGET_RATE, burst=TARGET_BURST)
             return
         problem = self.session.target(peer.id, track_id, variant)
@@ -540,16 +528,13 @@ class Engine:
         self._candidates.clear()
         for peer in peers:
             self.room.leave(peer, WORKER_LOST, retry=True)  # their "left" items follow
-        for attempt, delay in enumerate(REOPEN_DELAYS):
-            try:
-                self.link = await self._open_media()
-                log.info("room media opened again", worker=self.link.worker_name)
-                return
-            except (WorkerLost, MediaError) as error:
-                if attempt == len(REOPEN_DELAYS) - 1:
-                    raise
-                log.warning("opening the room's media again failed; trying again", error=describe(error), retry_in_s=delay)
-                await trio.sleep(delay)
+
+        def failed(error: Exception, delay: float) -> None:
+            log.warning("opening the room's media again failed; trying again", error=describe(error), retry_in_s=delay)
+
+        self.link = await retry(self._open_media, REOPEN_BACKOFF, tries=REOPEN_TRIES,
+                                retry_on=(WorkerLost, MediaError), on_retry=failed)
+        log.info("room media opened again", worker=self.link.worker_name)
 
 
 def describe(error: BaseException) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import media_events as ev
-from .sdp import MAX_MEDIA_LINES, SessionDescription
+from ..sdp.offer import MAX_MEDIA_LINES, SessionDescription
 
 Outbox = list[tuple[str, str]]
 KINDS = ("audio", "video")
@@ -196,7 +196,7 @@ class Session:
              metadata: dict[str, Any], simulcast: dict[str, list[str]] | None = None) -> Plan:
         """Decide what answering ``offer`` means; nothing changes until :meth:`answered`.
 
-        ``simulcast``: {mid -> RIDs} of the offer's simulcast m-lines (:func:`~.sdp.simulcast_rids`),
+        ``simulcast``: {mid -> RIDs} of the offer's simulcast m-lines (:func:`~videoroomd.sdp.offer.simulcast_rids`),
         empty when the room takes one stream per track; a track published now keeps its RIDs."""
         simulcast = simulcast or {}
         endpoint = self._endpoint(endpoint_id)

@@ -10,15 +10,7 @@ from __future__ import annotations
 
 from typing import Awaitable, Callable
 
-
-def split_failure(error: BaseException) -> tuple[BaseException | None, Exception | BaseExceptionGroup | None]:
-    """``(must propagate, the connection's own failure)``; either may be None."""
-    if isinstance(error, BaseExceptionGroup):
-        failure, rest = error.split(Exception)
-        return rest, failure
-    if isinstance(error, Exception):
-        return None, error
-    return error, None
+from ..exception_groups import split_failure
 
 
 async def contained(work: Callable[[], Awaitable[None]], on_failure: Callable[[BaseException], None]) -> None:

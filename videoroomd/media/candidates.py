@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import ipaddress
 
+from ..sdp.candidates import keep_candidates
+
 
 def reachable(remote_host: str, local_addresses: tuple[str, ...]) -> bool:
     """Whether host candidates on ``local_addresses`` (all interfaces when empty) can reach ``remote_host``."""
@@ -26,15 +28,6 @@ def reachable(remote_host: str, local_addresses: tuple[str, ...]) -> bool:
     return remote.is_loopback if loopback_only else not remote.is_loopback
 
 
-def candidate_host(candidate: str) -> str | None:
-    """The connection address of an SDP candidate (``candidate:`` prefix optional)."""
-    words = (candidate.split(":", 1)[1] if candidate.startswith("candidate:") else candidate).split()
-    return words[4] if len(words) > 4 else None
-
-
 def without_unreachable(sdp: str, local_addresses: tuple[str, ...]) -> str:
     """``sdp`` without the ``a=candidate`` lines :func:`reachable` says no to."""
-    lines = sdp.split("\r\n")
-    kept = [line for line in lines
-            if not line.startswith("a=candidate:") or reachable(candidate_host(line[2:]) or "", local_addresses)]
-    return "\r\n".join(kept)
+    return keep_candidates(sdp, lambda host: reachable(host, local_addresses))

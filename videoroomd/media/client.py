@@ -26,6 +26,7 @@ from typing import Any, AsyncIterator, Callable
 import structlog
 import trio
 
+from ..exception_groups import only_cancelled, only_kind
 from . import messages
 
 log = structlog.get_logger("videoroomd.media")
@@ -37,23 +38,6 @@ STOP_TIMEOUT = 5.0        # seconds a worker may take to close its rooms and exi
 EventSink = Callable[[dict], None]
 TurnSink = Callable[[str, dict], None]  # (worker name, turn_control / turn_closed / turn_lost event)
 TURN_POST_TIMEOUT = 5.0   # seconds for the worker to take a TURN update
-
-
-def only_kind(group: BaseExceptionGroup, kind: type[BaseException]) -> BaseException | None:
-    """The first exception in ``group`` (nested groups searched) when all of them are ``kind``."""
-    matched, rest = group.split(kind)
-    if matched is None or rest is not None:
-        return None
-    first: BaseException = matched
-    while isinstance(first, BaseExceptionGroup):
-        first = first.exceptions[0]
-    return first
-
-
-def _cancelled(error: BaseException) -> bool:
-    if isinstance(error, BaseExceptionGroup):
-        return all(_cancelled(e) for e in error.exceptions)
-    return isinstance(error, trio.Cancelled)
 
 
 class WorkerLost(Exception):
@@ -212,7 +196,7 @@ class MediaWorker:
                 try:
                     yield exited
                 except BaseException as error:
-                    graceful = _cancelled(error)
+                    graceful = only_cancelled(error)
                     raise
                 finally:
                     if graceful:

@@ -19,12 +19,14 @@ from typing import Any
 import structlog
 import trio
 
+from ..backoff import Backoff, recent
+from ..exception_groups import only_kind
 from ..placement import Candidate, LeastLoaded, Placement
-from .client import EventSink, LogSettings, MediaError, MediaWorker, TurnSink, WorkerLost, only_kind
+from .client import EventSink, LogSettings, MediaError, MediaWorker, TurnSink, WorkerLost
 
 log = structlog.get_logger("videoroomd.media")
 
-RESTART_DELAYS = (0.2, 1.0, 2.0, 5.0)  # seconds before restarting a worker that died, by how often it did lately
+RESTART_BACKOFF = Backoff((0.2, 1.0, 2.0, 5.0))  # seconds before restarting a worker that died, by how often it did lately
 HEALTHY_AFTER = 60.0                   # seconds a worker must run before its restarts are forgotten
 OPEN_TIMEOUT = 10.0                    # seconds to open a room on a worker
 CPU_WINDOW = 5.0                       # seconds over which a worker's CPU use is averaged for placement
@@ -100,10 +102,10 @@ class MediaPlane:
 
     async def _keep(self, index: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         name = str(index + 1)
-        recent: list[float] = []
+        crashes: list[float] = []
         first = True
         while True:
-            delay = RESTART_DELAYS[0]
+            delay = RESTART_BACKOFF.delay(1)
             worker = MediaWorker(name, self.mode, self.log_settings)
             worker.turn_events = self._turn_event
             started = trio.current_time()
@@ -124,8 +126,8 @@ class MediaPlane:
                     raise WorkerLost(f"media worker {name} could not start: {error}") from None
                 self.restarts[index] += 1
                 now = trio.current_time()
-                recent = [t for t in recent if now - t < HEALTHY_AFTER] + [now]
-                delay = RESTART_DELAYS[min(len(recent), len(RESTART_DELAYS)) - 1]
+                crashes = recent(crashes, now, HEALTHY_AFTER)
+                delay = RESTART_BACKOFF.delay(len(crashes))
                 log.error("media worker lost; restarting it", worker=name, error=str(error),
                           ran_s=round(now - started, 1), restart_in_s=delay)
             finally:

@@ -18,12 +18,14 @@ from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import candidate_from_sdp
 
+from ..sdp.candidates import candidate_host, candidate_ufrag
+from ..sdp.sections import answer_with_bandwidth, answer_with_layers, offered_extension_ids
 from .aiortc_compat import rtp as compat
 from .aiortc_compat.ice import bind_host_ports, keep_consent, limit_host_addresses, media_skips_stun_check, remote_username, watch_incoming
 from .aiortc_compat.ice_restart import handle_remote_ice_restart
 from .aiortc_compat.rtcp import report_together
-from .aiortc_compat.simulcast import answer_with_bandwidth, answer_with_layers, negotiate_stream_ids, offered_extension_ids
-from .candidates import candidate_host, reachable, without_unreachable
+from .aiortc_compat.simulcast import negotiate_stream_ids
+from .candidates import reachable, without_unreachable
 from .forwarding import MediaCounters, attach_publisher, attach_subscriber, receive_at_once
 from .gate import BandwidthEstimate, Reason
 from .publisher import PublishedTrack
@@ -52,15 +54,6 @@ def codec_preferences(kind: str) -> list:
     if kind == "video":
         codecs += [c for c in capabilities.codecs if c.mimeType.lower() == "video/rtx"]
     return codecs
-
-
-def candidate_ufrag(candidate: str) -> str | None:
-    """The ``ufrag`` extension attribute of an SDP candidate line, if it has one."""
-    words = candidate.split()
-    for name, value in zip(words[8::2], words[9::2]):
-        if name == "ufrag":
-            return value
-    return None
 
 
 class RoomMedia:

@@ -8,8 +8,9 @@ socket every datagram of that 5-tuple), for TCP the accepted connection
 itself. From then on the relayed data never leaves this process:
 
 * ChannelData and Send indications from the client are checked against the
-  allocation's permissions and channels (the pure rules of
-  :mod:`videoroomd.turn.allocations`, state sent by the daemon) and handed
+  allocation's permissions and channels (the rules of
+  :mod:`videoroomd.turn.relay_rules`, which the daemon's server applies too,
+  on state sent by the daemon) and handed
   to the aioice protocol of the media socket they are for, as if they had
   come from the allocation's relayed address;
 * what that media socket sends to the relayed address is wrapped
@@ -34,12 +35,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import structlog
-from aioice import stun
 
+from ..token_buckets import TokenBuckets
 from ..turn import channeldata
 from ..turn.allocations import Allocation, ByteBudget
 from ..turn.framing import StreamFramer
 from ..turn.messages import Malformed, decode, looks_like_stun
+from ..turn.relay_rules import Dropped, apply_state, from_channel_data, from_send_indication, refusal, to_client
 from .aiortc_compat.ice import DivertingTransport, divert_to, hand_relayed
 
 log = structlog.get_logger("videoroomd.media.turn")
@@ -52,18 +54,6 @@ FD_WAIT = 5.0                    # seconds a handoff command waits for its socke
 # minute; a flood is dropped here (counted) instead of filling the link to the daemon.
 CONTROL_RATE = 20.0              # per second
 CONTROL_BURST = 40.0
-
-
-def apply_state(allocation: Allocation, state: dict, now: float) -> None:
-    """Set ``allocation``'s expiry, permissions and channels from the daemon's ``state`` (seconds left)."""
-    allocation.expires = now + float(state["expires_in"])
-    allocation.permissions = {str(ip): now + float(left) for ip, left in state["permissions"].items()}
-    allocation.channels = {}
-    allocation.channel_of = {}
-    for channel, (ip, port, left) in state["channels"].items():
-        peer = (str(ip), int(port))
-        allocation.channels[int(channel)] = (peer, now + float(left))
-        allocation.channel_of[peer] = int(channel)
 
 
 @dataclass(eq=False)
@@ -80,8 +70,6 @@ class HandedClient:
     stream: asyncio.Transport | None = None
     framer: StreamFramer | None = None
     closed: bool = False
-    control_tokens: float = CONTROL_BURST
-    control_stamp: float = 0.0
 
 
 class WorkerRelays:
@@ -94,6 +82,7 @@ class WorkerRelays:
         self.clock = clock
         self.clients: dict[str, HandedClient] = {}
         self.budget = ByteBudget(0)
+        self.control_rate = TokenBuckets(CONTROL_RATE, CONTROL_BURST)  # requests passed on, per relay id
         self.handed = 0
         self.relayed: Counter[str] = Counter()   # to_peer, to_client -> packets
         self.dropped: Counter[str] = Counter()   # reason -> datagrams not relayed
@@ -138,8 +127,7 @@ class WorkerRelays:
             self.budget.rate = float(message["bandwidth"])
             allocation = Allocation(relay_id, str(message["user"]), _address(message["relay_address"]), 0.0)
             apply_state(allocation, message["state"], self.clock())
-            handed = HandedClient(relay_id, transport, _address(message["client"]), allocation.relay, allocation, sock,
-                                  control_stamp=self.clock())
+            handed = HandedClient(relay_id, transport, _address(message["client"]), allocation.relay, allocation, sock)
             self.clients[relay_id] = handed
             loop = asyncio.get_running_loop()
             if transport == "udp":
@@ -178,6 +166,7 @@ class WorkerRelays:
         if handed is None:
             return
         handed.closed = True
+        self.control_rate.forget(relay_id)
         for protocol in handed.protocols.values():
             transport = getattr(protocol, "transport", None)
             if isinstance(transport, DivertingTransport):
@@ -232,61 +221,37 @@ class WorkerRelays:
     def _from_client(self, handed: HandedClient, data: bytes) -> None:
         try:
             if channeldata.looks_like_channel_data(data):
-                try:
-                    channel, payload = channeldata.parse(data)
-                except Malformed:
-                    self.dropped["malformed"] += 1
-                    return
-                peer = handed.allocation.peer_of(channel, self.clock())
-                if peer is None:
-                    self.dropped["unbound_channel"] += 1
-                    return
-                self._to_peer(handed, peer, payload)
+                self._to_peer(handed, *from_channel_data(handed.allocation, data, self.clock()))
             elif looks_like_stun(data):
                 if data[0:2] == b"\x00\x16":  # a Send indication: data for a peer
                     try:
                         decoded = decode(data)
                     except Malformed:
-                        self.dropped["malformed"] += 1
-                        return
-                    payload = decoded.message.attributes.get("DATA")
-                    if len(decoded.peers) != 1 or payload is None:
-                        self.dropped["malformed"] += 1
-                        return
-                    self._to_peer(handed, decoded.peers[0], payload)
+                        raise Dropped("malformed") from None
+                    self._to_peer(handed, *from_send_indication(decoded))
                 elif self._may_pass_on(handed):  # a request: the daemon answers it
                     self.send_event({"type": "turn_control", "relay": handed.id, "data": data.hex()})
                 else:
                     self.dropped["control_rate"] += 1
             else:
                 self.dropped["malformed"] += 1
+        except Dropped as drop:
+            self.dropped[drop.reason] += 1
         except Exception:
             self.dropped["internal_error"] += 1
             log.exception("relaying a client's message failed", relay=handed.id)
 
     def _may_pass_on(self, handed: HandedClient) -> bool:
-        now = self.clock()
-        handed.control_tokens = min(CONTROL_BURST, handed.control_tokens + (now - handed.control_stamp) * CONTROL_RATE)
-        handed.control_stamp = now
-        if handed.control_tokens < 1:
-            return False
-        handed.control_tokens -= 1
-        return True
+        return self.control_rate.take(handed.id, self.clock())
 
     def _to_peer(self, handed: HandedClient, peer: Address, payload: bytes) -> None:
-        now = self.clock()
-        allocation = handed.allocation
-        if not allocation.permitted(peer[0], now):
-            self.dropped["no_permission"] += 1
+        refused = refusal(handed.allocation, peer, len(payload), self.clock(),
+                          reachable=lambda peer: self._route(handed, peer) is not None, budget=self.budget)
+        if refused is not None:
+            self.dropped[refused] += 1
             return
-        protocol = self._route(handed, peer)
-        if protocol is None:
-            self.dropped["forbidden_peer"] += 1  # not a media socket of this worker
-        elif not self.budget.spend(allocation.user, len(payload), now):
-            self.dropped["bandwidth"] += 1
-        else:
-            self.relayed["to_peer"] += 1
-            hand_relayed(protocol, payload, handed.relay)
+        self.relayed["to_peer"] += 1
+        hand_relayed(handed.protocols[peer], payload, handed.relay)
 
     def _route(self, handed: HandedClient, peer: Address) -> Any:
         """The protocol of this worker's media socket ``peer`` (None if there is none), sending to
@@ -305,23 +270,16 @@ class WorkerRelays:
     # -- to the client -----------------------------------------------------------------------
     def _from_peer(self, handed: HandedClient, peer: Address, payload: bytes) -> None:
         """What media socket ``peer`` sent to the relayed address: to the client, as a TURN server would."""
-        now = self.clock()
-        allocation = handed.allocation
         if handed.closed:
             return
-        if not allocation.permitted(peer[0], now):
-            self.dropped["no_permission"] += 1
-        elif not self.budget.spend(allocation.user, len(payload), now):
-            self.dropped["bandwidth"] += 1
-        else:
-            channel = allocation.channel_for(peer, now)
-            if channel is not None:
-                data = channeldata.build(channel, payload, pad=handed.transport != "udp")
-            else:
-                data = bytes(stun.Message(stun.Method.DATA, stun.Class.INDICATION,
-                                          attributes={"XOR-PEER-ADDRESS": peer, "DATA": payload}))
-            self.relayed["to_client"] += 1
-            self._to_client(handed, data)
+        now = self.clock()
+        # ``peer`` is a media socket of this worker: it reached the relay by being diverted to it.
+        refused = refusal(handed.allocation, peer, len(payload), now, reachable=_ours, budget=self.budget)
+        if refused is not None:
+            self.dropped[refused] += 1
+            return
+        self.relayed["to_client"] += 1
+        self._to_client(handed, to_client(handed.allocation, peer, payload, now, stream=handed.transport != "udp"))
 
     def _to_client(self, handed: HandedClient, data: bytes) -> None:
         if handed.closed:
@@ -361,6 +319,10 @@ class _Stream(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.relays._lost(self.handed)
+
+
+def _ours(peer: Address) -> bool:
+    return True
 
 
 def _closed(protocol: Any) -> bool:

@@ -20,6 +20,7 @@ import structlog
 import trio
 
 from ..config import RoomConfig
+from ..exception_groups import only_cancelled
 from .admission import JoinRefused, check_entry  # noqa: F401 (JoinRefused: still importable from here)
 from .chat import ChatLog, ChatMessage, ChatRefused
 from .link import CHAT, CHAT_HISTORY, ChannelPush
@@ -29,12 +30,6 @@ log = structlog.get_logger("videoroomd.room")
 OUTBOX_SIZE = 256  # messages a peer may leave unread before it is cut off
 TOO_SLOW = "too slow"
 MAX_NAME = 64      # characters of a display name
-
-
-def _only_cancelled(error: BaseException) -> bool:
-    if isinstance(error, BaseExceptionGroup):
-        return all(_only_cancelled(e) for e in error.exceptions)
-    return isinstance(error, trio.Cancelled)
 
 
 def display_name(text: str, fallback: str = "Guest") -> str:
@@ -153,7 +148,7 @@ class Room:
                 nursery.cancel_scope.cancel()
             error_reason, rejoin = self.stop_reason, self.stop_rejoin
         except BaseException as error:
-            if _only_cancelled(error):  # the daemon is stopping, not the room failing
+            if only_cancelled(error):  # the daemon is stopping, not the room failing
                 error_reason, rejoin = self.stop_reason, self.stop_rejoin
             raise
         finally:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Hashable
 
+from ..token_buckets import TokenBuckets
+
 DEFAULT_LIFETIME = 600.0      # seconds, when the client asks for none (§7.2)
 PERMISSION_LIFETIME = 300.0   # §9
 CHANNEL_LIFETIME = 600.0      # §12
@@ -150,18 +152,21 @@ class ByteBudget:
     """Bytes each user may relay: ``rate`` per second, a burst of one second's worth (0: no limit)."""
 
     def __init__(self, rate: float):
-        self.rate = float(rate)
-        self._state: dict[str, tuple[float, float]] = {}  # user -> (bytes left, stamp)
+        self._buckets = TokenBuckets(rate, rate)
+
+    @property
+    def rate(self) -> float:
+        return self._buckets.rate
+
+    @rate.setter
+    def rate(self, rate: float) -> None:  # the daemon told a worker (or a reload) the per-user rate
+        self._buckets.rate = self._buckets.burst = float(rate)
 
     def spend(self, user: str, size: int, now: float) -> bool:
         """Take ``size`` bytes from ``user``'s budget; False (taking nothing) when it has not enough."""
-        if self.rate <= 0:
+        if self._buckets.rate <= 0:
             return True
-        left, stamp = self._state.get(user, (self.rate, now))
-        left = min(self.rate, left + (now - stamp) * self.rate)
-        allowed = left >= size
-        self._state[user] = (left - size if allowed else left, now)
-        return allowed
+        return self._buckets.take(user, now, size)
 
     def forget(self, user: str) -> None:
-        self._state.pop(user, None)
+        self._buckets.forget(user)

@@ -13,8 +13,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..config.schema import RoomConfig
+from ..config.schema import RoomConfig, TurnConfig
 from .credentials import rest_password, rest_username
+
+LIFETIME = TurnConfig().credential_lifetime  # the schema's [turn] credential_lifetime
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class IssuedServer:
 
 
 def client_turn_servers(
-    room: RoomConfig, peer_id: str, now: float, *, builtin: tuple[IssuedServer, ...] = (), lifetime: float = 43200.0
+    room: RoomConfig, peer_id: str, now: float, *, builtin: tuple[IssuedServer, ...] = (), lifetime: float = LIFETIME
 ) -> list[dict]:
     """The entries for ``peer_id`` joining ``room`` at ``now`` (Unix time); made credentials last ``lifetime`` seconds."""
     issued = list(builtin)
@@ -50,7 +52,7 @@ def client_turn_servers(
 class TurnCredentials:
     """What the engine asks for each join: the built-in server's endpoints and how long credentials last."""
 
-    def __init__(self, builtin: tuple[IssuedServer, ...] = (), lifetime: float = 43200.0,
+    def __init__(self, builtin: tuple[IssuedServer, ...] = (), lifetime: float = LIFETIME,
                  clock: Callable[[], float] = time.time):
         self.builtin = builtin
         self.lifetime = lifetime

@@ -1,11 +1,13 @@
 """The built-in TURN server: requests, allocations with one relay socket each, and relaying.
 
 The rules live in the pure modules of this package and the listening
-sockets in :mod:`.listeners`; this module applies the rules to each message
-and moves the relayed datagrams. Once a UDP or TCP client has a permission
-for a media socket of a media worker, its transport is handed to that
-worker (:mod:`.handoff`), which relays its data from then on; its requests
-come back here to be answered, and its allocation's state goes there. Requests are handled synchronously
+sockets in :mod:`.listeners`; this module answers each request and keeps
+the allocations. Relayed data the daemon keeps moves through
+:mod:`.relaying`, on relay sockets from :mod:`.relay_ports`. Once a UDP or
+TCP client has a permission for a media socket of a media worker, its
+transport is handed to that worker (:mod:`.handing`), which relays its data
+from then on; its requests come back here to be answered, and its
+allocation's state goes there. Requests are handled synchronously
 (relay sockets are bound with the standard library, and every send is
 non-blocking), so no two requests ever interleave: a quota checked is a
 quota kept. What a client may not do is answered with the STUN error that
@@ -15,15 +17,11 @@ says so, or dropped and counted in :attr:`TurnService.dropped`.
 from __future__ import annotations
 
 import itertools
-import os
-import random
 import secrets
 import socket
 import ssl
-import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Callable, Hashable
 
 import structlog
@@ -35,56 +33,22 @@ from . import channeldata
 from .allocations import Allocation, AllocationTable, ByteBudget, QuotaError
 from .auth import Authenticator, Refusal
 from .credentials import user_of
-from .handoff import HANDOFF_FAILED, WorkerHandoff
-from .listeners import Client, Listeners, address_of, family_of, send_datagram, text, throttled
+from .handing import ClientHanding, Relay
+from .handoff import WorkerHandoff
+from .listeners import Client, Listeners, address_of, family_of, text, throttled
 from .messages import (
     DONT_FRAGMENT, EVEN_PORT, UNKNOWN_ATTRIBUTES, Decoded, Malformed, decode, encode, error, looks_like_stun,
     requested_family, response, unknown_attributes_value,
 )
+from .relay_ports import CAN_SET_DONT_FRAGMENT, RelayPorts
+from .relaying import DaemonRelaying
 
 log = structlog.get_logger("videoroomd.turn")
 
 UDP_TRANSPORT = 17           # REQUESTED-TRANSPORT: the only relay transport served
 REAP_INTERVAL = 1.0          # seconds between two looks for expired allocations
-PORT_ATTEMPTS = 64           # relay ports tried before an Allocate gets 508
-MAX_DATAGRAM = 65535
 
 AllowedPeer = Callable[[str, int], bool]
-# DONT-FRAGMENT: Linux sets DF on a socket with IP_MTU_DISCOVER = IP_PMTUDISC_DO (constants
-# the socket module does not name); elsewhere the attribute is refused as unknown.
-CAN_SET_DONT_FRAGMENT = sys.platform == "linux"
-_IP_MTU_DISCOVER, _IPV6_MTU_DISCOVER, _PMTUDISC_DO = 10, 23, 2
-
-
-def set_dont_fragment(sock: socket.socket) -> None:
-    if sock.family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_MTU_DISCOVER, _PMTUDISC_DO)
-    else:
-        sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _PMTUDISC_DO)
-
-
-class _Held:
-    """A client's ``send`` while its transport is being handed: keeps what is sent, in order."""
-
-    def __init__(self) -> None:
-        self.held: list[bytes] = []
-
-    def __call__(self, data: bytes) -> None:
-        self.held.append(data)
-
-
-@dataclass(eq=False)
-class _Relay:
-    allocation: Allocation
-    client: Client
-    sock: socket.socket
-    scope: trio.CancelScope
-    id: str = ""
-    peers: set = field(default_factory=set)  # media sockets the client asked permissions or channels for
-    worker: str | None = None  # the media worker its transport was handed to
-    handing: bool = False      # being handed, or tried once and failed: not again
-    target: str | None = None  # the worker it is being handed to (its events may come before its answer)
-    changed: bool = False      # a request may have changed its state since its worker last got it
 
 
 class TurnService:
@@ -115,19 +79,34 @@ class TurnService:
         self.refused: Counter[int] = Counter()   # STUN error code -> error responses sent
         self.allocations_created = 0
         self.created_by_transport: Counter[str] = Counter()  # udp, tcp, tls -> allocations made over it
-        self._relays: dict[Hashable, _Relay] = {}
-        self._by_id: dict[str, _Relay] = {}
+        self._relays: dict[Hashable, Relay] = {}
+        self._by_id: dict[str, Relay] = {}
         self._ids = itertools.count(1)
-        self.handoff: WorkerHandoff | None = None  # set by the daemon: relayed data then moves to the media workers
-        self.handed_by_transport: Counter[str] = Counter()  # udp, tcp -> allocations handed to a media worker
-        self.handoffs_failed = 0
-        self.relayed: Counter[str] = Counter()  # to_peer, to_client -> datagrams relayed here (not by a worker)
-        self._used_ports: set[int] = set()
+        self._handing: ClientHanding | None = None  # with a handoff (set by the daemon), relayed data moves to the workers
+        self.relaying = DaemonRelaying(self.table, self.budget, allowed_peer, self._relays, self.dropped)
+        self.relayed = self.relaying.relayed  # to_peer, to_client -> datagrams relayed here (not by a worker)
+        self.ports = RelayPorts(relay_host, config.relay_ports)
         self._nursery: trio.Nursery | None = None
         self.listeners = Listeners(
             config, ssl_context, receive=self._receive, has_allocation=lambda key: self.table.get(key) is not None,
             connection_ended=self._release, dropped=self.dropped,
         )
+
+    @property
+    def handoff(self) -> WorkerHandoff | None:
+        """The way to the media workers; None (the default) keeps every client's data in the daemon."""
+        return self._handing.handoff if self._handing is not None else None
+
+    @handoff.setter
+    def handoff(self, handoff: WorkerHandoff | None) -> None:
+        self._handing = None if handoff is None else ClientHanding(
+            handoff, is_current=lambda relay: self._relays.get(relay.allocation.key) is relay,
+            bandwidth=lambda: self.budget.rate, udp_address=lambda: self.listeners.addresses["udp"],
+            start_soon=self._start_soon)
+
+    def _start_soon(self, *args) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(*args)
 
     @property
     def addresses(self) -> dict[str, tuple[str, int]]:
@@ -178,7 +157,8 @@ class TurnService:
         return {"allocations": len(self.table), "created": self.allocations_created,
                 "created_by_transport": dict(self.created_by_transport),
                 "dropped": dict(dropped), "refused": dict(self.refused),
-                "handed_off": dict(self.handed_by_transport), "handoffs_failed": self.handoffs_failed,
+                "handed_off": dict(self._handing.handed_by_transport) if self._handing is not None else {},
+                "handoffs_failed": self._handing.failed if self._handing is not None else 0,
                 "relayed": relayed}
 
     # -- one message from a client ---------------------------------------------------------
@@ -188,7 +168,7 @@ class TurnService:
             client = relay.client  # a UDP client's datagrams each come with a Client; answer through its allocation's
         try:
             if channeldata.looks_like_channel_data(data):
-                self._channel_data(data, client)
+                self.relaying.channel_data(data, client)
             elif looks_like_stun(data):
                 self._message(data, client)
             else:
@@ -207,7 +187,7 @@ class TurnService:
         message = decoded.message
         if message.message_class == stun.Class.INDICATION:
             if message.message_method == stun.Method.SEND:
-                self._send_indication(decoded, client)
+                self.relaying.send_indication(decoded, client)
             else:
                 self.dropped["unexpected_indication"] += 1
             return
@@ -235,7 +215,7 @@ class TurnService:
             return
         relay = self._relays.get(client.key)
         if relay is not None and relay.worker is not None:
-            relay.changed = True  # its worker gets the new state with the answer (see _worker_send)
+            relay.changed = True  # its worker gets the new state with the answer (see ClientHanding._worker_send)
         handler(decoded, client, username, key)
 
     def _reply(self, client: Client, message: stun.Message, key: bytes | None = None, extra=()) -> None:
@@ -292,7 +272,7 @@ class TurnService:
             # §7.2: a server that cannot send with DF set treats DONT-FRAGMENT as unknown.
             self._reply(client, error(message, 420), key, ((UNKNOWN_ATTRIBUTES, unknown_attributes_value((DONT_FRAGMENT,))),))
             return
-        sock = self._bind_relay(even=EVEN_PORT in decoded.raw, dont_fragment=dont_fragment)
+        sock = self.ports.bind(even=EVEN_PORT in decoded.raw, dont_fragment=dont_fragment)
         if sock is None:
             self._reply(client, error(message, 508, "no relay port is free"), key)
             return
@@ -306,11 +286,11 @@ class TurnService:
         self.table.add(allocation)
         self.allocations_created += 1
         self.created_by_transport[client.transport] += 1
-        relay = _Relay(allocation, client, sock, trio.CancelScope(), id=str(next(self._ids)))
+        relay = Relay(allocation, client, sock, trio.CancelScope(), id=str(next(self._ids)))
         self._relays[client.key] = relay
         self._by_id[relay.id] = relay
         assert self._nursery is not None
-        self._nursery.start_soon(self._relay_from_peers, relay)
+        self._nursery.start_soon(self.relaying.relay_from_peers, relay)
         log.debug("turn allocation made", user=username, transport=client.transport, client=text(client.address),
                   relay=text(allocation.relay))
         self._reply(client, self._allocated(message, allocation, client), key)
@@ -319,27 +299,6 @@ class TurnService:
         lifetime = max(0, int(allocation.expires - trio.current_time()))
         return response(message, {"XOR-RELAYED-ADDRESS": allocation.relay, "LIFETIME": lifetime,
                                   "XOR-MAPPED-ADDRESS": client.address})
-
-    def _bind_relay(self, *, even: bool = False, dont_fragment: bool = False) -> socket.socket | None:
-        first, last = self.config.relay_ports
-        span = last - first + 1
-        start = random.randrange(span)
-        for attempt in range(min(span, PORT_ATTEMPTS)):
-            port = first + (start + attempt) % span
-            if port in self._used_ports or (even and port % 2):
-                continue
-            sock = socket.socket(family_of(self.relay_host), socket.SOCK_DGRAM)
-            try:
-                sock.bind((self.relay_host, port))
-            except OSError:
-                sock.close()
-                continue
-            sock.setblocking(False)
-            if dont_fragment:
-                set_dont_fragment(sock)
-            self._used_ports.add(port)
-            return sock
-        return None
 
     def _own(self, message: stun.Message, client: Client, username: str, key: bytes) -> Allocation | None:
         """The client's allocation made with the same username; else answers 437 or 441 and returns None."""
@@ -416,96 +375,13 @@ class TurnService:
         self._permitted(client, (peer,))
         self._reply(client, response(message), key)
 
-    # -- relaying --------------------------------------------------------------------------------
-    def _send_indication(self, decoded: Decoded, client: Client) -> None:
-        allocation = self.table.get(client.key)
-        data = decoded.message.attributes.get("DATA")
-        if allocation is None:
-            self.dropped["no_allocation"] += 1
-        elif len(decoded.peers) != 1 or data is None:
-            self.dropped["malformed"] += 1
-        else:
-            self._to_peer(allocation, decoded.peers[0], data)
-
-    def _channel_data(self, data: bytes, client: Client) -> None:
-        allocation = self.table.get(client.key)
-        if allocation is None:
-            self.dropped["no_allocation"] += 1
-            return
-        try:
-            channel, payload = channeldata.parse(data)
-        except Malformed:
-            self.dropped["malformed"] += 1
-            return
-        peer = allocation.peer_of(channel, trio.current_time())
-        if peer is None:
-            self.dropped["unbound_channel"] += 1
-            return
-        self._to_peer(allocation, peer, payload)
-
-    def _to_peer(self, allocation: Allocation, peer: tuple[str, int], payload: bytes) -> None:
-        # Checked on every datagram, not only when the permission was made: a permission is for
-        # an IP address, and only the daemon's media ports on it may be reached.
-        now = trio.current_time()
-        if not allocation.permitted(peer[0], now):
-            self.dropped["no_permission"] += 1
-        elif not self.allowed_peer(peer[0], peer[1]):
-            self.dropped["forbidden_peer"] += 1
-        elif not self.budget.spend(allocation.user, len(payload), now):
-            self.dropped["bandwidth"] += 1
-        else:
-            relay = self._relays.get(allocation.key)
-            if relay is not None:
-                self.relayed["to_peer"] += 1
-                send_datagram(relay.sock, payload, peer, self.dropped, "peer_unreachable")
-
-    async def _relay_from_peers(self, relay: _Relay) -> None:
-        """Datagrams arriving on a relay socket, to its client; ends when the allocation does."""
-        allocation, client = relay.allocation, relay.client
-        sock = trio.socket.from_stdlib_socket(relay.sock)
-        try:
-            with relay.scope:
-                await self._relay_loop(sock, allocation, client)
-        finally:
-            sock.close()  # here, not in _release: trio must know before a socket it waits on closes
-
-    async def _relay_loop(self, sock, allocation: Allocation, client: Client) -> None:
-        while True:
-            try:
-                payload, peer = await sock.recvfrom(MAX_DATAGRAM)
-            except OSError:
-                continue  # an ICMP error from an earlier send: the socket itself is fine
-            try:
-                self._from_peer(allocation, client, address_of(peer), payload)
-            except Exception:
-                self.dropped["internal_error"] += 1
-                throttled.error("turn relay failed", relay=text(allocation.relay), exc_info=True)
-
-    def _from_peer(self, allocation: Allocation, client: Client, peer: tuple[str, int], payload: bytes) -> None:
-        now = trio.current_time()
-        if not allocation.permitted(peer[0], now):
-            self.dropped["no_permission"] += 1
-        elif not self.allowed_peer(peer[0], peer[1]):
-            self.dropped["forbidden_peer"] += 1
-        elif not self.budget.spend(allocation.user, len(payload), now):
-            self.dropped["bandwidth"] += 1
-        else:
-            self.relayed["to_client"] += 1
-            channel = allocation.channel_for(peer, now)
-            if channel is not None:
-                client.send(channeldata.build(channel, payload, pad=client.stream))
-            else:
-                indication = stun.Message(stun.Method.DATA, stun.Class.INDICATION,
-                                          attributes={"XOR-PEER-ADDRESS": peer, "DATA": payload})
-                client.send(bytes(indication))
-
     def _release(self, key: Hashable, *, removed: bool = False) -> None:
         """End the allocation of ``key`` (if any; ``removed``: the table dropped it already): its port is free again."""
         allocation = None if removed else self.table.remove(key)
         relay = self._relays.pop(key, None)
         if relay is not None:
             relay.scope.cancel()  # its reader closes the socket
-            self._used_ports.discard(relay.allocation.relay[1])
+            self.ports.release(relay.allocation.relay[1])
             self._by_id.pop(relay.id, None)
             if relay.worker is not None and self.handoff is not None:
                 self.handoff.post(relay.worker, "turn_release", relay=relay.id)  # it closes the client's socket
@@ -517,121 +393,14 @@ class TurnService:
 
     # -- handing clients to the media workers ----------------------------------------------------
     def _permitted(self, client: Client, peers) -> None:
-        """``client`` was given permissions for ``peers``: hand its transport to the media worker
-        they are media sockets of, if it is not handed already (UDP and TCP; TLS stays here)."""
+        """``client`` was given permissions for ``peers``: remember them, and hand its transport to
+        the media worker they are media sockets of (:class:`~.handing.ClientHanding`)."""
         relay = self._relays.get(client.key)
         if relay is None:
             return
         relay.peers.update(tuple(peer) for peer in peers)
-        if relay.worker is not None or relay.handing or self.handoff is None or client.transport == "tls":
-            return
-        worker = next((w for w in map(self.handoff.worker_for, peers) if w is not None), None)
-        if worker is None:
-            return
-        relay.handing, relay.target = True, worker
-        if client.transport == "udp":
-            assert self._nursery is not None
-            self._nursery.start_soon(self._hand_off_udp, relay, worker)
-        else:
-            # The listener stops reading the stream after this batch of frames and calls this.
-            client.detach = lambda fileno, leftover: self._hand_off_stream(relay, worker, fileno, leftover)
-
-    def _state(self, relay: _Relay) -> dict:
-        """The allocation's expiry, permissions and channels, in seconds left, for the worker."""
-        now = trio.current_time()
-        allocation = relay.allocation
-        return {"expires_in": allocation.expires - now,
-                "permissions": {ip: until - now for ip, until in allocation.permissions.items() if until > now},
-                "channels": {str(channel): [peer[0], peer[1], until - now]
-                             for channel, (peer, until) in allocation.channels.items() if until > now}}
-
-    def _handoff_fields(self, relay: _Relay) -> dict:
-        return {"relay": relay.id, "transport": relay.client.transport, "client": list(relay.client.address),
-                "relay_address": list(relay.allocation.relay), "user": relay.allocation.user,
-                "bandwidth": self.budget.rate, "state": self._state(relay), "peers": [list(p) for p in relay.peers]}
-
-    def _push_state(self, relay: _Relay) -> None:
-        assert self.handoff is not None and relay.worker is not None
-        self.handoff.post(relay.worker, "turn_update", relay=relay.id, state=self._state(relay),
-                          peers=[list(p) for p in relay.peers])
-
-    def _handed(self, relay: _Relay, worker: str) -> bool:
-        """Record that ``worker`` relays for ``relay`` now; False (and the worker told to let
-        go) when the allocation ended while it was being handed."""
-        assert self.handoff is not None
-        if self._relays.get(relay.allocation.key) is not relay:
-            self.handoff.post(worker, "turn_release", relay=relay.id)
-            return False
-        relay.worker = worker
-        self.handed_by_transport[relay.client.transport] += 1
-        self._push_state(relay)  # what changed while it was on its way
-        held = getattr(relay.client.send, "held", ())
-        relay.client.send = lambda data: self._worker_send(relay, data)
-        for data in held:
-            relay.client.send(data)
-        log.debug("turn client handed to a media worker", worker=worker, transport=relay.client.transport,
-                  client=text(relay.client.address), relay=text(relay.allocation.relay))
-        return True
-
-    def _handoff_failed(self, relay: _Relay, worker: str, error: BaseException) -> None:
-        self.handoffs_failed += 1
-        log.info("a turn client stays in the daemon: its media worker did not take it", worker=worker,
-                 error=f"{type(error).__name__}: {error}")
-
-    async def _hand_off_udp(self, relay: _Relay, worker: str) -> None:
-        """Give ``worker`` a socket on the listening address connected to the client: the kernel
-        delivers the client's datagrams to it from then on, no longer to the listener."""
-        assert self.handoff is not None
-        listen = self.listeners.addresses["udp"]
-        client = relay.client
-        original, held = client.send, _Held()
-        client.send = held  # answers made meanwhile go out after the worker has the state they give
-        sock = socket.socket(family_of(listen[0]), socket.SOCK_DGRAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind(listen)
-            sock.connect(client.address)
-            await self.handoff.hand(worker, sock.fileno(), **self._handoff_fields(relay))
-        except HANDOFF_FAILED as error:
-            self._handoff_failed(relay, worker, error)
-            client.send = original
-            for data in held.held:
-                original(data)
-            return
-        finally:
-            sock.close()  # the worker has its own copy; on failure the listener gets the client back
-        self._handed(relay, worker)  # (sends what was held)
-
-    async def _hand_off_stream(self, relay: _Relay, worker: str, fileno: int, leftover: bytes) -> bool:
-        """Give ``worker`` the client's TCP connection (``fileno``, with the ``leftover`` bytes
-        read but not yet framed); True once it has it (the caller then lets go of its socket
-        without closing the connection), False to go on serving it here."""
-        assert self.handoff is not None
-        client = relay.client
-        original, held = client.send, _Held()
-        client.send = held  # answers made meanwhile go where the client ends up
-        fd = os.dup(fileno)
-        try:
-            await self.handoff.hand(worker, fd, leftover=leftover.hex(), **self._handoff_fields(relay))
-        except HANDOFF_FAILED as error:
-            self._handoff_failed(relay, worker, error)
-            client.send = original
-            for data in held.held:
-                original(data)
-            return False
-        finally:
-            os.close(fd)
-        self._handed(relay, worker)  # (sends what was held)
-        return True  # even if it ended meanwhile: the worker has the connection and closes it
-
-    def _worker_send(self, relay: _Relay, data: bytes) -> None:
-        """Send ``data`` to a handed client through its worker, after the allocation's state if a
-        request changed it: the client acts on an answer at once, and its worker must know."""
-        assert self.handoff is not None and relay.worker is not None
-        if relay.changed and self._relays.get(relay.allocation.key) is relay:
-            relay.changed = False
-            self._push_state(relay)
-        self.handoff.post(relay.worker, "turn_send", relay=relay.id, data=data.hex())
+        if self._handing is not None:
+            self._handing.permitted(relay, peers)
 
     def worker_event(self, worker: str, message: dict) -> None:
         """An event of a media worker about the clients handed to it."""

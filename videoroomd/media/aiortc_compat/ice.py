@@ -26,6 +26,7 @@ from aioice.turn import UDP_SOCKET_BUFFER_SIZE
 import structlog
 from aiortc import RTCPeerConnection
 
+from ..rtp_packets import NTP_EPOCH_OFFSET
 from .ice_restart import answered_for_previous_generation
 
 log = structlog.get_logger("videoroomd.media.ice")
@@ -296,7 +297,6 @@ def _consent_checks(connection):
 SIOCGSTAMP = 0x8906  # Linux: when the kernel received a socket's last datagram (struct timeval)
 _TIMEVAL = struct.Struct("@ll")
 _NO_STAMP = bytes(_TIMEVAL.size)
-NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 to 1970
 
 
 def kernel_arrival_ms(fd: int) -> int | None:

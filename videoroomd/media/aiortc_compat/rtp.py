@@ -22,9 +22,8 @@ from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, RtpPacket, is_rtcp, pack_remb_fci, unwrap_rtx
 
+from ..rtp_packets import NTP_EPOCH_OFFSET
 from .remb import PublisherRemb, lighten
-
-NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 to 1970
 
 
 def sender_ssrcs(sender) -> tuple[int, int]:

@@ -7,40 +7,17 @@ accepts the layers: the rtp-stream-id and repaired-rtp-stream-id extensions
 are added to that transceiver's negotiated extensions, with the ids of the
 client's offer (so aiortc parses them on the connection's transport, and
 writes their ``a=extmap`` lines), and the answer's m-section gets
-``a=rid:X recv`` lines and ``a=simulcast:recv``. Only the transceivers of
-those mids are touched; aiortc's module-level extension list stays as it is,
-so connections without simulcast negotiate exactly what they did.
-
-:func:`answer_with_bandwidth` adds a ``b=AS`` limit to a publisher's video
-m-sections (a room's ``max_video_bitrate``): browsers cap what they send on
-it from the start, before any REMB of ours reaches them.
+``a=rid:X recv`` lines and ``a=simulcast:recv`` (written by
+:mod:`videoroomd.sdp.sections`). Only the transceivers of those mids are
+touched; aiortc's module-level extension list stays as it is, so
+connections without simulcast negotiate exactly what they did.
 """
 
 from __future__ import annotations
 
-import re
-
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
 
-RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
-REPAIRED_RID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
-_EXTMAP = re.compile(r"^a=extmap:(\d+)(?:/\w+)? (\S+)")
-
-
-def offered_extension_ids(offer_sdp: str) -> dict[str, dict[str, int]]:
-    """mid -> {extension URI -> id} of each m-section of an offer (the RTP stream id ones only)."""
-    out: dict[str, dict[str, int]] = {}
-    current: dict[str, int] | None = None
-    for line in offer_sdp.splitlines():
-        if line.startswith("m="):
-            current = {}
-        elif current is not None and line.startswith("a=mid:"):
-            out[line[6:].strip()] = current
-        elif current is not None:
-            match = _EXTMAP.match(line)
-            if match and match.group(2) in (RID_URI, REPAIRED_RID_URI):
-                current[match.group(2)] = int(match.group(1))
-    return out
+from ...sdp.sections import REPAIRED_RID_URI, RID_URI
 
 
 def negotiate_stream_ids(transceiver, ids: dict[str, int]) -> bool:
@@ -57,52 +34,3 @@ def negotiate_stream_ids(transceiver, ids: dict[str, int]) -> bool:
             extensions.append(RTCRtpHeaderExtensionParameters(id=ids[uri], uri=uri))
     transceiver._headerExtensions = extensions
     return True
-
-
-def answer_with_layers(answer_sdp: str, layers: dict[str, list[str]]) -> str:
-    """``answer_sdp`` with ``a=rid:X recv`` lines and ``a=simulcast:recv`` added to the
-    m-section of each mid in ``layers`` (mid -> RIDs, low to high); pure text."""
-    if not layers:
-        return answer_sdp
-    newline = "\r\n" if "\r\n" in answer_sdp else "\n"
-    lines = answer_sdp.split(newline)
-    out: list[str] = []
-    section: list[str] = []
-
-    def flush() -> None:
-        mid = next((line[6:].strip() for line in section if line.startswith("a=mid:")), None)
-        out.extend(section)
-        rids = layers.get(mid) if mid is not None else None
-        if rids and section and section[0].startswith("m="):
-            while out and out[-1] == "":
-                out.pop()  # the text's final newline comes back below
-            out.extend(f"a=rid:{rid} recv" for rid in rids)
-            out.append("a=simulcast:recv " + ";".join(rids))
-        section.clear()
-
-    for line in lines:
-        if line.startswith("m="):
-            flush()
-        section.append(line)
-    flush()
-    text = newline.join(out)
-    return text if text.endswith(newline) else text + newline
-
-
-def answer_with_bandwidth(answer_sdp: str, mids: set[str], bps: int) -> str:
-    """``answer_sdp`` with ``b=AS:<kbit/s>`` (rounded down, at least 1) after the ``c=`` line of
-    each m-section whose mid is in ``mids``; pure text."""
-    if not mids:
-        return answer_sdp
-    newline = "\r\n" if "\r\n" in answer_sdp else "\n"
-    sections = answer_sdp.split(newline + "m=")
-    out = [sections[0]]
-    limit = f"b=AS:{max(1, bps // 1000)}"
-    for section in sections[1:]:
-        lines = section.split(newline)
-        mid = next((line[6:].strip() for line in lines if line.startswith("a=mid:")), None)
-        if mid in mids and not any(line.startswith("b=") for line in lines):
-            at = next((i + 1 for i, line in enumerate(lines) if line.startswith("c=")), 1)
-            lines.insert(at, limit)
-        out.append(newline.join(lines))
-    return (newline + "m=").join(out)

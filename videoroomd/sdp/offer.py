@@ -1,4 +1,4 @@
-"""Just enough SDP reading for the engine: each m-line's mid, kind and direction, and the ICE ufrag (pure).
+"""Reading a client's offer: each m-line's mid, kind and direction, the ICE ufrag, the simulcast RIDs (pure).
 
 An offer is read with limits before aiortc sees it: its total size, its
 number of m-lines and the length of each line are bounded, and what the
@@ -9,6 +9,7 @@ client gets an SdpError saying what is wrong instead of a half-applied offer.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 MAX_SDP_BYTES = 128 * 1024   # a browser's offer for a full room is a few tens of KiB
@@ -40,13 +41,21 @@ class SdpError(Exception):
     """An SDP the engine cannot read; the text says what is wrong and on which line."""
 
 
-def parse(sdp: str) -> SessionDescription:
-    """The m-lines of ``sdp``; raises SdpError (and nothing else) for anything it refuses."""
+def _lines(sdp: str) -> Iterator[tuple[int, str]]:
+    """(line number, stripped line) of ``sdp`` within the size limits; raises SdpError past them."""
     if not isinstance(sdp, str):
         raise SdpError("the SDP must be a string")
     size = len(sdp.encode("utf-8", "surrogatepass"))
     if size > MAX_SDP_BYTES:
         raise SdpError(f"the SDP is {size} bytes; at most {MAX_SDP_BYTES} are accepted")
+    for number, raw in enumerate(sdp.splitlines(), start=1):
+        if len(raw) > MAX_LINE_LENGTH:
+            raise SdpError(f"line {number} is {len(raw)} characters long; at most {MAX_LINE_LENGTH} are accepted")
+        yield number, raw.strip()
+
+
+def parse(sdp: str) -> SessionDescription:
+    """The m-lines of ``sdp``; raises SdpError (and nothing else) for anything it refuses."""
     media: list[MediaLine] = []
     mids: set[str] = set()
     candidates: set[str] = set()
@@ -60,10 +69,7 @@ def parse(sdp: str) -> SessionDescription:
             media.append(MediaLine(current["index"], current["kind"], current["mid"],
                                    current["direction"] or session_direction, current["port"]))
 
-    for number, raw in enumerate(sdp.splitlines(), start=1):
-        if len(raw) > MAX_LINE_LENGTH:
-            raise SdpError(f"line {number} is {len(raw)} characters long; at most {MAX_LINE_LENGTH} are accepted")
-        line = raw.strip()
+    for number, line in _lines(sdp):
         if line.startswith("m="):
             close_current()
             if len(media) >= MAX_MEDIA_LINES:
@@ -141,11 +147,6 @@ def simulcast_rids(sdp: str) -> dict[str, list[str]]:
     that sends simulcast: an ``a=simulcast:send`` list whose RIDs have ``a=rid:X send`` lines.
     Other m-lines are left out. Raises SdpError (and nothing else) for what it refuses, with
     the same limits as :func:`parse` (which an offer passes first)."""
-    if not isinstance(sdp, str):
-        raise SdpError("the SDP must be a string")
-    size = len(sdp.encode("utf-8", "surrogatepass"))
-    if size > MAX_SDP_BYTES:
-        raise SdpError(f"the SDP is {size} bytes; at most {MAX_SDP_BYTES} are accepted")
     out: dict[str, list[str]] = {}
     section: dict | None = None
 
@@ -156,10 +157,7 @@ def simulcast_rids(sdp: str) -> dict[str, list[str]]:
         if sent:
             out[section["mid"]] = list(dict.fromkeys(sent))
 
-    for number, raw in enumerate(sdp.splitlines(), start=1):
-        if len(raw) > MAX_LINE_LENGTH:
-            raise SdpError(f"line {number} is {len(raw)} characters long; at most {MAX_LINE_LENGTH} are accepted")
-        line = raw.strip()
+    for number, line in _lines(sdp):
         if line.startswith("m="):
             close()
             parts = line[2:].split()
