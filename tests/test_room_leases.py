@@ -74,15 +74,20 @@ async def test_a_room_whose_lease_is_lost_stops_alone_with_a_clear_log_line(regi
 class FlakyDirectory(LocalRoomDirectory):
     """The local directory, whose calls for some rooms fail the way a network's do.
 
-    ``failing[(call, room)]`` is "raise" (the client's error) or "hang" (no answer, ever)."""
+    ``failing[(call, room)]`` is "raise" (the client's error), "hang" (no
+    answer, ever) or "slow" (an answer after a while); ``calls`` lists them all."""
 
     def __init__(self) -> None:
         super().__init__(trio.current_time)
         self.failing: dict[tuple[str, str], str] = {}
+        self.calls: list[tuple[str, str]] = []
 
     async def _as_told(self, call: str, room: str) -> None:
+        self.calls.append((call, room))
         how = self.failing.get((call, room))
-        if how == "raise":
+        if how == "slow":
+            await trio.sleep(DIRECTORY_TIMEOUT / 2)
+        elif how == "raise":
             raise ConnectionError(f"directory unreachable ({call})")
         if how == "hang":
             await trio.sleep_forever()
@@ -100,12 +105,30 @@ class FlakyDirectory(LocalRoomDirectory):
         await super().release(lease)
 
 
-async def start_flaky(nursery, failing: dict[tuple[str, str], str]) -> RoomRegistry:
+async def start_flaky(nursery, failing: dict[tuple[str, str], str], rooms: str = ROOMS) -> RoomRegistry:
     directory = FlakyDirectory()
     directory.failing.update(failing)
-    rooms = RoomRegistry(parse(ROOMS, "test.toml", Path(".")), directory=directory, owner="node-a", lease_ttl=TTL)
+    rooms = RoomRegistry(parse(rooms, "test.toml", Path(".")), directory=directory, owner="node-a", lease_ttl=TTL)
     await nursery.start(rooms.run)
     return rooms
+
+
+async def test_joins_of_a_new_room_whose_claim_is_on_its_way_land_in_one_room(nursery, autojump_clock):
+    registry = await start_flaky(nursery, {("claim", "pop-up"): "slow"}, rooms="[server]\ndynamic_rooms = true\n")
+    joined = []
+
+    async def join(who: str) -> None:
+        joined.append(await registry.join("pop-up", who, None, kind="rtc", address="127.0.0.1"))
+
+    async with trio.open_nursery() as joins:
+        for who in ("Ann", "Bob", "Cy"):
+            joins.start_soon(join, who)
+        await trio.sleep(DIRECTORY_TIMEOUT / 4)  # the claim is on its way: the room is starting
+        assert [(row["name"], row["status"], row["dynamic"]) for row in registry.snapshot()] == [
+            ("pop-up", "starting", True)]
+    (room,) = {room for room, _ in joined}
+    assert room.peer_count() == 3 and registry.directory.calls.count(("claim", "pop-up")) == 1
+    assert [(row["name"], row["status"], row["peers"]) for row in registry.snapshot()] == [("pop-up", "running", 3)]
 
 
 @pytest.mark.parametrize("how", ["raise", "hang"])
@@ -116,7 +139,8 @@ async def test_a_claim_the_directory_does_not_answer_fails_that_room_alone(nurse
             await registry.join("lobby", "Ann", None, kind="rtc", address="127.0.0.1")
     assert (refused.value.code, refused.value.reason) == (
         "room_unavailable", "room 'lobby' cannot be opened right now; try again in a moment")
-    lines = [entry for entry in logs if entry["event"] == "room not started: the room directory did not answer its claim"]
+    unanswered = "room not started: the room directory did not answer its claim"
+    lines = [entry for entry in logs if entry["event"] == unanswered]
     assert len(lines) == 2 and {line["room"] for line in lines} == {"lobby"}  # at start, and for Ann's join
     assert lines[0]["log_level"] == "error"
     assert ("ConnectionError: directory unreachable (claim)" if how == "raise" else "no answer") in lines[0]["why"]

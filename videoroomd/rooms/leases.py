@@ -47,7 +47,7 @@ class LeaseHolder:
         directory did not answer; both are logged here.
         """
         try:
-            if after is not None:  # bounded: its release has a deadline of its own
+            if after is not None:  # bounded: its claim and its release each have a deadline
                 with trio.move_on_after(2 * DIRECTORY_TIMEOUT):
                     await after.let_go.wait()
             try:
