@@ -8,11 +8,11 @@ or media.
 """
 
 from .admission import AdmissionGate, JoinRefused
-from .directory import Lease, LeaseLost, LocalRoomDirectory, RoomDirectory, RoomTaken
+from .directory import Lease, LeaseLost, LeaseTable, LocalRoomDirectory, RoomDirectory, RoomTaken
 from .room import Peer, Room
 from .registry import RoomRegistry
 
 __all__ = [
-    "AdmissionGate", "JoinRefused", "Lease", "LeaseLost", "LocalRoomDirectory", "Peer", "Room", "RoomDirectory",
-    "RoomRegistry", "RoomTaken",
+    "AdmissionGate", "JoinRefused", "Lease", "LeaseLost", "LeaseTable", "LocalRoomDirectory", "Peer", "Room",
+    "RoomDirectory", "RoomRegistry", "RoomTaken",
 ]

@@ -10,9 +10,11 @@ claim. A holder whose lease expired or was taken finds out at its next
 under that lease; a release by an old token is refused, so a holder that
 came back too late cannot free a room that runs elsewhere now.
 
-:class:`LocalRoomDirectory` is the in-process implementation: pure and
-synchronous, its clock passed in. This module imports nothing from the rest
-of the package.
+The seam is :class:`RoomDirectory`, async because a shared directory answers
+over the network: its callers bound every call with a deadline. The rules
+live once, pure and synchronous, in :class:`LeaseTable` (its clock passed
+in); :class:`LocalRoomDirectory` is the in-process implementation over it.
+This module imports nothing from the rest of the package.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, replace
 from typing import Callable, Protocol
+
+import trio
 
 LEASE_TTL = 15.0  # seconds a lease lives without a renewal
 
@@ -53,28 +57,32 @@ class LeaseLost(Exception):
 
 
 class RoomDirectory(Protocol):
-    """Who runs which room. Every implementation passes ``tests/test_room_directory.py``."""
+    """Who runs which room. Every implementation passes ``tests/test_room_directory.py``.
 
-    def lookup(self, room: str) -> Lease | None:
-        """The live lease of ``room``; None when nobody runs it."""
+    Each call may wait on the network; any of them may also raise what its
+    transport raises (OSError, a client's own errors) when the directory
+    cannot be reached, and callers treat that as "no answer"."""
+
+    async def lookup(self, room: str) -> Lease | None:
+        """Returns the live lease of ``room``; None when nobody runs it."""
         ...
 
-    def claim(self, room: str, owner: str, *, ttl: float = LEASE_TTL) -> Lease:
-        """A new lease of ``room`` for ``owner``, with a fresh token; raises RoomTaken while one is live."""
+    async def claim(self, room: str, owner: str, *, ttl: float = LEASE_TTL) -> Lease:
+        """Returns a new lease of ``room`` for ``owner``, with a fresh token; raises RoomTaken while one is live."""
         ...
 
-    def renew(self, lease: Lease, *, ttl: float = LEASE_TTL, worker: str | None = None) -> Lease:
-        """``lease`` extended by ``ttl`` from now (and its ``worker`` noted when given);
+    async def renew(self, lease: Lease, *, ttl: float = LEASE_TTL, worker: str | None = None) -> Lease:
+        """Returns ``lease`` extended by ``ttl`` from now (and its ``worker`` noted when given);
         raises LeaseLost when it expired, was released or was taken."""
         ...
 
-    def release(self, lease: Lease) -> None:
-        """Give ``room`` up; raises LeaseLost when ``lease`` is no longer the room's (a stale token)."""
+    async def release(self, lease: Lease) -> None:
+        """Gives ``room`` up; raises LeaseLost when ``lease`` is no longer the room's (a stale token)."""
         ...
 
 
-class LocalRoomDirectory:
-    """The rooms of one process, in a dict; ``clock`` gives seconds (trio's, or a test's)."""
+class LeaseTable:
+    """The leases of every room, in a dict: the directory's rules, pure; ``clock`` gives seconds."""
 
     def __init__(self, clock: Callable[[], float]):
         self._clock = clock
@@ -88,7 +96,7 @@ class LocalRoomDirectory:
             return None
         return lease
 
-    def claim(self, room: str, owner: str, *, ttl: float = LEASE_TTL) -> Lease:
+    def claim(self, room: str, owner: str, ttl: float) -> Lease:
         holder = self.lookup(room)
         if holder is not None:
             raise RoomTaken(holder)
@@ -96,7 +104,7 @@ class LocalRoomDirectory:
         self._leases[room] = lease
         return lease
 
-    def renew(self, lease: Lease, *, ttl: float = LEASE_TTL, worker: str | None = None) -> Lease:
+    def renew(self, lease: Lease, ttl: float, worker: str | None) -> Lease:
         current = self._current(lease)
         renewed = replace(current, expires=self._clock() + ttl, worker=worker if worker is not None else current.worker)
         self._leases[lease.room] = renewed
@@ -115,6 +123,32 @@ class LocalRoomDirectory:
         if held is None or held.token != lease.token:
             raise LeaseLost(lease, _why(lease, held))
         return held
+
+
+class LocalRoomDirectory:
+    """The rooms of one process: a :class:`LeaseTable` behind the async seam.
+
+    Each call is a checkpoint (it may be cancelled, and lets other tasks run)
+    taken before the table changes, so a cancelled call has changed nothing."""
+
+    def __init__(self, clock: Callable[[], float] = trio.current_time):
+        self.table = LeaseTable(clock)
+
+    async def lookup(self, room: str) -> Lease | None:
+        await trio.lowlevel.checkpoint()
+        return self.table.lookup(room)
+
+    async def claim(self, room: str, owner: str, *, ttl: float = LEASE_TTL) -> Lease:
+        await trio.lowlevel.checkpoint()
+        return self.table.claim(room, owner, ttl)
+
+    async def renew(self, lease: Lease, *, ttl: float = LEASE_TTL, worker: str | None = None) -> Lease:
+        await trio.lowlevel.checkpoint()
+        return self.table.renew(lease, ttl, worker)
+
+    async def release(self, lease: Lease) -> None:
+        await trio.lowlevel.checkpoint()
+        self.table.release(lease)
 
 
 def _why(lease: Lease, held: Lease | None) -> str:

@@ -8,16 +8,20 @@ get the same room, never two.
 
 Two seams decide what the table does: the :class:`AdmissionGate` says
 whether a join may go in (it is asked before any dynamic room is made for
-it), and the :class:`RoomDirectory` says who runs a room. A room starts here
-only once its lease is claimed, the lease is renewed while the room's entry
-lives, and a room whose lease is lost is stopped (that room only). A dynamic
+it), and the :class:`RoomDirectory` says who runs a room. An entry is made
+at once, but its room starts only once the entry's task has claimed the
+room's lease: a claim refused (another server runs it) or unanswered ends
+that entry, and the joins waiting on it are refused with the reason. The
+lease is renewed while the entry lives, a room whose lease is lost is stopped
+(that room only), and every call to the directory has a deadline, so a slow
+or unreachable directory never holds up a reload or a shutdown. A dynamic
 room nobody joins is closed after a grace.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Awaitable, Callable
 
 import structlog
 import trio
@@ -26,6 +30,7 @@ from ..config import Config, RoomConfig
 from ..daemon.supervisor import ChildState, RestartPolicy, supervise
 from .admission import Admission, AdmissionGate, JoinRefused, runs_elsewhere, shown_name  # noqa: F401 (shown_name: imported from here)
 from .directory import LEASE_TTL, Lease, LeaseLost, LocalRoomDirectory, RoomDirectory, RoomTaken
+from .leases import ClaimFailed, LeaseHolder
 from .room import Engine, Peer, Room
 from .throttle import PasswordThrottle
 
@@ -35,6 +40,7 @@ OPEN_TIMEOUT = 5.0  # seconds a join waits for a starting room
 UNUSED_GRACE = 10.0  # seconds a dynamic room may stay open without anyone having joined
 OWNER = "local"      # who this daemon is in the room directory
 LEASE_LOST = "the room moved to another server; please rejoin"
+NOT_CLAIMED = "room '{name}' cannot be opened right now; try again in a moment"
 
 
 @dataclass(eq=False)
@@ -42,15 +48,23 @@ class RoomEntry:
     config: RoomConfig
     dynamic: bool
     state: ChildState
+    holder: LeaseHolder  # the room's lease in the directory
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     room: Room | None = None
     has_room: trio.Event = field(default_factory=trio.Event)  # set once the first Room object exists
-    lease: Lease | None = None  # the room's lease in the directory while this entry runs it
+    previous: RoomEntry | None = None   # the name's entry before this one, until it let its lease go
+    refusal: tuple[str, str] | None = None  # (code, reason) for its joins once its claim was refused
+    retired: bool = False       # out of the table: it must not start its room any more
     lost: bool = False          # the lease was lost: the room is not run here again
 
     @property
     def admission(self) -> Admission:
         return Admission(self.config, self.dynamic)
+
+    @property
+    def lease(self) -> Lease | None:
+        """The lease this entry runs its room under; None before its claim and once it ended."""
+        return self.holder.lease
 
 
 @dataclass(frozen=True)
@@ -98,6 +112,7 @@ class RoomRegistry:
         self.lease_ttl = lease_ttl
         self.entries: dict[str, RoomEntry] = {}
         self._leaving: set[RoomEntry] = set()  # removed by a reload, draining: counted and stopped with the rest
+        self._letting_go: dict[str, RoomEntry] = {}  # retired entries still giving their lease up, by name
         self._nursery: trio.Nursery | None = None
 
     @property
@@ -119,7 +134,7 @@ class RoomRegistry:
             self._nursery = nursery
             entries = [self._start_configured(room_config) for room_config in self.config.rooms.values()]
             with trio.move_on_after(OPEN_TIMEOUT):
-                for entry in filter(None, entries):
+                for entry in entries:
                     await entry.has_room.wait()
                     if entry.room is not None:
                         await entry.room.opened.wait()
@@ -156,14 +171,17 @@ class RoomRegistry:
         """The running room called ``name``, created from [defaults] if rooms are dynamic.
 
         Raises JoinRefused when the name is not a room name, there is no such
-        room, it is stopping or failed, dynamic rooms are at their cap, or the
-        daemon is draining.
+        room, it is stopping or failed, another server runs it or the room
+        directory did not answer, dynamic rooms are at their cap, or the daemon
+        is draining.
         """
         for _ in range(2):
             entry = self._entry_for(name)
             room = await self._opened_room(entry)
             if room is not None and not room.stopping:
                 return room
+            if entry.refusal is not None:  # its claim was refused: what the directory said is the answer
+                raise JoinRefused(*entry.refusal)
             if self.entries.get(name) is entry:
                 break
             # The room went away while this join waited for it (it emptied, or a reload
@@ -171,18 +189,16 @@ class RoomRegistry:
         raise JoinRefused("room_unavailable", f"room '{name}' is restarting; try again in a moment")
 
     def _entry_for(self, name: str) -> RoomEntry:
-        """The entry of room ``name``, started now if it is not running here; raises JoinRefused."""
+        """The entry of room ``name``, started now if it is not running here; raises JoinRefused.
+
+        Synchronous, so that two joins of a new room land in one entry; whether
+        the room may run here is the directory's answer to the entry's claim."""
         entry = self.entries.get(name)
         if entry is not None:
             self.gate.may_open(name, running=entry.admission, failed=entry.state.status == "failed")
             return entry
-        holder = self.directory.lookup(name)
-        admission = self.gate.may_open(name, running=None, dynamic_count=self.dynamic_count(),
-                                       elsewhere=holder.owner if holder is not None else None)
-        entry = self._start(admission.config, dynamic=admission.dynamic)
-        if entry is None:  # claimed elsewhere since the lookup
-            raise runs_elsewhere(name)
-        return entry
+        admission = self.gate.may_open(name, running=None, dynamic_count=self.dynamic_count())
+        return self._start(admission.config, dynamic=admission.dynamic)
 
     @staticmethod
     async def _opened_room(entry: RoomEntry) -> Room | None:
@@ -231,74 +247,90 @@ class RoomRegistry:
         return rows
 
     # -- changing the set of rooms -------------------------------------------------------
-    def _start(self, room_config: RoomConfig, *, dynamic: bool) -> RoomEntry | None:
-        """Claim the room in the directory and start its entry; None when someone else holds it."""
+    def _start(self, room_config: RoomConfig, *, dynamic: bool) -> RoomEntry:
+        """Start an entry for the room; its task claims the room's lease before the room is made."""
         assert self._nursery is not None, "RoomRegistry.run() is not running"
         name = room_config.name
-        try:
-            lease = self.directory.claim(name, self.owner, ttl=self.lease_ttl)
-        except RoomTaken as taken:
-            log.warning("room not started here: another server runs it", room=name, owner=taken.holder.owner,
-                        token=taken.holder.token)
-            return None
-        entry = RoomEntry(room_config, dynamic, ChildState(name), lease=lease)
+        holder = LeaseHolder(self.directory, name, self.owner, self.lease_ttl)
+        entry = RoomEntry(room_config, dynamic, ChildState(name), holder, previous=self._letting_go.get(name))
         self.entries[name] = entry
         self._nursery.start_soon(self._run_entry, entry, name=f"room:{name}")
         return entry
 
-    def _start_configured(self, room_config: RoomConfig) -> RoomEntry | None:
+    def _start_configured(self, room_config: RoomConfig) -> RoomEntry:
         return self._start(room_config, dynamic=False)
 
     def _retire(self, name: str) -> RoomEntry | None:
-        """Take room ``name``'s entry out of the table and give up its lease, so that the
-        name can be claimed again at once (the entry's room may still be closing)."""
+        """Take room ``name``'s entry out of the table and give up its lease now, so that the
+        name can be claimed again soon (the entry's room may still be closing): the name's
+        next entry claims once this one let go."""
         entry = self.entries.pop(name, None)
         if entry is not None:
-            self._release(entry)
+            assert self._nursery is not None
+            entry.retired = True
+            if not entry.holder.let_go.is_set():
+                self._letting_go[name] = entry
+                self._nursery.start_soon(self._let_go, entry, entry.holder.release)
         return entry
 
-    def _release(self, entry: RoomEntry) -> None:
-        lease, entry.lease = entry.lease, None
-        if lease is not None:
-            try:
-                self.directory.release(lease)
-            except LeaseLost as lost:  # it was no longer ours: nothing to give up
-                log.info("room lease was already gone", room=lease.room, why=lost.why)
+    async def _let_go(self, entry: RoomEntry, give_up: Callable[[], Awaitable[None]]) -> None:
+        """Run ``give_up`` (the holder's release or close: bounded, never raises); then the
+        name's next entry no longer waits for this one once it let go."""
+        await give_up()
+        name = entry.config.name
+        if entry.holder.let_go.is_set() and self._letting_go.get(name) is entry:
+            del self._letting_go[name]
+
+    async def _claim(self, entry: RoomEntry) -> bool:
+        """Claim the entry's room, once the name's previous entry let go; True when its room may start.
+        A refused or unanswered claim leaves the refusal its joins get (the holder logged why)."""
+        previous, entry.previous = entry.previous, None
+        name = entry.config.name
+        try:
+            await entry.holder.claim(after=previous.holder if previous is not None else None)
+        except RoomTaken:
+            refused = runs_elsewhere(name)
+            entry.refusal = (refused.code, refused.reason)
+            return False
+        except ClaimFailed as failed:
+            entry.state.last_error = str(failed)
+            entry.refusal = ("room_unavailable", NOT_CLAIMED.format(name=name))
+            return False
+        return not entry.retired  # retired while it claimed: the lease is given up at once
 
     async def _run_entry(self, entry: RoomEntry) -> None:
         name = entry.config.name
         structlog.contextvars.bind_contextvars(room=name)
-        with entry.scope:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._keep_lease, entry)
-                await supervise(f"room:{name}", lambda: self._run_room_once(entry), entry.state, self.policy)
-                nursery.cancel_scope.cancel()
-            entry.room = None
-            entry.has_room.set()
-            self._release(entry)  # nothing runs under it any more
-            if entry.dynamic and entry.state.status == "failed":
-                # Joins hear that it is out of order for a while; then its place under
-                # max_dynamic_rooms is freed (a reload never restarts dynamic rooms).
-                await trio.sleep(self.policy.window)
-        entry.room = None
-        entry.has_room.set()  # joins still waiting for a room of this entry learn there is none
-        self._release(entry)
+        try:
+            with entry.scope:
+                if await self._claim(entry):
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._keep_lease, entry)
+                        await supervise(f"room:{name}", lambda: self._run_room_once(entry), entry.state, self.policy)
+                        nursery.cancel_scope.cancel()
+                self._no_room(entry)
+                await entry.holder.close()  # nothing runs under it any more
+                if entry.dynamic and entry.state.status == "failed":
+                    # Joins hear that it is out of order for a while; then its place under
+                    # max_dynamic_rooms is freed (a reload never restarts dynamic rooms).
+                    await trio.sleep(self.policy.window)
+        finally:
+            self._no_room(entry)
+            await self._let_go(entry, entry.holder.close)  # bounded, and runs on when cancelled
         if (entry.dynamic or entry.state.status != "failed") and self.entries.get(name) is entry:
             del self.entries[name]
 
+    @staticmethod
+    def _no_room(entry: RoomEntry) -> None:
+        entry.room = None
+        entry.has_room.set()  # joins still waiting for a room of this entry learn there is none
+
     async def _keep_lease(self, entry: RoomEntry) -> None:
-        """Renew the entry's lease a few times per ``lease_ttl`` while it holds one; returns
-        once it holds none. A lost lease stops that room, with a log line that says so."""
-        while entry.lease is not None:
-            await trio.sleep(self.lease_ttl / 3)
-            if entry.lease is None:  # released meanwhile (retired by a reload, or emptied)
-                return
-            worker = entry.room.media_worker() if entry.room is not None else None
-            try:
-                entry.lease = self.directory.renew(entry.lease, ttl=self.lease_ttl, worker=worker)
-            except LeaseLost as lost:
-                entry.lease = None
-                self._lease_lost(entry, lost)
+        """Renew the entry's lease while it holds one; returns once it holds none.
+        A lost lease stops that room, with a log line that says so."""
+        lost = await entry.holder.keep(lambda: entry.room.media_worker() if entry.room is not None else None)
+        if lost is not None:
+            self._lease_lost(entry, lost)
 
     def _lease_lost(self, entry: RoomEntry, lost: LeaseLost) -> None:
         name = entry.config.name
