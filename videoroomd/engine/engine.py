@@ -2,23 +2,27 @@
 
 It speaks the media-event protocol through :class:`~.session.Session`
 (pure), and has the room's media worker (:mod:`videoroomd.media`) drive one
-aiortc connection per endpoint, through commands and events that carry ids
-and plain data only. Events are handled one at a time from a bounded inbox,
-so the session never sees two changes at once. When the worker is lost, the
-room's participants are told to reconnect and the room's media is opened
-again on a worker that runs.
+aiortc connection per endpoint, through the typed commands and events of
+:mod:`videoroomd.media.commands` and :mod:`videoroomd.media.events`. Those
+events, and what the peers send, are handled one at a time from a bounded
+inbox, so the session never sees two changes at once. An endpoint is removed
+one way only: room → engine → worker (the worker reports, the engine
+decides). When the worker is lost, the room's participants are told to
+reconnect and the room's media is opened again on a worker that runs.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
 
 import structlog
 import trio
 
 from ..config import IceConfig, RoomConfig
 from ..media.client import MediaError, WorkerLost
+from ..media.commands import AddCandidate, Answer, Answered, CertificatePaths, CloseEndpoint, Command, Slot
+from ..media.events import Bandwidth, EndpointState, LayerSwitched, RoomEvent, RoomLost, Silent, Vad
 from ..media.plane import MediaPlane, RoomLink
 from ..rooms.room import Peer, Room
 from ..turn.clients import TurnCredentials
@@ -36,7 +40,6 @@ log = structlog.get_logger("videoroomd.engine")
 INBOX_SIZE = 1024            # media-worker reports waiting for the engine, besides the peers' shares
 PEER_QUEUE = 128             # events of one peer waiting for the engine; a peer sending faster is cut off
 SILENCE_TIMEOUT = 15.0       # seconds a connected client may send nothing at all before it is removed
-SILENCE_CHECK_INTERVAL = 2.0  # seconds between two looks for silent clients
 MEDIA_CALL_TIMEOUT = 15.0    # seconds an answer may take on the media worker
 CLOSE_TIMEOUT = 5.0          # seconds to close a room's connections when it stops
 MAX_CANDIDATES = 64          # trickled candidates kept before the first offer, and added per offer
@@ -51,7 +54,6 @@ MAX_REASON = 200             # characters of the reason a removed participant's 
 TARGET_RATE = 10.0           # setTargetTrackVariant a subscriber may send per second...
 TARGET_BURST = 30            # ...after a burst of this many (a page re-laid out at once asks for each tile)
 MAX_VARIANT_BITRATES = 8     # entries of one trackVariantBitrates (one per layer)
-_HOST_CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ (udp) \d+ (\S+) (\d+) typ host", re.MULTILINE | re.IGNORECASE)  # the media sockets an answer offers
 _CANDIDATE_ADDRESS = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host)", re.MULTILINE)
 
 
@@ -62,9 +64,19 @@ def announce_address(sdp: str, address: str | None) -> str:
     return _CANDIDATE_ADDRESS.sub(lambda m: f"{m.group(1)}{address}{m.group(3)}", sdp)
 
 
-def host_candidates(sdp: str) -> list[tuple[str, int]]:
-    """The (address, port) of each host candidate in ``sdp``: the media sockets it offers."""
-    return [(m.group(2), int(m.group(3))) for m in _HOST_CANDIDATE.finditer(sdp)]
+@dataclass(frozen=True)
+class _PeerLeft:
+    endpoint: str
+
+
+@dataclass(frozen=True)
+class _PeerEvent:
+    endpoint: str
+    data: str
+
+
+# What waits in the engine's inbox: what a peer did, or what the room's media worker reported.
+_Item = _PeerLeft | _PeerEvent | RoomEvent | RoomLost
 
 
 class Engine:
@@ -101,7 +113,7 @@ class Engine:
         # Kept aside as well as posted: when a flood fills the inbox (and gets its sender
         # cut off), that very sender's "left" must not be the item that is lost.
         self._left.add(peer.id)
-        self._post(("left", peer.id, None))
+        self._post(_PeerLeft(peer.id))
 
     def media_event(self, peer: Peer, data: str) -> None:
         # Each peer has its share of the inbox: one that floods it is cut off before the
@@ -112,7 +124,7 @@ class Engine:
                 self.room.leave(peer, "too many media events at once")
             return
         self._queued[peer.id] = queued + 1
-        self._post(("event", peer.id, data), peer)
+        self._post(_PeerEvent(peer.id, data), peer)
 
     def track_count(self) -> int:
         return self.session.track_count()
@@ -128,7 +140,7 @@ class Engine:
         """The name of the media worker that carries this room."""
         return self.link.worker_name if self.link is not None else None
 
-    def _post(self, item: tuple, peer: Peer | None = None) -> None:
+    def _post(self, item: _Item, peer: Peer | None = None) -> None:
         # Runs in the media worker's reader task too: it must never raise.
         try:
             self._send.send_nowait(item)
@@ -137,7 +149,7 @@ class Engine:
                 self._dequeued(peer.id)
                 self.room.leave(peer, "too many media events at once")
             else:
-                log.error("engine inbox full; event lost", room=self.config.name, item=item[0])
+                log.error("engine inbox full; event lost", room=self.config.name, item=type(item).__name__)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the engine has stopped
 
@@ -155,14 +167,13 @@ class Engine:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                nursery.start_soon(self._watch_silence)
                 task_status.started()
-                async for kind, endpoint_id, payload in self._inbox:
-                    if kind == "event":
-                        self._dequeued(endpoint_id)
-                    await self._handle(kind, endpoint_id, payload)
+                async for item in self._inbox:
+                    if isinstance(item, _PeerEvent):
+                        self._dequeued(item.endpoint)
+                    await self._handle(item)
                     while self._left:
-                        await self._handle("left", self._left.pop(), None)
+                        await self._handle(_PeerLeft(self._left.pop()))
         finally:
             for endpoint_id in list(self._sockets):
                 self._offered(endpoint_id, [])
@@ -181,38 +192,29 @@ class Engine:
         """Open this room's media on the least busy worker; raises WorkerLost or MediaError."""
         certificate = None
         if self.config.dtls_cert is not None and self.config.dtls_key is not None:
-            certificate = {"cert": str(self.config.dtls_cert), "key": str(self.config.dtls_key)}
+            certificate = CertificatePaths(str(self.config.dtls_cert), str(self.config.dtls_key))
         return await self.plane.open_room(self.config.name, self._from_worker,
                                           ice_servers=[str(url) for url in self.config.stun_servers],
                                           certificate=certificate, addresses=list(self.ice.addresses),
                                           udp_ports=list(self.ice.udp_ports) if self.ice.udp_ports else None,
-                                          max_video_bitrate=self.config.max_video_bitrate)
+                                          max_video_bitrate=self.config.max_video_bitrate,
+                                          silence_timeout=SILENCE_TIMEOUT)
 
-    def _from_worker(self, message: dict) -> None:
-        # Called by the worker's reader task for this room's events: into the inbox.
-        kind = message["type"]
-        if kind == "state":
-            self._post(("media", message["endpoint"], ("state", (message["state"],))))
-        elif kind == "vad":
-            self._post(("media", "", ("vad", (message["track"], message["speaking"]))))
-        elif kind == "layer":
-            self._post(("media", message["endpoint"], ("layer", (message["track_id"], message["layer"], message["reason"]))))
-        elif kind == "bandwidth":
-            self._post(("media", message["endpoint"], ("bandwidth", (message["bps"],))))
-        elif kind == "lost":
-            self._post(("lost", "", message.get("reason", "")))
+    def _from_worker(self, event: RoomEvent | RoomLost) -> None:
+        # Called by the worker's reader task for this room's events: into the inbox, as they are.
+        self._post(event)
 
-    async def _call(self, kind: str, **fields: Any) -> Any:
-        """Command ``kind`` for this room on its worker; raises MediaError, WorkerLost, or
-        trio.TooSlowError after MEDIA_CALL_TIMEOUT.
+    async def _call(self, command: Command) -> object:
+        """Send ``command`` (one for this room) to its worker and return its result; raises
+        MediaError, WorkerLost, or trio.TooSlowError after MEDIA_CALL_TIMEOUT.
 
         The engine handles one event at a time: a command that never returns would hold
         up every participant of the room.
         """
         assert self.link is not None
-        return await self.link.call(kind, timeout=MEDIA_CALL_TIMEOUT, **fields)
+        return await self.link.call(command, timeout=MEDIA_CALL_TIMEOUT)
 
-    async def _handle(self, kind: str, endpoint_id: str, payload: Any) -> None:
+    async def _handle(self, item: _Item) -> None:
         """Handle one inbox item; never raises (but trio.Cancelled), except for a lost worker
         whose room cannot be opened again (see :meth:`_worker_lost`).
 
@@ -220,24 +222,26 @@ class Engine:
         it ends that participant only (an ``error`` media event, then it is removed from
         the room); the engine, the room and the others go on.
         """
-        if kind == "lost":  # not one participant's: when this fails, the room is restarted
-            await self._worker_lost(payload)
+        if isinstance(item, RoomLost):  # not one participant's: when this fails, the room is restarted
+            await self._worker_lost(item.reason)
             return
+        endpoint_id = getattr(item, "endpoint", "")
         try:
-            if kind == "left":
+            if isinstance(item, _PeerLeft):
                 self._announce.forget(endpoint_id)
                 self._targets.forget(endpoint_id)
                 await self._remove(endpoint_id)
-            elif kind == "event":
-                await self._client_event(endpoint_id, payload)
-            elif kind == "media":
-                await self._media_event(endpoint_id, *payload)
+            elif isinstance(item, _PeerEvent):
+                await self._client_event(endpoint_id, item.data)
+            else:
+                await self._media_event(item)
         except WorkerLost:
-            pass  # the "lost" event follows: every participant of the room is told to reconnect
+            pass  # RoomLost follows: every participant of the room is told to reconnect
         except Exception as error:
             self.failures += 1
-            log.exception("unexpected error; participant removed", peer=endpoint_id, item=kind)
-            await self._end(endpoint_id, f"the server failed on this participant's {kind}: {type(error).__name__}")
+            what = {_PeerLeft: "left", _PeerEvent: "event"}.get(type(item), "media")
+            log.exception("unexpected error; participant removed", peer=endpoint_id, item=what)
+            await self._end(endpoint_id, f"the server failed on this participant's {what}: {type(error).__name__}")
 
     async def _end(self, endpoint_id: str, message: str) -> None:
         """Tell the participant why (an ``error`` media event), then remove it from the
@@ -382,12 +386,13 @@ class Engine:
         rids = simulcast_rids(sdp_text) if self.config.simulcast else {}
         plan = self.session.plan(peer.id, offered, mids, metadata, rids)
         simulcast = {mid: rids[mid] for mid in plan.sending if mid in rids}
-        slots = [[mid, slot.track_id, slot.stream_id] for mid, slot in plan.forward.items()]
+        slots = tuple(Slot(mid, slot.track_id, slot.stream_id) for mid, slot in plan.forward.items())
         started = trio.current_time()
         self.connections.add(peer.id)  # the worker makes it with the first answer, even one that fails
         try:
-            answer = await self._call("answer", endpoint=peer.id, sdp=sdp_text, sending=plan.sending, slots=slots,
-                                      simulcast=simulcast)
+            answered = await self._call(Answer(self.link.key, peer.id, sdp_text, dict(plan.sending), slots,
+                                               {mid: tuple(r) for mid, r in simulcast.items()}))
+            assert isinstance(answered, Answered)
         except WorkerLost:
             raise  # everyone of the room is told to reconnect (see _worker_lost)
         except Exception as error:  # aiortc raises many kinds for offers it cannot take
@@ -397,8 +402,8 @@ class Engine:
             return
         log.debug("offer answered", peer=peer.id, ms=round((trio.current_time() - started) * 1000),
                   receiving=len(slots), publishing=len(plan.sending))
-        self._offered(peer.id, host_candidates(answer))
-        answer = announce_address(answer, self.ice.announced_ip)
+        self._offered(peer.id, [(s.host, s.port) for s in answered.sockets])
+        answer = announce_address(answered.sdp, self.ice.announced_ip)
         self._deliver([(peer.id, ev.sdp_answer(answer, plan.mid_to_track_id))])
         self._candidates[peer.id] = 0
         for candidate, index in self._early_candidates.pop(peer.id, []):
@@ -431,7 +436,7 @@ class Engine:
 
     async def _add_candidate(self, endpoint_id: str, candidate: str, index: int) -> None:
         try:
-            await self._call("add_candidate", endpoint=endpoint_id, candidate=candidate, index=index)
+            await self._call(AddCandidate(self.link.key, endpoint_id, candidate, index))
         except WorkerLost:
             raise
         except trio.TooSlowError:
@@ -442,52 +447,30 @@ class Engine:
             self._deliver([(endpoint_id, ev.error(f"candidate refused: {describe(error)}"))])
 
     # -- media events ------------------------------------------------------------------------
-    async def _media_event(self, endpoint_id: str, kind: str, args: tuple) -> None:
+    async def _media_event(self, event: RoomEvent) -> None:
+        """What the room's media worker reported; an endpoint it names that has gone is no news."""
         assert self.room is not None
+        endpoint_id = getattr(event, "endpoint", "")
         peer = self.room.peers.get(endpoint_id)
-        if kind == "vad":
-            track_id, speaking = args
-            self._deliver(self.session.voice_activity(track_id, speaking))
-        elif kind == "state":
-            (state,) = args
-            if peer is None:
-                return
-            log.info("media connection", peer=endpoint_id, state=state)
-            if state == "connected":
-                self._deliver(self.session.media_connected(endpoint_id))
-            elif state in ("failed", "closed") and endpoint_id in self.connections:  # not closed by us
-                # "closed" without us closing it: aioice gave up (consent to send expired).
-                self.room.leave(peer, "media connection failed" if state == "failed" else "media connection lost",
-                                retry=True)
-        elif kind == "layer":
-            track_id, layer, reason = args
-            self._deliver(self.session.encoding_switched(endpoint_id, track_id, layer, reason))
-        elif kind == "bandwidth":
-            (bps,) = args
-            self._deliver(self.session.bandwidth(endpoint_id, bps))
-        elif kind == "silent":
-            if peer is not None and endpoint_id in self.connections:
-                log.info("media connection silent", peer=endpoint_id, seconds=SILENCE_TIMEOUT)
+        match event:
+            case Vad(track=track_id, speaking=speaking):
+                self._deliver(self.session.voice_activity(track_id, speaking))
+            case EndpointState(state=state) if peer is not None:
+                log.info("media connection", peer=endpoint_id, state=state)
+                if state == "connected":
+                    self._deliver(self.session.media_connected(endpoint_id))
+                elif state in ("failed", "closed") and endpoint_id in self.connections:  # not closed by us
+                    # "closed" without us closing it: aioice gave up (consent to send expired).
+                    self.room.leave(peer, "media connection failed" if state == "failed" else "media connection lost",
+                                    retry=True)
+            case LayerSwitched(track_id=track_id, layer=layer, reason=reason):
+                self._deliver(self.session.encoding_switched(endpoint_id, track_id, layer, reason))
+            case Bandwidth(bps=bps):
+                self._deliver(self.session.bandwidth(endpoint_id, bps))
+            case Silent(seconds=seconds) if peer is not None and endpoint_id in self.connections:
+                # aiortc never reports "disconnected", and its consent checks take ~30 s to give up.
+                log.info("media connection silent", peer=endpoint_id, seconds=seconds)
                 self.room.leave(peer, "media connection lost", retry=True)
-
-    async def _watch_silence(self) -> None:
-        """Every SILENCE_CHECK_INTERVAL, hand the clients that went silent to the inbox.
-
-        aiortc never reports "disconnected", and its consent checks take ~30 s to give
-        up on a client whose network is gone; others would watch a frozen tile that long.
-        """
-        while True:
-            await trio.sleep(SILENCE_CHECK_INTERVAL)
-            if self.connections and self.link is not None:
-                try:
-                    quiet = await self._call("silent", seconds=SILENCE_TIMEOUT)
-                except WorkerLost:
-                    continue  # the room's media is opened again elsewhere
-                except Exception:
-                    log.exception("looking for silent media connections failed")
-                    continue
-                for endpoint_id in quiet:
-                    self._post(("media", endpoint_id, ("silent", ())))
 
     async def _remove(self, endpoint_id: str) -> None:
         """Forget the endpoint and close its media connection. Never raises (but trio.Cancelled):
@@ -502,7 +485,7 @@ class Engine:
         if endpoint_id in self.connections and self.link is not None:
             self.connections.discard(endpoint_id)
             try:
-                await self._call("close_endpoint", endpoint=endpoint_id)
+                await self._call(CloseEndpoint(self.link.key, endpoint_id))
             except WorkerLost:
                 pass  # its connection went with the worker
             except Exception as error:

@@ -31,6 +31,8 @@ import trio
 from aioice import stun
 
 from ..config.schema import TurnConfig
+from ..media.commands import TurnRelease, TurnSend, TurnState, TurnUpdate
+from ..media.events import TurnClosed, TurnControl, TurnEvent, TurnLost
 from . import channeldata
 from .allocations import Allocation, AllocationTable, ByteBudget, QuotaError
 from .auth import Authenticator, Refusal
@@ -508,7 +510,7 @@ class TurnService:
             self._used_ports.discard(relay.allocation.relay[1])
             self._by_id.pop(relay.id, None)
             if relay.worker is not None and self.handoff is not None:
-                self.handoff.post(relay.worker, "turn_release", relay=relay.id)  # it closes the client's socket
+                self.handoff.post(relay.worker, TurnRelease(relay.id))  # it closes the client's socket
             allocation = relay.allocation
         if allocation is not None:
             log.debug("turn allocation ended", user=allocation.username, relay=text(allocation.relay))
@@ -536,31 +538,30 @@ class TurnService:
             # The listener stops reading the stream after this batch of frames and calls this.
             client.detach = lambda fileno, leftover: self._hand_off_stream(relay, worker, fileno, leftover)
 
-    def _state(self, relay: _Relay) -> dict:
+    def _state(self, relay: _Relay) -> TurnState:
         """The allocation's expiry, permissions and channels, in seconds left, for the worker."""
         now = trio.current_time()
         allocation = relay.allocation
-        return {"expires_in": allocation.expires - now,
-                "permissions": {ip: until - now for ip, until in allocation.permissions.items() if until > now},
-                "channels": {str(channel): [peer[0], peer[1], until - now]
-                             for channel, (peer, until) in allocation.channels.items() if until > now}}
+        return TurnState(allocation.expires - now,
+                         {ip: until - now for ip, until in allocation.permissions.items() if until > now},
+                         {str(channel): (peer[0], peer[1], until - now)
+                          for channel, (peer, until) in allocation.channels.items() if until > now})
 
     def _handoff_fields(self, relay: _Relay) -> dict:
-        return {"relay": relay.id, "transport": relay.client.transport, "client": list(relay.client.address),
-                "relay_address": list(relay.allocation.relay), "user": relay.allocation.user,
-                "bandwidth": self.budget.rate, "state": self._state(relay), "peers": [list(p) for p in relay.peers]}
+        return {"relay": relay.id, "transport": relay.client.transport, "client": tuple(relay.client.address),
+                "relay_address": tuple(relay.allocation.relay), "user": relay.allocation.user,
+                "bandwidth": float(self.budget.rate), "state": self._state(relay), "peers": tuple(relay.peers)}
 
     def _push_state(self, relay: _Relay) -> None:
         assert self.handoff is not None and relay.worker is not None
-        self.handoff.post(relay.worker, "turn_update", relay=relay.id, state=self._state(relay),
-                          peers=[list(p) for p in relay.peers])
+        self.handoff.post(relay.worker, TurnUpdate(relay.id, self._state(relay), tuple(relay.peers)))
 
     def _handed(self, relay: _Relay, worker: str) -> bool:
         """Record that ``worker`` relays for ``relay`` now; False (and the worker told to let
         go) when the allocation ended while it was being handed."""
         assert self.handoff is not None
         if self._relays.get(relay.allocation.key) is not relay:
-            self.handoff.post(worker, "turn_release", relay=relay.id)
+            self.handoff.post(worker, TurnRelease(relay.id))
             return False
         relay.worker = worker
         self.handed_by_transport[relay.client.transport] += 1
@@ -631,12 +632,11 @@ class TurnService:
         if relay.changed and self._relays.get(relay.allocation.key) is relay:
             relay.changed = False
             self._push_state(relay)
-        self.handoff.post(relay.worker, "turn_send", relay=relay.id, data=data.hex())
+        self.handoff.post(relay.worker, TurnSend(relay.id, data.hex()))
 
-    def worker_event(self, worker: str, message: dict) -> None:
+    def worker_event(self, worker: str, message: TurnEvent) -> None:
         """An event of a media worker about the clients handed to it."""
-        kind = message["type"]
-        if kind == "turn_lost":
+        if isinstance(message, TurnLost):
             gone = [r for r in self._relays.values() if r.worker == worker]
             if gone:
                 log.info("media worker lost: its relayed turn clients end", worker=worker, clients=len(gone))
@@ -644,16 +644,16 @@ class TurnService:
                 relay.worker = None  # nothing to tell it
                 self._release(relay.allocation.key)
             return
-        relay = self._by_id.get(message["relay"])
+        relay = self._by_id.get(message.relay)
         if relay is None or worker not in (relay.worker, relay.target):
             return
-        if kind == "turn_control":
+        if isinstance(message, TurnControl):
             try:
-                data = bytes.fromhex(message["data"])
+                data = bytes.fromhex(message.data)
             except ValueError:
                 self.dropped["malformed"] += 1
                 return
             self._receive(data, relay.client)
-        elif kind == "turn_closed":
+        elif isinstance(message, TurnClosed):
             relay.worker = None
             self._release(relay.allocation.key)
