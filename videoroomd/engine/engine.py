@@ -21,7 +21,7 @@ import trio
 
 from ..config import IceConfig, RoomConfig
 from ..media.client import MediaError, WorkerLost
-from ..media.commands import AddCandidate, Answer, Answered, CertificatePaths, CloseEndpoint, Command, Slot
+from ..media.commands import AddCandidate, Answer, Answered, CloseEndpoint, Command, Slot
 from ..media.events import Bandwidth, EndpointState, LayerSwitched, RoomEvent, RoomLost, Silent, Vad
 from ..media.plane import MediaPlane, RoomLink
 from ..rooms.room import Peer, Room
@@ -29,6 +29,8 @@ from ..turn.clients import TurnCredentials
 from ..turn.peers import MediaAddresses
 from . import media_events as ev
 from .media_events import MediaEventError
+from .layer_requests import LayerRequests, variant_bitrates
+from .media_side import MediaSide, describe
 from .rate import PeerRate
 from .sdp import MAX_MEDIA_LINES, SdpError
 from .sdp import parse as parse_sdp
@@ -53,7 +55,6 @@ WORKER_LOST = "the media server restarted; reconnecting"
 MAX_REASON = 200             # characters of the reason a removed participant's channel is closed with
 TARGET_RATE = 10.0           # setTargetTrackVariant a subscriber may send per second...
 TARGET_BURST = 30            # ...after a burst of this many (a page re-laid out at once asks for each tile)
-MAX_VARIANT_BITRATES = 8     # entries of one trackVariantBitrates (one per layer)
 _CANDIDATE_ADDRESS = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host)", re.MULTILINE)
 
 
@@ -86,17 +87,13 @@ class Engine:
                  turn: TurnCredentials = TurnCredentials(), media_addresses: MediaAddresses | None = None):
         """``turn`` makes each client's ``integratedTurnServers``; ``media_addresses`` is told of
         every media socket the room's answers offer (the built-in TURN server relays only there)."""
-        self.plane = plane
         self.ice = ice
         self.config = config
         self.session = Session(lambda endpoint_id: turn.for_peer(config, endpoint_id))
-        self.media_addresses = media_addresses
-        self._sockets: dict[str, list[tuple[str, int]]] = {}  # endpoint -> media sockets its answers offered
+        self.media = MediaSide(plane, ice, config, media_addresses, self._from_worker)
         # Room for every peer's share, and INBOX_SIZE more for what the media worker reports.
         self._send, self._inbox = trio.open_memory_channel(INBOX_SIZE + PEER_QUEUE * config.max_peers)
         self.room: Room | None = None
-        self.link: RoomLink | None = None  # the room's way to its media worker
-        self.connections: set[str] = set()  # endpoints with a media connection on the worker
         self._early_candidates: dict[str, list[tuple[str, int]]] = {}  # before the first offer
         self._candidates: dict[str, int] = {}  # candidates added since the last answer
         self._left: set[str] = set()  # peers that left the room, still to remove here
@@ -104,6 +101,8 @@ class Engine:
         self.failures = 0  # participants removed for an error nobody foresaw
         self._announce = PeerRate(ANNOUNCE_RATE, ANNOUNCE_BURST)
         self._targets = PeerRate(TARGET_RATE, TARGET_BURST)
+        self.layers = LayerRequests(self.session, self.media, self._announce, self._targets, self._deliver,
+                                    MEDIA_CALL_TIMEOUT)
 
     # -- the Room's side (synchronous) ------------------------------------------------------
     def peer_joined(self, peer: Peer) -> None:
@@ -132,13 +131,21 @@ class Engine:
     def media_counters(self) -> dict[str, int]:
         """What this room's forwarding did so far (:class:`~.forwarding.MediaCounters`), as of
         the worker's last heartbeat."""
-        counters = self.link.counters() if self.link is not None else {}
-        counters["participants_failed"] = self.failures
-        return counters
+        return {**self.media.counters(), "participants_failed": self.failures}
 
     def media_worker(self) -> str | None:
         """The name of the media worker that carries this room."""
-        return self.link.worker_name if self.link is not None else None
+        return self.media.worker_name()
+
+    @property
+    def link(self) -> RoomLink | None:
+        """The room's way to its media worker (None while none carries it)."""
+        return self.media.link
+
+    @property
+    def connections(self) -> set[str]:
+        """The endpoints with a media connection on the worker."""
+        return self.media.connections
 
     def _post(self, item: _Item, peer: Peer | None = None) -> None:
         # Runs in the media worker's reader task too: it must never raise.
@@ -163,7 +170,7 @@ class Engine:
         """
         self.room = room
         structlog.contextvars.bind_contextvars(room=room.name)
-        self.link = await self._open_media()
+        await self.media.open(SILENCE_TIMEOUT)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -175,11 +182,7 @@ class Engine:
                     while self._left:
                         await self._handle(_PeerLeft(self._left.pop()))
         finally:
-            for endpoint_id in list(self._sockets):
-                self._offered(endpoint_id, [])
-            if self.link is not None:
-                with trio.CancelScope(shield=True):
-                    await self.link.close(CLOSE_TIMEOUT)
+            await self.media.close(CLOSE_TIMEOUT)
 
     def _dequeued(self, endpoint_id: str) -> None:
         left = self._queued.get(endpoint_id, 0) - 1
@@ -187,18 +190,6 @@ class Engine:
             self._queued[endpoint_id] = left
         else:
             self._queued.pop(endpoint_id, None)
-
-    async def _open_media(self) -> RoomLink:
-        """Open this room's media on the least busy worker; raises WorkerLost or MediaError."""
-        certificate = None
-        if self.config.dtls_cert is not None and self.config.dtls_key is not None:
-            certificate = CertificatePaths(str(self.config.dtls_cert), str(self.config.dtls_key))
-        return await self.plane.open_room(self.config.name, self._from_worker,
-                                          ice_servers=[str(url) for url in self.config.stun_servers],
-                                          certificate=certificate, addresses=list(self.ice.addresses),
-                                          udp_ports=list(self.ice.udp_ports) if self.ice.udp_ports else None,
-                                          max_video_bitrate=self.config.max_video_bitrate,
-                                          silence_timeout=SILENCE_TIMEOUT)
 
     def _from_worker(self, event: RoomEvent | RoomLost) -> None:
         # Called by the worker's reader task for this room's events: into the inbox, as they are.
@@ -211,8 +202,7 @@ class Engine:
         The engine handles one event at a time: a command that never returns would hold
         up every participant of the room.
         """
-        assert self.link is not None
-        return await self.link.call(command, timeout=MEDIA_CALL_TIMEOUT)
+        return await self.media.call(command, MEDIA_CALL_TIMEOUT)
 
     async def _handle(self, item: _Item) -> None:
         """Handle one inbox item; never raises (but trio.Cancelled), except for a lost worker
@@ -304,72 +294,11 @@ class Engine:
         elif kind == "candidate":
             await self._candidate(peer, event)
         elif kind in ("enableTrackEncoding", "disableTrackEncoding"):
-            await self._track_encoding(peer, event, kind == "enableTrackEncoding")
+            await self.layers.track_encoding(peer.id, event, kind == "enableTrackEncoding")
         elif kind == "setTargetTrackVariant":
-            await self._target_variant(peer, event)
+            await self.layers.target_variant(peer.id, event)
         elif kind == "trackVariantBitrates":
-            self._variant_bitrates(event)
-
-    # -- simulcast ----------------------------------------------------------------------------
-    async def _track_encoding(self, peer: Peer, event: ev.ClientEvent, enabled: bool) -> None:
-        """A publisher turns one layer of its track on or off: the media worker stops (or may
-        again) choose it, the others hear it, and late joiners see it in simulcastConfig.
-
-        Repeats and tracks the room took as one stream change nothing and say nothing (the
-        client re-sends every disabled layer after each answer); changes count against the
-        announce rate, as they reach every other client. Raises MediaEventError for a malformed
-        event or past that rate; a media worker that refuses the change is only logged."""
-        track_id = ev.field(event, "trackId", str)
-        encoding = ev.field(event, "encoding", str)
-        if not self.session.encoding_changes(peer.id, track_id, encoding, enabled):
-            log.debug("layer change without effect", peer=peer.id, track=track_id[:80], encoding=encoding[:20])
-            return
-        if not self._announce.allow(peer.id, trio.current_time()):
-            raise MediaEventError(f"{event.type}: too many layer changes; at most {ANNOUNCE_BURST:g} at once, "
-                                  f"then {ANNOUNCE_RATE:g} a second")
-        _, out = self.session.set_encoding(peer.id, track_id, encoding, enabled)
-        assert self.link is not None
-        try:
-            await self.link.layer_enabled(track_id, encoding, enabled, timeout=MEDIA_CALL_TIMEOUT)
-        except (MediaError, trio.TooSlowError) as error:
-            log.warning("the media worker did not take a layer change", peer=peer.id, error=describe(error))
-        log.info("layer turned " + ("on" if enabled else "off"), peer=peer.id, track=track_id, encoding=encoding)
-        self._deliver(out)
-
-    async def _target_variant(self, peer: Peer, event: ev.ClientEvent) -> None:
-        """A subscriber asks for at most one layer of a remote track.
-
-        A request that cannot be met (a track just removed, one sent as one stream, a layer
-        it does not have) or that comes too fast is dropped with a log line only: an
-        ``error`` would make the client disconnect over a picture size. Raises MediaEventError
-        only for a malformed event."""
-        track_id = ev.field(event, "trackId", str)
-        variant = ev.field(event, "variant", str)
-        if not self._targets.allow(peer.id, trio.current_time()):
-            log.info("layer request dropped: too many", peer=peer.id, rate=TARGET_RATE, burst=TARGET_BURST)
-            return
-        problem = self.session.target(peer.id, track_id, variant)
-        if problem is not None:
-            log.info("layer request ignored", peer=peer.id, track=track_id[:80], variant=variant[:20], why=problem)
-            return
-        assert self.link is not None
-        try:
-            await self.link.target_layer(peer.id, track_id, variant, timeout=MEDIA_CALL_TIMEOUT)
-        except (MediaError, trio.TooSlowError) as error:
-            log.warning("the media worker did not take a layer request", peer=peer.id, error=describe(error))
-
-    @staticmethod
-    def _variant_bitrates(event: ev.ClientEvent) -> None:
-        """``trackVariantBitrates``: checked, then not used (layers are chosen from what arrives)."""
-        ev.field(event, "trackId", str)
-        bitrates = ev.field(event, "variantBitrates", (dict, int, float))
-        if isinstance(bitrates, dict):
-            if len(bitrates) > MAX_VARIANT_BITRATES:
-                raise MediaEventError(f"trackVariantBitrates: at most {MAX_VARIANT_BITRATES} variants")
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in bitrates.values()):
-                raise MediaEventError("trackVariantBitrates: each variant's bit rate must be a number >= 0")
-        elif bitrates < 0:
-            raise MediaEventError("trackVariantBitrates: the bit rate must be a number >= 0")
+            variant_bitrates(event)
 
     async def _answer(self, peer: Peer, event: ev.ClientEvent) -> None:
         offer = ev.field(event, "sdpOffer", dict)
@@ -390,7 +319,7 @@ class Engine:
         started = trio.current_time()
         self.connections.add(peer.id)  # the worker makes it with the first answer, even one that fails
         try:
-            answered = await self._call(Answer(self.link.key, peer.id, sdp_text, dict(plan.sending), slots,
+            answered = await self._call(Answer(self.media.key, peer.id, sdp_text, dict(plan.sending), slots,
                                                {mid: tuple(r) for mid, r in simulcast.items()}))
             assert isinstance(answered, Answered)
         except WorkerLost:
@@ -402,7 +331,7 @@ class Engine:
             return
         log.debug("offer answered", peer=peer.id, ms=round((trio.current_time() - started) * 1000),
                   receiving=len(slots), publishing=len(plan.sending))
-        self._offered(peer.id, [(s.host, s.port) for s in answered.sockets])
+        self.media.offered(peer.id, answered.sockets)
         answer = announce_address(answered.sdp, self.ice.announced_ip)
         self._deliver([(peer.id, ev.sdp_answer(answer, plan.mid_to_track_id))])
         self._candidates[peer.id] = 0
@@ -436,7 +365,7 @@ class Engine:
 
     async def _add_candidate(self, endpoint_id: str, candidate: str, index: int) -> None:
         try:
-            await self._call(AddCandidate(self.link.key, endpoint_id, candidate, index))
+            await self._call(AddCandidate(self.media.key, endpoint_id, candidate, index))
         except WorkerLost:
             raise
         except trio.TooSlowError:
@@ -481,28 +410,15 @@ class Engine:
             self._deliver(self.session.remove(endpoint_id))
         except Exception:
             log.exception("removing an endpoint from the session failed", peer=endpoint_id)
-        self._offered(endpoint_id, [])
+        self.media.offered(endpoint_id)
         if endpoint_id in self.connections and self.link is not None:
             self.connections.discard(endpoint_id)
             try:
-                await self._call(CloseEndpoint(self.link.key, endpoint_id))
+                await self._call(CloseEndpoint(self.media.key, endpoint_id))
             except WorkerLost:
                 pass  # its connection went with the worker
             except Exception as error:
                 log.warning("media connection did not close cleanly; dropped", peer=endpoint_id, error=describe(error))
-
-    def _offered(self, endpoint_id: str, sockets: list[tuple[str, int]]) -> None:
-        """Tell the media-address registry that ``endpoint_id``'s connection offers ``sockets``
-        now (none once it is closed): the built-in TURN server relays to these only."""
-        if self.media_addresses is None:
-            return
-        for ip, port in self._sockets.pop(endpoint_id, []):
-            self.media_addresses.remove(ip, port)
-        if sockets:
-            self._sockets[endpoint_id] = sockets
-            owner = self.link.worker_name if self.link is not None else None
-            for ip, port in sockets:
-                self.media_addresses.add(ip, port, owner)
 
     async def _worker_lost(self, reason: str) -> None:
         """The worker that carried this room is gone, and every media connection with it.
@@ -515,26 +431,18 @@ class Engine:
         assert self.room is not None
         peers = [p for p in self.room.peers.values() if p.kind == "rtc"]
         log.warning("media worker lost; participants told to reconnect", reason=reason, peers=len(peers))
-        self.link = None
-        for endpoint_id in list(self._sockets):
-            self._offered(endpoint_id, [])
-        self.connections.clear()
+        self.media.lost()
         self._early_candidates.clear()
         self._candidates.clear()
         for peer in peers:
             self.room.leave(peer, WORKER_LOST, retry=True)  # their "left" items follow
         for attempt, delay in enumerate(REOPEN_DELAYS):
             try:
-                self.link = await self._open_media()
-                log.info("room media opened again", worker=self.link.worker_name)
+                link = await self.media.open(SILENCE_TIMEOUT)
+                log.info("room media opened again", worker=link.worker_name)
                 return
             except (WorkerLost, MediaError) as error:
                 if attempt == len(REOPEN_DELAYS) - 1:
                     raise
                 log.warning("opening the room's media again failed; trying again", error=describe(error), retry_in_s=delay)
                 await trio.sleep(delay)
-
-
-def describe(error: BaseException) -> str:
-    """What went wrong, for a log line or a client: a worker's refusal names its own error type."""
-    return str(error) if isinstance(error, MediaError) else f"{type(error).__name__}: {error}"
