@@ -260,7 +260,7 @@ class MediaWorker:
                 for message in decoder.feed(data):
                     self._dispatch(message)
             except MessageError as error:
-                log.error("media worker sent what is not a message; restarting it", worker=self.name, error=str(error))
+                log.error("media worker sent what is not a message; giving it up", worker=self.name, error=str(error))
                 raise WorkerLost(f"media worker {self.name} sent a malformed message: {error}") from None
 
     def _dispatch(self, message: Any) -> None:
