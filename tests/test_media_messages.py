@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from videoroomd.media import codec
 from videoroomd.media.codec import Decoder, MessageError, as_type, encode
-from videoroomd.media.commands import (Answer, Answered, CertificatePaths, ListEndpoints, MediaSocket, OpenRoom, Ping,
-                                       Request, Slot, TurnHandoff, TurnState)
+from videoroomd.media.commands import (Answer, Answered, CertificatePaths, HandedAllocation, ListEndpoints, MediaSocket,
+                                       OpenRoom, Ping, Request, Slot, TurnHandoff, TurnState)
 from videoroomd.media.events import EndpointState, Reply, Silent, Stats, TurnControl, Vad
 
 
@@ -24,9 +24,9 @@ def test_messages_cut_anywhere_come_out_whole_in_order_and_typed():
             Stats(1.5, {"lobby#1": {"packets_forwarded": 3}}, {"open": 0}),
             Reply(1, ok=True, result={"sdp": "v=0", "sockets": [{"host": "127.0.0.1", "port": 40000}]}),
             Reply(2, ok=False, error="NotHere: no room 'x' on this worker"),
-            Request(3, TurnHandoff("t1", "7", "udp", ("127.0.0.1", 1), ("127.0.0.1", 2), "u", 0.0,
-                                   TurnState(600.0, {"127.0.0.1": 300.0}, {"16385": ("127.0.0.1", 5000, 600.0)}),
-                                   (("127.0.0.1", 5000),), "00ff"))]
+            Request(3, TurnHandoff("t1", HandedAllocation(
+                "7", "udp", ("127.0.0.1", 1), ("127.0.0.1", 2), "u", 0.0,
+                TurnState(600.0, {"127.0.0.1": 300.0}, {"16385": ("127.0.0.1", 5000, 600.0)}), (("127.0.0.1", 5000),), "00ff")))]
     data = b"".join(encode(m) for m in sent)
     for step in (1, 7, 4096, len(data)):
         decoder = Decoder()

@@ -280,7 +280,7 @@ def test_a_handed_client_is_relayed_by_the_permissions_and_channels_the_daemon_s
 
     from dataclasses import replace
 
-    from videoroomd.media.commands import TurnHandoff, TurnState, TurnUpdate
+    from videoroomd.media.commands import HandedAllocation, TurnHandoff, TurnState, TurnUpdate
     from videoroomd.media.events import TurnControl
     from videoroomd.media.turn_relay import WorkerRelays
 
@@ -320,8 +320,9 @@ def test_a_handed_client_is_relayed_by_the_permissions_and_channels_the_daemon_s
         relays.fd_received("t1", os.dup(handed.fileno()))
         handed.close()
         state = TurnState(600.0, {"127.0.0.1": 300.0}, {"16385": ("127.0.0.1", 5000, 600.0)})
-        await relays.take(TurnHandoff(token="t1", relay="7", transport="udp", client=client.getsockname(),
-                                      relay_address=relay, user="peer", bandwidth=0.0, state=state, peers=(media,)))
+        await relays.take(TurnHandoff("t1", HandedAllocation(relay="7", transport="udp", client=client.getsockname(),
+                                                             relay_address=relay, user="peer", bandwidth=0.0, state=state,
+                                                             peers=(media,))))
 
         async def settle():
             await asyncio.sleep(0.05)

@@ -28,7 +28,7 @@ import structlog
 import trio
 
 from .codec import Decoder, MessageError, as_type, encode
-from .commands import Command, Request, TurnHandoff
+from .commands import Command, HandedAllocation, Request, TurnHandoff
 from .events import ROOM_EVENTS, Reply, RoomEvent, RoomLost, Stats, TurnClosed, TurnControl, TurnEvent, TurnLost
 
 log = structlog.get_logger("videoroomd.media")
@@ -317,9 +317,9 @@ class MediaWorker:
         return pending.result
 
     # -- TURN clients handed to this worker ----------------------------------------------------
-    async def hand_turn(self, fd: int, *, timeout: float, **fields: Any) -> None:
-        """Pass the socket ``fd`` (a duplicate: the caller closes its own) and the
-        allocation ``fields`` describe to the worker, which relays for it from now on.
+    async def hand_turn(self, fd: int, allocation: HandedAllocation, *, timeout: float) -> None:
+        """Pass the socket ``fd`` (a duplicate: the caller closes its own) and its TURN
+        ``allocation`` to the worker, which relays for it from now on.
 
         Raises MediaError, WorkerLost, trio.TooSlowError, or OSError when the socket
         could not be passed."""
@@ -327,7 +327,7 @@ class MediaWorker:
             raise WorkerLost(f"media worker {self.name} is not running")
         token = str(next(self._tokens))
         socket.send_fds(self._handoff, [token.encode()], [fd])
-        await self.request(TurnHandoff(token=token, **fields), timeout=timeout)
+        await self.request(TurnHandoff(token, allocation), timeout=timeout)
 
     def post_turn(self, command: Command) -> None:
         """Send TURN ``command`` without waiting; commands posted go in order. A worker

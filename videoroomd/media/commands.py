@@ -159,15 +159,13 @@ class LayerEnabled:
 
 
 @dataclass(frozen=True)
-class TurnHandoff:
-    """A TURN client the daemon hands to the worker: its socket comes on the handoff socket
-    with ``token``; ``leftover``: bytes (hex) read from a TCP client but not yet framed."""
+class HandedAllocation:
+    """A TURN client's allocation, as the worker that relays for it needs it. ``bandwidth``:
+    the relays' byte budget per second; ``leftover``: bytes (hex) read from a TCP client but
+    not yet framed."""
 
-    kind: ClassVar[str] = "turn_handoff"
-    result: ClassVar[object] = None
-    token: str
     relay: str
-    transport: str
+    transport: str          # udp or tcp
     client: Address
     relay_address: Address
     user: str
@@ -175,6 +173,17 @@ class TurnHandoff:
     state: TurnState
     peers: tuple[Address, ...]
     leftover: str = ""
+
+
+@dataclass(frozen=True)
+class TurnHandoff:
+    """A TURN client the daemon hands to the worker: its socket comes on the handoff socket
+    with ``token`` (given by the side that passes the socket)."""
+
+    kind: ClassVar[str] = "turn_handoff"
+    result: ClassVar[object] = None
+    token: str
+    allocation: HandedAllocation
 
 
 @dataclass(frozen=True)

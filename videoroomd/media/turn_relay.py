@@ -124,9 +124,10 @@ class WorkerRelays:
         return self._fds.pop(token)
 
     # -- commands from the daemon ------------------------------------------------------------
-    async def take(self, message: TurnHandoff) -> None:
-        """Serve the allocation ``message`` describes on the socket passed with its token."""
-        fd = await self._take_fd(message.token)
+    async def take(self, handoff: TurnHandoff) -> None:
+        """Serve the allocation ``handoff`` describes on the socket passed with its token."""
+        fd = await self._take_fd(handoff.token)
+        message = handoff.allocation
         relay_id = message.relay
         transport = message.transport
         kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM

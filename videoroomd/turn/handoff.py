@@ -12,12 +12,12 @@ allocation's later states, and adds the workers' relay counters up.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Callable
+from typing import Callable
 
 import trio
 
 from ..media.client import MediaError, WorkerLost
-from ..media.commands import Command
+from ..media.commands import Command, HandedAllocation
 from ..media.events import TurnEvent, TurnLost
 from ..media.plane import MediaPlane
 from .peers import MediaAddresses
@@ -48,13 +48,13 @@ class WorkerHandoff:
         name = self.media_addresses.owner(*peer)
         return name if name is not None and self.plane.running(name) is not None else None
 
-    async def hand(self, worker: str, fd: int, **fields: Any) -> None:
+    async def hand(self, worker: str, fd: int, allocation: HandedAllocation) -> None:
         """Pass socket ``fd`` (the caller keeps and closes its own) and the allocation to ``worker``;
         raises one of HANDOFF_FAILED when it did not take them."""
         running = self.plane.running(worker)
         if running is None:
             raise WorkerLost(f"media worker {worker} is not running")
-        await running.hand_turn(fd, timeout=HANDOFF_TIMEOUT, **fields)
+        await running.hand_turn(fd, allocation, timeout=HANDOFF_TIMEOUT)
 
     def post(self, worker: str, command: Command) -> None:
         """Send ``worker`` a TURN command without waiting (in order with the others); a worker gone is skipped."""

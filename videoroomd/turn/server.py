@@ -31,7 +31,7 @@ import trio
 from aioice import stun
 
 from ..config.schema import TurnConfig
-from ..media.commands import TurnRelease, TurnSend, TurnState, TurnUpdate
+from ..media.commands import HandedAllocation, TurnRelease, TurnSend, TurnState, TurnUpdate
 from ..media.events import TurnClosed, TurnControl, TurnEvent, TurnLost
 from . import channeldata
 from .allocations import Allocation, AllocationTable, ByteBudget, QuotaError
@@ -547,14 +547,15 @@ class TurnService:
                          {str(channel): (peer[0], peer[1], until - now)
                           for channel, (peer, until) in allocation.channels.items() if until > now})
 
-    def _handoff_fields(self, relay: _Relay) -> dict:
-        return {"relay": relay.id, "transport": relay.client.transport, "client": tuple(relay.client.address),
-                "relay_address": tuple(relay.allocation.relay), "user": relay.allocation.user,
-                "bandwidth": float(self.budget.rate), "state": self._state(relay), "peers": tuple(relay.peers)}
+    def _handed_allocation(self, relay: _Relay, leftover: bytes = b"") -> HandedAllocation:
+        client, relayed = relay.client.address, relay.allocation.relay
+        return HandedAllocation(relay.id, relay.client.transport, (client[0], client[1]), (relayed[0], relayed[1]),
+                                relay.allocation.user, float(self.budget.rate), self._state(relay),
+                                tuple((peer[0], peer[1]) for peer in relay.peers), leftover.hex())
 
     def _push_state(self, relay: _Relay) -> None:
         assert self.handoff is not None and relay.worker is not None
-        self.handoff.post(relay.worker, TurnUpdate(relay.id, self._state(relay), tuple(relay.peers)))
+        self.handoff.post(relay.worker, TurnUpdate(relay.id, self._state(relay), tuple((p[0], p[1]) for p in relay.peers)))
 
     def _handed(self, relay: _Relay, worker: str) -> bool:
         """Record that ``worker`` relays for ``relay`` now; False (and the worker told to let
@@ -592,7 +593,7 @@ class TurnService:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind(listen)
             sock.connect(client.address)
-            await self.handoff.hand(worker, sock.fileno(), **self._handoff_fields(relay))
+            await self.handoff.hand(worker, sock.fileno(), self._handed_allocation(relay))
         except HANDOFF_FAILED as error:
             self._handoff_failed(relay, worker, error)
             client.send = original
@@ -613,7 +614,7 @@ class TurnService:
         client.send = held  # answers made meanwhile go where the client ends up
         fd = os.dup(fileno)
         try:
-            await self.handoff.hand(worker, fd, leftover=leftover.hex(), **self._handoff_fields(relay))
+            await self.handoff.hand(worker, fd, self._handed_allocation(relay, leftover))
         except HANDOFF_FAILED as error:
             self._handoff_failed(relay, worker, error)
             client.send = original
