@@ -7,6 +7,8 @@ at most MAX_MESSAGE bytes. A command goes as ``{"type": KIND, "id": N,
 dataclass's annotations (types, required fields, no unknown field, no
 unknown type) and raises :class:`MessageError` saying what is wrong; the same
 messages serve a worker thread and a worker process.
+
+May import: .commands, .events, orjson and the standard library (pure; no trio, asyncio or aiortc).
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ data only (strings, numbers, tuples, string-keyed dicts and the small
 dataclasses here): no object, bound method or closure crosses the link.
 A command that concerns a room names it by the key the plane gave it
 (``lobby#3``), never by an object.
+
+May import: the standard library only (pure data; no trio, asyncio or aiortc).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ room by its key and reach that room's engine as they are; :class:`Stats` is
 the heartbeat; the TURN events go to the TURN server. :class:`RoomLost` and
 :class:`TurnLost` never cross the link: the control plane's side of a worker
 makes them when the worker is gone.
+
+May import: the standard library only (pure data; no trio, asyncio or aiortc).
 """
 
 from __future__ import annotations
