@@ -28,8 +28,8 @@ from ..rooms.room import Peer, Room
 from ..turn.clients import TurnCredentials
 from ..turn.peers import MediaAddresses
 from . import media_events as ev
-from .media_events import MediaEventError
 from .layer_requests import LayerRequests, variant_bitrates
+from .media_events import MediaEventError
 from .media_side import MediaSide, describe
 from .rate import PeerRate
 from .sdp import MAX_MEDIA_LINES, SdpError
