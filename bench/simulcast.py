@@ -24,7 +24,9 @@ import threading
 import time
 from pathlib import Path
 
-from videoroomd.media import messages
+from videoroomd.media.codec import Decoder, as_type, encode
+from videoroomd.media.commands import Answer, OpenRoom, Request, Slot
+from videoroomd.media.events import LayerSwitched, Reply
 from videoroomd.media.server import MediaServer
 
 
@@ -34,8 +36,8 @@ class MediaDriver:
 
     def __init__(self):
         self.loop = asyncio.new_event_loop()
-        self.events: list[dict] = []
-        self.arrivals: list[tuple[float, dict]] = []  # (monotonic time it came, event)
+        self.events: list = []
+        self.arrivals: list[tuple[float, object]] = []  # (monotonic time it came, event)
         self._replies: dict[int, queue.Queue] = {}
         self._next_id = 1
         self._lock = threading.Lock()
@@ -49,10 +51,10 @@ class MediaDriver:
     def _on_loop(self, make, timeout: float = 20.0):
         return asyncio.run_coroutine_threadsafe(make(), self.loop).result(timeout)
 
-    def _receive(self, message: dict) -> None:
-        message = messages.decode(messages.encode(message)[4:])  # what crosses the boundary
-        if message["type"] == "reply":
-            waiting = self._replies.get(message["id"])
+    def _receive(self, message) -> None:
+        (message,) = Decoder().feed(encode(message))  # what crosses the boundary
+        if isinstance(message, Reply):
+            waiting = self._replies.get(message.id)
             if waiting is not None:
                 waiting.put(message)
         else:
@@ -60,23 +62,24 @@ class MediaDriver:
                 self.events.append(message)
                 self.arrivals.append((time.monotonic(), message))
 
-    def command(self, kind: str, timeout: float = 20.0, **fields):
-        """Send command ``kind`` and return its result; raises AssertionError with its error."""
+    def command(self, command, timeout: float = 20.0):
+        """Send ``command`` (of :mod:`videoroomd.media.commands`) and return its result; raises
+        AssertionError with its error."""
         with self._lock:
             request_id = self._next_id
             self._next_id += 1
         waiting = self._replies[request_id] = queue.Queue()
-        message = messages.decode(messages.encode(messages.command(kind, request_id, **fields))[4:])
-        self.loop.call_soon_threadsafe(self.server.take, message)
+        (request,) = Decoder().feed(encode(Request(request_id, command)))
+        self.loop.call_soon_threadsafe(self.server.take, request)
         reply = waiting.get(timeout=timeout)
         del self._replies[request_id]
-        if not reply["ok"]:
-            raise AssertionError(f"{kind} failed: {reply['error']}")
-        return reply["result"]
+        if not reply.ok:
+            raise AssertionError(f"{command.kind} failed: {reply.error}")
+        return as_type(reply.result, type(command).result)
 
-    def of_type(self, kind: str) -> list[dict]:
+    def of_type(self, kind: type) -> list:
         with self._lock:
-            return [e for e in self.events if e["type"] == kind]
+            return [e for e in self.events if isinstance(e, kind)]
 
     def close(self) -> None:
         self._on_loop(self.server.close)
@@ -262,8 +265,8 @@ def _subscribe(media: MediaDriver, browser, endpoint: str, relay: Bottleneck | N
     page = page_with_media(browser)
     offer = page.evaluate("subscribe()")
     mid = next(line[6:] for line in offer.split("\r\n") if line.startswith("a=mid:"))
-    answer = media.command("answer", room=ROOM, endpoint=endpoint, sdp=offer, sending={},
-                           slots=[[mid, TRACK, "publisher"]])
+    answer = media.command(Answer(room=ROOM, endpoint=endpoint, sdp=offer, sending={},
+                                  slots=(Slot(mid, TRACK, "publisher"),))).sdp
     if relay is not None:
         answer, relay.server = through(answer, relay.port)
     page.evaluate("sdp => accept(sdp)", answer)
@@ -273,7 +276,7 @@ def _subscribe(media: MediaDriver, browser, endpoint: str, relay: Bottleneck | N
 def _layer_event(media: MediaDriver, endpoint: str, after: float, want) -> float | None:
     """Seconds from ``after`` to the first layer event of ``endpoint`` since then that ``want``s."""
     for at, event in list(media.arrivals):
-        if at >= after and event["type"] == "layer" and event["endpoint"] == endpoint and want(event):
+        if at >= after and isinstance(event, LayerSwitched) and event.endpoint == endpoint and want(event):
             return at - after
     return None
 
@@ -285,8 +288,8 @@ def main(args: argparse.Namespace) -> None:
     from browser import launch  # Debian's Chromium, as the tests launch it
 
     media = MediaDriver()
-    media.command("open_room", room=ROOM, ice_servers=[], certificate=None, addresses=["127.0.0.1"],
-                  udp_ports=None, max_video_bitrate=None)
+    media.command(OpenRoom(room=ROOM, ice_servers=[], certificate=None, addresses=["127.0.0.1"],
+                           udp_ports=None, max_video_bitrate=None))
     relay = Bottleneck(None)
     with sync_playwright() as playwright:
         browser = launch(playwright)
@@ -294,9 +297,9 @@ def main(args: argparse.Namespace) -> None:
             publisher = page_with_media(browser)
             offer = publisher.evaluate("publish(true)")
             mids = list(sending_mids(offer))
-            answer = media.command("answer", room=ROOM, endpoint="publisher", sdp=offer,
-                                   sending={mid: TRACK for mid in mids}, slots=[],
-                                   simulcast={mid: ["l", "m", "h"] for mid in mids})
+            answer = media.command(Answer(room=ROOM, endpoint="publisher", sdp=offer,
+                                          sending={mid: TRACK for mid in mids}, slots=[],
+                                          simulcast={mid: ["l", "m", "h"] for mid in mids})).sdp
             publisher.evaluate("sdp => accept(sdp)", answer)
             limited = _subscribe(media, browser, "limited", relay)
             free = _subscribe(media, browser, "free", None)
@@ -309,15 +312,15 @@ def main(args: argparse.Namespace) -> None:
             for round_ in range(1, args.rounds + 1):
                 relay.bps = args.limit
                 dropped = time.monotonic()
-                wait_for(lambda: _layer_event(media, "limited", dropped, lambda e: e["reason"] == "low_bandwidth"),
+                wait_for(lambda: _layer_event(media, "limited", dropped, lambda e: e.reason == "low_bandwidth"),
                          60, "a switch down for bandwidth")
-                down = _layer_event(media, "limited", dropped, lambda e: e["reason"] == "low_bandwidth")
+                down = _layer_event(media, "limited", dropped, lambda e: e.reason == "low_bandwidth")
                 time.sleep(args.hold)
                 relay.bps = None
                 recovered = time.monotonic()
-                wait_for(lambda: _layer_event(media, "limited", recovered, lambda e: e["layer"] == "h"),
+                wait_for(lambda: _layer_event(media, "limited", recovered, lambda e: e.layer == "h"),
                          180, "the switch back up to h")
-                up = _layer_event(media, "limited", recovered, lambda e: e["layer"] == "h")
+                up = _layer_event(media, "limited", recovered, lambda e: e.layer == "h")
                 print(f"  round {round_}: down {down:.1f} s after the drop; back on h {up:.1f} s after "
                       f"the recovery (the unlimited subscriber: {width(free)} wide; relay dropped {relay.dropped})")
                 time.sleep(args.hold)

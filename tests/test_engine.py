@@ -214,7 +214,6 @@ async def test_a_freed_receive_slot_carries_the_next_publisher(tmp_path):
 
 async def test_a_participant_whose_network_goes_silent_is_removed(tmp_path, media_setting, monkeypatch):
     monkeypatch.setattr(engine, "SILENCE_TIMEOUT", 3.0)  # instead of 15 s, so the test is short
-    monkeypatch.setattr(engine, "SILENCE_CHECK_INTERVAL", 0.5)
     async with running_daemon(tmp_path, ROOMS, media=media_setting) as daemon, media_thread() as media:
         async with bot(daemon, "Stays", media=media) as stays, bot(daemon, "Fades", media=media) as fades:
             (video_id,) = await fades.publish(audio=False)

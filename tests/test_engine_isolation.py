@@ -16,6 +16,7 @@ from media_bot import media_thread, nack_everything
 from signalling_helpers import running_daemon
 from test_engine import media_metric
 from videoroomd.media import subscriber
+from videoroomd.media.commands import ListEndpoints
 from videoroomd.media.aiortc_compat import ice as aioice_hooks
 from videoroomd.engine import engine as engine_module
 from videoroomd.sdp import offer as sdp_module
@@ -305,7 +306,7 @@ async def test_a_connection_that_raises_when_closed_is_dropped_and_the_room_goes
         await room.goes_on()
         engine = daemon.rooms.get("lobby").engine
         assert third.id not in engine.connections
-        assert third.id not in await engine.link.call("endpoints", timeout=5)  # the worker let go of it too
+        assert third.id not in await engine.link.call(ListEndpoints(engine.link.key), timeout=5)  # the worker let go of it too
         assert media_metric(daemon, "participants_failed") == 0
 
 
@@ -380,7 +381,7 @@ async def test_offers_with_fresh_mids_every_time_are_refused_before_they_add_up(
             assert "at most 128 mids in all" in error_text(reply)
             engine = daemon.rooms.get("lobby").engine
             assert third.id not in engine.connections  # ended, its transceivers gone with it
-            assert third.id not in await engine.link.call("endpoints", timeout=5)
+            assert third.id not in await engine.link.call(ListEndpoints(engine.link.key), timeout=5)
         await room.goes_on()
 
 

@@ -4,12 +4,15 @@ and the media worker's layer and bandwidth reports reach the right subscriber.""
 
 from __future__ import annotations
 
+import orjson
+
 from engine_attack import ROOMS, call, intruder, real_offer
 from media_bot import media_thread
 from signalling_helpers import phoenix_client, running_daemon
 from videoroomd.engine import engine as engine_module
 from videoroomd.engine.media_events import NO_SIMULCAST
-from videoroomd.media import messages
+from videoroomd.media.codec import Decoder, MessageError, encode
+from videoroomd.media.events import Bandwidth, LayerSwitched
 
 LAYERS = "a=rid:l send\r\na=rid:m send\r\na=rid:h send\r\na=simulcast:send l;m;h\r\n"
 ALL_ON = {"enabled": True, "activeEncodings": ["l", "m", "h"], "disabledEncodings": []}
@@ -111,12 +114,11 @@ async def test_layer_and_bandwidth_reports_of_the_media_worker_reach_that_subscr
             engine = daemon.rooms.get("lobby").engine
             key = engine.link.key
             # as the worker's reader hands them over, checked against the message boundary first
-            for report in ({"type": "layer", "room": key, "endpoint": room.a.id, "track_id": video, "layer": "m",
-                            "reason": "low_bandwidth"},
-                           {"type": "layer", "room": key, "endpoint": room.a.id, "track_id": "gone:track", "layer": "m",
-                            "reason": "other"},
-                           {"type": "bandwidth", "room": key, "endpoint": room.a.id, "bps": 750_000}):
-                engine._from_worker(messages.decode(messages.encode(report)[4:]))
+            for report in (LayerSwitched(key, room.a.id, video, "m", "low_bandwidth"),
+                           LayerSwitched(key, room.a.id, "gone:track", "m", "other"),
+                           Bandwidth(key, room.a.id, 750_000)):
+                (crossed,) = Decoder().feed(encode(report))
+                engine._from_worker(crossed)
             switched = await room.a.wait_for(lambda e: e["type"] == "encodingSwitched")
             assert switched["data"] == {"endpointId": publisher.id, "trackId": video, "encoding": "m", "reason": "lowBandwidth"}
             estimate = await room.a.wait_for(lambda e: e["type"] == "bandwidthEstimation")
@@ -144,15 +146,20 @@ async def test_a_room_without_simulcast_takes_a_layered_offer_as_one_stream(tmp_
 
 
 def test_the_new_media_messages_are_checked_at_the_boundary():
-    good = {"type": "layer", "room": "r#1", "endpoint": "e", "track_id": "e:t", "layer": "h", "reason": "other"}
-    assert messages.decode(messages.encode(good)[4:]) == good
-    for bad in ({**good, "layer": 1}, {"type": "bandwidth", "room": "r#1", "endpoint": "e", "bps": True},
-                {"type": "target_layer", "id": 1, "room": "r", "endpoint": "e", "track_id": "t"},
-                {"type": "layer_enabled", "id": 1, "room": "r", "track_id": "t", "layer": "h", "enabled": "yes"}):
+    good = LayerSwitched("r#1", "e", "e:t", "h", "other")
+    assert Decoder().feed(encode(good)) == [good]
+    fields = {"type": "layer", "room": "r#1", "endpoint": "e", "track_id": "e:t", "layer": "h", "reason": "other"}
+    for bad, says in (({**fields, "layer": 1}, "layer: layer must be str"),
+                      ({"type": "bandwidth", "room": "r#1", "endpoint": "e", "bps": True}, "bandwidth: bps must be int"),
+                      ({"type": "target_layer", "id": 1, "room": "r", "endpoint": "e", "track_id": "t"},
+                       "target_layer: layer is missing"),
+                      ({"type": "layer_enabled", "id": 1, "room": "r", "track_id": "t", "layer": "h", "enabled": "yes"},
+                       "layer_enabled: enabled must be bool")):
+        body = orjson.dumps(bad)
         try:
-            messages.decode(messages.encode(bad)[4:])
-        except messages.MessageError as error:
-            assert "missing or of the wrong type" in str(error)
+            Decoder().feed(len(body).to_bytes(4, "big") + body)
+        except MessageError as error:
+            assert says in str(error)
         else:
             raise AssertionError(f"{bad} was taken")
 

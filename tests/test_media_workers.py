@@ -10,6 +10,8 @@ import trio
 
 from videoroomd.exception_groups import only_kind
 from videoroomd.media.client import MediaError, WorkerLost
+from videoroomd.media.commands import AddCandidate, Answer, Ping, Slot
+from videoroomd.media.events import RoomLost
 from videoroomd.media.plane import MediaPlane
 
 from engine_attack import real_offer
@@ -32,12 +34,10 @@ async def test_a_worker_answers_an_offer_and_refuses_what_it_cannot_do(mode):
         await nursery.start(plane.run)
         link = await open_room(plane, "lobby", [])
         offer, _sending = await real_offer(media, receive_video=1)
-        answer = await link.call("answer", timeout=10, endpoint="e1", sdp=offer, sending={},
-                                 slots=[["2", None, "s"]])
-        assert answer.startswith("v=0") and "a=fingerprint:sha-256" in answer
-        with pytest.raises(MediaError, match="no media connection for this endpoint"):
-            await link.call("add_candidate", timeout=5, endpoint="nobody", candidate="candidate:1 1 udp 1 127.0.0.1 9 typ host",
-                            index=0)
+        answered = await link.call(Answer(link.key, "e1", offer, {}, (Slot("2", None, "s"),)), timeout=10)
+        assert answered.sdp.startswith("v=0") and "a=fingerprint:sha-256" in answered.sdp
+        with pytest.raises(MediaError, match="no media connection for endpoint 'nobody'"):
+            await link.call(AddCandidate(link.key, "nobody", "candidate:1 1 udp 1 127.0.0.1 9 typ host", 0), timeout=5)
         (row,) = plane.snapshot()
         assert row["running"] and row["rooms"] == 1 and row["cpu_seconds"] > 0
         nursery.cancel_scope.cancel()
@@ -56,10 +56,10 @@ async def test_a_killed_worker_takes_only_its_rooms_and_comes_back():
         with trio.fail_after(5):
             while not lost_events:
                 await trio.sleep(0.05)
-        assert lost_events[0]["type"] == "lost" and "media worker" in lost_events[0]["reason"]
+        assert isinstance(lost_events[0], RoomLost) and "media worker" in lost_events[0].reason
         with pytest.raises(WorkerLost):
-            await doomed.call("ping", timeout=5)
-        await kept.call("ping", timeout=5)  # the other worker's room never noticed
+            await doomed.call(Ping(), timeout=5)
+        await kept.call(Ping(), timeout=5)  # the other worker's room never noticed
         assert kept_events == []
         with trio.fail_after(10):  # restarted, and takes rooms again
             while not all(row["running"] for row in plane.snapshot()):
@@ -82,7 +82,7 @@ async def test_a_hung_worker_is_restarted_when_its_heartbeat_stops():
         with trio.fail_after(10):
             while not events:
                 await trio.sleep(0.1)
-        assert "no heartbeat" in events[0]["reason"]
+        assert "no heartbeat" in events[0].reason
         with trio.fail_after(10):
             while not (plane.workers[0] and plane.workers[0].alive):
                 await trio.sleep(0.05)
@@ -111,14 +111,15 @@ async def test_a_worker_that_sends_what_is_not_a_message_is_given_up_with_a_reas
     import threading
     from contextlib import asynccontextmanager
 
-    from videoroomd.media import messages
     from videoroomd.media.client import MediaWorker
+    from videoroomd.media.codec import encode
+    from videoroomd.media.events import Stats
 
     class Babbling(MediaWorker):
         @asynccontextmanager
         async def _launch(self, theirs: socket_module.socket):
             def babble():
-                theirs.sendall(messages.encode({"type": "stats", "cpu_seconds": 0.0, "rooms": {}}))
+                theirs.sendall(encode(Stats(0.0, {})))
                 threading.Event().wait(0.3)
                 theirs.sendall((5).to_bytes(4, "big") + b"hello")
 
@@ -137,4 +138,4 @@ async def test_a_worker_that_sends_what_is_not_a_message_is_given_up_with_a_reas
             await trio.sleep(10)
     lost = only_kind(caught.value, WorkerLost)
     assert lost is not None and "media worker babbler sent a malformed message: not JSON" in str(lost)
-    assert [e["type"] for e in events] == ["lost"] and events[0]["reason"] == str(lost)  # its rooms are told
+    assert events == [RoomLost(str(lost))]  # its rooms are told

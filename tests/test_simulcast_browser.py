@@ -8,6 +8,8 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from browser import launch
+from videoroomd.media.commands import Answer, CloseEndpoint, LayerEnabled, OpenRoom, Slot, TargetLayer
+from videoroomd.media.events import Bandwidth, LayerSwitched
 from simulcast_helpers import Bottleneck, MediaDriver, offered_rids, page_with_media, sending_mids, through, wait_for
 
 pytestmark = pytest.mark.browser
@@ -21,9 +23,9 @@ def join_as_subscriber(media: MediaDriver, browser, endpoint: str, target: str |
     offer = page.evaluate("subscribe()")
     mid = next(line[6:] for line in offer.split("\r\n") if line.startswith("a=mid:"))
     if target is not None:  # before its first answer, as a client may ask: it holds once it subscribes
-        assert media.command("target_layer", room=ROOM, endpoint=endpoint, track_id=TRACK, layer=target) is True
-    answer = media.command("answer", room=ROOM, endpoint=endpoint, sdp=offer, sending={},
-                           slots=[[mid, TRACK, "publisher"]])
+        assert media.command(TargetLayer(room=ROOM, endpoint=endpoint, track_id=TRACK, layer=target)) is True
+    answer = media.command(Answer(room=ROOM, endpoint=endpoint, sdp=offer, sending={},
+                                  slots=(Slot(mid, TRACK, "publisher"),))).sdp
     if relay is not None:
         answer, relay.server = through(answer, relay.port)
     page.evaluate("sdp => accept(sdp)", answer)
@@ -37,14 +39,14 @@ def decoded_width(page) -> int:
 
 
 def layers_of(media: MediaDriver, endpoint: str) -> list[tuple[str, str]]:
-    return [(e["layer"], e["reason"]) for e in media.of_type("layer") if e["endpoint"] == endpoint]
+    return [(e.layer, e.reason) for e in media.of_type(LayerSwitched) if e.endpoint == endpoint]
 
 
 @pytest.fixture(scope="module")
 def call():
     media = MediaDriver()
-    media.command("open_room", room=ROOM, ice_servers=[], certificate=None, addresses=["127.0.0.1"],
-                  udp_ports=None, max_video_bitrate=None)
+    media.command(OpenRoom(room=ROOM, ice_servers=[], certificate=None, addresses=["127.0.0.1"],
+                           udp_ports=None, max_video_bitrate=None))
     with sync_playwright() as playwright:
         browser = launch(playwright)
         try:
@@ -52,8 +54,8 @@ def call():
             offer = publisher.evaluate("publish(true)")
             rids = offered_rids(offer)
             assert list(rids.values()) == [["l", "m", "h"]]
-            answer = media.command("answer", room=ROOM, endpoint="publisher", sdp=offer,
-                                   sending={mid: TRACK for mid in sending_mids(offer)}, slots=[], simulcast=rids)
+            answer = media.command(Answer(room=ROOM, endpoint="publisher", sdp=offer,
+                                          sending={mid: TRACK for mid in sending_mids(offer)}, slots=[], simulcast=rids)).sdp
             assert "a=simulcast:recv l;m;h" in answer and "a=rid:h recv" in answer
             assert "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id" in answer
             publisher.evaluate("sdp => accept(sdp)", answer)
@@ -76,7 +78,7 @@ def test_a_subscriber_asking_l_decodes_320x180_and_one_asking_h_decodes_1280x720
     assert layers_of(media, "small") == [("l", "other")]
     assert ("h", "other") in layers_of(media, "large")
     assert "low_bandwidth" not in [reason for _, reason in layers_of(media, "large")]
-    assert all(e["bps"] > 0 for e in media.of_type("bandwidth"))
+    assert all(e.bps > 0 for e in media.of_type(Bandwidth))
     # Still decoding, both: every switch the large one made went on in one stream.
     before = {name: page.evaluate("inbound()")["decoded"] for name, page in (("small", small), ("large", large))}
     wait_for(lambda: all(page.evaluate("inbound()")["decoded"] > before[name] + 20
@@ -87,11 +89,11 @@ def test_a_publisher_turning_h_off_moves_its_h_subscriber_down_and_back_up_when_
     media, publisher, small, large = call
     wait_for(lambda: decoded_width(large) == 1280, 60, "the h subscriber decodes 1280 wide")
     publisher.evaluate("setActive('h', false)")
-    assert media.command("layer_enabled", room=ROOM, track_id=TRACK, layer="h", enabled=False) is True
+    assert media.command(LayerEnabled(room=ROOM, track_id=TRACK, layer="h", enabled=False)) is True
     wait_for(lambda: decoded_width(large) == 640, 30, "the h subscriber falls back to m")
     assert layers_of(media, "large")[-1] == ("m", "encoding_inactive")
     publisher.evaluate("setActive('h', true)")
-    assert media.command("layer_enabled", room=ROOM, track_id=TRACK, layer="h", enabled=True) is True
+    assert media.command(LayerEnabled(room=ROOM, track_id=TRACK, layer="h", enabled=True)) is True
     wait_for(lambda: decoded_width(large) == 1280, 60, "the h subscriber goes back up to h")
     assert decoded_width(small) == 320  # the l subscriber never noticed
 
@@ -108,13 +110,13 @@ def test_a_layer_that_stops_arriving_unannounced_is_left_for_the_next_one_down(c
 
 def test_bad_layer_requests_are_refused_harmlessly_and_the_subscribers_keep_decoding(call):
     media, publisher, small, large = call
-    assert media.command("target_layer", room=ROOM, endpoint="small", track_id="nope", layer="h") is False
-    assert media.command("target_layer", room=ROOM, endpoint="small", track_id=TRACK, layer="x") is False
-    assert media.command("target_layer", room=ROOM, endpoint="small", track_id=TRACK, layer="") is False
-    assert media.command("layer_enabled", room=ROOM, track_id="nope", layer="h", enabled=False) is False
+    assert media.command(TargetLayer(room=ROOM, endpoint="small", track_id="nope", layer="h")) is False
+    assert media.command(TargetLayer(room=ROOM, endpoint="small", track_id=TRACK, layer="x")) is False
+    assert media.command(TargetLayer(room=ROOM, endpoint="small", track_id=TRACK, layer="")) is False
+    assert media.command(LayerEnabled(room=ROOM, track_id="nope", layer="h", enabled=False)) is False
     for i in range(300):  # a flood, flapping between the ends
-        assert media.command("target_layer", room=ROOM, endpoint="small", track_id=TRACK, layer="lh"[i % 2]) is True
-    assert media.command("target_layer", room=ROOM, endpoint="small", track_id=TRACK, layer="l") is True
+        assert media.command(TargetLayer(room=ROOM, endpoint="small", track_id=TRACK, layer="lh"[i % 2])) is True
+    assert media.command(TargetLayer(room=ROOM, endpoint="small", track_id=TRACK, layer="l")) is True
     wait_for(lambda: decoded_width(small) == 320, 20, "the l subscriber is back on l")
     before = large.evaluate("inbound()")["decoded"]
     wait_for(lambda: large.evaluate("inbound()")["decoded"] > before + 20, 10, "the h subscriber keeps decoding")
@@ -142,7 +144,7 @@ def test_a_subscriber_behind_a_slow_link_ends_on_a_lower_layer_while_an_unlimite
         wait_for(lambda: decoded_width(large) == 1280, 60, "the unlimited subscriber is on h")
         assert relay.dropped > 0
         slow.close()
-        media.command("close_endpoint", room=ROOM, endpoint="slow")
+        media.command(CloseEndpoint(room=ROOM, endpoint="slow"))
     finally:
         relay.close()
 

@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from browser import launch
+from videoroomd.media.commands import Answer, OpenRoom
 from simulcast_helpers import MediaDriver, offered_rids, page_with_media, sending_mids, wait_for
 
 pytestmark = pytest.mark.browser
@@ -17,16 +18,16 @@ TRACK = "camera"
 
 def test_a_rooms_max_video_bitrate_keeps_a_publisher_under_it_so_its_top_layer_stays_off():
     media = MediaDriver()
-    media.command("open_room", room="capped", ice_servers=[], certificate=None, addresses=["127.0.0.1"],
-                  udp_ports=None, max_video_bitrate=600_000)
+    media.command(OpenRoom(room="capped", ice_servers=[], certificate=None, addresses=["127.0.0.1"],
+                           udp_ports=None, max_video_bitrate=600_000))
     with sync_playwright() as playwright:
         browser = launch(playwright)
         try:
             publisher = page_with_media(browser)
             offer = publisher.evaluate("publish(true)")
-            answer = media.command("answer", room="capped", endpoint="publisher", sdp=offer,
-                                   sending={mid: TRACK for mid in sending_mids(offer)}, slots=[],
-                                   simulcast=offered_rids(offer))
+            answer = media.command(Answer(room="capped", endpoint="publisher", sdp=offer,
+                                          sending={mid: TRACK for mid in sending_mids(offer)}, slots=[],
+                                          simulcast=offered_rids(offer))).sdp
             assert "b=AS:600" in answer
             publisher.evaluate("sdp => accept(sdp)", answer)
             wait_for(lambda: publisher.evaluate("outbound()").get("m", {}).get("sent", 0) > 30, 30, "m is sent")

@@ -11,6 +11,7 @@ import pytest
 import trio
 
 from media_bot import Bot, media_thread
+from videoroomd.media.commands import ListEndpoints
 from signalling_helpers import phoenix_client
 
 pytestmark = pytest.mark.slow
@@ -80,7 +81,7 @@ async def test_killed_participants_leave_nothing_behind_in_the_media_worker(tmp_
         engine = daemon.rooms.get("lobby").engine
 
         async def endpoints():
-            return await engine.link.call("endpoints", timeout=5)
+            return await engine.link.call(ListEndpoints(engine.link.key), timeout=5)
 
         worker = daemon.media.workers[0]
         await one_round(daemon, media, 0)  # imports, caches and pools reach their size

@@ -94,7 +94,7 @@ def test_state_crosses_as_seconds_left_and_keeps_only_what_is_live():
     made = allocation(now=0.0)
     made.permit("192.0.2.99", -PERMISSION_LIFETIME)  # expired already at 0
     state = state_of(made, 10.0)
-    assert set(state["permissions"]) == {MEDIA[0]} and state["expires_in"] == 590.0
+    assert set(state.permissions) == {MEDIA[0]} and state.expires_in == 590.0
     copy = Allocation("key", "user", made.relay, 0.0)
     apply_state(copy, state, 1000.0)  # another process, another clock
     assert copy.expires == 1590.0

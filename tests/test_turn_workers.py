@@ -278,6 +278,10 @@ def test_a_handed_client_is_relayed_by_the_permissions_and_channels_the_daemon_s
     moved by hand: the permission's 300 s end relaying both ways until the daemon's next state."""
     import socket
 
+    from dataclasses import replace
+
+    from videoroomd.media.commands import HandedAllocation, TurnHandoff, TurnState, TurnUpdate
+    from videoroomd.media.events import TurnControl
     from videoroomd.media.turn_relay import WorkerRelays
 
     relay = ("127.0.0.1", 45001)
@@ -315,10 +319,10 @@ def test_a_handed_client_is_relayed_by_the_permissions_and_channels_the_daemon_s
         client.settimeout(2)
         relays.fd_received("t1", os.dup(handed.fileno()))
         handed.close()
-        state = {"expires_in": 600, "permissions": {"127.0.0.1": 300}, "channels": {"16385": ["127.0.0.1", 5000, 600]}}
-        await relays.take({"token": "t1", "relay": "7", "transport": "udp", "client": list(client.getsockname()),
-                           "relay_address": list(relay), "user": "peer", "bandwidth": 0, "state": state,
-                           "peers": [list(media)]})
+        state = TurnState(600.0, {"127.0.0.1": 300.0}, {"16385": ("127.0.0.1", 5000, 600.0)})
+        await relays.take(TurnHandoff("t1", HandedAllocation(relay="7", transport="udp", client=client.getsockname(),
+                                                             relay_address=relay, user="peer", bandwidth=0.0, state=state,
+                                                             peers=(media,))))
 
         async def settle():
             await asyncio.sleep(0.05)
@@ -330,7 +334,7 @@ def test_a_handed_client_is_relayed_by_the_permissions_and_channels_the_daemon_s
         await settle()
         assert protocol.got == [(b"hello", relay)]
         assert relays.dropped["forbidden_peer"] == 1  # not a media socket of this worker: nowhere
-        assert [e["type"] for e in events] == ["turn_control"]  # requests are the daemon's to answer
+        assert [type(e) for e in events] == [TurnControl]  # requests are the daemon's to answer
         for _ in range(50):  # a flood of requests is cut at the burst, not passed on to the daemon
             client.send(bytes(stun.Message(stun.Method.REFRESH, stun.Class.REQUEST, attributes={"LIFETIME": 0})))
         await settle()
@@ -345,7 +349,7 @@ def test_a_handed_client_is_relayed_by_the_permissions_and_channels_the_daemon_s
         await settle()
         protocol.transport.sendto(b"late", relay)
         assert len(protocol.got) == 1 and relays.dropped["no_permission"] == 2
-        relays.update({"relay": "7", "state": dict(state, permissions={"127.0.0.1": 300}), "peers": []})
+        relays.update(TurnUpdate("7", replace(state, permissions={"127.0.0.1": 300.0}), ()))
         client.send(struct.pack("!HH", CHANNEL, 5) + b"fresh")
         await settle()
         assert protocol.got[-1] == (b"fresh", relay)

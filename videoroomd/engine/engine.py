@@ -2,16 +2,18 @@
 
 It speaks the media-event protocol through :class:`~.session.Session`
 (pure), and has the room's media worker (:mod:`videoroomd.media`) drive one
-aiortc connection per endpoint, through commands and events that carry ids
-and plain data only. Events are handled one at a time from a bounded inbox,
-so the session never sees two changes at once. When the worker is lost, the
-room's participants are told to reconnect and the room's media is opened
-again on a worker that runs.
+aiortc connection per endpoint, through the typed commands and events of
+:mod:`videoroomd.media.commands` and :mod:`videoroomd.media.events`. Those
+events, and what the peers send, are handled one at a time from a bounded
+inbox, so the session never sees two changes at once. An endpoint is removed
+one way only: room → engine → worker (the worker reports, the engine
+decides). When the worker is lost, the room's participants are told to
+reconnect and the room's media is opened again on a worker that runs.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import structlog
 import trio
@@ -19,9 +21,11 @@ import trio
 from ..backoff import Backoff, retry
 from ..config import IceConfig, RoomConfig
 from ..media.client import MediaError, WorkerLost
+from ..media.commands import AddCandidate, Answer, Answered, CloseEndpoint, Command, Slot
+from ..media.events import Bandwidth, EndpointState, LayerSwitched, RoomEvent, RoomLost, Silent, Vad
 from ..media.plane import MediaPlane, RoomLink
 from ..rooms.room import Peer, Room
-from ..sdp.candidates import announce_address, host_candidates
+from ..sdp.candidates import announce_address
 from ..sdp.offer import MAX_MEDIA_LINES, SdpError
 from ..sdp.offer import parse as parse_sdp
 from ..sdp.offer import simulcast_rids
@@ -29,7 +33,9 @@ from ..token_buckets import TokenBuckets
 from ..turn.clients import TurnCredentials
 from ..turn.peers import MediaAddresses
 from . import media_events as ev
+from .layer_requests import LayerRequests, variant_bitrates
 from .media_events import MediaEventError
+from .media_side import MediaSide, describe
 from .session import Session, SessionError
 
 log = structlog.get_logger("videoroomd.engine")
@@ -37,7 +43,6 @@ log = structlog.get_logger("videoroomd.engine")
 INBOX_SIZE = 1024            # media-worker reports waiting for the engine, besides the peers' shares
 PEER_QUEUE = 128             # events of one peer waiting for the engine; a peer sending faster is cut off
 SILENCE_TIMEOUT = 15.0       # seconds a connected client may send nothing at all before it is removed
-SILENCE_CHECK_INTERVAL = 2.0  # seconds between two looks for silent clients
 MEDIA_CALL_TIMEOUT = 15.0    # seconds an answer may take on the media worker
 CLOSE_TIMEOUT = 5.0          # seconds to close a room's connections when it stops
 MAX_CANDIDATES = 64          # trickled candidates kept before the first offer, and added per offer
@@ -52,7 +57,19 @@ WORKER_LOST = "the media server restarted; reconnecting"
 MAX_REASON = 200             # characters of the reason a removed participant's channel is closed with
 TARGET_RATE = 10.0           # setTargetTrackVariant a subscriber may send per second...
 TARGET_BURST = 30            # ...after a burst of this many (a page re-laid out at once asks for each tile)
-MAX_VARIANT_BITRATES = 8     # entries of one trackVariantBitrates (one per layer)
+@dataclass(frozen=True)
+class _PeerLeft:
+    endpoint: str
+
+
+@dataclass(frozen=True)
+class _PeerEvent:
+    endpoint: str
+    data: str
+
+
+# What waits in the engine's inbox: what a peer did, or what the room's media worker reported.
+_Item = _PeerLeft | _PeerEvent | RoomEvent | RoomLost
 
 
 class Engine:
@@ -62,17 +79,13 @@ class Engine:
                  turn: TurnCredentials = TurnCredentials(), media_addresses: MediaAddresses | None = None):
         """``turn`` makes each client's ``integratedTurnServers``; ``media_addresses`` is told of
         every media socket the room's answers offer (the built-in TURN server relays only there)."""
-        self.plane = plane
         self.ice = ice
         self.config = config
         self.session = Session(lambda endpoint_id: turn.for_peer(config, endpoint_id))
-        self.media_addresses = media_addresses
-        self._sockets: dict[str, list[tuple[str, int]]] = {}  # endpoint -> media sockets its answers offered
+        self.media = MediaSide(plane, ice, config, media_addresses, self._from_worker)
         # Room for every peer's share, and INBOX_SIZE more for what the media worker reports.
         self._send, self._inbox = trio.open_memory_channel(INBOX_SIZE + PEER_QUEUE * config.max_peers)
         self.room: Room | None = None
-        self.link: RoomLink | None = None  # the room's way to its media worker
-        self.connections: set[str] = set()  # endpoints with a media connection on the worker
         self._early_candidates: dict[str, list[tuple[str, int]]] = {}  # before the first offer
         self._candidates: dict[str, int] = {}  # candidates added since the last answer
         self._left: set[str] = set()  # peers that left the room, still to remove here
@@ -80,6 +93,8 @@ class Engine:
         self.failures = 0  # participants removed for an error nobody foresaw
         self._announce = TokenBuckets(ANNOUNCE_RATE, ANNOUNCE_BURST)  # per peer id
         self._targets = TokenBuckets(TARGET_RATE, TARGET_BURST)
+        self.layers = LayerRequests(self.session, self.media, self._announce, self._targets, self._deliver,
+                                    MEDIA_CALL_TIMEOUT)
 
     # -- the Room's side (synchronous) ------------------------------------------------------
     def peer_joined(self, peer: Peer) -> None:
@@ -89,7 +104,7 @@ class Engine:
         # Kept aside as well as posted: when a flood fills the inbox (and gets its sender
         # cut off), that very sender's "left" must not be the item that is lost.
         self._left.add(peer.id)
-        self._post(("left", peer.id, None))
+        self._post(_PeerLeft(peer.id))
 
     def media_event(self, peer: Peer, data: str) -> None:
         # Each peer has its share of the inbox: one that floods it is cut off before the
@@ -100,7 +115,7 @@ class Engine:
                 self.room.leave(peer, "too many media events at once")
             return
         self._queued[peer.id] = queued + 1
-        self._post(("event", peer.id, data), peer)
+        self._post(_PeerEvent(peer.id, data), peer)
 
     def track_count(self) -> int:
         return self.session.track_count()
@@ -108,15 +123,23 @@ class Engine:
     def media_counters(self) -> dict[str, int]:
         """What this room's forwarding did so far (:class:`~.forwarding.MediaCounters`), as of
         the worker's last heartbeat."""
-        counters = self.link.counters() if self.link is not None else {}
-        counters["participants_failed"] = self.failures
-        return counters
+        return {**self.media.counters(), "participants_failed": self.failures}
 
     def media_worker(self) -> str | None:
         """The name of the media worker that carries this room."""
-        return self.link.worker_name if self.link is not None else None
+        return self.media.worker_name()
 
-    def _post(self, item: tuple, peer: Peer | None = None) -> None:
+    @property
+    def link(self) -> RoomLink | None:
+        """The room's way to its media worker (None while none carries it)."""
+        return self.media.link
+
+    @property
+    def connections(self) -> set[str]:
+        """The endpoints with a media connection on the worker."""
+        return self.media.connections
+
+    def _post(self, item: _Item, peer: Peer | None = None) -> None:
         # Runs in the media worker's reader task too: it must never raise.
         try:
             self._send.send_nowait(item)
@@ -125,7 +148,7 @@ class Engine:
                 self._dequeued(peer.id)
                 self.room.leave(peer, "too many media events at once")
             else:
-                log.error("engine inbox full; event lost", room=self.config.name, item=item[0])
+                log.error("engine inbox full; event lost", room=self.config.name, item=type(item).__name__)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the engine has stopped
 
@@ -139,24 +162,19 @@ class Engine:
         """
         self.room = room
         structlog.contextvars.bind_contextvars(room=room.name)
-        self.link = await self._open_media()
+        await self.media.open(SILENCE_TIMEOUT)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                nursery.start_soon(self._watch_silence)
                 task_status.started()
-                async for kind, endpoint_id, payload in self._inbox:
-                    if kind == "event":
-                        self._dequeued(endpoint_id)
-                    await self._handle(kind, endpoint_id, payload)
+                async for item in self._inbox:
+                    if isinstance(item, _PeerEvent):
+                        self._dequeued(item.endpoint)
+                    await self._handle(item)
                     while self._left:
-                        await self._handle("left", self._left.pop(), None)
+                        await self._handle(_PeerLeft(self._left.pop()))
         finally:
-            for endpoint_id in list(self._sockets):
-                self._offered(endpoint_id, [])
-            if self.link is not None:
-                with trio.CancelScope(shield=True):
-                    await self.link.close(CLOSE_TIMEOUT)
+            await self.media.close(CLOSE_TIMEOUT)
 
     def _dequeued(self, endpoint_id: str) -> None:
         left = self._queued.get(endpoint_id, 0) - 1
@@ -165,42 +183,20 @@ class Engine:
         else:
             self._queued.pop(endpoint_id, None)
 
-    async def _open_media(self) -> RoomLink:
-        """Open this room's media on the least busy worker; raises WorkerLost or MediaError."""
-        certificate = None
-        if self.config.dtls_cert is not None and self.config.dtls_key is not None:
-            certificate = {"cert": str(self.config.dtls_cert), "key": str(self.config.dtls_key)}
-        return await self.plane.open_room(self.config.name, self._from_worker,
-                                          ice_servers=[str(url) for url in self.config.stun_servers],
-                                          certificate=certificate, addresses=list(self.ice.addresses),
-                                          udp_ports=list(self.ice.udp_ports) if self.ice.udp_ports else None,
-                                          max_video_bitrate=self.config.max_video_bitrate)
+    def _from_worker(self, event: RoomEvent | RoomLost) -> None:
+        # Called by the worker's reader task for this room's events: into the inbox, as they are.
+        self._post(event)
 
-    def _from_worker(self, message: dict) -> None:
-        # Called by the worker's reader task for this room's events: into the inbox.
-        kind = message["type"]
-        if kind == "state":
-            self._post(("media", message["endpoint"], ("state", (message["state"],))))
-        elif kind == "vad":
-            self._post(("media", "", ("vad", (message["track"], message["speaking"]))))
-        elif kind == "layer":
-            self._post(("media", message["endpoint"], ("layer", (message["track_id"], message["layer"], message["reason"]))))
-        elif kind == "bandwidth":
-            self._post(("media", message["endpoint"], ("bandwidth", (message["bps"],))))
-        elif kind == "lost":
-            self._post(("lost", "", message.get("reason", "")))
-
-    async def _call(self, kind: str, **fields: Any) -> Any:
-        """Command ``kind`` for this room on its worker; raises MediaError, WorkerLost, or
-        trio.TooSlowError after MEDIA_CALL_TIMEOUT.
+    async def _call(self, command: Command) -> object:
+        """Send ``command`` (one for this room) to its worker and return its result; raises
+        MediaError, WorkerLost, or trio.TooSlowError after MEDIA_CALL_TIMEOUT.
 
         The engine handles one event at a time: a command that never returns would hold
         up every participant of the room.
         """
-        assert self.link is not None
-        return await self.link.call(kind, timeout=MEDIA_CALL_TIMEOUT, **fields)
+        return await self.media.call(command, MEDIA_CALL_TIMEOUT)
 
-    async def _handle(self, kind: str, endpoint_id: str, payload: Any) -> None:
+    async def _handle(self, item: _Item) -> None:
         """Handle one inbox item; never raises (but trio.Cancelled), except for a lost worker
         whose room cannot be opened again (see :meth:`_worker_lost`).
 
@@ -208,24 +204,26 @@ class Engine:
         it ends that participant only (an ``error`` media event, then it is removed from
         the room); the engine, the room and the others go on.
         """
-        if kind == "lost":  # not one participant's: when this fails, the room is restarted
-            await self._worker_lost(payload)
+        if isinstance(item, RoomLost):  # not one participant's: when this fails, the room is restarted
+            await self._worker_lost(item.reason)
             return
+        endpoint_id = getattr(item, "endpoint", "")
         try:
-            if kind == "left":
+            if isinstance(item, _PeerLeft):
                 self._announce.forget(endpoint_id)
                 self._targets.forget(endpoint_id)
                 await self._remove(endpoint_id)
-            elif kind == "event":
-                await self._client_event(endpoint_id, payload)
-            elif kind == "media":
-                await self._media_event(endpoint_id, *payload)
+            elif isinstance(item, _PeerEvent):
+                await self._client_event(endpoint_id, item.data)
+            else:
+                await self._media_event(item)
         except WorkerLost:
-            pass  # the "lost" event follows: every participant of the room is told to reconnect
+            pass  # RoomLost follows: every participant of the room is told to reconnect
         except Exception as error:
             self.failures += 1
-            log.exception("unexpected error; participant removed", peer=endpoint_id, item=kind)
-            await self._end(endpoint_id, f"the server failed on this participant's {kind}: {type(error).__name__}")
+            what = {_PeerLeft: "left", _PeerEvent: "event"}.get(type(item), "media")
+            log.exception("unexpected error; participant removed", peer=endpoint_id, item=what)
+            await self._end(endpoint_id, f"the server failed on this participant's {what}: {type(error).__name__}")
 
     async def _end(self, endpoint_id: str, message: str) -> None:
         """Tell the participant why (an ``error`` media event), then remove it from the
@@ -288,72 +286,11 @@ class Engine:
         elif kind == "candidate":
             await self._candidate(peer, event)
         elif kind in ("enableTrackEncoding", "disableTrackEncoding"):
-            await self._track_encoding(peer, event, kind == "enableTrackEncoding")
+            await self.layers.track_encoding(peer.id, event, kind == "enableTrackEncoding")
         elif kind == "setTargetTrackVariant":
-            await self._target_variant(peer, event)
+            await self.layers.target_variant(peer.id, event)
         elif kind == "trackVariantBitrates":
-            self._variant_bitrates(event)
-
-    # -- simulcast ----------------------------------------------------------------------------
-    async def _track_encoding(self, peer: Peer, event: ev.ClientEvent, enabled: bool) -> None:
-        """A publisher turns one layer of its track on or off: the media worker stops (or may
-        again) choose it, the others hear it, and late joiners see it in simulcastConfig.
-
-        Repeats and tracks the room took as one stream change nothing and say nothing (the
-        client re-sends every disabled layer after each answer); changes count against the
-        announce rate, as they reach every other client. Raises MediaEventError for a malformed
-        event or past that rate; a media worker that refuses the change is only logged."""
-        track_id = ev.field(event, "trackId", str)
-        encoding = ev.field(event, "encoding", str)
-        if not self.session.encoding_changes(peer.id, track_id, encoding, enabled):
-            log.debug("layer change without effect", peer=peer.id, track=track_id[:80], encoding=encoding[:20])
-            return
-        if not self._announce.take(peer.id, trio.current_time()):
-            raise MediaEventError(f"{event.type}: too many layer changes; at most {ANNOUNCE_BURST:g} at once, "
-                                  f"then {ANNOUNCE_RATE:g} a second")
-        _, out = self.session.set_encoding(peer.id, track_id, encoding, enabled)
-        assert self.link is not None
-        try:
-            await self.link.layer_enabled(track_id, encoding, enabled, timeout=MEDIA_CALL_TIMEOUT)
-        except (MediaError, trio.TooSlowError) as error:
-            log.warning("the media worker did not take a layer change", peer=peer.id, error=describe(error))
-        log.info("layer turned " + ("on" if enabled else "off"), peer=peer.id, track=track_id, encoding=encoding)
-        self._deliver(out)
-
-    async def _target_variant(self, peer: Peer, event: ev.ClientEvent) -> None:
-        """A subscriber asks for at most one layer of a remote track.
-
-        A request that cannot be met (a track just removed, one sent as one stream, a layer
-        it does not have) or that comes too fast is dropped with a log line only: an
-        ``error`` would make the client disconnect over a picture size. Raises MediaEventError
-        only for a malformed event."""
-        track_id = ev.field(event, "trackId", str)
-        variant = ev.field(event, "variant", str)
-        if not self._targets.take(peer.id, trio.current_time()):
-            log.info("layer request dropped: too many", peer=peer.id, rate=TARGET_RATE, burst=TARGET_BURST)
-            return
-        problem = self.session.target(peer.id, track_id, variant)
-        if problem is not None:
-            log.info("layer request ignored", peer=peer.id, track=track_id[:80], variant=variant[:20], why=problem)
-            return
-        assert self.link is not None
-        try:
-            await self.link.target_layer(peer.id, track_id, variant, timeout=MEDIA_CALL_TIMEOUT)
-        except (MediaError, trio.TooSlowError) as error:
-            log.warning("the media worker did not take a layer request", peer=peer.id, error=describe(error))
-
-    @staticmethod
-    def _variant_bitrates(event: ev.ClientEvent) -> None:
-        """``trackVariantBitrates``: checked, then not used (layers are chosen from what arrives)."""
-        ev.field(event, "trackId", str)
-        bitrates = ev.field(event, "variantBitrates", (dict, int, float))
-        if isinstance(bitrates, dict):
-            if len(bitrates) > MAX_VARIANT_BITRATES:
-                raise MediaEventError(f"trackVariantBitrates: at most {MAX_VARIANT_BITRATES} variants")
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in bitrates.values()):
-                raise MediaEventError("trackVariantBitrates: each variant's bit rate must be a number >= 0")
-        elif bitrates < 0:
-            raise MediaEventError("trackVariantBitrates: the bit rate must be a number >= 0")
+            variant_bitrates(event)
 
     async def _answer(self, peer: Peer, event: ev.ClientEvent) -> None:
         offer = ev.field(event, "sdpOffer", dict)
@@ -370,12 +307,13 @@ class Engine:
         rids = simulcast_rids(sdp_text) if self.config.simulcast else {}
         plan = self.session.plan(peer.id, offered, mids, metadata, rids)
         simulcast = {mid: rids[mid] for mid in plan.sending if mid in rids}
-        slots = [[mid, slot.track_id, slot.stream_id] for mid, slot in plan.forward.items()]
+        slots = tuple(Slot(mid, slot.track_id, slot.stream_id) for mid, slot in plan.forward.items())
         started = trio.current_time()
         self.connections.add(peer.id)  # the worker makes it with the first answer, even one that fails
         try:
-            answer = await self._call("answer", endpoint=peer.id, sdp=sdp_text, sending=plan.sending, slots=slots,
-                                      simulcast=simulcast)
+            answered = await self._call(Answer(self.media.key, peer.id, sdp_text, dict(plan.sending), slots,
+                                               {mid: tuple(r) for mid, r in simulcast.items()}))
+            assert isinstance(answered, Answered)
         except WorkerLost:
             raise  # everyone of the room is told to reconnect (see _worker_lost)
         except Exception as error:  # aiortc raises many kinds for offers it cannot take
@@ -385,8 +323,8 @@ class Engine:
             return
         log.debug("offer answered", peer=peer.id, ms=round((trio.current_time() - started) * 1000),
                   receiving=len(slots), publishing=len(plan.sending))
-        self._offered(peer.id, host_candidates(answer))
-        answer = announce_address(answer, self.ice.announced_ip)
+        self.media.offered(peer.id, answered.sockets)
+        answer = announce_address(answered.sdp, self.ice.announced_ip)
         self._deliver([(peer.id, ev.sdp_answer(answer, plan.mid_to_track_id))])
         self._candidates[peer.id] = 0
         for candidate, index in self._early_candidates.pop(peer.id, []):
@@ -419,7 +357,7 @@ class Engine:
 
     async def _add_candidate(self, endpoint_id: str, candidate: str, index: int) -> None:
         try:
-            await self._call("add_candidate", endpoint=endpoint_id, candidate=candidate, index=index)
+            await self._call(AddCandidate(self.media.key, endpoint_id, candidate, index))
         except WorkerLost:
             raise
         except trio.TooSlowError:
@@ -430,52 +368,30 @@ class Engine:
             self._deliver([(endpoint_id, ev.error(f"candidate refused: {describe(error)}"))])
 
     # -- media events ------------------------------------------------------------------------
-    async def _media_event(self, endpoint_id: str, kind: str, args: tuple) -> None:
+    async def _media_event(self, event: RoomEvent) -> None:
+        """What the room's media worker reported; an endpoint it names that has gone is no news."""
         assert self.room is not None
+        endpoint_id = getattr(event, "endpoint", "")
         peer = self.room.peers.get(endpoint_id)
-        if kind == "vad":
-            track_id, speaking = args
-            self._deliver(self.session.voice_activity(track_id, speaking))
-        elif kind == "state":
-            (state,) = args
-            if peer is None:
-                return
-            log.info("media connection", peer=endpoint_id, state=state)
-            if state == "connected":
-                self._deliver(self.session.media_connected(endpoint_id))
-            elif state in ("failed", "closed") and endpoint_id in self.connections:  # not closed by us
-                # "closed" without us closing it: aioice gave up (consent to send expired).
-                self.room.leave(peer, "media connection failed" if state == "failed" else "media connection lost",
-                                retry=True)
-        elif kind == "layer":
-            track_id, layer, reason = args
-            self._deliver(self.session.encoding_switched(endpoint_id, track_id, layer, reason))
-        elif kind == "bandwidth":
-            (bps,) = args
-            self._deliver(self.session.bandwidth(endpoint_id, bps))
-        elif kind == "silent":
-            if peer is not None and endpoint_id in self.connections:
-                log.info("media connection silent", peer=endpoint_id, seconds=SILENCE_TIMEOUT)
+        match event:
+            case Vad(track=track_id, speaking=speaking):
+                self._deliver(self.session.voice_activity(track_id, speaking))
+            case EndpointState(state=state) if peer is not None:
+                log.info("media connection", peer=endpoint_id, state=state)
+                if state == "connected":
+                    self._deliver(self.session.media_connected(endpoint_id))
+                elif state in ("failed", "closed") and endpoint_id in self.connections:  # not closed by us
+                    # "closed" without us closing it: aioice gave up (consent to send expired).
+                    self.room.leave(peer, "media connection failed" if state == "failed" else "media connection lost",
+                                    retry=True)
+            case LayerSwitched(track_id=track_id, layer=layer, reason=reason):
+                self._deliver(self.session.encoding_switched(endpoint_id, track_id, layer, reason))
+            case Bandwidth(bps=bps):
+                self._deliver(self.session.bandwidth(endpoint_id, bps))
+            case Silent(seconds=seconds) if peer is not None and endpoint_id in self.connections:
+                # aiortc never reports "disconnected", and its consent checks take ~30 s to give up.
+                log.info("media connection silent", peer=endpoint_id, seconds=seconds)
                 self.room.leave(peer, "media connection lost", retry=True)
-
-    async def _watch_silence(self) -> None:
-        """Every SILENCE_CHECK_INTERVAL, hand the clients that went silent to the inbox.
-
-        aiortc never reports "disconnected", and its consent checks take ~30 s to give
-        up on a client whose network is gone; others would watch a frozen tile that long.
-        """
-        while True:
-            await trio.sleep(SILENCE_CHECK_INTERVAL)
-            if self.connections and self.link is not None:
-                try:
-                    quiet = await self._call("silent", seconds=SILENCE_TIMEOUT)
-                except WorkerLost:
-                    continue  # the room's media is opened again elsewhere
-                except Exception:
-                    log.exception("looking for silent media connections failed")
-                    continue
-                for endpoint_id in quiet:
-                    self._post(("media", endpoint_id, ("silent", ())))
 
     async def _remove(self, endpoint_id: str) -> None:
         """Forget the endpoint and close its media connection. Never raises (but trio.Cancelled):
@@ -486,28 +402,15 @@ class Engine:
             self._deliver(self.session.remove(endpoint_id))
         except Exception:
             log.exception("removing an endpoint from the session failed", peer=endpoint_id)
-        self._offered(endpoint_id, [])
+        self.media.offered(endpoint_id)
         if endpoint_id in self.connections and self.link is not None:
             self.connections.discard(endpoint_id)
             try:
-                await self._call("close_endpoint", endpoint=endpoint_id)
+                await self._call(CloseEndpoint(self.media.key, endpoint_id))
             except WorkerLost:
                 pass  # its connection went with the worker
             except Exception as error:
                 log.warning("media connection did not close cleanly; dropped", peer=endpoint_id, error=describe(error))
-
-    def _offered(self, endpoint_id: str, sockets: list[tuple[str, int]]) -> None:
-        """Tell the media-address registry that ``endpoint_id``'s connection offers ``sockets``
-        now (none once it is closed): the built-in TURN server relays to these only."""
-        if self.media_addresses is None:
-            return
-        for ip, port in self._sockets.pop(endpoint_id, []):
-            self.media_addresses.remove(ip, port)
-        if sockets:
-            self._sockets[endpoint_id] = sockets
-            owner = self.link.worker_name if self.link is not None else None
-            for ip, port in sockets:
-                self.media_addresses.add(ip, port, owner)
 
     async def _worker_lost(self, reason: str) -> None:
         """The worker that carried this room is gone, and every media connection with it.
@@ -520,10 +423,7 @@ class Engine:
         assert self.room is not None
         peers = [p for p in self.room.peers.values() if p.kind == "rtc"]
         log.warning("media worker lost; participants told to reconnect", reason=reason, peers=len(peers))
-        self.link = None
-        for endpoint_id in list(self._sockets):
-            self._offered(endpoint_id, [])
-        self.connections.clear()
+        self.media.lost()
         self._early_candidates.clear()
         self._candidates.clear()
         for peer in peers:
@@ -532,11 +432,6 @@ class Engine:
         def failed(error: Exception, delay: float) -> None:
             log.warning("opening the room's media again failed; trying again", error=describe(error), retry_in_s=delay)
 
-        self.link = await retry(self._open_media, REOPEN_BACKOFF, tries=REOPEN_TRIES,
-                                retry_on=(WorkerLost, MediaError), on_retry=failed)
-        log.info("room media opened again", worker=self.link.worker_name)
-
-
-def describe(error: BaseException) -> str:
-    """What went wrong, for a log line or a client: a worker's refusal names its own error type."""
-    return str(error) if isinstance(error, MediaError) else f"{type(error).__name__}: {error}"
+        link = await retry(lambda: self.media.open(SILENCE_TIMEOUT), REOPEN_BACKOFF, tries=REOPEN_TRIES,
+                           retry_on=(WorkerLost, MediaError), on_retry=failed)
+        log.info("room media opened again", worker=link.worker_name)

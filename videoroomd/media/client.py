@@ -6,7 +6,8 @@ events to the rooms placed on it, and watches its heartbeat. It is gone
 (:class:`WorkerLost`) when the process exits, the link closes, a message
 cannot be read, or no heartbeat came for ``HEARTBEAT_TIMEOUT`` seconds; then
 every pending command fails with WorkerLost and every room on it gets a
-``lost`` event.
+:class:`~.events.RoomLost` event. Commands and events are the dataclasses of
+:mod:`.commands` and :mod:`.events`, checked by :mod:`.codec` as they arrive.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Union
 
 import structlog
 import trio
 
 from ..exception_groups import only_cancelled, only_kind
-from . import messages
+from .codec import Decoder, MessageError, as_type, encode
+from .commands import Command, HandedAllocation, Request, TurnHandoff
+from .events import ROOM_EVENTS, Reply, RoomEvent, RoomLost, Stats, TurnClosed, TurnControl, TurnEvent, TurnLost
 
 log = structlog.get_logger("videoroomd.media")
 
@@ -35,8 +38,8 @@ HEARTBEAT_TIMEOUT = 5.0   # seconds without a stats event before a worker counts
 START_TIMEOUT = 20.0      # seconds a worker may take to send its first heartbeat
 STOP_TIMEOUT = 5.0        # seconds a worker may take to close its rooms and exit
 
-EventSink = Callable[[dict], None]
-TurnSink = Callable[[str, dict], None]  # (worker name, turn_control / turn_closed / turn_lost event)
+EventSink = Callable[[Union[RoomEvent, RoomLost]], None]
+TurnSink = Callable[[str, TurnEvent], None]  # (worker name, the event)
 TURN_POST_TIMEOUT = 5.0   # seconds for the worker to take a TURN update
 
 
@@ -60,7 +63,9 @@ class LogSettings:
 @dataclass(eq=False)
 class _Pending:
     done: trio.Event = field(default_factory=trio.Event)
-    message: dict | None = None
+    result_type: Any = None   # what the command's result must be
+    reply: Reply | None = None
+    result: Any = None
     lost: str | None = None
 
 
@@ -128,10 +133,10 @@ class MediaWorker:
                 pending.lost = why
                 pending.done.set()
             for sink in list(self.rooms.values()):
-                sink({"type": "lost", "reason": why})
+                sink(RoomLost(why))
             self.rooms.clear()
             if self.turn_events is not None:
-                self.turn_events(self.name, {"type": "turn_lost", "reason": why, "counters": self.turn_counters})
+                self.turn_events(self.name, TurnLost(why, self.turn_counters))
                 self.turn_counters = {}  # counted as the retired worker's from now on
             ours.close()
             self._handoff.close()
@@ -227,7 +232,7 @@ class MediaWorker:
 
     async def _read(self) -> None:
         assert self._stream is not None
-        decoder = messages.Decoder()
+        decoder = Decoder()
         while True:
             try:
                 data = await self._stream.receive_some(65536)
@@ -238,49 +243,51 @@ class MediaWorker:
             try:
                 for message in decoder.feed(data):
                     self._dispatch(message)
-            except messages.MessageError as error:
-                log.error("media worker sent what is not a message", worker=self.name, error=str(error))
+            except MessageError as error:
+                log.error("media worker sent what is not a message; giving it up", worker=self.name, error=str(error))
                 raise WorkerLost(f"media worker {self.name} sent a malformed message: {error}") from None
 
-    def _dispatch(self, message: dict) -> None:
-        kind = message["type"]
-        if kind == "reply":
-            pending = self._pending.get(message["id"])
+    def _dispatch(self, message: Any) -> None:
+        """Hand one decoded message to whom it concerns; raises MessageError for a command."""
+        if isinstance(message, Reply):
+            pending = self._pending.get(message.id)
             if pending is not None:
-                pending.message = message
+                if message.ok:  # a result of another type is as bad as a malformed message
+                    pending.result = as_type(message.result, pending.result_type, f"reply {message.id}: result")
+                pending.reply = message
                 pending.done.set()
-        elif kind == "stats":
-            self.cpu_seconds = float(message["cpu_seconds"])
-            self.counters = {room: counters for room, counters in message["rooms"].items() if isinstance(counters, dict)}
-            turn = message.get("turn")
-            self.turn_counters = turn if isinstance(turn, dict) else {}
+        elif isinstance(message, Stats):
+            self.cpu_seconds = message.cpu_seconds
+            self.counters = message.rooms
+            self.turn_counters = message.turn
             self._beat.set()
-        elif kind in ("turn_control", "turn_closed"):
+        elif isinstance(message, (TurnControl, TurnClosed)):
             if self.turn_events is not None:
                 self.turn_events(self.name, message)
-        elif kind in messages.EVENTS:
-            sink = self.rooms.get(message["room"])
+        elif isinstance(message, ROOM_EVENTS):
+            sink = self.rooms.get(message.room)
             if sink is not None:
                 sink(message)
         else:
-            raise messages.MessageError(f"{kind} is not an event")
+            raise MessageError(f"{message.command.kind} is a command, not an event")
 
     # -- commands ----------------------------------------------------------------------------
-    async def request(self, kind: str, *, timeout: float, **fields: Any) -> Any:
-        """Send command ``kind`` and return its result.
+    async def request(self, command: Command, *, timeout: float) -> Any:
+        """Send ``command`` and return its result, of the command's ``result`` type.
 
         Raises MediaError when the worker refused or failed it, WorkerLost when the
-        worker is gone, and trio.TooSlowError when no reply came within ``timeout``.
+        worker is gone or its result is not of that type, and trio.TooSlowError when
+        no reply came within ``timeout``.
         """
         if not self.alive or self._stream is None:
             raise WorkerLost(f"media worker {self.name} is not running")
         request_id = next(self._ids)
-        pending = self._pending[request_id] = _Pending()
+        pending = self._pending[request_id] = _Pending(result_type=type(command).result)
         try:
             with trio.fail_after(timeout):
                 async with self._send_lock:
                     try:
-                        await self._stream.send_all(messages.encode(messages.command(kind, request_id, **fields)))
+                        await self._stream.send_all(encode(Request(request_id, command)))
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
                         raise WorkerLost(f"media worker {self.name} closed its link") from None
                 await pending.done.wait()
@@ -288,15 +295,15 @@ class MediaWorker:
             del self._pending[request_id]
         if pending.lost is not None:
             raise WorkerLost(pending.lost)
-        assert pending.message is not None
-        if not pending.message["ok"]:
-            raise MediaError(str(pending.message.get("error", "failed")))
-        return pending.message.get("result")
+        assert pending.reply is not None
+        if not pending.reply.ok:
+            raise MediaError(pending.reply.error or "failed")
+        return pending.result
 
     # -- TURN clients handed to this worker ----------------------------------------------------
-    async def hand_turn(self, fd: int, *, timeout: float, **fields: Any) -> None:
-        """Pass the socket ``fd`` (a duplicate: the caller closes its own) and the
-        allocation ``fields`` describe to the worker, which relays for it from now on.
+    async def hand_turn(self, fd: int, allocation: HandedAllocation, *, timeout: float) -> None:
+        """Pass the socket ``fd`` (a duplicate: the caller closes its own) and its TURN
+        ``allocation`` to the worker, which relays for it from now on.
 
         Raises MediaError, WorkerLost, trio.TooSlowError, or OSError when the socket
         could not be passed."""
@@ -304,22 +311,23 @@ class MediaWorker:
             raise WorkerLost(f"media worker {self.name} is not running")
         token = str(next(self._tokens))
         socket.send_fds(self._handoff, [token.encode()], [fd])
-        await self.request("turn_handoff", timeout=timeout, token=token, **fields)
+        await self.request(TurnHandoff(token, allocation), timeout=timeout)
 
-    def post_turn(self, kind: str, **fields: Any) -> None:
-        """Send TURN command ``kind`` without waiting; commands posted go in order. A worker
+    def post_turn(self, command: Command) -> None:
+        """Send TURN ``command`` without waiting; commands posted go in order. A worker
         that cannot take it is logged: its relayed clients end with it anyway."""
         try:
-            self._posts_in.send_nowait((kind, fields))
+            self._posts_in.send_nowait(command)
         except trio.WouldBlock:
-            log.warning("too many TURN updates waiting for a media worker; one dropped", worker=self.name, command=kind)
+            log.warning("too many TURN updates waiting for a media worker; one dropped", worker=self.name,
+                        command=command.kind)
 
     async def _post_turn_loop(self) -> None:
-        async for kind, fields in self._posts_out:
+        async for command in self._posts_out:
             try:
-                await self.request(kind, timeout=TURN_POST_TIMEOUT, **fields)
+                await self.request(command, timeout=TURN_POST_TIMEOUT)
             except (MediaError, trio.TooSlowError) as error:
-                log.info("a TURN command to a media worker failed", worker=self.name, command=kind,
+                log.info("a TURN command to a media worker failed", worker=self.name, command=command.kind,
                          error=f"{type(error).__name__}: {error}")
             except WorkerLost:
                 return

@@ -23,6 +23,7 @@ from ..backoff import Backoff, recent
 from ..exception_groups import only_kind
 from ..placement import Candidate, LeastLoaded, Placement
 from .client import EventSink, LogSettings, MediaError, MediaWorker, TurnSink, WorkerLost
+from .commands import CertificatePaths, CloseRoom, Command, LayerEnabled, OpenRoom, TargetLayer
 
 log = structlog.get_logger("videoroomd.media")
 
@@ -43,7 +44,7 @@ def worker_count(setting: int | str) -> int:
 
 
 class RoomLink:
-    """One room's way to the worker that carries it: commands by name, events to its sink."""
+    """One room's way to the worker that carries it: its commands there, its events to its sink."""
 
     def __init__(self, worker: MediaWorker, key: str):
         self.worker = worker
@@ -53,26 +54,27 @@ class RoomLink:
     def worker_name(self) -> str:
         return self.worker.name
 
-    async def call(self, kind: str, *, timeout: float, **fields: Any) -> Any:
-        """Command ``kind`` for this room; raises MediaError, WorkerLost or trio.TooSlowError."""
-        return await self.worker.request(kind, timeout=timeout, room=self.key, **fields)
+    async def call(self, command: Command, *, timeout: float) -> Any:
+        """Send ``command`` (one that names this room by :attr:`key`) and return its result;
+        raises MediaError, WorkerLost or trio.TooSlowError."""
+        return await self.worker.request(command, timeout=timeout)
 
     def counters(self) -> dict[str, int]:
         return dict(self.worker.counters.get(self.key, {}))
 
     async def target_layer(self, endpoint: str, track_id: str, layer: str, *, timeout: float) -> Any:
         """Subscriber ``endpoint`` wants at most ``layer`` of simulcast track ``track_id``."""
-        return await self.call("target_layer", timeout=timeout, endpoint=endpoint, track_id=track_id, layer=layer)
+        return await self.call(TargetLayer(self.key, endpoint, track_id, layer), timeout=timeout)
 
     async def layer_enabled(self, track_id: str, layer: str, enabled: bool, *, timeout: float) -> Any:
         """The publisher of ``track_id`` turned its ``layer`` on or off."""
-        return await self.call("layer_enabled", timeout=timeout, track_id=track_id, layer=layer, enabled=enabled)
+        return await self.call(LayerEnabled(self.key, track_id, layer, enabled), timeout=timeout)
 
     async def close(self, timeout: float) -> None:
         """Close the room on its worker (its connections end); never raises."""
         self.worker.rooms.pop(self.key, None)
         try:
-            await self.call("close_room", timeout=timeout)
+            await self.call(CloseRoom(self.key), timeout=timeout)
         except (MediaError, WorkerLost, trio.TooSlowError) as error:
             log.info("closing a room's media failed", room=self.key, error=f"{type(error).__name__}: {error}")
 
@@ -160,15 +162,16 @@ class MediaPlane:
         self._changed.set()
         self._changed = trio.Event()
 
-    async def open_room(self, name: str, sink: EventSink, *, ice_servers: list[str], certificate: dict | None,
+    async def open_room(self, name: str, sink: EventSink, *, ice_servers: list[str], certificate: CertificatePaths | None,
                         addresses: list[str], udp_ports: list[int] | None = None,
-                        max_video_bitrate: int | None = None) -> RoomLink:
+                        max_video_bitrate: int | None = None, silence_timeout: float = 15.0) -> RoomLink:
         """Place room ``name`` on the least busy running worker and open it there.
 
         ``udp_ports``: [FIRST, LAST], the ports the room's host candidates are bound on
         (None: any). ``max_video_bitrate``: bits/s one publisher's video may use, all its
-        layers together (None: no cap). ``sink`` gets the room's events (``state``, ``vad``, and ``lost`` when the
-        worker goes). Raises WorkerLost when no worker comes up within OPEN_TIMEOUT,
+        layers together (None: no cap). ``silence_timeout``: seconds a connected endpoint may send
+        nothing before the worker reports it. ``sink`` gets the room's events (:mod:`.events`, and
+        RoomLost when the worker goes). Raises WorkerLost when no worker comes up within OPEN_TIMEOUT,
         MediaError when the worker cannot open the room.
         """
         worker = None
@@ -181,8 +184,9 @@ class MediaPlane:
         worker.rooms[key] = sink
         link = RoomLink(worker, key)
         try:
-            await link.call("open_room", timeout=OPEN_TIMEOUT, ice_servers=ice_servers, certificate=certificate,
-                            addresses=addresses, udp_ports=udp_ports, max_video_bitrate=max_video_bitrate)
+            await link.call(OpenRoom(key, tuple(ice_servers), certificate, tuple(addresses),
+                                     (udp_ports[0], udp_ports[1]) if udp_ports else None, max_video_bitrate,
+                                     silence_timeout), timeout=OPEN_TIMEOUT)
         except BaseException:
             worker.rooms.pop(key, None)
             raise

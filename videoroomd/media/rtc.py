@@ -21,7 +21,8 @@ from aiortc.sdp import candidate_from_sdp
 from ..sdp.candidates import candidate_host, candidate_ufrag
 from ..sdp.sections import answer_with_bandwidth, answer_with_layers, offered_extension_ids
 from .aiortc_compat import rtp as compat
-from .aiortc_compat.ice import bind_host_ports, keep_consent, limit_host_addresses, media_skips_stun_check, remote_username, watch_incoming
+from .aiortc_compat.ice import (bind_host_ports, keep_consent, limit_host_addresses, local_address, media_protocols,
+                                media_skips_stun_check, remote_username, watch_incoming)
 from .aiortc_compat.ice_restart import handle_remote_ice_restart
 from .aiortc_compat.rtcp import report_together
 from .aiortc_compat.simulcast import negotiate_stream_ids
@@ -81,13 +82,19 @@ class RoomMedia:
             existing = self.connections[endpoint_id] = EndpointConnection(self, endpoint_id)
         return existing
 
-    def silent(self, timeout: float) -> list[str]:
-        """The endpoints whose connection is up but from which nothing at all has come
-        for ``timeout`` seconds (browsers send ICE consent checks every few seconds even
-        without media; silence that long means their network is gone)."""
+    def newly_silent(self, timeout: float) -> list[str]:
+        """The endpoints whose connection is up but from which nothing at all has come for
+        ``timeout`` seconds (browsers send ICE consent checks every few seconds even without
+        media; silence that long means their network is gone). Each silence is named once: an
+        endpoint is named again only after it was heard from and then went silent again."""
         now = time.monotonic()
-        return [endpoint_id for endpoint_id, connection in self.connections.items()
-                if connection.pc.connectionState == "connected" and now - connection.last_heard > timeout]
+        silent = []
+        for endpoint_id, connection in self.connections.items():
+            if (connection.pc.connectionState == "connected" and now - connection.last_heard > timeout
+                    and connection.silence_named != connection.last_heard):
+                connection.silence_named = connection.last_heard
+                silent.append(endpoint_id)
+        return silent
 
     def set_target(self, endpoint_id: str, track_id: str, rid: str) -> bool:
         """``endpoint_id`` wants layer ``rid`` of ``track_id`` at most; False (and nothing changes)
@@ -132,6 +139,7 @@ class EndpointConnection:
         self.published: dict[str, PublishedTrack] = {}  # mid -> track published on it
         self.forwarded: dict[str, ForwardedTrack] = {}  # mid -> track sent on it
         self.last_heard = time.monotonic()  # when the client last sent us anything
+        self.silence_named: float | None = None  # last_heard when its silence was last reported
         self.bandwidth = BandwidthEstimate()  # what can be sent to this client
         self._send_sample: tuple[float | None, int] = (None, 0)  # (when, octets sent by then)
         self._send_rate: float | None = None
@@ -229,6 +237,10 @@ class EndpointConnection:
             videos = {mid for mid, track in self.published.items() if track.kind == "video"}
             answer = answer_with_bandwidth(answer, videos, self.room.max_video_bitrate)
         return answer
+
+    def sockets(self) -> list[tuple[str, int]]:
+        """(ip, port) of each UDP socket this connection's ICE opened: its host candidates."""
+        return [address for protocol in media_protocols(self.pc) if (address := local_address(protocol)) is not None]
 
     # -- as a subscriber of simulcast tracks (asked by its forwarded tracks) -----------------
 

@@ -9,9 +9,10 @@ else. Commands run as tasks of their own, so a slow answer in one room does
 not hold the others; one room's commands arrive one at a time because its
 engine waits for each reply.
 
-Every ``STATS_INTERVAL`` it sends a ``stats`` event (CPU seconds used, each
-room's forwarding counters): the control plane reads it as the worker's
-heartbeat.
+Every ``STATS_INTERVAL`` it sends a :class:`~.events.Stats` event (CPU
+seconds used, each room's forwarding counters): the control plane reads it
+as the worker's heartbeat. On the same beat it reports the endpoints gone
+silent (:class:`~.events.Silent`); the control plane decides their removal.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import re
 import socket
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import structlog
 from aiortc import RTCIceServer
@@ -31,7 +32,11 @@ from aiortc.rtcdtlstransport import RTCCertificate
 from ..certs import pem
 from .aiortc_compat.ice import local_address, media_protocols
 from .rtc import RoomMedia, SlotPlan
-from . import messages
+from .codec import Decoder, MessageError, encode
+from .commands import (AddCandidate, Answer, Answered, CertificatePaths, CloseEndpoint, CloseRoom, LayerEnabled,
+                       ListEndpoints, MediaSocket, OpenRoom, Ping, Request, TargetLayer, TurnHandoff, TurnRelease,
+                       TurnSend, TurnUpdate)
+from .events import Bandwidth, EndpointState, LayerSwitched, Reply, Silent, Stats, Vad
 from .task_errors import TaskErrors
 from .turn_relay import WorkerRelays
 
@@ -45,18 +50,28 @@ REFUSED_LOG_INTERVAL = 10.0   # seconds between two log lines about refused laye
 MAX_UNSENT = 8 * 1024 * 1024  # bytes of events the control plane has not read before the link is given up
 
 
-class MediaServer:
-    """The rooms of one media worker, driven by commands."""
+class NotHere(LookupError):
+    """A command names a room or an endpoint this worker does not have."""
 
-    def __init__(self, send: Callable[[dict], None], cpu_clock: Callable[[], float] = time.process_time):
+
+class MediaServer:
+    """The rooms of one media worker, driven by commands; ``send`` takes each event it makes."""
+
+    def __init__(self, send: Callable[[Any], None], cpu_clock: Callable[[], float] = time.process_time):
         self.send = send
         self.cpu_clock = cpu_clock
         self.rooms: dict[str, RoomMedia] = {}
+        self.silence_timeouts: dict[str, float] = {}  # room -> seconds of silence before it is reported
         self._default_certificate: RTCCertificate | None = None
         self._tasks: set[asyncio.Task] = set()
         self.relays = WorkerRelays(self._media_protocol, send)  # the TURN clients handed to this worker
         self._refusals = 0                       # refused layer commands since the last logged
         self._refused_logged = float("-inf")
+        self._handlers: dict[type, Callable[[Any], Awaitable[Any]]] = {
+            Ping: self._ping, OpenRoom: self._open_room, Answer: self._answer, AddCandidate: self._add_candidate,
+            CloseEndpoint: self._close_endpoint, ListEndpoints: self._endpoints, CloseRoom: self._close_room,
+            TargetLayer: self._target_layer, LayerEnabled: self._layer_enabled, TurnHandoff: self._turn_handoff,
+            TurnUpdate: self._turn_update, TurnSend: self._turn_send, TurnRelease: self._turn_release}
 
     def _media_protocol(self, address: tuple[str, int]):
         """The aioice protocol of this worker's media socket bound to ``address``, or None."""
@@ -68,89 +83,74 @@ class MediaServer:
         return None
 
     # -- commands --------------------------------------------------------------------------
-    def take(self, message: dict) -> None:
-        """Start the command ``message``; its reply is sent when it is done."""
-        task = asyncio.ensure_future(self._run(message))
+    def take(self, request: Request) -> None:
+        """Start the command ``request`` carries; its reply is sent when it is done."""
+        task = asyncio.ensure_future(self._run(request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, message: dict) -> None:
-        request_id = message["id"]
+    async def _run(self, request: Request) -> None:
+        command = request.command
         try:
-            result = await getattr(self, f"_{message['type']}")(message)
+            result = await self._handlers[type(command)](command)
         except Exception as error:  # the command fails, the worker goes on
-            log.info("media command failed", command=message["type"], room=message.get("room"),
+            log.info("media command failed", command=command.kind, room=getattr(command, "room", None),
                      error=f"{type(error).__name__}: {error}")
-            self.send(messages.reply(request_id, error=f"{type(error).__name__}: {error}"))
+            self.send(Reply(request.id, ok=False, error=f"{type(error).__name__}: {error}"))
             return
-        self.send(messages.reply(request_id, result))
+        self.send(Reply(request.id, ok=True, result=result))
 
-    async def _ping(self, message: dict) -> None:
+    async def _ping(self, command: Ping) -> None:
         return None
 
-    async def _open_room(self, message: dict) -> None:
-        room = message["room"]
+    async def _open_room(self, command: OpenRoom) -> None:
+        room = command.room
         if room in self.rooms:
             raise ValueError(f"room {room!r} is open already")
-        ice_servers = [RTCIceServer(urls=url) for url in message["ice_servers"]]
+        ice_servers = [RTCIceServer(urls=url) for url in command.ice_servers]
+        on_event = _room_events(room, self.send)
+        self.rooms[room] = RoomMedia(ice_servers, self._certificate(command.certificate), command.addresses, on_event,
+                                     _port_range(command.udp_ports), _max_bitrate(command.max_video_bitrate))
+        self.silence_timeouts[room] = command.silence_timeout
 
-        def on_event(kind: str, endpoint_id: str, *args: Any) -> None:
-            if kind == "state":
-                self.send({"type": "state", "room": room, "endpoint": endpoint_id, "state": args[0]})
-            elif kind == "vad":
-                self.send({"type": "vad", "room": room, "track": args[0], "speaking": bool(args[1])})
-            elif kind == "layer":
-                self.send({"type": "layer", "room": room, "endpoint": endpoint_id, "track_id": args[0],
-                           "layer": args[1], "reason": args[2]})
-            elif kind == "bandwidth":
-                self.send({"type": "bandwidth", "room": room, "endpoint": endpoint_id, "bps": int(args[0])})
-
-        addresses = tuple(str(a) for a in message["addresses"])
-        udp_ports = _port_range(message["udp_ports"])
-        self.rooms[room] = RoomMedia(ice_servers, self._certificate(message["certificate"]), addresses, on_event,
-                                     udp_ports, _max_bitrate(message.get("max_video_bitrate")))
-
-    def _certificate(self, paths: dict | None) -> RTCCertificate:
+    def _certificate(self, paths: CertificatePaths | None) -> RTCCertificate:
         if paths is not None:
-            return RTCCertificate(pem.load_private_key(Path(paths["key"])), pem.load_certificate(Path(paths["cert"])))
+            return RTCCertificate(pem.load_private_key(Path(paths.key)), pem.load_certificate(Path(paths.cert)))
         if self._default_certificate is None:  # one for every connection of this worker
             self._default_certificate = RTCCertificate.generateCertificate()
         return self._default_certificate
 
-    def _room(self, message: dict) -> RoomMedia:
-        room = self.rooms.get(message["room"])
-        if room is None:
-            raise KeyError(f"no room {message['room']!r} on this worker")
-        return room
+    def _room(self, room: str) -> RoomMedia:
+        media = self.rooms.get(room)
+        if media is None:
+            raise NotHere(f"no room {room[:80]!r} on this worker")
+        return media
 
-    async def _answer(self, message: dict) -> str:
-        slots = []
-        for slot in message["slots"]:
-            mid, track_id, stream_id = slot
-            slots.append(SlotPlan(str(mid), None if track_id is None else str(track_id), str(stream_id)))
-        connection = self._room(message).connection(message["endpoint"])
-        return await connection.answer(message["sdp"], {str(k): str(v) for k, v in message["sending"].items()}, slots,
-                                       _simulcast(message.get("simulcast")))
+    async def _answer(self, command: Answer) -> Answered:
+        slots = [SlotPlan(slot.mid, slot.track_id, slot.stream_id) for slot in command.slots]
+        connection = self._room(command.room).connection(command.endpoint)
+        sdp = await connection.answer(command.sdp, dict(command.sending), slots, _simulcast(command.simulcast))
+        return Answered(sdp, tuple(MediaSocket(host, port) for host, port in connection.sockets()))
 
-    async def _target_layer(self, message: dict) -> bool:
+    async def _target_layer(self, command: TargetLayer) -> bool:
         """True when the layer was taken; False (logged, nothing changes) for a room, track or
         layer that is not here, or a track that is not simulcast."""
-        room = self.rooms.get(message["room"])
-        taken = room is not None and room.set_target(message["endpoint"], message["track_id"], message["layer"])
+        room = self.rooms.get(command.room)
+        taken = room is not None and room.set_target(command.endpoint, command.track_id, command.layer)
         if not taken:
-            self._refused("target_layer", message)
+            self._refused(command)
         return taken
 
-    async def _layer_enabled(self, message: dict) -> bool:
+    async def _layer_enabled(self, command: LayerEnabled) -> bool:
         """True when the track has that layer (now enabled or not); False (logged) otherwise."""
-        room = self.rooms.get(message["room"])
-        published = room.published.get(message["track_id"]) if room is not None else None
-        taken = published is not None and published.set_layer_enabled(message["layer"], message["enabled"])
+        room = self.rooms.get(command.room)
+        published = room.published.get(command.track_id) if room is not None else None
+        taken = published is not None and published.set_layer_enabled(command.layer, command.enabled)
         if not taken:
-            self._refused("layer_enabled", message)
+            self._refused(command)
         return taken
 
-    def _refused(self, command: str, message: dict) -> None:
+    def _refused(self, command: TargetLayer | LayerEnabled) -> None:
         """Log a refused layer command; at most one line every REFUSED_LOG_INTERVAL, whatever a
         client floods us with, with the count of those left out."""
         self._refusals += 1
@@ -158,48 +158,57 @@ class MediaServer:
         if now - self._refused_logged < REFUSED_LOG_INTERVAL:
             return
         self._refused_logged = now
-        log.info(f"{command} for no simulcast layer here ignored", room=message["room"][:64],
-                 track=message["track_id"][:64], layer=message["layer"][:16], refused=self._refusals)
+        log.info(f"{command.kind} for no simulcast layer here ignored", room=command.room[:64],
+                 track=command.track_id[:64], layer=command.layer[:16], refused=self._refusals)
         self._refusals = 0
 
-    async def _add_candidate(self, message: dict) -> None:
-        connection = self._room(message).connections.get(message["endpoint"])
+    async def _add_candidate(self, command: AddCandidate) -> None:
+        connection = self._room(command.room).connections.get(command.endpoint)
         if connection is None:
-            raise KeyError("no media connection for this endpoint yet")
-        await connection.add_candidate(message["candidate"], message["index"])
+            raise NotHere(f"no media connection for endpoint {command.endpoint[:80]!r} yet")
+        await connection.add_candidate(command.candidate, command.index)
 
-    async def _close_endpoint(self, message: dict) -> None:
-        await self._room(message).close_endpoint(message["endpoint"])
+    async def _close_endpoint(self, command: CloseEndpoint) -> None:
+        await self._room(command.room).close_endpoint(command.endpoint)
 
-    async def _silent(self, message: dict) -> list[str]:
-        return self._room(message).silent(float(message["seconds"]))
+    async def _endpoints(self, command: ListEndpoints) -> list[str]:
+        return sorted(self._room(command.room).connections)
 
-    async def _endpoints(self, message: dict) -> list[str]:
-        return sorted(self._room(message).connections)
-
-    async def _close_room(self, message: dict) -> None:
-        room = self.rooms.pop(message["room"], None)
+    async def _close_room(self, command: CloseRoom) -> None:
+        self.silence_timeouts.pop(command.room, None)
+        room = self.rooms.pop(command.room, None)
         if room is not None:
             await room.close()
 
+    def check_silence(self) -> None:
+        """Report each endpoint that went silent past its room's timeout, once (see :class:`Silent`).
+
+        aiortc never reports "disconnected", and its consent checks take ~30 s to give up on
+        a client whose network is gone; the others would watch a frozen tile that long."""
+        for name, room in self.rooms.items():
+            timeout = self.silence_timeouts.get(name)
+            if timeout is None:
+                continue
+            for endpoint_id in room.newly_silent(timeout):
+                self.send(Silent(name, endpoint_id, timeout))
+
     # -- TURN allocations handed here (see .turn_relay) ---------------------------------------
-    async def _turn_handoff(self, message: dict) -> None:
-        await self.relays.take(message)
+    async def _turn_handoff(self, command: TurnHandoff) -> None:
+        await self.relays.take(command)
 
-    async def _turn_update(self, message: dict) -> None:
-        self.relays.update(message)
+    async def _turn_update(self, command: TurnUpdate) -> None:
+        self.relays.update(command)
 
-    async def _turn_send(self, message: dict) -> None:
-        self.relays.send(message)
+    async def _turn_send(self, command: TurnSend) -> None:
+        self.relays.send(command)
 
-    async def _turn_release(self, message: dict) -> None:
-        self.relays.release(message["relay"])
+    async def _turn_release(self, command: TurnRelease) -> None:
+        self.relays.release(command.relay)
 
     # -- the heartbeat ----------------------------------------------------------------------
-    def stats(self) -> dict:
-        return {"type": "stats", "cpu_seconds": self.cpu_clock(),
-                "rooms": {name: room.counters.as_dict() for name, room in self.rooms.items()},
-                "turn": self.relays.stats()}
+    def stats(self) -> Stats:
+        return Stats(self.cpu_clock(), {name: room.counters.as_dict() for name, room in self.rooms.items()},
+                     self.relays.stats())
 
     async def close(self) -> None:
         self.relays.close()
@@ -228,10 +237,10 @@ async def serve(sock: socket.socket, cpu_clock: Callable[[], float] = time.proce
     reader, writer = await asyncio.open_connection(sock=sock)
     lost = asyncio.Event()
 
-    def send(message: dict) -> None:
+    def send(message: Any) -> None:
         if writer.is_closing():
             return
-        writer.write(messages.encode(message))
+        writer.write(encode(message))
         if writer.transport.get_write_buffer_size() > MAX_UNSENT:
             log.error("the control plane stopped reading; giving up the link")
             lost.set()
@@ -245,10 +254,11 @@ async def serve(sock: socket.socket, cpu_clock: Callable[[], float] = time.proce
                 lost.set()
                 return
             send(server.stats())
+            server.check_silence()
             await asyncio.sleep(STATS_INTERVAL)
 
     async def read() -> None:
-        decoder = messages.Decoder()
+        decoder = Decoder()
         while True:
             try:
                 data = await reader.read(65536)
@@ -257,8 +267,8 @@ async def serve(sock: socket.socket, cpu_clock: Callable[[], float] = time.proce
             if not data:
                 return
             for message in decoder.feed(data):
-                if message["type"] not in messages.COMMANDS:
-                    raise messages.MessageError(f"{message['type']} is not a command")
+                if not isinstance(message, Request):
+                    raise MessageError(f"{message.kind} is not a command")
                 server.take(message)
 
     if handoff is not None:
@@ -301,35 +311,46 @@ def _receive_fds(handoff: socket.socket, server: MediaServer) -> None:
             server.relays.fd_received(data.decode("ascii", "replace"), fds[0])
 
 
+def _room_events(room: str, send: Callable[[Any], None]) -> Callable[..., None]:
+    """What ``RoomMedia`` reports as ``(kind, endpoint_id, *args)``, sent as the event it is."""
+    def on_event(kind: str, endpoint_id: str, *args: Any) -> None:
+        if kind == "state":
+            send(EndpointState(room, endpoint_id, str(args[0])))
+        elif kind == "vad":
+            send(Vad(room, str(args[0]), bool(args[1])))
+        elif kind == "layer":
+            send(LayerSwitched(room, endpoint_id, str(args[0]), str(args[1]), str(args[2])))
+        elif kind == "bandwidth":
+            send(Bandwidth(room, endpoint_id, int(args[0])))
+
+    return on_event
+
+
 _RID = re.compile(r"[A-Za-z0-9_-]{1,16}")  # RFC 8851's rid-id, kept short
 
 
-def _simulcast(value: Any) -> dict[str, list[str]]:
-    """``answer``'s optional simulcast: {mid: [RID, ...]} (absent or None: none)."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(
-            isinstance(rids, list) and 1 <= len(rids) <= 8 and all(isinstance(r, str) and _RID.fullmatch(r) for r in rids)
-            and len(set(rids)) == len(rids) for rids in value.values()):
+def _simulcast(value: dict[str, tuple[str, ...]]) -> dict[str, list[str]]:
+    """``Answer.simulcast``, checked: {mid: [RID, ...]} (empty: none)."""
+    if not all(1 <= len(rids) <= 8 and all(_RID.fullmatch(r) for r in rids) and len(set(rids)) == len(rids)
+               for rids in value.values()):
         raise ValueError("simulcast must be {mid: [RID, ...]} with 1 to 8 distinct RIDs per mid, "
                          "each 1 to 16 letters, digits, '-' or '_'")
     return {str(mid): list(rids) for mid, rids in value.items()}
 
 
-def _max_bitrate(value: Any) -> int | None:
-    """``open_room``'s optional max_video_bitrate: None, or bits/s (a positive integer)."""
+def _max_bitrate(value: int | None) -> int | None:
+    """``OpenRoom.max_video_bitrate``, checked: None, or bits/s (a positive integer)."""
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+    if value <= 0:
         raise ValueError(f"max_video_bitrate must be a positive integer (bits/s) or null, got {value!r}")
     return value
 
 
-def _port_range(value: list | None) -> tuple[int, int] | None:
-    """``open_room``'s udp_ports: None, or [FIRST, LAST] with 1 <= FIRST <= LAST <= 65535."""
+def _port_range(value: tuple[int, int] | None) -> tuple[int, int] | None:
+    """``OpenRoom.udp_ports``, checked: None, or (FIRST, LAST) with 1 <= FIRST <= LAST <= 65535."""
     if value is None:
         return None
-    if (len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-            or not 1 <= value[0] <= value[1] <= 65535):
+    if not 1 <= value[0] <= value[1] <= 65535:
         raise ValueError(f"udp_ports must be [FIRST, LAST] with 1 <= FIRST <= LAST <= 65535, got {value!r}")
     return value[0], value[1]

@@ -43,6 +43,8 @@ from ..turn.framing import StreamFramer
 from ..turn.messages import Malformed, decode, looks_like_stun
 from ..turn.relay_rules import Dropped, apply_state, from_channel_data, from_send_indication, refusal, to_client
 from .aiortc_compat.ice import DivertingTransport, divert_to, hand_relayed
+from .commands import TurnHandoff, TurnSend, TurnState, TurnUpdate
+from .events import TurnClosed, TurnControl
 
 log = structlog.get_logger("videoroomd.media.turn")
 
@@ -75,7 +77,7 @@ class HandedClient:
 class WorkerRelays:
     """Every allocation handed to this worker, and the counters the heartbeat reports."""
 
-    def __init__(self, find_protocol: FindProtocol, send_event: Callable[[dict], None],
+    def __init__(self, find_protocol: FindProtocol, send_event: Callable[[TurnControl | TurnClosed], None],
                  clock: Callable[[], float] = time.monotonic):
         self.find_protocol = find_protocol
         self.send_event = send_event
@@ -111,11 +113,12 @@ class WorkerRelays:
         return self._fds.pop(token)
 
     # -- commands from the daemon ------------------------------------------------------------
-    async def take(self, message: dict) -> None:
-        """Serve the allocation ``message`` describes on the socket passed with its token."""
-        fd = await self._take_fd(str(message["token"]))
-        relay_id = str(message["relay"])
-        transport = str(message["transport"])
+    async def take(self, handoff: TurnHandoff) -> None:
+        """Serve the allocation ``handoff`` describes on the socket passed with its token."""
+        fd = await self._take_fd(handoff.token)
+        message = handoff.allocation
+        relay_id = message.relay
+        transport = message.transport
         kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
         sock = socket.socket(fileno=fd)
         try:
@@ -124,10 +127,10 @@ class WorkerRelays:
             if relay_id in self.clients:
                 raise ValueError(f"allocation {relay_id} is here already")
             sock.setblocking(False)
-            self.budget.rate = float(message["bandwidth"])
-            allocation = Allocation(relay_id, str(message["user"]), _address(message["relay_address"]), 0.0)
-            apply_state(allocation, message["state"], self.clock())
-            handed = HandedClient(relay_id, transport, _address(message["client"]), allocation.relay, allocation, sock)
+            self.budget.rate = message.bandwidth
+            allocation = Allocation(relay_id, message.user, message.relay_address, 0.0)
+            apply_state(allocation, message.state, self.clock())
+            handed = HandedClient(relay_id, transport, message.client, allocation.relay, allocation, sock)
             self.clients[relay_id] = handed
             loop = asyncio.get_running_loop()
             if transport == "udp":
@@ -135,11 +138,11 @@ class WorkerRelays:
             else:
                 handed.framer = StreamFramer()
                 handed.stream, _ = await loop.connect_accepted_socket(lambda: _Stream(self, handed), sock=sock)
-                leftover = bytes.fromhex(str(message.get("leftover", "")))
+                leftover = bytes.fromhex(message.leftover)
                 if leftover:
                     self._stream_data(handed, leftover)
-            for peer in message.get("peers", []):
-                self._route(handed, _address(peer))
+            for peer in message.peers:
+                self._route(handed, peer)
         except BaseException:
             self.clients.pop(relay_id, None)
             sock.close()
@@ -147,19 +150,19 @@ class WorkerRelays:
         self.handed += 1
         log.debug("turn allocation handed here", transport=transport, relay=f"{allocation.relay[0]}:{allocation.relay[1]}")
 
-    def update(self, message: dict) -> None:
-        handed = self.clients.get(str(message["relay"]))
+    def update(self, message: TurnUpdate) -> None:
+        handed = self.clients.get(message.relay)
         if handed is None:
             return
-        apply_state(handed.allocation, message["state"], self.clock())
-        for peer in message.get("peers", []):
-            self._route(handed, _address(peer))
+        apply_state(handed.allocation, message.state, self.clock())
+        for peer in message.peers:
+            self._route(handed, peer)
 
-    def send(self, message: dict) -> None:
+    def send(self, message: TurnSend) -> None:
         """Write bytes the daemon answered with to a handed TCP client."""
-        handed = self.clients.get(str(message["relay"]))
+        handed = self.clients.get(message.relay)
         if handed is not None:
-            self._to_client(handed, bytes.fromhex(str(message["data"])))
+            self._to_client(handed, bytes.fromhex(message.data))
 
     def release(self, relay_id: str) -> None:
         handed = self.clients.pop(relay_id, None)
@@ -230,7 +233,7 @@ class WorkerRelays:
                         raise Dropped("malformed") from None
                     self._to_peer(handed, *from_send_indication(decoded))
                 elif self._may_pass_on(handed):  # a request: the daemon answers it
-                    self.send_event({"type": "turn_control", "relay": handed.id, "data": data.hex()})
+                    self.send_event(TurnControl(handed.id, data.hex()))
                 else:
                     self.dropped["control_rate"] += 1
             else:
@@ -302,7 +305,7 @@ class WorkerRelays:
         if handed.closed:
             return
         self.release(handed.id)
-        self.send_event({"type": "turn_closed", "relay": handed.id})
+        self.send_event(TurnClosed(handed.id))
 
 
 class _Stream(asyncio.Protocol):
@@ -328,7 +331,3 @@ def _ours(peer: Address) -> bool:
 def _closed(protocol: Any) -> bool:
     transport = getattr(protocol, "transport", None)
     return transport is None or transport.is_closing()
-
-
-def _address(value: Any) -> Address:
-    return str(value[0]), int(value[1])

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import structlog
 import trio
 
+from ..media.commands import HandedAllocation, TurnRelease, TurnSend, TurnUpdate
 from .allocations import Address, Allocation
 from .handoff import HANDOFF_FAILED, WorkerHandoff
 from .listeners import Client, family_of, text
@@ -89,23 +90,24 @@ class ClientHanding:
             # The listener stops reading the stream after this batch of frames and calls this.
             client.detach = lambda fileno, leftover: self._hand_off_stream(relay, worker, fileno, leftover)
 
-    def _fields(self, relay: Relay) -> dict:
-        return {"relay": relay.id, "transport": relay.client.transport, "client": list(relay.client.address),
-                "relay_address": list(relay.allocation.relay), "user": relay.allocation.user,
-                "bandwidth": self.bandwidth(), "state": state_of(relay.allocation, trio.current_time()),
-                "peers": [list(p) for p in relay.peers]}
+    def _allocation(self, relay: Relay, leftover: bytes = b"") -> HandedAllocation:
+        client, relayed = relay.client.address, relay.allocation.relay
+        return HandedAllocation(relay.id, relay.client.transport, (client[0], client[1]), (relayed[0], relayed[1]),
+                                relay.allocation.user, float(self.bandwidth()),
+                                state_of(relay.allocation, trio.current_time()),
+                                tuple((peer[0], peer[1]) for peer in relay.peers), leftover.hex())
 
     def push_state(self, relay: Relay) -> None:
         """Send the worker that holds ``relay`` the allocation's state now."""
         assert relay.worker is not None
-        self.handoff.post(relay.worker, "turn_update", relay=relay.id, state=state_of(relay.allocation, trio.current_time()),
-                          peers=[list(p) for p in relay.peers])
+        self.handoff.post(relay.worker, TurnUpdate(relay.id, state_of(relay.allocation, trio.current_time()),
+                                                   tuple((peer[0], peer[1]) for peer in relay.peers)))
 
     def _handed(self, relay: Relay, worker: str) -> bool:
         """Record that ``worker`` relays for ``relay`` now; False (and the worker told to let
         go) when the allocation ended while it was being handed."""
         if not self.is_current(relay):
-            self.handoff.post(worker, "turn_release", relay=relay.id)
+            self.handoff.post(worker, TurnRelease(relay.id))
             return False
         relay.worker = worker
         self.handed_by_transport[relay.client.transport] += 1
@@ -135,7 +137,7 @@ class ClientHanding:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind(listen)
             sock.connect(client.address)
-            await self.handoff.hand(worker, sock.fileno(), **self._fields(relay))
+            await self.handoff.hand(worker, sock.fileno(), self._allocation(relay))
         except HANDOFF_FAILED as error:
             self._handoff_failed(relay, worker, error)
             client.send = original
@@ -155,7 +157,7 @@ class ClientHanding:
         client.send = held  # answers made meanwhile go where the client ends up
         fd = os.dup(fileno)
         try:
-            await self.handoff.hand(worker, fd, leftover=leftover.hex(), **self._fields(relay))
+            await self.handoff.hand(worker, fd, self._allocation(relay, leftover))
         except HANDOFF_FAILED as error:
             self._handoff_failed(relay, worker, error)
             client.send = original
@@ -174,4 +176,4 @@ class ClientHanding:
         if relay.changed and self.is_current(relay):
             relay.changed = False
             self.push_state(relay)
-        self.handoff.post(relay.worker, "turn_send", relay=relay.id, data=data.hex())
+        self.handoff.post(relay.worker, TurnSend(relay.id, data.hex()))

@@ -12,11 +12,13 @@ allocation's later states, and adds the workers' relay counters up.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Callable
+from typing import Callable
 
 import trio
 
 from ..media.client import MediaError, WorkerLost
+from ..media.commands import Command, HandedAllocation
+from ..media.events import TurnEvent, TurnLost
 from ..media.plane import MediaPlane
 from .peers import MediaAddresses
 
@@ -27,16 +29,16 @@ HANDOFF_FAILED = (MediaError, WorkerLost, trio.TooSlowError, OSError)  # what ha
 class WorkerHandoff:
     """Hands TURN clients to the media workers of ``plane``; their events go to ``on_event(worker, message)``."""
 
-    def __init__(self, plane: MediaPlane, media_addresses: MediaAddresses, on_event: Callable[[str, dict], None]):
+    def __init__(self, plane: MediaPlane, media_addresses: MediaAddresses, on_event: Callable[[str, TurnEvent], None]):
         self.plane = plane
         self.media_addresses = media_addresses
         self.retired: dict[str, Counter] = {"relayed": Counter(), "dropped": Counter()}  # of workers gone since
         self.on_event = on_event
         plane.turn_events = self._event
 
-    def _event(self, worker: str, message: dict) -> None:
-        if message["type"] == "turn_lost":
-            counters = message.get("counters") or {}
+    def _event(self, worker: str, message: TurnEvent) -> None:
+        if isinstance(message, TurnLost):
+            counters = message.counters
             for part in ("relayed", "dropped"):
                 self.retired[part].update(counters.get(part) or {})
         self.on_event(worker, message)
@@ -46,19 +48,19 @@ class WorkerHandoff:
         name = self.media_addresses.owner(*peer)
         return name if name is not None and self.plane.running(name) is not None else None
 
-    async def hand(self, worker: str, fd: int, **fields: Any) -> None:
+    async def hand(self, worker: str, fd: int, allocation: HandedAllocation) -> None:
         """Pass socket ``fd`` (the caller keeps and closes its own) and the allocation to ``worker``;
         raises one of HANDOFF_FAILED when it did not take them."""
         running = self.plane.running(worker)
         if running is None:
             raise WorkerLost(f"media worker {worker} is not running")
-        await running.hand_turn(fd, timeout=HANDOFF_TIMEOUT, **fields)
+        await running.hand_turn(fd, allocation, timeout=HANDOFF_TIMEOUT)
 
-    def post(self, worker: str, kind: str, **fields: Any) -> None:
+    def post(self, worker: str, command: Command) -> None:
         """Send ``worker`` a TURN command without waiting (in order with the others); a worker gone is skipped."""
         running = self.plane.running(worker)
         if running is not None:
-            running.post_turn(kind, **fields)
+            running.post_turn(command)
 
     def counters(self) -> dict[str, Counter]:
         """Packets the workers relayed (``relayed``: to_peer, to_client) and dropped (by reason), since start."""

@@ -17,7 +17,8 @@ is dropped under. Imports :mod:`.allocations`, :mod:`.channeldata` and
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Callable
 
 from aioice import stun
 
@@ -82,21 +83,30 @@ def to_client(allocation: Allocation, peer: Address, payload: bytes, now: float,
                               attributes={"XOR-PEER-ADDRESS": peer, "DATA": payload}))
 
 
-def state_of(allocation: Allocation, now: float) -> dict[str, Any]:
-    """The allocation's expiry, live permissions and channels, in seconds left (JSON-able)."""
-    return {"expires_in": allocation.expires - now,
-            "permissions": {ip: until - now for ip, until in allocation.permissions.items() if until > now},
-            "channels": {str(channel): [peer[0], peer[1], until - now]
-                         for channel, (peer, until) in allocation.channels.items() if until > now}}
+@dataclass(frozen=True)
+class TurnState:
+    """A TURN allocation's expiry, permissions and channels, in seconds left: what crosses to a worker."""
+
+    expires_in: float
+    permissions: dict[str, float]                     # peer ip -> seconds left
+    channels: dict[str, tuple[str, int, float]]       # channel number -> (peer ip, port, seconds left)
 
 
-def apply_state(allocation: Allocation, state: dict, now: float) -> None:
+def state_of(allocation: Allocation, now: float) -> TurnState:
+    """The allocation's expiry, live permissions and channels, in seconds left."""
+    return TurnState(allocation.expires - now,
+                     {ip: until - now for ip, until in allocation.permissions.items() if until > now},
+                     {str(channel): (peer[0], peer[1], until - now)
+                      for channel, (peer, until) in allocation.channels.items() if until > now})
+
+
+def apply_state(allocation: Allocation, state: TurnState, now: float) -> None:
     """Set ``allocation``'s expiry, permissions and channels from ``state`` (:func:`state_of`'s, seconds left)."""
-    allocation.expires = now + float(state["expires_in"])
-    allocation.permissions = {str(ip): now + float(left) for ip, left in state["permissions"].items()}
+    allocation.expires = now + state.expires_in
+    allocation.permissions = {ip: now + left for ip, left in state.permissions.items()}
     allocation.channels = {}
     allocation.channel_of = {}
-    for channel, (ip, port, left) in state["channels"].items():
-        peer = (str(ip), int(port))
+    for channel, (ip, port, left) in state.channels.items():
+        peer = (ip, port)
         allocation.channels[int(channel)] = (peer, now + float(left))
         allocation.channel_of[peer] = int(channel)

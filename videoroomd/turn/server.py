@@ -29,6 +29,8 @@ import trio
 from aioice import stun
 
 from ..config.schema import TurnConfig
+from ..media.commands import TurnRelease
+from ..media.events import TurnClosed, TurnControl, TurnEvent, TurnLost
 from . import channeldata
 from .allocations import Allocation, AllocationTable, ByteBudget, QuotaError
 from .auth import Authenticator, Refusal
@@ -384,7 +386,7 @@ class TurnService:
             self.ports.release(relay.allocation.relay[1])
             self._by_id.pop(relay.id, None)
             if relay.worker is not None and self.handoff is not None:
-                self.handoff.post(relay.worker, "turn_release", relay=relay.id)  # it closes the client's socket
+                self.handoff.post(relay.worker, TurnRelease(relay.id))  # it closes the client's socket
             allocation = relay.allocation
         if allocation is not None:
             log.debug("turn allocation ended", user=allocation.username, relay=text(allocation.relay))
@@ -402,10 +404,9 @@ class TurnService:
         if self._handing is not None:
             self._handing.permitted(relay, peers)
 
-    def worker_event(self, worker: str, message: dict) -> None:
+    def worker_event(self, worker: str, message: TurnEvent) -> None:
         """An event of a media worker about the clients handed to it."""
-        kind = message["type"]
-        if kind == "turn_lost":
+        if isinstance(message, TurnLost):
             gone = [r for r in self._relays.values() if r.worker == worker]
             if gone:
                 log.info("media worker lost: its relayed turn clients end", worker=worker, clients=len(gone))
@@ -413,16 +414,16 @@ class TurnService:
                 relay.worker = None  # nothing to tell it
                 self._release(relay.allocation.key)
             return
-        relay = self._by_id.get(message["relay"])
+        relay = self._by_id.get(message.relay)
         if relay is None or worker not in (relay.worker, relay.target):
             return
-        if kind == "turn_control":
+        if isinstance(message, TurnControl):
             try:
-                data = bytes.fromhex(message["data"])
+                data = bytes.fromhex(message.data)
             except ValueError:
                 self.dropped["malformed"] += 1
                 return
             self._receive(data, relay.client)
-        elif kind == "turn_closed":
+        elif isinstance(message, TurnClosed):
             relay.worker = None
             self._release(relay.allocation.key)
