@@ -31,11 +31,11 @@ from aiortc.exceptions import InvalidStateError
 from trio_websocket import open_websocket_url
 
 from videoroomd.media.aiortc_compat.ice import ice_connections
-from videoroomd.media.bridge import AsyncioThread
+from testsupport.asyncio_thread import AsyncioThread
 from videoroomd.media.rtc import codec_preferences, limit_host_addresses
 
 from . import clip as clips
-from .phoenix import Channel
+from testsupport.phoenix import Channel
 from .processes import participant_arguments
 from .relay import TRANSPORTS, ice_servers
 from .tracks import ClipAudioTrack, ClipVideoTrack, ReceiveCounter, SenderWatch, send_audio_level

@@ -19,10 +19,8 @@ import argparse
 import asyncio
 import queue
 import re
-import sys
 import threading
 import time
-from pathlib import Path
 
 from videoroomd.media import messages
 from videoroomd.media.server import MediaServer
@@ -281,8 +279,7 @@ def _layer_event(media: MediaDriver, endpoint: str, after: float, want) -> float
 def main(args: argparse.Namespace) -> None:
     from playwright.sync_api import sync_playwright
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from browser import launch  # Debian's Chromium, as the tests launch it
+    from testsupport.browser import launch  # Debian's Chromium, as the tests launch it
 
     media = MediaDriver()
     media.command("open_room", room=ROOM, ice_servers=[], certificate=None, addresses=["127.0.0.1"],
