@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -28,14 +29,13 @@ import trio
 from aiortc import (RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnection,
                     RTCSessionDescription)
 from aiortc.exceptions import InvalidStateError
-from trio_websocket import open_websocket_url
 
-from videoroomd.media.aiortc_compat.ice import ice_connections
 from testsupport.asyncio_thread import AsyncioThread
+from testsupport.phoenix import PhoenixClient, phoenix_socket
+from videoroomd.media.aiortc_compat.ice import ice_connections
 from videoroomd.media.rtc import codec_preferences, limit_host_addresses
 
 from . import clip as clips
-from testsupport.phoenix import Channel
 from .processes import participant_arguments
 from .relay import TRANSPORTS, ice_servers
 from .tracks import ClipAudioTrack, ClipVideoTrack, ReceiveCounter, SenderWatch, send_audio_level
@@ -69,6 +69,7 @@ class Participant:
         self.connected = trio.Event()
         self.tracks: dict[str, str] = {}                     # kind -> our track id
         self.t_join: float | None = None
+        self.room: str | None = None
 
     # -- media thread -------------------------------------------------------------------
     def _ensure_pc(self, turn_servers: list[dict]) -> RTCPeerConnection:
@@ -157,35 +158,35 @@ class Participant:
         counts["problems"] = self.problems[-10:]
         return {"event": "snap", "t": time.monotonic(), "cpu": time.process_time(), **counts}
 
-    async def pump(self, channel: Channel) -> None:
+    async def pump(self, client: PhoenixClient) -> None:
         """Read media events, answering offerData as the browser client does.
 
         A negotiation the bot's own connection refuses (it closed, say) is
         noted in the snapshots, and the bot stays in the call to be counted.
         """
         while True:
-            event = await channel.next_media_event()
+            event = await client.next_media_event(math.inf, closing_raises=True)
             kind, data = event["type"], event.get("data")
             if kind == "custom":
                 kind, data = data["type"], data.get("data")
             try:
-                await self._handle(channel, kind, data)
+                await self._handle(client, kind, data)
             except InvalidStateError as error:
                 self.problems.append(f"{kind}: {error}")
 
-    async def _handle(self, channel: Channel, kind: str, data) -> None:
+    async def _handle(self, client: PhoenixClient, kind: str, data) -> None:
         if kind == "connected":
             # Like the browser client, whose app adds its tracks on "connected": they go on the
             # connection (made at the first offerData, with its TURN servers) before the first
             # offer, so that offer carries them.
             self.id = data["id"]
             self.tracks = await self.media.call(self._make_tracks)
-            await channel.push({"type": "custom", "data": {"type": "renegotiateTracks"}})
+            await client.media_event(self.room, {"type": "custom", "data": {"type": "renegotiateTracks"}})
             self.connected.set()
         elif kind == "offerData":
             sdp, sending = await self.media.call(self._make_offer, data["tracksTypes"],
                                                  data.get("integratedTurnServers") or [])
-            await channel.push({"type": "custom", "data": {"type": "sdpOffer", "data": {
+            await client.media_event(self.room, {"type": "custom", "data": {"type": "sdpOffer", "data": {
                 "sdpOffer": {"type": "offer", "sdp": sdp},
                 "trackIdToTrackMetadata": {t: {"name": self.name} for t in sending.values()},
                 "trackIdToTrackBitrates": {},
@@ -200,15 +201,15 @@ class Participant:
     async def call(self, url: str, room: str, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Join, publish, and stay in the call until cancelled."""
         self.t_join = time.monotonic()
-        async with open_websocket_url(url) as websocket:
-            channel = Channel(websocket, room)
-            reply = await channel.join(STEP_TIMEOUT, displayName=self.name)
+        self.room = room
+        async with phoenix_socket(url) as client:
+            reply = await client.join(room, timeout=STEP_TIMEOUT, displayName=self.name)
             if reply.get("status") != "ok":
                 raise RuntimeError(f"join refused: {reply}")
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self.pump, channel)
-                nursery.start_soon(channel.heartbeat)
-                await channel.push({"type": "connect", "data": {"metadata": {"displayName": self.name}}})
+                nursery.start_soon(self.pump, client)
+                nursery.start_soon(client.heartbeat)
+                await client.media_event(room, {"type": "connect", "data": {"metadata": {"displayName": self.name}}})
                 with trio.fail_after(STEP_TIMEOUT):
                     await self.connected.wait()
                 emit({"event": "joined", "id": self.id, "t_join": self.t_join, "tracks": self.tracks})

@@ -22,6 +22,7 @@ import re
 import threading
 import time
 
+from testsupport.wait import wait_for
 from videoroomd.media import messages
 from videoroomd.media.server import MediaServer
 
@@ -155,18 +156,6 @@ window.setActive = async (rid, active) => {
     await sender.setParameters(parameters);
 };
 """
-
-
-def wait_for(predicate, timeout: float, what: str, step: float = 0.25):
-    """``predicate()``'s first truthy value within ``timeout`` seconds; AssertionError naming ``what``."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(step)
-    raise AssertionError(f"{what} (last seen: {last!r})")
 
 
 def page_with_media(browser):

@@ -11,6 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from testsupport.wait import wait_for
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -55,13 +57,9 @@ class DaemonProcess:
         return self.output.read_text(errors="replace")
 
     def wait_log(self, needle: str, timeout: float = 10.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.log()
-            if needle in text:
-                return text
-            time.sleep(0.05)
-        raise AssertionError(f"{needle!r} never appeared in the daemon's output:\n{self.log()}")
+        """The daemon's output once ``needle`` is in it; AssertionError after ``timeout`` seconds."""
+        return wait_for(lambda: text if needle in (text := self.log()) else "", timeout,
+                        f"{needle!r} in the daemon's output", step=0.05, details=lambda: "output:\n" + self.log())
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)

@@ -21,9 +21,9 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
 
 from testsupport.asyncio_thread import AsyncioThread
+from testsupport.phoenix import PhoenixClient, phoenix_client
+from testsupport.wait import until
 from videoroomd.media.aiortc_compat.ice import ice_connections, limit_host_addresses
-
-from testsupport.signalling_helpers import PhoenixClient, phoenix_client
 
 
 
@@ -133,12 +133,6 @@ class Bot:
             elif kind == "sdpAnswer":
                 self.mid_to_track_id = data["midToTrackId"]
                 await self.media.call(self.pc.setRemoteDescription, RTCSessionDescription(data["sdp"], "answer"))
-
-    async def heartbeat(self) -> None:
-        """Say we are alive every 20 s, as phoenix.js does every 30 s (the server drops a silent socket)."""
-        while True:
-            await trio.sleep(20)
-            await self.client.send("phoenix", "heartbeat", {})
 
     async def wait_for(self, predicate, timeout: float = 20.0) -> dict:
         """The first media event (seen so far or later) for which ``predicate(event)`` holds."""
@@ -277,10 +271,10 @@ class Bot:
         return await self.media.call(look)
 
     async def frames_from(self, track_id: str, at_least: int, timeout: float = 20.0) -> int:
-        with trio.fail_after(timeout):
-            while self.received.get(track_id, 0) < at_least:
-                await trio.sleep(0.05)
-        return self.received[track_id]
+        """How many frames of ``track_id`` were decoded, once at least ``at_least``; AssertionError
+        after ``timeout`` seconds."""
+        return await until(lambda: self.received.get(track_id, 0) >= at_least and self.received[track_id],
+                           timeout, f"{at_least} frames of {track_id}")
 
     async def close(self) -> None:
         async def close_pc():
@@ -302,7 +296,7 @@ async def bot(daemon, name: str, room: str = "lobby", media: AsyncioThread | Non
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(participant.pump)
-                nursery.start_soon(participant.heartbeat)
+                nursery.start_soon(client.heartbeat, 20)  # phoenix.js: every 30 s
                 await participant.connect()
                 try:
                     yield participant

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import re
 
-from bench.simulcast import (PAGE, Bottleneck, MediaDriver, page_with_media, sending_mids, through,  # noqa: F401
-                             wait_for)
+from bench.simulcast import PAGE, Bottleneck, MediaDriver, page_with_media, sending_mids, through  # noqa: F401
 
 
 def offered_rids(sdp: str) -> dict[str, list[str]]:

@@ -9,8 +9,6 @@ import http.server
 import os
 import subprocess
 import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,9 @@ from playwright.sync_api import sync_playwright
 
 from testsupport import npm_packages
 from testsupport.browser import launch
+from testsupport.metrics import read
 from testsupport.turn import PASSWORD, USER, turn_server
+from testsupport.wait import wait_for
 
 pytestmark = pytest.mark.browser
 HERE = Path(__file__).resolve().parent.parent  # tests/, whose js/ holds the scripts
@@ -61,14 +61,11 @@ def open_participant(browser, harness: str, daemon, name: str, simulcast: bool =
 
 def wait_until(predicate, timeout: float, what: str, page=None, details=None):
     """Poll ``predicate`` until it holds; else fail, saying what the page (and ``details()``) show then."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    state = page.evaluate("() => JSON.stringify({...window.participant, webrtc: undefined})") if page else ""
-    more = f"; {details()}" if details else ""
-    raise AssertionError(f"timed out waiting for {what}{more}; {state}")
+    def shown() -> str:
+        state = page.evaluate("() => JSON.stringify({...window.participant, webrtc: undefined})") if page else ""
+        return "; ".join(part for part in (details() if details else "", state) if part)
+
+    wait_for(predicate, timeout, what, details=shown)
 
 
 def decoding(page, endpoint_id: str, timeout: float = 30) -> None:
@@ -155,7 +152,7 @@ def test_official_clients_call_through_the_builtin_turn_server_alone(start_daemo
                         decoding(page, other_id)
             for page in pages.values():
                 assert page.evaluate("() => window.participant.errors") == []
-            metrics = urllib.request.urlopen(f"{daemon.url}/metrics", timeout=5).read().decode()
+            metrics = read(daemon)
             allocations = next(line for line in metrics.splitlines() if line.startswith("videoroomd_turn_allocations "))
             assert float(allocations.split()[1]) >= 3  # every participant's media is relayed by the daemon itself
         finally:

@@ -8,7 +8,8 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from testsupport.browser import launch
-from testsupport.simulcast_helpers import MediaDriver, offered_rids, page_with_media, sending_mids, wait_for
+from testsupport.simulcast_helpers import MediaDriver, offered_rids, page_with_media, sending_mids
+from testsupport.wait import wait_for
 
 pytestmark = pytest.mark.browser
 

@@ -3,11 +3,11 @@ server over TCP (``?relay=tcp``), the other straight over UDP: they see each oth
 
 from __future__ import annotations
 
-import urllib.request
 
 import pytest
 
 from testsupport.daemon import free_port
+from testsupport.metrics import read
 from testsupport.web_page import ICE, browser, participant, playwright, wait_for_moving_video  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
@@ -60,7 +60,7 @@ def test_a_participant_whose_media_only_reaches_the_turn_server_over_tcp_holds_a
     assert [s["urls"] for s in config["iceServers"]] == [f"turn:127.0.0.1:{turn_port}?transport=tcp"]
     assert relayed.evaluate(SELECTED_LOCAL) == {"type": "relay", "relayProtocol": "tcp"}
 
-    metrics = urllib.request.urlopen(f"{daemon.url}/metrics", timeout=5).read().decode()
+    metrics = read(daemon)
     tcp = next(line for line in metrics.splitlines()
                if line.startswith('videoroomd_turn_allocations_created_by_transport_total{transport="tcp"}'))
     assert float(tcp.split()[1]) >= 1

@@ -8,7 +8,9 @@ from contextlib import AsyncExitStack
 import trio
 from trio_websocket import ConnectionClosed
 
-from testsupport.signalling_helpers import phoenix_client, running_daemon
+from testsupport.phoenix import phoenix_client
+
+from testsupport.signalling_helpers import running_daemon
 from videoroomd.rooms.chat import HISTORY, MAX_TEXT, RATE_BURST, ChatLog
 
 ROOMS = "[rooms.lobby]\nmax_peers = 8\n"

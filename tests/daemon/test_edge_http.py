@@ -11,8 +11,10 @@ import trio
 from structlog.testing import capture_logs
 
 from testsupport.edge_helpers import connect, exchange, get, read_all, reset, status_of, upgrade_head
-from testsupport.signalling_helpers import phoenix_client, running_daemon
-from test_edge_isolation import metric, still_serving
+from testsupport.phoenix import phoenix_client
+from testsupport.signalling_helpers import running_daemon
+from testsupport.metrics import metric
+from test_edge_isolation import still_serving
 
 
 async def idle_connections(port: int, count: int) -> list[trio.SocketStream]:

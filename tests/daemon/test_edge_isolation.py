@@ -7,7 +7,9 @@ import json
 import trio
 
 from testsupport.edge_helpers import connect, exchange, frame, get, read_all, read_until, reset, status_of, upgrade_head
-from testsupport.signalling_helpers import next_json, phoenix_client, relay_client, running_daemon
+from testsupport.metrics import metric
+from testsupport.phoenix import phoenix_client
+from testsupport.signalling_helpers import next_json, relay_client, running_daemon
 
 ROOMS = "[rooms.lobby]\nmax_peers = 4\n[rooms.pair]\nmax_peers = 1\n"
 DEEP = "[" * 1000 + "]" * 1000
@@ -88,11 +90,3 @@ async def test_a_refused_relay_join_on_a_failing_connection_ends_only_that_conne
             await trio.sleep(0.2)
             await still_serving(daemon)
             assert metric(daemon, "videoroomd_connection_errors_total") == 0
-
-
-def metric(daemon, line_start: str) -> float:
-    """The value of the first /metrics sample whose line starts with ``line_start`` (0 when absent)."""
-    for line in daemon.metrics.render().decode().splitlines():
-        if line.startswith(line_start):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0

@@ -10,8 +10,11 @@ import trio
 from structlog.testing import capture_logs
 from trio_websocket import ConnectionClosed
 
-from testsupport.signalling_helpers import next_json, phoenix_client, relay_client, running_daemon
-from test_edge_isolation import metric, still_serving
+from testsupport.phoenix import phoenix_client
+
+from testsupport.signalling_helpers import next_json, relay_client, running_daemon
+from testsupport.metrics import metric
+from test_edge_isolation import still_serving
 
 
 async def authenticated(websocket) -> str:

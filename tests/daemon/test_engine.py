@@ -7,6 +7,7 @@ import trio
 
 from testsupport.media_bot import bot, media_thread
 from videoroomd.engine import engine
+from testsupport.metrics import read, sample
 from testsupport.signalling_helpers import running_daemon
 
 ROOMS = "[ice]\naddresses = [\"127.0.0.1\"]\n[rooms.lobby]\nmax_peers = 8\n"
@@ -24,11 +25,10 @@ def of_type(kind: str):
 
 def media_metric(daemon, name: str, room: str = "lobby") -> float:
     """One room's ``videoroomd_media_<name>_total`` as /metrics shows it."""
-    wanted = f'videoroomd_media_{name}_total{{room="{room}"}} '
-    for line in daemon.metrics.render().decode().splitlines():
-        if line.startswith(wanted):
-            return float(line[len(wanted):])
-    raise AssertionError(f"/metrics has no {wanted.strip()}")
+    value = sample(read(daemon), f"videoroomd_media_{name}_total", None, room=room)
+    if value is None:
+        raise AssertionError(f'/metrics has no videoroomd_media_{name}_total{{room="{room}"}}')
+    return value
 
 
 async def test_connect_lists_the_others_and_announces_the_newcomer(tmp_path):

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from testsupport.engine_attack import ROOMS, call, intruder, real_offer
 from testsupport.media_bot import media_thread
-from testsupport.signalling_helpers import phoenix_client, running_daemon
+from testsupport.phoenix import phoenix_client
+from testsupport.signalling_helpers import running_daemon
 from videoroomd.engine import engine as engine_module
 from videoroomd.engine.media_events import NO_SIMULCAST
 from videoroomd.media import messages

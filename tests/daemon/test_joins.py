@@ -9,7 +9,11 @@ import trio
 import trio.testing
 from trio_websocket import ConnectionRejected
 
-from testsupport.signalling_helpers import phoenix_client, relay_client, running_daemon
+from testsupport.metrics import metric
+from testsupport.phoenix import phoenix_client
+
+from testsupport.signalling_helpers import relay_client, running_daemon
+from testsupport.wait import until
 from videoroomd.config import RoomConfig
 from videoroomd.config.validate import is_room_name
 from videoroomd.rooms import JoinRefused, Room
@@ -21,16 +25,7 @@ LOCKED_DEFAULTS = "[defaults]\npassword = 'sesame'\n[rooms.lobby]\npassword = ''
 
 
 def refused_count(daemon, code: str) -> float:
-    for line in daemon.metrics.render().decode().splitlines():
-        if line.startswith(f'videoroomd_joins_refused_total{{reason="{code}"}}'):
-            return float(line.split()[-1])
-    return 0.0
-
-
-async def wait_until(predicate, timeout: float = 5.0) -> None:
-    with trio.fail_after(timeout):
-        while not predicate():
-            await trio.sleep(0.02)
+    return metric(daemon, f'videoroomd_joins_refused_total{{reason="{code}"}}')
 
 
 @pytest.mark.parametrize("name", ["lobby", "a", "Team.Standup-2_b", "x" * 64])
@@ -89,7 +84,7 @@ async def test_a_dynamic_room_nobody_joins_is_closed_after_a_grace(tmp_path):
         daemon.rooms.unused_grace = 0.3
         await daemon.rooms.open_room("ghost")
         assert "ghost" in daemon.rooms.entries
-        await wait_until(lambda: "ghost" not in daemon.rooms.entries)
+        await until(lambda: "ghost" not in daemon.rooms.entries)
         async with phoenix_client(daemon) as client:  # the name works again afterwards
             assert (await client.join("ghost"))["status"] == "ok"
             await trio.sleep(0.6)
@@ -108,7 +103,7 @@ async def test_dynamic_rooms_are_capped(tmp_path):
             assert (await d.join("r1"))["status"] == "ok"  # rooms already open still take people
         async with phoenix_client(daemon) as e:
             assert (await e.join("lobby"))["status"] == "ok"  # configured rooms do not count
-            await wait_until(lambda: daemon.rooms.dynamic_count() == 0)
+            await until(lambda: daemon.rooms.dynamic_count() == 0)
             metrics = daemon.metrics.render().decode()
             assert "videoroomd_dynamic_rooms 0.0" in metrics
         async with phoenix_client(daemon) as f:  # once they emptied, new names work again
@@ -177,7 +172,7 @@ async def test_refused_joins_during_a_drain_keep_nothing_alive(tmp_path):
             assert (await staying.join("lobby"))["status"] == "ok"
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(daemon.shutdown, "test")
-                await wait_until(lambda: daemon.rooms.refusal is not None)
+                await until(lambda: daemon.rooms.refusal is not None)
                 for _ in range(30):
                     async with phoenix_client(daemon) as client:
                         reply = await client.join("lobby")
@@ -194,7 +189,7 @@ async def test_refused_joins_during_a_drain_keep_nothing_alive(tmp_path):
                     gc.collect()
                     return sum(1 for o in gc.get_objects() if isinstance(o, PeerChannel))
 
-                await wait_until(lambda: channels_alive() <= 1)  # only the one still in the call
+                await until(lambda: channels_alive() <= 1)  # only the one still in the call
                 nursery.cancel_scope.cancel()
 
 
@@ -281,7 +276,7 @@ async def test_a_join_waiting_for_a_room_that_a_reload_changes_lands_in_the_new_
 
 async def test_relay_user_names_are_cleaned_like_display_names(tmp_path):
     async with running_daemon(tmp_path) as daemon, relay_client(daemon, "lobby?username=%1B%5B2J%00Zed%0A" + "z" * 5000):
-        await wait_until(lambda: daemon.rooms.get("lobby").peer_count("relay") == 1)
+        await until(lambda: daemon.rooms.get("lobby").peer_count("relay") == 1)
         (peer,) = daemon.rooms.get("lobby").peers.values()
         assert peer.name.startswith("[2JZed z") and len(peer.name) == 64 and peer.name.isprintable()
 
@@ -317,11 +312,11 @@ async def test_a_failed_dynamic_room_gives_its_place_back(tmp_path):
     async with running_daemon(tmp_path, "", server=f"{DYNAMIC}\nmax_dynamic_rooms = 1", policy=policy,
                               engine_factory=engines) as daemon, phoenix_client(daemon) as client:
         assert (await client.join("broken"))["status"] == "error"
-        await wait_until(lambda: daemon.rooms.entries.get("broken") is not None
+        await until(lambda: daemon.rooms.entries.get("broken") is not None
                          and daemon.rooms.entries["broken"].state.status == "failed")
         assert (await client.join("broken"))["response"]["code"] == "room_failed"
         assert (await client.join("fine"))["response"]["code"] == "too_many_rooms"
-        await wait_until(lambda: "broken" not in daemon.rooms.entries)
+        await until(lambda: "broken" not in daemon.rooms.entries)
         assert (await client.join("fine"))["status"] == "ok"
 
 

@@ -11,6 +11,7 @@ import trio
 from trio_websocket import ConnectionClosed
 
 from testsupport.media_bot import bot, media_thread
+from testsupport.metrics import read
 
 ROOMS = '[ice]\naddresses = ["127.0.0.1"]\n[rooms.red]\nmax_peers = 4\n[rooms.blue]\nmax_peers = 4\n'
 SERVER = "connections_per_second = 1000\ndrain_timeout = 1\n"
@@ -70,7 +71,7 @@ async def test_a_killed_worker_ends_only_its_rooms_calls_and_they_come_back(star
                 await trio.sleep(0.1)
         assert workers[worker_of["red"]]["restarts"] == 1
         assert workers[worker_of["red"]]["pid"] != pids[worker_of["red"]]
-        metrics = urllib.request.urlopen(f"{daemon.url}/metrics", timeout=5).read().decode()
+        metrics = read(daemon)
         assert f'videoroomd_media_worker_restarts_total{{worker="{worker_of["red"]}"}} 1.0' in metrics
         assert f'videoroomd_media_worker_up{{worker="{worker_of["blue"]}"}} 1.0' in metrics
 

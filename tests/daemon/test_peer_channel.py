@@ -9,7 +9,9 @@ import trio
 import trio.testing
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
-from testsupport.signalling_helpers import phoenix_client, running_daemon
+from testsupport.phoenix import phoenix_client
+
+from testsupport.signalling_helpers import running_daemon
 
 
 async def peers_in(daemon, room: str) -> int:
@@ -106,7 +108,7 @@ async def test_abrupt_disconnect_removes_the_peer(tmp_path):
     async with running_daemon(tmp_path) as daemon:
         url = f"ws://127.0.0.1:{daemon.port}/socket/websocket?vsn=2.0.0"
         async with open_websocket_url(url) as websocket:
-            from testsupport.signalling_helpers import PhoenixClient
+            from testsupport.phoenix import PhoenixClient
             client = PhoenixClient(websocket)
             await client.join("lobby")
             assert await peers_in(daemon, "lobby") == 1

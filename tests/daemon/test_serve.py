@@ -124,7 +124,7 @@ async def test_sigterm_drains_calls_then_exits_zero(start_daemon):
     """A call in progress may finish until drain_timeout; meanwhile /healthz says 503 and joins are refused."""
     import trio
     from trio_websocket import ConnectionClosed
-    from testsupport.signalling_helpers import phoenix_client
+    from testsupport.phoenix import phoenix_client
 
     daemon = start_daemon(server="drain_timeout = 3")
     async with phoenix_client(daemon) as client:
@@ -154,7 +154,7 @@ async def test_sigterm_drains_calls_then_exits_zero(start_daemon):
 
 async def test_a_second_stop_signal_exits_at_once(start_daemon):
     import trio
-    from testsupport.signalling_helpers import phoenix_client
+    from testsupport.phoenix import phoenix_client
 
     daemon = start_daemon(server="drain_timeout = 600")
     async with phoenix_client(daemon) as client:

@@ -17,6 +17,8 @@ import urllib.request
 
 import pytest
 
+from testsupport.wait import wait_for
+
 pytestmark = pytest.mark.slow
 
 ROUNDS = 300
@@ -154,16 +156,6 @@ def churn(port: int, rounds: int, tag: str) -> dict[str, int]:
     return seen
 
 
-def wait_for(what: str, predicate, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            assert value, f"{what}: not back within {timeout} s"
-            return value
-        time.sleep(0.1)
-
-
 def settled(url: str) -> bool:
     rooms = admin_rooms(url)
     return sorted(r["name"] for r in rooms) == ["board", "lobby"] and all(
@@ -174,7 +166,7 @@ def test_churn_leaves_the_daemon_at_its_level(start_daemon):
     daemon = start_daemon(rooms=ROOMS, server=SERVER)
     pid = daemon.proc.pid
     churn(daemon.port, 40, "warm")  # imports, caches and allocator pools reach their size
-    wait_for("rooms and peers", lambda: settled(daemon.url))
+    wait_for(lambda: settled(daemon.url), 15, "rooms and peers back")
     time.sleep(0.5)
     fds, rss = fd_count(pid), rss_kb(pid)
 
@@ -183,8 +175,8 @@ def test_churn_leaves_the_daemon_at_its_level(start_daemon):
     assert seen["relay_101"] == ROUNDS and seen["authenticated"] == ROUNDS and seen.get("relay_401", 0) + seen.get("relay_429", 0) == ROUNDS
     assert seen["bad_room_name"] == ROUNDS
 
-    wait_for("rooms and peers", lambda: settled(daemon.url))
-    wait_for(f"open fds ({fds} before)", lambda: fd_count(pid) <= fds + 2)
+    wait_for(lambda: settled(daemon.url), 15, "rooms and peers back")
+    wait_for(lambda: fd_count(pid) <= fds + 2, 15, f"open fds back ({fds} before)")
     time.sleep(0.5)
     grown = rss_kb(pid) - rss
     assert grown < RSS_TOLERANCE_KB, f"RSS grew by {grown} kB over one round of churn"

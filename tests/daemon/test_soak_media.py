@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from testsupport.media_bot import Bot, media_thread
-from testsupport.signalling_helpers import phoenix_client
+from testsupport.phoenix import phoenix_client
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,6 @@ import socket
 import ssl
 import struct
 import time
-import urllib.request
 from contextlib import asynccontextmanager
 
 import pytest
@@ -24,6 +23,7 @@ from videoroomd.turn.server import TurnService
 from videoroomd.turn.configure import issued_servers, turn_service
 
 from testsupport.daemon import free_port
+from testsupport.metrics import read
 from testsupport.turn_client import TurnClient, allocate_request, credentials
 
 SECRET = "a-test-secret-long-enough"
@@ -296,7 +296,7 @@ secret = "{secret}"
             assert (await client.create_permission(bystander.getsockname())).error_code == 403
             await client.send_indication(bystander.getsockname(), b"anyone there?")
             assert await nothing_arrives(bystander)
-            metrics = urllib.request.urlopen(daemon.url + "/metrics", timeout=5).read().decode()
+            metrics = read(daemon)
             assert 'videoroomd_turn_refused_total{code="403"} 2.0' in metrics
             assert "videoroomd_turn_allocations 1.0" in metrics
             assert 'videoroomd_turn_dropped_total{reason="no_permission"} 1.0' in metrics

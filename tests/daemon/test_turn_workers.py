@@ -28,6 +28,8 @@ from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCIceTransp
 from testsupport.daemon import free_port
 from videoroomd.media.aiortc_compat.ice import ice_connections
 from testsupport.media_bot import Bot, bot, media_thread
+from testsupport.metrics import read, sample
+from testsupport.wait import until
 from testsupport.turn_client import TurnClient, credentials
 
 SECRET = "worker-turn-secret-0123456789"
@@ -52,24 +54,6 @@ max_peers = 4
 [rooms.blue]
 max_peers = 4
 '''
-
-
-def metrics(daemon) -> str:
-    return urllib.request.urlopen(daemon.url + "/metrics", timeout=5).read().decode()
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """The value of sample ``name`` with ``labels`` on a /metrics page (0 when it is not there)."""
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    pattern = re.escape(name + (f"{{{wanted}}}" if wanted else "")) + r" (\S+)"
-    match = re.search(r"^" + pattern + "$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
-
-
-async def until(predicate, timeout: float = 10.0, what: str = "") -> None:
-    with trio.fail_after(timeout):
-        while not predicate():
-            await trio.sleep(0.1)
 
 
 def admin(daemon) -> dict:
@@ -139,21 +123,21 @@ async def test_a_client_with_a_permission_is_relayed_by_the_media_worker_and_now
     async with media_thread() as media, AsyncExitStack() as stack:
         _, socket_address = await media_participant(stack, daemon, media, "red")
         client = await relayed_client(stack, transport, turn_port, "raw-1", socket_address)
-        await until(lambda: metric(metrics(daemon), "videoroomd_turn_handed_off_total", transport=transport) == 1)
+        await until(lambda: sample(read(daemon), "videoroomd_turn_handed_off_total", transport=transport) == 1)
         await check_through_channel(client)
         await check_through_channel(client)
         # A Send indication works as well as the channel.
         await client.send_indication(socket_address, bytes(ice_check()))
 
         def relayed_by_workers() -> bool:
-            page = metrics(daemon)
-            return (metric(page, "videoroomd_turn_relayed_packets_total", where="workers", direction="to_peer") >= 3
-                    and metric(page, "videoroomd_turn_relayed_packets_total", where="workers", direction="to_client") >= 3)
+            page = read(daemon)
+            return (sample(page, "videoroomd_turn_relayed_packets_total", where="workers", direction="to_peer") >= 3
+                    and sample(page, "videoroomd_turn_relayed_packets_total", where="workers", direction="to_client") >= 3)
 
         await until(relayed_by_workers)
-        page = metrics(daemon)
-        assert metric(page, "videoroomd_turn_relayed_packets_total", where="daemon", direction="to_peer") == 0
-        assert metric(page, "videoroomd_turn_relayed_packets_total", where="daemon", direction="to_client") == 0
+        page = read(daemon)
+        assert sample(page, "videoroomd_turn_relayed_packets_total", where="daemon", direction="to_peer") == 0
+        assert sample(page, "videoroomd_turn_relayed_packets_total", where="daemon", direction="to_client") == 0
 
         # After the handoff: still no permission for anything but the media sockets ...
         assert (await client.create_permission(bystander.getsockname())).error_code == 403
@@ -165,7 +149,7 @@ async def test_a_client_with_a_permission_is_relayed_by_the_media_worker_and_now
         with trio.move_on_after(NOTHING_ARRIVES):
             await bystander.recvfrom(65536)
             pytest.fail("relayed data reached a socket that is not a media socket")
-        await until(lambda: metric(metrics(daemon), "videoroomd_turn_dropped_total", reason="forbidden_peer") >= 2)
+        await until(lambda: sample(read(daemon), "videoroomd_turn_dropped_total", reason="forbidden_peer") >= 2)
         # Refresh is answered (by the daemon) as before, and the channel still relays after it.
         reply = await client.request(stun.Message(stun.Method.REFRESH, stun.Class.REQUEST, attributes={"LIFETIME": 300}))
         assert reply.message_class == stun.Class.RESPONSE and reply.attributes["LIFETIME"] == 300
@@ -173,7 +157,7 @@ async def test_a_client_with_a_permission_is_relayed_by_the_media_worker_and_now
         # Refresh with lifetime 0 ends the allocation, here and in the worker.
         reply = await client.request(stun.Message(stun.Method.REFRESH, stun.Class.REQUEST, attributes={"LIFETIME": 0}))
         assert reply.message_class == stun.Class.RESPONSE
-        await until(lambda: metric(metrics(daemon), "videoroomd_turn_allocations") == 0)
+        await until(lambda: sample(read(daemon), "videoroomd_turn_allocations") == 0)
     bystander.close()
     assert "Traceback" not in daemon.log()
 
@@ -192,7 +176,7 @@ async def test_killing_a_worker_ends_only_the_relayed_clients_it_carried(start_d
         red_udp = await relayed_client(stack, "udp", turn_port, "red-raw-udp", red_socket)
         blue_tcp = await relayed_client(stack, "tcp", turn_port, "blue-raw-tcp", blue_socket)
         blue_udp = await relayed_client(stack, "udp", turn_port, "blue-raw-udp", blue_socket)
-        await until(lambda: sum(metric(metrics(daemon), "videoroomd_turn_handed_off_total", transport=t)
+        await until(lambda: sum(sample(read(daemon), "videoroomd_turn_handed_off_total", transport=t)
                                 for t in ("udp", "tcp")) == 4)
         for client in (red_tcp, red_udp, blue_tcp, blue_udp):
             await check_through_channel(client)
@@ -205,7 +189,7 @@ async def test_killing_a_worker_ends_only_the_relayed_clients_it_carried(start_d
                 except (EOFError, OSError, trio.BrokenResourceError):
                     break
         # ... and its UDP client's allocation is gone: the daemon answers it again, with 437.
-        await until(lambda: metric(metrics(daemon), "videoroomd_turn_allocations") == 2)
+        await until(lambda: sample(read(daemon), "videoroomd_turn_allocations") == 2)
         reply = await red_udp.request(stun.Message(stun.Method.REFRESH, stun.Class.REQUEST, attributes={"LIFETIME": 300}))
         assert reply.error_code == 437
         for client in (blue_tcp, blue_udp):  # blue's never notice
@@ -256,18 +240,18 @@ async def test_aiortc_participants_relayed_over_udp_and_tcp_are_relayed_by_the_w
             for name, track in videos.items():
                 if name != viewer.name:
                     await viewer.frames_from(track, at_least=20)
-        page = metrics(daemon)
-        assert metric(page, "videoroomd_turn_handed_off_total", transport="udp") == 1
-        assert metric(page, "videoroomd_turn_handed_off_total", transport="tcp") == 1
+        page = read(daemon)
+        assert sample(page, "videoroomd_turn_handed_off_total", transport="udp") == 1
+        assert sample(page, "videoroomd_turn_handed_off_total", transport="tcp") == 1
         for participant in participants[1:]:  # their connections are on relay candidates
             (connection,) = ice_connections(participant.pc)
             assert connection._nominated[1].local_candidate.type == "relay"
-        await until(lambda: metric(metrics(daemon), "videoroomd_turn_relayed_packets_total",
+        await until(lambda: sample(read(daemon), "videoroomd_turn_relayed_packets_total",
                                    where="workers", direction="to_client") > 200)
-        page = metrics(daemon)
-        in_workers = sum(metric(page, "videoroomd_turn_relayed_packets_total", where="workers", direction=d)
+        page = read(daemon)
+        in_workers = sum(sample(page, "videoroomd_turn_relayed_packets_total", where="workers", direction=d)
                          for d in ("to_peer", "to_client"))
-        in_daemon = sum(metric(page, "videoroomd_turn_relayed_packets_total", where="daemon", direction=d)
+        in_daemon = sum(sample(page, "videoroomd_turn_relayed_packets_total", where="daemon", direction=d)
                         for d in ("to_peer", "to_client"))
         assert in_daemon * 10 < in_workers, page  # only what came before the handoff went through the daemon
 
