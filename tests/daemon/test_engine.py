@@ -88,6 +88,7 @@ async def test_three_participants_each_receive_the_other_two(tmp_path, media_set
                         await viewer.frames_from(track_id, at_least=10, timeout=30)
 
 
+@pytest.mark.slow
 async def test_late_joiner_gets_video_at_once(tmp_path, media_setting):
     async with running_daemon(tmp_path, ROOMS, media=media_setting) as daemon, media_thread() as media:
         async with bot(daemon, "Early", media=media) as early:
@@ -182,6 +183,7 @@ async def test_a_participant_whose_media_connection_ends_is_removed(tmp_path, me
             assert vanishes.id not in daemon.rooms.get("lobby").peers
 
 
+@pytest.mark.slow
 async def test_video_packets_lost_on_the_way_to_a_subscriber_are_sent_again(tmp_path, media_setting):
     async with running_daemon(tmp_path, ROOMS, media=media_setting) as daemon, media_thread() as media:
         async with bot(daemon, "Viewer", media=media) as viewer, bot(daemon, "Speaker", media=media) as speaker:
@@ -212,6 +214,7 @@ async def test_a_freed_receive_slot_carries_the_next_publisher(tmp_path):
                 assert viewer.mid_to_track_id.get(slot) == second_video
 
 
+@pytest.mark.slow
 async def test_a_participant_whose_network_goes_silent_is_removed(tmp_path, media_setting, monkeypatch):
     monkeypatch.setattr(engine, "SILENCE_TIMEOUT", 3.0)  # instead of 15 s, so the test is short
     monkeypatch.setattr(engine, "SILENCE_CHECK_INTERVAL", 0.5)

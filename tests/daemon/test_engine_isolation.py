@@ -190,6 +190,7 @@ def binding_request(server_ufrag: str, client_ufrag: str, server_pwd: str) -> by
     return bytes(request)
 
 
+@pytest.mark.slow
 async def test_stun_checks_from_many_source_ports_teach_the_server_a_bounded_number_of_addresses(tmp_path):
     sources = 200
     async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
@@ -221,6 +222,7 @@ async def test_stun_checks_from_many_source_ports_teach_the_server_a_bounded_num
         await room.goes_on()
 
 
+@pytest.mark.slow
 async def test_mutated_offers_end_at_most_their_sender_and_the_call_goes_on(tmp_path):
     rng = random.Random(9)
     count = 60
@@ -393,6 +395,7 @@ async def test_an_offer_with_a_data_channel_is_refused_with_what_is_served(tmp_p
         await room.goes_on()
 
 
+@pytest.mark.slow
 async def test_a_subscriber_asking_for_everything_again_gets_a_bounded_share(tmp_path):
     async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
         await room.b.frames_from(room.a_video, at_least=40, timeout=20)  # the history is full

@@ -257,6 +257,7 @@ async def test_a_room_stopped_while_opening_ends_and_takes_nobody():
             room.join("Ann", None)
 
 
+@pytest.mark.slow
 async def test_a_join_waiting_for_a_room_that_a_reload_changes_lands_in_the_new_room(tmp_path):
     def engines(config):
         return NeverOpens() if config.max_peers == 4 else None  # the old room never opens

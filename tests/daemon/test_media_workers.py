@@ -70,6 +70,7 @@ async def test_a_killed_worker_takes_only_its_rooms_and_comes_back():
     assert gone(pid)
 
 
+@pytest.mark.slow
 async def test_a_hung_worker_is_restarted_when_its_heartbeat_stops():
     plane = MediaPlane(1, "process")
     async with trio.open_nursery() as nursery:

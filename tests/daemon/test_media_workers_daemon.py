@@ -7,6 +7,7 @@ import os
 import signal
 import urllib.request
 
+import pytest
 import trio
 from trio_websocket import ConnectionClosed
 
@@ -37,6 +38,7 @@ async def call_of_two(daemon, media, room: str, nursery_stack):
     return a, b, a_video, b_video
 
 
+@pytest.mark.slow
 async def test_a_killed_worker_ends_only_its_rooms_calls_and_they_come_back(start_daemon):
     from contextlib import AsyncExitStack
 
@@ -76,6 +78,7 @@ async def test_a_killed_worker_ends_only_its_rooms_calls_and_they_come_back(star
         assert f'videoroomd_media_worker_up{{worker="{worker_of["blue"]}"}} 1.0' in metrics
 
 
+@pytest.mark.slow
 async def test_a_stopped_daemon_leaves_no_worker_behind(start_daemon):
     daemon = start_daemon(rooms=ROOMS, server=SERVER, media="workers = 2")
     async with media_thread() as media:
@@ -97,6 +100,7 @@ async def test_a_stopped_daemon_leaves_no_worker_behind(start_daemon):
     assert all(gone(pid) for pid in pids), [pid for pid in pids if not gone(pid)]
 
 
+@pytest.mark.slow
 async def test_workers_die_with_a_daemon_that_is_killed(start_daemon):
     daemon = start_daemon(rooms=ROOMS, server=SERVER, media="workers = 2")
     await trio.sleep(11)  # longer than trio keeps an idle helper thread: the workers must outlive such threads

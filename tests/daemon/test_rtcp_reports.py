@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.rtp import RtcpByePacket, RtcpPacket, RtcpRrPacket, RtcpSdesPacket, RtcpSenderInfo, RtcpSrPacket
 
@@ -60,6 +61,7 @@ async def connect():
     raise RuntimeError("the two peer connections did not connect on 127.0.0.1")
 
 
+@pytest.mark.slow
 def test_one_datagram_an_interval_carries_every_report_and_a_closed_sender_says_bye():
     async def main():
         publisher, server, published, reports, heard = await connect()

@@ -120,6 +120,7 @@ def test_systemd_notifications_reach_the_notify_socket(start_daemon, tmp_path):
     assert "MONOTONIC_USEC=" in reloading
 
 
+@pytest.mark.slow
 async def test_sigterm_drains_calls_then_exits_zero(start_daemon):
     """A call in progress may finish until drain_timeout; meanwhile /healthz says 503 and joins are refused."""
     import trio
@@ -152,6 +153,7 @@ async def test_sigterm_drains_calls_then_exits_zero(start_daemon):
     assert await trio.to_thread.run_sync(lambda: daemon.proc.wait(timeout=15)) == 0
 
 
+@pytest.mark.slow
 async def test_a_second_stop_signal_exits_at_once(start_daemon):
     import trio
     from testsupport.phoenix import phoenix_client

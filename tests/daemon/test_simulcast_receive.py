@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtp import RTCP_PSFB_APP, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRrPacket, RtcpRtpfbPacket, unpack_remb_fci
 from aiortc.sdp import SessionDescription
@@ -173,6 +174,7 @@ def test_the_remb_a_publisher_gets_is_capped_at_the_rooms_max_video_bitrate():
     asyncio.run(main())
 
 
+@pytest.mark.slow
 def test_a_publisher_steady_on_its_lowest_layer_is_told_the_ceiling_so_it_can_turn_its_next_layers_on():
     async def main():
         publisher, server, published = await connect()  # a room without max_video_bitrate

@@ -49,6 +49,7 @@ async def run_uclient(media_ports: list[int], peer_port: int, *flags: str) -> tu
     return done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace"), service.stats()
 
 
+@pytest.mark.slow
 @needs_coturn
 @pytest.mark.parametrize("flags", [(), ("-s",), ("-t",), ("-t", "-s")], ids=["udp-channels", "udp-send", "tcp-channels", "tcp-send"])
 async def test_turnutils_uclient_relays_through_us_to_a_media_socket(flags):

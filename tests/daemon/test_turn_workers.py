@@ -114,6 +114,7 @@ async def relayed_client(stack: AsyncExitStack, transport: str, turn_port: int, 
     return client
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 async def test_a_client_with_a_permission_is_relayed_by_the_media_worker_and_nowhere_else(start_daemon, transport):
     turn_port = free_port()

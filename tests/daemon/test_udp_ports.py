@@ -86,6 +86,7 @@ async def test_every_media_socket_of_a_call_is_bound_inside_udp_ports(start_daem
         assert all(first <= port <= last for port in ports), (ports, first, last)
 
 
+@pytest.mark.slow
 async def test_a_participant_for_whom_no_port_is_left_is_told_and_the_call_goes_on(start_daemon):
     first, last = free_udp_range(2)  # one bundled connection each: room for two
     daemon = start_daemon(rooms=rooms(first, last), server=SERVER, media="workers = 1")

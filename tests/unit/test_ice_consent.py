@@ -70,6 +70,7 @@ def short_consent(monkeypatch):
     return 0.2 * aioice_ice.CONSENT_FAILURES
 
 
+@pytest.mark.slow
 def test_a_browser_whose_consent_answers_come_late_keeps_its_media_connection(short_consent):
     # 0.7 s late: after aioice's 0.5 s wait for each check, long before consent expires. aioice's
     # own checks counted each failed and closed the connection after six (~4.2 s here).

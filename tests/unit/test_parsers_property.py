@@ -3,6 +3,7 @@ the protocol's own error, and whatever is taken can be encoded again for the oth
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,7 @@ texts = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, deadline=None)
 @given(texts)
 def test_any_text_is_a_phoenix_frame_or_a_protocol_error(text):
@@ -36,6 +38,7 @@ def test_any_text_is_a_phoenix_frame_or_a_protocol_error(text):
     json.loads(phoenix.push(frame.join_ref, frame.topic, frame.event, frame.payload).encode())
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, deadline=None)
 @given(st.one_of(texts, st.fixed_dictionaries({"event": values, "data": values, "to": values}).map(json.dumps)))
 def test_any_text_is_a_relay_message_or_an_invalid_message(text):
