@@ -1,16 +1,21 @@
-"""Participant hosts of the simulcast benchmark: each a network namespace joined to this one by a
-veth pair, whose link towards the participant the benchmark can limit with ``tc``.
+"""Hosts of our own: each a network namespace joined to this one by a veth pair.
 
-``python -m bench.sfu --simulcast`` runs every Chromium participant on a host of its own, and the
-daemon on this machine's end of the first host's veth pair (the others route to it through their
-own pair). What the daemon sends a participant therefore leaves this namespace through that
-participant's veth end, and a token bucket (``tc qdisc … tbf``) on it limits that participant's
-downlink alone, at a rate the benchmark changes mid-run, as a weak link would. Its uplink (what
-it publishes) is not limited.
+Two users, two address ranges, 10.213.X.0/24 cut into /30 blocks, that no network anywhere
+uses and that nothing routes beyond the veth pairs:
 
-The addresses, 10.213.78.0/24 cut into /30 blocks, belong to these benchmark hosts alone (the test
-suite's hosts, tests/netns.py, use 10.213.77.0/24): no network anywhere uses them and nothing is
-routed beyond the veth pairs. Needs root, iproute2 (``ip``, ``tc``).
+- the test suite (:func:`net_host`, 10.213.77.0/24): a test that needs an address other than
+  loopback (Firefox gathers no ICE candidate on 127.0.0.1) makes one and sends traffic only to
+  the addresses made here. The suite runs as root where it runs, so a failure is an error,
+  never a skip.
+- the simulcast benchmark (:func:`hosts`, 10.213.78.0/24): ``python -m bench.sfu --simulcast``
+  runs every Chromium participant on a host of its own, and the daemon on this machine's end of
+  the first host's veth pair (the others route to it through their own pair). What the daemon
+  sends a participant therefore leaves this namespace through that participant's veth end, and
+  a token bucket (``tc qdisc … tbf``) on it limits that participant's downlink alone, at a rate
+  the benchmark changes mid-run, as a weak link would. Its uplink (what it publishes) is not
+  limited.
+
+Needs root, iproute2 (``ip``, ``tc``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from typing import Iterator
 PREFIX = "10.213.78."   # the benchmark hosts' own range; block N is PREFIX{4N}/30
 BLOCKS = 64
 NAME = "vrbench"
+TEST_PREFIX = "10.213.77."  # the test hosts' own range
+TEST_NAME = "vrtest"
 QUEUE_MS = 100          # the most a packet waits in a limited link's queue before it is dropped
 
 
@@ -107,6 +114,16 @@ def hosts(count: int) -> Iterator[list[Host]]:
     finally:
         for host in made:
             remove(host)
+
+
+@contextlib.contextmanager
+def net_host() -> Iterator[Host]:
+    """A new test host, removed again (namespace and veth pair) however the block ends."""
+    host = new_host(TEST_NAME, TEST_PREFIX, "the browser call tests need root")
+    try:
+        yield host
+    finally:
+        remove(host)
 
 
 def new_host(name_stem: str, prefix: str, needs: str, blocks: int = BLOCKS) -> Host:

@@ -4,7 +4,7 @@ seeing the other's video move, hearing the other, and seeing a mute. Firefox is 
 over WebDriver BiDi (Playwright would need its own patched Firefox build, which cannot be had here).
 
 Firefox gathers no ICE candidate on 127.0.0.1 (not with media.peerconnection.ice.loopback, nor with
-only a loopback interface), so the call runs on test hosts of the project's own (tests/netns.py):
+only a loopback interface), so the call runs on test hosts of the project's own (testsupport/netns.py):
 each browser in a network namespace of its own, the daemon on this machine's end of Firefox's veth
 pair, over https with a certificate made by the test, so the page is a secure context (camera,
 microphone, the level meter's audio graph) on an address that is not loopback. The first test, with
@@ -28,7 +28,7 @@ from playwright.sync_api import expect
 from testsupport import npm_packages
 from testsupport.browser import chromium_path, launch
 from testsupport.daemon import free_port
-from testsupport.net_host import NetHost, net_host
+from testsupport.netns import Host as NetHost, net_host
 from videoroomd.certs.generate import generate
 from testsupport.web_page import KEEP_PEER_CONNECTIONS, ROOMS, browser, participant, playwright, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
 
@@ -174,7 +174,7 @@ def wait_https(url: str, cafile: Path, timeout: float = 20.0) -> None:
 
 def test_firefox_and_chromium_hold_a_call_with_video_sound_and_mute(playwright, start_daemon, tmp_path):
     # Firefox offers no ICE candidate on 127.0.0.1, so each browser runs on a test host of its own
-    # (tests/netns.py) and the daemon serves them on this machine's end of Firefox's veth pair; the
+    # (testsupport/netns.py) and the daemon serves them on this machine's end of Firefox's veth pair; the
     # daemon's media and the browsers' candidates are those test addresses alone. It is https with a
     # certificate made here (accepted by each browser, as a person would): the page is a secure
     # context on an address that is not loopback, so camera, microphone and the level meter work.

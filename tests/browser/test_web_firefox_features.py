@@ -5,7 +5,7 @@ following who speaks; a phone-sized window; the connection-quality mark; screen 
 
 Firefox runs tests/js/firefox_page.mjs, which does what the test sends it line by line. The tests
 without media stay on 127.0.0.1 (the chat, the people list and the layout need only the signalling);
-those with media run on the test hosts of tests/netns.py, as test_web_firefox.py explains.
+those with media run on the test hosts of testsupport/netns.py, as test_web_firefox.py explains.
 
 Firefox cannot capture a screen here: its fake devices (media.navigator.streams.fake) are a camera
 and a microphone only, and a headless Firefox with no display server has no screen or window, so its
@@ -29,7 +29,7 @@ from playwright.sync_api import expect
 
 from testsupport.browser import chromium_path, launch
 from testsupport.daemon import free_port
-from testsupport.net_host import net_host
+from testsupport.netns import net_host
 from test_web_firefox import FirefoxParticipant, wait_https
 from test_web_screen import SCREEN_FLAGS, wait_for_moving_screen
 from videoroomd.certs.generate import generate

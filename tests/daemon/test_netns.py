@@ -1,4 +1,4 @@
-"""The test hosts of tests/netns.py: reachable from this machine on their own addresses only, and
+"""The test hosts of testsupport/netns.py: reachable from this machine on their own addresses only, and
 gone (namespace and veth pair) when the test ends, also when it fails."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from testsupport.net_host import net_host
+from testsupport.netns import net_host
 
 
 def _exists(*argv: str) -> bool:
