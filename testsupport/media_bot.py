@@ -94,13 +94,23 @@ class Pattern(MediaStreamTrack):
 
 
 class Bot:
-    """One participant: a Phoenix channel, an RTCPeerConnection, what it publishes and receives."""
+    """One participant: a Phoenix channel, an RTCPeerConnection, what it publishes and receives.
+
+    The one aiortc participant of the tests and the benchmark: it answers the server as the
+    browser client does (offerData: an offer with a receiver for each track; sdpAnswer: applied).
+    What differs from one use to the next are the hooks: :meth:`_make_pc` (the connection, its
+    ICE servers and what it publishes from the start), :meth:`_add_receiver` and
+    :meth:`on_event` (the events a subclass reacts to itself). The aiortc objects are touched
+    only on the media thread (``self.media.call``).
+    """
 
     # The host candidates its offers carry (aiortc would offer every address of the machine);
     # empty: none at all, for a participant that reaches the server through TURN only.
     host_addresses: tuple[str, ...] = ("127.0.0.1",)
+    event_timeout: float = 120.0  # seconds without a media event before the pump gives up
+    closing_raises: bool = False  # whether a phx_close or phx_error ends the pump (ChannelClosed)
 
-    def __init__(self, client: PhoenixClient, room: str, name: str, media: AsyncioThread):
+    def __init__(self, client: PhoenixClient | None, room: str | None, name: str, media: AsyncioThread):
         self.client = client
         self.room = room
         self.name = name
@@ -121,18 +131,22 @@ class Bot:
     async def pump(self) -> None:
         """Read media events forever, answering offerData as the browser client would."""
         while True:
-            event = await self.client.next_media_event(timeout=120)
+            event = await self.client.next_media_event(self.event_timeout, closing_raises=self.closing_raises)
             kind, data = event["type"], event.get("data")
             if kind == "custom":
                 kind, data = data["type"], data.get("data")
             self.events.append({"type": kind, "data": data})
             self._new_event.set()
             self._new_event = trio.Event()
-            if kind == "offerData":
-                await self._offer(data["tracksTypes"])
-            elif kind == "sdpAnswer":
-                self.mid_to_track_id = data["midToTrackId"]
-                await self.media.call(self.pc.setRemoteDescription, RTCSessionDescription(data["sdp"], "answer"))
+            await self.on_event(kind, data)
+
+    async def on_event(self, kind: str, data) -> None:
+        """Answer one media event (``custom`` ones unwrapped): offerData and sdpAnswer."""
+        if kind == "offerData":
+            await self._offer(data["tracksTypes"])
+        elif kind == "sdpAnswer":
+            self.mid_to_track_id = data["midToTrackId"]
+            await self.media.call(self.pc.setRemoteDescription, RTCSessionDescription(data["sdp"], "answer"))
 
     async def wait_for(self, predicate, timeout: float = 20.0) -> dict:
         """The first media event (seen so far or later) for which ``predicate(event)`` holds."""
@@ -173,6 +187,7 @@ class Bot:
         return ids
 
     def _make_pc(self) -> None:
+        """Make ``self.pc`` (on the media thread), at the first publish or offerData."""
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
 
         @self.pc.on("track")
@@ -197,7 +212,7 @@ class Bot:
             for kind in ("audio", "video"):
                 have = sum(1 for t in self.pc.getTransceivers() if t.direction == "recvonly" and t.kind == kind)
                 for _ in range(tracks_types.get(kind, 0) - have):
-                    self.pc.addTransceiver(kind, direction="recvonly")
+                    self._add_receiver(kind)
             if self.host_addresses:
                 limit_host_addresses(self.pc, self.host_addresses)
             await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -215,6 +230,10 @@ class Bot:
             "trackIdToTrackBitrates": {},
             "midToTrackId": sending,
         }}})
+
+    def _add_receiver(self, kind: str):
+        """A receive-only transceiver of ``kind`` for one more remote track (on the media thread)."""
+        return self.pc.addTransceiver(kind, direction="recvonly")
 
     async def lose_incoming_video(self, count: int, every: int = 4) -> set[int]:
         """From now on, throw away the first copy of every ``every``-th video packet that
