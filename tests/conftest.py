@@ -1,14 +1,12 @@
-"""What every test folder shares: a real `videoroomd serve` process on loopback, and the markers
-that follow from a test's folder.
+"""What every test folder shares: a real `videoroomd serve` process on loopback.
 
-unit/ opens no socket and starts no daemon; daemon/ runs a real daemon, sockets on loopback or
-aiortc participants; browser/ drives Chromium, Firefox or the official npm clients. The support
-code they use is the top-level package testsupport/.
+Tests are filed by kind: unit/ opens no socket and starts no daemon; daemon/ runs a real daemon,
+sockets on loopback or aiortc participants; browser/ drives Chromium, Firefox or the official
+npm clients. The support code they use is the top-level package testsupport/; no test module
+imports a conftest.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
@@ -37,14 +35,3 @@ def start_daemon(tmp_path):
     for daemon in started:
         daemon.stop()
 
-
-BROWSER_TESTS = Path(__file__).resolve().parent / "browser"
-
-
-@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test under browser/ drives a browser or an npm client: marked browser, and slow."""
-    for item in items:
-        if BROWSER_TESTS in item.path.parents:
-            item.add_marker(pytest.mark.browser)
-            item.add_marker(pytest.mark.slow)
