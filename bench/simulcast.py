@@ -19,11 +19,10 @@ import argparse
 import asyncio
 import queue
 import re
-import sys
 import threading
 import time
-from pathlib import Path
 
+from testsupport.wait import wait_for
 from videoroomd.media.codec import Decoder, as_type, encode
 from videoroomd.media.commands import Answer, OpenRoom, Request, Slot
 from videoroomd.media.events import LayerSwitched, Reply
@@ -162,18 +161,6 @@ window.setActive = async (rid, active) => {
 """
 
 
-def wait_for(predicate, timeout: float, what: str, step: float = 0.25):
-    """``predicate()``'s first truthy value within ``timeout`` seconds; AssertionError naming ``what``."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(step)
-    raise AssertionError(f"{what} (last seen: {last!r})")
-
-
 def page_with_media(browser):
     """A new page at a secure origin (getUserMedia needs one; served by the browser's own request
     interception, no server), with :data:`PAGE`'s functions."""
@@ -284,8 +271,7 @@ def _layer_event(media: MediaDriver, endpoint: str, after: float, want) -> float
 def main(args: argparse.Namespace) -> None:
     from playwright.sync_api import sync_playwright
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from browser import launch  # Debian's Chromium, as the tests launch it
+    from testsupport.browser import launch  # Debian's Chromium, as the tests launch it
 
     media = MediaDriver()
     media.command(OpenRoom(room=ROOM, ice_servers=[], certificate=None, addresses=["127.0.0.1"],
