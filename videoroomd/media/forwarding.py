@@ -30,11 +30,11 @@ from aiortc.rtp import (RTCP_PSFB_APP, RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbP
                         RtcpSrPacket, unpack_remb_fci)
 
 from .aiortc_compat import rtp as compat
-from .dataplane import (AudioLevel, Bandwidth, DataPlane, KeyframeNeeded, LayerChanged, MediaCounters, StreamParams,
+from .dataplane import (AudioLevel, Bandwidth, DataPlane, KeyframeNeeded, LayerChanged, StreamParams,
                         UnknownId)
 from .vad import VoiceActivity
 
-__all__ = ["AiortcRoute", "MediaCounters", "PlaneEvents", "SlotTrack", "attach_publisher", "attach_subscriber",
+__all__ = ["AiortcRoute", "PlaneEvents", "SlotTrack", "attach_publisher", "attach_subscriber",
            "receive_at_once", "stream_params"]
 
 log = structlog.get_logger("videoroomd.media.forwarding")
