@@ -165,6 +165,27 @@ def simulcast_publisher(plane) -> None:
         plane.receive("cam", layered(0, layer, keyframe=False))
 
 
+def test_layers_are_learnt_from_their_rids_and_packets_of_no_known_layer_are_dropped(plane, reader):
+    plane.add_publisher("cam", "video", ["l", "m", "h"])
+    plane.learn_ssrc("cam", 41, "l", None)
+    plane.learn_ssrc("cam", 51, None, "l")  # l's retransmissions
+    plane.learn_ssrc("cam", 99, "x", None)  # a RID the offer did not have
+    assert plane.repaired_ssrc("cam", 51) == 41 and plane.repaired_ssrc("cam", 52) is None
+    subscribe(plane, reader)
+    plane.link("s", "cam")
+    plane.receive("cam", layered(0, 0, keyframe=True))
+    plane.receive("cam", layered(1, 0, keyframe=False))
+    plane.receive("cam", packet(1, KEYFRAME, ssrc=99))
+    plane.receive("cam", packet(1, KEYFRAME, ssrc=77))  # never said its RID
+    stats = plane.publisher_stats("cam")
+    assert stats.rids == ("l", "m", "h") and stats.layer_ssrcs == (41, None, None)
+    assert stats.unknown_layer_packets == 2 and stats.unknown_rids == {"x"} and stats.packets == 4
+    assert stats.layers_arriving == (True, False, False)
+    assert [p.payload[-1] for p in reader.packets()] == [0, 0]  # l, the one layer there is
+    plain = plane.add_publisher("mic", "audio")
+    assert plain is None and plane.repaired_ssrc("mic", 51) is None and plane.publisher_stats("mic").rids == ()
+
+
 def test_a_layer_switch_happens_only_at_a_keyframe_of_the_new_layer_and_the_stream_goes_on(plane, reader):
     simulcast_publisher(plane)
     subscribe(plane, reader)

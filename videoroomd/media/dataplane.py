@@ -31,8 +31,8 @@ from typing import Any, Callable, Iterable, Protocol, Union
 from .gate import Reason
 
 __all__ = ["AudioLevel", "Bandwidth", "DataPlane", "Event", "FellBehind", "FixedRoute", "KeyframeNeeded",
-           "LayerChanged", "MediaCounters", "PublisherStats", "Reason", "RewriteStart", "SendRoute", "SentStats",
-           "StreamParams", "UnknownId"]
+           "LayerChanged", "MediaCounters", "Packet", "PublisherStats", "Reason", "RewriteStart", "SendRoute",
+           "SentStats", "StreamParams", "SubscriberStats", "UnknownId"]
 
 
 class UnknownId(KeyError):
