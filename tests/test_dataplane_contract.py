@@ -13,12 +13,13 @@ import socket
 from dataclasses import replace
 
 import pytest
-from aiortc.rtp import RtpPacket
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from pylibsrtp import Policy, Session
 
 from videoroomd.media import gate
-from videoroomd.media.dataplane import (AudioLevel, Bandwidth, FellBehind, FixedRoute, KeyframeNeeded, LayerChanged,
-                                        Reason, RewriteStart, StreamParams, UnknownId)
+from videoroomd.media.dataplane import (Bandwidth, FellBehind, FixedRoute, KeyframeNeeded, LayerChanged, Reason,
+                                        RewriteStart, StreamParams, UnknownId, VoiceChanged)
 from videoroomd.media.forwarder import PythonDataPlane
 from videoroomd.media.vp8_rewrite import descriptor_fields
 
@@ -52,14 +53,19 @@ class Reader:
         self.address = self.sock.getsockname()
         self.inbound = srtp(Policy.SSRC_ANY_INBOUND)
 
-    def packets(self) -> list[RtpPacket]:
+    def packets(self, extensions: dict[str, int] | None = None) -> list[RtpPacket]:
+        """What arrived, decrypted and parsed (with header extensions ``extensions``: URI -> id)."""
+        ids = HeaderExtensionsMap()
+        if extensions:
+            ids.configure(RTCRtpParameters(headerExtensions=[RTCRtpHeaderExtensionParameters(id=i, uri=u)
+                                                             for u, i in extensions.items()]))
         out = []
         while True:
             try:
                 data = self.sock.recv(4096)
             except BlockingIOError:
                 return out
-            out.append(RtpPacket.parse(self.inbound.unprotect(data)))
+            out.append(RtpPacket.parse(self.inbound.unprotect(data), ids))
 
     def close(self) -> None:
         self.sock.close()
@@ -136,14 +142,18 @@ def test_a_video_subscriber_starts_at_a_keyframe_and_one_is_asked_for(plane, rea
     assert got[0].sequence_number == START.seq
 
 
-def test_audio_starts_at_once_and_its_level_goes_along_and_out_as_an_event(plane, reader):
+def test_audio_starts_at_once_its_level_goes_along_and_speech_comes_out_as_an_event(plane, reader):
     plane.add_publisher("mic", "audio")
     subscribe(plane, reader, kind="audio", params=AUDIO)
     plane.link("s", "mic")
     plane.receive("mic", packet(1, b"opus", level=(True, 30)))
-    got = reader.packets()
+    got = reader.packets({"urn:ietf:params:rtp-hdrext:sdes:mid": 4, "urn:ietf:params:rtp-hdrext:ssrc-audio-level": 2})
     assert [p.payload for p in got] == [b"opus"] and got[0].ssrc == 21
-    assert AudioLevel("mic", 30) in plane.drain_events()
+    assert (got[0].extensions.audio_level, got[0].extensions.mid) == ((True, 30), "0")
+    assert plane.drain_events() == []  # one loud packet is not speech yet
+    for seq in range(2, 12):
+        plane.receive("mic", packet(seq, b"opus", level=(True, 30)))
+    assert plane.drain_events() == [VoiceChanged("mic", True)]
 
 
 def layered(seq: int, layer: int, keyframe: bool) -> RtpPacket:
@@ -336,12 +346,18 @@ def test_the_subscribers_remb_and_loss_come_out_as_bandwidth_events(plane, reade
 def test_events_are_drained_in_batches_with_one_wakeup(plane, reader):
     woken = []
     plane.on_events(lambda: woken.append(1))
-    plane.add_publisher("mic", "audio")
-    for seq in range(5):
-        plane.receive("mic", packet(seq, b"opus", level=(False, 50 + seq)))
+    plane.add_publisher("cam", "video")
+    plane.receive("cam", packet(1, DELTA))
+    for n in range(3):
+        subscribe(plane, reader, f"s{n}", f"c{n}")
+        plane.link(f"s{n}", "cam")  # the first asks for a keyframe; the others wait for it
+        plane.remb(f"s{n}", 1_000_000)
     assert woken == [1]
-    assert plane.drain_events() == [AudioLevel("mic", 50 + seq) for seq in range(5)]
-    plane.receive("mic", packet(6, b"opus", level=(False, 70)))
+    assert plane.drain_events() == [KeyframeNeeded("cam", 42)] + [Bandwidth(f"c{n}", 1_000_000) for n in range(3)]
+    plane.remb("s0", 5_000_000)
+    plane.remove_connection("c0")
+    subscribe(plane, reader, "s0", "c0")
+    plane.remb("s0", 2_000_000)
     assert woken == [1, 1]
 
 

@@ -30,9 +30,9 @@ from typing import Any, Callable, Iterable, Protocol, Union
 
 from .gate import Reason
 
-__all__ = ["AudioLevel", "Bandwidth", "DataPlane", "Event", "FellBehind", "FixedRoute", "KeyframeNeeded",
+__all__ = ["Bandwidth", "DataPlane", "Event", "FellBehind", "FixedRoute", "KeyframeNeeded",
            "LayerChanged", "MediaCounters", "Packet", "PublisherStats", "Reason", "RewriteStart", "SendRoute",
-           "SentStats", "StreamParams", "SubscriberStats", "UnknownId"]
+           "SentStats", "StreamParams", "SubscriberStats", "UnknownId", "VoiceChanged"]
 
 
 class UnknownId(KeyError):
@@ -149,14 +149,15 @@ class Bandwidth:
 
 
 @dataclass(frozen=True, slots=True)
-class AudioLevel:
-    """An audio packet of ``publisher_id`` carried the level ``level`` (0 loudest .. 127)."""
+class VoiceChanged:
+    """Audio publisher ``publisher_id`` started (``speaking``) or stopped speaking, from the
+    audio levels its packets carry (:class:`.vad.VoiceActivity`)."""
 
     publisher_id: str
-    level: int
+    speaking: bool
 
 
-Event = Union[KeyframeNeeded, LayerChanged, FellBehind, Bandwidth, AudioLevel]
+Event = Union[KeyframeNeeded, LayerChanged, FellBehind, Bandwidth, VoiceChanged]
 
 
 class MediaCounters:

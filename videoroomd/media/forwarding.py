@@ -30,9 +30,7 @@ from aiortc.rtp import (RTCP_PSFB_APP, RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbP
                         RtcpSrPacket, unpack_remb_fci)
 
 from .aiortc_compat import rtp as compat
-from .dataplane import (AudioLevel, Bandwidth, DataPlane, KeyframeNeeded, LayerChanged, StreamParams,
-                        UnknownId)
-from .vad import VoiceActivity
+from .dataplane import Bandwidth, DataPlane, KeyframeNeeded, LayerChanged, StreamParams, UnknownId, VoiceChanged
 
 __all__ = ["AiortcRoute", "PlaneEvents", "SlotTrack", "attach_publisher", "attach_subscriber",
            "receive_at_once", "stream_params"]
@@ -241,14 +239,14 @@ class PlaneEvents:
     def __init__(self, plane: DataPlane, on_event: Callable[..., None]):
         self.plane = plane
         self.on_event = on_event  # (kind, endpoint_id, *args) -> None
-        self._publishers: dict[str, tuple[Any, str, VoiceActivity | None]] = {}  # id -> (receiver, endpoint, vad)
+        self._publishers: dict[str, tuple[Any, str]] = {}  # id -> (its receiver, its endpoint)
         self._tasks: set[asyncio.Future] = set()
         self._scheduled = False
         plane.on_events(self._wake)
 
-    def publisher(self, publisher_id: str, receiver, endpoint_id: str, kind: str) -> None:
-        """Where ``publisher_id``'s PLIs go, and whose voice its audio levels are."""
-        self._publishers[publisher_id] = (receiver, endpoint_id, VoiceActivity() if kind == "audio" else None)
+    def publisher(self, publisher_id: str, receiver, endpoint_id: str) -> None:
+        """Where ``publisher_id``'s PLIs go, and whose voice it is."""
+        self._publishers[publisher_id] = (receiver, endpoint_id)
 
     def publisher_gone(self, publisher_id: str) -> None:
         self._publishers.pop(publisher_id, None)
@@ -274,12 +272,10 @@ class PlaneEvents:
                 task = asyncio.ensure_future(compat.send_pli(known[0], event.ssrc))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-        elif isinstance(event, AudioLevel):
+        elif isinstance(event, VoiceChanged):
             known = self._publishers.get(event.publisher_id)
-            if known is not None and known[2] is not None:
-                change = known[2].feed(event.level, time.monotonic())
-                if change is not None:
-                    self.on_event("vad", known[1], event.publisher_id, change)
+            if known is not None:
+                self.on_event("vad", known[1], event.publisher_id, event.speaking)
         elif isinstance(event, LayerChanged):
             self.on_event("layer", event.connection_id, event.publisher_id, event.rid, event.reason.value)
         elif isinstance(event, Bandwidth):

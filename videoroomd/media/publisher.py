@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Callable
 
 import structlog
 
-from .dataplane import AudioLevel, KeyframeNeeded, MediaCounters
+from .dataplane import KeyframeNeeded, MediaCounters, VoiceChanged
 from .gate import KeyframeRequests, LayerMeter
 from .layers import RidTable
 from .rtp_packets import abs_send_time, ntp_time, vp8_starts_keyframe
+from .vad import VoiceActivity
 
 if TYPE_CHECKING:
     from .feeds import Feed
@@ -117,19 +118,22 @@ class Source:
 
 
 class PlainSource(Source):
-    """One stream: audio (its level reported, no keyframes), or video of one layer."""
+    """One stream: audio (its voice activity told, no keyframes), or video of one layer."""
 
     def __init__(self, publisher_id: str, kind: str, counters: MediaCounters, emit: Callable[[object], None]):
         super().__init__(publisher_id, kind, counters, emit)
         self.ssrc: int | None = None  # the publisher's media SSRC, once seen
         self.keyframes = KeyframeRequests()
+        self.voice = VoiceActivity() if kind == "audio" else None
 
     def _layer_of(self, packet) -> int:
         self.ssrc = packet.ssrc
         if self.kind == "audio":
             level = packet.extensions.audio_level
             if level is not None:
-                self.emit(AudioLevel(self.publisher_id, level[1]))
+                change = self.voice.feed(level[1], time.monotonic())
+                if change is not None:
+                    self.emit(VoiceChanged(self.publisher_id, change))
         return 0
 
     def _keyframe(self, packet, layer: int) -> bool:

@@ -240,7 +240,7 @@ class EndpointConnection:
             if track_id in room.published:  # the same track id from elsewhere: the newest wins
                 self._unpublish(room.published[track_id])
             plane.add_publisher(track_id, kind, rids)
-            room.events.publisher(track_id, transceiver.receiver, self.endpoint_id, kind)
+            room.events.publisher(track_id, transceiver.receiver, self.endpoint_id)
             cap = (lambda: room.max_video_bitrate) if kind == "video" else (lambda: None)
             attach_publisher(transceiver.receiver, plane, track_id, bool(rids), cap)
             self.published[mid] = room.published[track_id] = Publication(track_id, kind, rids, plane)
