@@ -119,7 +119,8 @@ class RoomMedia:
     def set_target(self, endpoint_id: str, track_id: str, rid: str) -> bool:
         """``endpoint_id`` wants layer ``rid`` of ``track_id`` at most; False (and nothing changes)
         when that is not a simulcast track of the room with such a layer."""
-        if track_id not in self.published:
+        published = self.published.get(track_id)
+        if published is None or rid not in (published.rids or ()):
             return False
         self.plane_connection(endpoint_id)
         return self.plane.set_target_layer(endpoint_id, track_id, rid)
