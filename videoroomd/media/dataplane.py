@@ -9,7 +9,11 @@ rewrite state, history and route, the layer choices, the counters. What
 crosses is ids (strings the caller picks), numbers, bytes and the frozen
 dataclasses below: no aiortc object, so that a compiled plane can take the
 place of the Python one (:class:`.forwarder.PythonDataPlane`) and pass the
-same contract tests (``tests/test_dataplane_contract.py``).
+same contract tests (``tests/test_dataplane_contract.py``). Two things
+are still objects: a received packet (anything with the fields of
+:class:`Packet`; aiortc's ``RtpPacket`` is one) and a subscriber's route
+(:class:`SendRoute`); a compiled plane will take the datagram, and the SRTP
+keys and the socket, there instead.
 
 What the plane wants done outside it (ask a publisher for a keyframe, tell
 the room a layer changed, ...) comes out as events, queued and drained in
@@ -227,7 +231,8 @@ class DataPlane(Protocol):
         high (video only; None or empty: one stream). Raises ValueError for an id already there."""
 
     def remove_publisher(self, publisher_id: str) -> None:
-        """The track is gone; its subscribers carry nothing until linked again."""
+        """The track is gone; its subscribers carry nothing until linked again, and the layer
+        requests naming it are forgotten."""
 
     def learn_ssrc(self, publisher_id: str, ssrc: int, rid: str | None, repaired_rid: str | None) -> None:
         """A packet of ``ssrc`` named its layer (``rid``) or the layer it repairs (``repaired_rid``)."""
@@ -255,7 +260,8 @@ class DataPlane(Protocol):
     def set_stream(self, subscriber_id: str, params: StreamParams) -> None:
         """The slot's negotiated stream (the first one is kept: its SSRC is for good)."""
 
-    def remove_subscriber(self, subscriber_id: str) -> None: ...
+    def remove_subscriber(self, subscriber_id: str) -> None:
+        """The slot is gone (its connection closes, or the slot is freed for good)."""
 
     def link(self, subscriber_id: str, publisher_id: str | None) -> None:
         """The slot carries ``publisher_id`` from its next keyframe on (None: nothing)."""
@@ -271,7 +277,8 @@ class DataPlane(Protocol):
     def nack(self, subscriber_id: str, sequence_numbers: Iterable[int]) -> None:
         """The subscriber lost these: sent again over RTX from the history, within a budget."""
 
-    def remb(self, subscriber_id: str, bps: int) -> None: ...
+    def remb(self, subscriber_id: str, bps: int) -> None:
+        """The subscriber's REMB: what its receiver estimates it can take (bits/s)."""
 
     def loss(self, subscriber_id: str, fraction: float) -> None:
         """The fraction (0..1) of this subscriber's stream its receiver report says was lost."""
@@ -283,7 +290,8 @@ class DataPlane(Protocol):
     def on_events(self, wakeup: Callable[[], None] | None) -> None:
         """``wakeup()`` is called (on the media thread) when an event is queued into an empty queue."""
 
-    def sent_stats(self, subscriber_id: str) -> SentStats: ...
+    def sent_stats(self, subscriber_id: str) -> SentStats:
+        """What the subscriber's stream sent (read by its RTCP sender reports)."""
 
     def publisher_stats(self, publisher_id: str) -> PublisherStats: ...
 
