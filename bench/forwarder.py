@@ -20,6 +20,7 @@ picture ids rewritten. The figure is per packet sent, as the plain one.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import socket
 import time
@@ -86,7 +87,7 @@ def layer_packets(count: int) -> list[tuple[RtpPacket, int]]:
     return stream
 
 
-def main_simulcast(args: argparse.Namespace) -> None:
+async def main_simulcast(args: argparse.Namespace) -> None:
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
     plane = PythonDataPlane()
@@ -116,9 +117,9 @@ def main_simulcast(args: argparse.Namespace) -> None:
         udp.close()
 
 
-def main(args: argparse.Namespace) -> None:
+async def main(args: argparse.Namespace) -> None:
     if args.simulcast:
-        main_simulcast(args)
+        await main_simulcast(args)
         return
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
@@ -147,4 +148,4 @@ if __name__ == "__main__":
     parser.add_argument("--packets", type=int, default=20000)
     parser.add_argument("--size", type=int, default=1100, help="RTP payload bytes")
     parser.add_argument("--simulcast", action="store_true", help="three layers, subscribers on each")
-    main(parser.parse_args())
+    asyncio.run(main(parser.parse_args()))
