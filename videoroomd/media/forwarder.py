@@ -131,9 +131,10 @@ class PythonDataPlane:
         return source.layers.repaired_ssrc(rtx_ssrc) if source.layered else None
 
     def receive(self, publisher_id: str, packet) -> None:
-        source = self._publishers.get(publisher_id)
-        if source is None:
-            raise UnknownId("publisher", publisher_id)
+        try:
+            source = self._publishers[publisher_id]
+        except KeyError:
+            raise UnknownId("publisher", publisher_id) from None
         source.receive(packet)
 
     def enable_layer(self, publisher_id: str, rid: str, enabled: bool) -> bool:

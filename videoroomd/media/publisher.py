@@ -36,6 +36,7 @@ log = structlog.get_logger("videoroomd.media.forwarding")
 
 ERROR_LOG_INTERVAL = 10.0    # seconds between two logged forwarding errors of one track
 CHOICE_INTERVAL = 0.2        # seconds between two choices of each subscriber's layer
+_DELTA, _KEYFRAME = (0, False), (0, True)  # what a plain source's packets are (made once)
 
 
 class Source:
@@ -57,10 +58,10 @@ class Source:
         through each subscriber's feed."""
         self.packets += 1
         self.counters.packets_received += 1
-        layer = self._layer_of(packet)
-        if layer is None:
+        taken = self._classify(packet)
+        if taken is None:
             return
-        keyframe = self._keyframe(packet, layer)
+        layer, keyframe = taken
         if not self.subscribers:
             return
         self._before_forward()
@@ -72,12 +73,9 @@ class Source:
             except Exception:
                 self.log_error()
 
-    def _layer_of(self, packet) -> int | None:
-        """The packet's layer (0 for a plain source), None when it is to be dropped."""
-        raise NotImplementedError
-
-    def _keyframe(self, packet, layer: int) -> bool:
-        """Whether the packet starts a keyframe (noted for the keyframe requests)."""
+    def _classify(self, packet) -> tuple[int, bool] | None:
+        """(the packet's layer, 0 for a plain source; whether it starts a keyframe, noted for the
+        keyframe requests), or None when it is to be dropped."""
         raise NotImplementedError
 
     def _before_forward(self) -> None:
@@ -126,7 +124,7 @@ class PlainSource(Source):
         self.keyframes = KeyframeRequests()
         self.voice = VoiceActivity() if kind == "audio" else None
 
-    def _layer_of(self, packet) -> int:
+    def _classify(self, packet) -> tuple[int, bool]:
         self.ssrc = packet.ssrc
         if self.kind == "audio":
             level = packet.extensions.audio_level
@@ -134,15 +132,11 @@ class PlainSource(Source):
                 change = self.voice.feed(level[1], time.monotonic())
                 if change is not None:
                     self.emit(VoiceChanged(self.publisher_id, change))
-        return 0
-
-    def _keyframe(self, packet, layer: int) -> bool:
-        if self.kind == "audio":
-            return False  # audio needs none: the gate starts it at once
+            return _DELTA  # audio needs no keyframe: the gate starts it at once
         if vp8_starts_keyframe(packet.payload):
             self.keyframes.keyframe_arrived()
-            return True
-        return False
+            return _KEYFRAME
+        return _DELTA
 
     def request_keyframe(self, starting: bool = False, layer: int | None = None) -> None:
         self._ask(self.ssrc, self.keyframes, starting)
@@ -163,7 +157,7 @@ class LayeredSource(Source):
         self._now = 0.0             # monotonic time of the packet being received
         self._unknown_logged = 0.0
 
-    def _layer_of(self, packet) -> int | None:
+    def _classify(self, packet) -> tuple[int, bool] | None:
         layer = self.layers.layer_of(packet.ssrc)
         monotonic = self._now = time.monotonic()
         if layer is None:  # no RID seen for its SSRC yet, or one the offer did not have
@@ -174,13 +168,10 @@ class LayeredSource(Source):
                          dropped=self.unknown_layer_packets, unknown_rids=sorted(self.layers.unknown_rids))
             return None
         self.meter.packet(layer, len(packet.payload), monotonic)
-        return layer
-
-    def _keyframe(self, packet, layer: int) -> bool:
         keyframe = vp8_starts_keyframe(packet.payload)
         if keyframe:
             self.layer_keyframes[layer].keyframe_arrived()
-        return keyframe
+        return layer, keyframe
 
     def _before_forward(self) -> None:
         now = self._now
