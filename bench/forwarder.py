@@ -90,7 +90,7 @@ def layer_packets(count: int) -> list[tuple[RtpPacket, int]]:
 async def main_simulcast(args: argparse.Namespace) -> None:
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
-    plane = PythonDataPlane()
+    plane = PythonDataPlane(choice_interval=float("inf"))  # the layers stay as chosen: forwarding is measured
     plane.add_publisher("publisher:video", "video", RIDS)
     for layer in range(3):
         plane.learn_ssrc("publisher:video", 41 + layer, RIDS[layer], None)

@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 from .dataplane import (Bandwidth, Event, MediaCounters, PublisherStats, RewriteStart, SendRoute, SentStats,
                         StreamParams, SubscriberStats, UnknownId)
 from .gate import BandwidthEstimate
-from .publisher import LayeredSource, PlainSource, Source
+from .publisher import CHOICE_INTERVAL, LayeredSource, PlainSource, Source
 from .subscriber import Subscriber
 
 MAX_EVENTS = 10_000       # events kept undrained at most; more are counted and dropped
@@ -62,10 +62,15 @@ class Connection:
 
 
 class PythonDataPlane:
-    """The data plane in Python (see :mod:`.dataplane` for what each call means)."""
+    """The data plane in Python (see :mod:`.dataplane` for what each call means).
 
-    def __init__(self):
+    ``choice_interval``: seconds between two choices of the layer of each subscriber of a
+    simulcast source (infinite: only when it links or its target or the layers change).
+    """
+
+    def __init__(self, choice_interval: float = CHOICE_INTERVAL):
         self.counters = MediaCounters()
+        self.choice_interval = choice_interval
         self.events_dropped = 0
         self._publishers: dict[str, Source] = {}
         self._connections: dict[str, Connection] = {}
@@ -111,7 +116,8 @@ class PythonDataPlane:
         if kind not in ("audio", "video"):
             raise ValueError(f"a publisher's kind is audio or video, not {kind!r}")
         if rids and kind == "video":
-            self._publishers[publisher_id] = LayeredSource(publisher_id, self.counters, self._emit, list(rids))
+            self._publishers[publisher_id] = LayeredSource(publisher_id, self.counters, self._emit, list(rids),
+                                                           self.choice_interval)
         else:
             self._publishers[publisher_id] = PlainSource(publisher_id, kind, self.counters, self._emit)
 

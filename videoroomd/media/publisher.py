@@ -147,8 +147,10 @@ class LayeredSource(Source):
 
     layered = True
 
-    def __init__(self, publisher_id: str, counters: MediaCounters, emit: Callable[[object], None], rids: list[str]):
+    def __init__(self, publisher_id: str, counters: MediaCounters, emit: Callable[[object], None], rids: list[str],
+                 choice_interval: float = CHOICE_INTERVAL):
         super().__init__(publisher_id, "video", counters, emit)
+        self.choice_interval = choice_interval
         self.layers = RidTable(rids)
         self.layer_keyframes = [KeyframeRequests() for _ in rids]
         self.meter = LayerMeter(len(rids))
@@ -176,7 +178,7 @@ class LayeredSource(Source):
     def _before_forward(self) -> None:
         now = self._now
         if now >= self.next_choice:
-            self.next_choice = now + CHOICE_INTERVAL
+            self.next_choice = now + self.choice_interval
             for feed in tuple(self.subscribers):
                 try:
                     feed.choose_layer(now)
