@@ -23,15 +23,15 @@ COUNT = 270           # 3 s of video at 30 frames a second, 3 packets each, sent
 
 
 async def connected(aiortc_path: bool):
-    """(publisher, server, published track, the RTCP the publisher's sender receives)."""
-    publisher, server, published = await connect(aiortc_path)
+    """(publisher, server, the data plane, the RTCP the publisher's sender receives)."""
+    publisher, server, plane = await connect(aiortc_path)
     heard: list = []
 
     async def on_rtcp(packet, handle):
         heard.append(packet)
 
     compat.intercept_sender(publisher.getTransceivers()[0].sender, lambda parameters: None, on_rtcp)
-    return publisher, server, published, heard
+    return publisher, server, plane, heard
 
 
 async def until(condition, seconds: float) -> None:
@@ -44,12 +44,12 @@ async def until(condition, seconds: float) -> None:
 @pytest.mark.parametrize("aiortc_path", [False, True], ids=["ours", "aiortc's"])
 def test_a_publisher_hears_of_its_lost_packets_and_gets_receiver_reports(aiortc_path):
     async def main():
-        publisher, server, published, heard = await connected(aiortc_path)
+        publisher, server, plane, heard = await connected(aiortc_path)
         try:
             ssrc = publisher.getTransceivers()[0].sender._ssrc
             plain, stream, socket, address = datagrams(publisher, COUNT, 1000)
             sent = [data for index, data in enumerate(stream) if index not in LOST]
-            assert await pump(sent, socket, address, published) == COUNT - len(LOST)  # all reached the track
+            assert await pump(sent, socket, address, plane) == COUNT - len(LOST)  # all reached the data plane
             lost_seqs = {index + 1 for index in LOST}  # bench.receive numbers packets from 1
 
             def nacked() -> set[int]:
@@ -73,11 +73,11 @@ def test_a_publisher_hears_of_its_lost_packets_and_gets_receiver_reports(aiortc_
 @pytest.mark.parametrize("aiortc_path", [False, True], ids=["ours", "aiortc's"])
 def test_a_publisher_whose_packets_come_ever_later_is_told_a_bitrate_remb(aiortc_path):
     async def main():
-        publisher, server, published, heard = await connected(aiortc_path)
+        publisher, server, plane, heard = await connected(aiortc_path)
         try:
             # Sent (abs-send-time) 1 ms apart, arriving at 300 a second: a congested uplink.
             plain, stream, socket, address = datagrams(publisher, 300, 1000, spacing=0.001)
-            pump_task = asyncio.ensure_future(pump(stream, socket, address, published, pace=BATCH / 300))
+            pump_task = asyncio.ensure_future(pump(stream, socket, address, plane, pace=BATCH / 300))
 
             def remb() -> list:
                 return [p for p in heard if isinstance(p, RtcpPsfbPacket) and p.fmt == RTCP_PSFB_APP]
@@ -96,7 +96,7 @@ def test_datagrams_that_are_not_good_rtp_are_dropped_and_the_publishers_stream_g
     async def main():
         loop_errors: list = []
         asyncio.get_running_loop().set_exception_handler(lambda loop, context: loop_errors.append(context))
-        publisher, server, published, heard = await connected(False)
+        publisher, server, plane, heard = await connected(False)
         try:
             plain, stream, socket, address = datagrams(publisher, 60, 500)
             srtp, _pair = compat.nominated_route(publisher.getTransceivers()[0].sender.transport)
@@ -111,7 +111,7 @@ def test_datagrams_that_are_not_good_rtp_are_dropped_and_the_publishers_stream_g
             ]
             for data in bad:
                 socket.sendto(data, address)
-            assert await pump(stream, socket, address, published) == 60
+            assert await pump(stream, socket, address, plane) == 60
             assert loop_errors == []
             assert server.connectionState == "connected"
         finally:

@@ -18,12 +18,12 @@ from aiortc.rtp import RtcpByePacket, RtcpPacket, RtcpRrPacket, RtcpSdesPacket, 
 from bench.receive import Idle, datagrams, pump
 from videoroomd.media.aiortc_compat.ice import limit_host_addresses, media_skips_stun_check, watch_incoming
 from videoroomd.media.aiortc_compat.rtcp import MAX_DATAGRAM, pack, report_together
+from videoroomd.media.forwarder import PythonDataPlane
 from videoroomd.media.forwarding import attach_publisher, receive_at_once
-from videoroomd.media.publisher import PublishedTrack
 
 
 async def connect():
-    """(publisher, server, the server's published track, its ConnectionReports, the RTCP datagrams
+    """(publisher, server, the server's data plane, its ConnectionReports, the RTCP datagrams
     the publisher got: [(time, packets)])."""
     publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     server = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -36,8 +36,9 @@ async def connect():
     watch_incoming(server, lambda: None)
     incoming, outgoing = server.getTransceivers()
     incoming.direction = "recvonly"
-    published = PublishedTrack("publisher:video", "video", incoming.receiver)
-    attach_publisher(incoming.receiver, published)
+    plane = PythonDataPlane()
+    plane.add_publisher("publisher:video", "video")
+    attach_publisher(incoming.receiver, plane, "publisher:video")
     outgoing.sender.replaceTrack(Idle())
     outgoing.direction = "sendonly"
     limit_host_addresses(server, ("127.0.0.1",))
@@ -56,7 +57,7 @@ async def connect():
     await publisher.setRemoteDescription(server.localDescription)
     for _ in range(200):
         if server.connectionState == "connected" and publisher.connectionState == "connected":
-            return publisher, server, published, reports, heard
+            return publisher, server, plane, reports, heard
         await asyncio.sleep(0.05)
     raise RuntimeError("the two peer connections did not connect on 127.0.0.1")
 
@@ -64,12 +65,12 @@ async def connect():
 @pytest.mark.slow
 def test_one_datagram_an_interval_carries_every_report_and_a_closed_sender_says_bye():
     async def main():
-        publisher, server, published, reports, heard = await connect()
+        publisher, server, plane, reports, heard = await connect()
         try:
             published_ssrc = publisher.getTransceivers()[0].sender._ssrc
             server_ssrc = server.getTransceivers()[1].sender._ssrc
             _, stream, socket, address = datagrams(publisher, 30, 500)
-            assert await pump(stream, socket, address, published) == 30
+            assert await pump(stream, socket, address, plane) == 30
 
             def with_rr():
                 return [(t, p) for t, p in heard if any(isinstance(x, RtcpRrPacket) for x in p)]

@@ -6,8 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 
+import orjson
 import pytest
 
+from videoroomd.media.codec import MessageError, as_type, decode, encode
+from videoroomd.media.commands import COMMANDS, Answered, Request
+from videoroomd.media.dataplane import FixedRoute, LayerChanged
 from videoroomd.sdp.sections import (REPAIRED_RID_URI, RID_URI, answer_with_bandwidth, answer_with_layers,
                                      offered_extension_ids)
 from videoroomd.media.layers import RidTable
@@ -166,8 +170,10 @@ def test_the_media_server_answers_a_simulcast_offer_with_the_layers_and_a_plain_
         server = MediaServer(replies.append)
 
         async def command(kind, **fields):
-            result = await getattr(server, f"_{kind}")({"type": kind, "id": 0, **fields})
-            return result
+            """Run one command on the server as its worker would: built and checked by the codec."""
+            request = decode(encode(Request(0, as_type(fields, next(c for c in COMMANDS if c.kind == kind), kind)))[4:])
+            result = await getattr(server, f"_{kind}")(request.command)
+            return result.sdp if isinstance(result, Answered) else result
 
         await command("open_room", room="r", ice_servers=[], certificate=None, addresses=["127.0.0.1"],
                       udp_ports=None, max_video_bitrate=2_000_000)
@@ -184,16 +190,16 @@ def test_the_media_server_answers_a_simulcast_offer_with_the_layers_and_a_plain_
         assert f"a=extmap:10 {RID_URI}" in answer and f"a=extmap:11 {REPAIRED_RID_URI}" in answer
         assert "b=AS:2000\r\n" in answer  # the room's max_video_bitrate, told to the browser from the start
         room = server.rooms["r"]
-        assert room.published["cam"].layers.rids == ["l", "m", "h"]
+        assert room.plane.publisher_stats("cam").rids == ("l", "m", "h")
         assert room.max_video_bitrate == 2_000_000
         # Another client's plain offer: nothing of simulcast in its answer.
         other = await command("answer", room="r", endpoint="plain", sdp=plain, sending={mid: "cam2"}, slots=[])
         assert "simulcast" not in other and "rtp-stream-id" not in other
-        assert room.published["cam2"].layers is None
+        assert room.plane.publisher_stats("cam2").rids == ()
         # Simulcast asked for an offer without the rtp-stream-id extension: taken as one layer.
         third = await command("answer", room="r", endpoint="third", sdp=plain, sending={mid: "cam3"}, slots=[],
                               simulcast={mid: ["l", "m", "h"]})
-        assert "simulcast" not in third and room.published["cam3"].layers is None
+        assert "simulcast" not in third and room.plane.publisher_stats("cam3").rids == ()
         # target_layer for a non-simulcast track, an unknown one, or no such layer: refused, harmless.
         assert await command("target_layer", room="r", endpoint="plain", track_id="cam2", layer="h") is False
         assert await command("target_layer", room="r", endpoint="plain", track_id="nope", layer="h") is False
@@ -209,31 +215,46 @@ def test_the_media_server_answers_a_simulcast_offer_with_the_layers_and_a_plain_
         receiving = client.localDescription.sdp
         await client.close()
         slot = next(line[6:] for line in receiving.split("\r\n") if line.startswith("a=mid:"))
-        await command("answer", room="r", endpoint="later", sdp=receiving, sending={}, slots=[[slot, "cam", "s"]])
-        assert room.connections["later"].forwarded[slot].selector.target == 0
+        await command("answer", room="r", endpoint="later", sdp=receiving, sending={}, slots=[{"mid": slot, "track_id": "cam", "stream_id": "s"}])
+        assert room.plane.subscriber_stats(f"later/{slot}").target == "l"
         await command("close_endpoint", room="r", endpoint="later")
-        assert "later" not in room.layer_targets
+        # What it asked for went with it: the same endpoint again starts from the default (h).
+        room.plane.add_connection("later")
+        room.plane.add_subscriber("again", "later", "video", FixedRoute(None, None, None))
+        room.plane.link("again", "cam")
+        assert room.plane.subscriber_stats("again").target == "h"
         assert await command("layer_enabled", room="r", track_id="cam2", layer="h", enabled=False) is False
         assert await command("layer_enabled", room="r", track_id="cam", layer="h", enabled=False) is True
-        assert room.published["cam"].meter.enabled == [True, True, False]
+        assert room.plane.publisher_stats("cam").layers_enabled == (True, True, False)
         await server.close()
 
     asyncio.run(main())
+
+
+def refusal_on_the_worker(kind: str, field: str, value, check) -> str:
+    """Why a worker refuses a ``kind`` command whose ``field`` is ``value``: the codec refuses a
+    wrong type, the server's ``check`` a wrong value; "" when it takes it."""
+    fields = {"answer": {"room": "r", "endpoint": "e", "sdp": "", "sending": {}, "slots": []},
+              "open_room": {"room": "r", "ice_servers": [], "certificate": None, "addresses": []}}[kind]
+    try:
+        command = decode(orjson.dumps({"type": kind, "id": 1, **fields, field: value})).command
+        check(getattr(command, field))
+    except (MessageError, ValueError) as error:
+        return str(error)
+    return ""
 
 
 @pytest.mark.parametrize("value", [{"1": []}, {"1": ["l", "l"]}, {"1": "lmh"}, {"1": [1, 2]}, ["l"],
                                    {"1": ["l", "x" * 17]}, {"1": ["l\r\na=evil"]}, {"1": [""]}])
 def test_a_malformed_simulcast_field_fails_the_answer_with_a_clear_error(value):
     from videoroomd.media.server import _simulcast
-    with pytest.raises(ValueError, match="simulcast must be"):
-        _simulcast(value)
+    assert "simulcast" in refusal_on_the_worker("answer", "simulcast", value, _simulcast)
 
 
 @pytest.mark.parametrize("value", [0, -5, "1000", True, 1.5])
 def test_a_malformed_max_video_bitrate_fails_open_room_with_a_clear_error(value):
     from videoroomd.media.server import _max_bitrate
-    with pytest.raises(ValueError, match="max_video_bitrate must be"):
-        _max_bitrate(value)
+    assert "max_video_bitrate" in refusal_on_the_worker("open_room", "max_video_bitrate", value, _max_bitrate)
 
 
 def layer_stream(layer: int, first: int, count: int, keyframes: tuple[int, ...]) -> list:
@@ -256,93 +277,79 @@ def layer_stream(layer: int, first: int, count: int, keyframes: tuple[int, ...])
 
 
 def simulcast_subscriber(rids=("l", "m", "h")):
-    """(published simulcast track, a forwarded track on it) as the media worker wires them, with
-    a real SRTP session and socket (bench.forwarder's), and the layer changes told to its owner."""
-    import socket as sockets
-    from types import SimpleNamespace
+    """(data plane with the simulcast publisher "cam" and subscriber "s" of connection "c" on it,
+    the subscriber's end) with a real SRTP session and socket, as the contract tests make them."""
+    from test_dataplane_contract import Reader, subscribe
+    from videoroomd.media.forwarder import PythonDataPlane
 
-    from bench.forwarder import subscriber
-    from videoroomd.media.publisher import PublishedTrack
-
-    sink = sockets.socket(sockets.AF_INET, sockets.SOCK_DGRAM)
-    sink.bind(("127.0.0.1", 0))
-    published = PublishedTrack("cam", "video", receiver=None, rids=list(rids))
+    plane = PythonDataPlane()
+    plane.add_publisher("cam", "video", list(rids))
     for layer, rid in enumerate(rids):
-        published.layers.learn(41 + layer, rid, None)
-    changes = []
-    owner = SimpleNamespace(target_for=lambda track_id: None, layer_budget=lambda: None, estimate=lambda: None,
-                            congested=lambda now: False, layer_changed=lambda *args: changes.append(args[1:]))
-
-    async def make():
-        track = await subscriber(0, sink.getsockname(), owner)
-        track.switch(published)
-        return track
-
-    return published, make, changes, sink
+        plane.learn_ssrc("cam", 41 + layer, rid, None)
+    reader = Reader()
+    subscribe(plane, reader)
+    return plane, reader
 
 
-def sent(track) -> list[tuple[int, int, bytes]]:
-    """(sequence number, timestamp, payload) of what the track sent, in order."""
-    entries = sorted((e for e in track._history if e is not None), key=lambda e: e[0])  # starts below 32768: no wrap
-    return [(seq, timestamp, payload) for seq, timestamp, _marker, payload in entries]
+def changes(plane) -> list[tuple[str, str]]:
+    return [(e.rid, e.reason.value) for e in plane.drain_events() if isinstance(e, LayerChanged)]
 
 
-def test_a_subscriber_switched_from_l_to_h_gets_one_stream_continuing_across_the_switch():
-    async def main():
-        published, make, changes, sink = simulcast_subscriber()
-        track = await make()
-        published._next_choice = float("inf")  # the choice is made by hand below
-        track.selector.chosen = 0
-        track.layer_switch.want(0)
-        l_packets = layer_stream(0, 0, 60, keyframes=(0,))
-        h_packets = layer_stream(2, 0, 60, keyframes=(30,))
-        for a, b in zip(l_packets[:30], h_packets[:30]):
-            published.on_packet(a)
-            published.on_packet(b)
-        track.selector.chosen = 2
-        track.layer_switch.want(2)  # h from its next keyframe; l flows until then
-        for a, b in zip(l_packets[30:], h_packets[30:]):
-            published.on_packet(b)
-            published.on_packet(a)
-        out = sent(track)
-        assert len(out) == 30 + 30  # l's first 30, then h's 30 from its keyframe; nothing of l after
-        seqs = [s for s, _, _ in out]
-        assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:]))
-        stamps = [t for _, t, _ in out]
-        assert all(0 <= (b - a) & 0xFFFFFFFF < 90000 for a, b in zip(stamps, stamps[1:]))  # forward, < 1 s
-        pictures = [fields(p)[0] for _, _, p in out]
-        assert pictures[29] + 1 == pictures[30]  # the first picture of h follows the last of l
-        assert sorted(set(pictures)) == list(range(pictures[0], pictures[0] + 20))
-        tl0 = [fields(p)[1] for _, _, p in out]
-        assert tl0[30] == tl0[29] + 1
-        assert vp8_starts_keyframe(out[30][2])
-        assert changes == [("l", "other"), ("h", "other")]
-        # A NACK of what l sent before the switch is not answered (the decoder restarted at h's
-        # keyframe; on a slow link it would only add to the load); one of h's packets is.
-        track.retransmit(seqs[25:30])
-        assert track.counters.packets_retransmitted == 0
-        track.retransmit(seqs[40:42])
-        assert track.counters.packets_retransmitted == 2
-        # With the subscriber's estimate known (96 kbit/s), what its NACKs get sent again per
-        # second is a share of it (at least RETRANSMIT_RATE_MIN packets), not RETRANSMIT_RATE.
-        from videoroomd.media import subscriber as module
-        track.owner.estimate = lambda: 96_000
-        track._retransmit_budget, track._retransmit_stamp = 0.0, time.monotonic() - 1.0
-        track.retransmit(seqs[30:60])
-        assert track.counters.packets_retransmitted - 2 == int(module.RETRANSMIT_RATE_MIN) < 30
-        sink.close()
-
-    asyncio.run(main())
+def test_a_subscriber_switched_from_h_to_l_gets_one_stream_continuing_across_the_switch():
+    plane, reader = simulcast_subscriber()
+    l_packets = layer_stream(0, 0, 60, keyframes=(30,))
+    h_packets = layer_stream(2, 0, 60, keyframes=(3,))
+    for a, b in zip(l_packets[:3], h_packets[:3]):  # both arrive before it subscribes
+        plane.receive("cam", a)
+        plane.receive("cam", b)
+    plane.link("s", "cam")  # h, the default target, from its next keyframe
+    for a, b in zip(l_packets[3:30], h_packets[3:30]):
+        plane.receive("cam", a)
+        plane.receive("cam", b)
+    assert plane.set_target_layer("c", "cam", "l")  # l from its next keyframe; h flows until then
+    for a, b in zip(l_packets[30:], h_packets[30:]):
+        plane.receive("cam", b)
+        plane.receive("cam", a)
+    out = [(p.sequence_number, p.timestamp, p.payload) for p in reader.packets()]
+    assert len(out) == 28 + 30  # h's from its keyframe (3) to 30, then l's 30 from its keyframe
+    seqs = [s for s, _, _ in out]
+    assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:]))
+    stamps = [t for _, t, _ in out]
+    assert all(0 <= (b - a) & 0xFFFFFFFF < 90000 for a, b in zip(stamps, stamps[1:]))  # forward, < 1 s
+    pictures = [fields(p)[0] for _, _, p in out]
+    assert pictures[27] + 1 == pictures[28]  # the first picture of l follows the last of h
+    assert sorted(set(pictures)) == list(range(pictures[0], pictures[0] + 20))
+    tl0 = [fields(p)[1] for _, _, p in out]
+    assert tl0[28] == tl0[27] + 1
+    assert vp8_starts_keyframe(out[28][2])
+    assert changes(plane) == [("h", "other"), ("l", "other")]
+    # A NACK of what h sent before the switch is not answered (the decoder restarted at l's
+    # keyframe; on a slow link it would only add to the load); one of l's packets is.
+    plane.nack("s", seqs[20:28])
+    assert plane.counters.packets_retransmitted == 0
+    plane.nack("s", seqs[40:42])
+    assert plane.counters.packets_retransmitted == 2
+    # With the subscriber's estimate known (96 kbit/s), what its NACKs get sent again per
+    # second is a share of it (at least RETRANSMIT_RATE_MIN packets), not RETRANSMIT_RATE.
+    from videoroomd.media import subscriber as module
+    plane.remb("s", 96_000)
+    while True:  # the burst allowance used up
+        before = plane.counters.packets_retransmitted
+        plane.nack("s", seqs[30:58])
+        if plane.counters.packets_retransmitted - before < 28:
+            break
+    before = plane.counters.packets_retransmitted
+    time.sleep(1.0)
+    plane.nack("s", seqs[30:58])
+    assert int(module.RETRANSMIT_RATE_MIN) <= plane.counters.packets_retransmitted - before < 28
+    reader.close()
 
 
 def test_rids_in_the_offer_but_only_the_lowest_layer_sent_the_subscriber_gets_that_one():
-    async def main():
-        published, make, changes, sink = simulcast_subscriber()
-        track = await make()  # wants h (the default); only l ever comes
-        for packet in layer_stream(0, 0, 90, keyframes=(0, 45)):
-            published.on_packet(packet)
-        assert track.layer_switch.current == 0 and changes == [("l", "other")]
-        assert track.counters.packets_forwarded > 0
-        sink.close()
-
-    asyncio.run(main())
+    plane, reader = simulcast_subscriber()
+    plane.link("s", "cam")  # wants h (the default); only l ever comes
+    for packet in layer_stream(0, 0, 90, keyframes=(0, 45)):
+        plane.receive("cam", packet)
+    assert plane.subscriber_stats("s").layer == "l" and changes(plane) == [("l", "other")]
+    assert plane.counters.packets_forwarded > 0 and len(reader.packets()) == plane.counters.packets_forwarded
+    reader.close()

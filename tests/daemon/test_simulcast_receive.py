@@ -23,8 +23,8 @@ from videoroomd.media.aiortc_compat import rtp as compat
 from videoroomd.media.aiortc_compat.remb import DEFAULT_CEILING
 from videoroomd.media.aiortc_compat.ice import limit_host_addresses, media_skips_stun_check, watch_incoming
 from videoroomd.media.aiortc_compat.simulcast import REPAIRED_RID_URI, RID_URI, negotiate_stream_ids
+from videoroomd.media.forwarder import PythonDataPlane
 from videoroomd.media.forwarding import attach_publisher, receive_at_once
-from videoroomd.media.publisher import PublishedTrack
 from videoroomd.media.rtp_packets import extension_block, one_byte_element, rtp_packet
 
 RID_ID, REPAIRED_ID = 10, 11
@@ -32,6 +32,20 @@ LAYERS = {"l": 0x1111, "m": 0x2222, "h": 0x3333}
 RTX_OF_H = 0x4444
 STRANGER = 0x5555   # a RID the offer did not have
 UNTAGGED = 0x6666   # never says its RID
+
+
+class RecordingPlane(PythonDataPlane):
+    """The data plane, noting the sequence numbers that reach each layer of "publisher:video"."""
+
+    def __init__(self):
+        super().__init__()
+        self.arrived: dict[int, list[int]] = {0: [], 1: [], 2: []}
+
+    def receive(self, publisher_id, packet):
+        ssrcs = self.publisher_stats(publisher_id).layer_ssrcs
+        if packet.ssrc in ssrcs:
+            self.arrived[ssrcs.index(packet.ssrc)].append(packet.sequence_number)
+        super().receive(publisher_id, packet)
 
 
 async def connect(max_bitrate=lambda: None):
@@ -47,22 +61,23 @@ async def connect(max_bitrate=lambda: None):
     transceiver = server.getTransceivers()[0]
     transceiver.direction = "recvonly"
     assert negotiate_stream_ids(transceiver, {RID_URI: RID_ID, REPAIRED_RID_URI: REPAIRED_ID})
-    published = PublishedTrack("publisher:video", "video", transceiver.receiver, rids=["l", "m", "h"])
-    attach_publisher(transceiver.receiver, published, max_bitrate)
+    plane = RecordingPlane()
+    plane.add_publisher("publisher:video", "video", ["l", "m", "h"])
+    attach_publisher(transceiver.receiver, plane, "publisher:video", True, max_bitrate)
     limit_host_addresses(server, ("127.0.0.1",))
     await server.setLocalDescription(await server.createAnswer())
     media_skips_stun_check(server)
     await publisher.setRemoteDescription(server.localDescription)
     for _ in range(200):
         if server.connectionState == "connected" and publisher.connectionState == "connected":
-            return publisher, server, published
+            return publisher, server, plane
         await asyncio.sleep(0.05)
     raise RuntimeError("the two peer connections did not connect on 127.0.0.1")
 
 
 def test_each_layer_is_received_repaired_nacked_and_reported_on_its_own():
     async def main():
-        publisher, server, published = await connect()
+        publisher, server, plane = await connect()
         heard: list = []
         try:
             sender = publisher.getTransceivers()[0].sender
@@ -79,16 +94,7 @@ def test_each_layer_is_received_repaired_nacked_and_reported_on_its_own():
             rtx = next(c.payloadType for c in codecs if c.mimeType.lower() == "video/rtx")
             srtp, pair = compat.nominated_route(sender.transport)
             socket, address = compat.pair_socket(pair), pair.remote_addr
-            arrived: dict[int, list[int]] = {0: [], 1: [], 2: []}
-            on_packet = published.on_packet
-
-            def counting(packet):
-                layer = published.layers.layer_of(packet.ssrc)
-                if layer is not None:
-                    arrived[layer].append(packet.sequence_number)
-                on_packet(packet)
-
-            published.on_packet = counting
+            arrived = plane.arrived
             lost_m = {12, 13}
 
             def send(ssrc, seq, payload_type=vp8, rid=None, repaired=None, payload=b"\x90\x80\x01\x51" + b"x" * 200):
@@ -109,6 +115,8 @@ def test_each_layer_is_received_repaired_nacked_and_reported_on_its_own():
                 send(UNTAGGED, seq)
                 await asyncio.sleep(0.005)
             send(RTX_OF_H, 1, payload_type=rtx, repaired="h", payload=(7).to_bytes(2, "big") + b"\x90\x80\x01\x51rt")
+            await asyncio.sleep(0.05)
+            arriving = plane.publisher_stats("publisher:video").layers_arriving  # within LAYER_SILENCE of the last
 
             def nacks() -> dict[int, set[int]]:
                 out: dict[int, set[int]] = {}
@@ -129,9 +137,10 @@ def test_each_layer_is_received_repaired_nacked_and_reported_on_its_own():
             assert arrived[2] == list(range(1, 31)) + [7]  # the retransmission, unwrapped onto h
             assert nacks() == {LAYERS["m"]: lost_m}  # not a sequence number of another layer
             assert set(LAYERS.values()) <= reported()
-            assert published.unknown_layer_packets == 60  # the stranger's and the untagged ones
-            assert published.layers.unknown_rids == {"x"}
-            assert published.meter.usable(published.meter.last_packet[0]) == [True, True, True]
+            stats = plane.publisher_stats("publisher:video")
+            assert stats.unknown_layer_packets == 60  # the stranger's and the untagged ones
+            assert stats.unknown_rids == {"x"}
+            assert arriving == (True, True, True)
             assert server.connectionState == "connected"
         finally:
             await publisher.close()
@@ -143,7 +152,7 @@ def test_each_layer_is_received_repaired_nacked_and_reported_on_its_own():
 def test_the_remb_a_publisher_gets_is_capped_at_the_rooms_max_video_bitrate():
     async def main():
         cap = 40_000  # far below the ~2 Mbit/s it would be told otherwise
-        publisher, server, published = await connect(lambda: cap)
+        publisher, server, plane = await connect(lambda: cap)
         heard: list = []
         try:
             sender = publisher.getTransceivers()[0].sender
@@ -152,10 +161,10 @@ def test_the_remb_a_publisher_gets_is_capped_at_the_rooms_max_video_bitrate():
                 heard.append(packet)
 
             compat.intercept_sender(sender, lambda parameters: None, on_rtcp)
-            published.layers.learn(sender._ssrc, "h", None)  # the layer the hand-made stream is
+            plane.learn_ssrc("publisher:video", sender._ssrc, "h", None)  # the layer the hand-made stream is
             # 1000-byte packets at 300 a second (2.4 Mbit/s) sent 1 ms apart: REMB comes soon.
             plain, stream, socket, address = datagrams(publisher, 300, 1000, spacing=0.001)
-            pumping = asyncio.ensure_future(pump(stream, socket, address, published, pace=BATCH / 300))
+            pumping = asyncio.ensure_future(pump(stream, socket, address, plane, pace=BATCH / 300))
 
             def rembs() -> list[int]:
                 return [unpack_remb_fci(p.fci)[0] for p in heard
@@ -177,7 +186,7 @@ def test_the_remb_a_publisher_gets_is_capped_at_the_rooms_max_video_bitrate():
 @pytest.mark.slow
 def test_a_publisher_steady_on_its_lowest_layer_is_told_the_ceiling_so_it_can_turn_its_next_layers_on():
     async def main():
-        publisher, server, published = await connect()  # a room without max_video_bitrate
+        publisher, server, plane = await connect()  # a room without max_video_bitrate
         heard: list = []
         try:
             sender = publisher.getTransceivers()[0].sender
@@ -186,11 +195,11 @@ def test_a_publisher_steady_on_its_lowest_layer_is_told_the_ceiling_so_it_can_tu
                 heard.append(packet)
 
             compat.intercept_sender(sender, lambda parameters: None, on_rtcp)
-            published.layers.learn(sender._ssrc, "l", None)
+            plane.learn_ssrc("publisher:video", sender._ssrc, "l", None)
             # 625-byte packets at 30 a second (150 kbit/s, about what `l` sends) for 5 s: the
             # estimator's own figure would stay under 1.5 times that plus 10 kbit/s.
             plain, stream, socket, address = datagrams(publisher, 150, 625, spacing=1 / 30)
-            await pump(stream, socket, address, published, pace=BATCH / 30)
+            await pump(stream, socket, address, plane, pace=BATCH / 30)
             await asyncio.sleep(0.2)
             rembs = [unpack_remb_fci(p.fci)[0] for p in heard
                      if isinstance(p, RtcpPsfbPacket) and p.fmt == RTCP_PSFB_APP]

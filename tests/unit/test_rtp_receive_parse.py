@@ -7,19 +7,30 @@ from __future__ import annotations
 import struct
 
 import pytest
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, RtpPacket
 from hypothesis import given, settings, strategies as st
 
-from videoroomd.media.aiortc_compat.rtp import parse_received
+from videoroomd.media.aiortc_compat.rtp import extension_ids, parse_received
 
 SEND_TIME_ID, LEVEL_ID, MID_ID, RID_ID, REPAIRED_ID = 3, 1, 4, 5, 6
 
 
+URIS = {"http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time": SEND_TIME_ID,
+        "urn:ietf:params:rtp-hdrext:ssrc-audio-level": LEVEL_ID,
+        "urn:ietf:params:rtp-hdrext:sdes:mid": MID_ID,
+        "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id": RID_ID,
+        "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id": REPAIRED_ID}
+
+
 def ids_and_map() -> tuple[HeaderExtensions, HeaderExtensionsMap]:
+    """The ids as a negotiation sets them, and the map aiortc's parse reads them from."""
     extensions_map = HeaderExtensionsMap()
-    ids = extensions_map._HeaderExtensionsMap__ids
-    ids.abs_send_time, ids.audio_level, ids.mid = SEND_TIME_ID, LEVEL_ID, MID_ID
-    ids.rtp_stream_id, ids.repaired_rtp_stream_id = RID_ID, REPAIRED_ID
+    extensions_map.configure(RTCRtpParameters(
+        headerExtensions=[RTCRtpHeaderExtensionParameters(id=i, uri=u) for u, i in URIS.items()]))
+    ids = extension_ids(extensions_map)
+    assert (ids.abs_send_time, ids.audio_level, ids.mid, ids.rtp_stream_id, ids.repaired_rtp_stream_id) == \
+        (SEND_TIME_ID, LEVEL_ID, MID_ID, RID_ID, REPAIRED_ID)
     return ids, extensions_map
 
 

@@ -27,18 +27,31 @@ from .aiortc_compat.ice_restart import handle_remote_ice_restart
 from .aiortc_compat.rtcp import report_together
 from .aiortc_compat.simulcast import negotiate_stream_ids
 from .candidates import reachable, without_unreachable
-from .forwarding import MediaCounters, attach_publisher, attach_subscriber, receive_at_once
-from .gate import BandwidthEstimate, Reason
-from .publisher import PublishedTrack
-from .subscriber import ForwardedTrack
-from .vad import VoiceActivity
+from .dataplane import UnknownId
+from .forwarder import PythonDataPlane
+from .forwarding import AiortcRoute, PlaneEvents, SlotTrack, attach_publisher, attach_subscriber, receive_at_once
 
 log = structlog.get_logger("videoroomd.media.rtc")
 
-SEND_RATE_WINDOW = 1.0  # seconds over which what is sent to a client is measured, at the least
-
 # Forwarding needs one codec per kind across publishers and subscribers.
 PREFERRED = {"audio": "audio/opus", "video": "video/VP8"}
+
+
+@dataclass(frozen=True)
+class Publication:
+    """A track published in the room: its id in the room's data plane is its track id."""
+
+    track_id: str
+    kind: str
+    rids: list[str] | None  # its simulcast layers, low to high (None: one stream)
+    plane: PythonDataPlane
+
+    def set_layer_enabled(self, rid: str, enabled: bool) -> bool:
+        """The publisher's client turned layer ``rid`` off or on; False when there is no such layer."""
+        try:
+            return self.plane.enable_layer(self.track_id, rid, enabled)
+        except UnknownId:
+            return False
 
 
 @dataclass(frozen=True)
@@ -58,7 +71,7 @@ def codec_preferences(kind: str) -> list:
 
 
 class RoomMedia:
-    """The published tracks of one room, by track id, and the settings every connection uses."""
+    """The published tracks of one room, by track id, its data plane, and the settings every connection uses."""
 
     def __init__(self, ice_servers: list[RTCIceServer], certificate: RTCCertificate, addresses: tuple[str, ...],
                  on_event: Callable[..., None], udp_ports: tuple[int, int] | None = None,
@@ -69,12 +82,19 @@ class RoomMedia:
         self.addresses = addresses
         self.on_event = on_event  # (kind, endpoint_id, *args) -> None; called on the media thread
         self.max_video_bitrate = max_video_bitrate  # bits/s the REMB to each video publisher allows at most
-        self.published: dict[str, PublishedTrack] = {}
+        self.published: dict[str, Publication] = {}
         self.connections: dict[str, "EndpointConnection"] = {}
-        # endpoint -> {simulcast track id -> the highest layer (RID) it wants of it}; kept here,
-        # not on the connection, so that a request made before the endpoint's answer holds.
-        self.layer_targets: dict[str, dict[str, str]] = {}
-        self.counters = MediaCounters()
+        self.plane = PythonDataPlane()
+        self.counters = self.plane.counters
+        self.events = PlaneEvents(self.plane, on_event)
+        self._in_plane: set[str] = set()  # endpoints with a connection in the data plane
+
+    def plane_connection(self, endpoint_id: str) -> None:
+        """Make sure ``endpoint_id`` has its connection in the data plane (a layer request may
+        come before its peer connection: it holds once it subscribes)."""
+        if endpoint_id not in self._in_plane:
+            self.plane.add_connection(endpoint_id)
+            self._in_plane.add(endpoint_id)
 
     def connection(self, endpoint_id: str) -> "EndpointConnection":
         existing = self.connections.get(endpoint_id)
@@ -99,30 +119,28 @@ class RoomMedia:
     def set_target(self, endpoint_id: str, track_id: str, rid: str) -> bool:
         """``endpoint_id`` wants layer ``rid`` of ``track_id`` at most; False (and nothing changes)
         when that is not a simulcast track of the room with such a layer."""
-        source = self.published.get(track_id)
-        layer = source.layer_index(rid) if source is not None else None
-        if layer is None:
+        published = self.published.get(track_id)
+        if published is None or rid not in (published.rids or ()):
             return False
-        targets = self.layer_targets.setdefault(endpoint_id, {})
-        for gone in [t for t in targets if t not in self.published]:
-            del targets[gone]  # bounded by the room's tracks, however many requests come
-        targets[track_id] = rid
-        connection = self.connections.get(endpoint_id)
-        if connection is not None:
-            for forwarded in connection.forwarded.values():
-                if forwarded.source is source:
-                    forwarded.set_target(layer)
-        return True
+        self.plane_connection(endpoint_id)
+        return self.plane.set_target_layer(endpoint_id, track_id, rid)
 
     async def close_endpoint(self, endpoint_id: str) -> None:
-        self.layer_targets.pop(endpoint_id, None)
         connection = self.connections.pop(endpoint_id, None)
-        if connection is not None:
-            await connection.close()
+        try:
+            if connection is not None:
+                await connection.close()
+        finally:
+            if endpoint_id in self._in_plane:
+                self._in_plane.discard(endpoint_id)
+                self.plane.remove_connection(endpoint_id)
 
     async def close(self) -> None:
         for endpoint_id in list(self.connections):
             await self.close_endpoint(endpoint_id)
+        for endpoint_id in list(self._in_plane):
+            await self.close_endpoint(endpoint_id)
+        self.events.close()
 
 
 class EndpointConnection:
@@ -136,13 +154,11 @@ class EndpointConnection:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=room.ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         # One certificate for every connection of the daemon (configured, or made once at start).
         compat.use_certificate(self.pc, room.certificate)
-        self.published: dict[str, PublishedTrack] = {}  # mid -> track published on it
-        self.forwarded: dict[str, ForwardedTrack] = {}  # mid -> track sent on it
+        self.published: dict[str, Publication] = {}  # mid -> track published on it
+        self.forwarded: dict[str, SlotTrack] = {}  # mid -> the track of the slot sent on it
         self.last_heard = time.monotonic()  # when the client last sent us anything
         self.silence_named: float | None = None  # last_heard when its silence was last reported
-        self.bandwidth = BandwidthEstimate()  # what can be sent to this client
-        self._send_sample: tuple[float | None, int] = (None, 0)  # (when, octets sent by then)
-        self._send_rate: float | None = None
+        room.plane_connection(endpoint_id)
         self.pc.on("connectionstatechange", self._state_changed)
 
     def _heard(self) -> None:
@@ -178,51 +194,9 @@ class EndpointConnection:
         for transceiver in by_mid.values():
             if transceiver.kind in PREFERRED:
                 transceiver.setCodecPreferences(codec_preferences(transceiver.kind))
-        # Simulcast: the mids whose layers the answer accepts (video, with RIDs the offer can tag).
-        layered: dict[str, list[str]] = {}
-        if simulcast:
-            offered = offered_extension_ids(offer_sdp)
-            for mid, rids in simulcast.items():
-                transceiver = by_mid.get(mid)
-                if mid not in sending or transceiver is None or transceiver.kind != "video" or not rids:
-                    log.info("simulcast for a mid that sends no video ignored", peer=self.endpoint_id, mid=mid)
-                elif negotiate_stream_ids(transceiver, offered.get(mid, {})):
-                    layered[mid] = rids
-                else:
-                    log.info("simulcast offered without the rtp-stream-id extension; taken as one layer",
-                             peer=self.endpoint_id, mid=mid)
-        # What the client publishes.
-        for mid, track_id in sending.items():
-            transceiver = by_mid[mid]
-            transceiver.direction = "recvonly"
-            if mid not in self.published:
-                published = PublishedTrack(track_id, transceiver.kind, transceiver.receiver,
-                                           self._level_reporter(track_id) if transceiver.kind == "audio" else None,
-                                           self.room.counters, layered.get(mid))
-                cap = (lambda: self.room.max_video_bitrate) if transceiver.kind == "video" else (lambda: None)
-                attach_publisher(transceiver.receiver, published, cap)
-                self.published[mid] = published
-                self.room.published[track_id] = published
-        for mid in [m for m in self.published if m not in sending]:
-            gone = self.published.pop(mid)
-            self.room.published.pop(gone.track_id, None)
-            gone.close()
-            by_mid[mid].direction = "inactive"
-        # What the client receives: each slot keeps one track for life, whose source switches.
-        for slot in slots:
-            transceiver = by_mid[slot.mid]
-            source = self.room.published.get(slot.track_id) if slot.track_id else None
-            forwarded = self.forwarded.get(slot.mid)
-            if forwarded is None:
-                forwarded = ForwardedTrack(transceiver.kind, transceiver.sender, self.room.counters, self)
-                self.forwarded[slot.mid] = forwarded
-                attach_subscriber(transceiver.sender, forwarded)
-            forwarded.switch(source)
-            if source is None:
-                transceiver.direction = "inactive"
-            else:
-                compat.set_stream_id(transceiver.sender, slot.stream_id)
-                transceiver.direction = "sendonly"
+        layered = self._layered_mids(offer_sdp, by_mid, sending, simulcast or {})
+        self._publish(by_mid, sending, layered)
+        self._fill_slots(by_mid, slots)
         self._limit_addresses()
         report_together(self.pc)  # one RTCP timer for the connection, not one per sender and receiver
         answer = await self.pc.createAnswer()
@@ -230,8 +204,8 @@ class EndpointConnection:
         media_skips_stun_check(self.pc)
         # A track keeps what it was made with: a mid first published as one stream gets no
         # layers later (its track could not tell them apart), nor new RIDs.
-        accepted = {mid: self.published[mid].layers.rids for mid in layered
-                    if mid in self.published and self.published[mid].layers is not None}
+        accepted = {mid: self.published[mid].rids for mid in layered
+                    if mid in self.published and self.published[mid].rids}
         answer = answer_with_layers(self.pc.localDescription.sdp, accepted)
         if self.room.max_video_bitrate is not None:
             videos = {mid for mid, track in self.published.items() if track.kind == "video"}
@@ -242,66 +216,68 @@ class EndpointConnection:
         """(ip, port) of each UDP socket this connection's ICE opened: its host candidates."""
         return [address for protocol in media_protocols(self.pc) if (address := local_address(protocol)) is not None]
 
-    # -- as a subscriber of simulcast tracks (asked by its forwarded tracks) -----------------
+    def _layered_mids(self, offer_sdp: str, by_mid: dict, sending: dict[str, str],
+                      simulcast: dict[str, list[str]]) -> dict[str, list[str]]:
+        """The mids whose layers the answer accepts (video, with RIDs the offer can tag) -> RIDs."""
+        layered: dict[str, list[str]] = {}
+        if not simulcast:
+            return layered
+        offered = offered_extension_ids(offer_sdp)
+        for mid, rids in simulcast.items():
+            transceiver = by_mid.get(mid)
+            if mid not in sending or transceiver is None or transceiver.kind != "video" or not rids:
+                log.info("simulcast for a mid that sends no video ignored", peer=self.endpoint_id, mid=mid)
+            elif negotiate_stream_ids(transceiver, offered.get(mid, {})):
+                layered[mid] = rids
+            else:
+                log.info("simulcast offered without the rtp-stream-id extension; taken as one layer",
+                         peer=self.endpoint_id, mid=mid)
+        return layered
 
-    def target_for(self, track_id: str) -> str | None:
-        """The highest layer (RID) this client asked for of ``track_id``, None when it did not."""
-        return self.room.layer_targets.get(self.endpoint_id, {}).get(track_id)
+    def _publish(self, by_mid: dict, sending: dict[str, str], layered: dict[str, list[str]]) -> None:
+        """Add what the client publishes now to the room's data plane, remove what it stopped."""
+        room, plane = self.room, self.room.plane
+        for mid, track_id in sending.items():
+            transceiver = by_mid[mid]
+            transceiver.direction = "recvonly"
+            if mid in self.published:
+                continue
+            kind, rids = transceiver.kind, layered.get(mid) if transceiver.kind == "video" else None
+            if track_id in room.published:  # the same track id from elsewhere: the newest wins
+                self._unpublish(room.published[track_id])
+            plane.add_publisher(track_id, kind, rids)
+            room.events.publisher(track_id, transceiver.receiver, self.endpoint_id)
+            cap = (lambda: room.max_video_bitrate) if kind == "video" else (lambda: None)
+            attach_publisher(transceiver.receiver, plane, track_id, bool(rids), cap)
+            self.published[mid] = room.published[track_id] = Publication(track_id, kind, rids, plane)
+        for mid in [m for m in self.published if m not in sending]:
+            self._unpublish(self.published.pop(mid))
+            by_mid[mid].direction = "inactive"
 
-    def layer_budget(self) -> int | None:
-        """Each video slot's share of what can be sent to this client (bits/s), None when unknown."""
-        estimate = self.bandwidth.estimate()
-        if estimate is None:
-            return None
-        videos = sum(1 for f in self.forwarded.values() if f.kind == "video" and f.source is not None)
-        return estimate // max(1, videos)
+    def _unpublish(self, publication: Publication) -> None:
+        if self.room.published.get(publication.track_id) is publication:
+            del self.room.published[publication.track_id]
+            self.room.events.publisher_gone(publication.track_id)
+            self.room.plane.remove_publisher(publication.track_id)
 
-    def estimate(self) -> int | None:
-        """What can be sent to this client (bits/s), None before its first REMB."""
-        return self.bandwidth.estimate()
-
-    def congested(self, now: float) -> bool:
-        return self.bandwidth.congested(now)
-
-    def layer_changed(self, track_id: str, rid: str, reason: Reason) -> None:
-        self.room.on_event("layer", self.endpoint_id, track_id, rid, reason.value)
-
-    def remb_arrived(self, bps: int) -> None:
-        now = time.monotonic()
-        self.bandwidth.remb_arrived(bps, now, self._sending_rate(now))
-        self._report_bandwidth(now)
-
-    def _sending_rate(self, now: float) -> float | None:
-        """Bits/s sent to this client lately (payload, from the senders' own counts), None
-        until measured over SEND_RATE_WINDOW."""
-        octets = sum(compat.sent_octets(f.sender) for f in self.forwarded.values())
-        stamp, counted = self._send_sample
-        if stamp is None:
-            self._send_sample = (now, octets)
-        elif now - stamp >= SEND_RATE_WINDOW:
-            self._send_rate = max(0, octets - counted) * 8 / (now - stamp)
-            self._send_sample = (now, octets)
-        return self._send_rate
-
-    def loss_reported(self, fraction: float) -> None:
-        now = time.monotonic()
-        self.bandwidth.loss_reported(fraction, now)
-        self._report_bandwidth(now)
-
-    def _report_bandwidth(self, now: float) -> None:
-        value = self.bandwidth.report(now)
-        if value is not None:
-            self.room.on_event("bandwidth", self.endpoint_id, value)
-
-    def _level_reporter(self, track_id: str) -> Callable[[int], None]:
-        detector = VoiceActivity()
-
-        def report(level: int) -> None:
-            change = detector.feed(level, time.monotonic())
-            if change is not None:
-                self.room.on_event("vad", self.endpoint_id, track_id, change)
-
-        return report
+    def _fill_slots(self, by_mid: dict, slots: list[SlotPlan]) -> None:
+        """What the client receives: each slot keeps one stream for life, whose source is linked."""
+        plane = self.room.plane
+        for slot in slots:
+            transceiver = by_mid[slot.mid]
+            source = slot.track_id if slot.track_id in self.room.published else None
+            subscriber_id = f"{self.endpoint_id}/{slot.mid}"
+            if slot.mid not in self.forwarded:
+                route = AiortcRoute()
+                plane.add_subscriber(subscriber_id, self.endpoint_id, transceiver.kind, route)
+                self.forwarded[slot.mid] = attach_subscriber(transceiver.sender, plane, subscriber_id,
+                                                             transceiver.kind, route)
+            plane.link(subscriber_id, source)
+            if source is None:
+                transceiver.direction = "inactive"
+            else:
+                compat.set_stream_id(transceiver.sender, slot.stream_id)
+                transceiver.direction = "sendonly"
 
     async def add_candidate(self, candidate: str, sdp_m_line_index: int) -> None:
         text = candidate.split(":", 1)[1] if candidate.startswith("candidate:") else candidate
@@ -320,16 +296,15 @@ class EndpointConnection:
     async def close(self) -> None:
         """Stop forwarding and close the peer connection; raises what ``pc.close()`` raised
         (an offer aiortc half-applied), after closing its ICE sockets another way."""
-        for published in self.published.values():
-            self.room.published.pop(published.track_id, None)
-        forwarded, published = list(self.forwarded.values()), list(self.published.values())
+        forwarded, published = dict(self.forwarded), list(self.published.values())
         self.forwarded.clear()
         self.published.clear()
         try:
-            for track in forwarded:
+            for mid, track in forwarded.items():
+                self.room.plane.remove_subscriber(f"{self.endpoint_id}/{mid}")
                 track.stop()
-            for track in published:
-                track.close()
+            for publication in published:
+                self._unpublish(publication)
         finally:
             try:
                 await self.pc.close()

@@ -25,6 +25,8 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import (RtcpByePacket, RtcpReceiverInfo, RtcpRrPacket, RtcpSdesPacket, RtcpSenderInfo,
                         RtcpSourceInfo, RtcpSrPacket)
 
+from .rtp import sync_sent
+
 log = structlog.get_logger("videoroomd.media.rtcp")
 
 MAX_DATAGRAM = 1100  # bytes of RTCP put in one datagram: well under a path's MTU with SRTCP's overhead
@@ -87,6 +89,7 @@ def pack(reports: list[bytes]) -> list[bytes]:
 
 def _sender_report(sender) -> bytes:
     """What aiortc's sender sends each interval: its SR, then its SDES (CNAME), as bytes."""
+    sync_sent(sender)
     ntp = sender._RTCRtpSender__ntp_timestamp
     packets = [RtcpSrPacket(ssrc=sender._ssrc, sender_info=RtcpSenderInfo(
         ntp_timestamp=ntp, rtp_timestamp=sender._RTCRtpSender__rtp_timestamp,

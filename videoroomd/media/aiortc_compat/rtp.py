@@ -1,9 +1,8 @@
 """The reaches into aiortc 1.16's senders, receivers, DTLS transports and peer connections (asyncio side).
 
 Each function touches the one object it is given, of one of our own
-connections: the forwarder (:mod:`videoroomd.media.forwarding`,
-:mod:`~videoroomd.media.publisher`, :mod:`~videoroomd.media.subscriber`) and the
-connections (:mod:`videoroomd.media.rtc`) call these instead of reaching in
+connections: the data plane's adapter (:mod:`videoroomd.media.forwarding`) and
+the connections (:mod:`videoroomd.media.rtc`) call these instead of reaching in
 themselves.
 """
 
@@ -31,13 +30,25 @@ def sender_ssrcs(sender) -> tuple[int, int]:
     return sender._ssrc, sender._rtx_ssrc
 
 
-def count_sent(sender, payload_size: int, newest: tuple[int, int] | None) -> None:
-    """Count a packet we sent on ``sender``'s behalf in what its RTCP sender reports say;
-    ``newest``: (NTP, RTP) timestamps when it is the newest packet of the stream."""
-    if newest is not None:
-        sender._RTCRtpSender__ntp_timestamp, sender._RTCRtpSender__rtp_timestamp = newest
-    sender._RTCRtpSender__octet_count += payload_size
-    sender._RTCRtpSender__packet_count += 1
+def report_sent(sender, stats: Callable[[], Any]) -> None:
+    """Make ``sender``'s RTCP sender reports say what ``stats()`` says we sent on its behalf
+    (``packets``, ``octets``, and ``ntp``/``rtp``: the timestamps of the newest packet);
+    :func:`sync_sent` copies it in before each report."""
+    sender._videoroomd_sent = stats
+
+
+def sync_sent(sender) -> None:
+    """Copy what was sent on ``sender``'s behalf (:func:`report_sent`) into what its reports read."""
+    stats = getattr(sender, "_videoroomd_sent", None)
+    if stats is None:
+        return
+    try:
+        sent = stats()
+    except KeyError:  # its slot is gone from the data plane: the counts stay as they were
+        return
+    sender._RTCRtpSender__ntp_timestamp, sender._RTCRtpSender__rtp_timestamp = sent.ntp, sent.rtp
+    sender._RTCRtpSender__octet_count = sent.octets
+    sender._RTCRtpSender__packet_count = sent.packets
 
 
 def nominated_route(dtls) -> tuple[Any, Any] | None:
@@ -124,11 +135,6 @@ def intercept_sender(sender, on_parameters: Callable[[Any], None],
 
     sender.send = send_with_parameters
     sender._handle_rtcp_packet = handle_rtcp
-
-
-def sent_octets(sender) -> int:
-    """The payload bytes ``sender``'s RTCP sender reports count as sent (see :func:`count_sent`)."""
-    return sender._RTCRtpSender__octet_count
 
 
 def use_certificate(pc, certificate) -> None:
@@ -268,8 +274,8 @@ def receive_directly(receiver, on_packet: Callable[[Any], None], layers=None,
     RTCP receiver reports), NACKs of lost packets and REMB; no datetime, depayloading
     or jitter buffer. :func:`take_rtp_at_once` calls it without a queue or task.
 
-    ``layers``: for a simulcast track, its :class:`~videoroomd.media.layers.RidTable`, which
-    learns each packet's layer from its RID; retransmissions are then unwrapped onto
+    ``layers``: for a simulcast track, what learns each packet's layer from its RID
+    (``learn(ssrc, rid, repaired_rid)``, ``repaired_ssrc(rtx_ssrc)``); retransmissions are then unwrapped onto
     the SSRC of the layer they repair, and losses are told apart (NACKed) per SSRC.
     ``max_bitrate()``: the most our REMB lets the publisher send (None: the default ceiling);
     :class:`.remb.PublisherRemb` says what it is sent (the ceiling unless the estimator sees
