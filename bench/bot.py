@@ -32,8 +32,8 @@ from aiortc.exceptions import InvalidStateError
 from testsupport.asyncio_thread import AsyncioThread
 from testsupport.media_bot import Bot
 from testsupport.phoenix import phoenix_socket
-from videoroomd.media.aiortc_compat.ice import ice_connections
-from videoroomd.media.rtc import codec_preferences
+from videoroomd.media.webrtc.compat.ice import ice_connections
+from videoroomd.media.webrtc.connections import codec_preferences
 
 from . import clip as clips
 from .processes import participant_arguments

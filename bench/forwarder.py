@@ -1,7 +1,7 @@
 """The packet forwarder alone: ``python -m bench.forwarder [--subscribers 7] [--packets 20000] [--simulcast]``.
 
 Feeds VP8-sized RTP packets of one publisher through the room's data plane
-(:class:`~videoroomd.media.forwarder.PythonDataPlane`, driven through its
+(:class:`~videoroomd.media.dataplane.python_plane.PythonDataPlane`, driven through its
 interface) to ``--subscribers`` subscribers, each with its own SRTP session
 and a UDP socket on 127.0.0.1 (nobody reads it; the kernel drops what
 overflows), and prints the CPU time per forwarded packet: header rewrite,
@@ -28,8 +28,8 @@ import time
 from aiortc.rtp import RtpPacket
 from pylibsrtp import Policy, Session
 
-from videoroomd.media.dataplane import FixedRoute, StreamParams
-from videoroomd.media.forwarder import PythonDataPlane
+from videoroomd.media.dataplane.interface import FixedRoute, StreamParams
+from videoroomd.media.dataplane.python_plane import PythonDataPlane
 
 MID_ID, ABS_SEND_TIME_ID = 1, 3
 

@@ -2,7 +2,7 @@
 
 Two aiortc peer connections in one process, on 127.0.0.1: a "publisher"
 whose video sender stays idle, and the "server", whose receiver is wired
-to a data plane (:class:`~videoroomd.media.forwarder.PythonDataPlane`)
+to a data plane (:class:`~videoroomd.media.dataplane.python_plane.PythonDataPlane`)
 with one publisher and no subscribers, as a media worker does (incoming datagrams watched, the
 receiver's jitter buffer replaced). Once connected, VP8-sized RTP packets
 (30 frames a second, 3 packets each, the mid and abs-send-time extensions
@@ -38,13 +38,13 @@ from pylibsrtp import Policy, Session
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
-from videoroomd.media import event_loop
-from videoroomd.media.aiortc_compat import rtp as compat
-from videoroomd.media.aiortc_compat.remb import WindowRate
-from videoroomd.media.aiortc_compat.ice import limit_host_addresses, media_skips_stun_check, watch_incoming
-from videoroomd.media.forwarder import PythonDataPlane
-from videoroomd.media.forwarding import ForwardingBuffer, NoDecoder, attach_publisher, receive_at_once
-from videoroomd.media.rtp_packets import abs_send_time, extension_block, one_byte_element, rtp_packet
+from videoroomd.media.workers import event_loop
+from videoroomd.media.webrtc.compat import rtp as compat
+from videoroomd.media.webrtc.compat.remb import WindowRate
+from videoroomd.media.webrtc.compat.ice import limit_host_addresses, media_skips_stun_check, watch_incoming
+from videoroomd.media.dataplane.python_plane import PythonDataPlane
+from videoroomd.media.webrtc.forwarding import ForwardingBuffer, NoDecoder, attach_publisher, receive_at_once
+from videoroomd.media.dataplane.rtp_packets import abs_send_time, extension_block, one_byte_element, rtp_packet
 
 BATCH = 16  # datagrams written before the server is let to read them (loopback's buffer is small)
 

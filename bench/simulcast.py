@@ -23,10 +23,10 @@ import threading
 import time
 
 from testsupport.wait import wait_for
-from videoroomd.media.codec import Decoder, as_type, encode
-from videoroomd.media.commands import Answer, OpenRoom, Request, Slot
-from videoroomd.media.events import LayerSwitched, Reply
-from videoroomd.media.server import MediaServer
+from videoroomd.media.workers.codec import Decoder, as_type, encode
+from videoroomd.media.workers.commands import Answer, OpenRoom, Request, Slot
+from videoroomd.media.workers.events import LayerSwitched, Reply
+from videoroomd.media.workers.server import MediaServer
 
 
 class MediaDriver:
@@ -62,7 +62,7 @@ class MediaDriver:
                 self.arrivals.append((time.monotonic(), message))
 
     def command(self, command, timeout: float = 20.0):
-        """Send ``command`` (of :mod:`videoroomd.media.commands`) and return its result; raises
+        """Send ``command`` (of :mod:`videoroomd.media.workers.commands`) and return its result; raises
         AssertionError with its error."""
         with self._lock:
             request_id = self._next_id

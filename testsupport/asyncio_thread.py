@@ -17,8 +17,8 @@ from typing import Any, Awaitable, Callable
 import structlog
 import trio
 
-from videoroomd.media import event_loop
-from videoroomd.media.task_errors import MAX_ERRORS, TaskErrors  # noqa: F401  (MAX_ERRORS: for tests)
+from videoroomd.media.workers import event_loop
+from videoroomd.media.workers.task_errors import MAX_ERRORS, TaskErrors  # noqa: F401  (MAX_ERRORS: for tests)
 
 log = structlog.get_logger("testsupport.asyncio_thread")
 

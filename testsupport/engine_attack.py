@@ -16,7 +16,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 
 from testsupport.media_bot import Pattern, Tone, bot
 from testsupport.phoenix import PhoenixClient, phoenix_client
-from videoroomd.media.aiortc_compat.ice import limit_host_addresses
+from videoroomd.media.webrtc.compat.ice import limit_host_addresses
 
 ROOMS = "[ice]\naddresses = [\"127.0.0.1\"]\n[rooms.lobby]\nmax_peers = 8\n"
 

@@ -23,7 +23,7 @@ from av import AudioFrame, VideoFrame
 from testsupport.asyncio_thread import AsyncioThread
 from testsupport.phoenix import PhoenixClient, phoenix_client
 from testsupport.wait import until
-from videoroomd.media.aiortc_compat.ice import ice_connections, limit_host_addresses
+from videoroomd.media.webrtc.compat.ice import ice_connections, limit_host_addresses
 
 
 

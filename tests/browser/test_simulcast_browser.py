@@ -10,8 +10,8 @@ from playwright.sync_api import sync_playwright
 from testsupport.browser import launch
 from testsupport.simulcast_helpers import Bottleneck, MediaDriver, offered_rids, page_with_media, sending_mids, through
 from testsupport.wait import wait_for
-from videoroomd.media.commands import Answer, CloseEndpoint, LayerEnabled, OpenRoom, Slot, TargetLayer
-from videoroomd.media.events import Bandwidth, LayerSwitched
+from videoroomd.media.workers.commands import Answer, CloseEndpoint, LayerEnabled, OpenRoom, Slot, TargetLayer
+from videoroomd.media.workers.events import Bandwidth, LayerSwitched
 
 pytestmark = pytest.mark.browser
 

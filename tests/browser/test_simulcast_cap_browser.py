@@ -10,7 +10,7 @@ from playwright.sync_api import sync_playwright
 from testsupport.browser import launch
 from testsupport.simulcast_helpers import MediaDriver, offered_rids, page_with_media, sending_mids
 from testsupport.wait import wait_for
-from videoroomd.media.commands import Answer, OpenRoom
+from videoroomd.media.workers.commands import Answer, OpenRoom
 
 pytestmark = pytest.mark.browser
 

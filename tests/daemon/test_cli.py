@@ -227,7 +227,7 @@ def test_daemon_writes_json_lines_that_logs_reads_back(start_daemon, tmp_path):
 
 
 def test_serve_refuses_to_start_on_aiortc_or_aioice_versions_it_was_not_made_for(tmp_path, monkeypatch):
-    from videoroomd.media import aiortc_compat
+    from videoroomd.media.webrtc import compat as aiortc_compat
 
     assert aiortc_compat.check_versions() is None  # what is installed here is what the pins say
     monkeypatch.setitem(aiortc_compat.REQUIRED, "aiortc", "9.9")

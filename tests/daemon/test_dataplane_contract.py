@@ -1,4 +1,4 @@
-"""The data plane's contract (:mod:`videoroomd.media.dataplane`), run against each implementation.
+"""The data plane's contract (:mod:`videoroomd.media.dataplane.interface`), run against each implementation.
 
 Every test drives the plane through its interface only: ids, plain data,
 packets in, datagrams out (decrypted at a real socket), events drained.
@@ -17,11 +17,11 @@ from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParam
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from pylibsrtp import Policy, Session
 
-from videoroomd.media import gate
-from videoroomd.media.dataplane import (Bandwidth, FellBehind, FixedRoute, KeyframeNeeded, LayerChanged, Reason,
+from videoroomd.media.dataplane import gate
+from videoroomd.media.dataplane.interface import (Bandwidth, FellBehind, FixedRoute, KeyframeNeeded, LayerChanged, Reason,
                                         RewriteStart, StreamParams, UnknownId, VoiceChanged)
-from videoroomd.media.forwarder import PythonDataPlane
-from videoroomd.media.vp8_rewrite import descriptor_fields
+from videoroomd.media.dataplane.python_plane import PythonDataPlane
+from videoroomd.media.dataplane.vp8_rewrite import descriptor_fields
 
 IMPLEMENTATIONS = {"python": PythonDataPlane}
 

@@ -15,13 +15,13 @@ from testsupport.engine_attack import ROOMS, call, intruder, mutate_offer, real_
 from testsupport.media_bot import media_thread, nack_everything
 from testsupport.signalling_helpers import running_daemon
 from test_engine import media_metric
-from videoroomd.media import subscriber
-from videoroomd.media.commands import ListEndpoints
-from videoroomd.media.aiortc_compat import ice as aioice_hooks
+from videoroomd.media.dataplane import subscriber
+from videoroomd.media.workers.commands import ListEndpoints
+from videoroomd.media.webrtc.compat import ice as aioice_hooks
 from videoroomd.engine import engine as engine_module
 from videoroomd.sdp import offer as sdp_module
 from videoroomd.engine import session as session_module
-from videoroomd.media.rtc import EndpointConnection
+from videoroomd.media.webrtc.connections import EndpointConnection
 from videoroomd.engine.session import Session
 
 

@@ -12,8 +12,8 @@ from testsupport.phoenix import phoenix_client
 from testsupport.signalling_helpers import running_daemon
 from videoroomd.engine import engine as engine_module
 from videoroomd.engine.media_events import NO_SIMULCAST
-from videoroomd.media.codec import Decoder, MessageError, encode
-from videoroomd.media.events import Bandwidth, LayerSwitched
+from videoroomd.media.workers.codec import Decoder, MessageError, encode
+from videoroomd.media.workers.events import Bandwidth, LayerSwitched
 
 LAYERS = "a=rid:l send\r\na=rid:m send\r\na=rid:h send\r\na=simulcast:send l;m;h\r\n"
 ALL_ON = {"enabled": True, "activeEncodings": ["l", "m", "h"], "disabledEncodings": []}

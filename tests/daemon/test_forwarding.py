@@ -15,13 +15,13 @@ from aiortc.rtcrtpparameters import (RTCRtpCodecParameters, RTCRtpHeaderExtensio
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from test_dataplane_contract import DELTA, KEYFRAME, VIDEO, packet
-from videoroomd.media import event_loop
-from videoroomd.media.aiortc_compat import rtp as compat
-from videoroomd.media.dataplane import SendRoute
-from videoroomd.media.forwarder import PythonDataPlane
-from videoroomd.media.forwarding import ABS_SEND_TIME, AUDIO_LEVEL, MID, stream_params
-from videoroomd.media.rtp_packets import rtp_packet
-from videoroomd.media.subscriber import SendParameters
+from videoroomd.media.workers import event_loop
+from videoroomd.media.webrtc.compat import rtp as compat
+from videoroomd.media.dataplane.interface import SendRoute
+from videoroomd.media.dataplane.python_plane import PythonDataPlane
+from videoroomd.media.webrtc.forwarding import ABS_SEND_TIME, AUDIO_LEVEL, MID, stream_params
+from videoroomd.media.dataplane.rtp_packets import rtp_packet
+from videoroomd.media.dataplane.subscriber import SendParameters
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=100)
 RTX = RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=101, parameters={"apt": 100})
@@ -107,7 +107,7 @@ class Pair:
 
 class PairRoute:
     """The route a connected subscriber's connection gives: SRTP, and what
-    :func:`.aiortc_compat.rtp.pair_socket` finds under the pair's transport."""
+    :func:`videoroomd.media.webrtc.compat.rtp.pair_socket` finds under the pair's transport."""
 
     def __init__(self, pair: Pair):
         self.pair = pair

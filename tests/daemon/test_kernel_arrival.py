@@ -9,7 +9,7 @@ import time
 
 import aioice
 
-from videoroomd.media.aiortc_compat.ice import NTP_EPOCH_OFFSET, kernel_arrival_ms, media_first_of
+from videoroomd.media.webrtc.compat.ice import NTP_EPOCH_OFFSET, kernel_arrival_ms, media_first_of
 
 
 def _ms_now() -> int:

@@ -9,10 +9,10 @@ import pytest
 import trio
 
 from videoroomd.exception_groups import only_kind
-from videoroomd.media.client import MediaError, WorkerLost
-from videoroomd.media.commands import AddCandidate, Answer, Ping, Slot
-from videoroomd.media.events import RoomLost
-from videoroomd.media.plane import MediaPlane
+from videoroomd.media.workers.client import MediaError, WorkerLost
+from videoroomd.media.workers.commands import AddCandidate, Answer, Ping, Slot
+from videoroomd.media.workers.events import RoomLost
+from videoroomd.media.workers.plane import MediaPlane
 
 from testsupport.engine_attack import real_offer
 from testsupport.media_bot import media_thread
@@ -112,9 +112,9 @@ async def test_a_worker_that_sends_what_is_not_a_message_is_given_up_with_a_reas
     import threading
     from contextlib import asynccontextmanager
 
-    from videoroomd.media.client import MediaWorker
-    from videoroomd.media.codec import encode
-    from videoroomd.media.events import Stats
+    from videoroomd.media.workers.client import MediaWorker
+    from videoroomd.media.workers.codec import encode
+    from videoroomd.media.workers.events import Stats
 
     class Babbling(MediaWorker):
         @asynccontextmanager

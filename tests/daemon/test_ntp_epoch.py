@@ -6,9 +6,9 @@ import datetime
 import socket
 import time
 
-from videoroomd.media.aiortc_compat.ice import kernel_arrival_ms
-from videoroomd.media.aiortc_compat.rtp import arrival_ms
-from videoroomd.media.rtp_packets import NTP_EPOCH_OFFSET, ntp_time
+from videoroomd.media.webrtc.compat.ice import kernel_arrival_ms
+from videoroomd.media.webrtc.compat.rtp import arrival_ms
+from videoroomd.media.dataplane.rtp_packets import NTP_EPOCH_OFFSET, ntp_time
 
 
 def test_the_offset_is_the_seconds_from_1900_to_1970():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from videoroomd.media.plane import MediaPlane
+from videoroomd.media.workers.plane import MediaPlane
 from videoroomd.placement import Candidate, LeastLoaded
 
 POLICIES = {"least-loaded": LeastLoaded}

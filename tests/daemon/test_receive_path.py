@@ -15,8 +15,8 @@ import pytest
 from aiortc.rtp import RTCP_PSFB_APP, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRrPacket, RtcpRtpfbPacket
 
 from bench.receive import BATCH, connect, datagrams, pump
-from videoroomd.media.aiortc_compat import rtp as compat
-from videoroomd.media.rtp_packets import rtp_packet
+from videoroomd.media.webrtc.compat import rtp as compat
+from videoroomd.media.dataplane.rtp_packets import rtp_packet
 
 LOST = {60, 61, 200}  # indexes of the stream's packets that never reach the server
 COUNT = 270           # 3 s of video at 30 frames a second, 3 packets each, sent at that pace

@@ -16,10 +16,10 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.rtp import RtcpByePacket, RtcpPacket, RtcpRrPacket, RtcpSdesPacket, RtcpSenderInfo, RtcpSrPacket
 
 from bench.receive import Idle, datagrams, pump
-from videoroomd.media.aiortc_compat.ice import limit_host_addresses, media_skips_stun_check, watch_incoming
-from videoroomd.media.aiortc_compat.rtcp import MAX_DATAGRAM, pack, report_together
-from videoroomd.media.forwarder import PythonDataPlane
-from videoroomd.media.forwarding import attach_publisher, receive_at_once
+from videoroomd.media.webrtc.compat.ice import limit_host_addresses, media_skips_stun_check, watch_incoming
+from videoroomd.media.webrtc.compat.rtcp import MAX_DATAGRAM, pack, report_together
+from videoroomd.media.dataplane.python_plane import PythonDataPlane
+from videoroomd.media.webrtc.forwarding import attach_publisher, receive_at_once
 
 
 async def connect():

@@ -9,15 +9,15 @@ import time
 import orjson
 import pytest
 
-from videoroomd.media.codec import MessageError, as_type, decode, encode
-from videoroomd.media.commands import COMMANDS, Answered, Request
-from videoroomd.media.dataplane import FixedRoute, LayerChanged
+from videoroomd.media.workers.codec import MessageError, as_type, decode, encode
+from videoroomd.media.workers.commands import COMMANDS, Answered, Request
+from videoroomd.media.dataplane.interface import FixedRoute, LayerChanged
 from videoroomd.sdp.sections import (REPAIRED_RID_URI, RID_URI, answer_with_bandwidth, answer_with_layers,
                                      offered_extension_ids)
-from videoroomd.media.layers import RidTable
-from videoroomd.media.rtp_packets import vp8_starts_keyframe
-from videoroomd.media.server import MediaServer
-from videoroomd.media.vp8_rewrite import Vp8Rewriter, descriptor_fields
+from videoroomd.media.dataplane.layers import RidTable
+from videoroomd.media.dataplane.rtp_packets import vp8_starts_keyframe
+from videoroomd.media.workers.server import MediaServer
+from videoroomd.media.dataplane.vp8_rewrite import Vp8Rewriter, descriptor_fields
 
 
 def vp8(picture_id: int | None, tl0: int | None, keyframe: bool = False, wide: bool = True,
@@ -247,13 +247,13 @@ def refusal_on_the_worker(kind: str, field: str, value, check) -> str:
 @pytest.mark.parametrize("value", [{"1": []}, {"1": ["l", "l"]}, {"1": "lmh"}, {"1": [1, 2]}, ["l"],
                                    {"1": ["l", "x" * 17]}, {"1": ["l\r\na=evil"]}, {"1": [""]}])
 def test_a_malformed_simulcast_field_fails_the_answer_with_a_clear_error(value):
-    from videoroomd.media.server import _simulcast
+    from videoroomd.media.workers.server import _simulcast
     assert "simulcast" in refusal_on_the_worker("answer", "simulcast", value, _simulcast)
 
 
 @pytest.mark.parametrize("value", [0, -5, "1000", True, 1.5])
 def test_a_malformed_max_video_bitrate_fails_open_room_with_a_clear_error(value):
-    from videoroomd.media.server import _max_bitrate
+    from videoroomd.media.workers.server import _max_bitrate
     assert "max_video_bitrate" in refusal_on_the_worker("open_room", "max_video_bitrate", value, _max_bitrate)
 
 
@@ -280,7 +280,7 @@ def simulcast_subscriber(rids=("l", "m", "h")):
     """(data plane with the simulcast publisher "cam" and subscriber "s" of connection "c" on it,
     the subscriber's end) with a real SRTP session and socket, as the contract tests make them."""
     from test_dataplane_contract import Reader, subscribe
-    from videoroomd.media.forwarder import PythonDataPlane
+    from videoroomd.media.dataplane.python_plane import PythonDataPlane
 
     plane = PythonDataPlane()
     plane.add_publisher("cam", "video", list(rids))
@@ -331,7 +331,7 @@ def test_a_subscriber_switched_from_h_to_l_gets_one_stream_continuing_across_the
     assert plane.counters.packets_retransmitted == 2
     # With the subscriber's estimate known (96 kbit/s), what its NACKs get sent again per
     # second is a share of it (at least RETRANSMIT_RATE_MIN packets), not RETRANSMIT_RATE.
-    from videoroomd.media import subscriber as module
+    from videoroomd.media.dataplane import subscriber as module
     plane.remb("s", 96_000)
     while True:  # the burst allowance used up
         before = plane.counters.packets_retransmitted

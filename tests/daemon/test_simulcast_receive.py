@@ -19,13 +19,13 @@ from aiortc.sdp import SessionDescription
 
 from bench.receive import BATCH, Idle, datagrams, pump
 from test_simulcast import chrome_like_offer
-from videoroomd.media.aiortc_compat import rtp as compat
-from videoroomd.media.aiortc_compat.remb import DEFAULT_CEILING
-from videoroomd.media.aiortc_compat.ice import limit_host_addresses, media_skips_stun_check, watch_incoming
-from videoroomd.media.aiortc_compat.simulcast import REPAIRED_RID_URI, RID_URI, negotiate_stream_ids
-from videoroomd.media.forwarder import PythonDataPlane
-from videoroomd.media.forwarding import attach_publisher, receive_at_once
-from videoroomd.media.rtp_packets import extension_block, one_byte_element, rtp_packet
+from videoroomd.media.webrtc.compat import rtp as compat
+from videoroomd.media.webrtc.compat.remb import DEFAULT_CEILING
+from videoroomd.media.webrtc.compat.ice import limit_host_addresses, media_skips_stun_check, watch_incoming
+from videoroomd.media.webrtc.compat.simulcast import REPAIRED_RID_URI, RID_URI, negotiate_stream_ids
+from videoroomd.media.dataplane.python_plane import PythonDataPlane
+from videoroomd.media.webrtc.forwarding import attach_publisher, receive_at_once
+from videoroomd.media.dataplane.rtp_packets import extension_block, one_byte_element, rtp_packet
 
 RID_ID, REPAIRED_ID = 10, 11
 LAYERS = {"l": 0x1111, "m": 0x2222, "h": 0x3333}

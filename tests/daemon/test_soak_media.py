@@ -12,7 +12,7 @@ import trio
 
 from testsupport.media_bot import Bot, media_thread
 from testsupport.phoenix import phoenix_client
-from videoroomd.media.commands import ListEndpoints
+from videoroomd.media.workers.commands import ListEndpoints
 
 pytestmark = pytest.mark.slow
 

@@ -26,7 +26,7 @@ from aioice import stun
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnection
 
 from testsupport.daemon import free_port
-from videoroomd.media.aiortc_compat.ice import ice_connections
+from videoroomd.media.webrtc.compat.ice import ice_connections
 from testsupport.media_bot import Bot, bot, media_thread
 from testsupport.metrics import read, sample
 from testsupport.wait import until
@@ -265,9 +265,9 @@ def test_a_handed_client_is_relayed_by_the_permissions_and_channels_the_daemon_s
 
     from dataclasses import replace
 
-    from videoroomd.media.commands import HandedAllocation, TurnHandoff, TurnState, TurnUpdate
-    from videoroomd.media.events import TurnControl
-    from videoroomd.media.turn_relay import WorkerRelays
+    from videoroomd.media.workers.commands import HandedAllocation, TurnHandoff, TurnState, TurnUpdate
+    from videoroomd.media.workers.events import TurnControl
+    from videoroomd.turn.worker_relay import WorkerRelays
 
     relay = ("127.0.0.1", 45001)
     media = ("127.0.0.1", 5000)

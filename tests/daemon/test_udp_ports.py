@@ -109,7 +109,7 @@ async def test_a_participant_for_whom_no_port_is_left_is_told_and_the_call_goes_
 
 
 def test_a_port_of_the_range_in_use_is_skipped_and_a_full_range_says_so():
-    from videoroomd.media.aiortc_compat.ice import NoFreePort, bind_in_range
+    from videoroomd.media.webrtc.compat.ice import NoFreePort, bind_in_range
 
     first, last = free_udp_range(2)
     taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -21,13 +21,13 @@ import trio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from testsupport.media_bot import Muted, Tone, media_thread
-from videoroomd.media import plane as plane_module
-from videoroomd.media.aiortc_compat.ice import ice_connections, limit_host_addresses
-from videoroomd.media.client import MediaError, MediaWorker
-from videoroomd.media.commands import (AddCandidate, Answer, CloseEndpoint, ListEndpoints, MediaSocket, Ping, Slot,
+from videoroomd.media.workers import plane as plane_module
+from videoroomd.media.webrtc.compat.ice import ice_connections, limit_host_addresses
+from videoroomd.media.workers.client import MediaError, MediaWorker
+from videoroomd.media.workers.commands import (AddCandidate, Answer, CloseEndpoint, ListEndpoints, MediaSocket, Ping, Slot,
                                        TargetLayer)
-from videoroomd.media.events import EndpointState, RoomLost, Silent
-from videoroomd.media.plane import MediaPlane
+from videoroomd.media.workers.events import EndpointState, RoomLost, Silent
+from videoroomd.media.workers.plane import MediaPlane
 
 BACKENDS = ["thread", "process"]
 

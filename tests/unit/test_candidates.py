@@ -2,7 +2,7 @@
 
 import pytest
 
-from videoroomd.media.candidates import reachable, without_unreachable
+from videoroomd.media.webrtc.candidates import reachable, without_unreachable
 from videoroomd.sdp.candidates import candidate_host
 
 LOOPBACK = ("127.0.0.1",)

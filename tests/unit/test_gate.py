@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from videoroomd.media.gate import HOLD, KEYFRAME_GAP, KEYFRAME_INTERVAL, KeyframeRequests, Start, StartGate
+from videoroomd.media.dataplane.gate import HOLD, KEYFRAME_GAP, KEYFRAME_INTERVAL, KeyframeRequests, Start, StartGate
 
 
 class Subscriber:
@@ -202,7 +202,7 @@ def test_a_publisher_is_asked_at_most_once_per_gap_however_many_subscribers_ask(
 
 # -- simulcast: which layer each subscriber gets ------------------------------------------------
 
-from videoroomd.media.gate import (BANDWIDTH_REPORT_INTERVAL, CONGESTION_MEMORY, LAYER_SILENCE, UP_DELAY,  # noqa: E402
+from videoroomd.media.dataplane.gate import (BANDWIDTH_REPORT_INTERVAL, CONGESTION_MEMORY, LAYER_SILENCE, UP_DELAY,  # noqa: E402
                                    BandwidthEstimate, LayerMeter, LayerSelector, LayerSwitch, Reason)
 
 RATES = [150_000.0, 500_000.0, 1_500_000.0]

@@ -8,7 +8,7 @@ import aioice
 import pytest
 from aioice import ice as aioice_ice
 
-from videoroomd.media.aiortc_compat.ice import keep_consent_of
+from videoroomd.media.webrtc.compat.ice import keep_consent_of
 
 
 def _only_loopback(connection) -> None:

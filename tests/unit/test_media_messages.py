@@ -5,11 +5,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from videoroomd.media import codec
-from videoroomd.media.codec import Decoder, MessageError, as_type, encode
-from videoroomd.media.commands import (Answer, Answered, CertificatePaths, HandedAllocation, ListEndpoints, MediaSocket,
+from videoroomd.media.workers import codec
+from videoroomd.media.workers.codec import Decoder, MessageError, as_type, encode
+from videoroomd.media.workers.commands import (Answer, Answered, CertificatePaths, HandedAllocation, ListEndpoints, MediaSocket,
                                        OpenRoom, Ping, Request, Slot, TurnHandoff, TurnState)
-from videoroomd.media.events import EndpointState, Reply, Silent, Stats, TurnControl, Vad
+from videoroomd.media.workers.events import EndpointState, Reply, Silent, Stats, TurnControl, Vad
 
 
 def frame(value) -> bytes:

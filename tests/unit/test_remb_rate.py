@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiortc.rate import RateCounter, RemoteBitrateEstimator
 from hypothesis import given, settings, strategies as st
 
-from videoroomd.media.aiortc_compat.remb import DEFAULT_CEILING, PublisherRemb, WindowRate
+from videoroomd.media.webrtc.compat.remb import DEFAULT_CEILING, PublisherRemb, WindowRate
 
 step = st.tuples(st.integers(0, 1500),                      # ms since the previous event
                  st.sampled_from(["add", "rate", "reset"]),

@@ -13,7 +13,7 @@ from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParam
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from av import VideoFrame
 
-from videoroomd.media.rtp_packets import (abs_send_time, extension_block, ntp_time, one_byte_element, rtp_packet,
+from videoroomd.media.dataplane.rtp_packets import (abs_send_time, extension_block, ntp_time, one_byte_element, rtp_packet,
                                            vp8_starts_keyframe)
 
 MID, LEVEL, ABS = 1, 2, 3

@@ -11,7 +11,7 @@ from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParam
 from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, RtpPacket
 from hypothesis import given, settings, strategies as st
 
-from videoroomd.media.aiortc_compat.rtp import extension_ids, parse_received
+from videoroomd.media.webrtc.compat.rtp import extension_ids, parse_received
 
 SEND_TIME_ID, LEVEL_ID, MID_ID, RID_ID, REPAIRED_ID = 3, 1, 4, 5, 6
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from videoroomd.media.stream_rewrite import MAX_REORDER, StreamRewriter
+from videoroomd.media.dataplane.stream_rewrite import MAX_REORDER, StreamRewriter
 
 VIDEO = 90000
 

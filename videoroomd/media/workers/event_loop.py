@@ -4,7 +4,7 @@ A media worker wakes once for every datagram a call sends it (about 230 a second
 for each 2-person call); uvloop's turn of the loop, its receive and its timers
 cost less per wakeup than asyncio's selector loop. Nothing in the media depends
 on which loop it is: what reaches into a transport is in
-:mod:`.aiortc_compat` and works with either.
+:mod:`..webrtc.compat` and works with either.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from typing import Any, AsyncIterator, Callable, Union
 import structlog
 import trio
 
-from ..exception_groups import only_cancelled, only_kind
+from ...exception_groups import only_cancelled, only_kind
 from .codec import Decoder, MessageError, as_type, encode
 from .commands import Command, HandedAllocation, Request, TurnHandoff
 from .events import ROOM_EVENTS, Reply, RoomEvent, RoomLost, Stats, TurnClosed, TurnControl, TurnEvent, TurnLost
@@ -171,7 +171,7 @@ class MediaWorker:
                         await trio.to_thread.run_sync(thread.join, STOP_TIMEOUT, abandon_on_cancel=True)
             return
         settings = self.log_settings
-        argv = [sys.executable, "-m", "videoroomd.media.worker", "--fd", str(theirs.fileno()), "--parent", str(os.getpid()),
+        argv = [sys.executable, "-m", "videoroomd.media.workers.process", "--fd", str(theirs.fileno()), "--parent", str(os.getpid()),
                 "--handoff-fd", str(handoff.fileno()), "--name", self.name, "--log-level", settings.level, "--log-format", settings.format]
         if settings.file is not None:
             argv += ["--log-file", str(settings.file)]

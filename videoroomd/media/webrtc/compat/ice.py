@@ -26,7 +26,7 @@ from aioice.turn import UDP_SOCKET_BUFFER_SIZE
 import structlog
 from aiortc import RTCPeerConnection
 
-from ..rtp_packets import NTP_EPOCH_OFFSET
+from ...dataplane.rtp_packets import NTP_EPOCH_OFFSET
 from .ice_restart import answered_for_previous_generation
 
 log = structlog.get_logger("videoroomd.media.ice")

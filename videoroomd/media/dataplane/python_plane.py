@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Iterable
 
-from .dataplane import (Bandwidth, Event, MediaCounters, PublisherStats, RewriteStart, SendRoute, SentStats,
+from .interface import (Bandwidth, Event, MediaCounters, PublisherStats, RewriteStart, SendRoute, SentStats,
                         StreamParams, SubscriberStats, UnknownId)
 from .connection import Connection
 from .publisher import CHOICE_INTERVAL, LayeredSource, PlainSource, Source

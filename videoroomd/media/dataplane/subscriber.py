@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable
 
 import pylibsrtp
 
-from .dataplane import FellBehind, LayerChanged, MediaCounters, RewriteStart, SendRoute, SentStats, StreamParams
+from .interface import FellBehind, LayerChanged, MediaCounters, RewriteStart, SendRoute, SentStats, StreamParams
 from .feeds import LayeredFeed, PlainFeed
 from .gate import Reason, Start, StartGate
 from .rtp_packets import abs_send_time, extension_block, one_byte_element, rtp_packet

@@ -1,8 +1,8 @@
 """The reaches into aiortc 1.16's senders, receivers, DTLS transports and peer connections (asyncio side).
 
 Each function touches the one object it is given, of one of our own
-connections: the data plane's adapter (:mod:`videoroomd.media.forwarding`) and
-the connections (:mod:`videoroomd.media.rtc`) call these instead of reaching in
+connections: the data plane's adapter (:mod:`videoroomd.media.webrtc.forwarding`) and
+the connections (:mod:`videoroomd.media.webrtc.connections`) call these instead of reaching in
 themselves.
 """
 
@@ -21,7 +21,7 @@ from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, RtpPacket, is_rtcp, pack_remb_fci, unwrap_rtx
 
-from ..rtp_packets import NTP_EPOCH_OFFSET
+from ...dataplane.rtp_packets import NTP_EPOCH_OFFSET
 from .remb import PublisherRemb, lighten
 
 

@@ -18,17 +18,17 @@ from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import candidate_from_sdp
 
-from ..sdp.candidates import candidate_host, candidate_ufrag
-from ..sdp.sections import answer_with_bandwidth, answer_with_layers, offered_extension_ids
-from .aiortc_compat import rtp as compat
-from .aiortc_compat.ice import (bind_host_ports, keep_consent, limit_host_addresses, local_address, media_protocols,
+from ...sdp.candidates import candidate_host, candidate_ufrag
+from ...sdp.sections import answer_with_bandwidth, answer_with_layers, offered_extension_ids
+from .compat import rtp as compat
+from .compat.ice import (bind_host_ports, keep_consent, limit_host_addresses, local_address, media_protocols,
                                 media_skips_stun_check, remote_username, watch_incoming)
-from .aiortc_compat.ice_restart import handle_remote_ice_restart
-from .aiortc_compat.rtcp import report_together
-from .aiortc_compat.simulcast import negotiate_stream_ids
+from .compat.ice_restart import handle_remote_ice_restart
+from .compat.rtcp import report_together
+from .compat.simulcast import negotiate_stream_ids
 from .candidates import reachable, without_unreachable
-from .dataplane import UnknownId
-from .forwarder import PythonDataPlane
+from ..dataplane.interface import UnknownId
+from ..dataplane.python_plane import PythonDataPlane
 from .forwarding import AiortcRoute, PlaneEvents, SlotTrack, attach_publisher, attach_subscriber, receive_at_once
 
 log = structlog.get_logger("videoroomd.media.rtc")

@@ -9,13 +9,13 @@ nothing is depayloaded or decoded). The plane forwards it to its
 subscribers at once.
 
 aiortc's own sender stays in place for RTCP (sender reports, which read
-what the plane sent: :func:`.aiortc_compat.rtp.report_sent`) and for its
+what the plane sent: :func:`.compat.rtp.report_sent`) and for its
 RTP task, which waits on an idle track (:class:`SlotTrack`). Each
 subscriber's NACKs, PLI/FIR, REMB and loss go to the plane
 (:func:`attach_subscriber`), and :class:`PlaneEvents` applies what the
 plane asks for: a PLI to a publisher, a layer, bandwidth or voice event
 for the room. What this needs of aiortc's, aioice's and asyncio's
-internals it gets through :mod:`.aiortc_compat.rtp`.
+internals it gets through :mod:`.compat.rtp`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import (RTCP_PSFB_APP, RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRrPacket, RtcpRtpfbPacket,
                         RtcpSrPacket, unpack_remb_fci)
 
-from .aiortc_compat import rtp as compat
-from .dataplane import Bandwidth, DataPlane, KeyframeNeeded, LayerChanged, StreamParams, UnknownId, VoiceChanged
+from .compat import rtp as compat
+from ..dataplane.interface import Bandwidth, DataPlane, KeyframeNeeded, LayerChanged, StreamParams, UnknownId, VoiceChanged
 
 __all__ = ["AiortcRoute", "PlaneEvents", "SlotTrack", "attach_publisher", "attach_subscriber",
            "receive_at_once", "stream_params"]
@@ -158,7 +158,7 @@ def attach_publisher(receiver, plane: DataPlane, publisher_id: str, layered: boo
 def receive_at_once(pc) -> None:
     """Make the RTP that reaches ``pc`` (one of our own connections) go to its published
     tracks as each datagram arrives, not through a queue and a task woken per datagram.
-    Call after ``setRemoteDescription`` and before :func:`.aiortc_compat.ice.watch_incoming`."""
+    Call after ``setRemoteDescription`` and before :func:`.compat.ice.watch_incoming`."""
     for transceiver in pc.getTransceivers():
         compat.take_rtp_at_once(transceiver.receiver.transport)
 

@@ -37,14 +37,14 @@ from typing import Any, Callable
 import structlog
 
 from ..token_buckets import TokenBuckets
-from ..turn import channeldata
-from ..turn.allocations import Allocation, ByteBudget
-from ..turn.framing import StreamFramer
-from ..turn.messages import Malformed, decode, looks_like_stun
-from ..turn.relay_rules import Dropped, apply_state, from_channel_data, from_send_indication, refusal, to_client
-from .aiortc_compat.ice import DivertingTransport, divert_to, hand_relayed
-from .commands import TurnHandoff, TurnSend, TurnState, TurnUpdate
-from .events import TurnClosed, TurnControl
+from . import channeldata
+from .allocations import Allocation, ByteBudget
+from .framing import StreamFramer
+from .messages import Malformed, decode, looks_like_stun
+from .relay_rules import Dropped, apply_state, from_channel_data, from_send_indication, refusal, to_client
+from ..media.webrtc.compat.ice import DivertingTransport, divert_to, hand_relayed
+from ..media.workers.commands import TurnHandoff, TurnSend, TurnState, TurnUpdate
+from ..media.workers.events import TurnClosed, TurnControl
 
 log = structlog.get_logger("videoroomd.media.turn")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
 
-from ...sdp.sections import REPAIRED_RID_URI, RID_URI
+from ....sdp.sections import REPAIRED_RID_URI, RID_URI
 
 
 def negotiate_stream_ids(transceiver, ids: dict[str, int]) -> bool:

@@ -19,9 +19,9 @@ from typing import Any
 import structlog
 import trio
 
-from ..backoff import Backoff, recent
-from ..exception_groups import only_kind
-from ..placement import Candidate, LeastLoaded, Placement
+from ...backoff import Backoff, recent
+from ...exception_groups import only_kind
+from ...placement import Candidate, LeastLoaded, Placement
 from .client import EventSink, LogSettings, MediaError, MediaWorker, TurnSink, WorkerLost
 from .commands import CertificatePaths, CloseRoom, Command, LayerEnabled, OpenRoom, TargetLayer
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ..sdp.candidates import keep_candidates
+from ...sdp.candidates import keep_candidates
 
 
 def reachable(remote_host: str, local_addresses: tuple[str, ...]) -> bool:

@@ -29,16 +29,16 @@ import structlog
 from aiortc import RTCIceServer
 from aiortc.rtcdtlstransport import RTCCertificate
 
-from ..certs import pem
-from .aiortc_compat.ice import local_address, media_protocols
-from .rtc import RoomMedia, SlotPlan
+from ...certs import pem
+from ..webrtc.compat.ice import local_address, media_protocols
+from ..webrtc.connections import RoomMedia, SlotPlan
 from .codec import Decoder, MessageError, encode
 from .commands import (AddCandidate, Answer, Answered, CertificatePaths, CloseEndpoint, CloseRoom, LayerEnabled,
                        ListEndpoints, MediaSocket, OpenRoom, Ping, Request, TargetLayer, TurnHandoff, TurnRelease,
                        TurnSend, TurnUpdate)
 from .events import Bandwidth, EndpointState, LayerSwitched, Reply, Silent, Stats, Vad
 from .task_errors import TaskErrors
-from .turn_relay import WorkerRelays
+from ...turn.worker_relay import WorkerRelays
 
 log = structlog.get_logger("videoroomd.media")
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Protocol
 
 import structlog
 
-from .dataplane import KeyframeNeeded, MediaCounters, VoiceChanged
+from .interface import KeyframeNeeded, MediaCounters, VoiceChanged
 from .gate import KeyframeRequests, LayerMeter
 from .layers import RidTable
 from .rtp_packets import abs_send_time, ntp_time, vp8_starts_keyframe

@@ -1,4 +1,4 @@
-"""``python -m videoroomd.media.worker``: one media worker process, started by the daemon.
+"""``python -m videoroomd.media.workers.process``: one media worker process, started by the daemon.
 
 It serves the control plane on the socket whose file descriptor it is given
 (``--fd``), takes the sockets of TURN clients handed to it on another
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import structlog
 
-from ..logs.setup import configure
+from ...logs.setup import configure
 from . import event_loop
 from .server import serve
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ..turn.relay_rules import TurnState  # the allocation state a handed TURN client carries
+from ...turn.relay_rules import TurnState  # the allocation state a handed TURN client carries
 
 Address = tuple[str, int]  # (ip, port)
 
