@@ -69,7 +69,7 @@ async def settled(daemon, link_endpoints) -> None:
     with trio.fail_after(30):
         while True:
             room = next(r for r in daemon.rooms.snapshot() if r["name"] == "lobby")
-            if room["peers"] == 0 and room["tracks"] == 0 and await link_endpoints() == []:
+            if room["peers"] == 0 and room["tracks"] == 0 and not await link_endpoints():
                 return
             await trio.sleep(0.2)
 
