@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import structlog
 import trio
 
 from ..context import Context
 from ..logs.ratelimit import ThrottledLog
 from .hosts import WILDCARDS, HostPolicy, is_loopback_address
-from .limits import TOTAL, OpenConnections
+from .limits import TOTAL, OpenConnections, Slot
 from .ratelimit import ConnectionRateLimit
 from .request import Request, Response
 from .routes import Routes
@@ -35,26 +37,35 @@ class DaemonApp:
                         listen=server.listen)
 
     # -- connections ---------------------------------------------------------------------
-    def admit(self, remote: tuple[str, int]) -> Response | None:
+    def admit(self, remote: tuple[str, int], evict: Callable[[], None]) -> Slot | Response:
         server = self.context.config().server
         if not self.rate_limit.allow(remote[0], trio.current_time()):
             return self._refuse(remote, "rate_limit", 429, "too many new connections from your address; slow down")
-        over = self.open.open(remote[0], server.max_connections, server.max_connections_per_address)
-        if over == TOTAL:
-            return self._refuse(remote, over, 503, "the server has too many connections open; try again later")
-        if over is not None:
-            return self._refuse(remote, over, 429, f"too many connections open from your address "
+        slot = self.open.open(remote[0], server.max_connections, server.max_connections_per_address, evict)
+        if slot == TOTAL:
+            # Full: the connection that has proven nothing for longest makes room. Only when every
+            # place is held by a call or a request being answered is the newcomer refused.
+            pushed = self.open.evict_oldest_unproven()
+            if pushed is not None:
+                self.metrics.connections_evicted.labels(pushed.state).inc()
+                throttled.info("connection pushed out for a newcomer: the server is full", state=pushed.state,
+                               remote=pushed.address)
+                slot = self.open.open(remote[0], server.max_connections, server.max_connections_per_address, evict)
+        if slot == TOTAL:
+            return self._refuse(remote, TOTAL, 503, "the server has too many connections open; try again later")
+        if isinstance(slot, str):
+            return self._refuse(remote, slot, 429, f"too many connections open from your address "
                                                    f"(at most {server.max_connections_per_address})")
         self.metrics.connections_open.inc()
-        return None
+        return slot
 
     def _refuse(self, remote: tuple[str, int], reason: str, status: int, text: str) -> Response:
         self.metrics.connections_refused.labels(reason).inc()
         throttled.warning("connection refused", reason=reason, remote=remote[0])
         return Response.text(status, text)
 
-    def release(self, remote: tuple[str, int]) -> None:
-        self.open.close(remote[0])
+    def release(self, slot: Slot) -> None:
+        self.open.close(slot)
         self.metrics.connections_open.dec()
 
     def failed(self, remote: tuple[str, int], error: BaseException) -> None:

@@ -13,6 +13,7 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from ..context import Context
+from ..http import limits as connection_slot
 from ..http.request import Request
 from ..logs.ratelimit import ThrottledLog
 from ..rooms import JoinRefused
@@ -28,6 +29,8 @@ throttled = ThrottledLog(log)
 
 PATH = "/socket/websocket"
 IDLE_TIMEOUT = 60.0       # phoenix.js sends a heartbeat every 30 s; silence past this is a dead client
+JOIN_TIMEOUT = 10.0       # seconds from the upgrade to a join: clients join at once, a socket that never does
+                          # holds a connection's place for nothing
 MAX_BAD_FRAMES = 20       # protocol errors tolerated on one socket before it is closed
 MEDIA_EVENT = "mediaEvent"
 
@@ -65,17 +68,27 @@ class PeerChannel:
         self.topic: str | None = None
         self.join_ref: str | None = None
         self.bad_frames = 0
+        self.join_deadline = trio.CancelScope()
 
     async def run(self) -> None:
         """Read and answer frames until the socket closes; the peer then leaves its room."""
         try:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
+                nursery.start_soon(self._close_unless_joined)
                 await self._read_loop()
                 nursery.cancel_scope.cancel()
         finally:
             if self.link is not None:
                 self.link.leave("connection closed")
+
+    async def _close_unless_joined(self) -> None:
+        """Close the socket when it has not joined a room within JOIN_TIMEOUT of opening."""
+        with self.join_deadline:
+            await trio.sleep(JOIN_TIMEOUT)
+            self.metrics.connections_refused.labels("join_timeout").inc()
+            throttled.info("socket closed: no join", remote=self.remote[0], limit_s=JOIN_TIMEOUT)
+            await self.websocket.aclose(POLICY_VIOLATION, f"join a room within {JOIN_TIMEOUT:g} s of connecting")
 
     async def _read_loop(self) -> None:
         while True:
@@ -189,6 +202,8 @@ class PeerChannel:
             await self._send(phoenix.reply(frame, "error", {"reason": refused.reason, "code": refused.code}))
             return
         self.metrics.joins.labels("rtc").inc()
+        self.join_deadline.cancel()
+        connection_slot.joined()
         self.link, self.topic, self.join_ref = link, frame.topic, frame.join_ref
         structlog.contextvars.bind_contextvars(room=name, peer=link.id)
         # "simulcast": whether the room takes layers, so that the page knows whether to send them.
@@ -198,6 +213,7 @@ class PeerChannel:
     async def _leave(self, frame: Frame) -> None:
         assert self.link is not None
         self.link.leave("left")
+        connection_slot.left()
         self.link = None
         self.topic = self.join_ref = None
         await self._send(phoenix.reply(frame, "ok"))
@@ -215,6 +231,7 @@ class PeerChannel:
             return  # the client asked to leave; it has its answer already
         self.link = None
         self.topic = self.join_ref = None
+        connection_slot.left()
         if closed is not None and closed.cut_off:
             self.metrics.errors.labels("slow_consumer").inc()
             log.warning("peer cut off", reason=reason)

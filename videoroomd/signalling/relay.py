@@ -20,6 +20,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 from .. import json_limits
 from ..config.validate import ROOM_NAME_RULE, is_room_name
 from ..context import Context
+from ..http import limits as connection_slot
 from ..http.request import Request
 from ..logs.ratelimit import ThrottledLog
 from ..metrics import Metrics
@@ -113,6 +114,7 @@ async def _relay(websocket: WebSocketConnection, stream: trio.abc.Stream, name: 
             await websocket.aclose(POLICY_VIOLATION, refused.reason[:120])
         return
     metrics.joins.labels("relay").inc()
+    connection_slot.joined()
     structlog.contextvars.bind_contextvars(room=name, peer=link.id)
     try:
         # The first frame, before anything the room sends: the others heard of it as it joined.
