@@ -97,17 +97,17 @@ def test_a_full_house_pushes_out_the_oldest_connection_that_proved_nothing():
     slots = {name: connections.open(name, 4, 4, evict=lambda name=name: pushed.append(name)) for name in "abcd"}
     slots["a"].mark(JOINED)      # in a call: never pushed out
     slots["b"].mark(SERVING)     # a request being answered: neither
-    slots["c"].mark(NOT_JOINED)  # upgraded just now: its wait starts again, after d's
+    slots["c"].mark(NOT_JOINED)  # upgraded, not in a call: it sent a request, so it goes after those that never did
     assert connections.open("e", 4, 4) == TOTAL
     assert connections.evict_oldest_unproven().state == NO_REQUEST and pushed == ["d"]
     assert not isinstance(connections.open("e", 4, 4), str) and connections.total == 4
-    assert connections.evict_oldest_unproven().address == "c" and pushed == ["d", "c"]
     connections.close(slots["d"])  # the pushed-out connection ends: its place was given back already
-    assert connections.total == 3 and connections.from_address("d") == 0
-    assert connections.evict_oldest_unproven().address == "e"
+    assert connections.total == 4 and connections.from_address("d") == 0
+    assert connections.evict_oldest_unproven().address == "e"  # never sent a request: before c
+    assert connections.evict_oldest_unproven().address == "c"
     assert connections.evict_oldest_unproven() is None  # a call and a request: nothing to push out
     slots["b"].mark(IDLE)        # kept alive, waiting for its next request: unproven again
-    assert connections.evict_oldest_unproven().address == "b" and connections.total == 1
+    assert connections.evict_oldest_unproven().address == "b" and connections.total == 1 and pushed == ["d", "c", "b"]
 
 
 @given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=255), max_size=200))

@@ -59,6 +59,13 @@ class DaemonApp:
         self.metrics.connections_open.inc()
         return slot
 
+    def out_of_descriptors(self) -> None:
+        """Out of file descriptors: the oldest connection that has proven nothing gives its own back."""
+        self.metrics.connections_refused.labels("out_of_descriptors").inc()
+        pushed = self.open.evict_oldest_unproven()
+        if pushed is not None:
+            self.metrics.connections_evicted.labels(pushed.state).inc()
+
     def _refuse(self, remote: tuple[str, int], reason: str, status: int, text: str) -> Response:
         self.metrics.connections_refused.labels(reason).inc()
         throttled.warning("connection refused", reason=reason, remote=remote[0])

@@ -51,7 +51,10 @@ class OpenConnections:
     def __init__(self) -> None:
         self.total = 0
         self._per_address: Counter[str] = Counter()
-        self._unproven: dict[Slot, None] = {}  # in the order they became unproven: the first is the oldest
+        # Each in the order its connections came to it, the oldest first: those that have sent nothing
+        # at all go first, then those that once sent a request (idle, or a socket not in a call).
+        self._silent: dict[Slot, None] = {}
+        self._unproven: dict[Slot, None] = {}
 
     def open(self, address: str, max_total: int, max_per_address: int,
              evict: Callable[[], None] = lambda: None) -> Slot | str:
@@ -67,16 +70,17 @@ class OpenConnections:
         self.total += 1
         self._per_address[address] += 1
         slot = Slot(self, address, evict)
-        self._unproven[slot] = None
+        self._silent[slot] = None
         return slot
 
     def evict_oldest_unproven(self) -> Slot | None:
-        """Push out the connection that has proven nothing for longest; None when every one has.
+        """Push out the connection that has proven nothing for longest, one that never sent a request
+        first; None when every one has proven something.
 
         Its place is given back at once (the connection ends as its evict
         callback makes it); its ``state`` says what it had not done.
         """
-        slot = next(iter(self._unproven), None)
+        slot = next(iter(self._silent), None) or next(iter(self._unproven), None)
         if slot is None:
             return None
         self.close(slot)
@@ -89,6 +93,7 @@ class OpenConnections:
         if slot.evicted or slot._owner is not self:
             return
         slot._owner = _Gone()
+        self._silent.pop(slot, None)
         self._unproven.pop(slot, None)
         self.total -= 1
         self._per_address[slot.address] -= 1
@@ -100,10 +105,11 @@ class OpenConnections:
 
     @property
     def unproven(self) -> int:
-        return len(self._unproven)
+        return len(self._silent) + len(self._unproven)
 
     def _moved(self, slot: Slot, state: str) -> None:
         slot.state = state
+        self._silent.pop(slot, None)
         self._unproven.pop(slot, None)
         if state in UNPROVEN:
             self._unproven[slot] = None  # at the end: its wait starts now

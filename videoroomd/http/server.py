@@ -18,6 +18,7 @@ import structlog
 import trio
 
 from ..config import ServerConfig
+from .accept import serve_listeners
 from .isolation import contained
 from .limits import IDLE, NOT_JOINED, SERVING, Slot, current_slot
 from .request import Request, Response
@@ -51,6 +52,9 @@ class App(Protocol):
 
     def bad_request(self, remote: tuple[str, int], reason: str) -> None:
         """A request head was refused as malformed."""
+
+    def out_of_descriptors(self) -> None:
+        """A connection could not be accepted for want of file descriptors: free one if a connection can spare it."""
 
     def failed(self, remote: tuple[str, int], error: BaseException) -> None:
         """The connection ended on an unexpected error (a bug, or a case not foreseen): log and count it."""
@@ -293,4 +297,4 @@ async def serve(listeners: list[trio.abc.Listener], scheme: str, app: App) -> No
     async def handler(stream: trio.abc.Stream) -> None:
         await handle_connection(stream, app, scheme)
 
-    await trio.serve_listeners(handler, listeners)
+    await serve_listeners(handler, listeners, app.out_of_descriptors)
