@@ -8,6 +8,7 @@ the handshake itself; everything else is answered through h11.
 
 from __future__ import annotations
 
+import re
 import ssl
 from http import HTTPStatus
 from typing import Callable, Protocol
@@ -70,6 +71,7 @@ class ReplayStream(trio.abc.Stream):
     def __init__(self, inner: trio.abc.Stream, prefix: bytes):
         self.inner = inner
         self._prefix = prefix
+        self.closed = trio.Event()  # set once closed: a handshake refused by the WebSocket code ends at once
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._prefix:
@@ -85,11 +87,15 @@ class ReplayStream(trio.abc.Stream):
         await self.inner.wait_send_all_might_not_block()
 
     async def aclose(self) -> None:
+        self.closed.set()
         await self.inner.aclose()
 
 
 class _BadRequest(Exception):
     pass
+
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 async def _read_head(stream: trio.abc.Stream, buffer: bytearray, deadline: trio.CancelScope) -> bytes | None:
@@ -101,6 +107,9 @@ async def _read_head(stream: trio.abc.Stream, buffer: bytearray, deadline: trio.
     """
     while True:
         end = buffer.find(b"\r\n\r\n")
+        if _BARE_LF.search(buffer, 0, end if end >= 0 else len(buffer)):
+            # Read on, it would wait for a CRLF CRLF that never comes until the head deadline.
+            raise _BadRequest("header lines must end in CRLF, not a bare LF")
         if end >= 0:
             head = bytes(buffer[: end + 4])
             del buffer[: end + 4]

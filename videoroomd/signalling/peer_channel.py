@@ -21,8 +21,8 @@ from ..rooms.link import CHAT, ChannelPush, ChatPost, ChatRefused, FromRoom, Med
 from ..rooms.registry import shown_name
 from . import phoenix
 from .phoenix import Frame, ProtocolError
-from .websocket import (GOING_AWAY, POLICY_VIOLATION, HandshakeFailed, accepted, frame_too_large, origin_allowed,
-                        receive_within, refuse, send_or_drop)
+from .websocket import (GOING_AWAY, POLICY_VIOLATION, HandshakeFailed, accepted, close_within, frame_too_large,
+                        origin_allowed, receive_within, refuse, send_or_drop)
 
 log = structlog.get_logger("videoroomd.peer_channel")
 throttled = ThrottledLog(log)
@@ -234,8 +234,8 @@ class PeerChannel:
         connection_slot.left()
         if closed is not None and closed.cut_off:
             self.metrics.errors.labels("slow_consumer").inc()
-            log.warning("peer cut off", reason=reason)
-            await self.websocket.aclose(POLICY_VIOLATION, reason[:120])
+            throttled.warning("peer cut off", reason=reason)
+            await close_within(self.websocket, self.stream, POLICY_VIOLATION, reason[:120])
         else:
             # phx_error makes phoenix.js rejoin the channel by itself, with backoff;
             # phx_close ends the channel for good. "retry": the media path broke, and a

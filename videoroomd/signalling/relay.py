@@ -27,8 +27,8 @@ from ..metrics import Metrics
 from ..rooms import JoinRefused
 from ..rooms.link import FromRoom, ParticipantLink, PeerJoined, PeerLeft, RelaySend, RelayText
 from . import relay_protocol as rp
-from .websocket import (GOING_AWAY, NORMAL, POLICY_VIOLATION, HandshakeFailed, accepted, frame_too_large, origin_allowed,
-                        receive_within, refuse, send_or_drop)
+from .websocket import (GOING_AWAY, NORMAL, POLICY_VIOLATION, HandshakeFailed, accepted, close_within, frame_too_large,
+                        origin_allowed, receive_within, refuse, send_or_drop)
 
 log = structlog.get_logger("videoroomd.relay")
 throttled = ThrottledLog(log)
@@ -189,8 +189,8 @@ async def _pump(websocket: WebSocketConnection, stream: trio.abc.Stream, link: P
     try:
         if closed is not None and closed.cut_off:
             metrics.errors.labels("slow_consumer").inc()
-            log.warning("peer cut off", reason=reason)
-            await websocket.aclose(POLICY_VIOLATION, reason[:120])
+            throttled.warning("peer cut off", reason=reason)
+            await close_within(websocket, stream, POLICY_VIOLATION, reason[:120])
         elif reason not in ("left", "connection closed"):
             await websocket.send_message(rp.error(link.id, rp.ROOM_CLOSED, reason))
             await websocket.aclose(GOING_AWAY if context.draining() else NORMAL, reason[:120])
