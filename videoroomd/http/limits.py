@@ -88,6 +88,20 @@ class OpenConnections:
         slot._evict()
         return slot
 
+    def move(self, slot: Slot, address: str, max_per_address: int) -> bool:
+        """Count ``slot`` under ``address`` from now on (a proxy named its client); False, and no change,
+        when that address has ``max_per_address`` open already."""
+        if slot.address == address or slot.evicted or slot._owner is not self:
+            return True
+        if self._per_address[address] >= max_per_address:
+            return False
+        self._per_address[address] += 1
+        self._per_address[slot.address] -= 1
+        if self._per_address[slot.address] <= 0:
+            del self._per_address[slot.address]
+        slot.address = address
+        return True
+
     def close(self, slot: Slot) -> None:
         """The connection that :meth:`open` counted has ended (nothing happens a second time)."""
         if slot.evicted or slot._owner is not self:

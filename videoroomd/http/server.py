@@ -48,6 +48,9 @@ class App(Protocol):
     def release(self, slot: Slot) -> None:
         """The connection :meth:`admit` let in has ended."""
 
+    def client(self, request: Request, slot: Slot) -> Request | Response:
+        """The request as from its client (through a trusted proxy: the address it names), or a refusal."""
+
     def refusal(self, request: Request) -> Response | None:
         """The answer to a request that must not reach :meth:`http` or :meth:`websocket` (wrong Host...)."""
 
@@ -242,7 +245,8 @@ async def _serve(stream: trio.abc.Stream, app: App, scheme: str, remote: tuple[s
                 return  # closed by the client, or idle too long
             slot.mark(SERVING)
             request, connection = _parse_head(head, remote, scheme)
-            refused = app.refusal(request)
+            request = app.client(request, slot)
+            refused = request if isinstance(request, Response) else app.refusal(request)
             if refused is not None:
                 with trio.move_on_after(REFUSAL_TIMEOUT):
                     await send_error(stream, refused.status, refused.body.decode())
