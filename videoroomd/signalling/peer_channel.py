@@ -98,7 +98,7 @@ class PeerChannel:
                 frame_too_large(closed, self.metrics, self.remote, self.context.config().server.max_frame_size)
                 return
             if message is None:
-                log.info("socket closed: no heartbeat", remote=self.remote[0], idle_s=IDLE_TIMEOUT)
+                throttled.info("socket closed: no heartbeat", remote=self.remote[0], idle_s=IDLE_TIMEOUT)
                 await self.websocket.aclose(POLICY_VIOLATION, "no heartbeat")
                 return
             self.metrics.messages_in.labels("phoenix").inc()
@@ -197,7 +197,7 @@ class PeerChannel:
             link = await self.context.rooms.join(name, display, password, kind="rtc", address=self.remote[0])
         except JoinRefused as refused:
             self.metrics.joins_refused.labels(refused.code).inc()
-            log.info("join refused", room=name[:80], code=refused.code, reason=refused.reason,
+            throttled.info("join refused", room=name[:80], code=refused.code, reason=refused.reason,
                      remote=self.remote[0])
             await self._send(phoenix.reply(frame, "error", {"reason": refused.reason, "code": refused.code}))
             return

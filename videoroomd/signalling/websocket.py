@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, AsyncIterator
 import structlog
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_server_stream
+from wsproto.utilities import LocalProtocolError
 
 from ..http.request import Request
 from ..http.server import send_error as refuse
@@ -51,30 +52,36 @@ async def accepted(stream: trio.abc.Stream, max_frame_size: int) -> AsyncIterato
     time, its connection breaks before the 101 is sent, or the handshake was
     refused (trio-websocket answers a malformed one itself and closes the stream).
     """
-    async with trio.open_nursery() as nursery:
-        websocket = None
-        failure = "timed out"
-        with trio.move_on_after(HANDSHAKE_TIMEOUT) as handshake:
-            closed = getattr(stream, "closed", None)  # ReplayStream's: set when the stream is closed
-            if closed is not None:
-                nursery.start_soon(_cancel_when_set, closed, handshake)
-            try:
-                request = await wrap_server_stream(
-                    nursery, stream, message_queue_size=MESSAGE_QUEUE, max_message_size=max_frame_size
-                )
-                websocket = await request.accept()
-            except ConnectionClosed:
-                failure = "the connection broke"
-        if websocket is None and closed is not None and closed.is_set():
-            failure = "refused: not a valid WebSocket handshake"
-        if websocket is None:
-            nursery.cancel_scope.cancel()
-        else:
-            try:
-                yield websocket
-            finally:
-                await close_within(websocket, stream)
+    websocket = None
+    failure = "timed out"
+    try:
+        async with trio.open_nursery() as nursery:
+            with trio.move_on_after(HANDSHAKE_TIMEOUT) as handshake:
+                closed = getattr(stream, "closed", None)  # ReplayStream's: set when the stream is closed
+                if closed is not None:
+                    nursery.start_soon(_cancel_when_set, closed, handshake)
+                try:
+                    request = await wrap_server_stream(
+                        nursery, stream, message_queue_size=MESSAGE_QUEUE, max_message_size=max_frame_size
+                    )
+                    websocket = await request.accept()
+                except ConnectionClosed:
+                    failure = "the connection broke"
+            if websocket is None and closed is not None and closed.is_set():
+                failure = "refused: not a valid WebSocket handshake"
+            if websocket is None:
                 nursery.cancel_scope.cancel()
+            else:
+                try:
+                    yield websocket
+                finally:
+                    await close_within(websocket, stream)
+                    nursery.cancel_scope.cancel()
+    except* LocalProtocolError:
+        # trio-websocket's reader answers a frame over max_frame_size with a close frame, which
+        # wsproto refuses to send once this side has sent its own: the client sent on after our
+        # close. The socket is closed either way; it is the client's doing, not a fault here.
+        throttled.info("socket closed: the client sent a frame too large after the close")
     if websocket is None:  # raised here, outside the nursery, so that it is not wrapped in a group
         raise HandshakeFailed(f"WebSocket handshake failed: {failure}")
 
@@ -135,7 +142,7 @@ def frame_too_large(closed: ConnectionClosed, metrics: "Metrics", remote: tuple[
     """When the socket was closed for a frame over ``max_frame_size`` (1009): count and log it."""
     if closed.reason.code == MESSAGE_TOO_BIG:
         metrics.errors.labels("frame_too_large").inc()
-        throttled.warning("socket closed: frame too large", remote=remote[0], limit=limit)
+        throttled.info("socket closed: frame too large", remote=remote[0], limit=limit)  # the client's doing
 
 
 async def receive_within(websocket: WebSocketConnection, seconds: float) -> str | bytes | None:
