@@ -25,7 +25,7 @@ from signalling_helpers import PhoenixClient, running_daemon
 from trio_websocket import open_websocket_url
 
 from videoroomd.config import ConfigError
-from videoroomd.http.forwarded import client_address, networks
+from videoroomd.http.forwarded import client_address, networks, scheme
 
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
 TRUSTED = networks(["127.0.0.1", "10.0.0.0/8", "2001:db8::/32"])
@@ -48,6 +48,17 @@ TRUSTED = networks(["127.0.0.1", "10.0.0.0/8", "2001:db8::/32"])
 ])
 def test_the_client_is_the_rightmost_hop_that_is_not_a_trusted_proxy(peer, headers, expected):
     assert client_address(peer, headers, TRUSTED) == expected
+
+
+@pytest.mark.parametrize("headers, expected", [
+    ({"x-forwarded-proto": "https"}, "https"),
+    ({"x-forwarded-proto": "http, HTTPS"}, "https"),                 # the nearest proxy's, on the right
+    ({"forwarded": "for=1.2.3.4;proto=https"}, "https"),
+    ({"x-forwarded-proto": "gopher"}, None),
+    ({}, None),
+])
+def test_the_scheme_is_the_nearest_proxys_word(headers, expected):
+    assert scheme(headers) == expected
 
 
 def test_no_trusted_proxies_believes_no_header():
@@ -99,9 +110,10 @@ async def small_proxy(target_port: int):
         top, rest = head.split(b"\r\n", 1)
         lines = rest.split(b"\r\n")
         xff = [line for line in lines if line.lower().startswith(b"x-forwarded-for:")]
-        lines = [line for line in lines if line not in xff]
+        lines = [line for line in lines if line not in xff and not line.lower().startswith(b"x-forwarded-proto:")]
         chain = b", ".join([line.split(b":", 1)[1].strip() for line in xff] + [peer.encode()])
-        head = b"\r\n".join([top, b"X-Forwarded-For: " + chain, *lines])
+        # As a proxy that ends TLS: the browser spoke https to it.
+        head = b"\r\n".join([top, b"X-Forwarded-For: " + chain, b"X-Forwarded-Proto: https", *lines])
         upstream = await trio.open_tcp_stream("127.0.0.1", target_port)
         await upstream.send_all(head)
         async with trio.open_nursery() as nursery:
@@ -206,7 +218,10 @@ async def test_without_trusted_proxies_every_client_shares_the_proxys_address(tm
 async def test_a_person_joins_through_the_proxy_and_the_admin_view_stays_closed_to_it(tmp_path, kind):
     async with running_daemon(tmp_path, server='trusted_proxies = ["127.0.0.1"]') as daemon, \
             proxy(kind, daemon.port, tmp_path) as port:
-        async with open_websocket_url(f"ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0") as websocket:
+        # The browser's Origin has the scheme it used with the proxy: https with the small proxy, as one that ends TLS.
+        origin = f"{'http' if kind == 'nginx' else 'https'}://127.0.0.1:{port}"
+        url = f"ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0"
+        async with open_websocket_url(url, extra_headers=[("Origin", origin)]) as websocket:
             assert (await PhoenixClient(websocket).join("lobby"))["status"] == "ok"
         assert status_of(await through(port, get("/admin/rooms"), "127.0.0.1")) == 403  # from loopback, but proxied
         assert status_of(await through(daemon.port, get("/admin/rooms"), "127.0.0.1")) == 200  # this machine's user

@@ -73,12 +73,13 @@ class DaemonApp:
             self.metrics.connections_evicted.labels(pushed.state).inc()
 
     def client(self, request: Request, slot: Slot) -> Request | Response:
-        """``request`` as sent by its client: through a trusted proxy, the address the proxy names, which
-        the per-address cap and rate limit then count; or the refusal to send instead."""
+        """``request`` as sent by its client: through a trusted proxy, from the address the proxy names
+        (which the per-address cap and rate limit then count) by the scheme it names; or the refusal to send."""
         proxies = self._trusted_proxies()
-        address = forwarded.client_address(request.remote[0], request.headers, proxies)
-        if address == request.remote[0]:
+        if not forwarded.trusted(request.remote[0], proxies):
             return request
+        address = forwarded.client_address(request.remote[0], request.headers, proxies)
+        scheme = forwarded.scheme(request.headers) or request.scheme
         server = self.context.config().server
         remote = (address, 0)
         if address != slot.address:  # a new client on this connection (a proxy may reuse one for several)
@@ -87,7 +88,7 @@ class DaemonApp:
             if not self.open.move(slot, address, server.max_connections_per_address):
                 return self._refuse(remote, PER_ADDRESS, 429, f"too many connections open from your address "
                                                               f"(at most {server.max_connections_per_address})")
-        return replace(request, remote=remote)
+        return replace(request, remote=remote, scheme=scheme)
 
     def _trusted_proxies(self) -> tuple[forwarded.Network, ...]:
         server = self.context.config().server

@@ -57,6 +57,27 @@ def chain(headers: Mapping[str, str]) -> list[str]:
     return _forwarded_for(forwarded) if forwarded is not None else []
 
 
+def scheme(headers: Mapping[str, str]) -> str | None:
+    """The scheme the client used with the nearest proxy: ``X-Forwarded-Proto``'s last value, or the
+    last ``proto=`` of ``Forwarded``; None when neither says http or https.
+
+    A proxy that ends TLS talks plain HTTP to the daemon, while the browser's
+    Origin says https: the origin check must compare with what the browser used.
+    """
+    values = headers.get("x-forwarded-proto")
+    if values is not None:
+        text = values.split(",")[-1]
+    else:
+        text = ""
+        for element in headers.get("forwarded", "").split(","):
+            for pair in element.split(";"):
+                name, _, value = pair.partition("=")
+                if name.strip().lower() == "proto":
+                    text = value
+    text = text.strip().strip('"').lower()
+    return text if text in ("http", "https") else None
+
+
 def trusted(address: str, proxies: tuple[Network, ...]) -> bool:
     parsed = _address(address)
     return parsed is not None and any(parsed in network for network in proxies)
