@@ -37,7 +37,7 @@ async def flood(port: int, per_second: float, task_status=trio.TASK_STATUS_IGNOR
 async def test_a_person_joins_and_healthz_answers_while_idle_connections_fill_the_house(tmp_path):
     async with running_daemon(tmp_path, server=SERVER) as daemon:
         async with trio.open_nursery() as nursery:
-            await nursery.start(flood, daemon.port, 50.0)
+            await nursery.start(flood, daemon.port, 30.0)
             assert metric(daemon, "videoroomd_connections_evicted_total") > 0  # the house is full
 
             async def poll_healthz() -> None:
@@ -48,12 +48,12 @@ async def test_a_person_joins_and_healthz_answers_while_idle_connections_fill_th
             nursery.start_soon(poll_healthz)
             async with phoenix_client(daemon) as person:
                 assert (await person.join("lobby"))["status"] == "ok"
-                await trio.sleep(3)  # ~150 more idle connections come and push others out; never the call
+                await trio.sleep(3)  # ~90 more idle connections come and push others out; never the call
                 ref = await person.send("phoenix", "heartbeat", {})
                 assert (await person.reply_to(ref))["status"] == "ok"
             nursery.cancel_scope.cancel()
         assert metric(daemon, 'videoroomd_connections_refused_total{reason="max_connections"}') == 0
-        assert metric(daemon, 'videoroomd_connections_evicted_total{state="no_request"}') > 100
+        assert metric(daemon, 'videoroomd_connections_evicted_total{state="no_request"}') > 50
 
 
 async def test_a_connection_that_sends_no_request_is_closed_soon(tmp_path, monkeypatch):
