@@ -48,7 +48,7 @@ async def serve_socket(context: Context, request: Request, stream: trio.abc.Stre
         await refuse(stream, 400, f"only the Phoenix JSON serializer v2 is spoken here (vsn=2.0.0), not vsn={vsn}")
         return
     try:
-        async with accepted(stream, server.max_frame_size) as websocket:
+        async with accepted(stream, server.max_frame_size, context.metrics) as websocket:
             await PeerChannel(websocket, stream, context, request.remote).run()
     except HandshakeFailed as failed:
         throttled.info("socket dropped before it opened", reason=str(failed), remote=request.remote[0])

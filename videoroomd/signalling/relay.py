@@ -94,7 +94,7 @@ async def serve_relay(context: Context, request: Request, stream: trio.abc.Strea
         await refuse(stream, refusal.status, str(refusal))
         return
     try:
-        async with accepted(stream, context.config().server.max_frame_size) as websocket:
+        async with accepted(stream, context.config().server.max_frame_size, context.metrics) as websocket:
             await _relay(websocket, stream, name, request, context)
     except HandshakeFailed as failed:
         throttled.info("relay socket dropped before it opened", reason=str(failed), remote=request.remote[0])

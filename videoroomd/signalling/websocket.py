@@ -45,7 +45,8 @@ def origin_allowed(request: Request, allowed: tuple[str, ...]) -> bool:
 
 
 @asynccontextmanager
-async def accepted(stream: trio.abc.Stream, max_frame_size: int) -> AsyncIterator[WebSocketConnection]:
+async def accepted(stream: trio.abc.Stream, max_frame_size: int,
+                   metrics: "Metrics | None" = None) -> AsyncIterator[WebSocketConnection]:
     """Complete the handshake on ``stream`` and yield the open WebSocket; it is closed on exit.
 
     Raises HandshakeFailed when the client does not finish the handshake in
@@ -81,6 +82,8 @@ async def accepted(stream: trio.abc.Stream, max_frame_size: int) -> AsyncIterato
         # trio-websocket's reader answers a frame over max_frame_size with a close frame, which
         # wsproto refuses to send once this side has sent its own: the client sent on after our
         # close. The socket is closed either way; it is the client's doing, not a fault here.
+        if metrics is not None:
+            metrics.errors.labels("frame_too_large").inc()
         throttled.info("socket closed: the client sent a frame too large after the close")
     if websocket is None:  # raised here, outside the nursery, so that it is not wrapped in a group
         raise HandshakeFailed(f"WebSocket handshake failed: {failure}")
