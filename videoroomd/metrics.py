@@ -129,6 +129,9 @@ class Metrics:
         self.chat_messages = Counter("videoroomd_chat_messages", "Chat messages sent to a room", registry=self.registry)
         self.chat_refused = Counter("videoroomd_chat_refused", "Chat messages refused, by reason", ["reason"], registry=self.registry)
         self.connections_refused = Counter("videoroomd_connections_refused", "Connections refused, by reason", ["reason"], registry=self.registry)
+        self.connections_evicted = Counter(
+            "videoroomd_connections_evicted", "Connections pushed out for a newcomer when full, by what they had not "
+            "done (no_request, idle, not_joined)", ["state"], registry=self.registry)
         self.connections_open = Gauge("videoroomd_connections_open", "Client connections open now", registry=self.registry)
         self.connection_errors = Counter(
             "videoroomd_connection_errors", "Connections ended by an unexpected error (each logged with its traceback)",

@@ -38,15 +38,24 @@ async def test_connections_over_the_per_address_cap_get_429_and_are_counted(tmp_
         await still_serving(daemon)
 
 
-async def test_connections_over_the_total_cap_get_503(tmp_path):
+async def test_connections_over_the_total_cap_get_503_when_every_place_is_in_a_call(tmp_path):
+    async with running_daemon(tmp_path, server="max_connections = 2") as daemon:
+        async with phoenix_client(daemon) as first, phoenix_client(daemon) as second:
+            assert (await first.join("lobby"))["status"] == "ok" and (await second.join("lobby"))["status"] == "ok"
+            response = await exchange(daemon.port, get("/healthz"))
+            assert status_of(response) == 503 and b"too many connections open" in response
+            assert metric(daemon, 'videoroomd_connections_refused_total{reason="max_connections"}') == 1
+            assert metric(daemon, "videoroomd_connections_evicted_total") == 0  # no one in a call is pushed out
+        await trio.sleep(0.1)
+        await still_serving(daemon)
+
+
+async def test_a_full_house_of_idle_connections_gives_way_to_a_newcomer(tmp_path):
     async with running_daemon(tmp_path, server="max_connections = 2") as daemon:
         held = await idle_connections(daemon.port, 2)
-        response = await exchange(daemon.port, get("/healthz"))
-        assert status_of(response) == 503 and b"too many connections open" in response
-        assert metric(daemon, 'videoroomd_connections_refused_total{reason="max_connections"}') == 1
-        for stream in held:
-            await stream.aclose()
-        await trio.sleep(0.1)
+        assert status_of(await exchange(daemon.port, get("/healthz"))) == 200
+        assert metric(daemon, 'videoroomd_connections_evicted_total{state="no_request"}') == 1
+        assert await read_all(held[0]) == b""  # the oldest was closed
         await still_serving(daemon)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import trio
+from structlog.testing import capture_logs
 
 from testsupport.edge_helpers import connect, exchange, frame, get, read_all, read_until, reset, status_of, upgrade_head
 from testsupport.metrics import metric
@@ -56,25 +57,34 @@ async def test_deep_json_and_huge_numbers_are_refused_on_every_input(tmp_path):
 
 
 async def test_an_oversized_frame_after_the_servers_close_frame_ends_only_that_connection(tmp_path):
-    # trio-websocket's reader task raises wsproto's LocalProtocolError here: an error the daemon
-    # cannot prevent, so it ends that connection only, and is logged with its traceback and counted.
-    async with running_daemon(tmp_path, ROOMS, server="max_frame_size = 2048") as daemon:
-        for path in ("/socket/websocket?vsn=2.0.0", "/signaling/lobby"):
-            stream = await connect(daemon.port)
-            await stream.send_all(upgrade_head(path))
-            assert b" 101 " in await read_until(stream, b"\r\n\r\n")
-            # enough malformed frames to make the server close the socket ...
-            await stream.send_all(frame("nope") * 25)
-            await read_until(stream, b"too many")
-            # ... then a frame over the limit after its close frame
-            try:
-                await stream.send_all(frame("x" * 4096))
-                await read_all(stream)
-            except trio.BrokenResourceError:
-                pass
-            await stream.aclose()
-        await still_serving(daemon)
-        assert metric(daemon, "videoroomd_connection_errors_total") == 2
+    # trio-websocket's reader task raises wsproto's LocalProtocolError here: the client's doing, so it
+    # ends that connection only, and is counted as a frame too large and logged at info, without traceback.
+    with capture_logs() as logs:
+        async with running_daemon(tmp_path, ROOMS, server="max_frame_size = 2048") as daemon:
+            await _oversized_after_close(daemon)
+    lines = [line for line in logs if line["event"] == "socket closed: the client sent a frame too large after the close"]
+    assert [(line["log_level"], "exc_info" in line) for line in lines] == [("info", False)] * 2
+
+
+async def _oversized_after_close(daemon) -> None:
+    """Close a socket of each endpoint by malformed frames, then send one over the limit after the close frame."""
+    for path in ("/socket/websocket?vsn=2.0.0", "/signaling/lobby"):
+        stream = await connect(daemon.port)
+        await stream.send_all(upgrade_head(path))
+        assert b" 101 " in await read_until(stream, b"\r\n\r\n")
+        # enough malformed frames to make the server close the socket ...
+        await stream.send_all(frame("nope") * 25)
+        await read_until(stream, b"too many")
+        # ... then a frame over the limit after its close frame
+        try:
+            await stream.send_all(frame("x" * 4096))
+            await read_all(stream)
+        except trio.BrokenResourceError:
+            pass
+        await stream.aclose()
+    await still_serving(daemon)
+    assert metric(daemon, "videoroomd_connection_errors_total") == 0
+    assert metric(daemon, 'videoroomd_protocol_errors_total{kind="frame_too_large"}') == 2
 
 
 async def test_a_refused_relay_join_on_a_failing_connection_ends_only_that_connection(tmp_path):

@@ -11,7 +11,8 @@ from hypothesis import given, strategies as st
 from videoroomd.exception_groups import split_failure
 from videoroomd.http.hosts import HostPolicy, is_loopback_host, proxy_headers, split_host
 from videoroomd.http.isolation import contained
-from videoroomd.http.limits import PER_ADDRESS, TOTAL, OpenConnections
+from videoroomd.http.limits import (IDLE, JOINED, NO_REQUEST, NOT_JOINED, PER_ADDRESS, SERVING, TOTAL,
+                                    OpenConnections)
 from videoroomd.http.request import Request
 from videoroomd.logs.ratelimit import LineBudget
 
@@ -79,12 +80,34 @@ def test_default_names_are_the_listen_address_and_loopback_and_a_wildcard_takes_
 
 def test_open_connections_are_capped_in_total_and_per_address():
     connections = OpenConnections()
-    assert [connections.open("a", 3, 2) for _ in range(3)] == [None, None, PER_ADDRESS]
-    assert connections.open("b", 3, 2) is None
+    opened = [connections.open("a", 3, 2) for _ in range(3)]
+    assert [slot if isinstance(slot, str) else None for slot in opened] == [None, None, PER_ADDRESS]
+    b = connections.open("b", 3, 2)
+    assert not isinstance(b, str)
     assert connections.open("c", 3, 2) == TOTAL
-    connections.close("a")
-    connections.close("a")
+    connections.close(opened[0])
+    connections.close(opened[1])
+    connections.close(opened[1])  # a second time changes nothing
     assert connections.from_address("a") == 0 and connections.total == 1
+
+
+def test_a_full_house_pushes_out_the_oldest_connection_that_proved_nothing():
+    connections = OpenConnections()
+    pushed: list[str] = []
+    slots = {name: connections.open(name, 4, 4, evict=lambda name=name: pushed.append(name)) for name in "abcd"}
+    slots["a"].mark(JOINED)      # in a call: never pushed out
+    slots["b"].mark(SERVING)     # a request being answered: neither
+    slots["c"].mark(NOT_JOINED)  # upgraded, not in a call: it sent a request, so it goes after those that never did
+    assert connections.open("e", 4, 4) == TOTAL
+    assert connections.evict_oldest_unproven().state == NO_REQUEST and pushed == ["d"]
+    assert not isinstance(connections.open("e", 4, 4), str) and connections.total == 4
+    connections.close(slots["d"])  # the pushed-out connection ends: its place was given back already
+    assert connections.total == 4 and connections.from_address("d") == 0
+    assert connections.evict_oldest_unproven().address == "e"  # never sent a request: before c
+    assert connections.evict_oldest_unproven().address == "c"
+    assert connections.evict_oldest_unproven() is None  # a call and a request: nothing to push out
+    slots["b"].mark(IDLE)        # kept alive, waiting for its next request: unproven again
+    assert connections.evict_oldest_unproven().address == "b" and connections.total == 1 and pushed == ["d", "c", "b"]
 
 
 @given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=255), max_size=200))

@@ -92,7 +92,8 @@ def check_config(path: str | None) -> None:
     rooms = ", ".join(f"{name} (max {room.max_peers})" for name, room in config.rooms.items()) or "none"
     dynamic = "; dynamic rooms on" if config.server.dynamic_rooms else ""
     tls = "https" if config.server.tls_cert else "http"
-    click.echo(f"{location.name}: OK: {tls}://{config.server.listen}, {len(config.rooms)} rooms: {rooms}{dynamic}")
+    proxies = f"; behind {', '.join(config.server.trusted_proxies)}" if config.server.trusted_proxies else ""
+    click.echo(f"{location.name}: OK: {tls}://{config.server.listen}, {len(config.rooms)} rooms: {rooms}{dynamic}{proxies}")
 
 
 @cli.command("check-ice")

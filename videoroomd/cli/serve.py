@@ -8,6 +8,7 @@ import structlog
 import trio
 
 from ..config import Config, Location
+from ..daemon import fd_limit
 from ..daemon.daemon import Daemon
 from ..daemon.sdnotify import Notifier
 from ..http.server import ListenError
@@ -28,6 +29,7 @@ def run_serve(location: Location, config: Config, user_error: Callable[[str], Ex
         log.critical("cannot start", error=str(error))
         raise user_error(str(error)) from None
     log.info("starting", config=location.name)
+    fd_limit.check(config, log)
     daemon = Daemon(location, config, notifier=Notifier())
     try:
         return trio.run(daemon.run)

@@ -60,6 +60,7 @@ SERVER = (
     Key("max_connections_per_address", v.integer(1, 1000000)),
     Key("hostnames", v.array_of(v.hostname)),
     Key("admin_token", v.nonempty_string),
+    Key("trusted_proxies", v.array_of(v.network)),
 )
 ICE = (
     Key("addresses", v.array_of(v.ip_address)),

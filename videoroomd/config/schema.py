@@ -71,6 +71,7 @@ class ServerConfig:
     max_connections_per_address: int = 64
     hostnames: tuple[str, ...] | None = None  # None: the listen address and the loopback names
     admin_token: str | None = field(default=None, repr=False)
+    trusted_proxies: tuple[str, ...] = ()  # reverse proxies whose Forwarded / X-Forwarded-For is believed
 
     @property
     def listen(self) -> str:

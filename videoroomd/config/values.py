@@ -144,6 +144,15 @@ def ip_address(value: Any, path: tuple[str, ...]) -> str:
         raise Invalid(f"expected an IPv4 or IPv6 address, got {text!r}") from None
 
 
+def network(value: Any, path: tuple[str, ...]) -> str:
+    """An address or a CIDR block (``"10.0.0.0/8"``, ``"::1"``), as its network in canonical form."""
+    text = string(value, path)
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise Invalid(f"expected an IPv4 or IPv6 address or CIDR block (\"10.0.0.0/8\"), got {text!r}") from None
+
+
 def is_hostname(text: str) -> bool:
     """Whether ``text`` is a DNS host name (labels of letters, digits and '-')."""
     return _HOSTNAME.match(text) is not None

@@ -20,6 +20,7 @@ import trio
 
 from ..backoff import Backoff, retry
 from ..config import IceConfig, RoomConfig
+from ..logs.ratelimit import ThrottledLog
 from ..media.workers.client import MediaError, WorkerLost
 from ..media.workers.commands import AddCandidate, Answer, Answered, CloseEndpoint, Command, Slot
 from ..media.workers.events import Bandwidth, EndpointState, LayerSwitched, RoomEvent, RoomLost, Silent, Vad
@@ -39,6 +40,7 @@ from .media_side import MediaSide, describe
 from .session import Session, SessionError
 
 log = structlog.get_logger("videoroomd.engine")
+throttled = ThrottledLog(log)  # for the lines a client causes
 
 INBOX_SIZE = 1024            # media-worker reports waiting for the engine, besides the peers' shares
 PEER_QUEUE = 128             # events of one peer waiting for the engine; a peer sending faster is cut off
@@ -257,7 +259,7 @@ class Engine:
         except (MediaEventError, SessionError, SdpError) as error:
             # The client waits for an answer: it hears what was wrong (and then, as the
             # client library does after an error, it disconnects).
-            log.info("media event refused", peer=endpoint_id, media_event=event_type, error=str(error))
+            throttled.info("media event refused", peer=endpoint_id, media_event=event_type, error=str(error))
             if event_type == "sdpOffer":
                 # Its negotiation cannot go on: the others would wait for it for ever.
                 await self._end(endpoint_id, f"offer refused: {error}")
@@ -364,7 +366,7 @@ class Engine:
             # Whatever holds up its connection would hold up the whole room next time.
             await self._end(endpoint_id, f"the server's media connection did not take a candidate within {MEDIA_CALL_TIMEOUT:g} s")
         except Exception as error:  # a malformed candidate ends nothing
-            log.info("candidate refused", peer=endpoint_id, error=describe(error))
+            throttled.info("candidate refused", peer=endpoint_id, error=describe(error))
             self._deliver([(endpoint_id, ev.error(f"candidate refused: {describe(error)}"))])
 
     # -- media events ------------------------------------------------------------------------

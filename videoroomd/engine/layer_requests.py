@@ -7,7 +7,8 @@ used. The session (pure) decides what changes and what the others hear; the
 media worker gets :class:`~videoroomd.media.workers.commands.LayerEnabled` and
 :class:`~videoroomd.media.workers.commands.TargetLayer` through the room's link.
 
-May import: videoroomd.media (client, plane), and this package's session, media_events, rate, media_side.
+May import: videoroomd.media (client, plane), videoroomd.logs.ratelimit, and this package's session, media_events,
+rate, media_side.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Callable
 import structlog
 import trio
 
+from ..logs.ratelimit import ThrottledLog
 from ..media.workers.client import MediaError
 from ..token_buckets import TokenBuckets
 from . import media_events as ev
@@ -25,6 +27,7 @@ from .media_side import MediaSide, describe
 from .session import Session
 
 log = structlog.get_logger("videoroomd.engine")
+throttled = ThrottledLog(log)  # for the lines a client causes
 
 MAX_VARIANT_BITRATES = 8     # entries of one trackVariantBitrates (one per layer)
 
@@ -79,11 +82,11 @@ class LayerRequests:
         track_id = ev.field(event, "trackId", str)
         variant = ev.field(event, "variant", str)
         if not self.targets.take(peer_id, trio.current_time()):
-            log.info("layer request dropped: too many", peer=peer_id, rate=self.targets.rate, burst=self.targets.burst)
+            throttled.info("layer request dropped: too many", peer=peer_id, rate=self.targets.rate, burst=self.targets.burst)
             return
         problem = self.session.target(peer_id, track_id, variant)
         if problem is not None:
-            log.info("layer request ignored", peer=peer_id, track=track_id[:80], variant=variant[:20], why=problem)
+            throttled.info("layer request ignored", peer=peer_id, track=track_id[:80], variant=variant[:20], why=problem)
             return
         assert self.media.link is not None
         try:

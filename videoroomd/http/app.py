@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Callable
+
 import structlog
 import trio
 
 from ..context import Context
 from ..logs.ratelimit import ThrottledLog
 from .hosts import WILDCARDS, HostPolicy, is_loopback_address
-from .limits import TOTAL, OpenConnections
+from . import forwarded
+from .limits import PER_ADDRESS, TOTAL, OpenConnections, Slot
 from .ratelimit import ConnectionRateLimit
 from .request import Request, Response
 from .routes import Routes
@@ -28,6 +32,7 @@ class DaemonApp:
         self.rate_limit = ConnectionRateLimit(context.config().server.connections_per_second)
         self.open = OpenConnections()
         self._hosts: tuple[object, HostPolicy] | None = None
+        self._proxies: tuple[object, tuple[forwarded.Network, ...]] = (None, ())
         server = context.config().server
         if server.hostnames is None and server.host in WILDCARDS:
             log.warning("listening on every address and answering any Host; set [server] hostnames to the names "
@@ -35,26 +40,69 @@ class DaemonApp:
                         listen=server.listen)
 
     # -- connections ---------------------------------------------------------------------
-    def admit(self, remote: tuple[str, int]) -> Response | None:
+    def admit(self, remote: tuple[str, int], evict: Callable[[], None]) -> Slot | Response:
         server = self.context.config().server
-        if not self.rate_limit.allow(remote[0], trio.current_time()):
+        # A trusted proxy brings everyone's connections: its clients are counted once their requests name them.
+        proxy = forwarded.trusted(remote[0], self._trusted_proxies())
+        if not proxy and not self.rate_limit.allow(remote[0], trio.current_time()):
             return self._refuse(remote, "rate_limit", 429, "too many new connections from your address; slow down")
-        over = self.open.open(remote[0], server.max_connections, server.max_connections_per_address)
-        if over == TOTAL:
-            return self._refuse(remote, over, 503, "the server has too many connections open; try again later")
-        if over is not None:
-            return self._refuse(remote, over, 429, f"too many connections open from your address "
+        per_address = server.max_connections if proxy else server.max_connections_per_address
+        slot = self.open.open(remote[0], server.max_connections, per_address, evict)
+        if slot == TOTAL:
+            # Full: the connection that has proven nothing for longest makes room. Only when every
+            # place is held by a call or a request being answered is the newcomer refused.
+            pushed = self.open.evict_oldest_unproven()
+            if pushed is not None:
+                self.metrics.connections_evicted.labels(pushed.state).inc()
+                throttled.info("connection pushed out for a newcomer: the server is full", state=pushed.state,
+                               remote=pushed.address)
+                slot = self.open.open(remote[0], server.max_connections, per_address, evict)
+        if slot == TOTAL:
+            return self._refuse(remote, TOTAL, 503, "the server has too many connections open; try again later")
+        if isinstance(slot, str):
+            return self._refuse(remote, slot, 429, f"too many connections open from your address "
                                                    f"(at most {server.max_connections_per_address})")
         self.metrics.connections_open.inc()
-        return None
+        return slot
+
+    def out_of_descriptors(self) -> None:
+        """Out of file descriptors: the oldest connection that has proven nothing gives its own back."""
+        self.metrics.connections_refused.labels("out_of_descriptors").inc()
+        pushed = self.open.evict_oldest_unproven()
+        if pushed is not None:
+            self.metrics.connections_evicted.labels(pushed.state).inc()
+
+    def client(self, request: Request, slot: Slot) -> Request | Response:
+        """``request`` as sent by its client: through a trusted proxy, from the address the proxy names
+        (which the per-address cap and rate limit then count) by the scheme it names; or the refusal to send."""
+        proxies = self._trusted_proxies()
+        if not forwarded.trusted(request.remote[0], proxies):
+            return request
+        address = forwarded.client_address(request.remote[0], request.headers, proxies)
+        scheme = forwarded.scheme(request.headers) or request.scheme
+        server = self.context.config().server
+        remote = (address, 0)
+        if address != slot.address:  # a new client on this connection (a proxy may reuse one for several)
+            if not self.rate_limit.allow(address, trio.current_time()):
+                return self._refuse(remote, "rate_limit", 429, "too many new connections from your address; slow down")
+            if not self.open.move(slot, address, server.max_connections_per_address):
+                return self._refuse(remote, PER_ADDRESS, 429, f"too many connections open from your address "
+                                                              f"(at most {server.max_connections_per_address})")
+        return replace(request, remote=remote, scheme=scheme)
+
+    def _trusted_proxies(self) -> tuple[forwarded.Network, ...]:
+        server = self.context.config().server
+        if self._proxies[0] is not server:  # made again after a reload
+            self._proxies = (server, forwarded.networks(server.trusted_proxies))
+        return self._proxies[1]
 
     def _refuse(self, remote: tuple[str, int], reason: str, status: int, text: str) -> Response:
         self.metrics.connections_refused.labels(reason).inc()
         throttled.warning("connection refused", reason=reason, remote=remote[0])
         return Response.text(status, text)
 
-    def release(self, remote: tuple[str, int]) -> None:
-        self.open.close(remote[0])
+    def release(self, slot: Slot) -> None:
+        self.open.close(slot)
         self.metrics.connections_open.dec()
 
     def failed(self, remote: tuple[str, int], error: BaseException) -> None:

@@ -8,9 +8,10 @@ the handshake itself; everything else is answered through h11.
 
 from __future__ import annotations
 
+import re
 import ssl
 from http import HTTPStatus
-from typing import Protocol
+from typing import Callable, Protocol
 from urllib.parse import urlsplit
 
 import h11
@@ -18,14 +19,18 @@ import structlog
 import trio
 
 from ..config import ServerConfig
+from .accept import serve_listeners
 from .isolation import contained
+from .limits import IDLE, NOT_JOINED, SERVING, Slot, current_slot
 from .request import Request, Response
 
 log = structlog.get_logger("videoroomd.http")
 
 MAX_HEAD = 16 * 1024          # bytes of request line + headers
-HEAD_TIMEOUT = 10.0           # seconds to send a request head
-IDLE_TIMEOUT = 60.0           # seconds a kept-alive connection may sit idle
+FIRST_REQUEST_TIMEOUT = 10.0  # seconds from connecting to the first byte of a request: a connection that says
+                              # nothing holds a place for no longer (a browser's preconnection is used at once)
+HEAD_TIMEOUT = 5.0            # seconds to send a request head, once its first byte is in
+IDLE_TIMEOUT = 60.0           # seconds a kept-alive connection may sit idle (pushed out sooner when the house is full)
 SEND_TIMEOUT = 15.0           # seconds a response may take to leave; a client that does not read is dropped
 REFUSAL_TIMEOUT = 2.0         # seconds to tell a refused connection why (a TLS handshake may never finish)
 SERVER_NAME = b"videoroomd"
@@ -34,17 +39,26 @@ SERVER_NAME = b"videoroomd"
 class App(Protocol):
     """What the listener asks of the application, connection by connection."""
 
-    def admit(self, remote: tuple[str, int]) -> Response | None:
-        """Take a place for a new connection; or the refusal to send it instead (no place taken)."""
+    def admit(self, remote: tuple[str, int], evict: Callable[[], None]) -> Slot | Response:
+        """Take a place for a new connection, or the refusal to send it instead (no place taken).
 
-    def release(self, remote: tuple[str, int]) -> None:
+        ``evict`` ends the connection: called when it is pushed out for a newcomer.
+        """
+
+    def release(self, slot: Slot) -> None:
         """The connection :meth:`admit` let in has ended."""
+
+    def client(self, request: Request, slot: Slot) -> Request | Response:
+        """The request as from its client (through a trusted proxy: the address it names), or a refusal."""
 
     def refusal(self, request: Request) -> Response | None:
         """The answer to a request that must not reach :meth:`http` or :meth:`websocket` (wrong Host...)."""
 
     def bad_request(self, remote: tuple[str, int], reason: str) -> None:
         """A request head was refused as malformed."""
+
+    def out_of_descriptors(self) -> None:
+        """A connection could not be accepted for want of file descriptors: free one if a connection can spare it."""
 
     def failed(self, remote: tuple[str, int], error: BaseException) -> None:
         """The connection ended on an unexpected error (a bug, or a case not foreseen): log and count it."""
@@ -60,6 +74,7 @@ class ReplayStream(trio.abc.Stream):
     def __init__(self, inner: trio.abc.Stream, prefix: bytes):
         self.inner = inner
         self._prefix = prefix
+        self.closed = trio.Event()  # set once closed: a handshake refused by the WebSocket code ends at once
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._prefix:
@@ -75,11 +90,15 @@ class ReplayStream(trio.abc.Stream):
         await self.inner.wait_send_all_might_not_block()
 
     async def aclose(self) -> None:
+        self.closed.set()
         await self.inner.aclose()
 
 
 class _BadRequest(Exception):
     pass
+
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 async def _read_head(stream: trio.abc.Stream, buffer: bytearray, deadline: trio.CancelScope) -> bytes | None:
@@ -91,6 +110,9 @@ async def _read_head(stream: trio.abc.Stream, buffer: bytearray, deadline: trio.
     """
     while True:
         end = buffer.find(b"\r\n\r\n")
+        if _BARE_LF.search(buffer, 0, end if end >= 0 else len(buffer)):
+            # Read on, it would wait for a CRLF CRLF that never comes until the head deadline.
+            raise _BadRequest("header lines must end in CRLF, not a bare LF")
         if end >= 0:
             head = bytes(buffer[: end + 4])
             del buffer[: end + 4]
@@ -197,28 +219,34 @@ async def handle_connection(stream: trio.abc.Stream, app: App, scheme: str) -> N
 
 
 async def _admitted(stream: trio.abc.Stream, app: App, scheme: str, remote: tuple[str, int]) -> None:
-    refused = app.admit(remote)
-    if refused is not None:
-        with trio.move_on_after(REFUSAL_TIMEOUT):
-            await send_error(stream, refused.status, refused.body.decode())
-        return
-    try:
-        await _serve(stream, app, scheme, remote)
-    finally:
-        app.release(remote)
+    with trio.CancelScope() as connection_scope:  # cancelled when the connection is pushed out for a newcomer
+        slot = app.admit(remote, connection_scope.cancel)
+        if isinstance(slot, Response):
+            with trio.move_on_after(REFUSAL_TIMEOUT):
+                await send_error(stream, slot.status, slot.body.decode())
+            return
+        token = current_slot.set(slot)
+        try:
+            await _serve(stream, app, scheme, remote, slot)
+        finally:
+            current_slot.reset(token)
+            app.release(slot)
 
 
-async def _serve(stream: trio.abc.Stream, app: App, scheme: str, remote: tuple[str, int]) -> None:
+async def _serve(stream: trio.abc.Stream, app: App, scheme: str, remote: tuple[str, int], slot: Slot) -> None:
     try:
         buffer = bytearray()
+        wait = FIRST_REQUEST_TIMEOUT
         while True:
             head = None
-            with trio.move_on_after(HEAD_TIMEOUT if buffer else IDLE_TIMEOUT) as deadline:
+            with trio.move_on_after(HEAD_TIMEOUT if buffer else wait) as deadline:
                 head = await _read_head(stream, buffer, deadline)
             if head is None:
                 return  # closed by the client, or idle too long
+            slot.mark(SERVING)
             request, connection = _parse_head(head, remote, scheme)
-            refused = app.refusal(request)
+            request = app.client(request, slot)
+            refused = request if isinstance(request, Response) else app.refusal(request)
             if refused is not None:
                 with trio.move_on_after(REFUSAL_TIMEOUT):
                     await send_error(stream, refused.status, refused.body.decode())
@@ -226,6 +254,7 @@ async def _serve(stream: trio.abc.Stream, app: App, scheme: str, remote: tuple[s
             if request.is_websocket:
                 if not head.isascii():  # the WebSocket handshake code reads the head as ASCII, and raises otherwise
                     raise _BadRequest("a WebSocket upgrade request must be ASCII text")
+                slot.mark(NOT_JOINED)
                 await app.websocket(request, ReplayStream(stream, head + bytes(buffer)))
                 return
             response = await app.http(request)
@@ -233,6 +262,8 @@ async def _serve(stream: trio.abc.Stream, app: App, scheme: str, remote: tuple[s
                 await _send(stream, connection, response, head_only=request.method == "HEAD")
             if sending.cancelled_caught or connection.our_state is h11.MUST_CLOSE:
                 return
+            slot.mark(IDLE)
+            wait = IDLE_TIMEOUT
     except _BadRequest as error:
         app.bad_request(remote, str(error))
         with trio.move_on_after(REFUSAL_TIMEOUT):
@@ -279,4 +310,4 @@ async def serve(listeners: list[trio.abc.Listener], scheme: str, app: App) -> No
     async def handler(stream: trio.abc.Stream) -> None:
         await handle_connection(stream, app, scheme)
 
-    await trio.serve_listeners(handler, listeners)
+    await serve_listeners(handler, listeners, app.out_of_descriptors)

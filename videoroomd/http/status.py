@@ -25,8 +25,9 @@ async def metrics(context: Context, request: Request) -> Response:
 def _admin_allowed(context: Context, request: Request) -> bool:
     token = context.config().server.admin_token
     if token is not None:
-        given = request.headers.get("authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+        scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
+        # The scheme is case-insensitive (RFC 7235): "bearer" and "BEARER" are "Bearer".
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
     return request.from_loopback
 
 

@@ -13,6 +13,7 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from ..context import Context
+from ..http import limits as connection_slot
 from ..http.request import Request
 from ..logs.ratelimit import ThrottledLog
 from ..rooms import JoinRefused
@@ -20,14 +21,16 @@ from ..rooms.link import CHAT, ChannelPush, ChatPost, ChatRefused, FromRoom, Med
 from ..rooms.registry import shown_name
 from . import phoenix
 from .phoenix import Frame, ProtocolError
-from .websocket import (GOING_AWAY, POLICY_VIOLATION, HandshakeFailed, accepted, frame_too_large, origin_allowed,
-                        receive_within, refuse, send_or_drop)
+from .websocket import (GOING_AWAY, POLICY_VIOLATION, HandshakeFailed, accepted, close_within, frame_too_large,
+                        origin_allowed, receive_within, refuse, send_or_drop)
 
 log = structlog.get_logger("videoroomd.peer_channel")
 throttled = ThrottledLog(log)
 
 PATH = "/socket/websocket"
 IDLE_TIMEOUT = 60.0       # phoenix.js sends a heartbeat every 30 s; silence past this is a dead client
+JOIN_TIMEOUT = 10.0       # seconds from the upgrade to a join: clients join at once, a socket that never does
+                          # holds a connection's place for nothing
 MAX_BAD_FRAMES = 20       # protocol errors tolerated on one socket before it is closed
 MEDIA_EVENT = "mediaEvent"
 
@@ -45,7 +48,7 @@ async def serve_socket(context: Context, request: Request, stream: trio.abc.Stre
         await refuse(stream, 400, f"only the Phoenix JSON serializer v2 is spoken here (vsn=2.0.0), not vsn={vsn}")
         return
     try:
-        async with accepted(stream, server.max_frame_size) as websocket:
+        async with accepted(stream, server.max_frame_size, context.metrics) as websocket:
             await PeerChannel(websocket, stream, context, request.remote).run()
     except HandshakeFailed as failed:
         throttled.info("socket dropped before it opened", reason=str(failed), remote=request.remote[0])
@@ -65,17 +68,27 @@ class PeerChannel:
         self.topic: str | None = None
         self.join_ref: str | None = None
         self.bad_frames = 0
+        self.join_deadline = trio.CancelScope()
 
     async def run(self) -> None:
         """Read and answer frames until the socket closes; the peer then leaves its room."""
         try:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
+                nursery.start_soon(self._close_unless_joined)
                 await self._read_loop()
                 nursery.cancel_scope.cancel()
         finally:
             if self.link is not None:
                 self.link.leave("connection closed")
+
+    async def _close_unless_joined(self) -> None:
+        """Close the socket when it has not joined a room within JOIN_TIMEOUT of opening."""
+        with self.join_deadline:
+            await trio.sleep(JOIN_TIMEOUT)
+            self.metrics.connections_refused.labels("join_timeout").inc()
+            throttled.info("socket closed: no join", remote=self.remote[0], limit_s=JOIN_TIMEOUT)
+            await self.websocket.aclose(POLICY_VIOLATION, f"join a room within {JOIN_TIMEOUT:g} s of connecting")
 
     async def _read_loop(self) -> None:
         while True:
@@ -85,7 +98,7 @@ class PeerChannel:
                 frame_too_large(closed, self.metrics, self.remote, self.context.config().server.max_frame_size)
                 return
             if message is None:
-                log.info("socket closed: no heartbeat", remote=self.remote[0], idle_s=IDLE_TIMEOUT)
+                throttled.info("socket closed: no heartbeat", remote=self.remote[0], idle_s=IDLE_TIMEOUT)
                 await self.websocket.aclose(POLICY_VIOLATION, "no heartbeat")
                 return
             self.metrics.messages_in.labels("phoenix").inc()
@@ -184,11 +197,13 @@ class PeerChannel:
             link = await self.context.rooms.join(name, display, password, kind="rtc", address=self.remote[0])
         except JoinRefused as refused:
             self.metrics.joins_refused.labels(refused.code).inc()
-            log.info("join refused", room=name[:80], code=refused.code, reason=refused.reason,
+            throttled.info("join refused", room=name[:80], code=refused.code, reason=refused.reason,
                      remote=self.remote[0])
             await self._send(phoenix.reply(frame, "error", {"reason": refused.reason, "code": refused.code}))
             return
         self.metrics.joins.labels("rtc").inc()
+        self.join_deadline.cancel()
+        connection_slot.joined()
         self.link, self.topic, self.join_ref = link, frame.topic, frame.join_ref
         structlog.contextvars.bind_contextvars(room=name, peer=link.id)
         # "simulcast": whether the room takes layers, so that the page knows whether to send them.
@@ -198,6 +213,7 @@ class PeerChannel:
     async def _leave(self, frame: Frame) -> None:
         assert self.link is not None
         self.link.leave("left")
+        connection_slot.left()
         self.link = None
         self.topic = self.join_ref = None
         await self._send(phoenix.reply(frame, "ok"))
@@ -215,10 +231,11 @@ class PeerChannel:
             return  # the client asked to leave; it has its answer already
         self.link = None
         self.topic = self.join_ref = None
+        connection_slot.left()
         if closed is not None and closed.cut_off:
             self.metrics.errors.labels("slow_consumer").inc()
-            log.warning("peer cut off", reason=reason)
-            await self.websocket.aclose(POLICY_VIOLATION, reason[:120])
+            throttled.warning("peer cut off", reason=reason)
+            await close_within(self.websocket, self.stream, POLICY_VIOLATION, reason[:120])
         else:
             # phx_error makes phoenix.js rejoin the channel by itself, with backoff;
             # phx_close ends the channel for good. "retry": the media path broke, and a

@@ -20,14 +20,15 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 from .. import json_limits
 from ..config.validate import ROOM_NAME_RULE, is_room_name
 from ..context import Context
+from ..http import limits as connection_slot
 from ..http.request import Request
 from ..logs.ratelimit import ThrottledLog
 from ..metrics import Metrics
 from ..rooms import JoinRefused
 from ..rooms.link import FromRoom, ParticipantLink, PeerJoined, PeerLeft, RelaySend, RelayText
 from . import relay_protocol as rp
-from .websocket import (GOING_AWAY, NORMAL, POLICY_VIOLATION, HandshakeFailed, accepted, frame_too_large, origin_allowed,
-                        receive_within, refuse, send_or_drop)
+from .websocket import (GOING_AWAY, NORMAL, POLICY_VIOLATION, HandshakeFailed, accepted, close_within, frame_too_large,
+                        origin_allowed, receive_within, refuse, send_or_drop)
 
 log = structlog.get_logger("videoroomd.relay")
 throttled = ThrottledLog(log)
@@ -93,7 +94,7 @@ async def serve_relay(context: Context, request: Request, stream: trio.abc.Strea
         await refuse(stream, refusal.status, str(refusal))
         return
     try:
-        async with accepted(stream, context.config().server.max_frame_size) as websocket:
+        async with accepted(stream, context.config().server.max_frame_size, context.metrics) as websocket:
             await _relay(websocket, stream, name, request, context)
     except HandshakeFailed as failed:
         throttled.info("relay socket dropped before it opened", reason=str(failed), remote=request.remote[0])
@@ -113,6 +114,7 @@ async def _relay(websocket: WebSocketConnection, stream: trio.abc.Stream, name: 
             await websocket.aclose(POLICY_VIOLATION, refused.reason[:120])
         return
     metrics.joins.labels("relay").inc()
+    connection_slot.joined()
     structlog.contextvars.bind_contextvars(room=name, peer=link.id)
     try:
         # The first frame, before anything the room sends: the others heard of it as it joined.
@@ -187,8 +189,8 @@ async def _pump(websocket: WebSocketConnection, stream: trio.abc.Stream, link: P
     try:
         if closed is not None and closed.cut_off:
             metrics.errors.labels("slow_consumer").inc()
-            log.warning("peer cut off", reason=reason)
-            await websocket.aclose(POLICY_VIOLATION, reason[:120])
+            throttled.warning("peer cut off", reason=reason)
+            await close_within(websocket, stream, POLICY_VIOLATION, reason[:120])
         elif reason not in ("left", "connection closed"):
             await websocket.send_message(rp.error(link.id, rp.ROOM_CLOSED, reason))
             await websocket.aclose(GOING_AWAY if context.draining() else NORMAL, reason[:120])
