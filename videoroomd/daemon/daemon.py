@@ -72,6 +72,9 @@ class Daemon:
         if self.turn is not None:
             # Relayed data moves to the media worker that carries the client's room.
             self.turn.handoff = WorkerHandoff(self.media, self.media_addresses, self.turn.worker_event)
+            # It allocates only for participants in a call, and ends their allocations when they leave.
+            self.turn.may_allocate = self.turn_credentials.may_allocate
+            self.turn_credentials.on_revoke.append(self.turn.release_user)
             self.metrics.watch_turn(self.turn.stats)
         # What the handlers may read of the daemon; the getters follow reloads and the drain.
         self.context = Context(config=lambda: self.config, metrics=self.metrics, draining=lambda: self.draining,

@@ -82,6 +82,7 @@ class Engine:
         self.ice = ice
         self.config = config
         self.session = Session(lambda endpoint_id: turn.for_peer(config, endpoint_id))
+        self.turn = turn
         self.media = MediaSide(plane, ice, config, media_addresses, self._from_worker)
         # Room for every peer's share, and INBOX_SIZE more for what the media worker reports.
         self._send, self._inbox = trio.open_memory_channel(INBOX_SIZE + PEER_QUEUE * config.max_peers)
@@ -174,6 +175,8 @@ class Engine:
                     while self._left:
                         await self._handle(_PeerLeft(self._left.pop()))
         finally:
+            for endpoint_id in list(self.session.endpoints):
+                self.turn.revoke(endpoint_id)  # the call is over: so are its TURN allocations
             await self.media.close(CLOSE_TIMEOUT)
 
     def _dequeued(self, endpoint_id: str) -> None:
@@ -402,6 +405,7 @@ class Engine:
             self._deliver(self.session.remove(endpoint_id))
         except Exception:
             log.exception("removing an endpoint from the session failed", peer=endpoint_id)
+        self.turn.revoke(endpoint_id)  # its TURN allocations end with it
         self.media.offered(endpoint_id)
         if endpoint_id in self.connections and self.link is not None:
             self.connections.discard(endpoint_id)

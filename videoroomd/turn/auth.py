@@ -30,10 +30,11 @@ class Refusal:
 
 
 class Authenticator:
-    def __init__(self, realm: str, secret: str, clock: Callable[[], float]):
+    def __init__(self, realm: str, secret: str, clock: Callable[[], float], max_lifetime: float | None = None):
         self.realm = realm
         self._secret = secret
         self.clock = clock  # Unix time: REST-API usernames carry a Unix expiry
+        self.max_lifetime = max_lifetime  # the longest a username may still be valid for; None: any
         self._nonce_key = os.urandom(16)
 
     def nonce(self) -> bytes:
@@ -65,7 +66,7 @@ class Authenticator:
             return Refusal(error(message, 400, "MESSAGE-INTEGRITY needs USERNAME, REALM and NONCE"))
         if not self.nonce_valid(nonce):
             return Refusal(self.challenge(message, 438, "stale nonce: use the new one"))
-        key = key_for(username, realm, self._secret, self.clock()) if realm == self.realm else None
+        key = key_for(username, realm, self._secret, self.clock(), self.max_lifetime) if realm == self.realm else None
         if key is None:
             return Refusal(self.challenge(message, 401, "unknown, forged or expired credentials"), bad_credentials=True)
         if not message.check_message_integrity(key):

@@ -32,6 +32,7 @@ from ..config.schema import TurnConfig
 from ..media.commands import TurnRelease
 from ..media.events import TurnClosed, TurnControl, TurnEvent, TurnLost
 from . import channeldata
+from .allocate_request import allocate_problem
 from .allocations import Allocation, AllocationTable, ByteBudget, QuotaError
 from .auth import Authenticator, Refusal
 from .credentials import user_of
@@ -39,15 +40,14 @@ from .handing import ClientHanding, Relay
 from .handoff import WorkerHandoff
 from .listeners import Client, Listeners, address_of, family_of, text, throttled
 from .messages import (
-    DONT_FRAGMENT, EVEN_PORT, UNKNOWN_ATTRIBUTES, Decoded, Malformed, decode, encode, error, looks_like_stun,
-    requested_family, response, unknown_attributes_value,
+    DONT_FRAGMENT, EVEN_PORT, UNKNOWN_ATTRIBUTES, Decoded, Malformed, decode, encode, error, looks_like_stun, response,
+    unknown_attributes_value,
 )
 from .relay_ports import CAN_SET_DONT_FRAGMENT, RelayPorts
 from .relaying import DaemonRelaying
 
 log = structlog.get_logger("videoroomd.turn")
 
-UDP_TRANSPORT = 17           # REQUESTED-TRANSPORT: the only relay transport served
 REAP_INTERVAL = 1.0          # seconds between two looks for expired allocations
 
 AllowedPeer = Callable[[str, int], bool]
@@ -72,10 +72,14 @@ class TurnService:
         self.wall_clock = wall_clock
         # Without a configured secret the credentials handed out live as long as this process.
         self.secret = config.secret or secrets.token_urlsafe(32)
-        self.auth = Authenticator(config.realm, self.secret, lambda: self.wall_clock())
+        self.auth = Authenticator(config.realm, self.secret, lambda: self.wall_clock(), config.credential_lifetime)
         self.table = AllocationTable(
-            max_total=config.max_allocations, max_per_user=config.max_allocations_per_user, max_lifetime=config.max_lifetime
+            max_total=config.max_allocations, max_per_user=config.max_allocations_per_user, max_lifetime=config.max_lifetime,
+            max_per_source=config.max_allocations_per_address,
         )
+        # Whether a user (a REST-API username's peer) may allocate now: set by the daemon, whose
+        # joins issue the credentials; left None, anyone with valid credentials may.
+        self.may_allocate: Callable[[str], bool] | None = None
         self.budget = ByteBudget(config.bandwidth_per_user * 125)  # kbit/s -> bytes/s
         self.dropped: Counter[str] = Counter()   # reason -> datagrams or messages not relayed nor answered
         self.refused: Counter[int] = Counter()   # STUN error code -> error responses sent
@@ -245,43 +249,36 @@ class TurnService:
             else:
                 self._reply(client, error(message, 437, "this 5-tuple has an allocation already"), key)
             return
-        transport = message.attributes.get("REQUESTED-TRANSPORT")
-        if transport is None:
-            self._reply(client, error(message, 400, "REQUESTED-TRANSPORT is missing"), key)
-            return
-        if transport >> 24 != UDP_TRANSPORT:
-            self._reply(client, error(message, 442, "only UDP relaying is served"), key)
-            return
-        try:
-            family = requested_family(decoded.raw)
-        except Malformed:
-            self._reply(client, error(message, 400, "REQUESTED-ADDRESS-FAMILY is malformed"), key)
-            return
         relay_family = 1 if family_of(self.relay_host) == socket.AF_INET else 2
-        if family is not None and family != relay_family:
-            self._reply(client, error(message, 440, f"relayed addresses here are IPv{4 if relay_family == 1 else 6}"), key)
+        problem = allocate_problem(decoded, relay_family, CAN_SET_DONT_FRAGMENT)
+        if problem is not None:
+            code, reason, extra = problem
+            self._reply(client, error(message, code, reason), key, extra)
+            return
+        user = user_of(username)
+        if self.may_allocate is not None and not self.may_allocate(user):
+            self.dropped["credentials_revoked"] += 1
+            self._reply(client, error(message, 403, "these credentials are for no one in a call now"), key)
             return
         try:
-            self.table.check_quota(user_of(username))
+            evicted = self.table.check_quota(user, client.address[0])
         except QuotaError as quota:
             self.dropped["allocation_quota"] += 1
             self._reply(client, error(message, quota.code, quota.reason), key)
             return
+        if evicted is not None:  # the table is full: the address holding the most gives one up
+            self.dropped["allocation_evicted"] += 1
+            self._release(evicted)
         # EVEN-PORT gets an even port; its R bit (keep the next port for a second allocation) is
         # not honoured: nothing here asks for the pair, and no RESERVATION-TOKEN is handed out.
-        dont_fragment = DONT_FRAGMENT in decoded.raw
-        if dont_fragment and not CAN_SET_DONT_FRAGMENT:
-            # §7.2: a server that cannot send with DF set treats DONT-FRAGMENT as unknown.
-            self._reply(client, error(message, 420), key, ((UNKNOWN_ATTRIBUTES, unknown_attributes_value((DONT_FRAGMENT,))),))
-            return
-        sock = self.ports.bind(even=EVEN_PORT in decoded.raw, dont_fragment=dont_fragment)
+        sock = self.ports.bind(even=EVEN_PORT in decoded.raw, dont_fragment=DONT_FRAGMENT in decoded.raw)
         if sock is None:
             self._reply(client, error(message, 508, "no relay port is free"), key)
             return
         now = trio.current_time()
         allocation = Allocation(
             client.key, username, address_of(sock.getsockname()), now + self.table.lifetime(message.attributes.get("LIFETIME")),
-            transaction_id=message.transaction_id, user=user_of(username),
+            transaction_id=message.transaction_id, user=user, source=client.address[0],
         )
         if allocation.expires <= now:  # LIFETIME 0 on an Allocate: the default, not an allocation that is gone
             allocation.expires = now + self.table.lifetime(None)
@@ -376,6 +373,11 @@ class TurnService:
             return
         self._permitted(client, (peer,))
         self._reply(client, response(message), key)
+
+    def release_user(self, user: str) -> None:
+        """End every allocation of ``user`` (a peer that left its call)."""
+        for key in self.table.of_user(user):
+            self._release(key)
 
     def _release(self, key: Hashable, *, removed: bool = False) -> None:
         """End the allocation of ``key`` (if any; ``removed``: the table dropped it already): its port is free again."""
