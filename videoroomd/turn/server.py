@@ -80,6 +80,9 @@ class TurnService:
         # Whether a user (a REST-API username's peer) may allocate now: set by the daemon, whose
         # joins issue the credentials; left None, anyone with valid credentials may.
         self.may_allocate: Callable[[str], bool] | None = None
+        # Whether a user may relay to a peer address (besides ``allowed_peer``): the media sockets
+        # of the call its credentials were issued for; left None, any of ``allowed_peer``'s.
+        self.scope: Callable[[str, tuple[str, int]], bool] | None = None
         self.budget = ByteBudget(config.bandwidth_per_user * 125)  # kbit/s -> bytes/s
         self.dropped: Counter[str] = Counter()   # reason -> datagrams or messages not relayed nor answered
         self.refused: Counter[int] = Counter()   # STUN error code -> error responses sent
@@ -89,7 +92,7 @@ class TurnService:
         self._by_id: dict[str, Relay] = {}
         self._ids = itertools.count(1)
         self._handing: ClientHanding | None = None  # with a handoff (set by the daemon), relayed data moves to the workers
-        self.relaying = DaemonRelaying(self.table, self.budget, allowed_peer, self._relays, self.dropped)
+        self.relaying = DaemonRelaying(self.table, self.budget, self._reachable, self._relays, self.dropped)
         self.relayed = self.relaying.relayed  # to_peer, to_client -> datagrams relayed here (not by a worker)
         self.ports = RelayPorts(relay_host, config.relay_ports)
         self._nursery: trio.Nursery | None = None
@@ -332,7 +335,15 @@ class TurnService:
             self.dropped["forbidden_peer"] += 1
             self._reply(client, error(message, 403, f"relaying to {text(peer)} is not allowed: only to this server's media"), key)
             return False
+        if self.scope is not None and not self.scope(allocation.user, peer):
+            self.dropped["forbidden_peer"] += 1
+            self._reply(client, error(message, 403, f"relaying to {text(peer)} is not allowed: not your call's media"), key)
+            return False
         return True
+
+    def _reachable(self, allocation: Allocation, peer: tuple[str, int]) -> bool:
+        """Whether the daemon may relay between ``allocation``'s client and ``peer``."""
+        return self.allowed_peer(peer[0], peer[1]) and (self.scope is None or self.scope(allocation.user, peer))
 
     def _create_permission(self, decoded: Decoded, client: Client, username: str, key: bytes) -> None:
         message = decoded.message
