@@ -388,8 +388,8 @@ async def test_a_socket_bound_to_the_turn_port_with_reuseport_gets_no_clients_da
         intruder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         intruder.bind(service.addresses["udp"])
         intruder.setblocking(False)
-        for _ in range(20):
-            async with TurnClient("udp", service.addresses["udp"]) as client:
+        for n in range(20):  # each from an address of its own: one would be refused what it did not pay for
+            async with TurnClient("udp", service.addresses["udp"], source=f"127.0.0.{n + 2}") as client:
                 assert (await client.request(allocate_request(), sign=False)).error_code == 401
         with pytest.raises(BlockingIOError):
             intruder.recv(100)

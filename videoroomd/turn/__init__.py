@@ -7,7 +7,8 @@ checks a server needs), :mod:`.channeldata`, :mod:`.framing` (TCP/TLS
 streams), :mod:`.allocate_request` (what an Allocate may ask for),
 :mod:`.allocations` (lifetimes, permissions, channels, quotas per user and
 per address),
-:mod:`.peers` (where relaying may go), :mod:`.relay_rules` (what one
+:mod:`.peers` (where relaying may go), :mod:`.reflection` (what an
+unauthenticated UDP address may be answered), :mod:`.relay_rules` (what one
 relayed datagram may do, for the daemon and the media workers alike) and
 :mod:`.clients` (the ``integratedTurnServers`` a join is handed, and who
 holds credentials now: allocations end with their participant). The

@@ -44,6 +44,7 @@ from .messages import (
     unknown_attributes_value,
 )
 from .relay_ports import CAN_SET_DONT_FRAGMENT, RelayPorts
+from .reflection import ReflectionGuard
 from .relaying import DaemonRelaying
 
 log = structlog.get_logger("videoroomd.turn")
@@ -84,6 +85,7 @@ class TurnService:
         # of the call its credentials were issued for; left None, any of ``allowed_peer``'s.
         self.scope: Callable[[str, tuple[str, int]], bool] | None = None
         self.budget = ByteBudget(config.bandwidth_per_user * 125)  # kbit/s -> bytes/s
+        self.reflection = ReflectionGuard()
         self.dropped: Counter[str] = Counter()   # reason -> datagrams or messages not relayed nor answered
         self.refused: Counter[int] = Counter()   # STUN error code -> error responses sent
         self.allocations_created = 0
@@ -157,24 +159,20 @@ class TurnService:
         clients reached the server over), drops by reason (here and in the media workers),
         refusals by code, allocations handed to media workers by transport, and packets
         relayed by where (daemon, workers) and direction (to_peer, to_client)."""
-        dropped = Counter(self.dropped)
-        relayed = {"daemon": dict(self.relayed), "workers": {}}
-        if self.handoff is not None:
-            counters = self.handoff.counters()
-            dropped.update(counters["dropped"])
-            relayed["workers"] = dict(counters["relayed"])
+        handed = self._handing.stats() if self._handing is not None else {}
         return {"allocations": len(self.table), "created": self.allocations_created,
                 "created_by_transport": dict(self.created_by_transport),
-                "dropped": dict(dropped), "refused": dict(self.refused),
-                "handed_off": dict(self._handing.handed_by_transport) if self._handing is not None else {},
-                "handoffs_failed": self._handing.failed if self._handing is not None else 0,
-                "relayed": relayed}
+                "dropped": dict(Counter(self.dropped) + Counter(handed.get("dropped", {}))), "refused": dict(self.refused),
+                "handed_off": handed.get("handed_off", {}), "handoffs_failed": handed.get("handoffs_failed", 0),
+                "relayed": {"daemon": dict(self.relayed), "workers": handed.get("relayed", {})}}
 
     # -- one message from a client ---------------------------------------------------------
     def _receive(self, data: bytes, client: Client) -> None:
         relay = self._relays.get(client.key)
         if relay is not None:
             client = relay.client  # a UDP client's datagrams each come with a Client; answer through its allocation's
+        if client.transport == "udp":
+            self.reflection.received(client.address[0], len(data), trio.current_time())
         try:
             if channeldata.looks_like_channel_data(data):
                 self.relaying.channel_data(data, client)
@@ -228,13 +226,18 @@ class TurnService:
         handler(decoded, client, username, key)
 
     def _reply(self, client: Client, message: stun.Message, key: bytes | None = None, extra=()) -> None:
+        data = encode(message, key, extra)
+        if key is None and client.transport == "udp" and not self.reflection.may_answer(
+                client.address[0], len(data), trio.current_time()):
+            self.dropped["reflection"] += 1  # more than the source sent: it may not be who it says
+            return
         if message.message_class == stun.Class.ERROR:
             self.refused[message.error_code or 0] += 1
-        client.send(encode(message, key, extra))
+        client.send(data)
 
     def _authenticate(self, message: stun.Message, client: Client) -> tuple[str, bytes] | None:
         """``(username, key)`` of a request signed with valid credentials; else answers it and returns None."""
-        checked = self.auth.check(message)
+        checked = self.auth.check(message, client.address[0])
         if isinstance(checked, Refusal):
             if checked.bad_credentials:
                 self.dropped["credentials_refused"] += 1
