@@ -29,6 +29,7 @@ from ..sdp.candidates import announce_address
 from ..sdp.offer import MAX_MEDIA_LINES, SdpError
 from ..sdp.offer import parse as parse_sdp
 from ..sdp.offer import simulcast_rids
+from ..sdp.offer_checks import check_offer
 from ..token_buckets import TokenBuckets
 from ..turn.clients import TurnCredentials
 from ..turn.peers import MediaAddresses
@@ -305,6 +306,7 @@ class Engine:
         for track_id, value in metadata.items():
             ev.metadata(event, f"trackIdToTrackMetadata[{track_id[:40]!r}]", value)
         offered = parse_sdp(sdp_text)
+        check_offer(sdp_text)  # what aiortc would trip on, named (SdpError)
         # A room without simulcast takes each track as one stream: the answer does not accept the
         # layers, and the client then sends only its first encoding (docs/media-events.md).
         rids = simulcast_rids(sdp_text) if self.config.simulcast else {}
