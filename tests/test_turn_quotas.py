@@ -127,3 +127,20 @@ def test_a_full_table_gives_a_newcomer_the_oldest_allocation_of_the_address_hold
     table.remove(0)
     assert table.per_source() == {"10.0.0.1": 2, "10.0.0.2": 2}
     assert table.of_user("user0") == [] and table.of_user("user1") == [1]
+
+
+async def test_a_tcp_clients_connection_ends_with_its_participant(start_daemon):
+    turn_port = free_port()
+    daemon = start_daemon(rooms=rooms(turn_port))
+    async with issued(daemon, "red", "leaving", transport="tcp") as joined:
+        client = TurnClient("tcp", ("127.0.0.1", turn_port))
+        async with client:
+            await client.allocate(joined.username, joined.password)
+            await joined.client.ws.aclose()  # the participant leaves: its allocation ends, and the connection
+            with trio.fail_after(10):
+                try:
+                    while True:
+                        await client.receive()
+                except (EOFError, trio.BrokenResourceError, ConnectionResetError):
+                    pass
+    assert metric(metrics(daemon), "videoroomd_turn_allocations") == 0

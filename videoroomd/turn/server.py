@@ -274,7 +274,7 @@ class TurnService:
             return
         if evicted is not None:  # the table is full: the address holding the most gives one up
             self.dropped["allocation_evicted"] += 1
-            self._release(evicted)
+            self._release(evicted, end_stream=True)
         # EVEN-PORT gets an even port; its R bit (keep the next port for a second allocation) is
         # not honoured: nothing here asks for the pair, and no RESERVATION-TOKEN is handed out.
         sock = self.ports.bind(even=EVEN_PORT in decoded.raw, dont_fragment=DONT_FRAGMENT in decoded.raw)
@@ -391,10 +391,11 @@ class TurnService:
     def release_user(self, user: str) -> None:
         """End every allocation of ``user`` (a peer that left its call)."""
         for key in self.table.of_user(user):
-            self._release(key)
+            self._release(key, end_stream=True)
 
-    def _release(self, key: Hashable, *, removed: bool = False) -> None:
-        """End the allocation of ``key`` (if any; ``removed``: the table dropped it already): its port is free again."""
+    def _release(self, key: Hashable, *, removed: bool = False, end_stream: bool = False) -> None:
+        """End the allocation of ``key`` (if any; ``removed``: the table dropped it already): its port is
+        free again; with ``end_stream``, a TCP/TLS client kept here loses its connection too (RFC 8656 §7.4)."""
         allocation = None if removed else self.table.remove(key)
         relay = self._relays.pop(key, None)
         if relay is not None:
@@ -403,6 +404,8 @@ class TurnService:
             self._by_id.pop(relay.id, None)
             if relay.worker is not None and self.handoff is not None:
                 self.handoff.post(relay.worker, TurnRelease(relay.id))  # it closes the client's socket
+            elif end_stream and relay.client.close is not None:
+                relay.client.close()
             allocation = relay.allocation
         if allocation is not None:
             log.debug("turn allocation ended", user=allocation.username, relay=text(allocation.relay))
