@@ -163,3 +163,15 @@ async def test_an_offer_the_worker_cannot_apply_gets_one_stable_message_not_pyth
                 assert error["data"]["message"] == (
                     "the server could not accept this offer: OfferRefused: the media library could not apply this offer")
                 assert await client.closed()
+
+
+async def test_a_trickled_candidate_aiortc_cannot_read_is_refused_by_name_and_the_call_goes_on(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
+        sdp, sending = await real_offer(media)
+        async with intruder(daemon) as client:
+            assert (await client.offer(sdp, sending))["type"] == "sdpAnswer"
+            await client.send({"type": "custom", "data": {"type": "candidate", "data": {
+                "candidate": "candidate:1 1 udp", "sdpMLineIndex": 0, "sdpMid": "0", "usernameFragment": None}}})
+            error = await client.next(("error",))
+            assert error["data"]["message"] == (
+                "candidate: a candidate is 'candidate:FOUNDATION COMPONENT TRANSPORT PRIORITY ADDRESS PORT typ TYPE ...'")

@@ -29,7 +29,7 @@ from ..sdp.candidates import announce_address
 from ..sdp.offer import MAX_MEDIA_LINES, SdpError
 from ..sdp.offer import parse as parse_sdp
 from ..sdp.offer import simulcast_rids
-from ..sdp.offer_checks import check_offer
+from ..sdp.offer_checks import check_candidate, check_offer
 from ..token_buckets import TokenBuckets
 from ..turn.clients import TurnCredentials
 from ..turn.peers import MediaAddresses
@@ -348,6 +348,7 @@ class Engine:
             raise MediaEventError(f"candidate: sdpMLineIndex {index} is not an m-line index (0 to {MAX_MEDIA_LINES - 1})")
         if len(candidate) > MAX_CANDIDATE_LENGTH:
             raise MediaEventError(f"candidate: candidate is {len(candidate)} characters; at most {MAX_CANDIDATE_LENGTH}")
+        check_candidate(candidate)  # what aiortc would trip on, named (SdpError)
         if peer.id not in self.connections:
             early = self._early_candidates.setdefault(peer.id, [])
             if len(early) >= MAX_CANDIDATES:

@@ -80,6 +80,14 @@ def _sections(sdp: str) -> tuple[dict[str, str], list[_Section]]:
     return session, sections
 
 
+def check_candidate(candidate: str) -> None:
+    """Raise SdpError when ``candidate`` (a trickled one, with or without its ``candidate:``
+    prefix; empty: the end of candidates) is not a candidate the media library can read."""
+    text = candidate[len("candidate:"):] if candidate.startswith("candidate:") else candidate
+    if text.strip() and not _RULES["candidate"][0].fullmatch(text.strip()):
+        raise SdpError("candidate: a candidate is 'candidate:FOUNDATION COMPONENT TRANSPORT PRIORITY ADDRESS PORT typ TYPE ...'")
+
+
 def check_offer(sdp: str) -> None:
     """Raise SdpError naming what ``sdp`` (a client's offer) lacks or has wrong for the media library."""
     session, sections = _sections(sdp)
