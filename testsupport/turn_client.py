@@ -22,9 +22,10 @@ def credentials(secret: str, peer: str, now: float, lifetime: float = 3600) -> t
 class TurnClient:
     """One client 5-tuple talking to a TURN server; ``frames`` holds what came that was not a response."""
 
-    def __init__(self, transport: str, server: tuple[str, int]):
+    def __init__(self, transport: str, server: tuple[str, int], source: str = "127.0.0.1"):
         self.transport = transport
         self.server = server
+        self.source = source  # the client's address: any of 127.0.0.0/8 on loopback
         self.sock = None
         self.stream = None
         self.framer = StreamFramer()
@@ -37,9 +38,9 @@ class TurnClient:
     async def __aenter__(self) -> "TurnClient":
         if self.transport == "udp":
             self.sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
-            await self.sock.bind(("127.0.0.1", 0))
+            await self.sock.bind((self.source, 0))
         else:
-            self.stream = await trio.open_tcp_stream(*self.server)
+            self.stream = await trio.open_tcp_stream(*self.server, local_address=self.source)
         return self
 
     async def __aexit__(self, *exc) -> None:

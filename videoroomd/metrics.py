@@ -7,6 +7,8 @@ from typing import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from .process_memory import rss_bytes, tree_rss_bytes
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -104,6 +106,8 @@ class _WorkerCollector:
                                         "RTP packets the media worker forwarded for its rooms running now", labels=["worker"])
         restarts = CounterMetricFamily("videoroomd_media_worker_restarts", "Times the media worker was lost and restarted",
                                        labels=["worker"])
+        resident = GaugeMetricFamily("videoroomd_media_worker_resident_bytes", "Resident memory of the media worker process",
+                                     labels=["worker"])
         for row in self.snapshot():
             name = [row["worker"]]
             up.add_metric(name, 1 if row["running"] else 0)
@@ -111,7 +115,15 @@ class _WorkerCollector:
             cpu.add_metric(name, row["cpu_seconds"])
             forwarded.add_metric(name, row["packets_forwarded"])
             restarts.add_metric(name, row["restarts"])
-        yield from (up, rooms, cpu, forwarded, restarts)
+            rss = rss_bytes(row["pid"]) if row.get("pid") else None
+            if rss is not None:
+                resident.add_metric(name, rss)
+        tree = tree_rss_bytes()
+        yield from (up, rooms, cpu, forwarded, restarts, resident)
+        if tree is not None:
+            yield GaugeMetricFamily("videoroomd_process_tree_resident_bytes",
+                                    "Resident memory of the daemon and every process below it (its media workers), summed",
+                                    value=tree)
 
 
 class Metrics:

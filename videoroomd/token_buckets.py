@@ -24,9 +24,11 @@ class _Bucket:
 class TokenBuckets:
     """``burst`` tokens per key, refilled at ``rate`` per second; times are in seconds (any clock)."""
 
-    def __init__(self, rate: float, burst: float, max_tracked: int = MAX_TRACKED):
+    def __init__(self, rate: float, burst: float, max_tracked: int = MAX_TRACKED, initial: float | None = None):
+        """``initial``: the tokens of a key never seen (or forgotten); by default ``burst``."""
         self.rate = float(rate)
         self.burst = float(burst)
+        self.initial = initial
         self.max_tracked = max_tracked
         self._buckets: dict[Hashable, _Bucket] = {}
 
@@ -37,7 +39,7 @@ class TokenBuckets:
         """The tokens ``key`` has at ``now``; looking does not spend or remember anything."""
         bucket = self._buckets.get(key)
         if bucket is None:
-            return self.burst
+            return self.burst if self.initial is None else self.initial
         return min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
 
     def wait(self, key: Hashable, now: float, cost: float = 1.0) -> float:
@@ -56,6 +58,15 @@ class TokenBuckets:
         while len(self._buckets) > self.max_tracked:
             del self._buckets[next(iter(self._buckets))]
         return allowed
+
+    def give(self, key: Hashable, now: float, amount: float) -> None:
+        """Add ``amount`` tokens to ``key``'s bucket (never beyond ``burst``): for a budget that
+        grows with what a key brings, besides (or instead of, with a rate of 0) the time passed."""
+        tokens = min(self.burst, self.tokens(key, now) + amount)
+        self._buckets.pop(key, None)
+        self._buckets[key] = _Bucket(tokens, now)
+        while len(self._buckets) > self.max_tracked:
+            del self._buckets[next(iter(self._buckets))]
 
     def forget(self, key: Hashable) -> None:
         """Drop ``key``'s bucket (it is gone for good); a key never seen is fine."""

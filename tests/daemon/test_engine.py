@@ -119,7 +119,7 @@ async def test_a_participant_whose_negotiation_fails_is_removed_alone(tmp_path):
             # an offer aiortc cannot take (no codec in common) raises inside the media thread
             await broken.send({"type": "custom", "data": {"type": "sdpOffer", "data": {
                 "sdpOffer": {"type": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
-                             "m=video 9 UDP/TLS/RTP/SAVPF 120\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\n"
+                             "m=video 9 UDP/TLS/RTP/SAVPF 120\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\n"
                              "a=rtpmap:120 NOPE/90000\r\na=ice-ufrag:x\r\na=ice-pwd:yyyyyyyyyyyyyyyyyyyyyy\r\n"
                              "a=fingerprint:sha-256 00\r\na=setup:actpass\r\n"},
                 "midToTrackId": {}, "trackIdToTrackMetadata": {}}}})

@@ -98,3 +98,42 @@ async def test_killed_participants_leave_nothing_behind_in_the_media_worker(tmp_
         grown = rss_kb(worker.pid) - rss
         assert grown < RSS_TOLERANCE_KB, f"the worker's RSS grew by {grown} kB over {ROUNDS} rounds"
         assert daemon.media.snapshot()[0]["restarts"] == 0
+
+
+def scraped(daemon, name: str, **labels: str) -> float | None:
+    """Sample ``name`` (with ``labels``) of the daemon's /metrics, None when it is not there."""
+    import re
+    import urllib.request
+
+    page = urllib.request.urlopen(daemon.url + "/metrics", timeout=5).read().decode()
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    match = re.search("^" + re.escape(name + (f"{{{wanted}}}" if wanted else "")) + r" (\S+)$", page, re.MULTILINE)
+    return float(match.group(1)) if match else None
+
+
+async def test_the_process_tree_keeps_no_memory_of_participants_killed_mid_call(start_daemon):
+    """The daemon in a process of its own with two media workers: /metrics reads the RSS of
+    each worker and of the whole process tree, and after rounds of churn (participants killed
+    while their media flows) the tree is back near its level."""
+    daemon = start_daemon(rooms=ROOMS, server=SERVER, media="workers = 2")
+
+    async def settled() -> None:
+        with trio.fail_after(30):
+            while scraped(daemon, "videoroomd_peers", room="lobby", kind="rtc") or scraped(
+                    daemon, "videoroomd_tracks", room="lobby"):
+                await trio.sleep(0.2)
+        await trio.sleep(2)  # the workers close the connections the engine removed
+
+    async with media_thread() as media:
+        for warm_up in range(3):  # imports, caches, pools and the allocator's arenas reach their size
+            await one_round(daemon, media, -1 - warm_up)
+        await settled()
+        tree = scraped(daemon, "videoroomd_process_tree_resident_bytes")
+        workers = [scraped(daemon, "videoroomd_media_worker_resident_bytes", worker=w) for w in ("1", "2")]
+        assert tree and all(workers) and tree > sum(workers)  # the daemon itself, and both workers
+        for number in range(1, ROUNDS + 1):
+            await one_round(daemon, media, number)
+        await settled()
+    grown = (scraped(daemon, "videoroomd_process_tree_resident_bytes") - tree) // 1024
+    assert grown < RSS_TOLERANCE_KB, f"the process tree's RSS grew by {grown} kB over {ROUNDS} rounds"
+    daemon.wait_healthy()

@@ -25,6 +25,7 @@ from videoroomd.turn.configure import issued_servers, turn_service
 from testsupport.daemon import free_port
 from testsupport.metrics import read
 from testsupport.turn_client import TurnClient, allocate_request, credentials
+from testsupport.turn_participants import issued
 
 SECRET = "a-test-secret-long-enough"
 RELAY_PORTS = (42000, 42999)
@@ -287,8 +288,11 @@ secret = "{secret}"
         async with TurnClient("udp", server) as client:
             await client.login(*credentials(secret, "peer-1", time.time() - 100, lifetime=50))
             assert (await client.request(allocate_request())).error_code == 401
-        async with TurnClient("tcp", server) as client:
+        async with TurnClient("udp", server) as client:  # made with the secret, but for no participant
             await client.login(*credentials(secret, "peer-1", time.time()))
+            assert (await client.request(allocate_request())).error_code == 403
+        async with issued(daemon, "lobby", transport="tcp") as joined, TurnClient("tcp", server) as client:
+            await client.login(joined.username, joined.password)
             reply = await client.request(allocate_request())
             assert reply.message_class == stun.Class.RESPONSE
             assert (await client.create_permission(("127.0.0.2", 5000))).error_code == 403
@@ -297,7 +301,7 @@ secret = "{secret}"
             await client.send_indication(bystander.getsockname(), b"anyone there?")
             assert await nothing_arrives(bystander)
             metrics = read(daemon)
-            assert 'videoroomd_turn_refused_total{code="403"} 2.0' in metrics
+            assert 'videoroomd_turn_refused_total{code="403"} 3.0' in metrics
             assert "videoroomd_turn_allocations 1.0" in metrics
             assert 'videoroomd_turn_dropped_total{reason="no_permission"} 1.0' in metrics
     finally:

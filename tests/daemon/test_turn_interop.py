@@ -28,12 +28,14 @@ needs_coturn = pytest.mark.skipif(UCLIENT is None or PEER is None,
                                   reason="coturn's turnutils are needed: apt-get install coturn (tests/run.sh does)")
 
 
-async def run_uclient(media_ports: list[int], peer_port: int, *flags: str) -> tuple[str, dict]:
+async def run_uclient(media_ports: list[int], peer_port: int, *flags: str, lifetime: float = 2 * 86400) -> tuple[str, dict]:
     media = MediaAddresses(["127.0.0.1"])
     for port in media_ports:
         media.add("127.0.0.1", port)
-    service = TurnService(TurnConfig(enabled=True, host="127.0.0.1", port=0, relay_ports=(43000, 43999), secret=SECRET),
-                          media.contains, relay_host="127.0.0.1")
+    # uclient's REST-API usernames are valid for a day: longer than the default credential_lifetime allows.
+    config = TurnConfig(enabled=True, host="127.0.0.1", port=0, relay_ports=(43000, 43999), secret=SECRET,
+                        credential_lifetime=lifetime)
+    service = TurnService(config, media.contains, relay_host="127.0.0.1")
     peer = subprocess.Popen([PEER, "-L", "127.0.0.1", "-p", str(peer_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         async with trio.open_nursery() as nursery:
@@ -58,6 +60,14 @@ async def test_turnutils_uclient_relays_through_us_to_a_media_socket(flags):
     assert re.search(r"tot_send_msgs=10, tot_recv_msgs=10", output), output
     assert "Total lost packets 0 " in output, output
     assert stats["created"] >= 1 and not stats["dropped"]
+
+
+@needs_coturn
+async def test_turnutils_uclient_is_refused_credentials_valid_longer_than_credential_lifetime():
+    port = free_port()
+    output, stats = await run_uclient([port], port, lifetime=43200)
+    assert "tot_recv_msgs=10" not in output, output
+    assert stats["created"] == 0 and stats["refused"].get(401, 0) >= 1
 
 
 @needs_coturn

@@ -102,11 +102,12 @@ async def check_through_channel(client: TurnClient) -> None:
     assert channel == CHANNEL and answer.message_class == stun.Class.ERROR and answer.attributes["ERROR-CODE"][0] == 401
 
 
-async def relayed_client(stack: AsyncExitStack, transport: str, turn_port: int, peer_name: str,
+async def relayed_client(stack: AsyncExitStack, transport: str, turn_port: int, peer_id: str,
                          media: tuple[str, int]) -> TurnClient:
-    """A raw TURN client with an allocation, a permission and a channel for ``media``."""
+    """A raw TURN client with credentials for participant ``peer_id``, an allocation, a permission
+    and a channel for ``media``."""
     client = await stack.enter_async_context(TurnClient(transport, ("127.0.0.1", turn_port)))
-    await client.allocate(*credentials(SECRET, peer_name, time.time()))
+    await client.allocate(*credentials(SECRET, peer_id, time.time()))
     reply = await client.create_permission(media)
     assert reply.message_class == stun.Class.RESPONSE, reply
     reply = await client.channel_bind(CHANNEL, media)
@@ -122,8 +123,8 @@ async def test_a_client_with_a_permission_is_relayed_by_the_media_worker_and_now
     bystander = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
     await bystander.bind(("127.0.0.1", 0))
     async with media_thread() as media, AsyncExitStack() as stack:
-        _, socket_address = await media_participant(stack, daemon, media, "red")
-        client = await relayed_client(stack, transport, turn_port, "raw-1", socket_address)
+        participant, socket_address = await media_participant(stack, daemon, media, "red")
+        client = await relayed_client(stack, transport, turn_port, participant.id, socket_address)
         await until(lambda: sample(read(daemon), "videoroomd_turn_handed_off_total", transport=transport) == 1)
         await check_through_channel(client)
         await check_through_channel(client)
@@ -167,16 +168,16 @@ async def test_killing_a_worker_ends_only_the_relayed_clients_it_carried(start_d
     turn_port = free_port()
     daemon = start_daemon(rooms=rooms(turn_port), server=SERVER, media="workers = 2")
     async with media_thread() as media, AsyncExitStack() as stack:
-        _, red_socket = await media_participant(stack, daemon, media, "red")
-        _, blue_socket = await media_participant(stack, daemon, media, "blue")
+        red, red_socket = await media_participant(stack, daemon, media, "red")
+        blue, blue_socket = await media_participant(stack, daemon, media, "blue")
         state = admin(daemon)
         worker_of = {row["name"]: row["worker"] for row in state["rooms"]}
         assert worker_of["red"] != worker_of["blue"]
         pids = {row["worker"]: row["pid"] for row in state["media_workers"]}
-        red_tcp = await relayed_client(stack, "tcp", turn_port, "red-raw-tcp", red_socket)
-        red_udp = await relayed_client(stack, "udp", turn_port, "red-raw-udp", red_socket)
-        blue_tcp = await relayed_client(stack, "tcp", turn_port, "blue-raw-tcp", blue_socket)
-        blue_udp = await relayed_client(stack, "udp", turn_port, "blue-raw-udp", blue_socket)
+        red_tcp = await relayed_client(stack, "tcp", turn_port, red.id, red_socket)
+        red_udp = await relayed_client(stack, "udp", turn_port, red.id, red_socket)
+        blue_tcp = await relayed_client(stack, "tcp", turn_port, blue.id, blue_socket)
+        blue_udp = await relayed_client(stack, "udp", turn_port, blue.id, blue_socket)
         await until(lambda: sum(sample(read(daemon), "videoroomd_turn_handed_off_total", transport=t)
                                 for t in ("udp", "tcp")) == 4)
         for client in (red_tcp, red_udp, blue_tcp, blue_udp):
@@ -372,8 +373,8 @@ async def test_a_socket_bound_to_the_turn_port_with_reuseport_gets_no_clients_da
         intruder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         intruder.bind(service.addresses["udp"])
         intruder.setblocking(False)
-        for _ in range(20):
-            async with TurnClient("udp", service.addresses["udp"]) as client:
+        for n in range(20):  # each from an address of its own: one would be refused what it did not pay for
+            async with TurnClient("udp", service.addresses["udp"], source=f"127.0.0.{n + 2}") as client:
                 assert (await client.request(allocate_request(), sign=False)).error_code == 401
         with pytest.raises(BlockingIOError):
             intruder.recv(100)

@@ -58,3 +58,19 @@ def test_byte_budget_is_a_second_of_bytes_and_zero_means_no_limit():
     assert ByteBudget(0).spend("u", 10**9, 0.0)
     budget.rate = 0
     assert budget.spend("u", 10**9, 0.0)
+
+
+def test_a_bucket_given_tokens_with_no_refill_spends_only_what_it_was_given_beyond_its_start():
+    buckets = TokenBuckets(rate=0, burst=1000, initial=100)
+    assert not buckets.take("a", 0.0, cost=150)      # a key never seen starts at ``initial``, not ``burst``
+    buckets.give("a", 0.0, 60)
+    assert buckets.take("a", 5.0, cost=150)          # and time adds nothing
+    assert not buckets.take("a", 1000.0, cost=11)
+    buckets.give("a", 0.0, 10**6)
+    assert buckets.tokens("a", 0.0) == 1000          # never beyond the burst
+
+
+def test_a_byte_budget_whose_rate_is_set_later_starts_new_users_full():
+    budget = ByteBudget(0)
+    budget.rate = 1000                               # as a media worker learns it with a handed client
+    assert budget.spend("new", 900, 0.0)

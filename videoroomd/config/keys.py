@@ -79,6 +79,7 @@ TURN = (
     Key("max_lifetime", v.seconds(60, 3600)),
     Key("max_allocations", v.integer(1, 100000)),
     Key("max_allocations_per_user", v.integer(1, 1000)),
+    Key("max_allocations_per_address", v.integer(1, 100000)),
     Key("bandwidth_per_user", v.integer(0, 10000000)),
 )
 LOG = (

@@ -22,7 +22,7 @@ from ..rooms import RoomRegistry
 from ..rooms.local_link import LocalRoomService
 from ..turn.clients import TurnCredentials
 from ..turn.peers import MediaAddresses
-from ..turn.configure import issued_servers, turn_service
+from ..turn.configure import call_scope, issued_servers, turn_service
 from ..turn.handoff import WorkerHandoff
 from .sdnotify import Notifier
 from .supervisor import RestartPolicy
@@ -72,6 +72,10 @@ class Daemon:
         if self.turn is not None:
             # Relayed data moves to the media worker that carries the client's room.
             self.turn.handoff = WorkerHandoff(self.media, self.media_addresses, self.turn.worker_event)
+            # It allocates only for participants in a call, and ends their allocations when they leave.
+            self.turn.may_allocate = self.turn_credentials.may_allocate
+            self.turn.scope = call_scope(self.turn_credentials, self.media_addresses)
+            self.turn_credentials.on_revoke.append(self.turn.release_user)
             self.metrics.watch_turn(self.turn.stats)
         # What the handlers may read of the daemon; the getters follow reloads and the drain.
         self.context = Context(config=lambda: self.config, metrics=self.metrics, draining=lambda: self.draining,

@@ -30,6 +30,7 @@ from ..sdp.candidates import announce_address
 from ..sdp.offer import MAX_MEDIA_LINES, SdpError
 from ..sdp.offer import parse as parse_sdp
 from ..sdp.offer import simulcast_rids
+from ..sdp.offer_checks import check_candidate, check_offer
 from ..token_buckets import TokenBuckets
 from ..turn.clients import TurnCredentials
 from ..turn.peers import MediaAddresses
@@ -84,6 +85,7 @@ class Engine:
         self.ice = ice
         self.config = config
         self.session = Session(lambda endpoint_id: turn.for_peer(config, endpoint_id))
+        self.turn = turn
         self.media = MediaSide(plane, ice, config, media_addresses, self._from_worker)
         # Room for every peer's share, and INBOX_SIZE more for what the media worker reports.
         self._send, self._inbox = trio.open_memory_channel(INBOX_SIZE + PEER_QUEUE * config.max_peers)
@@ -176,6 +178,8 @@ class Engine:
                     while self._left:
                         await self._handle(_PeerLeft(self._left.pop()))
         finally:
+            for endpoint_id in list(self.session.endpoints):
+                self.turn.revoke(endpoint_id)  # the call is over: so are its TURN allocations
             await self.media.close(CLOSE_TIMEOUT)
 
     def _dequeued(self, endpoint_id: str) -> None:
@@ -304,6 +308,7 @@ class Engine:
         for track_id, value in metadata.items():
             ev.metadata(event, f"trackIdToTrackMetadata[{track_id[:40]!r}]", value)
         offered = parse_sdp(sdp_text)
+        check_offer(sdp_text)  # what aiortc would trip on, named (SdpError)
         # A room without simulcast takes each track as one stream: the answer does not accept the
         # layers, and the client then sends only its first encoding (docs/media-events.md).
         rids = simulcast_rids(sdp_text) if self.config.simulcast else {}
@@ -345,6 +350,7 @@ class Engine:
             raise MediaEventError(f"candidate: sdpMLineIndex {index} is not an m-line index (0 to {MAX_MEDIA_LINES - 1})")
         if len(candidate) > MAX_CANDIDATE_LENGTH:
             raise MediaEventError(f"candidate: candidate is {len(candidate)} characters; at most {MAX_CANDIDATE_LENGTH}")
+        check_candidate(candidate)  # what aiortc would trip on, named (SdpError)
         if peer.id not in self.connections:
             early = self._early_candidates.setdefault(peer.id, [])
             if len(early) >= MAX_CANDIDATES:
@@ -404,6 +410,7 @@ class Engine:
             self._deliver(self.session.remove(endpoint_id))
         except Exception:
             log.exception("removing an endpoint from the session failed", peer=endpoint_id)
+        self.turn.revoke(endpoint_id)  # its TURN allocations end with it
         self.media.offered(endpoint_id)
         if endpoint_id in self.connections and self.link is not None:
             self.connections.discard(endpoint_id)

@@ -74,7 +74,7 @@ class MediaSide:
             self._sockets[endpoint_id] = [(s.host, s.port) for s in sockets]
             owner = self.link.worker_name if self.link is not None else None
             for s in sockets:
-                self.media_addresses.add(s.host, s.port, owner)
+                self.media_addresses.add(s.host, s.port, owner, (self.config.name, endpoint_id))
 
     def lost(self) -> None:
         """The worker is gone, and every connection and socket it held for the room with it."""

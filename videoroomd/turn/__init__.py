@@ -4,10 +4,14 @@ Pure modules for the rules: :mod:`.credentials` (REST-API usernames and
 passwords, the long-term key), :mod:`.auth` (checking a request's
 credentials and nonce), :mod:`.messages` (aioice's STUN codec plus the
 checks a server needs), :mod:`.channeldata`, :mod:`.framing` (TCP/TLS
-streams), :mod:`.allocations` (lifetimes, permissions, channels, quotas),
-:mod:`.peers` (where relaying may go), :mod:`.relay_rules` (what one
+streams), :mod:`.allocate_request` (what an Allocate may ask for),
+:mod:`.allocations` (lifetimes, permissions, channels, quotas per user and
+per address),
+:mod:`.peers` (where relaying may go), :mod:`.reflection` (what an
+unauthenticated UDP address may be answered), :mod:`.relay_rules` (what one
 relayed datagram may do, for the daemon and the media workers alike) and
-:mod:`.clients` (the ``integratedTurnServers`` a join is handed). The
+:mod:`.clients` (the ``integratedTurnServers`` a join is handed, and who
+holds credentials now: allocations end with their participant). The
 sockets are owned by :mod:`.listeners`, :mod:`.relay_ports`,
 :mod:`.relaying` and :mod:`.server`; :mod:`.handing` hands clients to the
 media workers, and :mod:`.worker_relay` is the half that runs in a media

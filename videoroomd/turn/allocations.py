@@ -2,10 +2,14 @@
 
 An allocation belongs to one client 5-tuple (its ``key``) and one
 username; quotas count per user (the peer a REST-API username names, so
-that the fresh credentials of each renegotiation do not make a new user). It holds permissions (peer IP -> expiry, RFC 8656 §9) and
-channel bindings (channel <-> peer address, §12), each with its own
-lifetime. The table refuses an allocation beyond the per-user or total
-quota, and meters the bytes each user has relayed.
+that the fresh credentials of each renegotiation do not make a new user)
+and per source address (the client's IP, whoever it claims to be). It holds
+permissions (peer IP -> expiry, RFC 8656 §9) and channel bindings (channel
+<-> peer address, §12), each with its own lifetime. The table refuses an
+allocation beyond the per-user or per-address quota; when it is full, a
+newcomer takes the oldest allocation of the address holding the most, so
+that one address (or a few) filling the table never locks out a new
+participant.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class Allocation:
     expires: float
     transaction_id: bytes = b""   # of the Allocate that made it: a retransmission gets the same answer
     user: str = ""                # who quotas count it for; the username when not given
+    source: str = ""              # the client's IP address: quotas count it too
     permissions: dict[str, float] = field(default_factory=dict)         # peer ip -> expiry
     channels: dict[int, tuple[Address, float]] = field(default_factory=dict)  # channel -> (peer, expiry)
     channel_of: dict[Address, int] = field(default_factory=dict)        # peer -> channel
@@ -95,12 +100,14 @@ class QuotaError(Exception):
 
 
 class AllocationTable:
-    def __init__(self, *, max_total: int, max_per_user: int, max_lifetime: float):
+    def __init__(self, *, max_total: int, max_per_user: int, max_lifetime: float, max_per_source: int | None = None):
         self.max_total = max_total
         self.max_per_user = max_per_user
+        self.max_per_source = max_total if max_per_source is None else max_per_source
         self.max_lifetime = max_lifetime
         self._by_key: dict[Hashable, Allocation] = {}
-        self._per_user: dict[str, int] = {}
+        self._per_user: dict[str, dict[Hashable, None]] = {}    # user -> its allocations' keys
+        self._per_source: dict[str, dict[Hashable, None]] = {}  # source -> its keys, oldest first
 
     def __len__(self) -> int:
         return len(self._by_key)
@@ -114,31 +121,49 @@ class AllocationTable:
             return min(DEFAULT_LIFETIME, self.max_lifetime)
         return float(max(0, min(requested, self.max_lifetime)))
 
-    def check_quota(self, user: str) -> None:
-        """Raises :class:`QuotaError` when ``user`` may not have one more allocation."""
-        if self._per_user.get(user, 0) >= self.max_per_user:
+    def check_quota(self, user: str, source: str = "") -> Hashable | None:
+        """None when ``user`` at ``source`` may have one more allocation; the key of the allocation
+        to end first when the table is full and ``source`` holds fewer than the address holding
+        the most (its oldest is taken); raises :class:`QuotaError` when it may not."""
+        if len(self._per_user.get(user, ())) >= self.max_per_user:
             raise QuotaError(486, f"at most {self.max_per_user} allocations per user")
-        if len(self._by_key) >= self.max_total:
-            raise QuotaError(486, f"the server has its {self.max_total} allocations")
+        held = len(self._per_source.get(source, ()))
+        if held >= self.max_per_source:
+            raise QuotaError(486, f"at most {self.max_per_source} allocations per address")
+        if len(self._by_key) < self.max_total:
+            return None
+        heaviest = max(self._per_source.values(), key=len, default={})
+        if held + 1 < len(heaviest):
+            return next(iter(heaviest))
+        raise QuotaError(486, f"the server has its {self.max_total} allocations")
 
     def add(self, allocation: Allocation) -> None:
         """Record ``allocation`` (after :meth:`check_quota`); its key must be free."""
         assert allocation.key not in self._by_key
         self._by_key[allocation.key] = allocation
-        self._per_user[allocation.user] = self._per_user.get(allocation.user, 0) + 1
+        self._per_user.setdefault(allocation.user, {})[allocation.key] = None
+        self._per_source.setdefault(allocation.source, {})[allocation.key] = None
 
     def remove(self, key: Hashable) -> Allocation | None:
         allocation = self._by_key.pop(key, None)
         if allocation is not None:
-            left = self._per_user[allocation.user] - 1
-            if left:
-                self._per_user[allocation.user] = left
-            else:
-                del self._per_user[allocation.user]
+            for index, name in ((self._per_user, allocation.user), (self._per_source, allocation.source)):
+                keys = index[name]
+                del keys[allocation.key]
+                if not keys:
+                    del index[name]
         return allocation
 
     def has_user(self, user: str) -> bool:
         return user in self._per_user
+
+    def of_user(self, user: str) -> list[Hashable]:
+        """The keys of ``user``'s allocations."""
+        return list(self._per_user.get(user, ()))
+
+    def per_source(self) -> dict[str, int]:
+        """Allocations held now by each source address."""
+        return {source: len(keys) for source, keys in self._per_source.items()}
 
     def expired(self, now: float) -> list[Allocation]:
         """Remove and return the allocations whose lifetime has run out."""

@@ -17,6 +17,7 @@ from ..config.schema import RoomConfig, TurnConfig
 from .credentials import rest_password, rest_username
 
 LIFETIME = TurnConfig().credential_lifetime  # the schema's [turn] credential_lifetime
+CHECK_USER = "check-"  # how the users of the connectivity check's credentials begin (never a peer id)
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,39 @@ def client_turn_servers(
 
 
 class TurnCredentials:
-    """What the engine asks for each join: the built-in server's endpoints and how long credentials last."""
+    """What the engine asks for each join: the built-in server's endpoints and how long credentials last.
+
+    It also remembers who holds credentials now: the peer each was made
+    for and its room, from the first :meth:`for_peer` until :meth:`revoke`
+    (the peer left its call). The built-in server allocates only for those
+    (:meth:`may_allocate`), and ends a revoked peer's allocations (``on_revoke``).
+    """
 
     def __init__(self, builtin: tuple[IssuedServer, ...] = (), lifetime: float = LIFETIME,
                  clock: Callable[[], float] = time.time):
         self.builtin = builtin
         self.lifetime = lifetime
         self.clock = clock
+        self._rooms: dict[str, str] = {}  # peer id -> the room it was issued credentials in
+        self.on_revoke: list[Callable[[str], None]] = []
 
     def for_peer(self, room: RoomConfig, peer_id: str) -> list[dict]:
         """``offerData.integratedTurnServers`` for ``peer_id`` in ``room``, with credentials made now."""
+        self._rooms[peer_id] = room.name
         return client_turn_servers(room, peer_id, self.clock(), builtin=self.builtin, lifetime=self.lifetime)
+
+    def room_of(self, peer_id: str) -> str | None:
+        """The room ``peer_id`` was issued credentials in, while it is in its call; else None."""
+        return self._rooms.get(peer_id)
+
+    def may_allocate(self, user: str) -> bool:
+        """Whether credentials for ``user`` may allocate: a peer in its call, or a connectivity
+        check (whose allocations relay to no media socket)."""
+        return user in self._rooms or user.startswith(CHECK_USER)
+
+    def revoke(self, peer_id: str) -> None:
+        """``peer_id`` left its call: its credentials allocate nothing from now on, and what they
+        allocated ends (each ``on_revoke`` is told); revoking twice, or one never issued, is fine."""
+        if self._rooms.pop(peer_id, None) is not None:
+            for revoked in self.on_revoke:
+                revoked(peer_id)

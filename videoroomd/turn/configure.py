@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
+from typing import Callable
 
 from ..config.schema import Config
 from ..http.hosts import split_host
-from .clients import IssuedServer
+from .clients import IssuedServer, TurnCredentials
+from .peers import MediaAddresses
 from .server import AllowedPeer, TurnService
 
 WILDCARDS = ("0.0.0.0", "::")
@@ -30,6 +32,15 @@ def turn_service(config: Config, allowed_peer: AllowedPeer, media_hosts: frozens
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(config.server.tls_cert, config.server.tls_key)
     return TurnService(config.turn, allowed_peer, relay_host=relay_host(config, media_hosts), ssl_context=context)
+
+
+def call_scope(credentials: TurnCredentials, media: MediaAddresses) -> Callable[[str, tuple[str, int]], bool]:
+    """Where a user's allocations may relay: the media sockets of the connection its credentials
+    were issued for, in that room's call (none for a user in no call, as a connectivity check's)."""
+    def scope(user: str, peer: tuple[str, int]) -> bool:
+        return media.serves(peer[0], peer[1], credentials.room_of(user), user)
+
+    return scope
 
 
 def issued_servers(service: TurnService, config: Config) -> tuple[IssuedServer, ...]:

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import re
 
+CLOCK_SLACK = 60.0  # seconds a username's expiry may lie beyond the lifetime (clocks of other issuers)
 MAX_USERNAME = 513  # bytes (RFC 8489 §14.3)
 _REST_USERNAME = re.compile(r"\A(?P<expiry>\d{1,12})(?::(?P<user>.{0,500}))?\Z", re.DOTALL)
 
@@ -48,9 +49,12 @@ def user_of(username: str) -> str:
     return username.split(":", 1)[1] if expiry_of(username) is not None and ":" in username else username
 
 
-def key_for(username: str, realm: str, secret: str, now: float) -> bytes | None:
-    """The key to check a request by ``username`` with, or None: not a REST-API username, or expired."""
+def key_for(username: str, realm: str, secret: str, now: float, max_lifetime: float | None = None) -> bytes | None:
+    """The key to check a request by ``username`` with, or None: not a REST-API username, expired,
+    or (with ``max_lifetime``) valid for longer than credentials are ever issued for."""
     expiry = expiry_of(username)
     if expiry is None or expiry <= now:
+        return None
+    if max_lifetime is not None and expiry > now + max_lifetime + CLOCK_SLACK:
         return None
     return long_term_key(username, realm, rest_password(secret, username))

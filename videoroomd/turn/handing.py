@@ -74,6 +74,13 @@ class ClientHanding:
         self.handed_by_transport: Counter[str] = Counter()  # udp, tcp -> allocations handed to a media worker
         self.failed = 0
 
+    def stats(self) -> dict:
+        """The workers' drops by reason and relayed packets by direction, and the allocations
+        handed by transport and the handoffs that failed."""
+        counters = self.handoff.counters()
+        return {"dropped": dict(counters["dropped"]), "relayed": dict(counters["relayed"]),
+                "handed_off": dict(self.handed_by_transport), "handoffs_failed": self.failed}
+
     def permitted(self, relay: Relay, peers) -> None:
         """``relay``'s client was given permissions for ``peers``: hand its transport to the media
         worker they are media sockets of, if it is not handed already (UDP and TCP; TLS stays)."""

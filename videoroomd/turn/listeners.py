@@ -60,6 +60,8 @@ class Client:
     # Set by the server to take over a TCP connection: called with its file descriptor and the
     # bytes read but not framed yet, once what was queued for it is written; True if it took it.
     detach: Callable[[int, bytes], Awaitable[bool]] | None = None
+    # Ends a TCP/TLS client's connection (its allocation was taken away); None on UDP.
+    close: Callable[[], None] | None = None
 
     @property
     def stream(self) -> bool:
@@ -217,7 +219,8 @@ class Listeners:
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write_stream, stream, outbox, nursery.cancel_scope, written)
-                handed = await self._read_stream(stream, Client(key, transport, peer, send), written)
+                client = Client(key, transport, peer, send, close=nursery.cancel_scope.cancel)
+                handed = await self._read_stream(stream, client, written)
                 nursery.cancel_scope.cancel()
         except BROKEN:
             self.dropped["connection_broken"] += 1  # during the TLS handshake: not TLS, or gone

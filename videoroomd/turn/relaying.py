@@ -24,13 +24,14 @@ MAX_DATAGRAM = 65535
 
 class DaemonRelaying:
     """Relays for the allocations of ``table`` whose relay sockets ``relays`` holds, where
-    ``allowed_peer(ip, port)`` says yes, within ``budget``; drops are counted in ``dropped``."""
+    ``reachable(allocation, peer)`` says yes, within ``budget``; drops are counted in ``dropped``."""
 
-    def __init__(self, table: AllocationTable, budget: ByteBudget, allowed_peer: Callable[[str, int], bool],
+    def __init__(self, table: AllocationTable, budget: ByteBudget,
+                 reachable: Callable[[Allocation, tuple[str, int]], bool],
                  relays: Mapping[Hashable, Relay], dropped: Counter):
         self.table = table
         self.budget = budget
-        self.allowed_peer = allowed_peer
+        self.reachable = reachable
         self._relays = relays
         self.dropped = dropped
         self.relayed: Counter[str] = Counter()  # to_peer, to_client -> datagrams relayed here (not by a worker)
@@ -59,11 +60,9 @@ class DaemonRelaying:
             return
         self._to_peer(allocation, peer, payload)
 
-    def _reachable(self, peer: tuple[str, int]) -> bool:
-        return self.allowed_peer(peer[0], peer[1])
-
     def _to_peer(self, allocation: Allocation, peer: tuple[str, int], payload: bytes) -> None:
-        refused = refusal(allocation, peer, len(payload), trio.current_time(), reachable=self._reachable, budget=self.budget)
+        refused = refusal(allocation, peer, len(payload), trio.current_time(),
+                          reachable=lambda peer: self.reachable(allocation, peer), budget=self.budget)
         if refused is not None:
             self.dropped[refused] += 1
             return
@@ -96,7 +95,8 @@ class DaemonRelaying:
 
     def _from_peer(self, allocation: Allocation, client: Client, peer: tuple[str, int], payload: bytes) -> None:
         now = trio.current_time()
-        refused = refusal(allocation, peer, len(payload), now, reachable=self._reachable, budget=self.budget)
+        refused = refusal(allocation, peer, len(payload), now,
+                          reachable=lambda peer: self.reachable(allocation, peer), budget=self.budget)
         if refused is not None:
             self.dropped[refused] += 1
             return

@@ -32,6 +32,7 @@ from ..config.schema import TurnConfig
 from ..media.workers.commands import TurnRelease
 from ..media.workers.events import TurnClosed, TurnControl, TurnEvent, TurnLost
 from . import channeldata
+from .allocate_request import allocate_problem
 from .allocations import Allocation, AllocationTable, ByteBudget, QuotaError
 from .auth import Authenticator, Refusal
 from .credentials import user_of
@@ -39,15 +40,15 @@ from .handing import ClientHanding, Relay
 from .handoff import WorkerHandoff
 from .listeners import Client, Listeners, address_of, family_of, text, throttled
 from .messages import (
-    DONT_FRAGMENT, EVEN_PORT, UNKNOWN_ATTRIBUTES, Decoded, Malformed, decode, encode, error, looks_like_stun,
-    requested_family, response, unknown_attributes_value,
+    DONT_FRAGMENT, EVEN_PORT, UNKNOWN_ATTRIBUTES, Decoded, Malformed, decode, encode, error, looks_like_stun, response,
+    unknown_attributes_value,
 )
 from .relay_ports import CAN_SET_DONT_FRAGMENT, RelayPorts
+from .reflection import ReflectionGuard
 from .relaying import DaemonRelaying
 
 log = structlog.get_logger("videoroomd.turn")
 
-UDP_TRANSPORT = 17           # REQUESTED-TRANSPORT: the only relay transport served
 REAP_INTERVAL = 1.0          # seconds between two looks for expired allocations
 
 AllowedPeer = Callable[[str, int], bool]
@@ -72,11 +73,19 @@ class TurnService:
         self.wall_clock = wall_clock
         # Without a configured secret the credentials handed out live as long as this process.
         self.secret = config.secret or secrets.token_urlsafe(32)
-        self.auth = Authenticator(config.realm, self.secret, lambda: self.wall_clock())
+        self.auth = Authenticator(config.realm, self.secret, lambda: self.wall_clock(), config.credential_lifetime)
         self.table = AllocationTable(
-            max_total=config.max_allocations, max_per_user=config.max_allocations_per_user, max_lifetime=config.max_lifetime
+            max_total=config.max_allocations, max_per_user=config.max_allocations_per_user, max_lifetime=config.max_lifetime,
+            max_per_source=config.max_allocations_per_address,
         )
+        # Whether a user (a REST-API username's peer) may allocate now: set by the daemon, whose
+        # joins issue the credentials; left None, anyone with valid credentials may.
+        self.may_allocate: Callable[[str], bool] | None = None
+        # Whether a user may relay to a peer address (besides ``allowed_peer``): the media sockets
+        # of the call its credentials were issued for; left None, any of ``allowed_peer``'s.
+        self.scope: Callable[[str, tuple[str, int]], bool] | None = None
         self.budget = ByteBudget(config.bandwidth_per_user * 125)  # kbit/s -> bytes/s
+        self.reflection = ReflectionGuard()
         self.dropped: Counter[str] = Counter()   # reason -> datagrams or messages not relayed nor answered
         self.refused: Counter[int] = Counter()   # STUN error code -> error responses sent
         self.allocations_created = 0
@@ -85,7 +94,7 @@ class TurnService:
         self._by_id: dict[str, Relay] = {}
         self._ids = itertools.count(1)
         self._handing: ClientHanding | None = None  # with a handoff (set by the daemon), relayed data moves to the workers
-        self.relaying = DaemonRelaying(self.table, self.budget, allowed_peer, self._relays, self.dropped)
+        self.relaying = DaemonRelaying(self.table, self.budget, self._reachable, self._relays, self.dropped)
         self.relayed = self.relaying.relayed  # to_peer, to_client -> datagrams relayed here (not by a worker)
         self.ports = RelayPorts(relay_host, config.relay_ports)
         self._nursery: trio.Nursery | None = None
@@ -150,24 +159,20 @@ class TurnService:
         clients reached the server over), drops by reason (here and in the media workers),
         refusals by code, allocations handed to media workers by transport, and packets
         relayed by where (daemon, workers) and direction (to_peer, to_client)."""
-        dropped = Counter(self.dropped)
-        relayed = {"daemon": dict(self.relayed), "workers": {}}
-        if self.handoff is not None:
-            counters = self.handoff.counters()
-            dropped.update(counters["dropped"])
-            relayed["workers"] = dict(counters["relayed"])
+        handed = self._handing.stats() if self._handing is not None else {}
         return {"allocations": len(self.table), "created": self.allocations_created,
                 "created_by_transport": dict(self.created_by_transport),
-                "dropped": dict(dropped), "refused": dict(self.refused),
-                "handed_off": dict(self._handing.handed_by_transport) if self._handing is not None else {},
-                "handoffs_failed": self._handing.failed if self._handing is not None else 0,
-                "relayed": relayed}
+                "dropped": dict(Counter(self.dropped) + Counter(handed.get("dropped", {}))), "refused": dict(self.refused),
+                "handed_off": handed.get("handed_off", {}), "handoffs_failed": handed.get("handoffs_failed", 0),
+                "relayed": {"daemon": dict(self.relayed), "workers": handed.get("relayed", {})}}
 
     # -- one message from a client ---------------------------------------------------------
     def _receive(self, data: bytes, client: Client) -> None:
         relay = self._relays.get(client.key)
         if relay is not None:
             client = relay.client  # a UDP client's datagrams each come with a Client; answer through its allocation's
+        if client.transport == "udp":
+            self.reflection.received(client.address[0], len(data), trio.current_time())
         try:
             if channeldata.looks_like_channel_data(data):
                 self.relaying.channel_data(data, client)
@@ -221,13 +226,18 @@ class TurnService:
         handler(decoded, client, username, key)
 
     def _reply(self, client: Client, message: stun.Message, key: bytes | None = None, extra=()) -> None:
+        data = encode(message, key, extra)
+        if key is None and client.transport == "udp" and not self.reflection.may_answer(
+                client.address[0], len(data), trio.current_time()):
+            self.dropped["reflection"] += 1  # more than the source sent: it may not be who it says
+            return
         if message.message_class == stun.Class.ERROR:
             self.refused[message.error_code or 0] += 1
-        client.send(encode(message, key, extra))
+        client.send(data)
 
     def _authenticate(self, message: stun.Message, client: Client) -> tuple[str, bytes] | None:
         """``(username, key)`` of a request signed with valid credentials; else answers it and returns None."""
-        checked = self.auth.check(message)
+        checked = self.auth.check(message, client.address[0])
         if isinstance(checked, Refusal):
             if checked.bad_credentials:
                 self.dropped["credentials_refused"] += 1
@@ -245,43 +255,36 @@ class TurnService:
             else:
                 self._reply(client, error(message, 437, "this 5-tuple has an allocation already"), key)
             return
-        transport = message.attributes.get("REQUESTED-TRANSPORT")
-        if transport is None:
-            self._reply(client, error(message, 400, "REQUESTED-TRANSPORT is missing"), key)
-            return
-        if transport >> 24 != UDP_TRANSPORT:
-            self._reply(client, error(message, 442, "only UDP relaying is served"), key)
-            return
-        try:
-            family = requested_family(decoded.raw)
-        except Malformed:
-            self._reply(client, error(message, 400, "REQUESTED-ADDRESS-FAMILY is malformed"), key)
-            return
         relay_family = 1 if family_of(self.relay_host) == socket.AF_INET else 2
-        if family is not None and family != relay_family:
-            self._reply(client, error(message, 440, f"relayed addresses here are IPv{4 if relay_family == 1 else 6}"), key)
+        problem = allocate_problem(decoded, relay_family, CAN_SET_DONT_FRAGMENT)
+        if problem is not None:
+            code, reason, extra = problem
+            self._reply(client, error(message, code, reason), key, extra)
+            return
+        user = user_of(username)
+        if self.may_allocate is not None and not self.may_allocate(user):
+            self.dropped["credentials_revoked"] += 1
+            self._reply(client, error(message, 403, "these credentials are for no one in a call now"), key)
             return
         try:
-            self.table.check_quota(user_of(username))
+            evicted = self.table.check_quota(user, client.address[0])
         except QuotaError as quota:
             self.dropped["allocation_quota"] += 1
             self._reply(client, error(message, quota.code, quota.reason), key)
             return
+        if evicted is not None:  # the table is full: the address holding the most gives one up
+            self.dropped["allocation_evicted"] += 1
+            self._release(evicted, end_stream=True)
         # EVEN-PORT gets an even port; its R bit (keep the next port for a second allocation) is
         # not honoured: nothing here asks for the pair, and no RESERVATION-TOKEN is handed out.
-        dont_fragment = DONT_FRAGMENT in decoded.raw
-        if dont_fragment and not CAN_SET_DONT_FRAGMENT:
-            # §7.2: a server that cannot send with DF set treats DONT-FRAGMENT as unknown.
-            self._reply(client, error(message, 420), key, ((UNKNOWN_ATTRIBUTES, unknown_attributes_value((DONT_FRAGMENT,))),))
-            return
-        sock = self.ports.bind(even=EVEN_PORT in decoded.raw, dont_fragment=dont_fragment)
+        sock = self.ports.bind(even=EVEN_PORT in decoded.raw, dont_fragment=DONT_FRAGMENT in decoded.raw)
         if sock is None:
             self._reply(client, error(message, 508, "no relay port is free"), key)
             return
         now = trio.current_time()
         allocation = Allocation(
             client.key, username, address_of(sock.getsockname()), now + self.table.lifetime(message.attributes.get("LIFETIME")),
-            transaction_id=message.transaction_id, user=user_of(username),
+            transaction_id=message.transaction_id, user=user, source=client.address[0],
         )
         if allocation.expires <= now:  # LIFETIME 0 on an Allocate: the default, not an allocation that is gone
             allocation.expires = now + self.table.lifetime(None)
@@ -335,7 +338,15 @@ class TurnService:
             self.dropped["forbidden_peer"] += 1
             self._reply(client, error(message, 403, f"relaying to {text(peer)} is not allowed: only to this server's media"), key)
             return False
+        if self.scope is not None and not self.scope(allocation.user, peer):
+            self.dropped["forbidden_peer"] += 1
+            self._reply(client, error(message, 403, f"relaying to {text(peer)} is not allowed: not your call's media"), key)
+            return False
         return True
+
+    def _reachable(self, allocation: Allocation, peer: tuple[str, int]) -> bool:
+        """Whether the daemon may relay between ``allocation``'s client and ``peer``."""
+        return self.allowed_peer(peer[0], peer[1]) and (self.scope is None or self.scope(allocation.user, peer))
 
     def _create_permission(self, decoded: Decoded, client: Client, username: str, key: bytes) -> None:
         message = decoded.message
@@ -377,8 +388,14 @@ class TurnService:
         self._permitted(client, (peer,))
         self._reply(client, response(message), key)
 
-    def _release(self, key: Hashable, *, removed: bool = False) -> None:
-        """End the allocation of ``key`` (if any; ``removed``: the table dropped it already): its port is free again."""
+    def release_user(self, user: str) -> None:
+        """End every allocation of ``user`` (a peer that left its call)."""
+        for key in self.table.of_user(user):
+            self._release(key, end_stream=True)
+
+    def _release(self, key: Hashable, *, removed: bool = False, end_stream: bool = False) -> None:
+        """End the allocation of ``key`` (if any; ``removed``: the table dropped it already): its port is
+        free again; with ``end_stream``, a TCP/TLS client kept here loses its connection too (RFC 8656 §7.4)."""
         allocation = None if removed else self.table.remove(key)
         relay = self._relays.pop(key, None)
         if relay is not None:
@@ -387,6 +404,8 @@ class TurnService:
             self._by_id.pop(relay.id, None)
             if relay.worker is not None and self.handoff is not None:
                 self.handoff.post(relay.worker, TurnRelease(relay.id))  # it closes the client's socket
+            elif end_stream and relay.client.close is not None:
+                relay.client.close()
             allocation = relay.allocation
         if allocation is not None:
             log.debug("turn allocation ended", user=allocation.username, relay=text(allocation.relay))

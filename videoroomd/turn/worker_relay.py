@@ -69,6 +69,9 @@ class HandedClient:
     allocation: Allocation
     sock: socket.socket
     protocols: dict[Address, Any] = field(default_factory=dict)  # media socket -> its aioice protocol
+    # The media sockets the daemon let this client reach (those of its own call): none other,
+    # though the permission is for the whole IP address and this worker has others on it.
+    approved: set[Address] = field(default_factory=set)
     stream: asyncio.Transport | None = None
     framer: StreamFramer | None = None
     closed: bool = False
@@ -141,6 +144,7 @@ class WorkerRelays:
                 leftover = bytes.fromhex(message.leftover)
                 if leftover:
                     self._stream_data(handed, leftover)
+            handed.approved.update(tuple(peer) for peer in message.peers)
             for peer in message.peers:
                 self._route(handed, peer)
         except BaseException:
@@ -155,6 +159,7 @@ class WorkerRelays:
         if handed is None:
             return
         apply_state(handed.allocation, message.state, self.clock())
+        handed.approved.update(tuple(peer) for peer in message.peers)
         for peer in message.peers:
             self._route(handed, peer)
 
@@ -259,6 +264,8 @@ class WorkerRelays:
     def _route(self, handed: HandedClient, peer: Address) -> Any:
         """The protocol of this worker's media socket ``peer`` (None if there is none), sending to
         ``handed``'s relayed address through this relay from now on."""
+        if tuple(peer) not in handed.approved:
+            return None
         protocol = handed.protocols.get(peer)
         if protocol is not None and not _closed(protocol):
             return protocol

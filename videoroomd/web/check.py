@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 
 from ..token_buckets import TokenBuckets
-from ..turn.clients import IssuedServer
+from ..turn.clients import CHECK_USER, IssuedServer
 from ..turn.credentials import rest_password, rest_username
 
 CHECK_LIFETIME = 300.0  # seconds a check's TURN credentials stay valid
@@ -28,7 +28,7 @@ def _host(host: str) -> str:
 def check_servers(builtin: tuple[IssuedServer, ...], now: float) -> dict:
     """The JSON the check page gets: a STUN URL for the UDP test (or None) and one TURN
     entry per transport of the built-in server, credentials made at ``now`` (Unix time)."""
-    username = rest_username(f"check-{secrets.token_hex(6)}", now, CHECK_LIFETIME)
+    username = rest_username(f"{CHECK_USER}{secrets.token_hex(6)}", now, CHECK_LIFETIME)
     turn, stun = [], None
     for server in builtin:
         if server.transport == "tls":

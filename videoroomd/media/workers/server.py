@@ -37,6 +37,7 @@ from .commands import (AddCandidate, Answer, Answered, CertificatePaths, CloseEn
                        ListEndpoints, MediaSocket, OpenRoom, Ping, Request, TargetLayer, TurnHandoff, TurnRelease,
                        TurnSend, TurnUpdate)
 from .events import Bandwidth, EndpointState, LayerSwitched, Reply, Silent, Stats, Vad
+from .offer_errors import refused
 from .task_errors import TaskErrors
 from ...turn.worker_relay import WorkerRelays
 
@@ -129,7 +130,10 @@ class MediaServer:
     async def _answer(self, command: Answer) -> Answered:
         slots = [SlotPlan(slot.mid, slot.track_id, slot.stream_id) for slot in command.slots]
         connection = self._room(command.room).connection(command.endpoint)
-        sdp = await connection.answer(command.sdp, dict(command.sending), slots, _simulcast(command.simulcast))
+        try:
+            sdp = await connection.answer(command.sdp, dict(command.sending), slots, _simulcast(command.simulcast))
+        except Exception as error:  # whatever aiortc raises for an offer: a stable refusal, the detail logged
+            raise refused(error, command.endpoint) from None
         return Answered(sdp, tuple(MediaSocket(host, port) for host, port in connection.sockets()))
 
     async def _target_layer(self, command: TargetLayer) -> bool:
