@@ -92,7 +92,12 @@ def check_config(path: str | None) -> None:
     rooms = ", ".join(f"{name} (max {room.max_peers})" for name, room in config.rooms.items()) or "none"
     dynamic = "; dynamic rooms on" if config.server.dynamic_rooms else ""
     tls = "https" if config.server.tls_cert else "http"
-    click.echo(f"{location.name}: OK: {tls}://{config.server.listen}, {len(config.rooms)} rooms: {rooms}{dynamic}")
+    cluster = ""
+    if config.cluster.redis is not None:  # the URL holds the password: shown masked
+        from ..config.redis_url import masked
+
+        cluster = f"; cluster node {config.cluster.node_id or socket.gethostname()} on {masked(config.cluster.redis)}"
+    click.echo(f"{location.name}: OK: {tls}://{config.server.listen}, {len(config.rooms)} rooms: {rooms}{dynamic}{cluster}")
 
 
 @cli.command("check-ice")
