@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from redis_server import redis_prefix, redis_server  # noqa: F401  (fixtures: the session's Redis)
+
 REPO = Path(__file__).resolve().parent.parent
 
 
