@@ -28,22 +28,32 @@ def client_module() -> Any:
     return coredis
 
 
-@asynccontextmanager
-async def open_redis(url: str) -> AsyncIterator[Any]:
-    """A Redis client for ``url`` (redis:// or rediss://), open for the block.
+def make_client(url: str) -> Any:
+    """A client for ``url`` (redis:// or rediss://), not yet open (see :func:`opened`); raises RedisMissing.
 
-    Connections are made when a command needs one, so this does not fail
-    when Redis is down: the commands raise (an OSError or coredis's
-    ConnectionError / TimeoutError) until it is back. Raises RedisMissing.
-    """
+    Connections are made when a command needs one, so opening it does not
+    fail while Redis is down: the commands raise (an OSError, or coredis's
+    ConnectionError / TimeoutError) until it is back."""
     coredis = client_module()
-    client = coredis.Redis.from_url(url, decode_responses=False, connect_timeout=CONNECT_TIMEOUT,
-                                    stream_timeout=COMMAND_TIMEOUT)
+    return coredis.Redis.from_url(url, decode_responses=False, connect_timeout=CONNECT_TIMEOUT,
+                                  stream_timeout=COMMAND_TIMEOUT)
+
+
+@asynccontextmanager
+async def opened(client: Any) -> AsyncIterator[Any]:
+    """``client`` open for the block: its connection pool's tasks run inside it."""
     try:
         async with client:
             yield client
     except BaseExceptionGroup as group:  # the pool's task group wraps what the block raised: unwrap one
         raise _single(group) from None
+
+
+@asynccontextmanager
+async def open_redis(url: str) -> AsyncIterator[Any]:
+    """A new client for ``url``, open for the block (:func:`make_client`, :func:`opened`)."""
+    async with opened(make_client(url)) as client:
+        yield client
 
 
 def _single(group: BaseExceptionGroup) -> BaseException:

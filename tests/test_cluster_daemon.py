@@ -1,0 +1,103 @@
+"""Daemons with a [cluster] table on the session's Redis: one node runs a room, the others say so.
+
+Two daemons run in this process, each a node with a Redis client of its own.
+The participant link across nodes is not here yet: a join that reaches a
+node while another runs the room is refused with ``room_unavailable``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from contextlib import AsyncExitStack
+
+import trio
+from structlog.testing import capture_logs
+
+from signalling_helpers import phoenix_client, running_daemon
+from videoroomd.cluster.redis_client import open_redis
+from videoroomd.cluster.redis_nodes import RedisNodeDirectory
+
+LOBBY = "[rooms.lobby]\nmax_peers = 4\n"
+
+
+def cluster(url: str, node: str) -> str:
+    return f'[cluster]\nredis = "{url}"\nnode_id = "{node}"\nadvertise = "{node}.example.org"\nlease_ttl = 3\n' \
+           f'heartbeat = 0.5\n'
+
+
+async def test_a_room_runs_on_one_node_and_the_others_refuse_its_joins(tmp_path, redis_server):
+    redis_server.command("FLUSHALL")
+    async with AsyncExitStack() as stack:
+        nodes = {}
+        for node in ("node-a", "node-b"):
+            (tmp_path / node).mkdir()
+            nodes[node] = await stack.enter_async_context(
+                running_daemon(tmp_path / node, rooms=cluster(redis_server.url, node) + LOBBY))
+        owner = next(n for n, d in nodes.items() if d.rooms.get("lobby") is not None)
+        other = next(n for n in nodes if n != owner)
+        assert nodes[other].rooms.get("lobby") is None  # every node read the room, one claimed it
+        async with phoenix_client(nodes[owner]) as client:
+            assert (await client.join("lobby", displayName="here"))["status"] == "ok"
+        async with phoenix_client(nodes[other]) as client:
+            reply = await client.join("lobby", displayName="there")
+        assert reply["status"] == "error" and reply["response"]["code"] == "room_unavailable"
+        assert "runs elsewhere" in reply["response"]["reason"]
+
+
+async def test_a_room_given_up_by_its_node_starts_on_another_at_the_next_join(tmp_path, redis_server):
+    redis_server.command("FLUSHALL")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    rooms_b = cluster(redis_server.url, "node-b")
+    async with running_daemon(tmp_path / "b", rooms=rooms_b, server="dynamic_rooms = true") as b:
+        async with running_daemon(tmp_path / "a", rooms=cluster(redis_server.url, "node-a") + LOBBY) as a:
+            assert a.rooms.get("lobby") is not None
+            async with phoenix_client(b) as client:
+                assert (await client.join("lobby", displayName="early"))["response"]["code"] == "room_unavailable"
+        # node-a stopped and gave its lease up: the next join through node-b starts the room there
+        async with phoenix_client(b) as client:
+            assert (await client.join("lobby", displayName="late"))["status"] == "ok"
+            assert b.rooms.get("lobby") is not None
+
+
+async def test_nodes_publish_their_load_and_withdraw_on_the_way_out(tmp_path, redis_server):
+    redis_server.command("FLUSHALL")
+    async with open_redis(redis_server.url) as client:
+        directory = RedisNodeDirectory(client)
+        (tmp_path / "a").mkdir()
+        async with running_daemon(tmp_path / "a", rooms=cluster(redis_server.url, "node-a") + LOBBY) as a:
+            async with phoenix_client(a) as phoenix:
+                assert (await phoenix.join("lobby", displayName="one"))["status"] == "ok"
+                with trio.fail_after(5):
+                    while not [n for n in await directory.nodes() if n.participants == 1]:
+                        await trio.sleep(0.1)
+            (load,) = await directory.nodes()
+            assert (load.node, load.advertise, load.rooms, load.draining) == ("node-a", "node-a.example.org", 1, False)
+        assert await directory.nodes() == []
+
+
+async def test_a_node_starts_without_redis_says_so_and_refuses_rooms_it_cannot_claim(tmp_path):
+    url = "redis://:hunter2-secret@127.0.0.1:1/0"  # nothing listens on port 1
+    with capture_logs() as logs:
+        async with running_daemon(tmp_path, rooms=cluster(url, "node-a") + LOBBY) as a:
+            async with phoenix_client(a) as client:
+                reply = await client.join("lobby", displayName="early")
+    assert reply["status"] == "error" and reply["response"]["code"] == "room_unavailable"
+    warnings = [e for e in logs if e["event"].startswith("cluster: Redis does not answer")]
+    assert warnings and warnings[0]["redis"] == "redis://:***@127.0.0.1:1/0"
+    assert "hunter2" not in repr(logs)  # the password is never logged
+
+
+def test_a_daemon_without_cluster_never_loads_the_redis_client(tmp_path):
+    (tmp_path / "videoroomd.toml").write_text(LOBBY)
+    program = (
+        "import sys, trio\n"
+        "from videoroomd.config import load, locate\n"
+        "from videoroomd.daemon.daemon import Daemon\n"
+        f"where = locate({str(tmp_path / 'videoroomd.toml')!r})\n"
+        "Daemon(where, load(where))\n"
+        "assert 'coredis' not in sys.modules, 'coredis was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
