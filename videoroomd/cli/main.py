@@ -13,6 +13,7 @@ import os
 import socket
 import ssl
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -231,6 +232,37 @@ def rooms(config_path: str | None, live: bool, as_json: bool) -> None:
         click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
     if not rows:
         click.echo("(no rooms configured" + ("; dynamic rooms are on)" if config.server.dynamic_rooms else ")"))
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def nodes(config_path: str | None, as_json: bool) -> None:
+    """List the live nodes of the cluster ([cluster] redis) and their load: workers, rooms, people, CPU."""
+    import trio
+
+    from ..cluster.redis_client import RedisMissing
+    from ..config.redis_url import masked
+    from .nodes import as_row, read_nodes, table
+
+    config = load_config(config_path)
+    if config.cluster.redis is None:
+        raise UserError(f"{config.source} has no [cluster] table: this daemon runs alone")
+    try:
+        loads = trio.run(read_nodes, config.cluster.redis)
+    except RedisMissing as error:
+        raise UserError(str(error)) from None
+    except Exception as error:  # the client's own errors, or no answer in time
+        why = "no answer in time" if isinstance(error, trio.TooSlowError) else str(error) or type(error).__name__
+        raise UserError(f"cannot read the nodes from Redis at {masked(config.cluster.redis)}: {why}") from None
+    if as_json:
+        now = time.time()
+        click.echo(json.dumps([as_row(load, now) for load in loads], indent=2))
+        return
+    for line in table(loads):
+        click.echo(line)
+    if not loads:
+        click.echo("(no node is alive)")
 
 
 @cli.command()
