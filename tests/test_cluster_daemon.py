@@ -14,7 +14,10 @@ from contextlib import AsyncExitStack
 import trio
 from structlog.testing import capture_logs
 
+from conftest import config_text
 from signalling_helpers import phoenix_client, running_daemon
+from videoroomd.config import load, locate
+from videoroomd.daemon.daemon import Daemon
 from videoroomd.cluster.redis_client import open_redis
 from videoroomd.cluster.redis_nodes import RedisNodeDirectory
 
@@ -59,6 +62,35 @@ async def test_a_room_given_up_by_its_node_starts_on_another_at_the_next_join(tm
         async with phoenix_client(b) as client:
             assert (await client.join("lobby", displayName="late"))["status"] == "ok"
             assert b.rooms.get("lobby") is not None
+
+
+async def test_a_configured_room_moves_to_another_node_once_its_node_stopped(tmp_path, redis_server):
+    redis_server.command("FLUSHALL")
+    paths = {}
+    for node in ("node-a", "node-b"):
+        paths[node] = tmp_path / node / "videoroomd.toml"
+        paths[node].parent.mkdir()
+        paths[node].write_text(config_text(cluster(redis_server.url, node) + LOBBY))
+    a = Daemon(locate(str(paths["node-a"])), load(locate(str(paths["node-a"]))), watch_interval=0)
+
+    async def run_a(*, task_status):
+        with trio.CancelScope() as scope:
+            stop_a.append(scope)
+            await a.run(task_status=task_status)
+
+    stop_a: list[trio.CancelScope] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_a)
+        assert a.rooms.get("lobby") is not None  # node-a started first and holds the room
+        async with running_daemon(tmp_path / "node-b", rooms=cluster(redis_server.url, "node-b") + LOBBY) as b:
+            assert b.rooms.get("lobby") is None
+            stop_a[0].cancel()  # node-a stops and gives its lease up
+            with trio.fail_after(5):
+                while await b.rooms.directory.lookup("lobby") is not None:  # released, not left to lapse
+                    await trio.sleep(0.05)
+            async with phoenix_client(b) as client:
+                assert (await client.join("lobby", displayName="moved"))["status"] == "ok"
+                assert b.rooms.get("lobby") is not None
 
 
 async def test_nodes_publish_their_load_and_withdraw_on_the_way_out(tmp_path, redis_server):
