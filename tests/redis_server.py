@@ -55,9 +55,10 @@ def _answers(port: int) -> bool:
         return False
 
 
-def start_redis(log: Path) -> RedisServer:
-    """A new ``redis-server`` on a free loopback port, answering PING; raises RuntimeError when it does not start."""
-    port = _free_port()
+def start_redis(log: Path, port: int | None = None) -> RedisServer:
+    """A new ``redis-server`` on ``port`` (default: a free loopback port), answering PING, holding nothing;
+    raises RuntimeError when it does not start."""
+    port = _free_port() if port is None else port
     out = log.open("wb")
     process = subprocess.Popen(
         ["redis-server", "--save", "", "--appendonly", "no", "--bind", "127.0.0.1", "--port", str(port),

@@ -15,6 +15,7 @@ import trio
 from structlog.testing import capture_logs
 
 from conftest import config_text
+from redis_server import start_redis, stop_redis
 from signalling_helpers import phoenix_client, running_daemon
 from videoroomd.config import load, locate
 from videoroomd.daemon.daemon import Daemon
@@ -91,6 +92,30 @@ async def test_a_configured_room_moves_to_another_node_once_its_node_stopped(tmp
             async with phoenix_client(b) as client:
                 assert (await client.join("lobby", displayName="moved"))["status"] == "ok"
                 assert b.rooms.get("lobby") is not None
+
+
+async def test_a_redis_restarted_empty_mid_call_stops_the_room_once_and_the_next_join_claims_it_again(tmp_path):
+    server = start_redis(tmp_path / "redis.log")  # a Redis of this test's own: it is stopped mid-call
+    try:
+        async with running_daemon(tmp_path, rooms=cluster(server.url, "node-a") + LOBBY) as a:
+            first = a.rooms.get("lobby")
+            old = a.rooms.entries["lobby"].lease
+            async with phoenix_client(a) as client:
+                assert (await client.join("lobby", displayName="ann"))["status"] == "ok"
+                stop_redis(server)
+                await trio.sleep(0.5)
+                server = start_redis(tmp_path / "redis-again.log", port=server.port)  # back, and empty
+                with trio.fail_after(10):  # its next renewal finds no lease: the room stops, with a rejoin
+                    while not first.stopping:
+                        await trio.sleep(0.1)
+            async with phoenix_client(a) as client:
+                with trio.fail_after(10):
+                    while (await client.join("lobby", displayName="ann again"))["status"] != "ok":
+                        await trio.sleep(0.2)  # the page retries as well
+            new = a.rooms.entries["lobby"].lease
+            assert new is not None and new.token > old.token  # fenced: never two holders of one token
+    finally:
+        stop_redis(server)
 
 
 async def test_nodes_publish_their_load_and_withdraw_on_the_way_out(tmp_path, redis_server):
