@@ -7,6 +7,7 @@ node while another runs the room is refused with ``room_unavailable``.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from contextlib import AsyncExitStack
@@ -131,6 +132,7 @@ async def test_nodes_publish_their_load_and_withdraw_on_the_way_out(tmp_path, re
                         await trio.sleep(0.1)
             (load,) = await directory.nodes()
             assert (load.node, load.advertise, load.rooms, load.draining) == ("node-a", "node-a.example.org", 1, False)
+            assert "videoroomd_cluster_redis_up 1.0" in a.metrics.render().decode()
         assert await directory.nodes() == []
 
 
@@ -140,7 +142,10 @@ async def test_a_node_starts_without_redis_says_so_and_refuses_rooms_it_cannot_c
         async with running_daemon(tmp_path, rooms=cluster(url, "node-a") + LOBBY) as a:
             async with phoenix_client(a) as client:
                 reply = await client.join("lobby", displayName="early")
+            metrics = a.metrics.render().decode()
     assert reply["status"] == "error" and reply["response"]["code"] == "room_unavailable"
+    assert "videoroomd_cluster_redis_up 0.0" in metrics
+    assert re.search(r"^videoroomd_cluster_heartbeat_failures_total [1-9]", metrics, re.MULTILINE)
     warnings = [e for e in logs if e["event"].startswith("cluster: Redis does not answer")]
     assert warnings and warnings[0]["redis"] == "redis://:***@127.0.0.1:1/0"
     assert "hunter2" not in repr(logs)  # the password is never logged

@@ -17,6 +17,7 @@ import trio
 from ..config import Config
 from ..config.redis_url import masked
 from .heartbeat import NodeHeartbeat
+from .metrics import ClusterCollector
 from .records import NodeLoad
 from .redis_client import make_client, opened
 from .redis_directory import RedisRoomDirectory
@@ -52,6 +53,15 @@ class ClusterNode:
         self.heartbeat = NodeHeartbeat(self.nodes, self.load, config.cluster.heartbeat)
         self._scope: trio.CancelScope | None = None
         self._closed = False
+
+    def stats(self) -> dict:
+        """What /metrics shows of the cluster (:class:`~.metrics.ClusterCollector`)."""
+        return {"redis_up": self.heartbeat.connected, "heartbeat_failures": self.heartbeat.failures,
+                "malformed": {"lease": self.rooms.malformed, "node": self.nodes.malformed}}
+
+    def collector(self) -> ClusterCollector:
+        """A Prometheus collector of :meth:`stats`, for the daemon's registry."""
+        return ClusterCollector(self.stats)
 
     def load(self) -> NodeLoad:
         return NodeLoad(self.node_id, self.advertise, at=time.time(), **self._counts())

@@ -81,6 +81,8 @@ class Daemon:
             directory=self.cluster.rooms, owner=self.cluster.node_id, lease_ttl=self.cluster.lease_ttl)
         self.rooms = RoomRegistry(config, engine_factory or self._engine, policy, **where)
         self.metrics = Metrics(self.rooms.snapshot, self.media.snapshot)
+        if self.cluster is not None:
+            self.metrics.registry.register(self.cluster.collector())
         self.turn = turn_service(config, self.media_addresses.contains, self.media_addresses.hosts) if config.turn.enabled else None
         if self.turn is not None:
             # Relayed data moves to the media worker that carries the client's room.
