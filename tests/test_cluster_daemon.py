@@ -50,6 +50,30 @@ async def test_a_room_runs_on_one_node_and_the_others_refuse_its_joins(tmp_path,
         assert "runs elsewhere" in reply["response"]["reason"]
 
 
+async def test_nodes_started_at_once_share_the_rooms_of_one_file_each_room_on_one_node(tmp_path, redis_server):
+    redis_server.command("FLUSHALL")
+    rooms = "".join(f"[rooms.room{n}]\n" for n in range(8))
+    daemons = []
+    for node in ("node-a", "node-b", "node-c"):
+        path = tmp_path / node / "videoroomd.toml"
+        path.parent.mkdir()
+        path.write_text(config_text(cluster(redis_server.url, node) + rooms))
+        daemons.append(Daemon(locate(str(path)), load(locate(str(path))), watch_interval=0))
+    async with trio.open_nursery() as nursery:
+        for daemon in daemons:  # all three claim all eight rooms at once
+            nursery.start_soon(daemon.run)
+        with trio.fail_after(10):
+            while sum(1 for d in daemons for e in d.rooms.entries.values() if e.lease is not None) < 8 \
+                    or any(e.lease is None for d in daemons for e in d.rooms.entries.values()):
+                await trio.sleep(0.05)
+        assert sum(len(d.rooms.entries) for d in daemons) == 8  # no room claimed twice
+        owners = {name: d.cluster.node_id for d in daemons for name, e in d.rooms.entries.items()}
+        assert sorted(owners) == [f"room{n}" for n in range(8)]  # every room runs, each on exactly one node
+        for name, node in owners.items():
+            assert (await daemons[0].rooms.directory.lookup(name)).owner == node
+        nursery.cancel_scope.cancel()
+
+
 async def test_a_room_given_up_by_its_node_starts_on_another_at_the_next_join(tmp_path, redis_server):
     redis_server.command("FLUSHALL")
     (tmp_path / "a").mkdir()
