@@ -21,6 +21,7 @@ from signalling_helpers import phoenix_client, running_daemon
 from videoroomd.config import load, locate
 from videoroomd.daemon.daemon import Daemon
 from videoroomd.cluster.redis_client import open_redis
+from videoroomd.cluster.redis_directory import RedisRoomDirectory
 from videoroomd.cluster.redis_nodes import RedisNodeDirectory
 
 LOBBY = "[rooms.lobby]\nmax_peers = 4\n"
@@ -141,6 +142,22 @@ async def test_a_redis_restarted_empty_mid_call_stops_the_room_once_and_the_next
             assert new is not None and new.token > old.token  # fenced: never two holders of one token
     finally:
         stop_redis(server)
+
+
+async def test_a_room_whose_node_was_killed_starts_on_another_once_its_lease_lapsed(start_daemon, redis_server):
+    redis_server.command("FLUSHALL")
+    a = start_daemon(rooms=cluster(redis_server.url, "node-a") + LOBBY, name="a.toml")
+    b = start_daemon(rooms=cluster(redis_server.url, "node-b") + LOBBY, name="b.toml")
+    async with open_redis(redis_server.url) as client:
+        lease = await RedisRoomDirectory(client).lookup("lobby")
+    killed, survivor = (a, b) if lease.owner == "node-a" else (b, a)
+    killed.proc.kill()  # SIGKILL: no release, the lease lapses on its own
+    started = trio.current_time()
+    async with phoenix_client(survivor) as client:
+        with trio.fail_after(10):
+            while (await client.join("lobby", displayName="back"))["status"] != "ok":
+                await trio.sleep(0.2)  # refused while the dead node's lease lives; the page retries too
+    assert trio.current_time() - started < 3 + 2  # lease_ttl, and a margin for the retries
 
 
 async def test_nodes_publish_their_load_and_withdraw_on_the_way_out(tmp_path, redis_server):
