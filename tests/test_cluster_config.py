@@ -103,3 +103,17 @@ def test_nodes_says_when_redis_does_not_answer_without_the_password(tmp_path):
     path.write_text(ROOMS)
     result = CliRunner().invoke(cli, ["nodes", "-c", str(path)])
     assert result.exit_code == 1 and "no [cluster] table" in result.output
+
+
+def test_serve_with_cluster_but_no_redis_client_says_what_to_install(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "videoroomd.toml"
+    path.write_text('[server]\nlisten = "127.0.0.1:0"\n[media]\nworkers = 0\n[cluster]\nredis = "redis://127.0.0.1:1/0"\n'
+                    + ROOMS)
+    program = ("import sys\nsys.modules['coredis'] = None  # as if not installed\n"
+               "from videoroomd.cli.main import main\nsys.argv = ['videoroomd', 'serve', '-c', sys.argv[1]]\nmain()\n")
+    done = subprocess.run([sys.executable, "-c", program, str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "pip install 'videoroomd[cluster]'" in done.stderr and "Traceback" not in done.stderr
