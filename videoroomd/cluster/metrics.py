@@ -22,7 +22,8 @@ class ClusterCollector:
                                        "Publications of this node's load that Redis did not take (down or slow)")
         failures.add_metric([], stats["heartbeat_failures"])
         malformed = CounterMetricFamily("videoroomd_cluster_malformed_records",
-                                        "Records read from Redis that were not ours (dropped), by kind", labels=["kind"])
+                                        "Records read from Redis that were not ours (dropped), by kind",
+                                        labels=["kind"])
         for kind, count in sorted(stats["malformed"].items()):
             malformed.add_metric([kind], count)
         yield from (up, failures, malformed)

@@ -77,8 +77,9 @@ class Daemon:
         # Per-join TURN credentials (integratedTurnServers); the built-in server joins once it is bound.
         self.turn_credentials = TurnCredentials((), config.turn.credential_lifetime)
         self.cluster = cluster_node(config, self._node_counts) if config.cluster.enabled else None
-        where = {} if self.cluster is None else dict(  # with [cluster], rooms are claimed in Redis
-            directory=self.cluster.rooms, owner=self.cluster.node_id, lease_ttl=self.cluster.lease_ttl)
+        where = {} if self.cluster is None else dict(  # with [cluster], rooms are claimed in Redis, and their
+            directory=self.cluster.rooms, owner=self.cluster.node_id,  # calls go on while Redis is away
+            lease_ttl=self.cluster.lease_ttl, ride_out=True)
         self.rooms = RoomRegistry(config, engine_factory or self._engine, policy, **where)
         self.metrics = Metrics(self.rooms.snapshot, self.media.snapshot)
         if self.cluster is not None:
