@@ -76,7 +76,7 @@ async def nodes(request, implementation, clock):
 
 
 def load(node: str, **fields) -> NodeLoad:
-    return NodeLoad(node, advertise=f"{node}.example.org", **fields)
+    return NodeLoad(node, **{"advertise": f"{node}.example.org", **fields})
 
 
 async def test_published_nodes_are_listed_with_their_load(nodes, ttl, clock):
@@ -101,6 +101,32 @@ async def test_a_node_that_stops_publishing_drops_out_after_its_ttl(nodes, ttl, 
         await trio.sleep(ttl * 0.6)
         await nodes.publish(load("node-b"), ttl=ttl)  # node-b beats, node-a went silent
     assert [n.node for n in await nodes.nodes()] == ["node-b"]
+
+
+async def test_a_publication_returns_the_live_load_it_replaced(nodes, ttl, clock):
+    first = load("node-a", rooms=1, incarnation="run-1")
+    assert await nodes.publish(first, ttl=ttl) is None
+    assert await nodes.publish(load("node-a", rooms=2, incarnation="run-1"), ttl=ttl) == first
+    await trio.sleep(ttl * 1.5)  # lapsed: nothing live is replaced
+    assert await nodes.publish(load("node-a", incarnation="run-2"), ttl=ttl) is None
+
+
+async def test_a_second_daemon_under_the_same_node_id_is_logged_once_a_restart_is_not(nodes, ttl, clock):
+    interval = ttl / LIVES
+    await nodes.publish(load("node-a", incarnation="before-restart"), ttl=ttl)  # the previous run, just dead
+    beats = NodeHeartbeat(nodes, lambda: load("node-a", incarnation="now"), interval=interval)
+    twin = NodeHeartbeat(nodes, lambda: load("node-a", advertise="elsewhere", incarnation="twin"), interval=interval)
+    with capture_logs() as logs:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(beats.run)
+            await trio.sleep(interval * 2.5)
+            assert not beats.twin_seen  # a restart under the same id is no twin
+            await nursery.start(twin.run)
+            await trio.sleep(interval * 4)
+            nursery.cancel_scope.cancel()
+    errors = [e for e in logs if e["log_level"] == "error"]
+    assert beats.twin_seen and len([e for e in errors if e["node"] == "node-a"]) <= 2  # once per daemon
+    assert errors and "give each node its own [cluster] node_id" in errors[0]["event"]
 
 
 async def test_a_withdrawn_node_is_gone_at_once(nodes, ttl, clock):
@@ -129,6 +155,7 @@ async def test_a_heartbeat_that_cannot_publish_logs_once_and_goes_on(autojump_cl
         async def publish(self, load, *, ttl):
             if not self.up:
                 raise ConnectionError("Redis is away")
+            return None
 
         async def withdraw(self, node):
             raise ConnectionError("Redis is away")
@@ -161,7 +188,7 @@ async def test_a_node_record_that_is_not_a_load_is_dropped_and_counted(redis_ser
 
 
 def test_a_load_read_back_is_the_load_published():
-    published = load("node-a", workers=3, rooms=2, participants=9, cpu=0.75, draining=True, at=12.5)
+    published = load("node-a", workers=3, rooms=2, participants=9, cpu=0.75, draining=True, at=12.5, incarnation="1f")
     assert decode_node(encode_node(published)) == published
 
 

@@ -33,6 +33,8 @@ class NodeHeartbeat:
         self.interval = interval
         self.failures = 0
         self.connected = False
+        self.beats = 0          # publications that went through
+        self.twin_seen = False  # another process published under this node id (logged once)
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Beat until cancelled, then withdraw the node (within WITHDRAW_TIMEOUT); never returns otherwise.
@@ -54,9 +56,10 @@ class NodeHeartbeat:
 
     async def beat(self) -> bool:
         """Publish the load once; returns whether it went through (a failure is logged when the first of a run)."""
+        load = self.load()
         try:
             with trio.fail_after(self.interval):
-                await self.directory.publish(self.load(), ttl=self.interval * LIVES)
+                replaced = await self.directory.publish(load, ttl=self.interval * LIVES)
         except Exception as error:  # Redis away or slow: the calls go on, the next beat tries again
             self.failures += 1
             if self.connected or self.failures == 1:
@@ -67,4 +70,10 @@ class NodeHeartbeat:
         if not self.connected and self.failures:
             log.info("cluster: publishing this node's load again")
         self.connected = True
+        # At the first beat, another incarnation is this node's previous run, gone; later, a live twin.
+        if self.beats and replaced is not None and replaced.incarnation != load.incarnation and not self.twin_seen:
+            self.twin_seen = True
+            log.error("cluster: another daemon publishes as this node; give each node its own [cluster] node_id",
+                      node=load.node, other=replaced.advertise)
+        self.beats += 1
         return True

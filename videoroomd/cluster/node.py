@@ -7,6 +7,7 @@ owner) and runs :meth:`ClusterNode.run` for as long as its rooms run.
 
 from __future__ import annotations
 
+import secrets
 import socket
 import time
 from typing import Callable
@@ -45,6 +46,7 @@ class ClusterNode:
         self.node_id = node_id(config)
         self.advertise = advertised_address(config)
         self.lease_ttl = config.cluster.lease_ttl
+        self.incarnation = secrets.token_hex(8)  # this run of the node
         self._url = config.cluster.redis
         self._counts = counts
         self.client = make_client(self._url)
@@ -64,7 +66,7 @@ class ClusterNode:
         return ClusterCollector(self.stats)
 
     def load(self) -> NodeLoad:
-        return NodeLoad(self.node_id, self.advertise, at=time.time(), **self._counts())
+        return NodeLoad(self.node_id, self.advertise, at=time.time(), incarnation=self.incarnation, **self._counts())
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Open the Redis client and beat until :meth:`close` (then withdraw the node); ``started`` after

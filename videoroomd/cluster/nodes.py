@@ -23,8 +23,9 @@ class NodeDirectory(Protocol):
 
     Each call may wait on the network and may raise what its transport raises."""
 
-    async def publish(self, load: NodeLoad, *, ttl: float) -> None:
-        """Record ``load`` as its node's, live for ``ttl`` seconds (a node's later publication replaces it)."""
+    async def publish(self, load: NodeLoad, *, ttl: float) -> NodeLoad | None:
+        """Record ``load`` as its node's, live for ``ttl`` seconds (a node's later publication replaces it);
+        returns the live load it replaced (None when there was none, or it was not a load)."""
         ...
 
     async def withdraw(self, node: str) -> None:
@@ -43,9 +44,11 @@ class LocalNodeDirectory:
         self._clock = clock
         self._nodes: dict[str, tuple[NodeLoad, float]] = {}
 
-    async def publish(self, load: NodeLoad, *, ttl: float) -> None:
+    async def publish(self, load: NodeLoad, *, ttl: float) -> NodeLoad | None:
         await trio.lowlevel.checkpoint()
+        previous = self._nodes.get(load.node)
         self._nodes[load.node] = (load, self._clock() + ttl)
+        return previous[0] if previous is not None and previous[1] > self._clock() else None
 
     async def withdraw(self, node: str) -> None:
         await trio.lowlevel.checkpoint()

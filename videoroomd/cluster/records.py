@@ -43,6 +43,7 @@ class NodeLoad:
     cpu: float = 0.0            # cores its media workers used lately, summed
     draining: bool = False      # shutting down: no new rooms go there
     at: float = 0.0             # when it was published, on the publisher's wall clock
+    incarnation: str = ""       # this run of the node's process: two at once under one node id is a mistake
 
 
 def encode_lease(lease: Lease) -> tuple[str, str]:
@@ -73,7 +74,7 @@ def encode_node(load: NodeLoad) -> str:
     return orjson.dumps({
         "v": VERSION, "node": load.node, "advertise": load.advertise, "workers": load.workers,
         "rooms": load.rooms, "participants": load.participants, "cpu": load.cpu,
-        "draining": load.draining, "at": load.at,
+        "draining": load.draining, "at": load.at, "incarnation": load.incarnation,
     }).decode()
 
 
@@ -89,7 +90,10 @@ def decode_node(raw: bytes | str) -> NodeLoad:
     cpu, at, draining = data.get("cpu"), data.get("at"), data.get("draining")
     if not _number(cpu) or cpu < 0 or not _number(at) or not isinstance(draining, bool):
         raise MalformedRecord("a node record's cpu and time are numbers, draining a boolean")
-    return NodeLoad(node, advertise, *counts, cpu=float(cpu), draining=draining, at=float(at))
+    incarnation = data.get("incarnation", "")
+    if not isinstance(incarnation, str) or len(incarnation) > 64:
+        raise MalformedRecord("a node record's incarnation is a short string")
+    return NodeLoad(node, advertise, *counts, cpu=float(cpu), draining=draining, at=float(at), incarnation=incarnation)
 
 
 def _text(raw: bytes | str) -> str:

@@ -21,11 +21,12 @@ import trio
 from .records import MalformedRecord, NodeLoad, decode_node, encode_node
 from .redis_directory import PREFIX
 
-# KEYS: the node key, the set of ids. ARGV: the record, the TTL in ms, the node id.
+# KEYS: the node key, the set of ids. ARGV: the record, the TTL in ms, the node id. Returns the record replaced.
 PUBLISH = """
+local previous = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
-return 1
+return previous
 """
 
 # KEYS: the set of ids. ARGV: the node key prefix. Returns the records of the live nodes.
@@ -54,11 +55,12 @@ class RedisNodeDirectory:
     def key(self, node: str) -> str:
         return f"{self._prefix}node:{node}"
 
-    async def publish(self, load: NodeLoad, *, ttl: float) -> None:
-        """Record ``load`` for ``ttl`` seconds."""
+    async def publish(self, load: NodeLoad, *, ttl: float) -> NodeLoad | None:
+        """Record ``load`` for ``ttl`` seconds; returns the live load it replaced, if any."""
         await trio.lowlevel.checkpoint()
-        await self._publish(keys=[self.key(load.node), f"{self._prefix}nodes"],
-                            args=[encode_node(load), max(1, int(ttl * 1000)), load.node])
+        previous = await self._publish(keys=[self.key(load.node), f"{self._prefix}nodes"],
+                                       args=[encode_node(load), max(1, int(ttl * 1000)), load.node])
+        return None if previous is None else self._decode(previous)
 
     async def withdraw(self, node: str) -> None:
         """Remove ``node`` now."""
@@ -71,10 +73,14 @@ class RedisNodeDirectory:
         await trio.lowlevel.checkpoint()
         loads: dict[str, NodeLoad] = {}
         for raw in await self._list(keys=[f"{self._prefix}nodes"], args=[f"{self._prefix}node:"]):
-            try:
-                load = decode_node(raw)
-            except MalformedRecord:
-                self.malformed += 1
-                continue
-            loads[load.node] = load
+            load = self._decode(raw)
+            if load is not None:
+                loads[load.node] = load
         return [loads[node] for node in sorted(loads)]
+
+    def _decode(self, raw: bytes) -> NodeLoad | None:
+        try:
+            return decode_node(raw)
+        except MalformedRecord:
+            self.malformed += 1
+            return None
