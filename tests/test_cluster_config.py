@@ -93,6 +93,30 @@ def test_nodes_lists_the_live_nodes_and_their_load(tmp_path, redis_server):
     assert [(r["node"], r["rooms"], r["draining"]) for r in rows] == [("meet-1", 1, False), ("meet-2", 3, True)]
 
 
+def test_nodes_rooms_lists_each_running_room_with_its_node_and_worker(tmp_path, redis_server):
+    from videoroomd.cluster.redis_directory import RedisRoomDirectory
+
+    redis_server.command("FLUSHALL")
+
+    async def claim():
+        async with open_redis(redis_server.url) as client:
+            rooms = RedisRoomDirectory(client)
+            lobby = await rooms.claim("lobby", "meet-2", ttl=30)
+            await rooms.renew(lobby, ttl=30, worker="3")
+            await rooms.claim("standup", "meet-1", ttl=30)
+            await client.set(rooms.key("broken"), b"not a lease")
+
+    trio.run(claim)
+    path = tmp_path / "videoroomd.toml"
+    path.write_text(f'[cluster]\nredis = "{redis_server.url}"\n' + ROOMS)
+    result = CliRunner().invoke(cli, ["nodes", "--rooms", "-c", str(path)])
+    assert result.exit_code == 0, result.output
+    assert [line.split() for line in result.output.splitlines()] == [
+        ["ROOM", "NODE", "WORKER"], ["lobby", "meet-2", "3"], ["standup", "meet-1", "-"]]
+    rows = json.loads(CliRunner().invoke(cli, ["nodes", "--rooms", "--json", "-c", str(path)]).output)
+    assert [(r["room"], r["node"], r["worker"]) for r in rows] == [("lobby", "meet-2", "3"), ("standup", "meet-1", None)]
+
+
 def test_nodes_says_when_redis_does_not_answer_without_the_password(tmp_path):
     path = tmp_path / "videoroomd.toml"
     path.write_text('[cluster]\nredis = "redis://:hunter2@127.0.0.1:1/0"\n' + ROOMS)

@@ -236,33 +236,36 @@ def rooms(config_path: str | None, live: bool, as_json: bool) -> None:
 
 @cli.command()
 @CONFIG_OPTION
+@click.option("--rooms", "list_rooms", is_flag=True, help="List the rooms running, each with its node and worker, instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def nodes(config_path: str | None, as_json: bool) -> None:
+def nodes(config_path: str | None, list_rooms: bool, as_json: bool) -> None:
     """List the live nodes of the cluster ([cluster] redis) and their load: workers, rooms, people, CPU."""
     import trio
 
     from ..cluster.redis_client import RedisMissing
     from ..config.redis_url import masked
-    from .nodes import as_row, read_nodes, table
+    from . import nodes as cluster_view
 
     config = load_config(config_path)
     if config.cluster.redis is None:
         raise UserError(f"{config.source} has no [cluster] table: this daemon runs alone")
     try:
-        loads = trio.run(read_nodes, config.cluster.redis)
+        found = trio.run(cluster_view.read_rooms if list_rooms else cluster_view.read_nodes, config.cluster.redis)
     except RedisMissing as error:
         raise UserError(str(error)) from None
     except Exception as error:  # the client's own errors, or no answer in time
         why = "no answer in time" if isinstance(error, trio.TooSlowError) else str(error) or type(error).__name__
-        raise UserError(f"cannot read the nodes from Redis at {masked(config.cluster.redis)}: {why}") from None
+        what = "rooms" if list_rooms else "nodes"
+        raise UserError(f"cannot read the {what} from Redis at {masked(config.cluster.redis)}: {why}") from None
     if as_json:
         now = time.time()
-        click.echo(json.dumps([as_row(load, now) for load in loads], indent=2))
+        rows = cluster_view.room_rows(found) if list_rooms else [cluster_view.as_row(load, now) for load in found]
+        click.echo(json.dumps(rows, indent=2))
         return
-    for line in table(loads):
+    for line in cluster_view.rooms_table(found) if list_rooms else cluster_view.table(found):
         click.echo(line)
-    if not loads:
-        click.echo("(no node is alive)")
+    if not found:
+        click.echo("(no room runs)" if list_rooms else "(no node is alive)")
 
 
 @cli.command()

@@ -7,6 +7,7 @@ import time
 import trio
 
 from ..cluster.records import NodeLoad
+from ..rooms.directory import Lease
 
 ASK_TIMEOUT = 5.0  # seconds to wait for Redis
 HEADERS = ("NODE", "ADDRESS", "STATE", "WORKERS", "ROOMS", "PEOPLE", "CPU", "SEEN")
@@ -22,6 +23,21 @@ async def read_nodes(url: str) -> list[NodeLoad]:
             return await RedisNodeDirectory(client).nodes()
 
 
+async def read_rooms(url: str) -> list[Lease]:
+    """The leases of every room running in the cluster at ``url``; raises as :func:`read_nodes`."""
+    from ..cluster.redis_client import open_redis
+    from ..cluster.redis_directory import RedisRoomDirectory
+
+    with trio.fail_after(ASK_TIMEOUT):
+        async with open_redis(url) as client:
+            return await RedisRoomDirectory(client).leases()
+
+
+def room_rows(leases: list[Lease]) -> list[dict]:
+    """Each room as ``--rooms --json`` prints it."""
+    return [{"room": lease.room, "node": lease.owner, "worker": lease.worker, "token": lease.token} for lease in leases]
+
+
 def as_row(load: NodeLoad, now: float) -> dict:
     """One node as ``--json`` prints it."""
     return {"node": load.node, "advertise": load.advertise, "draining": load.draining, "workers": load.workers,
@@ -30,12 +46,20 @@ def as_row(load: NodeLoad, now: float) -> dict:
 
 
 def table(loads: list[NodeLoad], now: float | None = None) -> list[str]:
-    """The lines of the table (pure)."""
+    """The lines of the table of nodes (pure)."""
     now = time.time() if now is None else now
-    rows = [HEADERS] + [
+    return _aligned([HEADERS] + [
         (n.node, n.advertise or "-", "draining" if n.draining else "serving", str(n.workers), str(n.rooms),
          str(n.participants), f"{n.cpu:.2f}", f"{max(0.0, now - n.at):.1f}s ago")
         for n in loads
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
+    ])
+
+
+def rooms_table(leases: list[Lease]) -> list[str]:
+    """The lines of the table of rooms and the node each runs on (pure)."""
+    return _aligned([("ROOM", "NODE", "WORKER")] + [(l.room, l.owner, l.worker or "-") for l in leases])
+
+
+def _aligned(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in rows]

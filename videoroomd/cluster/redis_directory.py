@@ -28,6 +28,7 @@ from ..rooms.directory import LEASE_TTL, Lease, LeaseLost, RoomTaken, lost_becau
 from .records import MalformedRecord, decode_lease, encode_lease
 
 PREFIX = "videoroomd:"
+LIST_LIMIT = 10000  # leases :meth:`RedisRoomDirectory.leases` reads at most
 
 # KEYS: the room, the token counter. ARGV: the record's body, the TTL in ms.
 # Returns {0, record} when the room is held (a record that is not a lease is overwritten), {1, token}.
@@ -116,6 +117,24 @@ class RedisRoomDirectory:
         await trio.lowlevel.checkpoint()
         answer = await self._release(keys=[self.key(lease.room)], args=[str(lease.token)])
         self._check(lease, answer)
+
+    async def leases(self, limit: int = LIST_LIMIT) -> list[Lease]:
+        """Returns the live leases of every room (at most ``limit``), sorted by room: for people, not for
+        the daemon's own decisions (SCAN walks the key space, and a lease may lapse as it is read)."""
+        keys = []
+        async for key in self._client.scan_iter(match=f"{self._prefix}room:*", count=500):
+            keys.append(key)
+            if len(keys) >= limit:
+                break
+        room_of = len(f"{self._prefix}room:")
+        leases = []
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            for key, raw in zip(chunk, await self._client.mget(chunk)):
+                lease = None if raw is None else self._decode(key[room_of:].decode(errors="replace"), raw)
+                if lease is not None:
+                    leases.append(lease)
+        return sorted(leases, key=lambda lease: lease.room)
 
     def _check(self, lease: Lease, answer: list) -> None:
         """Raises LeaseLost unless the script's ``answer`` says it found ``lease`` and acted."""
