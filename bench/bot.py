@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -25,17 +26,16 @@ import uuid
 
 import structlog
 import trio
-from aiortc import (RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnection,
-                    RTCSessionDescription)
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnection
 from aiortc.exceptions import InvalidStateError
-from trio_websocket import open_websocket_url
 
-from videoroomd.media.aiortc_compat.ice import ice_connections
-from videoroomd.media.bridge import AsyncioThread
-from videoroomd.media.rtc import codec_preferences, limit_host_addresses
+from testsupport.asyncio_thread import AsyncioThread
+from testsupport.media_bot import Bot
+from testsupport.phoenix import phoenix_socket
+from videoroomd.media.webrtc.compat.ice import ice_connections
+from videoroomd.media.webrtc.connections import codec_preferences
 
 from . import clip as clips
-from .phoenix import Channel
 from .processes import participant_arguments
 from .relay import TRANSPORTS, ice_servers
 from .tracks import ClipAudioTrack, ClipVideoTrack, ReceiveCounter, SenderWatch, send_audio_level
@@ -50,54 +50,60 @@ def emit(message: dict) -> None:
         pass  # the harness is gone; the bot ends when stdin closes
 
 
-class Participant:
-    """The call's state; the aiortc objects are touched only on the media thread (``self.media.call``)."""
+class Participant(Bot):
+    """The tests' aiortc participant (testsupport.media_bot.Bot) publishing a clip: its connection
+    made at the first offerData, max-bundle, with the clip's tracks on it first and counters on
+    every sender and receiver; relayed through the daemon's TURN server when ``relay`` says so."""
+
+    event_timeout = math.inf  # a benchmark participant waits as long as the call lasts
+    closing_raises = True     # a channel the server closed ends the bot, which says so
 
     def __init__(self, clip: clips.Clip, media: AsyncioThread, name: str, relay: str | None = None):
+        super().__init__(None, None, name, media)
         self.clip = clip
         self.relay = relay  # "udp" or "tcp": media only through the daemon's TURN server over it
-        self.media = media
-        self.name = name
-        self.id: str | None = None
-        self.pc: RTCPeerConnection | None = None
-        self.local: dict[str, object] = {}                  # our track id -> track
+        if relay is not None:
+            self.host_addresses = ()  # (limiting them would add a host candidate even under the relay policy)
+        self.turn_servers: list[dict] = []                  # offerData.integratedTurnServers
         self.watches: dict[str, SenderWatch] = {}           # kind -> what the server says of our sender
         self.states: list[tuple[float, str]] = []           # connection state changes (monotonic time, state)
         self.problems: list[str] = []                       # negotiations that failed here, errors from the server
         self.receivers: list[tuple[object, ReceiveCounter]] = []  # (transceiver, counter)
-        self.mid_to_track_id: dict[str, str] = {}
         self.connected = trio.Event()
         self.tracks: dict[str, str] = {}                     # kind -> our track id
         self.t_join: float | None = None
 
     # -- media thread -------------------------------------------------------------------
-    def _ensure_pc(self, turn_servers: list[dict]) -> RTCPeerConnection:
+    def _make_pc(self) -> None:
         """The connection, made at the first offerData (whose ``integratedTurnServers`` a relayed
         bot needs), with the published tracks on it first, as the browser client does."""
-        if self.pc is None:
-            # No STUN: loopback only. max-bundle, as browsers offer in effect: with aiortc's default
-            # ("balanced"), a second transceiver of a kind made before the first answer stays on a
-            # transport that the answer's BUNDLE then closes, and never receives.
-            configuration = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
-            if self.relay is not None:
-                servers = ice_servers(turn_servers, self.relay)
-                if not servers:
-                    raise RuntimeError(f"offerData lists no TURN server over {self.relay}: {turn_servers}")
-                # aiortc uses the first TURN server only; relay policy: no host candidates at all.
-                configuration.iceServers = [RTCIceServer(**servers[0])]
-                configuration.iceTransportPolicy = RTCIceTransportPolicy.RELAY
-            self.pc = RTCPeerConnection(configuration)
-            pc = self.pc
-            pc.on("connectionstatechange", lambda: self.states.append((time.monotonic(), pc.connectionState)))
-            pc.on("iceconnectionstatechange",
-                  lambda: self.states.append((time.monotonic(), "ice-" + pc.iceConnectionState)))
-            for track in self.local.values():
-                transceiver = pc.addTransceiver(track, direction="sendonly")
-                transceiver.setCodecPreferences(codec_preferences(track.kind))
-                self.watches[track.kind] = SenderWatch(transceiver.sender, track)
-                if track.kind == "audio":
-                    send_audio_level(transceiver.sender)
-        return self.pc
+        # No STUN: loopback only. max-bundle, as browsers offer in effect: with aiortc's default
+        # ("balanced"), a second transceiver of a kind made before the first answer stays on a
+        # transport that the answer's BUNDLE then closes, and never receives.
+        configuration = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        if self.relay is not None:
+            servers = ice_servers(self.turn_servers, self.relay)
+            if not servers:
+                raise RuntimeError(f"offerData lists no TURN server over {self.relay}: {self.turn_servers}")
+            # aiortc uses the first TURN server only; relay policy: no host candidates at all.
+            configuration.iceServers = [RTCIceServer(**servers[0])]
+            configuration.iceTransportPolicy = RTCIceTransportPolicy.RELAY
+        self.pc = pc = RTCPeerConnection(configuration)
+        pc.on("connectionstatechange", lambda: self.states.append((time.monotonic(), pc.connectionState)))
+        pc.on("iceconnectionstatechange",
+              lambda: self.states.append((time.monotonic(), "ice-" + pc.iceConnectionState)))
+        for track in self.local.values():
+            transceiver = pc.addTransceiver(track, direction="sendonly")
+            transceiver.setCodecPreferences(codec_preferences(track.kind))
+            self.watches[track.kind] = SenderWatch(transceiver.sender, track)
+            if track.kind == "audio":
+                send_audio_level(transceiver.sender)
+
+    def _add_receiver(self, kind: str):
+        transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+        transceiver.setCodecPreferences(codec_preferences(kind))
+        self.receivers.append((transceiver, ReceiveCounter(transceiver.receiver, kind)))
+        return transceiver
 
     async def _make_tracks(self) -> dict[str, str]:
         ids = {}
@@ -106,27 +112,6 @@ class Participant:
             self.local[track_id] = track
             ids[track.kind] = track_id
         return ids
-
-    async def _make_offer(self, tracks_types: dict[str, int], turn_servers: list[dict]) -> tuple[str, dict[str, str]]:
-        pc = self._ensure_pc(turn_servers)
-        for kind in ("audio", "video"):
-            have = sum(1 for _t, counter in self.receivers if counter.kind == kind)
-            for _ in range(tracks_types.get(kind, 0) - have):
-                transceiver = pc.addTransceiver(kind, direction="recvonly")
-                transceiver.setCodecPreferences(codec_preferences(kind))
-                self.receivers.append((transceiver, ReceiveCounter(transceiver.receiver, kind)))
-        if self.relay is None:  # (it would add a host candidate even under the relay policy)
-            limit_host_addresses(pc, ("127.0.0.1",))
-        await pc.setLocalDescription(await pc.createOffer())
-        sending = {}
-        for transceiver in pc.getTransceivers():
-            track = transceiver.sender.track
-            if track is not None and transceiver.mid is not None:
-                sending[transceiver.mid] = next(i for i, t in self.local.items() if t is track)
-        return pc.localDescription.sdp, sending
-
-    async def _apply_answer(self, sdp: str) -> None:
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
 
     async def _counts(self) -> dict:
         received = {}
@@ -147,68 +132,49 @@ class Participant:
                         "relay": self.relay}
         return None
 
-    async def close(self) -> None:
-        if self.pc is not None:
-            await self.pc.close()
-
     # -- trio side ---------------------------------------------------------------------
     async def snapshot(self) -> dict:
         counts = await self.media.call(self._counts) if self.pc is not None else {"received": {}, "sent": {}}
         counts["problems"] = self.problems[-10:]
         return {"event": "snap", "t": time.monotonic(), "cpu": time.process_time(), **counts}
 
-    async def pump(self, channel: Channel) -> None:
-        """Read media events, answering offerData as the browser client does.
+    async def on_event(self, kind: str, data) -> None:
+        """Besides offerData and sdpAnswer (as any bot): on "connected", the clip's tracks and a
+        renegotiation; an error from the server is noted.
 
-        A negotiation the bot's own connection refuses (it closed, say) is
-        noted in the snapshots, and the bot stays in the call to be counted.
-        """
-        while True:
-            event = await channel.next_media_event()
-            kind, data = event["type"], event.get("data")
-            if kind == "custom":
-                kind, data = data["type"], data.get("data")
-            try:
-                await self._handle(channel, kind, data)
-            except InvalidStateError as error:
-                self.problems.append(f"{kind}: {error}")
-
-    async def _handle(self, channel: Channel, kind: str, data) -> None:
-        if kind == "connected":
-            # Like the browser client, whose app adds its tracks on "connected": they go on the
-            # connection (made at the first offerData, with its TURN servers) before the first
-            # offer, so that offer carries them.
-            self.id = data["id"]
-            self.tracks = await self.media.call(self._make_tracks)
-            await channel.push({"type": "custom", "data": {"type": "renegotiateTracks"}})
-            self.connected.set()
-        elif kind == "offerData":
-            sdp, sending = await self.media.call(self._make_offer, data["tracksTypes"],
-                                                 data.get("integratedTurnServers") or [])
-            await channel.push({"type": "custom", "data": {"type": "sdpOffer", "data": {
-                "sdpOffer": {"type": "offer", "sdp": sdp},
-                "trackIdToTrackMetadata": {t: {"name": self.name} for t in sending.values()},
-                "trackIdToTrackBitrates": {},
-                "midToTrackId": sending,
-            }}})
-        elif kind == "sdpAnswer":
-            self.mid_to_track_id = data["midToTrackId"]
-            await self.media.call(self._apply_answer, data["sdp"])
-        elif kind == "error":
-            self.problems.append(f"server: {data}")
+        A negotiation the bot's own connection refuses (it closed, say) is noted in the
+        snapshots, and the bot stays in the call to be counted."""
+        try:
+            if kind == "connected":
+                # Like the browser client, whose app adds its tracks on "connected": they go on the
+                # connection (made at the first offerData, with its TURN servers) before the first
+                # offer, so that offer carries them.
+                self.id = data["id"]
+                self.tracks = await self.media.call(self._make_tracks)
+                await self.send({"type": "custom", "data": {"type": "renegotiateTracks"}})
+                self.connected.set()
+            elif kind == "offerData":
+                self.turn_servers = data.get("integratedTurnServers") or []
+                await super().on_event(kind, data)
+            elif kind == "error":
+                self.problems.append(f"server: {data}")
+            else:
+                await super().on_event(kind, data)
+        except InvalidStateError as error:
+            self.problems.append(f"{kind}: {error}")
 
     async def call(self, url: str, room: str, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Join, publish, and stay in the call until cancelled."""
         self.t_join = time.monotonic()
-        async with open_websocket_url(url) as websocket:
-            channel = Channel(websocket, room)
-            reply = await channel.join(STEP_TIMEOUT, displayName=self.name)
+        async with phoenix_socket(url) as client:
+            self.client, self.room = client, room
+            reply = await client.join(room, timeout=STEP_TIMEOUT, displayName=self.name)
             if reply.get("status") != "ok":
                 raise RuntimeError(f"join refused: {reply}")
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self.pump, channel)
-                nursery.start_soon(channel.heartbeat)
-                await channel.push({"type": "connect", "data": {"metadata": {"displayName": self.name}}})
+                nursery.start_soon(self.pump)
+                nursery.start_soon(client.heartbeat)
+                await self.send({"type": "connect", "data": {"metadata": {"displayName": self.name}}})
                 with trio.fail_after(STEP_TIMEOUT):
                     await self.connected.wait()
                 emit({"event": "joined", "id": self.id, "t_join": self.t_join, "tracks": self.tracks})
@@ -253,7 +219,7 @@ async def main(args: argparse.Namespace) -> int:
     finally:
         with trio.move_on_after(5) as cleanup:
             cleanup.shield = True
-            await media.call(participant.close)
+            await participant.close()
         media.stop()
 
 

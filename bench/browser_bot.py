@@ -8,7 +8,7 @@ does. :file:`page_probe.js` reads the page's media events and its
 RTCPeerConnection's getStats(); the CPU reported is the whole browser's.
 
 With ``--netns`` Chromium runs inside that network namespace (a host of
-:mod:`bench.netns`, whose link the benchmark limits); the page is then on
+:mod:`testsupport.netns`, whose link the benchmark limits); the page is then on
 the daemon's address there, over http, and ``--secure-origin`` lets
 Chromium treat that origin as secure, as it treats localhost, so that the
 page may open the (fake) camera.
@@ -28,7 +28,7 @@ from urllib.parse import quote, urlsplit
 
 from playwright.sync_api import sync_playwright
 
-from .netns import wrapper
+from testsupport.netns import wrapper
 from .processes import participant_arguments
 from .procfs import tree_cpu_seconds
 

@@ -49,7 +49,7 @@ def config_text(port: int, max_peers: int, log_file: Path, rooms: list[str], wor
     """The daemon's config; ``turn_port``: run the built-in TURN server on 127.0.0.1 there
     (for ``--relay``), with its defaults otherwise (per-user bandwidth limit included).
     ``host``: the address it listens and has its media on (``--simulcast``: a benchmark host's
-    gateway, bench.netns), then answering to that name alone and showing its admin view to
+    gateway, testsupport.netns), then answering to that name alone and showing its admin view to
     ``admin_token``; ``plain_rooms``: rooms with ``simulcast = false`` besides ``rooms``."""
     workers_value = f'"{workers}"' if isinstance(workers, str) else str(workers)
     room_tables = "".join(f"\n[rooms.{room}]\nmax_peers = {max_peers}\n" for room in rooms)

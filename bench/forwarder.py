@@ -1,18 +1,18 @@
 """The packet forwarder alone: ``python -m bench.forwarder [--subscribers 7] [--packets 20000] [--simulcast]``.
 
-Feeds VP8-sized RTP packets of one publisher to ``--subscribers`` forwarded
-tracks, each with its own SRTP session and a UDP socket on 127.0.0.1
-(nobody reads it; the kernel drops what overflows), and prints the CPU
-time per forwarded packet: header rewrite, extensions, history, SRTP and
-``sendto``, and nothing else (no receive path, no event loop wakeups, no
-other process competing for the cores). Compare it with ``bench.sfu``'s
-"server CPU µs per forwarded packet" to see what the rest of the server
-costs. The aiortc sender and DTLS transport are stand-ins carrying the
-attributes the forwarder reads; the SRTP sessions and sockets are real.
+Feeds VP8-sized RTP packets of one publisher through the room's data plane
+(:class:`~videoroomd.media.dataplane.python_plane.PythonDataPlane`, driven through its
+interface) to ``--subscribers`` subscribers, each with its own SRTP session
+and a UDP socket on 127.0.0.1 (nobody reads it; the kernel drops what
+overflows), and prints the CPU time per forwarded packet: header rewrite,
+extensions, history, SRTP and ``sendto``, and nothing else (no receive
+path, no event loop wakeups, no other process competing for the cores).
+Compare it with ``bench.sfu``'s "server CPU µs per forwarded packet" to see
+what the rest of the server costs.
 
 ``--simulcast``: the publisher sends three layers (``--packets`` each, the
 sizes a 720p camera's l/m/h have relative to each other), the subscribers
-are on l, m and h in turn; each packet of every layer goes through each
+ask for l, m and h in turn; each packet of every layer goes through each
 subscriber's layer switch, and those of its layer are sent with their VP8
 picture ids rewritten. The figure is per packet sent, as the plain one.
 """
@@ -24,37 +24,33 @@ import asyncio
 import os
 import socket
 import time
-from types import SimpleNamespace
 
-from aiortc.rtcdtlstransport import State
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import RtpPacket
 from pylibsrtp import Policy, Session
 
-from videoroomd.media.publisher import PublishedTrack
-from videoroomd.media.subscriber import ABS_SEND_TIME, MID, ForwardedTrack
+from videoroomd.media.dataplane.interface import FixedRoute, StreamParams
+from videoroomd.media.dataplane.python_plane import PythonDataPlane
 
-VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
-RTX = RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=97, parameters={"apt": 96})
-EXTENSIONS = [RTCRtpHeaderExtensionParameters(id=1, uri=MID), RTCRtpHeaderExtensionParameters(id=3, uri=ABS_SEND_TIME)]
+MID_ID, ABS_SEND_TIME_ID = 1, 3
 
 
-async def subscriber(index: int, sink: tuple[str, int], owner=None) -> ForwardedTrack:
-    """A forwarded video track whose 'connection' is a real SRTP session and UDP socket."""
-    loop = asyncio.get_running_loop()
-    udp, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
-    srtp = Session(policy=Policy(key=os.urandom(44), ssrc_type=Policy.SSRC_ANY_OUTBOUND,
+def add_subscriber(plane: PythonDataPlane, index: int, sink: tuple[str, int], kind: str = "video",
+                   key: bytes | None = None) -> tuple[str, socket.socket]:
+    """Subscriber ``s<index>`` of its own connection ``c<index>``: a real SRTP session (of
+    ``key``, 44 bytes, random if None) and UDP socket, writing to ``sink``; (its id, its socket)."""
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.setblocking(False)
+    srtp = Session(policy=Policy(key=key or os.urandom(44), ssrc_type=Policy.SSRC_ANY_OUTBOUND,
                                  srtp_profile=Policy.SRTP_PROFILE_AEAD_AES_256_GCM))
-    pair = SimpleNamespace(protocol=SimpleNamespace(transport=udp), remote_addr=sink)
-    dtls = SimpleNamespace(_state=State.CONNECTED, _tx_srtp=srtp,
-                           transport=SimpleNamespace(_connection=SimpleNamespace(_nominated={1: pair})))
-    sender = SimpleNamespace(transport=dtls, _ssrc=1000 + index, _rtx_ssrc=2000 + index,
-                             replaceTrack=lambda track: None, _RTCRtpSender__ntp_timestamp=0,
-                             _RTCRtpSender__rtp_timestamp=0, _RTCRtpSender__octet_count=0,
-                             _RTCRtpSender__packet_count=0)
-    track = ForwardedTrack("video", sender, owner=owner)
-    track.configure(RTCRtpParameters(codecs=[VP8, RTX], headerExtensions=EXTENSIONS, muxId=str(index)))
-    return track
+    plane.add_connection(f"c{index}")
+    plane.add_subscriber(f"s{index}", f"c{index}", kind, FixedRoute(srtp, udp, sink))
+    video = kind == "video"
+    plane.set_stream(f"s{index}", StreamParams(
+        payload_type=96 if video else 111, clock_rate=90000 if video else 48000, ssrc=1000 + index,
+        rtx_ssrc=2000 + index, rtx_payload_type=97 if video else None, mid=str(index), mid_id=MID_ID,
+        abs_send_time_id=ABS_SEND_TIME_ID))
+    return f"s{index}", udp
 
 
 def packets(count: int, size: int) -> list[RtpPacket]:
@@ -94,28 +90,31 @@ def layer_packets(count: int) -> list[tuple[RtpPacket, int]]:
 async def main_simulcast(args: argparse.Namespace) -> None:
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
-    published = PublishedTrack("publisher:video", "video", receiver=None, rids=RIDS)
+    plane = PythonDataPlane(choice_interval=float("inf"))  # the layers stay as chosen: forwarding is measured
+    plane.add_publisher("publisher:video", "video", RIDS)
     for layer in range(3):
-        published.layers.learn(41 + layer, RIDS[layer], None)
-    owner = SimpleNamespace(target_for=lambda track_id: None, layer_budget=lambda: None, estimate=lambda: None,
-                            congested=lambda now: False, layer_changed=lambda *args: None)
-    tracks = []
-    for index in range(args.subscribers):
-        track = await subscriber(index, sink.getsockname(), owner)
-        track.switch(published)
-        track.selector.chosen = index % 3       # as if chosen a while ago; switched at the next keyframe
-        track.layer_switch.want(index % 3)
-        tracks.append(track)
-    published._next_choice = float("inf")     # the choice stays as set: only forwarding is measured
+        plane.learn_ssrc("publisher:video", 41 + layer, RIDS[layer], None)
     stream = layer_packets(args.packets)
+    for packet, _layer in stream[:3]:  # each layer arrives: a subscriber goes straight to the one it asks for
+        warm_up = RtpPacket(payload_type=96, sequence_number=0xFFFF, timestamp=0, ssrc=packet.ssrc)
+        warm_up.payload = packet.payload[:5] + b"\x01" + packet.payload[6:]
+        plane.receive("publisher:video", warm_up)
+    sockets = []
+    for index in range(args.subscribers):
+        subscriber_id, udp = add_subscriber(plane, index, sink.getsockname())
+        sockets.append(udp)
+        plane.set_target_layer(f"c{index}", "publisher:video", RIDS[index % 3])
+        plane.link(subscriber_id, "publisher:video")  # switched at the layer's next keyframe
+    before = plane.counters.packets_forwarded
     started = time.process_time()
     for packet, _layer in stream:
-        published.on_packet(packet)
+        plane.receive("publisher:video", packet)
     cpu = time.process_time() - started
-    forwarded = sum(track.counters.packets_forwarded for track in tracks)
+    forwarded = plane.counters.packets_forwarded - before
     print(f"{args.subscribers} subscribers on l/m/h, 3 x {args.packets} packets: {forwarded} sent, "
           f"{cpu / forwarded * 1e6:.2f} µs of CPU per forwarded packet")
-    sink.close()
+    for udp in sockets + [sink]:
+        udp.close()
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -124,18 +123,23 @@ async def main(args: argparse.Namespace) -> None:
         return
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
-    published = PublishedTrack("publisher:video", "video", receiver=None)
+    plane = PythonDataPlane()
+    plane.add_publisher("publisher:video", "video")
+    sockets = []
     for index in range(args.subscribers):
-        (await subscriber(index, sink.getsockname())).switch(published)
+        subscriber_id, udp = add_subscriber(plane, index, sink.getsockname())
+        sockets.append(udp)
+        plane.link(subscriber_id, "publisher:video")
     stream = packets(args.packets, args.size)
     started = time.process_time()
     for packet in stream:
-        published.on_packet(packet)
+        plane.receive("publisher:video", packet)
     cpu = time.process_time() - started
     forwarded = args.packets * args.subscribers
     print(f"{args.subscribers} subscribers, {args.packets} packets of {args.size} bytes: "
           f"{cpu / forwarded * 1e6:.2f} µs of CPU per forwarded packet")
-    sink.close()
+    for udp in sockets + [sink]:
+        udp.close()
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Two aiortc peer connections in one process, on 127.0.0.1: a "publisher"
 whose video sender stays idle, and the "server", whose receiver is wired
-to a :class:`~videoroomd.media.publisher.PublishedTrack` with no
-subscribers, as a media worker does (incoming datagrams watched, the
+to a data plane (:class:`~videoroomd.media.dataplane.python_plane.PythonDataPlane`)
+with one publisher and no subscribers, as a media worker does (incoming datagrams watched, the
 receiver's jitter buffer replaced). Once connected, VP8-sized RTP packets
 (30 frames a second, 3 packets each, the mid and abs-send-time extensions
 a browser sends) are encrypted with the publisher's own SRTP session
@@ -38,13 +38,13 @@ from pylibsrtp import Policy, Session
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
-from videoroomd.media import event_loop
-from videoroomd.media.aiortc_compat import rtp as compat
-from videoroomd.media.aiortc_compat.remb import WindowRate
-from videoroomd.media.aiortc_compat.ice import limit_host_addresses, media_skips_stun_check, watch_incoming
-from videoroomd.media.forwarding import ForwardingBuffer, NoDecoder, attach_publisher, receive_at_once
-from videoroomd.media.publisher import PublishedTrack
-from videoroomd.media.rtp_packets import abs_send_time, extension_block, one_byte_element, rtp_packet
+from videoroomd.media.workers import event_loop
+from videoroomd.media.webrtc.compat import rtp as compat
+from videoroomd.media.webrtc.compat.remb import WindowRate
+from videoroomd.media.webrtc.compat.ice import limit_host_addresses, media_skips_stun_check, watch_incoming
+from videoroomd.media.dataplane.python_plane import PythonDataPlane
+from videoroomd.media.webrtc.forwarding import ForwardingBuffer, NoDecoder, attach_publisher, receive_at_once
+from videoroomd.media.dataplane.rtp_packets import abs_send_time, extension_block, one_byte_element, rtp_packet
 
 BATCH = 16  # datagrams written before the server is let to read them (loopback's buffer is small)
 
@@ -58,9 +58,12 @@ class Idle(MediaStreamTrack):
         await asyncio.Event().wait()
 
 
-async def connect(aiortc_path: bool = False) -> tuple[RTCPeerConnection, RTCPeerConnection, PublishedTrack]:
-    """(publisher, server, the server's published track), connected; ``aiortc_path``: the
-    server's receiver takes aiortc's own way (only its jitter buffer replaced)."""
+PUBLISHER = "publisher:video"  # the publisher's id in the server's data plane
+
+
+async def connect(aiortc_path: bool = False) -> tuple[RTCPeerConnection, RTCPeerConnection, PythonDataPlane]:
+    """(publisher, server, the server's data plane, where the publisher is PUBLISHER), connected;
+    ``aiortc_path``: the server's receiver takes aiortc's own way (only its jitter buffer replaced)."""
     publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     server = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     publisher.addTransceiver(Idle(), direction="sendonly")
@@ -73,11 +76,12 @@ async def connect(aiortc_path: bool = False) -> tuple[RTCPeerConnection, RTCPeer
     watch_incoming(server, lambda: heard.append(None) if not heard else None)
     transceiver = server.getTransceivers()[0]
     transceiver.direction = "recvonly"
-    published = PublishedTrack("publisher:video", "video", transceiver.receiver)
+    plane = PythonDataPlane()
+    plane.add_publisher(PUBLISHER, "video")
     if aiortc_path:
-        compat.hand_packets_to(transceiver.receiver, ForwardingBuffer(published), NoDecoder())
+        compat.hand_packets_to(transceiver.receiver, ForwardingBuffer(plane, PUBLISHER), NoDecoder())
     else:
-        attach_publisher(transceiver.receiver, published)
+        attach_publisher(transceiver.receiver, plane, PUBLISHER)
     limit_host_addresses(server, ("127.0.0.1",))
     await server.setLocalDescription(await server.createAnswer())
     if not aiortc_path:
@@ -85,7 +89,7 @@ async def connect(aiortc_path: bool = False) -> tuple[RTCPeerConnection, RTCPeer
     await publisher.setRemoteDescription(server.localDescription)
     for _ in range(200):
         if server.connectionState == "connected" and publisher.connectionState == "connected":
-            return publisher, server, published
+            return publisher, server, plane
         await asyncio.sleep(0.05)
     raise RuntimeError("the two peer connections did not connect on 127.0.0.1")
 
@@ -116,10 +120,11 @@ def datagrams(publisher: RTCPeerConnection, count: int, size: int,
     return plain, stream, socket, pair.remote_addr
 
 
-async def pump(stream: list[bytes], socket, address, published: PublishedTrack, pace: float = 0.0) -> int:
+async def pump(stream: list[bytes], socket, address, plane: PythonDataPlane, pace: float = 0.0) -> int:
     """Write the stream in batches, each read by the server before the next (``pace``: and
-    at least that many seconds after the one before); returns how many arrived."""
-    first = published.packets
+    at least that many seconds after the one before); returns how many reached ``plane``."""
+    counters = plane.counters
+    first = counters.packets_received
     for start in range(0, len(stream), BATCH):
         if pace and start:
             await asyncio.sleep(pace)
@@ -127,10 +132,10 @@ async def pump(stream: list[bytes], socket, address, published: PublishedTrack, 
             socket.sendto(data, address)
         expected = first + min(start + BATCH, len(stream))
         for _ in range(1000):
-            if published.packets >= expected:
+            if counters.packets_received >= expected:
                 break
             await asyncio.sleep(0)
-    return published.packets - first
+    return counters.packets_received - first
 
 
 def timed(label: str, items: list, step) -> float:
@@ -155,7 +160,8 @@ async def steps(decrypted: list[bytes], server: RTCPeerConnection) -> None:
     codec = next(iter(server.getTransceivers()[0].receiver._RTCRtpReceiver__codecs.values()))
     estimator, statistics, nacks = RemoteBitrateEstimator(), StreamStatistics(90000), NackGenerator()
     now = clock.current_ms()
-    published = PublishedTrack("steps:video", "video", None)
+    plane = PythonDataPlane()
+    plane.add_publisher("steps:video", "video")
     # As a camera's packets come: 3 per frame, sent together, frames 1/30 s apart.
     arrivals = [(abs_send_time(index // 3 / 30), now + index // 3 * 1000 // 30 + index % 3) for index in range(len(parsed))]
     print("each step alone:")
@@ -174,7 +180,7 @@ async def steps(decrypted: list[bytes], server: RTCPeerConnection) -> None:
     timed("NACK generator", parsed, nacks.add)
     timed("datetime (getSynchronizationSources)", parsed, lambda p: clock.current_datetime())
     timed("VP8 depayload", parsed, lambda p: depayload(codec, p.payload))
-    timed("forwarder, no subscriber", parsed, published.on_packet)
+    timed("forwarder, no subscriber", parsed, lambda p: plane.receive("steps:video", p))
     queue: asyncio.Queue = asyncio.Queue()
     taken = 0
 
@@ -203,10 +209,10 @@ def stun_check(data: bytes) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    publisher, server, published = await connect(args.aiortc_path)
+    publisher, server, plane = await connect(args.aiortc_path)
     try:
         plain, stream, socket, address = datagrams(publisher, args.packets, args.size)
-        await pump(stream[:300], socket, address, published)  # warm up: the first keyframe, the estimator
+        await pump(stream[:300], socket, address, plane)  # warm up: the first keyframe, the estimator
         stream = stream[300:]
         # The sending side's own share: the same writes, to a port nobody reads.
         sink = sockets.socket(sockets.AF_INET, sockets.SOCK_DGRAM)
@@ -220,7 +226,7 @@ async def main(args: argparse.Namespace) -> None:
         started = time.process_time()
         if profile:
             profile.enable()
-        arrived = await pump(stream, socket, address, published)
+        arrived = await pump(stream, socket, address, plane)
         if profile:
             profile.disable()
         cpu = time.process_time() - started - sending

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from prometheus_client.parser import text_string_to_metric_families
+from testsupport.metrics import families
 
 TRANSPORTS = ("udp", "tcp")  # what aiortc's ICE agent speaks to a TURN server (no TLS)
 # /metrics family -> our key (videoroomd/metrics.py, _TurnCollector)
@@ -46,7 +46,7 @@ def turn_counters(metrics: str) -> dict:
     open, created (in all and by transport), dropped by reason, refused by code. Empty when the
     page has none (the TURN server is off)."""
     result: dict = {}
-    for family in text_string_to_metric_families(metrics):
+    for family in families(metrics):
         key = FAMILIES.get(family.name)
         for sample in family.samples if key else ():
             if sample.name.endswith("_created") and family.type == "counter":

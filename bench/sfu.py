@@ -18,7 +18,7 @@ must be gone with it.
 With ``--simulcast`` (Chromium participants) each N is run twice on the same
 daemon: in a room with ``simulcast = false`` (one stream per camera: the
 plain figure) and in one where every page publishes three layers. Every
-participant's Chromium runs on a network host of its own (:mod:`bench.netns`)
+participant's Chromium runs on a network host of its own (:mod:`testsupport.netns`)
 and the daemon on the first one's address; after the measured window the
 ``--limited-share`` first participants' links are limited with ``tc`` to
 ``--limit-kbps``, held, and freed, and the pages' ``encodingSwitched`` give
@@ -45,7 +45,7 @@ from . import clip as clips
 from . import procfs
 from .daemon import Daemon, connection_drops, log_problems, room_names
 from .processes import Bot, BotFailed, cpu_list
-from .netns import Host, hosts
+from testsupport.netns import Host, hosts
 from .relay import TRANSPORTS, relayed, routes, turn_figures
 from .stats import Run, Sample, capacity, connection_trouble, pairs, summarize, table
 from .switches import Limit, layers_now, limited, switch_figures

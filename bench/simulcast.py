@@ -19,15 +19,14 @@ import argparse
 import asyncio
 import queue
 import re
-import sys
 import threading
 import time
-from pathlib import Path
 
-from videoroomd.media.codec import Decoder, as_type, encode
-from videoroomd.media.commands import Answer, OpenRoom, Request, Slot
-from videoroomd.media.events import LayerSwitched, Reply
-from videoroomd.media.server import MediaServer
+from testsupport.wait import wait_for
+from videoroomd.media.workers.codec import Decoder, as_type, encode
+from videoroomd.media.workers.commands import Answer, OpenRoom, Request, Slot
+from videoroomd.media.workers.events import LayerSwitched, Reply
+from videoroomd.media.workers.server import MediaServer
 
 
 class MediaDriver:
@@ -63,7 +62,7 @@ class MediaDriver:
                 self.arrivals.append((time.monotonic(), message))
 
     def command(self, command, timeout: float = 20.0):
-        """Send ``command`` (of :mod:`videoroomd.media.commands`) and return its result; raises
+        """Send ``command`` (of :mod:`videoroomd.media.workers.commands`) and return its result; raises
         AssertionError with its error."""
         with self._lock:
             request_id = self._next_id
@@ -160,18 +159,6 @@ window.setActive = async (rid, active) => {
     await sender.setParameters(parameters);
 };
 """
-
-
-def wait_for(predicate, timeout: float, what: str, step: float = 0.25):
-    """``predicate()``'s first truthy value within ``timeout`` seconds; AssertionError naming ``what``."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(step)
-    raise AssertionError(f"{what} (last seen: {last!r})")
 
 
 def page_with_media(browser):
@@ -284,8 +271,7 @@ def _layer_event(media: MediaDriver, endpoint: str, after: float, want) -> float
 def main(args: argparse.Namespace) -> None:
     from playwright.sync_api import sync_playwright
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from browser import launch  # Debian's Chromium, as the tests launch it
+    from testsupport.browser import launch  # Debian's Chromium, as the tests launch it
 
     media = MediaDriver()
     media.command(OpenRoom(room=ROOM, ice_servers=[], certificate=None, addresses=["127.0.0.1"],

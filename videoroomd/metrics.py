@@ -10,7 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-# The engine's forwarding counters (videoroomd.media.forwarding.MediaCounters): name, help.
+# The engine's forwarding counters (videoroomd.media.webrtc.forwarding.MediaCounters): name, help.
 MEDIA_COUNTERS = {
     "packets_received": "RTP packets received from publishers",
     "packets_forwarded": "RTP packets forwarded to subscribers",
@@ -90,7 +90,7 @@ class _TurnCollector:
 
 
 class _WorkerCollector:
-    """Each media worker, from its last heartbeat (videoroomd.media.plane.MediaPlane.snapshot)."""
+    """Each media worker, from its last heartbeat (videoroomd.media.workers.plane.MediaPlane.snapshot)."""
 
     def __init__(self, snapshot: Callable[[], list[dict]]):
         self.snapshot = snapshot

@@ -12,7 +12,7 @@ from ..config import Config, Location
 from ..daemon.daemon import Daemon
 from ..daemon.sdnotify import Notifier
 from ..http.server import ListenError
-from ..media import aiortc_compat
+from ..media.webrtc import compat as aiortc_compat
 from ..logs.setup import LogSetupError, configure
 
 

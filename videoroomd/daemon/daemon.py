@@ -17,8 +17,8 @@ from ..engine.engine import Engine
 from ..http.app import DaemonApp
 from ..http.routes import route_table
 from ..http.server import open_listeners, serve
-from ..media.client import LogSettings
-from ..media.plane import MediaPlane, worker_count
+from ..media.workers.client import LogSettings
+from ..media.workers.plane import MediaPlane, worker_count
 from ..metrics import Metrics
 from ..rooms import RoomRegistry
 from ..rooms.local_link import LocalRoomService

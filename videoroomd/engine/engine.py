@@ -3,7 +3,7 @@
 It speaks the media-event protocol through :class:`~.session.Session`
 (pure), and has the room's media worker (:mod:`videoroomd.media`) drive one
 aiortc connection per endpoint, through the typed commands and events of
-:mod:`videoroomd.media.commands` and :mod:`videoroomd.media.events`. Those
+:mod:`videoroomd.media.workers.commands` and :mod:`videoroomd.media.workers.events`. Those
 events, and what the peers send, are handled one at a time from a bounded
 inbox, so the session never sees two changes at once. An endpoint is removed
 one way only: room → engine → worker (the worker reports, the engine
@@ -20,10 +20,10 @@ import trio
 
 from ..backoff import Backoff, retry
 from ..config import IceConfig, RoomConfig
-from ..media.client import MediaError, WorkerLost
-from ..media.commands import AddCandidate, Answer, Answered, CloseEndpoint, Command, Slot
-from ..media.events import Bandwidth, EndpointState, LayerSwitched, RoomEvent, RoomLost, Silent, Vad
-from ..media.plane import MediaPlane, RoomLink
+from ..media.workers.client import MediaError, WorkerLost
+from ..media.workers.commands import AddCandidate, Answer, Answered, CloseEndpoint, Command, Slot
+from ..media.workers.events import Bandwidth, EndpointState, LayerSwitched, RoomEvent, RoomLost, Silent, Vad
+from ..media.workers.plane import MediaPlane, RoomLink
 from ..rooms.room import Peer, Room
 from ..sdp.candidates import announce_address
 from ..sdp.offer import MAX_MEDIA_LINES, SdpError

@@ -4,8 +4,8 @@ A publisher turns one of its layers on or off (``enableTrackEncoding`` /
 ``disableTrackEncoding``); a subscriber asks for at most one layer of a track
 (``setTargetTrackVariant``); ``trackVariantBitrates`` is checked and not
 used. The session (pure) decides what changes and what the others hear; the
-media worker gets :class:`~videoroomd.media.commands.LayerEnabled` and
-:class:`~videoroomd.media.commands.TargetLayer` through the room's link.
+media worker gets :class:`~videoroomd.media.workers.commands.LayerEnabled` and
+:class:`~videoroomd.media.workers.commands.TargetLayer` through the room's link.
 
 May import: videoroomd.media (client, plane), and this package's session, media_events, rate, media_side.
 """
@@ -17,7 +17,7 @@ from typing import Callable
 import structlog
 import trio
 
-from ..media.client import MediaError
+from ..media.workers.client import MediaError
 from ..token_buckets import TokenBuckets
 from . import media_events as ev
 from .media_events import MediaEventError

@@ -1,7 +1,7 @@
 """The engine's side of its room's media worker: the link, and what the worker holds for the room.
 
 :class:`MediaSide` opens the room's media on a worker (and again after the
-worker is lost), sends the room's typed commands (:mod:`videoroomd.media.commands`),
+worker is lost), sends the room's typed commands (:mod:`videoroomd.media.workers.commands`),
 and keeps what the engine knows of the worker's state: which endpoints have a
 connection there, and which media sockets each answer opened (told to the
 media-address registry: the built-in TURN server relays to those only). The
@@ -18,10 +18,10 @@ from typing import Callable
 import trio
 
 from ..config import IceConfig, RoomConfig
-from ..media.client import MediaError
-from ..media.commands import CertificatePaths, Command, MediaSocket
-from ..media.events import RoomEvent, RoomLost
-from ..media.plane import MediaPlane, RoomLink
+from ..media.workers.client import MediaError
+from ..media.workers.commands import CertificatePaths, Command, MediaSocket
+from ..media.workers.events import RoomEvent, RoomLost
+from ..media.workers.plane import MediaPlane, RoomLink
 from ..turn.peers import MediaAddresses
 
 

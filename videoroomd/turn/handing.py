@@ -2,7 +2,7 @@
 
 Once a UDP or TCP client has a permission for a media socket of a media
 worker, its transport is passed to that worker (:mod:`.handoff` carries it),
-which relays its data from then on (:mod:`videoroomd.media.turn_relay`). What
+which relays its data from then on (:mod:`videoroomd.turn.worker_relay`). What
 the server answers meanwhile is held and sent after the worker has the
 state the answers give; later answers go through the worker, after the
 allocation's new state when a request changed it. A handoff that fails
@@ -20,7 +20,7 @@ from typing import Any, Callable
 import structlog
 import trio
 
-from ..media.commands import HandedAllocation, TurnRelease, TurnSend, TurnUpdate
+from ..media.workers.commands import HandedAllocation, TurnRelease, TurnSend, TurnUpdate
 from .allocations import Address, Allocation
 from .handoff import HANDOFF_FAILED, WorkerHandoff
 from .listeners import Client, family_of, text

@@ -2,7 +2,7 @@
 
 Once a client has a permission for a media socket of worker W, its transport
 (the UDP 5-tuple or the TCP connection) is passed to W, which relays its
-data itself (:mod:`videoroomd.media.turn_relay`): no trip through the
+data itself (:mod:`videoroomd.turn.worker_relay`): no trip through the
 daemon's loop and no second trip through the kernel per relayed datagram.
 :class:`WorkerHandoff` finds W (the media-address registry knows which
 worker each media socket is open in), passes the socket, posts the
@@ -16,10 +16,10 @@ from typing import Callable
 
 import trio
 
-from ..media.client import MediaError, WorkerLost
-from ..media.commands import Command, HandedAllocation
-from ..media.events import TurnEvent, TurnLost
-from ..media.plane import MediaPlane
+from ..media.workers.client import MediaError, WorkerLost
+from ..media.workers.commands import Command, HandedAllocation
+from ..media.workers.events import TurnEvent, TurnLost
+from ..media.workers.plane import MediaPlane
 from .peers import MediaAddresses
 
 HANDOFF_TIMEOUT = 5.0  # seconds for a worker to take a client's socket

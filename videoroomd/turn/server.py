@@ -29,8 +29,8 @@ import trio
 from aioice import stun
 
 from ..config.schema import TurnConfig
-from ..media.commands import TurnRelease
-from ..media.events import TurnClosed, TurnControl, TurnEvent, TurnLost
+from ..media.workers.commands import TurnRelease
+from ..media.workers.events import TurnClosed, TurnControl, TurnEvent, TurnLost
 from . import channeldata
 from .allocations import Allocation, AllocationTable, ByteBudget, QuotaError
 from .auth import Authenticator, Refusal

@@ -1,0 +1,121 @@
+"""What a publisher relies on from the server's cut-down receive path: its packets arrive, what it
+lost is NACKed, its receiver reports and REMB still come, as on aiortc's own path.
+
+Two aiortc peer connections on 127.0.0.1 (bench.receive's): the publisher's packets are written
+by hand to its real SRTP session and socket, and the RTCP the server sends back is what the
+publisher's own aiortc sender receives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+from aiortc.rtp import RTCP_PSFB_APP, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRrPacket, RtcpRtpfbPacket
+
+from bench.receive import BATCH, connect, datagrams, pump
+from videoroomd.media.webrtc.compat import rtp as compat
+from videoroomd.media.dataplane.rtp_packets import rtp_packet
+
+LOST = {60, 61, 200}  # indexes of the stream's packets that never reach the server
+COUNT = 270           # 3 s of video at 30 frames a second, 3 packets each, sent at that pace
+
+
+async def connected(aiortc_path: bool):
+    """(publisher, server, the data plane, the RTCP the publisher's sender receives)."""
+    publisher, server, plane = await connect(aiortc_path)
+    heard: list = []
+
+    async def on_rtcp(packet, handle):
+        heard.append(packet)
+
+    compat.intercept_sender(publisher.getTransceivers()[0].sender, lambda parameters: None, on_rtcp)
+    return publisher, server, plane, heard
+
+
+async def until(condition, seconds: float) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("aiortc_path", [False, True], ids=["ours", "aiortc's"])
+def test_a_publisher_hears_of_its_lost_packets_and_gets_receiver_reports(aiortc_path):
+    async def main():
+        publisher, server, plane, heard = await connected(aiortc_path)
+        try:
+            ssrc = publisher.getTransceivers()[0].sender._ssrc
+            plain, stream, socket, address = datagrams(publisher, COUNT, 1000)
+            sent = [data for index, data in enumerate(stream) if index not in LOST]
+            assert await pump(sent, socket, address, plane) == COUNT - len(LOST)  # all reached the data plane
+            lost_seqs = {index + 1 for index in LOST}  # bench.receive numbers packets from 1
+
+            def nacked() -> set[int]:
+                return {seq for p in heard if isinstance(p, RtcpRtpfbPacket) and p.fmt == RTCP_RTPFB_NACK
+                        and p.media_ssrc == ssrc for seq in p.lost}
+
+            def reports() -> list:
+                return [r for p in heard if isinstance(p, RtcpRrPacket) for r in p.reports if r.ssrc == ssrc]
+
+            await until(lambda: reports() and nacked() >= lost_seqs, 5)  # reports come every 0.5 to 1.5 s
+            assert nacked() == lost_seqs
+            report = reports()[-1]
+            assert (report.highest_sequence, report.packets_lost) == (COUNT, len(LOST))
+        finally:
+            await publisher.close()
+            await server.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("aiortc_path", [False, True], ids=["ours", "aiortc's"])
+def test_a_publisher_whose_packets_come_ever_later_is_told_a_bitrate_remb(aiortc_path):
+    async def main():
+        publisher, server, plane, heard = await connected(aiortc_path)
+        try:
+            # Sent (abs-send-time) 1 ms apart, arriving at 300 a second: a congested uplink.
+            plain, stream, socket, address = datagrams(publisher, 300, 1000, spacing=0.001)
+            pump_task = asyncio.ensure_future(pump(stream, socket, address, plane, pace=BATCH / 300))
+
+            def remb() -> list:
+                return [p for p in heard if isinstance(p, RtcpPsfbPacket) and p.fmt == RTCP_PSFB_APP]
+
+            await until(lambda: remb() or pump_task.done(), 5)
+            pump_task.cancel()
+            assert remb(), "no REMB reached the publisher"
+        finally:
+            await publisher.close()
+            await server.close()
+
+    asyncio.run(main())
+
+
+def test_datagrams_that_are_not_good_rtp_are_dropped_and_the_publishers_stream_goes_on():
+    async def main():
+        loop_errors: list = []
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: loop_errors.append(context))
+        publisher, server, plane, heard = await connected(False)
+        try:
+            plain, stream, socket, address = datagrams(publisher, 60, 500)
+            srtp, _pair = compat.nominated_route(publisher.getTransceivers()[0].sender.transport)
+            ssrc = publisher.getTransceivers()[0].sender._ssrc
+            bad = [
+                b"",                                       # empty
+                b"\x80",                                   # an RTP first byte, nothing after it
+                b"\x80\x60" + os.urandom(40),              # not encrypted with the session's key
+                srtp.protect(rtp_packet(77, 0, 100, 0, ssrc, b"", b"x" * 20)),  # a payload type not negotiated
+                srtp.protect(rtp_packet(96, 0, 101, 0, 12345, b"", b"x" * 20)),  # nobody's SSRC
+                b"\xbf" * 3,                               # too short for a header
+            ]
+            for data in bad:
+                socket.sendto(data, address)
+            assert await pump(stream, socket, address, plane) == 60
+            assert loop_errors == []
+            assert server.connectionState == "connected"
+        finally:
+            await publisher.close()
+            await server.close()
+
+    asyncio.run(main())

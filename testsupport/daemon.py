@@ -1,0 +1,76 @@
+"""A real `videoroomd serve` in a child process on loopback, and the config texts the tests give it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from testsupport.wait import wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def config_text(rooms: str = "[rooms.lobby]\nmax_peers = 4\n", *, port: int = 0, server: str = "", log: str = "",
+                media: str = "workers = 0") -> str:
+    """A config for tests; the media runs on a thread of the daemon unless ``media`` says otherwise."""
+    return f'[server]\nlisten = "127.0.0.1:{port}"\n{server}\n[media]\n{media}\n[log]\nlevel = "debug"\n{log}\n{rooms}'
+
+
+class DaemonProcess:
+    """`videoroomd serve` in a child process, with its output captured to a file."""
+
+    def __init__(self, config: Path, port: int, env: dict[str, str] | None = None):
+        self.config = config
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.output = config.with_suffix(".out")
+        self._out = open(self.output, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "videoroomd", "serve", "--config", str(config)],
+            stdout=self._out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd=config.parent,
+        )
+
+    def wait_healthy(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"daemon not healthy after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def wait_log(self, needle: str, timeout: float = 10.0) -> str:
+        """The daemon's output once ``needle`` is in it; AssertionError after ``timeout`` seconds."""
+        return wait_for(lambda: text if needle in (text := self.log()) else "", timeout,
+                        f"{needle!r} in the daemon's output", step=0.05, details=lambda: "output:\n" + self.log())
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._out.close()
+        return self.proc.returncode

@@ -1,0 +1,221 @@
+"""The commands the control plane sends a media worker: one frozen dataclass each (pure data).
+
+Each names its ``kind`` on the wire and the ``result`` type its reply carries
+(checked when the reply arrives, see :func:`.codec.as_type`). Fields are plain
+data only (strings, numbers, tuples, string-keyed dicts and the small
+dataclasses here): no object, bound method or closure crosses the link.
+A command that concerns a room names it by the key the plane gave it
+(``lobby#3``), never by an object.
+
+May import: the standard library only (pure data; no trio, asyncio or aiortc).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from ...turn.relay_rules import TurnState  # the allocation state a handed TURN client carries
+
+Address = tuple[str, int]  # (ip, port)
+
+
+@dataclass(frozen=True)
+class CertificatePaths:
+    """A room's DTLS certificate and key, as files the worker reads."""
+
+    cert: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Slot:
+    """What one receive mid of an endpoint carries after an answer."""
+
+    mid: str
+    track_id: str | None  # None: inactive
+    stream_id: str
+
+
+@dataclass(frozen=True)
+class MediaSocket:
+    """A UDP socket the worker opened for an endpoint's media (its host candidate)."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Answered:
+    """The result of :class:`Answer`: the answer SDP and the media sockets it offers."""
+
+    sdp: str
+    sockets: tuple[MediaSocket, ...]
+
+
+@dataclass(frozen=True)
+class Ping:
+    kind: ClassVar[str] = "ping"
+    result: ClassVar[object] = None
+
+
+@dataclass(frozen=True)
+class OpenRoom:
+    """Open room ``room``. ``udp_ports``: (FIRST, LAST) its host candidates are bound in (None:
+    any); ``max_video_bitrate``: bits/s one publisher's video may use (None: no cap);
+    ``silence_timeout``: seconds a connected endpoint may send nothing at all before the
+    worker reports it (:class:`~.events.Silent`)."""
+
+    kind: ClassVar[str] = "open_room"
+    result: ClassVar[object] = None
+    room: str
+    ice_servers: tuple[str, ...]
+    certificate: CertificatePaths | None
+    addresses: tuple[str, ...]
+    udp_ports: tuple[int, int] | None = None
+    max_video_bitrate: int | None = None
+    silence_timeout: float = 15.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Apply endpoint ``endpoint``'s offer (made on the first). ``sending``: its sending mid ->
+    track id; ``slots``: what each receive mid carries; ``simulcast``: sending mid -> the RIDs
+    it sends, low to high (empty: no simulcast)."""
+
+    kind: ClassVar[str] = "answer"
+    result: ClassVar[object] = Answered
+    room: str
+    endpoint: str
+    sdp: str
+    sending: dict[str, str]
+    slots: tuple[Slot, ...]
+    simulcast: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AddCandidate:
+    kind: ClassVar[str] = "add_candidate"
+    result: ClassVar[object] = None
+    room: str
+    endpoint: str
+    candidate: str
+    index: int
+
+
+@dataclass(frozen=True)
+class CloseEndpoint:
+    kind: ClassVar[str] = "close_endpoint"
+    result: ClassVar[object] = None
+    room: str
+    endpoint: str
+
+
+@dataclass(frozen=True)
+class ListEndpoints:
+    """The endpoints that have a media connection in ``room``."""
+
+    kind: ClassVar[str] = "endpoints"
+    result: ClassVar[object] = tuple[str, ...]
+    room: str
+
+
+@dataclass(frozen=True)
+class CloseRoom:
+    kind: ClassVar[str] = "close_room"
+    result: ClassVar[object] = None
+    room: str
+
+
+@dataclass(frozen=True)
+class TargetLayer:
+    """Subscriber ``endpoint`` wants at most layer ``layer`` of simulcast track ``track_id``;
+    the result says whether the worker took it."""
+
+    kind: ClassVar[str] = "target_layer"
+    result: ClassVar[object] = bool
+    room: str
+    endpoint: str
+    track_id: str
+    layer: str
+
+
+@dataclass(frozen=True)
+class LayerEnabled:
+    """The publisher of ``track_id`` turned its layer ``layer`` off or on; the result says
+    whether the track has that layer."""
+
+    kind: ClassVar[str] = "layer_enabled"
+    result: ClassVar[object] = bool
+    room: str
+    track_id: str
+    layer: str
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class HandedAllocation:
+    """A TURN client's allocation, as the worker that relays for it needs it. ``bandwidth``:
+    the relays' byte budget per second; ``leftover``: bytes (hex) read from a TCP client but
+    not yet framed."""
+
+    relay: str
+    transport: str          # udp or tcp
+    client: Address
+    relay_address: Address
+    user: str
+    bandwidth: float
+    state: TurnState
+    peers: tuple[Address, ...]
+    leftover: str = ""
+
+
+@dataclass(frozen=True)
+class TurnHandoff:
+    """A TURN client the daemon hands to the worker: its socket comes on the handoff socket
+    with ``token`` (given by the side that passes the socket)."""
+
+    kind: ClassVar[str] = "turn_handoff"
+    result: ClassVar[object] = None
+    token: str
+    allocation: HandedAllocation
+
+
+@dataclass(frozen=True)
+class TurnUpdate:
+    kind: ClassVar[str] = "turn_update"
+    result: ClassVar[object] = None
+    relay: str
+    state: TurnState
+    peers: tuple[Address, ...]
+
+
+@dataclass(frozen=True)
+class TurnSend:
+    """Bytes (hex) the daemon answered a handed client with."""
+
+    kind: ClassVar[str] = "turn_send"
+    result: ClassVar[object] = None
+    relay: str
+    data: str
+
+
+@dataclass(frozen=True)
+class TurnRelease:
+    kind: ClassVar[str] = "turn_release"
+    result: ClassVar[object] = None
+    relay: str
+
+
+Command = (Ping | OpenRoom | Answer | AddCandidate | CloseEndpoint | ListEndpoints | CloseRoom | TargetLayer
+           | LayerEnabled | TurnHandoff | TurnUpdate | TurnSend | TurnRelease)
+COMMANDS: tuple[type, ...] = Command.__args__  # type: ignore[attr-defined]
+TURN_COMMANDS = (TurnHandoff, TurnUpdate, TurnSend, TurnRelease)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A command on its way, with the id its reply will carry."""
+
+    id: int
+    command: Command
