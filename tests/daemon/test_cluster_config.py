@@ -137,7 +137,11 @@ def test_serve_with_cluster_but_no_redis_client_says_what_to_install(tmp_path):
     path.write_text('[server]\nlisten = "127.0.0.1:0"\n[media]\nworkers = 0\n[cluster]\nredis = "redis://127.0.0.1:1/0"\n'
                     + ROOMS)
     program = ("import sys\nsys.modules['coredis'] = None  # as if not installed\n"
-               "from videoroomd.cli.main import main\nsys.argv = ['videoroomd', 'serve', '-c', sys.argv[1]]\nmain()\n")
-    done = subprocess.run([sys.executable, "-c", program, str(path)], capture_output=True, text=True, timeout=60)
+               "from videoroomd.cli.main import main\nsys.argv = ['videoroomd', *sys.argv[1:]]\nmain()\n")
+    done = subprocess.run([sys.executable, "-c", program, "serve", "-c", str(path)], capture_output=True, text=True,
+                          timeout=60)
     assert done.returncode == 1
     assert "pip install 'videoroomd[cluster]'" in done.stderr and "Traceback" not in done.stderr
+    checked = subprocess.run([sys.executable, "-c", program, "check-config", str(path)], capture_output=True,
+                             text=True, timeout=60)
+    assert checked.returncode == 0 and "warning: [cluster] needs the Redis client" in checked.stderr

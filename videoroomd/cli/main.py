@@ -95,9 +95,14 @@ def check_config(path: str | None) -> None:
     tls = "https" if config.server.tls_cert else "http"
     cluster = ""
     if config.cluster.redis is not None:  # the URL holds the password: shown masked
+        from ..cluster.redis_client import RedisMissing, client_module
         from ..config.redis_url import masked
 
         cluster = f"; cluster node {config.cluster.node_id or socket.gethostname()} on {masked(config.cluster.redis)}"
+        try:
+            client_module()
+        except RedisMissing as missing:
+            click.echo(f"warning: {missing}", err=True)
     click.echo(f"{location.name}: OK: {tls}://{config.server.listen}, {len(config.rooms)} rooms: {rooms}{dynamic}{cluster}")
 
 
