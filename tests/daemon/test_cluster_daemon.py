@@ -180,6 +180,23 @@ async def test_nodes_publish_their_load_and_withdraw_on_the_way_out(tmp_path, re
         assert await directory.nodes() == []
 
 
+async def test_a_draining_node_says_so_and_withdraws_when_stopped(tmp_path, redis_server):
+    redis_server.command("FLUSHALL")
+    async with open_redis(redis_server.url) as client:
+        directory = RedisNodeDirectory(client)
+        async with running_daemon(tmp_path, rooms=cluster(redis_server.url, "node-a") + LOBBY,
+                                  server="drain_timeout = 5") as a:
+            async with phoenix_client(a) as phoenix:
+                assert (await phoenix.join("lobby", displayName="one"))["status"] == "ok"
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(a.shutdown, "SIGTERM")  # the call holds the drain open
+                    with trio.fail_after(5):  # no new rooms go to a node that drains
+                        while not [n for n in await directory.nodes() if n.draining]:
+                            await trio.sleep(0.1)
+                    nursery.cancel_scope.cancel()  # seen: the daemon is stopped without waiting out the drain
+        assert await directory.nodes() == []  # stopped: withdrawn at once, not left to lapse
+
+
 async def test_a_node_starts_without_redis_says_so_and_refuses_rooms_it_cannot_claim(tmp_path):
     url = "redis://:hunter2-secret@127.0.0.1:1/0"  # nothing listens on port 1
     with capture_logs() as logs:
