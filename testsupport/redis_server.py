@@ -1,7 +1,7 @@
-"""A real Redis for the tests: one ``redis-server`` per test session, on a free loopback port.
+"""A real Redis for the tests: one ``redis-server`` per test run, on a free loopback port.
 
 Debian's ``redis-server`` (tests/run.sh installs it), started with nothing
-written to disk and stopped when the session ends. Tests reach it only
+written to disk and stopped when the run ends. Tests reach it only
 through the ``redis_server`` fixture, and each test keeps to keys under a
 prefix of its own (``redis_prefix``), so that tests never see each other's
 keys and no test talks to a Redis it did not start.
@@ -85,7 +85,7 @@ def stop_redis(server: RedisServer) -> None:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
-    """The session's Redis (started on first use, stopped at the end); skips when redis-server is not installed."""
+    """The test run's Redis (started on first use, stopped at the end); skips when redis-server is not installed."""
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed (tests/run.sh installs it: apt-get install redis-server)")
     server = start_redis(tmp_path_factory.mktemp("redis") / "redis-server.log")

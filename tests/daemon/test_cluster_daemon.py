@@ -1,4 +1,4 @@
-"""Daemons with a [cluster] table on the session's Redis: one node runs a room, the others say so.
+"""Daemons with a [cluster] table on the test run's Redis: one node runs a room, the others say so.
 
 Two daemons run in this process, each a node with a Redis client of its own.
 The participant link across nodes is not here yet: a join that reaches a

@@ -1,7 +1,7 @@
 """The room directory on Redis, beyond the shared contract: several nodes at once, and Redis's own faults.
 
 Each "node" here is a client of its own (its own connections), as two
-daemons would be. Runs on the session's real ``redis-server``.
+daemons would be. Runs on the test run's real ``redis-server``.
 """
 
 from __future__ import annotations
