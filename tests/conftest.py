@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from testsupport.daemon import DaemonProcess, config_text, free_port
+from testsupport.redis_server import redis_prefix, redis_server  # noqa: F401  (fixtures: the test run's Redis)
 
 
 @pytest.fixture

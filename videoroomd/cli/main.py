@@ -13,6 +13,7 @@ import os
 import socket
 import ssl
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -93,7 +94,17 @@ def check_config(path: str | None) -> None:
     dynamic = "; dynamic rooms on" if config.server.dynamic_rooms else ""
     tls = "https" if config.server.tls_cert else "http"
     proxies = f"; behind {', '.join(config.server.trusted_proxies)}" if config.server.trusted_proxies else ""
-    click.echo(f"{location.name}: OK: {tls}://{config.server.listen}, {len(config.rooms)} rooms: {rooms}{dynamic}{proxies}")
+    cluster = ""
+    if config.cluster.redis is not None:  # the URL holds the password: shown masked
+        from ..cluster.redis_client import RedisMissing, client_module
+        from ..config.redis_url import masked
+
+        cluster = f"; cluster node {config.cluster.node_id or socket.gethostname()} on {masked(config.cluster.redis)}"
+        try:
+            client_module()
+        except RedisMissing as missing:
+            click.echo(f"warning: {missing}", err=True)
+    click.echo(f"{location.name}: OK: {tls}://{config.server.listen}, {len(config.rooms)} rooms: {rooms}{dynamic}{proxies}{cluster}")
 
 
 @cli.command("check-ice")
@@ -227,6 +238,40 @@ def rooms(config_path: str | None, live: bool, as_json: bool) -> None:
         click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
     if not rows:
         click.echo("(no rooms configured" + ("; dynamic rooms are on)" if config.server.dynamic_rooms else ")"))
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--rooms", "list_rooms", is_flag=True, help="List the rooms running, each with its node and worker, instead.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def nodes(config_path: str | None, list_rooms: bool, as_json: bool) -> None:
+    """List the live nodes of the cluster ([cluster] redis) and their load: workers, rooms, people, CPU."""
+    import trio
+
+    from ..cluster.redis_client import RedisMissing
+    from ..config.redis_url import masked
+    from . import nodes as cluster_view
+
+    config = load_config(config_path)
+    if config.cluster.redis is None:
+        raise UserError(f"{config.source} has no [cluster] table: this daemon runs alone")
+    try:
+        found = trio.run(cluster_view.read_rooms if list_rooms else cluster_view.read_nodes, config.cluster.redis)
+    except RedisMissing as error:
+        raise UserError(str(error)) from None
+    except Exception as error:  # the client's own errors, or no answer in time
+        why = "no answer in time" if isinstance(error, trio.TooSlowError) else str(error) or type(error).__name__
+        what = "rooms" if list_rooms else "nodes"
+        raise UserError(f"cannot read the {what} from Redis at {masked(config.cluster.redis)}: {why}") from None
+    if as_json:
+        now = time.time()
+        rows = cluster_view.room_rows(found) if list_rooms else [cluster_view.as_row(load, now) for load in found]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for line in cluster_view.rooms_table(found) if list_rooms else cluster_view.table(found):
+        click.echo(line)
+    if not found:
+        click.echo("(no room runs)" if list_rooms else "(no node is alive)")
 
 
 @cli.command()

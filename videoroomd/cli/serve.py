@@ -7,6 +7,7 @@ from typing import Callable
 import structlog
 import trio
 
+from ..cluster.redis_client import RedisMissing
 from ..config import Config, Location
 from ..daemon import fd_limit
 from ..daemon.daemon import Daemon
@@ -30,7 +31,10 @@ def run_serve(location: Location, config: Config, user_error: Callable[[str], Ex
         raise user_error(str(error)) from None
     log.info("starting", config=location.name)
     fd_limit.check(config, log)
-    daemon = Daemon(location, config, notifier=Notifier())
+    try:
+        daemon = Daemon(location, config, notifier=Notifier())
+    except RedisMissing as error:  # [cluster] without the Redis client installed
+        raise user_error(f"{location.name}: cluster: {error}") from None
     try:
         return trio.run(daemon.run)
     except ListenError as error:

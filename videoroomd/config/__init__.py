@@ -2,9 +2,9 @@
 
 from .errors import ConfigError, Problem
 from .load import Location, load, locate, parse
-from .schema import Config, IceConfig, IceServerUrl, LogConfig, RoomConfig, ServerConfig, TurnConfig, TurnServer
+from .schema import ClusterConfig, Config, IceConfig, IceServerUrl, LogConfig, RoomConfig, ServerConfig, TurnConfig, TurnServer
 
 __all__ = [
-    "Config", "ConfigError", "IceConfig", "IceServerUrl", "Location", "LogConfig", "Problem",
+    "ClusterConfig", "Config", "ConfigError", "IceConfig", "IceServerUrl", "Location", "LogConfig", "Problem",
     "RoomConfig", "ServerConfig", "TurnConfig", "TurnServer", "load", "locate", "parse",
 ]

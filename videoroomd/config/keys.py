@@ -12,7 +12,7 @@ from typing import Any
 
 from . import values as v
 from .ice_servers import stun_url, turn_servers
-from .schema import IceConfig, LogConfig, MediaConfig, RoomConfig, ServerConfig, TurnConfig
+from .schema import ClusterConfig, IceConfig, LogConfig, MediaConfig, RoomConfig, ServerConfig, TurnConfig
 
 MAX_PEERS_RANGE = (1, 1000)
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -87,6 +87,13 @@ LOG = (
     Key("format", v.choice(LOG_FORMATS)),
     Key("file", v.file_path),
 )
+CLUSTER = (
+    Key("redis", v.redis_url),
+    Key("node_id", v.node_id),
+    Key("advertise", v.hostname),
+    Key("lease_ttl", v.seconds(1, 300)),
+    Key("heartbeat", v.seconds(0.1, 60)),
+)
 ROOM = (
     Key("max_peers", v.integer(*MAX_PEERS_RANGE)),
     Key("password", v.nonempty_string),
@@ -106,5 +113,6 @@ TABLES: dict[str, tuple[tuple[Key, ...], Any]] = {
     "media": (MEDIA, MediaConfig()),
     "turn": (TURN, TurnConfig()),
     "log": (LOG, LogConfig()),
+    "cluster": (CLUSTER, ClusterConfig()),
     "defaults": (ROOM, RoomConfig(name="")),
 }

@@ -114,6 +114,21 @@ class TurnConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """Several daemons serving one set of rooms through Redis; ``redis`` None: this daemon alone."""
+
+    redis: str | None = field(default=None, repr=False)  # redis:// or rediss:// URL; it holds the password
+    node_id: str | None = None     # None: the host name
+    advertise: str | None = None   # HOST or HOST:PORT others reach this node at; None: [ice] announced_ip, else listen
+    lease_ttl: float = 6.0         # seconds a room's lease lives without a renewal (renewed every third of it)
+    heartbeat: float = 1.0         # seconds between two publications of this node's load (each lives 3 heartbeats)
+
+    @property
+    def enabled(self) -> bool:
+        return self.redis is not None
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
     format: str = "auto"  # auto: console on a terminal, json otherwise
@@ -130,6 +145,7 @@ class Config:
     media: MediaConfig = MediaConfig()
     turn: TurnConfig = TurnConfig()
     log: LogConfig = LogConfig()
+    cluster: ClusterConfig = ClusterConfig()
     defaults: RoomConfig = RoomConfig(name="")
     rooms: dict[str, RoomConfig] = field(default_factory=dict)
 

@@ -15,9 +15,9 @@ from typing import Any, Callable
 
 from ..certs import pem
 from .errors import ConfigError, Problem
-from .keys import ICE, LOG, MEDIA, ROOM, SERVER, TURN, Key
+from .keys import CLUSTER, ICE, LOG, MEDIA, ROOM, SERVER, TURN, Key
 from .lines import line_of
-from .schema import Config, IceConfig, LogConfig, MediaConfig, RoomConfig, ServerConfig, TurnConfig
+from .schema import ClusterConfig, Config, IceConfig, LogConfig, MediaConfig, RoomConfig, ServerConfig, TurnConfig
 from .values import Invalid, describe
 
 # The one rule for room names, wherever a name comes from: the config file, a Phoenix
@@ -162,6 +162,17 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
 
     turn = _section(top, "turn", out, read_turn)
     log = _section(top, "log", out, lambda t: LogConfig(**_read(t, LOG, LogConfig(), root)))
+
+    def read_cluster(table: _Table) -> ClusterConfig:
+        redis_given = "redis" in table.data
+        cluster = ClusterConfig(**_read(table, CLUSTER, ClusterConfig(), root))
+        if cluster_given and not redis_given:
+            out.add(("cluster", "redis"), "a [cluster] table needs redis, the URL of the Redis server the nodes share")
+        return cluster
+
+    cluster_given = isinstance(top.data.get("cluster"), dict)
+
+    cluster = _section(top, "cluster", out, read_cluster)
     defaults = _section(top, "defaults", out, lambda t: _room_settings(t, RoomConfig(name=""), root))
 
     rooms_table = _Table(top.take("rooms", {}, lambda v, p: v), ("rooms",), out)
@@ -179,4 +190,4 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
 
     if out.problems:
         raise ConfigError(out.problems)
-    return Config(source=source, server=server, ice=ice, media=media, turn=turn, log=log, defaults=defaults, rooms=rooms)
+    return Config(source=source, server=server, ice=ice, media=media, turn=turn, log=log, cluster=cluster, defaults=defaults, rooms=rooms)

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..http.hosts import split_host
+from .redis_url import check as check_redis_url
 
 Converter = Callable[[Any, tuple[str, ...]], Any]
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
+_NODE_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _BITRATE = re.compile(r"\A([0-9]{1,9})(k|M)?\Z")
 VIDEO_BITRATE_RANGE = (100_000, 100_000_000)  # bits/s: below, not even the lowest layer fits; above, no uplink
 
@@ -244,3 +246,19 @@ def hostname(value: Any, path: tuple[str, ...]) -> str:
 def file_path(value: Any, path: tuple[str, ...]) -> Path:
     """A file's path, ``~`` expanded; a relative one is taken from the config file's folder by the validator."""
     return Path(nonempty_string(value, path)).expanduser()
+
+
+def redis_url(value: Any, path: tuple[str, ...]) -> str:
+    """A redis:// or rediss:// URL; the error never repeats its password."""
+    try:
+        return check_redis_url(nonempty_string(value, path))
+    except ValueError as error:
+        raise Invalid(str(error)) from None
+
+
+def node_id(value: Any, path: tuple[str, ...]) -> str:
+    """A node's name in the cluster: it is part of Redis key names, so a narrow alphabet."""
+    text = nonempty_string(value, path)
+    if not _NODE_ID.match(text):
+        raise Invalid(f"expected 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit, got {text!r}")
+    return text

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import signal
+from contextlib import asynccontextmanager
 from dataclasses import fields
+from typing import AsyncIterator
 
 import structlog
 import trio
 
-from ..config import Config, ConfigError, Location, RoomConfig, TurnConfig, load
+from ..config import ClusterConfig, Config, ConfigError, Location, RoomConfig, TurnConfig, load
 from ..context import Context
 from ..engine.engine import Engine
 from ..http.app import DaemonApp
@@ -36,7 +38,15 @@ RESTART_ONLY = (
     ("server", "host"), ("server", "port"), ("server", "tls_cert"), ("server", "tls_key"),
     ("ice", "addresses"), ("ice", "announced_ip"), ("ice", "udp_ports"), ("media", "workers"), ("log", "format"), ("log", "file"),
     *(("turn", f.name) for f in fields(TurnConfig)),  # the TURN server is made once, at start
+    *(("cluster", f.name) for f in fields(ClusterConfig)),  # so is the node and its Redis client
 )
+
+
+def cluster_node(config: Config, counts):
+    """This daemon's :class:`~videoroomd.cluster.node.ClusterNode` (imported only with [cluster])."""
+    from ..cluster.node import ClusterNode
+
+    return ClusterNode(config, counts)
 
 
 class Daemon:
@@ -66,8 +76,14 @@ class Daemon:
         self.media_addresses = MediaAddresses.for_ice(config.ice.addresses)
         # Per-join TURN credentials (integratedTurnServers); the built-in server joins once it is bound.
         self.turn_credentials = TurnCredentials((), config.turn.credential_lifetime)
-        self.rooms = RoomRegistry(config, engine_factory or self._engine, policy)
+        self.cluster = cluster_node(config, self._node_counts) if config.cluster.enabled else None
+        where = {} if self.cluster is None else dict(  # with [cluster], rooms are claimed in Redis, and their
+            directory=self.cluster.rooms, owner=self.cluster.node_id,  # calls go on while Redis is away
+            lease_ttl=self.cluster.lease_ttl, ride_out=True)
+        self.rooms = RoomRegistry(config, engine_factory or self._engine, policy, **where)
         self.metrics = Metrics(self.rooms.snapshot, self.media.snapshot)
+        if self.cluster is not None:
+            self.metrics.registry.register(self.cluster.collector())
         self.turn = turn_service(config, self.media_addresses.contains, self.media_addresses.hosts) if config.turn.enabled else None
         if self.turn is not None:
             # Relayed data moves to the media worker that carries the client's room.
@@ -87,6 +103,24 @@ class Daemon:
         # What the file looked like when it was loaded: a save after this is a change.
         self._loaded_fingerprint = fingerprint(location.path) if location.path is not None else None
 
+    @asynccontextmanager
+    async def _cluster_running(self, nursery: trio.Nursery) -> AsyncIterator[None]:
+        """With [cluster]: the node's Redis and heartbeat, run in ``nursery`` for the block, which the
+        rooms run in; closed once the block ended (the rooms gave their leases up), however it ended."""
+        if self.cluster is None:
+            yield
+            return
+        try:
+            await nursery.start(self.cluster.run)
+            yield
+        finally:
+            self.cluster.close()
+
+    def _node_counts(self) -> dict:
+        """This daemon's load, as its cluster heartbeat publishes it."""
+        return dict(workers=sum(1 for row in self.media.snapshot() if row["running"]), rooms=len(self.rooms.entries),
+                    participants=self.rooms.total_peers(), cpu=sum(self.media.cpu_load), draining=self.draining)
+
     def _engine(self, room: RoomConfig) -> Engine:
         return Engine(self.media, self._ice, room, turn=self.turn_credentials, media_addresses=self.media_addresses)
 
@@ -103,26 +137,27 @@ class Daemon:
         async with trio.open_nursery() as outer:
             # The media workers outlive the rooms, so that their engines can close their connections.
             await outer.start(self.media.run)
-            async with trio.open_nursery() as nursery:
-                await nursery.start(self._handle_signals)
-                await nursery.start(self.rooms.run)
-                nursery.start_soon(serve, listeners, scheme, self.app)
-                if self.turn is not None:
-                    await nursery.start(self.turn.run)
-                host = f"[{self.address[0]}]" if ":" in self.address[0] else self.address[0]
-                log.info("listening", address=f"{scheme}://{host}:{self.address[1]}")
-                if self.location.path is not None and self.watch_interval > 0:
-                    nursery.start_soon(
-                        watch_file, self.location.path, self.watch_interval, self._file_changed, self._loaded_fingerprint
-                    )
-                if self.notifier.watchdog_interval:
-                    nursery.start_soon(self._watchdog, self.notifier.watchdog_interval)
-                rooms = ", ".join(self.config.rooms) or "dynamic"
-                self.notifier.ready(f"serving rooms: {rooms}")
-                log.info("ready", config=self.config.source, rooms=list(self.config.rooms))
-                task_status.started(self.address)
-                await self._stop.wait()
-                nursery.cancel_scope.cancel()
+            async with self._cluster_running(outer):  # Redis open before the rooms claim, until they let go
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(self._handle_signals)
+                    await nursery.start(self.rooms.run)
+                    nursery.start_soon(serve, listeners, scheme, self.app)
+                    if self.turn is not None:
+                        await nursery.start(self.turn.run)
+                    host = f"[{self.address[0]}]" if ":" in self.address[0] else self.address[0]
+                    log.info("listening", address=f"{scheme}://{host}:{self.address[1]}")
+                    if self.location.path is not None and self.watch_interval > 0:
+                        nursery.start_soon(
+                            watch_file, self.location.path, self.watch_interval, self._file_changed, self._loaded_fingerprint
+                        )
+                    if self.notifier.watchdog_interval:
+                        nursery.start_soon(self._watchdog, self.notifier.watchdog_interval)
+                    rooms = ", ".join(self.config.rooms) or "dynamic"
+                    self.notifier.ready(f"serving rooms: {rooms}")
+                    log.info("ready", config=self.config.source, rooms=list(self.config.rooms))
+                    task_status.started(self.address)
+                    await self._stop.wait()
+                    nursery.cancel_scope.cancel()
             outer.cancel_scope.cancel()
         log.info("stopped", forced=self.forced)
         self.notifier.close()

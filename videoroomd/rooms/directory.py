@@ -113,7 +113,7 @@ class LeaseTable:
     def release(self, lease: Lease) -> None:
         held = self._leases.get(lease.room)
         if held is None or held.token != lease.token:
-            raise LeaseLost(lease, _why(lease, held))
+            raise LeaseLost(lease, lost_because(lease, held))
         # Released even when it has just expired: nobody else took it, so the room is simply free.
         del self._leases[lease.room]
 
@@ -121,7 +121,7 @@ class LeaseTable:
         """The stored lease ``lease`` names, if it is still live; raises LeaseLost otherwise."""
         held = self.lookup(lease.room)
         if held is None or held.token != lease.token:
-            raise LeaseLost(lease, _why(lease, held))
+            raise LeaseLost(lease, lost_because(lease, held))
         return held
 
 
@@ -151,7 +151,8 @@ class LocalRoomDirectory:
         self.table.release(lease)
 
 
-def _why(lease: Lease, held: Lease | None) -> str:
+def lost_because(lease: Lease, held: Lease | None) -> str:
+    """Why ``lease`` is no longer the room's, ``held`` being the room's lease now (None: no lease)."""
     if held is None:
         return f"the lease of room {lease.room!r} (token {lease.token}) expired or was released"
     return f"room {lease.room!r} was taken by {held.owner!r} (token {held.token} after {lease.token})"

@@ -29,7 +29,10 @@ class ClaimFailed(Exception):
 class LeaseHolder:
     """One room's lease as this daemon holds it (``lease``: None before the claim and once it ended)."""
 
-    def __init__(self, directory: RoomDirectory, room: str, owner: str, ttl: float):
+    def __init__(self, directory: RoomDirectory, room: str, owner: str, ttl: float, *, ride_out: bool = False):
+        """``ride_out``: keep the room while the directory does not answer, and claim it again when it
+        answers that the lease is gone but nobody holds the room (a shared directory that restarted)."""
+        self.ride_out = ride_out
         self.directory = directory
         self.room = room
         self.owner = owner
@@ -71,8 +74,12 @@ class LeaseHolder:
         Returns None once the lease was given up (:meth:`release`), or the
         LeaseLost that ended it: the directory said it is someone else's, or
         did not answer before it expired. Logs each renewal it did not get.
+        With ``ride_out``, an unanswered directory ends nothing (logged once
+        until it answers), and a lease found gone is claimed again (a new
+        token) unless someone else holds the room now.
         """
         renewed_at = trio.current_time()  # when the last renewal that came back was sent
+        unanswered = 0  # renewals in a row the directory did not answer
         while (lease := self.lease) is not None:
             await trio.sleep(self.ttl / 3)
             if self.lease is not lease:
@@ -82,19 +89,54 @@ class LeaseHolder:
                 with trio.fail_after(min(DIRECTORY_TIMEOUT, self.ttl / 3)):
                     renewed = await self.directory.renew(lease, ttl=self.ttl, worker=worker())
             except LeaseLost as lost:
-                return self._lost(lease, lost)
+                if not self.ride_out:
+                    return self._lost(lease, lost)
+                renewed = await self._claim_again(lease, lost)
+                if isinstance(renewed, LeaseLost):
+                    return self._lost(lease, renewed)
+                if renewed is None:
+                    unanswered += 1
+                    continue
+                if self.lease is not lease:  # given up while it was claimed again: give the new one up too
+                    self.lease = renewed
+                    await self.release()
+                    return None
             except Exception as error:  # unreachable: the lease holds until it expires
                 if self.lease is not lease:
                     return None
                 why = _failure(error, "renewal")
+                unanswered += 1
+                if self.ride_out:
+                    if unanswered == 1:
+                        log.warning("room lease not renewed: the room directory does not answer; the room "
+                                    "goes on, and its lease is renewed or claimed again once it answers",
+                                    room=self.room, why=why)
+                    continue
                 if trio.current_time() + self.ttl / 3 < renewed_at + self.ttl:
                     log.warning("room lease not renewed; trying again", room=self.room, why=why)
                     continue
                 return self._lost(lease, LeaseLost(lease, f"the room directory did not answer ({why}) before the "
                                                           f"lease of room {self.room!r} expired"))
+            if unanswered and self.ride_out:
+                log.info("room lease renewed again", room=self.room, token=renewed.token)
+            unanswered = 0
             if self.lease is lease:
                 self.lease, renewed_at = renewed, sent
         return None
+
+    async def _claim_again(self, lease: Lease, lost: LeaseLost) -> Lease | LeaseLost | None:
+        """After ``lost`` (``ride_out``): the room's new lease, claimed again when nobody holds it; ``lost``
+        when someone else does; None when the directory did not answer (the room goes on meanwhile)."""
+        try:
+            with trio.fail_after(DIRECTORY_TIMEOUT):
+                claimed = await self.directory.claim(self.room, self.owner, ttl=self.ttl)
+        except RoomTaken:
+            return lost
+        except Exception:  # not answered: the room goes on, and the next renewal finds out
+            return None
+        log.warning("room lease claimed again: the room directory had lost it", room=self.room,
+                    why=lost.why, token=claimed.token)
+        return claimed
 
     def _lost(self, lease: Lease, lost: LeaseLost) -> LeaseLost | None:
         if self.lease is not lease:  # given up meanwhile: the release, not the directory, ended it

@@ -99,9 +99,11 @@ class RoomRegistry:
         directory: RoomDirectory | None = None,
         owner: str = OWNER,
         lease_ttl: float = LEASE_TTL,
+        ride_out: bool = False,
     ):
         """``directory``: who runs which room (by default this process's own, on trio's clock);
-        ``owner``: this daemon's name there; ``lease_ttl``: seconds a room's lease lives unrenewed."""
+        ``owner``: this daemon's name there; ``lease_ttl``: seconds a room's lease lives unrenewed;
+        ``ride_out``: rooms go on while the directory does not answer (see LeaseHolder)."""
         self.config = config
         self.engine_factory = engine_factory
         self.policy = policy
@@ -110,6 +112,7 @@ class RoomRegistry:
         self.directory = directory if directory is not None else LocalRoomDirectory(trio.current_time)
         self.owner = owner
         self.lease_ttl = lease_ttl
+        self.ride_out = ride_out
         self.entries: dict[str, RoomEntry] = {}
         self._leaving: set[RoomEntry] = set()  # removed by a reload, draining: counted and stopped with the rest
         self._letting_go: dict[str, RoomEntry] = {}  # retired entries still giving their lease up, by name
@@ -251,7 +254,7 @@ class RoomRegistry:
         """Start an entry for the room; its task claims the room's lease before the room is made."""
         assert self._nursery is not None, "RoomRegistry.run() is not running"
         name = room_config.name
-        holder = LeaseHolder(self.directory, name, self.owner, self.lease_ttl)
+        holder = LeaseHolder(self.directory, name, self.owner, self.lease_ttl, ride_out=self.ride_out)
         entry = RoomEntry(room_config, dynamic, ChildState(name), holder, previous=self._letting_go.get(name))
         self.entries[name] = entry
         self._nursery.start_soon(self._run_entry, entry, name=f"room:{name}")

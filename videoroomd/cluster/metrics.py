@@ -1,0 +1,29 @@
+"""The node's cluster numbers on /metrics: whether Redis answers, and what went wrong with it."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+
+class ClusterCollector:
+    """Reads ``stats()`` (as :meth:`~.node.ClusterNode.stats` returns it) at each scrape."""
+
+    def __init__(self, stats: Callable[[], dict]):
+        self.stats = stats
+
+    def collect(self):
+        stats = self.stats()
+        up = GaugeMetricFamily("videoroomd_cluster_redis_up",
+                               "1 while this node's last load publication reached Redis, else 0")
+        up.add_metric([], 1 if stats["redis_up"] else 0)
+        failures = CounterMetricFamily("videoroomd_cluster_heartbeat_failures",
+                                       "Publications of this node's load that Redis did not take (down or slow)")
+        failures.add_metric([], stats["heartbeat_failures"])
+        malformed = CounterMetricFamily("videoroomd_cluster_malformed_records",
+                                        "Records read from Redis that were not ours (dropped), by kind",
+                                        labels=["kind"])
+        for kind, count in sorted(stats["malformed"].items()):
+            malformed.add_metric([kind], count)
+        yield from (up, failures, malformed)

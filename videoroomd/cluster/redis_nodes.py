@@ -1,0 +1,86 @@
+"""The node directory on Redis: each node's load a key with a TTL, and the set of their ids.
+
+Keys (``PREFIX`` as in :mod:`.redis_directory`):
+
+- ``PREFIX node:ID``: node ID's last load, JSON (:mod:`.records`), with the
+  TTL it was published with; Redis's expiry is what drops a dead node.
+- ``PREFIX nodes``: the set of node ids, so that listing needs no SCAN of
+  the key space. Listing drops the ids whose key has expired.
+
+The listing script reads keys it builds from ``PREFIX`` rather than
+receiving them in KEYS: fine on a single Redis or Valkey (what the cluster
+runs on), not on a Redis Cluster, whose slots it would cross.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from .records import MalformedRecord, NodeLoad, decode_node, encode_node
+from .redis_directory import PREFIX
+
+# KEYS: the node key, the set of ids. ARGV: the record, the TTL in ms, the node id. Returns the record replaced.
+PUBLISH = """
+local previous = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+return previous
+"""
+
+# KEYS: the set of ids. ARGV: the node key prefix. Returns the records of the live nodes.
+LIST = """
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local record = redis.call('GET', ARGV[1] .. id)
+  if record then table.insert(out, record) else redis.call('SREM', KEYS[1], id) end
+end
+return out
+"""
+
+
+class RedisNodeDirectory:
+    """The :class:`~.nodes.NodeDirectory` of the nodes sharing ``client``'s Redis.
+
+    ``malformed`` counts the records read that were not a node's load (dropped)."""
+
+    def __init__(self, client: Any, *, prefix: str = PREFIX):
+        self._client = client
+        self._prefix = prefix
+        self._publish = client.register_script(PUBLISH)
+        self._list = client.register_script(LIST)
+        self.malformed = 0
+
+    def key(self, node: str) -> str:
+        return f"{self._prefix}node:{node}"
+
+    async def publish(self, load: NodeLoad, *, ttl: float) -> NodeLoad | None:
+        """Record ``load`` for ``ttl`` seconds; returns the live load it replaced, if any."""
+        await trio.lowlevel.checkpoint()
+        previous = await self._publish(keys=[self.key(load.node), f"{self._prefix}nodes"],
+                                       args=[encode_node(load), max(1, int(ttl * 1000)), load.node])
+        return None if previous is None else self._decode(previous)
+
+    async def withdraw(self, node: str) -> None:
+        """Remove ``node`` now."""
+        await trio.lowlevel.checkpoint()
+        await self._client.delete([self.key(node)])
+        await self._client.srem(f"{self._prefix}nodes", [node])
+
+    async def nodes(self) -> list[NodeLoad]:
+        """Returns the live nodes' loads, sorted by node id; records that are not loads are counted and left out."""
+        await trio.lowlevel.checkpoint()
+        loads: dict[str, NodeLoad] = {}
+        for raw in await self._list(keys=[f"{self._prefix}nodes"], args=[f"{self._prefix}node:"]):
+            load = self._decode(raw)
+            if load is not None:
+                loads[load.node] = load
+        return [loads[node] for node in sorted(loads)]
+
+    def _decode(self, raw: bytes) -> NodeLoad | None:
+        try:
+            return decode_node(raw)
+        except MalformedRecord:
+            self.malformed += 1
+            return None
