@@ -53,3 +53,19 @@ async def test_an_oversized_frame_after_the_close_is_one_line_at_info_without_tr
     lines = [entry for entry in logs if entry["event"] == "socket closed: the client sent a frame too large after the close"]
     assert len(lines) == 1 and lines[0]["log_level"] == "info" and "exc_info" not in lines[0]
     assert [entry for entry in logs if entry["log_level"] in ("error", "critical")] == []
+
+
+async def test_media_events_for_a_room_without_an_engine_write_a_few_lines():
+    from videoroomd.config import RoomConfig
+    from videoroomd.rooms import Room
+
+    room = Room(RoomConfig(name="quiet"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(room.run)
+        peer = room.join("Ann", None)
+        with capture_logs() as logs:
+            for n in range(500):
+                room.media_event(peer, json.dumps({"type": "custom", "n": n}))
+        dropped = [entry for entry in logs if entry["event"] == "media event dropped: this room has no media engine"]
+        assert 1 <= len(dropped) <= 10 and {entry["log_level"] for entry in dropped} == {"info"}
+        room.stop("done")

@@ -3,8 +3,8 @@
 Also the three seams around them: the admission gate (``admission``: may this
 join go in), the room directory (``directory``: who runs which room, by lease)
 and the supervisor table (``registry``: the rooms this daemon runs). Imports
-config, the daemon's supervisor and the token buckets; never signalling, http
-or media.
+config, the daemon's supervisor, the token buckets and the rate-limited log;
+never signalling, http or media.
 """
 
 from .admission import AdmissionGate, JoinRefused

@@ -20,12 +20,14 @@ import structlog
 import trio
 
 from ..config import RoomConfig
+from ..logs.ratelimit import ThrottledLog
 from ..exception_groups import only_cancelled
 from .admission import JoinRefused, check_entry  # noqa: F401 (JoinRefused: still importable from here)
 from .chat import ChatLog, ChatMessage, ChatRefused
 from .link import CHAT, CHAT_HISTORY, ChannelPush
 
 log = structlog.get_logger("videoroomd.room")
+throttled = ThrottledLog(log)  # lines a client can cause, rate-limited
 
 OUTBOX_SIZE = 256  # messages a peer may leave unread before it is cut off
 TOO_SLOW = "too slow"
@@ -254,7 +256,7 @@ class Room:
         if self.peers.get(peer.id) is not peer:
             return
         if self.engine is None:
-            log.warning("media event dropped: this room has no media engine", room=self.name, peer=peer.id)
+            throttled.info("media event dropped: this room has no media engine", room=self.name, peer=peer.id)
             return
         self.engine.media_event(peer, data)
 
