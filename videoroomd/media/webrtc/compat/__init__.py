@@ -10,6 +10,8 @@ this package only (:mod:`.rtp` for aiortc's senders, receivers and DTLS,
 :mod:`.ice` and :mod:`.ice_restart` for aioice); each sets attributes of our
 own connections' objects, never a class or module. They hold for the
 versions in REQUIRED, which :func:`check_versions` enforces at start-up.
+Imports aiortc, aioice, :mod:`videoroomd.media.dataplane.rtp_packets` (the NTP epoch) and
+:mod:`videoroomd.sdp.sections` (the RID header extensions) only.
 """
 
 from __future__ import annotations
