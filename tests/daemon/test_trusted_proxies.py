@@ -29,6 +29,7 @@ from videoroomd.config import ConfigError
 from videoroomd.http.forwarded import client_address, networks, scheme
 
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
+CADDY = shutil.which("caddy")
 TRUSTED = networks(["127.0.0.1", "10.0.0.0/8", "2001:db8::/32"])
 
 
@@ -173,13 +174,57 @@ async def nginx(target_port: int, tmp_path: Path):
         process.wait(timeout=10)
 
 
-PROXIES = ["small", pytest.param("nginx", marks=pytest.mark.skipif(NGINX is None, reason="nginx is not installed"))]
+def caddy_site(port: int, upstream: int) -> str:
+    """The README's Caddy example, on a loopback port and without TLS (an http:// site address)."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("```caddyfile\n", 1)[1].split("```", 1)[0]
+    site = block.replace("meet.example.org", f"http://127.0.0.1:{port}").replace("127.0.0.1:8080", f"127.0.0.1:{upstream}")
+    return "{\n    admin off\n    auto_https off\n}\n" + site
+
+
+@asynccontextmanager
+async def caddy(target_port: int, tmp_path: Path):
+    port = free_port()
+    conf = tmp_path / "Caddyfile"
+    conf.write_text(caddy_site(port, target_port))
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "HOME": str(tmp_path)}
+    process = subprocess.Popen([CADDY, "run", "--config", str(conf), "--adapter", "caddyfile"], env=env,
+                               stderr=subprocess.STDOUT, stdout=open(tmp_path / "caddy.out", "wb"))
+    try:
+        await _listening(port, process, tmp_path / "caddy.out")
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def _listening(port: int, process: subprocess.Popen, output: Path) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            await (await trio.open_tcp_stream("127.0.0.1", port)).aclose()
+            return
+        except OSError:
+            assert process.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, output.read_text()
+            await trio.sleep(0.1)
+
+
+PROXIES = ["small", pytest.param("nginx", marks=pytest.mark.skipif(NGINX is None, reason="nginx is not installed")),
+           pytest.param("caddy", marks=pytest.mark.skipif(CADDY is None, reason="caddy is not installed"))]
+# Proxies that open a connection to the daemon for each request they pass on (Caddy keeps its connections
+# to the daemon open and reuses them, so the daemon sees fewer new connections than the clients made).
+PER_REQUEST = PROXIES[:2]
 
 
 @asynccontextmanager
 async def proxy(kind: str, target_port: int, tmp_path: Path):
     if kind == "nginx":
         async with nginx(target_port, tmp_path) as port:
+            yield port
+    elif kind == "caddy":
+        async with caddy(target_port, tmp_path) as port:
             yield port
     else:
         async with small_proxy(target_port) as port:
@@ -193,7 +238,7 @@ async def through(port: int, request: bytes, source: str) -> bytes:
         return await read_all(stream)
 
 
-@pytest.mark.parametrize("kind", PROXIES)
+@pytest.mark.parametrize("kind", PER_REQUEST)
 async def test_behind_a_trusted_proxy_each_client_has_its_own_rate_limit(tmp_path, kind):
     server = 'connections_per_second = 1\ntrusted_proxies = ["127.0.0.1"]'  # one a second, in bursts of two
     async with running_daemon(tmp_path, server=server) as daemon, proxy(kind, daemon.port, tmp_path) as port:
@@ -207,7 +252,7 @@ async def test_behind_a_trusted_proxy_each_client_has_its_own_rate_limit(tmp_pat
         assert [(entry["reason"], entry["remote"]) for entry in refused] == [("rate_limit", "127.0.0.2")]
 
 
-@pytest.mark.parametrize("kind", PROXIES)
+@pytest.mark.parametrize("kind", PER_REQUEST)
 async def test_without_trusted_proxies_every_client_shares_the_proxys_address(tmp_path, kind):
     async with running_daemon(tmp_path, server="connections_per_second = 1") as daemon, \
             proxy(kind, daemon.port, tmp_path) as port:
@@ -220,7 +265,7 @@ async def test_a_person_joins_through_the_proxy_and_the_admin_view_stays_closed_
     async with running_daemon(tmp_path, server='trusted_proxies = ["127.0.0.1"]') as daemon, \
             proxy(kind, daemon.port, tmp_path) as port:
         # The browser's Origin has the scheme it used with the proxy: https with the small proxy, as one that ends TLS.
-        origin = f"{'http' if kind == 'nginx' else 'https'}://127.0.0.1:{port}"
+        origin = f"{'https' if kind == 'small' else 'http'}://127.0.0.1:{port}"
         url = f"ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0"
         async with open_websocket_url(url, extra_headers=[("Origin", origin)]) as websocket:
             assert (await PhoenixClient(websocket).join("lobby"))["status"] == "ok"
