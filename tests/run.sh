@@ -2,7 +2,8 @@
 # Run the test suite on a fresh machine: installs the Debian packages the tests
 # drive (Chromium, Firefox ESR, coturn, nginx and Caddy, Redis for the cluster tests, systemd-analyze, groff, Node.js, iproute2 for the
 # test hosts' network namespaces), the package with its test extra into .venv, then runs
-# pytest (as root: the browser call tests make network namespaces). Extra arguments go to pytest.
+# pytest (as root: the browser call tests make network namespaces). Extra arguments go to pytest; with no
+# test or selection named, the non-browser tests run on two processes first, then the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,4 +21,16 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
-exec .venv/bin/python -m pytest "$@"
+
+# Tests or a selection named on the command line: one pytest run, as asked.
+for arg in "$@"; do
+    case "$arg" in
+        -m|-k|-n|-m*|-k*|-n*|--*=*|tests*|*.py*|*::*) exec .venv/bin/python -m pytest "$@" ;;
+    esac
+done
+# The whole suite: the unit and daemon tests on both cores (they mostly wait on sockets and
+# timers), then the browser tests one at a time (each browser wants the cores to itself).
+status=0
+.venv/bin/python -m pytest -n 2 -m "not browser" "$@" || status=$?
+.venv/bin/python -m pytest -m browser "$@" || status=$?
+exit $status
