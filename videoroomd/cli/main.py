@@ -121,7 +121,7 @@ def check_config(path: str | None) -> None:
 def token(config_path: str | None, room: str, identity: str, display: str | None, moderator: bool, ttl: str,
           key_name: str | None) -> None:
     """Print an access token for one person and one room, signed with a key of [auth] keys."""
-    from ..auth.tokens import EVERYONE, mint, parse_ttl
+    from ..auth.tokens import EVERYONE, MAX_IDENTITY, mint, parse_ttl
     from ..config.validate import ROOM_NAME_RULE, is_room_name
 
     config = load_config(config_path)
@@ -135,6 +135,8 @@ def token(config_path: str | None, room: str, identity: str, display: str | None
         raise UserError(f"[auth] keys has no key {key_name!r} (it has {', '.join(sorted(keys))})")
     if not is_room_name(room):
         raise UserError(f"--room {room!r}: {ROOM_NAME_RULE}")
+    if not 0 < len(identity) <= MAX_IDENTITY:
+        raise UserError(f"--identity: 1 to {MAX_IDENTITY} characters")
     try:
         seconds = parse_ttl(ttl)
     except ValueError as error:

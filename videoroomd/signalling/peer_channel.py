@@ -193,7 +193,7 @@ class PeerChannel:
         params = frame.payload or {}
         display = params.get("displayName", params.get("name", ""))
         password, token = params.get("password"), params.get("token") or self.token
-        if not all(isinstance(value, str) for value in (display, password or "", token or "")):
+        if not isinstance(display, str) or not all(v is None or isinstance(v, str) for v in (password, token)):
             await self._protocol_error("join params displayName, password and token must be strings", frame)
             return
         try:
