@@ -22,14 +22,21 @@ const REFUSALS = {
   shutting_down: () => "The server is shutting down. Try again in a minute.",
 };
 
-// An access token given as ?token=: kept in memory only and taken out of the address bar at
-// once, so that it is not bookmarked, shared, or sent on in a URL (the join payload carries it).
+// An access token given as ?token= (or #token=, which never reaches any server): kept in memory
+// only and taken out of the address bar at once, so that it is not bookmarked, shared, or sent
+// on in a URL (the join payload carries it).
 function takeToken() {
-  const token = params.get("token");
+  const hash = new URLSearchParams(location.hash.slice(1));
+  const token = params.get("token") || hash.get("token");
   if (!token) return null;
   params.delete("token");
+  let fragment = location.hash;
+  if (hash.has("token")) {
+    hash.delete("token");
+    fragment = hash.toString() ? `#${hash}` : "";
+  }
   const rest = params.toString();
-  history.replaceState(history.state, "", `${location.pathname}${rest ? `?${rest}` : ""}${location.hash}`);
+  history.replaceState(history.state, "", `${location.pathname}${rest ? `?${rest}` : ""}${fragment}`);
   return token;
 }
 
