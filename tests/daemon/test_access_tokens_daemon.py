@@ -80,7 +80,7 @@ async def test_refused_tokens_say_why_and_are_never_logged(tmp_path, make, code,
                     assert reply["status"] == "error", reply
                     assert reply["response"]["code"] == code and words in reply["response"]["reason"], reply
             assert not daemon.rooms.get("class").peers
-    if text:
+    if text and len(text.split(".")[-1]) >= 20:  # a signature, never logged
         assert text not in logged(logs) and text.split(".")[-1] not in logged(logs)
 
 
@@ -157,7 +157,7 @@ async def test_send_tracks_without_the_publish_grant_get_no_answer_while_granted
                 ["inactive", "recvonly"]
             assert not any(e["type"] == "tracksAdded" and e["data"]["endpointId"] == mute.id for e in viewer.events)
             assert viewer.received.keys() <= {audio_id} and daemon.rooms.get("class").track_count() == 1
-            # Without the subscribe grant nothing is offered to receive.
+            # Without the subscribe grant nothing is offered to receive (nor asked to negotiate for).
             offers = [e for e in blind.events if e["type"] == "offerData"]
             assert all(sum(e["data"]["tracksTypes"].values()) == 0 for e in offers)
             await trio.sleep(1)

@@ -189,7 +189,7 @@ class Session:
         endpoint.announced = {t.id for o in others for t in o.tracks.values()}
         self.endpoints[endpoint_id] = endpoint
         out += [(o.id, ev.endpoint_added(endpoint_id, metadata)) for o in others]
-        if endpoint.announced:
+        if endpoint.announced and endpoint.subscribe:
             out += self._renegotiate(endpoint)
         return out
 
@@ -311,7 +311,9 @@ class Session:
                 out.append((other.id, ev.tracks_added(endpoint.id, {t.id: t.entry() for t in plan.publish})))
                 other.announced |= {t.id for t in plan.publish}
                 changed = True
-            if changed or any(t.id in {s.track_id for s in other.slots.values()} for t in plan.unpublish):
+            # One who may not receive has nothing to negotiate for the others' tracks.
+            if other.subscribe and (changed or any(t.id in {s.track_id for s in other.slots.values()}
+                                                   for t in plan.unpublish)):
                 out += self._renegotiate(other)
         endpoint.negotiating = False
         endpoint.answered_once = True
