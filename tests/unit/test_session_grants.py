@@ -89,5 +89,6 @@ def test_a_token_name_is_the_display_name_whatever_the_metadata_says():
     session.connect("a", None)
     out = session.connect("b", {"displayName": "Someone else", "x": 1}, name="Bob")
     assert events(out, "a")[0]["data"]["metadata"] == {"displayName": "Bob", "x": 1}
+    assert events(session.connect("c", None), "c")[0]["data"]["otherEndpoints"][1]["metadata"]["displayName"] == "Bob"
     out = session.update_endpoint_metadata("b", {"displayName": "Mallory"})
     assert events(out, "a")[0]["data"]["metadata"] == {"displayName": "Bob"}

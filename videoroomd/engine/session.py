@@ -188,7 +188,7 @@ class Session:
         ]))]
         endpoint.announced = {t.id for o in others for t in o.tracks.values()}
         self.endpoints[endpoint_id] = endpoint
-        out += [(o.id, ev.endpoint_added(endpoint_id, metadata)) for o in others]
+        out += [(o.id, ev.endpoint_added(endpoint_id, endpoint.metadata)) for o in others]
         if endpoint.announced and endpoint.subscribe:
             out += self._renegotiate(endpoint)
         return out

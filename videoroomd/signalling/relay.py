@@ -3,8 +3,8 @@
 Credentials (query string ``username``/``password``/``token``, or a
 ``credentials`` cookie holding that JSON) are checked before the upgrade:
 401 when the room's password does not match or its access token is
-refused, 404 for no such room, 400 for a malformed request. Then the peer joins the room (``max_peers`` applies) and gets
-``authenticated``, and every message it sends, ``from`` set here, goes over
+refused, 404 for no such room, 400 for a malformed request. Then the peer
+joins the room (``max_peers`` applies) and gets ``authenticated``, and every message it sends, ``from`` set here, goes over
 its participant link; the room side announces arrivals and departures and
 routes each message to the peers it names.
 """
@@ -85,7 +85,8 @@ def _check(request: Request, context: Context) -> tuple[str, AccessToken | None]
         raise _Refusal(403, f"origin {request.headers.get('origin')} is not allowed here")
     credentials = _credentials(request)
     try:
-        ticket = context.rooms.admit(name, credentials.get("password", ""), request.remote[0], credentials.get("token"))
+        token = credentials.get("token") or None  # "?token=" with nothing: no token
+        ticket = context.rooms.admit(name, credentials.get("password", ""), request.remote[0], token)
     except JoinRefused as refused:
         context.metrics.joins_refused.labels(refused.code).inc()
         raise _Refusal(_status(refused.code), refused.reason) from None
