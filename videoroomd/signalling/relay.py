@@ -4,9 +4,10 @@ Credentials (query string ``username``/``password``/``token``, or a
 ``credentials`` cookie holding that JSON) are checked before the upgrade:
 401 when the room's password does not match or its access token is
 refused, 404 for no such room, 400 for a malformed request. Then the peer
-joins the room (``max_peers`` applies) and gets ``authenticated``, and every message it sends, ``from`` set here, goes over
-its participant link; the room side announces arrivals and departures and
-routes each message to the peers it names.
+joins the room (``max_peers`` applies) and gets ``authenticated``, and every
+message it sends, ``from`` set here, goes over its participant link; the
+room side announces arrivals and departures and routes each message to the
+peers it names.
 """
 
 from __future__ import annotations
