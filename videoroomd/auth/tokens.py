@@ -14,6 +14,7 @@ can read; neither ever holds the token or a secret.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -125,7 +126,7 @@ def _checked(claims: dict[str, Any], key: str, *, room: str, now: float) -> Acce
     if now >= expires:
         raise TokenRefused("token_expired", f"the access token expired {max(1, int(now - expires))} s ago")
     if now < not_before:
-        raise TokenRefused("token_not_yet_valid", f"the access token is not valid for another {int(not_before - now) + 1} s")
+        raise TokenRefused("token_not_yet_valid", f"the access token is not valid for another {max(1, math.ceil(not_before - now))} s")
     if claims.get("room") != room:
         named = claims.get("room")
         shown = repr(named[:64]) if isinstance(named, str) else "no room"
@@ -158,7 +159,7 @@ def grants_from(value: Any) -> Grants:
     if "publish" in value:
         publish = value["publish"]
         if isinstance(publish, bool):
-            publish = SOURCES if publish else ()
+            publish = list(SOURCES) if publish else []
         if not isinstance(publish, list) or not all(isinstance(s, str) and s in SOURCES for s in publish):
             raise TokenRefused("token_malformed", f"the access token's grant 'publish' must be true, false or a list "
                                                   f"of {', '.join(SOURCES)}")
