@@ -116,13 +116,13 @@ async def test_the_relay_takes_a_token_in_the_query_or_the_cookie(tmp_path):
 
 
 def answered_directions(sdp: str) -> dict[str, str]:
-    """mid -> its direction in an answer's SDP."""
-    directions, mid = {}, None
-    for line in sdp.splitlines():
-        if line.startswith("a=mid:"):
-            mid = line[len("a=mid:"):]
-        elif mid is not None and line in ("a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"):
-            directions[mid] = line[2:]
+    """mid -> its direction in an answer's SDP, m-section by m-section."""
+    directions = {}
+    for section in sdp.split("\r\nm=")[1:]:
+        lines = section.split("\r\n")
+        mid = next(line[len("a=mid:"):] for line in lines if line.startswith("a=mid:"))
+        directions[mid] = next(line[2:] for line in lines if line in ("a=sendrecv", "a=sendonly", "a=recvonly",
+                                                                     "a=inactive"))
     return directions
 
 
