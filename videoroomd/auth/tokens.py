@@ -126,16 +126,19 @@ def _checked(claims: dict[str, Any], key: str, *, room: str, now: float) -> Acce
     if now >= expires:
         raise TokenRefused("token_expired", f"the access token expired {max(1, int(now - expires))} s ago")
     if now < not_before:
-        raise TokenRefused("token_not_yet_valid", f"the access token is not valid for another {max(1, math.ceil(not_before - now))} s")
+        wait = max(1, math.ceil(not_before - now))
+        raise TokenRefused("token_not_yet_valid", f"the access token is not valid for another {wait} s")
     if claims.get("room") != room:
         named = claims.get("room")
         shown = repr(named[:64]) if isinstance(named, str) else "no room"
         raise TokenRefused("token_wrong_room", f"the access token is for {shown}, not for room '{room}'")
     identity, name = claims.get("sub"), claims.get("name")
     if not isinstance(identity, str) or not 0 < len(identity) <= MAX_IDENTITY:
-        raise TokenRefused("token_malformed", f"the access token's identity (sub) must be 1 to {MAX_IDENTITY} characters")
+        raise TokenRefused("token_malformed",
+                           f"the access token's identity (sub) must be 1 to {MAX_IDENTITY} characters")
     if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME):
-        raise TokenRefused("token_malformed", f"the access token's name must be a string of at most {MAX_NAME} characters")
+        raise TokenRefused("token_malformed",
+                           f"the access token's name must be a string of at most {MAX_NAME} characters")
     return AccessToken(identity, name or None, room, grants_from(claims.get("grants")), key, float(expires), claims)
 
 
