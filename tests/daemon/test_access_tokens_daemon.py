@@ -99,6 +99,12 @@ async def test_chat_needs_the_chat_grant(tmp_path):
 
 
 async def test_the_relay_takes_a_token_in_the_query_or_the_cookie(tmp_path):
+    with capture_logs() as logs:
+        await _relay_with_tokens(tmp_path)
+    assert "token=" not in logged(logs) and ".ey" not in logged(logs)  # no query string, no JWT claims
+
+
+async def _relay_with_tokens(tmp_path):
     async with running_daemon(tmp_path, ROOMS) as daemon:
         async with relay_client(daemon, "class", f"?token={token()}") as websocket:
             assert (await next_json(websocket))["event"] == "authenticated"
