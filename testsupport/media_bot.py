@@ -306,10 +306,11 @@ class Bot:
 
 
 @asynccontextmanager
-async def bot(daemon, name: str, room: str = "lobby", media: AsyncioThread | None = None):
-    """A connected bot in ``room``, its event pump running; closed on exit."""
+async def bot(daemon, name: str, room: str = "lobby", media: AsyncioThread | None = None, **join):
+    """A connected bot in ``room``, its event pump running; closed on exit. ``join``: more join
+    params (a password, an access token)."""
     async with phoenix_client(daemon) as client:
-        reply = await client.join(room, displayName=name)
+        reply = await client.join(room, displayName=name, **join)
         assert reply["status"] == "ok", reply
         participant = Bot(client, room, name, media)
         try:

@@ -106,7 +106,7 @@ async def test_bad_file_on_reload_keeps_the_running_configuration(tmp_path):
         line = path.read_text().splitlines().index("[rooms.keep.oops]") + 1
         assert refused and refused[0]["problems"] == [
             f"{path}:{line}: rooms.keep.oops: unknown key (known keys here: "
-            "max_peers, password, stun_servers, turn_servers, simulcast, max_video_bitrate, dtls_cert, dtls_key)"
+            "max_peers, password, access, stun_servers, turn_servers, simulcast, max_video_bitrate, dtls_cert, dtls_key)"
         ]
         assert daemon.rooms.get("keep") is keep and alice.closed_reason is None
         assert sorted(daemon.rooms.entries) == ["change", "drop", "keep"]

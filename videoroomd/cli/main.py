@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -104,7 +105,45 @@ def check_config(path: str | None) -> None:
             client_module()
         except RedisMissing as missing:
             click.echo(f"warning: {missing}", err=True)
-    click.echo(f"{location.name}: OK: {tls}://{config.server.listen}, {len(config.rooms)} rooms: {rooms}{dynamic}{proxies}{cluster}")
+    keys = f"; token keys: {', '.join(sorted(config.auth.keys))}" if config.auth.keys else ""  # names only
+    click.echo(f"{location.name}: OK: {tls}://{config.server.listen}, {len(config.rooms)} rooms: {rooms}{dynamic}{proxies}"
+               f"{cluster}{keys}")
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--room", required=True, help="The room the token admits to.")
+@click.option("--identity", required=True, help="Who the person is in your app (the token's sub).")
+@click.option("--name", "display", help="The name shown to the others. Default: the name typed on the page.")
+@click.option("--moderator", is_flag=True, help="Grant moderation (mute, stop, remove others).")
+@click.option("--ttl", default="1h", show_default=True, help="How long the token is good for: 90s, 15m, 1h, 2d.")
+@click.option("--key", "key_name", help="The [auth] keys entry to sign with. Default: the only one.")
+def token(config_path: str | None, room: str, identity: str, display: str | None, moderator: bool, ttl: str,
+          key_name: str | None) -> None:
+    """Print an access token for one person and one room, signed with a key of [auth] keys."""
+    from ..auth.tokens import EVERYONE, MAX_IDENTITY, mint, parse_ttl
+    from ..config.validate import ROOM_NAME_RULE, is_room_name
+
+    config = load_config(config_path)
+    keys = config.auth.keys
+    if not keys:
+        raise UserError(f"{config.source} has no [auth] keys to sign tokens with")
+    if key_name is None and len(keys) > 1:
+        raise UserError(f"[auth] keys has several keys ({', '.join(sorted(keys))}); pick one with --key")
+    key_name = key_name if key_name is not None else next(iter(keys))
+    if key_name not in keys:
+        raise UserError(f"[auth] keys has no key {key_name!r} (it has {', '.join(sorted(keys))})")
+    if not is_room_name(room):
+        raise UserError(f"--room {room!r}: {ROOM_NAME_RULE}")
+    if not 0 < len(identity) <= MAX_IDENTITY:
+        raise UserError(f"--identity: 1 to {MAX_IDENTITY} characters")
+    try:
+        seconds = parse_ttl(ttl)
+    except ValueError as error:
+        raise UserError(f"--ttl: {error}") from None
+    grants = replace(EVERYONE, moderate=True) if moderator else EVERYONE
+    click.echo(mint(key_name, keys[key_name], room=room, identity=identity, now=time.time(), ttl=seconds,
+                    name=display, grants=grants))
 
 
 @cli.command("check-ice")

@@ -12,11 +12,12 @@ from typing import Any
 
 from . import values as v
 from .ice_servers import stun_url, turn_servers
-from .schema import ClusterConfig, IceConfig, LogConfig, MediaConfig, RoomConfig, ServerConfig, TurnConfig
+from .schema import AuthConfig, ClusterConfig, IceConfig, LogConfig, MediaConfig, RoomConfig, ServerConfig, TurnConfig
 
 MAX_PEERS_RANGE = (1, 1000)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "console", "json")
+ACCESS_MODES = ("open", "password", "token")
 
 
 @dataclass(frozen=True)
@@ -94,9 +95,11 @@ CLUSTER = (
     Key("lease_ttl", v.seconds(1, 300)),
     Key("heartbeat", v.seconds(0.1, 60)),
 )
+AUTH = (Key("keys", v.signing_keys),)
 ROOM = (
     Key("max_peers", v.integer(*MAX_PEERS_RANGE)),
     Key("password", v.nonempty_string),
+    Key("access", v.choice(ACCESS_MODES)),
     Key("stun_servers", v.array_of(stun_url)),
     Key("turn_servers", turn_servers),
     Key("simulcast", v.boolean),
@@ -114,5 +117,6 @@ TABLES: dict[str, tuple[tuple[Key, ...], Any]] = {
     "turn": (TURN, TurnConfig()),
     "log": (LOG, LogConfig()),
     "cluster": (CLUSTER, ClusterConfig()),
+    "auth": (AUTH, AuthConfig()),
     "defaults": (ROOM, RoomConfig(name="")),
 }

@@ -50,6 +50,15 @@ class RoomConfig:
     dtls_key: Path | None = None
     simulcast: bool = True                # publishers may send several layers of their camera
     max_video_bitrate: int | None = None  # bits/s of one publisher's video, all layers together; None: no cap
+    # Who may join: "open", "password" or "token"; None: "password" when a password is set, else "open".
+    access: str | None = None
+
+    @property
+    def access_mode(self) -> str:
+        """How a join is admitted: "open", "password" (the room's password) or "token" (an access token)."""
+        if self.access is not None:
+            return self.access
+        return "password" if self.password is not None else "open"
 
     def named(self, name: str) -> "RoomConfig":
         return replace(self, name=name)
@@ -129,6 +138,13 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class AuthConfig:
+    """The keys that sign access tokens: name (a token's ``iss``) -> secret; several at once for rotation."""
+
+    keys: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
     format: str = "auto"  # auto: console on a terminal, json otherwise
@@ -146,6 +162,7 @@ class Config:
     turn: TurnConfig = TurnConfig()
     log: LogConfig = LogConfig()
     cluster: ClusterConfig = ClusterConfig()
+    auth: AuthConfig = AuthConfig()
     defaults: RoomConfig = RoomConfig(name="")
     rooms: dict[str, RoomConfig] = field(default_factory=dict)
 

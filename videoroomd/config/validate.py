@@ -15,9 +15,9 @@ from typing import Any, Callable
 
 from ..certs import pem
 from .errors import ConfigError, Problem
-from .keys import CLUSTER, ICE, LOG, MEDIA, ROOM, SERVER, TURN, Key
+from .keys import AUTH, CLUSTER, ICE, LOG, MEDIA, ROOM, SERVER, TURN, Key
 from .lines import line_of
-from .schema import ClusterConfig, Config, IceConfig, LogConfig, MediaConfig, RoomConfig, ServerConfig, TurnConfig
+from .schema import AuthConfig, ClusterConfig, Config, IceConfig, LogConfig, MediaConfig, RoomConfig, ServerConfig, TurnConfig
 from .values import Invalid, describe
 
 # The one rule for room names, wherever a name comes from: the config file, a Phoenix
@@ -135,6 +135,14 @@ def _room_settings(table: _Table, base: RoomConfig, root: Path) -> RoomConfig:
     return RoomConfig(name=base.name, **_read_with_pair(table, ROOM, base, root, ("dtls_cert", "dtls_key")))
 
 
+def _check_access(room: RoomConfig, path: tuple[str, ...], auth: AuthConfig, out: _Collector) -> None:
+    """A room's access must be one it can be opened by: a password room needs its password, a token room a key."""
+    if room.access == "password" and room.password is None:
+        out.add(path + ("access",), 'access = "password" needs a password; set one, or access = "open"')
+    if room.access == "token" and not auth.keys:
+        out.add(path + ("access",), 'access = "token" needs [auth] keys to check the tokens with')
+
+
 def _section(top: _Table, name: str, out: _Collector, read: Callable[[_Table], Any]) -> Any:
     table = _Table(top.take(name, {}, lambda v, p: v), (name,), out)
     result = read(table)
@@ -173,7 +181,9 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
     cluster_given = isinstance(top.data.get("cluster"), dict)
 
     cluster = _section(top, "cluster", out, read_cluster)
+    auth = _section(top, "auth", out, lambda t: AuthConfig(**_read(t, AUTH, AuthConfig(), root)))
     defaults = _section(top, "defaults", out, lambda t: _room_settings(t, RoomConfig(name=""), root))
+    _check_access(defaults, ("defaults",), auth, out)
 
     rooms_table = _Table(top.take("rooms", {}, lambda v, p: v), ("rooms",), out)
     rooms: dict[str, RoomConfig] = {}
@@ -184,10 +194,12 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
             continue
         room_table = _Table(body, path, out)
         rooms[name] = _room_settings(room_table, defaults.named(name), root)
+        _check_access(rooms[name], path, auth, out)
         room_table.finish()
     rooms_table.data = {}
     top.finish()
 
     if out.problems:
         raise ConfigError(out.problems)
-    return Config(source=source, server=server, ice=ice, media=media, turn=turn, log=log, cluster=cluster, defaults=defaults, rooms=rooms)
+    return Config(source=source, server=server, ice=ice, media=media, turn=turn, log=log, cluster=cluster, auth=auth,
+                  defaults=defaults, rooms=rooms)

@@ -224,6 +224,25 @@ def secret(value: Any, path: tuple[str, ...]) -> str:
     return text
 
 
+_KEY_NAME = re.compile(r"\A[A-Za-z0-9_.-]{1,64}\Z")
+MIN_SIGNING_SECRET = 32  # characters: HS256 wants a key of 256 bits (RFC 7518, 3.2)
+
+
+def signing_keys(value: Any, path: tuple[str, ...]) -> dict[str, str]:
+    """A table of token signing keys, name -> secret (at least MIN_SIGNING_SECRET characters)."""
+    if not isinstance(value, dict):
+        raise Invalid(f"expected a table of name = \"secret\", got {describe(value)}")
+    keys: dict[str, str] = {}
+    for name, secret_text in value.items():
+        if not _KEY_NAME.match(name):
+            raise Invalid(f"key name {name[:64]!r}: 1 to 64 letters, digits, '_', '.' or '-'")
+        if not isinstance(secret_text, str) or len(secret_text) < MIN_SIGNING_SECRET:
+            raise Invalid(f"key {name!r}: expected a secret of at least {MIN_SIGNING_SECRET} characters "
+                          "(e.g. `openssl rand -hex 32`)")  # never the value: it is a secret
+        keys[name] = secret_text
+    return keys
+
+
 def origin(value: Any, path: tuple[str, ...]) -> str:
     text = string(value, path).lower()
     if text != "*" and not re.fullmatch(r"https?://[^/\s]+", text):

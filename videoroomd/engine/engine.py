@@ -277,7 +277,8 @@ class Engine:
             raise MediaEventError(f"{kind}: too many connects, metadata updates and renegotiations; at most "
                                   f"{ANNOUNCE_BURST:g} at once, then {ANNOUNCE_RATE:g} a second")
         if kind == "connect":
-            self._deliver(self.session.connect(peer.id, ev.metadata(event, "metadata")))
+            self._deliver(self.session.connect(peer.id, ev.metadata(event, "metadata"), grants=peer.grants,
+                                               name=peer.name if peer.identity is not None else None))
         elif kind == "disconnect":
             await self._remove(peer.id)
         elif kind == "updateEndpointMetadata":

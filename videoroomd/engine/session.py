@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import media_events as ev
+from ..auth.tokens import EVERYONE, Grants
 from ..sdp.offer import MAX_MEDIA_LINES, SessionDescription
 
 Outbox = list[tuple[str, str]]
@@ -34,6 +35,19 @@ MAX_SCREENS = 1  # shared screens per person (a video track whose metadata has "
 def is_screen(metadata: Any) -> bool:
     """Whether a track's metadata says it is a shared screen, window or tab."""
     return isinstance(metadata, dict) and metadata.get("type") == "screen"
+
+
+def _named(metadata: Any, name: str | None) -> Any:
+    """``metadata`` with ``displayName`` set to ``name`` (an access token's: the client cannot show
+    another); unchanged when ``name`` is None."""
+    if name is None:
+        return metadata
+    return {**metadata, "displayName": name} if isinstance(metadata, dict) else {"displayName": name}
+
+
+def _source(kind: str, metadata: Any) -> str:
+    """What a track publishes, as a grant names it: audio, video or screen."""
+    return "screen" if is_screen(metadata) else kind
 
 
 @dataclass
@@ -78,6 +92,9 @@ class Endpoint:
     media_up: bool = False  # its connection reached "connected" at least once
     mids: set[str] = field(default_factory=set)  # every mid its answered offers had
     targets: dict[str, str] = field(default_factory=dict)  # simulcast track -> the layer it asked for
+    publish: frozenset[str] = EVERYONE.publish  # what it may publish (its grants): its other send m-lines are refused
+    subscribe: bool = True             # whether it may receive the others' tracks
+    name: str | None = None            # the display name its access token gave: its metadata always says it
 
 
 @dataclass(frozen=True)
@@ -137,7 +154,7 @@ class Session:
 
     def tracks_types(self, endpoint: Endpoint) -> dict[str, int]:
         wanted = {kind: 0 for kind in KINDS}
-        for other in self._others(endpoint.id):
+        for other in self._others(endpoint.id) if endpoint.subscribe else ():
             for track in other.tracks.values():
                 if track.kind in wanted:
                     wanted[track.kind] += 1
@@ -156,11 +173,14 @@ class Session:
         return [(endpoint.id, ev.offer_data(self.tracks_types(endpoint), self.turn_servers(endpoint.id)))]
 
     # -- what clients say --------------------------------------------------------------
-    def connect(self, endpoint_id: str, metadata: Any) -> Outbox:
+    def connect(self, endpoint_id: str, metadata: Any, *, grants: Grants = EVERYONE, name: str | None = None) -> Outbox:
+        """A client connects; ``grants``: what it may publish (audio, video, screen) and whether it
+        may receive; ``name``: the display name its access token gave, which its metadata keeps."""
         if endpoint_id in self.endpoints:
             raise SessionError("already connected")
         others = list(self.endpoints.values())
-        endpoint = Endpoint(endpoint_id, metadata)
+        endpoint = Endpoint(endpoint_id, _named(metadata, name), publish=grants.publish, subscribe=grants.subscribe,
+                            name=name)
         out: Outbox = [(endpoint_id, ev.connected(endpoint_id, [
             {"id": o.id, "type": "webrtc", "metadata": o.metadata,
              "tracks": {t.id: t.entry() for t in o.tracks.values()}}
@@ -168,8 +188,8 @@ class Session:
         ]))]
         endpoint.announced = {t.id for o in others for t in o.tracks.values()}
         self.endpoints[endpoint_id] = endpoint
-        out += [(o.id, ev.endpoint_added(endpoint_id, metadata)) for o in others]
-        if endpoint.announced:
+        out += [(o.id, ev.endpoint_added(endpoint_id, endpoint.metadata)) for o in others]
+        if endpoint.announced and endpoint.subscribe:
             out += self._renegotiate(endpoint)
         return out
 
@@ -178,7 +198,7 @@ class Session:
 
     def update_endpoint_metadata(self, endpoint_id: str, metadata: Any) -> Outbox:
         endpoint = self._endpoint(endpoint_id)
-        endpoint.metadata = metadata
+        endpoint.metadata = metadata = _named(metadata, endpoint.name)
         return [(o.id, ev.endpoint_updated(endpoint_id, metadata)) for o in self._others(endpoint_id)]
 
     def update_track_metadata(self, endpoint_id: str, track_id: str, metadata: Any) -> Outbox:
@@ -186,6 +206,8 @@ class Session:
         track = endpoint.tracks.get(track_id)
         if track is None:
             raise SessionError(f"no published track {track_id!r}")
+        if is_screen(metadata) and "screen" not in endpoint.publish:
+            raise SessionError("you may not share a screen in this room")
         if is_screen(metadata) and any(is_screen(t.metadata) for t in endpoint.tracks.values() if t is not track):
             raise SessionError(f"one shared screen per person: {track_id!r} cannot be a second one")
         track.metadata = metadata
@@ -220,6 +242,8 @@ class Session:
             published = endpoint.tracks.get(track_id)
             if published is not None and published.mid != mid:
                 raise SessionError(f"track {track_id!r} is published on mid {published.mid!r}, not {mid!r}")
+            if published is None and _source(line.kind, metadata.get(track_id)) not in endpoint.publish:
+                continue  # not granted: the track is not published, and its m-line is answered inactive
             sending[mid] = track_id
             if track_id not in endpoint.tracks:
                 publish.append(Track(track_id, endpoint_id, line.kind, metadata.get(track_id), mid,
@@ -247,7 +271,7 @@ class Session:
                 free[line.kind].append(line.mid)
                 forward[line.mid] = Slot(line.kind)
         carried = {s.track_id for s in forward.values() if s.track_id}
-        for track in live.values():
+        for track in live.values() if endpoint.subscribe else ():
             if track.id in carried or track.id not in endpoint.announced:
                 continue
             if free[track.kind]:
@@ -287,7 +311,9 @@ class Session:
                 out.append((other.id, ev.tracks_added(endpoint.id, {t.id: t.entry() for t in plan.publish})))
                 other.announced |= {t.id for t in plan.publish}
                 changed = True
-            if changed or any(t.id in {s.track_id for s in other.slots.values()} for t in plan.unpublish):
+            # One who may not receive has nothing to negotiate for the others' tracks.
+            if other.subscribe and (changed or any(t.id in {s.track_id for s in other.slots.values()}
+                                                   for t in plan.unpublish)):
                 out += self._renegotiate(other)
         endpoint.negotiating = False
         endpoint.answered_once = True

@@ -5,25 +5,30 @@ different times:
 
 1. :meth:`AdmissionGate.admit`, before any room is made for it (the relay
    calls it before the WebSocket upgrade, to answer 400/401/429/503): the
-   room name rule, the daemon draining, an unknown room, the wrong-password
-   throttle and the password.
+   room name rule, the daemon draining, an unknown room, the access token
+   (checked here and only here: its signature, expiry, room and join
+   grant), the wrong-password throttle and the password.
 2. :meth:`AdmissionGate.may_open`, when the room is looked up or started:
    the room running elsewhere, the cap on dynamic rooms, a room that kept
    failing.
 3. :func:`check_entry`, in the same step as the peer is added to the open
    room: a room closing or draining, still starting, full, and the password
-   of the room actually entered (a reload may have changed it while the
-   join waited for the room to open).
+   (or the token the join was admitted with) of the room actually entered
+   (a reload may have changed it while the join waited for the room to open).
 
 Every refusal is a :class:`JoinRefused` with a code and a reason a person
-can read. This module imports only config and the throttle.
+can read; a refused token's never holds the token. This module imports only
+config, auth and the throttle.
 """
 
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
+from typing import Callable
 
+from ..auth.tokens import AccessToken, TokenRefused, verify
 from ..config import Config, RoomConfig
 from ..config.validate import ROOM_NAME_RULE, is_room_name
 from .throttle import PasswordThrottle
@@ -48,10 +53,12 @@ class JoinRefused(Exception):
 
 @dataclass(frozen=True)
 class Admission:
-    """What a join was admitted to: the room's settings, and whether it is made on demand."""
+    """What a join was admitted to: the room's settings, whether it is made on demand, and the
+    access token it was admitted with (None: it came by password, or to an open room)."""
 
     config: RoomConfig
     dynamic: bool
+    ticket: AccessToken | None = None
 
 
 def shown_name(name: str) -> str:
@@ -82,19 +89,40 @@ def _check_password(config: RoomConfig, password: str | None) -> None:
         raise JoinRefused("wrong_password", "wrong password" if password else "this room needs a password")
 
 
+def _check_untokened(config: RoomConfig, password: str | None) -> None:
+    """A join without a token: refused by a token room, else the password decides."""
+    if config.access_mode == "token":
+        raise JoinRefused("token_required", f"room '{config.name}' admits only people with an access token")
+    if config.access_mode == "password":
+        _check_password(config, password)
+
+
+def check_token(config: Config, room: str, token: str, now: float) -> AccessToken:
+    """The access ``token`` for ``room`` at Unix time ``now``, checked against ``config``'s keys.
+    Raises JoinRefused (the token's refusal code, or no_join_grant)."""
+    try:
+        ticket = verify(token, config.auth.keys, room=room, now=now)
+    except TokenRefused as refused:
+        raise JoinRefused(refused.code, refused.reason) from None
+    if not ticket.grants.join:
+        raise JoinRefused("no_join_grant", f"the access token does not allow joining room '{room}'")
+    return ticket
+
+
 def check_entry(config: RoomConfig, password: str | None, *, peers: int, accepting: bool,
-                refusal: tuple[str, str] | None) -> None:
+                refusal: tuple[str, str] | None, ticket: AccessToken | None = None) -> None:
     """Whether one more peer may enter the open room with ``config`` now.
 
     ``peers``: the room's peers of the joining kind; ``refusal``: (code, reason) while
-    the room drains or closes. Raises JoinRefused (the refusal's code, starting,
-    wrong_password, room_full).
+    the room drains or closes; ``ticket``: the token the join was admitted with. Raises
+    JoinRefused (the refusal's code, starting, token_required, wrong_password, room_full).
     """
     if refusal is not None:
         raise JoinRefused(*refusal)
     if not accepting:
         raise JoinRefused("starting", f"room '{config.name}' is starting; try again in a moment")
-    _check_password(config, password)
+    if ticket is None or ticket.room != config.name:
+        _check_untokened(config, password)
     if peers >= config.max_peers:
         raise JoinRefused("room_full", f"room '{config.name}' is full ({config.max_peers} people)")
 
@@ -102,9 +130,12 @@ def check_entry(config: RoomConfig, password: str | None, *, peers: int, accepti
 class AdmissionGate:
     """The daemon-wide rules: names, draining, which rooms exist, passwords and their throttle, the cap."""
 
-    def __init__(self, config: Config, throttle: PasswordThrottle | None = None):
+    def __init__(self, config: Config, throttle: PasswordThrottle | None = None,
+                 wall_clock: Callable[[], float] = time.time):
+        """``wall_clock``: Unix time now, what access tokens' expiry is read against."""
         self.config = config
         self.throttle = throttle if throttle is not None else PasswordThrottle()
+        self.wall_clock = wall_clock
         # (code, reason) while draining: a fresh JoinRefused is raised from it each time.
         self.refusal: tuple[str, str] | None = None
 
@@ -113,18 +144,23 @@ class AdmissionGate:
         self.refusal = (code, reason)
 
     def admit(self, name: str, password: str | None, address: str, *, running: Admission | None,
-              now: float) -> Admission:
-        """The settings room ``name`` gives a join from ``address`` with ``password``.
+              now: float, token: str | None = None) -> Admission:
+        """The settings room ``name`` gives a join from ``address`` with ``password`` or ``token``.
 
-        ``running``: the room's admission when it runs here now. Counts a wrong password
-        against the address. Raises JoinRefused (bad_room_name, the drain's code,
-        unknown_room, too_many_attempts, wrong_password).
+        ``running``: the room's admission when it runs here now. A token, when given, is
+        checked in any room and admits without the password; its ticket is in the
+        returned admission. Counts a wrong password against the address. Raises
+        JoinRefused (bad_room_name, the drain's code, unknown_room, a token's refusal,
+        no_join_grant, token_required, too_many_attempts, wrong_password).
         """
         check_name(name)
         self._check_open()
         admission = running or self._settings(name)
         config = admission.config
-        if config.password is None:
+        if token is not None:
+            return replace(admission, ticket=check_token(self.config, name, token, self.wall_clock()))
+        if config.access_mode != "password":
+            _check_untokened(config, password)
             return admission
         key = DYNAMIC if admission.dynamic else name
         wait = self.throttle.wait(address, key, now)

@@ -9,8 +9,8 @@ between processes or nodes. The one implementation today,
 :mod:`.local_link`, wraps the rooms of this process.
 
 This module imports nothing of the package but the chat's error type (a
-refused join raises the rooms' JoinRefused): both sides of the seam import
-it, never each other.
+refused join raises the rooms' JoinRefused) and the checked access token
+(plain data): both sides of the seam import it, never each other.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Protocol, Union
 
+from ..auth.tokens import AccessToken
 from .chat import ChatRefused
 
 __all__ = [
@@ -144,16 +145,20 @@ class ParticipantLink(Protocol):
 class RoomService(Protocol):
     """The rooms, as socket and page handlers see them."""
 
-    def admit(self, name: str, password: str | None, address: str) -> None:
-        """Check a join before anything is made for it (room name, password, throttle).
+    def admit(self, name: str, password: str | None, address: str, token: str | None = None) -> AccessToken | None:
+        """Check a join before anything is made for it (room name, access token, password, throttle).
 
+        Returns the checked token (None without one), for :meth:`enter`.
         Raises JoinRefused with a reason a person can read."""
 
-    async def join(self, name: str, display: str, password: str | None, *, kind: str, address: str) -> ParticipantLink:
+    async def join(self, name: str, display: str, password: str | None, *, kind: str, address: str,
+                   token: str | None = None) -> ParticipantLink:
         """Check the join (:meth:`admit`), open the room and enter it. Raises JoinRefused."""
 
-    async def enter(self, name: str, display: str, password: str | None, *, kind: str) -> ParticipantLink:
-        """Open the room and enter it, the join already admitted. Raises JoinRefused."""
+    async def enter(self, name: str, display: str, password: str | None, *, kind: str,
+                    ticket: AccessToken | None = None) -> ParticipantLink:
+        """Open the room and enter it, the join already admitted (``ticket``: what :meth:`admit`
+        returned). Raises JoinRefused."""
 
     def people(self, name: str) -> int:
         """How many "rtc" participants room ``name`` has now (0 when it is not running)."""

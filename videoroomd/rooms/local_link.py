@@ -14,6 +14,7 @@ from typing import Any
 
 import trio
 
+from ..auth.tokens import AccessToken
 from .link import (ChatPost, Closure, FromRoom, MediaEvent, ParticipantLink, PeerJoined, PeerLeft, RelaySend,
                    RelayText, RoomSettings, ToRoom)
 from .registry import RoomRegistry
@@ -98,18 +99,20 @@ class LocalRoomService:
     def __init__(self, registry: RoomRegistry):
         self.registry = registry
 
-    def admit(self, name: str, password: str | None, address: str) -> None:
-        """Check a join before anything is made for it; raises JoinRefused."""
-        self.registry.admit(name, password, address)
+    def admit(self, name: str, password: str | None, address: str, token: str | None = None) -> AccessToken | None:
+        """Check a join before anything is made for it; returns the checked token. Raises JoinRefused."""
+        return self.registry.admit(name, password, address, token).ticket
 
-    async def join(self, name: str, display: str, password: str | None, *, kind: str, address: str) -> ParticipantLink:
+    async def join(self, name: str, display: str, password: str | None, *, kind: str, address: str,
+                   token: str | None = None) -> ParticipantLink:
         """Check the join, open the room and enter it; returns the link. Raises JoinRefused."""
-        room, peer = await self.registry.join(name, display, password, kind=kind, address=address)
+        room, peer = await self.registry.join(name, display, password, kind=kind, address=address, token=token)
         return self._linked(room, peer)
 
-    async def enter(self, name: str, display: str, password: str | None, *, kind: str) -> ParticipantLink:
+    async def enter(self, name: str, display: str, password: str | None, *, kind: str,
+                    ticket: AccessToken | None = None) -> ParticipantLink:
         """Open the room and enter it (the join already admitted); returns the link. Raises JoinRefused."""
-        room, peer = await self.registry.enter(name, display, password, kind=kind)
+        room, peer = await self.registry.enter(name, display, password, kind=kind, ticket=ticket)
         return self._linked(room, peer)
 
     @staticmethod

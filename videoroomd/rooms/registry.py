@@ -26,6 +26,7 @@ from typing import Awaitable, Callable
 import structlog
 import trio
 
+from ..auth.tokens import AccessToken
 from ..config import Config, RoomConfig
 from ..daemon.supervisor import ChildState, RestartPolicy, supervise
 from .admission import Admission, AdmissionGate, JoinRefused, runs_elsewhere, shown_name  # noqa: F401 (shown_name: imported from here)
@@ -145,29 +146,34 @@ class RoomRegistry:
             await trio.sleep_forever()
 
     # -- joining -----------------------------------------------------------------------
-    def admit(self, name: str, password: str | None, address: str) -> RoomConfig:
-        """The settings of room ``name`` once ``password`` opens it for ``address``.
+    def admit(self, name: str, password: str | None, address: str, token: str | None = None) -> Admission:
+        """What room ``name`` admits a join from ``address`` with ``password`` or access ``token`` to
+        (its settings, and the checked token's ticket).
 
         Synchronous and makes no room: a join is checked before a dynamic room
         is started for it. Raises JoinRefused (bad_room_name, shutting_down,
-        unknown_room, too_many_attempts, wrong_password) otherwise.
+        unknown_room, a token's refusal, too_many_attempts, wrong_password) otherwise.
         """
         entry = self.entries.get(name) if isinstance(name, str) else None
         running = entry.admission if entry is not None else None
-        return self.gate.admit(name, password, address, running=running, now=trio.current_time()).config
+        return self.gate.admit(name, password, address, running=running, now=trio.current_time(), token=token)
 
-    async def join(self, name: str, display: str, password: str | None, *, kind: str, address: str) -> tuple[Room, Peer]:
+    async def join(self, name: str, display: str, password: str | None, *, kind: str, address: str,
+                   token: str | None = None) -> tuple[Room, Peer]:
         """Check the join (:meth:`admit`), open the room and add the peer; returns both.
 
         Raises JoinRefused with a reason a person can read.
         """
-        self.admit(name, password, address)
-        return await self.enter(name, display, password, kind=kind)
+        ticket = self.admit(name, password, address, token).ticket
+        return await self.enter(name, display, password, kind=kind, ticket=ticket)
 
-    async def enter(self, name: str, display: str, password: str | None, *, kind: str) -> tuple[Room, Peer]:
-        """Open room ``name`` and add the peer (already admitted); returns both. Raises JoinRefused."""
+    async def enter(self, name: str, display: str, password: str | None, *, kind: str,
+                    ticket: AccessToken | None = None) -> tuple[Room, Peer]:
+        """Open room ``name`` and add the peer (already admitted, with ``ticket`` when by a token);
+        returns both. Raises JoinRefused."""
         room = await self.open_room(name)
-        return room, room.join(display, password, kind=kind)  # no checkpoint between: the room is still open
+        # No checkpoint between: the room is still open.
+        return room, room.join(display, password, kind=kind, ticket=ticket)
 
     # -- looking rooms up --------------------------------------------------------------
     async def open_room(self, name: str) -> Room:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Protocol
 import structlog
 import trio
 
+from ..auth.tokens import EVERYONE, AccessToken, Grants
 from ..config import RoomConfig
 from ..logs.ratelimit import ThrottledLog
 from ..exception_groups import only_cancelled
@@ -43,13 +44,15 @@ def display_name(text: str, fallback: str = "Guest") -> str:
 
 @dataclass(eq=False)
 class Peer:
-    """One participant: an id, a display name, and the outbox its socket task reads."""
+    """One participant: an id, a display name, what it may do, and the outbox its socket task reads."""
 
     id: str
     name: str
     kind: str  # "rtc" (Phoenix channel, through the engine) or "relay" (/signaling)
     outbox: trio.MemoryReceiveChannel
     _inbox_send: trio.MemorySendChannel = field(repr=False)
+    grants: Grants = EVERYONE
+    identity: str | None = None  # the access token's sub, when it joined with one
     closed_reason: str | None = None
     rejoin: bool = False  # closed by a restart of its room: the client should join again
     retry: bool = False   # closed for a broken media path: joining again (a new connection) may work
@@ -203,11 +206,16 @@ class Room:
     def peer_count(self, kind: str | None = None) -> int:
         return sum(1 for p in self.peers.values() if kind is None or p.kind == kind)
 
-    def join(self, name: str, password: str | None, *, kind: str = "rtc") -> Peer:
-        """Add a peer; returns it, or raises JoinRefused with a reason a person can read."""
-        check_entry(self.config, password, peers=self.peer_count(kind), accepting=self.accepting, refusal=self._refusal)
+    def join(self, name: str, password: str | None, *, kind: str = "rtc", ticket: AccessToken | None = None) -> Peer:
+        """Add a peer (admitted with ``ticket`` when it came with an access token: its name,
+        identity and grants are the token's); returns it, or raises JoinRefused with a reason."""
+        check_entry(self.config, password, peers=self.peer_count(kind), accepting=self.accepting, refusal=self._refusal,
+                    ticket=ticket)
         send, receive = trio.open_memory_channel(OUTBOX_SIZE)
-        peer = Peer(id=str(uuid.uuid4()), name=display_name(name), kind=kind, outbox=receive, _inbox_send=send)
+        shown = display_name(ticket.name if ticket is not None and ticket.name else name)
+        peer = Peer(id=str(uuid.uuid4()), name=shown, kind=kind, outbox=receive, _inbox_send=send,
+                    grants=ticket.grants if ticket is not None else EVERYONE,
+                    identity=ticket.identity if ticket is not None else None)
         self.peers[peer.id] = peer
         self.became_empty = trio.Event()
         log.info("peer joined", room=self.name, peer=peer.id, kind=kind, peers=len(self.peers))
@@ -267,6 +275,8 @@ class Room:
         """
         if self.peers.get(peer.id) is not peer or peer.kind != "rtc":
             raise ChatRefused("not_joined", f"you are not in room '{self.name}'")
+        if not peer.grants.chat:
+            raise ChatRefused("not_allowed", "your access token does not allow posting in this room's chat")
         message = self.chat_log.post(peer.id, peer.name, text, now=trio.current_time())
         self.broadcast(ChannelPush(CHAT, message.payload()), kind="rtc")
         return message

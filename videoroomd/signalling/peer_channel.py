@@ -49,7 +49,8 @@ async def serve_socket(context: Context, request: Request, stream: trio.abc.Stre
         return
     try:
         async with accepted(stream, server.max_frame_size, context.metrics) as websocket:
-            await PeerChannel(websocket, stream, context, request.remote).run()
+            # The socket's connect params may carry an access token (phoenix.js puts params in the query).
+            await PeerChannel(websocket, stream, context, request.remote, request.query.get("token")).run()
     except HandshakeFailed as failed:
         throttled.info("socket dropped before it opened", reason=str(failed), remote=request.remote[0])
 
@@ -58,8 +59,10 @@ class PeerChannel:
     """The state of one Phoenix socket: at most one joined room topic."""
 
     def __init__(self, websocket: WebSocketConnection, stream: trio.abc.Stream, context: Context,
-                 remote: tuple[str, int]):
+                 remote: tuple[str, int], token: str | None = None):
+        """``token``: the access token of the socket's connect params; a join's own ``token`` wins."""
         self.websocket = websocket
+        self.token = token or None
         self.stream = stream
         self.context = context
         self.metrics = context.metrics
@@ -189,12 +192,13 @@ class PeerChannel:
             return
         params = frame.payload or {}
         display = params.get("displayName", params.get("name", ""))
-        password = params.get("password")
-        if not isinstance(display, str) or (password is not None and not isinstance(password, str)):
-            await self._protocol_error("join params displayName and password must be strings", frame)
+        password, token = params.get("password"), params.get("token") or self.token
+        if not isinstance(display, str) or not all(v is None or isinstance(v, str) for v in (password, token)):
+            await self._protocol_error("join params displayName, password and token must be strings", frame)
             return
         try:
-            link = await self.context.rooms.join(name, display, password, kind="rtc", address=self.remote[0])
+            link = await self.context.rooms.join(name, display, password, kind="rtc", address=self.remote[0],
+                                                 token=token)
         except JoinRefused as refused:
             self.metrics.joins_refused.labels(refused.code).inc()
             throttled.info("join refused", room=name[:80], code=refused.code, reason=refused.reason,

@@ -1,12 +1,13 @@
 """``/signaling/NAME``: the WebSocket relay for apps that do their own peer-to-peer WebRTC.
 
-Credentials (query string ``username``/``password``, or a ``credentials``
-cookie holding that JSON) are checked before the upgrade: 401 when the
-room's password does not match, 404 for no such room, 400 for a malformed
-request. Then the peer joins the room (``max_peers`` applies) and gets
-``authenticated``, and every message it sends, ``from`` set here, goes over
-its participant link; the room side announces arrivals and departures and
-routes each message to the peers it names.
+Credentials (query string ``username``/``password``/``token``, or a
+``credentials`` cookie holding that JSON) are checked before the upgrade:
+401 when the room's password does not match or its access token is
+refused, 404 for no such room, 400 for a malformed request. Then the peer
+joins the room (``max_peers`` applies) and gets ``authenticated``, and every
+message it sends, ``from`` set here, goes over its participant link; the
+room side announces arrivals and departures and routes each message to the
+peers it names.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from .. import json_limits
+from ..auth.tokens import AccessToken
 from ..config.validate import ROOM_NAME_RULE, is_room_name
 from ..context import Context
 from ..http import limits as connection_slot
@@ -46,8 +48,9 @@ class _Refusal(Exception):
 
 def _credentials(request: Request) -> dict:
     query = request.query
-    if "username" in query or "password" in query:
-        return {"username": query.get("username", ""), "password": query.get("password", "")}
+    if "username" in query or "password" in query or "token" in query:
+        given = {"username": query.get("username", ""), "password": query.get("password", "")}
+        return given | ({"token": query["token"]} if "token" in query else {})
     cookie = request.cookies.get("credentials")
     if cookie is None:
         return {}
@@ -61,11 +64,17 @@ def _credentials(request: Request) -> dict:
 
 
 # The HTTP status of a join refused before the upgrade, by JoinRefused.code.
-_REFUSAL_STATUS = {"bad_room_name": 400, "unknown_room": 404, "wrong_password": 401, "too_many_attempts": 429}
+_REFUSAL_STATUS = {"bad_room_name": 400, "unknown_room": 404, "wrong_password": 401, "too_many_attempts": 429,
+                   "token_required": 401, "no_join_grant": 403}
 
 
-def _check(request: Request, context: Context) -> str:
-    """The room name, once the request may be upgraded; raises _Refusal otherwise.
+def _status(code: str) -> int:
+    """The HTTP status of a join refused with ``code``; every refused token is a 401."""
+    return 401 if code.startswith("token_") else _REFUSAL_STATUS.get(code, 503)
+
+
+def _check(request: Request, context: Context) -> tuple[str, AccessToken | None]:
+    """The room name and the checked access token, once the request may be upgraded; raises _Refusal otherwise.
 
     The room's checks (name, password, wrong-password throttle by client
     address) are the registry's, the same as a Phoenix join's; no room is made here.
@@ -77,17 +86,18 @@ def _check(request: Request, context: Context) -> str:
         raise _Refusal(403, f"origin {request.headers.get('origin')} is not allowed here")
     credentials = _credentials(request)
     try:
-        context.rooms.admit(name, credentials.get("password", ""), request.remote[0])
+        token = credentials.get("token") or None  # "?token=" with nothing: no token
+        ticket = context.rooms.admit(name, credentials.get("password", ""), request.remote[0], token)
     except JoinRefused as refused:
         context.metrics.joins_refused.labels(refused.code).inc()
-        raise _Refusal(_REFUSAL_STATUS.get(refused.code, 503), refused.reason) from None
-    return name
+        raise _Refusal(_status(refused.code), refused.reason) from None
+    return name, ticket
 
 
 async def serve_relay(context: Context, request: Request, stream: trio.abc.Stream) -> None:
     """Serve one ``/signaling/NAME`` connection until it closes. Never raises for client faults."""
     try:
-        name = _check(request, context)
+        name, ticket = _check(request, context)
     except _Refusal as refusal:
         context.metrics.connections_refused.labels(f"relay_{refusal.status}").inc()
         throttled.info("relay connection refused", status=refusal.status, reason=str(refusal), remote=request.remote[0])
@@ -95,18 +105,18 @@ async def serve_relay(context: Context, request: Request, stream: trio.abc.Strea
         return
     try:
         async with accepted(stream, context.config().server.max_frame_size, context.metrics) as websocket:
-            await _relay(websocket, stream, name, request, context)
+            await _relay(websocket, stream, name, ticket, request, context)
     except HandshakeFailed as failed:
         throttled.info("relay socket dropped before it opened", reason=str(failed), remote=request.remote[0])
 
 
-async def _relay(websocket: WebSocketConnection, stream: trio.abc.Stream, name: str, request: Request,
-                 context: Context) -> None:
+async def _relay(websocket: WebSocketConnection, stream: trio.abc.Stream, name: str, ticket: AccessToken | None,
+                 request: Request, context: Context) -> None:
     metrics = context.metrics
     try:
         credentials = _credentials(request)
         link = await context.rooms.enter(name, credentials.get("username", "") or "peer",
-                                         credentials.get("password"), kind="relay")
+                                         credentials.get("password"), kind="relay", ticket=ticket)
     except JoinRefused as refused:
         metrics.joins_refused.labels(refused.code).inc()
         with suppress(ConnectionClosed):  # the client may be gone already; it was refused either way

@@ -61,6 +61,15 @@ class SlotPlan:
     stream_id: str
 
 
+def refuse_unplanned(by_mid: dict, sending: dict[str, str], slots: list[SlotPlan]) -> None:
+    """Answer ``inactive`` every m-line that neither publishes nor receives: a send m-line the
+    engine did not take (its sender may not publish that), so that nothing is sent on it."""
+    planned = set(sending) | {slot.mid for slot in slots}
+    for mid, transceiver in by_mid.items():
+        if mid not in planned:
+            transceiver.direction = "inactive"
+
+
 def codec_preferences(kind: str) -> list:
     capabilities = RTCRtpSender.getCapabilities(kind)
     wanted = PREFERRED[kind].lower()
@@ -197,6 +206,7 @@ class EndpointConnection:
         layered = self._layered_mids(offer_sdp, by_mid, sending, simulcast or {})
         self._publish(by_mid, sending, layered)
         self._fill_slots(by_mid, slots)
+        refuse_unplanned(by_mid, sending, slots)
         self._limit_addresses()
         report_together(self.pc)  # one RTCP timer for the connection, not one per sender and receiver
         answer = await self.pc.createAnswer()

@@ -50,9 +50,10 @@ export class Call extends EventTarget {
 
   // Joins the room and connects to its engine; rejects with the server's reason.
   // `muted` {audio, video}: tracks that start muted (the others see so from the start).
-  async join({ name, password, stream, muted = {} }) {
+  async join({ name, password, token, stream, muted = {} }) {
     const params = { displayName: name };
     if (password) params.password = password;
+    if (token) params.token = token;  // in the join payload, never in a URL that could be logged
     this.channel = await this.socket.join(`room:${this.room}`, params, (event, payload) => this.onChannel(event, payload));
     this.id = this.channel.response.peer_id;
     this.simulcast = this.channel.response.simulcast === true;

@@ -11,6 +11,7 @@ import { Tiles, clearNotice, joinMessage, notice, show } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
+const TOKEN = takeToken();
 const NAME_KEY = "videoroomd.name";
 const RECONNECT_DELAYS_MS = [1000, 2000, 4000, 8000, 10000];
 const QUALITY_INTERVAL_MS = 2000;
@@ -20,6 +21,36 @@ const REFUSALS = {
   unknown_room: () => "There is no room with this name. Check the link, or pick a room from the list.",
   shutting_down: () => "The server is shutting down. Try again in a minute.",
 };
+
+// An access token given as ?token= (or #token=, which never reaches any server): kept in memory
+// only and taken out of the address bar at once, so that it is not bookmarked, shared, or sent
+// on in a URL (the join payload carries it).
+function takeToken() {
+  const hash = new URLSearchParams(location.hash.slice(1));
+  const token = params.get("token") || hash.get("token");
+  if (!token) return null;
+  params.delete("token");
+  let fragment = location.hash;
+  if (hash.has("token")) {
+    hash.delete("token");
+    fragment = hash.toString() ? `#${hash}` : "";
+  }
+  const rest = params.toString();
+  history.replaceState(history.state, "", `${location.pathname}${rest ? `?${rest}` : ""}${fragment}`);
+  return token;
+}
+
+// The name an access token carries, to show before joining (the server checks the token and
+// shows this name to the others whatever the page sends); "" when it has none.
+function tokenName(token) {
+  try {
+    const bytes = Uint8Array.from(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+    const name = JSON.parse(new TextDecoder().decode(bytes)).name;
+    return typeof name === "string" ? name : "";
+  } catch {
+    return "";
+  }
+}
 
 function socketUrl() {
   return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/socket/websocket`;
@@ -98,7 +129,8 @@ async function joinScreen(room) {
   $("room-title").textContent = room;
   $("copy-link").hidden = false;
   $("copy-link").addEventListener("click", () => copyLink(room));
-  $("join-name").value = rememberedName();
+  $("join-name").value = (TOKEN && tokenName(TOKEN)) || rememberedName();
+  $("join-name").required = !TOKEN;
   $("join-name").addEventListener("input", () => localStorage.setItem(NAME_KEY, $("join-name").value.trim()));
   $("join-muted").checked = params.get("muted") === "1";
   $("join-camera-off").checked = params.get("camera") === "off";
@@ -113,7 +145,7 @@ async function joinScreen(room) {
     event.preventDefault();
     meeting.start($("join-name").value.trim(), $("join-password").value);
   });
-  if (params.get("autojoin") === "1" && $("join-name").value.trim()) {
+  if (params.get("autojoin") === "1" && ($("join-name").value.trim() || TOKEN)) {
     meeting.start($("join-name").value.trim(), params.get("password") || "");
   }
 }
@@ -157,7 +189,8 @@ class Meeting {
   }
 
   async start(name, password) {
-    if (!name) { joinMessage("Type a name first."); return; }
+    if (!name && !TOKEN) { joinMessage("Type a name first."); return; }
+    name = name || "Me";
     localStorage.setItem(NAME_KEY, name);
     this.name = name;
     this.password = password;
@@ -199,7 +232,7 @@ class Meeting {
     this.tiles.add("me", this.name, { local: true });
     if (this.stream) this.tiles.setLocalStream(this.stream);
     this.chat.joined(call);
-    await call.join({ name: this.name, password: this.password, stream: this.stream, muted: { audio: this.micMuted, video: this.cameraOff } });
+    await call.join({ name: this.name, password: this.password, token: TOKEN, stream: this.stream, muted: { audio: this.micMuted, video: this.cameraOff } });
     this.call = call;
     this.applyLayers();
     this.tiles.setState("me", { micMuted: this.micMuted, cameraOff: this.cameraOff || !this.stream });
