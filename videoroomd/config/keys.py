@@ -17,6 +17,7 @@ from .schema import ClusterConfig, IceConfig, LogConfig, MediaConfig, RoomConfig
 MAX_PEERS_RANGE = (1, 1000)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "console", "json")
+DATA_PLANES = ("python", "native")
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ ICE = (
     Key("announced_ip", v.ip_address),
     Key("udp_ports", v.udp_ports),
 )
-MEDIA = (Key("workers", v.workers),)
+MEDIA = (Key("workers", v.workers), Key("data_plane", v.choice(DATA_PLANES)))
 TURN = (
     Key("listen", v.listen, ("host", "port")),
     Key("tls_listen", v.listen, ("tls_host", "tls_port")),
