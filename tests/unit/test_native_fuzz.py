@@ -100,7 +100,8 @@ def test_broken_datagrams_are_answered_or_refused_and_memory_stays_flat():
     answered = run(ROUNDS, rng, base, pairs, first=ROUNDS // 10)
     grown = resident_kib() - before
     assert answered > ROUNDS // 10  # the decrypt path really ran, on many shapes
-    assert grown < 4096, f"resident memory grew by {grown} KiB over {ROUNDS} rounds"
+    if not os.environ.get("VIDEOROOMD_SANITIZED"):  # AddressSanitizer holds freed memory back on purpose
+        assert grown < 4096, f"resident memory grew by {grown} KiB over {ROUNDS} rounds"
     for sender, receiver in pairs:
         # No state for a datagram that did not authenticate: the 16 streams of the shapes, and the seeds'
         # own two SSRCs (RTP and SR, RR) when a mutation happened to leave one of them whole.
