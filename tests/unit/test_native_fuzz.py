@@ -9,6 +9,8 @@ import os
 import random
 import struct
 
+import pytest
+
 from testsupport.rtp_datagrams import browser_rtp, compounds, mutated, one_byte_elements, rtp, two_byte_elements
 from videoroomd.media.dataplane.native_module import load
 
@@ -91,6 +93,7 @@ def run(rounds: int, rng: random.Random, base: list[bytes], pairs, first: int = 
     return answered
 
 
+@pytest.mark.slow
 def test_broken_datagrams_are_answered_or_refused_and_memory_stays_flat():
     rng = random.Random(int(os.environ.get("VIDEOROOMD_FUZZ_SEED", "18")))
     base = seeds(rng)
