@@ -13,6 +13,7 @@ from ..daemon import fd_limit
 from ..daemon.daemon import Daemon
 from ..daemon.sdnotify import Notifier
 from ..http.server import ListenError
+from ..media.dataplane import native_module
 from ..media.webrtc import compat as aiortc_compat
 from ..logs.setup import LogSetupError, configure
 
@@ -29,7 +30,14 @@ def run_serve(location: Location, config: Config, user_error: Callable[[str], Ex
     except aiortc_compat.IncompatibleVersions as error:
         log.critical("cannot start", error=str(error))
         raise user_error(str(error)) from None
-    log.info("starting", config=location.name)
+    try:
+        plane = native_module.choose(config.media.data_plane)
+    except native_module.NativeUnavailable as error:
+        log.critical("cannot start", error=f"media.data_plane = native: {error}")
+        raise user_error(f"{location.name}: media.data_plane: {error}") from None
+    log.info("starting", config=location.name, data_plane=plane.runs)
+    if plane.note:
+        log.warning("data plane", requested=plane.requested, runs=plane.runs, why=plane.note)
     fd_limit.check(config, log)
     try:
         daemon = Daemon(location, config, notifier=Notifier())

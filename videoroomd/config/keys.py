@@ -18,6 +18,7 @@ MAX_PEERS_RANGE = (1, 1000)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "console", "json")
 ACCESS_MODES = ("open", "password", "token")
+DATA_PLANES = ("python", "native")
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ ICE = (
     Key("announced_ip", v.ip_address),
     Key("udp_ports", v.udp_ports),
 )
-MEDIA = (Key("workers", v.workers),)
+MEDIA = (Key("workers", v.workers), Key("data_plane", v.choice(DATA_PLANES)))
 TURN = (
     Key("listen", v.listen, ("host", "port")),
     Key("tls_listen", v.listen, ("tls_host", "tls_port")),

@@ -100,6 +100,9 @@ class MediaConfig:
     # Media worker processes: "auto" (one per core) or a number; 0 runs the media on a
     # thread of the daemon's own process (embedding, tests).
     workers: int | str = "auto"
+    # Which data plane forwards the packets: "python" (media/dataplane/python_plane.py, the
+    # reference) or "native" (the compiled one, media/dataplane/csrc/, while it is being built).
+    data_plane: str = "python"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@ RID tables (:mod:`.layers`), sequence/timestamp and VP8 rewriting
 (:mod:`.stream_rewrite`, :mod:`.vp8_rewrite`), RTP writing
 (:mod:`.rtp_packets`), voice activity (:mod:`.vad`).
 
+The compiled plane is being built in ``csrc/`` (C, compiled by setup.py into
+``_native``): SRTP over OpenSSL and the parsers of untrusted datagrams so
+far, loaded through :mod:`.native_module`.
+
 Imports nothing of the package outside this folder, and nothing of aiortc:
 :mod:`..webrtc` feeds it. A compiled plane
 implements :mod:`.interface` and passes ``tests/daemon/test_dataplane_contract.py``.
