@@ -1,0 +1,153 @@
+"""Any node accepts any participant: the room service of a clustered daemon.
+
+A join is routed by the room directory: a room nobody holds is claimed
+here (the local service's registry claims it), a room this node holds is
+joined locally, and a room another node holds is joined through that node
+over Redis (:mod:`.remote_link` here, :mod:`.room_side` there; messages on
+:mod:`.link_bus`). Media never crosses nodes: the room's engine, and so the
+answer's candidates and TURN servers, are those of the room's node.
+
+Both halves beat every ``beat`` seconds: each node tells every other node
+the keys of the links it holds with it (``links_alive`` from the edge,
+``endpoints_alive`` from the room's node). A link not spoken of for
+``silence`` seconds ends: at the edge with ``retry`` (the room's node died;
+the client joins again and the room is placed again once its lease lapsed),
+at the room's node by leaving the room (the edge died).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import structlog
+import trio
+
+from ..rooms.admission import JoinRefused
+from ..rooms.directory import RoomDirectory
+from ..rooms.link import ParticipantLink
+from ..rooms.link_codec import encode
+from ..rooms.local_link import LocalRoomService
+from .link_bus import LinkBus
+from .remote_link import EdgeLinks
+from .room_side import RoomSide
+
+log = structlog.get_logger("videoroomd.cluster")
+
+BEAT = 1.0      # seconds between the links' beats
+SILENCE = 3.5   # seconds without a word of a link before it is ended
+LOOKUP_TIMEOUT = 1.0
+
+
+class ClusterRoomService:
+    """The :class:`~videoroomd.rooms.link.RoomService` of a node: rooms here, or on the node that holds them."""
+
+    def __init__(self, local: LocalRoomService, directory: RoomDirectory, bus: LinkBus, *,
+                 beat: float = BEAT, silence: float = SILENCE, clock: Callable[[], float] = trio.current_time):
+        self.local = local
+        self.directory = directory
+        self.bus = bus
+        self.node = bus.node
+        self.edge = EdgeLinks(bus, clock)
+        self.room_side = RoomSide(bus, local, clock)
+        self.beat_interval = beat
+        self.silence = silence
+        self.unhandled = 0
+        bus.handler = self._handle
+
+    # -- the room service ---------------------------------------------------------------
+    def admit(self, name: str, password: str | None, address: str) -> None:
+        """Check a join at this node (every node reads the same rooms file); raises JoinRefused."""
+        self.local.admit(name, password, address)
+
+    async def join(self, name: str, display: str, password: str | None, *, kind: str, address: str) -> ParticipantLink:
+        """Join room ``name`` wherever it runs; returns the link. Raises JoinRefused.
+
+        Checked once, on the room's node: its gate knows the room's throttle and count."""
+        return await self._route(name, display, password, kind=kind, address=address, enter=False)
+
+    async def enter(self, name: str, display: str, password: str | None, *, kind: str) -> ParticipantLink:
+        """Enter room ``name`` (admitted already, by :meth:`admit`) wherever it runs. Raises JoinRefused."""
+        return await self._route(name, display, password, kind=kind, address="", enter=True)
+
+    async def _route(self, name: str, display: str, password: str | None, *, kind: str, address: str,
+                     enter: bool) -> ParticipantLink:
+        refusal = self.local.registry.refusal
+        if refusal is not None:  # draining: this node takes no joins, for any room
+            raise JoinRefused(*refusal)
+        for attempt in range(2):
+            owner = await self._owner(name)
+            if owner is not None and owner != self.node:
+                return await self.edge.join(owner, name, display, password, kind=kind, address=address, enter=enter)
+            try:
+                if enter:
+                    return await self.local.enter(name, display, password, kind=kind)
+                return await self.local.join(name, display, password, kind=kind, address=address)
+            except JoinRefused as refused:
+                # Another node claimed the room between the lookup and the claim: join it there.
+                if refused.code != "room_unavailable" or attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _owner(self, name: str) -> str | None:
+        """The node that holds room ``name`` now; None when nobody does, or the directory does not answer
+        (then the room is opened here, if this node can claim it)."""
+        if self.local.registry.get(name) is not None:
+            return self.node
+        try:
+            with trio.fail_after(LOOKUP_TIMEOUT):
+                lease = await self.directory.lookup(name)
+        except Exception as error:  # Redis away: rooms running here go on, others cannot be claimed
+            log.debug("room lookup failed", room=name[:80], why=repr(error))
+            return None
+        return None if lease is None else lease.owner
+
+    def people(self, name: str) -> int:
+        """Room ``name``'s "rtc" participants: counted here when it runs here, else as its node last said."""
+        if self.local.registry.get(name) is not None:
+            return self.local.people(name)
+        return self.edge.people.get(name, 0) if any(link.room == name for link in self.edge.links.values()) else 0
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """This node's rooms, and the rooms elsewhere this node's participants are in (with their node)."""
+        rows = self.local.snapshot()
+        here = {row["name"] for row in rows}
+        elsewhere: dict[str, str] = {}
+        for link in self.edge.links.values():
+            if link.room not in here:
+                elsewhere[link.room] = link.node
+        for name in sorted(elsewhere):
+            rows.append({"name": name, "status": "elsewhere", "node": elsewhere[name], "peers": self.people(name)})
+        return rows
+
+    # -- the links' traffic -----------------------------------------------------------
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Carry this node's links until cancelled: the bus, the remote participants' tasks, the beats."""
+        async with trio.open_nursery() as nursery:
+            self.room_side.nursery = nursery
+            await nursery.start(self.bus.run)
+            nursery.start_soon(self._beat)
+            task_status.started()
+
+    async def _handle(self, kind: str, fields: dict[str, Any]) -> None:
+        if kind == "links_alive":
+            unknown = self.room_side.heard(fields["links"])
+        elif kind == "endpoints_alive":
+            unknown = self.edge.heard(fields["links"])
+        elif kind == "gone":
+            self.edge.gone(fields["links"])
+            self.room_side.gone(fields["links"])
+            return
+        else:
+            if not (self.edge.handle(kind, fields) or await self.room_side.handle(kind, fields)):
+                self.unhandled += 1
+            return
+        if unknown:
+            self.bus.post(fields["origin"], encode("gone", links=unknown))
+
+    async def _beat(self) -> None:
+        while True:
+            await trio.sleep(self.beat_interval)
+            for node, keys in self.edge.beat(self.silence).items():
+                self.bus.post(node, encode("links_alive", origin=self.node, links=keys))
+            for node, keys in self.room_side.beat(self.silence).items():
+                self.bus.post(node, encode("endpoints_alive", origin=self.node, links=keys))

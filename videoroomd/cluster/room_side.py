@@ -1,0 +1,174 @@
+"""The room's end of a link across nodes: remote participants joining the real room of this node.
+
+For each join another node (the edge) sends, the room's node joins the
+room through its own local room service, exactly as a client on this node
+would (the admission gate, passwords and their throttle, max_peers, the
+outbox and its bound, the chat's rate limit all apply here, once), and
+forwards what the room sends to the edge, in order. A participant whose
+edge has not spoken of it for a bounded silence (the edge died) is taken
+out of the room.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import structlog
+import trio
+
+from ..rooms.admission import JoinRefused
+from ..rooms.link import ChatPost, ChatRefused, Closure, MediaEvent, ParticipantLink, RelaySend, RoomService
+from ..rooms.link_codec import encode
+from .link_bus import LinkBus
+
+log = structlog.get_logger("videoroomd.cluster")
+
+EDGE_LOST = "the participant's server went away"
+
+
+@dataclass(eq=False)
+class Endpoint:
+    """A participant of a room here whose socket is on node ``origin``."""
+
+    key: str
+    origin: str
+    room: str
+    seen: float
+    link: ParticipantLink | None = None   # once it joined
+    left: str | None = None               # the edge said it left (or went silent): nothing more is sent
+    done: trio.Event = field(default_factory=trio.Event)
+
+
+class RoomSide:
+    """The remote participants of this node's rooms, by link key."""
+
+    def __init__(self, bus: LinkBus, rooms: RoomService, clock: Callable[[], float] = trio.current_time):
+        self.bus = bus
+        self.rooms = rooms
+        self.clock = clock
+        self.endpoints: dict[str, Endpoint] = {}
+        self.nursery: trio.Nursery | None = None
+        self.refused = 0  # events an edge sent that its participant's kind may not send (dropped)
+
+    async def handle(self, kind: str, fields: dict[str, Any]) -> bool:
+        """Take one message from an edge node; returns False when it is not the room side's to take."""
+        if kind == "join":
+            assert self.nursery is not None
+            if fields["link"] not in self.endpoints:
+                endpoint = Endpoint(fields["link"], fields["origin"], fields["room"], self.clock())
+                self.endpoints[endpoint.key] = endpoint
+                self.nursery.start_soon(self._serve, endpoint, fields)
+            return True
+        if kind not in ("send", "chat", "leave"):
+            return False
+        endpoint = self.endpoints.get(fields["link"])
+        if endpoint is None:
+            return True
+        endpoint.seen = self.clock()
+        if kind == "leave":
+            self._leave(endpoint, fields["reason"])
+        elif endpoint.link is not None and endpoint.left is None:
+            if kind == "send":
+                await self._send(endpoint, fields["item"])
+            else:
+                await self._chat(endpoint, fields)
+        return True
+
+    async def _send(self, endpoint: Endpoint, item: Any) -> None:
+        """A media event (rtc) or relay message (relay) for the room: only what a local client of that
+        kind could send gets in."""
+        assert endpoint.link is not None
+        allowed = RelaySend if endpoint.link.kind == "relay" else MediaEvent
+        if not isinstance(item, allowed):
+            self.refused += 1
+            return
+        await endpoint.link.send(item)
+
+    async def _chat(self, endpoint: Endpoint, fields: dict) -> None:
+        assert endpoint.link is not None
+        try:
+            message_id = await endpoint.link.send(ChatPost(fields["text"]))
+            answer = encode("chat_ok", link=endpoint.key, req=fields["req"], id=message_id or "")
+        except ChatRefused as refused:
+            answer = encode("chat_refused", link=endpoint.key, req=fields["req"], code=refused.code,
+                            reason=refused.reason)
+        await self.bus.put(endpoint.origin, answer)
+
+    def _leave(self, endpoint: Endpoint, reason: str) -> None:
+        if endpoint.left is None:
+            endpoint.left = reason
+            if endpoint.link is not None:
+                endpoint.link.leave(reason)
+
+    async def _serve(self, endpoint: Endpoint, fields: dict) -> None:
+        """Join the room for the edge, then forward what the room sends until the link ends."""
+        key, origin = endpoint.key, endpoint.origin
+        try:
+            try:
+                link = await self._join(fields)
+            except JoinRefused as refused:
+                await self.bus.put(origin, encode("refused", link=key, code=refused.code, reason=refused.reason))
+                return
+            endpoint.link = link
+            if endpoint.left is not None:  # the edge gave up while the room opened
+                link.leave(endpoint.left)
+                return
+            await self.bus.put(origin, encode("joined", link=key, peer=link.id, room=link.settings.name,
+                                              simulcast=link.settings.simulcast,
+                                              people=self.rooms.people(endpoint.room)))
+            async for item in link:
+                await self.bus.put(origin, encode("event", link=key, item=item))
+            closure = link.closed or Closure("connection closed")
+            link.leave(closure.reason)  # the room is told now, before the edge hears the count
+            if endpoint.left is None:
+                await self.bus.put(origin, encode(
+                    "closed", link=key, reason=closure.reason, rejoin=closure.rejoin, retry=closure.retry,
+                    cut_off=closure.cut_off, people=self.rooms.people(endpoint.room)))
+        finally:
+            self.endpoints.pop(key, None)
+            if endpoint.link is not None:
+                endpoint.link.leave("connection closed")
+            endpoint.done.set()
+
+    async def _join(self, fields: dict) -> ParticipantLink:
+        """The participant in the room, as a client of this node would join it; raises JoinRefused."""
+        room, display, password, kind = fields["room"], fields["display"], fields["password"], fields["kind"]
+        if fields["enter"]:  # the relay: admitted at the edge before its WebSocket upgrade
+            return await self.rooms.enter(room, display, password, kind=kind)
+        return await self.rooms.join(room, display, password, kind=kind, address=fields["address"])
+
+    def heard(self, links: list[str]) -> list[str]:
+        """The edge still holds ``links``; returns those of them not in a room here."""
+        now = self.clock()
+        unknown = []
+        for key in links:
+            endpoint = self.endpoints.get(key)
+            if endpoint is None:
+                unknown.append(key)
+            else:
+                endpoint.seen = now
+        return unknown
+
+    def gone(self, keys: list[str]) -> None:
+        """The edge does not know these links any more: they leave their rooms."""
+        for key in keys:
+            endpoint = self.endpoints.get(key)
+            if endpoint is not None:
+                self._leave(endpoint, "connection closed")
+
+    def beat(self, silence: float) -> dict[str, list[str]]:
+        """Take out of their rooms the participants whose edge has been silent for ``silence`` seconds;
+        returns the keys of those left that are in a room, by the node of their socket."""
+        now = self.clock()
+        by_node: dict[str, list[str]] = {}
+        for endpoint in list(self.endpoints.values()):
+            if endpoint.link is None or endpoint.left is not None:
+                continue
+            if now - endpoint.seen > silence:
+                log.info("remote participant removed: its server went silent", node=endpoint.origin,
+                         room=endpoint.room, silence_s=silence)
+                self._leave(endpoint, EDGE_LOST)
+                continue
+            by_node.setdefault(endpoint.origin, []).append(endpoint.key)
+        return by_node
