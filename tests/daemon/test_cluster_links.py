@@ -131,11 +131,28 @@ async def test_a_message_on_redis_that_is_not_ours_is_counted_and_the_node_goes_
 
 
 @pytest.mark.slow
+async def test_new_rooms_are_placed_on_the_least_loaded_node_whichever_node_the_joins_reach(tmp_path, redis_server):
+    redis_server.command("FLUSHALL")
+    async with AsyncExitStack() as stack:
+        daemons = []
+        for node in ("node-a", "node-b", "node-c"):
+            (tmp_path / node).mkdir()
+            daemons.append(await stack.enter_async_context(running_daemon(
+                tmp_path / node, rooms=cluster(redis_server.url, node), server="dynamic_rooms = true")))
+        for number in range(6):
+            await trio.sleep(0.7)  # a heartbeat: the nodes' loads count the rooms placed so far
+            client = await stack.enter_async_context(phoenix_client(daemons[0]))
+            assert (await client.join(f"room{number}", displayName="x"))["status"] == "ok"
+        assert sorted(len(d.rooms.entries) for d in daemons) == [2, 2, 2]
+
+
+@pytest.mark.slow
 async def test_a_client_whose_node_was_killed_is_taken_out_of_the_room(tmp_path, start_daemon, redis_server):
     redis_server.command("FLUSHALL")
     async with running_daemon(tmp_path, rooms=cluster(redis_server.url, "node-a") + LOBBY) as home:
         assert home.rooms.get("lobby") is not None
-        edge = start_daemon(rooms=cluster(redis_server.url, "node-b") + LOBBY, name="b.toml")
+        edge = start_daemon(rooms=cluster(redis_server.url, "node-b") + LOBBY, name="b.toml", wait=False)
+        await trio.to_thread.run_sync(edge.wait_healthy)  # this process's node beats on meanwhile
         room = home.rooms.get("lobby")
         async with phoenix_client(_port(edge)) as bob:
             assert (await bob.join("lobby", displayName="Bob"))["status"] == "ok"

@@ -1,16 +1,19 @@
 """Any node accepts any participant: the room service of a clustered daemon.
 
-A join is routed by the room directory: a room nobody holds is claimed
-here (the local service's registry claims it), a room this node holds is
-joined locally, and a room another node holds is joined through that node
-over Redis (:mod:`.remote_link` here, :mod:`.room_side` there; messages on
+A join is routed by the room directory: a room nobody holds is placed on
+the node with the most room left (:func:`.nodes.pick_node` over the nodes'
+published loads; this node when it is the one, or when the node directory
+does not answer) and claimed there as its registry opens it, a room this
+node holds is joined locally, and a room another node holds is joined
+through that node over Redis (:mod:`.remote_link` here, :mod:`.room_side` there; messages on
 :mod:`.link_bus`). Media never crosses nodes: the room's engine, and so the
 answer's candidates and TURN servers, are those of the room's node.
 
 Both halves beat every ``beat`` seconds: each node tells every other node
 the keys of the links it holds with it (``links_alive`` from the edge,
 ``endpoints_alive`` from the room's node). A link not spoken of for
-``silence`` seconds ends: at the edge with ``retry`` (the room's node died;
+``silence`` seconds ends (unless this node cannot reach Redis: then
+nobody is to blame, and the links ride it out): at the edge with ``retry`` (the room's node died;
 the client joins again and the room is placed again once its lease lapsed),
 at the room's node by leaving the room (the edge died).
 """
@@ -28,6 +31,7 @@ from ..rooms.link import ParticipantLink
 from ..rooms.link_codec import encode
 from ..rooms.local_link import LocalRoomService
 from .link_bus import LinkBus
+from .nodes import NodeDirectory, pick_node
 from .remote_link import EdgeLinks
 from .room_side import RoomSide
 
@@ -42,9 +46,10 @@ class ClusterRoomService:
     """The :class:`~videoroomd.rooms.link.RoomService` of a node: rooms here, or on the node that holds them."""
 
     def __init__(self, local: LocalRoomService, directory: RoomDirectory, bus: LinkBus, *,
-                 beat: float = BEAT, silence: float = SILENCE, clock: Callable[[], float] = trio.current_time):
+                 nodes: NodeDirectory | None = None, beat: float = BEAT, silence: float = SILENCE, clock: Callable[[], float] = trio.current_time):
         self.local = local
         self.directory = directory
+        self.nodes = nodes  # None: rooms nobody holds are opened here
         self.bus = bus
         self.node = bus.node
         self.edge = EdgeLinks(bus, clock)
@@ -76,6 +81,9 @@ class ClusterRoomService:
             raise JoinRefused(*refusal)
         for attempt in range(2):
             owner = await self._owner(name)
+            if owner is None and not attempt:
+                self.local.registry.gate.may_open(name, running=None)  # a room that may be made at all
+                owner = await self._place()
             if owner is not None and owner != self.node:
                 return await self.edge.join(owner, name, display, password, kind=kind, address=address, enter=enter)
             try:
@@ -100,6 +108,20 @@ class ClusterRoomService:
             log.debug("room lookup failed", room=name[:80], why=repr(error))
             return None
         return None if lease is None else lease.owner
+
+    async def _place(self) -> str:
+        """The node a room nobody holds opens on: the least loaded live one; this node when it is that one,
+        when no node is listed, or when the node directory does not answer."""
+        if self.nodes is None:
+            return self.node
+        try:
+            with trio.fail_after(LOOKUP_TIMEOUT):
+                loads = await self.nodes.nodes()
+        except Exception as error:  # Redis away: open it here, if this node can claim it
+            log.debug("node list not read", why=repr(error))
+            return self.node
+        picked = pick_node([load for load in loads if not self.edge.is_silent(load.node)])
+        return self.node if picked is None else picked.node
 
     def people(self, name: str) -> int:
         """Room ``name``'s "rtc" participants: counted here when it runs here, else as its node last said."""
@@ -147,6 +169,9 @@ class ClusterRoomService:
     async def _beat(self) -> None:
         while True:
             await trio.sleep(self.beat_interval)
+            if not self.bus.up:  # Redis away: no node hears another, none is to blame; the calls ride it out
+                self.edge.heard([link.key for link in self.edge.links.values()])
+                self.room_side.heard(list(self.room_side.endpoints))
             for node, keys in self.edge.beat(self.silence).items():
                 self.bus.post(node, encode("links_alive", origin=self.node, links=keys))
             for node, keys in self.room_side.beat(self.silence).items():

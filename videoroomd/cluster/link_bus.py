@@ -52,6 +52,7 @@ class LinkBus:
         self.bytes_out = 0
         self.received = 0
         self.failed = 0      # messages whose handling raised (logged)
+        self.up = True       # the last publication went through (False while Redis is away)
 
     def channel(self, node: str) -> str:
         return f"{self._prefix}link:{node}"
@@ -84,10 +85,12 @@ class LinkBus:
                     await self._client.publish(self.channel(node), message)
             except Exception as error:  # Redis away: the message is lost, the links' beats notice
                 self.dropped += 1
+                self.up = False
                 throttled.warning("cluster: a link message was not published", node=node, why=repr(error))
                 continue
             self.published += 1
             self.bytes_out += len(message)
+            self.up = True
 
     async def _subscribe(self) -> None:
         """Read this node's channel, subscribing again whenever the subscription ends."""

@@ -68,7 +68,7 @@ class ClusterNode:
 
     def room_service(self, local: LocalRoomService) -> ClusterRoomService:
         """The daemon's room service: ``local``'s rooms, and those of the other nodes over Redis."""
-        self.service = ClusterRoomService(local, self.rooms, self.bus)
+        self.service = ClusterRoomService(local, self.rooms, self.bus, nodes=self.nodes)
         return self.service
 
     def collector(self) -> ClusterCollector:

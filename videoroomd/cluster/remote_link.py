@@ -119,7 +119,7 @@ class EdgeLinks:
 
         A node whose links went silent is not asked: its rooms' leases lapse soon, and the join
         is refused at once so that the client tries again then."""
-        if node in self.silent and self.clock() - self.silent[node] < SILENT_FOR:
+        if self.is_silent(node):
             raise JoinRefused("room_unavailable", f"room '{room}' is moving to another server; try again in a moment")
         link = RemoteLink(self, uuid.uuid4().hex, node, room, kind, self.clock())
         self.links[link.key] = link
@@ -138,6 +138,10 @@ class EdgeLinks:
             self.links.pop(link.key, None)
             raise JoinRefused(*link.refusal)
         return link
+
+    def is_silent(self, node: str) -> bool:
+        """Whether ``node``'s links went silent lately (it is likely dead: no join is sent there)."""
+        return node in self.silent and self.clock() - self.silent[node] < SILENT_FOR
 
     def forget(self, link: RemoteLink, *, tell: str | None = None) -> None:
         """Drop ``link`` from the table; ``tell``: the reason the room's node hears (it leaves the room)."""
@@ -216,6 +220,13 @@ class EdgeLinks:
             if link is not None:
                 link.end(Closure(GONE, retry=True))
 
+    def end_all(self, reason: str) -> None:
+        """End every link (this node stops): their clients rejoin, through another node; the rooms' nodes
+        are told they left."""
+        for link in list(self.links.values()):
+            self.forget(link, tell="connection closed")
+            link.end(Closure(reason, rejoin=True))
+
     def beat(self, silence: float) -> dict[str, list[str]]:
         """End the links whose room node has been silent for ``silence`` seconds (``retry``);
         returns the keys of the joined links left, by the node their room runs on."""
@@ -230,4 +241,7 @@ class EdgeLinks:
                 link.end(Closure(NOT_ANSWERING, retry=True))
                 continue
             by_node.setdefault(link.node, []).append(link.key)
+        rooms = {link.room for link in self.links.values()}
+        for room in [room for room in self.people if room not in rooms]:
+            del self.people[room]  # counts of rooms this node has nobody in any more
         return by_node

@@ -110,6 +110,11 @@ class RoomSide:
             except JoinRefused as refused:
                 await self.bus.put(origin, encode("refused", link=key, code=refused.code, reason=refused.reason))
                 return
+            except Exception:  # a fault of this node must not end its other participants' links
+                log.exception("remote join failed", room=endpoint.room[:80], node=origin)
+                await self.bus.put(origin, encode("refused", link=key, code="room_unavailable",
+                                                  reason=f"room '{endpoint.room}' cannot be joined right now"))
+                return
             endpoint.link = link
             if endpoint.left is not None:  # the edge gave up while the room opened
                 link.leave(endpoint.left)

@@ -247,6 +247,8 @@ class Daemon:
             log.info("drain timeout: closing the remaining calls", peers=left)
         # Clients are told to come back: a stop is most often a restart or an upgrade.
         self.rooms.stop_all(reason, rejoin=True)
+        if self.cluster is not None and self.cluster.service is not None:
+            self.cluster.service.edge.end_all(reason)  # its clients in rooms elsewhere rejoin through another node
         await trio.sleep(STOP_GRACE if left else 0)
         self._stop.set()
 
