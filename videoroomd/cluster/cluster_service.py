@@ -138,7 +138,9 @@ class ClusterRoomService:
             if link.room not in here:
                 elsewhere[link.room] = link.node
         for name in sorted(elsewhere):
-            rows.append({"name": name, "status": "elsewhere", "node": elsewhere[name], "peers": self.people(name)})
+            rows.append({"name": name, "status": "elsewhere", "node": elsewhere[name], "dynamic": None,
+                         "max_peers": None, "password": None, "peers": self.people(name), "relay_peers": None,
+                         "tracks": None, "media": {}, "worker": None, "restarts": 0, "last_error": None})
         return rows
 
     # -- the links' traffic -----------------------------------------------------------

@@ -11,7 +11,7 @@ out of the room.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import structlog
@@ -37,7 +37,6 @@ class Endpoint:
     seen: float
     link: ParticipantLink | None = None   # once it joined
     left: str | None = None               # the edge said it left (or went silent): nothing more is sent
-    done: trio.Event = field(default_factory=trio.Event)
 
 
 class RoomSide:
@@ -134,7 +133,6 @@ class RoomSide:
             self.endpoints.pop(key, None)
             if endpoint.link is not None:
                 endpoint.link.leave("connection closed")
-            endpoint.done.set()
 
     async def _join(self, fields: dict) -> ParticipantLink:
         """The participant in the room, as a client of this node would join it; raises JoinRefused."""
