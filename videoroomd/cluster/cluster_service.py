@@ -79,22 +79,23 @@ class ClusterRoomService:
         refusal = self.local.registry.refusal
         if refusal is not None:  # draining: this node takes no joins, for any room
             raise JoinRefused(*refusal)
-        for attempt in range(2):
-            owner = await self._owner(name)
-            if owner is None and not attempt:
-                self.local.registry.gate.may_open(name, running=None)  # a room that may be made at all
-                owner = await self._place()
-            if owner is not None and owner != self.node:
-                return await self.edge.join(owner, name, display, password, kind=kind, address=address, enter=enter)
-            try:
-                if enter:
-                    return await self.local.enter(name, display, password, kind=kind)
-                return await self.local.join(name, display, password, kind=kind, address=address)
-            except JoinRefused as refused:
-                # Another node claimed the room between the lookup and the claim: join it there.
-                if refused.code != "room_unavailable" or attempt:
-                    raise
-        raise AssertionError("unreachable")
+        owner = await self._owner(name)
+        if owner is None:
+            self.local.registry.gate.may_open(name, running=None)  # a room that may be made at all
+            owner = await self._place()
+        if owner != self.node:
+            return await self.edge.join(owner, name, display, password, kind=kind, address=address, enter=enter)
+        try:
+            if enter:
+                return await self.local.enter(name, display, password, kind=kind)
+            return await self.local.join(name, display, password, kind=kind, address=address)
+        except JoinRefused as refused:
+            if refused.code != "room_unavailable":
+                raise
+            owner = await self._owner(name)  # another node may have claimed it between the lookup and the claim
+            if owner is None or owner == self.node:
+                raise
+        return await self.edge.join(owner, name, display, password, kind=kind, address=address, enter=enter)
 
     async def _owner(self, name: str) -> str | None:
         """The node that holds room ``name`` now; None when nobody does, or the directory does not answer
