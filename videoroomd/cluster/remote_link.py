@@ -24,7 +24,7 @@ from ..rooms.room import OUTBOX_SIZE, TOO_SLOW
 from .link_bus import LinkBus
 
 JOIN_TIMEOUT = 7.0   # seconds for the room's node to answer a join (it may have to open the room)
-CHAT_TIMEOUT = 5.0
+REQUEST_TIMEOUT = 5.0  # seconds a send or chat waits for the room's node to have dispatched it
 SILENT_FOR = 10.0    # seconds joins to a node that went silent are refused at once (its leases lapse meanwhile)
 GONE = "the room's server is gone; please rejoin"
 NOT_ANSWERING = "the room's server stopped answering; please rejoin"
@@ -54,8 +54,8 @@ class RemoteLink:
             return await self._edge.chat(self, event.text)
         if not isinstance(event, (MediaEvent, RelaySend)):
             raise TypeError(f"not an event for a room: {event!r}")
-        if self._closure is None:
-            await self._edge.bus.put(self.node, encode("send", link=self.key, item=event))
+        if self._closure is None:  # answered once the room dispatched it (what it sent on travels ahead)
+            await self._edge.request(self, "send", item=event)
         return None
 
     def leave(self, reason: str) -> None:
@@ -71,6 +71,7 @@ class RemoteLink:
         if self._closure is None:
             self._closure = closure
             self._in.close()
+            self._edge.wake(self)
 
     def deliver(self, item: FromRoom) -> None:
         """Something the room sent; a full inbox cuts the participant off (and the room's node is told)."""
@@ -109,9 +110,9 @@ class EdgeLinks:
         self.clock = clock
         self.links: dict[str, RemoteLink] = {}
         self.people: dict[str, int] = {}   # room → its participants, as its node last said
-        self._chats: dict[int, tuple[trio.Event, list]] = {}
+        self._pending: dict[int, tuple[str, trio.Event, list]] = {}  # request → (link key, answered, answer)
         self.silent: dict[str, float] = {}  # node → when its links went silent (until one speaks, or SILENT_FOR)
-        self._next_chat = 0
+        self._next_request = 0
 
     async def join(self, node: str, room: str, display: str, password: str | None, *, kind: str, address: str,
                    enter: bool) -> RemoteLink:
@@ -152,29 +153,42 @@ class EdgeLinks:
         """A chat message through ``link``; returns its id. Raises ChatRefused."""
         if link.closed is not None:
             raise ChatRefused("not_joined", f"you are not in room '{link.room}'")
-        self._next_chat += 1
-        req = self._next_chat
-        answer: list = []
-        self._chats[req] = (done := trio.Event(), answer)
-        try:
-            await self.bus.put(link.node, encode("chat", link=link.key, req=req, text=text))
-            with trio.move_on_after(CHAT_TIMEOUT):
-                await done.wait()
-        finally:
-            del self._chats[req]
+        answer = await self.request(link, "chat", text=text)
         if not answer:
             raise ChatRefused("unavailable", "the room did not answer; try again")
         if answer[0] is None:
             raise ChatRefused(answer[1], answer[2])
         return answer[0]
 
+    async def request(self, link: RemoteLink, message_type: str, **fields: Any) -> list:
+        """Send a ``send`` or ``chat`` and wait for its answer (REQUEST_TIMEOUT at most, or until the link
+        ends); returns the answer's values, empty when none came."""
+        self._next_request += 1
+        req = self._next_request
+        answer: list = []
+        self._pending[req] = (link.key, done := trio.Event(), answer)
+        try:
+            await self.bus.put(link.node, encode(message_type, link=link.key, req=req, **fields))
+            with trio.move_on_after(REQUEST_TIMEOUT):
+                await done.wait()
+        finally:
+            del self._pending[req]
+        return answer
+
+    def wake(self, link: RemoteLink) -> None:
+        """``link`` ended: its requests stop waiting."""
+        for key, done, _ in self._pending.values():
+            if key == link.key:
+                done.set()
+
     def handle(self, kind: str, fields: dict[str, Any]) -> bool:
         """Take one message from a room's node; returns False when it is not the edge's to take."""
-        if kind in ("chat_ok", "chat_refused"):
-            pending = self._chats.get(fields["req"])
-            if pending is not None:
-                pending[1].extend([fields["id"]] if kind == "chat_ok" else [None, fields["code"], fields["reason"]])
-                pending[0].set()
+        if kind in ("sent", "chat_ok", "chat_refused"):
+            pending = self._pending.get(fields["req"])
+            if pending is not None and pending[0] == fields["link"]:
+                values = {"sent": [True], "chat_ok": [fields.get("id")]}.get(kind)
+                pending[2].extend(values if values is not None else [None, fields["code"], fields["reason"]])
+                pending[1].set()
             return True
         if kind not in ("joined", "refused", "event", "closed"):
             return False

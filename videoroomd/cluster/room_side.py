@@ -18,8 +18,10 @@ import structlog
 import trio
 
 from ..rooms.admission import JoinRefused
-from ..rooms.link import ChatPost, ChatRefused, Closure, MediaEvent, ParticipantLink, RelaySend, RoomService
+from ..rooms.link import ChatPost, ChatRefused, Closure, MediaEvent, RelaySend
+from ..rooms.local_link import LocalLink, LocalRoomService
 from ..rooms.link_codec import encode
+from ..rooms.room import TOO_SLOW
 from .link_bus import LinkBus
 
 log = structlog.get_logger("videoroomd.cluster")
@@ -35,14 +37,14 @@ class Endpoint:
     origin: str
     room: str
     seen: float
-    link: ParticipantLink | None = None   # once it joined
+    link: LocalLink | None = None   # once it joined
     left: str | None = None               # the edge said it left (or went silent): nothing more is sent
 
 
 class RoomSide:
     """The remote participants of this node's rooms, by link key."""
 
-    def __init__(self, bus: LinkBus, rooms: RoomService, clock: Callable[[], float] = trio.current_time):
+    def __init__(self, bus: LinkBus, rooms: LocalRoomService, clock: Callable[[], float] = trio.current_time):
         self.bus = bus
         self.rooms = rooms
         self.clock = clock
@@ -67,32 +69,60 @@ class RoomSide:
         endpoint.seen = self.clock()
         if kind == "leave":
             self._leave(endpoint, fields["reason"])
-        elif endpoint.link is not None and endpoint.left is None:
-            if kind == "send":
-                await self._send(endpoint, fields["item"])
-            else:
-                await self._chat(endpoint, fields)
+            return True
+        if kind == "send":
+            await self._send(endpoint, fields["item"])
+            answer = encode("sent", link=endpoint.key, req=fields["req"])
+        else:
+            answer = await self._chat(endpoint, fields)
+        # What the room sent on because of it leaves before the answer: the sender's next step sees it done.
+        self.flush()
+        self.bus.post(endpoint.origin, answer)
         return True
 
     async def _send(self, endpoint: Endpoint, item: Any) -> None:
         """A media event (rtc) or relay message (relay) for the room: only what a local client of that
         kind could send gets in."""
-        assert endpoint.link is not None
+        if endpoint.link is None or endpoint.left is not None:
+            return
         allowed = RelaySend if endpoint.link.kind == "relay" else MediaEvent
         if not isinstance(item, allowed):
             self.refused += 1
             return
         await endpoint.link.send(item)
 
-    async def _chat(self, endpoint: Endpoint, fields: dict) -> None:
-        assert endpoint.link is not None
+    async def _chat(self, endpoint: Endpoint, fields: dict) -> bytes:
+        """The answer to a chat message: its id, or why the room refused it."""
         try:
+            if endpoint.link is None or endpoint.left is not None:
+                raise ChatRefused("not_joined", f"you are not in room '{endpoint.room}'")
             message_id = await endpoint.link.send(ChatPost(fields["text"]))
-            answer = encode("chat_ok", link=endpoint.key, req=fields["req"], id=message_id or "")
+            return encode("chat_ok", link=endpoint.key, req=fields["req"], id=message_id or "")
         except ChatRefused as refused:
-            answer = encode("chat_refused", link=endpoint.key, req=fields["req"], code=refused.code,
-                            reason=refused.reason)
-        await self.bus.put(endpoint.origin, answer)
+            return encode("chat_refused", link=endpoint.key, req=fields["req"], code=refused.code,
+                          reason=refused.reason)
+
+    def flush(self) -> None:
+        """Forward, now, what the rooms queued for remote participants (the pumps would a moment later)."""
+        for endpoint in list(self.endpoints.values()):
+            link = endpoint.link
+            if link is not None and endpoint.left is None:
+                for item in link.take_ready():
+                    if not self._forward(endpoint, item):
+                        break
+
+    def _forward(self, endpoint: Endpoint, item: Any) -> bool:
+        """Queue ``item`` for the participant's node; a full queue cuts the participant off (returns False).
+
+        Never waits: taking an item from the room and queueing it are one step, so the pump and
+        :meth:`flush` keep the room's order between them."""
+        if self.bus.post(endpoint.origin, encode("event", link=endpoint.key, item=item)):
+            return True
+        reason = f"{TOO_SLOW}: the link to its server is full"
+        endpoint.left = reason
+        assert endpoint.link is not None
+        endpoint.link.leave(reason)
+        return False
 
     def _leave(self, endpoint: Endpoint, reason: str) -> None:
         if endpoint.left is None:
@@ -118,11 +148,14 @@ class RoomSide:
             if endpoint.left is not None:  # the edge gave up while the room opened
                 link.leave(endpoint.left)
                 return
-            await self.bus.put(origin, encode("joined", link=key, peer=link.id, room=link.settings.name,
-                                              simulcast=link.settings.simulcast,
-                                              people=self.rooms.people(endpoint.room)))
+            # No checkpoint from the link being set to "joined" queued: nothing of the room's goes before it.
+            if not self.bus.post(origin, encode("joined", link=key, peer=link.id, room=link.settings.name,
+                                                simulcast=link.settings.simulcast,
+                                                people=self.rooms.people(endpoint.room))):
+                return
             async for item in link:
-                await self.bus.put(origin, encode("event", link=key, item=item))
+                if not self._forward(endpoint, item):
+                    return
             closure = link.closed or Closure("connection closed")
             link.leave(closure.reason)  # the room is told now, before the edge hears the count
             if endpoint.left is None:
@@ -134,7 +167,7 @@ class RoomSide:
             if endpoint.link is not None:
                 endpoint.link.leave("connection closed")
 
-    async def _join(self, fields: dict) -> ParticipantLink:
+    async def _join(self, fields: dict) -> LocalLink:
         """The participant in the room, as a client of this node would join it; raises JoinRefused."""
         room, display, password, kind = fields["room"], fields["display"], fields["password"], fields["kind"]
         if fields["enter"]:  # the relay: admitted at the edge before its WebSocket upgrade

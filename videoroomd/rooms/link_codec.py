@@ -32,12 +32,13 @@ MESSAGES: dict[str, dict[str, str]] = {
     # edge node → room node
     "join": dict(link=_TEXT, origin=_TEXT, room=_TEXT, display=_TEXT, password=_TEXT, kind=_TEXT, address=_TEXT,
                  enter=_FLAG),
-    "send": dict(link=_TEXT, item=_OBJECT),
+    "send": dict(link=_TEXT, req=_NUMBER, item=_OBJECT),
     "chat": dict(link=_TEXT, req=_NUMBER, text=_TEXT),
     "leave": dict(link=_TEXT, reason=_TEXT),
     # room node → edge node
     "joined": dict(link=_TEXT, peer=_TEXT, room=_TEXT, simulcast=_FLAG, people=_NUMBER),
     "refused": dict(link=_TEXT, code=_TEXT, reason=_TEXT),
+    "sent": dict(link=_TEXT, req=_NUMBER),  # the room dispatched a "send", and what it sent on is on its way
     "chat_ok": dict(link=_TEXT, req=_NUMBER, id=_TEXT),
     "chat_refused": dict(link=_TEXT, req=_NUMBER, code=_TEXT, reason=_TEXT),
     "event": dict(link=_TEXT, item=_OBJECT),
@@ -64,12 +65,12 @@ class BadMessage(ValueError):
     """A message read from another node that this version does not take; the text says why."""
 
 
-def encode(kind: str, **fields: Any) -> bytes:
-    """The message of type ``kind`` with ``fields`` (an ``item`` given as its event object)."""
-    assert kind in MESSAGES and set(fields) == set(MESSAGES[kind]), (kind, sorted(fields))
+def encode(message_type: str, /, **fields: Any) -> bytes:
+    """The message of type ``message_type`` with ``fields`` (an ``item`` given as its event object)."""
+    assert message_type in MESSAGES and set(fields) == set(MESSAGES[message_type]), (message_type, sorted(fields))
     if "item" in fields:
         fields["item"] = item_fields(fields["item"])
-    return orjson.dumps({"v": VERSION, "t": kind, **fields})
+    return orjson.dumps({"v": VERSION, "t": message_type, **fields})
 
 
 def item_fields(item: Any) -> dict:
