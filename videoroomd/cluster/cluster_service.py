@@ -40,6 +40,8 @@ log = structlog.get_logger("videoroomd.cluster")
 BEAT = 1.0      # seconds between the links' beats
 SILENCE = 3.5   # seconds without a word of a link before it is ended
 LOOKUP_TIMEOUT = 1.0
+JOIN_TIMEOUT = 2.0          # seconds a join waits for the node that runs the room
+PLACED_JOIN_TIMEOUT = 7.0   # and for a node the room was just placed on (it opens the room first)
 
 
 class ClusterRoomService:
@@ -80,11 +82,16 @@ class ClusterRoomService:
         if refusal is not None:  # draining: this node takes no joins, for any room
             raise JoinRefused(*refusal)
         owner = await self._owner(name)
+        wait = JOIN_TIMEOUT  # a room that runs answers at once; one placed there now may have to open
         if owner is None:
             self.local.registry.gate.may_open(name, running=None)  # a room that may be made at all
             owner = await self._place()
+            wait = PLACED_JOIN_TIMEOUT
+        elif owner != self.node and not await self._alive(owner):
+            raise JoinRefused("room_unavailable", f"room '{name}' is moving to another server; try again in a moment")
         if owner != self.node:
-            return await self.edge.join(owner, name, display, password, kind=kind, address=address, enter=enter)
+            return await self.edge.join(owner, name, display, password, kind=kind, address=address, enter=enter,
+                                        timeout=wait)
         try:
             if enter:
                 return await self.local.enter(name, display, password, kind=kind)
@@ -109,6 +116,19 @@ class ClusterRoomService:
             log.debug("room lookup failed", room=name[:80], why=repr(error))
             return None
         return None if lease is None else lease.owner
+
+    async def _alive(self, node: str) -> bool:
+        """Whether ``node`` is listed live (its leases outlive it by a few seconds); True when the node
+        directory does not answer, or there is none."""
+        if self.edge.is_silent(node):
+            return False
+        if self.nodes is None:
+            return True
+        try:
+            with trio.fail_after(LOOKUP_TIMEOUT):
+                return any(load.node == node for load in await self.nodes.nodes())
+        except Exception:
+            return True
 
     async def _place(self) -> str:
         """The node a room nobody holds opens on: the least loaded live one; this node when it is that one,

@@ -115,7 +115,7 @@ class EdgeLinks:
         self._next_request = 0
 
     async def join(self, node: str, room: str, display: str, password: str | None, *, kind: str, address: str,
-                   enter: bool) -> RemoteLink:
+                   enter: bool, timeout: float = JOIN_TIMEOUT) -> RemoteLink:
         """Join ``room`` on ``node``; returns the link. Raises JoinRefused (the room node's answer, or none).
 
         A node whose links went silent is not asked: its rooms' leases lapse soon, and the join
@@ -127,7 +127,7 @@ class EdgeLinks:
         try:
             await self.bus.put(node, encode("join", link=link.key, origin=self.bus.node, room=room, display=display,
                                             password=password, kind=kind, address=address, enter=enter))
-            with trio.move_on_after(JOIN_TIMEOUT):
+            with trio.move_on_after(timeout):
                 await link.answered.wait()
         except BaseException:
             self.forget(link, tell="connection closed")
