@@ -20,6 +20,7 @@ from videoroomd.cluster.redis_client import open_redis
 from videoroomd.cluster.redis_directory import RedisRoomDirectory
 from videoroomd.cluster.cluster_service import BEAT, SILENCE
 from videoroomd.cluster.remote_link import NOT_ANSWERING
+from videoroomd.rooms.link import RelaySend
 
 LOBBY = "[rooms.lobby]\nmax_peers = 3\n[rooms.locked]\npassword = 'sesame'\n"
 
@@ -111,6 +112,20 @@ async def test_the_relay_reaches_peers_on_another_node(tmp_path, redis_server):
                 await a.send_message(json.dumps({"event": "answer", "data": 1, "to": "all"}))
                 assert await next_json(b) == {"event": "answer", "data": 1, "from": a_id, "to": "all"}
             assert await next_json(a) == {"event": "left", "data": {"peer_id": b_id}, "from": None, "to": "all"}
+
+
+async def test_a_participant_on_another_node_can_send_only_what_a_local_one_of_its_kind_could(tmp_path, redis_server):
+    async with AsyncExitStack() as stack:
+        home, other = await two_nodes(stack, tmp_path, redis_server)
+        async with relay_client(home, "lobby") as relay, phoenix_client(other) as bob:
+            await next_json(relay)  # authenticated
+            assert (await bob.join("lobby", displayName="Bob"))["status"] == "ok"
+            (link,) = other.cluster.service.edge.links.values()  # Bob's, as a forged edge would use it
+            await link.send(RelaySend('{"event": "forged", "data": null, "from": "x", "to": "all"}', None))
+            assert home.cluster.service.room_side.refused == 1  # an "rtc" participant sends no relay frames
+            with trio.move_on_after(0.3) as waited:
+                await relay.get_message()
+            assert waited.cancelled_caught
 
 
 async def test_a_message_on_redis_that_is_not_ours_is_counted_and_the_node_goes_on(tmp_path, redis_server):
