@@ -1,8 +1,8 @@
-"""Daemons with a [cluster] table on the test run's Redis: one node runs a room, the others say so.
+"""Daemons with a [cluster] table on the test run's Redis: one node runs a room, the others join it there.
 
 Two daemons run in this process, each a node with a Redis client of its own.
-The participant link across nodes is not here yet: a join that reaches a
-node while another runs the room is refused with ``room_unavailable``.
+A join that reaches a node while another runs the room goes to the room's
+node over the participant link (tests/daemon/test_cluster_links.py has more).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def cluster(url: str, node: str) -> str:
            f'heartbeat = 0.5\n'
 
 
-async def test_a_room_runs_on_one_node_and_the_others_refuse_its_joins(tmp_path, redis_server):
+async def test_a_room_runs_on_one_node_and_the_others_join_it_there(tmp_path, redis_server):
     redis_server.command("FLUSHALL")
     async with AsyncExitStack() as stack:
         nodes = {}
@@ -47,10 +47,10 @@ async def test_a_room_runs_on_one_node_and_the_others_refuse_its_joins(tmp_path,
         assert nodes[other].rooms.get("lobby") is None  # every node read the room, one claimed it
         async with phoenix_client(nodes[owner]) as client:
             assert (await client.join("lobby", displayName="here"))["status"] == "ok"
-        async with phoenix_client(nodes[other]) as client:
-            reply = await client.join("lobby", displayName="there")
-        assert reply["status"] == "error" and reply["response"]["code"] == "room_unavailable"
-        assert "runs elsewhere" in reply["response"]["reason"]
+            async with phoenix_client(nodes[other]) as there:
+                assert (await there.join("lobby", displayName="there"))["status"] == "ok"
+                assert nodes[owner].rooms.get("lobby").peer_count() == 2  # both in the one room, on its node
+                assert nodes[other].rooms.get("lobby") is None
 
 
 async def test_nodes_started_at_once_share_the_rooms_of_one_file_each_room_on_one_node(tmp_path, redis_server):
@@ -86,7 +86,8 @@ async def test_a_room_given_up_by_its_node_starts_on_another_at_the_next_join(tm
         async with running_daemon(tmp_path / "a", rooms=cluster(redis_server.url, "node-a") + LOBBY) as a:
             assert a.rooms.get("lobby") is not None
             async with phoenix_client(b) as client:
-                assert (await client.join("lobby", displayName="early"))["response"]["code"] == "room_unavailable"
+                assert (await client.join("lobby", displayName="early"))["status"] == "ok"  # in node-a's room
+                assert b.rooms.get("lobby") is None
         # node-a stopped and gave its lease up: the next join through node-b starts the room there
         async with phoenix_client(b) as client:
             assert (await client.join("lobby", displayName="late"))["status"] == "ok"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import jwt
@@ -69,6 +69,9 @@ class AccessToken:
     key: str
     expires: float
     claims: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # The token as it came, for a node that checks it again (the room's node, when the join reached
+    # another): never shown or logged.
+    raw: str = field(default="", repr=False, compare=False)
 
 
 def mint(key: str, secret: str, *, room: str, identity: str, now: float, ttl: float, name: str | None = None,
@@ -113,7 +116,7 @@ def verify(token: Any, keys: Mapping[str, str], *, room: str, now: float) -> Acc
         raise TokenRefused("token_bad_signature", f"the access token's signature does not match key {key!r}") from None
     except jwt.PyJWTError:
         raise TokenRefused("token_malformed", "the access token's claims cannot be read") from None
-    return _checked(claims, key, room=room, now=now)
+    return replace(_checked(claims, key, room=room, now=now), raw=token)
 
 
 def _checked(claims: dict[str, Any], key: str, *, room: str, now: float) -> AccessToken:

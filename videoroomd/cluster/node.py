@@ -17,9 +17,12 @@ import trio
 
 from ..config import Config
 from ..config.redis_url import masked
+from ..rooms.local_link import LocalRoomService
 from .heartbeat import NodeHeartbeat
 from .metrics import ClusterCollector
 from .records import NodeLoad
+from .cluster_service import ClusterRoomService
+from .link_bus import LinkBus
 from .redis_client import make_client, opened
 from .redis_directory import RedisRoomDirectory
 from .redis_nodes import RedisNodeDirectory
@@ -53,13 +56,20 @@ class ClusterNode:
         self.rooms = RedisRoomDirectory(self.client)
         self.nodes = RedisNodeDirectory(self.client)
         self.heartbeat = NodeHeartbeat(self.nodes, self.load, config.cluster.heartbeat)
+        self.bus = LinkBus(self.client, self.node_id)
+        self.service: ClusterRoomService | None = None
         self._scope: trio.CancelScope | None = None
         self._closed = False
 
     def stats(self) -> dict:
         """What /metrics shows of the cluster (:class:`~.metrics.ClusterCollector`)."""
         return {"redis_up": self.heartbeat.connected, "heartbeat_failures": self.heartbeat.failures,
-                "malformed": {"lease": self.rooms.malformed, "node": self.nodes.malformed}}
+                "malformed": {"lease": self.rooms.malformed, "node": self.nodes.malformed, "link": self.bus.malformed}}
+
+    def room_service(self, local: LocalRoomService) -> ClusterRoomService:
+        """The daemon's room service: ``local``'s rooms, and those of the other nodes over Redis."""
+        self.service = ClusterRoomService(local, self.rooms, self.bus, nodes=self.nodes)
+        return self.service
 
     def collector(self) -> ClusterCollector:
         """A Prometheus collector of :meth:`stats`, for the daemon's registry."""
@@ -83,6 +93,8 @@ class ClusterNode:
                     if self._closed:
                         nursery.cancel_scope.cancel()
                     await nursery.start(self.heartbeat.run)
+                    if self.service is not None:
+                        await nursery.start(self.service.run)
                     if not self.heartbeat.connected:
                         log.warning("cluster: Redis does not answer; rooms cannot start until it does",
                                     redis=masked(self._url))

@@ -95,13 +95,18 @@ class Daemon:
             self.metrics.watch_turn(self.turn.stats)
         # What the handlers may read of the daemon; the getters follow reloads and the drain.
         self.context = Context(config=lambda: self.config, metrics=self.metrics, draining=lambda: self.draining,
-                               rooms=LocalRoomService(self.rooms), turn=self.turn_credentials,
+                               rooms=self._room_service(), turn=self.turn_credentials,
                                media_snapshot=self.media.snapshot)
         self.app = DaemonApp(self.context, route_table(self.context))
         self.address: tuple[str, int] | None = None
         self._stop = trio.Event()
         # What the file looked like when it was loaded: a save after this is a change.
         self._loaded_fingerprint = fingerprint(location.path) if location.path is not None else None
+
+    def _room_service(self):
+        """The rooms as handlers see them: this daemon's, and with [cluster] every node's."""
+        local = LocalRoomService(self.rooms)
+        return local if self.cluster is None else self.cluster.room_service(local)
 
     @asynccontextmanager
     async def _cluster_running(self, nursery: trio.Nursery) -> AsyncIterator[None]:
@@ -242,6 +247,8 @@ class Daemon:
             log.info("drain timeout: closing the remaining calls", peers=left)
         # Clients are told to come back: a stop is most often a restart or an upgrade.
         self.rooms.stop_all(reason, rejoin=True)
+        if self.cluster is not None and self.cluster.service is not None:
+            self.cluster.service.edge.end_all(reason)  # its clients in rooms elsewhere rejoin through another node
         await trio.sleep(STOP_GRACE if left else 0)
         self._stop.set()
 

@@ -81,6 +81,20 @@ class LocalLink:
             raise StopAsyncIteration from None
         if self._peer.cut_off:
             raise StopAsyncIteration
+        return self._event(item)
+
+    def take_ready(self) -> list[FromRoom]:
+        """What the room has queued for the participant now, without waiting (nothing once it was cut off):
+        a link carried to another node forwards it in step with the room's dispatch."""
+        items: list[FromRoom] = []
+        while not self._peer.cut_off:
+            try:
+                items.append(self._event(self._peer.outbox.receive_nowait()))
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+        return items
+
+    def _event(self, item) -> FromRoom:
         if isinstance(item, str):  # the engine's media event text, or relay text queued as such
             return MediaEvent(item) if self.kind != RELAY else RelayText(item)
         return item

@@ -1,4 +1,5 @@
-"""The participant link's contract, for every implementation of it (today: the rooms of this process).
+"""The participant link's contract, for every implementation of it: the rooms of this process, and a
+room on another node reached over Redis (two nodes in this process, on the test run's Redis).
 
 A socket handler joins through a ``RoomService`` and then speaks only to its
 ``ParticipantLink``: what it sends reaches the room, what the room sends comes
@@ -83,9 +84,48 @@ async def local_rooms(tmp_path: Path):
         nursery.cancel_scope.cancel()
 
 
-@pytest.fixture(params=[local_rooms], ids=["local"])
+class RedisHarness(LocalHarness):
+    """Node A's room service, every room held by node B: each link crosses Redis. The test acts on the
+    rooms where they run, on node B."""
+
+    def __init__(self, registry: RoomRegistry, service: RoomService):
+        self.registry = registry
+        self.service = service
+
+
+@asynccontextmanager
+async def redis_rooms(tmp_path: Path, redis_server, prefix: str):
+    from videoroomd.cluster.cluster_service import ClusterRoomService
+    from videoroomd.cluster.link_bus import LinkBus
+    from videoroomd.cluster.redis_client import open_redis
+    from videoroomd.cluster.redis_directory import RedisRoomDirectory
+
+    config = parse(config_text(ROOMS, server="dynamic_rooms = false"), "test.toml", tmp_path)
+    async with open_redis(redis_server.url) as client_a, open_redis(redis_server.url) as client_b:
+        async with trio.open_nursery() as nursery:
+            services = {}
+            for node, client in (("node-b", client_b), ("node-a", client_a)):  # node-b first: it claims the rooms
+                directory = RedisRoomDirectory(client, prefix=prefix)
+                registry = RoomRegistry(config, lambda _room: EchoEngine(), directory=directory, owner=node)
+                await nursery.start(registry.run)
+                services[node] = ClusterRoomService(LocalRoomService(registry), directory,
+                                                    LinkBus(client, node, prefix=prefix))
+                await nursery.start(services[node].run)
+                with trio.fail_after(5):
+                    await services[node].bus.subscribed.wait()
+            assert services["node-a"].local.registry.get("lobby") is None  # node-a runs none of them
+            yield RedisHarness(services["node-b"].local.registry, services["node-a"])
+            nursery.cancel_scope.cancel()
+
+
+@pytest.fixture(params=["local", "redis"])
 async def rooms(request, tmp_path):
-    async with request.param(tmp_path) as harness:
+    if request.param == "local":
+        async with local_rooms(tmp_path) as harness:
+            yield harness
+        return
+    redis_server, prefix = request.getfixturevalue("redis_server"), request.getfixturevalue("redis_prefix")
+    async with redis_rooms(tmp_path, redis_server, prefix) as harness:
         yield harness
 
 

@@ -1,0 +1,208 @@
+"""Any node accepts any participant: the room service of a clustered daemon.
+
+A join is routed by the room directory: a room nobody holds is placed on
+the node with the most room left (:func:`.nodes.pick_node` over the nodes'
+published loads; this node when it is the one, or when the node directory
+does not answer) and claimed there as its registry opens it, a room this
+node holds is joined locally, and a room another node holds is joined
+through that node over Redis (:mod:`.remote_link` here, :mod:`.room_side` there; messages on
+:mod:`.link_bus`). Media never crosses nodes: the room's engine, and so the
+answer's candidates and TURN servers, are those of the room's node.
+
+Both halves beat every ``beat`` seconds: each node tells every other node
+the keys of the links it holds with it (``links_alive`` from the edge,
+``endpoints_alive`` from the room's node). A link not spoken of for
+``silence`` seconds ends (unless this node cannot reach Redis: then
+nobody is to blame, and the links ride it out): at the edge with ``retry`` (the room's node died;
+the client joins again and the room is placed again once its lease lapsed),
+at the room's node by leaving the room (the edge died).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import structlog
+import trio
+
+from ..auth.tokens import AccessToken
+from ..rooms.admission import JoinRefused
+from ..rooms.directory import RoomDirectory
+from ..rooms.link import ParticipantLink
+from ..rooms.link_codec import encode
+from ..rooms.local_link import LocalRoomService
+from .link_bus import LinkBus
+from .nodes import NodeDirectory, pick_node
+from .remote_link import EdgeLinks
+from .room_side import RoomSide
+
+log = structlog.get_logger("videoroomd.cluster")
+
+BEAT = 1.0      # seconds between the links' beats
+SILENCE = 3.5   # seconds without a word of a link before it is ended
+LOOKUP_TIMEOUT = 1.0
+JOIN_TIMEOUT = 2.0          # seconds a join waits for the node that runs the room
+PLACED_JOIN_TIMEOUT = 7.0   # and for a node the room was just placed on (it opens the room first)
+
+
+class ClusterRoomService:
+    """The :class:`~videoroomd.rooms.link.RoomService` of a node: rooms here, or on the node that holds them."""
+
+    def __init__(self, local: LocalRoomService, directory: RoomDirectory, bus: LinkBus, *,
+                 nodes: NodeDirectory | None = None, beat: float = BEAT, silence: float = SILENCE, clock: Callable[[], float] = trio.current_time):
+        self.local = local
+        self.directory = directory
+        self.nodes = nodes  # None: rooms nobody holds are opened here
+        self.bus = bus
+        self.node = bus.node
+        self.edge = EdgeLinks(bus, clock)
+        self.room_side = RoomSide(bus, local, clock)
+        self.beat_interval = beat
+        self.silence = silence
+        self.unhandled = 0
+        bus.handler = self._handle
+
+    # -- the room service ---------------------------------------------------------------
+    def admit(self, name: str, password: str | None, address: str, token: str | None = None) -> AccessToken | None:
+        """Check a join at this node (every node reads the same rooms file and keys); returns the
+        checked token. Raises JoinRefused."""
+        return self.local.admit(name, password, address, token)
+
+    async def join(self, name: str, display: str, password: str | None, *, kind: str, address: str,
+                   token: str | None = None) -> ParticipantLink:
+        """Join room ``name`` wherever it runs; returns the link. Raises JoinRefused.
+
+        Checked once, on the room's node: its gate knows the room's throttle and count."""
+        return await self._route(name, display, password, kind=kind, address=address, enter=False, token=token)
+
+    async def enter(self, name: str, display: str, password: str | None, *, kind: str,
+                    ticket: AccessToken | None = None) -> ParticipantLink:
+        """Enter room ``name`` (admitted already, by :meth:`admit`) wherever it runs; a room on another
+        node checks the ticket's token again. Raises JoinRefused."""
+        return await self._route(name, display, password, kind=kind, address="", enter=True, ticket=ticket)
+
+    async def _route(self, name: str, display: str, password: str | None, *, kind: str, address: str,
+                     enter: bool, token: str | None = None, ticket: AccessToken | None = None) -> ParticipantLink:
+        refusal = self.local.registry.refusal
+        if refusal is not None:  # draining: this node takes no joins, for any room
+            raise JoinRefused(*refusal)
+        owner = await self._owner(name)
+        wait = JOIN_TIMEOUT  # a room that runs answers at once; one placed there now may have to open
+        if owner is None:
+            self.local.registry.gate.may_open(name, running=None)  # a room that may be made at all
+            owner = await self._place()
+            wait = PLACED_JOIN_TIMEOUT
+        elif owner != self.node and not await self._alive(owner):
+            raise JoinRefused("room_unavailable", f"room '{name}' is moving to another server; try again in a moment")
+        raw = ticket.raw if ticket is not None else token
+        if owner != self.node:
+            return await self.edge.join(owner, name, display, password, kind=kind, address=address, enter=enter,
+                                        token=raw, timeout=wait)
+        try:
+            if enter:
+                return await self.local.enter(name, display, password, kind=kind, ticket=ticket)
+            return await self.local.join(name, display, password, kind=kind, address=address, token=token)
+        except JoinRefused as refused:
+            if refused.code != "room_unavailable":
+                raise
+            owner = await self._owner(name)  # another node may have claimed it between the lookup and the claim
+            if owner is None or owner == self.node:
+                raise
+        return await self.edge.join(owner, name, display, password, kind=kind, address=address, enter=enter,
+                                    token=raw)
+
+    async def _owner(self, name: str) -> str | None:
+        """The node that holds room ``name`` now; None when nobody does, or the directory does not answer
+        (then the room is opened here, if this node can claim it)."""
+        if self.local.registry.get(name) is not None:
+            return self.node
+        try:
+            with trio.fail_after(LOOKUP_TIMEOUT):
+                lease = await self.directory.lookup(name)
+        except Exception as error:  # Redis away: rooms running here go on, others cannot be claimed
+            log.debug("room lookup failed", room=name[:80], why=repr(error))
+            return None
+        return None if lease is None else lease.owner
+
+    async def _alive(self, node: str) -> bool:
+        """Whether ``node`` is listed live (its leases outlive it by a few seconds); True when the node
+        directory does not answer, or there is none."""
+        if self.edge.is_silent(node):
+            return False
+        if self.nodes is None:
+            return True
+        try:
+            with trio.fail_after(LOOKUP_TIMEOUT):
+                return any(load.node == node for load in await self.nodes.nodes())
+        except Exception:
+            return True
+
+    async def _place(self) -> str:
+        """The node a room nobody holds opens on: the least loaded live one; this node when it is that one,
+        when no node is listed, or when the node directory does not answer."""
+        if self.nodes is None:
+            return self.node
+        try:
+            with trio.fail_after(LOOKUP_TIMEOUT):
+                loads = await self.nodes.nodes()
+        except Exception as error:  # Redis away: open it here, if this node can claim it
+            log.debug("node list not read", why=repr(error))
+            return self.node
+        picked = pick_node([load for load in loads if not self.edge.is_silent(load.node)])
+        return self.node if picked is None else picked.node
+
+    def people(self, name: str) -> int:
+        """Room ``name``'s "rtc" participants: counted here when it runs here, else as its node last said."""
+        if self.local.registry.get(name) is not None:
+            return self.local.people(name)
+        return self.edge.people.get(name, 0) if any(link.room == name for link in self.edge.links.values()) else 0
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """This node's rooms, and the rooms elsewhere this node's participants are in (with their node)."""
+        rows = self.local.snapshot()
+        here = {row["name"] for row in rows}
+        elsewhere: dict[str, str] = {}
+        for link in self.edge.links.values():
+            if link.room not in here:
+                elsewhere[link.room] = link.node
+        for name in sorted(elsewhere):
+            rows.append({"name": name, "status": "elsewhere", "node": elsewhere[name], "dynamic": None,
+                         "max_peers": None, "password": None, "peers": self.people(name), "relay_peers": None,
+                         "tracks": None, "media": {}, "worker": None, "restarts": 0, "last_error": None})
+        return rows
+
+    # -- the links' traffic -----------------------------------------------------------
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Carry this node's links until cancelled: the bus, the remote participants' tasks, the beats."""
+        async with trio.open_nursery() as nursery:
+            self.room_side.nursery = nursery
+            await nursery.start(self.bus.run)
+            nursery.start_soon(self._beat)
+            task_status.started()
+
+    async def _handle(self, kind: str, fields: dict[str, Any]) -> None:
+        if kind == "links_alive":
+            unknown = self.room_side.heard(fields["links"])
+        elif kind == "endpoints_alive":
+            unknown = self.edge.heard(fields["links"])
+        elif kind == "gone":
+            self.edge.gone(fields["links"])
+            self.room_side.gone(fields["links"])
+            return
+        else:
+            if not (self.edge.handle(kind, fields) or await self.room_side.handle(kind, fields)):
+                self.unhandled += 1
+            return
+        if unknown:
+            self.bus.post(fields["origin"], encode("gone", links=unknown))
+
+    async def _beat(self) -> None:
+        while True:
+            await trio.sleep(self.beat_interval)
+            if not self.bus.up:  # Redis away: no node hears another, none is to blame; the calls ride it out
+                self.edge.heard([link.key for link in self.edge.links.values()])
+                self.room_side.heard(list(self.room_side.endpoints))
+            for node, keys in self.edge.beat(self.silence).items():
+                self.bus.post(node, encode("links_alive", origin=self.node, links=keys))
+            for node, keys in self.room_side.beat(self.silence).items():
+                self.bus.post(node, encode("endpoints_alive", origin=self.node, links=keys))
