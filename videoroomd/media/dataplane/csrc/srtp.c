@@ -143,6 +143,19 @@ static int stream_grow(vr_srtp *s) {
     return 0;
 }
 
+int vr_next_rtcp_index(vr_srtp *s, const uint8_t *in, size_t len, uint32_t *ssrc, uint32_t *index) {
+    if (len < 8)
+        return VR_SRTP_MALFORMED;
+    *ssrc = vr_be32(in + 4);
+    vr_stream *st = vr_stream_add(s, *ssrc, NULL);
+    if (!st)
+        return VR_SRTP_LIMIT;
+    if (st->rtcp_out >= 0x7fffffffu)
+        return VR_SRTP_LIMIT; /* the 31-bit index is spent: the keys must change */
+    *index = ++st->rtcp_out;
+    return VR_SRTP_OK;
+}
+
 /* The stream of ssrc, created (from *initial when given) if new; NULL at the limit. */
 vr_stream *vr_stream_add(vr_srtp *s, uint32_t ssrc, const vr_stream *initial) {
     vr_stream *found = vr_stream_find(s, ssrc);
@@ -304,15 +317,10 @@ static int cm_unprotect(vr_srtp *s, const uint8_t *in, size_t len, uint8_t *out,
 /* --- RTCP: 8 header bytes in clear, then the encrypted rest, E || index, and an 80-bit tag --- */
 
 static int cm_protect_rtcp(vr_srtp *s, const uint8_t *in, size_t len, uint8_t *out, size_t *out_len) {
-    if (len < 8)
-        return VR_SRTP_MALFORMED;
-    uint32_t ssrc = vr_be32(in + 4);
-    vr_stream *st = vr_stream_add(s, ssrc, NULL);
-    if (!st)
-        return VR_SRTP_LIMIT;
-    if (st->rtcp_out >= 0x7fffffffu)
-        return VR_SRTP_LIMIT; /* the 31-bit index is spent: the keys must change */
-    uint32_t index = ++st->rtcp_out;
+    uint32_t ssrc, index;
+    int rc = vr_next_rtcp_index(s, in, len, &ssrc, &index);
+    if (rc != VR_SRTP_OK)
+        return rc;
     uint8_t iv[16], tag[20];
     cm_iv(iv, s->rtcp.salt, ssrc, index);
     if (out != in)

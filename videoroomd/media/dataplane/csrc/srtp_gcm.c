@@ -83,15 +83,10 @@ int vr_gcm_unprotect(vr_srtp *s, const uint8_t *in, size_t len, uint8_t *out, si
 }
 
 int vr_gcm_protect_rtcp(vr_srtp *s, const uint8_t *in, size_t len, uint8_t *out, size_t *out_len) {
-    if (len < 8)
-        return VR_SRTP_MALFORMED;
-    uint32_t ssrc = vr_be32(in + 4);
-    vr_stream *st = vr_stream_add(s, ssrc, NULL);
-    if (!st)
-        return VR_SRTP_LIMIT;
-    if (st->rtcp_out >= 0x7fffffffu)
-        return VR_SRTP_LIMIT; /* the 31-bit index is spent: the keys must change */
-    uint32_t index = ++st->rtcp_out;
+    uint32_t ssrc, index;
+    int rc = vr_next_rtcp_index(s, in, len, &ssrc, &index);
+    if (rc != VR_SRTP_OK)
+        return rc;
     uint8_t iv[12], trailer[4];
     vr_put_be32(trailer, 0x80000000u | index);
     gcm_iv(iv, s->rtcp.salt, ssrc, 0, index, 0);

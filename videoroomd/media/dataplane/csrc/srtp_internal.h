@@ -7,6 +7,9 @@
 vr_stream *vr_stream_find(vr_srtp *s, uint32_t ssrc);
 /* The stream of ssrc, created (from *initial when given) if new; NULL at the limit. */
 vr_stream *vr_stream_add(vr_srtp *s, uint32_t ssrc, const vr_stream *initial);
+/* The SSRC of the RTCP packet in (len bytes) and the next SRTCP index of its stream, for protecting it;
+   VR_SRTP_OK, VR_SRTP_MALFORMED (shorter than a header) or VR_SRTP_LIMIT (no stream, or its index spent). */
+int vr_next_rtcp_index(vr_srtp *s, const uint8_t *in, size_t len, uint32_t *ssrc, uint32_t *index);
 
 /* The 48-bit index of seq nearest the highest one seen; *delta is index - highest. */
 uint64_t vr_estimate_index(const vr_replay *r, uint16_t seq, int64_t *delta);
