@@ -8,26 +8,17 @@ autojump clock, the Redis one on a :class:`StepClock` with short real TTLs
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, AsyncContextManager, Callable
 
 import pytest
 import trio
 import trio.testing
 from structlog.testing import capture_logs
 
+from testsupport.contracts import Implementation, implementation_fixtures, needed
 from testsupport.step_clock import StepClock
 from videoroomd.cluster.heartbeat import LIVES, NodeHeartbeat
 from videoroomd.cluster.nodes import LocalNodeDirectory, pick_node
 from videoroomd.cluster.records import NodeLoad, decode_node, encode_node
-
-
-@dataclass(frozen=True)
-class Implementation:
-    open: Callable[[Any], AsyncContextManager[Any]]
-    ttl: float
-    clock: Callable[[], trio.abc.Clock]
-    needs: str | None = None
 
 
 @asynccontextmanager
@@ -51,27 +42,12 @@ IMPLEMENTATIONS = {
 }
 
 
-@pytest.fixture(params=sorted(IMPLEMENTATIONS))
-def implementation(request) -> Implementation:
-    return IMPLEMENTATIONS[request.param]
-
-
-@pytest.fixture
-def clock(implementation):
-    return implementation.clock()
-
-
-@pytest.fixture
-def ttl(implementation) -> float:
-    return implementation.ttl
+implementation, clock, ttl = implementation_fixtures(IMPLEMENTATIONS)
 
 
 @pytest.fixture
 async def nodes(request, implementation, clock):
-    needed = None
-    if implementation.needs == "redis":
-        needed = (request.getfixturevalue("redis_server"), request.getfixturevalue("redis_prefix"))
-    async with implementation.open(needed) as opened:
+    async with implementation.open(needed(request, implementation)) as opened:
         yield opened
 
 

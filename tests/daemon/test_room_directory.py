@@ -11,25 +11,16 @@ wire, real seconds when the tests sleep) with a short real TTL.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, AsyncContextManager, Callable
 
 import pytest
 import trio
 import trio.testing
 
+from testsupport.contracts import Implementation, implementation_fixtures, needed
 from testsupport.step_clock import StepClock
 from videoroomd.rooms.directory import Lease, LeaseLost, LeaseTable, LocalRoomDirectory, RoomTaken
 
 TTL = 10.0
-
-
-@dataclass(frozen=True)
-class Implementation:
-    open: Callable[[Any, Callable[[], float]], AsyncContextManager[Any]]  # (its fixture's value, clock) -> directory
-    ttl: float
-    clock: Callable[[], trio.abc.Clock]
-    needs: str | None = None  # a fixture it runs on
 
 
 @asynccontextmanager
@@ -54,28 +45,12 @@ IMPLEMENTATIONS = {
 }
 
 
-@pytest.fixture(params=sorted(IMPLEMENTATIONS))
-def implementation(request) -> Implementation:
-    return IMPLEMENTATIONS[request.param]
-
-
-@pytest.fixture
-def clock(implementation):
-    """The trio clock the test runs on: pytest-trio runs a test on the Clock among its arguments."""
-    return implementation.clock()
-
-
-@pytest.fixture
-def ttl(implementation) -> float:
-    return implementation.ttl
+implementation, clock, ttl = implementation_fixtures(IMPLEMENTATIONS)
 
 
 @pytest.fixture
 async def directory(request, implementation, clock):
-    needed = None
-    if implementation.needs == "redis":
-        needed = (request.getfixturevalue("redis_server"), request.getfixturevalue("redis_prefix"))
-    async with implementation.open(needed, trio.current_time) as opened:
+    async with implementation.open(needed(request, implementation), trio.current_time) as opened:
         yield opened
 
 
