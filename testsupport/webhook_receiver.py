@@ -15,6 +15,7 @@ MAX_REQUEST = 1 << 20
 
 @dataclass
 class Received:
+    target: str  # the request's path and query
     headers: dict[str, str]
     body: bytes
     at: float  # trio.current_time() when it came in
@@ -77,7 +78,7 @@ class WebhookReceiver:
                 elif isinstance(event, h11.EndOfMessage):
                     break
             headers = {name.decode().lower(): value.decode() for name, value in request.headers}
-            self.received.append(Received(headers, body, trio.current_time()))
+            self.received.append(Received(request.target.decode(), headers, body, trio.current_time()))
             self._new.set()
             await trio.sleep(self.delay)
             status, extra = self._status()

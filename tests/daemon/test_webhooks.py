@@ -74,3 +74,62 @@ async def test_a_call_is_told_in_order_with_valid_signatures(tmp_path):
     assert bob_events[1]["message"]["text"] == "hello, webhooks"
     assert names(events)[0] == "room.started" and names(events)[-1] == "room.ended"
     assert events[-1]["reason"] == "the server is shutting down"
+
+
+async def counted(daemon, selector: str, timeout: float = 10.0) -> None:
+    """Once ``selector`` on /metrics is above 0; TooSlowError after ``timeout``."""
+    with trio.fail_after(timeout):
+        while metric(daemon, selector) == 0:
+            await trio.sleep(0.1)
+
+
+@pytest.mark.slow
+async def test_endpoints_that_are_slow_refuse_redirect_or_hang_cost_the_calls_nothing(tmp_path):
+    settings = "timeout = 1\nretry_for = 3\nqueue_size = 4"
+    refused = f"http://127.0.0.1:{free_port()}/hooks"
+    async with webhook_receiver() as good, webhook_receiver("ok", delay=3) as slow, \
+            webhook_receiver("redirect") as redirect, webhook_receiver("hang") as hang, \
+            webhook_receiver("fail", failures=2) as flaky, \
+            running_daemon(tmp_path, rooms(good.url, slow.url, refused, redirect.url, hang.url, flaky.url,
+                                           extra=settings)) as daemon:
+        await good.wait_for(lambda events: names(events) == ["room.started"])
+        depths = []
+        for number in range(12):
+            started = trio.current_time()
+            async with phoenix_client(daemon) as client:
+                reply = await client.join("lobby", displayName=f"P{number}")
+                assert reply["status"] == "ok"
+                assert trio.current_time() - started < 1.0  # the endpoints hold up no join
+            depths.append(metric(daemon, "videoroomd_webhooks_queue_depth"))
+        # the good endpoint has every event, in the order they happened
+        events = await good.wait_for(lambda events: len(events) == 25)
+        assert names(events) == ["room.started"] + ["participant.joined", "participant.left"] * 12
+        assert [e["participant"]["name"] for e in events[1::2]] == [f"P{n}" for n in range(12)]
+        # the endpoints cost at most their queues: 4 events waiting for each of the 6
+        assert 0 < max(depths) <= 4 * 6
+        assert metric(daemon, 'videoroomd_webhooks_dropped_total{reason="queue_full"}') > 0
+        for reason in ("connect", "redirect", "timeout", "status"):
+            await counted(daemon, f'videoroomd_webhooks_failed_total{{reason="{reason}"}}')
+        # a redirect is not followed; a failure is tried again with the very same body, then taken
+        assert {r.target for r in redirect.received} == {"/hooks/videoroomd?app=secret-part"}
+        await flaky.wait_for(lambda events: len(events) >= 3)
+        assert flaky.received[0].body == flaky.received[1].body == flaky.received[2].body
+        # an event failing for retry_for is dropped and counted
+        await counted(daemon, 'videoroomd_webhooks_dropped_total{reason="gave_up"}')
+        assert metric(daemon, "videoroomd_webhooks_sent_total") >= 25
+
+
+@pytest.mark.slow
+def test_sigterm_does_not_wait_on_a_hung_endpoint_longer_than_the_drain_deadline(start_daemon):
+    with socket.socket() as hung:  # accepts connections (the kernel does) and never answers
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        url = f"http://127.0.0.1:{hung.getsockname()[1]}/hooks"
+        daemon = start_daemon(rooms=webhooks(url, extra="timeout = 60") + "[rooms.lobby]\n",
+                              server="drain_timeout = 1")
+        daemon.wait_log("webhooks on")
+        started = time.monotonic()
+        daemon.signal(signal.SIGTERM)
+        assert daemon.proc.wait(timeout=15) == 0
+        assert time.monotonic() - started < 1 + 2.5  # the drain deadline, and the process's own exit
+        assert "stopping with webhook events not delivered" in daemon.log()

@@ -77,7 +77,7 @@ async def _connect(target: Target, tls: ssl.SSLContext | None) -> trio.abc.Strea
     try:
         stream: trio.abc.Stream = await trio.open_tcp_stream(target.host, target.port)
     except OSError as error:
-        raise DeliveryFailed("connect", error.strerror or type(error).__name__) from None
+        raise DeliveryFailed("connect", (error.strerror or str(error) or type(error).__name__)[:200]) from None
     if target.https:
         context = tls if tls is not None else _default_tls()
         stream = trio.SSLStream(stream, context, server_hostname=target.host, https_compatible=True)
