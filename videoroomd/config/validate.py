@@ -185,8 +185,9 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
     auth = _section(top, "auth", out, lambda t: AuthConfig(**_read(t, AUTH, AuthConfig(), root)))
 
     def read_webhooks(table: _Table) -> WebhooksConfig:
+        key_given = "key" in table.data
         webhooks = WebhooksConfig(**_read(table, WEBHOOKS, WebhooksConfig(), root))
-        if webhooks.urls and webhooks.key is None:
+        if webhooks.urls and not key_given:
             out.add(("webhooks", "key"), "[webhooks] urls needs key, the secret the requests are signed with")
         return webhooks
 
