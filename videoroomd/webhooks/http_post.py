@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import h11
 import trio
 
-MAX_ANSWER_HEAD = 16 * 1024  # bytes of the answer's status line and headers
+MAX_ANSWER_HEAD = 16 * 1024  # bytes of the answer's status line and headers (h11 refuses more, one read past it)
 MAX_ANSWER_BODY = 16 * 1024  # bytes of the answer's body read (and let go); the rest is never read
 RECEIVE_SIZE = 4096
 USER_AGENT = "videoroomd-webhooks/1"
@@ -106,7 +106,12 @@ async def _next(stream: trio.abc.Stream, connection: h11.Connection, wanted: tup
     """The connection's next event of a ``wanted`` type (1xx answers skipped); raises DeliveryFailed
     when the other side closes first."""
     while True:
-        event = connection.next_event()
+        try:
+            event = connection.next_event()
+        except h11.RemoteProtocolError:
+            if connection.trailing_data[1]:  # it closed mid-answer (or before one)
+                raise DeliveryFailed("connection", "closed before answering in full") from None
+            raise
         if event is h11.NEED_DATA:
             connection.receive_data(await stream.receive_some(RECEIVE_SIZE))  # b"": it closed
         elif isinstance(event, wanted):
