@@ -133,3 +133,23 @@ def test_sigterm_does_not_wait_on_a_hung_endpoint_longer_than_the_drain_deadline
         assert daemon.proc.wait(timeout=15) == 0
         assert time.monotonic() - started < 1 + 2.5  # the drain deadline, and the process's own exit
         assert "stopping with webhook events not delivered" in daemon.log()
+
+
+def test_check_config_names_the_webhooks_without_their_secrets(tmp_path):
+    from click.testing import CliRunner
+
+    from testsupport.daemon import config_text
+    from videoroomd.cli.main import cli
+
+    path = tmp_path / "hooks.toml"
+    path.write_text(config_text(webhooks("https://app.example.org/hooks/T0123/s3cret?sig=x", "http://[::1]:9000/")
+                                + "[rooms.lobby]\n", port=8443))
+    result = CliRunner().invoke(cli, ["check-config", str(path)], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert result.output.endswith("; webhooks to https://app.example.org/..., http://[::1]:9000/\n")
+    assert "s3cret" not in result.output and KEY not in result.output
+    path.write_text(config_text('[webhooks]\nurls = ["http://127.0.0.1/"]\nkey = "too-short-a-secret"\n[rooms.lobby]\n'))
+    result = CliRunner().invoke(cli, ["check-config", str(path)], catch_exceptions=False)
+    assert result.exit_code == 1
+    assert "webhooks.key: expected a secret of 32 to 1024 characters" in result.stderr
+    assert "too-short-a-secret" not in result.stderr
