@@ -60,34 +60,46 @@ class WebhookReceiver:
         await trio.serve_listeners(self._serve, listeners)
 
     async def _serve(self, stream: trio.SocketStream) -> None:
+        """Answer requests on one connection, kept open between them (as HTTP/1.1 servers do)."""
         self.connections += 1
         connection = h11.Connection(h11.SERVER)
-        request, body = None, b""
         async with stream:
-            while True:
-                event = connection.next_event()
-                if event is h11.NEED_DATA:
-                    data = await stream.receive_some(65536)
-                    if not data or len(body) > MAX_REQUEST:
-                        return
-                    connection.receive_data(data)
-                elif isinstance(event, h11.Request):
-                    request = event
-                elif isinstance(event, h11.Data):
-                    body += event.data
-                elif isinstance(event, h11.EndOfMessage):
-                    break
-            headers = {name.decode().lower(): value.decode() for name, value in request.headers}
-            self.received.append(Received(request.target.decode(), headers, body, trio.current_time()))
-            self._new.set()
-            await trio.sleep(self.delay)
-            status, extra = self._status()
-            if status is None:
-                await trio.sleep_forever()
-            reply = b"ok" if status == 200 else b"no"
-            await stream.send_all(connection.send(h11.Response(
-                status_code=status, headers=[("Content-Length", str(len(reply))), *extra]))
-                + connection.send(h11.Data(data=reply)) + connection.send(h11.EndOfMessage()))
+            try:
+                while await self._answer_one(stream, connection):
+                    connection.start_next_cycle()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, h11.RemoteProtocolError):
+                pass  # the daemon went away mid-request (it stopped, or gave up waiting)
+
+    async def _answer_one(self, stream: trio.SocketStream, connection: h11.Connection) -> bool:
+        """Read one request and answer it; whether the connection may carry another."""
+        request, body = None, b""
+        while True:
+            event = connection.next_event()
+            if event is h11.NEED_DATA:
+                data = await stream.receive_some(65536)
+                if not data or len(body) > MAX_REQUEST:
+                    return False
+                connection.receive_data(data)
+            elif isinstance(event, h11.Request):
+                request = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            elif isinstance(event, h11.ConnectionClosed):
+                return False
+        headers = {name.decode().lower(): value.decode() for name, value in request.headers}
+        self.received.append(Received(request.target.decode(), headers, body, trio.current_time()))
+        self._new.set()
+        await trio.sleep(self.delay)
+        status, extra = self._status()
+        if status is None:
+            await trio.sleep_forever()
+        reply = b"ok" if status == 200 else b"no"
+        await stream.send_all(connection.send(h11.Response(
+            status_code=status, headers=[("Content-Length", str(len(reply))), *extra]))
+            + connection.send(h11.Data(data=reply)) + connection.send(h11.EndOfMessage()))
+        return connection.our_state is h11.DONE and connection.their_state is h11.DONE
 
     def _status(self) -> tuple[int | None, list]:
         if self.answer == "hang":

@@ -9,7 +9,7 @@ import pytest
 import trio
 import trustme
 
-from videoroomd.webhooks.http_post import MAX_ANSWER_BODY, DeliveryFailed, Target, post
+from videoroomd.webhooks.http_post import MAX_ANSWER_BODY, Connection, DeliveryFailed, Target, post
 
 
 async def serve_once(nursery: trio.Nursery, answer: bytes, *, tls: ssl.SSLContext | None = None,
@@ -51,7 +51,7 @@ async def test_a_2xx_answer_after_an_interim_one_is_a_delivery_and_the_request_s
         head = received[0].decode().lower()
         assert head.startswith("post /in?x=1 http/1.1\r\n")
         for line in (f"host: 127.0.0.1:{port}", "content-type: application/json", "content-length: 7",
-                     "x-videoroomd-event: e", "connection: close"):
+                     "x-videoroomd-event: e"):
             assert line in head
         nursery.cancel_scope.cancel()
 
@@ -101,4 +101,22 @@ async def test_https_checks_the_certificate():
         with pytest.raises(DeliveryFailed) as failed:  # the system's authorities do not know this one
             await post(Target.of(f"https://localhost:{port}/"), b"{}", [], timeout=5)
         assert failed.value.reason == "tls" and "certificate" in failed.value.detail
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_kept_connection_the_server_closed_is_replaced_without_a_failure():
+    async with trio.open_nursery() as nursery:
+        # answers one request per connection, and closes it without saying so beforehand
+        port, received = await serve_once(nursery, OK)
+        connection = Connection(Target.of(f"http://127.0.0.1:{port}/"))
+        for _ in range(3):
+            assert await connection.post(b"{}", [], timeout=5) == 200
+            await trio.sleep(0.05)  # the server's close has arrived
+        assert len(received) == 3 and connection.opened == 3
+        # one that says it closes is not kept
+        port, received = await serve_once(nursery, b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        connection = Connection(Target.of(f"http://127.0.0.1:{port}/"))
+        assert await connection.post(b"{}", [], timeout=5) == 200
+        assert connection._stream is None
+        await connection.aclose()
         nursery.cancel_scope.cancel()

@@ -41,7 +41,8 @@ async def test_a_call_is_told_in_order_with_valid_signatures(tmp_path):
             running_daemon(tmp_path, rooms(receiver.url, extra=events_setting)) as daemon, media_thread() as media:
         await receiver.wait_for(lambda events: "room.started" in names(events))
         async with bot(daemon, "Ann", media=media) as ann:
-            audio_id, video_id = await ann.publish()
+            audio_id, video_id = await ann.publish()  # sent once the server answered her offer
+            await receiver.wait_for(lambda events: names(events).count("track.published") == 2, timeout=20)
             async with phoenix_client(daemon) as bob:
                 reply = await bob.join("lobby", displayName="Bob")
                 bob_id = reply["response"]["peer_id"]
@@ -105,6 +106,7 @@ async def test_endpoints_that_are_slow_refuse_redirect_or_hang_cost_the_calls_no
         events = await good.wait_for(lambda events: len(events) == 25)
         assert names(events) == ["room.started"] + ["participant.joined", "participant.left"] * 12
         assert [e["participant"]["name"] for e in events[1::2]] == [f"P{n}" for n in range(12)]
+        assert good.connections == 1  # kept open from one event to the next
         # the endpoints cost at most their queues: 4 events waiting for each of the 6
         assert 0 < max(depths) <= 4 * 6
         assert metric(daemon, 'videoroomd_webhooks_dropped_total{reason="queue_full"}') > 0

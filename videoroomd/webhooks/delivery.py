@@ -21,7 +21,7 @@ import trio
 from ..backoff import Backoff
 from ..config.webhook_url import shown
 from ..logs.ratelimit import ThrottledLog
-from .http_post import DeliveryFailed, Target, post
+from .http_post import Connection, DeliveryFailed, Target
 from .signing import EVENT_HEADER, ID_HEADER, SIGNATURE_HEADER
 
 log = structlog.get_logger("videoroomd.webhooks")
@@ -61,11 +61,10 @@ class Endpoint:
     def __init__(self, url: str, counts: Counts, *, queue_size: int, timeout: float, retry_for: float,
                  tls: ssl.SSLContext | None = None, backoff: Backoff = RETRY):
         self.shown = shown(url)  # the URL as logs say it: its path and query may hold the receiver's secret
-        self.target = Target.of(url)
+        self.connection = Connection(Target.of(url), tls)  # kept open between events
         self.counts = counts
         self.timeout = timeout
         self.retry_for = retry_for
-        self.tls = tls
         self.backoff = backoff
         self._send, self._receive = trio.open_memory_channel(queue_size)
         self.in_flight = False
@@ -94,12 +93,15 @@ class Endpoint:
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Deliver the queue in order until cancelled; never raises but trio.Cancelled."""
         task_status.started()
-        async for pending in self._receive:
-            self.in_flight = True
-            try:
-                await self._deliver(pending, trio.current_time)
-            finally:
-                self.in_flight = False
+        try:
+            async for pending in self._receive:
+                self.in_flight = True
+                try:
+                    await self._deliver(pending, trio.current_time)
+                finally:
+                    self.in_flight = False
+        finally:
+            await self.connection.aclose()
 
     async def _deliver(self, pending: Pending, clock: Callable[[], float]) -> None:
         """Send ``pending`` until a 2xx answer, or until retry_for after its first failure (then dropped)."""
@@ -107,7 +109,7 @@ class Endpoint:
         first_failure: float | None = None
         for attempt in itertools.count(1):
             try:
-                await post(self.target, pending.body, headers, timeout=self.timeout, tls=self.tls)
+                await self.connection.post(pending.body, headers, timeout=self.timeout)
             except DeliveryFailed as failed:
                 self.counts.fail(failed.reason)
                 now = clock()

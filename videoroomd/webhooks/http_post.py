@@ -1,10 +1,16 @@
-"""One HTTP/1.1 POST over trio (h11; TLS through ``ssl`` for https), with one deadline and strict caps.
+"""HTTP/1.1 POSTs over trio (h11; TLS through ``ssl`` for https), one deadline each and strict caps.
+
+A :class:`Connection` keeps its connection open between requests (one URL's
+events go one after another, so a TCP and TLS handshake per event would cap
+how many a second it can take) and closes it after ``KEEP_IDLE`` seconds
+unused. A kept connection the server closed meanwhile is found out by its
+first request, which is then sent once more on a new one.
 
 No redirect is followed (a 3xx answer is a failure: the URL is wrong, and a
-signed event must not travel on to where a Location points), no connection
-kept, and at most ``MAX_ANSWER_HEAD`` bytes of the answer's head and
-``MAX_ANSWER_BODY`` of its body are read: an endpoint cannot make the daemon
-hold more than that, nor wait longer than the deadline, whatever it sends.
+signed event must not travel on to where a Location points), and at most
+``MAX_ANSWER_HEAD`` bytes of an answer's head and ``MAX_ANSWER_BODY`` of its
+body are read: an endpoint cannot make the daemon hold more than that, nor
+wait longer than the deadline, whatever it sends.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ import h11
 import trio
 
 MAX_ANSWER_HEAD = 16 * 1024  # bytes of the answer's status line and headers (h11 refuses more, one read past it)
-MAX_ANSWER_BODY = 16 * 1024  # bytes of the answer's body read (and let go); the rest is never read
+MAX_ANSWER_BODY = 16 * 1024  # bytes of the answer's body read (and let go); past it the connection is closed
 RECEIVE_SIZE = 4096
+KEEP_IDLE = 10.0             # seconds a connection is kept unused (servers commonly close theirs at 5 to 60)
 USER_AGENT = "videoroomd-webhooks/1"
 
 
@@ -29,6 +36,10 @@ class DeliveryFailed(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason  # connect, tls, timeout, connection, protocol, redirect, status
         self.detail = detail
+
+
+class _Stale(Exception):
+    """A kept connection was closed by the server before it answered anything."""
 
 
 @dataclass(frozen=True)
@@ -52,25 +63,99 @@ class Target:
 
 async def post(target: Target, body: bytes, headers: list[tuple[str, str]], *, timeout: float,
                tls: ssl.SSLContext | None = None) -> int:
-    """POST ``body`` to ``target``: connect, send, read the answer's head and (capped) body, all
-    within ``timeout`` seconds. Returns the 2xx status; raises DeliveryFailed otherwise."""
+    """One POST on a connection of its own (closed after). Returns the 2xx status; raises DeliveryFailed."""
+    connection = Connection(target, tls)
     try:
-        with trio.fail_after(timeout):
-            stream = await _connect(target, tls)
-            try:
-                return await _exchange(stream, target, body, headers)
-            finally:
-                await trio.aclose_forcefully(stream)
-    except trio.TooSlowError:
+        return await connection.post(body, headers, timeout=timeout)
+    finally:
+        await connection.aclose()
+
+
+class Connection:
+    """POSTs to one target, one at a time, on a connection kept open between them."""
+
+    def __init__(self, target: Target, tls: ssl.SSLContext | None = None):
+        self.target = target
+        self.tls = tls
+        self._stream: trio.abc.Stream | None = None
+        self._http: h11.Connection | None = None
+        self._last_used = 0.0
+        self.opened = 0  # connections made so far
+
+    async def post(self, body: bytes, headers: list[tuple[str, str]], *, timeout: float) -> int:
+        """POST ``body``: (re)connect if needed, send, read the answer's head and (capped) body, all
+        within ``timeout`` seconds. Returns the 2xx status; raises DeliveryFailed otherwise."""
+        if self._stream is not None and trio.current_time() - self._last_used > KEEP_IDLE:
+            await self.aclose()
+        try:
+            with trio.fail_after(timeout):
+                try:
+                    return await self._attempt(body, headers)
+                except _Stale:  # the server let the kept connection go: once more, on a new one
+                    await self.aclose()
+                    return await self._attempt(body, headers)
+        except BaseException as error:
+            await self.aclose()
+            _raise_named(error, timeout)
+            raise
+        finally:
+            self._last_used = trio.current_time()
+
+    async def aclose(self) -> None:
+        stream, self._stream, self._http = self._stream, None, None
+        if stream is not None:
+            await trio.aclose_forcefully(stream)
+
+    async def _attempt(self, body: bytes, headers: list[tuple[str, str]]) -> int:
+        kept = self._stream is not None
+        if self._stream is None:
+            self._stream = await _connect(self.target, self.tls)
+            self._http = h11.Connection(our_role=h11.CLIENT, max_incomplete_event_size=MAX_ANSWER_HEAD)
+            self.opened += 1
+        stream, http = self._stream, self._http
+        assert http is not None
+        request = h11.Request(method="POST", target=self.target.path, headers=[
+            ("Host", self.target.host_header), ("User-Agent", USER_AGENT), ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))), *headers])
+        try:
+            await stream.send_all(http.send(request) + http.send(h11.Data(data=body)) + http.send(h11.EndOfMessage()))
+            answer = await _next(stream, http, (h11.Response,))
+        except (trio.BrokenResourceError, DeliveryFailed, h11.RemoteProtocolError):
+            if kept and not http.trailing_data[0]:  # nothing of an answer came: the server had closed it
+                raise _Stale() from None
+            raise
+        assert isinstance(answer, h11.Response)
+        if await _read_body(stream, http) and http.our_state is h11.DONE and http.their_state is h11.DONE:
+            http.start_next_cycle()  # kept for the next event
+        else:
+            await self.aclose()
+        return _checked(answer.status_code)
+
+
+def _checked(status: int) -> int:
+    if 300 <= status < 400:
+        raise DeliveryFailed("redirect", f"answered {status}: redirects are not followed; give the final URL")
+    if not 200 <= status < 300:
+        raise DeliveryFailed("status", f"answered {status}")
+    return status
+
+
+def _raise_named(error: BaseException, timeout: float) -> None:
+    """Raise the DeliveryFailed that names ``error``; returns for what it does not name (cancellation)."""
+    if isinstance(error, DeliveryFailed):
+        raise error
+    if isinstance(error, trio.TooSlowError):
         raise DeliveryFailed("timeout", f"no answer within {timeout:g} s") from None
-    except trio.BrokenResourceError as error:
+    if isinstance(error, trio.BrokenResourceError):
         if isinstance(error.__cause__, ssl.SSLError):
             raise DeliveryFailed("tls", _tls_reason(error.__cause__)) from None
         raise DeliveryFailed("connection", "the connection broke") from None
-    except ssl.SSLError as error:
+    if isinstance(error, ssl.SSLError):
         raise DeliveryFailed("tls", _tls_reason(error)) from None
-    except (h11.RemoteProtocolError, h11.LocalProtocolError) as error:
+    if isinstance(error, (h11.RemoteProtocolError, h11.LocalProtocolError)):
         raise DeliveryFailed("protocol", f"not an HTTP/1.1 answer: {str(error)[:100]}") from None
+    if isinstance(error, _Stale):
+        raise DeliveryFailed("connection", "closed before answering") from None
 
 
 async def _connect(target: Target, tls: ssl.SSLContext | None) -> trio.abc.Stream:
@@ -82,24 +167,6 @@ async def _connect(target: Target, tls: ssl.SSLContext | None) -> trio.abc.Strea
         context = tls if tls is not None else _default_tls()
         stream = trio.SSLStream(stream, context, server_hostname=target.host, https_compatible=True)
     return stream
-
-
-async def _exchange(stream: trio.abc.Stream, target: Target, body: bytes, headers: list[tuple[str, str]]) -> int:
-    connection = h11.Connection(our_role=h11.CLIENT, max_incomplete_event_size=MAX_ANSWER_HEAD)
-    request = h11.Request(method="POST", target=target.path, headers=[
-        ("Host", target.host_header), ("User-Agent", USER_AGENT), ("Content-Type", "application/json"),
-        ("Content-Length", str(len(body))), ("Connection", "close"), *headers])
-    await stream.send_all(connection.send(request) + connection.send(h11.Data(data=body))
-                          + connection.send(h11.EndOfMessage()))
-    answer = await _next(stream, connection, (h11.Response,))
-    assert isinstance(answer, h11.Response)
-    await _read_body(stream, connection)
-    status = answer.status_code
-    if 300 <= status < 400:
-        raise DeliveryFailed("redirect", f"answered {status}: redirects are not followed; give the final URL")
-    if not 200 <= status < 300:
-        raise DeliveryFailed("status", f"answered {status}")
-    return status
 
 
 async def _next(stream: trio.abc.Stream, connection: h11.Connection, wanted: tuple[type, ...]) -> object:
@@ -120,15 +187,17 @@ async def _next(stream: trio.abc.Stream, connection: h11.Connection, wanted: tup
             raise DeliveryFailed("connection", "closed before answering")
 
 
-async def _read_body(stream: trio.abc.Stream, connection: h11.Connection) -> None:
-    """Read the answer's body up to MAX_ANSWER_BODY bytes, and let it go."""
+async def _read_body(stream: trio.abc.Stream, connection: h11.Connection) -> bool:
+    """Read the answer's body, and let it go; False when it was longer than MAX_ANSWER_BODY (the
+    rest is left unread, and the connection must be closed)."""
     read = 0
     while read <= MAX_ANSWER_BODY:
         event = await _next(stream, connection, (h11.Data, h11.EndOfMessage))
         if isinstance(event, h11.EndOfMessage):
-            return
+            return True
         assert isinstance(event, h11.Data)
         read += len(event.data)
+    return False
 
 
 def _tls_reason(error: ssl.SSLError) -> str:
