@@ -16,6 +16,7 @@ from testsupport.metrics import metric
 from testsupport.phoenix import phoenix_client
 from testsupport.signalling_helpers import running_daemon
 from testsupport.webhook_receiver import webhook_receiver
+from videoroomd.auth.tokens import mint
 from videoroomd.webhooks.signing import verify
 
 KEY = "a-webhook-secret-of-thirty-two-characters-or-more"
@@ -37,14 +38,17 @@ def names(events: list[dict]) -> list[str]:
 async def test_a_call_is_told_in_order_with_valid_signatures(tmp_path):
     events_setting = 'events = ["room.started", "room.ended", "participant.joined", "participant.left", ' \
                      '"track.published", "track.unpublished", "chat.message"]'
+    app_key = "an-app-signing-key-of-32-characters-or-more"
+    token = mint("app", app_key, room="lobby", identity="bob@school", now=time.time(), ttl=600, name="Bob B.")
     async with webhook_receiver() as receiver, \
-            running_daemon(tmp_path, rooms(receiver.url, extra=events_setting)) as daemon, media_thread() as media:
+            running_daemon(tmp_path, f'[auth]\nkeys = {{ app = "{app_key}" }}\n' + rooms(receiver.url, extra=events_setting)
+                           ) as daemon, media_thread() as media:
         await receiver.wait_for(lambda events: "room.started" in names(events))
         async with bot(daemon, "Ann", media=media) as ann:
             audio_id, video_id = await ann.publish()  # sent once the server answered her offer
             await receiver.wait_for(lambda events: names(events).count("track.published") == 2, timeout=20)
             async with phoenix_client(daemon) as bob:
-                reply = await bob.join("lobby", displayName="Bob")
+                reply = await bob.join("lobby", displayName="Bob", token=token)
                 bob_id = reply["response"]["peer_id"]
                 await bob.send("room:lobby", "chat", {"text": "hello, webhooks"}, bob.join_ref)
                 await receiver.wait_for(lambda events: "chat.message" in names(events))
@@ -73,6 +77,7 @@ async def test_a_call_is_told_in_order_with_valid_signatures(tmp_path):
     bob_events = [e for e in events if e.get("participant", {}).get("id") == bob_id]
     assert names(bob_events) == ["participant.joined", "chat.message", "participant.left"]
     assert bob_events[1]["message"]["text"] == "hello, webhooks"
+    assert bob_events[0]["participant"] == {"id": bob_id, "name": "Bob B.", "identity": "bob@school", "kind": "rtc"}
     assert names(events)[0] == "room.started" and names(events)[-1] == "room.ended"
     assert events[-1]["reason"] == "the server is shutting down"
 
