@@ -160,3 +160,16 @@ def test_check_config_names_the_webhooks_without_their_secrets(tmp_path):
     assert result.exit_code == 1
     assert "webhooks.key: expected a secret of 32 to 1024 characters" in result.stderr
     assert "too-short-a-secret" not in result.stderr
+
+
+async def test_a_reload_keeps_the_webhooks_the_daemon_started_with(tmp_path):
+    async with webhook_receiver() as first, webhook_receiver() as second, \
+            running_daemon(tmp_path, rooms(first.url)) as daemon:
+        await first.wait_for(lambda events: names(events) == ["room.started"])
+        path = tmp_path / "videoroomd.toml"
+        path.write_text(path.read_text().replace(first.url, second.url))
+        assert await daemon.reload("test")  # the rooms' settings are unchanged: no room restarts
+        async with phoenix_client(daemon) as client:
+            assert (await client.join("lobby", displayName="Ann"))["status"] == "ok"
+        await first.wait_for(lambda events: names(events) == ["room.started", "participant.joined", "participant.left"])
+        assert second.received == [] and second.connections == 0
