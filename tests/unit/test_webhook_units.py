@@ -99,4 +99,5 @@ async def test_the_sink_keeps_the_events_asked_for_and_drops_what_a_full_queue_c
     assert json.loads(first.body)["timestamp"] == 1700000000
     assert first.signature == signature(KEY, first.body)
     sink.emit("participant.joined", "lobby", participant=object())  # not JSON: dropped, never raised
-    assert sink.counts.dropped == {"queue_full": 2, "error": 1}
+    sink.emit("participant.left", "lobby", reason="x" * 70000)   # too large: dropped too
+    assert sink.counts.dropped == {"queue_full": 2, "error": 2}

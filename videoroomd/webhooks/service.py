@@ -24,6 +24,8 @@ from .signing import body, signature
 
 log = structlog.get_logger("videoroomd.webhooks")
 
+MAX_BODY = 64 * 1024  # bytes of one event's JSON; the rooms bound what goes in (names, chat), this is a backstop
+
 
 class Webhooks:
     """Every URL of ``[webhooks]``, fed by the rooms (a ``rooms.events.RoomEvents``)."""
@@ -47,6 +49,8 @@ class Webhooks:
         try:
             event_id = str(uuid.uuid4())
             payload = body(event, room, fields, event_id=event_id, timestamp=int(self.clock()))
+            if len(payload) > MAX_BODY:
+                raise ValueError(f"{len(payload)} bytes of JSON; at most {MAX_BODY}")
             pending = Pending(event_id, event, payload, signature(self.config.key or "", payload))
         except Exception:  # a room must never fail for telling of itself
             self.counts.drop("error")
