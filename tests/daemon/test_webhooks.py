@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import socket
 import time
+from contextlib import AsyncExitStack
 
 import pytest
 import trio
@@ -173,3 +174,25 @@ async def test_a_reload_keeps_the_webhooks_the_daemon_started_with(tmp_path):
             assert (await client.join("lobby", displayName="Ann"))["status"] == "ok"
         await first.wait_for(lambda events: names(events) == ["room.started", "participant.joined", "participant.left"])
         assert second.received == [] and second.connections == 0
+
+
+@pytest.mark.slow
+async def test_with_a_cluster_the_rooms_node_alone_tells_of_a_participant_on_another_node(tmp_path, redis_server):
+    redis_server.command("FLUSHALL")
+    async with webhook_receiver() as receiver, AsyncExitStack() as stack:
+        daemons = []
+        for node in ("node-a", "node-b"):
+            (tmp_path / node).mkdir()
+            cluster = f'[cluster]\nredis = "{redis_server.url}"\nnode_id = "{node}"\nlease_ttl = 3\nheartbeat = 0.5\n'
+            daemons.append(await stack.enter_async_context(running_daemon(tmp_path / node, cluster + rooms(receiver.url))))
+        for daemon in daemons:
+            with trio.fail_after(5):
+                await daemon.cluster.bus.subscribed.wait()
+        home, other = sorted(daemons, key=lambda d: d.rooms.get("lobby") is None)
+        async with phoenix_client(other) as bob:
+            reply = await bob.join("lobby", displayName="Bob")
+            assert reply["status"] == "ok" and other.rooms.get("lobby") is None  # Bob is in home's room
+        events = await receiver.wait_for(lambda events: "participant.left" in names(events))
+        await trio.sleep(0.5)  # nothing more comes, from either node
+        assert names(receiver.events()) == ["room.started", "participant.joined", "participant.left"]
+        assert events[1]["participant"]["id"] == reply["response"]["peer_id"]
