@@ -30,8 +30,8 @@ from ..auth.tokens import AccessToken
 from ..config import Config, RoomConfig
 from ..daemon.supervisor import ChildState, RestartPolicy, supervise
 from .admission import Admission, AdmissionGate, JoinRefused, runs_elsewhere, shown_name  # noqa: F401 (shown_name: imported from here)
-from .events import NO_EVENTS, RoomEvents
 from .directory import LEASE_TTL, Lease, LeaseLost, LocalRoomDirectory, RoomDirectory, RoomTaken
+from .events import NO_EVENTS, RoomEvents
 from .leases import ClaimFailed, LeaseHolder
 from .room import Engine, Peer, Room
 from .throttle import PasswordThrottle
