@@ -24,6 +24,7 @@ import click
 from .. import __version__
 from ..config import Config, ConfigError, load, locate
 from ..config.load import ENV_VAR, SYSTEM_PATH
+from ..config.webhook_url import shown
 
 
 class UserError(click.ClickException):
@@ -106,8 +107,9 @@ def check_config(path: str | None) -> None:
         except RedisMissing as missing:
             click.echo(f"warning: {missing}", err=True)
     keys = f"; token keys: {', '.join(sorted(config.auth.keys))}" if config.auth.keys else ""  # names only
+    hooks = f"; webhooks to {', '.join(shown(url) for url in config.webhooks.urls)}" if config.webhooks.urls else ""
     click.echo(f"{location.name}: OK: {tls}://{config.server.listen}, {len(config.rooms)} rooms: {rooms}{dynamic}{proxies}"
-               f"{cluster}{keys}")
+               f"{cluster}{keys}{hooks}")
 
 
 @cli.command()

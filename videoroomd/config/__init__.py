@@ -7,9 +7,10 @@ their checks. Imports only ``certs`` (to read the files a config names) and
 
 from .errors import ConfigError, Problem
 from .load import Location, load, locate, parse
-from .schema import ClusterConfig, Config, IceConfig, IceServerUrl, LogConfig, RoomConfig, ServerConfig, TurnConfig, TurnServer
+from .schema import (ClusterConfig, Config, IceConfig, IceServerUrl, LogConfig, RoomConfig, ServerConfig, TurnConfig,
+                     TurnServer, WebhooksConfig)
 
 __all__ = [
     "ClusterConfig", "Config", "ConfigError", "IceConfig", "IceServerUrl", "Location", "LogConfig", "Problem",
-    "RoomConfig", "ServerConfig", "TurnConfig", "TurnServer", "load", "locate", "parse",
+    "RoomConfig", "ServerConfig", "TurnConfig", "TurnServer", "WebhooksConfig", "load", "locate", "parse",
 ]

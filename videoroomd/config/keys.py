@@ -12,7 +12,8 @@ from typing import Any
 
 from . import values as v
 from .ice_servers import stun_url, turn_servers
-from .schema import AuthConfig, ClusterConfig, IceConfig, LogConfig, MediaConfig, RoomConfig, ServerConfig, TurnConfig
+from .schema import (WEBHOOK_EVENTS, AuthConfig, ClusterConfig, IceConfig, LogConfig, MediaConfig, RoomConfig,
+                     ServerConfig, TurnConfig, WebhooksConfig)
 
 MAX_PEERS_RANGE = (1, 1000)
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -97,6 +98,14 @@ CLUSTER = (
     Key("heartbeat", v.seconds(0.1, 60)),
 )
 AUTH = (Key("keys", v.signing_keys),)
+WEBHOOKS = (
+    Key("urls", v.webhook_urls),
+    Key("key", v.webhook_key),
+    Key("events", v.event_names(WEBHOOK_EVENTS)),
+    Key("timeout", v.seconds(0.5, 60)),
+    Key("retry_for", v.seconds(0, 3600)),
+    Key("queue_size", v.integer(1, 100000)),
+)
 ROOM = (
     Key("max_peers", v.integer(*MAX_PEERS_RANGE)),
     Key("password", v.nonempty_string),
@@ -119,5 +128,6 @@ TABLES: dict[str, tuple[tuple[Key, ...], Any]] = {
     "log": (LOG, LogConfig()),
     "cluster": (CLUSTER, ClusterConfig()),
     "auth": (AUTH, AuthConfig()),
+    "webhooks": (WEBHOOKS, WebhooksConfig()),
     "defaults": (ROOM, RoomConfig(name="")),
 }

@@ -147,6 +147,31 @@ class AuthConfig:
     keys: dict[str, str] = field(default_factory=dict, repr=False)
 
 
+# What a webhook can tell; the recording events are sent once recording exists.
+WEBHOOK_EVENTS = (
+    "room.started", "room.ended", "participant.joined", "participant.left", "track.published", "track.unpublished",
+    "chat.message", "recording.started", "recording.stopped", "recording.ready",
+)
+# Chat messages only when asked for: they carry what people wrote, not only who came and went.
+DEFAULT_WEBHOOK_EVENTS = tuple(event for event in WEBHOOK_EVENTS if event != "chat.message")
+
+
+@dataclass(frozen=True)
+class WebhooksConfig:
+    """Where the daemon POSTs what happens in its rooms, signed with ``key``; no ``urls``: nowhere."""
+
+    urls: tuple[str, ...] = field(default=(), repr=False)  # a URL may carry the receiver's secret
+    key: str | None = field(default=None, repr=False)  # the HMAC-SHA256 secret of the signature header
+    events: tuple[str, ...] = DEFAULT_WEBHOOK_EVENTS
+    timeout: float = 5.0     # seconds one attempt may take: connect, send, the answer's head
+    retry_for: float = 60.0  # seconds an event is tried again after its first failure, then dropped
+    queue_size: int = 1000   # events waiting for one URL; more are dropped (and counted)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.urls)
+
+
 @dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
@@ -166,6 +191,7 @@ class Config:
     log: LogConfig = LogConfig()
     cluster: ClusterConfig = ClusterConfig()
     auth: AuthConfig = AuthConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     defaults: RoomConfig = RoomConfig(name="")
     rooms: dict[str, RoomConfig] = field(default_factory=dict)
 

@@ -15,9 +15,10 @@ from typing import Any, Callable
 
 from ..certs import pem
 from .errors import ConfigError, Problem
-from .keys import AUTH, CLUSTER, ICE, LOG, MEDIA, ROOM, SERVER, TURN, Key
+from .keys import AUTH, CLUSTER, ICE, LOG, MEDIA, ROOM, SERVER, TURN, WEBHOOKS, Key
 from .lines import line_of
-from .schema import AuthConfig, ClusterConfig, Config, IceConfig, LogConfig, MediaConfig, RoomConfig, ServerConfig, TurnConfig
+from .schema import (AuthConfig, ClusterConfig, Config, IceConfig, LogConfig, MediaConfig, RoomConfig, ServerConfig,
+                     TurnConfig, WebhooksConfig)
 from .values import Invalid, describe
 
 # The one rule for room names, wherever a name comes from: the config file, a Phoenix
@@ -182,6 +183,15 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
 
     cluster = _section(top, "cluster", out, read_cluster)
     auth = _section(top, "auth", out, lambda t: AuthConfig(**_read(t, AUTH, AuthConfig(), root)))
+
+    def read_webhooks(table: _Table) -> WebhooksConfig:
+        key_given = "key" in table.data
+        webhooks = WebhooksConfig(**_read(table, WEBHOOKS, WebhooksConfig(), root))
+        if webhooks.urls and not key_given:
+            out.add(("webhooks", "key"), "[webhooks] urls needs key, the secret the requests are signed with")
+        return webhooks
+
+    webhooks = _section(top, "webhooks", out, read_webhooks)
     defaults = _section(top, "defaults", out, lambda t: _room_settings(t, RoomConfig(name=""), root))
     _check_access(defaults, ("defaults",), auth, out)
 
@@ -202,4 +212,4 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
     if out.problems:
         raise ConfigError(out.problems)
     return Config(source=source, server=server, ice=ice, media=media, turn=turn, log=log, cluster=cluster, auth=auth,
-                  defaults=defaults, rooms=rooms)
+                  webhooks=webhooks, defaults=defaults, rooms=rooms)

@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 from ..http.hosts import split_host
 from .redis_url import check as check_redis_url
+from .webhook_url import MAX_URLS
+from .webhook_url import check as check_webhook_url
 
 Converter = Callable[[Any, tuple[str, ...]], Any]
 
@@ -281,3 +283,41 @@ def node_id(value: Any, path: tuple[str, ...]) -> str:
     if not _NODE_ID.match(text):
         raise Invalid(f"expected 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit, got {text!r}")
     return text
+
+
+def webhook_urls(value: Any, path: tuple[str, ...]) -> tuple[str, ...]:
+    """Up to MAX_URLS http:// or https:// URLs, each once; errors never repeat a URL's path or query."""
+
+    def one(item: Any, item_path: tuple[str, ...]) -> str:
+        try:
+            return check_webhook_url(nonempty_string(item, item_path))
+        except ValueError as error:
+            raise Invalid(str(error)) from None
+
+    urls = array_of(one)(value, path)
+    if len(urls) > MAX_URLS:
+        raise Invalid(f"expected at most {MAX_URLS} URLs, got {len(urls)}")
+    if len(set(urls)) != len(urls):
+        raise Invalid("a URL is listed twice: each would get every event twice")
+    return urls
+
+
+def webhook_key(value: Any, path: tuple[str, ...]) -> str:
+    """The secret the webhook signature is made with: at least MIN_SIGNING_SECRET characters."""
+    text = string(value, path)
+    if not MIN_SIGNING_SECRET <= len(text) <= 1024:
+        raise Invalid(f"expected a secret of {MIN_SIGNING_SECRET} to 1024 characters (e.g. `openssl rand -hex 32`), "
+                      f"got {len(text)}")  # never the value: it is a secret
+    return text
+
+
+def event_names(known: tuple[str, ...]) -> Converter:
+    """An array of names out of ``known``, each once, in the order given."""
+    item = choice(known)
+
+    def convert(value: Any, path: tuple[str, ...]) -> tuple[str, ...]:
+        names = array_of(item)(value, path)
+        return tuple(dict.fromkeys(names))
+
+    convert.choices = known  # type: ignore[attr-defined]
+    return convert

@@ -11,7 +11,7 @@ from typing import AsyncIterator
 import structlog
 import trio
 
-from ..config import ClusterConfig, Config, ConfigError, Location, RoomConfig, TurnConfig, load
+from ..config import ClusterConfig, Config, ConfigError, Location, RoomConfig, TurnConfig, WebhooksConfig, load
 from ..context import Context
 from ..engine.engine import Engine
 from ..http.app import DaemonApp
@@ -26,6 +26,7 @@ from ..turn.clients import TurnCredentials
 from ..turn.peers import MediaAddresses
 from ..turn.configure import call_scope, issued_servers, turn_service
 from ..turn.handoff import WorkerHandoff
+from ..webhooks import Webhooks
 from .sdnotify import Notifier
 from .supervisor import RestartPolicy
 from .watch import fingerprint, watch_file
@@ -39,6 +40,7 @@ RESTART_ONLY = (
     ("ice", "addresses"), ("ice", "announced_ip"), ("ice", "udp_ports"), ("media", "workers"), ("log", "format"), ("log", "file"),
     *(("turn", f.name) for f in fields(TurnConfig)),  # the TURN server is made once, at start
     *(("cluster", f.name) for f in fields(ClusterConfig)),  # so is the node and its Redis client
+    *(("webhooks", f.name) for f in fields(WebhooksConfig)),  # and the webhooks' queues and tasks
 )
 
 
@@ -80,8 +82,10 @@ class Daemon:
         where = {} if self.cluster is None else dict(  # with [cluster], rooms are claimed in Redis, and their
             directory=self.cluster.rooms, owner=self.cluster.node_id,  # calls go on while Redis is away
             lease_ttl=self.cluster.lease_ttl, ride_out=True)
-        self.rooms = RoomRegistry(config, engine_factory or self._engine, policy, **where)
+        self.webhooks = Webhooks(config.webhooks)  # what the rooms tell of themselves goes there
+        self.rooms = RoomRegistry(config, engine_factory or self._engine, policy, events=self.webhooks, **where)
         self.metrics = Metrics(self.rooms.snapshot, self.media.snapshot)
+        self.metrics.registry.register(self.webhooks.collector())
         if self.cluster is not None:
             self.metrics.registry.register(self.cluster.collector())
         self.turn = turn_service(config, self.media_addresses.contains, self.media_addresses.hosts) if config.turn.enabled else None
@@ -142,6 +146,7 @@ class Daemon:
         async with trio.open_nursery() as outer:
             # The media workers outlive the rooms, so that their engines can close their connections.
             await outer.start(self.media.run)
+            await outer.start(self.webhooks.run)  # outlives the rooms too, to tell that they ended
             async with self._cluster_running(outer):  # Redis open before the rooms claim, until they let go
                 async with trio.open_nursery() as nursery:
                     await nursery.start(self._handle_signals)
@@ -163,6 +168,8 @@ class Daemon:
                     task_status.started(self.address)
                     await self._stop.wait()
                     nursery.cancel_scope.cancel()
+            if not self.forced:  # the rooms have ended: their last events go out, a hung endpoint bounded
+                await self.webhooks.flush(min(self.webhooks.config.timeout, self.config.server.drain_timeout))
             outer.cancel_scope.cancel()
         log.info("stopped", forced=self.forced)
         self.notifier.close()

@@ -1,14 +1,13 @@
 """A room's SFU engine: the trio task between the Room's peers and their media connections.
 
-It speaks the media-event protocol through :class:`~.session.Session`
-(pure), and has the room's media worker (:mod:`videoroomd.media`) drive one
-aiortc connection per endpoint, through the typed commands and events of
-:mod:`videoroomd.media.workers.commands` and :mod:`videoroomd.media.workers.events`. Those
-events, and what the peers send, are handled one at a time from a bounded
-inbox, so the session never sees two changes at once. An endpoint is removed
-one way only: room → engine → worker (the worker reports, the engine
-decides). When the worker is lost, the room's participants are told to
-reconnect and the room's media is opened again on a worker that runs.
+It speaks the media-event protocol through :class:`~.session.Session` (pure), and has the
+room's media worker (:mod:`videoroomd.media`) drive one aiortc connection per endpoint, through
+the typed commands and events of :mod:`videoroomd.media.workers.commands` and
+:mod:`videoroomd.media.workers.events`. Those events, and what the peers send, are handled one
+at a time from a bounded inbox, so the session never sees two changes at once. An endpoint is
+removed one way only: room → engine → worker (the worker reports, the engine decides). When the
+worker is lost, the room's participants are told to reconnect and the room's media is opened
+again on a worker that runs.
 """
 
 from __future__ import annotations
@@ -39,6 +38,7 @@ from .layer_requests import LayerRequests, variant_bitrates
 from .media_events import MediaEventError
 from .media_side import MediaSide, describe
 from .session import Session, SessionError
+from .track_news import TrackNews
 
 log = structlog.get_logger("videoroomd.engine")
 throttled = ThrottledLog(log)  # for the lines a client causes
@@ -95,6 +95,7 @@ class Engine:
         self._left: set[str] = set()  # peers that left the room, still to remove here
         self._queued: dict[str, int] = {}  # peer -> its events in the inbox
         self.failures = 0  # participants removed for an error nobody foresaw
+        self.track_news = TrackNews()  # what the room's listeners (webhooks) were told of its tracks
         self._announce = TokenBuckets(ANNOUNCE_RATE, ANNOUNCE_BURST)  # per peer id
         self._targets = TokenBuckets(TARGET_RATE, TARGET_BURST)
         self.layers = LayerRequests(self.session, self.media, self._announce, self._targets, self._deliver,
@@ -109,6 +110,7 @@ class Engine:
         # cut off), that very sender's "left" must not be the item that is lost.
         self._left.add(peer.id)
         self._post(_PeerLeft(peer.id))
+        self.track_news.left(self.room, peer)
 
     def media_event(self, peer: Peer, data: str) -> None:
         # Each peer has its share of the inbox: one that floods it is cut off before the
@@ -342,6 +344,7 @@ class Engine:
         if plan.publish or plan.unpublish:
             log.info("tracks changed", peer=peer.id, published=[t.id for t in plan.publish],
                      unpublished=[t.id for t in plan.unpublish])
+            self.track_news.answered(self.room, peer, plan)
         self._deliver(self.session.answered(plan))
 
     async def _candidate(self, peer: Peer, event: ev.ClientEvent) -> None:

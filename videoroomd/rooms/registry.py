@@ -31,6 +31,7 @@ from ..config import Config, RoomConfig
 from ..daemon.supervisor import ChildState, RestartPolicy, supervise
 from .admission import Admission, AdmissionGate, JoinRefused, runs_elsewhere, shown_name  # noqa: F401 (shown_name: imported from here)
 from .directory import LEASE_TTL, Lease, LeaseLost, LocalRoomDirectory, RoomDirectory, RoomTaken
+from .events import NO_EVENTS, RoomEvents
 from .leases import ClaimFailed, LeaseHolder
 from .room import Engine, Peer, Room
 from .throttle import PasswordThrottle
@@ -101,10 +102,12 @@ class RoomRegistry:
         owner: str = OWNER,
         lease_ttl: float = LEASE_TTL,
         ride_out: bool = False,
+        events: RoomEvents = NO_EVENTS,
     ):
         """``directory``: who runs which room (by default this process's own, on trio's clock);
         ``owner``: this daemon's name there; ``lease_ttl``: seconds a room's lease lives unrenewed;
-        ``ride_out``: rooms go on while the directory does not answer (see LeaseHolder)."""
+        ``ride_out``: rooms go on while the directory does not answer (see LeaseHolder);
+        ``events``: what every room tells of itself (webhooks)."""
         self.config = config
         self.engine_factory = engine_factory
         self.policy = policy
@@ -114,6 +117,7 @@ class RoomRegistry:
         self.owner = owner
         self.lease_ttl = lease_ttl
         self.ride_out = ride_out
+        self.events = events
         self.entries: dict[str, RoomEntry] = {}
         self._leaving: set[RoomEntry] = set()  # removed by a reload, draining: counted and stopped with the rest
         self._letting_go: dict[str, RoomEntry] = {}  # retired entries still giving their lease up, by name
@@ -356,7 +360,7 @@ class RoomRegistry:
         if entry.lost:  # lost while the room was restarting: it is someone else's now
             return
         room = Room(entry.config, engine=self.engine_factory(entry.config),
-                    unused_grace=self.unused_grace if entry.dynamic else None)
+                    unused_grace=self.unused_grace if entry.dynamic else None, events=self.events)
         if entry.dynamic:
             room.on_empty = lambda: self._stop_dynamic(entry, room)
         entry.room = room

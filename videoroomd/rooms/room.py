@@ -25,6 +25,7 @@ from ..logs.ratelimit import ThrottledLog
 from ..exception_groups import only_cancelled
 from .admission import JoinRefused, check_entry  # noqa: F401 (JoinRefused: still importable from here)
 from .chat import ChatLog, ChatMessage, ChatRefused
+from .events import NO_EVENTS, RoomEvents, participant
 from .link import CHAT, CHAT_HISTORY, ChannelPush
 
 log = structlog.get_logger("videoroomd.room")
@@ -102,10 +103,13 @@ class Engine(Protocol):
 class Room:
     """The peers of one configured room; ``run`` is its owning task."""
 
-    def __init__(self, config: RoomConfig, engine: Engine | None = None, *, unused_grace: float | None = None):
+    def __init__(self, config: RoomConfig, engine: Engine | None = None, *, unused_grace: float | None = None,
+                 events: RoomEvents = NO_EVENTS):
         """``unused_grace``: seconds after opening after which a room with nobody in it
-        calls ``on_empty`` (a dynamic room whose first join never arrived); None: never."""
+        calls ``on_empty`` (a dynamic room whose first join never arrived); None: never.
+        ``events``: told when the room opens and ends, people come and go, and chat is posted."""
         self.config = config
+        self.events = events
         self.name = config.name
         self.engine = engine
         self.unused_grace = unused_grace
@@ -147,6 +151,7 @@ class Room:
                     nursery.start_soon(self._close_if_unused, self.unused_grace)
                 task_status.started(self)
                 log.info("room open", room=self.name, max_peers=self.config.max_peers)
+                self.events.emit("room.started", self.name)
                 await self._stopped.wait()
                 # Tell the peers first: the engine may take a moment to close its connections.
                 self._remove_all(self.stop_reason, self.stop_rejoin)
@@ -163,6 +168,8 @@ class Room:
             self._remove_all(error_reason, rejoin)
             self.settled.set()
             log.info("room closed", room=self.name, reason=error_reason)
+            if self.opened.is_set():
+                self.events.emit("room.ended", self.name, reason=error_reason)
 
     async def _close_if_unused(self, grace: float) -> None:
         await trio.sleep(grace)
@@ -219,6 +226,7 @@ class Room:
         self.peers[peer.id] = peer
         self.became_empty = trio.Event()
         log.info("peer joined", room=self.name, peer=peer.id, kind=kind, peers=len(self.peers))
+        self.events.emit("participant.joined", self.name, participant=participant(peer))
         if kind == "rtc" and self.chat_log.messages:
             # First in the outbox, so the client has it right after the reply to its join.
             peer.deliver(ChannelPush(CHAT_HISTORY, {"messages": self.chat_log.history()}))
@@ -238,7 +246,8 @@ class Room:
         self.chat_log.forget(peer.id)
         log.info("peer left", room=self.name, peer=peer.id, reason=reason, peers=len(self.peers))
         if peer.kind == "rtc" and self.engine is not None:
-            self.engine.peer_left(peer)
+            self.engine.peer_left(peer)  # its tracks' news goes out first
+        self.events.emit("participant.left", self.name, participant=participant(peer), reason=reason)
         if not self.peers:
             self.became_empty.set()
             if self.on_empty is not None:
@@ -278,6 +287,8 @@ class Room:
         if not peer.grants.chat:
             raise ChatRefused("not_allowed", "your access token does not allow posting in this room's chat")
         message = self.chat_log.post(peer.id, peer.name, text, now=trio.current_time())
+        self.events.emit("chat.message", self.name, participant=participant(peer),
+                         message={"id": message.id, "text": message.text})
         self.broadcast(ChannelPush(CHAT, message.payload()), kind="rtc")
         return message
 
