@@ -11,7 +11,8 @@ import os
 from setuptools import Extension, setup
 
 SOURCES = ["module.c", "srtp.c", "srtp_gcm.c", "crypto.c", "parse.c",
-           "plane.c", "plane_forward.c", "plane_rewrite.c", "plane_module.c", "plane_stats.c"]
+           "plane.c", "plane_forward.c", "plane_rewrite.c", "plane_module.c", "plane_stats.c",
+           "plane_route.c"]
 CSRC = "videoroomd/media/dataplane/csrc"
 
 compile_args = ["-std=c11", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-fvisibility=hidden"]

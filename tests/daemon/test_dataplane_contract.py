@@ -2,8 +2,9 @@
 
 Every test drives the plane through its interface only: ids, plain data,
 packets in, datagrams out (decrypted at a real socket), events drained.
-A second implementation (compiled) joins the ``plane`` fixture's list and
-must pass the same tests.
+Each test runs on each implementation (the Python reference and the
+compiled plane), and on each of the ways packets come in: as parsed packets
+(``receive``) and as the decrypted datagrams themselves (``receive_datagram``).
 """
 
 from __future__ import annotations
@@ -18,12 +19,18 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from pylibsrtp import Policy, Session
 
 from videoroomd.media.dataplane import gate
-from videoroomd.media.dataplane.interface import (Bandwidth, FellBehind, FixedRoute, KeyframeNeeded, LayerChanged, Reason,
-                                        RewriteStart, StreamParams, UnknownId, VoiceChanged)
+from videoroomd.media.dataplane.interface import (Bandwidth, FellBehind, FixedRoute, KeyframeNeeded, LayerChanged,
+                                                  NativeRoute, Reason, RewriteStart, StreamParams, UnknownId,
+                                                  VoiceChanged)
+from videoroomd.media.dataplane.native_plane import NativeDataPlane
 from videoroomd.media.dataplane.python_plane import PythonDataPlane
 from videoroomd.media.dataplane.vp8_rewrite import descriptor_fields
 
-IMPLEMENTATIONS = {"python": PythonDataPlane}
+IMPLEMENTATIONS = {"python": PythonDataPlane, "native": NativeDataPlane}
+ENTRIES = ("packet", "datagram")
+LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+LEVEL_ID = 5  # the publishers' audio level extension id, on the datagram entry
+AEAD_AES_256_GCM = 8  # RFC 5764's number: the compiled plane's route takes it
 
 KEY = os.urandom(44)  # AES-256-GCM key and salt, shared by the plane's route and the reading end
 KEYFRAME = bytes([0x10, 0x50]) + b"k" * 500  # VP8 descriptor S=1, frame tag P=0
@@ -34,9 +41,41 @@ VIDEO = StreamParams(payload_type=100, clock_rate=90000, ssrc=11, rtx_ssrc=12, r
 AUDIO = StreamParams(payload_type=111, clock_rate=48000, ssrc=21, rtx_ssrc=22, mid="0", mid_id=4, audio_level_id=2)
 
 
-@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+class ThroughDatagrams:
+    """A plane whose ``receive`` goes through ``receive_datagram``: each packet as the wire has it,
+    its audio level in extension LEVEL_ID."""
+
+    def __init__(self, plane):
+        self.inner = plane
+        ids = HeaderExtensionsMap()
+        ids.configure(RTCRtpParameters(headerExtensions=[RTCRtpHeaderExtensionParameters(id=LEVEL_ID,
+                                                                                         uri=LEVEL_URI)]))
+        self._ids = ids
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def add_publisher(self, publisher_id, kind, rids=None):
+        self.inner.add_publisher(publisher_id, kind, rids)
+        self.inner.set_receive_extensions(publisher_id, audio_level_id=LEVEL_ID)
+
+    def receive(self, publisher_id, p: RtpPacket) -> None:
+        assert self.inner.receive_datagram(publisher_id, p.serialize(self._ids), None)
+
+
+@pytest.fixture(params=[(name, entry) for name in sorted(IMPLEMENTATIONS) for entry in ENTRIES],
+                ids=lambda param: "-".join(param))
 def plane(request):
-    return IMPLEMENTATIONS[request.param]()
+    name, entry = request.param
+    made = IMPLEMENTATIONS[name]()
+    return ThroughDatagrams(made) if entry == "datagram" else made
+
+
+def route(plane, sock, address):
+    """The send route the plane takes: the compiled one makes its SRTP session from the keys."""
+    if isinstance(getattr(plane, "inner", plane), NativeDataPlane):
+        return NativeRoute(sock, address, AEAD_AES_256_GCM, KEY[:32], KEY[32:])
+    return FixedRoute(srtp(Policy.SSRC_ANY_OUTBOUND), sock, address)
 
 
 def srtp(direction: int) -> Session:
@@ -88,8 +127,7 @@ def subscribe(plane, reader: Reader, subscriber_id="s", connection_id="c", kind=
         plane.add_connection(connection_id)
     except ValueError:
         pass  # there already
-    plane.add_subscriber(subscriber_id, connection_id, kind, FixedRoute(srtp(Policy.SSRC_ANY_OUTBOUND), sock,
-                                                                        reader.address), START)
+    plane.add_subscriber(subscriber_id, connection_id, kind, route(plane, sock, reader.address), START)
     plane.set_stream(subscriber_id, params)
     return sock
 

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Protocol, Union
 from .gate import Reason
 
 __all__ = ["Bandwidth", "DataPlane", "Event", "FellBehind", "FixedRoute", "KeyframeNeeded",
-           "LayerChanged", "MediaCounters", "Packet", "PublisherStats", "Reason", "RewriteStart", "SendRoute",
+           "LayerChanged", "MediaCounters", "NativeRoute", "Packet", "PublisherStats", "Reason", "RewriteStart", "SendRoute",
            "SentStats", "StreamParams", "SubscriberStats", "UnknownId", "VoiceChanged"]
 
 
@@ -101,6 +101,21 @@ class FixedRoute:
 
     def current(self) -> tuple[Any, Any, Any] | None:
         return self._route
+
+
+class NativeRoute:
+    """Where the compiled plane (:class:`.native_plane.NativeDataPlane`) sends a subscriber's
+    packets itself: a socket (kept open by this route; the plane holds its descriptor), the
+    peer's address ((host, port) or a Unix path), and the SRTP profile (``_native``'s numbers,
+    RFC 5764's registry) with the master key and salt of the sending direction, from which the
+    plane makes its own protect session."""
+
+    def __init__(self, sock, address, profile: int, key: bytes, salt: bytes):
+        self.sock = sock
+        self.address = address
+        self.profile = profile
+        self.key = key
+        self.salt = salt
 
 
 class Packet(Protocol):

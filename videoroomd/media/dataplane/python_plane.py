@@ -21,6 +21,7 @@ from .interface import (Bandwidth, Event, MediaCounters, PublisherStats, Rewrite
                         StreamParams, SubscriberStats, UnknownId)
 from .connection import Connection
 from .publisher import CHOICE_INTERVAL, LayeredSource, PlainSource, Source
+from .rtp_read import MalformedPacket, parse
 from .subscriber import Subscriber
 
 MAX_EVENTS = 10_000       # events kept undrained at most; more are counted and dropped
@@ -37,6 +38,8 @@ class PythonDataPlane:
         self.counters = MediaCounters()
         self.choice_interval = choice_interval
         self.events_dropped = 0
+        self.packets_malformed = 0    # datagrams receive_datagram could not read
+        self._level_ids: dict[str, int | None] = {}  # publisher id -> its audio level extension id
         self._publishers: dict[str, Source] = {}
         self._connections: dict[str, Connection] = {}
         self._subscribers: dict[str, Subscriber] = {}
@@ -89,6 +92,7 @@ class PythonDataPlane:
     def remove_publisher(self, publisher_id: str) -> None:
         self._publisher(publisher_id).close()
         del self._publishers[publisher_id]
+        self._level_ids.pop(publisher_id, None)
         for targets in self._targets.values():
             targets.pop(publisher_id, None)
 
@@ -107,6 +111,30 @@ class PythonDataPlane:
         except KeyError:
             raise UnknownId("publisher", publisher_id) from None
         source.receive(packet)
+
+    def set_receive_extensions(self, publisher_id: str, audio_level_id: int | None = None,
+                               codec: str = "vp8") -> None:
+        """How :meth:`receive_datagram` reads the publisher's datagrams: the id of its audio level
+        extension (None: not negotiated) and its video codec (this plane knows VP8 only)."""
+        self._publisher(publisher_id)
+        if codec != "vp8":
+            raise ValueError(f"the Python data plane finds keyframes of VP8 only, not {codec!r}")
+        self._level_ids[publisher_id] = audio_level_id
+
+    def receive_datagram(self, publisher_id: str, data: bytes, arrival: float | None = None) -> bool:
+        """One decrypted RTP datagram of the publisher, forwarded at once; False when it is
+        malformed (counted and dropped). ``arrival``: when it came (kernel time), for later use."""
+        try:
+            source = self._publishers[publisher_id]
+        except KeyError:
+            raise UnknownId("publisher", publisher_id) from None
+        try:
+            packet = parse(data, self._level_ids.get(publisher_id))
+        except MalformedPacket:
+            self.packets_malformed += 1
+            return False
+        source.receive(packet)
+        return True
 
     def enable_layer(self, publisher_id: str, rid: str, enabled: bool) -> bool:
         return self._publisher(publisher_id).set_layer_enabled(rid, enabled)

@@ -7,7 +7,8 @@
  * VP8 picture ids, header extensions), kept in its history for NACKs, SRTP-protected and sent
  * with sendto on the subscriber's socket. What policy has to decide (which layer a subscriber
  * gets, the bandwidth estimate) stays with the caller: it reads the meters, and sets each
- * subscriber's wanted layer; the switch itself happens here, at a keyframe of that layer.
+ * subscriber's wanted layer (on its calls, and when on_choice says a simulcast publisher's are
+ * due: every choice_interval while it sends, never per packet); the switch itself happens here, at a keyframe of that layer.
  *
  * Everything is bounded: publishers and subscribers by the caps given at creation, the
  * events by a fixed ring, each video subscriber's history by a fixed ring allocated when it is
@@ -28,7 +29,7 @@
 #define VR_MAX_PAYLOAD 65536
 #define VR_VAD_WINDOW 10
 
-enum vr_event_kind { VR_EV_KEYFRAME = 1, VR_EV_LAYER, VR_EV_FELL_BEHIND, VR_EV_VOICE, VR_EV_CHOOSE, VR_EV_OBJECT };
+enum vr_event_kind { VR_EV_KEYFRAME = 1, VR_EV_LAYER, VR_EV_FELL_BEHIND, VR_EV_VOICE, VR_EV_OBJECT };
 enum vr_codec { VR_CODEC_VP8 = 0, VR_CODEC_H264 = 1 };
 
 typedef struct {
@@ -123,6 +124,7 @@ typedef struct vr_plane {
     vr_event *events;
     int event_head, event_count;
     void (*on_first_event)(struct vr_plane *);
+    void (*on_choice)(struct vr_plane *, int publisher); /* its subscribers' layers are due a choice */
     void *owner;              /* what on_first_event reaches (the Python object) */
     double choice_interval;
     vr_counters counters;

@@ -203,10 +203,9 @@ void vr_plane_receive(vr_plane *p, int publisher, const vr_packet *packet) {
     int layer = classify(p, publisher, packet, &keyframe, now);
     if (layer < 0 || pub->first < 0)
         return;
-    if (pub->layers && now >= pub->next_choice) {  /* the caller revisits its subscribers' layers */
+    if (pub->layers && now >= pub->next_choice && p->on_choice) {
         pub->next_choice = now + p->choice_interval;
-        vr_event event = {.kind = VR_EV_CHOOSE, .publisher = publisher};
-        vr_plane_emit(p, &event);
+        p->on_choice(p, publisher);  /* the caller revisits its subscribers' layers, before this packet goes */
     }
     vr_moment m;
     moment(&m);

@@ -7,9 +7,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include <arpa/inet.h>
 #include <string.h>
-#include <sys/un.h>
 
 #include "crypto.h"
 #include "plane_py.h"
@@ -24,6 +22,17 @@ static void wake(vr_plane *p) {
         Py_DECREF(rc);
     else
         PyErr_WriteUnraisable(self->wakeup);  /* the packet path goes on whatever the wakeup does */
+}
+
+static void choose(vr_plane *p, int publisher) {
+    Plane *self = p->owner;
+    if (!self->chooser)
+        return;
+    PyObject *rc = PyObject_CallFunction(self->chooser, "i", publisher);
+    if (rc)
+        Py_DECREF(rc);
+    else
+        PyErr_WriteUnraisable(self->chooser);
 }
 
 static int plane_init(Plane *self, PyObject *args, PyObject *kwds) {
@@ -46,6 +55,7 @@ static int plane_init(Plane *self, PyObject *args, PyObject *kwds) {
     }
     self->plane.owner = self;
     self->plane.on_first_event = wake;
+    self->plane.on_choice = choose;
     self->ready = 1;
     return 0;
 }
@@ -59,6 +69,7 @@ static void drop_events(Plane *self) {
 
 static int plane_traverse(Plane *self, visitproc visit, void *arg) {
     Py_VISIT(self->wakeup);
+    Py_VISIT(self->chooser);
     vr_plane *p = &self->plane;
     for (int i = 0; self->ready && i < p->event_count; i++) {
         vr_event *e = &p->events[(p->event_head + i) % VR_MAX_EVENTS];
@@ -70,6 +81,7 @@ static int plane_traverse(Plane *self, visitproc visit, void *arg) {
 
 static int plane_clear(Plane *self) {
     Py_CLEAR(self->wakeup);
+    Py_CLEAR(self->chooser);
     drop_events(self);
     return 0;
 }
@@ -113,6 +125,17 @@ static PyObject *plane_add_publisher(Plane *self, PyObject *args) {
     self->plane.publishers[index].codec = codec;
     self->plane.publishers[index].audio_level_id = level_id;
     return PyLong_FromLong(index);
+}
+
+static PyObject *plane_set_publisher(Plane *self, PyObject *args) {
+    int index, codec, level_id;
+    if (!PyArg_ParseTuple(args, "iii", &index, &codec, &level_id) || vr_plane_check(self, index, 1))
+        return NULL;
+    if (level_id < 0 || level_id > 14 || (codec != VR_CODEC_VP8 && codec != VR_CODEC_H264))
+        return PyErr_Format(PyExc_ValueError, "a publisher's codec is VP8 or H264, its audio level id 0 to 14");
+    self->plane.publishers[index].codec = codec;
+    self->plane.publishers[index].audio_level_id = level_id;
+    Py_RETURN_NONE;
 }
 
 static PyObject *plane_set_layer_ssrcs(Plane *self, PyObject *args) {
@@ -192,88 +215,6 @@ static PyObject *plane_add_subscriber(Plane *self, PyObject *args) {
         return PyErr_Format(PyExc_ValueError, "the data plane holds at most %d subscribers",
                             self->plane.max_subscribers);
     return PyLong_FromLong(index);
-}
-
-/* (host, port[, flowinfo, scope_id]) for IPv4/IPv6, or a path for a Unix datagram socket. */
-static int parse_address(PyObject *address, struct sockaddr_storage *out, socklen_t *length) {
-    memset(out, 0, sizeof *out);
-    if (PyUnicode_Check(address)) {
-        struct sockaddr_un *un = (struct sockaddr_un *)out;
-        Py_ssize_t size;
-        const char *path = PyUnicode_AsUTF8AndSize(address, &size);
-        if (!path)
-            return -1;
-        if ((size_t)size >= sizeof un->sun_path) {
-            PyErr_SetString(PyExc_ValueError, "a Unix socket path is too long");
-            return -1;
-        }
-        un->sun_family = AF_UNIX;
-        memcpy(un->sun_path, path, (size_t)size);
-        *length = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)size + 1);
-        return 0;
-    }
-    const char *host;
-    int port;
-    unsigned int flow = 0, scope = 0;
-    if (!PyTuple_Check(address) || !PyArg_ParseTuple(address, "si|II", &host, &port, &flow, &scope)) {
-        PyErr_Clear();
-        PyErr_SetString(PyExc_ValueError, "an address is (host, port[, flowinfo, scope_id]) or a Unix path");
-        return -1;
-    }
-    struct sockaddr_in *in4 = (struct sockaddr_in *)out;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
-    if (port < 0 || port > 65535) {
-        PyErr_SetString(PyExc_ValueError, "a port is 0 to 65535");
-        return -1;
-    }
-    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET, in4->sin_port = htons((uint16_t)port);
-        *length = sizeof *in4;
-    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6, in6->sin6_port = htons((uint16_t)port);
-        in6->sin6_flowinfo = htonl(flow), in6->sin6_scope_id = scope;
-        *length = sizeof *in6;
-    } else {
-        PyErr_Format(PyExc_ValueError, "%s is not a numeric IPv4 or IPv6 address", host);
-        return -1;
-    }
-    return 0;
-}
-
-static PyObject *plane_set_route(Plane *self, PyObject *args) {
-    int index, fd, profile;
-    PyObject *address;
-    Py_buffer key, salt;
-    if (!PyArg_ParseTuple(args, "iiOiy*y*", &index, &fd, &address, &profile, &key, &salt))
-        return NULL;
-    PyObject *rc = NULL;
-    size_t key_len = 0, salt_len = 0;
-    struct sockaddr_storage where;
-    socklen_t where_len = 0;
-    const char *why;
-    if (vr_plane_check(self, index, 0) || parse_address(address, &where, &where_len)) {
-    } else if ((why = vr_crypto_load())) {
-        PyErr_Format(PyExc_RuntimeError, "no SRTP: %s", why);
-    } else if (!vr_srtp_lengths(profile, &key_len, &salt_len) || (size_t)key.len != key_len ||
-               (size_t)salt.len != salt_len || fd < 0) {
-        PyErr_Format(PyExc_ValueError, "a route takes a socket and an SRTP profile with its key and salt lengths");
-    } else {
-        vr_subscriber *s = &self->plane.subscribers[index];
-        if (s->srtp_ready)
-            vr_srtp_free(&s->srtp);
-        s->srtp_ready = s->routed = 0;
-        int status = vr_srtp_init(&s->srtp, profile, key.buf, salt.buf);
-        if (status) {
-            PyErr_Format(PyExc_RuntimeError, "SRTP session: %s", vr_srtp_status_name(status));
-        } else {
-            s->srtp_ready = s->routed = 1;
-            s->fd = fd, s->address = where, s->address_length = where_len;
-            rc = Py_NewRef(Py_None);
-        }
-    }
-    PyBuffer_Release(&key);
-    PyBuffer_Release(&salt);
-    return rc;
 }
 
 static PyObject *plane_set_stream(Plane *self, PyObject *args) {
@@ -400,9 +341,16 @@ static PyObject *plane_on_events(Plane *self, PyObject *callback) {
 }
 
 
+static PyObject *plane_on_choice(Plane *self, PyObject *callback) {
+    Py_XSETREF(self->chooser, callback == Py_None ? NULL : Py_NewRef(callback));
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef plane_methods[] = {
     {"add_publisher", (PyCFunction)plane_add_publisher, METH_VARARGS,
      "(video, layers[, codec, audio_level_id]) -> its index; ValueError when the plane is full."},
+    {"set_publisher", (PyCFunction)plane_set_publisher, METH_VARARGS,
+     "(publisher, codec, audio level id or 0): how its datagrams are read."},
     {"set_layer_ssrcs", (PyCFunction)plane_set_layer_ssrcs, METH_VARARGS, "(publisher, (ssrc or None, ...))"},
     {"remove_publisher", (PyCFunction)plane_remove_publisher, METH_O, "(publisher): its subscribers unlinked."},
     {"receive_datagram", (PyCFunction)plane_receive_datagram, METH_VARARGS,
@@ -411,7 +359,7 @@ static PyMethodDef plane_methods[] = {
      "(publisher, ssrc, seq, timestamp, marker, payload, audio level byte or -1)"},
     {"add_subscriber", (PyCFunction)plane_add_subscriber, METH_VARARGS,
      "(video, first seq, first timestamp, first rtx seq) -> its index; ValueError when the plane is full."},
-    {"set_route", (PyCFunction)plane_set_route, METH_VARARGS, "(subscriber, fd, address, profile, key, salt)"},
+    {"set_route", (PyCFunction)vr_plane_set_route, METH_VARARGS, "(subscriber, fd, address, profile, key, salt)"},
     {"set_stream", (PyCFunction)plane_set_stream, METH_VARARGS,
      "(subscriber, pt, clock rate, ssrc, rtx ssrc, rtx pt or -1, mid element, abs-send-time id, level id)"},
     {"remove_subscriber", (PyCFunction)plane_remove_subscriber, METH_O, "(subscriber)"},
@@ -424,6 +372,8 @@ static PyMethodDef plane_methods[] = {
     {"drain", (PyCFunction)plane_drain, METH_NOARGS,
      "[(kind, publisher, subscriber, value, reason, ssrc) or (kind, object)], oldest first."},
     {"on_events", (PyCFunction)plane_on_events, METH_O, "wakeup() when an event enters an empty queue (None: none)."},
+    {"on_choice", (PyCFunction)plane_on_choice, METH_O,
+     "choose(publisher) when a simulcast publisher's subscribers are due a layer choice (None: never)."},
     {"meter", (PyCFunction)vr_plane_meter, METH_O, "(publisher) -> (last packet, arriving since, bitrate) per layer."},
     {"publisher_stats", (PyCFunction)vr_plane_publisher_stats, METH_O,
      "(publisher) -> (packets, unknown layer packets, has ssrc, ssrc)."},
@@ -451,7 +401,7 @@ int vr_plane_register(PyObject *m) {
         return -1;
     struct { const char *name; long value; } constants[] = {
         {"EV_KEYFRAME", VR_EV_KEYFRAME}, {"EV_LAYER", VR_EV_LAYER}, {"EV_FELL_BEHIND", VR_EV_FELL_BEHIND},
-        {"EV_VOICE", VR_EV_VOICE}, {"EV_CHOOSE", VR_EV_CHOOSE}, {"EV_OBJECT", VR_EV_OBJECT},
+        {"EV_VOICE", VR_EV_VOICE}, {"EV_OBJECT", VR_EV_OBJECT},
         {"CODEC_VP8", VR_CODEC_VP8}, {"CODEC_H264", VR_CODEC_H264}, {"MAX_LAYERS", VR_MAX_LAYERS},
     };
     for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++)

@@ -10,7 +10,7 @@ typedef struct {
     PyObject_HEAD
     vr_plane plane;
     int ready;
-    PyObject *wakeup;
+    PyObject *wakeup, *chooser;
 } Plane;
 
 /* An int argument; -1 with an exception set when it is none (an index is never negative). */
@@ -24,6 +24,7 @@ static inline int vr_as_int(PyObject *arg) {
 /* 0 when index names a publisher (publisher != 0) or subscriber of the plane, else -1 with IndexError. */
 int vr_plane_check(Plane *self, int index, int publisher);
 
+PyObject *vr_plane_set_route(Plane *self, PyObject *args);
 PyObject *vr_plane_meter(Plane *self, PyObject *arg);
 PyObject *vr_plane_publisher_stats(Plane *self, PyObject *arg);
 PyObject *vr_plane_subscriber_stats(Plane *self, PyObject *arg);
