@@ -106,7 +106,7 @@ class FixedRoute:
 class NativeRoute:
     """Where the compiled plane (:class:`.native_plane.NativeDataPlane`) sends a subscriber's
     packets itself: a socket (kept open by this route; the plane holds its descriptor), the
-    peer's address ((host, port) or a Unix path), and the SRTP profile (``_native``'s numbers,
+    peer's address ((host, port), a Unix path, or None for a connected socket), and the SRTP profile (``_native``'s numbers,
     RFC 5764's registry) with the master key and salt of the sending direction, from which the
     plane makes its own protect session."""
 

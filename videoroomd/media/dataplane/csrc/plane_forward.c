@@ -81,11 +81,11 @@ static int send_out(vr_plane *p, int index, size_t length) {
     size_t sealed = 0;
     if (vr_srtp_protect(&s->srtp, p->out, length, p->sealed, &sealed))
         return 0;
-    ssize_t rc = sendto(s->fd, p->sealed, sealed, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&s->address,
-                        s->address_length);
+    const struct sockaddr *to = s->address_length ? (const struct sockaddr *)&s->address : NULL;
+    ssize_t rc = sendto(s->fd, p->sealed, sealed, MSG_DONTWAIT | MSG_NOSIGNAL, to, s->address_length);
     if (rc >= 0)
         return 1;
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
         fell_behind(p, index);
     return 0;
 }

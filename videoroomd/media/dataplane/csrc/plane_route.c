@@ -9,9 +9,14 @@
 
 #include "crypto.h"
 
-/* (host, port[, flowinfo, scope_id]) for IPv4/IPv6, or a path for a Unix datagram socket. */
+/* (host, port[, flowinfo, scope_id]) for IPv4/IPv6, a path for a Unix datagram socket, or None for a
+ * connected socket (length 0: sent without an address). */
 static int parse_address(PyObject *address, struct sockaddr_storage *out, socklen_t *length) {
     memset(out, 0, sizeof *out);
+    if (address == Py_None) {
+        *length = 0;
+        return 0;
+    }
     if (PyUnicode_Check(address)) {
         struct sockaddr_un *un = (struct sockaddr_un *)out;
         Py_ssize_t size;
