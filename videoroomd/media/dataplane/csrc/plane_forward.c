@@ -210,14 +210,17 @@ void vr_plane_receive(vr_plane *p, int publisher, const vr_packet *packet) {
     vr_moment m;
     moment(&m);
     for (int index = pub->first, next; index >= 0; index = next) {
-        next = p->subscribers[index].next;
+        vr_subscriber *s = &p->subscribers[index];
+        if (!s->used || s->publisher != publisher)
+            break;  /* a callback (an event's wakeup) changed the links under the walk: the rest waits */
+        next = s->next;
         forward(p, index, packet, layer, keyframe, &m);
     }
 }
 
 int vr_plane_receive_datagram(vr_plane *p, int publisher, const uint8_t *data, size_t length, double arrival) {
     vr_rtp rtp;
-    if (vr_rtp_parse(data, length, &rtp)) {
+    if (length > VR_MAX_PAYLOAD || vr_rtp_parse(data, length, &rtp)) {  /* no datagram is longer */
         p->counters.malformed++;
         return 0;
     }

@@ -135,11 +135,11 @@ void vr_vp8_rewrite(vr_subscriber *s, uint8_t *p, size_t size) {
 }
 
 void vr_stream_start_run(vr_subscriber *s, uint16_t seq, uint32_t timestamp, double now) {
-    int64_t elapsed = s->last_time >= 0 ? (int64_t)((now - s->last_time) * s->clock_rate) : 0;
-    if (elapsed < 1)
-        elapsed = 1;
+    double ticks = s->last_time >= 0 ? (now - s->last_time) * s->clock_rate : 0;
+    /* At least one tick on, and at most half the timestamp space: a clock that jumped must not overflow. */
+    uint32_t elapsed = ticks < 1 ? 1 : ticks > 2147483647.0 ? 2147483647u : (uint32_t)ticks;
     s->seq_offset = (uint16_t)(s->next_seq - seq);
-    s->ts_offset = (uint32_t)(s->last_timestamp + (uint32_t)elapsed - timestamp);
+    s->ts_offset = (uint32_t)(s->last_timestamp + elapsed - timestamp);
     s->highest = (uint16_t)(seq - 1);
     s->window = -1;
 }
