@@ -444,3 +444,20 @@ def test_ids_already_there_and_kinds_that_are_none_are_refused(plane, reader):
         plane.add_connection("c")
     with pytest.raises(ValueError):
         subscribe(plane, reader)
+
+
+@pytest.mark.parametrize("name", sorted(IMPLEMENTATIONS))
+def test_a_datagram_that_is_not_rtp_is_counted_and_dropped_and_the_stream_goes_on(name, reader):
+    plane = IMPLEMENTATIONS[name]()
+    plane.add_publisher("cam", "video")
+    subscribe(plane, reader)
+    plane.link("s", "cam")
+    good = packet(1, KEYFRAME).serialize()
+    broken = [b"", good[:11], bytes([0x8F]) + good[1:20], bytes([0x90]) + good[1:12] + b"\xbe\xde\xff\xff",
+              bytes([0xA0]) + good[1:12] + b"\x00", bytes([0xA0]) + good[1:12] + b"\x01\x02\xff",
+              bytes([0x40]) + good[1:]]
+    assert plane.receive_datagram("cam", good, None)
+    assert [plane.receive_datagram("cam", data, None) for data in broken] == [False] * len(broken)
+    assert plane.receive_datagram("cam", packet(2, DELTA).serialize(), None)
+    assert [p.payload for p in reader.packets()] == [KEYFRAME, DELTA]
+    assert plane.packets_malformed == len(broken) and plane.counters.packets_received == 2

@@ -114,6 +114,11 @@ class NativeDataPlane:
     def events_dropped(self) -> int:
         return self._core.counters()["events_dropped"]
 
+    @property
+    def packets_malformed(self) -> int:
+        """Datagrams :meth:`receive_datagram` could not read (dropped)."""
+        return self._core.counters()["packets_malformed"]
+
     # -- lookups ---------------------------------------------------------------------------
 
     def _publisher(self, publisher_id: str) -> _Publisher:
