@@ -461,3 +461,58 @@ def test_a_datagram_that_is_not_rtp_is_counted_and_dropped_and_the_stream_goes_o
     assert plane.receive_datagram("cam", packet(2, DELTA).serialize(), None)
     assert [p.payload for p in reader.packets()] == [KEYFRAME, DELTA]
     assert plane.packets_malformed == len(broken) and plane.counters.packets_received == 2
+
+
+class ConnectingRoute(FixedRoute):
+    """The Python plane's route of a connection still being set up: nothing to send on until connected."""
+
+    connected = False
+
+    def current(self):
+        return super().current() if self.connected else None
+
+
+def subscribe_connecting(plane, reader: Reader, subscriber_id="s", connection_id="c"):
+    """Add a video subscriber whose connection is not up yet; returns what connects it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    plane.add_connection(connection_id)
+    if isinstance(getattr(plane, "inner", plane), NativeDataPlane):
+        plane.add_subscriber(subscriber_id, connection_id, "video", None, START)
+        connect = lambda: plane.set_route(subscriber_id, route(plane, sock, reader.address))  # noqa: E731
+    else:
+        later = ConnectingRoute(srtp(Policy.SSRC_ANY_OUTBOUND), sock, reader.address)
+        plane.add_subscriber(subscriber_id, connection_id, "video", later, START)
+        connect = lambda: setattr(later, "connected", True)  # noqa: E731
+    plane.set_stream(subscriber_id, VIDEO)
+    return connect, sock
+
+
+def test_a_subscriber_still_connecting_starts_with_the_keyframe_kept_for_it(plane, reader):
+    plane.add_publisher("cam", "video")
+    connect, sock = subscribe_connecting(plane, reader)
+    plane.link("s", "cam")
+    plane.receive("cam", packet(1, DELTA))  # before any keyframe: nothing to keep
+    plane.receive("cam", packet(2, KEYFRAME))
+    plane.receive("cam", packet(3, DELTA))
+    plane.receive("cam", packet(4, DELTA))
+    assert reader.packets() == []
+    plane.drain_events()
+    connect()
+    plane.receive("cam", packet(5, DELTA))
+    got = reader.packets()
+    assert [p.payload for p in got] == [KEYFRAME, DELTA, DELTA, DELTA]  # at once, from the kept keyframe
+    assert [p.sequence_number for p in got] == list(range(START.seq, START.seq + 4))
+    assert [(p.timestamp - got[0].timestamp) & 0xFFFFFFFF for p in got] == [0, 3000, 6000, 9000]
+    assert not any(isinstance(e, KeyframeNeeded) for e in plane.drain_events())  # nothing asked again
+    # A new keyframe while still connecting replaces what was kept; more than the hold is dropped.
+    connect2, sock2 = subscribe_connecting(plane, reader, "s2", "c2")
+    plane.link("s2", "cam")
+    for seq in range(6, 8 + gate.HOLD):
+        plane.receive("cam", packet(seq, KEYFRAME if seq == 6 else DELTA))
+    connect2()
+    reader.packets()
+    plane.receive("cam", packet(8 + gate.HOLD, DELTA))
+    assert [p.ssrc for p in reader.packets()] == [11]  # s goes on; s2 waits for the next keyframe
+    sock.close()
+    sock2.close()

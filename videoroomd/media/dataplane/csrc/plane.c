@@ -119,6 +119,7 @@ void vr_subscriber_remove(vr_plane *p, int index) {
         vr_srtp_free(&s->srtp);
     free(s->history);
     s->history = NULL;
+    vr_subscriber_switched(s);
     s->srtp_ready = 0;
     s->used = 0;
 }
@@ -135,12 +136,18 @@ static void unlink_subscriber(vr_plane *p, int index) {
     s->publisher = s->next = -1;
 }
 
+void vr_subscriber_switched(vr_subscriber *s) {
+    s->running = 0, s->new_source = 1;
+    free(s->held);  /* what was kept was of the source it leaves */
+    s->held = NULL, s->held_count = 0;
+}
+
 void vr_subscriber_link(vr_plane *p, int index, int publisher) {
     vr_subscriber *s = &p->subscribers[index];
     if (s->publisher == publisher)
         return;
     unlink_subscriber(p, index);
-    s->running = 0, s->new_source = 1;  /* the start gate: a new source starts at a keyframe */
+    vr_subscriber_switched(s);
     s->layered = 0;
     s->current_layer = s->pending_layer = -1;
     if (publisher < 0)

@@ -25,6 +25,7 @@
 #define VR_MAX_LAYERS 4
 #define VR_HISTORY 512            /* packets a video subscriber can have retransmitted */
 #define VR_HISTORY_PAYLOAD 1500   /* longer payloads are sent but not kept */
+#define VR_HOLD 300               /* packets of a keyframe and what follows kept while a subscriber connects */
 #define VR_MAX_EVENTS 10000       /* events kept undrained; more are counted and dropped */
 #define VR_MAX_PAYLOAD 65536
 #define VR_VAD_WINDOW 10
@@ -104,6 +105,8 @@ typedef struct {
     int32_t last_picture_id, last_tl0, pid_offset, tl0_offset; /* last_*: -1 none */
     /* retransmissions */
     vr_history_entry *history;
+    vr_history_entry *held;   /* while not connected: a keyframe and what follows (made at a keyframe) */
+    int held_count;
     uint16_t rtx_seq;
     int32_t run_first_seq;    /* -1: none */
     double budget, budget_stamp;
@@ -152,6 +155,7 @@ int vr_subscriber_add(vr_plane *p, int video, uint16_t seq, uint32_t timestamp, 
 void vr_subscriber_remove(vr_plane *p, int index);
 void vr_subscriber_link(vr_plane *p, int index, int publisher);
 void vr_subscriber_choose(vr_plane *p, int index, int layer, int reason);
+void vr_subscriber_switched(vr_subscriber *s); /* a new source (or none): it starts at a keyframe */
 void vr_subscriber_ask_keyframe(vr_plane *p, int index, int starting);
 void vr_publisher_ask_keyframe(vr_plane *p, int publisher, int layer, int starting);
 double vr_monotonic(void);

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bytes.h"
@@ -124,11 +125,36 @@ static void send_packet(vr_plane *p, int index, const vr_packet *packet, const v
     p->counters.bytes_forwarded += size;
 }
 
+/* While not connected: a video subscriber keeps the latest keyframe and what follows (up to VR_HOLD
+ * packets), so that it starts the moment it can send instead of asking again (gate.StartGate). */
+static void hold(vr_subscriber *s, const vr_packet *packet, int keyframe) {
+    if (!s->video)
+        return;
+    if (keyframe) {
+        if (!s->held && !(s->held = malloc(VR_HOLD * sizeof *s->held)))
+            return;
+        s->held_count = 0;
+    } else if (!s->held_count) {
+        return;
+    }
+    if (s->held_count >= VR_HOLD || packet->payload_length > VR_HISTORY_PAYLOAD) {
+        s->held_count = 0;  /* too long to catch up with: wait for the next keyframe */
+        return;
+    }
+    vr_history_entry *e = &s->held[s->held_count++];
+    e->seq = packet->seq, e->timestamp = packet->timestamp, e->marker = packet->marker;
+    e->length = (uint16_t)packet->payload_length;
+    memcpy(e->payload, packet->payload, packet->payload_length);
+}
+
 static void between_runs(vr_plane *p, int index, const vr_packet *packet, int keyframe, const vr_moment *m) {
     vr_subscriber *s = &p->subscribers[index];
-    if (!s->configured || !s->routed)
-        return;  /* not connected yet: nothing kept, its start asks for a keyframe then */
-    if (!keyframe && s->video) {
+    if (!s->configured || !s->routed) {
+        hold(s, packet, keyframe);
+        return;
+    }
+    int held = s->held_count;
+    if (!held && !keyframe && s->video) {
         vr_subscriber_ask_keyframe(p, index, s->new_source);
         return;
     }
@@ -137,7 +163,20 @@ static void between_runs(vr_plane *p, int index, const vr_packet *packet, int ke
         s->run_first_seq = s->next_seq;
         s->vp8_run_started = 0;
     }
-    vr_stream_start_run(s, packet->seq, packet->timestamp, m->now);
+    if (held) {
+        vr_history_entry *kept = s->held;
+        s->held = NULL, s->held_count = 0;
+        vr_stream_start_run(s, kept[0].seq, kept[0].timestamp, m->now);
+        for (int i = 0; i < held; i++) {
+            vr_packet each = {.ssrc = packet->ssrc, .timestamp = kept[i].timestamp, .seq = kept[i].seq,
+                              .marker = kept[i].marker, .level = -1, .payload = kept[i].payload,
+                              .payload_length = kept[i].length};
+            send_packet(p, index, &each, m);
+        }
+        free(kept);
+    } else {
+        vr_stream_start_run(s, packet->seq, packet->timestamp, m->now);
+    }
     send_packet(p, index, packet, m);
 }
 
@@ -147,7 +186,7 @@ static void forward(vr_plane *p, int index, const vr_packet *packet, int layer, 
         if (layer == s->pending_layer && keyframe) {
             int first = s->new_source && !s->running;
             s->current_layer = layer, s->pending_layer = -1;
-            s->running = 0, s->new_source = 1;
+            vr_subscriber_switched(s);
             vr_event event = {.kind = VR_EV_LAYER, .subscriber = index, .publisher = s->publisher, .value = layer,
                               .reason = first ? REASON_OTHER : s->pending_reason};
             vr_plane_emit(p, &event);
