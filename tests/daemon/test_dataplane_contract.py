@@ -516,3 +516,39 @@ def test_a_subscriber_still_connecting_starts_with_the_keyframe_kept_for_it(plan
     assert [p.ssrc for p in reader.packets()] == [11]  # s goes on; s2 waits for the next keyframe
     sock.close()
     sock2.close()
+
+
+def rtx(media: RtpPacket, seq: int, ssrc: int) -> bytes:
+    """``media`` sent again (RFC 4588): payload type 97, its own SSRC and sequence number."""
+    again = RtpPacket(payload_type=97, sequence_number=seq, ssrc=ssrc, timestamp=media.timestamp, marker=media.marker,
+                      payload=media.sequence_number.to_bytes(2, "big") + media.payload)
+    return again.serialize()
+
+
+@pytest.mark.parametrize("name", sorted(IMPLEMENTATIONS))
+def test_a_retransmitted_datagram_is_forwarded_as_the_packet_it_repairs(name, reader):
+    plane = IMPLEMENTATIONS[name]()
+    plane.add_publisher("cam", "video")
+    plane.set_receive_extensions("cam", rtx_payload_type=97)
+    plane.add_publisher("sim", "video", ["l", "m", "h"])
+    plane.set_receive_extensions("sim", rtx_payload_type=97)
+    plane.learn_ssrc("sim", 41, "l", None)
+    plane.learn_ssrc("sim", 51, None, "l")
+    assert not plane.receive_datagram("cam", rtx(packet(1, KEYFRAME), 300, 43), None)  # repairs nothing known yet
+    subscribe(plane, reader)
+    plane.link("s", "cam")
+    plane.receive_datagram("cam", packet(1, KEYFRAME).serialize(), None)
+    lost = packet(2, DELTA + b"2")
+    plane.receive_datagram("cam", packet(3, DELTA).serialize(), None)
+    assert plane.receive_datagram("cam", rtx(lost, 301, 43), None)
+    assert not plane.receive_datagram("cam", bytes([0x80, 97]) + rtx(lost, 302, 43)[2:12] + b"\x00", None)
+    got = reader.packets()
+    assert [p.payload for p in got] == [KEYFRAME, DELTA, lost.payload] and {p.ssrc for p in got} == {11}
+    assert [p.sequence_number - START.seq for p in got] == [0, 2, 1]  # in its place in the stream
+    assert (got[2].timestamp - got[0].timestamp) & 0xFFFFFFFF == 3000
+    subscribe(plane, reader, "s2", "c2", params=replace(VIDEO, ssrc=31, rtx_ssrc=32))
+    plane.link("s2", "sim")
+    plane.receive_datagram("sim", rtx(layered(0, 0, keyframe=True), 900, 51), None)  # l's keyframe, sent again
+    plane.receive_datagram("sim", rtx(layered(1, 0, keyframe=False), 901, 52), None)  # an RTX SSRC never learnt
+    assert [(p.ssrc, p.payload[-1]) for p in reader.packets()] == [(31, 0)]
+    assert plane.packets_malformed == 1

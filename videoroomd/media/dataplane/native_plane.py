@@ -160,20 +160,23 @@ class NativeDataPlane:
         for targets in self._targets.values():
             targets.pop(publisher_id, None)
 
-    def set_receive_extensions(self, publisher_id: str, audio_level_id: int | None = None,
-                               codec: str = "vp8") -> None:
+    def set_receive_extensions(self, publisher_id: str, audio_level_id: int | None = None, codec: str = "vp8",
+                               rtx_payload_type: int | None = None) -> None:
         """How :meth:`receive_datagram` reads the publisher's datagrams: the id of its audio level
-        extension (None: not negotiated) and its video codec ("vp8" or "h264", for keyframes)."""
+        extension (None: not negotiated), its video codec ("vp8" or "h264", for keyframes), the
+        payload type of its retransmissions (unwrapped into the packets they repair)."""
         publisher = self._publisher(publisher_id)
         if codec not in CODECS:
             raise ValueError(f"the native data plane finds keyframes of VP8 and H.264, not {codec!r}")
-        self._core.set_publisher(publisher.index, CODECS[codec], audio_level_id or 0)
+        self._core.set_publisher(publisher.index, CODECS[codec], audio_level_id or 0,
+                                 -1 if rtx_payload_type is None else rtx_payload_type)
 
     def learn_ssrc(self, publisher_id: str, ssrc: int, rid: str | None, repaired_rid: str | None) -> None:
         publisher = self._publisher(publisher_id)
         if publisher.layers is not None:
             publisher.layers.learn(ssrc, rid, repaired_rid)
-            self._core.set_layer_ssrcs(publisher.index, tuple(publisher.layers.media_ssrc))
+            layers = publisher.layers
+            self._core.set_layer_ssrcs(publisher.index, tuple(layers.media_ssrc), tuple(layers.rtx_ssrc))
 
     def repaired_ssrc(self, publisher_id: str, rtx_ssrc: int) -> int | None:
         layers = self._publisher(publisher_id).layers
@@ -371,7 +374,8 @@ class NativeDataPlane:
             return VoiceChanged(publisher.publisher_id, bool(value))
         if kind == native.EV_FELL_BEHIND and slot is not None:
             return FellBehind(slot.subscriber_id)
-        if kind == native.EV_LAYER and slot is not None and publisher is not None and publisher.layers is not None:
+        if kind == native.EV_LAYER and slot is not None and publisher is not None and publisher.layers is not None \
+                and 0 <= value < len(publisher.layers.rids):
             return LayerChanged(slot.connection.connection_id, slot.subscriber_id, publisher.publisher_id,
                                 publisher.layers.rids[value], REASONS[reason])
         return None

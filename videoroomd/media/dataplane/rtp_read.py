@@ -4,7 +4,8 @@ The Python plane's :meth:`~.python_plane.PythonDataPlane.receive_datagram` reads
 decrypted datagrams with it, as the compiled plane's ``parse.c`` does: the
 fixed header, CSRCs and extension block bounded by the datagram, padding
 that is not longer than the payload, the audio level (RFC 6464) found by
-its negotiated id in one-byte or two-byte elements.
+its negotiated id in one-byte or two-byte elements; a retransmission
+(RFC 4588) unwrapped into the packet it repairs.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class ReceivedPacket:
     marker: int
     payload: bytes
     extensions: Extensions = field(default_factory=Extensions)
+    payload_type: int = 0
 
 
 def _element(block: bytes, profile: int, wanted: int) -> bytes | None:
@@ -91,4 +93,14 @@ def parse(data: bytes, audio_level_id: int | None = None) -> ReceivedPacket:
             raise MalformedPacket("the padding count is 0 or longer than the payload")
     return ReceivedPacket(int.from_bytes(data[8:12], "big"), int.from_bytes(data[2:4], "big"),
                           int.from_bytes(data[4:8], "big"), data[1] >> 7, bytes(data[header:size - padding]),
-                          Extensions(level))
+                          Extensions(level), data[1] & 0x7F)
+
+
+def unwrap_rtx(packet: ReceivedPacket, media_ssrc: int) -> None:
+    """Turn a retransmission (RFC 4588) into the packet it repairs, in place: ``media_ssrc`` and
+    the original sequence number its payload starts with. Raises MalformedPacket when it has none."""
+    if len(packet.payload) < 2:
+        raise MalformedPacket("a retransmission without its original sequence number")
+    packet.ssrc = media_ssrc
+    packet.sequence_number = int.from_bytes(packet.payload[:2], "big")
+    packet.payload = packet.payload[2:]

@@ -73,6 +73,7 @@ int vr_publisher_add(vr_plane *p, int video, int layers) {
         pub->used = 1, pub->video = video, pub->layers = layers;
         pub->first = -1;
         pub->window_start = -1;
+        pub->rtx_payload_type = -1;
         pub->voice.last_loud = -INFINITY;
         for (int l = 0; l < VR_MAX_LAYERS; l++) {
             pub->keyframes[l] = (vr_keyframes){-INFINITY, 1};

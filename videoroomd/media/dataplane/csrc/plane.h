@@ -61,8 +61,9 @@ typedef struct {
     int codec, audio_level_id;
     uint32_t ssrc;            /* a plain publisher's media SSRC, once seen */
     int has_ssrc;
-    uint32_t layer_ssrc[VR_MAX_LAYERS];
-    int has_layer_ssrc[VR_MAX_LAYERS];
+    uint32_t layer_ssrc[VR_MAX_LAYERS], layer_rtx_ssrc[VR_MAX_LAYERS];
+    int has_layer_ssrc[VR_MAX_LAYERS], has_layer_rtx_ssrc[VR_MAX_LAYERS];
+    int rtx_payload_type;     /* of its retransmissions, unwrapped by receive_datagram; -1: none */
     uint64_t packets, unknown_layer_packets;
     vr_keyframes keyframes[VR_MAX_LAYERS]; /* a plain publisher uses the first */
     vr_meter meter[VR_MAX_LAYERS];

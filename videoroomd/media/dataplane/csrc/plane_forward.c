@@ -257,6 +257,32 @@ void vr_plane_receive(vr_plane *p, int publisher, const vr_packet *packet) {
     }
 }
 
+/* A retransmission (RFC 4588) as the packet it repairs: its media SSRC (the layer's that its RTX
+ * SSRC was learnt for; a plain publisher's own) and original sequence number. 1 when unwrapped,
+ * 0 when it repairs nothing known, -1 when it is too short to hold the original sequence number. */
+static int unwrap_rtx(const vr_publisher *pub, vr_packet *packet) {
+    if (packet->payload_length < 2)
+        return -1;
+    if (pub->layers) {
+        int found = 0;
+        for (int i = 0; i < pub->layers; i++)
+            if (pub->has_layer_rtx_ssrc[i] && pub->layer_rtx_ssrc[i] == packet->ssrc && pub->has_layer_ssrc[i]) {
+                packet->ssrc = pub->layer_ssrc[i];
+                found = 1;
+            }
+        if (!found)
+            return 0;
+    } else {
+        if (!pub->has_ssrc)
+            return 0;
+        packet->ssrc = pub->ssrc;
+    }
+    packet->seq = vr_be16(packet->payload);
+    packet->payload += 2;
+    packet->payload_length -= 2;
+    return 1;
+}
+
 int vr_plane_receive_datagram(vr_plane *p, int publisher, const uint8_t *data, size_t length, double arrival) {
     vr_rtp rtp;
     if (length > VR_MAX_PAYLOAD || vr_rtp_parse(data, length, &rtp)) {  /* no datagram is longer */
@@ -266,6 +292,14 @@ int vr_plane_receive_datagram(vr_plane *p, int publisher, const uint8_t *data, s
     vr_publisher *pub = &p->publishers[publisher];
     vr_packet packet = {.ssrc = rtp.ssrc, .timestamp = rtp.timestamp, .seq = rtp.sequence, .marker = rtp.marker,
                         .level = -1, .payload = data + rtp.header_length, .payload_length = rtp.payload_length};
+    if (pub->rtx_payload_type >= 0 && rtp.payload_type == pub->rtx_payload_type) {
+        int unwrapped = unwrap_rtx(pub, &packet);
+        if (unwrapped <= 0) {
+            if (unwrapped < 0)
+                p->counters.malformed++;
+            return 0;
+        }
+    }
     size_t offset, size;
     if (pub->audio_level_id && vr_rtp_extension(data, &rtp, (unsigned)pub->audio_level_id, &offset, &size) == 1 &&
         size >= 1)

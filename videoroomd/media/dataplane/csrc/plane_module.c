@@ -128,34 +128,55 @@ static PyObject *plane_add_publisher(Plane *self, PyObject *args) {
 }
 
 static PyObject *plane_set_publisher(Plane *self, PyObject *args) {
-    int index, codec, level_id;
-    if (!PyArg_ParseTuple(args, "iii", &index, &codec, &level_id) || vr_plane_check(self, index, 1))
+    int index, codec, level_id, rtx_pt;
+    if (!PyArg_ParseTuple(args, "iiii", &index, &codec, &level_id, &rtx_pt) || vr_plane_check(self, index, 1))
         return NULL;
-    if (level_id < 0 || level_id > 14 || (codec != VR_CODEC_VP8 && codec != VR_CODEC_H264))
-        return PyErr_Format(PyExc_ValueError, "a publisher's codec is VP8 or H264, its audio level id 0 to 14");
-    self->plane.publishers[index].codec = codec;
-    self->plane.publishers[index].audio_level_id = level_id;
+    if (level_id < 0 || level_id > 14 || (codec != VR_CODEC_VP8 && codec != VR_CODEC_H264) || rtx_pt < -1 ||
+        rtx_pt > 127)
+        return PyErr_Format(PyExc_ValueError, "a publisher's codec is VP8 or H264, its audio level id 0 to 14,"
+                            " its RTX payload type -1 (none) to 127");
+    vr_publisher *pub = &self->plane.publishers[index];
+    pub->codec = codec, pub->audio_level_id = level_id, pub->rtx_payload_type = rtx_pt;
     Py_RETURN_NONE;
+}
+
+/* Each item of a tuple of SSRCs or None into ssrcs/has: 0, or -1 with an exception set. */
+static int read_ssrcs(PyObject *tuple, int count, uint32_t *ssrcs, int *has) {
+    if (PyTuple_GET_SIZE(tuple) != count) {
+        PyErr_Format(PyExc_ValueError, "the publisher has %d layers", count);
+        return -1;
+    }
+    for (int i = 0; i < count; i++) {
+        PyObject *item = PyTuple_GET_ITEM(tuple, i);
+        has[i] = item != Py_None;
+        if (item == Py_None)
+            continue;
+        unsigned long value = PyLong_AsUnsignedLong(item);
+        if (PyErr_Occurred() || value > 0xffffffffUL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "an SSRC is 32 bits");
+            return -1;
+        }
+        ssrcs[i] = (uint32_t)value;
+    }
+    return 0;
 }
 
 static PyObject *plane_set_layer_ssrcs(Plane *self, PyObject *args) {
     int index;
-    PyObject *ssrcs;
-    if (!PyArg_ParseTuple(args, "iO!", &index, &PyTuple_Type, &ssrcs) || vr_plane_check(self, index, 1))
+    PyObject *media, *rtx;
+    if (!PyArg_ParseTuple(args, "iO!O!", &index, &PyTuple_Type, &media, &PyTuple_Type, &rtx) ||
+        vr_plane_check(self, index, 1))
         return NULL;
     vr_publisher *pub = &self->plane.publishers[index];
-    if (PyTuple_GET_SIZE(ssrcs) != pub->layers)
-        return PyErr_Format(PyExc_ValueError, "publisher %d has %d layers", index, pub->layers);
-    for (int i = 0; i < pub->layers; i++) {
-        PyObject *item = PyTuple_GET_ITEM(ssrcs, i);
-        pub->has_layer_ssrc[i] = item != Py_None;
-        if (item != Py_None) {
-            unsigned long value = PyLong_AsUnsignedLong(item);
-            if (PyErr_Occurred() || value > 0xffffffffUL)
-                return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_ValueError, "an SSRC is 32 bits");
-            pub->layer_ssrc[i] = (uint32_t)value;
-        }
-    }
+    uint32_t ssrcs[2][VR_MAX_LAYERS];
+    int has[2][VR_MAX_LAYERS];
+    if (read_ssrcs(media, pub->layers, ssrcs[0], has[0]) || read_ssrcs(rtx, pub->layers, ssrcs[1], has[1]))
+        return NULL;  /* nothing changed */
+    memcpy(pub->layer_ssrc, ssrcs[0], sizeof ssrcs[0]);
+    memcpy(pub->has_layer_ssrc, has[0], sizeof has[0]);
+    memcpy(pub->layer_rtx_ssrc, ssrcs[1], sizeof ssrcs[1]);
+    memcpy(pub->has_layer_rtx_ssrc, has[1], sizeof has[1]);
     Py_RETURN_NONE;
 }
 
@@ -350,8 +371,9 @@ static PyMethodDef plane_methods[] = {
     {"add_publisher", (PyCFunction)plane_add_publisher, METH_VARARGS,
      "(video, layers[, codec, audio_level_id]) -> its index; ValueError when the plane is full."},
     {"set_publisher", (PyCFunction)plane_set_publisher, METH_VARARGS,
-     "(publisher, codec, audio level id or 0): how its datagrams are read."},
-    {"set_layer_ssrcs", (PyCFunction)plane_set_layer_ssrcs, METH_VARARGS, "(publisher, (ssrc or None, ...))"},
+     "(publisher, codec, audio level id or 0, rtx payload type or -1): how its datagrams are read."},
+    {"set_layer_ssrcs", (PyCFunction)plane_set_layer_ssrcs, METH_VARARGS,
+     "(publisher, (media ssrc or None, ...), (rtx ssrc or None, ...)): each layer's, as learnt."},
     {"remove_publisher", (PyCFunction)plane_remove_publisher, METH_O, "(publisher): its subscribers unlinked."},
     {"receive_datagram", (PyCFunction)plane_receive_datagram, METH_VARARGS,
      "(publisher, rtp bytes[, arrival]) -> False when malformed (counted, dropped)."},
