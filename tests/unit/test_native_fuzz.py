@@ -127,7 +127,7 @@ def plane_with_everything():
     readers = []
     for n, (publisher_id, (kind, rids, codec)) in enumerate(publishers.items()):
         plane.add_publisher(publisher_id, kind, rids)
-        plane.set_receive_extensions(publisher_id, audio_level_id=5, codec=codec)
+        plane.set_receive_extensions(publisher_id, audio_level_id=5, codec=codec, rtx_payload_type=97)
         plane.add_connection(f"c{n}")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         ours.setblocking(False)
@@ -140,6 +140,7 @@ def plane_with_everything():
         plane.link(f"s{n}", publisher_id)
     for layer, rid in enumerate("lmh"):
         plane.learn_ssrc("sim", 0x1234ABCD + layer, rid, None)
+        plane.learn_ssrc("sim", 0x5678 + layer, None, rid)
     return plane, list(publishers), readers
 
 
@@ -176,6 +177,8 @@ def test_broken_datagrams_through_the_compiled_plane_are_dropped_or_forwarded_an
         rtp(12, payload=bytes([0x90, 0xE0, 0x80, 0x01, 0x02, 0x03, 0x50]) + bytes(100)),  # VP8 keyframe, all ids
         rtp(13, payload=bytes([0x18, 0x00, 0x02, 0x67, 0x42, 0x00, 0x01, 0x65])),  # H.264 STAP-A: SPS, IDR
         rtp(14, payload=bytes([0x7C, 0x85]) + bytes(50)),  # H.264 FU-A start of an IDR
+        rtp(15, pt=97, ssrc=0x5678, payload=b"\x00\x0c" + bytes([0x90, 0xE0, 0x80, 0x01, 0x02, 0x03, 0x50])),  # RTX
+        rtp(16, pt=97, payload=b"\x00"),  # RTX too short to name what it repairs
     ] + compounds()
     plane, publishers, readers = plane_with_everything()
     rounds = ROUNDS // 2
