@@ -552,3 +552,22 @@ def test_a_retransmitted_datagram_is_forwarded_as_the_packet_it_repairs(name, re
     plane.receive_datagram("sim", rtx(layered(1, 0, keyframe=False), 901, 52), None)  # an RTX SSRC never learnt
     assert [(p.ssrc, p.payload[-1]) for p in reader.packets()] == [(31, 0)]
     assert plane.packets_malformed == 1
+
+
+def test_a_nack_on_a_simulcast_source_is_answered_with_the_picture_ids_as_they_were_sent(plane, reader):
+    simulcast_publisher(plane)
+    subscribe(plane, reader)
+    plane.link("s", "cam")
+    for seq in range(3, 12):
+        plane.receive("cam", layered(seq, 2, keyframe=seq == 3))
+    assert plane.set_target_layer("c", "cam", "l")
+    for seq in range(12, 24):
+        plane.receive("cam", layered(seq, 0, keyframe=seq == 15))
+    sent = reader.packets()
+    assert [p.payload[-1] for p in sent] == [2] * 9 + [0] * 9
+    # Of h, before the run of l began (not sent again: the decoder no longer needs it), and of l
+    # after the switch, their picture ids rewritten: sent again as they were sent.
+    plane.nack("s", [sent[5].sequence_number, sent[9].sequence_number, sent[16].sequence_number])
+    again = reader.packets()
+    assert [p.payload[2:] for p in again] == [sent[9].payload, sent[16].payload]
+    assert descriptor_fields(again[0].payload[2:])[3] == descriptor_fields(sent[8].payload)[3] + 1 != 5

@@ -14,6 +14,16 @@ double vr_monotonic(void) {
     return (double)t.tv_sec + t.tv_nsec / 1e9;
 }
 
+const vr_kept *vr_plane_kept(const vr_plane *p, const vr_ref *ref) {
+    if (!ref->stamp || ref->publisher < 0 || ref->publisher >= p->max_publishers)
+        return NULL;
+    const vr_publisher *pub = &p->publishers[ref->publisher];
+    if (!pub->used || pub->incarnation != ref->incarnation || !pub->ring || ref->slot >= pub->ring_size)
+        return NULL;
+    const vr_kept *kept = &pub->ring[ref->slot];
+    return kept->stamp == ref->stamp ? kept : NULL;
+}
+
 double vr_realtime(void) {
     struct timespec t;
     clock_gettime(CLOCK_REALTIME, &t);
@@ -38,6 +48,8 @@ void vr_plane_free(vr_plane *p) {
     for (int i = 0; p->subscribers && i < p->max_subscribers; i++)
         if (p->subscribers[i].used)
             vr_subscriber_remove(p, i);
+    for (int i = 0; p->publishers && i < p->max_publishers; i++)
+        free(p->publishers[i].ring);
     free(p->publishers);
     free(p->subscribers);
     free(p->events);
@@ -74,6 +86,7 @@ int vr_publisher_add(vr_plane *p, int video, int layers) {
         pub->first = -1;
         pub->window_start = -1;
         pub->rtx_payload_type = -1;
+        pub->incarnation = ++p->incarnations;
         pub->voice.last_loud = -INFINITY;
         for (int l = 0; l < VR_MAX_LAYERS; l++) {
             pub->keyframes[l] = (vr_keyframes){-INFINITY, 1};
@@ -88,6 +101,8 @@ void vr_publisher_remove(vr_plane *p, int index) {
     vr_publisher *pub = &p->publishers[index];
     while (pub->first >= 0)
         vr_subscriber_link(p, pub->first, -1);
+    free(pub->ring);  /* what its subscribers' histories point to is gone with it */
+    pub->ring = NULL;
     pub->used = 0;
 }
 

@@ -4,15 +4,17 @@
  * A received RTP packet of a publisher (already decrypted) is classified (its layer, whether it
  * starts a VP8 keyframe, its audio level), then forwarded to each subscriber linked to that
  * publisher: rewritten into the subscriber's own stream (SSRC, sequence numbers, timestamps,
- * VP8 picture ids, header extensions), kept in its history for NACKs, SRTP-protected and sent
+ * VP8 picture ids, header extensions), noted in its history for NACKs, SRTP-protected and sent
  * with sendto on the subscriber's socket. What policy has to decide (which layer a subscriber
  * gets, the bandwidth estimate) stays with the caller: it reads the meters, and sets each
  * subscriber's wanted layer (on its calls, and when on_choice says a simulcast publisher's are
  * due: every choice_interval while it sends, never per packet); the switch itself happens here, at a keyframe of that layer.
  *
  * Everything is bounded: publishers and subscribers by the caps given at creation, the
- * events by a fixed ring, each video subscriber's history by a fixed ring allocated when it is
- * added. Nothing is allocated per packet. */
+ * events by a fixed ring. A video publisher's payloads are kept once, in its own ring (made at its
+ * first packet); each subscriber's history and hold only point into it (with the bytes of the VP8
+ * descriptor as that subscriber sent them), so that a subscriber costs kilobytes, not a copy of
+ * every packet. Nothing is allocated per packet. */
 #ifndef VR_PLANE_H
 #define VR_PLANE_H
 
@@ -25,6 +27,7 @@
 #define VR_MAX_LAYERS 4
 #define VR_HISTORY 512            /* packets a video subscriber can have retransmitted */
 #define VR_HISTORY_PAYLOAD 1500   /* longer payloads are sent but not kept */
+#define VR_VP8_HEAD 6             /* the VP8 payload descriptor's bytes at most: what a rewrite changes */
 #define VR_HOLD 300               /* packets of a keyframe and what follows kept while a subscriber connects */
 #define VR_MAX_EVENTS 10000       /* events kept undrained; more are counted and dropped */
 #define VR_MAX_PAYLOAD 65536
@@ -71,14 +74,36 @@ typedef struct {
     vr_voice voice;
     double next_choice, last_arrival;
     int first;                /* its first linked subscriber, -1: none */
+    struct vr_kept *ring;     /* its last payloads (video), VR_HISTORY per layer */
+    uint32_t ring_size, stamps, incarnation;
 } vr_publisher;
 
+typedef struct vr_kept {
+    uint32_t stamp;           /* the packet the slot holds now (0: none) */
+    uint16_t length;
+    uint8_t payload[VR_HISTORY_PAYLOAD];
+} vr_kept;
+
+/* Where a packet's payload is kept: a slot of its publisher's ring, while the stamp still matches. */
 typedef struct {
-    uint16_t seq, length;
+    int publisher;
+    uint32_t incarnation, slot, stamp; /* stamp 0: not kept */
+} vr_ref;
+
+typedef struct {
+    uint16_t seq;
     uint8_t used, marker;
     uint32_t timestamp;
-    uint8_t payload[VR_HISTORY_PAYLOAD];
+    vr_ref ref;
+    uint8_t head[VR_VP8_HEAD]; /* the payload's first bytes as sent (VP8 picture ids rewritten) */
 } vr_history_entry;
+
+typedef struct {
+    uint16_t seq;
+    uint8_t marker;
+    uint32_t timestamp;
+    vr_ref ref;
+} vr_held_entry;
 
 typedef struct {
     int used, video, configured, routed;
@@ -106,7 +131,7 @@ typedef struct {
     int32_t last_picture_id, last_tl0, pid_offset, tl0_offset; /* last_*: -1 none */
     /* retransmissions */
     vr_history_entry *history;
-    vr_history_entry *held;   /* while not connected: a keyframe and what follows (made at a keyframe) */
+    vr_held_entry *held;      /* while not connected: a keyframe and what follows (made at a keyframe) */
     int held_count;
     uint16_t rtx_seq;
     int32_t run_first_seq;    /* -1: none */
@@ -131,6 +156,7 @@ typedef struct vr_plane {
     void (*on_choice)(struct vr_plane *, int publisher); /* its subscribers' layers are due a choice */
     void *owner;              /* what on_first_event reaches (the Python object) */
     double choice_interval;
+    uint32_t incarnations;    /* publishers added so far: a ring reference names which one */
     vr_counters counters;
     uint8_t out[VR_MAX_PAYLOAD + 256], sealed[VR_MAX_PAYLOAD + 512]; /* one packet being sent */
 } vr_plane;
@@ -143,6 +169,7 @@ typedef struct {
     int level;                /* audio level with the voice bit (0x80), -1: none */
     const uint8_t *payload;
     size_t payload_length;
+    vr_ref ref;               /* where it is kept (filled by vr_plane_receive) */
 } vr_packet;
 
 /* plane.c: the plane's ids and calls */
@@ -165,6 +192,7 @@ double vr_realtime(void);
 /* plane_forward.c: the per-packet path */
 int vr_plane_receive_datagram(vr_plane *p, int publisher, const uint8_t *data, size_t length, double arrival);
 void vr_plane_receive(vr_plane *p, int publisher, const vr_packet *packet);
+const vr_kept *vr_plane_kept(const vr_plane *p, const vr_ref *ref); /* NULL: gone since */
 int vr_subscriber_nack(vr_plane *p, int index, const uint16_t *seqs, size_t count, double rate);
 
 /* plane_rewrite.c: pure helpers */

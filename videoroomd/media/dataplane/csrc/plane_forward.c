@@ -106,10 +106,9 @@ static void send_packet(vr_plane *p, int index, const vr_packet *packet, const v
         vr_vp8_rewrite(s, payload, size);
     if (s->history) {
         vr_history_entry *e = &s->history[seq % VR_HISTORY];
-        e->used = size <= VR_HISTORY_PAYLOAD;
-        e->seq = seq, e->timestamp = timestamp, e->marker = packet->marker, e->length = (uint16_t)size;
-        if (e->used)
-            memcpy(e->payload, payload, size);
+        e->used = packet->ref.stamp != 0;
+        e->seq = seq, e->timestamp = timestamp, e->marker = packet->marker, e->ref = packet->ref;
+        memcpy(e->head, payload, size < VR_VP8_HEAD ? size : VR_VP8_HEAD);
     }
     int sent = send_out(p, index, header + size);
     /* Its sequence number is used up even if it did not go: SRTP may have counted it, and a
@@ -137,14 +136,11 @@ static void hold(vr_subscriber *s, const vr_packet *packet, int keyframe) {
     } else if (!s->held_count) {
         return;
     }
-    if (s->held_count >= VR_HOLD || packet->payload_length > VR_HISTORY_PAYLOAD) {
-        s->held_count = 0;  /* too long to catch up with: wait for the next keyframe */
+    if (s->held_count >= VR_HOLD || !packet->ref.stamp) {
+        s->held_count = 0;  /* too long to catch up with (or not kept): wait for the next keyframe */
         return;
     }
-    vr_history_entry *e = &s->held[s->held_count++];
-    e->seq = packet->seq, e->timestamp = packet->timestamp, e->marker = packet->marker;
-    e->length = (uint16_t)packet->payload_length;
-    memcpy(e->payload, packet->payload, packet->payload_length);
+    s->held[s->held_count++] = (vr_held_entry){packet->seq, packet->marker, packet->timestamp, packet->ref};
 }
 
 static void between_runs(vr_plane *p, int index, const vr_packet *packet, int keyframe, const vr_moment *m) {
@@ -164,16 +160,19 @@ static void between_runs(vr_plane *p, int index, const vr_packet *packet, int ke
         s->vp8_run_started = 0;
     }
     if (held) {
-        vr_history_entry *kept = s->held;
+        vr_held_entry *list = s->held;
         s->held = NULL, s->held_count = 0;
-        vr_stream_start_run(s, kept[0].seq, kept[0].timestamp, m->now);
+        vr_stream_start_run(s, list[0].seq, list[0].timestamp, m->now);
         for (int i = 0; i < held; i++) {
-            vr_packet each = {.ssrc = packet->ssrc, .timestamp = kept[i].timestamp, .seq = kept[i].seq,
-                              .marker = kept[i].marker, .level = -1, .payload = kept[i].payload,
-                              .payload_length = kept[i].length};
+            const vr_kept *kept = vr_plane_kept(p, &list[i].ref);
+            if (!kept)
+                break;  /* its publisher's ring went round since: the rest is lost, a NACK or PLI follows */
+            vr_packet each = {.ssrc = packet->ssrc, .timestamp = list[i].timestamp, .seq = list[i].seq,
+                              .marker = list[i].marker, .level = -1, .payload = kept->payload,
+                              .payload_length = kept->length, .ref = list[i].ref};
             send_packet(p, index, &each, m);
         }
-        free(kept);
+        free(list);
     } else {
         vr_stream_start_run(s, packet->seq, packet->timestamp, m->now);
     }
@@ -233,8 +232,29 @@ static int classify(vr_plane *p, int publisher, const vr_packet *packet, int *ke
     return layer;
 }
 
-void vr_plane_receive(vr_plane *p, int publisher, const vr_packet *packet) {
+/* The payload into the publisher's ring (video only), where histories and holds point to it. */
+static void keep(vr_plane *p, int publisher, vr_packet *packet) {
     vr_publisher *pub = &p->publishers[publisher];
+    packet->ref.stamp = 0;
+    if (!pub->video || packet->payload_length > VR_HISTORY_PAYLOAD)
+        return;
+    if (!pub->ring) {
+        pub->ring_size = VR_HISTORY * (uint32_t)(pub->layers ? pub->layers : 1);
+        if (!(pub->ring = calloc(pub->ring_size, sizeof *pub->ring)))
+            return;
+    }
+    uint32_t stamp = ++pub->stamps ? pub->stamps : ++pub->stamps;  /* never 0, which means none */
+    uint32_t slot = stamp % pub->ring_size;
+    vr_kept *kept = &pub->ring[slot];
+    kept->stamp = stamp;
+    kept->length = (uint16_t)packet->payload_length;
+    memcpy(kept->payload, packet->payload, packet->payload_length);
+    packet->ref = (vr_ref){publisher, pub->incarnation, slot, stamp};
+}
+
+void vr_plane_receive(vr_plane *p, int publisher, const vr_packet *received) {
+    vr_publisher *pub = &p->publishers[publisher];
+    vr_packet copy = *received, *packet = &copy;
     pub->packets++;
     p->counters.received++;
     double now = vr_monotonic();
@@ -242,6 +262,7 @@ void vr_plane_receive(vr_plane *p, int publisher, const vr_packet *packet) {
     int layer = classify(p, publisher, packet, &keyframe, now);
     if (layer < 0 || pub->first < 0)
         return;
+    keep(p, publisher, packet);
     if (pub->layers && now >= pub->next_choice && p->on_choice) {
         pub->next_choice = now + p->choice_interval;
         p->on_choice(p, publisher);  /* the caller revisits its subscribers' layers, before this packet goes */
@@ -328,15 +349,18 @@ int vr_subscriber_nack(vr_plane *p, int index, const uint16_t *seqs, size_t coun
         if (s->run_first_seq >= 0 && (uint16_t)(seq - (uint16_t)s->run_first_seq) >= 0x8000)
             continue;  /* before the keyframe its layer started at: the decoder no longer needs it */
         vr_history_entry *e = &s->history[seq % VR_HISTORY];
-        if (!e->used || e->seq != seq)
+        const vr_kept *kept = e->used && e->seq == seq ? vr_plane_kept(p, &e->ref) : NULL;
+        if (!kept)
             continue;
         s->budget -= 1.0;
         size_t header = write_header(s, p->out, s->rtx_payload_type, e->marker, s->rtx_seq, e->timestamp, s->rtx_ssrc,
                                      m.send_time, -1);
+        uint8_t *payload = p->out + header + 2;
         p->out[header] = (uint8_t)(seq >> 8), p->out[header + 1] = (uint8_t)seq;
-        memcpy(p->out + header + 2, e->payload, e->length);
+        memcpy(payload, kept->payload, kept->length);
+        memcpy(payload, e->head, kept->length < VR_VP8_HEAD ? kept->length : VR_VP8_HEAD);  /* as it was sent */
         s->rtx_seq++;
-        if (send_out(p, index, header + 2 + e->length)) {
+        if (send_out(p, index, header + 2 + kept->length)) {
             p->counters.retransmitted++;
             sent++;
         }
