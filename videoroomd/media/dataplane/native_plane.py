@@ -14,8 +14,10 @@ subscriber to its chosen layer at that layer's keyframe and says so in its
 event queue, which this module drains and turns into the interface's events.
 
 Routes are :class:`.interface.NativeRoute` (a socket, an address, SRTP keys),
-not the Python plane's ``SendRoute``. Retransmissions are unwrapped by the
-caller (aiortc today), as for the Python plane. Imports only this folder.
+not the Python plane's ``SendRoute``. A publisher's retransmission datagrams
+are unwrapped by the core once ``set_receive_extensions`` named their payload
+type (``receive`` takes packets already unwrapped, as aiortc hands them).
+Imports only this folder.
 """
 
 from __future__ import annotations
