@@ -23,6 +23,7 @@ Imports only this folder.
 from __future__ import annotations
 
 import time
+from itertools import islice
 from typing import Callable, Iterable
 
 from .connection import Connection
@@ -33,7 +34,7 @@ from .layers import RidTable
 from .native_module import load
 from .publisher import CHOICE_INTERVAL
 from .rtp_packets import one_byte_element
-from .subscriber import RETRANSMIT_RATE, RETRANSMIT_RATE_MIN, RETRANSMIT_SHARE
+from .subscriber import HISTORY, RETRANSMIT_RATE, RETRANSMIT_RATE_MIN, RETRANSMIT_SHARE
 
 MAX_PUBLISHERS = 256      # per plane (one room's worker share): more is a clear ValueError
 MAX_SUBSCRIBERS = 1024
@@ -336,7 +337,8 @@ class NativeDataPlane:
             estimate = slot.connection.bandwidth.estimate()
             if estimate is not None:
                 rate = min(RETRANSMIT_RATE, max(RETRANSMIT_RATE_MIN, RETRANSMIT_SHARE * estimate / (8 * 1200)))
-        self._core.nack(slot.index, [seq & 0xFFFF for seq in sequence_numbers], rate)
+        # No more than a history holds: a NACK naming thousands asks for nothing more.
+        self._core.nack(slot.index, [seq & 0xFFFF for seq in islice(sequence_numbers, HISTORY)], rate)
 
     def remb(self, subscriber_id: str, bps: int) -> None:
         connection = self._slot(subscriber_id).connection
