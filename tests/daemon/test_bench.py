@@ -292,7 +292,8 @@ def test_a_page_whose_connection_was_replaced_counts_what_its_new_connection_rec
     assert figures["forwarded_pps"] > 0 and figures["received_fps_min"] == 30.0
 
 
-def test_the_forwarder_bench_in_simulcast_mode_sends_each_subscriber_its_layer_only():
+@pytest.mark.parametrize("plane", ["python", "native"])
+def test_the_forwarder_bench_in_simulcast_mode_sends_each_subscriber_its_layer_only(plane):
     import asyncio
     import contextlib
     import io
@@ -302,6 +303,6 @@ def test_the_forwarder_bench_in_simulcast_mode_sends_each_subscriber_its_layer_o
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        asyncio.run(forwarder.main(Namespace(subscribers=3, packets=600, size=1100, simulcast=True)))
+        asyncio.run(forwarder.main(Namespace(subscribers=3, packets=600, size=1100, simulcast=True, plane=plane)))
     # One subscriber per layer, each sent its layer's 600 packets (the first one a keyframe) and no more.
     assert "3 subscribers on l/m/h, 3 x 600 packets: 1800 sent" in out.getvalue()

@@ -2,8 +2,9 @@
 
 Every test drives the plane through its interface only: ids, plain data,
 packets in, datagrams out (decrypted at a real socket), events drained.
-A second implementation (compiled) joins the ``plane`` fixture's list and
-must pass the same tests.
+Each test runs on each implementation (the Python reference and the
+compiled plane), and on each of the ways packets come in: as parsed packets
+(``receive``) and as the decrypted datagrams themselves (``receive_datagram``).
 """
 
 from __future__ import annotations
@@ -18,12 +19,18 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from pylibsrtp import Policy, Session
 
 from videoroomd.media.dataplane import gate
-from videoroomd.media.dataplane.interface import (Bandwidth, FellBehind, FixedRoute, KeyframeNeeded, LayerChanged, Reason,
-                                        RewriteStart, StreamParams, UnknownId, VoiceChanged)
+from videoroomd.media.dataplane.interface import (Bandwidth, FellBehind, FixedRoute, KeyframeNeeded, LayerChanged,
+                                                  NativeRoute, Reason, RewriteStart, StreamParams, UnknownId,
+                                                  VoiceChanged)
+from videoroomd.media.dataplane.native_plane import NativeDataPlane
 from videoroomd.media.dataplane.python_plane import PythonDataPlane
 from videoroomd.media.dataplane.vp8_rewrite import descriptor_fields
 
-IMPLEMENTATIONS = {"python": PythonDataPlane}
+IMPLEMENTATIONS = {"python": PythonDataPlane, "native": NativeDataPlane}
+ENTRIES = ("packet", "datagram")
+LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+LEVEL_ID = 5  # the publishers' audio level extension id, on the datagram entry
+AEAD_AES_256_GCM = 8  # RFC 5764's number: the compiled plane's route takes it
 
 KEY = os.urandom(44)  # AES-256-GCM key and salt, shared by the plane's route and the reading end
 KEYFRAME = bytes([0x10, 0x50]) + b"k" * 500  # VP8 descriptor S=1, frame tag P=0
@@ -34,9 +41,41 @@ VIDEO = StreamParams(payload_type=100, clock_rate=90000, ssrc=11, rtx_ssrc=12, r
 AUDIO = StreamParams(payload_type=111, clock_rate=48000, ssrc=21, rtx_ssrc=22, mid="0", mid_id=4, audio_level_id=2)
 
 
-@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+class ThroughDatagrams:
+    """A plane whose ``receive`` goes through ``receive_datagram``: each packet as the wire has it,
+    its audio level in extension LEVEL_ID."""
+
+    def __init__(self, plane):
+        self.inner = plane
+        ids = HeaderExtensionsMap()
+        ids.configure(RTCRtpParameters(headerExtensions=[RTCRtpHeaderExtensionParameters(id=LEVEL_ID,
+                                                                                         uri=LEVEL_URI)]))
+        self._ids = ids
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def add_publisher(self, publisher_id, kind, rids=None):
+        self.inner.add_publisher(publisher_id, kind, rids)
+        self.inner.set_receive_extensions(publisher_id, audio_level_id=LEVEL_ID)
+
+    def receive(self, publisher_id, p: RtpPacket) -> None:
+        assert self.inner.receive_datagram(publisher_id, p.serialize(self._ids), None)
+
+
+@pytest.fixture(params=[(name, entry) for name in sorted(IMPLEMENTATIONS) for entry in ENTRIES],
+                ids=lambda param: "-".join(param))
 def plane(request):
-    return IMPLEMENTATIONS[request.param]()
+    name, entry = request.param
+    made = IMPLEMENTATIONS[name]()
+    return ThroughDatagrams(made) if entry == "datagram" else made
+
+
+def route(plane, sock, address):
+    """The send route the plane takes: the compiled one makes its SRTP session from the keys."""
+    if isinstance(getattr(plane, "inner", plane), NativeDataPlane):
+        return NativeRoute(sock, address, AEAD_AES_256_GCM, KEY[:32], KEY[32:])
+    return FixedRoute(srtp(Policy.SSRC_ANY_OUTBOUND), sock, address)
 
 
 def srtp(direction: int) -> Session:
@@ -88,8 +127,7 @@ def subscribe(plane, reader: Reader, subscriber_id="s", connection_id="c", kind=
         plane.add_connection(connection_id)
     except ValueError:
         pass  # there already
-    plane.add_subscriber(subscriber_id, connection_id, kind, FixedRoute(srtp(Policy.SSRC_ANY_OUTBOUND), sock,
-                                                                        reader.address), START)
+    plane.add_subscriber(subscriber_id, connection_id, kind, route(plane, sock, reader.address), START)
     plane.set_stream(subscriber_id, params)
     return sock
 
@@ -406,3 +444,130 @@ def test_ids_already_there_and_kinds_that_are_none_are_refused(plane, reader):
         plane.add_connection("c")
     with pytest.raises(ValueError):
         subscribe(plane, reader)
+
+
+@pytest.mark.parametrize("name", sorted(IMPLEMENTATIONS))
+def test_a_datagram_that_is_not_rtp_is_counted_and_dropped_and_the_stream_goes_on(name, reader):
+    plane = IMPLEMENTATIONS[name]()
+    plane.add_publisher("cam", "video")
+    subscribe(plane, reader)
+    plane.link("s", "cam")
+    good = packet(1, KEYFRAME).serialize()
+    broken = [b"", good[:11], bytes([0x8F]) + good[1:20], bytes([0x90]) + good[1:12] + b"\xbe\xde\xff\xff",
+              bytes([0xA0]) + good[1:12] + b"\x00", bytes([0xA0]) + good[1:12] + b"\x01\x02\xff",
+              bytes([0x40]) + good[1:]]
+    assert plane.receive_datagram("cam", good, None)
+    assert [plane.receive_datagram("cam", data, None) for data in broken] == [False] * len(broken)
+    assert plane.receive_datagram("cam", packet(2, DELTA).serialize(), None)
+    assert [p.payload for p in reader.packets()] == [KEYFRAME, DELTA]
+    assert plane.packets_malformed == len(broken) and plane.counters.packets_received == 2
+
+
+class ConnectingRoute(FixedRoute):
+    """The Python plane's route of a connection still being set up: nothing to send on until connected."""
+
+    connected = False
+
+    def current(self):
+        return super().current() if self.connected else None
+
+
+def subscribe_connecting(plane, reader: Reader, subscriber_id="s", connection_id="c"):
+    """Add a video subscriber whose connection is not up yet; returns what connects it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    plane.add_connection(connection_id)
+    if isinstance(getattr(plane, "inner", plane), NativeDataPlane):
+        plane.add_subscriber(subscriber_id, connection_id, "video", None, START)
+        connect = lambda: plane.set_route(subscriber_id, route(plane, sock, reader.address))  # noqa: E731
+    else:
+        later = ConnectingRoute(srtp(Policy.SSRC_ANY_OUTBOUND), sock, reader.address)
+        plane.add_subscriber(subscriber_id, connection_id, "video", later, START)
+        connect = lambda: setattr(later, "connected", True)  # noqa: E731
+    plane.set_stream(subscriber_id, VIDEO)
+    return connect, sock
+
+
+def test_a_subscriber_still_connecting_starts_with_the_keyframe_kept_for_it(plane, reader):
+    plane.add_publisher("cam", "video")
+    connect, sock = subscribe_connecting(plane, reader)
+    plane.link("s", "cam")
+    plane.receive("cam", packet(1, DELTA))  # before any keyframe: nothing to keep
+    plane.receive("cam", packet(2, KEYFRAME))
+    plane.receive("cam", packet(3, DELTA))
+    plane.receive("cam", packet(4, DELTA))
+    assert reader.packets() == []
+    plane.drain_events()
+    connect()
+    plane.receive("cam", packet(5, DELTA))
+    got = reader.packets()
+    assert [p.payload for p in got] == [KEYFRAME, DELTA, DELTA, DELTA]  # at once, from the kept keyframe
+    assert [p.sequence_number for p in got] == list(range(START.seq, START.seq + 4))
+    assert [(p.timestamp - got[0].timestamp) & 0xFFFFFFFF for p in got] == [0, 3000, 6000, 9000]
+    assert not any(isinstance(e, KeyframeNeeded) for e in plane.drain_events())  # nothing asked again
+    # A new keyframe while still connecting replaces what was kept; more than the hold is dropped.
+    connect2, sock2 = subscribe_connecting(plane, reader, "s2", "c2")
+    plane.link("s2", "cam")
+    for seq in range(6, 8 + gate.HOLD):
+        plane.receive("cam", packet(seq, KEYFRAME if seq == 6 else DELTA))
+    connect2()
+    reader.packets()
+    plane.receive("cam", packet(8 + gate.HOLD, DELTA))
+    assert [p.ssrc for p in reader.packets()] == [11]  # s goes on; s2 waits for the next keyframe
+    sock.close()
+    sock2.close()
+
+
+def rtx(media: RtpPacket, seq: int, ssrc: int) -> bytes:
+    """``media`` sent again (RFC 4588): payload type 97, its own SSRC and sequence number."""
+    again = RtpPacket(payload_type=97, sequence_number=seq, ssrc=ssrc, timestamp=media.timestamp, marker=media.marker,
+                      payload=media.sequence_number.to_bytes(2, "big") + media.payload)
+    return again.serialize()
+
+
+@pytest.mark.parametrize("name", sorted(IMPLEMENTATIONS))
+def test_a_retransmitted_datagram_is_forwarded_as_the_packet_it_repairs(name, reader):
+    plane = IMPLEMENTATIONS[name]()
+    plane.add_publisher("cam", "video")
+    plane.set_receive_extensions("cam", rtx_payload_type=97)
+    plane.add_publisher("sim", "video", ["l", "m", "h"])
+    plane.set_receive_extensions("sim", rtx_payload_type=97)
+    plane.learn_ssrc("sim", 41, "l", None)
+    plane.learn_ssrc("sim", 51, None, "l")
+    assert not plane.receive_datagram("cam", rtx(packet(1, KEYFRAME), 300, 43), None)  # repairs nothing known yet
+    subscribe(plane, reader)
+    plane.link("s", "cam")
+    plane.receive_datagram("cam", packet(1, KEYFRAME).serialize(), None)
+    lost = packet(2, DELTA + b"2")
+    plane.receive_datagram("cam", packet(3, DELTA).serialize(), None)
+    assert plane.receive_datagram("cam", rtx(lost, 301, 43), None)
+    assert not plane.receive_datagram("cam", bytes([0x80, 97]) + rtx(lost, 302, 43)[2:12] + b"\x00", None)
+    got = reader.packets()
+    assert [p.payload for p in got] == [KEYFRAME, DELTA, lost.payload] and {p.ssrc for p in got} == {11}
+    assert [p.sequence_number - START.seq for p in got] == [0, 2, 1]  # in its place in the stream
+    assert (got[2].timestamp - got[0].timestamp) & 0xFFFFFFFF == 3000
+    subscribe(plane, reader, "s2", "c2", params=replace(VIDEO, ssrc=31, rtx_ssrc=32))
+    plane.link("s2", "sim")
+    plane.receive_datagram("sim", rtx(layered(0, 0, keyframe=True), 900, 51), None)  # l's keyframe, sent again
+    plane.receive_datagram("sim", rtx(layered(1, 0, keyframe=False), 901, 52), None)  # an RTX SSRC never learnt
+    assert [(p.ssrc, p.payload[-1]) for p in reader.packets()] == [(31, 0)]
+    assert plane.packets_malformed == 1
+
+
+def test_a_nack_on_a_simulcast_source_is_answered_with_the_picture_ids_as_they_were_sent(plane, reader):
+    simulcast_publisher(plane)
+    subscribe(plane, reader)
+    plane.link("s", "cam")
+    for seq in range(3, 12):
+        plane.receive("cam", layered(seq, 2, keyframe=seq == 3))
+    assert plane.set_target_layer("c", "cam", "l")
+    for seq in range(12, 24):
+        plane.receive("cam", layered(seq, 0, keyframe=seq == 15))
+    sent = reader.packets()
+    assert [p.payload[-1] for p in sent] == [2] * 9 + [0] * 9
+    # Of h, before the run of l began (not sent again: the decoder no longer needs it), and of l
+    # after the switch, their picture ids rewritten: sent again as they were sent.
+    plane.nack("s", [sent[5].sequence_number, sent[9].sequence_number, sent[16].sequence_number])
+    again = reader.packets()
+    assert [p.payload[2:] for p in again] == [sent[9].payload, sent[16].payload]
+    assert descriptor_fields(again[0].payload[2:])[3] == descriptor_fields(sent[8].payload)[3] + 1 != 5

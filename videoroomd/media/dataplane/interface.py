@@ -9,11 +9,13 @@ rewrite state, history and route, the layer choices, the counters. What
 crosses is ids (strings the caller picks), numbers, bytes and the frozen
 dataclasses below: no aiortc object, so that a compiled plane can take the
 place of the Python one (:class:`.forwarder.PythonDataPlane`) and pass the
-same contract tests (``tests/test_dataplane_contract.py``). Two things
-are still objects: a received packet (anything with the fields of
-:class:`Packet`; aiortc's ``RtpPacket`` is one) and a subscriber's route
-(:class:`SendRoute`); a compiled plane will take the datagram, and the SRTP
-keys and the socket, there instead.
+same contract tests (``tests/test_dataplane_contract.py``). A received
+packet comes in either as an object (anything with the fields of
+:class:`Packet`; aiortc's ``RtpPacket`` is one) or as the decrypted datagram
+itself (``receive_datagram``). A subscriber's route is a :class:`SendRoute`
+object for the Python plane; the compiled one
+(:class:`.native_plane.NativeDataPlane`) takes the socket, the address and
+the SRTP keys instead (:class:`NativeRoute`).
 
 What the plane wants done outside it (ask a publisher for a keyframe, tell
 the room a layer changed, ...) comes out as events, queued and drained in
@@ -35,7 +37,7 @@ from typing import Any, Callable, Iterable, Protocol, Union
 from .gate import Reason
 
 __all__ = ["Bandwidth", "DataPlane", "Event", "FellBehind", "FixedRoute", "KeyframeNeeded",
-           "LayerChanged", "MediaCounters", "Packet", "PublisherStats", "Reason", "RewriteStart", "SendRoute",
+           "LayerChanged", "MediaCounters", "NativeRoute", "Packet", "PublisherStats", "Reason", "RewriteStart", "SendRoute",
            "SentStats", "StreamParams", "SubscriberStats", "UnknownId", "VoiceChanged"]
 
 
@@ -101,6 +103,21 @@ class FixedRoute:
 
     def current(self) -> tuple[Any, Any, Any] | None:
         return self._route
+
+
+class NativeRoute:
+    """Where the compiled plane (:class:`.native_plane.NativeDataPlane`) sends a subscriber's
+    packets itself: a socket (kept open by this route; the plane holds its descriptor), the
+    peer's address ((host, port), a Unix path, or None for a connected socket), and the SRTP profile (``_native``'s numbers,
+    RFC 5764's registry) with the master key and salt of the sending direction, from which the
+    plane makes its own protect session."""
+
+    def __init__(self, sock, address, profile: int, key: bytes, salt: bytes):
+        self.sock = sock
+        self.address = address
+        self.profile = profile
+        self.key = key
+        self.salt = salt
 
 
 class Packet(Protocol):
@@ -242,6 +259,17 @@ class DataPlane(Protocol):
 
     def receive(self, publisher_id: str, packet: Packet) -> None:
         """One RTP packet of the publisher: forwarded at once to its subscribers."""
+
+    def set_receive_extensions(self, publisher_id: str, audio_level_id: int | None = None, codec: str = "vp8",
+                               rtx_payload_type: int | None = None) -> None:
+        """How ``receive_datagram`` reads the publisher's datagrams (its negotiation): the audio
+        level extension's id, the video codec (for keyframes), the retransmissions' payload type.
+        Raises ValueError for a codec the plane cannot find keyframes of."""
+
+    def receive_datagram(self, publisher_id: str, data: bytes, arrival: float | None = None) -> bool:
+        """One decrypted RTP datagram of the publisher (a retransmission unwrapped into the packet
+        it repairs): forwarded at once. False, and counted (``packets_malformed``), when it cannot
+        be read; False too when it repairs nothing known. ``arrival``: when it came."""
 
     def enable_layer(self, publisher_id: str, rid: str, enabled: bool) -> bool:
         """The publisher turned layer ``rid`` on or off; False when it has no such layer."""

@@ -1,9 +1,11 @@
 """The compiled data plane's module (``_native``, built from ``csrc/`` by setup.py): loading it, and choosing a plane.
 
 ``_native`` holds the parts of the compiled plane that exist so far: SRTP
-and SRTCP over OpenSSL's libcrypto (opened at run time), and the parsers of
+and SRTCP over OpenSSL's libcrypto (opened at run time), the parsers of
 untrusted datagrams (RFC 7983 demultiplexing, RTP headers and extensions,
-RTCP compounds). :func:`load` answers the module or says why it cannot;
+RTCP compounds), and the forwarding core behind
+:class:`.native_plane.NativeDataPlane` (``Plane``), which passes the
+data-plane contract but is not driven by the media worker yet. :func:`load` answers the module or says why it cannot;
 :func:`choose` turns ``[media] data_plane`` into the plane that runs.
 
 Imports nothing of the package outside this folder.
@@ -52,5 +54,6 @@ def choose(requested: str) -> PlaneChoice:
     return PlaneChoice(
         requested,
         "python",
-        "the native module loads (SRTP and parsers); its forwarding is not built yet, so the Python plane runs",
+        "the native module loads; its forwarding core passes the data-plane contract but the media worker"
+        " is not wired to it yet, so the Python plane runs",
     )

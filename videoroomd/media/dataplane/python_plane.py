@@ -21,6 +21,7 @@ from .interface import (Bandwidth, Event, MediaCounters, PublisherStats, Rewrite
                         StreamParams, SubscriberStats, UnknownId)
 from .connection import Connection
 from .publisher import CHOICE_INTERVAL, LayeredSource, PlainSource, Source
+from .rtp_read import MalformedPacket, parse, unwrap_rtx
 from .subscriber import Subscriber
 
 MAX_EVENTS = 10_000       # events kept undrained at most; more are counted and dropped
@@ -37,6 +38,9 @@ class PythonDataPlane:
         self.counters = MediaCounters()
         self.choice_interval = choice_interval
         self.events_dropped = 0
+        self.packets_malformed = 0    # datagrams receive_datagram could not read
+        # publisher id -> (its audio level extension id, its retransmissions' payload type), for datagrams
+        self._receiving: dict[str, tuple[int | None, int | None]] = {}
         self._publishers: dict[str, Source] = {}
         self._connections: dict[str, Connection] = {}
         self._subscribers: dict[str, Subscriber] = {}
@@ -89,6 +93,7 @@ class PythonDataPlane:
     def remove_publisher(self, publisher_id: str) -> None:
         self._publisher(publisher_id).close()
         del self._publishers[publisher_id]
+        self._receiving.pop(publisher_id, None)
         for targets in self._targets.values():
             targets.pop(publisher_id, None)
 
@@ -107,6 +112,37 @@ class PythonDataPlane:
         except KeyError:
             raise UnknownId("publisher", publisher_id) from None
         source.receive(packet)
+
+    def set_receive_extensions(self, publisher_id: str, audio_level_id: int | None = None, codec: str = "vp8",
+                               rtx_payload_type: int | None = None) -> None:
+        """How :meth:`receive_datagram` reads the publisher's datagrams: the id of its audio level
+        extension (None: not negotiated), its video codec (this plane knows VP8 only), the payload
+        type of its retransmissions (unwrapped into the packets they repair)."""
+        self._publisher(publisher_id)
+        if codec != "vp8":
+            raise ValueError(f"the Python data plane finds keyframes of VP8 only, not {codec!r}")
+        self._receiving[publisher_id] = (audio_level_id, rtx_payload_type)
+
+    def receive_datagram(self, publisher_id: str, data: bytes, arrival: float | None = None) -> bool:
+        """One decrypted RTP datagram of the publisher, forwarded at once; False when it is
+        malformed (counted and dropped). ``arrival``: when it came (kernel time), for later use."""
+        try:
+            source = self._publishers[publisher_id]
+        except KeyError:
+            raise UnknownId("publisher", publisher_id) from None
+        level_id, rtx_payload_type = self._receiving.get(publisher_id, (None, None))
+        try:
+            packet = parse(data, level_id)
+            if rtx_payload_type is not None and packet.payload_type == rtx_payload_type:
+                media = source.layers.repaired_ssrc(packet.ssrc) if source.layered else source.ssrc
+                if media is None:
+                    return False  # repairs nothing known yet
+                unwrap_rtx(packet, media)
+        except MalformedPacket:
+            self.packets_malformed += 1
+            return False
+        source.receive(packet)
+        return True
 
     def enable_layer(self, publisher_id: str, rid: str, enabled: bool) -> bool:
         return self._publisher(publisher_id).set_layer_enabled(rid, enabled)

@@ -1,0 +1,142 @@
+"""The compiled plane's own edges (the interface's behaviour is the contract suite's,
+tests/daemon/test_dataplane_contract.py): its caps, its index checks, H.264 keyframes, and
+datagrams it cannot read, counted and dropped, whatever they hold."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from testsupport.rtp_datagrams import rtp
+from videoroomd.media.dataplane.interface import KeyframeNeeded, NativeRoute, RewriteStart, StreamParams
+from videoroomd.media.dataplane.native_module import load
+from videoroomd.media.dataplane.native_plane import NativeDataPlane
+
+native = load()
+KEY, SALT = bytes(range(16)), bytes(range(50, 64))
+
+
+def test_a_full_plane_refuses_more_with_an_error_that_says_its_cap_and_goes_on():
+    plane = NativeDataPlane(max_publishers=2, max_subscribers=1)
+    plane.add_publisher("a", "video")
+    plane.add_publisher("b", "audio")
+    with pytest.raises(ValueError, match="at most 2 publishers"):
+        plane.add_publisher("c", "video")
+    plane.add_connection("c")
+    plane.add_subscriber("s", "c", "video", None)
+    with pytest.raises(ValueError, match="at most 1 subscribers"):
+        plane.add_subscriber("t", "c", "video", None)
+    plane.remove_publisher("a")
+    plane.add_publisher("c", "video")  # a freed place is taken again
+    with pytest.raises(ValueError, match="0 to 4 layers"):
+        plane.add_publisher("d", "video", list("abcde"))
+    assert plane.publisher_stats("c").packets == 0 and "d" not in plane._publishers
+
+
+def test_the_core_checks_every_index_it_is_given():
+    core = native.Plane(4, 4)
+    for call in (lambda: core.link(0, -1), lambda: core.receive_datagram(3, b""), lambda: core.meter(9),
+                 lambda: core.nack(-5, [1], 1.0), lambda: core.subscriber_stats(2 ** 40)):
+        with pytest.raises((IndexError, OverflowError)):
+            call()
+
+
+@pytest.fixture
+def linked():
+    """A plane with an H.264 publisher and one subscriber on it, writing into a socket pair."""
+    plane = NativeDataPlane()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ours.setblocking(False)
+    theirs.setblocking(False)
+    plane.add_publisher("cam", "video")
+    plane.set_receive_extensions("cam", codec="h264")
+    plane.add_connection("c")
+    plane.add_subscriber("s", "c", "video", NativeRoute(ours, None, native.AES_CM_128_HMAC_SHA1_80, KEY, SALT),
+                         RewriteStart(1, 2, 3))
+    plane.set_stream("s", StreamParams(102, 90000, 7, 8, 103))
+    plane.link("s", "cam")
+    yield plane, theirs
+    ours.close()
+    theirs.close()
+
+
+def received(sock) -> list[bytes]:
+    out = []
+    while True:
+        try:
+            out.append(sock.recv(70000))
+        except BlockingIOError:
+            return out
+
+
+@pytest.mark.parametrize("keyframe", [
+    bytes([0x65, 0x88]),                                       # an IDR slice alone
+    bytes([0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x65, 0x88]),  # STAP-A: SPS, IDR
+    bytes([0x7C, 0x85, 0x88]),                                 # FU-A starting an IDR
+])
+def test_an_h264_subscriber_starts_at_an_idr_in_each_packing(linked, keyframe):
+    plane, reader = linked
+    plane.receive_datagram("cam", rtp(1, payload=bytes([0x41, 0x9A])), None)  # a P slice: asked for a keyframe
+    plane.receive_datagram("cam", rtp(2, payload=bytes([0x7C, 0x05, 0x88])), None)  # FU-A, not its start
+    plane.receive_datagram("cam", rtp(3, payload=bytes([0x78, 0x00, 0x02, 0x41, 0x9A])), None)  # STAP-A, no IDR
+    assert received(reader) == []
+    assert KeyframeNeeded("cam", 0x1234ABCD) in plane.drain_events()
+    plane.receive_datagram("cam", rtp(4, payload=keyframe), None)
+    plane.receive_datagram("cam", rtp(5, payload=bytes([0x41, 0x9A])), None)
+    assert len(received(reader)) == 2 and plane.subscriber_stats("s").sent == (2, len(keyframe) + 2)
+
+
+@pytest.mark.parametrize("datagram", [
+    b"", b"\x80", rtp(1)[:11], bytes([0x8F]) + rtp(1)[1:20],   # short, a CSRC list past the end
+    bytes([0x90]) + rtp(1)[1:12] + b"\xbe\xde\xff\xff",        # an extension block past the end
+    bytes([0xA0]) + rtp(1)[1:12] + b"\x00",                    # padding of 0
+    bytes([0xA0]) + rtp(1)[1:12] + b"\x01\x02\xff",            # padding longer than the payload
+    bytes([0x40]) + rtp(1)[1:],                                # version 1
+])
+def test_a_datagram_that_is_not_rtp_is_counted_and_dropped(linked, datagram):
+    plane, reader = linked
+    plane.receive_datagram("cam", rtp(1, payload=bytes([0x65])), None)
+    assert plane.receive_datagram("cam", datagram, None) is False
+    assert plane.counters.packets_malformed == 1 and plane.counters.packets_received == 1
+    plane.receive_datagram("cam", rtp(2, payload=bytes([0x41])), None)
+    assert len(received(reader)) == 2
+
+
+def resident_kib() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def test_a_publishers_packets_are_kept_once_for_all_its_subscribers_nacks():
+    """Each subscriber's history points into its publisher's one ring: 40 subscribers with full
+    histories cost about one copy of the last packets, not 40 (which would be some 30 MiB)."""
+    plane = NativeDataPlane()
+    plane.add_publisher("cam", "video")
+    plane.set_receive_extensions("cam", rtx_payload_type=97)
+    pairs = []
+    before = resident_kib()
+    for n in range(40):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        ours.setblocking(False)
+        theirs.setblocking(False)
+        pairs.append((ours, theirs))
+        plane.add_connection(f"c{n}")
+        plane.add_subscriber(f"s{n}", f"c{n}", "video", NativeRoute(ours, None, native.AEAD_AES_128_GCM,
+                                                                     KEY, SALT[:12]), RewriteStart(0, 0, 0))
+        plane.set_stream(f"s{n}", StreamParams(102, 90000, 7, 8, 103))
+        plane.link(f"s{n}", "cam")
+    for seq in range(700):
+        plane.receive_datagram("cam", rtp(seq, payload=bytes([0x10, 0x50 if seq == 0 else 0x51]) + bytes(1098)), None)
+        if seq % 50 == 49:
+            for _, theirs in pairs:
+                received(theirs)
+    grown = resident_kib() - before
+    assert plane.counters.packets_forwarded == 700 * 40
+    plane.nack("s7", [100, 699])  # 100 went round the history (512 packets), 699 is there
+    assert plane.counters.packets_retransmitted == 1
+    assert grown < 8 * 1024, f"resident memory grew by {grown} KiB"
+    for ours, theirs in pairs:
+        ours.close()
+        theirs.close()
