@@ -107,7 +107,7 @@ def table(results: list[dict]) -> str:
     heads = [f"N={n} {'ours' if server == 'videoroomd' else 'Janus'}" for n, server in columns]
     lines = [" | ".join(["figure", *heads])]
     for label, key in ROWS:
-        cells = [_cell([r[key] for r in results if r["n"] == n and r["server"] == server]) for n, server in columns]
+        cells = [_cell([r.get(key) for r in results if r["n"] == n and r["server"] == server]) for n, server in columns]
         lines.append(" | ".join([label, *cells]))
     by_n = ratios(results)
     for label, key in (("ratio videoroomd ÷ Janus, CPU/packet", "us_per_packet"), ("  user", "user_us"),
