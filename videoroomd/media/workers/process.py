@@ -6,7 +6,8 @@ It serves the control plane on the socket whose file descriptor it is given
 ``--log-file``), dies with the daemon (the parent-death signal, and the end
 of its socket), and ignores the terminal's Ctrl-C: the daemon decides when
 its workers stop. It imports aiortc without PyAV (:mod:`..webrtc.compat.codec_free`):
-it forwards packets and never decodes or encodes them.
+it forwards packets and never decodes or encodes them, and with dnspython
+loaded on first use (:mod:`..webrtc.compat.lazy_dns`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import structlog
 
 from ...logs.setup import configure
-from ..webrtc.compat import codec_free
+from ..webrtc.compat import codec_free, lazy_dns
 from . import event_loop
 
 PR_SET_PDEATHSIG = 1
@@ -50,8 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-file", type=Path)
     args = parser.parse_args(argv)
     # Before aiortc is imported: a forwarding worker never decodes or encodes, so PyAV's codec
-    # libraries (about 25 MiB resident) stay out of it. Hence the server is imported only here.
+    # libraries (about 25 MiB resident) stay out of it, and dnspython (aioice's mDNS, about
+    # 4 MiB) loads when an mDNS candidate first needs it. Hence the server is imported only here.
     codec_free.install()
+    lazy_dns.install()
     from .server import serve
     die_with_parent(args.parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -16,8 +16,6 @@ Imports aiortc, aioice, :mod:`videoroomd.media.dataplane.rtp_packets` (the NTP e
 
 from __future__ import annotations
 
-from importlib import metadata
-
 # Package -> the release series these reaches were written and tested against.
 REQUIRED = {"aiortc": "1.16", "aioice": "0.13"}
 
@@ -27,6 +25,10 @@ class IncompatibleVersions(Exception):
 
 
 def installed(package: str) -> str | None:
+    # Imported here, not above: a media worker imports this package and never asks, and
+    # importlib.metadata brings email, csv, zipfile and more (about 2 MiB) into it.
+    from importlib import metadata
+
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:

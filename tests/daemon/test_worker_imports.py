@@ -1,4 +1,5 @@
-"""A media worker process forwards a call without PyAV's codec libraries mapped (it decodes nothing)."""
+"""A media worker process forwards a call without PyAV's codec libraries mapped (it decodes nothing), and
+loads dnspython only when an mDNS name needs it."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ codec_free.install()
 import aiortc, av
 from aiortc.codecs import get_decoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from tests.daemon.test_worker_codecs import mapped_codec_libraries
+from tests.daemon.test_worker_imports import mapped_codec_libraries
 assert mapped_codec_libraries(0 or __import__("os").getpid()) == set()
 for make in (lambda: av.VideoFrame(width=2, height=2),
              lambda: get_decoder(RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96))):
@@ -72,3 +73,44 @@ print("ok")
     late = "import aiortc\nfrom videoroomd.media.webrtc.compat import codec_free\ncodec_free.install()\n"
     done = subprocess.run([sys.executable, "-c", late], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "must come before importing av and aiortc" in done.stderr
+
+
+def test_with_dnspython_loaded_lazily_a_worker_still_answers_and_resolves_mdns_names():
+    script = """
+import asyncio, sys
+from videoroomd.media.webrtc.compat import codec_free, lazy_dns
+lazy_dns.install()
+codec_free.install()
+import aiortc
+from aioice import mdns
+assert "dns.zone" not in sys.modules or type(sys.modules["dns.zone"]).__name__ == "_LazyModule"
+import dns.message, dns.name, dns.rdata, dns.rdataset, dns.rdatatype
+
+class Sent:
+    def __init__(self):
+        self.datagrams = []
+    def sendto(self, data, address):
+        self.datagrams.append(data)
+    def is_closing(self):
+        return False
+
+async def main():
+    answering, asking = mdns.MDnsProtocol(), mdns.MDnsProtocol()
+    answering.connection_made(Sent())
+    name = dns.name.from_text("peer.local")  # what publish() puts in the zone, without joining the group
+    rdata = dns.rdata.GenericRdata(rdclass=mdns.MDNS_RDCLASS, rdtype=dns.rdatatype.A, data=bytes([127, 0, 0, 1]))
+    answering.zone.replace_rdataset(name, dns.rdataset.from_rdata(120, rdata))
+    answering.datagram_received(dns.message.make_query("peer.local", "A").to_wire(), ("127.0.0.1", 5353))
+    (answer,) = answering.transport.datagrams
+    future = asyncio.get_running_loop().create_future()
+    asking.queries[name] = {future}
+    asking.datagram_received(answer, ("127.0.0.1", 5353))
+    print(await asyncio.wait_for(future, 1))
+
+asyncio.run(main())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "127.0.0.1", done.stderr
+    late = "import dns.name\nfrom videoroomd.media.webrtc.compat import lazy_dns\nlazy_dns.install()\n"
+    done = subprocess.run([sys.executable, "-c", late], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "must come before importing dns" in done.stderr
