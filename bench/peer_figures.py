@@ -70,13 +70,15 @@ def _ratio(ours: float | None, theirs: float | None) -> float | None:
 
 def ratios(results: list[dict]) -> dict[int, dict]:
     """For each N: videoroomd ÷ Janus of CPU per packet (all, user, kernel) and of RSS, each
-    round's (a videoroomd run and the Janus run after it) and their median and spread."""
+    round's (a videoroomd run and the Janus run after it; a round where either failed has
+    none) and their median and spread."""
     by_n: dict[int, dict] = {}
     for n in sorted({r["n"] for r in results}):
-        ours = [r for r in results if r["n"] == n and r["server"] == "videoroomd"]
-        theirs = [r for r in results if r["n"] == n and r["server"] == "janus"]
+        ours = {r["round"]: r for r in results if r["n"] == n and r["server"] == "videoroomd" and "error" not in r}
+        theirs = {r["round"]: r for r in results if r["n"] == n and r["server"] == "janus" and "error" not in r}
+        pairs = [(ours[i], theirs[i]) for i in sorted(ours) if i in theirs]
         rounds = [{key: _ratio(a[key], b[key]) for key in ("us_per_packet", "user_us", "kernel_us", "rss_mib")}
-                  for a, b in zip(ours, theirs)]
+                  for a, b in pairs]
         values = [r["us_per_packet"] for r in rounds if r["us_per_packet"] is not None]
         by_n[n] = {"rounds": rounds, "median": round(statistics.median(values), 2) if values else None,
                    "low": min(values, default=None), "high": max(values, default=None)}

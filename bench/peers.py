@@ -12,7 +12,8 @@ until every participant receives audio and video from every other, waits
 process tree CPU (user and kernel apart, /proc) per forwarded packet, counted
 at the receivers for both, and the tree's RSS at the end. The last lines are
 a table with the median over rounds (and the range) and the ratio
-videoroomd ÷ Janus of each round.
+videoroomd ÷ Janus of each round. A run whose participant failed (a call
+the server dropped, say) is listed with its error and left out of the table.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from . import procfs
 from .daemon import Daemon, room_names
 from .janus import ROOM, Janus, binary, version
 from .peer_figures import PeerSample, run_figures, table
-from .processes import Bot, BotFailed, cpu_list
-from .sfu import REPO, machine_text, revision
+from .processes import Bot, cpu_list
+from .sfu import REPO, bot_failure, machine_text, revision
 from testsupport.netns import NAME, PREFIX, new_host, remove
 
 POLL = 1.0  # seconds between two looks at whether every pair has media
@@ -44,13 +45,14 @@ class Server:
     """One server under test, as the runs see it: its participants' command line and its tree."""
 
     def __init__(self, name: str, process: Daemon | Janus, url: str, room: str, bot_module: str,
-                 bot_options: list[str]):
+                 bot_options: list[str], room_empty=None):
         self.name = name
         self.process = process
         self.url = url
         self.room = room
         self.bot_module = bot_module
         self.bot_options = bot_options
+        self.room_empty = room_empty  # async (timeout) -> whether the room emptied: the next run starts alone
 
     def cpu(self) -> tuple[float, float]:
         """(user, kernel) CPU seconds of the server's process tree so far."""
@@ -156,7 +158,8 @@ async def main(args: argparse.Namespace) -> int:
     try:
         await daemon.start()
         await janus.start()
-        servers = [Server("videoroomd", daemon, daemon.socket_url, daemon.rooms[0], "bench.bot", []),
+        servers = [Server("videoroomd", daemon, daemon.socket_url, daemon.rooms[0], "bench.bot", [],
+                          room_empty=daemon.wait_rooms_empty),
                    Server("janus", janus, janus.url, str(ROOM), "bench.janus_bot", ["--address", host.gateway])]
         await trio.sleep(2)  # the daemon's workers start after it answers
         print("idle RSS of the tree: " + ", ".join(f"{s.name} {s.rss_mib():.0f} MiB" for s in servers)
@@ -182,12 +185,18 @@ async def run_all(args: argparse.Namespace, workdir: Path, servers: list[Server]
             for server in servers:
                 try:
                     figures = await sitting.run(server, n)
-                except BotFailed as error:
-                    print(f"  round {round_index + 1}, {server.name} N={n}: a participant failed: {error}", flush=True)
-                    continue
+                except BaseException as error:
+                    failure = bot_failure(error)
+                    if failure is None:
+                        raise
+                    figures = {"server": server.name, "n": n, "error": str(failure)}
                 figures["round"] = round_index + 1
                 results.append(figures)
                 print(json.dumps(figures), flush=True)
+                if args.json:
+                    Path(args.json).write_text(json.dumps({"runs": results}, indent=1))
+                if server.room_empty is not None and not await server.room_empty(30):
+                    print(f"  {server.name}: the room was not empty 30 s after the run", flush=True)
                 await trio.sleep(args.pause)
     return results
 

@@ -39,13 +39,18 @@ def test_cpu_per_packet_counts_every_receivers_packets_and_keeps_user_and_kernel
     assert figures["bot_cores"] == 0.25 and figures["rss_mib"] == 30.0
 
 
-def test_the_ratio_pairs_each_videoroomd_run_with_the_janus_run_of_its_round():
+def test_the_ratio_pairs_each_videoroomd_run_with_the_janus_run_of_its_round_and_skips_failed_rounds():
     results = [{"server": "videoroomd", "n": 4, "us_per_packet": 30.0, "user_us": 20.0, "kernel_us": 10.0,
-                "rss_mib": 100.0},
-               {"server": "janus", "n": 4, "us_per_packet": 60.0, "user_us": 30.0, "kernel_us": 30.0, "rss_mib": 25.0},
+                "rss_mib": 100.0, "round": 1},
+               {"server": "janus", "n": 4, "us_per_packet": 60.0, "user_us": 30.0, "kernel_us": 30.0, "rss_mib": 25.0,
+                "round": 1},
+               {"server": "videoroomd", "n": 4, "error": "a participant failed", "round": 2},
+               {"server": "janus", "n": 4, "us_per_packet": 10.0, "user_us": 5.0, "kernel_us": 5.0, "rss_mib": 25.0,
+                "round": 2},
                {"server": "videoroomd", "n": 4, "us_per_packet": 45.0, "user_us": 30.0, "kernel_us": 15.0,
-                "rss_mib": 100.0},
-               {"server": "janus", "n": 4, "us_per_packet": 50.0, "user_us": 25.0, "kernel_us": 25.0, "rss_mib": 25.0}]
+                "rss_mib": 100.0, "round": 3},
+               {"server": "janus", "n": 4, "us_per_packet": 50.0, "user_us": 25.0, "kernel_us": 25.0, "rss_mib": 25.0,
+                "round": 3}]
     by_n = ratios(results)
     assert [r["us_per_packet"] for r in by_n[4]["rounds"]] == [0.5, 0.9]
     assert (by_n[4]["low"], by_n[4]["high"]) == (0.5, 0.9) and by_n[4]["rounds"][0]["rss_mib"] == 4.0
