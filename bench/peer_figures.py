@@ -97,19 +97,20 @@ def _cell(values: list) -> str:
     if not present:
         return "—"
     if len(present) == 1 or min(present) == max(present):
-        return f"{present[0]:g}"
-    return f"{statistics.median(present):g} ({min(present):g}–{max(present):g})"
+        return f"{present[0]:.4g}"
+    return f"{statistics.median(present):.4g} ({min(present):.4g}–{max(present):.4g})"
 
 
 def table(results: list[dict]) -> str:
-    """A column per server and N (the median over rounds, with the range when rounds differ),
-    then the ratio rows."""
+    """A column per server and N (the median over the rounds that ran, with the range when
+    rounds differ; failed runs left out), then the ratio rows."""
     ns = sorted({r["n"] for r in results})
     columns = [(n, server) for n in ns for server in ("videoroomd", "janus")]
     heads = [f"N={n} {'ours' if server == 'videoroomd' else 'Janus'}" for n, server in columns]
     lines = [" | ".join(["figure", *heads])]
     for label, key in ROWS:
-        cells = [_cell([r.get(key) for r in results if r["n"] == n and r["server"] == server]) for n, server in columns]
+        cells = [_cell([r.get(key) for r in results if r["n"] == n and r["server"] == server and "error" not in r])
+                 for n, server in columns]
         lines.append(" | ".join([label, *cells]))
     by_n = ratios(results)
     for label, key in (("ratio videoroomd ÷ Janus, CPU/packet", "us_per_packet"), ("  user", "user_us"),

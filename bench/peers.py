@@ -136,6 +136,8 @@ class Sitting:
         end = await self.sample(server, bots)
         figures = run_figures(server.name, n, start, end, server.rss_mib())
         figures["flowing_after_s"] = None if settled is None else round(settled, 1)
+        if settled is None:  # its figures say little about forwarding: left out of the table and ratios
+            figures["error"] = f"some pair had no media {a.settle_timeout:.0f} s after the first join"
         return figures
 
 
