@@ -58,6 +58,7 @@ class JanusParticipant:
         self.subscribed: set[int] = set()  # feeds (publishers' ids) asked for
         self.states: list[tuple[float, str]] = []
         self.problems: list[str] = []
+        self.negotiating = trio.Lock()  # one offer/answer at a time on the subscriber connection
 
     # -- media thread -------------------------------------------------------------------
     async def _offer(self) -> str:
@@ -129,6 +130,7 @@ class JanusParticipant:
             nursery.start_soon(self._subscriptions, room, joined["id"], subscriber, feeds)
             feeds_send.send_nowait([p["id"] for p in joined.get("publishers", [])])
             nursery.start_soon(self._notices, publisher, feeds_send)
+            nursery.start_soon(self._updates, subscriber)
             emit({"event": "joined", "id": joined["id"], "t_join": t_join, "tracks": {}})
             task_status.started()
 
@@ -138,6 +140,15 @@ class JanusParticipant:
             data = event.get("plugindata", {}).get("data", {})
             if data.get("publishers"):
                 await feeds.send([p["id"] for p in data["publishers"]])
+
+    async def _updates(self, subscriber: JanusHandle) -> None:
+        """Answers the offers Janus makes unasked on the subscriber handle (a publisher gone)."""
+        async for event in subscriber.events:
+            offer = event.get("jsep")
+            if offer is not None and offer.get("type") == "offer":
+                async with self.negotiating:
+                    answer = await self.media.call(self._answer, offer["sdp"])
+                    await subscriber.message({"request": "start"}, STEP_TIMEOUT, jsep={"type": "answer", "sdp": answer})
 
     async def _subscriptions(self, room: int, own: int, subscriber: JanusHandle,
                              feeds: trio.MemoryReceiveChannel) -> None:
@@ -152,12 +163,13 @@ class JanusParticipant:
                 body = {"request": "join", "ptype": "subscriber", "room": room, "streams": streams}
             else:
                 body = {"request": "subscribe", "streams": streams}
-            _, offer = await subscriber.message(body, STEP_TIMEOUT)
-            if offer is None:
-                self.problems.append(f"no offer for {body['request']} {new}")
-                continue
-            answer = await self.media.call(self._answer, offer["sdp"])
-            await subscriber.message({"request": "start"}, STEP_TIMEOUT, jsep={"type": "answer", "sdp": answer})
+            async with self.negotiating:
+                _, offer = await subscriber.message(body, STEP_TIMEOUT)
+                if offer is None:
+                    self.problems.append(f"no offer for {body['request']} {new}")
+                    continue
+                answer = await self.media.call(self._answer, offer["sdp"])
+                await subscriber.message({"request": "start"}, STEP_TIMEOUT, jsep={"type": "answer", "sdp": answer})
 
 
 async def main(args: argparse.Namespace) -> int:
