@@ -70,6 +70,7 @@ class JanusSession:
         return answer
 
     async def attach(self, plugin: str, timeout: float) -> "JanusHandle":
+        """A new handle on ``plugin``; raises as :meth:`request`."""
         answer = await self.request({"janus": "attach", "plugin": plugin}, timeout)
         handle_id = answer["data"]["id"]
         self._events[handle_id] = trio.open_memory_channel(EVENTS)
@@ -85,7 +86,7 @@ class JanusHandle:
         self.events = events
 
     async def message(self, body: dict, timeout: float, jsep: dict | None = None) -> tuple[dict, dict | None]:
-        """The plugin's answer to ``body``: (its data, its SDP or None)."""
+        """The plugin's answer to ``body``: (its data, its SDP or None); raises as :meth:`request`."""
         request = {"janus": "message", "handle_id": self.id, "body": body}
         if jsep is not None:
             request["jsep"] = jsep

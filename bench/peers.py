@@ -82,6 +82,7 @@ class Sitting:
         return Bot(argv, self.workdir / f"{name}.log", REPO, name, cpus=a.bot_cpus)
 
     async def sample(self, server: Server, bots: list[Bot]) -> PeerSample:
+        """The server's CPU now and every participant's snap; raises BotFailed for one that is gone."""
         snaps: dict[str, dict] = {}
 
         async def one(bot: Bot) -> None:
@@ -102,6 +103,9 @@ class Sitting:
                    for snap in sample.snaps.values())
 
     async def run(self, server: Server, n: int) -> dict:
+        """One run of ``n`` participants on ``server``; returns its figures (:func:`run_figures`),
+        with ``error`` when some pair never had media. Raises BotFailed (in trio's exception
+        groups) when a participant fails; every participant is stopped before it returns."""
         bots = [self.spawn(server, n, index) for index in range(n)]
         async with trio.open_nursery() as nursery:
             for bot in bots:
@@ -116,6 +120,7 @@ class Sitting:
                 nursery.cancel_scope.cancel()
 
     async def _measure(self, server: Server, n: int, bots: list[Bot]) -> dict:
+        """Join everyone, wait for media between every pair (or the settle timeout), warm up, measure."""
         a = self.args
         for bot in bots:
             await bot.expect("ready", timeout=60)
@@ -142,6 +147,8 @@ class Sitting:
 
 
 async def main(args: argparse.Namespace) -> int:
+    """The whole sitting; returns the exit status (2: no Janus). Both servers and the veth pair
+    are stopped and removed however it ends."""
     if binary() is None:
         print("bench.peers: the `janus` program is not installed (apt-get install janus)", file=sys.stderr)
         return 2
@@ -180,6 +187,7 @@ async def main(args: argparse.Namespace) -> int:
 
 
 async def run_all(args: argparse.Namespace, workdir: Path, servers: list[Server]) -> list[dict]:
+    """Every round, N and server in turn; returns each run's figures (a failed run: its error)."""
     sitting = Sitting(args, workdir, workdir / "clip.pickle")
     results = []
     for round_index in range(args.rounds):
