@@ -48,6 +48,7 @@ async def test_a_worker_carries_audio_and_video_with_no_codec_library_mapped(sta
         assert mapped_codec_libraries(pid) == set()
 
 
+@pytest.mark.slow
 def test_the_stand_in_refuses_codec_use_and_must_come_before_aiortc():
     script = """
 import sys
@@ -75,6 +76,7 @@ print("ok")
     assert done.returncode != 0 and "must come before importing av and aiortc" in done.stderr
 
 
+@pytest.mark.slow
 def test_with_dnspython_loaded_lazily_a_worker_still_answers_and_resolves_mdns_names():
     script = """
 import asyncio, sys
