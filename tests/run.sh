@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the test suite on a fresh machine: installs the Debian packages the tests
-# drive (Chromium, Firefox ESR, coturn, nginx and Caddy, Redis for the cluster tests, systemd-analyze, groff, Node.js, iproute2 for the
+# drive (Chromium, Firefox ESR, coturn, nginx and Caddy, Redis for the cluster tests, systemd-analyze, groff, Node.js, Janus for bench.peers, iproute2 for the
 # test hosts' network namespaces), the package with its test extra into .venv, then runs
 # pytest (as root: the browser call tests make network namespaces). Extra arguments go to pytest; with no
 # test or selection named, the whole suite runs on two processes: one takes the browser tests in turn.
@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for want in chromium:chromium firefox-esr:firefox-esr turnserver:coturn nginx:nginx-light caddy:caddy redis-server:redis-server systemd-analyze:systemd groff:groff node:nodejs npm:npm ip:iproute2; do
+for want in chromium:chromium firefox-esr:firefox-esr turnserver:coturn nginx:nginx-light caddy:caddy redis-server:redis-server systemd-analyze:systemd groff:groff node:nodejs npm:npm ip:iproute2 janus:janus; do
     command -v "${want%%:*}" >/dev/null 2>&1 || missing+=("${want#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -5,7 +5,9 @@ It serves the control plane on the socket whose file descriptor it is given
 (``--handoff-fd``, see :mod:`.turn_relay`), logs like the daemon (``--log-level``, ``--log-format``,
 ``--log-file``), dies with the daemon (the parent-death signal, and the end
 of its socket), and ignores the terminal's Ctrl-C: the daemon decides when
-its workers stop.
+its workers stop. It imports aiortc without PyAV (:mod:`..webrtc.compat.codec_free`):
+it forwards packets and never decodes or encodes them, and with dnspython
+loaded on first use (:mod:`..webrtc.compat.lazy_dns`).
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from pathlib import Path
 import structlog
 
 from ...logs.setup import configure
+from ..webrtc.compat import codec_free, lazy_dns
 from . import event_loop
-from .server import serve
 
 PR_SET_PDEATHSIG = 1
 
@@ -48,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-format", default="auto")
     parser.add_argument("--log-file", type=Path)
     args = parser.parse_args(argv)
+    # Before aiortc is imported: a forwarding worker never decodes or encodes, so PyAV's codec
+    # libraries (about 25 MiB resident) stay out of it, and dnspython (aioice's mDNS, about
+    # 4 MiB) loads when an mDNS candidate first needs it. Hence the server is imported only here.
+    codec_free.install()
+    lazy_dns.install()
+    from .server import serve
     die_with_parent(args.parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     configure(args.log_level, args.log_format, args.log_file)

@@ -8,15 +8,17 @@ this package only (:mod:`.rtp` for aiortc's senders, receivers and DTLS,
 :mod:`.simulcast` for accepting a publisher's layers in an answer,
 :mod:`.rtcp` for their RTCP reports, :mod:`.remb` for the REMB estimator,
 :mod:`.ice` and :mod:`.ice_restart` for aioice); each sets attributes of our
-own connections' objects, never a class or module. They hold for the
+own connections' objects, never a class or module. Two change what the
+libraries import, for the whole process, and only the media worker process's
+entry point calls them, before aiortc is imported: :mod:`.codec_free` (PyAV's
+codecs, never used by a forwarding worker, stay out) and :mod:`.lazy_dns`
+(dnspython loads on first use). They hold for the
 versions in REQUIRED, which :func:`check_versions` enforces at start-up.
 Imports aiortc, aioice, :mod:`videoroomd.media.dataplane.rtp_packets` (the NTP epoch) and
 :mod:`videoroomd.sdp.sections` (the RID header extensions) only.
 """
 
 from __future__ import annotations
-
-from importlib import metadata
 
 # Package -> the release series these reaches were written and tested against.
 REQUIRED = {"aiortc": "1.16", "aioice": "0.13"}
@@ -27,6 +29,10 @@ class IncompatibleVersions(Exception):
 
 
 def installed(package: str) -> str | None:
+    # Imported here, not above: a media worker imports this package and never asks, and
+    # importlib.metadata brings email, csv, zipfile and more (about 2 MiB) into it.
+    from importlib import metadata
+
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:

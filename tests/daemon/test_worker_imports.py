@@ -1,0 +1,118 @@
+"""A media worker process forwards a call without PyAV's codec libraries mapped (it decodes nothing), and
+loads dnspython only when an mDNS name needs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from contextlib import AsyncExitStack
+
+import pytest
+
+from testsupport.media_bot import bot, media_thread
+
+ROOMS = '[ice]\naddresses = ["127.0.0.1"]\n[rooms.lobby]\nmax_peers = 4\n'
+# What PyAV brings in: ffmpeg's libraries and the codecs built into them (the wheel's av.libs/).
+CODEC_LIBRARIES = ("libavcodec", "libavformat", "libavutil", "libswscale", "libvpx", "libopus", "libx264", "av.libs/")
+
+
+def mapped_codec_libraries(pid: int) -> set[str]:
+    """The files of ``CODEC_LIBRARIES`` mapped in process ``pid``, read from /proc/PID/maps."""
+    with open(f"/proc/{pid}/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "/" in line}
+    return {path for path in paths if any(name in path for name in CODEC_LIBRARIES)}
+
+
+def worker_pid(daemon) -> int:
+    with urllib.request.urlopen(f"{daemon.url}/admin/rooms", timeout=5) as response:
+        (worker,) = json.load(response)["media_workers"]
+    return worker["pid"]
+
+
+@pytest.mark.slow
+async def test_a_worker_carries_audio_and_video_with_no_codec_library_mapped(start_daemon):
+    daemon = start_daemon(rooms=ROOMS, media="workers = 1")
+    pid = worker_pid(daemon)
+    assert mapped_codec_libraries(pid) == set()  # idle
+    async with media_thread() as media, AsyncExitStack() as stack:
+        a = await stack.enter_async_context(bot(daemon, "a", media=media))
+        b = await stack.enter_async_context(bot(daemon, "b", media=media))
+        a_tracks = await a.publish()
+        b_tracks = await b.publish()
+        for viewer, tracks in ((b, a_tracks), (a, b_tracks)):
+            for track in tracks:  # audio and video, both ways
+                await viewer.frames_from(track, at_least=10)
+        assert worker_pid(daemon) == pid  # the same worker carried it, without a restart
+        assert mapped_codec_libraries(pid) == set()
+
+
+@pytest.mark.slow
+def test_the_stand_in_refuses_codec_use_and_must_come_before_aiortc():
+    script = """
+import sys
+from videoroomd.media.webrtc.compat import codec_free
+codec_free.install()
+import aiortc, av
+from aiortc.codecs import get_decoder
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from tests.daemon.test_worker_imports import mapped_codec_libraries
+assert mapped_codec_libraries(0 or __import__("os").getpid()) == set()
+for make in (lambda: av.VideoFrame(width=2, height=2),
+             lambda: get_decoder(RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96))):
+    try:
+        make()
+    except codec_free.CodecsNotLoaded as error:
+        assert "loads no codecs" in str(error), error
+    else:
+        raise AssertionError("a codec was made")
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr
+    late = "import aiortc\nfrom videoroomd.media.webrtc.compat import codec_free\ncodec_free.install()\n"
+    done = subprocess.run([sys.executable, "-c", late], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "must come before importing av and aiortc" in done.stderr
+
+
+@pytest.mark.slow
+def test_with_dnspython_loaded_lazily_a_worker_still_answers_and_resolves_mdns_names():
+    script = """
+import asyncio, sys
+from videoroomd.media.webrtc.compat import codec_free, lazy_dns
+lazy_dns.install()
+codec_free.install()
+import aiortc
+from aioice import mdns
+assert "dns.zone" not in sys.modules or type(sys.modules["dns.zone"]).__name__ == "_LazyModule"
+import dns.message, dns.name, dns.rdata, dns.rdataset, dns.rdatatype
+
+class Sent:
+    def __init__(self):
+        self.datagrams = []
+    def sendto(self, data, address):
+        self.datagrams.append(data)
+    def is_closing(self):
+        return False
+
+async def main():
+    answering, asking = mdns.MDnsProtocol(), mdns.MDnsProtocol()
+    answering.connection_made(Sent())
+    name = dns.name.from_text("peer.local")  # what publish() puts in the zone, without joining the group
+    rdata = dns.rdata.GenericRdata(rdclass=mdns.MDNS_RDCLASS, rdtype=dns.rdatatype.A, data=bytes([127, 0, 0, 1]))
+    answering.zone.replace_rdataset(name, dns.rdataset.from_rdata(120, rdata))
+    answering.datagram_received(dns.message.make_query("peer.local", "A").to_wire(), ("127.0.0.1", 5353))
+    (answer,) = answering.transport.datagrams
+    future = asyncio.get_running_loop().create_future()
+    asking.queries[name] = {future}
+    asking.datagram_received(answer, ("127.0.0.1", 5353))
+    print(await asyncio.wait_for(future, 1))
+
+asyncio.run(main())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "127.0.0.1", done.stderr
+    late = "import dns.name\nfrom videoroomd.media.webrtc.compat import lazy_dns\nlazy_dns.install()\n"
+    done = subprocess.run([sys.executable, "-c", late], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "must come before importing dns" in done.stderr
