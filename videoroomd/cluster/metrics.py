@@ -26,4 +26,7 @@ class ClusterCollector:
                                         labels=["kind"])
         for kind, count in sorted(stats["malformed"].items()):
             malformed.add_metric([kind], count)
-        yield from (up, failures, malformed)
+        chat = CounterMetricFamily("videoroomd_cluster_chat_not_stored",
+                                   "Chat messages not written to the room's history in Redis (queue full or Redis away)")
+        chat.add_metric([], stats["chat_dropped"])
+        yield from (up, failures, malformed, chat)

@@ -24,6 +24,7 @@ from .records import NodeLoad
 from .cluster_service import ClusterRoomService
 from .link_bus import LinkBus
 from .redis_client import make_client, opened
+from .redis_chat import RedisChatStore
 from .redis_directory import RedisRoomDirectory
 from .redis_nodes import RedisNodeDirectory
 
@@ -55,6 +56,7 @@ class ClusterNode:
         self.client = make_client(self._url)
         self.rooms = RedisRoomDirectory(self.client)
         self.nodes = RedisNodeDirectory(self.client)
+        self.chat = RedisChatStore(self.client, self.lease_ttl)
         self.heartbeat = NodeHeartbeat(self.nodes, self.load, config.cluster.heartbeat)
         self.bus = LinkBus(self.client, self.node_id)
         self.service: ClusterRoomService | None = None
@@ -64,7 +66,9 @@ class ClusterNode:
     def stats(self) -> dict:
         """What /metrics shows of the cluster (:class:`~.metrics.ClusterCollector`)."""
         return {"redis_up": self.heartbeat.connected, "heartbeat_failures": self.heartbeat.failures,
-                "malformed": {"lease": self.rooms.malformed, "node": self.nodes.malformed, "link": self.bus.malformed}}
+                "malformed": {"lease": self.rooms.malformed, "node": self.nodes.malformed, "link": self.bus.malformed,
+                              "chat": self.chat.malformed},
+                "chat_dropped": self.chat.dropped}
 
     def room_service(self, local: LocalRoomService) -> ClusterRoomService:
         """The daemon's room service: ``local``'s rooms, and those of the other nodes over Redis."""
@@ -93,6 +97,7 @@ class ClusterNode:
                     if self._closed:
                         nursery.cancel_scope.cancel()
                     await nursery.start(self.heartbeat.run)
+                    await nursery.start(self.chat.run)
                     if self.service is not None:
                         await nursery.start(self.service.run)
                     if not self.heartbeat.connected:

@@ -19,11 +19,13 @@ from typing import Any
 
 import orjson
 
+from ..rooms.chat import MAX_TEXT, ChatMessage
 from ..rooms.directory import Lease
 
 VERSION = 1
 MAX_RECORD = 4096           # bytes: a record larger than this is not ours
 MAX_TOKEN_DIGITS = 19       # an int64
+MAX_CHAT_RECORD = 4 * MAX_TEXT + 1024  # bytes: a message of MAX_TEXT characters, each up to 4 bytes of UTF-8
 _NAME_LIMIT = 256
 
 
@@ -96,13 +98,29 @@ def decode_node(raw: bytes | str) -> NodeLoad:
     return NodeLoad(node, advertise, *counts, cpu=float(cpu), draining=draining, at=float(at), incarnation=incarnation)
 
 
-def _text(raw: bytes | str) -> str:
+def encode_chat(message: ChatMessage) -> str:
+    """The record of one chat message in its room's history."""
+    return orjson.dumps({"v": VERSION, **message.payload()}).decode()
+
+
+def decode_chat(raw: bytes | str) -> ChatMessage:
+    """The chat message stored as ``raw``; raises MalformedRecord."""
+    data = _object(_text(raw, MAX_CHAT_RECORD))
+    fields = [data.get(key) for key in ("id", "from", "name", "text", "at")]
+    if not all(isinstance(value, str) for value in fields):
+        raise MalformedRecord("a chat record's id, from, name, text and at are strings")
+    if not all(0 < len(value) <= _NAME_LIMIT for value in (*fields[:3], fields[4])) or len(fields[3]) > MAX_TEXT:
+        raise MalformedRecord(f"a chat record's text is at most {MAX_TEXT} characters, its other fields short")
+    return ChatMessage(*fields)
+
+
+def _text(raw: bytes | str, limit: int = MAX_RECORD) -> str:
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogatepass")
     if not isinstance(raw, bytes):
         raise MalformedRecord(f"a record is a string, got {type(raw).__name__}")
-    if len(raw) > MAX_RECORD:
-        raise MalformedRecord(f"a record is at most {MAX_RECORD} bytes, got {len(raw)}")
+    if len(raw) > limit:
+        raise MalformedRecord(f"a record is at most {limit} bytes, got {len(raw)}")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:

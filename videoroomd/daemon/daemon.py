@@ -79,7 +79,7 @@ class Daemon:
         self.cluster = cluster_node(config, self._node_counts) if config.cluster.enabled else None
         where = {} if self.cluster is None else dict(  # with [cluster], rooms are claimed in Redis, and their
             directory=self.cluster.rooms, owner=self.cluster.node_id,  # calls go on while Redis is away
-            lease_ttl=self.cluster.lease_ttl, ride_out=True)
+            lease_ttl=self.cluster.lease_ttl, ride_out=True, chat_store=self.cluster.chat)
         self.rooms = RoomRegistry(config, engine_factory or self._engine, policy, **where)
         self.metrics = Metrics(self.rooms.snapshot, self.media.snapshot)
         if self.cluster is not None:
