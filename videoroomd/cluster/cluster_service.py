@@ -43,6 +43,7 @@ SILENCE = 3.5   # seconds without a word of a link before it is ended
 LOOKUP_TIMEOUT = 1.0
 JOIN_TIMEOUT = 2.0          # seconds a join waits for the node that runs the room
 PLACED_JOIN_TIMEOUT = 7.0   # and for a node the room was just placed on (it opens the room first)
+PLACED_TTL = 10.0           # seconds a placement counts against its node when no publication of it came since
 
 
 class ClusterRoomService:
@@ -148,7 +149,13 @@ class ClusterRoomService:
         except Exception as error:  # Redis away: open it here, if this node can claim it
             log.debug("node list not read", why=repr(error))
             return self.node
-        picked = pick_node([load for load in loads if not self.edge.is_silent(load.node)])
+        live = [load for load in loads if not self.edge.is_silent(load.node)]
+        try:
+            with trio.fail_after(LOOKUP_TIMEOUT):  # counted in Redis: a burst through any nodes is spread
+                picked = await self.nodes.place(live, ttl=PLACED_TTL)
+        except Exception as error:  # Redis away: placed on what the loads said
+            log.debug("placement not counted", why=repr(error))
+            picked = pick_node(live)
         return self.node if picked is None else picked.node
 
     def people(self, name: str) -> int:

@@ -6,6 +6,10 @@ Keys (``PREFIX`` as in :mod:`.redis_directory`):
   TTL it was published with; Redis's expiry is what drops a dead node.
 - ``PREFIX nodes``: the set of node ids, so that listing needs no SCAN of
   the key space. Listing drops the ids whose key has expired.
+- ``PREFIX placed:ID``: the rooms placed on node ID since its last
+  publication (which counts them itself and sets this back to zero), so
+  that a burst of new rooms through any nodes is spread, not sent to the
+  node that looked least loaded at its last beat.
 
 The listing script reads keys it builds from ``PREFIX`` rather than
 receiving them in KEYS: fine on a single Redis or Valkey (what the cluster
@@ -14,19 +18,41 @@ runs on), not on a Redis Cluster, whose slots it would cross.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import trio
 
+from .nodes import candidates
 from .records import MalformedRecord, NodeLoad, decode_node, encode_node
 from .redis_directory import PREFIX
 
-# KEYS: the node key, the set of ids. ARGV: the record, the TTL in ms, the node id. Returns the record replaced.
+# KEYS: the node key, the set of ids, the node's placed count. ARGV: the record, the TTL in ms, the node id.
+# Returns the record replaced.
 PUBLISH = """
 local previous = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('DEL', KEYS[3])
 return previous
+"""
+
+# ARGV: the placed counts' key prefix, their TTL in ms, then (node, rooms, cpu) for each candidate, in the
+# order of preference among equals. Returns the node with the fewest rooms counting those placed since its
+# last publication (then the least CPU, then the first), whose placed count it adds one to.
+PLACE = """
+local best, best_rooms, best_cpu
+for i = 3, #ARGV, 3 do
+  local rooms = tonumber(ARGV[i + 1]) + (tonumber(redis.call('GET', ARGV[1] .. ARGV[i])) or 0)
+  local cpu = tonumber(ARGV[i + 2])
+  if best == nil or rooms < best_rooms or (rooms == best_rooms and cpu < best_cpu) then
+    best, best_rooms, best_cpu = ARGV[i], rooms, cpu
+  end
+end
+if best then
+  redis.call('INCR', ARGV[1] .. best)
+  redis.call('PEXPIRE', ARGV[1] .. best, ARGV[2])
+end
+return best
 """
 
 # KEYS: the set of ids. ARGV: the node key prefix. Returns the records of the live nodes.
@@ -50,6 +76,7 @@ class RedisNodeDirectory:
         self._prefix = prefix
         self._publish = client.register_script(PUBLISH)
         self._list = client.register_script(LIST)
+        self._place = client.register_script(PLACE)
         self.malformed = 0
 
     def key(self, node: str) -> str:
@@ -58,9 +85,24 @@ class RedisNodeDirectory:
     async def publish(self, load: NodeLoad, *, ttl: float) -> NodeLoad | None:
         """Record ``load`` for ``ttl`` seconds; returns the live load it replaced, if any."""
         await trio.lowlevel.checkpoint()
-        previous = await self._publish(keys=[self.key(load.node), f"{self._prefix}nodes"],
+        previous = await self._publish(keys=[self.key(load.node), f"{self._prefix}nodes", f"{self._prefix}placed:{load.node}"],
                                        args=[encode_node(load), max(1, int(ttl * 1000)), load.node])
         return None if previous is None else self._decode(previous)
+
+    async def place(self, loads: Sequence[NodeLoad], *, ttl: float) -> NodeLoad | None:
+        """The node of ``loads`` a new room goes to, counted there until its next publication (at most
+        ``ttl`` seconds); None when every node drains. One step for Redis, so that nodes placing rooms
+        at once see each other's."""
+        await trio.lowlevel.checkpoint()
+        args: list[Any] = [f"{self._prefix}placed:", max(1, int(ttl * 1000))]
+        for candidate in candidates(loads):
+            if candidate.alive:
+                args += [candidate.name, candidate.rooms, repr(candidate.cpu)]
+        if len(args) == 2:
+            return None
+        picked = await self._place(keys=[], args=args)
+        name = picked.decode() if isinstance(picked, bytes) else picked
+        return next((load for load in loads if load.node == name), None)
 
     async def withdraw(self, node: str) -> None:
         """Remove ``node`` now."""
