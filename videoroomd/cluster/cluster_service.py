@@ -43,7 +43,12 @@ SILENCE = 3.5   # seconds without a word of a link before it is ended
 LOOKUP_TIMEOUT = 1.0
 JOIN_TIMEOUT = 2.0          # seconds a join waits for the node that runs the room
 PLACED_JOIN_TIMEOUT = 7.0   # and for a node the room was just placed on (it opens the room first)
+DIRECTORY_AWAY = ("room '{name}' cannot be joined right now: the servers' shared room directory (Redis) does not "
+                  "answer; calls in progress go on; try again in a moment")
 PLACED_TTL = 10.0           # seconds a placement counts against its node when no publication of it came since
+
+
+_NO_ANSWER = "\0no answer"  # what _owner says when the directory did not answer (never a node id: ids are names)
 
 
 class ClusterRoomService:
@@ -61,6 +66,7 @@ class ClusterRoomService:
         self.beat_interval = beat
         self.silence = silence
         self.unhandled = 0
+        self.refused_no_directory = 0  # joins refused because the room directory did not answer
         bus.handler = self._handle
 
     # -- the room service ---------------------------------------------------------------
@@ -88,6 +94,9 @@ class ClusterRoomService:
         if refusal is not None:  # draining: this node takes no joins, for any room
             raise JoinRefused(*refusal)
         owner = await self._owner(name)
+        if owner is _NO_ANSWER:  # nobody can tell where the room runs, nor claim it: refused now, clearly
+            self.refused_no_directory += 1
+            raise JoinRefused("room_unavailable", DIRECTORY_AWAY.format(name=name))
         wait = JOIN_TIMEOUT  # a room that runs answers at once; one placed there now may have to open
         if owner is None:
             self.local.registry.gate.may_open(name, running=None)  # a room that may be made at all
@@ -107,14 +116,14 @@ class ClusterRoomService:
             if refused.code != "room_unavailable":
                 raise
             owner = await self._owner(name)  # another node may have claimed it between the lookup and the claim
-            if owner is None or owner == self.node:
+            if owner is None or owner is _NO_ANSWER or owner == self.node:
                 raise
         return await self.edge.join(owner, name, display, password, kind=kind, address=address, enter=enter,
                                     token=raw)
 
     async def _owner(self, name: str) -> str | None:
-        """The node that holds room ``name`` now; None when nobody does, or the directory does not answer
-        (then the room is opened here, if this node can claim it)."""
+        """The node that holds room ``name`` now (this one when it runs here); None when nobody does;
+        ``_NO_ANSWER`` when the directory does not answer."""
         if self.local.registry.get(name) is not None:
             return self.node
         try:
@@ -122,7 +131,7 @@ class ClusterRoomService:
                 lease = await self.directory.lookup(name)
         except Exception as error:  # Redis away: rooms running here go on, others cannot be claimed
             log.debug("room lookup failed", room=name[:80], why=repr(error))
-            return None
+            return _NO_ANSWER
         return None if lease is None else lease.owner
 
     async def _alive(self, node: str) -> bool:

@@ -29,4 +29,7 @@ class ClusterCollector:
         chat = CounterMetricFamily("videoroomd_cluster_chat_not_stored",
                                    "Chat messages not written to the room's history in Redis (queue full or Redis away)")
         chat.add_metric([], stats["chat_dropped"])
-        yield from (up, failures, malformed, chat)
+        refused = CounterMetricFamily("videoroomd_cluster_joins_refused_no_directory",
+                                      "Joins refused because the room directory (Redis) did not answer")
+        refused.add_metric([], stats["joins_refused"])
+        yield from (up, failures, malformed, chat, refused)

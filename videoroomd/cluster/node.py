@@ -68,7 +68,15 @@ class ClusterNode:
         return {"redis_up": self.heartbeat.connected, "heartbeat_failures": self.heartbeat.failures,
                 "malformed": {"lease": self.rooms.malformed, "node": self.nodes.malformed, "link": self.bus.malformed,
                               "chat": self.chat.malformed},
-                "chat_dropped": self.chat.dropped}
+                "chat_dropped": self.chat.dropped,
+                "joins_refused": self.service.refused_no_directory if self.service is not None else 0}
+
+    def degraded(self) -> str | None:
+        """What this node cannot do now, for /healthz; None when Redis answers."""
+        if self.heartbeat.connected:
+            return None
+        return ("Redis does not answer: calls in progress go on; joins of rooms that do not run on this node "
+                "are refused until it answers")
 
     def room_service(self, local: LocalRoomService) -> ClusterRoomService:
         """The daemon's room service: ``local``'s rooms, and those of the other nodes over Redis."""

@@ -96,7 +96,8 @@ class Daemon:
         # What the handlers may read of the daemon; the getters follow reloads and the drain.
         self.context = Context(config=lambda: self.config, metrics=self.metrics, draining=lambda: self.draining,
                                rooms=self._room_service(), turn=self.turn_credentials,
-                               media_snapshot=self.media.snapshot)
+                               media_snapshot=self.media.snapshot,
+                               degraded=self.cluster.degraded if self.cluster is not None else lambda: None)
         self.app = DaemonApp(self.context, route_table(self.context))
         self.address: tuple[str, int] | None = None
         self._stop = trio.Event()
