@@ -34,6 +34,7 @@ from ..rooms.local_link import LocalRoomService
 from .link_bus import LinkBus
 from .nodes import NodeDirectory, pick_node
 from .remote_link import EdgeLinks
+from .room_view import ClusterRoomView
 from .room_side import RoomSide
 
 log = structlog.get_logger("videoroomd.cluster")
@@ -55,10 +56,11 @@ class ClusterRoomService:
     """The :class:`~videoroomd.rooms.link.RoomService` of a node: rooms here, or on the node that holds them."""
 
     def __init__(self, local: LocalRoomService, directory: RoomDirectory, bus: LinkBus, *,
-                 nodes: NodeDirectory | None = None, beat: float = BEAT, silence: float = SILENCE, clock: Callable[[], float] = trio.current_time):
+                 nodes: NodeDirectory | None = None, view: ClusterRoomView | None = None, beat: float = BEAT, silence: float = SILENCE, clock: Callable[[], float] = trio.current_time):
         self.local = local
         self.directory = directory
         self.nodes = nodes  # None: rooms nobody holds are opened here
+        self.view = view    # None: the admin view shows this node's rooms only
         self.bus = bus
         self.node = bus.node
         self.edge = EdgeLinks(bus, clock)
@@ -174,18 +176,27 @@ class ClusterRoomService:
         return self.edge.people.get(name, 0) if any(link.room == name for link in self.edge.links.values()) else 0
 
     def snapshot(self) -> list[dict[str, Any]]:
-        """This node's rooms, and the rooms elsewhere this node's participants are in (with their node)."""
-        rows = self.local.snapshot()
-        here = {row["name"] for row in rows}
+        """Every node's rooms, each with its node: this node's as its registry has them, the others' as
+        they last shared them (:class:`.room_view.ClusterRoomView`), and the rooms elsewhere this node's
+        participants are in that no list named yet (status ``elsewhere``)."""
+        rows = [{**row, "node": self.node} for row in self.local.snapshot()]
+        listed = {row["name"] for row in rows}
+        for other in self.view.others() if self.view is not None else []:
+            if other.name not in listed:
+                listed.add(other.name)
+                rows.append({"name": other.name, "status": other.status, "node": other.node, "dynamic": other.dynamic,
+                             "max_peers": None, "password": None, "peers": other.peers,
+                             "relay_peers": other.relay_peers, "tracks": other.tracks, "media": {},
+                             "worker": other.worker, "restarts": None, "last_error": None})
         elsewhere: dict[str, str] = {}
         for link in self.edge.links.values():
-            if link.room not in here:
+            if link.room not in listed:
                 elsewhere[link.room] = link.node
         for name in sorted(elsewhere):
             rows.append({"name": name, "status": "elsewhere", "node": elsewhere[name], "dynamic": None,
                          "max_peers": None, "password": None, "peers": self.people(name), "relay_peers": None,
                          "tracks": None, "media": {}, "worker": None, "restarts": 0, "last_error": None})
-        return rows
+        return sorted(rows, key=lambda row: row["name"])
 
     # -- the links' traffic -----------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:

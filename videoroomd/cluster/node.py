@@ -25,6 +25,7 @@ from .cluster_service import ClusterRoomService
 from .link_bus import LinkBus
 from .redis_client import make_client, opened
 from .redis_chat import RedisChatStore
+from .room_view import ClusterRoomView
 from .redis_directory import RedisRoomDirectory
 from .redis_nodes import RedisNodeDirectory
 
@@ -60,6 +61,7 @@ class ClusterNode:
         self.heartbeat = NodeHeartbeat(self.nodes, self.load, config.cluster.heartbeat)
         self.bus = LinkBus(self.client, self.node_id)
         self.service: ClusterRoomService | None = None
+        self.view: ClusterRoomView | None = None
         self._scope: trio.CancelScope | None = None
         self._closed = False
 
@@ -80,7 +82,8 @@ class ClusterNode:
 
     def room_service(self, local: LocalRoomService) -> ClusterRoomService:
         """The daemon's room service: ``local``'s rooms, and those of the other nodes over Redis."""
-        self.service = ClusterRoomService(local, self.rooms, self.bus, nodes=self.nodes)
+        self.view = ClusterRoomView(self.nodes, self.node_id, local.snapshot, self.heartbeat.interval)
+        self.service = ClusterRoomService(local, self.rooms, self.bus, nodes=self.nodes, view=self.view)
         return self.service
 
     def collector(self) -> ClusterCollector:
@@ -108,6 +111,8 @@ class ClusterNode:
                     await nursery.start(self.chat.run)
                     if self.service is not None:
                         await nursery.start(self.service.run)
+                    if self.view is not None:
+                        await nursery.start(self.view.run)
                     if not self.heartbeat.connected:
                         log.warning("cluster: Redis does not answer; rooms cannot start until it does",
                                     redis=masked(self._url))

@@ -10,6 +10,8 @@ Keys (``PREFIX`` as in :mod:`.redis_directory`):
   publication (which counts them itself and sets this back to zero), so
   that a burst of new rooms through any nodes is spread, not sent to the
   node that looked least loaded at its last beat.
+- ``PREFIX rooms:ID``: the rooms node ID runs (:func:`.records.encode_rooms`),
+  with its load's TTL, so that every node's admin view lists every room.
 
 The listing script reads keys it builds from ``PREFIX`` rather than
 receiving them in KEYS: fine on a single Redis or Valkey (what the cluster
@@ -23,7 +25,7 @@ from typing import Any, Sequence
 import trio
 
 from .nodes import candidates
-from .records import MalformedRecord, NodeLoad, decode_node, encode_node
+from .records import MalformedRecord, NodeLoad, RoomRow, decode_node, decode_rooms, encode_node, encode_rooms
 from .redis_directory import PREFIX
 
 # KEYS: the node key, the set of ids, the node's placed count. ARGV: the record, the TTL in ms, the node id.
@@ -66,6 +68,21 @@ return out
 """
 
 
+# KEYS: the set of ids. ARGV: the room lists' key prefix, this node's id, its list, the TTL in ms.
+# Stores this node's list; returns the lists of the other live nodes.
+SHARE_ROOMS = """
+redis.call('SET', ARGV[1] .. ARGV[2], ARGV[3], 'PX', ARGV[4])
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if id ~= ARGV[2] then
+    local record = redis.call('GET', ARGV[1] .. id)
+    if record then table.insert(out, record) end
+  end
+end
+return out
+"""
+
+
 class RedisNodeDirectory:
     """The :class:`~.nodes.NodeDirectory` of the nodes sharing ``client``'s Redis.
 
@@ -77,6 +94,7 @@ class RedisNodeDirectory:
         self._publish = client.register_script(PUBLISH)
         self._list = client.register_script(LIST)
         self._place = client.register_script(PLACE)
+        self._share_rooms = client.register_script(SHARE_ROOMS)
         self.malformed = 0
 
     def key(self, node: str) -> str:
@@ -104,10 +122,23 @@ class RedisNodeDirectory:
         name = picked.decode() if isinstance(picked, bytes) else picked
         return next((load for load in loads if load.node == name), None)
 
+    async def share_rooms(self, node: str, rows: list[RoomRow], *, ttl: float) -> list[RoomRow]:
+        """Store the rooms ``node`` runs for ``ttl`` seconds; returns the rooms the other live nodes run
+        (lists that are not ours are counted in ``malformed`` and left out)."""
+        await trio.lowlevel.checkpoint()
+        found: list[RoomRow] = []
+        for raw in await self._share_rooms(keys=[f"{self._prefix}nodes"], args=[
+                f"{self._prefix}rooms:", node, encode_rooms(node, rows), max(1, int(ttl * 1000))]):
+            try:
+                found += decode_rooms(raw)
+            except MalformedRecord:
+                self.malformed += 1
+        return found
+
     async def withdraw(self, node: str) -> None:
         """Remove ``node`` now."""
         await trio.lowlevel.checkpoint()
-        await self._client.delete([self.key(node)])
+        await self._client.delete([self.key(node), f"{self._prefix}rooms:{node}"])
         await self._client.srem(f"{self._prefix}nodes", [node])
 
     async def nodes(self) -> list[NodeLoad]:
