@@ -70,6 +70,7 @@ class ClusterRoomService:
         self.unhandled = 0
         self.refused_no_directory = 0  # joins refused because the room directory did not answer
         bus.handler = self._handle
+        bus.on_lost = self._lost
 
     # -- the room service ---------------------------------------------------------------
     def admit(self, name: str, password: str | None, address: str, token: str | None = None) -> AccessToken | None:
@@ -222,6 +223,12 @@ class ClusterRoomService:
             return
         if unknown:
             self.bus.post(fields["origin"], encode("gone", links=unknown))
+
+    def _lost(self, key: str) -> None:
+        """A message of link ``key`` was dropped (this node read too slowly): the link ends here, its client
+        rejoins (a link's messages depend on each other); the other node hears so at its next beat."""
+        self.edge.gone([key])
+        self.room_side.gone([key])
 
     async def _beat(self) -> None:
         while True:

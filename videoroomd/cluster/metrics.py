@@ -32,4 +32,7 @@ class ClusterCollector:
         refused = CounterMetricFamily("videoroomd_cluster_joins_refused_no_directory",
                                       "Joins refused because the room directory (Redis) did not answer")
         refused.add_metric([], stats["joins_refused"])
-        yield from (up, failures, malformed, chat, refused)
+        overrun = CounterMetricFamily("videoroomd_cluster_link_messages_overrun",
+                                      "Link messages dropped because this node read them too slowly (their links ended)")
+        overrun.add_metric([], stats["link_overrun"])
+        yield from (up, failures, malformed, chat, refused, overrun)

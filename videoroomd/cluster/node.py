@@ -70,7 +70,7 @@ class ClusterNode:
         return {"redis_up": self.heartbeat.connected, "heartbeat_failures": self.heartbeat.failures,
                 "malformed": {"lease": self.rooms.malformed, "node": self.nodes.malformed, "link": self.bus.malformed,
                               "chat": self.chat.malformed},
-                "chat_dropped": self.chat.dropped,
+                "chat_dropped": self.chat.dropped, "link_overrun": self.bus.overrun,
                 "joins_refused": self.service.refused_no_directory if self.service is not None else 0}
 
     def degraded(self) -> str | None:
