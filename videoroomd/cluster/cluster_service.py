@@ -46,6 +46,8 @@ JOIN_TIMEOUT = 2.0          # seconds a join waits for the node that runs the ro
 PLACED_JOIN_TIMEOUT = 7.0   # and for a node the room was just placed on (it opens the room first)
 DIRECTORY_AWAY = ("room '{name}' cannot be joined right now: the servers' shared room directory (Redis) does not "
                   "answer; calls in progress go on; try again in a moment")
+MOVE_WAIT = 5.0     # seconds a join waits for the lease of a dead node's room to lapse (clients wait 10 s)
+MOVE_POLL = 0.25
 PLACED_TTL = 10.0           # seconds a placement counts against its node when no publication of it came since
 
 
@@ -101,12 +103,12 @@ class ClusterRoomService:
             self.refused_no_directory += 1
             raise JoinRefused("room_unavailable", DIRECTORY_AWAY.format(name=name))
         wait = JOIN_TIMEOUT  # a room that runs answers at once; one placed there now may have to open
+        if owner is not None and owner != self.node and not await self._alive(owner):
+            owner = await self._moved(name, owner)
         if owner is None:
             self.local.registry.gate.may_open(name, running=None)  # a room that may be made at all
             owner = await self._place()
             wait = PLACED_JOIN_TIMEOUT
-        elif owner != self.node and not await self._alive(owner):
-            raise JoinRefused("room_unavailable", f"room '{name}' is moving to another server; try again in a moment")
         raw = ticket.raw if ticket is not None else token
         if owner != self.node:
             return await self.edge.join(owner, name, display, password, kind=kind, address=address, enter=enter,
@@ -136,6 +138,22 @@ class ClusterRoomService:
             log.debug("room lookup failed", room=name[:80], why=repr(error))
             return _NO_ANSWER
         return None if lease is None else lease.owner
+
+    async def _moved(self, name: str, dead: str) -> str | None:
+        """Where room ``name`` runs once the lease of ``dead`` (a node no longer listed live) lapsed: None
+        when nobody holds it (it is placed next), else the node that took it. The join waits here rather
+        than the client retrying with its backoff, so the call is back as soon as the room can move.
+        Raises JoinRefused after MOVE_WAIT, or when the directory stops answering."""
+        with trio.move_on_after(MOVE_WAIT):
+            while True:
+                await trio.sleep(MOVE_POLL)
+                owner = await self._owner(name)
+                if owner is _NO_ANSWER:
+                    self.refused_no_directory += 1
+                    raise JoinRefused("room_unavailable", DIRECTORY_AWAY.format(name=name))
+                if owner is None or owner == self.node or (owner != dead and await self._alive(owner)):
+                    return owner
+        raise JoinRefused("room_unavailable", f"room '{name}' is moving to another server; try again in a moment")
 
     async def _alive(self, node: str) -> bool:
         """Whether ``node`` is listed live (its leases outlive it by a few seconds); True when the node
