@@ -8,8 +8,12 @@ too and one EVALSHA is one round trip; the bytes in and out) over three
 phases: the nodes idle with no room; ROOMS joins of new dynamic rooms
 through random nodes (each room claimed, joined, left and released); ROOMS
 configured rooms running on one node, the heartbeats taken out. Prints a
-line per phase, or JSON with ``--json``. The participant link across nodes
-is not built yet, so each room runs on the node its join reached.
+line per phase, or JSON with ``--json``. (The dynamic rooms go where
+placement puts them; the joins reach them over the participant link.)
+
+``--calls`` measures calls instead (:mod:`.cluster_calls`): the cost of
+the hop to the room's node in join → first frame, the placement spread of
+a burst of new rooms, and the failover time after a SIGKILL, with bots.
 """
 
 from __future__ import annotations
@@ -130,8 +134,18 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, default=10)
     parser.add_argument("--idle", type=float, default=20.0, help="seconds each idle phase is counted")
     parser.add_argument("--json", dest="as_json", action="store_true")
+    parser.add_argument("--calls", action="store_true", help="measure calls (bench.cluster_calls) instead")
+    parser.add_argument("--samples", type=int, default=10, help="--calls: joins through each kind of node")
+    parser.add_argument("--spread-rooms", type=int, default=60, help="--calls: rooms created at once")
+    parser.add_argument("--failovers", type=int, default=3, help="--calls: SIGKILLs of the room's node")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    if args.calls:
+        from . import cluster_calls
+
+        json.dump(cluster_calls.run(args, start_redis), sys.stdout, indent=2)
+        print()
+        return
     with tempfile.TemporaryDirectory() as folder:
         process, port = start_redis(Path(folder))
         try:

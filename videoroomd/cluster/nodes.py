@@ -39,8 +39,9 @@ class NodeDirectory(Protocol):
 
     async def place(self, loads: Sequence[NodeLoad], *, ttl: float) -> NodeLoad | None:
         """The node of ``loads`` (as :meth:`nodes` gave them) a new room goes to, by :func:`pick_node` with
-        the rooms placed on each since its last publication counted (those are forgotten after ``ttl``
-        seconds); None when every node drains."""
+        the rooms placed on each that its publications do not count yet (a publication takes off the rooms
+        its node gained since the one before; all are forgotten ``ttl`` seconds after the last placement
+        there); None when every node drains."""
         ...
 
 
@@ -56,7 +57,12 @@ class LocalNodeDirectory:
         await trio.lowlevel.checkpoint()
         previous = self._nodes.get(load.node)
         self._nodes[load.node] = (load, self._clock() + ttl)
-        self._placed.pop(load.node, None)
+        count, until = self._placed.get(load.node, (0, 0.0))
+        gained = load.rooms - (previous[0].rooms if previous is not None else 0)  # placed rooms that arrived
+        if count - max(0, gained) > 0:
+            self._placed[load.node] = (count - max(0, gained), until)
+        else:
+            self._placed.pop(load.node, None)
         return previous[0] if previous is not None and previous[1] > self._clock() else None
 
     async def withdraw(self, node: str) -> None:

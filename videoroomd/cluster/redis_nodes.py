@@ -6,10 +6,11 @@ Keys (``PREFIX`` as in :mod:`.redis_directory`):
   TTL it was published with; Redis's expiry is what drops a dead node.
 - ``PREFIX nodes``: the set of node ids, so that listing needs no SCAN of
   the key space. Listing drops the ids whose key has expired.
-- ``PREFIX placed:ID``: the rooms placed on node ID since its last
-  publication (which counts them itself and sets this back to zero), so
-  that a burst of new rooms through any nodes is spread, not sent to the
-  node that looked least loaded at its last beat.
+- ``PREFIX placed:ID``: the rooms placed on node ID that its published
+  load does not count yet (each publication takes off the rooms the node
+  gained since the one before), so that a burst of new rooms through any
+  nodes is spread, not sent to the node that looked least loaded at its
+  last beat.
 - ``PREFIX rooms:ID``: the rooms node ID runs (:func:`.records.encode_rooms`),
   with its load's TTL, so that every node's admin view lists every room.
 
@@ -28,13 +29,20 @@ from .nodes import candidates
 from .records import MalformedRecord, NodeLoad, RoomRow, decode_node, decode_rooms, encode_node, encode_rooms
 from .redis_directory import PREFIX
 
-# KEYS: the node key, the set of ids, the node's placed count. ARGV: the record, the TTL in ms, the node id.
-# Returns the record replaced.
+# KEYS: the node key, the set of ids, the node's placed count. ARGV: the record, the TTL in ms, the node id,
+# its rooms. Returns the record replaced. The rooms gained since the record replaced were placed: they
+# come off the placed count (those still on their way stay on it).
 PUBLISH = """
 local previous = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
-redis.call('DEL', KEYS[3])
+local before = 0
+if previous then
+  local ok, record = pcall(cjson.decode, previous)
+  if ok and type(record) == 'table' and type(record['rooms']) == 'number' then before = record['rooms'] end
+end
+local gained = tonumber(ARGV[4]) - before
+if gained > 0 and redis.call('DECRBY', KEYS[3], gained) <= 0 then redis.call('DEL', KEYS[3]) end
 return previous
 """
 
@@ -104,7 +112,7 @@ class RedisNodeDirectory:
         """Record ``load`` for ``ttl`` seconds; returns the live load it replaced, if any."""
         await trio.lowlevel.checkpoint()
         previous = await self._publish(keys=[self.key(load.node), f"{self._prefix}nodes", f"{self._prefix}placed:{load.node}"],
-                                       args=[encode_node(load), max(1, int(ttl * 1000)), load.node])
+                                       args=[encode_node(load), max(1, int(ttl * 1000)), load.node, load.rooms])
         return None if previous is None else self._decode(previous)
 
     async def place(self, loads: Sequence[NodeLoad], *, ttl: float) -> NodeLoad | None:
