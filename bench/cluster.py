@@ -80,6 +80,23 @@ async def join(port: int, room: str) -> None:
                 return
 
 
+async def chat_burst(port: int, room: str, count: int) -> None:
+    """Join ``room`` through the node at ``port`` and send ``count`` chat messages (within the burst a
+    person may send at once), each answered."""
+    url = f"ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0"
+    async with open_websocket_url(url) as ws:
+        await ws.send_message(json.dumps(["1", "1", f"room:{room}", "phx_join", {"displayName": "bench"}]))
+        for n in range(count):
+            await ws.send_message(json.dumps(["1", str(n + 2), f"room:{room}", "chat", {"text": f"message {n}"}]))
+        answered = 0
+        while answered < count + 1:
+            frame = json.loads(await ws.get_message())
+            if frame[3] == "phx_reply":
+                if frame[4]["status"] != "ok":
+                    raise SystemExit(f"bench.cluster: refused in {room}: {frame[4]}")
+                answered += 1
+
+
 async def measure(args, folder: Path, redis_port: int) -> dict:
     url = f"redis://127.0.0.1:{redis_port}/0"
     results = {}
@@ -118,6 +135,14 @@ async def measure(args, folder: Path, redis_port: int) -> dict:
         await trio.sleep(args.idle)
         with_rooms = delta(before, await redis_numbers(client), 60 / args.idle / max(args.rooms, 1))
         results["per idle room, per minute (its node's heartbeat not counted)"] = with_rooms
+
+        senders = 4  # each sends 5 messages (the burst a person may send) through a node the room is not on
+        before, started = await redis_numbers(client), trio.current_time()
+        for sender in range(senders):
+            await chat_burst(daemons[1 + sender % (args.nodes - 1)].address[1], "fixed0", 5)
+        chat = delta(before, await redis_numbers(client), 1 / (senders * 5))
+        results["per chat message through another node (its join and leave, and the heartbeats, included)"] = chat
+        chat["seconds"] = round(trio.current_time() - started, 2)
         nursery.cancel_scope.cancel()
     idle = results[f"{args.nodes} idle nodes, per minute"]
     per_node = idle["total"] / args.nodes  # the heartbeat's share, taken out of the per-room figure
