@@ -11,6 +11,8 @@ import trio
 
 from testsupport.phoenix import phoenix_client
 from testsupport.signalling_helpers import running_daemon
+from videoroomd.cluster.redis_client import open_redis
+from videoroomd.cluster.redis_directory import RedisRoomDirectory
 
 ROOMS = 30
 
@@ -45,3 +47,7 @@ async def test_thirty_rooms_created_at_once_through_random_nodes_are_spread_even
         assert trio.current_time() - started < 10
         spread = sorted(len(daemon.rooms.entries) for daemon in daemons)
         assert sum(spread) == ROOMS and spread[0] >= 8 and spread[-1] <= 12, spread  # 10 each, +-20 %
+        async with open_redis(redis_server.url) as client:  # each on the node that holds its lease
+            leases = await RedisRoomDirectory(client).leases()
+        assert sorted((lease.room, lease.owner) for lease in leases) == sorted(
+            (name, daemon.cluster.node_id) for daemon in daemons for name in daemon.rooms.entries)
