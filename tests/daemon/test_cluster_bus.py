@@ -9,6 +9,7 @@ import trio
 
 from testsupport.phoenix import phoenix_client
 from testsupport.signalling_helpers import running_daemon
+from videoroomd.cluster.cluster_service import OVERRUN
 from videoroomd.cluster.link_bus import INBOX, LinkBus
 from videoroomd.cluster.redis_client import open_redis
 from videoroomd.rooms.link_codec import encode
@@ -83,7 +84,7 @@ async def test_a_participant_whose_messages_were_dropped_is_told_to_rejoin(tmp_p
                 _, _, _, event, payload = await bob.receive(timeout=10)
                 if event == "phx_close":
                     break
-        assert payload["retry"] is True
+        assert payload == {"reason": OVERRUN, "retry": True}
         release.set()
         assert 'videoroomd_cluster_link_messages_overrun_total' in edge.metrics.render().decode() and bus.overrun >= EXTRA - 1
         with trio.fail_after(5):  # the room's node lets Bob go once the edge no longer names his link

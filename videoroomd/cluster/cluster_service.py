@@ -46,6 +46,7 @@ JOIN_TIMEOUT = 2.0          # seconds a join waits for the node that runs the ro
 PLACED_JOIN_TIMEOUT = 7.0   # and for a node the room was just placed on (it opens the room first)
 DIRECTORY_AWAY = ("room '{name}' cannot be joined right now: the servers' shared room directory (Redis) does not "
                   "answer; calls in progress go on; try again in a moment")
+OVERRUN = "this server fell behind the room's messages; please rejoin"
 MOVE_WAIT = 5.0     # seconds a join waits for the lease of a dead node's room to lapse (clients wait 10 s)
 MOVE_POLL = 0.25
 PLACED_TTL = 10.0           # seconds a placement counts against its node when no publication of it came since
@@ -245,7 +246,7 @@ class ClusterRoomService:
     def _lost(self, key: str) -> None:
         """A message of link ``key`` was dropped (this node read too slowly): the link ends here, its client
         rejoins (a link's messages depend on each other); the other node hears so at its next beat."""
-        self.edge.gone([key])
+        self.edge.gone([key], reason=OVERRUN)
         self.room_side.gone([key])
 
     async def _beat(self) -> None:
