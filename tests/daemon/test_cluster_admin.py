@@ -24,6 +24,11 @@ def cluster(url: str, node: str) -> str:
     return f'[cluster]\nredis = "{url}"\nnode_id = "{node}"\nlease_ttl = 3\nheartbeat = 0.5\n'
 
 
+def api_rooms(daemon) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{daemon.port}/api/rooms", timeout=5) as response:
+        return json.load(response)
+
+
 def admin_rooms(daemon) -> list[dict]:
     with urllib.request.urlopen(f"http://127.0.0.1:{daemon.port}/admin/rooms", timeout=5) as response:
         return json.load(response)["rooms"]
@@ -59,6 +64,8 @@ async def test_every_node_shows_every_nodes_rooms_with_node_worker_and_people(tm
                         break
                     await trio.sleep(0.1)
             assert all(row["worker"] is not None for row in rows)  # where the room's media runs, on its node
+            public = {room["name"]: room["people"] for room in (await trio.to_thread.run_sync(api_rooms, daemon))["rooms"]}
+            assert public == {"lobby": 2, "standup": 0, "board": 0}  # the page's list, on every node alike
         # the CLI, pointed at one node, lists them all with their node
         path = tmp_path / "cli.toml"
         path.write_text(config_text(ROOMS, port=daemons[2].port))

@@ -190,10 +190,14 @@ class ClusterRoomService:
         return self.node if picked is None else picked.node
 
     def people(self, name: str) -> int:
-        """Room ``name``'s "rtc" participants: counted here when it runs here, else as its node last said."""
+        """Room ``name``'s "rtc" participants: counted here when it runs here, else as its node last said
+        (to one of this node's links into it, or in its room list)."""
         if self.local.registry.get(name) is not None:
             return self.local.people(name)
-        return self.edge.people.get(name, 0) if any(link.room == name for link in self.edge.links.values()) else 0
+        if any(link.room == name for link in self.edge.links.values()):
+            return self.edge.people.get(name, 0)
+        listed = next((row for row in self.view.others() if row.name == name), None) if self.view is not None else None
+        return listed.peers if listed is not None else 0
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Every node's rooms, each with its node: this node's as its registry has them, the others' as
