@@ -81,6 +81,8 @@ async def test_redis_stopped_mid_call_the_call_goes_on_and_the_nodes_come_back_w
                 assert "videoroomd_cluster_joins_refused_no_directory_total 1.0" in metrics
             lost = [e for e in logs if e["event"].startswith("cluster: cannot publish this node's load")]
             assert len(lost) == 2  # once per node, not once per beat
+            for kind in ("cluster: link messages cannot be published", "cluster: link channel not readable"):
+                assert len([e for e in logs if e["event"].startswith(kind)]) <= 2, kind
             server = start_redis(tmp_path / "redis-again.log", port=server.port)  # back, and empty
             for daemon in daemons:
                 await until_health(daemon, "ok")

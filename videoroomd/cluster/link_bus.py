@@ -100,24 +100,34 @@ class LinkBus:
                     await self._client.publish(self.channel(node), message)
             except Exception as error:  # Redis away: the message is lost, the links' beats notice
                 self.dropped += 1
+                if self.up:  # once per outage: the heartbeat says the rest
+                    log.warning("cluster: link messages cannot be published; they are dropped until Redis answers",
+                                node=node, why=repr(error))
                 self.up = False
-                throttled.warning("cluster: a link message was not published", node=node, why=repr(error))
                 continue
             self.published += 1
             self.bytes_out += len(message)
+            if not self.up:
+                log.info("cluster: link messages are published again")
             self.up = True
 
     async def _subscribe(self) -> None:
         """Read this node's channel into the inbox, subscribing again whenever the subscription ends."""
+        failing = False  # logged once per outage
         while True:
             try:
                 async with self._client.pubsub(channel_handlers={self.channel(self.node): self._take},
                                                ignore_subscribe_messages=True) as pubsub:
                     self.subscribed.set()
+                    if failing:
+                        log.info("cluster: link channel read again")
+                        failing = False
                     async for _ in pubsub:  # the handler took every message: this drains the client's own queue
                         pass
             except Exception as error:  # Redis away, or the connection dropped: subscribe again
-                throttled.warning("cluster: link channel not readable; subscribing again", why=repr(error))
+                if not failing:
+                    log.warning("cluster: link channel not readable; subscribing again every second", why=repr(error))
+                failing = True
             await trio.sleep(RESUBSCRIBE)
 
     def _take(self, message: Any) -> None:
