@@ -9,7 +9,7 @@ import time
 import pytest
 import trio
 
-from testsupport.browser import frames, launch
+from testsupport.browser import launch
 from testsupport.redis_server import RedisServer
 from testsupport.web_page import ICE, participant, tile_of
 from videoroomd.auth.tokens import mint
