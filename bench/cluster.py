@@ -8,8 +8,12 @@ too and one EVALSHA is one round trip; the bytes in and out) over three
 phases: the nodes idle with no room; ROOMS joins of new dynamic rooms
 through random nodes (each room claimed, joined, left and released); ROOMS
 configured rooms running on one node, the heartbeats taken out. Prints a
-line per phase, or JSON with ``--json``. The participant link across nodes
-is not built yet, so each room runs on the node its join reached.
+line per phase, or JSON with ``--json``. (The dynamic rooms go where
+placement puts them; the joins reach them over the participant link.)
+
+``--calls`` measures calls instead (:mod:`.cluster_calls`): the cost of
+the hop to the room's node in join → first frame, the placement spread of
+a burst of new rooms, and the failover time after a SIGKILL, with bots.
 """
 
 from __future__ import annotations
@@ -76,6 +80,23 @@ async def join(port: int, room: str) -> None:
                 return
 
 
+async def chat_burst(port: int, room: str, count: int) -> None:
+    """Join ``room`` through the node at ``port`` and send ``count`` chat messages (within the burst a
+    person may send at once), each answered."""
+    url = f"ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0"
+    async with open_websocket_url(url) as ws:
+        await ws.send_message(json.dumps(["1", "1", f"room:{room}", "phx_join", {"displayName": "bench"}]))
+        for n in range(count):
+            await ws.send_message(json.dumps(["1", str(n + 2), f"room:{room}", "chat", {"text": f"message {n}"}]))
+        answered = 0
+        while answered < count + 1:
+            frame = json.loads(await ws.get_message())
+            if frame[3] == "phx_reply":
+                if frame[4]["status"] != "ok":
+                    raise SystemExit(f"bench.cluster: refused in {room}: {frame[4]}")
+                answered += 1
+
+
 async def measure(args, folder: Path, redis_port: int) -> dict:
     url = f"redis://127.0.0.1:{redis_port}/0"
     results = {}
@@ -114,6 +135,14 @@ async def measure(args, folder: Path, redis_port: int) -> dict:
         await trio.sleep(args.idle)
         with_rooms = delta(before, await redis_numbers(client), 60 / args.idle / max(args.rooms, 1))
         results["per idle room, per minute (its node's heartbeat not counted)"] = with_rooms
+
+        senders = 4  # each sends 5 messages (the burst a person may send) through a node the room is not on
+        before, started = await redis_numbers(client), trio.current_time()
+        for sender in range(senders):
+            await chat_burst(daemons[1 + sender % (args.nodes - 1)].address[1], "fixed0", 5)
+        chat = delta(before, await redis_numbers(client), 1 / (senders * 5))
+        results["per chat message through another node (its join and leave, and the heartbeats, included)"] = chat
+        chat["seconds"] = round(trio.current_time() - started, 2)
         nursery.cancel_scope.cancel()
     idle = results[f"{args.nodes} idle nodes, per minute"]
     per_node = idle["total"] / args.nodes  # the heartbeat's share, taken out of the per-room figure
@@ -130,8 +159,18 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, default=10)
     parser.add_argument("--idle", type=float, default=20.0, help="seconds each idle phase is counted")
     parser.add_argument("--json", dest="as_json", action="store_true")
+    parser.add_argument("--calls", action="store_true", help="measure calls (bench.cluster_calls) instead")
+    parser.add_argument("--samples", type=int, default=10, help="--calls: joins through each kind of node")
+    parser.add_argument("--spread-rooms", type=int, default=60, help="--calls: rooms created at once")
+    parser.add_argument("--failovers", type=int, default=3, help="--calls: SIGKILLs of the room's node")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    if args.calls:
+        from . import cluster_calls
+
+        json.dump(cluster_calls.run(args, start_redis), sys.stdout, indent=2)
+        print()
+        return
     with tempfile.TemporaryDirectory() as folder:
         process, port = start_redis(Path(folder))
         try:

@@ -27,3 +27,4 @@ class Context:
     rooms: RoomService
     turn: TurnCredentials                 # the built-in TURN server's endpoints, once bound (the check page)
     media_snapshot: Callable[[], list[dict[str, Any]]]  # the media workers, for the admin view
+    degraded: Callable[[], str | None] = lambda: None  # what does not work now while calls go on (/healthz)

@@ -114,6 +114,20 @@ async def test_a_withdrawn_node_is_gone_at_once(nodes, ttl, clock):
     assert [n.node for n in await nodes.nodes()] == ["node-a"]
 
 
+async def test_rooms_placed_at_once_are_spread_and_a_publication_counts_them_afresh(nodes, ttl, clock):
+    loads = [load("node-a", rooms=2), load("node-b"), load("node-c", draining=True)]
+    for node in ("node-a", "node-b", "node-c"):
+        await nodes.publish(next(l for l in loads if l.node == node), ttl=ttl)
+    picked = [(await nodes.place(loads, ttl=ttl)).node for _ in range(6)]
+    # node-b first (fewest rooms), then turn about as the placements count; never the draining node-c
+    assert picked == ["node-b", "node-b", "node-a", "node-b", "node-a", "node-b"]
+    # node-b now counts 3 of the 4 rooms placed there itself: one is still on its way, and counts
+    await nodes.publish(load("node-b", rooms=3), ttl=ttl)
+    loads = [load("node-a", rooms=2), load("node-b", rooms=3)]
+    assert [(await nodes.place(loads, ttl=ttl)).node for _ in range(2)] == ["node-a", "node-b"]
+    assert await nodes.place([load("node-c", draining=True)], ttl=ttl) is None
+
+
 async def test_the_heartbeat_keeps_a_node_listed_and_withdraws_it_on_the_way_out(nodes, ttl, clock):
     beats = NodeHeartbeat(nodes, lambda: load("node-a", rooms=1), interval=ttl / LIVES)
     async with trio.open_nursery() as nursery:

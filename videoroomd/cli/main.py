@@ -256,16 +256,19 @@ def rooms(config_path: str | None, live: bool, as_json: bool) -> None:
             row.update(status=running["status"] if running else "not running",
                        peers=running["peers"] if running else 0,
                        tracks=running["tracks"] if running else 0,
-                       worker=running.get("worker") if running else None)
+                       worker=running.get("worker") if running else None, node=running.get("node") if running else None)
         for name, running in sorted(by_name.items()):  # dynamic rooms, or not yet reloaded
             rows.append({"name": name, "max_peers": running["max_peers"], "password": running["password"],
                          "stun_servers": None, "turn_servers": None, "status": running["status"],
-                         "peers": running["peers"], "tracks": running["tracks"], "worker": running.get("worker")})
+                         "peers": running["peers"], "tracks": running["tracks"], "worker": running.get("worker"),
+                         "node": running.get("node")})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     columns = ["name", "max_peers", "password", "stun_servers", "turn_servers"] + (["status", "peers", "tracks", "worker"] if live else [])
-    headers = {"name": "ROOM", "max_peers": "MAX", "password": "PASSWORD", "stun_servers": "STUN",
+    if live and any(row.get("node") for row in rows):  # a cluster: every node's rooms, each with its node
+        columns.insert(columns.index("worker"), "node")
+    headers = {"node": "NODE", "name": "ROOM", "max_peers": "MAX", "password": "PASSWORD", "stun_servers": "STUN",
                "turn_servers": "TURN", "status": "STATUS", "peers": "PEOPLE", "tracks": "TRACKS", "worker": "WORKER"}
 
     def cell(value) -> str:

@@ -8,7 +8,7 @@ node's heartbeat, its metrics, the participant link across nodes
 (:mod:`.cluster_service`, :mod:`.remote_link`, :mod:`.room_side` on
 :mod:`.link_bus`), and :class:`.node.ClusterNode`, which the daemon makes
 only when the config has a ``[cluster]`` table. May import
-``rooms.directory``, the participant link's seam, codec and local
+``rooms.directory``, ``rooms.chat`` (a chat message and its bounds), the participant link's seam, codec and local
 implementation (``rooms.link``, ``rooms.link_codec``, ``rooms.local_link``, with
 the refusal ``JoinRefused`` and the outbox bound of ``rooms.room``),
 ``placement`` and ``config``; only

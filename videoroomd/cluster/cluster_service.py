@@ -34,6 +34,7 @@ from ..rooms.local_link import LocalRoomService
 from .link_bus import LinkBus
 from .nodes import NodeDirectory, pick_node
 from .remote_link import EdgeLinks
+from .room_view import ClusterRoomView
 from .room_side import RoomSide
 
 log = structlog.get_logger("videoroomd.cluster")
@@ -43,16 +44,26 @@ SILENCE = 3.5   # seconds without a word of a link before it is ended
 LOOKUP_TIMEOUT = 1.0
 JOIN_TIMEOUT = 2.0          # seconds a join waits for the node that runs the room
 PLACED_JOIN_TIMEOUT = 7.0   # and for a node the room was just placed on (it opens the room first)
+DIRECTORY_AWAY = ("room '{name}' cannot be joined right now: the servers' shared room directory (Redis) does not "
+                  "answer; calls in progress go on; try again in a moment")
+OVERRUN = "this server fell behind the room's messages; please rejoin"
+MOVE_WAIT = 5.0     # seconds a join waits for the lease of a dead node's room to lapse (clients wait 10 s)
+MOVE_POLL = 0.25
+PLACED_TTL = 10.0           # seconds a placement counts against its node when no publication of it came since
+
+
+_NO_ANSWER = "\0no answer"  # what _owner says when the directory did not answer (never a node id: ids are names)
 
 
 class ClusterRoomService:
     """The :class:`~videoroomd.rooms.link.RoomService` of a node: rooms here, or on the node that holds them."""
 
     def __init__(self, local: LocalRoomService, directory: RoomDirectory, bus: LinkBus, *,
-                 nodes: NodeDirectory | None = None, beat: float = BEAT, silence: float = SILENCE, clock: Callable[[], float] = trio.current_time):
+                 nodes: NodeDirectory | None = None, view: ClusterRoomView | None = None, beat: float = BEAT, silence: float = SILENCE, clock: Callable[[], float] = trio.current_time):
         self.local = local
         self.directory = directory
         self.nodes = nodes  # None: rooms nobody holds are opened here
+        self.view = view    # None: the admin view shows this node's rooms only
         self.bus = bus
         self.node = bus.node
         self.edge = EdgeLinks(bus, clock)
@@ -60,7 +71,9 @@ class ClusterRoomService:
         self.beat_interval = beat
         self.silence = silence
         self.unhandled = 0
+        self.refused_no_directory = 0  # joins refused because the room directory did not answer
         bus.handler = self._handle
+        bus.on_lost = self._lost
 
     # -- the room service ---------------------------------------------------------------
     def admit(self, name: str, password: str | None, address: str, token: str | None = None) -> AccessToken | None:
@@ -87,13 +100,16 @@ class ClusterRoomService:
         if refusal is not None:  # draining: this node takes no joins, for any room
             raise JoinRefused(*refusal)
         owner = await self._owner(name)
+        if owner is _NO_ANSWER:  # nobody can tell where the room runs, nor claim it: refused now, clearly
+            self.refused_no_directory += 1
+            raise JoinRefused("room_unavailable", DIRECTORY_AWAY.format(name=name))
         wait = JOIN_TIMEOUT  # a room that runs answers at once; one placed there now may have to open
+        if owner is not None and owner != self.node and not await self._alive(owner):
+            owner = await self._moved(name, owner)
         if owner is None:
             self.local.registry.gate.may_open(name, running=None)  # a room that may be made at all
             owner = await self._place()
             wait = PLACED_JOIN_TIMEOUT
-        elif owner != self.node and not await self._alive(owner):
-            raise JoinRefused("room_unavailable", f"room '{name}' is moving to another server; try again in a moment")
         raw = ticket.raw if ticket is not None else token
         if owner != self.node:
             return await self.edge.join(owner, name, display, password, kind=kind, address=address, enter=enter,
@@ -106,14 +122,14 @@ class ClusterRoomService:
             if refused.code != "room_unavailable":
                 raise
             owner = await self._owner(name)  # another node may have claimed it between the lookup and the claim
-            if owner is None or owner == self.node:
+            if owner is None or owner is _NO_ANSWER or owner == self.node:
                 raise
         return await self.edge.join(owner, name, display, password, kind=kind, address=address, enter=enter,
                                     token=raw)
 
     async def _owner(self, name: str) -> str | None:
-        """The node that holds room ``name`` now; None when nobody does, or the directory does not answer
-        (then the room is opened here, if this node can claim it)."""
+        """The node that holds room ``name`` now (this one when it runs here); None when nobody does;
+        ``_NO_ANSWER`` when the directory does not answer."""
         if self.local.registry.get(name) is not None:
             return self.node
         try:
@@ -121,8 +137,24 @@ class ClusterRoomService:
                 lease = await self.directory.lookup(name)
         except Exception as error:  # Redis away: rooms running here go on, others cannot be claimed
             log.debug("room lookup failed", room=name[:80], why=repr(error))
-            return None
+            return _NO_ANSWER
         return None if lease is None else lease.owner
+
+    async def _moved(self, name: str, dead: str) -> str | None:
+        """Where room ``name`` runs once the lease of ``dead`` (a node no longer listed live) lapsed: None
+        when nobody holds it (it is placed next), else the node that took it. The join waits here rather
+        than the client retrying with its backoff, so the call is back as soon as the room can move.
+        Raises JoinRefused after MOVE_WAIT, or when the directory stops answering."""
+        with trio.move_on_after(MOVE_WAIT):
+            while True:
+                await trio.sleep(MOVE_POLL)
+                owner = await self._owner(name)
+                if owner is _NO_ANSWER:
+                    self.refused_no_directory += 1
+                    raise JoinRefused("room_unavailable", DIRECTORY_AWAY.format(name=name))
+                if owner is None or owner == self.node or (owner != dead and await self._alive(owner)):
+                    return owner
+        raise JoinRefused("room_unavailable", f"room '{name}' is moving to another server; try again in a moment")
 
     async def _alive(self, node: str) -> bool:
         """Whether ``node`` is listed live (its leases outlive it by a few seconds); True when the node
@@ -148,28 +180,47 @@ class ClusterRoomService:
         except Exception as error:  # Redis away: open it here, if this node can claim it
             log.debug("node list not read", why=repr(error))
             return self.node
-        picked = pick_node([load for load in loads if not self.edge.is_silent(load.node)])
+        live = [load for load in loads if not self.edge.is_silent(load.node)]
+        try:
+            with trio.fail_after(LOOKUP_TIMEOUT):  # counted in Redis: a burst through any nodes is spread
+                picked = await self.nodes.place(live, ttl=PLACED_TTL)
+        except Exception as error:  # Redis away: placed on what the loads said
+            log.debug("placement not counted", why=repr(error))
+            picked = pick_node(live)
         return self.node if picked is None else picked.node
 
     def people(self, name: str) -> int:
-        """Room ``name``'s "rtc" participants: counted here when it runs here, else as its node last said."""
+        """Room ``name``'s "rtc" participants: counted here when it runs here, else as its node last said
+        (to one of this node's links into it, or in its room list)."""
         if self.local.registry.get(name) is not None:
             return self.local.people(name)
-        return self.edge.people.get(name, 0) if any(link.room == name for link in self.edge.links.values()) else 0
+        if any(link.room == name for link in self.edge.links.values()):
+            return self.edge.people.get(name, 0)
+        listed = next((row for row in self.view.others() if row.name == name), None) if self.view is not None else None
+        return listed.peers if listed is not None else 0
 
     def snapshot(self) -> list[dict[str, Any]]:
-        """This node's rooms, and the rooms elsewhere this node's participants are in (with their node)."""
-        rows = self.local.snapshot()
-        here = {row["name"] for row in rows}
+        """Every node's rooms, each with its node: this node's as its registry has them, the others' as
+        they last shared them (:class:`.room_view.ClusterRoomView`), and the rooms elsewhere this node's
+        participants are in that no list named yet (status ``elsewhere``)."""
+        rows = [{**row, "node": self.node} for row in self.local.snapshot()]
+        listed = {row["name"] for row in rows}
+        for other in self.view.others() if self.view is not None else []:
+            if other.name not in listed:
+                listed.add(other.name)
+                rows.append({"name": other.name, "status": other.status, "node": other.node, "dynamic": other.dynamic,
+                             "max_peers": None, "password": None, "peers": other.peers,
+                             "relay_peers": other.relay_peers, "tracks": other.tracks, "media": {},
+                             "worker": other.worker, "restarts": None, "last_error": None})
         elsewhere: dict[str, str] = {}
         for link in self.edge.links.values():
-            if link.room not in here:
+            if link.room not in listed:
                 elsewhere[link.room] = link.node
         for name in sorted(elsewhere):
             rows.append({"name": name, "status": "elsewhere", "node": elsewhere[name], "dynamic": None,
                          "max_peers": None, "password": None, "peers": self.people(name), "relay_peers": None,
                          "tracks": None, "media": {}, "worker": None, "restarts": 0, "last_error": None})
-        return rows
+        return sorted(rows, key=lambda row: row["name"])
 
     # -- the links' traffic -----------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -195,6 +246,12 @@ class ClusterRoomService:
             return
         if unknown:
             self.bus.post(fields["origin"], encode("gone", links=unknown))
+
+    def _lost(self, key: str) -> None:
+        """A message of link ``key`` was dropped (this node read too slowly): the link ends here, its client
+        rejoins (a link's messages depend on each other); the other node hears so at its next beat."""
+        self.edge.gone([key], reason=OVERRUN)
+        self.room_side.gone([key])
 
     async def _beat(self) -> None:
         while True:

@@ -26,4 +26,13 @@ class ClusterCollector:
                                         labels=["kind"])
         for kind, count in sorted(stats["malformed"].items()):
             malformed.add_metric([kind], count)
-        yield from (up, failures, malformed)
+        chat = CounterMetricFamily("videoroomd_cluster_chat_not_stored",
+                                   "Chat messages not written to the room's history in Redis (queue full or Redis away)")
+        chat.add_metric([], stats["chat_dropped"])
+        refused = CounterMetricFamily("videoroomd_cluster_joins_refused_no_directory",
+                                      "Joins refused because the room directory (Redis) did not answer")
+        refused.add_metric([], stats["joins_refused"])
+        overrun = CounterMetricFamily("videoroomd_cluster_link_messages_overrun",
+                                      "Link messages dropped because this node read them too slowly (their links ended)")
+        overrun.add_metric([], stats["link_overrun"])
+        yield from (up, failures, malformed, chat, refused, overrun)

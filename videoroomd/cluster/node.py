@@ -24,6 +24,8 @@ from .records import NodeLoad
 from .cluster_service import ClusterRoomService
 from .link_bus import LinkBus
 from .redis_client import make_client, opened
+from .redis_chat import RedisChatStore
+from .room_view import ClusterRoomView
 from .redis_directory import RedisRoomDirectory
 from .redis_nodes import RedisNodeDirectory
 
@@ -55,20 +57,33 @@ class ClusterNode:
         self.client = make_client(self._url)
         self.rooms = RedisRoomDirectory(self.client)
         self.nodes = RedisNodeDirectory(self.client)
+        self.chat = RedisChatStore(self.client, self.lease_ttl)
         self.heartbeat = NodeHeartbeat(self.nodes, self.load, config.cluster.heartbeat)
         self.bus = LinkBus(self.client, self.node_id)
         self.service: ClusterRoomService | None = None
+        self.view: ClusterRoomView | None = None
         self._scope: trio.CancelScope | None = None
         self._closed = False
 
     def stats(self) -> dict:
         """What /metrics shows of the cluster (:class:`~.metrics.ClusterCollector`)."""
         return {"redis_up": self.heartbeat.connected, "heartbeat_failures": self.heartbeat.failures,
-                "malformed": {"lease": self.rooms.malformed, "node": self.nodes.malformed, "link": self.bus.malformed}}
+                "malformed": {"lease": self.rooms.malformed, "node": self.nodes.malformed, "link": self.bus.malformed,
+                              "chat": self.chat.malformed},
+                "chat_dropped": self.chat.dropped, "link_overrun": self.bus.overrun,
+                "joins_refused": self.service.refused_no_directory if self.service is not None else 0}
+
+    def degraded(self) -> str | None:
+        """What this node cannot do now, for /healthz; None when Redis answers."""
+        if self.heartbeat.connected:
+            return None
+        return ("Redis does not answer: calls in progress go on; joins of rooms that do not run on this node "
+                "are refused until it answers")
 
     def room_service(self, local: LocalRoomService) -> ClusterRoomService:
         """The daemon's room service: ``local``'s rooms, and those of the other nodes over Redis."""
-        self.service = ClusterRoomService(local, self.rooms, self.bus, nodes=self.nodes)
+        self.view = ClusterRoomView(self.nodes, self.node_id, local.snapshot, self.heartbeat.interval)
+        self.service = ClusterRoomService(local, self.rooms, self.bus, nodes=self.nodes, view=self.view)
         return self.service
 
     def collector(self) -> ClusterCollector:
@@ -93,8 +108,11 @@ class ClusterNode:
                     if self._closed:
                         nursery.cancel_scope.cancel()
                     await nursery.start(self.heartbeat.run)
+                    await nursery.start(self.chat.run)
                     if self.service is not None:
                         await nursery.start(self.service.run)
+                    if self.view is not None:
+                        await nursery.start(self.view.run)
                     if not self.heartbeat.connected:
                         log.warning("cluster: Redis does not answer; rooms cannot start until it does",
                                     redis=masked(self._url))

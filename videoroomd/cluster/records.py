@@ -19,11 +19,16 @@ from typing import Any
 
 import orjson
 
+from ..rooms.chat import MAX_TEXT, ChatMessage
 from ..rooms.directory import Lease
 
 VERSION = 1
 MAX_RECORD = 4096           # bytes: a record larger than this is not ours
 MAX_TOKEN_DIGITS = 19       # an int64
+MAX_ROOMS_LISTED = 2000     # rooms one node's room list carries at most (the rest are left out)
+MAX_ROOMS_RECORD = MAX_ROOMS_LISTED * 512  # bytes
+ROOM_STATUSES = ("starting", "running", "backoff", "failed", "stopped")  # a supervised task's
+MAX_CHAT_RECORD = 4 * MAX_TEXT + 1024  # bytes: a message of MAX_TEXT characters, each up to 4 bytes of UTF-8
 _NAME_LIMIT = 256
 
 
@@ -96,13 +101,66 @@ def decode_node(raw: bytes | str) -> NodeLoad:
     return NodeLoad(node, advertise, *counts, cpu=float(cpu), draining=draining, at=float(at), incarnation=incarnation)
 
 
-def _text(raw: bytes | str) -> str:
+@dataclass(frozen=True)
+class RoomRow:
+    """One room as its node lists it for the operators of every node."""
+
+    name: str
+    node: str
+    status: str
+    dynamic: bool
+    peers: int          # "rtc" participants
+    relay_peers: int
+    tracks: int
+    worker: str | None
+
+
+def encode_rooms(node: str, rows: list[RoomRow]) -> str:
+    """The record of the rooms running on ``node`` (at most MAX_ROOMS_LISTED of them)."""
+    return orjson.dumps({"v": VERSION, "node": node, "rooms": [
+        [row.name, row.status, row.dynamic, row.peers, row.relay_peers, row.tracks, row.worker]
+        for row in rows[:MAX_ROOMS_LISTED]]}).decode()
+
+
+def decode_rooms(raw: bytes | str) -> list[RoomRow]:
+    """The rooms a node listed as ``raw``; raises MalformedRecord."""
+    data = _object(_text(raw, MAX_ROOMS_RECORD))
+    node, rooms = data.get("node"), data.get("rooms")
+    if not _name(node) or not isinstance(rooms, list) or len(rooms) > MAX_ROOMS_LISTED:
+        raise MalformedRecord(f"a room list names its node and at most {MAX_ROOMS_LISTED} rooms")
+    rows = []
+    for room in rooms:
+        if not (isinstance(room, list) and len(room) == 7 and _name(room[0]) and room[1] in ROOM_STATUSES
+                and isinstance(room[2], bool) and all(_count(n) for n in room[3:6])
+                and (room[6] is None or _name(room[6]))):
+            raise MalformedRecord("a room list's room is [name, status, dynamic, peers, relay peers, tracks, worker]")
+        rows.append(RoomRow(room[0], node, *room[1:]))
+    return rows
+
+
+def encode_chat(message: ChatMessage) -> str:
+    """The record of one chat message in its room's history."""
+    return orjson.dumps({"v": VERSION, **message.payload()}).decode()
+
+
+def decode_chat(raw: bytes | str) -> ChatMessage:
+    """The chat message stored as ``raw``; raises MalformedRecord."""
+    data = _object(_text(raw, MAX_CHAT_RECORD))
+    fields = [data.get(key) for key in ("id", "from", "name", "text", "at")]
+    if not all(isinstance(value, str) for value in fields):
+        raise MalformedRecord("a chat record's id, from, name, text and at are strings")
+    if not all(0 < len(value) <= _NAME_LIMIT for value in (*fields[:3], fields[4])) or len(fields[3]) > MAX_TEXT:
+        raise MalformedRecord(f"a chat record's text is at most {MAX_TEXT} characters, its other fields short")
+    return ChatMessage(*fields)
+
+
+def _text(raw: bytes | str, limit: int = MAX_RECORD) -> str:
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogatepass")
     if not isinstance(raw, bytes):
         raise MalformedRecord(f"a record is a string, got {type(raw).__name__}")
-    if len(raw) > MAX_RECORD:
-        raise MalformedRecord(f"a record is at most {MAX_RECORD} bytes, got {len(raw)}")
+    if len(raw) > limit:
+        raise MalformedRecord(f"a record is at most {limit} bytes, got {len(raw)}")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -123,6 +181,10 @@ def _object(body: str) -> dict[str, Any]:
 
 def _name(value: Any) -> bool:
     return isinstance(value, str) and 0 < len(value) <= _NAME_LIMIT
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 31
 
 
 def _number(value: Any) -> bool:

@@ -6,6 +6,8 @@ Keys (``PREFIX`` is ``videoroomd:`` unless told otherwise):
   (:mod:`.records`) whose Redis TTL is the lease's: Redis's own expiry is
   what frees the room of a node that died.
 - ``PREFIX lease-token``: the counter tokens come from.
+- ``PREFIX chat:NAME``: room NAME's chat history (:mod:`.redis_chat`),
+  whose expiry each renewal moves to ``CHAT_GRACE`` seconds after the lease's.
 
 Each call is one Lua script, so that checking the token and changing the
 key are one step for Redis. A token is the larger of the counter's next
@@ -29,6 +31,7 @@ from .records import MalformedRecord, decode_lease, encode_lease
 
 PREFIX = "videoroomd:"
 LIST_LIMIT = 10000  # leases :meth:`RedisRoomDirectory.leases` reads at most
+CHAT_GRACE = 30.0   # seconds a room's chat history outlives its lease: long enough for the room to be placed again
 
 # KEYS: the room, the token counter. ARGV: the record's body, the TTL in ms.
 # Returns {0, record} when the room is held (a record that is not a lease is overwritten), {1, token}.
@@ -47,13 +50,14 @@ redis.call('SET', KEYS[1], text .. ' ' .. ARGV[1], 'PX', ARGV[2])
 return {1, text}
 """
 
-# KEYS: the room. ARGV: the token, the new body, the TTL in ms.
+# KEYS: the room, its chat history. ARGV: the token, the new body, the TTL in ms, the history's TTL in ms.
 # Returns {0} when the room has no lease, {1, record} when another token holds it, {2} renewed.
 RENEW = """
 local held = redis.call('GET', KEYS[1])
 if not held then return {0} end
 if string.sub(held, 1, string.len(ARGV[1]) + 1) ~= ARGV[1] .. ' ' then return {1, held} end
 redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'PX', ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return {2}
 """
 
@@ -108,7 +112,8 @@ class RedisRoomDirectory:
         renewed = Lease(lease.room, lease.owner, lease.token, self._clock() + ttl,
                         worker if worker is not None else lease.worker)
         token, body = encode_lease(renewed)
-        answer = await self._renew(keys=[self.key(lease.room)], args=[token, body, _ms(ttl)])
+        answer = await self._renew(keys=[self.key(lease.room), f"{self._prefix}chat:{lease.room}"],
+                                   args=[token, body, _ms(ttl), chat_ttl_ms(ttl)])
         self._check(lease, answer)
         return renewed
 
@@ -152,6 +157,11 @@ class RedisRoomDirectory:
         except MalformedRecord:
             self.malformed += 1
             return None
+
+
+def chat_ttl_ms(lease_ttl: float) -> int:
+    """The lifetime of a room's chat history in Redis from its last renewal or message, in milliseconds."""
+    return _ms(lease_ttl + CHAT_GRACE)
 
 
 def _ms(ttl: float) -> int:

@@ -228,12 +228,13 @@ class EdgeLinks:
                 self.silent.pop(link.node, None)
         return unknown
 
-    def gone(self, keys: list[str]) -> None:
-        """The room's node does not know these links (it restarted): they end, and their clients rejoin."""
+    def gone(self, keys: list[str], reason: str = GONE) -> None:
+        """The room's node does not know these links (it restarted), or their messages were lost: they end
+        with ``reason``, and their clients rejoin."""
         for key in keys:
             link = self.links.pop(key, None)
             if link is not None:
-                link.end(Closure(GONE, retry=True))
+                link.end(Closure(reason, retry=True))
 
     def end_all(self, reason: str) -> None:
         """End every link (this node stops): their clients rejoin, through another node; the rooms' nodes

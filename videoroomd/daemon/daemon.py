@@ -81,7 +81,7 @@ class Daemon:
         self.cluster = cluster_node(config, self._node_counts) if config.cluster.enabled else None
         where = {} if self.cluster is None else dict(  # with [cluster], rooms are claimed in Redis, and their
             directory=self.cluster.rooms, owner=self.cluster.node_id,  # calls go on while Redis is away
-            lease_ttl=self.cluster.lease_ttl, ride_out=True)
+            lease_ttl=self.cluster.lease_ttl, ride_out=True, chat_store=self.cluster.chat)
         self.webhooks = Webhooks(config.webhooks)  # what the rooms tell of themselves goes there
         self.rooms = RoomRegistry(config, engine_factory or self._engine, policy, events=self.webhooks, **where)
         self.metrics = Metrics(self.rooms.snapshot, self.media.snapshot)
@@ -100,7 +100,8 @@ class Daemon:
         # What the handlers may read of the daemon; the getters follow reloads and the drain.
         self.context = Context(config=lambda: self.config, metrics=self.metrics, draining=lambda: self.draining,
                                rooms=self._room_service(), turn=self.turn_credentials,
-                               media_snapshot=self.media.snapshot)
+                               media_snapshot=self.media.snapshot,
+                               degraded=self.cluster.degraded if self.cluster is not None else lambda: None)
         self.app = DaemonApp(self.context, route_table(self.context))
         self.address: tuple[str, int] | None = None
         self._stop = trio.Event()

@@ -12,9 +12,13 @@ from .request import Request, Response
 
 
 async def healthz(context: Context, request: Request) -> Response:
-    """200 while serving, 503 once a stop has begun (load balancers stop sending people here)."""
+    """200 "ok" while serving, 503 once a stop has begun (load balancers stop sending people here);
+    200 "degraded: WHY" while serving with a part missing (a cluster node without Redis: its calls go on)."""
     if context.draining():
         return Response.text(503, "draining")
+    problem = context.degraded()
+    if problem is not None:
+        return Response.text(200, f"degraded: {problem}")
     return Response.text(200, "ok")
 
 

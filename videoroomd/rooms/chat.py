@@ -15,7 +15,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Hashable
+from typing import Callable, Hashable
 
 from ..token_buckets import TokenBuckets
 
@@ -77,6 +77,7 @@ class ChatLog:
         self.max_text = max_text
         self.messages: deque[ChatMessage] = deque(maxlen=history)
         self.buckets = TokenBuckets(rate, burst)
+        self.on_post: Callable[[ChatMessage], None] | None = None  # told of each message kept (a shared history)
 
     def post(self, sender: Hashable, name: str, text: str, *, now: float, at: str | None = None) -> ChatMessage:
         """Take a message from ``sender`` (shown as ``name``) at monotonic time ``now``.
@@ -95,6 +96,8 @@ class ChatLog:
             raise ChatRefused("too_long", f"the message is too long: {len(cleaned)} characters, at most {self.max_text}")
         message = ChatMessage(str(uuid.uuid4()), str(sender), name, cleaned, at or utc_now())
         self.messages.append(message)
+        if self.on_post is not None:
+            self.on_post(message)
         return message
 
     def forget(self, sender: Hashable) -> None:

@@ -29,6 +29,7 @@ import trio
 from ..auth.tokens import AccessToken
 from ..config import Config, RoomConfig
 from ..daemon.supervisor import ChildState, RestartPolicy, supervise
+from .chat_store import ChatStore, tie
 from .admission import Admission, AdmissionGate, JoinRefused, runs_elsewhere, shown_name  # noqa: F401 (shown_name: imported from here)
 from .directory import LEASE_TTL, Lease, LeaseLost, LocalRoomDirectory, RoomDirectory, RoomTaken
 from .events import NO_EVENTS, RoomEvents
@@ -103,11 +104,13 @@ class RoomRegistry:
         lease_ttl: float = LEASE_TTL,
         ride_out: bool = False,
         events: RoomEvents = NO_EVENTS,
+        chat_store: ChatStore | None = None,
     ):
         """``directory``: who runs which room (by default this process's own, on trio's clock);
         ``owner``: this daemon's name there; ``lease_ttl``: seconds a room's lease lives unrenewed;
         ``ride_out``: rooms go on while the directory does not answer (see LeaseHolder);
-        ``events``: what every room tells of itself (webhooks)."""
+        ``events``: what every room tells of itself (webhooks);
+        ``chat_store``: where the rooms' chat histories outlive this process (None: in memory only)."""
         self.config = config
         self.engine_factory = engine_factory
         self.policy = policy
@@ -118,6 +121,7 @@ class RoomRegistry:
         self.lease_ttl = lease_ttl
         self.ride_out = ride_out
         self.events = events
+        self.chat_store = chat_store
         self.entries: dict[str, RoomEntry] = {}
         self._leaving: set[RoomEntry] = set()  # removed by a reload, draining: counted and stopped with the rest
         self._letting_go: dict[str, RoomEntry] = {}  # retired entries still giving their lease up, by name
@@ -363,12 +367,16 @@ class RoomRegistry:
                     unused_grace=self.unused_grace if entry.dynamic else None, events=self.events)
         if entry.dynamic:
             room.on_empty = lambda: self._stop_dynamic(entry, room)
+        if self.chat_store is not None:  # before joins reach the room: they get the history
+            await tie(self.chat_store, entry.config.name, room.chat_log)
         entry.room = room
         entry.has_room.set()
         await room.run()
 
     def _stop_dynamic(self, entry: RoomEntry, room: Room) -> None:
         # Synchronous, so the next join of this name makes a fresh room.
+        if self.chat_store is not None and entry.lease is not None:  # the room ended: its history with it
+            self.chat_store.forget(entry.config.name, entry.lease.token)
         if self.entries.get(entry.config.name) is entry:
             self._retire(entry.config.name)
         room.stop("the last person left")
