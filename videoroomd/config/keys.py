@@ -101,6 +101,8 @@ ROOM = (
     Key("max_peers", v.integer(*MAX_PEERS_RANGE)),
     Key("password", v.nonempty_string),
     Key("access", v.choice(ACCESS_MODES)),
+    Key("moderator_password", v.nonempty_string),
+    Key("self_unmute", v.boolean),
     Key("stun_servers", v.array_of(stun_url)),
     Key("turn_servers", turn_servers),
     Key("simulcast", v.boolean),

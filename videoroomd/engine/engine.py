@@ -35,6 +35,7 @@ from ..token_buckets import TokenBuckets
 from ..turn.clients import TurnCredentials
 from ..turn.peers import MediaAddresses
 from . import media_events as ev
+from .holds import Holds
 from .layer_requests import LayerRequests, variant_bitrates
 from .media_events import MediaEventError
 from .media_side import MediaSide, describe
@@ -99,6 +100,7 @@ class Engine:
         self._targets = TokenBuckets(TARGET_RATE, TARGET_BURST)
         self.layers = LayerRequests(self.session, self.media, self._announce, self._targets, self._deliver,
                                     MEDIA_CALL_TIMEOUT)
+        self.holds = Holds(self.session, self.media, MEDIA_CALL_TIMEOUT)  # a moderator's (rooms.moderation)
 
     # -- the Room's side (synchronous) ------------------------------------------------------
     def peer_joined(self, peer: Peer) -> None:

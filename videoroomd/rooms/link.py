@@ -9,8 +9,9 @@ between processes or nodes. The one implementation today,
 :mod:`.local_link`, wraps the rooms of this process.
 
 This module imports nothing of the package but the chat's error type (a
-refused join raises the rooms' JoinRefused) and the checked access token
-(plain data): both sides of the seam import it, never each other.
+refused join raises the rooms' JoinRefused), the moderation request and its
+error, and the checked access token (plain data): both sides of the seam
+import it, never each other.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from typing import Any, AsyncIterator, Protocol, Union
 
 from ..auth.tokens import AccessToken
 from .chat import ChatRefused
+from .moderation import ModerationRefused, ModerationRequest
 
 __all__ = [
-    "CHAT", "CHAT_HISTORY", "ChannelPush", "ChatPost", "ChatRefused", "Closure", "FromRoom", "MediaEvent",
-    "ParticipantLink", "PeerJoined", "PeerLeft", "RelaySend", "RelayText", "RoomService", "RoomSettings", "ToRoom",
+    "CHAT", "CHAT_HISTORY", "MODERATED", "ChannelPush", "ChatPost", "ChatRefused", "Closure", "FromRoom",
+    "MediaEvent", "ModerationRefused", "ModerationRequest", "ParticipantLink", "PeerJoined", "PeerLeft", "RelaySend",
+    "RelayText", "RoomService", "RoomSettings", "ToRoom",
 ]
 
 
@@ -54,12 +57,14 @@ class RelaySend:
     to: tuple[str, ...] | None
 
 
-ToRoom = Union[MediaEvent, ChatPost, RelaySend]
+# A moderator's request (or a participant's own unmute): :class:`.moderation.ModerationRequest`.
+ToRoom = Union[MediaEvent, ChatPost, RelaySend, ModerationRequest]
 
 
 # -- room → participant ------------------------------------------------------------------
 CHAT = "chat"                  # the Phoenix event of one chat message
 CHAT_HISTORY = "chat_history"  # the Phoenix event of the history, sent to a newcomer
+MODERATED = "moderated"        # the Phoenix event that tells a participant what a moderator did (docs/moderation.md)
 
 
 @dataclass(frozen=True)
@@ -125,7 +130,8 @@ class ParticipantLink(Protocol):
 
     async def send(self, event: ToRoom) -> str | None:
         """Hand ``event`` to the room. Returns the id the room gave a chat message (None
-        for other events); raises ChatRefused when the room will not take a chat message.
+        for other events); raises ChatRefused when the room will not take a chat message,
+        ModerationRefused when it will not carry out a moderation request.
         Events sent after the link closed are dropped."""
 
     def leave(self, reason: str) -> None:

@@ -15,8 +15,9 @@ from typing import Any
 import trio
 
 from ..auth.tokens import AccessToken
-from .link import (ChatPost, Closure, FromRoom, MediaEvent, ParticipantLink, PeerJoined, PeerLeft, RelaySend,
-                   RelayText, RoomSettings, ToRoom)
+from .link import (ChatPost, Closure, FromRoom, MediaEvent, ModerationRequest, ParticipantLink, PeerJoined, PeerLeft,
+                   RelaySend, RelayText, RoomSettings, ToRoom)
+from .moderator import moderate
 from .registry import RoomRegistry
 from .room import Peer, Room
 
@@ -35,11 +36,14 @@ class LocalLink:
         self.settings = RoomSettings(room.name, room.config.simulcast)
 
     async def send(self, event: ToRoom) -> str | None:
-        """Hand ``event`` to the room (see :meth:`.link.ParticipantLink.send`); raises ChatRefused."""
+        """Hand ``event`` to the room (see :meth:`.link.ParticipantLink.send`); raises ChatRefused,
+        ModerationRefused."""
         if isinstance(event, MediaEvent):
             self._room.media_event(self._peer, event.data)
         elif isinstance(event, ChatPost):
             return self._room.chat(self._peer, event.text).id
+        elif isinstance(event, ModerationRequest):
+            await moderate(self._room, self._peer, event)
         elif isinstance(event, RelaySend):
             self._route(event)
         else:

@@ -23,15 +23,17 @@ from ..auth.tokens import EVERYONE, AccessToken, Grants
 from ..config import RoomConfig
 from ..logs.ratelimit import ThrottledLog
 from ..exception_groups import only_cancelled
-from .admission import JoinRefused, check_entry  # noqa: F401 (JoinRefused: still importable from here)
+from .admission import JoinRefused, check_entry, password_matches  # noqa: F401 (JoinRefused: importable here)
 from .chat import ChatLog, ChatMessage, ChatRefused
 from .link import CHAT, CHAT_HISTORY, ChannelPush
+from .moderation import RoomModeration
 
 log = structlog.get_logger("videoroomd.room")
 throttled = ThrottledLog(log)  # lines a client can cause, rate-limited
 
 OUTBOX_SIZE = 256  # messages a peer may leave unread before it is cut off
 TOO_SLOW = "too slow"
+MODERATOR = Grants(moderate=True)  # the grants of a join with the room's moderator password
 MAX_NAME = 64      # characters of a display name
 
 
@@ -122,6 +124,7 @@ class Room:
         self.became_empty = trio.Event()
         self.on_empty: Callable[[], None] | None = None
         self.chat_log = ChatLog()
+        self.moderation = RoomModeration()
 
     # -- lifecycle -----------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -211,11 +214,13 @@ class Room:
         identity and grants are the token's); returns it, or raises JoinRefused with a reason."""
         check_entry(self.config, password, peers=self.peer_count(kind), accepting=self.accepting, refusal=self._refusal,
                     ticket=ticket)
+        grants = ticket.grants if ticket is not None else self._password_grants(password)
+        self.moderation.check_join(self.name, ticket, moderator=grants.moderate)
         send, receive = trio.open_memory_channel(OUTBOX_SIZE)
         shown = display_name(ticket.name if ticket is not None and ticket.name else name)
+        identity = ticket.identity if ticket is not None else None
         peer = Peer(id=str(uuid.uuid4()), name=shown, kind=kind, outbox=receive, _inbox_send=send,
-                    grants=ticket.grants if ticket is not None else EVERYONE,
-                    identity=ticket.identity if ticket is not None else None)
+                    grants=self.moderation.grants_for(identity, grants), identity=identity)
         self.peers[peer.id] = peer
         self.became_empty = trio.Event()
         log.info("peer joined", room=self.name, peer=peer.id, kind=kind, peers=len(self.peers))
@@ -225,6 +230,13 @@ class Room:
         if kind == "rtc" and self.engine is not None:
             self.engine.peer_joined(peer)
         return peer
+
+    def _password_grants(self, password: str | None) -> Grants:
+        """A join without a token: a moderator's grants with the room's moderator password, else everyone's."""
+        wanted = self.config.moderator_password
+        if wanted is not None and password and password_matches(password, wanted):
+            return MODERATOR
+        return EVERYONE
 
     def leave(self, peer: Peer, reason: str = "left", *, retry: bool = False) -> None:
         """Remove ``peer`` (its socket closed, it said goodbye, or its media connection

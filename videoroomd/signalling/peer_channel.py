@@ -18,6 +18,7 @@ from ..http.request import Request
 from ..logs.ratelimit import ThrottledLog
 from ..rooms import JoinRefused
 from ..rooms.link import CHAT, ChannelPush, ChatPost, ChatRefused, FromRoom, MediaEvent, ParticipantLink
+from ..rooms.moderation import ModerationRefused, parse_request
 from ..rooms.registry import shown_name
 from . import phoenix
 from .phoenix import Frame, ProtocolError
@@ -33,6 +34,7 @@ JOIN_TIMEOUT = 10.0       # seconds from the upgrade to a join: clients join at 
                           # holds a connection's place for nothing
 MAX_BAD_FRAMES = 20       # protocol errors tolerated on one socket before it is closed
 MEDIA_EVENT = "mediaEvent"
+MODERATE = "moderate"     # a moderator's request, beside the media events (docs/moderation.md)
 
 
 async def serve_socket(context: Context, request: Request, stream: trio.abc.Stream) -> None:
@@ -157,6 +159,8 @@ class PeerChannel:
             await self.link.send(MediaEvent(payload["data"]))
         elif frame.event == CHAT:
             await self._chat(frame)
+        elif frame.event == MODERATE:
+            await self._moderate(frame)
         else:
             await self._protocol_error(f"unknown event {frame.event!r}", frame)
 
@@ -176,6 +180,17 @@ class PeerChannel:
             return
         self.metrics.chat_messages.inc()
         await self._send(phoenix.reply(frame, "ok", {"id": message_id}))
+
+    async def _moderate(self, frame: Frame) -> None:
+        """A moderation request: carried out, or refused with a reason its sender reads."""
+        assert self.link is not None
+        try:
+            request = parse_request(frame.payload)
+            await self.link.send(request)
+        except ModerationRefused as refused:
+            await self._send(phoenix.reply(frame, "error", {"reason": refused.reason, "code": refused.code}))
+            return
+        await self._send(phoenix.reply(frame, "ok", {"action": request.action, "peer": request.peer}))
 
     async def _join(self, frame: Frame) -> None:
         name = phoenix.room_name(frame.topic)
