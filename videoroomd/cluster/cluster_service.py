@@ -157,6 +157,16 @@ class ClusterRoomService:
             return self.local.people(name)
         return self.edge.people.get(name, 0) if any(link.room == name for link in self.edge.links.values()) else 0
 
+    # The server API acts on the rooms this node runs (docs/api.md).
+    def participants(self, name: str) -> list[dict[str, Any]] | None:
+        return self.local.participants(name)
+
+    def create(self, config: Any, unused_grace: float) -> None:
+        self.local.create(config, unused_grace)
+
+    async def moderate(self, name: str, request: Any) -> dict[str, Any]:
+        return await self.local.moderate(name, request)
+
     def snapshot(self) -> list[dict[str, Any]]:
         """This node's rooms, and the rooms elsewhere this node's participants are in (with their node)."""
         rows = self.local.snapshot()

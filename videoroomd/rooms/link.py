@@ -171,3 +171,13 @@ class RoomService(Protocol):
 
     def snapshot(self) -> list[dict[str, Any]]:
         """A JSON-ready view of every room (the admin view and ``videoroomd rooms --live``)."""
+
+    def participants(self, name: str) -> list[dict[str, Any]] | None:
+        """The people in room ``name`` (JSON-ready); None when it does not run here."""
+
+    def create(self, config: Any, unused_grace: float) -> None:
+        """Start a room made on demand with ``config`` (a RoomConfig); raises JoinRefused."""
+
+    async def moderate(self, name: str, request: ModerationRequest) -> dict[str, Any]:
+        """Carry out ``request`` in room ``name`` for the server; returns what was done. Raises
+        ModerationRefused."""

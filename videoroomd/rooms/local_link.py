@@ -15,9 +15,11 @@ from typing import Any
 import trio
 
 from ..auth.tokens import AccessToken
+from ..config import RoomConfig
 from .link import (ChatPost, Closure, FromRoom, MediaEvent, ModerationRequest, ParticipantLink, PeerJoined, PeerLeft,
                    RelaySend, RelayText, RoomSettings, ToRoom)
-from .moderator import moderate
+from .moderation import ModerationRefused
+from .moderator import carry_out, moderate
 from .registry import RoomRegistry
 from .room import Peer, Room
 
@@ -146,3 +148,23 @@ class LocalRoomService:
 
     def snapshot(self) -> list[dict[str, Any]]:
         return self.registry.snapshot()
+
+    def participants(self, name: str) -> list[dict[str, Any]] | None:
+        """The people in room ``name`` now (id, name, identity, kind, moderator); None when it does not run here."""
+        room = self.registry.get(name)
+        if room is None:
+            return None
+        return [{"id": p.id, "name": p.name, "identity": p.identity, "kind": p.kind, "moderator": p.grants.moderate}
+                for p in room.peers.values()]
+
+    def create(self, config: RoomConfig, unused_grace: float) -> None:
+        """Start a room with ``config`` made on demand; raises JoinRefused (room_exists, too_many_rooms, ...)."""
+        self.registry.create(config, unused_grace)
+
+    async def moderate(self, name: str, request: ModerationRequest) -> dict[str, Any]:
+        """Carry out ``request`` in room ``name`` for the server (the server API); returns what was done.
+        Raises ModerationRefused (no_such_room, and those of :func:`.moderator.carry_out`)."""
+        room = self.registry.get(name)
+        if room is None or room.stopping:
+            raise ModerationRefused("no_such_room", f"room {name[:64]!r} is not running here")
+        return await carry_out(room, request)

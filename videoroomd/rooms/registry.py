@@ -29,7 +29,7 @@ import trio
 from ..auth.tokens import AccessToken
 from ..config import Config, RoomConfig
 from ..daemon.supervisor import ChildState, RestartPolicy, supervise
-from .admission import Admission, AdmissionGate, JoinRefused, runs_elsewhere, shown_name  # noqa: F401 (shown_name: imported from here)
+from .admission import Admission, AdmissionGate, JoinRefused, check_name, runs_elsewhere, shown_name  # noqa: F401 (shown_name: imported from here)
 from .directory import LEASE_TTL, Lease, LeaseLost, LocalRoomDirectory, RoomDirectory, RoomTaken
 from .leases import ClaimFailed, LeaseHolder
 from .room import Engine, Peer, Room
@@ -57,6 +57,7 @@ class RoomEntry:
     refusal: tuple[str, str] | None = None  # (code, reason) for its joins once its claim was refused
     retired: bool = False       # out of the table: it must not start its room any more
     lost: bool = False          # the lease was lost: the room is not run here again
+    grace: float | None = None  # seconds its dynamic room may stay unused; None: the registry's
 
     @property
     def admission(self) -> Admission:
@@ -266,6 +267,21 @@ class RoomRegistry:
         self._nursery.start_soon(self._run_entry, entry, name=f"room:{name}")
         return entry
 
+    def create(self, room_config: RoomConfig, unused_grace: float) -> None:
+        """Start a dynamic room with ``room_config`` (asked for through the server API), closed once
+        nobody joined it within ``unused_grace`` seconds or the last person left. Raises JoinRefused
+        (bad_room_name, the drain's code, room_exists, too_many_rooms)."""
+        name = room_config.name
+        check_name(name)
+        if self.gate.refusal is not None:
+            raise JoinRefused(*self.gate.refusal)
+        if name in self.entries or name in self.config.rooms:
+            raise JoinRefused("room_exists", f"room '{name}' exists already")
+        cap = self.config.server.max_dynamic_rooms
+        if self.dynamic_count() >= cap:
+            raise JoinRefused("too_many_rooms", f"the server already runs its limit of {cap} rooms made on demand")
+        self._start(room_config, dynamic=True).grace = unused_grace
+
     def _start_configured(self, room_config: RoomConfig) -> RoomEntry:
         return self._start(room_config, dynamic=False)
 
@@ -355,8 +371,8 @@ class RoomRegistry:
     async def _run_room_once(self, entry: RoomEntry) -> None:
         if entry.lost:  # lost while the room was restarting: it is someone else's now
             return
-        room = Room(entry.config, engine=self.engine_factory(entry.config),
-                    unused_grace=self.unused_grace if entry.dynamic else None)
+        grace = entry.grace if entry.grace is not None else self.unused_grace
+        room = Room(entry.config, engine=self.engine_factory(entry.config), unused_grace=grace if entry.dynamic else None)
         if entry.dynamic:
             room.on_empty = lambda: self._stop_dynamic(entry, room)
         entry.room = room
