@@ -101,14 +101,14 @@ ROOM = (
     Key("max_peers", v.integer(*MAX_PEERS_RANGE)),
     Key("password", v.nonempty_string),
     Key("access", v.choice(ACCESS_MODES)),
-    Key("moderator_password", v.nonempty_string),
-    Key("self_unmute", v.boolean),
     Key("stun_servers", v.array_of(stun_url)),
     Key("turn_servers", turn_servers),
     Key("simulcast", v.boolean),
     Key("max_video_bitrate", v.video_bitrate),
     Key("dtls_cert", v.file_path),
     Key("dtls_key", v.file_path),
+    Key("moderator_password", v.nonempty_string),
+    Key("self_unmute", v.boolean),
 )
 ROOM_KEYS = tuple(key.name for key in ROOM)
 
