@@ -36,6 +36,7 @@ class LocalLink:
         self.id = peer.id
         self.kind = peer.kind
         self.settings = RoomSettings(room.name, room.config.simulcast)
+        self.moderator = peer.grants.moderate  # shown the moderation controls (docs/moderation.md)
 
     async def send(self, event: ToRoom) -> str | None:
         """Hand ``event`` to the room (see :meth:`.link.ParticipantLink.send`); raises ChatRefused,

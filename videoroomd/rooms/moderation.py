@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from ..auth.tokens import AccessToken, Grants
+from ..auth.tokens import SOURCES, AccessToken, Grants
 from .admission import JoinRefused
 
 TARGETED = {"mute": "audio", "stop_video": "video", "stop_screen": "screen", "unmute": "audio", "remove": None}
@@ -48,11 +48,12 @@ class ModerationRequest:
     peer: str | None = None
     reason: str = ""
     ban_seconds: int = 0
+    unmuted: str = "audio"  # what an unmute is about: audio (the microphone), video or screen
 
     @property
     def source(self) -> str | None:
         """The source a mute, unmute or stop is about (None for the others)."""
-        return TARGETED.get(self.action)
+        return self.unmuted if self.action == "unmute" else TARGETED.get(self.action)
 
 
 def parse_request(payload: Any) -> ModerationRequest:
@@ -60,10 +61,10 @@ def parse_request(payload: Any) -> ModerationRequest:
     which field is wrong and how."""
     if not isinstance(payload, dict):
         raise ModerationRefused("malformed", 'moderate: the payload must be an object {"action": ..., "peer": ...}')
-    unknown = sorted(set(payload) - {"action", "peer", "reason", "ban_seconds"})
+    unknown = sorted(set(payload) - {"action", "peer", "reason", "ban_seconds", "source"})
     if unknown:
         raise ModerationRefused("malformed", f"moderate: unknown field {str(unknown[0])[:32]!r}; the fields are "
-                                             "action, peer, reason, ban_seconds")
+                                             "action, peer, reason, ban_seconds, source")
     action = payload.get("action")
     if action not in ACTIONS:
         raise ModerationRefused("malformed", f"moderate: action must be one of {', '.join(ACTIONS)}")
@@ -82,7 +83,10 @@ def parse_request(payload: Any) -> ModerationRequest:
         raise ModerationRefused("malformed", f"moderate: ban_seconds must be a whole number from 0 to {MAX_BAN}")
     if ban and action != "remove":
         raise ModerationRefused("malformed", "moderate: ban_seconds goes only with remove")
-    return ModerationRequest(action, peer, " ".join(reason.split()), ban)
+    source = payload.get("source", "audio")
+    if source not in SOURCES or ("source" in payload and action != "unmute"):
+        raise ModerationRefused("malformed", f"moderate: source goes only with unmute, and is one of {', '.join(SOURCES)}")
+    return ModerationRequest(action, peer, " ".join(reason.split()), ban, source)
 
 
 @dataclass

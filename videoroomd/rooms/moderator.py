@@ -43,7 +43,7 @@ async def moderate(room: Room, actor: Peer, request: ModerationRequest) -> dict[
     if room.peers.get(actor.id) is not actor:
         raise ModerationRefused("not_joined", f"you are not in room '{room.name}'")
     if request.action == "unmute" and request.peer == actor.id:
-        return await _unmute_self(room, actor)
+        return await _unmute_self(room, actor, request.unmuted)
     if not actor.grants.moderate:
         throttled.warning("moderation refused: not a moderator", room=room.name, peer=actor.id, action=request.action)
         raise ModerationRefused("not_moderator", f"only a moderator may {request.action.replace('_', ' ')} "
@@ -72,8 +72,9 @@ async def carry_out(room: Room, request: ModerationRequest, *, by: str = SERVER,
     if request.action == "remove":
         return _remove(room, target, request, by)
     if request.action == "unmute":
-        room.moderation.unblock(_who(target), "audio")
-        room.unicast(target.id, ChannelPush(MODERATED, {"action": "allow_unmute", "by": by}), kind="rtc")
+        room.moderation.unblock(_who(target), request.unmuted)
+        room.unicast(target.id, ChannelPush(MODERATED, {"action": "allow_unmute", "source": request.unmuted, "by": by}),
+                     kind="rtc")
         return {"action": "unmute", "peer": target.id}
     return await _hold(room, target, request, by)
 
@@ -110,12 +111,12 @@ async def _hold(room: Room, target: Peer, request: ModerationRequest, by: str) -
     return {"action": request.action, "peer": target.id, "tracks": len(held)}
 
 
-async def _unmute_self(room: Room, peer: Peer) -> dict[str, Any]:
-    """A participant takes its microphone back, unless a moderator muted it for good."""
-    if room.moderation.is_blocked(_who(peer), "audio"):
+async def _unmute_self(room: Room, peer: Peer, source: str) -> dict[str, Any]:
+    """A participant takes its microphone (camera, screen) back, unless a moderator muted it for good."""
+    if room.moderation.is_blocked(_who(peer), source):
         raise ModerationRefused("not_allowed", "a moderator muted you; you may unmute once a moderator allows it")
-    released = await _call(_holds(room).release(peer.id, "audio", granted=peer.grants.publish))
-    return {"action": "unmute", "peer": peer.id, "tracks": len(released)}
+    released = await _call(_holds(room).release(peer.id, source, granted=peer.grants.publish))
+    return {"action": "unmute", "peer": peer.id, "source": source, "tracks": len(released)}
 
 
 def _remove(room: Room, target: Peer, request: ModerationRequest, by: str) -> dict[str, Any]:

@@ -225,8 +225,10 @@ class PeerChannel:
         connection_slot.joined()
         self.link, self.topic, self.join_ref = link, frame.topic, frame.join_ref
         structlog.contextvars.bind_contextvars(room=name, peer=link.id)
-        # "simulcast": whether the room takes layers, so that the page knows whether to send them.
-        await self._send(phoenix.reply(frame, "ok", {"peer_id": link.id, "simulcast": link.settings.simulcast}))
+        # "simulcast": whether the room takes layers, so that the page knows whether to send them;
+        # "moderator": whether it shows the moderation controls (the room checks every request anyway).
+        await self._send(phoenix.reply(frame, "ok", {"peer_id": link.id, "simulcast": link.settings.simulcast,
+                                                     "moderator": getattr(link, "moderator", False)}))
         self.nursery.start_soon(self._pump, link, frame.topic, frame.join_ref)
 
     async def _leave(self, frame: Frame) -> None:
