@@ -85,7 +85,8 @@ def parse_request(payload: Any) -> ModerationRequest:
         raise ModerationRefused("malformed", "moderate: ban_seconds goes only with remove")
     source = payload.get("source", "audio")
     if source not in SOURCES or ("source" in payload and action != "unmute"):
-        raise ModerationRefused("malformed", f"moderate: source goes only with unmute, and is one of {', '.join(SOURCES)}")
+        raise ModerationRefused("malformed", f"moderate: source goes only with unmute, and is one of "
+                                             f"{', '.join(SOURCES)}")
     return ModerationRequest(action, peer, " ".join(reason.split()), ban, source)
 
 

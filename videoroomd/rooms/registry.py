@@ -372,7 +372,8 @@ class RoomRegistry:
         if entry.lost:  # lost while the room was restarting: it is someone else's now
             return
         grace = entry.grace if entry.grace is not None else self.unused_grace
-        room = Room(entry.config, engine=self.engine_factory(entry.config), unused_grace=grace if entry.dynamic else None)
+        room = Room(entry.config, engine=self.engine_factory(entry.config),
+                    unused_grace=grace if entry.dynamic else None)
         if entry.dynamic:
             room.on_empty = lambda: self._stop_dynamic(entry, room)
         entry.room = room

@@ -34,8 +34,8 @@ from ..webrtc.compat.ice import local_address, media_protocols
 from ..webrtc.connections import RoomMedia, SlotPlan
 from .codec import Decoder, MessageError, encode
 from .commands import (AddCandidate, Answer, Answered, CertificatePaths, CloseEndpoint, CloseRoom, HoldTrack,
-                       LayerEnabled, ListEndpoints, MediaSocket, OpenRoom, Ping, Request, TargetLayer, TurnHandoff, TurnRelease,
-                       TurnSend, TurnUpdate)
+                       LayerEnabled, ListEndpoints, MediaSocket, OpenRoom, Ping, Request, TargetLayer, TurnHandoff,
+                       TurnRelease, TurnSend, TurnUpdate)
 from .events import Bandwidth, EndpointState, LayerSwitched, Reply, Silent, Stats, Vad
 from .offer_errors import refused
 from .task_errors import TaskErrors
@@ -72,7 +72,8 @@ class MediaServer:
             Ping: self._ping, OpenRoom: self._open_room, Answer: self._answer, AddCandidate: self._add_candidate,
             CloseEndpoint: self._close_endpoint, ListEndpoints: self._endpoints, CloseRoom: self._close_room,
             TargetLayer: self._target_layer, LayerEnabled: self._layer_enabled, HoldTrack: self._hold_track,
-            TurnHandoff: self._turn_handoff, TurnUpdate: self._turn_update, TurnSend: self._turn_send, TurnRelease: self._turn_release}
+            TurnHandoff: self._turn_handoff, TurnUpdate: self._turn_update, TurnSend: self._turn_send,
+            TurnRelease: self._turn_release}
 
     def _media_protocol(self, address: tuple[str, int]):
         """The aioice protocol of this worker's media socket bound to ``address``, or None."""
@@ -157,7 +158,10 @@ class MediaServer:
     async def _hold_track(self, command: HoldTrack) -> bool:
         """True when the track is published in the room now; the hold is kept either way."""
         room = self._room(command.room)
-        (room.held.add if command.held else room.held.discard)(command.track_id)
+        if command.held:
+            room.held.add(command.track_id)
+        else:
+            room.held.discard(command.track_id)
         return command.track_id in room.published
 
     def _refused(self, command: TargetLayer | LayerEnabled) -> None:
