@@ -181,3 +181,55 @@ async def test_without_self_unmute_the_muted_cannot_unmute_until_a_moderator_all
             assert (await request(chair, action="unmute", peer=speaker.id))["status"] == "ok"
             assert (await request(speaker, action="unmute", peer=speaker.id))["status"] == "ok"
             await viewer.frames_from(audio_id, at_least=viewer.received[audio_id] + 25)
+
+
+LOBBY_ROOMS = ROOMS + '[rooms.hall]\npassword = "in"\nmoderator_password = "chair"\nlobby = true\n'
+
+
+async def test_the_waiting_room_holds_joiners_until_a_moderator_admits_or_declines_them(tmp_path, monkeypatch):
+    monkeypatch.setattr("videoroomd.rooms.waiting_room.MAX_WAITING", 2)
+    async with running_daemon(tmp_path, LOBBY_ROOMS) as daemon, AsyncExitStack() as stack:
+        guest = await stack.enter_async_context(phoenix_client(daemon))
+        join_ref = await guest.send("room:hall", "phx_join", {"displayName": "Gus", "password": "in"})
+        waiting = await pushed(guest, "lobby")
+        assert waiting["waiting"] is True and waiting["position"] == 1
+        assert not daemon.rooms.get("hall").peers  # not in the room yet
+        # A moderator walks straight in, and sees who waits.
+        chair, _ = await joined(daemon, stack, "hall", password="chair", displayName="Chair")
+        assert (await pushed(chair, "lobby"))["waiting"] == [{"id": waiting["id"], "name": "Gus"}]
+        assert (await moderate(chair, "hall", action="admit", peer=waiting["id"]))["status"] == "ok"
+        reply = await guest.reply_to(join_ref)
+        assert reply["status"] == "ok", reply
+        assert (await pushed(chair, "lobby"))["waiting"] == []
+        # Not a moderator: cannot admit. Declined: told why. Gone: the place is free again.
+        other = await stack.enter_async_context(phoenix_client(daemon))
+        other_ref = await other.send("room:hall", "phx_join", {"displayName": "Olga", "password": "in"})
+        olga = await pushed(other, "lobby")
+        guest.join_ref = join_ref
+        refused = await moderate(guest, "hall", action="admit", peer=olga["id"])
+        assert refused["response"]["code"] == "not_moderator", refused
+        assert (await moderate(chair, "hall", action="decline", peer=olga["id"], reason="full today"))["status"] == "ok"
+        declined = await other.reply_to(other_ref)
+        assert declined["response"] == {"code": "declined", "reason": "a moderator did not let you in: full today"}
+        async with phoenix_client(daemon) as quitter:
+            await quitter.send("room:hall", "phx_join", {"displayName": "Quinn", "password": "in"})
+            await pushed(quitter, "lobby")
+            await until(lambda: len(daemon.rooms.get("hall").waiting.waiters) == 1)
+        await until(lambda: not daemon.rooms.get("hall").waiting.waiters)
+        # Bounded: the third to wait at once is refused.
+        async with phoenix_client(daemon) as a, phoenix_client(daemon) as b, phoenix_client(daemon) as c:
+            for client in (a, b):
+                await client.send("room:hall", "phx_join", {"displayName": "W", "password": "in"})
+                await pushed(client, "lobby")
+            full = await c.join("hall", displayName="W", password="in")
+            assert full["response"]["code"] == "lobby_full", full
+        assert (await moderate(chair, "hall", action="admit", peer="gone"))["response"]["code"] == "no_such_peer"
+
+
+async def test_without_an_answer_a_waiting_join_is_refused_in_time(tmp_path, monkeypatch):
+    monkeypatch.setattr("videoroomd.rooms.waiting_room.WAIT_TIMEOUT", 0.5)
+    async with running_daemon(tmp_path, LOBBY_ROOMS) as daemon:
+        async with phoenix_client(daemon) as guest:
+            reply = await guest.join("hall", displayName="Gus", password="in")
+            assert reply["status"] == "error" and reply["response"]["code"] == "lobby_timeout", reply
+            assert daemon.rooms.get("hall").waiting.waiters == {}

@@ -109,6 +109,7 @@ ROOM = (
     Key("dtls_key", v.file_path),
     Key("moderator_password", v.nonempty_string),
     Key("self_unmute", v.boolean),
+    Key("lobby", v.boolean),
 )
 ROOM_KEYS = tuple(key.name for key in ROOM)
 

@@ -55,6 +55,7 @@ class RoomConfig:
     # Given at join instead of the password, it makes the person a moderator (rooms/moderation.py).
     moderator_password: str | None = field(default=None, repr=False)
     self_unmute: bool = True              # someone a moderator muted may unmute by themselves
+    lobby: bool = False                   # joiners wait until a moderator admits them (rooms/waiting_room.py)
 
     @property
     def access_mode(self) -> str:

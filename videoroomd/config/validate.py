@@ -146,7 +146,7 @@ def _check_access(room: RoomConfig, path: tuple[str, ...], auth: AuthConfig, out
 
 # What a room made through the server API may set: no paths on this machine, no servers.
 API_ROOM_KEYS = ("max_peers", "password", "access", "simulcast", "max_video_bitrate", "moderator_password",
-                 "self_unmute")
+                 "self_unmute", "lobby")
 
 
 def room_from_settings(settings: Any, base: RoomConfig, auth: AuthConfig, *, source: str) -> RoomConfig:

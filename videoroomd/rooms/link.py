@@ -24,7 +24,7 @@ from .chat import ChatRefused
 from .moderation import ModerationRefused, ModerationRequest
 
 __all__ = [
-    "CHAT", "CHAT_HISTORY", "MODERATED", "ChannelPush", "ChatPost", "ChatRefused", "Closure", "FromRoom",
+    "CHAT", "CHAT_HISTORY", "LOBBY", "MODERATED", "ChannelPush", "ChatPost", "ChatRefused", "Closure", "FromRoom",
     "MediaEvent", "ModerationRefused", "ModerationRequest", "ParticipantLink", "PeerJoined", "PeerLeft", "RelaySend",
     "RelayText", "RoomService", "RoomSettings", "ToRoom",
 ]
@@ -65,6 +65,7 @@ ToRoom = Union[MediaEvent, ChatPost, RelaySend, ModerationRequest]
 CHAT = "chat"                  # the Phoenix event of one chat message
 CHAT_HISTORY = "chat_history"  # the Phoenix event of the history, sent to a newcomer
 MODERATED = "moderated"        # the Phoenix event that tells a participant what a moderator did (docs/moderation.md)
+LOBBY = "lobby"                # the Phoenix event of the waiting room: to who waits, and to the moderators
 
 
 @dataclass(frozen=True)
@@ -158,8 +159,11 @@ class RoomService(Protocol):
         Raises JoinRefused with a reason a person can read."""
 
     async def join(self, name: str, display: str, password: str | None, *, kind: str, address: str,
-                   token: str | None = None) -> ParticipantLink:
-        """Check the join (:meth:`admit`), open the room and enter it. Raises JoinRefused."""
+                   token: str | None = None, waiting: Any = None) -> ParticipantLink:
+        """Check the join (:meth:`admit`), open the room and enter it. Raises JoinRefused.
+
+        In a room with a waiting room (``lobby``) the join first waits for a moderator's answer;
+        ``waiting`` (called with a JSON-ready dict) is told that it waits, and where."""
 
     async def enter(self, name: str, display: str, password: str | None, *, kind: str,
                     ticket: AccessToken | None = None) -> ParticipantLink:

@@ -20,7 +20,7 @@ from .link import (ChatPost, Closure, FromRoom, MediaEvent, ModerationRequest, P
                    RelaySend, RelayText, RoomSettings, ToRoom)
 from .moderation import ModerationRefused
 from .moderator import carry_out, moderate
-from .registry import RoomRegistry
+from .registry import RoomRegistry, Waiting
 from .room import Peer, Room
 
 RELAY = "relay"
@@ -125,9 +125,11 @@ class LocalRoomService:
         return self.registry.admit(name, password, address, token).ticket
 
     async def join(self, name: str, display: str, password: str | None, *, kind: str, address: str,
-                   token: str | None = None) -> ParticipantLink:
-        """Check the join, open the room and enter it; returns the link. Raises JoinRefused."""
-        room, peer = await self.registry.join(name, display, password, kind=kind, address=address, token=token)
+                   token: str | None = None, waiting: Waiting | None = None) -> ParticipantLink:
+        """Check the join, open the room and enter it (after its waiting room, if it has one: ``waiting``
+        is told); returns the link. Raises JoinRefused."""
+        room, peer = await self.registry.join(name, display, password, kind=kind, address=address, token=token,
+                                              waiting=waiting)
         return self._linked(room, peer)
 
     async def enter(self, name: str, display: str, password: str | None, *, kind: str,

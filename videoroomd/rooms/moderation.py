@@ -21,7 +21,8 @@ from typing import Any, Callable
 from ..auth.tokens import SOURCES, AccessToken, Grants
 from .admission import JoinRefused
 
-TARGETED = {"mute": "audio", "stop_video": "video", "stop_screen": "screen", "unmute": "audio", "remove": None}
+TARGETED = {"mute": "audio", "stop_video": "video", "stop_screen": "screen", "unmute": "audio", "remove": None,
+            "admit": None, "decline": None}  # admit, decline: "peer" is the id of someone in the waiting room
 ROOM_ACTIONS = ("lock", "unlock", "end")
 ACTIONS = (*TARGETED, *ROOM_ACTIONS)
 MAX_REASON = 200          # characters of the reason a removed person (or everyone, at the end) reads

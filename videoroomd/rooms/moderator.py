@@ -68,6 +68,9 @@ async def carry_out(room: Room, request: ModerationRequest, *, by: str = SERVER,
         room.broadcast(ChannelPush(MODERATED, {"action": "end", "by": by, "reason": request.reason}), kind="rtc")
         room.stop(reason)
         return {"action": "end", "peers": room.peer_count("rtc")}
+    if request.action in ("admit", "decline"):
+        name = room.waiting.decide(request.peer or "", request.action == "admit", request.reason)
+        return {"action": request.action, "peer": request.peer, "name": name}
     target = _target(room, request.peer)
     if request.action == "remove":
         return _remove(room, target, request, by)

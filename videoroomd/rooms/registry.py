@@ -32,10 +32,11 @@ from ..daemon.supervisor import ChildState, RestartPolicy, supervise
 from .admission import Admission, AdmissionGate, JoinRefused, check_name, runs_elsewhere, shown_name  # noqa: F401 (shown_name: imported from here)
 from .directory import LEASE_TTL, Lease, LeaseLost, LocalRoomDirectory, RoomDirectory, RoomTaken
 from .leases import ClaimFailed, LeaseHolder
-from .room import Engine, Peer, Room
+from .room import Engine, Peer, Room, shown_name
 from .throttle import PasswordThrottle
 
 log = structlog.get_logger("videoroomd.rooms")
+Waiting = Callable[[dict], None]  # told that a join waits in the waiting room, and where (a JSON-ready dict)
 
 OPEN_TIMEOUT = 5.0  # seconds a join waits for a starting room
 UNUSED_GRACE = 10.0  # seconds a dynamic room may stay open without anyone having joined
@@ -160,19 +161,23 @@ class RoomRegistry:
         return self.gate.admit(name, password, address, running=running, now=trio.current_time(), token=token)
 
     async def join(self, name: str, display: str, password: str | None, *, kind: str, address: str,
-                   token: str | None = None) -> tuple[Room, Peer]:
+                   token: str | None = None, waiting: Waiting | None = None) -> tuple[Room, Peer]:
         """Check the join (:meth:`admit`), open the room and add the peer; returns both.
 
         Raises JoinRefused with a reason a person can read.
         """
         ticket = self.admit(name, password, address, token).ticket
-        return await self.enter(name, display, password, kind=kind, ticket=ticket)
+        return await self.enter(name, display, password, kind=kind, ticket=ticket, waiting=waiting)
 
     async def enter(self, name: str, display: str, password: str | None, *, kind: str,
-                    ticket: AccessToken | None = None) -> tuple[Room, Peer]:
+                    ticket: AccessToken | None = None, waiting: Waiting | None = None) -> tuple[Room, Peer]:
         """Open room ``name`` and add the peer (already admitted, with ``ticket`` when by a token);
-        returns both. Raises JoinRefused."""
+        returns both. In a room with a waiting room it first waits there for a moderator (``waiting``
+        hears that it does). Raises JoinRefused."""
         room = await self.open_room(name)
+        if room.at_door(password, kind=kind, ticket=ticket):
+            await room.waiting.wait(shown_name(display, ticket), waiting)
+            room = await self.open_room(name)
         # No checkpoint between: the room is still open.
         return room, room.join(display, password, kind=kind, ticket=ticket)
 

@@ -17,7 +17,7 @@ from ..http import limits as connection_slot
 from ..http.request import Request
 from ..logs.ratelimit import ThrottledLog
 from ..rooms import JoinRefused
-from ..rooms.link import CHAT, ChannelPush, ChatPost, ChatRefused, FromRoom, MediaEvent, ParticipantLink
+from ..rooms.link import CHAT, LOBBY, ChannelPush, ChatPost, ChatRefused, FromRoom, MediaEvent, ParticipantLink
 from ..rooms.moderation import ModerationRefused, parse_request
 from ..rooms.registry import shown_name
 from . import phoenix
@@ -73,6 +73,7 @@ class PeerChannel:
         self.topic: str | None = None
         self.join_ref: str | None = None
         self.bad_frames = 0
+        self.joining = False  # a join is under way (it may wait in a waiting room)
         self.join_deadline = trio.CancelScope()
 
     async def run(self) -> None:
@@ -143,7 +144,14 @@ class PeerChannel:
                 await self._protocol_error(f"unknown event {frame.event!r} on topic phoenix", frame)
             return
         if frame.event == phoenix.JOIN:
-            await self._join(frame)
+            if self.joining:
+                await self._send(phoenix.reply(frame, "error", {"reason": "this connection is joining a room already; "
+                                                                          "one room per connection"}))
+                return
+            # In a task: a join may wait in a waiting room, and meanwhile the socket is still read
+            # (heartbeats answered, a page that gives up seen at once).
+            self.joining = True
+            self.nursery.start_soon(self._join, frame)
             return
         if frame.topic != self.topic:
             await self._send(phoenix.reply(frame, "error", {"reason": "unmatched topic"}))
@@ -193,6 +201,17 @@ class PeerChannel:
         await self._send(phoenix.reply(frame, "ok", {"action": request.action, "peer": request.peer}))
 
     async def _join(self, frame: Frame) -> None:
+        try:
+            await self._enter(frame)
+        finally:
+            self.joining = False
+
+    def _waiting(self, frame: Frame, where: dict) -> None:
+        """The join waits in the room's waiting room: the page is told, and the socket may wait too."""
+        self.join_deadline.cancel()
+        self.nursery.start_soon(self._send, phoenix.push(frame.join_ref, frame.topic, LOBBY, where))
+
+    async def _enter(self, frame: Frame) -> None:
         name = phoenix.room_name(frame.topic)
         if name is None:
             await self._send(phoenix.reply(frame, "error", {
@@ -213,7 +232,7 @@ class PeerChannel:
             return
         try:
             link = await self.context.rooms.join(name, display, password, kind="rtc", address=self.remote[0],
-                                                 token=token)
+                                                 token=token, waiting=lambda where: self._waiting(frame, where))
         except JoinRefused as refused:
             self.metrics.joins_refused.labels(refused.code).inc()
             throttled.info("join refused", room=name[:80], code=refused.code, reason=refused.reason,
