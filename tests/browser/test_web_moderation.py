@@ -1,6 +1,6 @@
-"""Moderation on the page: a moderator who came with ?token= mutes, stops the camera of, and removes a
-participant from the people list; the participant's page shows each, and what it sends stops reaching
-the moderator, then its call ends with the reason."""
+"""Moderation on the page: a moderator who came with ?token= admits a participant from the waiting room,
+then mutes, stops the camera of, and removes them from the people list; the participant's page shows
+each, what it sends stops reaching the moderator, then its call ends with the reason."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from testsupport.web_page import (ICE, KEEP_PEER_CONNECTIONS, browser, playwrigh
 from videoroomd.auth.tokens import Grants, mint
 
 SECRET = "w" * 40
-ROOMS = ICE + f'[auth]\nkeys = {{ app = "{SECRET}" }}\n[rooms.class]\naccess = "token"\n'
+ROOMS = ICE + f'[auth]\nkeys = {{ app = "{SECRET}" }}\n[rooms.class]\naccess = "token"\nlobby = true\n'
 
 # Audio packets this page received so far, over every connection it made.
 AUDIO_PACKETS = """async () => {
@@ -30,19 +30,25 @@ def token(identity: str, name: str, moderator: bool = False) -> str:
                 grants=Grants(moderate=moderator))
 
 
-def page_with(browser, daemon, token_text: str):
+def page_with(browser, daemon, token_text: str, *, waits: bool = False):
     context = browser.new_context(viewport={"width": 1100, "height": 750})
     context.add_init_script(KEEP_PEER_CONNECTIONS)
     page = context.new_page()
     page.goto(f"{daemon.url}/room/class?token={token_text}&autojoin=1")
-    expect(page.locator("#call")).to_be_visible(timeout=15000)
+    if not waits:
+        expect(page.locator("#call")).to_be_visible(timeout=15000)
     return page
 
 
 def test_a_moderator_mutes_stops_and_removes_a_participant_who_sees_each(browser, start_daemon):
     daemon = start_daemon(rooms=ROOMS, media="workers = 1")
-    ann = page_with(browser, daemon, token("ann", "Ann", moderator=True))
-    bob = page_with(browser, daemon, token("bob", "Bob"))
+    ann = page_with(browser, daemon, token("ann", "Ann", moderator=True))  # a moderator walks in
+    bob = page_with(browser, daemon, token("bob", "Bob"), waits=True)
+    expect(bob.locator("#join-message")).to_contain_text("waiting room", timeout=15000)
+    expect(bob.locator("#call")).to_be_hidden()
+    ann.get_by_role("button", name="Admit Bob").click()
+    expect(bob.locator("#call")).to_be_visible(timeout=15000)
+    expect(ann.locator("#lobby-waiting")).to_be_hidden()
     wait_for_moving_video(ann, "Bob")
     wait_for_moving_video(bob, "Ann")
     # Only the moderator has the controls.

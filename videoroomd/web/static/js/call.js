@@ -6,6 +6,7 @@
 //   speaking {endpointId, trackId, speaking}, closed {reason, rejoin},
 //   chat {id, from, name, text, at}, chat-history {messages},
 //   moderated {action, by, ...} (what a moderator did to us or the room: docs/moderation.md),
+//   lobby {waiting: true, position} (our join waits for a moderator) or {waiting: [{id, name}]} (to moderators),
 //   encoding {endpointId, trackId, encoding, reason} (the simulcast layer we now receive of a track),
 //   bandwidth {estimation} (bits/s the server thinks it can send us).
 
@@ -93,8 +94,8 @@ export class Call extends EventTarget {
       this.emit("chat", payload);
     } else if (event === "chat_history") {
       this.emit("chat-history", payload);
-    } else if (event === "moderated") {
-      this.emit("moderated", payload);
+    } else if (event === "moderated" || event === "lobby") {
+      this.emit(event, payload);
     } else if (event === "phx_error" || event === "phx_close") {
       // phx_error: the room restarted; "retry": our media path broke. Either way, joining again may work.
       const rejoin = event === "phx_error" || payload?.retry === true;

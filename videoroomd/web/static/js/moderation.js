@@ -1,7 +1,7 @@
 // Moderation on the page (docs/moderation.md): the controls a moderator gets in the people list and
 // under it (lock, end), and what the page does when a moderator acted on us. The server checks every
 // request: the controls are shown only to moderators so that nobody else is offered what they cannot do.
-import { notice } from "./ui.js";
+import { joinMessage, notice } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_REASON = 200;  // characters of a removal's reason (the server's limit)
@@ -32,6 +32,32 @@ export class Moderation {
     this.call = call;
     this.held.clear();
     call.addEventListener("moderated", ({ detail }) => this.told(detail));
+    call.addEventListener("lobby", ({ detail }) => {
+      if (detail?.waiting === true) joinMessage("You are in the waiting room: a moderator will let you in.");
+      else if (Array.isArray(detail?.waiting)) this.showWaiting(detail.waiting);
+    });
+  }
+
+  // Who waits to come in, each with Admit and Decline (moderators only).
+  showWaiting(waiting) {
+    let box = $("lobby-waiting");
+    if (!box) {
+      box = document.createElement("section");
+      box.id = "lobby-waiting";
+      box.className = "lobby-waiting";
+      box.setAttribute("aria-label", "Waiting to come in");
+      $("participants").after(box);
+    }
+    box.replaceChildren();
+    box.hidden = waiting.length === 0;
+    for (const { id, name } of waiting) {
+      const row = document.createElement("div");
+      const who = document.createElement("span");
+      who.textContent = `${name} is waiting`;
+      row.append(who, button("Admit", `Admit ${name}`, () => this.ask({ action: "admit", peer: id })),
+        button("Decline", `Decline ${name}`, () => this.ask({ action: "decline", peer: id })));
+      box.append(row);
+    }
   }
 
   // A moderator's buttons for one person of the people list.
@@ -77,6 +103,7 @@ export class Moderation {
   // Lock / unlock and end, under the people list.
   roomControls(show) {
     $("room-moderation")?.remove();
+    if (!show) $("lobby-waiting")?.remove();
     if (!show) return;
     const box = document.createElement("div");
     box.id = "room-moderation";
