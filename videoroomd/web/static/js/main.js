@@ -186,7 +186,7 @@ class Meeting {
     this.leaving = false;
     this.screen = null;  // the shared screen's track, while sharing
     this.reconnecting = false;
-    this.moderation = new Moderation({ held: (source) => this.heldByModerator(source) });
+    this.moderation = new Moderation(this);
     this.wireControls();
   }
 
@@ -428,12 +428,6 @@ class Meeting {
   async toggleMic() { if (!this.micMuted || await this.moderation.mayUnmute("audio")) this.setMic(!this.micMuted); }
 
   async toggleCamera() { if (!this.cameraOff || await this.moderation.mayUnmute("video")) this.setCamera(!this.cameraOff); }
-
-  heldByModerator(source) {
-    if (source === "audio") this.setMic(true);
-    else if (source === "video") this.setCamera(true);
-    else this.stopScreen();
-  }
 
   setMic(muted) {
     this.micMuted = muted;

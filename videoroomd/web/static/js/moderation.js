@@ -18,9 +18,9 @@ function button(text, label, onClick) {
 }
 
 export class Moderation {
-  // hooks: held(source, mayUnmute) — a moderator muted our microphone or stopped our camera or screen.
-  constructor(hooks) {
-    this.hooks = hooks;
+  // meeting: what a moderator's mute or stop turns off here (its setMic, setCamera, stopScreen).
+  constructor(meeting) {
+    this.meeting = meeting;
     this.call = null;
     this.held = new Set();  // our sources a moderator holds: the microphone needs the server's word to come back
     this.locked = false;
@@ -129,11 +129,14 @@ export class Moderation {
 
   // What a moderator did to us, or to the room.
   told({ action, by, reason, may_unmute: mayUnmute }) {
-    if (SOURCES[action]) {
-      this.held.add(SOURCES[action]);
-      this.hooks.held(SOURCES[action], mayUnmute);
+    const source = SOURCES[action];
+    if (source) {
+      this.held.add(source);
+      if (source === "audio") this.meeting.setMic(true);
+      else if (source === "video") this.meeting.setCamera(true);
+      else this.meeting.stopScreen();
       const what = { audio: "muted your microphone", video: "stopped your camera", screen: "stopped your screen share" };
-      notice(`${by} ${what[SOURCES[action]]}.${mayUnmute === false ? " You may turn it on again once a moderator allows it." : ""}`,
+      notice(`${by} ${what[source]}.${mayUnmute === false ? " You may turn it on again once a moderator allows it." : ""}`,
         { error: true, sticky: true });
     } else if (action === "allow_unmute") {
       notice(`${by} allows you to unmute.`);  // still held: turning it on asks the server (mayUnmute)
