@@ -25,6 +25,7 @@ from .. import __version__
 from ..config import Config, ConfigError, load, locate
 from ..config.load import ENV_VAR, SYSTEM_PATH
 from ..config.webhook_url import shown
+from .api_client import ApiFailed, base_url, call, path_of
 
 
 class UserError(click.ClickException):
@@ -118,10 +119,11 @@ def check_config(path: str | None) -> None:
 @click.option("--identity", required=True, help="Who the person is in your app (the token's sub).")
 @click.option("--name", "display", help="The name shown to the others. Default: the name typed on the page.")
 @click.option("--moderator", is_flag=True, help="Grant moderation (mute, stop, remove others).")
+@click.option("--admin", is_flag=True, help="Grant the server API (/api/v1); give --room '*'.")
 @click.option("--ttl", default="1h", show_default=True, help="How long the token is good for: 90s, 15m, 1h, 2d.")
 @click.option("--key", "key_name", help="The [auth] keys entry to sign with. Default: the only one.")
-def token(config_path: str | None, room: str, identity: str, display: str | None, moderator: bool, ttl: str,
-          key_name: str | None) -> None:
+def token(config_path: str | None, room: str, identity: str, display: str | None, moderator: bool, admin: bool,
+          ttl: str, key_name: str | None) -> None:
     """Print an access token for one person and one room, signed with a key of [auth] keys."""
     from ..auth.tokens import EVERYONE, MAX_IDENTITY, mint, parse_ttl
     from ..config.validate import ROOM_NAME_RULE, is_room_name
@@ -135,7 +137,9 @@ def token(config_path: str | None, room: str, identity: str, display: str | None
     key_name = key_name if key_name is not None else next(iter(keys))
     if key_name not in keys:
         raise UserError(f"[auth] keys has no key {key_name!r} (it has {', '.join(sorted(keys))})")
-    if not is_room_name(room):
+    if admin != (room == "*"):
+        raise UserError("--admin goes with --room '*' (a token for the server API, not for a room)")
+    if not is_room_name(room) and not admin:
         raise UserError(f"--room {room!r}: {ROOM_NAME_RULE}")
     if not 0 < len(identity) <= MAX_IDENTITY:
         raise UserError(f"--identity: 1 to {MAX_IDENTITY} characters")
@@ -143,7 +147,7 @@ def token(config_path: str | None, room: str, identity: str, display: str | None
         seconds = parse_ttl(ttl)
     except ValueError as error:
         raise UserError(f"--ttl: {error}") from None
-    grants = replace(EVERYONE, moderate=True) if moderator else EVERYONE
+    grants = replace(EVERYONE, moderate=moderator, admin=admin)
     click.echo(mint(key_name, keys[key_name], room=room, identity=identity, now=time.time(), ttl=seconds,
                     name=display, grants=grants))
 
@@ -199,14 +203,7 @@ def gen_cert(cert_path: Path, key_path: Path, cn: str, extra_names: tuple[str, .
 
 
 def _admin_url(config: Config) -> str:
-    host = config.server.host
-    if host in ("0.0.0.0", ""):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    scheme = "https" if config.server.tls_cert else "http"
-    host = f"[{host}]" if ":" in host else host
-    return f"{scheme}://{host}:{config.server.port}/admin/rooms"
+    return base_url(config) + "/admin/rooms"
 
 
 def fetch_live(config: Config) -> dict:
@@ -353,6 +350,81 @@ def logs(config_path, log_file, count, follow, room, peer, level, as_json) -> No
         pass
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _api(config_path: str | None, method: str, path: str, body: dict | None = None) -> dict:
+    """The running daemon's answer through its server API (docs/api.md); raises UserError."""
+    try:
+        return call(load_config(config_path), method, path, body)
+    except ApiFailed as failed:
+        raise UserError(str(failed)) from None
+
+
+@cli.group()
+def room() -> None:
+    """The rooms of the running daemon, through its server API (docs/api.md)."""
+
+
+@room.command("list")
+@CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def room_list(config_path: str | None, as_json: bool) -> None:
+    """List the rooms running, with the people in each."""
+    rows = _api(config_path, "GET", path_of("rooms"))["rooms"]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'ROOM':<20} {'STATUS':<9} PEOPLE")
+    for row in rows:
+        people = ", ".join(f"{p['name']} ({p['id']})" for p in row["participants"] if p["kind"] == "rtc")
+        click.echo(f"{row['name']:<20} {row['status']:<9} {people or '-'}")
+
+
+@room.command("end")
+@CONFIG_OPTION
+@click.argument("name")
+@click.option("--reason", default="", help="What everyone in the room is told.")
+def room_end(config_path: str | None, name: str, reason: str) -> None:
+    """End the meeting in room NAME for everyone in it."""
+    done = _api(config_path, "POST", path_of("rooms", name, "end"), {"reason": reason})
+    click.echo(f"room {name} ended; {done.get('peers', 0)} people were in it")
+
+
+@cli.group()
+def participant() -> None:
+    """Act on one person in a room of the running daemon (see `videoroomd room list` for their ids)."""
+
+
+@participant.command("remove")
+@CONFIG_OPTION
+@click.argument("room_name", metavar="ROOM")
+@click.argument("peer")
+@click.option("--reason", default="", help="What the person is told.")
+@click.option("--ban", help="Refuse their access token again for this long: 90s, 15m, 1h, 2d.")
+def participant_remove(config_path: str | None, room_name: str, peer: str, reason: str, ban: str | None) -> None:
+    """Remove participant PEER from ROOM."""
+    from ..auth.tokens import parse_ttl
+
+    body: dict = {"reason": reason}
+    if ban is not None:
+        try:
+            body["ban_seconds"] = int(parse_ttl(ban))
+        except ValueError as error:
+            raise UserError(f"--ban: {error}") from None
+    _api(config_path, "POST", path_of("rooms", room_name, "participants", peer, "remove"), body)
+    click.echo(f"{peer} removed from {room_name}")
+
+
+@participant.command("mute")
+@CONFIG_OPTION
+@click.argument("room_name", metavar="ROOM")
+@click.argument("peer")
+@click.option("--source", type=click.Choice(["audio", "video", "screen"]), default="audio", show_default=True,
+              help="Mute the microphone, or stop the camera or the screen share.")
+def participant_mute(config_path: str | None, room_name: str, peer: str, source: str) -> None:
+    """Mute participant PEER of ROOM (the server stops forwarding it; they are told)."""
+    done = _api(config_path, "POST", path_of("rooms", room_name, "participants", peer, "mute"), {"source": source})
+    click.echo(f"{peer} in {room_name}: {source} held ({done.get('tracks', 0)} tracks)")
 
 
 def main() -> None:

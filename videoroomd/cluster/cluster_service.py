@@ -82,11 +82,13 @@ class ClusterRoomService:
         return self.local.admit(name, password, address, token)
 
     async def join(self, name: str, display: str, password: str | None, *, kind: str, address: str,
-                   token: str | None = None) -> ParticipantLink:
+                   token: str | None = None, waiting: Any = None) -> ParticipantLink:
         """Join room ``name`` wherever it runs; returns the link. Raises JoinRefused.
 
-        Checked once, on the room's node: its gate knows the room's throttle and count."""
-        return await self._route(name, display, password, kind=kind, address=address, enter=False, token=token)
+        Checked once, on the room's node: its gate knows the room's throttle and count. ``waiting`` is
+        told of a wait in a waiting room on this node (another node's room is not told it yet)."""
+        return await self._route(name, display, password, kind=kind, address=address, enter=False, token=token,
+                                 waiting=waiting)
 
     async def enter(self, name: str, display: str, password: str | None, *, kind: str,
                     ticket: AccessToken | None = None) -> ParticipantLink:
@@ -95,7 +97,8 @@ class ClusterRoomService:
         return await self._route(name, display, password, kind=kind, address="", enter=True, ticket=ticket)
 
     async def _route(self, name: str, display: str, password: str | None, *, kind: str, address: str,
-                     enter: bool, token: str | None = None, ticket: AccessToken | None = None) -> ParticipantLink:
+                     enter: bool, token: str | None = None, ticket: AccessToken | None = None,
+                     waiting: Any = None) -> ParticipantLink:
         refusal = self.local.registry.refusal
         if refusal is not None:  # draining: this node takes no joins, for any room
             raise JoinRefused(*refusal)
@@ -117,7 +120,8 @@ class ClusterRoomService:
         try:
             if enter:
                 return await self.local.enter(name, display, password, kind=kind, ticket=ticket)
-            return await self.local.join(name, display, password, kind=kind, address=address, token=token)
+            return await self.local.join(name, display, password, kind=kind, address=address, token=token,
+                                         waiting=waiting)
         except JoinRefused as refused:
             if refused.code != "room_unavailable":
                 raise
@@ -198,6 +202,16 @@ class ClusterRoomService:
             return self.edge.people.get(name, 0)
         listed = next((row for row in self.view.others() if row.name == name), None) if self.view is not None else None
         return listed.peers if listed is not None else 0
+
+    # The server API acts on the rooms this node runs (docs/api.md).
+    def participants(self, name: str) -> list[dict[str, Any]] | None:
+        return self.local.participants(name)
+
+    def create(self, config: Any, unused_grace: float) -> None:
+        self.local.create(config, unused_grace)
+
+    async def moderate(self, name: str, request: Any) -> dict[str, Any]:
+        return await self.local.moderate(name, request)
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Every node's rooms, each with its node: this node's as its registry has them, the others' as

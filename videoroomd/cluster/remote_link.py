@@ -18,7 +18,8 @@ from typing import Any, Callable
 import trio
 
 from ..rooms.admission import JoinRefused
-from ..rooms.link import ChatPost, ChatRefused, Closure, FromRoom, MediaEvent, RelaySend, RoomSettings, ToRoom
+from ..rooms.link import (ChatPost, ChatRefused, Closure, FromRoom, MediaEvent, ModerationRefused, ModerationRequest,
+                          RelaySend, RoomSettings, ToRoom)
 from ..rooms.link_codec import encode
 from ..rooms.room import OUTBOX_SIZE, TOO_SLOW
 from .link_bus import LinkBus
@@ -52,6 +53,8 @@ class RemoteLink:
         """Hand ``event`` to the room; returns a chat message's id. Raises ChatRefused."""
         if isinstance(event, ChatPost):
             return await self._edge.chat(self, event.text)
+        if isinstance(event, ModerationRequest):  # not carried between nodes yet
+            raise ModerationRefused("not_here", "moderation works only on the node that runs the room")
         if not isinstance(event, (MediaEvent, RelaySend)):
             raise TypeError(f"not an event for a room: {event!r}")
         if self._closure is None:  # answered once the room dispatched it (what it sent on travels ahead)

@@ -116,6 +116,9 @@ ROOM = (
     Key("max_video_bitrate", v.video_bitrate),
     Key("dtls_cert", v.file_path),
     Key("dtls_key", v.file_path),
+    Key("moderator_password", v.nonempty_string),
+    Key("self_unmute", v.boolean),
+    Key("lobby", v.boolean),
 )
 ROOM_KEYS = tuple(key.name for key in ROOM)
 

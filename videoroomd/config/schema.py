@@ -52,6 +52,10 @@ class RoomConfig:
     max_video_bitrate: int | None = None  # bits/s of one publisher's video, all layers together; None: no cap
     # Who may join: "open", "password" or "token"; None: "password" when a password is set, else "open".
     access: str | None = None
+    # Given at join instead of the password, it makes the person a moderator (rooms/moderation.py).
+    moderator_password: str | None = field(default=None, repr=False)
+    self_unmute: bool = True              # someone a moderator muted may unmute by themselves
+    lobby: bool = False                   # joiners wait until a moderator admits them (rooms/waiting_room.py)
 
     @property
     def access_mode(self) -> str:

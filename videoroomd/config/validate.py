@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -142,6 +143,25 @@ def _check_access(room: RoomConfig, path: tuple[str, ...], auth: AuthConfig, out
         out.add(path + ("access",), 'access = "password" needs a password; set one, or access = "open"')
     if room.access == "token" and not auth.keys:
         out.add(path + ("access",), 'access = "token" needs [auth] keys to check the tokens with')
+
+
+# What a room made through the server API may set: no paths on this machine, no servers.
+API_ROOM_KEYS = ("max_peers", "password", "access", "simulcast", "max_video_bitrate", "moderator_password",
+                 "self_unmute", "lobby")
+
+
+def room_from_settings(settings: Any, base: RoomConfig, auth: AuthConfig, *, source: str) -> RoomConfig:
+    """A room's settings as the server API was sent them (``settings``: a JSON object of room keys, each
+    checked as in the file), over ``base``; raises ConfigError naming each wrong key under ``source``."""
+    out = _Collector(source, {})
+    table = _Table(settings, ("settings",), out)
+    values = _read(table, tuple(key for key in ROOM if key.name in API_ROOM_KEYS), base, Path("/"))
+    table.finish()
+    room = replace(base, **values)
+    _check_access(room, ("settings",), auth, out)
+    if out.problems:
+        raise ConfigError(out.problems)
+    return room
 
 
 def _section(top: _Table, name: str, out: _Collector, read: Callable[[_Table], Any]) -> Any:

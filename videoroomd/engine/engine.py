@@ -12,8 +12,6 @@ again on a worker that runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import structlog
 import trio
 
@@ -34,6 +32,8 @@ from ..token_buckets import TokenBuckets
 from ..turn.clients import TurnCredentials
 from ..turn.peers import MediaAddresses
 from . import media_events as ev
+from .holds import Holds
+from .inbox import Item as _Item, PeerEvent as _PeerEvent, PeerLeft as _PeerLeft
 from .layer_requests import LayerRequests, variant_bitrates
 from .media_events import MediaEventError
 from .media_side import MediaSide, describe
@@ -60,19 +60,6 @@ WORKER_LOST = "the media server restarted; reconnecting"
 MAX_REASON = 200             # characters of the reason a removed participant's channel is closed with
 TARGET_RATE = 10.0           # setTargetTrackVariant a subscriber may send per second...
 TARGET_BURST = 30            # ...after a burst of this many (a page re-laid out at once asks for each tile)
-@dataclass(frozen=True)
-class _PeerLeft:
-    endpoint: str
-
-
-@dataclass(frozen=True)
-class _PeerEvent:
-    endpoint: str
-    data: str
-
-
-# What waits in the engine's inbox: what a peer did, or what the room's media worker reported.
-_Item = _PeerLeft | _PeerEvent | RoomEvent | RoomLost
 
 
 class Engine:
@@ -100,6 +87,7 @@ class Engine:
         self._targets = TokenBuckets(TARGET_RATE, TARGET_BURST)
         self.layers = LayerRequests(self.session, self.media, self._announce, self._targets, self._deliver,
                                     MEDIA_CALL_TIMEOUT)
+        self.holds = Holds(self.session, self.media, MEDIA_CALL_TIMEOUT)  # a moderator's (rooms.moderation)
 
     # -- the Room's side (synchronous) ------------------------------------------------------
     def peer_joined(self, peer: Peer) -> None:

@@ -16,7 +16,7 @@ from .limits import PER_ADDRESS, TOTAL, OpenConnections, Slot
 from .ratelimit import ConnectionRateLimit
 from .request import Request, Response
 from .routes import Routes
-from .server import send_error
+from .server import BODY_PATHS, send_error
 
 log = structlog.get_logger("videoroomd.http")
 throttled = ThrottledLog(log)
@@ -133,8 +133,11 @@ class DaemonApp:
 
     # -- requests ------------------------------------------------------------------------
     async def http(self, request: Request) -> Response:
-        if request.method not in ("GET", "HEAD"):
-            return Response(405, b"only GET and HEAD are served here\n", headers=[("allow", "GET, HEAD")])
+        # The server API also takes POST (with a body); everything else is read only.
+        allowed = ("GET", "HEAD", "POST") if request.path.startswith(BODY_PATHS) else ("GET", "HEAD")
+        if request.method not in allowed:
+            listed = ", ".join(allowed)
+            return Response(405, f"only {listed} are served here\n".encode(), headers=[("allow", listed)])
         handler = self.routes.http_handler(request.path)
         response = await handler(request) if handler is not None else None
         return response if response is not None else Response.text(404, f"nothing at {request.path}")

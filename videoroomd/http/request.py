@@ -16,6 +16,7 @@ class Request:
     headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
     remote: tuple[str, int]
     scheme: str = "http"
+    body: bytes = field(default=b"", repr=False)  # only the server API's requests have one (http/server.py)
 
     @property
     def path(self) -> str:

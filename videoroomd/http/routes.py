@@ -15,7 +15,7 @@ import trio
 from ..context import Context
 from ..signalling import peer_channel, relay
 from ..web.pages import Pages
-from . import status
+from . import api, status
 from .request import Request, Response
 
 HttpHandler = Callable[[Request], Awaitable[Response | None]]  # None: nothing there (404)
@@ -57,6 +57,7 @@ def route_table(context: Context) -> Routes:
             Route("/healthz", partial(status.healthz, context)),
             Route("/metrics", partial(status.metrics, context)),
             Route("/admin/rooms", partial(status.admin_rooms, context)),
+            Route(api.PREFIX, partial(api.handle, context), prefix=True),
             Route("/socket/", status.websocket_only, prefix=True),
             Route("/signaling/", status.websocket_only, prefix=True),
             Route("/", pages.index),

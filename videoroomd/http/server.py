@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import ssl
+from dataclasses import replace
 from http import HTTPStatus
 from typing import Callable, Protocol
 from urllib.parse import urlsplit
@@ -33,6 +34,8 @@ HEAD_TIMEOUT = 5.0            # seconds to send a request head, once its first b
 IDLE_TIMEOUT = 60.0           # seconds a kept-alive connection may sit idle (pushed out sooner when the house is full)
 SEND_TIMEOUT = 15.0           # seconds a response may take to leave; a client that does not read is dropped
 REFUSAL_TIMEOUT = 2.0         # seconds to tell a refused connection why (a TLS handshake may never finish)
+MAX_BODY = 64 * 1024          # bytes of a request body; only the server API (BODY_PATHS) reads one
+BODY_PATHS = ("/api/v1/",)    # where a request may carry a body (Content-Length, never chunked)
 SERVER_NAME = b"videoroomd"
 
 
@@ -95,7 +98,9 @@ class ReplayStream(trio.abc.Stream):
 
 
 class _BadRequest(Exception):
-    pass
+    def __init__(self, reason: str, status: int = 400):
+        super().__init__(reason)
+        self.status = status
 
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
@@ -154,10 +159,35 @@ def _parse_head(head: bytes, remote: tuple[str, int], scheme: str) -> tuple[Requ
     # proxy in front: a request smuggled in. So there are none, chunked or not.
     if "transfer-encoding" in headers:
         raise _BadRequest("Transfer-Encoding is not accepted: requests here have no body")
-    if headers.get("content-length", "0").strip() != "0":
+    length = int(headers.get("content-length", "0").split(",")[0].strip() or 0)  # h11 checked it is a number
+    if length and not target.startswith(BODY_PATHS):
         raise _BadRequest("request bodies are not accepted")
+    if length > MAX_BODY:
+        raise _BadRequest(f"the request body is {length} bytes; at most {MAX_BODY} are accepted", 413)
     request = Request(event.method.decode("ascii"), target, headers, remote, scheme)
     return request, connection
+
+
+async def _read_body(stream: trio.abc.Stream, buffer: bytearray, request: Request,
+                     connection: h11.Connection) -> Request:
+    """``request`` with its body (Content-Length bytes, at most MAX_BODY, within HEAD_TIMEOUT)."""
+    length = int(request.headers.get("content-length", "0").split(",")[0].strip() or 0)
+    if not length:
+        return request
+    with trio.move_on_after(HEAD_TIMEOUT):
+        while len(buffer) < length:
+            chunk = await stream.receive_some(4096)
+            if not chunk:
+                raise _BadRequest("connection closed mid-body")
+            buffer += chunk
+    if len(buffer) < length:
+        raise _BadRequest(f"the request body did not come within {HEAD_TIMEOUT:g} s")
+    body = bytes(buffer[:length])
+    del buffer[:length]
+    connection.receive_data(body)
+    while not isinstance(connection.next_event(), h11.EndOfMessage):
+        pass
+    return replace(request, body=body)
 
 
 async def _send(stream: trio.abc.Stream, connection: h11.Connection, response: Response, head_only: bool) -> None:
@@ -245,6 +275,7 @@ async def _serve(stream: trio.abc.Stream, app: App, scheme: str, remote: tuple[s
                 return  # closed by the client, or idle too long
             slot.mark(SERVING)
             request, connection = _parse_head(head, remote, scheme)
+            request = await _read_body(stream, buffer, request, connection)
             request = app.client(request, slot)
             refused = request if isinstance(request, Response) else app.refusal(request)
             if refused is not None:
@@ -267,7 +298,7 @@ async def _serve(stream: trio.abc.Stream, app: App, scheme: str, remote: tuple[s
     except _BadRequest as error:
         app.bad_request(remote, str(error))
         with trio.move_on_after(REFUSAL_TIMEOUT):
-            await send_error(stream, 400, f"bad request: {error}")
+            await send_error(stream, error.status, f"bad request: {error}")
     except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
         pass
 

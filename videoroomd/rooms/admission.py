@@ -84,8 +84,14 @@ def runs_elsewhere(name: str) -> JoinRefused:
     return JoinRefused("room_unavailable", f"room '{name}' runs elsewhere now; try again in a moment")
 
 
+def opens(config: RoomConfig, password: str | None) -> bool:
+    """Whether ``password`` opens the room: its password, or its moderator password (constant time)."""
+    moderator = config.moderator_password is not None and password_matches(password, config.moderator_password)
+    return password_matches(password, config.password) or moderator
+
+
 def _check_password(config: RoomConfig, password: str | None) -> None:
-    if not password_matches(password, config.password):
+    if not opens(config, password):
         raise JoinRefused("wrong_password", "wrong password" if password else "this room needs a password")
 
 
@@ -167,7 +173,7 @@ class AdmissionGate:
         if wait:
             raise JoinRefused("too_many_attempts",
                               f"too many wrong passwords for room '{name}' from your address; try again in {wait} s")
-        if not password_matches(password, config.password):
+        if not opens(config, password):
             if password:  # a join without a password is asking whether one is needed, not guessing
                 self.throttle.wrong(address, key, now)
             _check_password(config, password)

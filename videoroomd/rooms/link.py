@@ -9,8 +9,9 @@ between processes or nodes. The one implementation today,
 :mod:`.local_link`, wraps the rooms of this process.
 
 This module imports nothing of the package but the chat's error type (a
-refused join raises the rooms' JoinRefused) and the checked access token
-(plain data): both sides of the seam import it, never each other.
+refused join raises the rooms' JoinRefused), the moderation request and its
+error, and the checked access token (plain data): both sides of the seam
+import it, never each other.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from typing import Any, AsyncIterator, Protocol, Union
 
 from ..auth.tokens import AccessToken
 from .chat import ChatRefused
+from .moderation import ModerationRefused, ModerationRequest
 
 __all__ = [
-    "CHAT", "CHAT_HISTORY", "ChannelPush", "ChatPost", "ChatRefused", "Closure", "FromRoom", "MediaEvent",
-    "ParticipantLink", "PeerJoined", "PeerLeft", "RelaySend", "RelayText", "RoomService", "RoomSettings", "ToRoom",
+    "CHAT", "CHAT_HISTORY", "LOBBY", "MODERATED", "ChannelPush", "ChatPost", "ChatRefused", "Closure", "FromRoom",
+    "MediaEvent", "ModerationRefused", "ModerationRequest", "ParticipantLink", "PeerJoined", "PeerLeft", "RelaySend",
+    "RelayText", "RoomService", "RoomSettings", "ToRoom",
 ]
 
 
@@ -54,12 +57,15 @@ class RelaySend:
     to: tuple[str, ...] | None
 
 
-ToRoom = Union[MediaEvent, ChatPost, RelaySend]
+# A moderator's request (or a participant's own unmute): :class:`.moderation.ModerationRequest`.
+ToRoom = Union[MediaEvent, ChatPost, RelaySend, ModerationRequest]
 
 
 # -- room → participant ------------------------------------------------------------------
 CHAT = "chat"                  # the Phoenix event of one chat message
 CHAT_HISTORY = "chat_history"  # the Phoenix event of the history, sent to a newcomer
+MODERATED = "moderated"        # the Phoenix event that tells a participant what a moderator did (docs/moderation.md)
+LOBBY = "lobby"                # the Phoenix event of the waiting room: to who waits, and to the moderators
 
 
 @dataclass(frozen=True)
@@ -125,7 +131,8 @@ class ParticipantLink(Protocol):
 
     async def send(self, event: ToRoom) -> str | None:
         """Hand ``event`` to the room. Returns the id the room gave a chat message (None
-        for other events); raises ChatRefused when the room will not take a chat message.
+        for other events); raises ChatRefused when the room will not take a chat message,
+        ModerationRefused when it will not carry out a moderation request.
         Events sent after the link closed are dropped."""
 
     def leave(self, reason: str) -> None:
@@ -152,8 +159,11 @@ class RoomService(Protocol):
         Raises JoinRefused with a reason a person can read."""
 
     async def join(self, name: str, display: str, password: str | None, *, kind: str, address: str,
-                   token: str | None = None) -> ParticipantLink:
-        """Check the join (:meth:`admit`), open the room and enter it. Raises JoinRefused."""
+                   token: str | None = None, waiting: Any = None) -> ParticipantLink:
+        """Check the join (:meth:`admit`), open the room and enter it. Raises JoinRefused.
+
+        In a room with a waiting room (``lobby``) the join first waits for a moderator's answer;
+        ``waiting`` (called with a JSON-ready dict) is told that it waits, and where."""
 
     async def enter(self, name: str, display: str, password: str | None, *, kind: str,
                     ticket: AccessToken | None = None) -> ParticipantLink:
@@ -165,3 +175,13 @@ class RoomService(Protocol):
 
     def snapshot(self) -> list[dict[str, Any]]:
         """A JSON-ready view of every room (the admin view and ``videoroomd rooms --live``)."""
+
+    def participants(self, name: str) -> list[dict[str, Any]] | None:
+        """The people in room ``name`` (JSON-ready); None when it does not run here."""
+
+    def create(self, config: Any, unused_grace: float) -> None:
+        """Start a room made on demand with ``config`` (a RoomConfig); raises JoinRefused."""
+
+    async def moderate(self, name: str, request: ModerationRequest) -> dict[str, Any]:
+        """Carry out ``request`` in room ``name`` for the server; returns what was done. Raises
+        ModerationRefused."""

@@ -15,9 +15,12 @@ from typing import Any
 import trio
 
 from ..auth.tokens import AccessToken
-from .link import (ChatPost, Closure, FromRoom, MediaEvent, ParticipantLink, PeerJoined, PeerLeft, RelaySend,
-                   RelayText, RoomSettings, ToRoom)
-from .registry import RoomRegistry
+from ..config import RoomConfig
+from .link import (ChatPost, Closure, FromRoom, MediaEvent, ModerationRequest, ParticipantLink, PeerJoined, PeerLeft,
+                   RelaySend, RelayText, RoomSettings, ToRoom)
+from .moderation import ModerationRefused
+from .moderator import carry_out, moderate
+from .registry import RoomRegistry, Waiting
 from .room import Peer, Room
 
 RELAY = "relay"
@@ -33,13 +36,17 @@ class LocalLink:
         self.id = peer.id
         self.kind = peer.kind
         self.settings = RoomSettings(room.name, room.config.simulcast)
+        self.moderator = peer.grants.moderate  # shown the moderation controls (docs/moderation.md)
 
     async def send(self, event: ToRoom) -> str | None:
-        """Hand ``event`` to the room (see :meth:`.link.ParticipantLink.send`); raises ChatRefused."""
+        """Hand ``event`` to the room (see :meth:`.link.ParticipantLink.send`); raises ChatRefused,
+        ModerationRefused."""
         if isinstance(event, MediaEvent):
             self._room.media_event(self._peer, event.data)
         elif isinstance(event, ChatPost):
             return self._room.chat(self._peer, event.text).id
+        elif isinstance(event, ModerationRequest):
+            await moderate(self._room, self._peer, event)
         elif isinstance(event, RelaySend):
             self._route(event)
         else:
@@ -118,9 +125,11 @@ class LocalRoomService:
         return self.registry.admit(name, password, address, token).ticket
 
     async def join(self, name: str, display: str, password: str | None, *, kind: str, address: str,
-                   token: str | None = None) -> ParticipantLink:
-        """Check the join, open the room and enter it; returns the link. Raises JoinRefused."""
-        room, peer = await self.registry.join(name, display, password, kind=kind, address=address, token=token)
+                   token: str | None = None, waiting: Waiting | None = None) -> ParticipantLink:
+        """Check the join, open the room and enter it (after its waiting room, if it has one: ``waiting``
+        is told); returns the link. Raises JoinRefused."""
+        room, peer = await self.registry.join(name, display, password, kind=kind, address=address, token=token,
+                                              waiting=waiting)
         return self._linked(room, peer)
 
     async def enter(self, name: str, display: str, password: str | None, *, kind: str,
@@ -142,3 +151,23 @@ class LocalRoomService:
 
     def snapshot(self) -> list[dict[str, Any]]:
         return self.registry.snapshot()
+
+    def participants(self, name: str) -> list[dict[str, Any]] | None:
+        """The people in room ``name`` now (id, name, identity, kind, moderator); None when it does not run here."""
+        room = self.registry.get(name)
+        if room is None:
+            return None
+        return [{"id": p.id, "name": p.name, "identity": p.identity, "kind": p.kind, "moderator": p.grants.moderate}
+                for p in room.peers.values()]
+
+    def create(self, config: RoomConfig, unused_grace: float) -> None:
+        """Start a room with ``config`` made on demand; raises JoinRefused (room_exists, too_many_rooms, ...)."""
+        self.registry.create(config, unused_grace)
+
+    async def moderate(self, name: str, request: ModerationRequest) -> dict[str, Any]:
+        """Carry out ``request`` in room ``name`` for the server (the server API); returns what was done.
+        Raises ModerationRefused (no_such_room, and those of :func:`.moderator.carry_out`)."""
+        room = self.registry.get(name)
+        if room is None or room.stopping:
+            raise ModerationRefused("no_such_room", f"room {name[:64]!r} is not running here")
+        return await carry_out(room, request)

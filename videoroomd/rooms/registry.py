@@ -30,14 +30,16 @@ from ..auth.tokens import AccessToken
 from ..config import Config, RoomConfig
 from ..daemon.supervisor import ChildState, RestartPolicy, supervise
 from .chat_store import ChatStore, tie
-from .admission import Admission, AdmissionGate, JoinRefused, runs_elsewhere, shown_name  # noqa: F401 (shown_name: imported from here)
+from .admission import Admission, AdmissionGate, JoinRefused, check_name, runs_elsewhere, shown_name  # noqa: F401 (shown_name: imported from here)
 from .directory import LEASE_TTL, Lease, LeaseLost, LocalRoomDirectory, RoomDirectory, RoomTaken
 from .events import NO_EVENTS, RoomEvents
 from .leases import ClaimFailed, LeaseHolder
-from .room import Engine, Peer, Room
+from .reload_diff import ReloadSummary, diff_rooms  # noqa: F401 (diff_rooms: importable from here)
+from .room import Engine, Peer, Room, shown_name
 from .throttle import PasswordThrottle
 
 log = structlog.get_logger("videoroomd.rooms")
+Waiting = Callable[[dict], None]  # told that a join waits in the waiting room, and where (a JSON-ready dict)
 
 OPEN_TIMEOUT = 5.0  # seconds a join waits for a starting room
 UNUSED_GRACE = 10.0  # seconds a dynamic room may stay open without anyone having joined
@@ -59,6 +61,7 @@ class RoomEntry:
     refusal: tuple[str, str] | None = None  # (code, reason) for its joins once its claim was refused
     retired: bool = False       # out of the table: it must not start its room any more
     lost: bool = False          # the lease was lost: the room is not run here again
+    grace: float | None = None  # seconds its dynamic room may stay unused; None: the registry's
 
     @property
     def admission(self) -> Admission:
@@ -68,25 +71,6 @@ class RoomEntry:
     def lease(self) -> Lease | None:
         """The lease this entry runs its room under; None before its claim and once it ended."""
         return self.holder.lease
-
-
-@dataclass(frozen=True)
-class ReloadSummary:
-    added: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
-    changed: tuple[str, ...] = ()
-    untouched: tuple[str, ...] = ()
-    restarted: tuple[str, ...] = ()  # unchanged, but out of order: a reload gives them another chance
-
-
-def diff_rooms(old: dict[str, RoomConfig], new: dict[str, RoomConfig]) -> ReloadSummary:
-    """Which rooms a reload adds, removes, changes, and leaves alone (pure)."""
-    return ReloadSummary(
-        added=tuple(sorted(n for n in new if n not in old)),
-        removed=tuple(sorted(n for n in old if n not in new)),
-        changed=tuple(sorted(n for n in new if n in old and new[n] != old[n])),
-        untouched=tuple(sorted(n for n in new if n in old and new[n] == old[n])),
-    )
 
 
 class RoomRegistry:
@@ -167,19 +151,23 @@ class RoomRegistry:
         return self.gate.admit(name, password, address, running=running, now=trio.current_time(), token=token)
 
     async def join(self, name: str, display: str, password: str | None, *, kind: str, address: str,
-                   token: str | None = None) -> tuple[Room, Peer]:
+                   token: str | None = None, waiting: Waiting | None = None) -> tuple[Room, Peer]:
         """Check the join (:meth:`admit`), open the room and add the peer; returns both.
 
         Raises JoinRefused with a reason a person can read.
         """
         ticket = self.admit(name, password, address, token).ticket
-        return await self.enter(name, display, password, kind=kind, ticket=ticket)
+        return await self.enter(name, display, password, kind=kind, ticket=ticket, waiting=waiting)
 
     async def enter(self, name: str, display: str, password: str | None, *, kind: str,
-                    ticket: AccessToken | None = None) -> tuple[Room, Peer]:
+                    ticket: AccessToken | None = None, waiting: Waiting | None = None) -> tuple[Room, Peer]:
         """Open room ``name`` and add the peer (already admitted, with ``ticket`` when by a token);
-        returns both. Raises JoinRefused."""
+        returns both. In a room with a waiting room it first waits there for a moderator (``waiting``
+        hears that it does). Raises JoinRefused."""
         room = await self.open_room(name)
+        if room.at_door(password, kind=kind, ticket=ticket):
+            await room.waiting.wait(shown_name(display, ticket), waiting)
+            room = await self.open_room(name)
         # No checkpoint between: the room is still open.
         return room, room.join(display, password, kind=kind, ticket=ticket)
 
@@ -274,6 +262,21 @@ class RoomRegistry:
         self._nursery.start_soon(self._run_entry, entry, name=f"room:{name}")
         return entry
 
+    def create(self, room_config: RoomConfig, unused_grace: float) -> None:
+        """Start a dynamic room with ``room_config`` (asked for through the server API), closed once
+        nobody joined it within ``unused_grace`` seconds or the last person left. Raises JoinRefused
+        (bad_room_name, the drain's code, room_exists, too_many_rooms)."""
+        name = room_config.name
+        check_name(name)
+        if self.gate.refusal is not None:
+            raise JoinRefused(*self.gate.refusal)
+        if name in self.entries or name in self.config.rooms:
+            raise JoinRefused("room_exists", f"room '{name}' exists already")
+        cap = self.config.server.max_dynamic_rooms
+        if self.dynamic_count() >= cap:
+            raise JoinRefused("too_many_rooms", f"the server already runs its limit of {cap} rooms made on demand")
+        self._start(room_config, dynamic=True).grace = unused_grace
+
     def _start_configured(self, room_config: RoomConfig) -> RoomEntry:
         return self._start(room_config, dynamic=False)
 
@@ -363,8 +366,9 @@ class RoomRegistry:
     async def _run_room_once(self, entry: RoomEntry) -> None:
         if entry.lost:  # lost while the room was restarting: it is someone else's now
             return
+        grace = entry.grace if entry.grace is not None else self.unused_grace
         room = Room(entry.config, engine=self.engine_factory(entry.config),
-                    unused_grace=self.unused_grace if entry.dynamic else None, events=self.events)
+                    unused_grace=grace if entry.dynamic else None, events=self.events)
         if entry.dynamic:
             room.on_empty = lambda: self._stop_dynamic(entry, room)
         if self.chat_store is not None:  # before joins reach the room: they get the history

@@ -23,16 +23,19 @@ from ..auth.tokens import EVERYONE, AccessToken, Grants
 from ..config import RoomConfig
 from ..logs.ratelimit import ThrottledLog
 from ..exception_groups import only_cancelled
-from .admission import JoinRefused, check_entry  # noqa: F401 (JoinRefused: still importable from here)
+from .admission import JoinRefused, check_entry, password_matches  # noqa: F401 (JoinRefused: importable here)
 from .chat import ChatLog, ChatMessage, ChatRefused
 from .events import NO_EVENTS, RoomEvents, participant
-from .link import CHAT, CHAT_HISTORY, ChannelPush
+from .link import CHAT, CHAT_HISTORY, LOBBY, ChannelPush
+from .moderation import RoomModeration
+from .waiting_room import WaitingRoom
 
 log = structlog.get_logger("videoroomd.room")
 throttled = ThrottledLog(log)  # lines a client can cause, rate-limited
 
 OUTBOX_SIZE = 256  # messages a peer may leave unread before it is cut off
 TOO_SLOW = "too slow"
+MODERATOR = Grants(moderate=True)  # the grants of a join with the room's moderator password
 MAX_NAME = 64      # characters of a display name
 
 
@@ -41,6 +44,11 @@ def display_name(text: str, fallback: str = "Guest") -> str:
     whitespace made one space, at most MAX_NAME characters; ``fallback`` when nothing is left."""
     kept = "".join(c for c in text[: MAX_NAME * 8] if not unicodedata.category(c).startswith("C") or c.isspace())
     return " ".join(kept.split())[:MAX_NAME].strip() or fallback
+
+
+def shown_name(typed: str, ticket: AccessToken | None) -> str:
+    """The name others see of someone joining: its token's, else the one it typed (cleaned)."""
+    return display_name(ticket.name if ticket is not None and ticket.name else typed)
 
 
 @dataclass(eq=False)
@@ -126,6 +134,8 @@ class Room:
         self.became_empty = trio.Event()
         self.on_empty: Callable[[], None] | None = None
         self.chat_log = ChatLog()
+        self.moderation = RoomModeration()
+        self.waiting = WaitingRoom(self.name, self._waiting_changed)
 
     # -- lifecycle -----------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -180,6 +190,7 @@ class Room:
     def _remove_all(self, reason: str, rejoin: bool) -> None:
         self.accepting = False
         self._refusal = ("closed", reason)
+        self.waiting.close(reason)
         for peer in list(self.peers.values()):
             self._remove(peer, reason, rejoin=rejoin)
 
@@ -218,11 +229,13 @@ class Room:
         identity and grants are the token's); returns it, or raises JoinRefused with a reason."""
         check_entry(self.config, password, peers=self.peer_count(kind), accepting=self.accepting, refusal=self._refusal,
                     ticket=ticket)
+        grants = ticket.grants if ticket is not None else self._password_grants(password)
+        self.moderation.check_join(self.name, ticket, moderator=grants.moderate)
         send, receive = trio.open_memory_channel(OUTBOX_SIZE)
-        shown = display_name(ticket.name if ticket is not None and ticket.name else name)
+        shown = shown_name(name, ticket)
+        identity = ticket.identity if ticket is not None else None
         peer = Peer(id=str(uuid.uuid4()), name=shown, kind=kind, outbox=receive, _inbox_send=send,
-                    grants=ticket.grants if ticket is not None else EVERYONE,
-                    identity=ticket.identity if ticket is not None else None)
+                    grants=self.moderation.grants_for(identity, grants), identity=identity)
         self.peers[peer.id] = peer
         self.became_empty = trio.Event()
         log.info("peer joined", room=self.name, peer=peer.id, kind=kind, peers=len(self.peers))
@@ -232,7 +245,30 @@ class Room:
             peer.deliver(ChannelPush(CHAT_HISTORY, {"messages": self.chat_log.history()}))
         if kind == "rtc" and self.engine is not None:
             self.engine.peer_joined(peer)
+        if kind == "rtc" and grants.moderate and self.waiting.waiters:
+            peer.deliver(ChannelPush(LOBBY, {"waiting": self.waiting.listing()}))
         return peer
+
+    def at_door(self, password: str | None, *, kind: str, ticket: AccessToken | None) -> bool:
+        """Whether this join waits in the waiting room first (``lobby``: everyone but moderators, on the
+        Phoenix channel). Raises JoinRefused at once for a join the moderators shut out (ban, lock)."""
+        grants = ticket.grants if ticket is not None else self._password_grants(password)
+        self.moderation.check_join(self.name, ticket, moderator=grants.moderate)
+        return self.config.lobby and kind == "rtc" and not grants.moderate
+
+    def _waiting_changed(self) -> None:
+        """Who waits, told to the moderators in the room."""
+        listing = ChannelPush(LOBBY, {"waiting": self.waiting.listing()})
+        for peer in list(self.peers.values()):
+            if peer.kind == "rtc" and peer.grants.moderate:
+                self._deliver(peer, listing)
+
+    def _password_grants(self, password: str | None) -> Grants:
+        """A join without a token: a moderator's grants with the room's moderator password, else everyone's."""
+        wanted = self.config.moderator_password
+        if wanted is not None and password and password_matches(password, wanted):
+            return MODERATOR
+        return EVERYONE
 
     def leave(self, peer: Peer, reason: str = "left", *, retry: bool = False) -> None:
         """Remove ``peer`` (its socket closed, it said goodbye, or its media connection

@@ -17,7 +17,8 @@ from ..http import limits as connection_slot
 from ..http.request import Request
 from ..logs.ratelimit import ThrottledLog
 from ..rooms import JoinRefused
-from ..rooms.link import CHAT, ChannelPush, ChatPost, ChatRefused, FromRoom, MediaEvent, ParticipantLink
+from ..rooms.link import CHAT, LOBBY, ChannelPush, ChatPost, ChatRefused, FromRoom, MediaEvent, ParticipantLink
+from ..rooms.moderation import ModerationRefused, parse_request
 from ..rooms.registry import shown_name
 from . import phoenix
 from .phoenix import Frame, ProtocolError
@@ -33,6 +34,7 @@ JOIN_TIMEOUT = 10.0       # seconds from the upgrade to a join: clients join at 
                           # holds a connection's place for nothing
 MAX_BAD_FRAMES = 20       # protocol errors tolerated on one socket before it is closed
 MEDIA_EVENT = "mediaEvent"
+MODERATE = "moderate"     # a moderator's request, beside the media events (docs/moderation.md)
 
 
 async def serve_socket(context: Context, request: Request, stream: trio.abc.Stream) -> None:
@@ -71,6 +73,7 @@ class PeerChannel:
         self.topic: str | None = None
         self.join_ref: str | None = None
         self.bad_frames = 0
+        self.joining = False  # a join is under way (it may wait in a waiting room)
         self.join_deadline = trio.CancelScope()
 
     async def run(self) -> None:
@@ -141,7 +144,14 @@ class PeerChannel:
                 await self._protocol_error(f"unknown event {frame.event!r} on topic phoenix", frame)
             return
         if frame.event == phoenix.JOIN:
-            await self._join(frame)
+            if self.joining:
+                await self._send(phoenix.reply(frame, "error", {"reason": "this connection is joining a room already; "
+                                                                          "one room per connection"}))
+                return
+            # In a task: a join may wait in a waiting room, and meanwhile the socket is still read
+            # (heartbeats answered, a page that gives up seen at once).
+            self.joining = True
+            self.nursery.start_soon(self._join, frame)
             return
         if frame.topic != self.topic:
             await self._send(phoenix.reply(frame, "error", {"reason": "unmatched topic"}))
@@ -157,6 +167,8 @@ class PeerChannel:
             await self.link.send(MediaEvent(payload["data"]))
         elif frame.event == CHAT:
             await self._chat(frame)
+        elif frame.event == MODERATE:
+            await self._moderate(frame)
         else:
             await self._protocol_error(f"unknown event {frame.event!r}", frame)
 
@@ -177,7 +189,29 @@ class PeerChannel:
         self.metrics.chat_messages.inc()
         await self._send(phoenix.reply(frame, "ok", {"id": message_id}))
 
+    async def _moderate(self, frame: Frame) -> None:
+        """A moderation request: carried out, or refused with a reason its sender reads."""
+        assert self.link is not None
+        try:
+            request = parse_request(frame.payload)
+            await self.link.send(request)
+        except ModerationRefused as refused:
+            await self._send(phoenix.reply(frame, "error", {"reason": refused.reason, "code": refused.code}))
+            return
+        await self._send(phoenix.reply(frame, "ok", {"action": request.action, "peer": request.peer}))
+
     async def _join(self, frame: Frame) -> None:
+        try:
+            await self._enter(frame)
+        finally:
+            self.joining = False
+
+    def _waiting(self, frame: Frame, where: dict) -> None:
+        """The join waits in the room's waiting room: the page is told, and the socket may wait too."""
+        self.join_deadline.cancel()
+        self.nursery.start_soon(self._send, phoenix.push(frame.join_ref, frame.topic, LOBBY, where))
+
+    async def _enter(self, frame: Frame) -> None:
         name = phoenix.room_name(frame.topic)
         if name is None:
             await self._send(phoenix.reply(frame, "error", {
@@ -198,7 +232,7 @@ class PeerChannel:
             return
         try:
             link = await self.context.rooms.join(name, display, password, kind="rtc", address=self.remote[0],
-                                                 token=token)
+                                                 token=token, waiting=lambda where: self._waiting(frame, where))
         except JoinRefused as refused:
             self.metrics.joins_refused.labels(refused.code).inc()
             throttled.info("join refused", room=name[:80], code=refused.code, reason=refused.reason,
@@ -210,8 +244,10 @@ class PeerChannel:
         connection_slot.joined()
         self.link, self.topic, self.join_ref = link, frame.topic, frame.join_ref
         structlog.contextvars.bind_contextvars(room=name, peer=link.id)
-        # "simulcast": whether the room takes layers, so that the page knows whether to send them.
-        await self._send(phoenix.reply(frame, "ok", {"peer_id": link.id, "simulcast": link.settings.simulcast}))
+        # "simulcast": whether the room takes layers, so that the page knows whether to send them;
+        # "moderator": whether it shows the moderation controls (the room checks every request anyway).
+        await self._send(phoenix.reply(frame, "ok", {"peer_id": link.id, "simulcast": link.settings.simulcast,
+                                                     "moderator": getattr(link, "moderator", False)}))
         self.nursery.start_soon(self._pump, link, frame.topic, frame.join_ref)
 
     async def _leave(self, frame: Frame) -> None:

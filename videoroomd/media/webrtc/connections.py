@@ -92,6 +92,7 @@ class RoomMedia:
         self.on_event = on_event  # (kind, endpoint_id, *args) -> None; called on the media thread
         self.max_video_bitrate = max_video_bitrate  # bits/s the REMB to each video publisher allows at most
         self.published: dict[str, Publication] = {}
+        self.held: set[str] = set()  # track ids not forwarded (a moderator's hold), published or not
         self.connections: dict[str, "EndpointConnection"] = {}
         self.plane = PythonDataPlane()
         self.counters = self.plane.counters
@@ -258,7 +259,7 @@ class EndpointConnection:
             plane.add_publisher(track_id, kind, rids)
             room.events.publisher(track_id, transceiver.receiver, self.endpoint_id)
             cap = (lambda: room.max_video_bitrate) if kind == "video" else (lambda: None)
-            attach_publisher(transceiver.receiver, plane, track_id, bool(rids), cap)
+            attach_publisher(transceiver.receiver, plane, track_id, bool(rids), cap, room.held)
             self.published[mid] = room.published[track_id] = Publication(track_id, kind, rids, plane)
         for mid in [m for m in self.published if m not in sending]:
             self._unpublish(self.published.pop(mid))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Container
 
 import structlog
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -96,9 +96,11 @@ class AiortcRoute:
 class ForwardingBuffer:
     """Stands in for a receiver's jitter buffer: each packet goes to the plane at once, no frame is built."""
 
-    def __init__(self, plane: DataPlane, publisher_id: str):
+    def __init__(self, plane: DataPlane, publisher_id: str, held: Container[str] = frozenset()):
+        """``held``: the track ids not to forward now (a moderator muted or stopped them)."""
         self.publisher_id = publisher_id
         self._receive = plane.receive
+        self._held = held
         self._last_error = 0.0
 
     def add(self, packet) -> tuple[bool, None]:
@@ -108,6 +110,8 @@ class ForwardingBuffer:
 
     def take(self, packet) -> None:
         """Forward one packet; what fails is logged (now and then), the next packet goes on."""
+        if self.publisher_id in self._held:
+            return
         try:
             self._receive(self.publisher_id, packet)
         except UnknownId:
@@ -144,12 +148,13 @@ class PlaneLayers:
 
 
 def attach_publisher(receiver, plane: DataPlane, publisher_id: str, layered: bool = False,
-                     max_bitrate: Callable[[], int | None] = lambda: None) -> None:
+                     max_bitrate: Callable[[], int | None] = lambda: None, held: Container[str] = frozenset()) -> None:
     """Make ``receiver`` (of one of our own connections) hand each packet to ``plane`` as
     ``publisher_id``'s (added to it already) instead of decoding: kept on its way are only the
     receiver statistics, NACKs and REMB the publisher relies on (REMB at most ``max_bitrate()``
-    bits/s when that is not None). ``layered``: a simulcast publisher (one SSRC per layer)."""
-    buffer = ForwardingBuffer(plane, publisher_id)
+    bits/s when that is not None). ``layered``: a simulcast publisher (one SSRC per layer); ``held``:
+    the track ids whose packets are dropped here for now."""
+    buffer = ForwardingBuffer(plane, publisher_id, held)
     compat.hand_packets_to(receiver, buffer, NoDecoder())
     compat.receive_directly(receiver, buffer.take, PlaneLayers(plane, publisher_id) if layered else None,
                             max_bitrate)

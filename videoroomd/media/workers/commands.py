@@ -154,6 +154,19 @@ class LayerEnabled:
 
 
 @dataclass(frozen=True)
+class HoldTrack:
+    """Stop forwarding published track ``track_id`` to anyone (``held``), or forward it again
+    (a moderator muted or stopped it); the result says whether the track is published now.
+    A hold outlives the track's renegotiation: it ends only with ``held`` false or the room."""
+
+    kind: ClassVar[str] = "hold_track"
+    result: ClassVar[object] = bool
+    room: str
+    track_id: str
+    held: bool
+
+
+@dataclass(frozen=True)
 class HandedAllocation:
     """A TURN client's allocation, as the worker that relays for it needs it. ``bandwidth``:
     the relays' byte budget per second; ``leftover``: bytes (hex) read from a TCP client but
@@ -208,7 +221,7 @@ class TurnRelease:
 
 
 Command = (Ping | OpenRoom | Answer | AddCandidate | CloseEndpoint | ListEndpoints | CloseRoom | TargetLayer
-           | LayerEnabled | TurnHandoff | TurnUpdate | TurnSend | TurnRelease)
+           | LayerEnabled | HoldTrack | TurnHandoff | TurnUpdate | TurnSend | TurnRelease)
 COMMANDS: tuple[type, ...] = Command.__args__  # type: ignore[attr-defined]
 TURN_COMMANDS = (TurnHandoff, TurnUpdate, TurnSend, TurnRelease)
 

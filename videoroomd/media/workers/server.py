@@ -33,9 +33,9 @@ from ...certs import pem
 from ..webrtc.compat.ice import local_address, media_protocols
 from ..webrtc.connections import RoomMedia, SlotPlan
 from .codec import Decoder, MessageError, encode
-from .commands import (AddCandidate, Answer, Answered, CertificatePaths, CloseEndpoint, CloseRoom, LayerEnabled,
-                       ListEndpoints, MediaSocket, OpenRoom, Ping, Request, TargetLayer, TurnHandoff, TurnRelease,
-                       TurnSend, TurnUpdate)
+from .commands import (AddCandidate, Answer, Answered, CertificatePaths, CloseEndpoint, CloseRoom, HoldTrack,
+                       LayerEnabled, ListEndpoints, MediaSocket, OpenRoom, Ping, Request, TargetLayer, TurnHandoff,
+                       TurnRelease, TurnSend, TurnUpdate)
 from .events import Bandwidth, EndpointState, LayerSwitched, Reply, Silent, Stats, Vad
 from .offer_errors import refused
 from .task_errors import TaskErrors
@@ -71,8 +71,9 @@ class MediaServer:
         self._handlers: dict[type, Callable[[Any], Awaitable[Any]]] = {
             Ping: self._ping, OpenRoom: self._open_room, Answer: self._answer, AddCandidate: self._add_candidate,
             CloseEndpoint: self._close_endpoint, ListEndpoints: self._endpoints, CloseRoom: self._close_room,
-            TargetLayer: self._target_layer, LayerEnabled: self._layer_enabled, TurnHandoff: self._turn_handoff,
-            TurnUpdate: self._turn_update, TurnSend: self._turn_send, TurnRelease: self._turn_release}
+            TargetLayer: self._target_layer, LayerEnabled: self._layer_enabled, HoldTrack: self._hold_track,
+            TurnHandoff: self._turn_handoff, TurnUpdate: self._turn_update, TurnSend: self._turn_send,
+            TurnRelease: self._turn_release}
 
     def _media_protocol(self, address: tuple[str, int]):
         """The aioice protocol of this worker's media socket bound to ``address``, or None."""
@@ -153,6 +154,15 @@ class MediaServer:
         if not taken:
             self._refused(command)
         return taken
+
+    async def _hold_track(self, command: HoldTrack) -> bool:
+        """True when the track is published in the room now; the hold is kept either way."""
+        room = self._room(command.room)
+        if command.held:
+            room.held.add(command.track_id)
+        else:
+            room.held.discard(command.track_id)
+        return command.track_id in room.published
 
     def _refused(self, command: TargetLayer | LayerEnabled) -> None:
         """Log a refused layer command; at most one line every REFUSED_LOG_INTERVAL, whatever a

@@ -5,6 +5,8 @@
 //   tracks-changed {endpointId} (a track came, went or changed its metadata),
 //   speaking {endpointId, trackId, speaking}, closed {reason, rejoin},
 //   chat {id, from, name, text, at}, chat-history {messages},
+//   moderated {action, by, ...} (what a moderator did to us or the room: docs/moderation.md),
+//   lobby {waiting: true, position} (our join waits for a moderator) or {waiting: [{id, name}]} (to moderators),
 //   encoding {endpointId, trackId, encoding, reason} (the simulcast layer we now receive of a track),
 //   bandwidth {estimation} (bits/s the server thinks it can send us).
 
@@ -57,6 +59,7 @@ export class Call extends EventTarget {
     this.channel = await this.socket.join(`room:${this.room}`, params, (event, payload) => this.onChannel(event, payload));
     this.id = this.channel.response.peer_id;
     this.simulcast = this.channel.response.simulcast === true;
+    this.moderator = this.channel.response.moderator === true;
     for (const track of stream ? stream.getTracks() : []) {
       const off = !!muted[track.kind];
       track.enabled = !off;
@@ -76,6 +79,12 @@ export class Call extends EventTarget {
     return this.channel.request("chat", { text });
   }
 
+  // A moderation request (docs/moderation.md); resolves with the server's reply, rejects with its refusal.
+  moderate(request) {
+    if (!this.channel) return Promise.reject(new Error("not connected"));
+    return this.channel.request("moderate", request);
+  }
+
   onChannel(event, payload) {
     if (event === "mediaEvent") {
       let message;
@@ -85,6 +94,8 @@ export class Call extends EventTarget {
       this.emit("chat", payload);
     } else if (event === "chat_history") {
       this.emit("chat-history", payload);
+    } else if (event === "moderated" || event === "lobby") {
+      this.emit(event, payload);
     } else if (event === "phx_error" || event === "phx_close") {
       // phx_error: the room restarted; "retry": our media path broke. Either way, joining again may work.
       const rejoin = event === "phx_error" || payload?.retry === true;

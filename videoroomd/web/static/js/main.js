@@ -7,6 +7,7 @@ import { inboundGrade, outboundGrade, worst } from "./quality.js";
 import { bindShortcuts } from "./shortcuts.js";
 import { StatsPanel, tileStats } from "./stats.js";
 import { copyLink } from "./copylink.js";
+import { Moderation } from "./moderation.js";
 import { Tiles, clearNotice, joinMessage, notice, show } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -185,6 +186,7 @@ class Meeting {
     this.leaving = false;
     this.screen = null;  // the shared screen's track, while sharing
     this.reconnecting = false;
+    this.moderation = new Moderation(this);
     this.wireControls();
   }
 
@@ -234,6 +236,7 @@ class Meeting {
     this.chat.joined(call);
     await call.join({ name: this.name, password: this.password, token: TOKEN, stream: this.stream, muted: { audio: this.micMuted, video: this.cameraOff } });
     this.call = call;
+    this.moderation.roomControls(call.moderator);
     this.applyLayers();
     this.tiles.setState("me", { micMuted: this.micMuted, cameraOff: this.cameraOff || !this.stream });
     if (this.screen?.readyState === "live") this.publishScreen();  // still sharing after a reconnect
@@ -243,8 +246,10 @@ class Meeting {
   }
 
   wireCall(call) {
+    this.moderation.attach(call);
     call.addEventListener("endpoint-added", ({ detail: { endpoint } }) => {
       this.tiles.add(endpoint.id, endpoint.metadata?.displayName || "Guest");
+      this.moderation.addControls(endpoint.id, endpoint.metadata?.displayName || "Guest");
     });
     call.addEventListener("endpoint-updated", ({ detail: { endpoint } }) => {
       this.tiles.rename(endpoint.id, endpoint.metadata?.displayName || "Guest");
@@ -419,9 +424,10 @@ class Meeting {
     });
   }
 
-  toggleMic() { this.setMic(!this.micMuted); }
+  // Turning a microphone or camera a moderator held back on asks the server first (moderation.js).
+  async toggleMic() { if (!this.micMuted || await this.moderation.mayUnmute("audio")) this.setMic(!this.micMuted); }
 
-  toggleCamera() { this.setCamera(!this.cameraOff); }
+  async toggleCamera() { if (!this.cameraOff || await this.moderation.mayUnmute("video")) this.setCamera(!this.cameraOff); }
 
   setMic(muted) {
     this.micMuted = muted;

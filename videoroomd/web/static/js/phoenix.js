@@ -3,6 +3,7 @@
 
 const HEARTBEAT_MS = 30000;
 const REPLY_TIMEOUT_MS = 10000;
+const LOBBY_WAIT_MS = 660000;  // a join waiting in a waiting room: the server answers within 10 minutes
 
 export class SocketClosed extends Error {}
 
@@ -69,7 +70,10 @@ export class PhoenixSocket extends EventTarget {
   // Joins `topic`; resolves with the channel, or rejects with the server's {reason, code}.
   async join(topic, params, onMessage) {
     const joinRef = this.nextRef();  // a join's join_ref is its own ref
-    this.handlers.set(topic, onMessage);
+    this.handlers.set(topic, (event, payload) => {
+      if (event === "lobby" && payload?.waiting === true) this.wait(joinRef, LOBBY_WAIT_MS);  // docs/moderation.md
+      onMessage(event, payload);
+    });
     const reply = await this.send(joinRef, topic, "phx_join", params, true, joinRef);
     if (reply.status !== "ok") {
       this.handlers.delete(topic);
@@ -78,6 +82,14 @@ export class PhoenixSocket extends EventTarget {
       throw error;
     }
     return new Channel(this, topic, joinRef, reply.response);
+  }
+
+  // The reply to `ref` may take `ms` from now (the server said it waits for someone).
+  wait(ref, ms) {
+    const pending = this.replies.get(ref);
+    if (!pending) return;
+    clearTimeout(pending.timer);
+    pending.timer = setTimeout(() => { this.replies.delete(ref); pending.reject(new SocketClosed("the server did not answer")); }, ms);
   }
 
   close() {
