@@ -12,6 +12,7 @@ from videoroomd.config import Location, load
 from videoroomd.daemon.daemon import Daemon
 from videoroomd.daemon.supervisor import RestartPolicy
 from videoroomd.rooms import JoinRefused
+from videoroomd.config.keys import ROOM_KEYS
 from videoroomd.rooms.registry import diff_rooms
 
 from testsupport.daemon import config_text
@@ -105,8 +106,7 @@ async def test_bad_file_on_reload_keeps_the_running_configuration(tmp_path):
         refused = [e for e in logs if e["event"] == "reload refused; still running the previous configuration"]
         line = path.read_text().splitlines().index("[rooms.keep.oops]") + 1
         assert refused and refused[0]["problems"] == [
-            f"{path}:{line}: rooms.keep.oops: unknown key (known keys here: "
-            "max_peers, password, access, stun_servers, turn_servers, simulcast, max_video_bitrate, dtls_cert, dtls_key)"
+            f"{path}:{line}: rooms.keep.oops: unknown key (known keys here: {', '.join(ROOM_KEYS)})"
         ]
         assert daemon.rooms.get("keep") is keep and alice.closed_reason is None
         assert sorted(daemon.rooms.entries) == ["change", "drop", "keep"]
