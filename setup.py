@@ -10,7 +10,7 @@ import os
 
 from setuptools import Extension, setup
 
-SOURCES = ["module.c", "srtp.c", "srtp_gcm.c", "crypto.c", "parse.c"]
+SOURCES = ["module.c", "srtp.c", "srtp_gcm.c", "crypto.c", "parse.c", "port.c", "port_io.c"]
 CSRC = "videoroomd/media/dataplane/csrc"
 
 compile_args = ["-std=c11", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-fvisibility=hidden"]
@@ -27,7 +27,7 @@ setup(
         Extension(
             "videoroomd.media.dataplane._native",
             sources=[f"{CSRC}/{name}" for name in SOURCES],
-            depends=[f"{CSRC}/{name}" for name in ("bytes.h", "crypto.h", "parse.h", "srtp.h", "srtp_internal.h")],
+            depends=[f"{CSRC}/{name}" for name in ("bytes.h", "crypto.h", "parse.h", "port.h", "port_io.h", "srtp.h", "srtp_internal.h")],
             extra_compile_args=compile_args,
             extra_link_args=link_args,
             libraries=["dl"],

@@ -11,6 +11,7 @@
 
 #include "crypto.h"
 #include "parse.h"
+#include "port.h"
 #include "srtp.h"
 
 static PyObject *ParseError, *SrtpError, *CryptoUnavailable;
@@ -332,7 +333,8 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyModule_AddObjectRef(m, "ParseError", ParseError) < 0 ||
         PyModule_AddObjectRef(m, "SrtpError", SrtpError) < 0 ||
         PyModule_AddObjectRef(m, "CryptoUnavailable", CryptoUnavailable) < 0 ||
-        PyModule_AddObjectRef(m, "SrtpSession", (PyObject *)&SrtpSessionType) < 0)
+        PyModule_AddObjectRef(m, "SrtpSession", (PyObject *)&SrtpSessionType) < 0 ||
+        vr_port_register(m, SrtpError) < 0)
         goto fail;
     struct { const char *name; long value; } constants[] = {
         {"DROP", VR_DROP}, {"STUN", VR_STUN}, {"ZRTP", VR_ZRTP}, {"DTLS", VR_DTLS},
