@@ -7,7 +7,8 @@ agent's handling of restarts and of unknown addresses. Those reaches live in
 this package only (:mod:`.rtp` for aiortc's senders, receivers and DTLS,
 :mod:`.simulcast` for accepting a publisher's layers in an answer,
 :mod:`.rtcp` for their RTCP reports, :mod:`.remb` for the REMB estimator,
-:mod:`.ice` and :mod:`.ice_restart` for aioice); each sets attributes of our
+:mod:`.ice` and :mod:`.ice_restart` for aioice, :mod:`.srtp_keys` for the SRTP keys of a DTLS
+handshake, :mod:`.native_port` for handing a media socket to the compiled module); each sets attributes of our
 own connections' objects, never a class or module. They hold for the
 versions in REQUIRED, which :func:`check_versions` enforces at start-up.
 Imports aiortc, aioice, :mod:`videoroomd.media.dataplane.rtp_packets` (the NTP epoch) and
