@@ -13,10 +13,12 @@ from testsupport.signalling_helpers import running_daemon
 ROOMS = "[ice]\naddresses = [\"127.0.0.1\"]\n[rooms.lobby]\nmax_peers = 8\n"
 
 
-@pytest.fixture(params=["thread", "process"])
+@pytest.fixture(params=["thread", "process", "native"])
 def media_setting(request) -> str:
-    """The same scenario with the media on a thread of the daemon and in a worker process."""
-    return "workers = 0" if request.param == "thread" else "workers = 1"
+    """The same scenario with the media on a thread of the daemon, in a worker process, and in a worker
+    process whose media sockets the compiled module reads (``data_plane = "native"``)."""
+    return {"thread": "workers = 0", "process": "workers = 1",
+            "native": 'workers = 1\ndata_plane = "native"'}[request.param]
 
 
 def of_type(kind: str):

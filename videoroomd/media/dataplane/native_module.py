@@ -52,5 +52,6 @@ def choose(requested: str) -> PlaneChoice:
     return PlaneChoice(
         requested,
         "python",
-        "the native module loads (SRTP and parsers); its forwarding is not built yet, so the Python plane runs",
+        "the native module reads each direct connection's media socket (batched I/O, source check, SRTP);"
+        " its forwarding is not built yet, so the Python plane forwards",
     )
