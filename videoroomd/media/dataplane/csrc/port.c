@@ -412,7 +412,13 @@ static PyMethodDef port_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyObject *port_send_dropped(Port *self, void *closure) {
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->n.send_dropped);
+}
+
 static PyGetSetDef port_getset[] = {
+    {"send_dropped", (getter)port_send_dropped, NULL, "datagrams a full send buffer dropped (cheap to read)", NULL},
     {"counters", (getter)port_counters, NULL, "what happened to the datagrams, by name", NULL},
     {"allowed", (getter)port_allowed, NULL, "how many addresses media is taken from", NULL},
     {NULL, NULL, NULL, NULL, NULL},

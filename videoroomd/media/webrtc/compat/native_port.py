@@ -69,6 +69,8 @@ class PortTransport(asyncio.DatagramTransport):
         self._connection = connection
         self._closing = False
         self._flush_scheduled = False
+        self._fell_behind = False  # the kernel's send buffer was full since the last flush
+        self._dropped_seen = 0  # the Port's send_dropped then
         self._allowed: set[tuple[str, int]] = set()
         self._dtls = connection._videoroomd_dtls
         self._route_rtp = connection._videoroomd_route_rtp
@@ -120,6 +122,9 @@ class PortTransport(asyncio.DatagramTransport):
         loop is over (with the rest of what this read batch made), or when it is full."""
         if self._closing:
             raise OSError("the media socket is closed")
+        if self._fell_behind:  # told to the plane once, as a refused sendto: its subscriber cannot keep up
+            self._fell_behind = False
+            raise BlockingIOError("the media socket's send buffer was full")
         self.port.send(data, address)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -129,6 +134,9 @@ class PortTransport(asyncio.DatagramTransport):
         self._flush_scheduled = False
         if not self._closing:
             self.port.flush()
+            dropped = self.port.send_dropped  # (by this flush, or one of a queue that filled up)
+            if dropped > self._dropped_seen:
+                self._dropped_seen, self._fell_behind = dropped, True
 
     # -- reading -------------------------------------------------------------------------------
 
