@@ -1,9 +1,9 @@
 """The compiled data plane's module (``_native``, built from ``csrc/`` by setup.py): loading it, and choosing a plane.
 
 ``_native`` holds the parts of the compiled plane that exist so far: SRTP
-and SRTCP over OpenSSL's libcrypto (opened at run time), and the parsers of
+and SRTCP over OpenSSL's libcrypto (opened at run time), the parsers of
 untrusted datagrams (RFC 7983 demultiplexing, RTP headers and extensions,
-RTCP compounds). :func:`load` answers the module or says why it cannot;
+RTCP compounds), and ``Port``, a media socket's batched reading and writing. :func:`load` answers the module or says why it cannot;
 :func:`choose` turns ``[media] data_plane`` into the plane that runs.
 
 Imports nothing of the package outside this folder.

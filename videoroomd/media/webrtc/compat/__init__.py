@@ -11,7 +11,8 @@ this package only (:mod:`.rtp` for aiortc's senders, receivers and DTLS,
 handshake, :mod:`.native_port` for handing a media socket to the compiled module); each sets attributes of our
 own connections' objects, never a class or module. They hold for the
 versions in REQUIRED, which :func:`check_versions` enforces at start-up.
-Imports aiortc, aioice, :mod:`videoroomd.media.dataplane.rtp_packets` (the NTP epoch) and
+Imports aiortc, aioice, :mod:`videoroomd.media.dataplane.rtp_packets` (the NTP epoch),
+:mod:`videoroomd.media.dataplane.native_module` (the compiled module, for :mod:`.native_port`) and
 :mod:`videoroomd.sdp.sections` (the RID header extensions) only.
 """
 
