@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The compiled data plane under AddressSanitizer and UndefinedBehaviorSanitizer: copies the checkout
 # to a temporary folder, builds the module there with VIDEOROOMD_SANITIZE=1 (setup.py), and runs its
-# SRTP, parser and fuzz tests and the data-plane contract (both planes, the compiled one's forwarding
-# core included) with libasan preloaded (Python itself is not built with it). Any read or
+# SRTP, parser, socket (Port) and fuzz tests and the data-plane contract (both planes, the compiled
+# one's forwarding core included) with libasan preloaded (Python itself is not built with it). Any read or
 # write out of bounds, use after free or undefined behaviour stops the run with a report.
 # PYTHON: the interpreter with the test dependencies (default: .venv/bin/python, as tests/run.sh makes it).
 set -euo pipefail
@@ -25,4 +25,4 @@ built=$(LD_PRELOAD="$libasan" "$python" -c 'import videoroomd.media.dataplane._n
 case "$built" in "$work"/*) ;; *) echo ".ci/sanitize.sh: imported $built, not the sanitized build" >&2; exit 1;; esac
 LD_PRELOAD="$libasan" "$python" -m pytest -q -p no:cacheprovider \
     tests/unit/test_native_srtp.py tests/unit/test_native_parse.py tests/unit/test_native_fuzz.py \
-    tests/unit/test_native_plane.py tests/daemon/test_dataplane_contract.py "$@"
+    tests/unit/test_native_plane.py tests/daemon/test_dataplane_contract.py tests/daemon/test_native_port.py "$@"

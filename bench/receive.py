@@ -42,6 +42,7 @@ from videoroomd.media.workers import event_loop
 from videoroomd.media.webrtc.compat import rtp as compat
 from videoroomd.media.webrtc.compat.remb import WindowRate
 from videoroomd.media.webrtc.compat.ice import limit_host_addresses, media_skips_stun_check, watch_incoming
+from videoroomd.media.webrtc.compat.native_port import take_over
 from videoroomd.media.dataplane.python_plane import PythonDataPlane
 from videoroomd.media.webrtc.forwarding import ForwardingBuffer, NoDecoder, attach_publisher, receive_at_once
 from videoroomd.media.dataplane.rtp_packets import abs_send_time, extension_block, one_byte_element, rtp_packet
@@ -61,9 +62,12 @@ class Idle(MediaStreamTrack):
 PUBLISHER = "publisher:video"  # the publisher's id in the server's data plane
 
 
-async def connect(aiortc_path: bool = False) -> tuple[RTCPeerConnection, RTCPeerConnection, PythonDataPlane]:
+async def connect(aiortc_path: bool = False,
+                  native: bool = False) -> tuple[RTCPeerConnection, RTCPeerConnection, PythonDataPlane]:
     """(publisher, server, the server's data plane, where the publisher is PUBLISHER), connected;
-    ``aiortc_path``: the server's receiver takes aiortc's own way (only its jitter buffer replaced)."""
+    ``aiortc_path``: the server's receiver takes aiortc's own way (only its jitter buffer replaced);
+    ``native``: the server's socket is read by the compiled module once connected, as a media
+    worker's with ``[media] data_plane = "native"``."""
     publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     server = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     publisher.addTransceiver(Idle(), direction="sendonly")
@@ -89,6 +93,10 @@ async def connect(aiortc_path: bool = False) -> tuple[RTCPeerConnection, RTCPeer
     await publisher.setRemoteDescription(server.localDescription)
     for _ in range(200):
         if server.connectionState == "connected" and publisher.connectionState == "connected":
+            if native:
+                outcome = take_over(server)
+                if outcome != {"0": "native"}:
+                    raise RuntimeError(f"the server's socket was not handed to the compiled module: {outcome}")
             return publisher, server, plane
         await asyncio.sleep(0.05)
     raise RuntimeError("the two peer connections did not connect on 127.0.0.1")
@@ -209,7 +217,7 @@ def stun_check(data: bytes) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    publisher, server, plane = await connect(args.aiortc_path)
+    publisher, server, plane = await connect(args.aiortc_path, args.native)
     try:
         plain, stream, socket, address = datagrams(publisher, args.packets, args.size)
         await pump(stream[:300], socket, address, plane)  # warm up: the first keyframe, the estimator
@@ -217,21 +225,27 @@ async def main(args: argparse.Namespace) -> None:
         # The sending side's own share: the same writes, to a port nobody reads.
         sink = sockets.socket(sockets.AF_INET, sockets.SOCK_DGRAM)
         sink.bind(("127.0.0.1", 0))
-        started = time.process_time()
+        started, sending_times = time.process_time(), os.times()
         for data in stream:
             socket.sendto(data, sink.getsockname())
         sending = time.process_time() - started
+        sent_times = os.times()
+        sending_user, sending_system = sent_times.user - sending_times.user, sent_times.system - sending_times.system
         sink.close()
         profile = cProfile.Profile() if args.profile else None
-        started = time.process_time()
+        started, times = time.process_time(), os.times()
         if profile:
             profile.enable()
         arrived = await pump(stream, socket, address, plane)
         if profile:
             profile.disable()
         cpu = time.process_time() - started - sending
+        after = os.times()
+        user = after.user - times.user - sending_user  # (os.times counts in clock ticks: 10 ms)
+        system = after.system - times.system - sending_system
+        each = 1e6 / max(arrived, 1)
         print(f"{arrived} of {len(stream)} packets of {args.size} bytes received: "
-              f"{cpu / max(arrived, 1) * 1e6:.2f} µs of CPU per received packet")
+              f"{cpu * each:.2f} µs of CPU per received packet (user {user * each:.2f}, kernel {system * each:.2f})")
         if profile:
             pstats.Stats(profile).sort_stats(args.sort).print_stats(args.lines)
         if args.steps:
@@ -247,6 +261,8 @@ if __name__ == "__main__":
     parser.add_argument("--size", type=int, default=1100, help="RTP payload bytes")
     parser.add_argument("--aiortc-path", action="store_true",
                         help="aiortc's own receive path, as before it was cut down (for comparison)")
+    parser.add_argument("--native", action="store_true",
+                        help="the server's socket read by the compiled module (_native.Port), as with data_plane = native")
     parser.add_argument("--steps", action="store_true", help="also time each step of aiortc's receive path alone")
     parser.add_argument("--profile", action="store_true", help="print where the time went (cProfile)")
     parser.add_argument("--sort", default="tottime", help="pstats sort key for --profile")

@@ -13,10 +13,19 @@ from testsupport.signalling_helpers import running_daemon
 ROOMS = "[ice]\naddresses = [\"127.0.0.1\"]\n[rooms.lobby]\nmax_peers = 8\n"
 
 
+SETTINGS = {"thread": "workers = 0", "process": "workers = 1", "native": 'workers = 1\ndata_plane = "native"'}
+
+
 @pytest.fixture(params=["thread", "process"])
 def media_setting(request) -> str:
     """The same scenario with the media on a thread of the daemon and in a worker process."""
-    return "workers = 0" if request.param == "thread" else "workers = 1"
+    return SETTINGS[request.param]
+
+
+@pytest.fixture(params=["thread", "process", "native"])
+def media_setting_or_native(request) -> str:
+    """As media_setting, and in a worker process whose media sockets the compiled module reads."""
+    return SETTINGS[request.param]
 
 
 def of_type(kind: str):
@@ -44,8 +53,8 @@ async def test_connect_lists_the_others_and_announces_the_newcomer(tmp_path):
             assert removed["data"] == {"id": bob.id}
 
 
-async def test_published_media_reaches_the_others_and_stops_when_the_publisher_leaves(tmp_path, media_setting):
-    async with running_daemon(tmp_path, ROOMS, media=media_setting) as daemon, media_thread() as media:
+async def test_published_media_reaches_the_others_and_stops_when_the_publisher_leaves(tmp_path, media_setting_or_native):
+    async with running_daemon(tmp_path, ROOMS, media=media_setting_or_native) as daemon, media_thread() as media:
         async with bot(daemon, "Viewer", media=media) as viewer:
             async with bot(daemon, "Speaker", media=media) as speaker:
                 audio_id, video_id = await speaker.publish()
@@ -75,8 +84,8 @@ async def test_published_media_reaches_the_others_and_stops_when_the_publisher_l
             assert daemon.rooms.get("lobby").track_count() == 0
 
 
-async def test_three_participants_each_receive_the_other_two(tmp_path, media_setting):
-    async with running_daemon(tmp_path, ROOMS, media=media_setting) as daemon, media_thread() as media:
+async def test_three_participants_each_receive_the_other_two(tmp_path, media_setting_or_native):
+    async with running_daemon(tmp_path, ROOMS, media=media_setting_or_native) as daemon, media_thread() as media:
         async with bot(daemon, "A", media=media) as a, bot(daemon, "B", media=media) as b, \
                 bot(daemon, "C", media=media) as c:
             published = {}

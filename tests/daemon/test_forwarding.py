@@ -17,7 +17,7 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from test_dataplane_contract import DELTA, KEYFRAME, VIDEO, packet
 from videoroomd.media.workers import event_loop
 from videoroomd.media.webrtc.compat import rtp as compat
-from videoroomd.media.dataplane.interface import SendRoute
+from videoroomd.media.dataplane.interface import FixedRoute, SendRoute
 from videoroomd.media.dataplane.python_plane import PythonDataPlane
 from videoroomd.media.webrtc.forwarding import ABS_SEND_TIME, AUDIO_LEVEL, MID, stream_params
 from videoroomd.media.dataplane.rtp_packets import rtp_packet
@@ -151,3 +151,59 @@ def test_on_the_media_loop_a_subscriber_that_cannot_keep_up_is_dropped_not_buffe
         assert plane.counters.packets_forwarded == before
 
     event_loop.run(main())
+
+
+def test_through_the_compiled_socket_the_subscriber_gets_the_same_stream_as_through_libsrtp():
+    """With ``data_plane = "native"`` the plane's route hands plain RTP to the Port of the connection's
+    socket, which protects it with the keys of the DTLS handshake and sends the batch once the loop's
+    turn is over: the subscriber's libsrtp reads what the Python route's pylibsrtp would have sent."""
+    from videoroomd.media.dataplane.native_module import load
+    from videoroomd.media.webrtc.compat.native_port import PLAIN
+
+    native = load()
+
+    class Queued:  # what native_port.PortSender does, without the loop
+        def __init__(self, port):
+            self.port = port
+
+        def sendto(self, data, address):
+            self.port.send(data, address)
+
+    def stream_through(route_of) -> list[RtpPacket]:
+        reader = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        writer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            reader.bind(("127.0.0.1", 0))
+            reader.setblocking(False)
+            reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+            writer.bind(("127.0.0.1", 0))
+            route, flush = route_of(writer, reader.getsockname())
+            plane = PythonDataPlane()
+            plane.add_publisher("cam", "video")
+            plane.add_connection("c")
+            plane.add_subscriber("s", "c", "video", route)
+            plane.set_stream("s", VIDEO)
+            plane.link("s", "cam")
+            for seq in range(1000, 1100):
+                plane.receive("cam", packet(seq, KEYFRAME if seq == 1000 else DELTA))
+            flush()
+            return received(reader)
+        finally:
+            reader.close()
+            writer.close()
+
+    def python_route(writer, address):
+        return FixedRoute(srtp(Policy.SSRC_ANY_OUTBOUND), writer, address), lambda: None
+
+    def native_route(writer, address):
+        port = native.Port(writer.fileno())
+        port.set_keys(native.AEAD_AES_256_GCM, KEY[:32], KEY[32:], KEY[:32], KEY[32:])
+        return FixedRoute(PLAIN, Queued(port), address), port.flush
+
+    ours, theirs = stream_through(native_route), stream_through(python_route)
+    assert len(ours) == 100
+    def fields(stream: list[RtpPacket]) -> list[tuple]:  # (each subscriber's numbers start at random)
+        first = stream[0].sequence_number
+        return [(p.payload_type, (p.sequence_number - first) & 0xFFFF, p.ssrc, p.marker, p.payload) for p in stream]
+
+    assert fields(ours) == fields(theirs)

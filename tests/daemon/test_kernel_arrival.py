@@ -92,3 +92,36 @@ def test_the_receive_path_gets_the_kernel_arrival_of_a_datagram_its_loop_read_la
     for sent, arrived, read in asyncio.run(_arrivals_seen_by_the_receive_path(0.25)):
         assert arrived is not None
         assert sent - 5 <= arrived < sent + 100 <= read, (sent, arrived, read)
+
+
+async def _arrivals_seen_through_the_compiled_socket(busy: float) -> list[tuple[int, int | None, int]]:
+    """As above, on a server connection whose socket the compiled module reads (bench.receive's pair)."""
+    from bench.receive import connect, datagrams
+    from videoroomd.media.webrtc.compat.ice import ice_connections
+
+    publisher, server, _plane = await connect(native=True)
+    try:
+        _plain, stream, sock, address = datagrams(publisher, 6, 200)
+        ported = ice_connections(server)[0]._nominated[1].protocol.transport
+        seen: list[int] = []
+        ported._route_rtp = lambda plain, arrival_ms: seen.append(arrival_ms)
+        results = []
+        for data in stream:
+            sent = _ms_now()
+            sock.sendto(data, address)
+            time.sleep(busy)  # the worker's loop busy with other work: the datagram waits
+            for _ in range(100):
+                if len(seen) > len(results):
+                    break
+                await asyncio.sleep(0.005)
+            results.append((sent, seen[-1] if len(seen) > len(results) else None, _ms_now()))
+        return results[1:]  # the first may carry the time the stamps were turned on (the kernel defers that)
+    finally:
+        await publisher.close()
+        await server.close()
+
+
+def test_the_compiled_socket_gives_the_receive_path_the_kernel_arrival_of_each_datagram():
+    for sent, arrived, read in asyncio.run(_arrivals_seen_through_the_compiled_socket(0.25)):
+        assert arrived is not None
+        assert sent - 5 <= arrived < sent + 100 <= read, (sent, arrived, read)

@@ -15,16 +15,19 @@ import pytest
 from aiortc.rtp import RTCP_PSFB_APP, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRrPacket, RtcpRtpfbPacket
 
 from bench.receive import BATCH, connect, datagrams, pump
-from videoroomd.media.webrtc.compat import rtp as compat
+from videoroomd.media.webrtc.compat import native_port, rtp as compat
 from videoroomd.media.dataplane.rtp_packets import rtp_packet
 
 LOST = {60, 61, 200}  # indexes of the stream's packets that never reach the server
 COUNT = 270           # 3 s of video at 30 frames a second, 3 packets each, sent at that pace
 
 
-async def connected(aiortc_path: bool):
+PATHS = ["ours", "aiortc's", "native"]  # native: the server's socket read by the compiled module (_native.Port)
+
+
+async def connected(path: str):
     """(publisher, server, the data plane, the RTCP the publisher's sender receives)."""
-    publisher, server, plane = await connect(aiortc_path)
+    publisher, server, plane = await connect(aiortc_path=path == "aiortc's", native=path == "native")
     heard: list = []
 
     async def on_rtcp(packet, handle):
@@ -41,10 +44,10 @@ async def until(condition, seconds: float) -> None:
         await asyncio.sleep(0.05)
 
 
-@pytest.mark.parametrize("aiortc_path", [False, True], ids=["ours", "aiortc's"])
-def test_a_publisher_hears_of_its_lost_packets_and_gets_receiver_reports(aiortc_path):
+@pytest.mark.parametrize("path", PATHS)
+def test_a_publisher_hears_of_its_lost_packets_and_gets_receiver_reports(path):
     async def main():
-        publisher, server, plane, heard = await connected(aiortc_path)
+        publisher, server, plane, heard = await connected(path)
         try:
             ssrc = publisher.getTransceivers()[0].sender._ssrc
             plain, stream, socket, address = datagrams(publisher, COUNT, 1000)
@@ -70,10 +73,10 @@ def test_a_publisher_hears_of_its_lost_packets_and_gets_receiver_reports(aiortc_
     asyncio.run(main())
 
 
-@pytest.mark.parametrize("aiortc_path", [False, True], ids=["ours", "aiortc's"])
-def test_a_publisher_whose_packets_come_ever_later_is_told_a_bitrate_remb(aiortc_path):
+@pytest.mark.parametrize("path", PATHS)
+def test_a_publisher_whose_packets_come_ever_later_is_told_a_bitrate_remb(path):
     async def main():
-        publisher, server, plane, heard = await connected(aiortc_path)
+        publisher, server, plane, heard = await connected(path)
         try:
             # Sent (abs-send-time) 1 ms apart, arriving at 300 a second: a congested uplink.
             plain, stream, socket, address = datagrams(publisher, 300, 1000, spacing=0.001)
@@ -92,11 +95,12 @@ def test_a_publisher_whose_packets_come_ever_later_is_told_a_bitrate_remb(aiortc
     asyncio.run(main())
 
 
-def test_datagrams_that_are_not_good_rtp_are_dropped_and_the_publishers_stream_goes_on():
+@pytest.mark.parametrize("path", ["ours", "native"])
+def test_datagrams_that_are_not_good_rtp_are_dropped_and_the_publishers_stream_goes_on(path):
     async def main():
         loop_errors: list = []
         asyncio.get_running_loop().set_exception_handler(lambda loop, context: loop_errors.append(context))
-        publisher, server, plane, heard = await connected(False)
+        publisher, server, plane, heard = await connected(path)
         try:
             plain, stream, socket, address = datagrams(publisher, 60, 500)
             srtp, _pair = compat.nominated_route(publisher.getTransceivers()[0].sender.transport)
@@ -114,6 +118,9 @@ def test_datagrams_that_are_not_good_rtp_are_dropped_and_the_publishers_stream_g
             assert await pump(stream, socket, address, plane) == 60
             assert loop_errors == []
             assert server.connectionState == "connected"
+            if path == "native":  # refused in C, counted: the empty and 1-byte ones, the wrong key, the short one
+                [counters] = native_port.counters(server)
+                assert (counters["other"], counters["auth"], counters["malformed"]) == (2, 1, 1), counters
         finally:
             await publisher.close()
             await server.close()

@@ -257,6 +257,14 @@ def test_a_malformed_max_video_bitrate_fails_open_room_with_a_clear_error(value)
     assert "max_video_bitrate" in refusal_on_the_worker("open_room", "max_video_bitrate", value, _max_bitrate)
 
 
+@pytest.mark.parametrize("value", ["rust", "", 1, None, ["native"]])
+def test_a_malformed_data_plane_fails_open_room_with_a_clear_error(value):
+    from videoroomd.media.workers.server import _data_plane
+    assert "data_plane" in refusal_on_the_worker("open_room", "data_plane", value, _data_plane)
+    for plane in ("python", "native"):  # and what [media] data_plane may say is taken
+        assert refusal_on_the_worker("open_room", "data_plane", plane, _data_plane) == ""
+
+
 def layer_stream(layer: int, first: int, count: int, keyframes: tuple[int, ...]) -> list:
     """``count`` packets of one layer from packet ``first`` on: its own SSRC, sequence numbers,
     timestamps and picture ids (far apart per layer, as a browser's are), a frame every 3 packets."""

@@ -22,6 +22,7 @@ from test_simulcast import chrome_like_offer
 from videoroomd.media.webrtc.compat import rtp as compat
 from videoroomd.media.webrtc.compat.remb import DEFAULT_CEILING
 from videoroomd.media.webrtc.compat.ice import limit_host_addresses, media_skips_stun_check, watch_incoming
+from videoroomd.media.webrtc.compat.native_port import take_over
 from videoroomd.media.webrtc.compat.simulcast import REPAIRED_RID_URI, RID_URI, negotiate_stream_ids
 from videoroomd.media.dataplane.python_plane import PythonDataPlane
 from videoroomd.media.webrtc.forwarding import attach_publisher, receive_at_once
@@ -48,7 +49,7 @@ class RecordingPlane(PythonDataPlane):
         super().receive(publisher_id, packet)
 
 
-async def connect(max_bitrate=lambda: None):
+async def connect(max_bitrate=lambda: None, native: bool = False):
     publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     server = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     publisher.addTransceiver(Idle(), direction="sendonly")
@@ -70,14 +71,17 @@ async def connect(max_bitrate=lambda: None):
     await publisher.setRemoteDescription(server.localDescription)
     for _ in range(200):
         if server.connectionState == "connected" and publisher.connectionState == "connected":
+            if native:  # the server's socket read by the compiled module, as with data_plane = "native"
+                assert take_over(server) == {"0": "native"}
             return publisher, server, plane
         await asyncio.sleep(0.05)
     raise RuntimeError("the two peer connections did not connect on 127.0.0.1")
 
 
-def test_each_layer_is_received_repaired_nacked_and_reported_on_its_own():
+@pytest.mark.parametrize("native", [False, True], ids=["python", "native"])
+def test_each_layer_is_received_repaired_nacked_and_reported_on_its_own(native):
     async def main():
-        publisher, server, plane = await connect()
+        publisher, server, plane = await connect(native=native)
         heard: list = []
         try:
             sender = publisher.getTransceivers()[0].sender

@@ -220,9 +220,12 @@ class RelayedBot(Bot):
             self._readers.add(asyncio.ensure_future(self._read(transceiver.mid, track)))
 
 
-async def test_aiortc_participants_relayed_over_udp_and_tcp_are_relayed_by_the_worker(start_daemon, monkeypatch):
+@pytest.mark.parametrize("plane", ["python", "native"])
+async def test_aiortc_participants_relayed_over_udp_and_tcp_are_relayed_by_the_worker(start_daemon, monkeypatch, plane):
+    """(With ``data_plane = "native"`` the direct participant's socket is read by the compiled module, the
+    relayed ones keep aiortc's reading: their datagrams never arrive on the socket.)"""
     turn_port = free_port()
-    daemon = start_daemon(rooms=rooms(turn_port), server=SERVER, media="workers = 2")
+    daemon = start_daemon(rooms=rooms(turn_port), server=SERVER, media=f'workers = 2\ndata_plane = "{plane}"')
     async with media_thread() as media, AsyncExitStack() as stack:
         participants = []
         for name, transport in (("direct", None), ("over-udp", "udp"), ("over-tcp", "tcp")):
@@ -256,6 +259,14 @@ async def test_aiortc_participants_relayed_over_udp_and_tcp_are_relayed_by_the_w
         in_daemon = sum(sample(page, "videoroomd_turn_relayed_packets_total", where="daemon", direction=d)
                         for d in ("to_peer", "to_client"))
         assert in_daemon * 10 < in_workers, page  # only what came before the handoff went through the daemon
+        if plane == "native":  # the worker says once per connection which path it runs
+            def paths() -> list[str]:
+                return [line for line in daemon.log().splitlines() if '"media socket path"' in line]
+
+            await until(lambda: len(paths()) >= 3)
+            assert len(paths()) == 3, paths()
+            assert sum('"0": "native"' in line for line in paths()) == 1, paths()
+            assert sum("relayed on its socket" in line for line in paths()) == 2, paths()
 
 
 # -- the worker's side alone -------------------------------------------------------------------

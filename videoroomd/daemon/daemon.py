@@ -37,7 +37,8 @@ STOP_GRACE = 1.0  # seconds for sockets to say goodbye after rooms close
 # Settings a running daemon cannot change: a reload says so instead of applying them.
 RESTART_ONLY = (
     ("server", "host"), ("server", "port"), ("server", "tls_cert"), ("server", "tls_key"),
-    ("ice", "addresses"), ("ice", "announced_ip"), ("ice", "udp_ports"), ("media", "workers"), ("log", "format"), ("log", "file"),
+    ("ice", "addresses"), ("ice", "announced_ip"), ("ice", "udp_ports"), ("media", "workers"),
+    ("media", "data_plane"), ("log", "format"), ("log", "file"),
     *(("turn", f.name) for f in fields(TurnConfig)),  # the TURN server is made once, at start
     *(("cluster", f.name) for f in fields(ClusterConfig)),  # so is the node and its Redis client
     *(("webhooks", f.name) for f in fields(WebhooksConfig)),  # and the webhooks' queues and tasks
@@ -265,7 +266,9 @@ def media_plane(config: Config) -> MediaPlane:
     """The media workers ``[media] workers`` asks for: processes, or 0 for one thread of this process."""
     count = worker_count(config.media.workers)
     settings = LogSettings(config.log.level, config.log.format, config.log.file)
-    return MediaPlane(count, "process", settings) if count > 0 else MediaPlane(1, "thread", settings)
+    if count > 0:
+        return MediaPlane(count, "process", settings, data_plane=config.media.data_plane)
+    return MediaPlane(1, "thread", settings, data_plane=config.media.data_plane)
 
 
 def reopen_log_files() -> None:

@@ -3,7 +3,8 @@
 ``_native`` holds the parts of the compiled plane that exist so far: SRTP
 and SRTCP over OpenSSL's libcrypto (opened at run time), the parsers of
 untrusted datagrams (RFC 7983 demultiplexing, RTP headers and extensions,
-RTCP compounds), and the forwarding core behind
+RTCP compounds), ``Port`` (a media socket's batched reading and writing, used by
+the worker for each direct connection), and the forwarding core behind
 :class:`.native_plane.NativeDataPlane` (``Plane``), which passes the
 data-plane contract but is not driven by the media worker yet. :func:`load` answers the module or says why it cannot;
 :func:`choose` turns ``[media] data_plane`` into the plane that runs.
@@ -54,6 +55,7 @@ def choose(requested: str) -> PlaneChoice:
     return PlaneChoice(
         requested,
         "python",
-        "the native module loads; its forwarding core passes the data-plane contract but the media worker"
-        " is not wired to it yet, so the Python plane runs",
+        "the native module reads each direct connection's media socket (batched I/O, source check, SRTP);"
+        " its forwarding core passes the data-plane contract but is not wired to the worker yet, so the Python"
+        " plane forwards",
     )

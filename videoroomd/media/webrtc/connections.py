@@ -24,6 +24,7 @@ from .compat import rtp as compat
 from .compat.ice import (bind_host_ports, keep_consent, limit_host_addresses, local_address, media_protocols,
                                 media_skips_stun_check, remote_username, watch_incoming)
 from .compat.ice_restart import handle_remote_ice_restart
+from .compat.native_port import take_over
 from .compat.rtcp import report_together
 from .compat.simulcast import negotiate_stream_ids
 from .candidates import reachable, without_unreachable
@@ -84,13 +85,14 @@ class RoomMedia:
 
     def __init__(self, ice_servers: list[RTCIceServer], certificate: RTCCertificate, addresses: tuple[str, ...],
                  on_event: Callable[..., None], udp_ports: tuple[int, int] | None = None,
-                 max_video_bitrate: int | None = None):
+                 max_video_bitrate: int | None = None, data_plane: str = "python"):
         self.ice_servers = ice_servers
         self.udp_ports = udp_ports  # (FIRST, LAST) the host candidates are bound in; None: any port
         self.certificate = certificate
         self.addresses = addresses
         self.on_event = on_event  # (kind, endpoint_id, *args) -> None; called on the media thread
         self.max_video_bitrate = max_video_bitrate  # bits/s the REMB to each video publisher allows at most
+        self.native_sockets = data_plane == "native"  # the compiled module reads direct connections' sockets
         self.published: dict[str, Publication] = {}
         self.held: set[str] = set()  # track ids not forwarded (a moderator's hold), published or not
         self.connections: dict[str, "EndpointConnection"] = {}
@@ -168,6 +170,7 @@ class EndpointConnection:
         self.forwarded: dict[str, SlotTrack] = {}  # mid -> the track of the slot sent on it
         self.last_heard = time.monotonic()  # when the client last sent us anything
         self.silence_named: float | None = None  # last_heard when its silence was last reported
+        self.socket_path: dict[str, str] | None = None  # who reads its sockets, once connected (logged)
         room.plane_connection(endpoint_id)
         self.pc.on("connectionstatechange", self._state_changed)
 
@@ -176,7 +179,21 @@ class EndpointConnection:
 
     def _state_changed(self) -> None:
         state = self.pc.connectionState
+        if state == "connected" and self.room.native_sockets:
+            self._hand_sockets()
         self.room.on_event("state", self.endpoint_id, state)
+
+    def _hand_sockets(self) -> None:
+        """Let the compiled module read this connection's media socket (direct pairs only); say
+        once which path each runs. A failure keeps aiortc's path: never the call's end."""
+        try:
+            path = take_over(self.pc)
+        except Exception as error:
+            path = {"0": f"python: {type(error).__name__}: {error}"}
+            log.warning("the compiled media socket could not take over", peer=self.endpoint_id, exc_info=True)
+        if path != self.socket_path:
+            self.socket_path = path
+            log.info("media socket path", peer=self.endpoint_id, path=path)
 
     def _limit_addresses(self) -> None:
         if self.room.udp_ports is not None:

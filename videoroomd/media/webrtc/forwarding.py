@@ -30,6 +30,7 @@ from aiortc.rtp import (RTCP_PSFB_APP, RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbP
                         RtcpSrPacket, unpack_remb_fci)
 
 from .compat import rtp as compat
+from .compat.native_port import ported_route
 from ..dataplane.interface import Bandwidth, DataPlane, KeyframeNeeded, LayerChanged, StreamParams, UnknownId, VoiceChanged
 
 __all__ = ["AiortcRoute", "PlaneEvents", "SlotTrack", "attach_publisher", "attach_subscriber",
@@ -85,6 +86,9 @@ class AiortcRoute:
         if route is None:
             return None
         srtp, pair = route
+        ported = ported_route(pair)  # the compiled module reads and writes this pair's socket
+        if ported is not None:
+            return ported
         if pair is not self._pair:
             socket = compat.pair_socket(pair)
             if socket is None:

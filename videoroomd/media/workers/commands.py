@@ -64,7 +64,8 @@ class OpenRoom:
     """Open room ``room``. ``udp_ports``: (FIRST, LAST) its host candidates are bound in (None:
     any); ``max_video_bitrate``: bits/s one publisher's video may use (None: no cap);
     ``silence_timeout``: seconds a connected endpoint may send nothing at all before the
-    worker reports it (:class:`~.events.Silent`)."""
+    worker reports it (:class:`~.events.Silent`). ``data_plane``: ``[media] data_plane``; with
+    "native" the compiled module reads each direct connection's media socket once DTLS is up."""
 
     kind: ClassVar[str] = "open_room"
     result: ClassVar[object] = None
@@ -75,6 +76,7 @@ class OpenRoom:
     udp_ports: tuple[int, int] | None = None
     max_video_bitrate: int | None = None
     silence_timeout: float = 15.0
+    data_plane: str = "python"
 
 
 @dataclass(frozen=True)

@@ -83,8 +83,9 @@ class MediaPlane:
     """``count`` media workers (processes, or threads in tests), restarted when they die."""
 
     def __init__(self, count: int, mode: str = "process", log_settings: LogSettings = LogSettings(),
-                 placement: Placement = LeastLoaded()):
+                 placement: Placement = LeastLoaded(), data_plane: str = "python"):
         self.count = count
+        self.data_plane = data_plane  # [media] data_plane, for every room opened
         self.mode = mode
         self.log_settings = log_settings
         self.placement = placement
@@ -186,7 +187,7 @@ class MediaPlane:
         try:
             await link.call(OpenRoom(key, tuple(ice_servers), certificate, tuple(addresses),
                                      (udp_ports[0], udp_ports[1]) if udp_ports else None, max_video_bitrate,
-                                     silence_timeout), timeout=OPEN_TIMEOUT)
+                                     silence_timeout, self.data_plane), timeout=OPEN_TIMEOUT)
         except BaseException:
             worker.rooms.pop(key, None)
             raise

@@ -112,7 +112,8 @@ class MediaServer:
         ice_servers = [RTCIceServer(urls=url) for url in command.ice_servers]
         on_event = _room_events(room, self.send)
         self.rooms[room] = RoomMedia(ice_servers, self._certificate(command.certificate), command.addresses, on_event,
-                                     _port_range(command.udp_ports), _max_bitrate(command.max_video_bitrate))
+                                     _port_range(command.udp_ports), _max_bitrate(command.max_video_bitrate),
+                                     _data_plane(command.data_plane))
         self.silence_timeouts[room] = command.silence_timeout
 
     def _certificate(self, paths: CertificatePaths | None) -> RTCCertificate:
@@ -368,3 +369,10 @@ def _port_range(value: tuple[int, int] | None) -> tuple[int, int] | None:
     if not 1 <= value[0] <= value[1] <= 65535:
         raise ValueError(f"udp_ports must be [FIRST, LAST] with 1 <= FIRST <= LAST <= 65535, got {value!r}")
     return value[0], value[1]
+
+
+def _data_plane(value) -> str:
+    """``OpenRoom.data_plane``, checked: "python" or "native"."""
+    if value not in ("python", "native"):
+        raise ValueError(f"data_plane must be \"python\" or \"native\", got {value!r}")
+    return value

@@ -11,6 +11,7 @@
 
 #include "crypto.h"
 #include "parse.h"
+#include "port.h"
 #include "srtp.h"
 #include "plane_py.h"
 
@@ -334,6 +335,7 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyModule_AddObjectRef(m, "SrtpError", SrtpError) < 0 ||
         PyModule_AddObjectRef(m, "CryptoUnavailable", CryptoUnavailable) < 0 ||
         PyModule_AddObjectRef(m, "SrtpSession", (PyObject *)&SrtpSessionType) < 0 ||
+        vr_port_register(m, SrtpError) < 0 ||
         vr_plane_register(m) < 0)
         goto fail;
     struct { const char *name; long value; } constants[] = {

@@ -7,14 +7,16 @@ agent's handling of restarts and of unknown addresses. Those reaches live in
 this package only (:mod:`.rtp` for aiortc's senders, receivers and DTLS,
 :mod:`.simulcast` for accepting a publisher's layers in an answer,
 :mod:`.rtcp` for their RTCP reports, :mod:`.remb` for the REMB estimator,
-:mod:`.ice` and :mod:`.ice_restart` for aioice); each sets attributes of our
+:mod:`.ice` and :mod:`.ice_restart` for aioice, :mod:`.srtp_keys` for the SRTP keys of a DTLS
+handshake, :mod:`.native_port` for handing a media socket to the compiled module); each sets attributes of our
 own connections' objects, never a class or module. Two change what the
 libraries import, for the whole process, and only the media worker process's
 entry point calls them, before aiortc is imported: :mod:`.codec_free` (PyAV's
 codecs, never used by a forwarding worker, stay out) and :mod:`.lazy_dns`
 (dnspython loads on first use). They hold for the
 versions in REQUIRED, which :func:`check_versions` enforces at start-up.
-Imports aiortc, aioice, :mod:`videoroomd.media.dataplane.rtp_packets` (the NTP epoch) and
+Imports aiortc, aioice, :mod:`videoroomd.media.dataplane.rtp_packets` (the NTP epoch),
+:mod:`videoroomd.media.dataplane.native_module` (the compiled module, for :mod:`.native_port`) and
 :mod:`videoroomd.sdp.sections` (the RID header extensions) only.
 """
 

@@ -204,6 +204,7 @@ def watch_incoming(pc: RTCPeerConnection, heard: Callable[[], None]) -> None:
         connection.request_received = request_received
         connection.add_remote_candidate = add_remote_candidate
         connection._videoroomd_watched = True
+        connection._videoroomd_heard = heard  # also told by a socket the compiled module reads (.native_port)
 
 
 def _unwelcome(connection, message, addr) -> bool:

@@ -353,13 +353,13 @@ def take_rtp_at_once(dtls) -> None:
     (STUN, DTLS, RTCP, RTP before the handshake is done or for another receiver) takes
     aiortc's way. Counts them in the transport's statistics as aiortc does. Call before
     :func:`.ice.watch_incoming` (whose ``heard`` then still sees every datagram); once per
-    ICE connection, later calls do nothing."""
+    ICE connection, later calls do nothing. The connection keeps ``dtls`` and the step
+    after SRTP (:func:`decrypted_rtp_router`) for a socket handed to the compiled module."""
     connection = dtls.transport._connection
     if getattr(connection, "_videoroomd_rtp_at_once", False):
         return
     deliver = connection.data_received
-    router = dtls._rtp_router
-    ids = extension_ids(dtls._rtp_header_extensions_map)
+    route = decrypted_rtp_router(dtls)
 
     def data_received(data: bytes, component: int) -> None:
         srtp = dtls._rx_srtp
@@ -371,9 +371,30 @@ def take_rtp_at_once(dtls) -> None:
         # When the kernel received it, where the socket told (.ice.media_skips_stun_check).
         arrival_time_ms = getattr(connection, "_videoroomd_arrival_ms", None) or arrival_ms()
         try:
-            packet = parse_received(srtp.unprotect(data), ids)
-        except (pylibsrtp.Error, ValueError):
-            return  # as aiortc: a packet that does not decrypt or parse is dropped
+            plain = srtp.unprotect(data)
+        except pylibsrtp.Error:
+            return  # as aiortc: a packet that does not decrypt is dropped
+        route(plain, arrival_time_ms)
+
+    connection.data_received = data_received
+    connection._videoroomd_rtp_at_once = True
+    connection._videoroomd_dtls = dtls
+    connection._videoroomd_route_rtp = route
+
+
+def decrypted_rtp_router(dtls) -> Callable[[bytes, int], None]:
+    """``route(rtp, arrival_time_ms)``: the receive path of ``dtls`` after its SRTP step: parse,
+    find the receiver (by SSRC, or by mid for an SSRC the offer did not announce) and hand the
+    packet to it. A packet that does not parse is dropped; an error of the receiver goes to the
+    loop's exception handler and the next packet goes on."""
+    router = dtls._rtp_router
+    ids = extension_ids(dtls._rtp_header_extensions_map)
+
+    def route(plain: bytes, arrival_time_ms: int) -> None:
+        try:
+            packet = parse_received(plain, ids)
+        except ValueError:
+            return  # as aiortc: a packet that does not parse is dropped
         ssrc_table = router.ssrc_table
         if packet.ssrc not in ssrc_table and packet.extensions.mid is not None:
             # An SSRC the offer did not announce (simulcast layers never are): aiortc would
@@ -394,5 +415,16 @@ def take_rtp_at_once(dtls) -> None:
             asyncio.get_running_loop().call_exception_handler(
                 {"message": "a received RTP packet could not be handled", "exception": error})
 
-    connection.data_received = data_received
-    connection._videoroomd_rtp_at_once = True
+    return route
+
+
+def count_received(dtls, size: int) -> None:
+    """Count a datagram of ``size`` bytes in ``dtls``'s statistics, as aiortc counts what it reads."""
+    dtls._RTCDtlsTransport__rx_bytes += size
+    dtls._RTCDtlsTransport__rx_packets += 1
+
+
+def handle_decrypted_rtcp(dtls, plain: bytes) -> asyncio.Future:
+    """Hand a decrypted RTCP compound to ``dtls``'s senders and receivers, as aiortc does with
+    what it decrypts itself; the task that does it (RTCP comes a few times a second)."""
+    return asyncio.ensure_future(dtls._handle_rtcp_data(plain))

@@ -1,0 +1,37 @@
+"""Chromium on the media sockets the compiled module reads (``[media] data_plane = "native"``): the page's
+call carries video both ways, keeps it through the ICE restart and renegotiation a newcomer causes (the
+page restarts ICE before every renegotiation), and the worker says that each connection's socket runs
+natively."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from testsupport.web_page import ROOMS, browser, participant, playwright, wait_for_moving_video  # noqa: F401
+from testsupport.wait import wait_for
+
+pytestmark = pytest.mark.browser
+
+
+def socket_paths(daemon) -> list[dict]:
+    return [json.loads(line)["path"] for line in daemon.log().splitlines() if '"media socket path"' in line]
+
+
+def test_a_call_of_chromium_pages_runs_on_the_compiled_sockets_through_renegotiations(browser, start_daemon):
+    daemon = start_daemon(rooms=ROOMS, media='workers = 1\ndata_plane = "native"')
+    ann = participant(browser, daemon, "Ann")
+    bob = participant(browser, daemon, "Bob")
+    wait_for_moving_video(ann, "Bob")
+    wait_for_moving_video(bob, "Ann")
+    cleo = participant(browser, daemon, "Cleo")  # Ann's and Bob's connections renegotiate, with ICE restarts
+    for page, others in ((ann, ("Bob", "Cleo")), (bob, ("Ann", "Cleo")), (cleo, ("Ann", "Bob"))):
+        for other in others:
+            wait_for_moving_video(page, other)
+    paths = wait_for(lambda: found if len(found := socket_paths(daemon)) >= 3 else None, 10,
+                     "a socket path logged for each connection", details=daemon.log)
+    assert all(path == {"0": "native"} for path in paths), paths
+    assert "could not take over" not in daemon.log()
+    for page in (ann, bob, cleo):
+        page.context.close()

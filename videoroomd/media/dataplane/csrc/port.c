@@ -1,0 +1,445 @@
+/* _native.Port: one UDP media socket after DTLS, read and written in batches (port_io.h).
+ *
+ * read_batch() drains what the socket holds; each datagram is classified (RFC 7983): STUN and DTLS
+ * go back to Python unchanged with their source; RTP and RTCP from a source that is not allowed
+ * (a validated ICE pair's remote address, allow()/forget()) are dropped and counted before any SRTP
+ * work; the rest is unprotected with the inbound session (set_keys) and returned decrypted, with
+ * the kernel's arrival time. send() protects RTP with the outbound session into a bounded queue
+ * that flush() writes with sendmmsg. Nothing raises per packet: failures are counted.
+ * The socket stays Python's: the Port never closes its descriptor. */
+#include "port.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "parse.h"
+#include "port_io.h"
+#include "srtp.h"
+
+#define MAX_ALLOWED 64      /* remote addresses one socket takes media from: a connection's validated pairs */
+#define MAX_READS 16        /* recvmmsg calls one read_batch makes at most (1024 datagrams), then yields */
+
+static PyObject *SrtpError;
+
+typedef struct {
+    uint64_t datagrams, batches, stun, dtls, rtp, rtcp, unvalidated, other, truncated, no_keys;
+    uint64_t auth, replay, malformed, srtp_failed, read_errors;
+    uint64_t queued, sent, send_dropped, send_errors, send_refused;
+} port_counts;
+
+typedef struct {
+    PyObject_HEAD
+    int fd, family;
+    int ready, keyed;
+    vr_srtp rx, tx;
+    vr_addr allowed[MAX_ALLOWED];
+    size_t allowed_count;
+    vr_outgoing *queue; /* VR_IO_BATCH slots, made on the first send */
+    size_t queued;
+    port_counts n;
+} Port;
+
+static int port_init(Port *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"fd", "timestamps", NULL};
+    int fd, timestamps = 1, type = 0;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof type, ss_len = sizeof ss;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "i|p", kwlist, &fd, &timestamps))
+        return -1;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) || type != SOCK_DGRAM ||
+        getsockname(fd, (struct sockaddr *)&ss, &ss_len) ||
+        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+        PyErr_Format(PyExc_ValueError, "Port takes a bound UDP socket's descriptor; %d is not one", fd);
+        return -1;
+    }
+    if (self->ready) {
+        PyErr_SetString(PyExc_RuntimeError, "Port is already initialised");
+        return -1;
+    }
+    self->fd = fd;
+    self->ready = 1;
+    self->family = ss.ss_family;
+    if (timestamps)
+        vr_io_stamp(fd); /* without stamps the arrival times are None: the caller takes its own clock */
+    return 0;
+}
+
+static void port_dealloc(Port *self) {
+    if (self->keyed) {
+        vr_srtp_free(&self->rx);
+        vr_srtp_free(&self->tx);
+    }
+    PyMem_Free(self->queue);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *port_set_keys(Port *self, PyObject *args) {
+    int profile;
+    Py_buffer rk, rs, tk, ts;
+    size_t key_len = 0, salt_len = 0;
+    if (!PyArg_ParseTuple(args, "iy*y*y*y*", &profile, &rk, &rs, &tk, &ts))
+        return NULL;
+    PyObject *result = NULL;
+    const char *why = vr_crypto_load();
+    if (why) {
+        PyErr_SetString(PyExc_RuntimeError, why);
+    } else if (!vr_srtp_lengths(profile, &key_len, &salt_len)) {
+        PyErr_Format(PyExc_ValueError, "unknown SRTP profile %d", profile);
+    } else if ((size_t)rk.len != key_len || (size_t)tk.len != key_len || (size_t)rs.len != salt_len ||
+               (size_t)ts.len != salt_len) {
+        PyErr_Format(PyExc_ValueError, "SRTP profile %d takes %zu-byte keys and %zu-byte salts", profile, key_len,
+                     salt_len);
+    } else {
+        vr_srtp rx, tx;
+        int status = vr_srtp_init(&rx, profile, rk.buf, rs.buf);
+        if (!status && (status = vr_srtp_init(&tx, profile, tk.buf, ts.buf)))
+            vr_srtp_free(&rx);
+        PyObject *why_args = status ? Py_BuildValue("(is)", status, vr_srtp_status_name(status)) : NULL;
+        if (status) {
+            if (why_args)
+                PyErr_SetObject(SrtpError, why_args);
+            Py_XDECREF(why_args);
+        } else {
+            if (self->keyed) {
+                vr_srtp_free(&self->rx);
+                vr_srtp_free(&self->tx);
+            }
+            self->rx = rx;
+            self->tx = tx;
+            self->keyed = 1;
+            result = Py_NewRef(Py_None);
+        }
+    }
+    PyBuffer_Release(&rk);
+    PyBuffer_Release(&rs);
+    PyBuffer_Release(&tk);
+    PyBuffer_Release(&ts);
+    return result;
+}
+
+/* (host, port, ...) as a vr_addr; -1 with ValueError/TypeError set. */
+static int address_arg(PyObject *address, vr_addr *out) {
+    if (!PyTuple_Check(address) || PyTuple_GET_SIZE(address) < 2 || !PyUnicode_Check(PyTuple_GET_ITEM(address, 0)) ||
+        !PyLong_Check(PyTuple_GET_ITEM(address, 1))) {
+        PyErr_SetString(PyExc_TypeError, "an address is a tuple (host: str, port: int, ...)");
+        return -1;
+    }
+    const char *host = PyUnicode_AsUTF8(PyTuple_GET_ITEM(address, 0));
+    long port = PyLong_AsLong(PyTuple_GET_ITEM(address, 1));
+    if (!host || (port == -1 && PyErr_Occurred()))
+        return -1;
+    if (port < 0 || port > 65535 || vr_addr_parse(host, (unsigned)port, out)) {
+        PyErr_Format(PyExc_ValueError, "%R is no IP address and port", address);
+        return -1;
+    }
+    return 0;
+}
+
+static ssize_t allowed_index(Port *self, const vr_addr *a) {
+    for (size_t i = 0; i < self->allowed_count; i++)
+        if (vr_addr_equal(&self->allowed[i], a))
+            return (ssize_t)i;
+    return -1;
+}
+
+static PyObject *port_allow(Port *self, PyObject *address) {
+    vr_addr a;
+    if (address_arg(address, &a))
+        return NULL;
+    if (allowed_index(self, &a) >= 0)
+        Py_RETURN_FALSE;
+    if (self->allowed_count >= MAX_ALLOWED) {
+        PyErr_Format(PyExc_ValueError, "a Port takes media from at most %d addresses", MAX_ALLOWED);
+        return NULL;
+    }
+    self->allowed[self->allowed_count++] = a;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *port_forget(Port *self, PyObject *address) {
+    vr_addr a;
+    if (address_arg(address, &a))
+        return NULL;
+    ssize_t i = allowed_index(self, &a);
+    if (i < 0)
+        Py_RETURN_FALSE;
+    self->allowed[i] = self->allowed[--self->allowed_count];
+    Py_RETURN_TRUE;
+}
+
+/* The source as Python's socket module writes it: (host, port) or (host, port, flowinfo, scope_id). */
+static PyObject *address_object(const struct sockaddr_storage *ss) {
+    char text[INET6_ADDRSTRLEN];
+    if (ss->ss_family == AF_INET) {
+        struct sockaddr_in in;
+        memcpy(&in, ss, sizeof in);
+        inet_ntop(AF_INET, &in.sin_addr, text, sizeof text);
+        return Py_BuildValue("(si)", text, ntohs(in.sin_port));
+    }
+    if (ss->ss_family == AF_INET6) {
+        struct sockaddr_in6 in6;
+        memcpy(&in6, ss, sizeof in6);
+        inet_ntop(AF_INET6, &in6.sin6_addr, text, sizeof text);
+        return Py_BuildValue("(siII)", text, ntohs(in6.sin6_port), ntohl(in6.sin6_flowinfo), in6.sin6_scope_id);
+    }
+    return Py_NewRef(Py_None);
+}
+
+static int append_new(PyObject *list, PyObject *item) {
+    if (!item)
+        return -1;
+    int rc = PyList_Append(list, item);
+    Py_DECREF(item);
+    return rc;
+}
+
+static void count_srtp_failure(Port *self, int status) {
+    if (status == VR_SRTP_AUTH)
+        self->n.auth++;
+    else if (status == VR_SRTP_REPLAY || status == VR_SRTP_TOO_OLD)
+        self->n.replay++;
+    else if (status == VR_SRTP_MALFORMED)
+        self->n.malformed++;
+    else
+        self->n.srtp_failed++;
+}
+
+/* Unprotect one RTP or RTCP datagram into a new bytes; NULL with nothing set when it failed (counted). */
+static PyObject *unprotect(Port *self, int kind, const uint8_t *p, size_t len, int *error) {
+    size_t shrink = kind == VR_RTP ? self->rx.rtp_tag : self->rx.rtcp_trailer;
+    size_t header = kind == VR_RTP ? 12 : 8;
+    if (len < shrink + header) {
+        self->n.malformed++;
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(len - shrink));
+    if (!out) {
+        *error = 1;
+        return NULL;
+    }
+    size_t out_len = 0;
+    uint8_t *o = (uint8_t *)PyBytes_AS_STRING(out);
+    int status = kind == VR_RTP ? vr_srtp_unprotect(&self->rx, p, len, o, &out_len)
+                                : vr_srtcp_unprotect(&self->rx, p, len, o, &out_len);
+    if (status) {
+        count_srtp_failure(self, status);
+        Py_DECREF(out);
+        return NULL;
+    }
+    if (out_len != len - shrink && _PyBytes_Resize(&out, (Py_ssize_t)out_len)) {
+        *error = 1;
+        return NULL;
+    }
+    return out;
+}
+
+/* One datagram of a read into signals or media; -1 when Python ran out of memory. */
+static int take(Port *self, const uint8_t *p, const vr_datagram *d, PyObject *signals, PyObject *media) {
+    int kind = vr_demux(p, d->length);
+    if (kind == VR_STUN || kind == VR_DTLS) {
+        kind == VR_STUN ? self->n.stun++ : self->n.dtls++;
+        PyObject *address = address_object(&d->from);
+        if (!address)
+            return -1;
+        PyObject *item = Py_BuildValue("(y#N)", (const char *)p, (Py_ssize_t)d->length, address);
+        return append_new(signals, item);
+    }
+    if (kind != VR_RTP && kind != VR_RTCP) {
+        self->n.other++;
+        return 0;
+    }
+    vr_addr from;
+    if (vr_addr_from_sockaddr(&d->from, &from) || allowed_index(self, &from) < 0) {
+        self->n.unvalidated++; /* before any SRTP work: a stranger costs a comparison */
+        return 0;
+    }
+    if (!self->keyed) {
+        self->n.no_keys++;
+        return 0;
+    }
+    int error = 0;
+    PyObject *plain = unprotect(self, kind, p, d->length, &error);
+    if (!plain)
+        return error ? -1 : 0;
+    kind == VR_RTP ? self->n.rtp++ : self->n.rtcp++;
+    PyObject *arrival = d->arrival_ns >= 0 ? PyLong_FromLongLong(d->arrival_ns) : Py_NewRef(Py_None);
+    if (!arrival) {
+        Py_DECREF(plain);
+        return -1;
+    }
+    return append_new(media, Py_BuildValue("(iNN)", kind, plain, arrival));
+}
+
+static int not_ready(Port *self) {
+    if (self->ready)
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError, "Port is not initialised");
+    return 1;
+}
+
+static PyObject *port_read_batch(Port *self, PyObject *unused) {
+    (void)unused;
+    if (not_ready(self))
+        return NULL;
+    vr_datagram got[VR_IO_BATCH];
+    uint8_t *slots = vr_io_slots();
+    if (!slots)
+        return PyErr_NoMemory();
+    PyObject *signals = PyList_New(0), *media = PyList_New(0);
+    if (!signals || !media)
+        goto fail;
+    for (int reads = 0; reads < MAX_READS; reads++) {
+        int n = vr_io_read(self->fd, slots, got);
+        if (n < 0) {
+            if (n == -EBADF || n == -ENOTSOCK) {
+                errno = -n;
+                PyErr_SetFromErrno(PyExc_OSError);
+                goto fail;
+            }
+            self->n.read_errors++; /* an ICMP error reported on the socket: the next read goes on */
+            continue;
+        }
+        self->n.batches += n > 0;
+        for (int i = 0; i < n; i++) {
+            self->n.datagrams++;
+            if (got[i].truncated) {
+                self->n.truncated++;
+                continue;
+            }
+            if (take(self, slots + (size_t)i * VR_IO_SLOT, &got[i], signals, media))
+                goto fail;
+        }
+        if (n < VR_IO_BATCH)
+            break; /* the socket is empty (a full batch may mean more: read again) */
+    }
+    return Py_BuildValue("(NN)", signals, media);
+fail:
+    Py_XDECREF(signals);
+    Py_XDECREF(media);
+    return NULL;
+}
+
+static void flush_queue(Port *self) {
+    vr_send_result r = {0, 0, 0};
+    vr_io_send(self->fd, self->queue, self->queued, &r);
+    self->n.sent += r.sent;
+    self->n.send_dropped += r.dropped;
+    self->n.send_errors += r.errors;
+    self->queued = 0;
+}
+
+static PyObject *port_send(Port *self, PyObject *args) {
+    Py_buffer data;
+    PyObject *address;
+    if (!PyArg_ParseTuple(args, "y*O", &data, &address))
+        return NULL;
+    PyObject *result = NULL;
+    vr_addr to;
+    if (not_ready(self) || address_arg(address, &to))
+        goto done;
+    if (!self->keyed) {
+        PyErr_SetString(PyExc_RuntimeError, "Port.send before set_keys");
+        goto done;
+    }
+    if (!self->queue && !(self->queue = PyMem_Calloc(VR_IO_BATCH, sizeof *self->queue))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (self->queued == VR_IO_BATCH)
+        flush_queue(self);
+    vr_outgoing *o = &self->queue[self->queued];
+    o->to_length = vr_addr_to_sockaddr(&to, self->family, &o->to);
+    int status = VR_SRTP_MALFORMED;
+    if (o->to_length && (size_t)data.len + self->tx.rtp_tag <= VR_IO_SEND_SLOT)
+        status = vr_srtp_protect(&self->tx, data.buf, (size_t)data.len, o->data, &o->length);
+    if (status) {
+        self->n.send_refused++; /* too long, not RTP, or an address of the other family */
+        result = Py_NewRef(Py_False);
+    } else {
+        self->queued++;
+        self->n.queued++;
+        result = Py_NewRef(Py_True);
+    }
+done:
+    PyBuffer_Release(&data);
+    return result;
+}
+
+static PyObject *port_flush(Port *self, PyObject *unused) {
+    (void)unused;
+    if (not_ready(self))
+        return NULL;
+    uint64_t before = self->n.sent;
+    if (self->queued)
+        flush_queue(self);
+    return PyLong_FromUnsignedLongLong(self->n.sent - before);
+}
+
+static PyObject *port_fileno(Port *self, PyObject *unused) {
+    (void)unused;
+    return PyLong_FromLong(self->fd);
+}
+
+static PyObject *port_counters(Port *self, void *closure) {
+    (void)closure;
+    const port_counts *c = &self->n;
+    return Py_BuildValue(
+        "{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "datagrams", c->datagrams, "batches", c->batches, "stun",
+        c->stun, "dtls", c->dtls, "rtp", c->rtp, "rtcp", c->rtcp, "unvalidated", c->unvalidated, "other", c->other,
+        "truncated", c->truncated, "no_keys", c->no_keys, "auth", c->auth, "replay", c->replay, "malformed",
+        c->malformed, "srtp_failed", c->srtp_failed, "read_errors", c->read_errors, "queued", c->queued, "sent",
+        c->sent, "send_dropped", c->send_dropped, "send_errors", c->send_errors, "send_refused", c->send_refused);
+}
+
+static PyObject *port_allowed(Port *self, void *closure) {
+    (void)closure;
+    return PyLong_FromSize_t(self->allowed_count);
+}
+
+static PyMethodDef port_methods[] = {
+    {"set_keys", (PyCFunction)port_set_keys, METH_VARARGS,
+     "(profile, rx_key, rx_salt, tx_key, tx_salt): the SRTP master keys of both directions."},
+    {"allow", (PyCFunction)port_allow, METH_O, "Take media from (host, port); False when it already was."},
+    {"forget", (PyCFunction)port_forget, METH_O, "Take no more media from (host, port); False when it did not."},
+    {"read_batch", (PyCFunction)port_read_batch, METH_NOARGS,
+     "-> ([(datagram, address)] of STUN and DTLS, [(RTP or RTCP, decrypted, arrival_ns or None)])."},
+    {"send", (PyCFunction)port_send, METH_VARARGS,
+     "(rtp, address): protect and queue; False when refused (counted). Sends when the queue is full."},
+    {"flush", (PyCFunction)port_flush, METH_NOARGS, "Send the queue (sendmmsg); how many went out."},
+    {"fileno", (PyCFunction)port_fileno, METH_NOARGS, "The socket's descriptor (not owned)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyObject *port_send_dropped(Port *self, void *closure) {
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->n.send_dropped);
+}
+
+static PyGetSetDef port_getset[] = {
+    {"send_dropped", (getter)port_send_dropped, NULL, "datagrams a full send buffer dropped (cheap to read)", NULL},
+    {"counters", (getter)port_counters, NULL, "what happened to the datagrams, by name", NULL},
+    {"allowed", (getter)port_allowed, NULL, "how many addresses media is taken from", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject PortType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "videoroomd.media.dataplane._native.Port",
+    .tp_basicsize = sizeof(Port),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Port(fd, timestamps=True): a UDP media socket's batched receive (demux, source check, SRTP "
+              "unprotect) and send (SRTP protect, sendmmsg). The descriptor stays the caller's.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)port_init,
+    .tp_dealloc = (destructor)port_dealloc,
+    .tp_methods = port_methods,
+    .tp_getset = port_getset,
+};
+
+int vr_port_register(PyObject *module, PyObject *srtp_error) {
+    SrtpError = srtp_error;
+    if (PyType_Ready(&PortType) < 0)
+        return -1;
+    return PyModule_AddObjectRef(module, "Port", (PyObject *)&PortType);
+}

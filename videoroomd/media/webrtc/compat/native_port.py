@@ -1,0 +1,276 @@
+"""A connection's media socket handed to the compiled module (``_native.Port``) once DTLS is connected.
+
+While aiortc reads a socket, each datagram costs a wakeup of the loop, aioice's and
+aiortc's Python calls and pylibsrtp. Here, once ICE has nominated a pair on one of our
+host sockets (not a TURN relay: aioice's own relayed candidates, or TURN clients this
+process relays on the socket, whose datagrams never arrive on it) and DTLS is connected,
+the socket's reading moves to a Port: one wakeup reads every datagram waiting
+(recvmmsg), RTP and RTCP from anything but the connection's validated ICE pairs are
+dropped before SRTP, the rest is decrypted in C with keys derived from the same DTLS
+handshake (:mod:`.srtp_keys`) and handed to the receive path after its SRTP step
+(:func:`.rtp.decrypted_rtp_router`); STUN and DTLS go to aioice's protocol as before
+(consent, ICE restarts, DTLS alerts keep working). What the data plane sends on the
+socket is protected in C and sent with sendmmsg once per turn of the loop.
+
+The reach: the datagram transport under aioice's ``StunProtocol`` of that socket is
+replaced by :class:`PortTransport` (a duplicate of its descriptor; asyncio's or uvloop's
+transport is detached from the protocol and closed, as neither lets another reader share
+the descriptor), attributes of our own connection's objects only. Closing the ICE
+connection closes the PortTransport like the transport it replaced: the reader is
+removed, the socket closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from typing import Any
+
+import structlog
+from aioice.ice import CandidatePair
+
+from ...dataplane.native_module import load
+from ...dataplane.rtp_packets import NTP_EPOCH_OFFSET
+from .ice import DivertingTransport, ice_connections
+from .rtp import arrival_ms, count_received, handle_decrypted_rtcp
+from .srtp_keys import NoSrtpKeys, srtp_keys
+
+log = structlog.get_logger("videoroomd.media.native_port")
+
+
+class PlainSrtp:
+    """The SRTP session a ported route hands the plane: protect does nothing, the Port protects."""
+
+    @staticmethod
+    def protect(data: bytes) -> bytes:
+        return data
+
+
+PLAIN = PlainSrtp()
+
+
+class NotPorted(Exception):
+    """Why a connection keeps aiortc's own reading of its socket."""
+
+
+class _Detached(asyncio.DatagramProtocol):
+    """What the replaced transport tells when it closes: nobody listens any more."""
+
+
+class PortTransport(asyncio.DatagramTransport):
+    """Stands in for the datagram transport of one media socket under aioice's protocol: reads with
+    ``port.read_batch`` when the loop says the socket is readable; sends (STUN, DTLS, aiortc's RTCP)
+    with a plain non-blocking ``sendto``; the data plane's RTP through :meth:`queue`."""
+
+    def __init__(self, loop, protocol, sock: socket.socket, port, connection):
+        super().__init__()
+        self._loop, self._protocol, self._sock, self.port = loop, protocol, sock, port
+        self._connection = connection
+        self._closing = False
+        self._flush_scheduled = False
+        self._fell_behind = False  # the kernel's send buffer was full since the last flush
+        self._dropped_seen = 0  # the Port's send_dropped then
+        self._allowed: set[tuple[str, int]] = set()
+        self._dtls = connection._videoroomd_dtls
+        self._route_rtp = connection._videoroomd_route_rtp
+        self._heard = getattr(connection, "_videoroomd_heard", None)
+        self.sync_allowed()
+        loop.add_reader(sock.fileno(), self._readable)
+
+    # -- the transport aioice and aiortc send through --------------------------------------------
+
+    def sendto(self, data, addr=None) -> None:
+        if self._closing:
+            return
+        try:
+            self._sock.sendto(data, addr)
+        except OSError:  # a full buffer or an ICMP error, as asyncio's transport: the datagram is lost
+            pass
+
+    def get_extra_info(self, name, default=None):
+        if name == "sockname":
+            return self._sock.getsockname()
+        if name == "socket":
+            return self._sock
+        return default
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._loop.remove_reader(self._sock.fileno())
+        self.port.flush()
+        self._sock.close()
+        self._loop.call_soon(self._protocol.connection_lost, None)
+
+    abort = close
+
+    def get_protocol(self):
+        return self._protocol
+
+    def set_protocol(self, protocol) -> None:
+        self._protocol = protocol
+
+    # -- the data plane's sends ------------------------------------------------------------------
+
+    def queue(self, data: bytes, address) -> None:
+        """Protect and queue one RTP packet to ``address``; the queue goes out once this turn of the
+        loop is over (with the rest of what this read batch made), or when it is full."""
+        if self._closing:
+            raise OSError("the media socket is closed")
+        if self._fell_behind:  # told to the plane once, as a refused sendto: its subscriber cannot keep up
+            self._fell_behind = False
+            raise BlockingIOError("the media socket's send buffer was full")
+        self.port.send(data, address)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._closing:
+            self.port.flush()
+            dropped = self.port.send_dropped  # (by this flush, or one of a queue that filled up)
+            if dropped > self._dropped_seen:
+                self._dropped_seen, self._fell_behind = dropped, True
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def sync_allowed(self) -> None:
+        """Take media from the remote addresses of the connection's validated pairs on this socket."""
+        connection, protocol = self._connection, self._protocol
+        valid = {pair.remote_addr for pair in connection._check_list
+                 if pair.protocol is protocol and pair.state == CandidatePair.State.SUCCEEDED}
+        valid |= {pair.remote_addr for pair in connection._nominated.values() if pair.protocol is protocol}
+        for address in self._allowed - valid:
+            self.port.forget(address)
+        for address in valid - self._allowed:
+            self.port.allow(address)
+        self._allowed = valid
+
+    def _readable(self) -> None:
+        try:
+            signals, media = self.port.read_batch()
+        except OSError as error:  # the descriptor is gone under us: stop reading, as a lost transport
+            log.warning("the compiled media socket failed; its connection ends", error=str(error))
+            self.close()
+            return
+        protocol = self._protocol
+        for data, address in signals:
+            try:
+                protocol.datagram_received(data, address)
+            except Exception as error:
+                self._loop.call_exception_handler({"message": "a STUN or DTLS datagram could not be handled",
+                                                   "exception": error})
+        if signals:
+            self.sync_allowed()  # an ICE check may have validated a new pair, or a restart dropped one
+        if media:
+            self._take(media)
+
+    def _take(self, media: list) -> None:
+        if self._heard is not None:
+            self._heard()
+        dtls, route = self._dtls, self._route_rtp
+        for kind, plain, arrival_ns in media:
+            count_received(dtls, len(plain))
+            if kind == RTP:
+                at = arrival_ns // 1_000_000 + NTP_EPOCH_OFFSET * 1000 if arrival_ns is not None else arrival_ms()
+                route(plain, at)
+            else:
+                handle_decrypted_rtcp(dtls, plain)
+
+
+RTP = 5  # _native.RTP (checked when the module loads: take_over)
+
+
+class PortSender:
+    """What a ported route gives the plane to ``sendto``: the Port's queue of its transport."""
+
+    __slots__ = ("_transport",)
+
+    def __init__(self, transport: PortTransport):
+        self._transport = transport
+
+    def sendto(self, data: bytes, address) -> None:
+        self._transport.queue(data, address)
+
+
+def ported_route(pair) -> tuple[Any, Any, Any] | None:
+    """(PLAIN, a sender, the remote address) for a nominated ``pair`` whose socket the compiled
+    module reads, else None (the pair's socket is written as before)."""
+    transport = pair.protocol.transport
+    if type(transport) is not PortTransport or transport.is_closing():
+        return None
+    return PLAIN, transport.sender, pair.remote_addr
+
+
+def take_over(pc) -> dict[str, str]:
+    """Hand the nominated pair's socket of each of ``pc``'s ICE connections to a Port where it can be
+    done; per connection, ``"native"`` or why it keeps aiortc's reading (never raises for that)."""
+    outcome = {}
+    for index, connection in enumerate(ice_connections(pc)):
+        try:
+            _take_over(connection)
+            outcome[str(index)] = "native"
+        except NotPorted as why:
+            outcome[str(index)] = f"python: {why}"
+    return outcome
+
+
+def _take_over(connection) -> None:
+    if getattr(connection, "_videoroomd_dtls", None) is None or not hasattr(connection, "_videoroomd_route_rtp"):
+        raise NotPorted("its receive path is not ours")
+    pair = connection._nominated.get(1)
+    if pair is None:
+        raise NotPorted("no nominated pair")
+    protocol = pair.protocol
+    transport = protocol.transport
+    if type(transport) is PortTransport:
+        return
+    if pair.local_candidate.type == "relay":
+        raise NotPorted("its pair is relayed through a TURN server")
+    if isinstance(transport, DivertingTransport) or transport is None or transport.is_closing():
+        raise NotPorted("TURN clients of this server are relayed on its socket")
+    sock = getattr(transport, "_sock", None) or transport.get_extra_info("socket")
+    if sock is None:
+        raise NotPorted("its transport shows no socket")
+    try:
+        keys = srtp_keys(connection._videoroomd_dtls)
+    except NoSrtpKeys as error:
+        raise NotPorted(str(error)) from None
+    native = load()
+    assert native.RTP == RTP
+    own = socket.socket(fileno=os.dup(sock.fileno()))
+    try:
+        own.setblocking(False)
+        port = native.Port(own.fileno())
+        port.set_keys(keys.profile, keys.rx_key, keys.rx_salt, keys.tx_key, keys.tx_salt)
+    except BaseException:
+        own.close()
+        raise
+    loop = asyncio.get_running_loop()
+    _close_sending_duplicate(protocol)
+    transport.set_protocol(_Detached())
+    transport.close()  # closes its descriptor; the socket lives on in ``own``
+    ported = PortTransport(loop, protocol, own, port, connection)
+    ported.sender = PortSender(ported)
+    protocol.transport = ported
+
+
+def _close_sending_duplicate(protocol) -> None:
+    """Close the socket .rtp.pair_socket made on uvloop's descriptor for sending: the route sends
+    through the Port now."""
+    kept = getattr(protocol, "_videoroomd_socket", None)
+    if kept is not None:
+        kept[1].close()
+        protocol._videoroomd_socket = None
+
+
+def counters(pc) -> list[dict[str, int]]:
+    """The Port counters of each of ``pc``'s sockets the compiled module reads."""
+    return [protocol.transport.port.counters for connection in ice_connections(pc)
+            for protocol in connection._protocols if type(protocol.transport) is PortTransport]
