@@ -12,13 +12,15 @@ from typing import Any
 
 from . import values as v
 from .ice_servers import stun_url, turn_servers
-from .schema import AuthConfig, ClusterConfig, IceConfig, LogConfig, MediaConfig, RoomConfig, ServerConfig, TurnConfig
+from .schema import (AuthConfig, ClusterConfig, IceConfig, LogConfig, MediaConfig, RecordingConfig, RoomConfig, ServerConfig,
+                     TurnConfig)
 
 MAX_PEERS_RANGE = (1, 1000)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "console", "json")
 ACCESS_MODES = ("open", "password", "token")
 DATA_PLANES = ("python", "native")
+RECORDING_MODES = ("off", "manual", "always")
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,11 @@ CLUSTER = (
     Key("heartbeat", v.seconds(0.1, 60)),
 )
 AUTH = (Key("keys", v.signing_keys),)
+RECORDING = (
+    Key("directory", v.file_path),
+    Key("quota", v.integer(1, 100_000_000)),
+    Key("keep_days", v.integer(0, 36500)),
+)
 ROOM = (
     Key("max_peers", v.integer(*MAX_PEERS_RANGE)),
     Key("password", v.nonempty_string),
@@ -107,6 +114,8 @@ ROOM = (
     Key("max_video_bitrate", v.video_bitrate),
     Key("dtls_cert", v.file_path),
     Key("dtls_key", v.file_path),
+    Key("recording", v.choice(RECORDING_MODES)),
+    Key("recording_password", v.nonempty_string),
 )
 ROOM_KEYS = tuple(key.name for key in ROOM)
 
@@ -119,5 +128,6 @@ TABLES: dict[str, tuple[tuple[Key, ...], Any]] = {
     "log": (LOG, LogConfig()),
     "cluster": (CLUSTER, ClusterConfig()),
     "auth": (AUTH, AuthConfig()),
+    "recording": (RECORDING, RecordingConfig()),
     "defaults": (ROOM, RoomConfig(name="")),
 }

@@ -52,6 +52,10 @@ class RoomConfig:
     max_video_bitrate: int | None = None  # bits/s of one publisher's video, all layers together; None: no cap
     # Who may join: "open", "password" or "token"; None: "password" when a password is set, else "open".
     access: str | None = None
+    # Whether the room's calls are recorded: "off", "manual" (started and stopped by the holders
+    # of recording_password on the page, or the operator) or "always" (from its first track on).
+    recording: str = "off"
+    recording_password: str | None = field(default=None, repr=False)
 
     @property
     def access_mode(self) -> str:
@@ -148,6 +152,15 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class RecordingConfig:
+    """Where recordings go and how much they may take (docs/recording.md)."""
+
+    directory: Path | None = None  # None: no room may record
+    quota: int = 10240             # MiB all recordings in the directory may take together
+    keep_days: int = 30            # days a recording is kept before it is deleted; 0: for ever
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
     format: str = "auto"  # auto: console on a terminal, json otherwise
@@ -166,6 +179,7 @@ class Config:
     log: LogConfig = LogConfig()
     cluster: ClusterConfig = ClusterConfig()
     auth: AuthConfig = AuthConfig()
+    recording: RecordingConfig = RecordingConfig()
     defaults: RoomConfig = RoomConfig(name="")
     rooms: dict[str, RoomConfig] = field(default_factory=dict)
 

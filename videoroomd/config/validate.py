@@ -15,9 +15,10 @@ from typing import Any, Callable
 
 from ..certs import pem
 from .errors import ConfigError, Problem
-from .keys import AUTH, CLUSTER, ICE, LOG, MEDIA, ROOM, SERVER, TURN, Key
+from .keys import AUTH, CLUSTER, ICE, LOG, MEDIA, RECORDING, ROOM, SERVER, TURN, Key
 from .lines import line_of
-from .schema import AuthConfig, ClusterConfig, Config, IceConfig, LogConfig, MediaConfig, RoomConfig, ServerConfig, TurnConfig
+from .schema import (AuthConfig, ClusterConfig, Config, IceConfig, LogConfig, MediaConfig, RecordingConfig, RoomConfig,
+                     ServerConfig, TurnConfig)
 from .values import Invalid, describe
 
 # The one rule for room names, wherever a name comes from: the config file, a Phoenix
@@ -143,6 +144,12 @@ def _check_access(room: RoomConfig, path: tuple[str, ...], auth: AuthConfig, out
         out.add(path + ("access",), 'access = "token" needs [auth] keys to check the tokens with')
 
 
+def _check_recording(room: RoomConfig, path: tuple[str, ...], recording: RecordingConfig, out: _Collector) -> None:
+    """A room that records needs the directory its recordings go to."""
+    if room.recording != "off" and recording.directory is None:
+        out.add(path + ("recording",), f'recording = "{room.recording}" needs [recording] directory')
+
+
 def _section(top: _Table, name: str, out: _Collector, read: Callable[[_Table], Any]) -> Any:
     table = _Table(top.take(name, {}, lambda v, p: v), (name,), out)
     result = read(table)
@@ -182,8 +189,10 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
 
     cluster = _section(top, "cluster", out, read_cluster)
     auth = _section(top, "auth", out, lambda t: AuthConfig(**_read(t, AUTH, AuthConfig(), root)))
+    recording = _section(top, "recording", out, lambda t: RecordingConfig(**_read(t, RECORDING, RecordingConfig(), root)))
     defaults = _section(top, "defaults", out, lambda t: _room_settings(t, RoomConfig(name=""), root))
     _check_access(defaults, ("defaults",), auth, out)
+    _check_recording(defaults, ("defaults",), recording, out)
 
     rooms_table = _Table(top.take("rooms", {}, lambda v, p: v), ("rooms",), out)
     rooms: dict[str, RoomConfig] = {}
@@ -195,6 +204,7 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
         room_table = _Table(body, path, out)
         rooms[name] = _room_settings(room_table, defaults.named(name), root)
         _check_access(rooms[name], path, auth, out)
+        _check_recording(rooms[name], path, recording, out)
         room_table.finish()
     rooms_table.data = {}
     top.finish()
@@ -202,4 +212,4 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
     if out.problems:
         raise ConfigError(out.problems)
     return Config(source=source, server=server, ice=ice, media=media, turn=turn, log=log, cluster=cluster, auth=auth,
-                  defaults=defaults, rooms=rooms)
+                  recording=recording, defaults=defaults, rooms=rooms)
