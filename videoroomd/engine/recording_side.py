@@ -15,7 +15,7 @@ disconnect).
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Callable
+from typing import Any, Callable, Protocol
 
 import structlog
 import trio
@@ -27,15 +27,23 @@ from ..rooms.chat import ChatMessage, utc_now
 from ..rooms.link import CHAT, ChannelPush
 from . import media_events as ev
 
-if TYPE_CHECKING:
-    from .engine import Engine
-
 log = structlog.get_logger("videoroomd.engine.recording")
 
 CALL_TIMEOUT = 15.0          # seconds a start or stop may take on the worker
 SERVER_NAME = "videoroomd"   # who the chat shows as saying the recording lines
 ACTIONS = ("start", "stop")
 MAX_PASSWORD = 256
+
+
+class Engine(Protocol):
+    """What of its engine the recording uses (the engine imports this module, not the other way)."""
+
+    config: Any
+    media: Any     # its MediaSide: ``key``, ``call``
+    session: Any   # its Session: ``endpoints``
+    room: Any      # its Room, once it runs
+
+    def _deliver(self, out: list[tuple[str, str]]) -> None: ...
 
 
 def _no_settings() -> RecordingConfig:
@@ -45,7 +53,7 @@ def _no_settings() -> RecordingConfig:
 class RecordingSide:
     """One engine's recording; ``settings()`` is the daemon's ``[recording]`` now (reloads replace it)."""
 
-    def __init__(self, engine: "Engine", settings: Callable[[], RecordingConfig] | None):
+    def __init__(self, engine: Engine, settings: Callable[[], RecordingConfig] | None):
         self.engine = engine
         self.control = RoomRecording(engine.config, settings or _no_settings, self._call, lambda: engine.media.key,
                                      self._tell, self._chat_line)
