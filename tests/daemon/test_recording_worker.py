@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 
+import av
 import pytest
 import trio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -24,6 +25,7 @@ from videoroomd.media.workers.client import MediaError
 from videoroomd.media.workers.commands import Answer, StartRecording, StopRecording
 from videoroomd.media.workers.events import EndpointState, RecordingEnded, RoomLost
 from videoroomd.media.workers.plane import MediaPlane
+from videoroomd.recording.export import export_recording
 from videoroomd.recording.trackfile import read_track
 
 pytestmark = pytest.mark.slow
@@ -47,6 +49,18 @@ async def publishing_client(media, link, endpoint: str, events: list):
         while EndpointState(link.key, endpoint, "connected") not in events:
             await trio.sleep(0.05)
     return pc
+
+
+def played(path) -> tuple[float, int, int, int]:
+    """(duration in seconds, video frames in the file, of them decoded, audio frames decoded) as PyAV reads the WebM."""
+    with av.open(str(path)) as container:
+        duration = container.duration / 1e6
+        packets = sum(1 for p in container.demux(video=0) if p.size)
+    with av.open(str(path)) as container:
+        decoded = sum(1 for _ in container.decode(video=0))
+    with av.open(str(path)) as container:
+        audio = sum(1 for _ in container.decode(audio=0))
+    return duration, packets, decoded, audio
 
 
 def _tracks(path: str) -> dict[str, object]:
@@ -88,6 +102,11 @@ async def test_a_recording_keeps_every_track_from_a_keyframe_with_sender_reports
         assert sum(os.path.getsize(os.path.join(path, n)) for n in tracks) == summary.bytes
         # the call went on: the recording stopped, the room did not
         assert not [e for e in events if isinstance(e, (RecordingEnded, RoomLost))]
+        if mode == "thread":  # the export, once: remuxed, the duration right, every frame decodes
+            (made,) = await trio.to_thread.run_sync(export_recording, path)
+            duration, packets, decoded, audio_frames = played(made.path)
+            assert made.path.name == "e1.webm" and abs(duration - 4) < 1 and abs(made.duration - duration) < 0.1
+            assert packets > 40 and decoded == packets and audio_frames > 150
         await media.call(pc.close)
         nursery.cancel_scope.cancel()
 
@@ -138,6 +157,10 @@ async def test_a_worker_killed_mid_recording_leaves_every_file_readable(tmp_path
         for track in tracks.values():
             assert len(track.packets) > 20  # two flushes at least reached the files
         audio = tracks["e1.e1-mic.vrtrack"]
-        assert (audio.packets[-1].arrival_us - audio.packets[0].arrival_us) / 1e6 > 1.5
+        span = (audio.packets[-1].arrival_us - audio.packets[0].arrival_us) / 1e6
+        assert span > 1.5
+        (made,) = await trio.to_thread.run_sync(export_recording, path)  # what was flushed plays
+        duration, packets, decoded, audio_frames = played(made.path)
+        assert abs(duration - span) < 1 and packets > 10 and decoded == packets and audio_frames > 50
         await media.call(pc.close)
         nursery.cancel_scope.cancel()

@@ -24,6 +24,7 @@ import click
 from .. import __version__
 from ..config import Config, ConfigError, load, locate
 from ..config.load import ENV_VAR, SYSTEM_PATH
+from .recordings import make_group as make_recordings
 
 
 class UserError(click.ClickException):
@@ -348,6 +349,9 @@ def logs(config_path, log_file, count, follow, room, peer, level, as_json) -> No
         pass
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+cli.add_command(make_recordings(load_config, UserError, CONFIG_OPTION))
 
 
 def main() -> None:

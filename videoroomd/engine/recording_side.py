@@ -22,6 +22,7 @@ import trio
 
 from ..config.schema import RecordingConfig
 from ..media.workers.events import RecordingEnded
+from ..recording.export_job import run_export
 from ..recording.room_control import OPERATOR, RecordingRefused, RoomRecording
 from ..rooms.chat import ChatMessage, utc_now
 from ..rooms.link import CHAT, ChannelPush
@@ -56,7 +57,18 @@ class RecordingSide:
     def __init__(self, engine: Engine, settings: Callable[[], RecordingConfig] | None):
         self.engine = engine
         self.control = RoomRecording(engine.config, settings or _no_settings, self._call, lambda: engine.media.key,
-                                     self._tell, self._chat_line)
+                                     self._tell, self._chat_line, export=self._export)
+
+    def _export(self, path: str) -> None:
+        """Make the recording's WebM files in a process of its own (lowest priority), in the engine's
+        nursery: a room that stops kills it, leaving the tracks to export again (CLI)."""
+        nursery = getattr(self.engine, "_nursery", None)
+        if nursery is not None:
+            nursery.start_soon(self._run_export, path)
+
+    async def _run_export(self, path: str) -> None:
+        status = await run_export(path)
+        log.info("recording exported" if status == 0 else "exporting the recording failed", path=path, status=status)
 
     async def _call(self, command: object) -> object:
         return await self.engine.media.call(command, CALL_TIMEOUT)

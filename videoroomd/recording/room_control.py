@@ -46,6 +46,7 @@ class Running:
     recording: str
     by: str
     started: float
+    path: str = ""
 
 
 def room_dir_id(room_name: str) -> str:
@@ -66,7 +67,7 @@ class RoomRecording:
     def __init__(self, config: RoomConfig, settings: Callable[[], RecordingConfig],
                  call: Callable[[object], Awaitable[object]], key: Callable[[], str],
                  tell: Callable[[str, dict], None], chat_line: Callable[[str], None],
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, export: Callable[[str], None] = lambda path: None):
         self.config = config
         self.settings = settings
         self.call = call
@@ -74,6 +75,7 @@ class RoomRecording:
         self.tell = tell
         self.chat_line = chat_line
         self.clock = clock
+        self.export = export  # starts the export of a recording that ended (its path)
         self.running: Running | None = None
         self._busy = trio.Lock()  # a start and a stop one after the other, never two at once
 
@@ -106,12 +108,12 @@ class RoomRecording:
             if left <= 0:
                 raise RecordingRefused(f"the recording quota of {settings.quota} MiB is used up")
             try:
-                await self.call(StartRecording(self.key(), str(settings.directory), room_dir_id(self.config.name),
+                path = await self.call(StartRecording(self.key(), str(settings.directory), room_dir_id(self.config.name),
                                                recording_id, left, {"room": self.config.name, "by": by}))
             except Exception as error:  # the worker's refusal says what (directory missing, not writable)
                 log.warning("recording could not start", room=self.config.name, error=str(error))
                 raise RecordingRefused(f"the recording could not start: {_short(error)}") from None
-            self.running = Running(recording_id, by, now)
+            self.running = Running(recording_id, by, now, str(path))
         log.info("recording started", room=self.config.name, recording=recording_id, by=by)
         self.tell("recordingStarted", {"recording": recording_id, "by": by})
         self.chat_line(f"{by} started recording this call.")
@@ -151,6 +153,8 @@ class RoomRecording:
             self._stopped(running, "", "lost")
 
     def _stopped(self, running: Running, by: str, reason: str) -> None:
+        if running.path:
+            self.export(running.path)
         self.tell("recordingStopped", {"recording": running.recording, "by": by, "reason": reason})
         if reason == "stopped":
             self.chat_line(f"{by} stopped the recording.")
