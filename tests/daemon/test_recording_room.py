@@ -15,6 +15,7 @@ import trio
 
 from testsupport.media_bot import bot, media_thread
 from testsupport.signalling_helpers import running_daemon
+from videoroomd.recording.export import export_recording
 from videoroomd.recording.store import recordings
 from videoroomd.recording.trackfile import read_track
 
@@ -110,3 +111,22 @@ async def test_a_missing_directory_refuses_the_start_saying_so_and_the_call_goes
             refused = await ann.wait_for(of_type("recordingRefused"))
             assert "does not exist" in refused["data"]["reason"] and str(tmp_path / "nowhere") in refused["data"]["reason"]
             await ann.publish()  # the call is as it was
+
+
+async def test_a_daemon_stopped_with_sigterm_mid_recording_leaves_whole_files_that_export(tmp_path, start_daemon):
+    store = tmp_path / "recordings"
+    store.mkdir()
+    daemon = start_daemon(rooms=rooms(store, "always"), media="workers = 1")
+    async with media_thread() as media:
+        async with bot(daemon, "Ann", media=media) as ann:
+            await ann.wait_for(of_type("recordingStarted"))
+            await ann.publish()
+            await trio.sleep(3)
+        # Ann left; the room, and its recording, go on until the daemon is told to stop
+        assert await trio.to_thread.run_sync(daemon.stop) == 0
+    assert '"recording stopped"' in daemon.log() and '"ended": "stopped"' in daemon.log()  # closed by the room's end
+    (found,) = recordings(store)
+    tracks = [read_track((found.path / name).read_bytes()) for name in found.tracks]
+    assert len(tracks) == 2 and all(t.complete and len(t.packets) > 20 for t in tracks)  # closed, not cut
+    (made,) = await trio.to_thread.run_sync(export_recording, found.path)
+    assert made.duration > 1.5 and made.video_frames > 10 and made.audio_frames > 50
