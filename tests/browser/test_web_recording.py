@@ -78,10 +78,13 @@ def test_a_call_recorded_from_the_page_is_known_to_everyone_and_leaves_playable_
         expect(page.locator("#recording-mark")).to_be_hidden(timeout=10000)
         expect(chat_texts(page)).to_contain_text(["Ann stopped the recording."], timeout=10000)
     recorded = stopping - started
-    deadline = time.monotonic() + 60
-    while len(list(store.rglob("*.webm"))) < 3 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 120
+    while not list(store.rglob("meeting.webm")) and time.monotonic() < deadline:
         time.sleep(0.5)  # the daemon's export job, at the lowest priority
-    made = sorted(store.rglob("*.webm"))
+    (meeting,) = store.rglob("meeting.webm")
+    duration, packets, decoded, audio = played(meeting)
+    assert abs(duration - recorded) < 2 and decoded == packets > 10 * RECORDED_S and audio > 25 * RECORDED_S
+    made = sorted(p for p in store.rglob("*.webm") if p != meeting)
     assert len(made) == 3, made
     for path in made:
         duration, packets, decoded, audio = played(path)

@@ -76,8 +76,10 @@ def make_group(load_config: Callable, user_error: type, config_option: Callable)
     @recordings.command()
     @config_option
     @click.argument("recording_id")
-    def export(config_path: str | None, recording_id: str) -> None:
-        """Make one WebM per participant (VP8 + Opus, not re-encoded) beside the tracks."""
+    @click.option("--no-meeting", "meeting", flag_value=False, default=True,
+                  help="Make the participants' files only, not the meeting's (which is encoded: slower).")
+    def export(config_path: str | None, recording_id: str, meeting: bool) -> None:
+        """Make one WebM per participant (VP8 + Opus, not re-encoded) and one of the meeting beside the tracks."""
         from ..recording.export import ExportError, export_recording
         from ..recording.export_job import lowest_priority
 
@@ -93,6 +95,13 @@ def make_group(load_config: Callable, user_error: type, config_option: Callable)
                 raise user_error(str(error)) from None
         for done in made:
             click.echo(f"{done.path}  {done.duration:.1f} s  {done.video_frames} video / {done.audio_frames} audio frames")
+        if meeting:
+            from ..recording.export_job import compose_meeting
+
+            with click.progressbar(length=100, label="the meeting") as bar:
+                def composed(done: float, total: float) -> None:
+                    bar.update(int(100 * done / max(total, 0.001)) - bar.pos)
+                click.echo(f"\n{compose_meeting(made, composed)}")
 
     @recordings.command()
     @config_option

@@ -45,13 +45,16 @@ class Exported:
     duration: float      # seconds from the first frame to the last
     video_frames: int
     audio_frames: int
+    start: float = 0.0   # wall time (Unix seconds) of the file's 0
+    screen: bool = False  # a further video track of the participant (a screen share), without audio
 
 
 def _frames(track: Track) -> list[Frame]:
+    """The track's frames, timed in wall seconds (its header's start plus the frame's time)."""
     make = vp8_frames if track.header.kind == "video" else opus_frames
     out: list[Frame] = []
     for segment in segments(track.records):
-        out.extend(make(segment, track.header.clock_rate))
+        out.extend(Frame(track.header.start + f.time, f.data, f.keyframe) for f in make(segment, track.header.clock_rate))
     return out
 
 
@@ -139,7 +142,8 @@ def export_recording(directory: Path, progress: Callable[[int, int], None] = lam
             video = [Frame(f.time - origin, f.data, f.keyframe) for f in framed[0]] if videos else None
             audio = [Frame(f.time - origin, f.data, True) for f in framed[-1]] if audios else None
             duration, video_count, audio_count = _mux(directory / name, video, audio)
-            done.append(Exported(directory / name, participant, duration, video_count, audio_count))
+            done.append(Exported(directory / name, participant, duration, video_count, audio_count, origin,
+                                 screen=not audios))
         progress(index + 1, len(jobs))
     return done
 

@@ -41,12 +41,29 @@ def main(argv: list[str]) -> int:
         return 2
     lowest_priority()
     try:
-        for done in export_recording(Path(argv[0])):
+        made = export_recording(Path(argv[0]))
+        for done in made:
             print(f"{done.path} {done.duration:.1f} s", flush=True)
+        meeting = compose_meeting(made)
+        if meeting is not None:
+            print(f"{meeting} (the meeting)", flush=True)
     except (ExportError, OSError) as error:
         print(f"export failed: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def compose_meeting(made, progress=lambda done, total: None) -> Path | None:
+    """The meeting's one file (:mod:`.composite`) from the per-participant files ``made``, beside
+    them; None when there is nothing to compose."""
+    from .composite import OUTPUT, compose
+
+    if not made:
+        return None
+    origin = min(done.start for done in made)
+    output = made[0].path.parent / OUTPUT
+    compose([(done.path, done.start - origin, done.screen) for done in made], output, progress)
+    return output
 
 
 if __name__ == "__main__":

@@ -154,7 +154,7 @@ def opus_frames(segment: Segment, clock_rate: int = 48000) -> list[Frame]:
 
 
 def sender_clock(track: Track) -> tuple[float, float] | None:
-    """(NTP seconds, track-timeline seconds) of the same instant, from the track's first sender
+    """(NTP seconds, wall seconds on the track's timeline) of the same instant, from the track's first sender
     report whose SSRC's segment holds packets; None without one. Tracks of one publisher share
     the NTP clock: the difference of the two numbers aligns them."""
     reports = track.sender_reports
@@ -167,7 +167,7 @@ def sender_clock(track: Track) -> tuple[float, float] | None:
             _, base_ts, _ = segment.packets[0]
             rate = track.header.clock_rate
             ts = _unwrap(base_ts, report.rtp, 32)
-            timeline = segment.first_arrival_us / 1e6 + (ts - base_ts) / rate
+            timeline = track.header.start + segment.first_arrival_us / 1e6 + (ts - base_ts) / rate
             ntp = (report.ntp >> 32) + (report.ntp & 0xFFFFFFFF) / 2 ** 32
             return ntp, timeline
     return None
