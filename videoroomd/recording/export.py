@@ -58,13 +58,20 @@ def _frames(track: Track) -> list[Frame]:
     return out
 
 
+MAX_SKEW = 1.0  # seconds a sender report may move a track from where its arrival puts it
+
+
 def _offsets(tracks: list[Track]) -> list[float]:
-    """Seconds to add to each track's timeline so that they are aligned (0 for the first)."""
+    """Seconds to add to each track's timeline so that they are aligned (0 for the first): by the
+    sender reports, where every track has one and none moves its track by more than MAX_SKEW
+    (arrival times are off by the network's delay only: a larger move says the reports'
+    clocks disagree, and arrival is the better guess)."""
     clocks = [sender_clock(track) for track in tracks]
     if any(clock is None for clock in clocks) or not clocks:
         return [0.0] * len(tracks)
     first = clocks[0][0] - clocks[0][1]
-    return [(ntp - timeline) - first for ntp, timeline in clocks]
+    offsets = [(ntp - timeline) - first for ntp, timeline in clocks]
+    return offsets if all(abs(offset) <= MAX_SKEW for offset in offsets) else [0.0] * len(tracks)
 
 
 def _mux(path: Path, video: list[Frame] | None, audio: list[Frame] | None) -> tuple[float, int, int]:
