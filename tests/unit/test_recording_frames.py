@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from videoroomd.recording.frames import opus_frames, segments, vp8_frames, vp8_size
-from videoroomd.recording.trackfile import RtpRecord
+from videoroomd.recording.trackfile import RtpRecord, Track
 
 KEY = bytes([0x9d ^ 0x9d, 0, 0, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00])  # key frame, 320x240
 DELTA = bytes([0x01, 0, 0])
@@ -65,3 +65,22 @@ def test_opus_is_one_frame_per_packet_timed_by_its_timestamp():
     records = [RtpRecord(20_000 * i, False, 111, i, 960 * i, 3, b"\xfc\x01") for i in range(5)]
     frames = opus_frames(segments(records)[0])
     assert [round(f.time, 3) for f in frames] == [0, 0.02, 0.04, 0.06, 0.08]
+
+
+def _track(kind: str, start: float, report_ntp_s: float, rate: int):
+    from videoroomd.recording.trackfile import SenderReport, Track, TrackHeader
+
+    header = TrackHeader(kind, "vp8" if kind == "video" else "opus", rate, "p", kind, start)
+    records = [RtpRecord(0, False, 96, 1, 1000, 5, b"\x10\x00"), SenderReport(0, 5, int(report_ntp_s * 2 ** 32), 1000)]
+    return Track(header, records)
+
+
+def test_sender_reports_align_a_participants_tracks_unless_they_disagree_with_arrival_by_over_a_second():
+    from videoroomd.recording.export import _offsets
+
+    audio = _track("audio", 1000.0, 5000.0, 48000)      # its first packet at wall 1000.0 was NTP 5000.0
+    video = _track("video", 1000.2, 5000.1, 90000)      # arrived 0.2 s later but was taken 0.1 s later
+    assert [round(o, 3) for o in _offsets([audio, video])] == [0.0, -0.1]
+    far = _track("video", 1000.2, 5007.0, 90000)        # a report clock 7 s off: arrival is the better guess
+    assert _offsets([audio, far]) == [0.0, 0.0]
+    assert _offsets([audio, Track(far.header, far.packets)]) == [0.0, 0.0]  # one without reports: arrival
