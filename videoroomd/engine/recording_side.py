@@ -18,7 +18,6 @@ import uuid
 from typing import Any, Callable, Protocol
 
 import structlog
-import trio
 
 from ..config.schema import RecordingConfig
 from ..media.workers.events import RecordingEnded
