@@ -48,7 +48,7 @@ def test_check_config_lists_every_problem_and_exits_1(tmp_path):
     assert result.stderr.splitlines() == [
         f'{path}:2: server.listen: expected HOST:PORT (e.g. "127.0.0.1:8080" or "[::1]:8080"), got \'nowhere\'',
         f"{path}:4: rooms.a.max_peers: expected an integer from 1 to 1000, got the number -1",
-        f"{path}:5: rooms.a.colour: unknown key (known keys here: max_peers, password, access, stun_servers, turn_servers, simulcast, max_video_bitrate, dtls_cert, dtls_key, moderator_password, self_unmute, lobby)",
+        f"{path}:5: rooms.a.colour: unknown key (known keys here: max_peers, password, access, stun_servers, turn_servers, simulcast, max_video_bitrate, dtls_cert, dtls_key, moderator_password, self_unmute, lobby, recording, recording_password)",
         f"videoroomd: {path}: 3 problems",
     ]
 

@@ -34,8 +34,8 @@ def test_pages_modules_and_styles_have_their_types_and_cache_headers(start_daemo
     status, headers, body = fetch(daemon.url + "/api/rooms")
     assert headers["cache-control"] == "no-store"
     assert json.loads(body) == {"rooms": [
-        {"name": "lobby", "people": 0, "max_peers": 4, "password": False},
-        {"name": "board", "people": 0, "max_peers": 16, "password": True}], "dynamic_rooms": False}
+        {"name": "lobby", "people": 0, "max_peers": 4, "password": False, "recording": "off"},
+        {"name": "board", "people": 0, "max_peers": 16, "password": True, "recording": "off"}], "dynamic_rooms": False}
     assert b"pw" not in body
 
 

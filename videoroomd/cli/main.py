@@ -26,6 +26,7 @@ from ..config import Config, ConfigError, load, locate
 from ..config.load import ENV_VAR, SYSTEM_PATH
 from ..config.webhook_url import shown
 from .api_client import ApiFailed, base_url, call, path_of
+from .recordings import make_group as make_recordings
 
 
 class UserError(click.ClickException):
@@ -425,6 +426,7 @@ def participant_mute(config_path: str | None, room_name: str, peer: str, source:
     """Mute participant PEER of ROOM (the server stops forwarding it; they are told)."""
     done = _api(config_path, "POST", path_of("rooms", room_name, "participants", peer, "mute"), {"source": source})
     click.echo(f"{peer} in {room_name}: {source} held ({done.get('tracks', 0)} tracks)")
+cli.add_command(make_recordings(load_config, UserError, CONFIG_OPTION))
 
 
 def main() -> None:

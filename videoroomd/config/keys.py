@@ -12,14 +12,15 @@ from typing import Any
 
 from . import values as v
 from .ice_servers import stun_url, turn_servers
-from .schema import (WEBHOOK_EVENTS, AuthConfig, ClusterConfig, IceConfig, LogConfig, MediaConfig, RoomConfig,
-                     ServerConfig, TurnConfig, WebhooksConfig)
+from .schema import (WEBHOOK_EVENTS, AuthConfig, ClusterConfig, IceConfig, LogConfig, MediaConfig, RecordingConfig,
+                     RoomConfig, ServerConfig, TurnConfig, WebhooksConfig)
 
 MAX_PEERS_RANGE = (1, 1000)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "console", "json")
 ACCESS_MODES = ("open", "password", "token")
 DATA_PLANES = ("python", "native")
+RECORDING_MODES = ("off", "manual", "always")
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,11 @@ WEBHOOKS = (
     Key("retry_for", v.seconds(0, 3600)),
     Key("queue_size", v.integer(1, 100000)),
 )
+RECORDING = (
+    Key("directory", v.file_path),
+    Key("quota", v.integer(1, 100_000_000)),
+    Key("keep_days", v.integer(0, 36500)),
+)
 ROOM = (
     Key("max_peers", v.integer(*MAX_PEERS_RANGE)),
     Key("password", v.nonempty_string),
@@ -119,6 +125,8 @@ ROOM = (
     Key("moderator_password", v.nonempty_string),
     Key("self_unmute", v.boolean),
     Key("lobby", v.boolean),
+    Key("recording", v.choice(RECORDING_MODES)),
+    Key("recording_password", v.nonempty_string),
 )
 ROOM_KEYS = tuple(key.name for key in ROOM)
 
@@ -132,5 +140,6 @@ TABLES: dict[str, tuple[tuple[Key, ...], Any]] = {
     "cluster": (CLUSTER, ClusterConfig()),
     "auth": (AUTH, AuthConfig()),
     "webhooks": (WEBHOOKS, WebhooksConfig()),
+    "recording": (RECORDING, RecordingConfig()),
     "defaults": (ROOM, RoomConfig(name="")),
 }

@@ -56,6 +56,10 @@ class RoomConfig:
     moderator_password: str | None = field(default=None, repr=False)
     self_unmute: bool = True              # someone a moderator muted may unmute by themselves
     lobby: bool = False                   # joiners wait until a moderator admits them (rooms/waiting_room.py)
+    # Whether the room's calls are recorded: "off", "manual" (started and stopped by the holders
+    # of recording_password on the page, or the operator) or "always" (from its first track on).
+    recording: str = "off"
+    recording_password: str | None = field(default=None, repr=False)
 
     @property
     def access_mode(self) -> str:
@@ -177,6 +181,15 @@ class WebhooksConfig:
 
 
 @dataclass(frozen=True)
+class RecordingConfig:
+    """Where recordings go and how much they may take (docs/recording.md)."""
+
+    directory: Path | None = None  # None: no room may record
+    quota: int = 10240             # MiB all recordings in the directory may take together
+    keep_days: int = 30            # days a recording is kept before it is deleted; 0: for ever
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
     format: str = "auto"  # auto: console on a terminal, json otherwise
@@ -196,6 +209,7 @@ class Config:
     cluster: ClusterConfig = ClusterConfig()
     auth: AuthConfig = AuthConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
+    recording: RecordingConfig = RecordingConfig()
     defaults: RoomConfig = RoomConfig(name="")
     rooms: dict[str, RoomConfig] = field(default_factory=dict)
 

@@ -16,10 +16,10 @@ from typing import Any, Callable
 
 from ..certs import pem
 from .errors import ConfigError, Problem
-from .keys import AUTH, CLUSTER, ICE, LOG, MEDIA, ROOM, SERVER, TURN, WEBHOOKS, Key
+from .keys import AUTH, CLUSTER, ICE, LOG, MEDIA, RECORDING, ROOM, SERVER, TURN, WEBHOOKS, Key
 from .lines import line_of
-from .schema import (AuthConfig, ClusterConfig, Config, IceConfig, LogConfig, MediaConfig, RoomConfig, ServerConfig,
-                     TurnConfig, WebhooksConfig)
+from .schema import (AuthConfig, ClusterConfig, Config, IceConfig, LogConfig, MediaConfig, RecordingConfig, RoomConfig,
+                     ServerConfig, TurnConfig, WebhooksConfig)
 from .values import Invalid, describe
 
 # The one rule for room names, wherever a name comes from: the config file, a Phoenix
@@ -164,6 +164,12 @@ def room_from_settings(settings: Any, base: RoomConfig, auth: AuthConfig, *, sou
     return room
 
 
+def _check_recording(room: RoomConfig, path: tuple[str, ...], recording: RecordingConfig, out: _Collector) -> None:
+    """A room that records needs the directory its recordings go to."""
+    if room.recording != "off" and recording.directory is None:
+        out.add(path + ("recording",), f'recording = "{room.recording}" needs [recording] directory')
+
+
 def _section(top: _Table, name: str, out: _Collector, read: Callable[[_Table], Any]) -> Any:
     table = _Table(top.take(name, {}, lambda v, p: v), (name,), out)
     result = read(table)
@@ -212,8 +218,10 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
         return webhooks
 
     webhooks = _section(top, "webhooks", out, read_webhooks)
+    recording = _section(top, "recording", out, lambda t: RecordingConfig(**_read(t, RECORDING, RecordingConfig(), root)))
     defaults = _section(top, "defaults", out, lambda t: _room_settings(t, RoomConfig(name=""), root))
     _check_access(defaults, ("defaults",), auth, out)
+    _check_recording(defaults, ("defaults",), recording, out)
 
     rooms_table = _Table(top.take("rooms", {}, lambda v, p: v), ("rooms",), out)
     rooms: dict[str, RoomConfig] = {}
@@ -225,6 +233,7 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
         room_table = _Table(body, path, out)
         rooms[name] = _room_settings(room_table, defaults.named(name), root)
         _check_access(rooms[name], path, auth, out)
+        _check_recording(rooms[name], path, recording, out)
         room_table.finish()
     rooms_table.data = {}
     top.finish()
@@ -232,4 +241,4 @@ def build_config(document: dict[str, Any], *, source: str, root: Path, lines: di
     if out.problems:
         raise ConfigError(out.problems)
     return Config(source=source, server=server, ice=ice, media=media, turn=turn, log=log, cluster=cluster, auth=auth,
-                  webhooks=webhooks, defaults=defaults, rooms=rooms)
+                  webhooks=webhooks, recording=recording, defaults=defaults, rooms=rooms)

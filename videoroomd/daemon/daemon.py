@@ -133,7 +133,8 @@ class Daemon:
                     participants=self.rooms.total_peers(), cpu=sum(self.media.cpu_load), draining=self.draining)
 
     def _engine(self, room: RoomConfig) -> Engine:
-        return Engine(self.media, self._ice, room, turn=self.turn_credentials, media_addresses=self.media_addresses)
+        return Engine(self.media, self._ice, room, turn=self.turn_credentials, media_addresses=self.media_addresses,
+                      recording=lambda: self.config.recording)
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> int:
         """Run until stopped by a signal or :meth:`shutdown`; returns the exit status.

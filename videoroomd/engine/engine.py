@@ -1,13 +1,11 @@
 """A room's SFU engine: the trio task between the Room's peers and their media connections.
 
-It speaks the media-event protocol through :class:`~.session.Session` (pure), and has the
-room's media worker (:mod:`videoroomd.media`) drive one aiortc connection per endpoint, through
-the typed commands and events of :mod:`videoroomd.media.workers.commands` and
-:mod:`videoroomd.media.workers.events`. Those events, and what the peers send, are handled one
-at a time from a bounded inbox, so the session never sees two changes at once. An endpoint is
-removed one way only: room → engine → worker (the worker reports, the engine decides). When the
-worker is lost, the room's participants are told to reconnect and the room's media is opened
-again on a worker that runs.
+It speaks the media-event protocol through :class:`~.session.Session` (pure), and has the room's media worker
+(:mod:`videoroomd.media`) drive one aiortc connection per endpoint, through the typed commands and events of
+:mod:`videoroomd.media.workers.commands` and :mod:`videoroomd.media.workers.events`. Those events, and what the peers
+send, are handled one at a time from a bounded inbox, so the session never sees two changes at once. An endpoint is
+removed one way only: room → engine → worker (the worker reports, the engine decides). When the worker is lost, the
+room's participants are told to reconnect and the room's media is opened again on a worker that runs.
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ from ..config import IceConfig, RoomConfig
 from ..logs.ratelimit import ThrottledLog
 from ..media.workers.client import MediaError, WorkerLost
 from ..media.workers.commands import AddCandidate, Answer, Answered, CloseEndpoint, Command, Slot
-from ..media.workers.events import Bandwidth, EndpointState, LayerSwitched, RoomEvent, RoomLost, Silent, Vad
+from ..media.workers.events import Bandwidth, EndpointState, LayerSwitched, RecordingEnded, RoomEvent, RoomLost, Silent, Vad
 from ..media.workers.plane import MediaPlane, RoomLink
 from ..rooms.room import Peer, Room
 from ..sdp.candidates import announce_address
@@ -37,6 +35,7 @@ from .inbox import Item as _Item, PeerEvent as _PeerEvent, PeerLeft as _PeerLeft
 from .layer_requests import LayerRequests, variant_bitrates
 from .media_events import MediaEventError
 from .media_side import MediaSide, describe
+from .recording_side import RecordingSide
 from .session import Session, SessionError
 from .track_news import TrackNews
 
@@ -53,7 +52,7 @@ MAX_CANDIDATE_LENGTH = 1024  # characters of one candidate line
 ANNOUNCE_RATE = 2.0          # connects, metadata updates and renegotiations a peer may ask for per second...
 ANNOUNCE_BURST = 20          # ...after a burst of this many (each reaches every other client)
 # Offers are counted only when unasked for: the one answering our offerData is the protocol.
-ANNOUNCED = frozenset({"connect", "updateEndpointMetadata", "updateTrackMetadata", "renegotiateTracks"})
+ANNOUNCED = frozenset({"connect", "updateEndpointMetadata", "updateTrackMetadata", "renegotiateTracks", "recording"})
 REOPEN_BACKOFF = Backoff((0.5, 1.0, 2.0))  # seconds between tries to open the room's media again
 REOPEN_TRIES = 4
 WORKER_LOST = "the media server restarted; reconnecting"
@@ -66,9 +65,10 @@ class Engine:
     """The SFU of one room."""
 
     def __init__(self, plane: MediaPlane, ice: IceConfig, config: RoomConfig, *,
-                 turn: TurnCredentials = TurnCredentials(), media_addresses: MediaAddresses | None = None):
+                 turn: TurnCredentials = TurnCredentials(), media_addresses: MediaAddresses | None = None, recording=None):
         """``turn`` makes each client's ``integratedTurnServers``; ``media_addresses`` is told of
-        every media socket the room's answers offer (the built-in TURN server relays only there)."""
+        every media socket the room's answers offer (the built-in TURN server relays only there);
+        ``recording()`` is the daemon's ``[recording]`` (recording_side.py)."""
         self.ice = ice
         self.config = config
         self.session = Session(lambda endpoint_id: turn.for_peer(config, endpoint_id))
@@ -88,6 +88,7 @@ class Engine:
         self.layers = LayerRequests(self.session, self.media, self._announce, self._targets, self._deliver,
                                     MEDIA_CALL_TIMEOUT)
         self.holds = Holds(self.session, self.media, MEDIA_CALL_TIMEOUT)  # a moderator's (rooms.moderation)
+        self.recording = RecordingSide(self, recording)
 
     # -- the Room's side (synchronous) ------------------------------------------------------
     def peer_joined(self, peer: Peer) -> None:
@@ -150,10 +151,8 @@ class Engine:
     async def run(self, room: Room, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Serve ``room`` until cancelled; closes every media connection on the way out.
 
-        Raises only if no media worker can open the room's media at start (WorkerLost,
-        MediaError): an error while handling one participant ends that participant (see
-        :meth:`_handle`).
-        """
+        Raises only if no media worker can open the room's media at start (WorkerLost, MediaError): an error while
+        handling one participant ends that participant (see :meth:`_handle`)."""
         self.room = room
         structlog.contextvars.bind_contextvars(room=room.name)
         await self.media.open(SILENCE_TIMEOUT)
@@ -161,6 +160,7 @@ class Engine:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 task_status.started()
+                nursery.start_soon(self.recording.opened)
                 async for item in self._inbox:
                     if isinstance(item, _PeerEvent):
                         self._dequeued(item.endpoint)
@@ -193,12 +193,11 @@ class Engine:
         return await self.media.call(command, MEDIA_CALL_TIMEOUT)
 
     async def _handle(self, item: _Item) -> None:
-        """Handle one inbox item; never raises (but trio.Cancelled), except for a lost worker
-        whose room cannot be opened again (see :meth:`_worker_lost`).
+        """Handle one inbox item; never raises (but trio.Cancelled), except for a lost worker whose room cannot be
+        opened again (see :meth:`_worker_lost`).
 
-        Every other item concerns one participant. An error nobody foresaw while handling
-        it ends that participant only (an ``error`` media event, then it is removed from
-        the room); the engine, the room and the others go on.
+        Every other item concerns one participant. An error nobody foresaw while handling it ends that participant
+        only (an ``error`` media event, then it is removed from the room); the engine, the room and the others go on.
         """
         if isinstance(item, RoomLost):  # not one participant's: when this fails, the room is restarted
             await self._worker_lost(item.reason)
@@ -269,6 +268,7 @@ class Engine:
         if kind == "connect":
             self._deliver(self.session.connect(peer.id, ev.metadata(event, "metadata"), grants=peer.grants,
                                                name=peer.name if peer.identity is not None else None))
+            self.recording.connected(peer.id)
         elif kind == "disconnect":
             await self._remove(peer.id)
         elif kind == "updateEndpointMetadata":
@@ -288,6 +288,8 @@ class Engine:
             await self.layers.target_variant(peer.id, event)
         elif kind == "trackVariantBitrates":
             variant_bitrates(event)
+        elif kind == "recording":
+            await self.recording.client_event(peer, event)
 
     async def _answer(self, peer: Peer, event: ev.ClientEvent) -> None:
         offer = ev.field(event, "sdpOffer", dict)
@@ -388,6 +390,8 @@ class Engine:
                 self._deliver(self.session.encoding_switched(endpoint_id, track_id, layer, reason))
             case Bandwidth(bps=bps):
                 self._deliver(self.session.bandwidth(endpoint_id, bps))
+            case RecordingEnded():
+                self.recording.ended(event)
             case Silent(seconds=seconds) if peer is not None and endpoint_id in self.connections:
                 # aiortc never reports "disconnected", and its consent checks take ~30 s to give up.
                 log.info("media connection silent", peer=endpoint_id, seconds=seconds)
@@ -416,15 +420,14 @@ class Engine:
     async def _worker_lost(self, reason: str) -> None:
         """The worker that carried this room is gone, and every media connection with it.
 
-        Its participants are told to reconnect (``phx_close`` with ``retry``: the page
-        joins again by itself, with a new connection); the room's media is opened again
-        on a running worker. Raises WorkerLost or MediaError when that keeps failing (the
-        room is then restarted by its supervisor).
-        """
+        Its participants are told to reconnect (``phx_close`` with ``retry``: the page joins again by itself, with a
+        new connection); the room's media is opened again on a running worker. Raises WorkerLost or MediaError when
+        that keeps failing (the room is then restarted by its supervisor)."""
         assert self.room is not None
         peers = [p for p in self.room.peers.values() if p.kind == "rtc"]
         log.warning("media worker lost; participants told to reconnect", reason=reason, peers=len(peers))
         self.media.lost()
+        self.recording.lost()
         self._early_candidates.clear()
         self._candidates.clear()
         for peer in peers:
@@ -436,3 +439,4 @@ class Engine:
         link = await retry(lambda: self.media.open(SILENCE_TIMEOUT), REOPEN_BACKOFF, tries=REOPEN_TRIES,
                            retry_on=(WorkerLost, MediaError), on_retry=failed)
         log.info("room media opened again", worker=link.worker_name)
+        self._nursery.start_soon(self.recording.opened)

@@ -19,10 +19,11 @@ CLIENT_EVENTS = frozenset({
     "connect", "disconnect", "updateEndpointMetadata", "updateTrackMetadata",
     "enableTrackEncoding", "disableTrackEncoding",
     # custom:
-    "renegotiateTracks", "sdpOffer", "candidate", "trackVariantBitrates", "setTargetTrackVariant",
+    "renegotiateTracks", "sdpOffer", "candidate", "trackVariantBitrates", "setTargetTrackVariant", "recording",
 })
 MAX_METADATA_BYTES = 4096  # encoded size of one endpoint's or one track's metadata, sent to every other client
-CUSTOM = frozenset({"renegotiateTracks", "sdpOffer", "candidate", "trackVariantBitrates", "setTargetTrackVariant"})
+CUSTOM = frozenset({"renegotiateTracks", "sdpOffer", "candidate", "trackVariantBitrates", "setTargetTrackVariant",
+                    "recording"})  # recording: the page's, see recording_side.py
 
 
 class MediaEventError(Exception):

@@ -14,6 +14,7 @@ import trio
 
 from ..context import Context
 from ..signalling import peer_channel, relay
+from ..web import recordings_page
 from ..web.pages import Pages
 from . import api, status
 from .request import Request, Response
@@ -68,6 +69,9 @@ def route_table(context: Context) -> Routes:
             Route("/check", pages.check_page),
             Route("/api/check", pages.check),
             Route("/favicon.ico", pages.favicon),
+            Route("/recordings", partial(recordings_page.page, context)),
+            Route("/api/recordings", partial(recordings_page.listing, context)),
+            Route("/recordings/files/", partial(recordings_page.file, context), prefix=True),
         ),
         websocket=(
             Route(peer_channel.PATH, partial(peer_channel.serve_socket, context)),

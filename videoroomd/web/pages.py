@@ -62,7 +62,7 @@ def public_rooms(context: Context) -> dict:
     """What anyone may know of the rooms: names, how full, whether they need a password."""
     config = context.config()
     rooms = [{"name": name, "people": context.rooms.people(name),
-              "max_peers": room.max_peers, "password": room.password is not None}
+              "max_peers": room.max_peers, "password": room.password is not None, "recording": room.recording}
              for name, room in config.rooms.items()]
     return {"rooms": rooms, "dynamic_rooms": config.server.dynamic_rooms}
 

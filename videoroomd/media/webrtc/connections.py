@@ -31,6 +31,7 @@ from .candidates import reachable, without_unreachable
 from ..dataplane.interface import UnknownId
 from ..dataplane.python_plane import PythonDataPlane
 from .forwarding import AiortcRoute, PlaneEvents, SlotTrack, attach_publisher, attach_subscriber, receive_at_once
+from .recording_tap import RecordingTap
 
 log = structlog.get_logger("videoroomd.media.rtc")
 
@@ -99,6 +100,9 @@ class RoomMedia:
         self.plane = PythonDataPlane()
         self.counters = self.plane.counters
         self.events = PlaneEvents(self.plane, on_event)
+        self.recording = RecordingTap(self.events.ask_keyframe,
+                                      lambda recording, reason, detail: on_event("recording", "", recording, reason,
+                                                                                 detail))
         self._in_plane: set[str] = set()  # endpoints with a connection in the data plane
 
     def plane_connection(self, endpoint_id: str) -> None:
@@ -152,6 +156,7 @@ class RoomMedia:
             await self.close_endpoint(endpoint_id)
         for endpoint_id in list(self._in_plane):
             await self.close_endpoint(endpoint_id)
+        self.recording.close()
         self.events.close()
 
 
@@ -276,7 +281,8 @@ class EndpointConnection:
             plane.add_publisher(track_id, kind, rids)
             room.events.publisher(track_id, transceiver.receiver, self.endpoint_id)
             cap = (lambda: room.max_video_bitrate) if kind == "video" else (lambda: None)
-            attach_publisher(transceiver.receiver, plane, track_id, bool(rids), cap, room.held)
+            room.recording.publisher(track_id, kind, self.endpoint_id, rids)
+            attach_publisher(transceiver.receiver, plane, track_id, bool(rids), cap, held=room.held, tap=room.recording)
             self.published[mid] = room.published[track_id] = Publication(track_id, kind, rids, plane)
         for mid in [m for m in self.published if m not in sending]:
             self._unpublish(self.published.pop(mid))
@@ -286,6 +292,7 @@ class EndpointConnection:
         if self.room.published.get(publication.track_id) is publication:
             del self.room.published[publication.track_id]
             self.room.events.publisher_gone(publication.track_id)
+            self.room.recording.publisher_gone(publication.track_id)
             self.room.plane.remove_publisher(publication.track_id)
 
     def _fill_slots(self, by_mid: dict, slots: list[SlotPlan]) -> None:

@@ -31,6 +31,7 @@ from aiortc.rtp import (RTCP_PSFB_APP, RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbP
 
 from .compat import rtp as compat
 from .compat.native_port import ported_route
+from .compat.sender_reports import watch_sender_reports
 from ..dataplane.interface import Bandwidth, DataPlane, KeyframeNeeded, LayerChanged, StreamParams, UnknownId, VoiceChanged
 
 __all__ = ["AiortcRoute", "PlaneEvents", "SlotTrack", "attach_publisher", "attach_subscriber",
@@ -100,11 +101,14 @@ class AiortcRoute:
 class ForwardingBuffer:
     """Stands in for a receiver's jitter buffer: each packet goes to the plane at once, no frame is built."""
 
-    def __init__(self, plane: DataPlane, publisher_id: str, held: Container[str] = frozenset()):
-        """``held``: the track ids not to forward now (a moderator muted or stopped them)."""
+    def __init__(self, plane: DataPlane, publisher_id: str, held: Container[str] = frozenset(),
+                 record: Callable[[str, Any], None] | None = None):
+        """``held``: the track ids not to forward now (a moderator muted or stopped them; not recorded
+        either); ``record``: the room's recording tap, shown each packet before it is forwarded."""
         self.publisher_id = publisher_id
         self._receive = plane.receive
         self._held = held
+        self._record = record
         self._last_error = 0.0
 
     def add(self, packet) -> tuple[bool, None]:
@@ -116,6 +120,8 @@ class ForwardingBuffer:
         """Forward one packet; what fails is logged (now and then), the next packet goes on."""
         if self.publisher_id in self._held:
             return
+        if self._record is not None:
+            self._record(self.publisher_id, packet)  # never raises; reads the packet before any rewrite
         try:
             self._receive(self.publisher_id, packet)
         except UnknownId:
@@ -140,28 +146,35 @@ class NoDecoder:
 class PlaneLayers:
     """What the receive path learns of a simulcast publisher's layers, told to the plane."""
 
-    def __init__(self, plane: DataPlane, publisher_id: str):
+    def __init__(self, plane: DataPlane, publisher_id: str, tap=None):
         self.plane = plane
         self.publisher_id = publisher_id
+        self.tap = tap  # the room's recording tap, which keeps the highest layer
 
     def learn(self, ssrc: int, rid: str | None, repaired_rid: str | None) -> None:
         self.plane.learn_ssrc(self.publisher_id, ssrc, rid, repaired_rid)
+        if self.tap is not None:
+            self.tap.learn(self.publisher_id, ssrc, rid, repaired_rid)
 
     def repaired_ssrc(self, rtx_ssrc: int) -> int | None:
         return self.plane.repaired_ssrc(self.publisher_id, rtx_ssrc)
 
 
 def attach_publisher(receiver, plane: DataPlane, publisher_id: str, layered: bool = False,
-                     max_bitrate: Callable[[], int | None] = lambda: None, held: Container[str] = frozenset()) -> None:
+                     max_bitrate: Callable[[], int | None] = lambda: None, held: Container[str] = frozenset(),
+                     tap=None) -> None:
     """Make ``receiver`` (of one of our own connections) hand each packet to ``plane`` as
     ``publisher_id``'s (added to it already) instead of decoding: kept on its way are only the
     receiver statistics, NACKs and REMB the publisher relies on (REMB at most ``max_bitrate()``
     bits/s when that is not None). ``layered``: a simulcast publisher (one SSRC per layer); ``held``:
-    the track ids whose packets are dropped here for now."""
-    buffer = ForwardingBuffer(plane, publisher_id, held)
+    the track ids whose packets are dropped here for now; ``tap``: the room's
+    :class:`.recording_tap.RecordingTap`, shown each packet and sender report."""
+    buffer = ForwardingBuffer(plane, publisher_id, held, tap.packet if tap is not None else None)
     compat.hand_packets_to(receiver, buffer, NoDecoder())
-    compat.receive_directly(receiver, buffer.take, PlaneLayers(plane, publisher_id) if layered else None,
+    compat.receive_directly(receiver, buffer.take, PlaneLayers(plane, publisher_id, tap) if layered else None,
                             max_bitrate)
+    if tap is not None:
+        watch_sender_reports(receiver, lambda ssrc, ntp, rtp: tap.sender_report(publisher_id, ssrc, ntp, rtp))
 
 
 def receive_at_once(pc) -> None:
@@ -259,6 +272,14 @@ class PlaneEvents:
 
     def publisher_gone(self, publisher_id: str) -> None:
         self._publishers.pop(publisher_id, None)
+
+    def ask_keyframe(self, publisher_id: str, ssrc: int) -> None:
+        """Send ``publisher_id``'s publisher a PLI for ``ssrc`` (nothing if it is gone)."""
+        known = self._publishers.get(publisher_id)
+        if known is not None:
+            task = asyncio.ensure_future(compat.send_pli(known[0], ssrc))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def _wake(self) -> None:
         if not self._scheduled:

@@ -169,6 +169,43 @@ class HoldTrack:
 
 
 @dataclass(frozen=True)
+class StartRecording:
+    """Record every track of ``room`` into ``directory/room_id/recording_id`` (ids, never names:
+    see :mod:`videoroomd.recording.recorder`) until stopped or ``quota`` bytes are written;
+    ``meta`` is kept beside the tracks (``recording.json``). The result is the recording's path.
+    Refused when one runs already, or the directory is missing or not writable."""
+
+    kind: ClassVar[str] = "start_recording"
+    result: ClassVar[object] = str
+    room: str
+    directory: str
+    room_id: str
+    recording_id: str
+    quota: int
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordingSummary:
+    """What a recording wrote: its path, track files, bytes, and why it ended."""
+
+    recording: str
+    path: str
+    tracks: int
+    bytes: int
+    ended: str
+
+
+@dataclass(frozen=True)
+class StopRecording:
+    """End the recording running in ``room`` (its files flushed and closed); refused when none runs."""
+
+    kind: ClassVar[str] = "stop_recording"
+    result: ClassVar[object] = RecordingSummary
+    room: str
+
+
+@dataclass(frozen=True)
 class HandedAllocation:
     """A TURN client's allocation, as the worker that relays for it needs it. ``bandwidth``:
     the relays' byte budget per second; ``leftover``: bytes (hex) read from a TCP client but
@@ -223,7 +260,7 @@ class TurnRelease:
 
 
 Command = (Ping | OpenRoom | Answer | AddCandidate | CloseEndpoint | ListEndpoints | CloseRoom | TargetLayer
-           | LayerEnabled | HoldTrack | TurnHandoff | TurnUpdate | TurnSend | TurnRelease)
+           | LayerEnabled | HoldTrack | TurnHandoff | TurnUpdate | TurnSend | TurnRelease | StartRecording | StopRecording)
 COMMANDS: tuple[type, ...] = Command.__args__  # type: ignore[attr-defined]
 TURN_COMMANDS = (TurnHandoff, TurnUpdate, TurnSend, TurnRelease)
 

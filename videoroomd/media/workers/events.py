@@ -83,6 +83,19 @@ class Silent:
 
 
 @dataclass(frozen=True)
+class RecordingEnded:
+    """The recording ``recording`` of ``room`` ended by itself: ``reason`` quota (it reached its
+    quota) or error (a write failed; ``detail`` says which). Its files are whole up to there; the
+    call goes on. (A recording stopped by command is answered by its reply, not this.)"""
+
+    kind: ClassVar[str] = "recording_ended"
+    room: str
+    recording: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
 class Stats:
     """The heartbeat: CPU seconds used, each room's forwarding counters, the TURN relays'."""
 
@@ -124,8 +137,9 @@ class TurnLost:
     counters: dict[str, Any]
 
 
-Event = Reply | EndpointState | Vad | LayerSwitched | Bandwidth | Silent | Stats | TurnControl | TurnClosed
+Event = (Reply | EndpointState | Vad | LayerSwitched | Bandwidth | Silent | Stats | TurnControl | TurnClosed
+         | RecordingEnded)
 EVENTS: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]
-RoomEvent = EndpointState | Vad | LayerSwitched | Bandwidth | Silent
+RoomEvent = EndpointState | Vad | LayerSwitched | Bandwidth | Silent | RecordingEnded
 ROOM_EVENTS: tuple[type, ...] = RoomEvent.__args__  # type: ignore[attr-defined]
 TurnEvent = TurnControl | TurnClosed | TurnLost

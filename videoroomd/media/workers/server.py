@@ -34,9 +34,9 @@ from ..webrtc.compat.ice import local_address, media_protocols
 from ..webrtc.connections import RoomMedia, SlotPlan
 from .codec import Decoder, MessageError, encode
 from .commands import (AddCandidate, Answer, Answered, CertificatePaths, CloseEndpoint, CloseRoom, HoldTrack,
-                       LayerEnabled, ListEndpoints, MediaSocket, OpenRoom, Ping, Request, TargetLayer, TurnHandoff,
-                       TurnRelease, TurnSend, TurnUpdate)
-from .events import Bandwidth, EndpointState, LayerSwitched, Reply, Silent, Stats, Vad
+                       LayerEnabled, ListEndpoints, MediaSocket, OpenRoom, Ping, RecordingSummary, Request,
+                       StartRecording, StopRecording, TargetLayer, TurnHandoff, TurnRelease, TurnSend, TurnUpdate)
+from .events import Bandwidth, EndpointState, LayerSwitched, RecordingEnded, Reply, Silent, Stats, Vad
 from .offer_errors import refused
 from .task_errors import TaskErrors
 from ...turn.worker_relay import WorkerRelays
@@ -73,7 +73,7 @@ class MediaServer:
             CloseEndpoint: self._close_endpoint, ListEndpoints: self._endpoints, CloseRoom: self._close_room,
             TargetLayer: self._target_layer, LayerEnabled: self._layer_enabled, HoldTrack: self._hold_track,
             TurnHandoff: self._turn_handoff, TurnUpdate: self._turn_update, TurnSend: self._turn_send,
-            TurnRelease: self._turn_release}
+            TurnRelease: self._turn_release, StartRecording: self._start_recording, StopRecording: self._stop_recording}
 
     def _media_protocol(self, address: tuple[str, int]):
         """The aioice protocol of this worker's media socket bound to ``address``, or None."""
@@ -194,6 +194,13 @@ class MediaServer:
         room = self.rooms.pop(command.room, None)
         if room is not None:
             await room.close()
+
+    async def _start_recording(self, command: StartRecording) -> str:
+        return self._room(command.room).recording.start(command.directory, command.room_id, command.recording_id,
+                                                        command.quota, command.meta)
+
+    async def _stop_recording(self, command: StopRecording) -> RecordingSummary:
+        return RecordingSummary(**self._room(command.room).recording.stop())
 
     def check_silence(self) -> None:
         """Report each endpoint that went silent past its room's timeout, once (see :class:`Silent`).
@@ -337,6 +344,8 @@ def _room_events(room: str, send: Callable[[Any], None]) -> Callable[..., None]:
             send(LayerSwitched(room, endpoint_id, str(args[0]), str(args[1]), str(args[2])))
         elif kind == "bandwidth":
             send(Bandwidth(room, endpoint_id, int(args[0])))
+        elif kind == "recording":
+            send(RecordingEnded(room, str(args[0]), str(args[1]), str(args[2])))
 
     return on_event
 

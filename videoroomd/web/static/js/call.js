@@ -186,6 +186,9 @@ export class Call extends EventTarget {
       case "error":
         this.emit("closed", { reason: data.message, rejoin: false });
         break;
+      case "recordingStarted": case "recordingStopped": case "recordingRefused":
+        this.emit("recording", { type, data });  // js/recording.js
+        break;
       default:
         break;  // events for features this page does not use (tracksPriority)
     }

@@ -8,6 +8,7 @@ import { bindShortcuts } from "./shortcuts.js";
 import { StatsPanel, tileStats } from "./stats.js";
 import { copyLink } from "./copylink.js";
 import { Moderation } from "./moderation.js";
+import { RecordingControl, showJoinRecording } from "./recording.js";
 import { Tiles, clearNotice, joinMessage, notice, show } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -138,10 +139,12 @@ async function joinScreen(room) {
   const { rooms } = await fetchRooms();
   const known = rooms.find((r) => r.name === room);
   $("password-field").hidden = !known?.password;
+  showJoinRecording(known);
   const media = await localMedia();
   const preJoin = new PreJoin(media.stream);
   if (media.problem) joinMessage(media.problem);
   const meeting = new Meeting(room, media.stream, media.problem, preJoin);
+  meeting.recording = new RecordingControl(known?.recording, notice);
   $("join-form").addEventListener("submit", (event) => {
     event.preventDefault();
     meeting.start($("join-name").value.trim(), $("join-password").value);
@@ -230,6 +233,7 @@ class Meeting {
     const relay = ["udp", "tcp", "tls"].includes(params.get("relay")) ? params.get("relay") : null;
     const call = new Call(this.socket, this.room, { relay });
     this.wireCall(call);
+    this.recording?.wire(call);
     this.tiles.clear();
     this.tiles.add("me", this.name, { local: true });
     if (this.stream) this.tiles.setLocalStream(this.stream);
