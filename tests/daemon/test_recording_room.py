@@ -15,6 +15,7 @@ import trio
 
 from testsupport.media_bot import bot, media_thread
 from testsupport.signalling_helpers import running_daemon
+from testsupport.webhook_receiver import webhook_receiver
 from videoroomd.recording.export import export_recording
 from videoroomd.recording.store import recordings
 from videoroomd.recording.trackfile import read_track
@@ -25,6 +26,13 @@ pytestmark = pytest.mark.slow
 def rooms(directory, mode: str = "manual", extra: str = "") -> str:
     return (f'[recording]\ndirectory = "{directory}"\n{extra}\n'
             f'[rooms.lobby]\nmax_peers = 4\nrecording = "{mode}"\nrecording_password = "tape"\n')
+
+
+RECORDING_EVENTS = 'events = ["recording.started", "recording.stopped", "recording.ready"]'
+
+
+def webhooks(url: str, extra: str = "") -> str:
+    return f'[webhooks]\nurls = ["{url}"]\nkey = "{"k" * 32}"\n{extra}\n'
 
 
 def request(action: str, password: str | None = "tape") -> dict:
@@ -43,7 +51,9 @@ def chat_lines(participant) -> list[str]:
 async def test_a_manual_recording_is_started_and_stopped_by_the_password_and_everyone_knows(tmp_path):
     store = tmp_path / "recordings"
     store.mkdir()
-    async with running_daemon(tmp_path, rooms(store)) as daemon, media_thread() as media:
+    async with webhook_receiver() as app, \
+            running_daemon(tmp_path, webhooks(app.url, extra=RECORDING_EVENTS) + rooms(store)) as daemon, \
+            media_thread() as media:
         async with bot(daemon, "Ann", media=media) as ann, bot(daemon, "Bob", media=media) as bob:
             await ann.publish()
             await bob.send(request("start", "wrong"))
@@ -72,12 +82,17 @@ async def test_a_manual_recording_is_started_and_stopped_by_the_password_and_eve
                     while len(chat_lines(cy)) < 1 or len(chat_lines(ann)) < 2:
                         await trio.sleep(0.05)
                 assert chat_lines(ann) == ["Bob started recording this call.", "Ann stopped the recording."]
+        told = await app.wait_for(lambda events: "recording.ready" in [e["event"] for e in events], timeout=60)
     (found,) = recordings(store)
     assert found.room == "lobby" and found.by == "Bob" and found.participants == [ann.id]
     assert "lobby" not in os.listdir(store)  # ids, never names, on disk
     tracks = [read_track((found.path / name).read_bytes()) for name in found.tracks]
     assert sorted(t.header.kind for t in tracks) == ["audio", "video"]
     assert all(t.complete and len(t.packets) > 20 for t in tracks)
+    # the app heard of it too (webhooks): who started and stopped it, and when its files were ready
+    assert [(e["event"], e.get("by"), e["recording"]) for e in told] == [
+        ("recording.started", "Bob", found.path.name), ("recording.stopped", "Ann", found.path.name),
+        ("recording.ready", None, found.path.name)]
 
 
 async def test_an_always_room_records_from_its_start_and_a_tiny_quota_stops_it_with_the_call_going_on(tmp_path):

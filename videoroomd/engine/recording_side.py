@@ -15,6 +15,7 @@ disconnect).
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import structlog
@@ -30,6 +31,7 @@ from . import media_events as ev
 log = structlog.get_logger("videoroomd.engine.recording")
 
 CALL_TIMEOUT = 15.0          # seconds a start or stop may take on the worker
+WEBHOOK_EVENTS = {"recordingStarted": "recording.started", "recordingStopped": "recording.stopped"}
 SERVER_NAME = "videoroomd"   # who the chat shows as saying the recording lines
 ACTIONS = ("start", "stop")
 MAX_PASSWORD = 256
@@ -68,12 +70,21 @@ class RecordingSide:
     async def _run_export(self, path: str) -> None:
         status = await run_export(path)
         log.info("recording exported" if status == 0 else "exporting the recording failed", path=path, status=status)
+        if status == 0:
+            self._emit("recording.ready", recording=Path(path).name)
 
     async def _call(self, command: object) -> object:
         return await self.engine.media.call(command, CALL_TIMEOUT)
 
     def _tell(self, kind: str, data: dict) -> None:
         self.engine._deliver([(endpoint_id, ev.custom(kind, data)) for endpoint_id in self.engine.session.endpoints])
+        if kind in WEBHOOK_EVENTS:  # and the app, through the room's events (webhooks)
+            self._emit(WEBHOOK_EVENTS[kind], **data)
+
+    def _emit(self, event: str, **fields) -> None:
+        room = self.engine.room
+        if room is not None:
+            room.events.emit(event, room.name, **fields)
 
     def _chat_line(self, text: str) -> None:
         room = self.engine.room
