@@ -102,7 +102,7 @@ async def test_bad_requests_say_what_and_where(tmp_path):
         status, headers, _ = await http(port, "DELETE", "/api/v1/rooms/lobby")
         assert status == 405 and headers["allow"] == "GET, HEAD, POST"
         status, body = await api(port, "POST", "/api/v1/rooms/lobby/recording/start")
-        assert status == 501 and body["error"]["message"] == "recording is not available"
+        assert status == 409 and body["error"]["message"] == "room 'lobby' does not record (recording = \"off\")"
 
 
 async def test_an_app_makes_a_room_sees_who_is_in_it_mutes_removes_and_ends_it(tmp_path):
@@ -138,6 +138,31 @@ async def test_an_app_makes_a_room_sees_who_is_in_it_mutes_removes_and_ends_it(t
         assert (await _pushed(bob, "phx_close"))["reason"] == "the meeting was ended by the server: bye"
         await until(lambda: daemon.rooms.get("maths") is None)
         assert bob_id not in json.dumps((await api(port, "GET", "/api/v1/rooms"))[1])
+
+
+async def test_the_operator_starts_and_stops_a_rooms_recording_and_the_room_hears_who(tmp_path):
+    store = tmp_path / "recordings"
+    store.mkdir()
+    rooms = (f'[auth]\nkeys = {{ app = "{SECRET}" }}\n[recording]\ndirectory = "{store}"\n'
+             '[rooms.lobby]\nrecording = "manual"\n')
+    async with running_daemon(tmp_path, rooms, server=SERVER) as daemon, phoenix_client(daemon) as ann:
+        port = daemon.port
+        assert (await ann.join("lobby", displayName="Ann"))["status"] == "ok"
+        status, started = await api(port, "POST", "/api/v1/rooms/lobby/recording/start")
+        assert status == 200 and started["recording"], started
+        assert (await _pushed(ann, "chat"))["text"] == "the operator started recording this call."
+        status, body = await api(port, "POST", "/api/v1/rooms/lobby/recording/start", token=jwt(admin=True))
+        assert status == 409 and body["error"]["code"] == "recording_refused"
+        assert "runs already" in body["error"]["message"]
+        status, stopped = await api(port, "POST", "/api/v1/rooms/lobby/recording/stop")
+        assert status == 200 and stopped == started
+        status, body = await api(port, "POST", "/api/v1/rooms/lobby/recording/stop")
+        assert status == 409 and body["error"]["message"] == "no recording runs in this room"
+        status, body = await api(port, "POST", "/api/v1/rooms/nowhere/recording/start")
+        assert status == 404 and body["error"]["code"] == "no_such_room"
+        status, _body = await api(port, "POST", "/api/v1/rooms/lobby/recording/start", token="wrong")
+        assert status == 401
+    assert [path.name for path in store.glob("*/*")] == [started["recording"]]
 
 
 async def _pushed(client, event: str) -> dict:

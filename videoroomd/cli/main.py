@@ -391,6 +391,16 @@ def room_end(config_path: str | None, name: str, reason: str) -> None:
     click.echo(f"room {name} ended; {done.get('peers', 0)} people were in it")
 
 
+@room.command("record")
+@CONFIG_OPTION
+@click.argument("name")
+@click.argument("action", type=click.Choice(["start", "stop"]))
+def room_record(config_path: str | None, name: str, action: str) -> None:
+    """Start or stop the recording of room NAME (its room needs `recording` other than "off")."""
+    done = _api(config_path, "POST", path_of("rooms", name, "recording", action))
+    click.echo(f"room {name}: recording {done['recording']} {'started' if action == 'start' else 'stopped'}")
+
+
 @cli.group()
 def participant() -> None:
     """Act on one person in a room of the running daemon (see `videoroomd room list` for their ids)."""

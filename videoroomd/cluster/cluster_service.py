@@ -213,6 +213,9 @@ class ClusterRoomService:
     async def moderate(self, name: str, request: Any) -> dict[str, Any]:
         return await self.local.moderate(name, request)
 
+    async def record(self, name: str, action: str) -> dict[str, Any]:
+        return await self.local.record(name, action)
+
     def snapshot(self) -> list[dict[str, Any]]:
         """Every node's rooms, each with its node: this node's as its registry has them, the others' as
         they last shared them (:class:`.room_view.ClusterRoomView`), and the rooms elsewhere this node's

@@ -26,6 +26,7 @@ from ..recording.export_job import run_export
 from ..recording.room_control import OPERATOR, RecordingRefused, RoomRecording
 from ..rooms.chat import ChatMessage, utc_now
 from ..rooms.link import CHAT, ChannelPush
+from ..rooms.moderation import ModerationRefused
 from . import media_events as ev
 
 log = structlog.get_logger("videoroomd.engine.recording")
@@ -138,8 +139,11 @@ class RecordingSide:
             self.engine._deliver([(peer.id, ev.custom("recordingRefused", {"action": action, "reason": str(refused)}))])
 
     async def operator(self, action: str) -> str:
-        """The operator starts or stops the recording (admin API, CLI); returns the recording id.
-        Raises RecordingRefused."""
-        if action == "start":
-            return await self.control.start(OPERATOR, operator=True)
-        return await self.control.stop(OPERATOR, operator=True)
+        """The operator starts or stops the recording (server API, CLI); returns the recording id.
+        Raises ModerationRefused ``recording_refused`` saying why (none to stop, one runs, no directory...)."""
+        try:
+            if action == "start":
+                return await self.control.start(OPERATOR, operator=True)
+            return await self.control.stop(OPERATOR, operator=True)
+        except RecordingRefused as refused:
+            raise ModerationRefused("recording_refused", str(refused)) from None

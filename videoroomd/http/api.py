@@ -31,7 +31,8 @@ MAX_EMPTY_TIMEOUT = 86400.0
 MUTES = {"audio": "mute", "video": "stop_video", "screen": "stop_screen"}
 # The status of each refusal code; anything else is 400.
 STATUS = {"unauthorized": 401, "no_such_room": 404, "no_such_peer": 404, "not_found": 404, "room_exists": 409,
-          "not_here": 409, "too_many_rooms": 503, "shutting_down": 503, "failed": 503, "recording_unavailable": 501}
+          "not_here": 409, "too_many_rooms": 503, "shutting_down": 503, "failed": 503, "recording_unavailable": 501,
+          "recording_refused": 409}
 
 
 class ApiError(Exception):
@@ -98,8 +99,7 @@ async def _route(context: Context, request: Request, parts: list[str]) -> Respon
         reason = _fields(_body(request), {"reason": str}).get("reason", "")
         return answer(200, await context.rooms.moderate(name, parse_request({"action": "end", "reason": reason})))
     if len(rest) == 2 and rest[0] == "recording" and rest[1] in ("start", "stop") and post:
-        _room(context, name)
-        raise ApiError("recording_unavailable", "recording is not available")
+        return answer(200, await context.rooms.record(name, rest[1]))
     if len(rest) == 3 and rest[0] == "participants" and rest[2] in ("remove", "mute") and post:
         return answer(200, await _participant(context, name, rest[1], rest[2], _body(request)))
     raise ApiError("not_found", f"nothing at {request.method} {request.path[:100]}; see docs/api.md")

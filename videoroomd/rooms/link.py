@@ -185,3 +185,8 @@ class RoomService(Protocol):
     async def moderate(self, name: str, request: ModerationRequest) -> dict[str, Any]:
         """Carry out ``request`` in room ``name`` for the server; returns what was done. Raises
         ModerationRefused."""
+
+    async def record(self, name: str, action: str) -> dict[str, Any]:
+        """Start or stop (``action``) room ``name``'s recording for the operator; returns
+        ``{"recording": id}``. Raises ModerationRefused (no_such_room, recording_unavailable,
+        recording_refused)."""

@@ -171,3 +171,12 @@ class LocalRoomService:
         if room is None or room.stopping:
             raise ModerationRefused("no_such_room", f"room {name[:64]!r} is not running here")
         return await carry_out(room, request)
+
+    async def record(self, name: str, action: str) -> dict[str, Any]:
+        room = self.registry.get(name)
+        if room is None or room.stopping:
+            raise ModerationRefused("no_such_room", f"room {name[:64]!r} is not running here")
+        recording = getattr(room.engine, "recording", None)  # the SFU engine's (engine/recording_side.py)
+        if recording is None:
+            raise ModerationRefused("recording_unavailable", "this room has no media engine to record")
+        return {"recording": await recording.operator(action)}
