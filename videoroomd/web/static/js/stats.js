@@ -30,16 +30,21 @@ export class StatsPanel {
     this.bandwidth = $("stats-bandwidth");
     this.button = $("stats-button");
     this.rows = new Map();  // endpoint id -> its <li>
+    this.panels = null;     // the call's side panels: the stats show in the people panel
     this.button.addEventListener("click", () => this.toggle());
   }
 
-  get open() { return !this.panel.hidden; }
+  get open() { return !this.panel.hidden && (!this.panels || this.panels.isOpen("people")); }
 
+  // Opens the stats (and the people panel they are in, if it is closed), or closes them.
   toggle(open = !this.open) {
     this.panel.hidden = !open;
-    this.button.setAttribute("aria-expanded", String(open));
+    if (open && this.panels && !this.panels.isOpen("people")) this.panels.show("people");
+    this.showPressed();
     this.onopen?.(open);
   }
+
+  showPressed() { this.button.setAttribute("aria-pressed", String(this.open)); }
 
   // `tiles`: [{id, name, layer, video, loss, quality}] in the order of the people list.
   show(tiles, bandwidthBps) {
