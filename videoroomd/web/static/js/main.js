@@ -58,6 +58,7 @@ async function joinScreen(room) {
     event.preventDefault();
     meeting.start($("join-name").value.trim(), $("join-password").value);
   });
+  $("join-button").disabled = false;  // (disabled in the markup: a click before this would reload the page)
   if (params.get("autojoin") === "1" && ($("join-name").value.trim() || TOKEN)) {
     meeting.start($("join-name").value.trim(), params.get("password") || "");
   }

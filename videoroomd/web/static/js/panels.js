@@ -11,6 +11,8 @@ export class SidePanels {
     this.current = null;
     this.previous = null;      // what closing the current panel goes back to
     this.onchange = null;      // called with the name shown (or null)
+    // A window narrowed to a phone's: a panel left open would cover the call.
+    matchMedia(PHONE).addEventListener?.("change", (event) => { if (event.matches) this.show(null); });
   }
 
   // `onshow(visible)` is told when the panel appears or goes.

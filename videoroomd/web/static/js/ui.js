@@ -34,6 +34,13 @@ function initials(name) {
   return (name || "?").split(/\s+/).map((w) => w[0]).join("").slice(0, 2).toUpperCase();
 }
 
+function presenting(name) {
+  const text = document.createElement("p");
+  text.className = "presenting";
+  text.textContent = `${name} is presenting…`;
+  return text;
+}
+
 // Shared screens, shown large; while there is one, the camera tiles make a column beside it.
 export class Stage {
   constructor() {
@@ -41,10 +48,25 @@ export class Stage {
     this.screens = new Map();  // track id -> figure
   }
 
-  add(trackId, track, caption) {
+  // Someone (`owner`) shares a screen whose track has not come yet: "NAME is presenting…" in its place.
+  expect(owner, name) {
+    if ([...this.screens.values()].some((f) => f.dataset.owner === owner)) return;
+    const figure = document.createElement("figure");
+    figure.dataset.owner = owner;
+    figure.className = "pending";
+    figure.append(presenting(name));
+    this.box.append(figure);
+    this.screens.set(`pending:${owner}`, figure);
+    this.update();
+  }
+
+  // `owner`'s screen, until its first frame shows, says who presents (a keyframe may take a moment).
+  add(trackId, track, caption, owner = null, name = null) {
     this.remove(trackId);
+    if (owner) this.remove(`pending:${owner}`);
     const figure = document.createElement("figure");
     figure.dataset.track = trackId;
+    if (owner) figure.dataset.owner = owner;
     const video = document.createElement("video");
     video.autoplay = true;
     video.playsInline = true;
@@ -54,6 +76,11 @@ export class Stage {
     const label = document.createElement("figcaption");
     label.textContent = caption;
     figure.append(video, label);
+    if (name) {
+      const wait = presenting(name);
+      figure.append(wait);
+      video.addEventListener("loadeddata", () => wait.remove(), { once: true });
+    }
     this.box.append(figure);
     this.screens.set(trackId, figure);
     video.play?.().catch(() => {});
@@ -172,7 +199,7 @@ export class Tiles {
   // A screen `id` shares goes on the stage, named after its owner.
   addScreen(id, trackId, track) {
     const name = id === "me" ? null : this.tiles.get(id)?.name || "Guest";
-    this.stage.add(trackId, track, name ? `${name}'s screen` : "Your screen");
+    this.stage.add(trackId, track, name ? `${name}'s screen` : "Your screen", id, name);
   }
 
   add(id, name, { local = false } = {}) {
@@ -300,6 +327,9 @@ export class Tiles {
       entry.avatar.hidden = !cameraOff && (id === "me" ? entry.stream.getVideoTracks().length > 0 : entry.stream.getTracks().length > 0);
     }
     if (sharing !== undefined) this.state(entry, "sharing", sharing, "sharing");
+    if (sharing !== undefined && id !== "me") {
+      if (sharing) this.stage.expect(id, entry.name); else this.stage.remove(`pending:${id}`);
+    }
   }
 
   // The people list's words for a state, in a fixed order (muted, camera off, sharing).
@@ -367,6 +397,7 @@ export class Tiles {
     entry.tile.remove();
     entry.item.remove();
     this.tiles.delete(id);
+    this.stage.remove(`pending:${id}`);
     if (this.pinned === id) this.pinned = null;
     this.speakingNow.delete(id);
     if (this.speaker === id) this.speaker = [...this.speakingNow].pop() ?? null;
