@@ -50,9 +50,11 @@ class BotCrowd:
     async def _hold(self, name: str, screens: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         stop = self._stops[name] = trio.Event()
         async with bot(self.daemon, name, self.room, self._media) as participant:
-            await participant.publish(audio=False, video=True)
-            for _ in range(screens):
+            for n in range(1 + screens):
+                # one negotiation at a time: each video once the answer to the last came
                 await participant.publish(audio=False, video=True)
+                await participant.wait_for(lambda e, n=n: e["type"] == "sdpAnswer"
+                                           and sum(x["type"] == "sdpAnswer" for x in participant.events) > n, 30)
             task_status.started()
             await stop.wait()
 

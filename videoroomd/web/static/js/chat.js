@@ -25,14 +25,10 @@ export class ChatPanel {
     this.badge = $("chat-unread");
     this.panels = panels;
     panels.add("chat", this.panel, this.button, (open) => this.shown(open));
-    $("chat-close").addEventListener("click", () => this.toggle(false));
     $("chat-form").addEventListener("submit", (event) => { event.preventDefault(); this.submit(); });
     this.input.addEventListener("keydown", (event) => {
       // Enter sends; Shift+Enter starts a new line.
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); this.submit(); }
-    });
-    this.panel.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") { this.toggle(false); this.button.focus(); }
     });
     this.showUnread();
   }

@@ -19,6 +19,10 @@ export class SidePanels {
   add(name, panel, button, onshow = null) {
     this.entries.set(name, { panel, button, onshow });
     button.addEventListener("click", () => this.toggle(name));
+    // Its close button (the first in its header) and Escape close it, the focus back on its button.
+    const closing = () => { this.close(name); button.focus(); };
+    panel.querySelector(".side-top button")?.addEventListener("click", closing);
+    panel.addEventListener("keydown", (event) => { if (event.key === "Escape") closing(); });
   }
 
   isOpen(name) { return this.current === name; }
