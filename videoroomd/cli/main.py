@@ -41,6 +41,19 @@ def load_config(path: str | None) -> Config:
         raise UserError(str(error)) from None
 
 
+def salvage_config(config_path: str | None, error: UserError) -> tuple[Path, dict[tuple[str, str], str]]:
+    """For a config with ``error``: its path and what can still be read of it, the error told as a
+    warning; raises ``error`` when there is no file to read (the built-in default)."""
+    from ..config.salvage import salvage
+
+    path = locate(config_path).path
+    if path is None:
+        raise error
+    for line in error.format_message().splitlines():
+        click.echo(f"videoroomd: warning: {line}", err=True)
+    return path, salvage(path)
+
+
 CONFIG_OPTION = click.option(
     "--config", "-c", "config_path", metavar="PATH",
     help=f"Config file. Default: ${ENV_VAR}, else {SYSTEM_PATH} if it exists, else the built-in default.",
@@ -197,22 +210,40 @@ def gen_cert(cert_path: Path, key_path: Path, cn: str, extra_names: tuple[str, .
 
 
 def _admin_url(config: Config) -> str:
-    host = config.server.host
+    return _admin_url_of(config.server.host, config.server.port, bool(config.server.tls_cert))
+
+
+def _admin_url_of(host: str, port: int, tls: bool) -> str:
     if host in ("0.0.0.0", ""):
         host = "127.0.0.1"
     elif host == "::":
         host = "::1"
-    scheme = "https" if config.server.tls_cert else "http"
+    scheme = "https" if tls else "http"
     host = f"[{host}]" if ":" in host else host
-    return f"{scheme}://{host}:{config.server.port}/admin/rooms"
+    return f"{scheme}://{host}:{port}/admin/rooms"
 
 
 def fetch_live(config: Config) -> dict:
     """The running daemon's admin view; raises UserError when it cannot be had."""
-    url = _admin_url(config)
+    return fetch_live_at(_admin_url(config), config.server.admin_token)
+
+
+def _salvaged_live(found: dict[tuple[str, str], str]) -> dict:
+    """The running daemon's admin view, at the address a config with an error still gives."""
+    from ..config.values import parse_listen
+
+    try:
+        host, port = parse_listen(found.get(("server", "listen"), "127.0.0.1:8080"))
+    except ValueError as error:
+        raise UserError(f"the config's [server] listen cannot be read either ({error})") from None
+    return fetch_live_at(_admin_url_of(host, port, ("server", "tls_cert") in found), found.get(("server", "admin_token")))
+
+
+def fetch_live_at(url: str, admin_token: str | None) -> dict:
+    """The admin view at ``url``; raises UserError when it cannot be had."""
     request = urllib.request.Request(url)
-    if config.server.admin_token:
-        request.add_header("Authorization", f"Bearer {config.server.admin_token}")
+    if admin_token:
+        request.add_header("Authorization", f"Bearer {admin_token}")
     context = None
     if url.startswith("https"):
         # Our own daemon, often with a self-signed certificate: trust it on this path only.
@@ -235,8 +266,17 @@ def fetch_live(config: Config) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def rooms(config_path: str | None, live: bool, as_json: bool) -> None:
     """List the configured rooms; --live adds what the running daemon has in them."""
-    config = load_config(config_path)
-    rows = [
+    try:
+        config = load_config(config_path)
+    except UserError as error:
+        if not live:
+            raise
+        # The daemon runs on with its last good config: its view is what there is.
+        _, found = salvage_config(config_path, error)
+        state = _salvaged_live(found)
+        click.echo("videoroomd: warning: the rooms the running daemon has, without the config's", err=True)
+        config = None
+    rows = [] if config is None else [
         {
             "name": room.name,
             "max_peers": room.max_peers,
@@ -247,7 +287,7 @@ def rooms(config_path: str | None, live: bool, as_json: bool) -> None:
         for room in config.rooms.values()
     ]
     if live:
-        state = fetch_live(config)
+        state = state if config is None else fetch_live(config)
         by_name = {r["name"]: r for r in state.get("rooms", [])}
         for row in rows:
             running = by_name.pop(row["name"], None)
@@ -276,7 +316,8 @@ def rooms(config_path: str | None, live: bool, as_json: bool) -> None:
     for line in table:
         click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
     if not rows:
-        click.echo("(no rooms configured" + ("; dynamic rooms are on)" if config.server.dynamic_rooms else ")"))
+        click.echo("(no rooms)" if config is None else
+                   "(no rooms configured" + ("; dynamic rooms are on)" if config.server.dynamic_rooms else ")"))
 
 
 @cli.command()
@@ -325,18 +366,13 @@ def nodes(config_path: str | None, list_rooms: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON lines as they are.")
 def logs(config_path, log_file, count, follow, room, peer, level, as_json) -> None:
     """Show the daemon's log ([log] file): the last lines, then new ones with -f."""
-    from ..logs.tail import Filter, render, tail
+    from ..logs.tail import Filter, parse_line, render, tail
 
     if log_file is None:
-        config = load_config(config_path)
-        if config.log.file is None:
-            raise UserError(
-                f"{config.source} sets no [log] file to read; set one, or under systemd read `journalctl -u videoroomd`"
-            )
-        log_file = config.log.file
+        log_file = _log_file(config_path)
     keep = Filter(room=room, peer=peer, level=level)
     try:
-        for line in tail(log_file, count, follow):
+        for line in tail(log_file, count, follow, keep=lambda line: keep.accepts(parse_line(line))):
             shown = render(line, keep, as_json)
             if shown is not None:
                 click.echo(shown)
@@ -348,6 +384,25 @@ def logs(config_path, log_file, count, follow, room, peer, level, as_json) -> No
         pass
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _log_file(config_path: str | None) -> Path:
+    """The [log] file of the config; of a config with an error, the one it still names (warned)."""
+    try:
+        config = load_config(config_path)
+    except UserError as error:
+        path, found = salvage_config(config_path, error)
+        if ("log", "file") not in found:
+            raise UserError(f"{path} has an error and names no [log] file that can be read; give one with --file") from None
+        named = Path(found[("log", "file")])
+        log_file = named if named.is_absolute() else path.parent / named
+        click.echo(f"videoroomd: warning: reading {log_file}, the [log] file the config names", err=True)
+        return log_file
+    if config.log.file is None:
+        raise UserError(
+            f"{config.source} sets no [log] file to read; set one, or under systemd read `journalctl -u videoroomd`"
+        )
+    return config.log.file
 
 
 def main() -> None:
