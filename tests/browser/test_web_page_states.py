@@ -183,3 +183,51 @@ def test_a_call_of_one_two_four_and_nine_with_a_screen_a_panel_and_leaving_stays
     finally:
         context.close()
         crowd.close()
+
+
+def test_firefox_keeps_the_join_card_and_a_call_with_a_screen_and_a_panel_calm(browser, start_daemon):
+    """The same geometry in Firefox ESR, on 127.0.0.1: the layout needs only the signalling (tiles
+    and the stage appear as the others publish; their media would need test hosts, as in
+    test_web_firefox.py)."""
+    from test_web_firefox_features import FirefoxPage
+
+    daemon = start_daemon(rooms=ROOMS, media="workers = 2")
+    crowd = BotCrowd(daemon)
+    fox = FirefoxPage(f"{daemon.url}/room/board?name=Fox", size=(1280, 800))
+
+    def calm_in_every_window(where: str) -> None:
+        for width, height in WINDOWS:
+            fox.run("viewport", width=width, height=height)
+            fox.wait(f"() => innerWidth === {width}")
+            fox.wait("() => new Promise((done) => setTimeout(() => done(true), 400))")
+            problems = fox.eval(LAYOUT_PROBLEMS)
+            assert problems == [], f"Firefox, {where} at {width}x{height}: {problems}"
+
+    try:
+        fox.wait("() => !document.getElementById('password-field').hidden && !document.getElementById('join-button').disabled")
+        calm_in_every_window("the join card with its password field")
+        fox.run("click", selector="#join-button")
+        fox.wait_texts("#join-message", ["This room needs a password."])
+        calm_in_every_window("'needs a password'")
+        fox.run("goto", url=f"{daemon.url}/room/lobby?name=Fox&autojoin=1")
+        fox.wait("() => !document.getElementById('call').hidden")
+        for name in ("Bob", "Cleo"):
+            crowd.add(name)
+        crowd.add("Dan", screens=1)
+        fox.wait("() => document.querySelectorAll('figure.tile').length === 4 && document.querySelectorAll('#stage figure').length === 1", timeout=30)
+        calm_in_every_window("four people and a shared screen")
+        fox.run("viewport", width=1280, height=800)
+        fox.wait("() => innerWidth === 1280")
+        fox.run("press", key="c")
+        fox.wait("() => !document.getElementById('chat-panel').hidden && document.getElementById('people-panel').hidden")
+        assert fox.eval(VIEW_SHARE) > 0.7
+        assert fox.eval(LAYOUT_PROBLEMS) == []
+        fox.run("press", key="Shift+L")
+        fox.wait("() => document.getElementById('leave-dialog').open")
+        calm_in_every_window("the question before leaving")
+        fox.run("press", key="Enter")
+        fox.wait("() => !document.getElementById('left').hidden")
+        calm_in_every_window("after leaving")
+    finally:
+        fox.close()
+        crowd.close()
