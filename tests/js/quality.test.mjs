@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { pageModule } from "./page_module.mjs";
 
-const { grade, inboundGrade, inboundReport, layerReport, outboundGrade, report, worst, worstReport } = await pageModule("quality.js");
+const { SteadyReports, grade, inboundGrade, inboundReport, layerReport, outboundGrade, report, worst, worstReport } = await pageModule("quality.js");
 
 test("a clean connection is good; loss or jitter make it worse, a busy computer's frame rate or a long round trip do not", () => {
   assert.equal(grade({ loss: 0, jitter: 0.005, rtt: 0.02, fps: 30 }), "good");
@@ -60,4 +60,14 @@ test("sent tracks are graded from the other side's reports; a person's grade is 
   assert.equal(worst(["good", null, "fair"]), "fair");
   assert.equal(worst(["poor", "good"]), "poor");
   assert.equal(worst([null, undefined]), null);
+});
+
+test("a problem is shown once two samples in a row find it, and cleared by one good sample", () => {
+  const marks = new SteadyReports();
+  const lossy = { grade: "fair", why: "3 % of packets lost" };
+  assert.deepEqual(marks.judge("a", lossy), { grade: "good", why: "" });
+  assert.deepEqual(marks.judge("a", lossy), lossy);
+  assert.deepEqual(marks.judge("a", { grade: "good", why: "" }), { grade: "good", why: "" });
+  assert.deepEqual(marks.judge("a", lossy), { grade: "good", why: "" });
+  assert.equal(marks.judge("b", null), null);
 });

@@ -3,7 +3,7 @@ import { Call } from "./call.js";
 import { ChatPanel } from "./chat.js";
 import { PhoenixSocket } from "./phoenix.js";
 import { PreJoin, currentDevice, fillDevices, switchDevice } from "./prejoin.js";
-import { inboundReport, layerReport, outboundReport, worstReport } from "./quality.js";
+import { SteadyReports, inboundReport, layerReport, outboundReport, worstReport } from "./quality.js";
 import { bindShortcuts } from "./shortcuts.js";
 import { StatsPanel, tileStats } from "./stats.js";
 import { copyLink } from "./copylink.js";
@@ -242,6 +242,7 @@ class Meeting {
   watchQuality(call) {
     clearInterval(this.qualityTimer);
     let previous = new Map();  // track id -> its last inbound-rtp numbers
+    const steady = new SteadyReports();
     this.qualityTimer = setInterval(async () => {
       if (this.call !== call) return;
       let stats;
@@ -259,7 +260,7 @@ class Meeting {
       }
       this.lastStats = { before: previous, after: next };
       previous = next;
-      const show = (id, found) => this.tiles.setQuality(id, found?.grade ?? null, found?.why ?? "");
+      const show = (id, found) => { found = steady.judge(id, found); this.tiles.setQuality(id, found?.grade ?? null, found?.why ?? ""); };
       for (const id of this.tiles.tiles.keys()) if (id !== "me") show(id, worstReport(reports.get(id) || []));
       show("me", worstReport(stats.sent.map(outboundReport)));
       if (this.stats.open) this.showStats();

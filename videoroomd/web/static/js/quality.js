@@ -84,3 +84,16 @@ export function worstReport(reports) {
 export function worst(grades) {
   return worstReport(grades.map((g) => (g ? { grade: g } : null)))?.grade ?? null;
 }
+
+// Reports shown only once they last: a problem is shown when two samples in a row find one (a
+// moment's burst on a busy machine is not a bad network); a good sample clears it at once.
+export class SteadyReports {
+  constructor() { this.last = new Map(); }  // id -> the grade of its last sample
+
+  judge(id, found) {
+    const before = this.last.get(id);
+    this.last.set(id, found?.grade ?? null);
+    if (!found || found.grade === "good" || (before && before !== "good")) return found;
+    return { grade: "good", why: "" };
+  }
+}
