@@ -222,6 +222,8 @@ def test_firefox_keeps_the_join_card_and_a_call_with_a_screen_and_a_panel_calm(b
         fox.wait("() => !document.getElementById('chat-panel').hidden && document.getElementById('people-panel').hidden")
         assert fox.eval(VIEW_SHARE) > 0.7
         assert fox.eval(LAYOUT_PROBLEMS) == []
+        fox.run("press", key="Escape")  # out of the chat's input (typing there is not a shortcut), the panel closed
+        fox.wait("() => document.getElementById('chat-panel').hidden")
         fox.run("press", key="Shift+L")
         fox.wait("() => document.getElementById('leave-dialog').open")
         calm_in_every_window("the question before leaving")
