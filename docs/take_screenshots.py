@@ -30,7 +30,7 @@ def main() -> int:
         browser = launch(playwright)
         crowd = None
         try:
-            daemon.wait_healthy()
+            daemon.wait_healthy(timeout=60)
             crowd = BotCrowd(daemon)
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.emulate_media(color_scheme="dark")
