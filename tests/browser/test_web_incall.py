@@ -152,7 +152,8 @@ def test_a_tile_whose_video_stops_arriving_says_the_connection_is_poor(browser, 
         window.stopped = { sender, track: sender.track };
         return sender.replaceTrack(null);
     }""")
-    expect(quality).to_have_attribute("aria-label", "Connection: poor", timeout=15000)
+    expect(quality).to_have_attribute("aria-label", "Connection: poor, no video arrives", timeout=15000)
+    expect(quality).to_contain_text("no video arrives")  # said on the tile, not only to a screen reader
     expect(ann.locator(f"{tile_of(ann, 'Bob')} .badge")).to_have_count(0)  # not "camera off": nobody turned it off
     # it comes back
     bob.evaluate("() => window.stopped.sender.replaceTrack(window.stopped.track)")
