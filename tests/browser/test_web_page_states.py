@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from testsupport.bot_crowd import BotCrowd
 from testsupport.browser import save_artifact
 from testsupport.page_geometry import LAYOUT_PROBLEMS, VIEW_SHARE
-from testsupport.web_page import ICE, browser, playwright  # noqa: F401 (fixtures)
+from testsupport.web_page import ICE, browser, playwright, tile_of  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 
@@ -125,6 +125,20 @@ def test_a_call_of_one_two_four_and_nine_with_a_screen_a_panel_and_leaving_stays
             print(page.evaluate("() => [...document.querySelectorAll('#stage figure')].map(f => [f.className, f.dataset.owner, f.querySelector('video')?.readyState, f.querySelector('video')?.getVideoPlaybackQuality().totalVideoFrames, f.textContent])"))
             raise
         in_every_window(page, "a shared screen")
+        # a touch phone: no pin button on every tile (nothing to hover); a tap on a tile shows its own
+        touch = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        phone = touch.new_page()
+        phone.goto(f"{daemon.url}/room/lobby?name=Pia&autojoin=1")
+        expect(phone.locator("figure.tile")).to_have_count(6, timeout=20000)
+        expect(phone.locator("#stage figure")).to_have_count(1, timeout=20000)
+        phone.wait_for_timeout(500)
+        expect(phone.locator(".tile .pin:visible")).to_have_count(0)
+        calm(phone, "a touch phone with a shared screen")
+        phone.locator(tile_of(phone, "Bob")).tap()
+        expect(phone.locator(f"{tile_of(phone, 'Bob')} .pin")).to_be_visible()
+        expect(phone.locator(".tile .pin:visible")).to_have_count(1)
+        calm(phone, "a touch phone, a tile tapped")
+        touch.close()
         # one side panel at a time: the chat replaces the people list and the call keeps most of the window
         expect(page.locator("#people-panel")).to_be_hidden()  # closed when the window was a phone's
         page.locator("#people-button").click()
