@@ -318,7 +318,7 @@ class Meeting {
     $("screen-button").addEventListener("click", () => (this.screen ? this.stopScreen() : this.shareScreen()));
     $("camera-select").addEventListener("change", (event) => this.switchDevice("video", event.target.value));
     $("mic-select").addEventListener("change", (event) => this.switchDevice("audio", event.target.value));
-    bindShortcuts(() => !$("call").hidden, {
+    bindShortcuts(() => !$("call").hidden && !$("leave-dialog").open, {
       m: () => this.toggleMic(),
       v: () => this.toggleCamera(),
       s: () => { if (!$("screen-button").hidden) $("screen-button").click(); },
