@@ -58,11 +58,13 @@ def test_shortcuts_and_the_people_list_show_who_is_muted_has_the_camera_off_and_
     expect(ann.locator("#call")).to_be_visible()
     # each tile says how the connection is, from the call's statistics
     quality = ann.locator(f"{tile_of(ann, 'Bob')} .quality")
-    # loopback loses nothing; a machine busy with other tests may lower the frame rate to "fair"
-    expect(quality).to_have_attribute("aria-label", re.compile(r"^Connection: (good|fair)$"), timeout=15000)
+    # loopback loses nothing; a machine busy with other tests may delay packets into "fair" jitter, said so
+    expect(quality).to_have_attribute("aria-label", re.compile(r"^Connection: (good|fair, jitter \d+ ms)$"), timeout=15000)
     expect(quality).to_have_attribute("data-quality", re.compile(r"^(good|fair)$"))
-    # Shift+L leaves
+    # Shift+L asks first; Enter leaves
     bob.locator("body").press("Shift+L")
+    expect(bob.get_by_role("dialog", name="Leave the call?")).to_be_visible()
+    bob.keyboard.press("Enter")
     expect(ann.locator(tile_of(ann, "Bob"))).to_have_count(0, timeout=10000)
     expect(person(ann, "Bob")).to_have_count(0)
     for page in (ann, bob):
