@@ -262,8 +262,11 @@ def test_firefox_lists_who_is_muted_shows_the_speaker_large_and_fits_a_phone(bro
         fox.run("click", selector="#chat-close")
         fox.wait("() => document.getElementById('chat-panel').hidden")
         assert all(inside for _, inside in fox.eval(CONTROLS_IN_VIEW))
-        # Shift+L leaves: Chromium sees Firefox go
+        # Shift+L asks first, Enter confirms and leaves: Chromium sees Firefox go
         fox.run("press", key="Shift+L")
+        fox.wait("() => document.getElementById('leave-dialog').open")
+        fox.run("press", key="Enter")
+        fox.wait("() => !document.getElementById('left').hidden")
         expect(ann.locator(tile_of(ann, "Fox"))).to_have_count(0, timeout=10000)
         expect(ann.locator("#participants .who")).to_have_text(["Ann (you)"])
     finally:

@@ -58,11 +58,13 @@ def test_shortcuts_and_the_people_list_show_who_is_muted_has_the_camera_off_and_
     expect(ann.locator("#call")).to_be_visible()
     # each tile says how the connection is, from the call's statistics
     quality = ann.locator(f"{tile_of(ann, 'Bob')} .quality")
-    # loopback loses nothing; a machine busy with other tests may lower the frame rate to "fair"
-    expect(quality).to_have_attribute("aria-label", re.compile(r"^Connection: (good|fair)$"), timeout=15000)
+    # loopback loses nothing; a machine busy with other tests may delay packets into "fair" jitter, said so
+    expect(quality).to_have_attribute("aria-label", re.compile(r"^Connection: (good|fair, jitter \d+ ms)$"), timeout=15000)
     expect(quality).to_have_attribute("data-quality", re.compile(r"^(good|fair)$"))
-    # Shift+L leaves
+    # Shift+L asks first; Enter leaves
     bob.locator("body").press("Shift+L")
+    expect(bob.get_by_role("dialog", name="Leave the call?")).to_be_visible()
+    bob.keyboard.press("Enter")
     expect(ann.locator(tile_of(ann, "Bob"))).to_have_count(0, timeout=10000)
     expect(person(ann, "Bob")).to_have_count(0)
     for page in (ann, bob):
@@ -152,7 +154,8 @@ def test_a_tile_whose_video_stops_arriving_says_the_connection_is_poor(browser, 
         window.stopped = { sender, track: sender.track };
         return sender.replaceTrack(null);
     }""")
-    expect(quality).to_have_attribute("aria-label", "Connection: poor", timeout=15000)
+    expect(quality).to_have_attribute("aria-label", "Connection: poor, no video arrives", timeout=15000)
+    expect(quality).to_contain_text("no video arrives")  # said on the tile, not only to a screen reader
     expect(ann.locator(f"{tile_of(ann, 'Bob')} .badge")).to_have_count(0)  # not "camera off": nobody turned it off
     # it comes back
     bob.evaluate("() => window.stopped.sender.replaceTrack(window.stopped.track)")

@@ -78,7 +78,7 @@ def test_the_stats_view_lists_each_tiles_layer_and_a_pinned_tile_asks_h(browser,
     # three people: every tile is large, and asks for the best layer
     expect(ann.locator(f"{tile_of(ann, 'Bob')}[data-layer='h']")).to_have_count(1)
     ann.get_by_role("button", name="Stats").click()
-    expect(ann.get_by_role("button", name="Stats")).to_have_attribute("aria-expanded", "true")
+    expect(ann.get_by_role("button", name="Stats")).to_have_attribute("aria-pressed", "true")
     expect(ann.locator("#stats-list li")).to_have_count(2)
     for name in ("Bob", "Cleo"):
         expect(stats_row(ann, name).locator(".stats-layer")).to_have_text(re.compile(r"^layer [lmh]$"), timeout=20000)

@@ -185,6 +185,30 @@ def test_logs_shows_the_last_lines_pretty_and_filters(tmp_path):
         "too slow", "crashed"]
 
 
+def test_logs_gives_the_last_lines_about_a_room_not_those_among_the_last_lines(tmp_path):
+    log = tmp_path / "videoroomd.log"
+    write_log(log, LOG_LINES)
+    out = run("logs", "--file", str(log), "--room", "lobby", "-n", "2", "--json").output.splitlines()
+    assert [json.loads(line)["event"] for line in out] == ["peer joined", "crashed"]
+
+
+def test_logs_and_rooms_live_go_on_when_the_config_has_an_error(start_daemon, tmp_path):
+    daemon = start_daemon(rooms="[rooms.lobby]\nmax_peers = 4\n")
+    log = tmp_path / "d.log"
+    write_log(log, LOG_LINES)
+    broken = tmp_path / "broken.toml"
+    broken.write_text(daemon.config.read_text() + f'[log]\nfile = "{log.name}"\n[rooms.more]\nmax_peers = four\n')
+    result = run("logs", "--config", str(broken), "-n", "1")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "2026-11-23 10:00:03.000 ERROR   crashed room=lobby error=boom\n"
+    assert "warning: " in result.stderr and "invalid TOML" in result.stderr and str(log) in result.stderr
+    result = run("rooms", "--live", "--json", "--config", str(broken))
+    assert result.exit_code == 0, result.output
+    assert [(row["name"], row["status"]) for row in json.loads(result.stdout)] == [("lobby", "running")]
+    assert "the rooms the running daemon has" in result.stderr
+    assert run("rooms", "--config", str(broken)).exit_code == 1  # without --live there is nothing to show
+
+
 def test_logs_reads_the_file_the_config_names(tmp_path):
     log = tmp_path / "d.log"
     write_log(log, LOG_LINES[:1])

@@ -135,6 +135,15 @@ async def test_one_room_per_socket(tmp_path):
         assert reply == {"status": "error", "response": {"reason": "this connection is already in room 'a'; one room per connection"}}
 
 
+async def test_a_join_of_a_topic_that_is_no_room_is_refused_saying_so_and_the_socket_lives_on(tmp_path):
+    async with running_daemon(tmp_path) as daemon, phoenix_client(daemon) as client:
+        ref = await client.send("lobby\x00" + "x" * 100, "phx_join", {}, "1")
+        reply = await client.reply_to(ref)
+        assert reply["status"] == "error" and reply["response"]["reason"].startswith("unknown topic 'lobby\\x00xxx")
+        assert reply["response"]["reason"].endswith('…\'; join "room:NAME"')
+        assert (await client.join("lobby"))["status"] == "ok"
+
+
 async def test_frames_for_a_topic_not_joined_are_unmatched(tmp_path):
     async with running_daemon(tmp_path) as daemon, phoenix_client(daemon) as client:
         ref = await client.send("room:lobby", "mediaEvent", {"data": "{}"})

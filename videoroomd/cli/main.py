@@ -25,7 +25,8 @@ from .. import __version__
 from ..config import Config, ConfigError, load, locate
 from ..config.load import ENV_VAR, SYSTEM_PATH
 from ..config.webhook_url import shown
-from .api_client import ApiFailed, base_url, call, path_of
+from .api_client import base_url
+from .api_commands import make_groups as make_api_groups
 from .recordings import make_group as make_recordings
 
 
@@ -42,6 +43,19 @@ def load_config(path: str | None) -> Config:
         return load(locate(path))
     except ConfigError as error:
         raise UserError(str(error)) from None
+
+
+def salvage_config(config_path: str | None, error: UserError) -> tuple[Path, dict[tuple[str, str], str]]:
+    """For a config with ``error``: its path and what can still be read of it, the error told as a
+    warning; raises ``error`` when there is no file to read (the built-in default)."""
+    from ..config.salvage import salvage
+
+    path = locate(config_path).path
+    if path is None:
+        raise error
+    for line in error.format_message().splitlines():
+        click.echo(f"videoroomd: warning: {line}", err=True)
+    return path, salvage(path)
 
 
 CONFIG_OPTION = click.option(
@@ -207,12 +221,37 @@ def _admin_url(config: Config) -> str:
     return base_url(config) + "/admin/rooms"
 
 
+def _admin_url_of(host: str, port: int, tls: bool) -> str:
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    scheme = "https" if tls else "http"
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{port}/admin/rooms"
+
+
 def fetch_live(config: Config) -> dict:
     """The running daemon's admin view; raises UserError when it cannot be had."""
-    url = _admin_url(config)
+    return fetch_live_at(_admin_url(config), config.server.admin_token)
+
+
+def _salvaged_live(found: dict[tuple[str, str], str]) -> dict:
+    """The running daemon's admin view, at the address a config with an error still gives."""
+    from ..config.values import parse_listen
+
+    try:
+        host, port = parse_listen(found.get(("server", "listen"), "127.0.0.1:8080"))
+    except ValueError as error:
+        raise UserError(f"the config's [server] listen cannot be read either ({error})") from None
+    return fetch_live_at(_admin_url_of(host, port, ("server", "tls_cert") in found), found.get(("server", "admin_token")))
+
+
+def fetch_live_at(url: str, admin_token: str | None) -> dict:
+    """The admin view at ``url``; raises UserError when it cannot be had."""
     request = urllib.request.Request(url)
-    if config.server.admin_token:
-        request.add_header("Authorization", f"Bearer {config.server.admin_token}")
+    if admin_token:
+        request.add_header("Authorization", f"Bearer {admin_token}")
     context = None
     if url.startswith("https"):
         # Our own daemon, often with a self-signed certificate: trust it on this path only.
@@ -235,8 +274,17 @@ def fetch_live(config: Config) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def rooms(config_path: str | None, live: bool, as_json: bool) -> None:
     """List the configured rooms; --live adds what the running daemon has in them."""
-    config = load_config(config_path)
-    rows = [
+    try:
+        config = load_config(config_path)
+    except UserError as error:
+        if not live:
+            raise
+        # The daemon runs on with its last good config: its view is what there is.
+        _, found = salvage_config(config_path, error)
+        state = _salvaged_live(found)
+        click.echo("videoroomd: warning: the rooms the running daemon has, without the config's", err=True)
+        config = None
+    rows = [] if config is None else [
         {
             "name": room.name,
             "max_peers": room.max_peers,
@@ -247,7 +295,7 @@ def rooms(config_path: str | None, live: bool, as_json: bool) -> None:
         for room in config.rooms.values()
     ]
     if live:
-        state = fetch_live(config)
+        state = state if config is None else fetch_live(config)
         by_name = {r["name"]: r for r in state.get("rooms", [])}
         for row in rows:
             running = by_name.pop(row["name"], None)
@@ -279,7 +327,8 @@ def rooms(config_path: str | None, live: bool, as_json: bool) -> None:
     for line in table:
         click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
     if not rows:
-        click.echo("(no rooms configured" + ("; dynamic rooms are on)" if config.server.dynamic_rooms else ")"))
+        click.echo("(no rooms)" if config is None else
+                   "(no rooms configured" + ("; dynamic rooms are on)" if config.server.dynamic_rooms else ")"))
 
 
 @cli.command()
@@ -328,18 +377,13 @@ def nodes(config_path: str | None, list_rooms: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON lines as they are.")
 def logs(config_path, log_file, count, follow, room, peer, level, as_json) -> None:
     """Show the daemon's log ([log] file): the last lines, then new ones with -f."""
-    from ..logs.tail import Filter, render, tail
+    from ..logs.tail import Filter, parse_line, render, tail
 
     if log_file is None:
-        config = load_config(config_path)
-        if config.log.file is None:
-            raise UserError(
-                f"{config.source} sets no [log] file to read; set one, or under systemd read `journalctl -u videoroomd`"
-            )
-        log_file = config.log.file
+        log_file = _log_file(config_path)
     keep = Filter(room=room, peer=peer, level=level)
     try:
-        for line in tail(log_file, count, follow):
+        for line in tail(log_file, count, follow, keep=lambda line: keep.accepts(parse_line(line))):
             shown = render(line, keep, as_json)
             if shown is not None:
                 click.echo(shown)
@@ -353,90 +397,28 @@ def logs(config_path, log_file, count, follow, room, peer, level, as_json) -> No
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def _api(config_path: str | None, method: str, path: str, body: dict | None = None) -> dict:
-    """The running daemon's answer through its server API (docs/api.md); raises UserError."""
-    try:
-        return call(load_config(config_path), method, path, body)
-    except ApiFailed as failed:
-        raise UserError(str(failed)) from None
-
-
-@cli.group()
-def room() -> None:
-    """The rooms of the running daemon, through its server API (docs/api.md)."""
-
-
-@room.command("list")
-@CONFIG_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def room_list(config_path: str | None, as_json: bool) -> None:
-    """List the rooms running, with the people in each."""
-    rows = _api(config_path, "GET", path_of("rooms"))["rooms"]
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    click.echo(f"{'ROOM':<20} {'STATUS':<9} PEOPLE")
-    for row in rows:
-        people = ", ".join(f"{p['name']} ({p['id']})" for p in row["participants"] if p["kind"] == "rtc")
-        click.echo(f"{row['name']:<20} {row['status']:<9} {people or '-'}")
-
-
-@room.command("end")
-@CONFIG_OPTION
-@click.argument("name")
-@click.option("--reason", default="", help="What everyone in the room is told.")
-def room_end(config_path: str | None, name: str, reason: str) -> None:
-    """End the meeting in room NAME for everyone in it."""
-    done = _api(config_path, "POST", path_of("rooms", name, "end"), {"reason": reason})
-    click.echo(f"room {name} ended; {done.get('peers', 0)} people were in it")
-
-
-@room.command("record")
-@CONFIG_OPTION
-@click.argument("name")
-@click.argument("action", type=click.Choice(["start", "stop"]))
-def room_record(config_path: str | None, name: str, action: str) -> None:
-    """Start or stop the recording of room NAME (its room needs `recording` other than "off")."""
-    done = _api(config_path, "POST", path_of("rooms", name, "recording", action))
-    click.echo(f"room {name}: recording {done['recording']} {'started' if action == 'start' else 'stopped'}")
-
-
-@cli.group()
-def participant() -> None:
-    """Act on one person in a room of the running daemon (see `videoroomd room list` for their ids)."""
-
-
-@participant.command("remove")
-@CONFIG_OPTION
-@click.argument("room_name", metavar="ROOM")
-@click.argument("peer")
-@click.option("--reason", default="", help="What the person is told.")
-@click.option("--ban", help="Refuse their access token again for this long: 90s, 15m, 1h, 2d.")
-def participant_remove(config_path: str | None, room_name: str, peer: str, reason: str, ban: str | None) -> None:
-    """Remove participant PEER from ROOM."""
-    from ..auth.tokens import parse_ttl
-
-    body: dict = {"reason": reason}
-    if ban is not None:
-        try:
-            body["ban_seconds"] = int(parse_ttl(ban))
-        except ValueError as error:
-            raise UserError(f"--ban: {error}") from None
-    _api(config_path, "POST", path_of("rooms", room_name, "participants", peer, "remove"), body)
-    click.echo(f"{peer} removed from {room_name}")
-
-
-@participant.command("mute")
-@CONFIG_OPTION
-@click.argument("room_name", metavar="ROOM")
-@click.argument("peer")
-@click.option("--source", type=click.Choice(["audio", "video", "screen"]), default="audio", show_default=True,
-              help="Mute the microphone, or stop the camera or the screen share.")
-def participant_mute(config_path: str | None, room_name: str, peer: str, source: str) -> None:
-    """Mute participant PEER of ROOM (the server stops forwarding it; they are told)."""
-    done = _api(config_path, "POST", path_of("rooms", room_name, "participants", peer, "mute"), {"source": source})
-    click.echo(f"{peer} in {room_name}: {source} held ({done.get('tracks', 0)} tracks)")
+for group in make_api_groups(load_config, UserError, CONFIG_OPTION):
+    cli.add_command(group)
 cli.add_command(make_recordings(load_config, UserError, CONFIG_OPTION))
+
+
+def _log_file(config_path: str | None) -> Path:
+    """The [log] file of the config; of a config with an error, the one it still names (warned)."""
+    try:
+        config = load_config(config_path)
+    except UserError as error:
+        path, found = salvage_config(config_path, error)
+        if ("log", "file") not in found:
+            raise UserError(f"{path} has an error and names no [log] file that can be read; give one with --file") from None
+        named = Path(found[("log", "file")])
+        log_file = named if named.is_absolute() else path.parent / named
+        click.echo(f"videoroomd: warning: reading {log_file}, the [log] file the config names", err=True)
+        return log_file
+    if config.log.file is None:
+        raise UserError(
+            f"{config.source} sets no [log] file to read; set one, or under systemd read `journalctl -u videoroomd`"
+        )
+    return config.log.file
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .lines import key_lines
+from .toml_hints import syntax_hint
 from .schema import BUILTIN_SOURCE, Config
 from .validate import build_config
 
@@ -87,8 +88,13 @@ def parse(text: str, source: str, root: Path) -> Config:
             ) from None
         at = _AT_LINE.match(message)
         if at:
-            raise ConfigError.single(source, f"invalid TOML: {at.group('what')}", line=int(at.group("line"))) from None
-        raise ConfigError.single(source, f"invalid TOML: {message}") from None
+            number = int(at.group("line"))
+            lines = text.splitlines()
+            hint = syntax_hint(at.group("what"), lines[number - 1] if number <= len(lines) else None)
+            raise ConfigError.single(source, f"invalid TOML: {at.group('what')}" + (f" ({hint})" if hint else ""),
+                                     line=number) from None
+        hint = syntax_hint(message, None)
+        raise ConfigError.single(source, f"invalid TOML: {message}" + (f" ({hint})" if hint else "")) from None
     config = build_config(document, source=source, root=root, lines=key_lines(text))
     if not config.rooms and not config.server.dynamic_rooms:
         raise ConfigError.single(source, "no rooms: add a [rooms.NAME] table, or set [server] dynamic_rooms = true", key="rooms")

@@ -71,8 +71,12 @@ def render(line: str, keep: Filter, as_json: bool) -> str | None:
     return pretty(record)
 
 
-def last_lines(file: TextIO, count: int) -> list[str]:
-    return list(deque((line.rstrip("\n") for line in file), maxlen=count)) if count > 0 else []
+def last_lines(file: TextIO, count: int, keep: Callable[[str], bool] = lambda line: True) -> list[str]:
+    """The last ``count`` lines of ``file`` that ``keep`` accepts (the last N about a room, not
+    the lines about it among the last N)."""
+    if count <= 0:
+        return []
+    return list(deque((line for line in (raw.rstrip("\n") for raw in file) if keep(line)), maxlen=count))
 
 
 def _follow(path: Path, file: TextIO, sleep: Callable[[float], None], stop: Callable[[], bool]) -> Iterator[str]:
@@ -102,13 +106,14 @@ def _follow(path: Path, file: TextIO, sleep: Callable[[float], None], stop: Call
 
 
 def tail(path: Path, count: int, follow: bool, *, sleep: Callable[[float], None] = time.sleep,
-         stop: Callable[[], bool] = lambda: False) -> Iterable[str]:
-    """The last ``count`` lines of ``path``, then (``follow``) every line written after.
+         stop: Callable[[], bool] = lambda: False, keep: Callable[[str], bool] = lambda line: True) -> Iterable[str]:
+    """The last ``count`` lines of ``path`` that ``keep`` accepts, then (``follow``) every line
+    written after (all of them: the caller filters those as it prints).
 
     Raises OSError when the file cannot be opened.
     """
     file = open(path, encoding="utf-8", errors="replace")
-    yield from last_lines(file, count)
+    yield from last_lines(file, count, keep)
     if follow:
         yield from _follow(path, file, sleep, stop)
     else:

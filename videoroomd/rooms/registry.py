@@ -35,7 +35,8 @@ from .directory import LEASE_TTL, Lease, LeaseLost, LocalRoomDirectory, RoomDire
 from .events import NO_EVENTS, RoomEvents
 from .leases import ClaimFailed, LeaseHolder
 from .reload_diff import ReloadSummary, diff_rooms  # noqa: F401 (diff_rooms: importable from here)
-from .room import Engine, Peer, Room, shown_name
+from .room import Engine, Peer, Room
+from .room import shown_name as joiner_name
 from .throttle import PasswordThrottle
 
 log = structlog.get_logger("videoroomd.rooms")
@@ -166,7 +167,7 @@ class RoomRegistry:
         hears that it does). Raises JoinRefused."""
         room = await self.open_room(name)
         if room.at_door(password, kind=kind, ticket=ticket):
-            await room.waiting.wait(shown_name(display, ticket), waiting)
+            await room.waiting.wait(joiner_name(display, ticket), waiting)
             room = await self.open_room(name)
         # No checkpoint between: the room is still open.
         return room, room.join(display, password, kind=kind, ticket=ticket)

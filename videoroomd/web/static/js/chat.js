@@ -11,7 +11,8 @@ function localTime(at) {
 
 export class ChatPanel {
   // `send(text)` resolves with the server's reply {status, response}, or rejects when not connected.
-  constructor(send) {
+  // `panels`: the call's side panels, where the chat takes its turn.
+  constructor(send, panels) {
     this.send = send;
     this.call = null;
     this.seen = new Set();  // message ids on the page, so a history sent again on rejoining adds nothing twice
@@ -22,15 +23,12 @@ export class ChatPanel {
     this.error = $("chat-error");
     this.button = $("chat-button");
     this.badge = $("chat-unread");
-    this.button.addEventListener("click", () => this.toggle());
-    $("chat-close").addEventListener("click", () => this.toggle(false));
+    this.panels = panels;
+    panels.add("chat", this.panel, this.button, (open) => this.shown(open));
     $("chat-form").addEventListener("submit", (event) => { event.preventDefault(); this.submit(); });
     this.input.addEventListener("keydown", (event) => {
       // Enter sends; Shift+Enter starts a new line.
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); this.submit(); }
-    });
-    this.panel.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") { this.toggle(false); this.button.focus(); }
     });
     this.showUnread();
   }
@@ -38,9 +36,10 @@ export class ChatPanel {
   get open() { return !this.panel.hidden; }
 
   toggle(open = !this.open) {
-    this.panel.hidden = !open;
-    document.getElementById("call").classList.toggle("chat-open", open);
-    this.button.setAttribute("aria-expanded", String(open));
+    if (open) this.panels.show("chat"); else this.panels.close("chat");
+  }
+
+  shown(open) {
     if (open) {
       this.unread = 0;
       this.showUnread();

@@ -78,7 +78,10 @@ async function run() {
       }
     }
     if (!attempt) {
-      const why = path.id === "udp" ? "Not tested: the server runs no TURN server to test UDP against." : "Not offered by this server.";
+      // Not tried is not failed: say why, and leave the verdict to what was tried.
+      const why = path.id === "udp"
+        ? "Not tried here: this test asks the server's TURN server, which is not running ([turn] is off). A call tries this way itself."
+        : "Not tried: this server does not offer it.";
       show(path, "unavailable", why);
       continue;
     }
@@ -87,9 +90,15 @@ async function run() {
   }
   const results = await Promise.all(tries);
   const working = results.filter(Boolean).length;
-  $("check-summary").textContent = working === 0
-    ? "Calls cannot reach the server from this network. Try another network, or ask its administrator to allow the ports above."
-    : `Done: ${working} of ${results.length} ways work. Calls will use the best one that works.`;
+  let verdict = `Done: ${working} of ${results.length} ways work. Calls will use the best one that works.`;
+  if (results.length === 0) {
+    verdict = "Nothing could be tried from this page: the server runs no TURN server. Calls send their sound and video "
+      + "straight to the server over UDP; if a call stays on \u201cconnecting\u201d, this network blocks that, and the "
+      + "server's administrator can turn on [turn] for such networks.";
+  } else if (working === 0) {
+    verdict = "None of the ways tried works from this network. Try another network, or ask its administrator to allow the ports above.";
+  }
+  $("check-summary").textContent = verdict;
   $("check-summary").dataset.done = "1";
   $("check-again").hidden = false;
 }

@@ -3,127 +3,32 @@ import { Call } from "./call.js";
 import { ChatPanel } from "./chat.js";
 import { PhoenixSocket } from "./phoenix.js";
 import { PreJoin, currentDevice, fillDevices, switchDevice } from "./prejoin.js";
-import { inboundGrade, outboundGrade, worst } from "./quality.js";
+import { SteadyReports, inboundReport, layerReport, outboundReport, worstReport } from "./quality.js";
 import { bindShortcuts } from "./shortcuts.js";
-import { StatsPanel, tileStats } from "./stats.js";
+import { StatsPanel, statsRows } from "./stats.js";
 import { copyLink } from "./copylink.js";
 import { Moderation } from "./moderation.js";
 import { RecordingControl, showJoinRecording } from "./recording.js";
+import { decorate } from "./icons.js";
+import { confirmLeave, showLeft } from "./leaving.js";
+import { NAME_KEY, fetchRooms, lobby, rememberedName } from "./lobby.js";
+import { localMedia, screenRefusal } from "./media.js";
+import { PHONE, SidePanels } from "./panels.js";
+import { REFUSALS, UNKNOWN_ROOM } from "./refusals.js";
+import { takeToken, tokenName } from "./token.js";
 import { Tiles, clearNotice, joinMessage, notice, show } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const TOKEN = takeToken();
-const NAME_KEY = "videoroomd.name";
+const TOKEN = takeToken(params);
 const RECONNECT_DELAYS_MS = [1000, 2000, 4000, 8000, 10000];
 const QUALITY_INTERVAL_MS = 2000;
-const REFUSALS = {
-  room_full: (reason) => `${reason}. Try again later, or pick another room.`,
-  wrong_password: (reason) => (reason === "this room needs a password" ? "This room needs a password." : "Wrong password. Try again."),
-  unknown_room: () => "There is no room with this name. Check the link, or pick a room from the list.",
-  shutting_down: () => "The server is shutting down. Try again in a minute.",
-};
-
-// An access token given as ?token= (or #token=, which never reaches any server): kept in memory
-// only and taken out of the address bar at once, so that it is not bookmarked, shared, or sent
-// on in a URL (the join payload carries it).
-function takeToken() {
-  const hash = new URLSearchParams(location.hash.slice(1));
-  const token = params.get("token") || hash.get("token");
-  if (!token) return null;
-  params.delete("token");
-  let fragment = location.hash;
-  if (hash.has("token")) {
-    hash.delete("token");
-    fragment = hash.toString() ? `#${hash}` : "";
-  }
-  const rest = params.toString();
-  history.replaceState(history.state, "", `${location.pathname}${rest ? `?${rest}` : ""}${fragment}`);
-  return token;
-}
-
-// The name an access token carries, to show before joining (the server checks the token and
-// shows this name to the others whatever the page sends); "" when it has none.
-function tokenName(token) {
-  try {
-    const bytes = Uint8Array.from(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
-    const name = JSON.parse(new TextDecoder().decode(bytes)).name;
-    return typeof name === "string" ? name : "";
-  } catch {
-    return "";
-  }
-}
 
 function socketUrl() {
   return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/socket/websocket`;
 }
 
-function rememberedName() {
-  return params.get("name") || localStorage.getItem(NAME_KEY) || "";
-}
-
-async function fetchRooms() {
-  try {
-    const response = await fetch("/api/rooms", { cache: "no-store" });
-    return await response.json();
-  } catch {
-    return { rooms: [], dynamic_rooms: false };
-  }
-}
-
-// -- the room list --------------------------------------------------------------------
-async function lobby() {
-  show("lobby");
-  document.title = "videoroomd";
-  const nameInput = $("lobby-name");
-  nameInput.value = rememberedName();
-  const { rooms, dynamic_rooms: dynamic } = await fetchRooms();
-  const list = $("room-list");
-  list.replaceChildren();
-  const link = (name) => `/room/${encodeURIComponent(name)}${nameInput.value ? `?name=${encodeURIComponent(nameInput.value)}` : ""}`;
-  for (const room of rooms) {
-    const item = document.createElement("li");
-    const a = document.createElement("a");
-    a.href = link(room.name);
-    a.dataset.room = room.name;
-    const title = document.createElement("span");
-    title.textContent = room.password ? `${room.name} 🔒` : room.name;
-    const count = document.createElement("span");
-    count.className = "muted";
-    count.textContent = `${room.people} / ${room.max_peers}`;
-    a.setAttribute("aria-label", `${room.name}: ${room.people} of ${room.max_peers} people${room.password ? ", needs a password" : ""}`);
-    a.append(title, count);
-    item.append(a);
-    list.append(item);
-  }
-  $("lobby-empty").hidden = rooms.length > 0 || dynamic;
-  $("lobby-custom").hidden = !dynamic;
-  nameInput.addEventListener("input", () => {
-    localStorage.setItem(NAME_KEY, nameInput.value);
-    for (const a of list.querySelectorAll("a")) a.href = link(a.dataset.room);
-  });
-  $("lobby-custom").addEventListener("submit", (event) => {
-    event.preventDefault();
-    location.href = link($("lobby-room").value);
-  });
-}
-
 // -- joining -----------------------------------------------------------------------------
-async function localMedia() {
-  if (!navigator.mediaDevices?.getUserMedia) {
-    return { stream: null, problem: "This page cannot use a camera here: browsers allow it on https:// addresses and on localhost only." };
-  }
-  try {
-    return { stream: await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 1280, height: 720 } }) };
-  } catch (error) {
-    if (error.name === "NotAllowedError" || error.name === "SecurityError") {
-      return { stream: null, problem: "Camera and microphone access was denied. Allow them in your browser's site settings to be seen and heard — you can still join and watch." };
-    }
-    if (error.name === "NotFoundError") return { stream: null, problem: "No camera or microphone was found. You can still join and watch." };
-    return { stream: null, problem: `Your camera or microphone could not be started (${error.message}). You can still join and watch.` };
-  }
-}
-
 async function joinScreen(room) {
   show("join");
   document.title = `${room} · videoroomd`;
@@ -131,13 +36,21 @@ async function joinScreen(room) {
   $("room-title").textContent = room;
   $("copy-link").hidden = false;
   $("copy-link").addEventListener("click", () => copyLink(room));
-  $("join-name").value = (TOKEN && tokenName(TOKEN)) || rememberedName();
+  $("join-name").value = (TOKEN && tokenName(TOKEN)) || rememberedName(params);
   $("join-name").required = !TOKEN;
   $("join-name").addEventListener("input", () => localStorage.setItem(NAME_KEY, $("join-name").value.trim()));
   $("join-muted").checked = params.get("muted") === "1";
   $("join-camera-off").checked = params.get("camera") === "off";
-  const { rooms } = await fetchRooms();
+  const { rooms, dynamic_rooms: dynamic, failed } = await fetchRooms();
   const known = rooms.find((r) => r.name === room);
+  if (!known && !dynamic && !failed && !TOKEN) {
+    // Nothing to join here: say so, and neither start the camera nor offer a form that cannot work.
+    $("join-form").hidden = true;
+    document.querySelector(".preview-box").hidden = true;
+    $("join-elsewhere").hidden = false;
+    joinMessage(UNKNOWN_ROOM);
+    return;
+  }
   $("password-field").hidden = !known?.password;
   showJoinRecording(known);
   const media = await localMedia();
@@ -149,23 +62,9 @@ async function joinScreen(room) {
     event.preventDefault();
     meeting.start($("join-name").value.trim(), $("join-password").value);
   });
+  $("join-button").disabled = false;  // (disabled in the markup: a click before this would reload the page)
   if (params.get("autojoin") === "1" && ($("join-name").value.trim() || TOKEN)) {
     meeting.start($("join-name").value.trim(), params.get("password") || "");
-  }
-}
-
-// What to tell someone whose screen could not be shared (getDisplayMedia refused).
-function screenRefusal(error) {
-  switch (error?.name) {
-    case "NotAllowedError":
-      return "The screen is not shared: the picker was cancelled, or the browser or system does not allow this page to share the screen.";
-    case "NotFoundError":
-      return "The screen is not shared: there was no screen or window to share.";
-    case "NotReadableError":
-    case "AbortError":
-      return "The screen is not shared: it could not be captured (another application or the system may be holding it).";
-    default:
-      return `The screen is not shared: this browser could not share it (${error?.message || error?.name || error}).`;
   }
 }
 
@@ -181,7 +80,11 @@ class Meeting {
     this.stats = new StatsPanel();
     this.stats.onopen = (open) => { if (open) this.showStats(); };
     this.lastStats = null;  // what the last quality sample found, for the stats view
-    this.chat = new ChatPanel((text) => (this.call ? this.call.sendChat(text) : Promise.reject(new Error("not connected"))));
+    this.panels = new SidePanels();
+    this.panels.add("people", $("people-panel"), $("people-button"));
+    this.chat = new ChatPanel((text) => (this.call ? this.call.sendChat(text) : Promise.reject(new Error("not connected"))), this.panels);
+    this.stats.panels = this.panels;
+    this.panels.onchange = () => this.stats.showPressed();
     this.call = null;
     this.socket = null;
     this.micMuted = false;
@@ -202,6 +105,11 @@ class Meeting {
     const { micMuted, cameraOff } = this.preJoin.choices;
     this.setMic(micMuted);
     this.setCamera(cameraOff);
+    await this.enter();
+  }
+
+  // Joins with the choices made; on a refusal, back to the join screen, which says why.
+  async enter() {
     $("join-button").disabled = true;
     try {
       await this.connect();
@@ -213,6 +121,7 @@ class Meeting {
     joinMessage("");
     this.preJoin.done();
     show("call");
+    if (this.panels.current === null && !matchMedia(PHONE).matches) this.panels.show("people");
     $("join-button").disabled = false;
     if (this.mediaProblem) notice(this.mediaProblem, { error: true });  // the "Camera off" badge on "Me" stays
   }
@@ -320,48 +229,34 @@ class Meeting {
 
   // The stats view: per tile, the layer received and how its video arrives, from the last sample.
   showStats() {
-    const call = this.call;
-    const sample = this.lastStats;
-    const rows = [];
-    for (const [id, entry] of this.tiles.tiles) {
-      if (id === "me" || !call) continue;
-      // The person's camera: a video that is not a screen (by what arrives, or what its metadata says).
-      const isVideo = (trackId, t) => sample?.after.get(trackId)?.kind === "video" || t.simulcast || t.metadata?.kind === "video";
-      const camera = [...(call.endpoints.get(id)?.tracks || [])].find(([trackId, t]) => t.metadata?.type !== "screen" && isVideo(trackId, t));
-      const [trackId, track] = camera || [null, null];
-      const words = tileStats({
-        before: trackId ? sample?.before.get(trackId) : null, after: trackId ? sample?.after.get(trackId) : null,
-        encoding: track?.encoding ?? null, simulcast: !!track?.simulcast,
-      });
-      rows.push({ id, name: entry.name, encoding: track?.encoding ?? null, quality: entry.quality.dataset.quality || null, ...words });
-    }
-    this.stats.show(rows, call?.bandwidth ?? null);
+    this.stats.show(this.call ? statsRows(this.call, this.tiles.tiles, this.lastStats) : [], this.call?.bandwidth ?? null);
   }
 
   // Grades each person's connection every few seconds from the call's statistics, until the call is replaced.
   watchQuality(call) {
     clearInterval(this.qualityTimer);
     let previous = new Map();  // track id -> its last inbound-rtp numbers
+    const steady = new SteadyReports();
     this.qualityTimer = setInterval(async () => {
       if (this.call !== call) return;
       let stats;
       try { stats = await call.stats(); } catch { return; }  // the connection closed meanwhile
       if (this.call !== call) return;
-      const grades = new Map();  // endpoint id -> grades of its tracks
+      const reports = new Map();  // endpoint id -> reports of its tracks
       const next = new Map();
-      for (const [trackId, { endpointId, metadata, inbound }] of stats.received) {
+      for (const [trackId, { endpointId, metadata, inbound, encoding, simulcast }] of stats.received) {
         next.set(trackId, inbound);
-        // A camera that is off, or a still screen, sends few frames on a fine connection.
+        // A camera that is off, or a still screen, may send nothing for a while on a fine connection.
         const still = !!metadata.muted || metadata.type === "screen";
-        const grade = inboundGrade(previous.get(trackId), inbound, { still });
-        grades.set(endpointId, [...(grades.get(endpointId) || []), grade]);
+        const reason = call.endpoints.get(endpointId)?.tracks.get(trackId)?.encodingReason;
+        const layer = layerReport({ simulcast, encoding, reason, wanted: call.targets.get(trackId) ?? "h" });
+        reports.set(endpointId, [...(reports.get(endpointId) || []), inboundReport(previous.get(trackId), inbound, { still }), layer]);
       }
       this.lastStats = { before: previous, after: next };
       previous = next;
-      for (const id of this.tiles.tiles.keys()) {
-        if (id !== "me") this.tiles.setQuality(id, worst(grades.get(id) || []));
-      }
-      this.tiles.setQuality("me", worst(stats.sent.map(outboundGrade)));
+      const show = (id, found) => { found = steady.judge(id, found); this.tiles.setQuality(id, found?.grade ?? null, found?.why ?? ""); };
+      for (const id of this.tiles.tiles.keys()) if (id !== "me") show(id, worstReport(reports.get(id) || []));
+      show("me", worstReport(stats.sent.map(outboundReport)));
       if (this.stats.open) this.showStats();
     }, QUALITY_INTERVAL_MS);
   }
@@ -417,14 +312,15 @@ class Meeting {
     $("screen-button").addEventListener("click", () => (this.screen ? this.stopScreen() : this.shareScreen()));
     $("camera-select").addEventListener("change", (event) => this.switchDevice("video", event.target.value));
     $("mic-select").addEventListener("change", (event) => this.switchDevice("audio", event.target.value));
-    bindShortcuts(() => !$("call").hidden, {
+    bindShortcuts(() => !$("call").hidden && !$("leave-dialog").open, {
       m: () => this.toggleMic(),
       v: () => this.toggleCamera(),
       s: () => { if (!$("screen-button").hidden) $("screen-button").click(); },
       g: () => $("layout-button").click(),
       c: () => $("chat-button").click(),
       i: () => $("stats-button").click(),
-      L: () => this.leave(),  // with Shift: leaving takes more than a stray key
+      p: () => $("people-button").click(),
+      L: () => this.confirmLeave(),  // with Shift, and asked: leaving takes more than a stray key
     });
   }
 
@@ -505,21 +401,44 @@ class Meeting {
     }
   }
 
+  async confirmLeave() {
+    if (await confirmLeave()) await this.leave();
+  }
+
+  // Leaves the call, turns the camera and microphone off, and says so with a way back in.
   async leave() {
+    if (this.leaving) return;
     this.leaving = true;
     clearInterval(this.qualityTimer);
-    this.screen?.stop();
+    this.stopScreen();
     await this.call?.leave();
+    this.call = null;
     this.socket?.close();
+    this.socket = null;
     this.tiles.clear();
+    this.stats.clear();
     for (const track of this.stream?.getTracks() || []) track.stop();
     clearNotice();
-    location.href = "/";
+    show("left");
+    showLeft(this.room, () => this.rejoin());
+  }
+
+  // From the screen after leaving: the camera and microphone again, then the call as it was left.
+  async rejoin() {
+    const media = await localMedia();
+    this.stream = media.stream;
+    this.mediaProblem = media.problem;
+    this.preJoin.setStream(media.stream);
+    this.leaving = false;
+    this.setMic(this.micMuted);
+    this.setCamera(this.cameraOff);
+    await this.enter();
   }
 }
 
+decorate();
 if (location.pathname.startsWith("/room/")) {
   joinScreen(decodeURIComponent(location.pathname.slice("/room/".length)));
 } else {
-  lobby();
+  lobby(params);
 }

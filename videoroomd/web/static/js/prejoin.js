@@ -92,6 +92,15 @@ export class PreJoin {
     if (kind === "audio") this.startMeter();
   }
 
+  // A new stream (the camera and microphone started again after leaving), previewed and metered.
+  setStream(stream) {
+    this.stopMeter();
+    this.stream = stream;
+    $("preview").srcObject = stream;
+    document.querySelector(".preview-box").hidden = !stream;
+    this.muted.closest(".checks").hidden = !stream;
+  }
+
   // Joined: the meter's audio graph is no longer needed.
   done() { this.stopMeter(); this.stopMeter = () => {}; }
 

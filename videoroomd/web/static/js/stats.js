@@ -30,16 +30,21 @@ export class StatsPanel {
     this.bandwidth = $("stats-bandwidth");
     this.button = $("stats-button");
     this.rows = new Map();  // endpoint id -> its <li>
+    this.panels = null;     // the call's side panels: the stats show in the people panel
     this.button.addEventListener("click", () => this.toggle());
   }
 
-  get open() { return !this.panel.hidden; }
+  get open() { return !this.panel.hidden && (!this.panels || this.panels.isOpen("people")); }
 
+  // Opens the stats (and the people panel they are in, if it is closed), or closes them.
   toggle(open = !this.open) {
     this.panel.hidden = !open;
-    this.button.setAttribute("aria-expanded", String(open));
+    if (open && this.panels && !this.panels.isOpen("people")) this.panels.show("people");
+    this.showPressed();
     this.onopen?.(open);
   }
+
+  showPressed() { this.button.setAttribute("aria-pressed", String(this.open)); }
 
   // `tiles`: [{id, name, layer, video, loss, quality}] in the order of the people list.
   show(tiles, bandwidthBps) {
@@ -73,4 +78,23 @@ export class StatsPanel {
     this.list.replaceChildren();
     this.bandwidth.textContent = "";
   }
+}
+
+// One row for each person in the call (``tiles``: id -> tile) for the Stats view: their camera's
+// layer, picture, frame rate and loss between the two samples of ``sample`` ({before, after}).
+export function statsRows(call, tiles, sample) {
+  const rows = [];
+  for (const [id, entry] of tiles) {
+    if (id === "me") continue;
+    // The person's camera: a video that is not a screen (by what arrives, or what its metadata says).
+    const isVideo = (trackId, t) => sample?.after.get(trackId)?.kind === "video" || t.simulcast || t.metadata?.kind === "video";
+    const camera = [...(call.endpoints.get(id)?.tracks || [])].find(([trackId, t]) => t.metadata?.type !== "screen" && isVideo(trackId, t));
+    const [trackId, track] = camera || [null, null];
+    const words = tileStats({
+      before: trackId ? sample?.before.get(trackId) : null, after: trackId ? sample?.after.get(trackId) : null,
+      encoding: track?.encoding ?? null, simulcast: !!track?.simulcast,
+    });
+    rows.push({ id, name: entry.name, encoding: track?.encoding ?? null, quality: entry.quality.dataset.quality || null, ...words });
+  }
+  return rows;
 }

@@ -1,12 +1,14 @@
 // The call's DOM: a tile per participant in a re-flowing grid, the people list, notices.
+import { icon } from "./icons.js";
 import { bestGrid, spotlight, wantedLayer } from "./layout.js";
 
 const $ = (id) => document.getElementById(id);
-const TILE_ASPECT = 4 / 3;
+const TILE_ASPECT = 16 / 9;  // what cameras send (1280x720); other shapes are letterboxed, never cropped
+const REVEAL_MS = 4000;      // on a touch screen, a tapped tile shows its pin button this long
 const MIN_TILE_WIDTH = 120;  // below this a face is a smudge: the grid scrolls instead
 
 export function show(section) {
-  for (const id of ["lobby", "join", "call"]) $(id).hidden = id !== section;
+  for (const id of ["lobby", "join", "left", "call"]) $(id).hidden = id !== section;
 }
 
 let noticeTimer = null;
@@ -20,14 +22,23 @@ export function notice(text, { error = false, sticky = false } = {}) {
 }
 export function clearNotice() { $("notice").hidden = true; }
 
+// The join card's message (a refusal, a camera problem), at its top and scrolled into view.
 export function joinMessage(text) {
   const box = $("join-message");
   box.textContent = text || "";
   box.hidden = !text;
+  if (text) requestAnimationFrame(() => box.scrollIntoView({ block: "nearest" }));
 }
 
 function initials(name) {
   return (name || "?").split(/\s+/).map((w) => w[0]).join("").slice(0, 2).toUpperCase();
+}
+
+function presenting(name) {
+  const text = document.createElement("p");
+  text.className = "presenting";
+  text.textContent = `${name} is presenting…`;
+  return text;
 }
 
 // Shared screens, shown large; while there is one, the camera tiles make a column beside it.
@@ -37,10 +48,25 @@ export class Stage {
     this.screens = new Map();  // track id -> figure
   }
 
-  add(trackId, track, caption) {
+  // Someone (`owner`) shares a screen whose track has not come yet: "NAME is presenting…" in its place.
+  expect(owner, name) {
+    if ([...this.screens.values()].some((f) => f.dataset.owner === owner)) return;
+    const figure = document.createElement("figure");
+    figure.dataset.owner = owner;
+    figure.className = "pending";
+    figure.append(presenting(name));
+    this.box.append(figure);
+    this.screens.set(`pending:${owner}`, figure);
+    this.update();
+  }
+
+  // `owner`'s screen, until its first frame shows, says who presents (a keyframe may take a moment).
+  add(trackId, track, caption, owner = null, name = null) {
     this.remove(trackId);
+    if (owner) this.remove(`pending:${owner}`);
     const figure = document.createElement("figure");
     figure.dataset.track = trackId;
+    if (owner) figure.dataset.owner = owner;
     const video = document.createElement("video");
     video.autoplay = true;
     video.playsInline = true;
@@ -50,6 +76,11 @@ export class Stage {
     const label = document.createElement("figcaption");
     label.textContent = caption;
     figure.append(video, label);
+    if (name) {
+      const wait = presenting(name);
+      figure.append(wait);
+      video.addEventListener("loadeddata", () => wait.remove(), { once: true });
+    }
     this.box.append(figure);
     this.screens.set(trackId, figure);
     video.play?.().catch(() => {});
@@ -168,7 +199,7 @@ export class Tiles {
   // A screen `id` shares goes on the stage, named after its owner.
   addScreen(id, trackId, track) {
     const name = id === "me" ? null : this.tiles.get(id)?.name || "Guest";
-    this.stage.add(trackId, track, name ? `${name}'s screen` : "Your screen");
+    this.stage.add(trackId, track, name ? `${name}'s screen` : "Your screen", id, name);
   }
 
   add(id, name, { local = false } = {}) {
@@ -194,19 +225,29 @@ export class Tiles {
     audio.autoplay = true;
     const pin = document.createElement("button");
     pin.type = "button";
-    pin.className = "pin quiet";
-    pin.textContent = "Pin";
+    pin.className = "pin quiet icon-only";
+    pin.append(icon("pin"));
     pin.setAttribute("aria-pressed", "false");
     pin.setAttribute("aria-label", local ? "Pin yourself" : `Pin ${name}`);
     pin.title = "Pin: keep this tile large";
     pin.addEventListener("click", () => this.pin(id));
     tile.addEventListener("dblclick", () => this.pin(id));
+    tile.addEventListener("click", () => {  // no hover on a touch screen: a tap shows the pin button
+      tile.classList.add("reveal");
+      clearTimeout(tile.revealTimer);
+      tile.revealTimer = setTimeout(() => tile.classList.remove("reveal"), REVEAL_MS);
+    });
     // Connection quality, from the statistics of the tracks (hidden until first measured).
     const quality = document.createElement("span");
     quality.className = "quality";
     quality.setAttribute("role", "img");
     quality.hidden = true;
-    for (let i = 0; i < 3; i += 1) quality.append(document.createElement("i"));
+    const bars = document.createElement("span");
+    bars.className = "bars";
+    for (let i = 0; i < 3; i += 1) bars.append(document.createElement("i"));
+    const why = document.createElement("span");
+    why.className = "why";
+    quality.append(bars, why);
     tile.append(video, avatar, label, badges, pin, quality, audio);
     this.grid.append(tile);
     const item = document.createElement("li");
@@ -286,6 +327,9 @@ export class Tiles {
       entry.avatar.hidden = !cameraOff && (id === "me" ? entry.stream.getVideoTracks().length > 0 : entry.stream.getTracks().length > 0);
     }
     if (sharing !== undefined) this.state(entry, "sharing", sharing, "sharing");
+    if (sharing !== undefined && id !== "me") {
+      if (sharing) this.stage.expect(id, entry.name); else this.stage.remove(`pending:${id}`);
+    }
   }
 
   // The people list's words for a state, in a fixed order (muted, camera off, sharing).
@@ -302,16 +346,18 @@ export class Tiles {
     } else if (!on && mark) mark.remove();
   }
 
-  // `grade` "good" | "fair" | "poor", or null while unknown.
-  setQuality(id, grade) {
+  // `grade` "good" | "fair" | "poor", or null while unknown; `why`: what the network does, in words
+  // ("5 % of packets lost"), shown on the tile when the grade is not good.
+  setQuality(id, grade, why = "") {
     const entry = this.tiles.get(id);
     if (!entry) return;
     entry.quality.hidden = !grade;
-    if (!grade || entry.quality.dataset.quality === grade) return;
+    if (!grade) return;
     entry.quality.dataset.quality = grade;
-    const words = `Connection: ${grade}`;
+    const words = grade === "good" ? "Connection: good" : `Connection: ${grade}, ${why}`;
     entry.quality.setAttribute("aria-label", words);
     entry.quality.title = words;
+    entry.quality.querySelector(".why").textContent = grade === "good" ? "" : why;
   }
 
   badge(entry, key, on, text) {
@@ -320,7 +366,11 @@ export class Tiles {
       badge = document.createElement("span");
       badge.className = "badge";
       badge.dataset.badge = key;
-      badge.textContent = text;
+      const words = document.createElement("span");
+      words.className = "badge-text";
+      words.textContent = text;
+      badge.append(icon(key === "mic" ? "mic-off" : "camera-off"), words);
+      badge.title = text;
       entry.badges.append(badge);
     } else if (!on && badge) badge.remove();
   }
@@ -347,6 +397,7 @@ export class Tiles {
     entry.tile.remove();
     entry.item.remove();
     this.tiles.delete(id);
+    this.stage.remove(`pending:${id}`);
     if (this.pinned === id) this.pinned = null;
     this.speakingNow.delete(id);
     if (this.speaker === id) this.speaker = [...this.speakingNow].pop() ?? null;
