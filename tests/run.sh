@@ -3,7 +3,7 @@
 # drive (Chromium, Firefox ESR, coturn, nginx and Caddy, Redis for the cluster tests, systemd-analyze, groff, Node.js, Janus for bench.peers, iproute2 for the
 # test hosts' network namespaces), the package with its test extra into .venv, then runs
 # pytest (as root: the browser call tests make network namespaces). Extra arguments go to pytest; with no
-# test or selection named, the whole suite runs on two processes: one takes the browser tests in turn.
+# test or selection named, the non-browser tests run on two processes first, then the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +28,9 @@ for arg in "$@"; do
         -m|-k|-n|-m*|-k*|-n*|--*=*|tests*|*.py*|*::*) exec .venv/bin/python -m pytest "$@" ;;
     esac
 done
-# The whole suite on two processes: the browser tests all go to one of them, one at a time (a
-# browser wants a core), while the unit and daemon tests (mostly waiting on sockets and timers)
-# run on the other, and on both once the browsers are done.
-exec .venv/bin/python -m pytest -n 2 --dist loadgroup "$@"
+# The whole suite: the unit and daemon tests on both cores (they mostly wait on sockets and
+# timers), then the browser tests one at a time (each browser wants the cores to itself).
+status=0
+.venv/bin/python -m pytest -n 2 -m "not browser" "$@" || status=$?
+.venv/bin/python -m pytest -m browser "$@" || status=$?
+exit $status

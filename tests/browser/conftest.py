@@ -19,5 +19,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if HERE in item.path.parents:
             item.add_marker(pytest.mark.browser)
             item.add_marker(pytest.mark.slow)
-            # one xdist worker runs the browsers, one after another, while the other takes the rest
-            item.add_marker(pytest.mark.xdist_group("browsers"))
