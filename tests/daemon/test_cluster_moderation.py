@@ -15,6 +15,7 @@ from testsupport.phoenix import phoenix_client
 from testsupport.signalling_helpers import running_daemon
 from testsupport.wait import until
 from test_cluster_links import cluster
+from videoroomd.cluster.cluster_service import BEAT, JOIN_TIMEOUT, SILENCE
 from test_moderation_daemon import LOBBY_ROOMS, joined, moderate, pushed, token
 
 
@@ -87,6 +88,7 @@ async def test_a_moderator_on_one_node_mutes_and_removes_a_participant_on_anothe
             assert (await late.join("class", token=token("late")))["response"]["code"] == "room_locked"
 
 
+@pytest.mark.slow
 async def test_a_join_through_another_node_waits_is_told_so_and_a_moderator_on_any_node_answers(
         tmp_path, redis_server):
     async with AsyncExitStack() as stack:
@@ -97,7 +99,10 @@ async def test_a_join_through_another_node_waits_is_told_so_and_a_moderator_on_a
         waiting = await pushed(guest, "lobby")
         assert waiting["waiting"] is True and waiting["position"] == 1
         assert not room.peers and len(room.waiting.waiters) == 1
-        await trio.sleep(3)  # longer than the link's join timeout would be without the waiting room
+        # Longer than a remote join waits for an answer (JOIN_TIMEOUT), and than a link may stay silent:
+        # the beats keep the wait on both nodes.
+        await trio.sleep(max(JOIN_TIMEOUT, SILENCE) + 2 * BEAT)
+        assert len(room.waiting.waiters) == 1 and len(b.cluster.service.edge.links) == 1
         # The moderator on the room's node sees who waits and admits them.
         chair, _ = await joined(home, stack, "hall", password="chair", displayName="Chair")
         assert (await pushed(chair, "lobby"))["waiting"] == [{"id": waiting["id"], "name": "Gus"}]
