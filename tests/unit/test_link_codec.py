@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from videoroomd.rooms.link import (ChannelPush, ChatPost, MediaEvent, ModerationRequest, PeerJoined, PeerLeft, RelaySend,
-                                  RelayText)
+from videoroomd.rooms.link import (ChannelPush, ChatPost, MediaEvent, ModerationRequest, PeerJoined, PeerLeft,
+                                  RelaySend, RelayText)
 from videoroomd.rooms.link_codec import MAX_MESSAGE, VERSION, BadMessage, decode, encode
 
 EVENTS = [MediaEvent('{"type": "join", "data": {"metadata": {"displayName": "Ann"}}}'), ChatPost("hello"),
