@@ -194,8 +194,8 @@ class EdgeLinks:
             raise ModerationRefused(answer[0], answer[1])
 
     async def request(self, link: RemoteLink, message_type: str, **fields: Any) -> list:
-        """Send a ``send`` or ``chat`` and wait for its answer (REQUEST_TIMEOUT at most, or until the link
-        ends); returns the answer's values, empty when none came."""
+        """Send a ``send``, ``chat`` or ``moderate`` and wait for its answer (REQUEST_TIMEOUT at most, or
+        until the link ends); returns the answer's values (:data:`ANSWERS`), empty when none came."""
         self._next_request += 1
         req = self._next_request
         answer: list = []
