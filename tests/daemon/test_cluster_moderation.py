@@ -14,7 +14,7 @@ from testsupport.media_bot import bot, media_thread
 from testsupport.phoenix import phoenix_client
 from testsupport.signalling_helpers import running_daemon
 from testsupport.wait import until
-from test_cluster_links import cluster
+from test_cluster_links import _port, cluster
 from videoroomd.cluster.cluster_service import BEAT, JOIN_TIMEOUT, SILENCE
 from test_moderation_daemon import LOBBY_ROOMS, joined, moderate, pushed, token
 
@@ -129,3 +129,24 @@ async def test_a_join_through_another_node_waits_is_told_so_and_a_moderator_on_a
             await until(lambda: len(room.waiting.waiters) == 1)
         await until(lambda: not room.waiting.waiters)
         assert (await moderate(deputy, "hall", action="admit", peer="gone"))["response"]["code"] == "no_such_peer"
+
+
+@pytest.mark.slow
+async def test_a_wait_through_a_node_that_died_frees_its_place_in_the_waiting_room(tmp_path, start_daemon,
+                                                                                    redis_server):
+    redis_server.command("FLUSHALL")
+    rooms = cluster(redis_server.url, "node-a") + LOBBY_ROOMS
+    async with running_daemon(tmp_path, rooms=rooms) as home:
+        room = home.rooms.get("hall")
+        assert room is not None
+        edge = start_daemon(rooms=cluster(redis_server.url, "node-b") + LOBBY_ROOMS, name="b.toml", wait=False)
+        await trio.to_thread.run_sync(edge.wait_healthy)  # this process's node beats on meanwhile
+        async with phoenix_client(_port(edge)) as guest:
+            await guest.send("room:hall", "phx_join", {"displayName": "Gus", "password": "in"})
+            assert (await pushed(guest, "lobby"))["waiting"] is True
+            assert len(room.waiting.waiters) == 1
+            edge.proc.kill()  # SIGKILL: the guest's node says nothing more
+            started = trio.current_time()
+            await until(lambda: not room.waiting.waiters, timeout=8)
+            assert trio.current_time() - started < SILENCE + 2 * BEAT
+            assert home.cluster.service.room_side.endpoints == {}
