@@ -1,4 +1,4 @@
-"""Moderation and the waiting room through other nodes: three daemons on the test run's Redis, the room on one,
+"""Moderation and the waiting room through other nodes: daemons on the test run's Redis, the room on one,
 its moderator and the people it acts on reaching it through the others, with the same rules and refusals as
 participants of the room's own node (tests/daemon/test_moderation_daemon.py)."""
 
@@ -150,3 +150,23 @@ async def test_a_wait_through_a_node_that_died_frees_its_place_in_the_waiting_ro
             await until(lambda: not room.waiting.waiters, timeout=8)
             assert trio.current_time() - started < SILENCE + 2 * BEAT
             assert home.cluster.service.room_side.endpoints == {}
+
+
+@pytest.mark.slow
+async def test_a_wait_in_a_room_whose_node_died_is_refused_so_that_the_page_tries_again(tmp_path, start_daemon,
+                                                                                         redis_server):
+    redis_server.command("FLUSHALL")
+    owner = start_daemon(rooms=cluster(redis_server.url, "node-a") + LOBBY_ROOMS, name="a.toml")
+    async with running_daemon(tmp_path, rooms=cluster(redis_server.url, "node-b") + LOBBY_ROOMS) as edge:
+        with trio.fail_after(5):
+            await edge.cluster.bus.subscribed.wait()
+        assert edge.rooms.get("hall") is None
+        async with phoenix_client(edge) as guest:
+            join_ref = await guest.send("room:hall", "phx_join", {"displayName": "Gus", "password": "in"})
+            assert (await pushed(guest, "lobby"))["waiting"] is True
+            owner.proc.kill()  # SIGKILL: the room's node says nothing more
+            started = trio.current_time()
+            reply = await guest.reply_to(join_ref, timeout=8)
+            assert trio.current_time() - started < SILENCE + 2 * BEAT
+            assert (reply["status"], reply["response"]["code"]) == ("error", "room_unavailable"), reply
+            assert edge.cluster.service.edge.links == {}
