@@ -57,6 +57,7 @@ async def test_a_moderator_on_one_node_mutes_and_removes_a_participant_on_anothe
             assert refused["response"]["code"] == "not_moderator", refused
             reply = await moderate(other, "class", action="remove", peer="nobody")
             assert reply["response"]["code"] == "not_moderator", reply
+        watcher, _ = await joined(c, stack, "class", token=token("watcher"))
         refused = await moderate(client, "class", action="remove", peer=chair_id)
         assert refused["response"]["code"] == "self_target", refused
         # Muted from node B: node C's participant is told, and the room's worker stops forwarding it.
@@ -84,8 +85,14 @@ async def test_a_moderator_on_one_node_mutes_and_removes_a_participant_on_anothe
         # A lock from node B reaches everyone, and keeps new people out through any node.
         assert (await moderate(client, "class", action="lock"))["status"] == "ok"
         await until(lambda: any(e == "moderated" and p["action"] == "lock" for e, p in viewer.client.pushes))
+        assert (await pushed(watcher, "moderated"))["action"] == "lock"
         async with phoenix_client(c) as late:
             assert (await late.join("class", token=token("late")))["response"]["code"] == "room_locked"
+        # The end of the meeting, from node B, closes the channel of everyone, on every node.
+        assert (await moderate(client, "class", action="end", reason="bye"))["status"] == "ok"
+        told = await pushed(watcher, "moderated")
+        assert (told["action"], told["by"], told["reason"]) == ("end", "Chair", "bye")
+        assert (await pushed(watcher, "phx_close"))["reason"] == "the meeting was ended by Chair: bye"
 
 
 @pytest.mark.slow
