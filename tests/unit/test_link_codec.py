@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from videoroomd.rooms.link import ChannelPush, ChatPost, MediaEvent, PeerJoined, PeerLeft, RelaySend, RelayText
+from videoroomd.rooms.link import (ChannelPush, ChatPost, MediaEvent, ModerationRequest, PeerJoined, PeerLeft,
+                                  RelaySend, RelayText)
 from videoroomd.rooms.link_codec import MAX_MESSAGE, VERSION, BadMessage, decode, encode
 
 EVENTS = [MediaEvent('{"type": "join", "data": {"metadata": {"displayName": "Ann"}}}'), ChatPost("hello"),
@@ -55,3 +56,43 @@ def test_what_is_not_a_message_of_this_version_is_refused_with_a_reason(raw, why
 def test_only_the_links_events_can_be_encoded():
     with pytest.raises(TypeError):
         encode("event", link="k", item=object())
+
+
+@pytest.mark.parametrize("request_", [ModerationRequest("mute", "p1"), ModerationRequest("lock"),
+                                      ModerationRequest("remove", "p2", "be kind", 60),
+                                      ModerationRequest("unmute", "p1", unmuted="screen")], ids=lambda r: r.action)
+def test_a_moderation_request_and_its_answers_come_back_as_they_left(request_):
+    assert decode(encode("moderate", link="k", req=3, item=request_)) == ("moderate", {"link": "k", "req": 3,
+                                                                                      "item": request_})
+    assert decode(encode("moderate_refused", link="k", req=3, code="not_moderator", reason="no")) == (
+        "moderate_refused", {"link": "k", "req": 3, "code": "not_moderator", "reason": "no"})
+
+
+def moderation(**fields) -> bytes:
+    item = {"k": "ModerationRequest", "action": "mute", "peer": "p1", "reason": "", "ban_seconds": 0,
+            "unmuted": "audio", **fields}
+    return orjson.dumps({"v": VERSION, "t": "moderate", "link": "k", "req": 1, "item": item})
+
+
+@pytest.mark.parametrize(("raw", "why"), [
+    (moderation(action="explode"), "action must be one of"),
+    (moderation(peer=None), "needs peer"),
+    (moderation(peer="x" * 65), "needs peer"),
+    (moderation(reason="x" * 201), "at most 200"),
+    (moderation(ban_seconds=10), "ban_seconds goes only with remove"),
+    (moderation(action="remove", ban_seconds=10 ** 9), "ban_seconds must be"),
+    (moderation(action="lock"), "takes no peer"),
+    (moderation(unmuted="screen"), "not as a client's request"),
+    (moderation(reason="two  spaces"), "not as a client's request"),
+    (moderation(ban_seconds="60"), "must be number"),
+])
+def test_a_moderation_request_from_another_node_is_held_to_a_clients_limits(raw, why):
+    with pytest.raises(BadMessage) as bad:
+        decode(raw)
+    assert why in str(bad.value)
+
+
+def test_a_wait_in_the_waiting_room_and_whether_a_participant_moderates_cross_the_link():
+    assert decode(encode("waiting", link="k", id="w1", position=2))[1] == {"link": "k", "id": "w1", "position": 2}
+    _, fields = decode(encode("joined", link="k", peer="p", room="r", simulcast=False, people=1, moderator=True))
+    assert fields["moderator"] is True

@@ -86,7 +86,7 @@ class ClusterRoomService:
         """Join room ``name`` wherever it runs; returns the link. Raises JoinRefused.
 
         Checked once, on the room's node: its gate knows the room's throttle and count. ``waiting`` is
-        told of a wait in a waiting room on this node (another node's room is not told it yet)."""
+        told of a wait in the room's waiting room, on whichever node the room runs."""
         return await self._route(name, display, password, kind=kind, address=address, enter=False, token=token,
                                  waiting=waiting)
 
@@ -116,7 +116,7 @@ class ClusterRoomService:
         raw = ticket.raw if ticket is not None else token
         if owner != self.node:
             return await self.edge.join(owner, name, display, password, kind=kind, address=address, enter=enter,
-                                        token=raw, timeout=wait)
+                                        token=raw, timeout=wait, waiting=waiting)
         try:
             if enter:
                 return await self.local.enter(name, display, password, kind=kind, ticket=ticket)
@@ -129,7 +129,7 @@ class ClusterRoomService:
             if owner is None or owner is _NO_ANSWER or owner == self.node:
                 raise
         return await self.edge.join(owner, name, display, password, kind=kind, address=address, enter=enter,
-                                    token=raw)
+                                    token=raw, waiting=waiting)
 
     async def _owner(self, name: str) -> str | None:
         """The node that holds room ``name`` now (this one when it runs here); None when nobody does;

@@ -6,19 +6,23 @@ would (the admission gate, passwords and their throttle, max_peers, the
 outbox and its bound, the chat's rate limit all apply here, once), and
 forwards what the room sends to the edge, in order. A participant whose
 edge has not spoken of it for a bounded silence (the edge died) is taken
-out of the room.
+out of the room. A join that waits in the room's waiting room tells the
+edge so (``waiting``), is kept by the beats meanwhile, and ends at once
+when the edge says its client left. A moderation request goes through the
+participant's link into the same code as a local participant's, and its
+answer (or refusal) goes back to the edge.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import structlog
 import trio
 
 from ..rooms.admission import JoinRefused
-from ..rooms.link import ChatPost, ChatRefused, Closure, MediaEvent, RelaySend
+from ..rooms.link import ChatPost, ChatRefused, Closure, MediaEvent, ModerationRefused, ModerationRequest, RelaySend
 from ..rooms.local_link import LocalLink, LocalRoomService
 from ..rooms.link_codec import encode
 from ..rooms.room import TOO_SLOW
@@ -39,6 +43,8 @@ class Endpoint:
     seen: float
     link: LocalLink | None = None   # once it joined
     left: str | None = None               # the edge said it left (or went silent): nothing more is sent
+    waits: bool = False                   # the join waits in the room's waiting room
+    joining: trio.CancelScope = field(default_factory=trio.CancelScope)  # the join, cancelled when the edge leaves
 
 
 class RoomSide:
@@ -61,7 +67,7 @@ class RoomSide:
                 self.endpoints[endpoint.key] = endpoint
                 self.nursery.start_soon(self._serve, endpoint, fields)
             return True
-        if kind not in ("send", "chat", "leave"):
+        if kind not in ("send", "chat", "moderate", "leave"):
             return False
         endpoint = self.endpoints.get(fields["link"])
         if endpoint is None:
@@ -73,6 +79,8 @@ class RoomSide:
         if kind == "send":
             await self._send(endpoint, fields["item"])
             answer = encode("sent", link=endpoint.key, req=fields["req"])
+        elif kind == "moderate":
+            answer = await self._moderate(endpoint, fields)
         else:
             answer = await self._chat(endpoint, fields)
         # What the room sent on because of it leaves before the answer: the sender's next step sees it done.
@@ -102,6 +110,21 @@ class RoomSide:
             return encode("chat_refused", link=endpoint.key, req=fields["req"], code=refused.code,
                           reason=refused.reason)
 
+    async def _moderate(self, endpoint: Endpoint, fields: dict) -> bytes:
+        """The answer to a moderation request, carried out by the participant's link as a local one's."""
+        try:
+            if endpoint.link is None or endpoint.left is not None:
+                raise ModerationRefused("not_joined", f"you are not in room '{endpoint.room}'")
+            request = fields["item"]
+            if not isinstance(request, ModerationRequest):
+                self.refused += 1
+                raise ModerationRefused("malformed", "moderate: not a moderation request")
+            await endpoint.link.send(request)
+            return encode("moderate_ok", link=endpoint.key, req=fields["req"])
+        except ModerationRefused as refused:
+            return encode("moderate_refused", link=endpoint.key, req=fields["req"], code=refused.code,
+                          reason=refused.reason)
+
     def flush(self) -> None:
         """Forward, now, what the rooms queued for remote participants (the pumps would a moment later)."""
         for endpoint in list(self.endpoints.values()):
@@ -129,13 +152,18 @@ class RoomSide:
             endpoint.left = reason
             if endpoint.link is not None:
                 endpoint.link.leave(reason)
+            else:  # still joining (waiting in the waiting room, say): its place there is free at once
+                endpoint.joining.cancel()
 
     async def _serve(self, endpoint: Endpoint, fields: dict) -> None:
         """Join the room for the edge, then forward what the room sends until the link ends."""
         key, origin = endpoint.key, endpoint.origin
         try:
             try:
-                link = await self._join(fields)
+                with endpoint.joining:
+                    link = await self._join(endpoint, fields)
+                if endpoint.joining.cancelled_caught:
+                    return  # the edge said its client left while the join was under way
             except JoinRefused as refused:
                 await self.bus.put(origin, encode("refused", link=key, code=refused.code, reason=refused.reason))
                 return
@@ -150,7 +178,7 @@ class RoomSide:
                 return
             # No checkpoint from the link being set to "joined" queued: nothing of the room's goes before it.
             if not self.bus.post(origin, encode("joined", link=key, peer=link.id, room=link.settings.name,
-                                                simulcast=link.settings.simulcast,
+                                                simulcast=link.settings.simulcast, moderator=link.moderator,
                                                 people=self.rooms.people(endpoint.room))):
                 return
             async for item in link:
@@ -167,14 +195,22 @@ class RoomSide:
             if endpoint.link is not None:
                 endpoint.link.leave("connection closed")
 
-    async def _join(self, fields: dict) -> LocalLink:
-        """The participant in the room, as a client of this node would join it; raises JoinRefused."""
+    async def _join(self, endpoint: Endpoint, fields: dict) -> LocalLink:
+        """The participant in the room, as a client of this node would join it; raises JoinRefused.
+        A wait in the waiting room is told to the edge."""
         room, display, password, kind = fields["room"], fields["display"], fields["password"], fields["kind"]
         token = fields["token"]
         if fields["enter"]:  # the relay: admitted at the edge before its WebSocket upgrade; its token checked again here
             ticket = self.rooms.admit(room, password, fields["address"], token) if token is not None else None
             return await self.rooms.enter(room, display, password, kind=kind, ticket=ticket)
-        return await self.rooms.join(room, display, password, kind=kind, address=fields["address"], token=token)
+        return await self.rooms.join(room, display, password, kind=kind, address=fields["address"], token=token,
+                                     waiting=lambda where: self._waiting(endpoint, where))
+
+    def _waiting(self, endpoint: Endpoint, where: dict) -> None:
+        endpoint.waits = True
+        endpoint.seen = self.clock()
+        self.bus.post(endpoint.origin, encode("waiting", link=endpoint.key, id=where["id"],
+                                              position=where["position"]))
 
     def heard(self, links: list[str]) -> list[str]:
         """The edge still holds ``links``; returns those of them not in a room here."""
@@ -201,7 +237,7 @@ class RoomSide:
         now = self.clock()
         by_node: dict[str, list[str]] = {}
         for endpoint in list(self.endpoints.values()):
-            if endpoint.link is None or endpoint.left is not None:
+            if (endpoint.link is None and not endpoint.waits) or endpoint.left is not None:
                 continue
             if now - endpoint.seen > silence:
                 log.info("remote participant removed: its server went silent", node=endpoint.origin,

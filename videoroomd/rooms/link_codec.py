@@ -9,7 +9,11 @@ have written what is read, so :func:`decode` checks everything and raises
 :class:`BadMessage` (too large, not JSON, unknown version, unknown type, a
 field missing or of the wrong type); the reader counts and drops it.
 
-Imports only :mod:`.link` and the package's JSON limits.
+A moderation request rides as an item too, and is read again with the
+limits of a client's request (:func:`.moderation.parse_request`): what
+an edge forwards can do no more than what a client of the room's node sends.
+
+Imports only :mod:`.link`, :mod:`.moderation` and the package's JSON limits.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import orjson
 
 from .. import json_limits
 from .link import ChannelPush, ChatPost, MediaEvent, PeerJoined, PeerLeft, RelaySend, RelayText
+from .moderation import ModerationRefused, ModerationRequest, parse_request
 
 VERSION = 1
 MAX_MESSAGE = 1 << 20  # bytes: a media event (an SDP offer) is tens of kB; a chat history a few hundred
@@ -34,13 +39,17 @@ MESSAGES: dict[str, dict[str, str]] = {
                  enter=_FLAG, token=_TEXT),  # token: the access token as the client gave it, checked again there
     "send": dict(link=_TEXT, req=_NUMBER, item=_OBJECT),
     "chat": dict(link=_TEXT, req=_NUMBER, text=_TEXT),
+    "moderate": dict(link=_TEXT, req=_NUMBER, item=_OBJECT),  # item: a ModerationRequest
     "leave": dict(link=_TEXT, reason=_TEXT),
     # room node → edge node
-    "joined": dict(link=_TEXT, peer=_TEXT, room=_TEXT, simulcast=_FLAG, people=_NUMBER),
+    "waiting": dict(link=_TEXT, id=_TEXT, position=_NUMBER),  # the join waits in the room's waiting room
+    "joined": dict(link=_TEXT, peer=_TEXT, room=_TEXT, simulcast=_FLAG, people=_NUMBER, moderator=_FLAG),
     "refused": dict(link=_TEXT, code=_TEXT, reason=_TEXT),
     "sent": dict(link=_TEXT, req=_NUMBER),  # the room dispatched a "send", and what it sent on is on its way
     "chat_ok": dict(link=_TEXT, req=_NUMBER, id=_TEXT),
     "chat_refused": dict(link=_TEXT, req=_NUMBER, code=_TEXT, reason=_TEXT),
+    "moderate_ok": dict(link=_TEXT, req=_NUMBER),
+    "moderate_refused": dict(link=_TEXT, req=_NUMBER, code=_TEXT, reason=_TEXT),
     "event": dict(link=_TEXT, item=_OBJECT),
     "closed": dict(link=_TEXT, reason=_TEXT, rejoin=_FLAG, retry=_FLAG, cut_off=_FLAG, people=_NUMBER),
     # every beat, the links one node holds with the other (as the edge, as the room's node); "gone": links
@@ -52,13 +61,15 @@ MESSAGES: dict[str, dict[str, str]] = {
 OPTIONAL = {"password", "token"}  # may be null
 
 # The events that may ride in an "item", by class name.
-ITEMS = {cls.__name__: cls for cls in (MediaEvent, ChatPost, RelaySend, ChannelPush, RelayText, PeerJoined, PeerLeft)}
+ITEMS = {cls.__name__: cls for cls in (MediaEvent, ChatPost, RelaySend, ChannelPush, RelayText, PeerJoined, PeerLeft,
+                                       ModerationRequest)}
 _ITEM_FIELDS = {
     "MediaEvent": dict(data=_TEXT), "ChatPost": dict(text=_TEXT), "RelayText": dict(text=_TEXT),
     "PeerJoined": dict(peer_id=_TEXT), "PeerLeft": dict(peer_id=_TEXT),
     "ChannelPush": dict(event=_TEXT, payload=_OBJECT), "RelaySend": dict(text=_TEXT, to=_TEXTS),
+    "ModerationRequest": dict(action=_TEXT, peer=_TEXT, reason=_TEXT, ban_seconds=_NUMBER, unmuted=_TEXT),
 }
-_ITEM_OPTIONAL = {"to"}
+_ITEM_OPTIONAL = {"to", "peer"}
 
 
 class BadMessage(ValueError):
@@ -111,7 +122,27 @@ def _item(value: dict) -> Any:
     fields = _checked(value, _ITEM_FIELDS[name], _ITEM_OPTIONAL, name)
     if name == "RelaySend" and fields["to"] is not None:
         fields["to"] = tuple(fields["to"])
+    if name == "ModerationRequest":
+        return _moderation(fields)
     return ITEMS[name](**fields)
+
+
+def _moderation(fields: dict) -> ModerationRequest:
+    """The request read again as a client's would be (the same limits); raises BadMessage."""
+    payload = {"action": fields["action"], "reason": fields["reason"]}
+    if fields["peer"] is not None:
+        payload["peer"] = fields["peer"]
+    if fields["ban_seconds"]:
+        payload["ban_seconds"] = fields["ban_seconds"]
+    if fields["action"] == "unmute":
+        payload["source"] = fields["unmuted"]
+    try:
+        request = parse_request(payload)
+    except ModerationRefused as refused:
+        raise BadMessage(f"ModerationRequest: {refused.reason}") from None
+    if request != ModerationRequest(**fields):  # a reason with runs of spaces, a source beside another action
+        raise BadMessage("ModerationRequest: not as a client's request would be read")
+    return request
 
 
 def _checked(value: dict, wanted: dict[str, str], optional: set[str], what: str) -> dict[str, Any]:
