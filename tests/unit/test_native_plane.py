@@ -136,7 +136,8 @@ def test_a_publishers_packets_are_kept_once_for_all_its_subscribers_nacks():
     assert plane.counters.packets_forwarded == 700 * 40
     plane.nack("s7", [100, 699])  # 100 went round the history (512 packets), 699 is there
     assert plane.counters.packets_retransmitted == 1
-    assert grown < 8 * 1024, f"resident memory grew by {grown} KiB"
+    if not os.environ.get("VIDEOROOMD_SANITIZED"):  # AddressSanitizer holds freed memory back on purpose
+        assert grown < 8 * 1024, f"resident memory grew by {grown} KiB"
     for ours, theirs in pairs:
         ours.close()
         theirs.close()
