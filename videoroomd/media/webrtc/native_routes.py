@@ -57,9 +57,7 @@ class Relay:
         for _ in range(RELAY_BATCH):
             try:
                 data = self._reader.recv(65536)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
+            except OSError:  # drained (BlockingIOError), or closed under us
                 return
             try:
                 self._target.sendto(data, self._address)
