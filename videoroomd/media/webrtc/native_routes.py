@@ -82,6 +82,7 @@ class ConnectionRoutes:
         self._seen: tuple | None = None     # (pair, its transport, where the plane writes) of the route given
         self._route: NativeRoute | None = None
         self._owned: list[Any] = []         # the duplicate socket or relay behind the route given
+        self._closed = False
 
     @property
     def route(self) -> NativeRoute | None:
@@ -110,6 +111,8 @@ class ConnectionRoutes:
                         exc_info=True)
 
     def _refresh(self) -> None:
+        if self._closed:  # (the peer connection's own closing changes its state once more)
+            return
         dtls = self._dtls
         nominated = compat.nominated_route(dtls) if dtls is not None else None
         if nominated is None:
@@ -146,6 +149,7 @@ class ConnectionRoutes:
 
     def close(self) -> None:
         """Close what the route holds; call once the connection's subscribers left the plane."""
+        self._closed = True
         self._subscribers.clear()
         self._close_owned()
         self._route = self._seen = None
