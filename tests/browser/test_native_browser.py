@@ -1,7 +1,7 @@
 """Chromium on the media sockets the compiled module reads (``[media] data_plane = "native"``): the page's
 call carries video both ways, keeps it through the ICE restart and renegotiation a newcomer causes (the
 page restarts ICE before every renegotiation), and the worker says that each connection's socket runs
-natively."""
+natively and that the compiled plane forwards to it."""
 
 from __future__ import annotations
 
@@ -33,5 +33,11 @@ def test_a_call_of_chromium_pages_runs_on_the_compiled_sockets_through_renegotia
                      "a socket path logged for each connection", details=daemon.log)
     assert all(path == {"0": "native"} for path in paths), paths
     assert "could not take over" not in daemon.log()
+    # and the compiled plane forwards: each connection got its route (socket, address, keys) from it
+    routes = [json.loads(line) for line in daemon.log().splitlines() if '"compiled plane route"' in line]
+    assert {route["peer"] for route in routes} == {json.loads(line)["peer"] for line in daemon.log().splitlines()
+                                                   if '"media socket path"' in line}, routes
+    assert not any(route["relayed"] for route in routes) and "could not be made" not in daemon.log()
+    assert '"runs": "native"' in daemon.log()
     for page in (ann, bob, cleo):
         page.context.close()

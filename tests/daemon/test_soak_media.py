@@ -74,10 +74,13 @@ async def settled(daemon, link_endpoints) -> None:
             await trio.sleep(0.2)
 
 
-async def test_killed_participants_leave_nothing_behind_in_the_media_worker(tmp_path):
+@pytest.mark.parametrize("plane", ["python", "native"])
+async def test_killed_participants_leave_nothing_behind_in_the_media_worker(tmp_path, plane):
+    """(On the native plane each connection's route holds a socket of its own, closed with the connection.)"""
     from testsupport.signalling_helpers import running_daemon
 
-    async with running_daemon(tmp_path, ROOMS, server=SERVER, media="workers = 1") as daemon, media_thread() as media:
+    async with (running_daemon(tmp_path, ROOMS, server=SERVER, media=f'workers = 1\ndata_plane = "{plane}"') as daemon,
+                media_thread() as media):
         engine = daemon.rooms.get("lobby").engine
 
         async def endpoints():

@@ -223,7 +223,8 @@ class RelayedBot(Bot):
 @pytest.mark.parametrize("plane", ["python", "native"])
 async def test_aiortc_participants_relayed_over_udp_and_tcp_are_relayed_by_the_worker(start_daemon, monkeypatch, plane):
     """(With ``data_plane = "native"`` the direct participant's socket is read by the compiled module, the
-    relayed ones keep aiortc's reading: their datagrams never arrive on the socket.)"""
+    relayed ones keep aiortc's reading: their datagrams never arrive on the socket; the compiled plane forwards
+    to all three, to the relayed ones through a socket pair the worker's loop hands to their relay.)"""
     turn_port = free_port()
     daemon = start_daemon(rooms=rooms(turn_port), server=SERVER, media=f'workers = 2\ndata_plane = "{plane}"')
     async with media_thread() as media, AsyncExitStack() as stack:
@@ -267,6 +268,10 @@ async def test_aiortc_participants_relayed_over_udp_and_tcp_are_relayed_by_the_w
             assert len(paths()) == 3, paths()
             assert sum('"0": "native"' in line for line in paths()) == 1, paths()
             assert sum("relayed on its socket" in line for line in paths()) == 2, paths()
+            # The compiled plane forwards to all three: to the relayed ones through the loop, on their relay.
+            routes = [line for line in daemon.log().splitlines() if '"compiled plane route"' in line]
+            assert sum('"relayed": true' in line for line in routes) == 2, routes
+            assert sum('"relayed": false' in line for line in routes) >= 1, routes
 
 
 # -- the worker's side alone -------------------------------------------------------------------

@@ -30,7 +30,7 @@ def test_an_unknown_plane_is_a_config_error(tmp_path):
 
 def test_the_native_module_loads_here_and_says_what_runs():
     choice = native_module.choose("native")
-    assert choice.requested == "native" and choice.runs == "python" and "forwarding" in choice.note
+    assert choice.requested == "native" and choice.runs == "native" and "forwards" in choice.note
 
 
 def test_a_missing_module_is_named_with_what_to_do(monkeypatch):

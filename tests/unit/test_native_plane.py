@@ -88,6 +88,43 @@ def test_an_h264_subscriber_starts_at_an_idr_in_each_packing(linked, keyframe):
     assert len(received(reader)) == 2 and plane.subscriber_stats("s").sent == (2, len(keyframe) + 2)
 
 
+def test_a_route_given_again_with_the_same_keys_keeps_the_srtp_session_past_a_sequence_wrap():
+    """A new ICE pair gives a subscriber's route again (another socket, the same keys): what comes on is
+    still decrypted by the receiver, whose rollover counter went past a wrap of the sequence numbers (a new
+    session would count from 0 again, the receiver would refuse it and its keystream would repeat)."""
+    from pylibsrtp import Policy, Session
+    plane = NativeDataPlane()
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(2)]
+    for pair in pairs:
+        for end in pair:
+            end.setblocking(False)
+    plane.add_publisher("cam", "video")
+    plane.set_receive_extensions("cam", codec="h264")
+    plane.add_connection("c")
+    route = lambda sock: NativeRoute(sock, None, native.AES_CM_128_HMAC_SHA1_80, KEY, SALT)  # noqa: E731
+    plane.add_subscriber("s", "c", "video", route(pairs[0][0]), RewriteStart(65533, 2, 3))
+    plane.set_stream("s", StreamParams(102, 90000, 7, 8, 103))
+    plane.link("s", "cam")
+    inbound = Session(Policy(key=KEY + SALT, ssrc_type=Policy.SSRC_ANY_INBOUND,
+                             srtp_profile=Policy.SRTP_PROFILE_AES128_CM_SHA1_80))
+    for seq in range(1, 6):  # 65533 .. 65535, 0, 1 on the wire
+        plane.receive_datagram("cam", rtp(seq, payload=bytes([0x65, 0x88]) if seq == 1 else bytes([0x41, 0x9A])))
+    before = [inbound.unprotect(d) for d in received(pairs[0][1])]
+    assert [int.from_bytes(d[2:4], "big") for d in before] == [65533, 65534, 65535, 0, 1]
+    plane.set_route("s", route(pairs[1][0]))
+    for seq in range(6, 9):
+        plane.receive_datagram("cam", rtp(seq, payload=bytes([0x41, 0x9A])))
+    after = [inbound.unprotect(d) for d in received(pairs[1][1])]  # raises if the session started over
+    assert [int.from_bytes(d[2:4], "big") for d in after] == [2, 3, 4] and received(pairs[0][1]) == []
+    plane.set_route("s", NativeRoute(pairs[0][0], None, native.AES_CM_128_HMAC_SHA1_80, KEY[::-1], SALT))
+    plane.receive_datagram("cam", rtp(9, payload=bytes([0x41, 0x9A])))
+    with pytest.raises(Exception):  # new keys: a new session, which this receiver cannot read
+        inbound.unprotect(received(pairs[0][1])[0])
+    for pair in pairs:
+        for end in pair:
+            end.close()
+
+
 @pytest.mark.parametrize("datagram", [
     b"", b"\x80", rtp(1)[:11], bytes([0x8F]) + rtp(1)[1:20],   # short, a CSRC list past the end
     bytes([0x90]) + rtp(1)[1:12] + b"\xbe\xde\xff\xff",        # an extension block past the end

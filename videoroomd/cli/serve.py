@@ -37,7 +37,8 @@ def run_serve(location: Location, config: Config, user_error: Callable[[str], Ex
         raise user_error(f"{location.name}: media.data_plane: {error}") from None
     log.info("starting", config=location.name, data_plane=plane.runs)
     if plane.note:
-        log.warning("data plane", requested=plane.requested, runs=plane.runs, why=plane.note)
+        say = log.info if plane.runs == plane.requested else log.warning
+        say("data plane", requested=plane.requested, runs=plane.runs, why=plane.note)
     fd_limit.check(config, log)
     try:
         daemon = Daemon(location, config, notifier=Notifier())

@@ -5,8 +5,8 @@ and SRTCP over OpenSSL's libcrypto (opened at run time), the parsers of
 untrusted datagrams (RFC 7983 demultiplexing, RTP headers and extensions,
 RTCP compounds), ``Port`` (a media socket's batched reading and writing, used by
 the worker for each direct connection), and the forwarding core behind
-:class:`.native_plane.NativeDataPlane` (``Plane``), which passes the
-data-plane contract but is not driven by the media worker yet. :func:`load` answers the module or says why it cannot;
+:class:`.native_plane.NativeDataPlane` (``Plane``), each room's plane in the
+worker with ``data_plane = "native"``. :func:`load` answers the module or says why it cannot;
 :func:`choose` turns ``[media] data_plane`` into the plane that runs.
 
 Imports nothing of the package outside this folder.
@@ -54,8 +54,8 @@ def choose(requested: str) -> PlaneChoice:
     load()
     return PlaneChoice(
         requested,
-        "python",
-        "the native module reads each direct connection's media socket (batched I/O, source check, SRTP);"
-        " its forwarding core passes the data-plane contract but is not wired to the worker yet, so the Python"
-        " plane forwards",
+        "native",
+        "the native module reads each direct connection's media socket (batched I/O, source check, SRTP) and"
+        " forwards (rewrite, retransmissions, SRTP protect, send); a TURN-relayed subscriber's packets are"
+        " passed on to its relay by the worker's loop",
     )

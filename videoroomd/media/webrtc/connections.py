@@ -28,9 +28,11 @@ from .compat.native_port import take_over
 from .compat.rtcp import report_together
 from .compat.simulcast import negotiate_stream_ids
 from .candidates import reachable, without_unreachable
-from ..dataplane.interface import UnknownId
+from ..dataplane.interface import DataPlane, UnknownId
+from ..dataplane.native_plane import NativeDataPlane
 from ..dataplane.python_plane import PythonDataPlane
 from .forwarding import AiortcRoute, PlaneEvents, SlotTrack, attach_publisher, attach_subscriber, receive_at_once
+from .native_routes import ConnectionRoutes
 from .recording_tap import RecordingTap
 
 log = structlog.get_logger("videoroomd.media.rtc")
@@ -46,7 +48,7 @@ class Publication:
     track_id: str
     kind: str
     rids: list[str] | None  # its simulcast layers, low to high (None: one stream)
-    plane: PythonDataPlane
+    plane: DataPlane
 
     def set_layer_enabled(self, rid: str, enabled: bool) -> bool:
         """The publisher's client turned layer ``rid`` off or on; False when there is no such layer."""
@@ -93,11 +95,12 @@ class RoomMedia:
         self.addresses = addresses
         self.on_event = on_event  # (kind, endpoint_id, *args) -> None; called on the media thread
         self.max_video_bitrate = max_video_bitrate  # bits/s the REMB to each video publisher allows at most
-        self.native_sockets = data_plane == "native"  # the compiled module reads direct connections' sockets
+        # The compiled module reads direct connections' sockets and forwards (routes: .native_routes).
+        self.native_sockets = data_plane == "native"
         self.published: dict[str, Publication] = {}
         self.held: set[str] = set()  # track ids not forwarded (a moderator's hold), published or not
         self.connections: dict[str, "EndpointConnection"] = {}
-        self.plane = PythonDataPlane()
+        self.plane = NativeDataPlane() if self.native_sockets else PythonDataPlane()
         self.counters = self.plane.counters
         self.events = PlaneEvents(self.plane, on_event)
         self.recording = RecordingTap(self.events.ask_keyframe,
@@ -141,6 +144,12 @@ class RoomMedia:
         self.plane_connection(endpoint_id)
         return self.plane.set_target_layer(endpoint_id, track_id, rid)
 
+    def refresh_routes(self) -> None:
+        """Follow each connection's nominated pair with the compiled plane's routes (a restart's new pair)."""
+        for connection in self.connections.values():
+            if connection.routes is not None:
+                connection.routes.refresh()
+
     async def close_endpoint(self, endpoint_id: str) -> None:
         connection = self.connections.pop(endpoint_id, None)
         try:
@@ -176,6 +185,8 @@ class EndpointConnection:
         self.last_heard = time.monotonic()  # when the client last sent us anything
         self.silence_named: float | None = None  # last_heard when its silence was last reported
         self.socket_path: dict[str, str] | None = None  # who reads its sockets, once connected (logged)
+        # Its subscribers' routes in the compiled plane (None: the Python plane, AiortcRoute per subscriber).
+        self.routes = ConnectionRoutes(room.plane, endpoint_id) if room.native_sockets else None
         room.plane_connection(endpoint_id)
         self.pc.on("connectionstatechange", self._state_changed)
 
@@ -186,6 +197,8 @@ class EndpointConnection:
         state = self.pc.connectionState
         if state == "connected" and self.room.native_sockets:
             self._hand_sockets()
+        if self.routes is not None:
+            self.routes.refresh()
         self.room.on_event("state", self.endpoint_id, state)
 
     def _hand_sockets(self) -> None:
@@ -303,8 +316,11 @@ class EndpointConnection:
             source = slot.track_id if slot.track_id in self.room.published else None
             subscriber_id = f"{self.endpoint_id}/{slot.mid}"
             if slot.mid not in self.forwarded:
-                route = AiortcRoute()
-                plane.add_subscriber(subscriber_id, self.endpoint_id, transceiver.kind, route)
+                route = AiortcRoute() if self.routes is None else self.routes
+                plane.add_subscriber(subscriber_id, self.endpoint_id, transceiver.kind,
+                                     route if self.routes is None else self.routes.route)
+                if self.routes is not None:
+                    self.routes.add(subscriber_id)
                 self.forwarded[slot.mid] = attach_subscriber(transceiver.sender, plane, subscriber_id,
                                                              transceiver.kind, route)
             plane.link(subscriber_id, source)
@@ -341,6 +357,8 @@ class EndpointConnection:
             for publication in published:
                 self._unpublish(publication)
         finally:
+            if self.routes is not None:
+                self.routes.close()
             try:
                 await self.pc.close()
             except Exception:

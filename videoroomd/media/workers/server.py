@@ -277,6 +277,8 @@ async def serve(sock: socket.socket, cpu_clock: Callable[[], float] = time.proce
                 return
             send(server.stats())
             server.check_silence()
+            for room in server.rooms.values():
+                room.refresh_routes()  # a pair nominated by an ICE restart carries the compiled plane's sends
             await asyncio.sleep(STATS_INTERVAL)
 
     async def read() -> None:

@@ -112,6 +112,10 @@ typedef struct {
     socklen_t address_length;
     vr_srtp srtp;
     int srtp_ready;
+    /* the master key of srtp: a route given again with the same keys keeps the session (its
+     * rollover counters and indexes), so that a new address never reuses a keystream */
+    int srtp_profile;
+    uint8_t srtp_key[32], srtp_salt[14];
     /* the stream on the wire */
     uint8_t payload_type, rtx_payload_type, mid_element[18], ast_id, audio_level_id;
     int has_rtx;

@@ -79,13 +79,25 @@ PyObject *vr_plane_set_route(Plane *self, PyObject *args) {
         PyErr_Format(PyExc_ValueError, "a route takes a socket and an SRTP profile with its key and salt lengths");
     } else {
         vr_subscriber *s = &self->plane.subscribers[index];
-        if (s->srtp_ready)
-            vr_srtp_free(&s->srtp);
-        s->srtp_ready = s->routed = 0;
-        int status = vr_srtp_init(&s->srtp, profile, key.buf, salt.buf);
+        int same_keys = s->srtp_ready && s->srtp_profile == profile && key_len <= sizeof s->srtp_key &&
+                        salt_len <= sizeof s->srtp_salt && memcmp(s->srtp_key, key.buf, key_len) == 0 &&
+                        memcmp(s->srtp_salt, salt.buf, salt_len) == 0;
+        int status = 0;
+        if (!same_keys) {
+            if (s->srtp_ready)
+                vr_srtp_free(&s->srtp);
+            s->srtp_ready = s->routed = 0;
+            status = vr_srtp_init(&s->srtp, profile, key.buf, salt.buf);
+        }
         if (status) {
             PyErr_Format(PyExc_RuntimeError, "SRTP session: %s", vr_srtp_status_name(status));
         } else {
+            if (!same_keys) {
+                s->srtp_profile = profile;
+                memset(s->srtp_key, 0, sizeof s->srtp_key), memset(s->srtp_salt, 0, sizeof s->srtp_salt);
+                memcpy(s->srtp_key, key.buf, key_len < sizeof s->srtp_key ? key_len : sizeof s->srtp_key);
+                memcpy(s->srtp_salt, salt.buf, salt_len < sizeof s->srtp_salt ? salt_len : sizeof s->srtp_salt);
+            }
             s->srtp_ready = s->routed = 1;
             s->fd = fd, s->address = where, s->address_length = where_len;
             rc = Py_NewRef(Py_None);
