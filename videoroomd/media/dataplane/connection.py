@@ -1,8 +1,8 @@
 """One client's connection as the data plane sees it: what its subscribers share (pure).
 
 The bandwidth estimate from its subscribers' REMB and loss, what is sent to
-it lately, and the layers its client asked for. Imports :mod:`.gate` only;
-its subscribers are described by what it reads of them.
+it lately, and the layers its client asked for. Imports :mod:`.gate` and the
+interface's events only; its subscribers are described by what it reads of them.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from .gate import BandwidthEstimate
+from .interface import Bandwidth
 
 SEND_RATE_WINDOW = 1.0    # seconds over which what is sent to a client is measured, at the least
 
@@ -54,3 +55,18 @@ class Connection:
             self._send_rate = max(0, octets - counted) * 8 / (now - stamp)
             self._send_sample = (now, octets)
         return self._send_rate
+
+    def remb_arrived(self, bps: int, now: float) -> Bandwidth | None:
+        """A subscriber's REMB (what its receiver can take, bits/s); the event to tell when the
+        estimate moved noticeably, else None."""
+        self.bandwidth.remb_arrived(bps, now, self.sending_rate(now))
+        return self._bandwidth_news(now)
+
+    def loss_reported(self, fraction: float, now: float) -> Bandwidth | None:
+        """A receiver report's lost fraction (0..1); the event to tell, as for :meth:`remb_arrived`."""
+        self.bandwidth.loss_reported(fraction, now)
+        return self._bandwidth_news(now)
+
+    def _bandwidth_news(self, now: float) -> Bandwidth | None:
+        value = self.bandwidth.report(now)
+        return None if value is None else Bandwidth(self.connection_id, value)

@@ -341,21 +341,14 @@ class NativeDataPlane:
         self._core.nack(slot.index, [seq & 0xFFFF for seq in islice(sequence_numbers, HISTORY)], rate)
 
     def remb(self, subscriber_id: str, bps: int) -> None:
-        connection = self._slot(subscriber_id).connection
-        now = time.monotonic()
-        connection.bandwidth.remb_arrived(bps, now, connection.sending_rate(now))
-        self._report_bandwidth(connection, now)
+        self._tell(self._slot(subscriber_id).connection.remb_arrived(bps, time.monotonic()))
 
     def loss(self, subscriber_id: str, fraction: float) -> None:
-        connection = self._slot(subscriber_id).connection
-        now = time.monotonic()
-        connection.bandwidth.loss_reported(fraction, now)
-        self._report_bandwidth(connection, now)
+        self._tell(self._slot(subscriber_id).connection.loss_reported(fraction, time.monotonic()))
 
-    def _report_bandwidth(self, connection: Connection, now: float) -> None:
-        value = connection.bandwidth.report(now)
-        if value is not None:
-            self._core.emit(Bandwidth(connection.connection_id, value))  # in order with the core's events
+    def _tell(self, news: Bandwidth | None) -> None:
+        if news is not None:
+            self._core.emit(news)  # in order with the core's events
 
     # -- what comes out --------------------------------------------------------------------
 

@@ -206,21 +206,14 @@ class PythonDataPlane:
         self._subscriber(subscriber_id).retransmit(sequence_numbers)
 
     def remb(self, subscriber_id: str, bps: int) -> None:
-        connection = self._subscriber(subscriber_id).connection
-        now = time.monotonic()
-        connection.bandwidth.remb_arrived(bps, now, connection.sending_rate(now))
-        self._report_bandwidth(connection, now)
+        self._tell(self._subscriber(subscriber_id).connection.remb_arrived(bps, time.monotonic()))
 
     def loss(self, subscriber_id: str, fraction: float) -> None:
-        connection = self._subscriber(subscriber_id).connection
-        now = time.monotonic()
-        connection.bandwidth.loss_reported(fraction, now)
-        self._report_bandwidth(connection, now)
+        self._tell(self._subscriber(subscriber_id).connection.loss_reported(fraction, time.monotonic()))
 
-    def _report_bandwidth(self, connection: Connection, now: float) -> None:
-        value = connection.bandwidth.report(now)
-        if value is not None:
-            self._emit(Bandwidth(connection.connection_id, value))
+    def _tell(self, news: Bandwidth | None) -> None:
+        if news is not None:
+            self._emit(news)
 
     # -- what comes out --------------------------------------------------------------------
 
