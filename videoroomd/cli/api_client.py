@@ -40,6 +40,17 @@ def path_of(*parts: str) -> str:
     return "/api/v1/" + "/".join(quote(part, safe="") for part in parts)
 
 
+def own_daemon_tls(url: str) -> ssl.SSLContext | None:
+    """The TLS context for ``url`` on our own daemon, which often has a self-signed certificate:
+    trusted on this path only (None for http)."""
+    if not url.startswith("https"):
+        return None
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def call(config: Config, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     """The daemon's JSON answer to ``method path`` with ``body``; raises ApiFailed."""
     url = base_url(config) + path
@@ -49,14 +60,8 @@ def call(config: Config, method: str, path: str, body: dict[str, Any] | None = N
         request.add_header("Content-Type", "application/json")
     if config.server.admin_token:
         request.add_header("Authorization", f"Bearer {config.server.admin_token}")
-    context = None
-    if url.startswith("https"):
-        # Our own daemon, often with a self-signed certificate: trust it on this path only.
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT, context=context) as response:
+        with urllib.request.urlopen(request, timeout=TIMEOUT, context=own_daemon_tls(url)) as response:
             return json.load(response)
     except urllib.error.HTTPError as error:
         text = error.read().decode(errors="replace")

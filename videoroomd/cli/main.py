@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import ssl
 import sys
 import time
 import urllib.error
@@ -25,7 +24,7 @@ from .. import __version__
 from ..config import Config, ConfigError, load, locate
 from ..config.load import ENV_VAR, SYSTEM_PATH
 from ..config.webhook_url import shown
-from .api_client import base_url
+from .api_client import base_url, own_daemon_tls
 from .api_commands import make_groups as make_api_groups
 from .recordings import make_group as make_recordings
 
@@ -252,14 +251,8 @@ def fetch_live_at(url: str, admin_token: str | None) -> dict:
     request = urllib.request.Request(url)
     if admin_token:
         request.add_header("Authorization", f"Bearer {admin_token}")
-    context = None
-    if url.startswith("https"):
-        # Our own daemon, often with a self-signed certificate: trust it on this path only.
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
     try:
-        with urllib.request.urlopen(request, timeout=5, context=context) as response:
+        with urllib.request.urlopen(request, timeout=5, context=own_daemon_tls(url)) as response:
             return json.load(response)
     except urllib.error.HTTPError as error:
         raise UserError(f"{url}: {error.code} {error.read().decode(errors='replace').strip()}") from None
