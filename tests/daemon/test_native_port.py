@@ -99,7 +99,10 @@ def test_one_read_drains_the_socket_and_sorts_signals_from_decrypted_media(socke
     assert [data for kind, data, _ in media if kind == native.RTCP] == plain_rtcp
     arrivals = [arrival for _, _, arrival in media]
     assert all(before <= arrival <= time.time_ns() for arrival in arrivals)
-    assert arrivals == sorted(arrivals)
+    # each datagram its own kernel time, in the order they came; two cores' clocks may stamp a
+    # neighbour a little earlier, never by a millisecond
+    assert all(later - earlier > -1_000_000 for earlier, later in zip(arrivals, arrivals[1:]))
+    assert len(set(arrivals)) > len(arrivals) // 2
     counters = port.counters
     assert counters["datagrams"] == total and counters["batches"] == 3
     assert (counters["rtp"], counters["rtcp"], counters["stun"], counters["dtls"]) == (150, len(plain_rtcp), 1, 1)
