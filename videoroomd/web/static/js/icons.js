@@ -1,28 +1,24 @@
 // The page's icons: inline SVG drawn with the text colour (no icon font, no emoji: a server or a
-// phone without an emoji font would show boxes). Each is a 24x24 stroke drawing; the shapes are
-// Feather's (MIT licence). Icons are decoration: the button or mark they sit in carries the name.
+// phone without an emoji font would show boxes). Each is a 24x24 stroke drawing of plain shapes,
+// drawn for this page. Icons are decoration: the button or mark they sit in carries the name.
 
 const SVG = "http://www.w3.org/2000/svg";
 const SHAPES = {
-  mic: [["path", { d: "M12 1a3 3 0 0 0-3 3v8a3 3 0 0 0 6 0V4a3 3 0 0 0-3-3z" }], ["path", { d: "M19 10v2a7 7 0 0 1-14 0v-2" }],
-    ["path", { d: "M12 19v4M8 23h8" }]],
-  "mic-off": [["path", { d: "M1 1l22 22M9 9v3a3 3 0 0 0 5.12 2.12M15 9.34V4a3 3 0 0 0-5.94-.6" }],
-    ["path", { d: "M17 16.95A7 7 0 0 1 5 12v-2m14 0v2a7 7 0 0 1-.11 1.23M12 19v4M8 23h8" }]],
-  camera: [["path", { d: "M23 7l-7 5 7 5V7z" }], ["rect", { x: 1, y: 5, width: 15, height: 14, rx: 2 }]],
-  "camera-off": [["path", { d: "M16 16v1a2 2 0 0 1-2 2H3a2 2 0 0 1-2-2V7a2 2 0 0 1 2-2h2m5.66 0H14a2 2 0 0 1 2 2v3.34l1 1L23 7v10M1 1l22 22" }]],
-  screen: [["rect", { x: 2, y: 3, width: 20, height: 14, rx: 2 }], ["path", { d: "M8 21h8M12 17v4M12 13V7M9 10l3-3 3 3" }]],
-  speaker: [["rect", { x: 2, y: 3, width: 20, height: 18, rx: 2 }], ["path", { d: "M2 15h20M9 15v6M15 15v6" }]],
-  people: [["path", { d: "M17 21v-2a4 4 0 0 0-4-4H5a4 4 0 0 0-4 4v2" }], ["circle", { cx: 9, cy: 7, r: 4 }],
-    ["path", { d: "M23 21v-2a4 4 0 0 0-3-3.87M16 3.13a4 4 0 0 1 0 7.75" }]],
-  chat: [["path", { d: "M21 15a2 2 0 0 1-2 2H7l-4 4V5a2 2 0 0 1 2-2h14a2 2 0 0 1 2 2z" }]],
-  stats: [["path", { d: "M22 12h-4l-3 9L9 3l-3 9H2" }]],
+  mic: [["rect", { x: 9, y: 2, width: 6, height: 12, rx: 3 }], ["path", { d: "M5 11a7 7 0 0 0 14 0M12 18v4M8 22h8" }]],
+  "mic-off": [["rect", { x: 9, y: 2, width: 6, height: 12, rx: 3 }], ["path", { d: "M5 11a7 7 0 0 0 14 0M12 18v4M8 22h8M3 3l18 18" }]],
+  camera: [["rect", { x: 2, y: 6, width: 13, height: 12, rx: 2 }], ["path", { d: "M15 10l6-3v10l-6-3z" }]],
+  "camera-off": [["rect", { x: 2, y: 6, width: 13, height: 12, rx: 2 }], ["path", { d: "M15 10l6-3v10l-6-3zM3 3l18 18" }]],
+  screen: [["rect", { x: 2, y: 4, width: 20, height: 13, rx: 2 }], ["path", { d: "M9 21h6M12 17v4M12 14V8M9 11l3-3 3 3" }]],
+  speaker: [["rect", { x: 2, y: 3, width: 20, height: 18, rx: 2 }], ["path", { d: "M2 16h20M8.7 16v5M15.3 16v5" }]],
+  people: [["circle", { cx: 9, cy: 8, r: 3.5 }], ["path", { d: "M2 20c0-3.5 3-6 7-6s7 2.5 7 6M16 5a3 3 0 0 1 0 6M18 14c2.5.6 4 2.8 4 6" }]],
+  chat: [["path", { d: "M4 4h16a1 1 0 0 1 1 1v10a1 1 0 0 1-1 1H9l-5 4v-4a1 1 0 0 1-1-1V5a1 1 0 0 1 1-1z" }]],
+  stats: [["path", { d: "M3 21h18M3 17l5-6 4 4 8-9" }]],
   record: [["circle", { cx: 12, cy: 12, r: 9 }], ["circle", { cx: 12, cy: 12, r: 4, fill: "currentColor" }]],
-  leave: [["path", { d: "M10.68 13.31a16 16 0 0 0 3.41 2.6l1.27-1.27a2 2 0 0 1 2.11-.45 12.84 12.84 0 0 0 2.81.7 2 2 0 0 1 1.72 2v3a2 2 0 0 1-2.18 2 19.79 19.79 0 0 1-8.63-3.07 19.42 19.42 0 0 1-3.33-2.67m-2.67-3.34a19.79 19.79 0 0 1-3.07-8.63A2 2 0 0 1 4.11 2h3a2 2 0 0 1 2 1.72 12.84 12.84 0 0 0 .7 2.81 2 2 0 0 1-.45 2.11L8.09 9.91M23 1L1 23" }]],
-  lock: [["rect", { x: 3, y: 11, width: 18, height: 11, rx: 2 }], ["path", { d: "M7 11V7a5 5 0 0 1 10 0v4" }]],
-  close: [["path", { d: "M18 6L6 18M6 6l12 12" }]],
-  pin: [["path", { d: "M15 3h6v6M9 21H3v-6M21 3l-7 7M3 21l7-7" }]],
-  link: [["path", { d: "M10 13a5 5 0 0 0 7.54.54l3-3a5 5 0 0 0-7.07-7.07l-1.72 1.71" }],
-    ["path", { d: "M14 11a5 5 0 0 0-7.54-.54l-3 3a5 5 0 0 0 7.07 7.07l1.71-1.71" }]],
+  leave: [["path", { d: "M14 4h5a1 1 0 0 1 1 1v14a1 1 0 0 1-1 1h-5M10 8l-4 4 4 4M6 12h10" }]],
+  lock: [["rect", { x: 4, y: 11, width: 16, height: 10, rx: 2 }], ["path", { d: "M8 11V8a4 4 0 0 1 8 0v3" }]],
+  close: [["path", { d: "M6 6l12 12M18 6L6 18" }]],
+  pin: [["path", { d: "M4 9V4h5M20 9V4h-5M4 15v5h5M20 15v5h-5" }]],
+  link: [["path", { d: "M9 15l6-6M11 6l1.5-1.5a4 4 0 0 1 5.7 5.7L16.5 12M13 18l-1.5 1.5a4 4 0 0 1-5.7-5.7L7.5 12" }]],
   signal: [["path", { d: "M4 20v-4M10 20v-8M16 20V8M22 20V4" }]],
 };
 
