@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol, Union
+from typing import Any, Callable, Iterable, Mapping, Protocol, TypeVar, Union
 
 from .gate import Reason
+
+T = TypeVar("T")
 
 __all__ = ["Bandwidth", "DataPlane", "Event", "FellBehind", "FixedRoute", "KeyframeNeeded",
            "LayerChanged", "MediaCounters", "NativeRoute", "Packet", "PublisherStats", "Reason", "RewriteStart", "SendRoute",
@@ -51,6 +53,14 @@ class UnknownId(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+def look_up(table: Mapping[str, T], what: str, ident: str) -> T:
+    """``table[ident]``; raises UnknownId naming ``what`` ("publisher", ...) when it is not there."""
+    try:
+        return table[ident]
+    except KeyError:
+        raise UnknownId(what, ident) from None
 
 
 # -- what goes in ---------------------------------------------------------------------------------

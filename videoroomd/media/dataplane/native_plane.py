@@ -29,7 +29,8 @@ from typing import Callable, Iterable
 from .connection import Connection
 from .gate import LAYER_SILENCE, LayerSelector, Reason
 from .interface import (Bandwidth, Event, FellBehind, KeyframeNeeded, LayerChanged, NativeRoute, PublisherStats,
-                        RewriteStart, SentStats, StreamParams, SubscriberStats, UnknownId, VoiceChanged)
+                        RewriteStart, SentStats, StreamParams, SubscriberStats, UnknownId, VoiceChanged,
+                        look_up)
 from .layers import RidTable
 from .native_module import load
 from .publisher import CHOICE_INTERVAL
@@ -125,22 +126,13 @@ class NativeDataPlane:
     # -- lookups ---------------------------------------------------------------------------
 
     def _publisher(self, publisher_id: str) -> _Publisher:
-        try:
-            return self._publishers[publisher_id]
-        except KeyError:
-            raise UnknownId("publisher", publisher_id) from None
+        return look_up(self._publishers, "publisher", publisher_id)
 
     def _slot(self, subscriber_id: str) -> _Slot:
-        try:
-            return self._slots[subscriber_id]
-        except KeyError:
-            raise UnknownId("subscriber", subscriber_id) from None
+        return look_up(self._slots, "subscriber", subscriber_id)
 
     def _connection(self, connection_id: str) -> Connection:
-        try:
-            return self._connections[connection_id]
-        except KeyError:
-            raise UnknownId("connection", connection_id) from None
+        return look_up(self._connections, "connection", connection_id)
 
     # -- publishers ------------------------------------------------------------------------
 

@@ -18,7 +18,8 @@ import time
 from typing import Callable, Iterable
 
 from .interface import (Bandwidth, Event, MediaCounters, PublisherStats, RewriteStart, SendRoute, SentStats,
-                        StreamParams, SubscriberStats, UnknownId)
+                        StreamParams, SubscriberStats, UnknownId,
+                        look_up)
 from .connection import Connection
 from .publisher import CHOICE_INTERVAL, LayeredSource, PlainSource, Source
 from .rtp_read import MalformedPacket, parse, unwrap_rtx
@@ -51,22 +52,13 @@ class PythonDataPlane:
     # -- lookups ---------------------------------------------------------------------------
 
     def _publisher(self, publisher_id: str) -> Source:
-        try:
-            return self._publishers[publisher_id]
-        except KeyError:
-            raise UnknownId("publisher", publisher_id) from None
+        return look_up(self._publishers, "publisher", publisher_id)
 
     def _subscriber(self, subscriber_id: str) -> Subscriber:
-        try:
-            return self._subscribers[subscriber_id]
-        except KeyError:
-            raise UnknownId("subscriber", subscriber_id) from None
+        return look_up(self._subscribers, "subscriber", subscriber_id)
 
     def _connection(self, connection_id: str) -> Connection:
-        try:
-            return self._connections[connection_id]
-        except KeyError:
-            raise UnknownId("connection", connection_id) from None
+        return look_up(self._connections, "connection", connection_id)
 
     def _emit(self, event: Event) -> None:
         events = self._events
