@@ -84,3 +84,22 @@ def test_sender_reports_align_a_participants_tracks_unless_they_disagree_with_ar
     far = _track("video", 1000.2, 5007.0, 90000)        # a report clock 7 s off: arrival is the better guess
     assert _offsets([audio, far]) == [0.0, 0.0]
     assert _offsets([audio, Track(far.header, far.packets)]) == [0.0, 0.0]  # one without reports: arrival
+
+
+def test_a_layer_switch_whose_last_frames_reach_past_the_next_key_frame_plays_in_order():
+    """The first layer's first packet came in late, so its RTP times run 0.1 s past the second
+    layer's first key frame: its tail is dropped and the file goes on from that key frame (a
+    decoder handed an old layer's delta frame after the new layer's key frame refuses it)."""
+    from videoroomd.recording.export import _frames
+    from videoroomd.recording.trackfile import TrackHeader
+
+    late = [RtpRecord(r.arrival_us + 100_000 if i < 2 else r.arrival_us, r.marker, r.payload_type, r.sequence,
+                      r.timestamp, r.ssrc, r.payload) for i, r in enumerate(_stream([KEY] + [DELTA] * 9, 0, 0))]
+    switched = [RtpRecord(r.arrival_us + 300_000, r.marker, r.payload_type, r.sequence, r.timestamp, 9, r.payload)
+                for r in _stream([KEY, DELTA, DELTA], 500, 0)]
+    header = TrackHeader("video", "vp8", 90000, "p", "video", 0.0)
+    frames = _frames(Track(header, late + switched))
+    times = [f.time for f in frames]
+    assert times == sorted(times) and len(set(times)) == len(times)
+    assert [f.keyframe for f in frames] == [True, False, False, False, False, False, True, False, False]
+    assert frames[6].time == 0.3

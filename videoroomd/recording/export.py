@@ -50,11 +50,17 @@ class Exported:
 
 
 def _frames(track: Track) -> list[Frame]:
-    """The track's frames, timed in wall seconds (its header's start plus the frame's time)."""
+    """The track's frames in the order they play, timed in wall seconds (its header's start plus the
+    frame's time). A segment is timed from its first arrival and its RTP timestamps: the last frames
+    of one can reach past the first of the next (a simulcast layer switch); those tail frames are
+    dropped, since the next segment starts on a key frame that nothing before it may follow."""
     make = vp8_frames if track.header.kind == "video" else opus_frames
     out: list[Frame] = []
     for segment in segments(track.records):
-        out.extend(Frame(track.header.start + f.time, f.data, f.keyframe) for f in make(segment, track.header.clock_rate))
+        made = [Frame(track.header.start + f.time, f.data, f.keyframe) for f in make(segment, track.header.clock_rate)]
+        while made and out and out[-1].time >= made[0].time:
+            out.pop()
+        out.extend(made)
     return out
 
 
@@ -92,11 +98,17 @@ def _mux(path: Path, video: list[Frame] | None, audio: list[Frame] | None) -> tu
             streams["audio"].time_base = AUDIO_TB
         timed = [(f.time, "video", f) for f in video or ()] + [(f.time, "audio", f) for f in audio or ()]
         previous = {"video": -1, "audio": -1}
+        need_key = False
         for time, kind, frame in sorted(timed, key=lambda item: item[0]):
             base = VIDEO_TB if kind == "video" else AUDIO_TB
             pts = round(time / base)
-            if pts <= previous[kind]:
-                continue  # a timestamp that went back (a clock jump): the frame is dropped
+            if pts <= previous[kind] or (kind == "video" and need_key and not frame.keyframe):
+                # a timestamp that went back (a clock jump): the frame is dropped, and a video
+                # frame's followers until the next key frame (they would not decode without it)
+                need_key = need_key or kind == "video"
+                continue
+            if kind == "video":
+                need_key = False
             previous[kind] = pts
             packet = av.Packet(frame.data)
             packet.stream = streams[kind]
