@@ -59,7 +59,10 @@ async def test_turnutils_uclient_relays_through_us_to_a_media_socket(flags):
     output, stats = await run_uclient([port, port + 1], port, *flags)
     assert re.search(r"tot_send_msgs=10, tot_recv_msgs=10", output), output
     assert "Total lost packets 0 " in output, output
-    assert stats["created"] >= 1 and not stats["dropped"]
+    # Over TCP, uclient may exit with bytes of ours unread: its kernel then resets the connection,
+    # which the server counts as broken. Anything else dropped is ours.
+    dropped = {k: v for k, v in stats["dropped"].items() if not ("-t" in flags and k == "connection_broken")}
+    assert stats["created"] >= 1 and not dropped
 
 
 @needs_coturn
