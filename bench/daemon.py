@@ -45,12 +45,13 @@ def free_port(udp_too: bool = False, host: str = "127.0.0.1") -> int:
 
 def config_text(port: int, max_peers: int, log_file: Path, rooms: list[str], workers: int | str,
                 turn_port: int | None = None, host: str = "127.0.0.1", plain_rooms: list[str] | None = None,
-                admin_token: str | None = None) -> str:
+                admin_token: str | None = None, data_plane: str | None = None) -> str:
     """The daemon's config; ``turn_port``: run the built-in TURN server on 127.0.0.1 there
     (for ``--relay``), with its defaults otherwise (per-user bandwidth limit included).
     ``host``: the address it listens and has its media on (``--simulcast``: a benchmark host's
     gateway, testsupport.netns), then answering to that name alone and showing its admin view to
-    ``admin_token``; ``plain_rooms``: rooms with ``simulcast = false`` besides ``rooms``."""
+    ``admin_token``; ``plain_rooms``: rooms with ``simulcast = false`` besides ``rooms``;
+    ``data_plane``: ``[media] data_plane`` (None: the daemon's default)."""
     workers_value = f'"{workers}"' if isinstance(workers, str) else str(workers)
     room_tables = "".join(f"\n[rooms.{room}]\nmax_peers = {max_peers}\n" for room in rooms)
     room_tables += "".join(f"\n[rooms.{room}]\nmax_peers = {max_peers}\nsimulcast = false\n"
@@ -59,6 +60,7 @@ def config_text(port: int, max_peers: int, log_file: Path, rooms: list[str], wor
     server = "" if host == "127.0.0.1" else f'hostnames = ["{host}"]\n'
     if admin_token is not None:
         server += f'admin_token = "{admin_token}"\n'
+    plane = "" if data_plane is None else f'data_plane = "{data_plane}"\n'
     return f"""\
 [server]
 listen = "{host}:{port}"
@@ -75,7 +77,7 @@ file = "{log_file}"
 
 [media]
 workers = {workers_value}
-{turn}{room_tables}"""
+{plane}{turn}{room_tables}"""
 
 
 def _get(url: str, timeout: float = 2.0, token: str | None = None) -> tuple[int, bytes]:
@@ -90,7 +92,7 @@ def _get(url: str, timeout: float = 2.0, token: str | None = None) -> tuple[int,
 class Daemon:
     def __init__(self, workdir: Path, repo: Path, max_peers: int, rooms: list[str], workers: int | str = "auto",
                  cpus: set[int] | None = None, turn: bool = False, host: str = "127.0.0.1",
-                 plain_rooms: list[str] | None = None):
+                 plain_rooms: list[str] | None = None, data_plane: str | None = None):
         """``host``: where it listens and has its media (not loopback: its admin view then needs a
         token, made here); ``plain_rooms``: rooms without simulcast, besides ``rooms``."""
         self.workdir = workdir
@@ -106,7 +108,8 @@ class Daemon:
         self.config = workdir / "videoroomd.toml"
         self.turn_port = free_port(udp_too=True) if turn else None
         self.config.write_text(config_text(self.port, max_peers, self.log_file, rooms, workers, self.turn_port,
-                                           host=host, plain_rooms=plain_rooms, admin_token=self.admin_token))
+                                           host=host, plain_rooms=plain_rooms, admin_token=self.admin_token,
+                                           data_plane=data_plane))
         self.child: Child | None = None
 
     @property

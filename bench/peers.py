@@ -155,14 +155,14 @@ async def main(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="videoroomd-peers-"))
     workdir.mkdir(parents=True, exist_ok=True)
     tested = revision()
-    print(f"machine: {machine_text()}\nvideoroomd: {tested}\nJanus: {version()}\nwork files: {workdir}", flush=True)
+    print(f"machine: {machine_text()}\nvideoroomd: {tested} (data plane: {args.data_plane or 'default'})\nJanus: {version()}\nwork files: {workdir}", flush=True)
     width, height = (int(v) for v in args.size.split("x"))
     clip = clips.make(width, height, args.fps, seconds=4.0, video_kbps=args.video_kbps)
     clips.save(clip, workdir / "clip.pickle")
     print(f"media: {clip.describe()}", flush=True)
     host = new_host(NAME, PREFIX, "bench.peers needs root (Janus's media address)")
     daemon = Daemon(workdir, REPO, max_peers=max(args.n) + 1, rooms=room_names(1), workers=args.workers,
-                    cpus=args.server_cpus)
+                    cpus=args.server_cpus, data_plane=args.data_plane)
     janus = Janus(workdir, max(args.n) + 1, host.gateway, cpus=args.server_cpus)
     try:
         await daemon.start()
@@ -226,6 +226,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--video-kbps", type=int, default=400)
     parser.add_argument("--workers", default="auto", help="videoroomd's [media] workers")
+    parser.add_argument("--data-plane", choices=("python", "native"),
+                        help="videoroomd's [media] data_plane (default: the daemon's default)")
     parser.add_argument("--server-cpus", type=cpu_list, help="run both servers on these CPUs only (taskset -c)")
     parser.add_argument("--bot-cpus", type=cpu_list, help="run the participants on these CPUs only")
     parser.add_argument("--json", help="also write every run's figures to this file")
