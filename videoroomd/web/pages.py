@@ -1,5 +1,5 @@
 """Serve the web client: `/` (room list), `/room/NAME` (join screen), `/check` (connectivity
-check), `/static/…`, `/api/rooms`, `/api/check`. Their paths are given in :mod:`videoroomd.http.routes`."""
+check), `/static/…`, `/api/rooms`, `/api/check`, `/api/check/media`. Their paths are given in :mod:`videoroomd.http.routes`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 from importlib import resources
 
 from ..config.validate import ROOM_NAME
-from ..context import Context
+from ..context import Context, MediaCheckRefused
 from ..http.request import Request, Response
 from .check import CheckLimiter, check_servers
 
@@ -101,6 +101,23 @@ class Pages:
                                       f"try again in {math.ceil(wait)} s")
         body = json.dumps(check_servers(self.context.turn.builtin, time.time())).encode()
         return Response(200, body, "application/json", headers=[("cache-control", "no-store")])
+
+    async def check_media(self, request: Request) -> Response | None:
+        """``POST /api/check/media``: the check's offer (``application/sdp``) in, the media ports' answer out."""
+        if request.method != "POST":
+            return Response(405, b"only POST is served here: the check page posts its offer\n", headers=[("allow", "POST")])
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/sdp":
+            # Not a type a form can send: another site's page cannot make checks in a visitor's name.
+            return Response.text(415, "the offer must be sent with Content-Type: application/sdp")
+        try:
+            offer = request.body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            return Response.text(400, f"the offer is not UTF-8 text (byte {error.start})")
+        try:
+            answer = await self.context.media_check(offer, request.remote[0])
+        except MediaCheckRefused as refused:
+            return Response.text(refused.status, refused.reason)
+        return Response(200, answer.encode(), "application/sdp", headers=[("cache-control", "no-store")])
 
     async def favicon(self, request: Request) -> Response | None:
         return _static("favicon.svg", request)
