@@ -100,6 +100,11 @@ class MediaCheck:
             self.counts.refused += 1
             raise
         assert self._nursery is not None
+        # Without a camera's permission a browser offers only mDNS names, which the server may not
+        # resolve or may leave out: an end-of-candidates then leaves aioice with no component to
+        # gather for, and the answer with no candidate. Without it, the server answers with its
+        # candidates and learns the browser's address from the browser's own checks, as a call's does.
+        sdp = "\r\n".join(line for line in sdp.split("\r\n") if line.strip() != "a=end-of-candidates")
         self.counts.open += 1
         endpoint, link = f"check-{next(self._ids)}", None
         try:
@@ -120,6 +125,8 @@ class MediaCheck:
             self._nursery.start_soon(self._close_after, 0.0, link, endpoint)
             raise
         self.counts.answered += 1
+        log.debug("connectivity check answered", endpoint=endpoint, address=address,
+                  offered=sdp.count("a=candidate:"), answered=answered.sdp.count("a=candidate:"))
         self._nursery.start_soon(self._close_after, self.hold, link, endpoint)
         return announce_address(answered.sdp, self.ice.announced_ip)
 
