@@ -99,7 +99,6 @@ class MediaCheck:
         except MediaCheckRefused:
             self.counts.refused += 1
             raise
-        assert self._nursery is not None
         # Without a camera's permission a browser offers only mDNS names, which the server may not
         # resolve or may leave out: an end-of-candidates then leaves aioice with no component to
         # gather for, and the answer with no candidate. Without it, the server answers with its
@@ -113,22 +112,27 @@ class MediaCheck:
             assert isinstance(answered, Answered)
         except (MediaError, WorkerLost, trio.TooSlowError) as error:
             self.counts.failed += 1
-            self._nursery.start_soon(self._close_after, 0.0, link, endpoint)
+            self._close_later(0.0, link, endpoint)
             log.warning("connectivity check not answered", error=f"{type(error).__name__}: {error}")
-            said = str(error).removeprefix("OfferRefused: ")  # the worker's words, meant for a person
-            if isinstance(error, MediaError) and NOT_APPLIED in said:  # aiortc could not take this offer
-                raise MediaCheckRefused(400, f"the server could not accept this offer: {said}") from None
-            if isinstance(error, MediaError):  # the server's own trouble, such as no free port in [ice] udp_ports
-                raise MediaCheckRefused(503, f"the server could not open its media for the check: {said}") from None
-            raise MediaCheckRefused(503, f"the server's media did not answer the check ({type(error).__name__})") from None
+            raise _refusal(error) from None
         except BaseException:
-            self._nursery.start_soon(self._close_after, 0.0, link, endpoint)
+            self._close_later(0.0, link, endpoint)
             raise
         self.counts.answered += 1
         log.debug("connectivity check answered", endpoint=endpoint, address=address,
                   offered=sdp.count("a=candidate:"), answered=answered.sdp.count("a=candidate:"))
-        self._nursery.start_soon(self._close_after, self.hold, link, endpoint)
+        self._close_later(self.hold, link, endpoint)
         return announce_address(answered.sdp, self.ice.announced_ip)
+
+    def _close_later(self, delay: float, link: RoomLink | None, endpoint: str) -> None:
+        """Close ``endpoint``'s connection in ``delay`` seconds (with the room, when the daemon stops first)."""
+        nursery = self._nursery
+        try:
+            if nursery is None:
+                raise RuntimeError("the checks have stopped")
+            nursery.start_soon(self._close_after, delay, link, endpoint)
+        except RuntimeError:  # the checks have stopped: their room closes (or closed) with them
+            self.counts.open -= 1
 
     def _admit(self, address: str) -> None:
         """Raise MediaCheckRefused unless a check from ``address`` may start now."""
@@ -167,6 +171,16 @@ class MediaCheck:
                         await link.call(CloseEndpoint(link.key, endpoint), timeout=CLOSE_TIMEOUT)
                     except (MediaError, WorkerLost, trio.TooSlowError):
                         pass  # its worker is gone or busy: the connection went, or goes, with the room
+
+
+def _refusal(error: MediaError | WorkerLost | trio.TooSlowError) -> MediaCheckRefused:
+    """What the client is told when the worker did not answer its check."""
+    said = str(error).removeprefix("OfferRefused: ")  # the worker's words, meant for a person
+    if isinstance(error, MediaError) and NOT_APPLIED in said:  # aiortc could not take this offer
+        return MediaCheckRefused(400, f"the server could not accept this offer: {said}")
+    if isinstance(error, MediaError):  # the server's own trouble, such as no free port in [ice] udp_ports
+        return MediaCheckRefused(503, f"the server could not open its media for the check: {said}")
+    return MediaCheckRefused(503, f"the server's media did not answer the check ({type(error).__name__})")
 
 
 def _check_offer(sdp: str) -> None:

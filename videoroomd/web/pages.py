@@ -109,6 +109,8 @@ class Pages:
         if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/sdp":
             # Not a type a form can send: another site's page cannot make checks in a visitor's name.
             return Response.text(415, "the offer must be sent with Content-Type: application/sdp")
+        if self.context.draining():
+            return Response.text(503, "the server is stopping; try the check again in a minute")
         try:
             offer = request.body.decode("utf-8")
         except UnicodeDecodeError as error:

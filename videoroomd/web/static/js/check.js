@@ -8,13 +8,13 @@ const PATHS = [
     works: "Works: a connection like a call's reached the server's media ports; calls send their sound and video straight there (the fastest way).",
     fails: "Does not work: a connection like a call's could not reach the server's media ports over UDP from this network." },
   { id: "turn-udp", title: "TURN over UDP",
-    works: "Works: calls can go through the server's relay over UDP.",
+    works: "Works: the server's relay gave this browser a relay address over UDP; calls can go through it.",
     fails: "Does not work: the relay's UDP port is blocked from here." },
   { id: "turn-tcp", title: "TURN over TCP",
-    works: "Works: calls can go through the server's relay over TCP, for networks that block UDP.",
+    works: "Works: the server's relay gave this browser a relay address over TCP; calls can go through it, for networks that block UDP.",
     fails: "Does not work: the relay's TCP port is blocked from here." },
   { id: "turn-tls", title: "TURN over TLS",
-    works: "Works: calls can go through the server's relay over TLS, which looks like web traffic to firewalls.",
+    works: "Works: the server's relay gave this browser a relay address over TLS; calls can go through it, which looks like web traffic to firewalls.",
     fails: "Does not work: the relay's TLS port is blocked from here." },
 ];
 
