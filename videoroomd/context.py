@@ -26,7 +26,7 @@ class MediaCheckRefused(Exception):
         self.reason = reason
 
 
-async def _no_media_check(sdp: str, address: str) -> str:
+async def _no_media_check(sdp: str, address: str, relay_user: str | None) -> str:
     raise MediaCheckRefused(503, "this server runs no media check")
 
 
@@ -41,5 +41,6 @@ class Context:
     turn: TurnCredentials                 # the built-in TURN server's endpoints, once bound (the check page)
     media_snapshot: Callable[[], list[dict[str, Any]]]  # the media workers, for the admin view
     degraded: Callable[[], str | None] = lambda: None  # what does not work now while calls go on (/healthz)
-    # The check page's peer connection: (offer SDP, client address) -> answer SDP; raises MediaCheckRefused.
-    media_check: Callable[[str, str], Awaitable[str]] = _no_media_check
+    # The check page's peer connections: (offer SDP, client address, the check's TURN user when it
+    # comes through the built-in relay) -> answer SDP; raises MediaCheckRefused.
+    media_check: Callable[[str, str, str | None], Awaitable[str]] = _no_media_check

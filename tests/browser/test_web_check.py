@@ -50,10 +50,12 @@ def test_the_check_page_tries_a_call_s_connection_then_each_relay_transport(brow
     _checked(page, relayed)
     for item in ("udp", "turn-udp", "turn-tcp"):
         expect(page.locator(f"#check-{item}")).to_have_attribute("data-state", "works")
-    expect(page.locator("#check-turn-tcp")).to_contain_text("TURN over TCP: Works")
+    expect(page.locator("#check-turn-tcp")).to_contain_text(
+        "TURN over TCP: Works: a connection like a call's reached the media ports through the server's relay over TCP")
     expect(page.locator("#check-turn-tls")).to_have_text("TURN over TLS: Not tried: this server's relay does not offer it.")
     expect(page.locator("#check-summary")).to_have_text("Calls work from this network: they send sound and video "
                                                         "straight to the server. The relay works too (TURN over UDP, TCP).")
+    assert sample(read(relayed), "videoroomd_media_checks_total", result="answered") == 3  # direct, and through each relay
 
     # The media ports unusable: the row and the verdict say what fails, and whose it is to fix.
     _checked(page, blocked)

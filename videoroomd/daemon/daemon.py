@@ -100,7 +100,8 @@ class Daemon:
             self.turn_credentials.on_revoke.append(self.turn.release_user)
             self.metrics.watch_turn(self.turn.stats)
         # The check page's peer connections: bounded on their own, never a room's participants.
-        self.media_check = MediaCheck(self.media, config.ice)
+        self.media_check = MediaCheck(self.media, config.ice, turn=self.turn_credentials if self.turn is not None else None,
+                                      media_addresses=self.media_addresses)
         self.metrics.watch_checks(lambda: vars(self.media_check.counts))
         # What the handlers may read of the daemon; the getters follow reloads and the drain.
         self.context = Context(config=lambda: self.config, metrics=self.metrics, draining=lambda: self.draining,

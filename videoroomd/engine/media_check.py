@@ -34,6 +34,8 @@ from ..sdp.offer import SdpError
 from ..sdp.offer import parse as parse_sdp
 from ..sdp.offer_checks import check_offer
 from ..token_buckets import TokenBuckets
+from ..turn.clients import TurnCredentials
+from ..turn.peers import MediaAddresses
 
 log = structlog.get_logger("videoroomd.check")
 
@@ -41,11 +43,11 @@ ROOM = "~check"           # the hidden media room's name on its worker (no room 
 MAX_OFFER_BYTES = 16 * 1024  # a browser's offer with one m-line and its candidates is about 2 KiB
 MAX_MEDIA_LINES = 2       # the page offers one; a second leaves room for a browser's own habits
 MAX_CHECKS = 16           # check connections open at once on the daemon
-HOLD = 20.0               # seconds a check's connection stays open (the page gives up after 8)
+HOLD = 20.0               # seconds a check's connection stays open (the page gives up after 10)
 ANSWER_TIMEOUT = 10.0     # seconds the worker may take to answer
 CLOSE_TIMEOUT = 5.0       # seconds to close one check's connection on its worker
-CHECK_RATE = 0.2          # checks per second per client address, after the burst
-CHECK_BURST = 5
+CHECK_RATE = 0.4          # peer connections per second per client address, after the burst
+CHECK_BURST = 8           # a page's run makes one direct and up to three through the relay
 
 
 @dataclass
@@ -61,9 +63,12 @@ class CheckCounts:
 class MediaCheck:
     """The daemon's connectivity-check connections; :meth:`run` owns them, :meth:`offer` makes one."""
 
-    def __init__(self, plane: MediaPlane, ice: IceConfig, *, max_checks: int = MAX_CHECKS, hold: float = HOLD):
+    def __init__(self, plane: MediaPlane, ice: IceConfig, *, turn: TurnCredentials | None = None,
+                 media_addresses: MediaAddresses | None = None, max_checks: int = MAX_CHECKS, hold: float = HOLD):
         self.plane = plane
         self.ice = ice
+        self.turn = turn                        # the built-in TURN server's users (None: no [turn])
+        self.media_addresses = media_addresses  # where that server may relay
         self.max_checks = max_checks
         self.hold = hold
         self.counts = CheckCounts()
@@ -72,6 +77,8 @@ class MediaCheck:
         self._opening = trio.Lock()
         self._ids = itertools.count(1)
         self._nursery: trio.Nursery | None = None
+        # endpoint -> (its check's TURN user, the media sockets that user may relay to for it)
+        self._relayed: dict[str, tuple[str, list[tuple[str, int]]]] = {}
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Hold the checks' connections until cancelled (then their room is closed); never returns."""
@@ -87,8 +94,9 @@ class MediaCheck:
                 with trio.CancelScope(shield=True):
                     await link.close(CLOSE_TIMEOUT)
 
-    async def offer(self, sdp: str, address: str) -> str:
-        """The answer to a check's ``sdp`` offer from client ``address``.
+    async def offer(self, sdp: str, address: str, relay_user: str | None = None) -> str:
+        """The answer to a check's ``sdp`` offer from client ``address``; with ``relay_user`` (a
+        check's TURN user), that user may relay to the answer's media sockets while it is open.
 
         Raises MediaCheckRefused: 429 past the address's rate, 503 when MAX_CHECKS are open or
         no worker answers, 400 or 413 for an offer a check does not make (the reason says what).
@@ -96,6 +104,8 @@ class MediaCheck:
         try:
             self._admit(address)
             _check_offer(sdp)
+            if relay_user is not None and (self.turn is None or self.media_addresses is None):
+                raise MediaCheckRefused(400, "this server runs no TURN server: a check cannot come through it")
         except MediaCheckRefused:
             self.counts.refused += 1
             raise
@@ -119,10 +129,33 @@ class MediaCheck:
             self._close_later(0.0, link, endpoint)
             raise
         self.counts.answered += 1
-        log.debug("connectivity check answered", endpoint=endpoint, address=address,
+        log.debug("connectivity check answered", endpoint=endpoint, address=address, relay=relay_user,
                   offered=sdp.count("a=candidate:"), answered=answered.sdp.count("a=candidate:"))
+        if relay_user is not None:
+            self._relay_to(relay_user, link, endpoint, answered)
         self._close_later(self.hold, link, endpoint)
         return announce_address(answered.sdp, self.ice.announced_ip)
+
+    def _relay_to(self, user: str, link: RoomLink, endpoint: str, answered: Answered) -> None:
+        """Let check ``user``'s allocations relay to ``endpoint``'s media sockets, and hand them to the
+        worker that carries the check, as a participant's are."""
+        assert self.turn is not None and self.media_addresses is not None
+        self.turn.hold_check(user, ROOM)
+        sockets = [(s.host, s.port) for s in answered.sockets]
+        self._relayed[endpoint] = (user, sockets)
+        for host, port in sockets:
+            self.media_addresses.add(host, port, link.worker_name, (ROOM, user))
+
+    def _unrelay(self, endpoint: str) -> None:
+        """``endpoint``'s check is over: its sockets are no relay's peer any more; once no check of
+        its TURN user is open (a page's run uses one user for each transport), that user's allocations end."""
+        user, sockets = self._relayed.pop(endpoint, (None, []))
+        if user is None or self.turn is None or self.media_addresses is None:
+            return
+        for host, port in sockets:
+            self.media_addresses.remove(host, port)
+        if all(other != user for other, _ in self._relayed.values()):
+            self.turn.revoke(user)
 
     def _close_later(self, delay: float, link: RoomLink | None, endpoint: str) -> None:
         """Close ``endpoint``'s connection in ``delay`` seconds (with the room, when the daemon stops first)."""
@@ -133,6 +166,7 @@ class MediaCheck:
             nursery.start_soon(self._close_after, delay, link, endpoint)
         except RuntimeError:  # the checks have stopped: their room closes (or closed) with them
             self.counts.open -= 1
+            self._unrelay(endpoint)
 
     def _admit(self, address: str) -> None:
         """Raise MediaCheckRefused unless a check from ``address`` may start now."""
@@ -165,6 +199,7 @@ class MediaCheck:
             await trio.sleep(delay)
         finally:
             self.counts.open -= 1
+            self._unrelay(endpoint)
             if link is not None and link is self._link:
                 with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
                     try:

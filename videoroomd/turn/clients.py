@@ -72,6 +72,12 @@ class TurnCredentials:
         self._rooms[peer_id] = room.name
         return client_turn_servers(room, peer_id, self.clock(), builtin=self.builtin, lifetime=self.lifetime)
 
+    def hold_check(self, user: str, room: str) -> None:
+        """Connectivity check ``user`` (``check-...``) may relay to the media sockets held for it in
+        ``room`` (the check's own), until :meth:`revoke` ends that and its allocations."""
+        if user.startswith(CHECK_USER):
+            self._rooms[user] = room
+
     def room_of(self, peer_id: str) -> str | None:
         """The room ``peer_id`` was issued credentials in, while it is in its call; else None."""
         return self._rooms.get(peer_id)

@@ -1,20 +1,23 @@
 // The connectivity check at /check: each way a call can reach the server, tried with a peer
 // connection of its own, said in plain words.
 const $ = (id) => document.getElementById(id);
-const TIMEOUT_MS = 8000;
+const TIMEOUT_MS = 10000;  // a connection that has not come up by then counts as failed
 
 const PATHS = [
   { id: "udp", title: "Direct UDP",
     works: "Works: a connection like a call's reached the server's media ports; calls send their sound and video straight there (the fastest way).",
     fails: "Does not work: a connection like a call's could not reach the server's media ports over UDP from this network." },
   { id: "turn-udp", title: "TURN over UDP",
-    works: "Works: the server's relay gave this browser a relay address over UDP; calls can go through it.",
+    works: "Works: a connection like a call's reached the media ports through the server's relay over UDP.",
+    stuck: "Does not work: the relay answered over UDP, but a connection like a call's did not get through it to the media ports.",
     fails: "Does not work: the relay's UDP port is blocked from here." },
   { id: "turn-tcp", title: "TURN over TCP",
-    works: "Works: the server's relay gave this browser a relay address over TCP; calls can go through it, for networks that block UDP.",
+    works: "Works: a connection like a call's reached the media ports through the server's relay over TCP, for networks that block UDP.",
+    stuck: "Does not work: the relay answered over TCP, but a connection like a call's did not get through it to the media ports.",
     fails: "Does not work: the relay's TCP port is blocked from here." },
   { id: "turn-tls", title: "TURN over TLS",
-    works: "Works: the server's relay gave this browser a relay address over TLS; calls can go through it, which looks like web traffic to firewalls.",
+    works: "Works: a connection like a call's reached the media ports through the server's relay over TLS, which looks like web traffic to firewalls.",
+    stuck: "Does not work: the relay answered over TLS, but a connection like a call's did not get through it to the media ports.",
     fails: "Does not work: the relay's TLS port is blocked from here." },
 ];
 
@@ -27,22 +30,6 @@ function show(path, state, text) {
   }
   item.dataset.state = state;
   item.textContent = `${path.title}: ${text}`;
-}
-
-// Resolves with whether a candidate of `type` was gathered: a relay candidate is a TURN
-// allocation made over that transport.
-function gather(config, type) {
-  return new Promise((resolve) => {
-    const pc = new RTCPeerConnection(config);
-    const done = (result) => { clearTimeout(timer); pc.close(); resolve(result); };
-    const timer = setTimeout(() => done(false), TIMEOUT_MS);
-    pc.onicecandidate = (event) => {
-      if (event.candidate && event.candidate.type === type) done(true);
-      else if (!event.candidate) done(false);
-    };
-    pc.createDataChannel("check");
-    pc.createOffer().then((offer) => pc.setLocalDescription(offer)).catch(() => done(false));
-  });
 }
 
 // Resolves once `pc` has gathered its candidates (they go into the offer: one request, no trickle).
@@ -70,17 +57,24 @@ function connected(pc) {
 }
 
 // What a call does to the server's media ports, with nothing to send: an offer to receive audio,
-// answered by the server's media worker, then ICE and DTLS. Resolves with {state, text}.
-async function direct(path) {
-  const pc = new RTCPeerConnection();
+// answered by the server's media worker, then ICE and DTLS; through the server's relay when
+// `relay` ({server, user}) is given, as a call through it does. Resolves with {state, text}.
+async function connection(path, relay = null) {
+  const config = relay
+    ? { iceServers: [{ urls: relay.server.urls, username: relay.server.username, credential: relay.server.credential }],
+        iceTransportPolicy: "relay" }
+    : {};
+  const pc = new RTCPeerConnection(config);
   try {
     pc.addTransceiver("audio", { direction: "recvonly" });
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);
+    const offer = pc.localDescription.sdp;
+    if (relay && !/ typ relay/.test(offer)) return { state: "fails", text: path.fails };
     let response;
     try {
-      response = await fetch("/api/check/media", { method: "POST", cache: "no-store",
-        headers: { "content-type": "application/sdp" }, body: pc.localDescription.sdp });
+      response = await fetch(relay ? `/api/check/media?relay=${encodeURIComponent(relay.user)}` : "/api/check/media",
+        { method: "POST", cache: "no-store", headers: { "content-type": "application/sdp" }, body: offer });
     } catch (error) {
       return { state: "unavailable", text: `Not tried: the server did not answer (${error.message}).` };
     }
@@ -88,8 +82,8 @@ async function direct(path) {
     if (response.status === 429) return { state: "unavailable", text: `Not tried now: ${body.replace(/\.?$/, ".")}` };
     if (!response.ok) return { state: "fails", server: true, text: `Does not work: ${body.replace(/\.?$/, ".")}` };
     await pc.setRemoteDescription({ type: "answer", sdp: body + "\r\n" });
-    const ok = await connected(pc);
-    return { state: ok ? "works" : "fails", text: ok ? path.works : path.fails };
+    if (await connected(pc)) return { state: "works", text: path.works };
+    return { state: "fails", text: relay ? path.stuck : path.fails };
   } catch (error) {
     return { state: "fails", text: `Does not work: this browser could not make the connection (${error.message}).` };
   } finally {
@@ -149,14 +143,10 @@ async function run() {
   for (const path of PATHS) {
     let attempt = null;
     if (path.id === "udp") {
-      attempt = direct(path);
+      attempt = connection(path);
     } else {
       const server = offered.turn.find((s) => `turn-${s.transport}` === path.id);
-      if (server) {
-        attempt = gather({ iceServers: [{ urls: server.urls, username: server.username, credential: server.credential }],
-                           iceTransportPolicy: "relay" }, "relay")
-          .then((ok) => ({ state: ok ? "works" : "fails", text: ok ? path.works : path.fails }));
-      }
+      if (server) attempt = connection(path, { server, user: server.username.split(":").pop() });
     }
     if (!attempt) {
       // Not tried is not failed: say why, and leave the verdict to what was tried.
