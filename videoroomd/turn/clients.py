@@ -84,7 +84,7 @@ class TurnCredentials:
 
     def may_allocate(self, user: str) -> bool:
         """Whether credentials for ``user`` may allocate: a peer in its call, or a connectivity
-        check (whose allocations relay to no media socket)."""
+        check (whose allocations relay only to its own check's media sockets, :meth:`hold_check`)."""
         return user in self._rooms or user.startswith(CHECK_USER)
 
     def revoke(self, peer_id: str) -> None:
