@@ -18,6 +18,8 @@ from testsupport.browser import launch
 from testsupport.daemon import DaemonProcess, config_text, free_port
 
 DOCS = Path(__file__).resolve().parent
+# Every tile's video has shown frames (a loaded machine may take a while for the last one).
+ALL_MOVING = "n => [...document.querySelectorAll('figure.tile video')].filter((v) => v.getVideoPlaybackQuality().totalVideoFrames > 20).length >= n"
 ROOMS = '[ice]\naddresses = ["127.0.0.1"]\n[rooms.lobby]\nmax_peers = 8\n'
 
 
@@ -39,10 +41,12 @@ def main() -> int:
             for name in ("Bob", "Cleo"):
                 crowd.add(name)
             expect(page.locator("figure.tile video")).to_have_count(3, timeout=20000)
+            page.wait_for_function(ALL_MOVING, arg=3, timeout=30000)
             page.wait_for_timeout(3000)
             page.screenshot(path=str(DOCS / "three-person-call.png"))
             crowd.add("Dan", screens=1)
             expect(page.locator("#stage .presenting")).to_have_count(0, timeout=20000)
+            page.wait_for_function(ALL_MOVING, arg=4, timeout=30000)
             page.keyboard.press("c")
             page.locator("#chat-input").fill("The second chart, please")
             page.keyboard.press("Enter")

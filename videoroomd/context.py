@@ -9,12 +9,25 @@ the TURN credentials; never the daemon, a handler or a room's insides.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from .config import Config
 from .metrics import Metrics
 from .rooms.link import RoomService
 from .turn.clients import TurnCredentials
+
+
+class MediaCheckRefused(Exception):
+    """A connectivity check's offer not answered: ``status`` (the HTTP status), and a reason a person can read."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+async def _no_media_check(sdp: str, address: str, relay_user: str | None) -> str:
+    raise MediaCheckRefused(503, "this server runs no media check")
 
 
 @dataclass(frozen=True)
@@ -28,3 +41,6 @@ class Context:
     turn: TurnCredentials                 # the built-in TURN server's endpoints, once bound (the check page)
     media_snapshot: Callable[[], list[dict[str, Any]]]  # the media workers, for the admin view
     degraded: Callable[[], str | None] = lambda: None  # what does not work now while calls go on (/healthz)
+    # The check page's peer connections: (offer SDP, client address, the check's TURN user when it
+    # comes through the built-in relay) -> answer SDP; raises MediaCheckRefused.
+    media_check: Callable[[str, str, str | None], Awaitable[str]] = _no_media_check

@@ -126,6 +126,24 @@ class _WorkerCollector:
                                     value=tree)
 
 
+class _CheckCollector:
+    """The connectivity check's peer connections (``MediaCheck.counts``)."""
+
+    def __init__(self, counts: Callable[[], dict]):
+        self.counts = counts
+
+    def collect(self):
+        counts = self.counts()
+        done = CounterMetricFamily("videoroomd_media_checks", "Connectivity checks' offers to the media ports, by "
+                                   "result (answered, refused: rate, limit or a bad offer, failed: no worker answer)",
+                                   labels=["result"])
+        for result in ("answered", "refused", "failed"):
+            done.add_metric([result], counts.get(result, 0))
+        yield done
+        yield GaugeMetricFamily("videoroomd_media_checks_open", "Connectivity checks' connections open now",
+                                value=counts.get("open", 0))
+
+
 class Metrics:
     """Counters the daemon bumps, and gauges read from the rooms and media workers when scraped."""
 
@@ -152,6 +170,10 @@ class Metrics:
     def watch_turn(self, stats: Callable[[], dict]) -> None:
         """Show the built-in TURN server's numbers (``stats`` as :meth:`TurnService.stats` returns them)."""
         self.registry.register(_TurnCollector(stats))
+
+    def watch_checks(self, counts: Callable[[], dict]) -> None:
+        """Show the connectivity check's numbers (``counts`` as :class:`MediaCheck.counts` holds them)."""
+        self.registry.register(_CheckCollector(counts))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

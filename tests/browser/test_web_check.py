@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import urllib.error
 import urllib.request
 
@@ -10,35 +11,64 @@ import pytest
 from playwright.sync_api import expect
 
 from testsupport.daemon import free_port
+from testsupport.metrics import read, sample
 from testsupport.web_page import ICE, browser, playwright  # noqa: F401 (fixtures)
 
-@pytest.mark.browser
-def test_the_check_page_says_udp_turn_udp_and_turn_tcp_work(browser, start_daemon):
-    turn_port = free_port()
-    turn = f'[turn]\nenabled = true\nlisten = "127.0.0.1:{turn_port}"\n'
-    daemon = start_daemon(rooms=turn + ICE + "[rooms.lobby]\n")
-    page = browser.new_context().new_page()
+def _checked(page, daemon) -> None:
     page.goto(f"{daemon.url}/check")
     expect(page.locator("#check-summary[data-done='1']")).to_be_visible(timeout=30000)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_check_page_tries_a_call_s_connection_then_each_relay_transport(browser, start_daemon):
+    plain = start_daemon(rooms=ICE + "[rooms.lobby]\n", name="plain.toml")
+    turn_port = free_port()
+    relayed = start_daemon(rooms=f'[turn]\nenabled = true\nlisten = "127.0.0.1:{turn_port}"\n' + ICE + "[rooms.lobby]\n",
+                           name="relayed.toml")
+    # Every port of [ice] udp_ports taken by another program: the server cannot open its media.
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    port = taken.getsockname()[1]
+    blocked = start_daemon(rooms=f'[ice]\naddresses = ["127.0.0.1"]\nudp_ports = "{port}-{port}"\n[rooms.lobby]\n',
+                           name="blocked.toml")
+    page = browser.new_context().new_page()
+
+    # The default config (no [turn]): the direct path is tried for real, and calls work.
+    _checked(page, plain)
+    expect(page.locator("#check-udp")).to_have_attribute("data-state", "works")
+    expect(page.locator("#check-udp")).to_contain_text("Direct UDP: Works: a connection like a call's reached")
+    expect(page.locator("#check-results li[data-state='fails']")).to_have_count(0)
+    expect(page.locator("#check-turn-udp")).to_contain_text("Not tried: this server runs no relay (TURN)")
+    expect(page.locator("#check-summary")).to_have_attribute("data-verdict", "good")
+    expect(page.locator("#check-summary")).to_have_text(
+        "Calls work from this network: they send sound and video straight to the server.")
+    assert sample(read(plain), "videoroomd_media_checks_total", result="answered") == 1
+    assert sample(read(plain), "videoroomd_peers", room="lobby", kind="rtc") in (0, None)  # no room slot taken
+
+    # The built-in TURN server on: each transport it offers is tried, the one it does not is said.
+    _checked(page, relayed)
     for item in ("udp", "turn-udp", "turn-tcp"):
         expect(page.locator(f"#check-{item}")).to_have_attribute("data-state", "works")
-    expect(page.locator("#check-udp")).to_contain_text("Direct UDP: Works")
-    expect(page.locator("#check-turn-tcp")).to_contain_text("TURN over TCP: Works")
-    expect(page.locator("#check-turn-tls")).to_have_text("TURN over TLS: Not tried: this server does not offer it.")
-    expect(page.locator("#check-summary")).to_have_text("Done: 3 of 3 ways work. Calls will use the best one that works.")
+    expect(page.locator("#check-turn-tcp")).to_contain_text(
+        "TURN over TCP: Works: a connection like a call's reached the media ports through the server's relay over TCP")
+    expect(page.locator("#check-turn-tls")).to_have_text("TURN over TLS: Not tried: this server's relay does not offer it.")
+    expect(page.locator("#check-summary")).to_have_text("Calls work from this network: they send sound and video "
+                                                        "straight to the server. The relay works too (TURN over UDP, TCP).")
+    assert sample(read(relayed), "videoroomd_media_checks_total", result="answered") == 3  # direct, and through each relay
 
-
-@pytest.mark.browser
-def test_without_turn_the_check_says_what_was_not_tried_and_raises_no_alarm(browser, start_daemon):
-    daemon = start_daemon(rooms=ICE + "[rooms.lobby]\n")
-    page = browser.new_context().new_page()
-    page.goto(f"{daemon.url}/check")
-    expect(page.locator("#check-summary[data-done='1']")).to_be_visible(timeout=30000)
-    expect(page.locator("#check-results li[data-state='fails']")).to_have_count(0)
-    expect(page.locator("#check-udp")).to_contain_text("Not tried here: this test asks the server's TURN server, which is not running")
-    expect(page.locator("#check-summary")).to_contain_text("Nothing could be tried from this page: the server runs no TURN server.")
-    expect(page.locator("#check-summary")).not_to_contain_text("cannot reach")
+    # The media ports unusable: the row and the verdict say what fails, and whose it is to fix.
+    _checked(page, blocked)
+    expect(page.locator("#check-udp")).to_have_attribute("data-state", "fails")
+    expect(page.locator("#check-udp")).to_contain_text(
+        f"Direct UDP: Does not work: the server could not open its media for the check: no free UDP port on 127.0.0.1 "
+        f"in [ice] udp_ports {port}-{port}")
+    expect(page.locator("#check-summary")).to_have_attribute("data-verdict", "bad")
+    expect(page.locator("#check-summary")).to_contain_text(
+        "Calls cannot carry sound and video now: the server could not open its media for this check")
+    expect(page.locator("#check-again")).to_be_visible()
     page.context.close()
+    taken.close()
 
 
 def test_check_credentials_are_rate_limited_per_address(start_daemon):

@@ -199,10 +199,10 @@ def test_a_call_of_one_two_four_and_nine_with_a_screen_a_panel_and_leaving_stays
         crowd.close()
 
 
-def test_firefox_keeps_the_join_card_and_a_call_with_a_screen_and_a_panel_calm(browser, start_daemon):
-    """The same geometry in Firefox ESR, on 127.0.0.1: the layout needs only the signalling (tiles
-    and the stage appear as the others publish; their media would need test hosts, as in
-    test_web_firefox.py)."""
+def test_firefox_keeps_the_join_card_and_a_call_of_one_to_nine_with_a_screen_and_a_panel_calm(browser, start_daemon):
+    """The same geometry in Firefox ESR, on 127.0.0.1, through the same states (1, 2, 4 and 9 people,
+    a shared screen) in the same windows: the layout needs only the signalling (tiles and the stage
+    appear as the others publish; their media would need test hosts, as in test_web_firefox.py)."""
     from test_web_firefox_features import FirefoxPage
 
     daemon = start_daemon(rooms=ROOMS, media="workers = 2")
@@ -225,11 +225,17 @@ def test_firefox_keeps_the_join_card_and_a_call_with_a_screen_and_a_panel_calm(b
         calm_in_every_window("'needs a password'")
         fox.run("goto", url=f"{daemon.url}/room/lobby?name=Fox&autojoin=1")
         fox.wait("() => !document.getElementById('call').hidden")
-        for name in ("Bob", "Cleo"):
-            crowd.add(name)
-        crowd.add("Dan", screens=1)
-        fox.wait("() => document.querySelectorAll('figure.tile').length === 4 && document.querySelectorAll('#stage figure').length === 1", timeout=30)
-        calm_in_every_window("four people and a shared screen")
+        calm_in_every_window("alone")
+        for count, joining in ((2, BOTS[:1]), (4, BOTS[1:3]), (9, BOTS[3:])):
+            for name in joining:
+                crowd.add(name)
+            fox.wait(f"() => document.querySelectorAll('figure.tile').length === {count}", timeout=30)
+            calm_in_every_window(f"{count} people")
+        for name in BOTS[3:]:
+            crowd.remove(name)
+        crowd.add("Zed", screens=1)
+        fox.wait("() => document.querySelectorAll('figure.tile').length === 5 && document.querySelectorAll('#stage figure').length === 1", timeout=30)
+        calm_in_every_window("five people and a shared screen")
         fox.run("viewport", width=1280, height=800)
         fox.wait("() => innerWidth === 1280")
         fox.run("press", key="c")

@@ -163,6 +163,17 @@ def test_forwarded_packets_get_the_subscribers_ssrc_and_sequence_numbers_and_tim
     assert (stats.packets, stats.rtp) == (10, got[-1].timestamp)
 
 
+def test_a_subscriber_linked_to_a_running_video_asks_its_keyframe_at_the_link(plane, reader):
+    """A screen a subscriber starts to receive: the keyframe is asked when the slot is linked, not
+    after the first delta frames reach it (its first frame comes that much sooner)."""
+    plane.add_publisher("cam", "video")
+    plane.receive("cam", packet(1, DELTA))
+    subscribe(plane, reader)
+    plane.drain_events()
+    plane.link("s", "cam")
+    assert KeyframeNeeded("cam", 42) in plane.drain_events()
+
+
 def test_a_video_subscriber_starts_at_a_keyframe_and_one_is_asked_for(plane, reader):
     plane.add_publisher("cam", "video")
     plane.receive("cam", packet(1, DELTA))  # the publisher's SSRC is known from its first packet

@@ -14,6 +14,7 @@ import trio
 from ..config import ClusterConfig, Config, ConfigError, Location, RoomConfig, TurnConfig, WebhooksConfig, load
 from ..context import Context
 from ..engine.engine import Engine
+from ..engine.media_check import MediaCheck
 from ..http.app import DaemonApp
 from ..http.routes import route_table
 from ..http.server import open_listeners, serve
@@ -98,11 +99,16 @@ class Daemon:
             self.turn.scope = call_scope(self.turn_credentials, self.media_addresses)
             self.turn_credentials.on_revoke.append(self.turn.release_user)
             self.metrics.watch_turn(self.turn.stats)
+        # The check page's peer connections: bounded on their own, never a room's participants.
+        self.media_check = MediaCheck(self.media, config.ice, turn=self.turn_credentials if self.turn is not None else None,
+                                      media_addresses=self.media_addresses)
+        self.metrics.watch_checks(lambda: vars(self.media_check.counts))
         # What the handlers may read of the daemon; the getters follow reloads and the drain.
         self.context = Context(config=lambda: self.config, metrics=self.metrics, draining=lambda: self.draining,
                                rooms=self._room_service(), turn=self.turn_credentials,
                                media_snapshot=self.media.snapshot,
-                               degraded=self.cluster.degraded if self.cluster is not None else lambda: None)
+                               degraded=self.cluster.degraded if self.cluster is not None else lambda: None,
+                               media_check=self.media_check.offer)
         self.app = DaemonApp(self.context, route_table(self.context))
         self.address: tuple[str, int] | None = None
         self._stop = trio.Event()
@@ -154,6 +160,7 @@ class Daemon:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(self._handle_signals)
                     await nursery.start(self.rooms.run)
+                    await nursery.start(self.media_check.run)
                     nursery.start_soon(serve, listeners, scheme, self.app)
                     if self.turn is not None:
                         await nursery.start(self.turn.run)

@@ -68,6 +68,7 @@ def route_table(context: Context) -> Routes:
             Route("/api/rooms", pages.rooms),
             Route("/check", pages.check_page),
             Route("/api/check", pages.check),
+            Route("/api/check/media", pages.check_media),
             Route("/favicon.ico", pages.favicon),
             Route("/recordings", partial(recordings_page.page, context)),
             Route("/api/recordings", partial(recordings_page.listing, context)),

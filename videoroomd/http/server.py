@@ -34,8 +34,9 @@ HEAD_TIMEOUT = 5.0            # seconds to send a request head, once its first b
 IDLE_TIMEOUT = 60.0           # seconds a kept-alive connection may sit idle (pushed out sooner when the house is full)
 SEND_TIMEOUT = 15.0           # seconds a response may take to leave; a client that does not read is dropped
 REFUSAL_TIMEOUT = 2.0         # seconds to tell a refused connection why (a TLS handshake may never finish)
-MAX_BODY = 64 * 1024          # bytes of a request body; only the server API (BODY_PATHS) reads one
-BODY_PATHS = ("/api/v1/",)    # where a request may carry a body (Content-Length, never chunked)
+MAX_BODY = 64 * 1024          # bytes of a request body; only BODY_PATHS read one
+# Where a request may carry a body (Content-Length, never chunked): the server API, the check's offer.
+BODY_PATHS = ("/api/v1/", "/api/check/media")
 SERVER_NAME = b"videoroomd"
 
 

@@ -72,13 +72,19 @@ class TurnCredentials:
         self._rooms[peer_id] = room.name
         return client_turn_servers(room, peer_id, self.clock(), builtin=self.builtin, lifetime=self.lifetime)
 
+    def hold_check(self, user: str, room: str) -> None:
+        """Connectivity check ``user`` (``check-...``) may relay to the media sockets held for it in
+        ``room`` (the check's own), until :meth:`revoke` ends that and its allocations."""
+        if user.startswith(CHECK_USER):
+            self._rooms[user] = room
+
     def room_of(self, peer_id: str) -> str | None:
         """The room ``peer_id`` was issued credentials in, while it is in its call; else None."""
         return self._rooms.get(peer_id)
 
     def may_allocate(self, user: str) -> bool:
         """Whether credentials for ``user`` may allocate: a peer in its call, or a connectivity
-        check (whose allocations relay to no media socket)."""
+        check (whose allocations relay only to its own check's media sockets, :meth:`hold_check`)."""
         return user in self._rooms or user.startswith(CHECK_USER)
 
     def revoke(self, peer_id: str) -> None:

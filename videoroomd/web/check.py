@@ -1,12 +1,13 @@
-"""``/api/check``: what the connectivity check page (``/check``) tries, with short-lived TURN credentials (pure code).
+"""``/api/check``: the connectivity check page's (``/check``) short-lived TURN credentials (pure code).
 
-The page tries, each with a peer connection of its own: UDP to the server (a
-STUN binding to the built-in TURN server's UDP port) and an allocation on
-the built-in TURN server over each transport it listens on. The credentials
-are made for one check (user ``check-<random>``) and expire after
-CHECK_LIFETIME; a client address gets at most CHECK_BURST of them at once,
-then one every 1/CHECK_RATE seconds.
-"""
+The page tries each way a call can carry its media, with a peer connection
+of its own: straight to the media ports, then through the built-in TURN
+server over each transport it listens on, with these credentials (its
+offers go to ``POST /api/check/media``, :mod:`videoroomd.engine.media_check`).
+The credentials are made for one check (user ``check-<random>``) and expire
+after CHECK_LIFETIME; a client address gets at most CHECK_BURST of them at
+once, then one every 1/CHECK_RATE seconds. The ``stun`` entry (the TURN
+server's UDP port) is for other clients of this API; the page no longer uses it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Serve the web client: `/` (room list), `/room/NAME` (join screen), `/check` (connectivity
-check), `/static/…`, `/api/rooms`, `/api/check`. Their paths are given in :mod:`videoroomd.http.routes`."""
+check), `/static/…`, `/api/rooms`, `/api/check`, `/api/check/media`. Their paths are given in :mod:`videoroomd.http.routes`."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ import hashlib
 import json
 import math
 import mimetypes
+import re
 import time
 from importlib import resources
 
 from ..config.validate import ROOM_NAME
-from ..context import Context
+from ..context import Context, MediaCheckRefused
 from ..http.request import Request, Response
 from .check import CheckLimiter, check_servers
 
+RELAY_USER = re.compile(r"check-[0-9a-f]{12}")  # the TURN user /api/check makes for one check
 STATIC = resources.files("videoroomd.web").joinpath("static")
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -101,6 +103,30 @@ class Pages:
                                       f"try again in {math.ceil(wait)} s")
         body = json.dumps(check_servers(self.context.turn.builtin, time.time())).encode()
         return Response(200, body, "application/json", headers=[("cache-control", "no-store")])
+
+    async def check_media(self, request: Request) -> Response | None:
+        """``POST /api/check/media[?relay=USER]``: the check's offer (``application/sdp``) in, the media
+        ports' answer out; with ``relay``, the offer comes through the built-in TURN server as that user."""
+        if request.method != "POST":
+            return Response(405, b"only POST is served here: the check page posts its offer\n", headers=[("allow", "POST")])
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/sdp":
+            # Not a type a form can send: another site's page cannot make checks in a visitor's name.
+            return Response.text(415, "the offer must be sent with Content-Type: application/sdp")
+        if self.context.draining():
+            return Response.text(503, "the server is stopping; try the check again in a minute")
+        try:
+            offer = request.body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            return Response.text(400, f"the offer is not UTF-8 text (byte {error.start})")
+        relay_user = request.query.get("relay")
+        if relay_user is not None and not RELAY_USER.fullmatch(relay_user):
+            return Response.text(400, f"relay={relay_user[:40]!r} is not a check's TURN user (check- and 12 hex digits, "
+                                      "as /api/check made it)")
+        try:
+            answer = await self.context.media_check(offer, request.remote[0], relay_user)
+        except MediaCheckRefused as refused:
+            return Response.text(refused.status, refused.reason)
+        return Response(200, answer.encode(), "application/sdp", headers=[("cache-control", "no-store")])
 
     async def favicon(self, request: Request) -> Response | None:
         return _static("favicon.svg", request)

@@ -1,20 +1,23 @@
 // The connectivity check at /check: each way a call can reach the server, tried with a peer
 // connection of its own, said in plain words.
 const $ = (id) => document.getElementById(id);
-const TIMEOUT_MS = 8000;
+const TIMEOUT_MS = 10000;  // a connection that has not come up by then counts as failed
 
 const PATHS = [
   { id: "udp", title: "Direct UDP",
-    works: "Works: calls can send their sound and video straight to the server (the fastest way).",
-    fails: "Does not work: this network blocks UDP to the server; calls go through TURN below, if one works." },
+    works: "Works: a connection like a call's reached the server's media ports; calls send their sound and video straight there (the fastest way).",
+    fails: "Does not work: a connection like a call's could not reach the server's media ports over UDP from this network." },
   { id: "turn-udp", title: "TURN over UDP",
-    works: "Works: calls can go through the server's relay over UDP.",
+    works: "Works: a connection like a call's reached the media ports through the server's relay over UDP.",
+    stuck: "Does not work: the relay answered over UDP, but a connection like a call's did not get through it to the media ports.",
     fails: "Does not work: the relay's UDP port is blocked from here." },
   { id: "turn-tcp", title: "TURN over TCP",
-    works: "Works: calls can go through the server's relay over TCP, for networks that block UDP.",
+    works: "Works: a connection like a call's reached the media ports through the server's relay over TCP, for networks that block UDP.",
+    stuck: "Does not work: the relay answered over TCP, but a connection like a call's did not get through it to the media ports.",
     fails: "Does not work: the relay's TCP port is blocked from here." },
   { id: "turn-tls", title: "TURN over TLS",
-    works: "Works: calls can go through the server's relay over TLS, which looks like web traffic to firewalls.",
+    works: "Works: a connection like a call's reached the media ports through the server's relay over TLS, which looks like web traffic to firewalls.",
+    stuck: "Does not work: the relay answered over TLS, but a connection like a call's did not get through it to the media ports.",
     fails: "Does not work: the relay's TLS port is blocked from here." },
 ];
 
@@ -29,22 +32,63 @@ function show(path, state, text) {
   item.textContent = `${path.title}: ${text}`;
 }
 
-// Resolves with whether a candidate of `type` was gathered (or, for "srflx", whether the
-// STUN server answered without error: a browser drops a reflexive candidate equal to a host one).
-function gather(config, type) {
+// Resolves once `pc` has gathered its candidates (they go into the offer: one request, no trickle).
+function gathered(pc) {
   return new Promise((resolve) => {
-    const pc = new RTCPeerConnection(config);
-    let failed = false;
-    const done = (result) => { clearTimeout(timer); pc.close(); resolve(result); };
-    const timer = setTimeout(() => done(false), TIMEOUT_MS);
-    pc.onicecandidate = (event) => {
-      if (event.candidate && event.candidate.type === type) done(true);
-      else if (!event.candidate) done(type === "srflx" && !failed);
-    };
-    pc.onicecandidateerror = () => { failed = true; };
-    pc.createDataChannel("check");
-    pc.createOffer().then((offer) => pc.setLocalDescription(offer)).catch(() => done(false));
+    if (pc.iceGatheringState === "complete") { resolve(); return; }
+    const timer = setTimeout(resolve, TIMEOUT_MS / 2);
+    pc.addEventListener("icegatheringstatechange", () => {
+      if (pc.iceGatheringState === "complete") { clearTimeout(timer); resolve(); }
+    });
   });
+}
+
+// Resolves with whether `pc` connects (ICE and DTLS, as a call's connection does) within TIMEOUT_MS.
+function connected(pc) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), TIMEOUT_MS);
+    const look = () => {
+      if (pc.connectionState === "connected") { clearTimeout(timer); resolve(true); }
+      else if (pc.connectionState === "failed") { clearTimeout(timer); resolve(false); }
+    };
+    pc.addEventListener("connectionstatechange", look);
+    look();
+  });
+}
+
+// What a call does to the server's media ports, with nothing to send: an offer to receive audio,
+// answered by the server's media worker, then ICE and DTLS; through the server's relay when
+// `relay` ({server, user}) is given, as a call through it does. Resolves with {state, text}.
+async function connection(path, relay = null) {
+  const config = relay
+    ? { iceServers: [{ urls: relay.server.urls, username: relay.server.username, credential: relay.server.credential }],
+        iceTransportPolicy: "relay" }
+    : {};
+  const pc = new RTCPeerConnection(config);
+  try {
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    const offer = pc.localDescription.sdp;
+    if (relay && !/ typ relay/.test(offer)) return { state: "fails", text: path.fails };
+    let response;
+    try {
+      response = await fetch(relay ? `/api/check/media?relay=${encodeURIComponent(relay.user)}` : "/api/check/media",
+        { method: "POST", cache: "no-store", headers: { "content-type": "application/sdp" }, body: offer });
+    } catch (error) {
+      return { state: "unavailable", text: `Not tried: the server did not answer (${error.message}).` };
+    }
+    const body = (await response.text()).trim();
+    if (response.status === 429) return { state: "unavailable", text: `Not tried now: ${body.replace(/\.?$/, ".")}` };
+    if (!response.ok) return { state: "fails", server: true, text: `Does not work: ${body.replace(/\.?$/, ".")}` };
+    await pc.setRemoteDescription({ type: "answer", sdp: body + "\r\n" });
+    if (await connected(pc)) return { state: "works", text: path.works };
+    return { state: "fails", text: relay ? path.stuck : path.fails };
+  } catch (error) {
+    return { state: "fails", text: `Does not work: this browser could not make the connection (${error.message}).` };
+  } finally {
+    pc.close();
+  }
 }
 
 async function servers() {
@@ -53,10 +97,39 @@ async function servers() {
   return response.json();
 }
 
+// The sentence under the rows: whether calls work from here, and how; what fails, said plainly.
+function verdict(results) {
+  const direct = results.get("udp");
+  const relays = [...results].filter(([id]) => id !== "udp");
+  const relaysWorking = relays.filter(([, state]) => state === "works").map(([id]) => id.replace("turn-", "").toUpperCase());
+  if (direct === "works") {
+    const also = relaysWorking.length ? ` The relay works too (TURN over ${relaysWorking.join(", ")}).` : "";
+    return `Calls work from this network: they send sound and video straight to the server.${also}`;
+  }
+  if (relaysWorking.length) {
+    return `Calls work from this network through the server's relay (TURN over ${relaysWorking.join(", ")}). `
+      + (direct === "fails" ? "Direct UDP to the server is blocked here, so calls may be a little slower." : "");
+  }
+  if (direct === "server") {
+    return "Calls cannot carry sound and video now: the server could not open its media for this check (the row "
+      + "above says why). That is for the server's administrator to fix, not a problem of this network.";
+  }
+  if (direct === "fails") {
+    const turn = relays.length
+      ? " Its relay (TURN) does not work from here either."
+      : " The server offers no relay (TURN) for such networks; its administrator can turn on [turn].";
+    return "Calls cannot carry sound and video from this network: the server's media ports cannot be reached over UDP "
+      + `(this network blocks them, or the server announces an address this network cannot reach).${turn}`;
+  }
+  if (relays.length) return "None of the ways tried works from this network. Try another network, or ask its administrator to allow the ports above.";
+  return "Nothing could be tried just now; try again in a minute.";
+}
+
 async function run() {
   $("check-again").hidden = true;
   $("check-results").replaceChildren();
   $("check-summary").textContent = "Checking…";
+  delete $("check-summary").dataset.done;
   let offered;
   try {
     offered = await servers();
@@ -65,40 +138,30 @@ async function run() {
     $("check-again").hidden = false;
     return;
   }
+  const results = new Map();
   const tries = [];
   for (const path of PATHS) {
     let attempt = null;
     if (path.id === "udp") {
-      if (offered.stun) attempt = gather({ iceServers: [{ urls: offered.stun }] }, "srflx");
+      attempt = connection(path);
     } else {
       const server = offered.turn.find((s) => `turn-${s.transport}` === path.id);
-      if (server) {
-        attempt = gather({ iceServers: [{ urls: server.urls, username: server.username, credential: server.credential }],
-                           iceTransportPolicy: "relay" }, "relay");
-      }
+      if (server) attempt = connection(path, { server, user: server.username.split(":").pop() });
     }
     if (!attempt) {
       // Not tried is not failed: say why, and leave the verdict to what was tried.
-      const why = path.id === "udp"
-        ? "Not tried here: this test asks the server's TURN server, which is not running ([turn] is off). A call tries this way itself."
-        : "Not tried: this server does not offer it.";
+      const why = offered.turn.length
+        ? "Not tried: this server's relay does not offer it."
+        : "Not tried: this server runs no relay (TURN); calls do not need one where direct UDP works.";
       show(path, "unavailable", why);
       continue;
     }
     show(path, "checking", "checking…");
-    tries.push(attempt.then((ok) => { show(path, ok ? "works" : "fails", ok ? path.works : path.fails); return ok; }));
+    tries.push(attempt.then((result) => { show(path, result.state, result.text); results.set(path.id, result.server ? "server" : result.state); }));
   }
-  const results = await Promise.all(tries);
-  const working = results.filter(Boolean).length;
-  let verdict = `Done: ${working} of ${results.length} ways work. Calls will use the best one that works.`;
-  if (results.length === 0) {
-    verdict = "Nothing could be tried from this page: the server runs no TURN server. Calls send their sound and video "
-      + "straight to the server over UDP; if a call stays on \u201cconnecting\u201d, this network blocks that, and the "
-      + "server's administrator can turn on [turn] for such networks.";
-  } else if (working === 0) {
-    verdict = "None of the ways tried works from this network. Try another network, or ask its administrator to allow the ports above.";
-  }
-  $("check-summary").textContent = verdict;
+  await Promise.all(tries);
+  $("check-summary").textContent = verdict(results);
+  $("check-summary").dataset.verdict = results.get("udp") === "works" || [...results.values()].includes("works") ? "good" : "bad";
   $("check-summary").dataset.done = "1";
   $("check-again").hidden = false;
 }
