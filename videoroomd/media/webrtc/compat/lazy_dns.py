@@ -19,7 +19,6 @@ Imports the standard library only.
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.util
 import sys
 
@@ -28,8 +27,11 @@ __all__ = ["install"]
 PACKAGE = "dns"
 
 
-class _LazyFinder(importlib.abc.MetaPathFinder):
-    """Finds ``dns`` and ``dns.*`` as the other finders would, and makes their loading lazy."""
+class _LazyFinder:
+    """Finds ``dns`` and ``dns.*`` as the other finders would, and makes their loading lazy.
+
+    A meta path finder by its method: importlib.abc's base class would import
+    importlib.resources, tempfile, shutil, bz2 and lzma (about 2 MiB) into the worker."""
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname != PACKAGE and not fullname.startswith(PACKAGE + "."):
