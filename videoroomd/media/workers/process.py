@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import gc
 import os
 import signal
 import socket
@@ -26,6 +25,7 @@ import structlog
 from ...logs.setup import configure
 from ..webrtc.compat import codec_free, lazy_dns
 from . import event_loop
+from .heap import give_back_free_memory
 
 PR_SET_PDEATHSIG = 1
 
@@ -55,16 +55,6 @@ def load_media_server():
     return serve
 
 
-def give_back_start_up_memory() -> None:
-    """Collect what importing left behind and hand glibc's free heap pages back to the kernel
-    (``malloc_trim``): about 0.5 MiB of an idle worker's resident memory. A no-op without glibc."""
-    gc.collect()
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="videoroomd-media-worker")
     parser.add_argument("--fd", type=int, required=True)
@@ -80,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     configure(args.log_level, args.log_format, args.log_file)
     structlog.contextvars.bind_contextvars(worker=args.name)
-    give_back_start_up_memory()
+    give_back_free_memory()  # what importing left behind: about 0.5 MiB of an idle worker
     sock = socket.socket(fileno=args.fd)
     handoff = socket.socket(fileno=args.handoff_fd) if args.handoff_fd is not None else None
     event_loop.run(serve(sock, parent=args.parent, handoff=handoff))
