@@ -1,5 +1,5 @@
-"""A media worker process forwards a call without PyAV's codec libraries mapped (it decodes nothing), and
-loads dnspython only when an mDNS name needs it."""
+"""A media worker process forwards a call without PyAV's codec libraries mapped (it decodes nothing),
+loads none of the daemon's modules, and loads dnspython (in the daemon too) only when an mDNS name needs it."""
 
 from __future__ import annotations
 
@@ -149,3 +149,28 @@ print(json.dumps({{"loaded": [name for name in {sorted(NOT_IN_A_WORKER)!r} if na
     found = json.loads(done.stdout)
     assert {name: NOT_IN_A_WORKER[name] for name in found["loaded"]} == {}
     assert found["dns.zone"] == "_LazyModule"  # loaded when an mDNS name first needs it
+
+
+@pytest.mark.slow
+def test_the_daemon_imports_dnspython_lazily_too(tmp_path):
+    config = tmp_path / "videoroomd.toml"
+    config.write_text('[server]\nlisten = "127.0.0.1:0"\n[rooms.lobby]\n')
+    # `videoroomd serve` up to its start-up checks (every module of the daemon imported), stopped there
+    # by a version pin nothing installed meets
+    script = f"""
+import json, sys
+from click.testing import CliRunner
+from videoroomd.cli.main import cli
+from videoroomd.media.webrtc import compat
+assert "dns" not in sys.modules
+compat.REQUIRED["aiortc"] = "9.9"
+result = CliRunner().invoke(cli, ["serve", "--config", {str(config)!r}])
+assert result.exit_code == 1 and "aiortc 9.9.x" in result.output, result.output
+assert "videoroomd.daemon.daemon" in sys.modules and "aioice.mdns" in sys.modules
+print(json.dumps({{"dns.zone": type(sys.modules["dns.zone"]).__name__,
+                  "eager": sorted(name for name, module in sys.modules.items()
+                                  if name.startswith("dns.rdtypes") and type(module).__name__ != "_LazyModule")}}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"dns.zone": "_LazyModule", "eager": []}
