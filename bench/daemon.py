@@ -213,7 +213,8 @@ class Daemon:
 
     async def memory(self) -> dict:
         """RSS in MiB of the daemon process and of each media worker process (a worker
-        that is a thread of the daemon has no RSS of its own and is left out)."""
+        that is a thread of the daemon has no RSS of its own and is left out), and the PSS of the
+        whole tree (``pss_total``: the pages its processes share counted once)."""
         workers = {}
         for row in (await self.admin()).get("media_workers", []):
             pid = row.get("pid")
@@ -222,7 +223,7 @@ class Daemon:
                     workers[str(row["worker"])] = procfs.rss_mib(pid)
                 except (FileNotFoundError, ProcessLookupError):
                     continue
-        return {"daemon": self.rss_mib(), "workers": workers}
+        return {"daemon": self.rss_mib(), "workers": workers, "pss_total": procfs.tree_memory_mib(self.pid)[1]}
 
     def processes(self) -> set[int]:
         """The daemon and every live process below it."""

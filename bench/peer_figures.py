@@ -32,9 +32,9 @@ def _delta(start: dict[str, int], end: dict[str, int]) -> int:
     return sum(value - start.get(mid, 0) for mid, value in end.items())
 
 
-def run_figures(server: str, n: int, start: PeerSample, end: PeerSample, rss_mib: float) -> dict:
+def run_figures(server: str, n: int, start: PeerSample, end: PeerSample, rss_mib: float, pss_mib: float) -> dict:
     """One run's figures: server CPU per forwarded packet (µs, user and kernel apart), packets/s,
-    the tree's RSS, and what tells whether the participants kept up (the share of the video
+    the tree's RSS and PSS (shared pages once), and what tells whether the participants kept up (the share of the video
     frames sent that arrived at each other subscriber, the slowest publisher's frame rate, the
     machine's busy share, the participants' CPU)."""
     wall = end.t - start.t
@@ -56,7 +56,7 @@ def run_figures(server: str, n: int, start: PeerSample, end: PeerSample, rss_mib
             "packets_per_s": round(packets / wall) if wall > 0 else None,
             "us_per_packet": per_packet(user + kernel), "user_us": per_packet(user), "kernel_us": per_packet(kernel),
             "server_cores": round((user + kernel) / wall, 3) if wall > 0 else None,
-            "rss_mib": round(rss_mib, 1),
+            "rss_mib": round(rss_mib, 1), "pss_mib": round(pss_mib, 1),
             "video_delivered": round(frames_in / expected, 4) if expected else None,
             "publisher_fps_min": round(min(sent.values()) / wall, 1) if sent and wall > 0 else None,
             "machine_busy": round(busy / total, 3) if total else None,
@@ -77,7 +77,7 @@ def ratios(results: list[dict]) -> dict[int, dict]:
         ours = {r["round"]: r for r in results if r["n"] == n and r["server"] == "videoroomd" and "error" not in r}
         theirs = {r["round"]: r for r in results if r["n"] == n and r["server"] == "janus" and "error" not in r}
         pairs = [(ours[i], theirs[i]) for i in sorted(ours) if i in theirs]
-        rounds = [{key: _ratio(a[key], b[key]) for key in ("us_per_packet", "user_us", "kernel_us", "rss_mib")}
+        rounds = [{key: _ratio(a.get(key), b.get(key)) for key in ("us_per_packet", "user_us", "kernel_us", "rss_mib", "pss_mib")}
                   for a, b in pairs]
         values = [r["us_per_packet"] for r in rounds if r["us_per_packet"] is not None]
         by_n[n] = {"rounds": rounds, "median": round(statistics.median(values), 2) if values else None,
@@ -88,6 +88,7 @@ def ratios(results: list[dict]) -> dict[int, dict]:
 ROWS = [("CPU µs per forwarded packet", "us_per_packet"), ("  of which user", "user_us"),
         ("  of which kernel", "kernel_us"), ("forwarded packets/s", "packets_per_s"),
         ("server cores busy", "server_cores"), ("server tree RSS, MiB", "rss_mib"),
+        ("server tree PSS, MiB", "pss_mib"),
         ("video frames delivered", "video_delivered"), ("publisher video fps, min", "publisher_fps_min"),
         ("machine busy", "machine_busy"), ("participants' cores", "bot_cores")]
 
@@ -114,7 +115,8 @@ def table(results: list[dict]) -> str:
         lines.append(" | ".join([label, *cells]))
     by_n = ratios(results)
     for label, key in (("ratio videoroomd ÷ Janus, CPU/packet", "us_per_packet"), ("  user", "user_us"),
-                       ("  kernel", "kernel_us"), ("ratio, RSS", "rss_mib")):
+                       ("  kernel", "kernel_us"), ("ratio, RSS", "rss_mib"),
+                       ("ratio, PSS", "pss_mib")):
         cells = []
         for n in ns:
             cells += [_cell([r[key] for r in by_n[n]["rounds"]]), ""]

@@ -19,7 +19,6 @@ the server dropped, say) is listed with its error and left out of the table.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -59,12 +58,13 @@ class Server:
         cpu, system, _threads = procfs.tree_usage(self.process.pid)
         return cpu - system, system
 
-    def rss_mib(self) -> float:
-        total = 0.0
-        for pid in procfs.tree_pids(self.process.pid):
-            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-                total += procfs.rss_mib(pid)
-        return total
+    def memory_mib(self) -> tuple[float, float]:
+        """(RSS, PSS) of the server's process tree, each summed over its processes."""
+        return procfs.tree_memory_mib(self.process.pid)
+
+    def memory_text(self) -> str:
+        rss, pss = self.memory_mib()
+        return f"{self.name} {rss:.0f} MiB RSS, {pss:.0f} MiB PSS"
 
 
 class Sitting:
@@ -139,7 +139,7 @@ class Sitting:
         start = await self.sample(server, bots)
         await trio.sleep(a.duration)
         end = await self.sample(server, bots)
-        figures = run_figures(server.name, n, start, end, server.rss_mib())
+        figures = run_figures(server.name, n, start, end, *server.memory_mib())
         figures["flowing_after_s"] = None if settled is None else round(settled, 1)
         if settled is None:  # its figures say little about forwarding: left out of the table and ratios
             figures["error"] = f"some pair had no media {a.settle_timeout:.0f} s after the first join"
@@ -171,7 +171,7 @@ async def main(args: argparse.Namespace) -> int:
                           room_empty=daemon.wait_rooms_empty),
                    Server("janus", janus, janus.url, str(ROOM), "bench.janus_bot", ["--address", host.gateway])]
         await trio.sleep(2)  # the daemon's workers start after it answers
-        print("idle RSS of the tree: " + ", ".join(f"{s.name} {s.rss_mib():.0f} MiB" for s in servers)
+        print("idle memory of the tree: " + ", ".join(s.memory_text() for s in servers)
               + f"; Janus's media on {host.gateway} (this machine's end of a veth pair of its own)", flush=True)
         results = await run_all(args, workdir, servers)
     finally:

@@ -57,6 +57,29 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def pss_mib(pid: int) -> float:
+    """Proportional set size of ``pid`` (Pss of /proc/PID/smaps_rollup), MiB: each resident page
+    divided by the number of processes that map it, so that pages shared by a tree (libpython,
+    cryptography's library, libcrypto) count once over the tree's sum. Raises FileNotFoundError
+    for a process that is gone."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def tree_memory_mib(root: int) -> tuple[float, float]:
+    """(RSS, PSS) of ``root`` and every live process below it, each summed, MiB. The RSS sum counts
+    a page that several of them map once per process; the PSS sum counts it once."""
+    rss = pss = 0.0
+    for pid in tree_pids(root):
+        try:
+            rss, pss = rss + rss_mib(pid), pss + pss_mib(pid)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return rss, pss
+
+
 def machine_ticks() -> tuple[int, int]:
     """(busy, total) clock ticks of all CPUs since boot."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]

@@ -179,6 +179,7 @@ class Bench:
         await trio.sleep(1)
         memory["after"] = await self.daemon.memory()
         run.rss_mib = {moment: m["daemon"] for moment, m in memory.items()}
+        run.pss_total_mib = {moment: m["pss_total"] for moment, m in memory.items()}
         for moment, m in memory.items():
             for worker, mib in m["workers"].items():
                 run.worker_rss_mib.setdefault(worker, {})[moment] = mib
@@ -436,7 +437,8 @@ async def run_all(args: argparse.Namespace, workdir: Path, tested: str, daemon: 
         print(f"media workers ([media] workers = {args.workers}): {describe_workers(at_start, daemon.pid)}", flush=True)
         memory = await daemon.memory()
         print(f"RSS before anyone joined: daemon {memory['daemon']:.0f} MiB"
-              + "".join(f", worker {w} {mib:.0f} MiB" for w, mib in sorted(memory["workers"].items())), flush=True)
+              + "".join(f", worker {w} {mib:.0f} MiB" for w, mib in sorted(memory["workers"].items()))
+              + f"; PSS of the tree {memory['pss_total']:.0f} MiB", flush=True)
         if args.chromium:
             status, _body = await daemon.get(f"/room/{rooms[0]}")
             if status != 200:

@@ -44,6 +44,7 @@ class Run:
     server_drops: list[str] = field(default_factory=list)  # connections the server saw end before leave
     rss_mib: dict[str, float] = field(default_factory=dict)  # the daemon process: "before", "steady", "after"
     worker_rss_mib: dict[str, dict[str, float]] = field(default_factory=dict)  # worker -> the same moments
+    pss_total_mib: dict[str, float] = field(default_factory=dict)  # the daemon's tree, shared pages once
     log_problems: list[tuple[str, str, str, int]] = field(default_factory=list)
     restarts: int = 0
 
@@ -260,6 +261,7 @@ def summarize(run: Run) -> dict:
         **_joins(run),
         "rss_mib": {k: round(v, 1) for k, v in run.rss_mib.items()},
         "rss_total_mib": _total_rss(run),
+        "pss_total_mib": {k: round(v, 1) for k, v in run.pss_total_mib.items()},
         "log_problems": sum(count for *_rest, count in run.log_problems),
         "connections_lost": len(connection_trouble(run.final)),
         "server_drops": len(run.server_drops),
@@ -327,6 +329,7 @@ ROWS = [
     ("late joiner: publishers never seen", "late_keyframe_missing"),
     ("daemon RSS before / steady / after, MiB", "rss"),
     ("daemon + workers RSS before / steady / after, MiB", "rss_total"),
+    ("daemon + workers PSS before / steady / after, MiB", "pss_total"),
     ("warnings+errors in server log", "log_problems"),
     ("bots whose connection closed or failed", "connections_lost"),
     ("connections the server saw end mid-call", "server_drops"),
@@ -374,8 +377,8 @@ def _cell(figures: dict | None, key: str) -> str:
         return "—"
     if key == "rss":
         return _moments(figures.get("rss_mib", {}))
-    if key == "rss_total":
-        return _moments(figures.get("rss_total_mib", {}))
+    if key in ("rss_total", "pss_total"):
+        return _moments(figures.get(key + "_mib", {}))
     if key == "fps":
         return f"{_cell(figures, 'publisher_fps_min')} / {_cell(figures, 'received_fps_min')}"
     value = figures.get(key)

@@ -138,7 +138,8 @@ def _two_rooms(frames_in_room2: int) -> Run:
     end = sample(10.0, 1.0, {"1": {"pid": 2, "thread": False, "cpu": 1.0, "restarts": 0},
                              "2": {"pid": 3, "thread": False, "cpu": 2.0, "restarts": 0}})
     return Run(2, joined, start, end, 1.5, rooms=rooms, settled_by_room={"r1": 1.0, "r2": 1.5},
-               rss_mib={"before": 75.0, "steady": 76.0}, worker_rss_mib={"1": {"before": 68.0}, "2": {"before": 69.0}})
+               rss_mib={"before": 75.0, "steady": 76.0}, worker_rss_mib={"1": {"before": 68.0}, "2": {"before": 69.0}},
+               pss_total_mib={"before": 120.0})
 
 
 def test_two_rooms_are_measured_apart_and_together():
@@ -155,6 +156,7 @@ def test_two_rooms_are_measured_apart_and_together():
     assert (worker1["rooms"], worker1["cpu_pct"], worker2["cpu_pct"]) == (["r1"], 10.0, 20.0)
     assert figures["server_cpu_pct"] == 31.0 and figures["daemon_cpu_pct"] == 1.0
     assert figures["rss_total_mib"]["before"] == 75.0 + 68.0 + 69.0
+    assert figures["pss_total_mib"] == {"before": 120.0}  # the tree's, read as one figure: shared pages once
 
 
 def test_capacity_is_the_busiest_run_at_full_frame_rate():

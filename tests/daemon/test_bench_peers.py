@@ -6,12 +6,15 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from bench import procfs
 from bench.janus import binary, config_files
 from bench.peer_figures import PeerSample, ratios, run_figures, table
+from testsupport.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,7 +31,7 @@ def test_cpu_per_packet_counts_every_receivers_packets_and_keeps_user_and_kernel
     # b got a new receiver during the window: all its packets count
     end = PeerSample(20.0, 3.0, 1.5, (250, 400), {"a": snap({"v": 600, "a": 300}, 330, 360, 2.0),
                                                   "b": snap({"v": 580, "a": 250}, 320, 360, 3.5)})
-    figures = run_figures("janus", 2, start, end, 30.0)
+    figures = run_figures("janus", 2, start, end, 30.0, 20.0)
     packets = 500 + 250 + 500 + 250
     assert figures["packets"] == packets and figures["packets_per_s"] == packets / 10
     assert figures["user_us"] == round(2.0 / packets * 1e6, 1)
@@ -36,7 +39,21 @@ def test_cpu_per_packet_counts_every_receivers_packets_and_keeps_user_and_kernel
     assert figures["us_per_packet"] == round(3.0 / packets * 1e6, 1)
     assert figures["video_delivered"] == 1.0  # 600 frames arrived of 600 sent to one other each
     assert figures["publisher_fps_min"] == 30.0 and figures["machine_busy"] == 0.75
-    assert figures["bot_cores"] == 0.25 and figures["rss_mib"] == 30.0
+    assert figures["bot_cores"] == 0.25 and figures["rss_mib"] == 30.0 and figures["pss_mib"] == 20.0
+
+
+def test_a_trees_pss_counts_the_pages_its_processes_share_once():
+    # a Python process with a Python child: both map libpython and libc
+    parent = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'import sys; sys.stdin.read()'])"
+    root = subprocess.Popen([sys.executable, "-c", parent], stdin=subprocess.PIPE)
+    try:
+        pids = wait_for(lambda: tree if len(tree := procfs.tree_pids(root.pid)) == 2 else None, 10, "the child")
+        time.sleep(0.5)  # the child's interpreter has started
+        rss, pss = procfs.tree_memory_mib(root.pid)
+        assert rss == pytest.approx(sum(procfs.rss_mib(pid) for pid in pids), rel=0.05)
+        assert 0 < pss < rss  # what both map counts once in the PSS sum, twice in the RSS sum
+    finally:
+        root.communicate(b"")
 
 
 def test_the_ratio_pairs_each_videoroomd_run_with_the_janus_run_of_its_round_and_skips_failed_rounds():
@@ -83,4 +100,5 @@ def test_a_short_sitting_measures_both_servers_forwarding_to_every_participant(t
         assert run["flowing_after_s"] is not None, run
         assert run["packets"] > 0 and run["video_delivered"] > 0, run
         assert run["us_per_packet"] == pytest.approx(run["user_us"] + run["kernel_us"], abs=0.2), run
+        assert 0 < run["pss_mib"] <= run["rss_mib"], run
     assert "ratio videoroomd ÷ Janus, CPU/packet" in done.stdout

@@ -1,5 +1,5 @@
-"""A media worker process forwards a call without PyAV's codec libraries mapped (it decodes nothing), and
-loads dnspython only when an mDNS name needs it."""
+"""A media worker process forwards a call without PyAV's codec libraries mapped (it decodes nothing),
+loads none of the daemon's modules, and loads dnspython (in the daemon too) only when an mDNS name needs it."""
 
 from __future__ import annotations
 
@@ -116,3 +116,61 @@ asyncio.run(main())
     late = "import dns.name\nfrom videoroomd.media.webrtc.compat import lazy_dns\nlazy_dns.install()\n"
     done = subprocess.run([sys.executable, "-c", late], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "must come before importing dns" in done.stderr
+
+
+# Modules a worker process must not load, each with why: what it would cost, and that the worker never uses it.
+NOT_IN_A_WORKER = {
+    "trio": "the daemon's event loop; a worker runs asyncio (uvloop)",
+    "videoroomd.config": "the daemon reads the config; a worker gets what it needs in commands",
+    "videoroomd.rooms": "rooms live in the daemon",
+    "videoroomd.daemon": "the daemon's wiring",
+    "videoroomd.http": "the daemon's port",
+    "prometheus_client": "the daemon's /metrics (with http.server, wsgiref, gzip)",
+    "click": "the command line",
+    "importlib.abc": "its base classes import importlib.resources (tempfile, shutil, bz2, lzma)",
+    "importlib.resources": "as importlib.abc",
+    "importlib.metadata": "dnspython's feature checks and compat.installed: read only when asked",
+}
+
+
+@pytest.mark.slow
+def test_a_worker_process_imports_none_of_the_daemons_modules_and_no_eager_dnspython():
+    script = f"""
+import json, sys
+from videoroomd.media.workers import process
+process.load_media_server()
+process.configure("info", "json", None)
+assert "aiortc.rtcpeerconnection" in sys.modules  # the server was imported for real
+print(json.dumps({{"loaded": [name for name in {sorted(NOT_IN_A_WORKER)!r} if name in sys.modules],
+                  "dns.zone": type(sys.modules["dns.zone"]).__name__}}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert {name: NOT_IN_A_WORKER[name] for name in found["loaded"]} == {}
+    assert found["dns.zone"] == "_LazyModule"  # loaded when an mDNS name first needs it
+
+
+@pytest.mark.slow
+def test_the_daemon_imports_dnspython_lazily_too(tmp_path):
+    config = tmp_path / "videoroomd.toml"
+    config.write_text('[server]\nlisten = "127.0.0.1:0"\n[rooms.lobby]\n')
+    # `videoroomd serve` up to its start-up checks (every module of the daemon imported), stopped there
+    # by a version pin nothing installed meets
+    script = f"""
+import json, sys
+from click.testing import CliRunner
+from videoroomd.cli.main import cli
+from videoroomd.media.webrtc import compat
+assert "dns" not in sys.modules
+compat.REQUIRED["aiortc"] = "9.9"
+result = CliRunner().invoke(cli, ["serve", "--config", {str(config)!r}])
+assert result.exit_code == 1 and "aiortc 9.9.x" in result.output, result.output
+assert "videoroomd.daemon.daemon" in sys.modules and "aioice.mdns" in sys.modules
+print(json.dumps({{"dns.zone": type(sys.modules["dns.zone"]).__name__,
+                  "eager": sorted(name for name, module in sys.modules.items()
+                                  if name.startswith("dns.rdtypes") and type(module).__name__ != "_LazyModule")}}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"dns.zone": "_LazyModule", "eager": []}

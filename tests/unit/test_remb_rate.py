@@ -3,10 +3,12 @@ and the estimator with it sends a publisher the same REMB values as aiortc's own
 
 from __future__ import annotations
 
+import asyncio
+
 from aiortc.rate import RateCounter, RemoteBitrateEstimator
 from hypothesis import given, settings, strategies as st
 
-from videoroomd.media.webrtc.compat.remb import DEFAULT_CEILING, PublisherRemb, WindowRate
+from videoroomd.media.webrtc.compat.remb import DEFAULT_CEILING, PublisherRemb, WindowRate, lighten_receivers
 
 step = st.tuples(st.integers(0, 1500),                      # ms since the previous event
                  st.sampled_from(["add", "rate", "reset"]),
@@ -86,3 +88,27 @@ def test_a_publisher_whose_packets_queue_up_is_told_less_than_it_sends():
                    extra_delay_per_frame_ms=2.0)
     assert sent and min(sent) < 1_200_000
     assert sent[-1] < 1_200_000  # still congested at the end: not told the ceiling again
+
+
+def test_every_video_receiver_of_a_connection_counts_without_a_thousand_buckets_even_those_that_only_send():
+    from aiortc import RTCPeerConnection
+
+    async def server_receivers() -> list:
+        client, server = RTCPeerConnection(), RTCPeerConnection()
+        try:
+            client.addTransceiver("video", direction="sendonly")  # what the client publishes
+            for _ in range(3):
+                client.addTransceiver("video", direction="recvonly")  # what we only send it
+            client.addTransceiver("audio", direction="recvonly")
+            await client.setLocalDescription(await client.createOffer())
+            await server.setRemoteDescription(client.localDescription)
+            lighten_receivers(server)
+            return [(t.kind, t.receiver._RTCRtpReceiver__remote_bitrate_estimator) for t in server.getTransceivers()]
+        finally:
+            await client.close()
+            await server.close()
+
+    receivers = asyncio.run(server_receivers())
+    assert [kind for kind, _ in receivers] == ["video"] * 4 + ["audio"]
+    assert all(isinstance(estimator.incoming_bitrate, WindowRate) for kind, estimator in receivers if kind == "video")
+    assert receivers[-1][1] is None  # an audio receiver has no estimator

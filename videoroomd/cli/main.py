@@ -84,6 +84,11 @@ def serve(config_path: str | None) -> None:
     config on SIGHUP and whenever the file changes; a file with errors is
     refused and the running configuration kept. Reopens its log file on SIGUSR1.
     """
+    # Before anything imports aioice (the TURN server, the worker link): its mDNS module's
+    # dnspython loads on first use, as in a worker process (about 2 MiB of the daemon's memory).
+    from ..media.webrtc.compat import lazy_dns
+    if "dns" not in sys.modules:  # imported already (by the program that runs this command): nothing to defer
+        lazy_dns.install()
     from .serve import run_serve
 
     location = locate(config_path)

@@ -25,6 +25,7 @@ from .compat.ice import (bind_host_ports, keep_consent, limit_host_addresses, lo
                                 media_skips_stun_check, remote_username, watch_incoming)
 from .compat.ice_restart import handle_remote_ice_restart
 from .compat.native_port import take_over
+from .compat.remb import lighten_receivers
 from .compat.rtcp import report_together
 from .compat.simulcast import negotiate_stream_ids
 from .candidates import reachable, without_unreachable
@@ -233,6 +234,7 @@ class EndpointConnection:
             log.debug("remote ICE restart followed", peer=self.endpoint_id)
         await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         receive_at_once(self.pc)
+        lighten_receivers(self.pc)
         watch_incoming(self.pc, self._heard)
         keep_consent(self.pc)
         by_mid = {t.mid: t for t in self.pc.getTransceivers()}

@@ -25,6 +25,7 @@ import structlog
 from ...logs.setup import configure
 from ..webrtc.compat import codec_free, lazy_dns
 from . import event_loop
+from .heap import give_back_free_memory
 
 PR_SET_PDEATHSIG = 1
 
@@ -40,6 +41,20 @@ def die_with_parent(parent: int) -> None:
         sys.exit(0)
 
 
+def load_media_server():
+    """Import the worker's server the way a worker process does; returns its ``serve`` coroutine function.
+
+    Before aiortc is imported: a forwarding worker never decodes or encodes, so PyAV's codec
+    libraries (about 25 MiB resident) stay out of it, and dnspython (aioice's mDNS, about
+    4 MiB) loads when an mDNS candidate first needs it. Hence the server is imported only here.
+    Raises RuntimeError when aiortc, PyAV or dnspython is already imported in this process.
+    """
+    codec_free.install()
+    lazy_dns.install()
+    from .server import serve
+    return serve
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="videoroomd-media-worker")
     parser.add_argument("--fd", type=int, required=True)
@@ -50,16 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-format", default="auto")
     parser.add_argument("--log-file", type=Path)
     args = parser.parse_args(argv)
-    # Before aiortc is imported: a forwarding worker never decodes or encodes, so PyAV's codec
-    # libraries (about 25 MiB resident) stay out of it, and dnspython (aioice's mDNS, about
-    # 4 MiB) loads when an mDNS candidate first needs it. Hence the server is imported only here.
-    codec_free.install()
-    lazy_dns.install()
-    from .server import serve
+    serve = load_media_server()
     die_with_parent(args.parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     configure(args.log_level, args.log_format, args.log_file)
     structlog.contextvars.bind_contextvars(worker=args.name)
+    give_back_free_memory()  # what importing left behind: about 0.5 MiB of an idle worker
     sock = socket.socket(fileno=args.fd)
     handoff = socket.socket(fileno=args.handoff_fd) if args.handoff_fd is not None else None
     event_loop.run(serve(sock, parent=args.parent, handoff=handoff))

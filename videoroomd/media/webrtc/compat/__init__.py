@@ -10,10 +10,10 @@ this package only (:mod:`.rtp` for aiortc's senders, receivers and DTLS,
 :mod:`.ice` and :mod:`.ice_restart` for aioice, :mod:`.srtp_keys` for the SRTP keys of a DTLS
 handshake, :mod:`.native_port` for handing a media socket to the compiled module); each sets attributes of our
 own connections' objects, never a class or module. Two change what the
-libraries import, for the whole process, and only the media worker process's
-entry point calls them, before aiortc is imported: :mod:`.codec_free` (PyAV's
-codecs, never used by a forwarding worker, stay out) and :mod:`.lazy_dns`
-(dnspython loads on first use). They hold for the
+libraries import, for the whole process, and are called only before aiortc is
+imported: :mod:`.codec_free` (PyAV's codecs, never used by a forwarding worker,
+stay out; the media worker process's entry point alone) and :mod:`.lazy_dns`
+(dnspython loads on first use; the worker's entry point and ``videoroomd serve``). They hold for the
 versions in REQUIRED, which :func:`check_versions` enforces at start-up.
 Imports aiortc, aioice, :mod:`videoroomd.media.dataplane.rtp_packets` (the NTP epoch),
 :mod:`videoroomd.media.dataplane.native_module` (the compiled module, for :mod:`.native_port`) and

@@ -28,7 +28,6 @@ Imports the standard library only.
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.machinery
 import sys
 import types
@@ -79,8 +78,10 @@ class _StandInModule(types.ModuleType):
         return value
 
 
-class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Answers ``av`` and ``av.*`` with :class:`_StandInModule` instances."""
+class _Finder:
+    """Answers ``av`` and ``av.*`` with :class:`_StandInModule` instances: a meta path finder and
+    its loader by their methods (importlib.abc's base classes would import importlib.resources,
+    tempfile, shutil, bz2 and lzma into the worker: about 2 MiB it never uses)."""
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname != PACKAGE and not fullname.startswith(PACKAGE + "."):

@@ -1,4 +1,4 @@
-"""dnspython loaded on first use in a media worker, not when aioice is imported (worker process only).
+"""dnspython loaded on first use in a media worker and the daemon, not when aioice is imported.
 
 aioice 0.13 imports its mDNS module, and with it 40-odd modules of dnspython
 (and, through ``dns._features``, importlib.metadata with email and zipfile),
@@ -12,14 +12,14 @@ the module object exists at once, and its code runs when one of its
 attributes is first read. ``aioice.mdns`` reads a few at import time (the
 record classes), which load those modules alone. Like :mod:`.codec_free`
 this changes the imports of the whole process: only the worker process's
-entry point calls it, before aiortc is imported.
+entry point and ``videoroomd serve`` (where nothing imported dnspython yet)
+call it, before aioice is imported.
 
 Imports the standard library only.
 """
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.util
 import sys
 
@@ -28,8 +28,11 @@ __all__ = ["install"]
 PACKAGE = "dns"
 
 
-class _LazyFinder(importlib.abc.MetaPathFinder):
-    """Finds ``dns`` and ``dns.*`` as the other finders would, and makes their loading lazy."""
+class _LazyFinder:
+    """Finds ``dns`` and ``dns.*`` as the other finders would, and makes their loading lazy.
+
+    A meta path finder by its method: importlib.abc's base class would import
+    importlib.resources, tempfile, shutil, bz2 and lzma (about 2 MiB) into the worker."""
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname != PACKAGE and not fullname.startswith(PACKAGE + "."):
