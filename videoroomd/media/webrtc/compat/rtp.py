@@ -13,7 +13,7 @@ import os
 import socket
 import struct
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, NamedTuple
 
 import pylibsrtp
 from aiortc.codecs import is_rtx
@@ -297,17 +297,20 @@ def receive_directly(receiver, on_packet: Callable[[Any], None], layers=None,
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
+    def arrived(arrival_time_ms: int, abs_send_time: int, size: int, ssrc: int) -> None:
+        remb = remb_policy.add(arrival_time_ms, abs_send_time, size, ssrc, max_bitrate())
+        rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
+        if rtcp_ssrc is not None and remb is not None:
+            bitrate, ssrcs = remb
+            later(receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
+                                                     fci=pack_remb_fci(bitrate, ssrcs))))
+
     def handle(packet, arrival_time_ms: int) -> None:
         if not receiver._enabled:
             return
         if remb_policy is not None and packet.extensions.abs_send_time is not None:
-            remb = remb_policy.add(arrival_time_ms, packet.extensions.abs_send_time,
-                                   len(packet.payload) + packet.padding_size, packet.ssrc, max_bitrate())
-            rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
-            if rtcp_ssrc is not None and remb is not None:
-                bitrate, ssrcs = remb
-                later(receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
-                                                         fci=pack_remb_fci(bitrate, ssrcs))))
+            arrived(arrival_time_ms, packet.extensions.abs_send_time, len(packet.payload) + packet.padding_size,
+                    packet.ssrc)
         codec = codecs.get(packet.payload_type)
         if codec is None:
             return
@@ -344,6 +347,20 @@ def receive_directly(receiver, on_packet: Callable[[Any], None], layers=None,
 
     receiver._handle_rtp_packet = handle_queued
     receiver._videoroomd_receive = handle
+    # What a Port forwarding this receiver's SSRCs in C needs of it (.native_receive)
+    receiver._videoroomd_state = ReceiveState(arrived if remb_policy is not None else None,
+                                              lambda ssrc, lost: later(receiver._send_rtcp_nack(ssrc, lost)),
+                                              nacks, layers)
+
+
+class ReceiveState(NamedTuple):
+    """A receiver's steps :func:`receive_directly` keeps, for a Port that forwards its packets in C:
+    ``arrived(arrival_ms, abs_send_time, size, ssrc)`` feeds REMB (None: no estimator),
+    ``send_nack(media_ssrc, lost)``, the NACK generators per SSRC (simulcast, else None) and ``layers``."""
+    arrived: Callable[[int, int, int, int], None] | None
+    send_nack: Callable[[int, list[int]], None]
+    nacks: dict | None
+    layers: Any
 
 
 def take_rtp_at_once(dtls) -> None:
