@@ -1,0 +1,224 @@
+"""A ported connection's RTP forwarded in C (_native.Port.route, csrc/port_fast*.c) on loopback UDP: a
+routed SSRC's datagrams never come up to Python yet reach the plane's subscriber, its gaps come out as
+aiortc's NackGenerator finds them and its retransmission (RTX) is unwrapped onto the media SSRC and
+forwarded, its receiver statistics are aiortc's StreamStatistics' on the same packets, what the table does
+not know (another SSRC, another payload type, a publisher gone) goes up to Python as before, and broken
+datagrams of a routed SSRC are counted or dropped with memory flat."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import struct
+import time
+
+import pylibsrtp
+import pytest
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
+from aiortc.rtp import RtpPacket
+
+from testsupport.rtp_datagrams import mutated, one_byte_elements, rtp
+from videoroomd.media.dataplane.interface import NativeRoute, RewriteStart, StreamParams
+from videoroomd.media.dataplane.native_module import load
+from videoroomd.media.dataplane.native_plane import NativeDataPlane
+from videoroomd.media.webrtc.compat.native_receive import PortStreamStatistics
+
+native = load()
+
+RX_KEY, RX_SALT = bytes(range(1, 17)), bytes(range(101, 115))
+TX_KEY, TX_SALT = bytes(range(31, 47)), bytes(range(131, 145))
+OUT_KEY, OUT_SALT = bytes(range(16)), bytes(range(50, 64))   # the subscriber's
+MEDIA, RTX, OTHER = 0x1234ABCD, 0x5555AAAA, 0x77777777
+VP8, VP8_RTX = 96, 97
+AST_ID = 3
+KEYFRAME = b"\x10\x00" + bytes(range(100))  # VP8: S bit, partition 0, key frame
+
+
+def media(seq: int, payload: bytes = KEYFRAME, ssrc: int = MEDIA, pt: int = VP8, timestamp: int | None = None) -> bytes:
+    return rtp(seq, ssrc=ssrc, pt=pt, timestamp=seq * 3000 if timestamp is None else timestamp, payload=payload,
+               extension=one_byte_elements({AST_ID: (seq * 100).to_bytes(3, "big")}))
+
+
+class Rig:
+    """A Port on a loopback socket, keyed and taking media from ``client``; a compiled plane with a VP8
+    publisher whose one subscriber writes into a socket pair; the publisher's MEDIA and RTX routed."""
+
+    def __init__(self):
+        self.server, self.client = self._udp(), self._udp()
+        self.port = native.Port(self.server.fileno())
+        self.port.set_keys(native.AES_CM_128_HMAC_SHA1_80, RX_KEY, RX_SALT, TX_KEY, TX_SALT)
+        self.port.allow(self.client.getsockname())
+        policy = pylibsrtp.Policy(key=RX_KEY + RX_SALT, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+        self.sender = pylibsrtp.Session(policy)
+        self.plane = NativeDataPlane()
+        self.plane.add_publisher("cam", "video")
+        self.ours, self.theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.ours.setblocking(False)
+        self.theirs.setblocking(False)
+        self.plane.add_connection("c")
+        self.plane.add_subscriber("s", "c", "video", NativeRoute(self.ours, None, native.AES_CM_128_HMAC_SHA1_80,
+                                                                 OUT_KEY, OUT_SALT), RewriteStart(1, 2, 3))
+        self.plane.set_stream("s", StreamParams(102, 90000, 7, 8, 103))
+        self.plane.link("s", "cam")
+        core, self.index = self.plane.native_target("cam", MEDIA)
+        self.core = core
+        assert self.port.route(MEDIA, core, self.index, -1, VP8, 90000, 0, AST_ID, None, None) is True
+        assert self.port.route(RTX, core, self.index, MEDIA, VP8_RTX, 90000, 0, AST_ID, None, None) is True
+        inbound = pylibsrtp.Policy(key=OUT_KEY + OUT_SALT, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND)
+        self.subscriber = pylibsrtp.Session(inbound)
+
+    @staticmethod
+    def _udp() -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+        return sock
+
+    def send(self, packets: list[bytes]) -> list:
+        """Protect and send ``packets``; what one read gives Python (after they all arrived)."""
+        before = self.port.counters["datagrams"]
+        for data in packets:
+            self.client.sendto(self.sender.protect(data), self.server.getsockname())
+        media, deadline = [], time.monotonic() + 2
+        while self.port.counters["datagrams"] < before + len(packets) and time.monotonic() < deadline:
+            media += self.port.read_batch()[1]
+            time.sleep(0.001)
+        return media
+
+    def forwarded(self) -> list[RtpPacket]:
+        out = []
+        while True:
+            try:
+                out.append(RtpPacket.parse(self.subscriber.unprotect(self.theirs.recv(70000))))
+            except BlockingIOError:
+                return out
+
+    def close(self) -> None:
+        for sock in (self.server, self.client, self.ours, self.theirs):
+            sock.close()
+
+
+@pytest.fixture
+def rig():
+    made = Rig()
+    yield made
+    made.close()
+
+
+def test_a_routed_ssrc_is_forwarded_in_c_its_gaps_nacked_and_its_retransmission_forwarded(rig):
+    order = [1, 2, 3, 4, 7, 8, 10, 9]  # 5 and 6 lost, 9 late
+    assert rig.send([media(seq) for seq in order]) == []  # nothing came up to Python
+    forwarded = rig.forwarded()
+    assert [p.payload for p in forwarded] == [KEYFRAME] * len(order)
+    assert [p.ssrc for p in forwarded] == [7] * len(order)
+    generator = NackGenerator()
+    for seq in order:
+        generator.add(RtpPacket(sequence_number=seq))
+    nacks, arrivals, packets, octets, dropped = rig.port.drain_fast()
+    assert nacks == [(MEDIA, sorted(generator.missing))] == [(MEDIA, [5, 6])]
+    assert [(ast, ssrc) for _, ast, _, ssrc in arrivals] == [(seq * 100, MEDIA) for seq in order]
+    assert all(size == len(KEYFRAME) for _, _, size, _ in arrivals) and packets == len(order) and dropped == 0
+    now_ms = (time.time() + 2208988800) * 1000
+    assert all(now_ms - 2000 < arrival < now_ms + 1 for arrival, _, _, _ in arrivals)
+    assert rig.port.drain_fast()[:3] == ([], [], 0)  # drained once
+
+    # the retransmission of 5 (RFC 4588: the original sequence number first) fills the gap, is forwarded
+    # as 5 on the subscriber's stream, and finds no new gap
+    assert rig.send([rtp(1, ssrc=RTX, pt=VP8_RTX, timestamp=5 * 3000, payload=struct.pack("!H", 5) + KEYFRAME)]) == []
+    [again] = rig.forwarded()
+    assert again.payload == KEYFRAME and again.ssrc == 7 and again.timestamp == forwarded[3].timestamp + 3000
+    assert rig.port.drain_fast()[0] == []
+    assert rig.send([media(12)]) == []  # 11 is missing now; 5 no longer is
+    assert rig.port.drain_fast()[0] == [(MEDIA, [6, 11])]
+    assert rig.plane.publisher_stats("cam").packets == len(order) + 2
+
+
+def test_receiver_statistics_are_aiortcs_on_the_same_packets(rig):
+    order = [65530, 65531, 65533, 65535, 0, 1, 65534, 3]  # a wrap, losses, a late one
+    stamp = {seq: (seq - 65530) % 65536 * 3000 for seq in order}
+    rig.send([media(seq, timestamp=stamp[seq]) for seq in order])
+    ours = StreamStatistics(90000)
+    for seq in order:
+        ours.add(RtpPacket(sequence_number=seq, timestamp=stamp[seq]))
+    read = PortStreamStatistics(rig.port, MEDIA, 90000)
+    assert (read.base_seq, read.max_seq, read.cycles, read.packets_received) == \
+        (ours.base_seq, ours.max_seq, ours.cycles, ours.packets_received) == (65530, 3, 1 << 16, 8)
+    assert (read.packets_expected, read.packets_lost) == (ours.packets_expected, ours.packets_lost) == (10, 2)
+    assert read.fraction_lost == ours.fraction_lost == (2 << 8) // 10
+    assert read.fraction_lost == 0  # a second read is the next interval, as aiortc's
+    # Jitter from the kernel's arrival times: the packets were sent at once, 1/30 s apart in RTP time
+    assert 0 < read.jitter <= 2 * 3000
+
+
+def test_what_the_table_does_not_know_goes_up_to_python(rig):
+    others = [media(1, ssrc=OTHER), media(2, pt=100), rtp(3, ssrc=RTX, pt=VP8_RTX, payload=b"\x00")]
+    got = rig.send(others)
+    assert [data for kind, data, _ in got if kind == native.RTP] == others[:2]  # the padding-only RTX dropped
+    assert rig.forwarded() == []
+    assert rig.port.unroute(MEDIA) == (None, None)  # handed back: nothing counted (another payload type)
+    assert rig.port.unroute(MEDIA) is None and rig.port.stream(MEDIA) is None
+    [(kind, data, _)] = rig.send([media(4)])  # no longer routed: Python's again
+    assert (kind, data) == (native.RTP, media(4))
+    # a publisher gone (its index taken again by another): its datagrams go up, not to the newcomer
+    assert rig.port.route(MEDIA, rig.core, rig.index, -1, VP8, 90000, 0, AST_ID, None, (4, [2, 3])) is True
+    rig.plane.remove_publisher("cam")
+    rig.plane.add_publisher("mic", "audio")
+    [(kind, data, _)] = rig.send([media(5)])
+    assert (kind, data) == (native.RTP, media(5))
+    assert rig.plane.publisher_stats("mic").packets == 0
+    stats, (highest, missing) = rig.port.unroute(MEDIA)
+    assert (highest, missing) == (4, [2, 3]) and stats is None  # as seeded: the gone publisher's packet not counted
+
+
+def test_routes_are_checked_and_bounded(rig):
+    with pytest.raises(TypeError, match="_native.Plane"):
+        rig.port.route(1, object(), 0, -1, VP8, 90000, 0, 0, None, None)
+    with pytest.raises(IndexError):
+        rig.port.route(1, rig.core, 200, -1, VP8, 90000, 0, 0, None, None)
+    with pytest.raises(ValueError, match="out of range"):
+        rig.port.route(1, rig.core, rig.index, -1, 300, 90000, 0, 0, None, None)
+    with pytest.raises(ValueError, match="one plane"):
+        rig.port.route(1, native.Plane(4, 4), 0, -1, VP8, 90000, 0, 0, None, None)
+    taken = [rig.port.route(ssrc, rig.core, rig.index, -1, VP8, 90000, 0, 0, None, None) for ssrc in range(100, 120)]
+    assert taken == [True] * 14 + [False] * 6  # 16 in all, MEDIA and RTX among them
+
+
+def resident_kib() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+@pytest.mark.slow
+def test_broken_datagrams_of_a_routed_ssrc_reach_the_plane_safely_and_leave_memory_flat(rig):
+    rng = random.Random(18)
+    rounds = int(os.environ.get("VIDEOROOMD_FUZZ_ROUNDS", "50000")) // 5
+    sender = native.SrtpSession(native.AES_CM_128_HMAC_SHA1_80, RX_KEY, RX_SALT)
+    seeds = [media(seq, payload=rng.randbytes(rng.randrange(0, 1200))) for seq in range(20)]
+    seeds += [rtp(1, ssrc=RTX, pt=VP8_RTX, payload=struct.pack("!H", 3) + KEYFRAME),
+              rtp(2, ssrc=RTX, pt=VP8_RTX, padding=40, payload=b""), media(3, payload=b"")]
+    baseline, seq = None, 0
+    for start in range(0, rounds, 500):
+        for _ in range(500):
+            data = bytearray(mutated(rng.choice(seeds), rng))
+            if len(data) >= 12 and rng.random() < 0.9:  # a routed SSRC's, a new sequence number: the C path
+                ssrc = rng.choice((MEDIA, RTX))
+                data[0] = 0x80 | (data[0] & 0x3F)
+                data[1] = (data[1] & 0x80) | (VP8 if ssrc == MEDIA else VP8_RTX)
+                seq += 1
+                data[2:4] = (seq & 0xFFFF).to_bytes(2, "big")
+                data[8:12] = ssrc.to_bytes(4, "big")
+                try:
+                    data = sender.protect(bytes(data))
+                except native.SrtpError:
+                    pass  # sent as it is: it fails authentication
+            rig.client.sendto(bytes(data), rig.server.getsockname())
+        rig.port.read_batch()
+        rig.port.drain_fast()
+        rig.forwarded()
+        if baseline is None and start >= 2000:
+            baseline = resident_kib()
+    if not os.environ.get("VIDEOROOMD_SANITIZED"):
+        assert resident_kib() - baseline < 2048
+    assert rig.plane.publisher_stats("cam").packets > rounds // 10  # most went through the C path
