@@ -220,6 +220,9 @@ def stun_check(data: bytes) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     publisher, server, plane = await connect(args.aiortc_path, args.native)
+    if args.python_receive:  # no SSRC is ever routed to the Port (compat.native_receive): each packet up to Python
+        for transceiver in server.getTransceivers():
+            transceiver.receiver._videoroomd_target = None
     try:
         plain, stream, socket, address = datagrams(publisher, args.packets, args.size)
         await pump(stream[:300], socket, address, plane)  # warm up: the first keyframe, the estimator
@@ -266,6 +269,9 @@ if __name__ == "__main__":
     parser.add_argument("--native", action="store_true",
                         help="the server's socket read by the compiled module (_native.Port) and the compiled plane, "
                              "as with data_plane = native")
+    parser.add_argument("--python-receive", action="store_true",
+                        help="with --native: every packet through the Python receive path to the compiled plane, as "
+                             "before the Port forwarded known SSRCs in C (for comparison)")
     parser.add_argument("--steps", action="store_true", help="also time each step of aiortc's receive path alone")
     parser.add_argument("--profile", action="store_true", help="print where the time went (cProfile)")
     parser.add_argument("--sort", default="tottime", help="pstats sort key for --profile")

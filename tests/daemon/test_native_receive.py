@@ -135,6 +135,16 @@ def test_a_routed_ssrc_is_forwarded_in_c_its_gaps_nacked_and_its_retransmission_
     assert rig.plane.publisher_stats("cam").packets == len(order) + 2
 
 
+def test_the_remb_arrivals_are_the_kernels_even_when_the_socket_is_read_late(rig):
+    for seq in range(1, 4):
+        sent = (time.time() + 2208988800) * 1000
+        rig.client.sendto(rig.sender.protect(media(seq)), rig.server.getsockname())
+        time.sleep(0.25)  # the loop busy elsewhere: the datagram waits in the socket
+        rig.port.read_batch()
+        [(arrival, _, _, _)] = rig.port.drain_fast()[1]
+        assert sent - 5 <= arrival < sent + 100 <= (time.time() + 2208988800) * 1000
+
+
 def test_receiver_statistics_are_aiortcs_on_the_same_packets(rig):
     order = [65530, 65531, 65533, 65535, 0, 1, 65534, 3]  # a wrap, losses, a late one
     stamp = {seq: (seq - 65530) % 65536 * 3000 for seq in order}
