@@ -7,6 +7,7 @@ datagrams of a routed SSRC are counted or dropped with memory flat."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import socket
@@ -232,3 +233,44 @@ def test_broken_datagrams_of_a_routed_ssrc_reach_the_plane_safely_and_leave_memo
     if not os.environ.get("VIDEOROOMD_SANITIZED"):
         assert resident_kib() - baseline < 2048
     assert rig.plane.publisher_stats("cam").packets > rounds // 10  # most went through the C path
+
+
+def test_a_held_track_goes_back_to_pythons_path_with_its_statistics_and_returns_when_released():
+    """bench.receive's pair of aiortc connections on 127.0.0.1, the server's socket read by a Port and its
+    plane the compiled one: the publisher's SSRC is forwarded in C after its first batch; held by a
+    moderator, it is handed back to Python with what the Port counted, and routed again once released."""
+    from aiortc.rtcrtpreceiver import StreamStatistics as AiortcStatistics
+
+    from bench.receive import PUBLISHER, connect, datagrams, pump
+    from videoroomd.media.webrtc.compat.ice import ice_connections
+    from videoroomd.media.webrtc.compat.native_receive import CHECK_INTERVAL, RETRY_INTERVAL
+    from videoroomd.media.webrtc.forwarding import NativeTarget
+
+    async def main():
+        publisher, server, plane = await connect(native=True)
+        try:
+            receiver = server.getTransceivers()[0].receiver
+            held: set[str] = set()
+            receiver._videoroomd_target = NativeTarget(plane, PUBLISHER, held, None)
+            ssrc = publisher.getTransceivers()[0].sender._ssrc
+            _plain, stream, sock, address = datagrams(publisher, 150, 500)
+            fast = ice_connections(server)[0]._nominated[1].protocol.transport._fast
+            streams = receiver._RTCRtpReceiver__remote_streams
+            assert await pump(stream[:60], sock, address, plane) == 60
+            assert list(fast.receivers) == [ssrc] and isinstance(streams[ssrc], PortStreamStatistics)
+            held.add(PUBLISHER)
+            await asyncio.sleep(CHECK_INTERVAL)
+            assert await pump(stream[60:120], sock, address, plane) == 60
+            assert fast.receivers == {}
+            assert type(streams[ssrc]) is AiortcStatistics
+            assert (streams[ssrc].packets_received, streams[ssrc].max_seq) == (120, 120)
+            held.clear()
+            await asyncio.sleep(RETRY_INTERVAL)  # (refused while held: asked again after this)
+            assert await pump(stream[120:], sock, address, plane) == 30
+            assert list(fast.receivers) == [ssrc]
+            assert (streams[ssrc].packets_received, streams[ssrc].max_seq, streams[ssrc].packets_lost) == (150, 150, 0)
+        finally:
+            await publisher.close()
+            await server.close()
+
+    asyncio.run(main())

@@ -11,8 +11,9 @@ REMB arrivals, unwraps retransmissions and forwards in C, with no Python per pac
 each read batch :meth:`FastRoutes.drain` sends the NACKs due (one per SSRC and batch with
 everything missing, where aiortc's generator sends one per packet that shows a new gap) and
 feeds the REMB estimator the batch's arrivals; the receiver's reports read the Port's
-numbers through :class:`PortStreamStatistics`. An SSRC whose track becomes held or recorded
-is handed back to Python (checked every :data:`CHECK_INTERVAL`), with its state.
+numbers through :class:`PortStreamStatistics`. An SSRC whose track becomes held or recorded,
+or that another receiver took, is handed back to Python (checked every
+:data:`CHECK_INTERVAL`), with its state.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class FastRoutes:
         self._router = dtls._rtp_router
         self._ids = extension_ids(dtls._rtp_header_extensions_map)
         self.receivers: dict[int, Any] = {}
+        self._nacking: set[int] = set()  # the routed media SSRCs whose receiver sends NACKs (video)
         self._refused: dict[int, float] = {}
         self._next_check = 0.0
 
@@ -142,6 +144,8 @@ class FastRoutes:
         priors = (stream._expected_prior, stream._received_prior) if stream is not None else (0, 0)
         streams[ssrc] = PortStreamStatistics(self.port, ssrc, codec.clockRate, *priors)
         self.receivers[ssrc] = receiver
+        if repaired == -1 and receiver._RTCRtpReceiver__nack_generator is not None:  # NACK negotiated
+            self._nacking.add(ssrc)
         return True
 
     def drain(self) -> tuple[int, int]:
@@ -151,7 +155,7 @@ class FastRoutes:
         receivers = self.receivers
         for ssrc, lost in nacks:
             receiver = receivers.get(ssrc)
-            if receiver is not None:
+            if receiver is not None and ssrc in self._nacking:
                 receiver._videoroomd_state.send_nack(ssrc, lost)
         for arrival_ms, abs_send_time, size, ssrc in arrivals:
             receiver = receivers.get(ssrc)
@@ -160,14 +164,17 @@ class FastRoutes:
         now = time.monotonic()
         if now >= self._next_check:
             self._next_check = now + CHECK_INTERVAL
+            table = self._router.ssrc_table
             for ssrc, receiver in list(receivers.items()):
-                if not receiver._enabled or not receiver._videoroomd_target.still():
+                target = receiver._videoroomd_target
+                if not receiver._enabled or target is None or not target.still() or table.get(ssrc) is not receiver:
                     self.unroute(ssrc)
         return packets, octets
 
     def unroute(self, ssrc: int) -> None:
         """Give ``ssrc`` back to Python's receive path, with the statistics and gaps the Port kept."""
         receiver = self.receivers.pop(ssrc)
+        self._nacking.discard(ssrc)
         handed = self.port.unroute(ssrc)
         streams = receiver._RTCRtpReceiver__remote_streams
         ours = streams.get(ssrc)
