@@ -163,6 +163,31 @@ def test_receiver_statistics_are_aiortcs_on_the_same_packets(rig):
     assert 0 < read.jitter <= 2 * 3000
 
 
+def test_gaps_and_statistics_follow_aiortcs_generator_through_wraps_reorders_and_jumps(rig):
+    rng = random.Random(4588)
+    order, seq = [], 65000
+    for _ in range(600):
+        seq = (seq + (300 if rng.random() < 0.01 else 1)) & 0xFFFF  # now and then a jump past the window
+        if rng.random() > 0.1:  # a tenth lost
+            order.append(seq)
+    for i in range(0, len(order) - 1, 7):  # some arrive a little late
+        order[i], order[i + 1] = order[i + 1], order[i]
+    generator, stats = NackGenerator(), StreamStatistics(90000)
+    for start in range(0, len(order), 50):
+        rig.send([media(seq) for seq in order[start:start + 50]])
+        found = False
+        for seq in order[start:start + 50]:
+            packet = RtpPacket(sequence_number=seq, timestamp=seq * 3000)
+            found |= generator.add(packet)
+            stats.add(packet)
+        nacks = rig.port.drain_fast()[0]
+        assert nacks == ([(MEDIA, sorted(generator.missing, key=lambda s: (s - generator.max_seq) & 0xFFFF))]
+                         if found else [])
+    assert rig.port.stream(MEDIA)[:4] == (stats.base_seq, stats.max_seq, stats.cycles, stats.packets_received)
+    _, (highest, missing) = rig.port.unroute(MEDIA)
+    assert (highest, set(missing)) == (generator.max_seq, generator.missing) and len(missing) <= 128
+
+
 def test_what_the_table_does_not_know_goes_up_to_python(rig):
     others = [media(1, ssrc=OTHER), media(2, pt=100), rtp(3, ssrc=RTX, pt=VP8_RTX, payload=b"\x00")]
     got = rig.send(others)
