@@ -13,15 +13,16 @@ import os
 import socket
 import struct
 import time
-from typing import Any, Awaitable, Callable, NamedTuple
+from typing import Any, Awaitable, Callable
 
 import pylibsrtp
 from aiortc.codecs import is_rtx
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
-from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, RtpPacket, is_rtcp, pack_remb_fci, unwrap_rtx
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket, is_rtcp, unwrap_rtx
 
 from ...dataplane.rtp_packets import NTP_EPOCH_OFFSET
+from .receive_state import ReceiveState, remb_step
 from .remb import PublisherRemb, lighten
 
 
@@ -297,13 +298,7 @@ def receive_directly(receiver, on_packet: Callable[[Any], None], layers=None,
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    def arrived(arrival_time_ms: int, abs_send_time: int, size: int, ssrc: int) -> None:
-        remb = remb_policy.add(arrival_time_ms, abs_send_time, size, ssrc, max_bitrate())
-        rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
-        if rtcp_ssrc is not None and remb is not None:
-            bitrate, ssrcs = remb
-            later(receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
-                                                     fci=pack_remb_fci(bitrate, ssrcs))))
+    arrived = remb_step(receiver, remb_policy, max_bitrate, later) if remb_policy is not None else None
 
     def handle(packet, arrival_time_ms: int) -> None:
         if not receiver._enabled:
@@ -348,19 +343,8 @@ def receive_directly(receiver, on_packet: Callable[[Any], None], layers=None,
     receiver._handle_rtp_packet = handle_queued
     receiver._videoroomd_receive = handle
     # What a Port forwarding this receiver's SSRCs in C needs of it (.native_receive)
-    receiver._videoroomd_state = ReceiveState(arrived if remb_policy is not None else None,
-                                              lambda ssrc, lost: later(receiver._send_rtcp_nack(ssrc, lost)),
+    receiver._videoroomd_state = ReceiveState(arrived, lambda ssrc, lost: later(receiver._send_rtcp_nack(ssrc, lost)),
                                               nacks, layers)
-
-
-class ReceiveState(NamedTuple):
-    """A receiver's steps :func:`receive_directly` keeps, for a Port that forwards its packets in C:
-    ``arrived(arrival_ms, abs_send_time, size, ssrc)`` feeds REMB (None: no estimator),
-    ``send_nack(media_ssrc, lost)``, the NACK generators per SSRC (simulcast, else None) and ``layers``."""
-    arrived: Callable[[int, int, int, int], None] | None
-    send_nack: Callable[[int, list[int]], None]
-    nacks: dict | None
-    layers: Any
 
 
 def take_rtp_at_once(dtls) -> None:
