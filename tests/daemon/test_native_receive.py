@@ -2,7 +2,8 @@
 routed SSRC's datagrams never come up to Python yet reach the plane's subscriber, its gaps come out as
 aiortc's NackGenerator finds them and its retransmission (RTX) is unwrapped onto the media SSRC and
 forwarded, its receiver statistics are aiortc's StreamStatistics' on the same packets, what the table does
-not know (another SSRC, another payload type, a publisher gone) goes up to Python as before, and broken
+not know goes up to Python as before (a route gone stale, by another payload type or publisher, is told to
+Python), and broken
 datagrams of a routed SSRC are counted or dropped with memory flat."""
 
 from __future__ import annotations
@@ -117,10 +118,11 @@ def test_a_routed_ssrc_is_forwarded_in_c_its_gaps_nacked_and_its_retransmission_
     generator = NackGenerator()
     for seq in order:
         generator.add(RtpPacket(sequence_number=seq))
-    nacks, arrivals, packets, octets, dropped = rig.port.drain_fast()
+    nacks, arrivals, packets, octets, dropped, stale = rig.port.drain_fast()
     assert nacks == [(MEDIA, sorted(generator.missing))] == [(MEDIA, [5, 6])]
     assert [(ast, ssrc) for _, ast, _, ssrc in arrivals] == [(seq * 100, MEDIA) for seq in order]
     assert all(size == len(KEYFRAME) for _, _, size, _ in arrivals) and packets == len(order) and dropped == 0
+    assert stale == []
     now_ms = (time.time() + 2208988800) * 1000
     assert all(now_ms - 2000 < arrival < now_ms + 1 for arrival, _, _, _ in arrivals)
     assert rig.port.drain_fast()[:3] == ([], [], 0)  # drained once
@@ -188,24 +190,27 @@ def test_gaps_and_statistics_follow_aiortcs_generator_through_wraps_reorders_and
     assert (highest, set(missing)) == (generator.max_seq, generator.missing) and len(missing) <= 128
 
 
-def test_what_the_table_does_not_know_goes_up_to_python(rig):
-    others = [media(1, ssrc=OTHER), media(2, pt=100), rtp(3, ssrc=RTX, pt=VP8_RTX, payload=b"\x00")]
+def test_what_the_table_does_not_know_goes_up_to_python_and_a_stale_route_is_told(rig):
+    others = [media(1, ssrc=OTHER), rtp(3, ssrc=RTX, pt=VP8_RTX, payload=b"\x00")]
     got = rig.send(others)
-    assert [data for kind, data, _ in got if kind == native.RTP] == others[:2]  # the padding-only RTX dropped
-    assert rig.forwarded() == []
-    assert rig.port.unroute(MEDIA) == (None, None)  # handed back: nothing counted (another payload type)
+    assert [data for kind, data, _ in got if kind == native.RTP] == others[:1]  # the padding-only RTX dropped
+    assert rig.forwarded() == [] and rig.port.drain_fast()[5] == []
+    # another payload type on a routed SSRC: dropped, and the route is stale until Python looks again
+    assert rig.send([media(2, pt=100)]) == []
+    assert rig.port.drain_fast()[5] == [MEDIA] and rig.port.drain_fast()[5] == []
+    assert rig.port.unroute(MEDIA) == (None, None)  # handed back: nothing counted
     assert rig.port.unroute(MEDIA) is None and rig.port.stream(MEDIA) is None
     [(kind, data, _)] = rig.send([media(4)])  # no longer routed: Python's again
     assert (kind, data) == (native.RTP, media(4))
-    # a publisher gone (its index taken again by another): its datagrams go up, not to the newcomer
+    # a publisher gone (its index taken again by another): its datagrams never reach the newcomer
     assert rig.port.route(MEDIA, rig.core, rig.index, -1, VP8, 90000, 0, AST_ID, None, (4, [2, 3])) is True
     rig.plane.remove_publisher("cam")
     rig.plane.add_publisher("mic", "audio")
-    [(kind, data, _)] = rig.send([media(5)])
-    assert (kind, data) == (native.RTP, media(5))
+    assert rig.send([media(5)]) == []
     assert rig.plane.publisher_stats("mic").packets == 0
+    assert rig.port.drain_fast()[5] == [MEDIA]
     stats, (highest, missing) = rig.port.unroute(MEDIA)
-    assert (highest, missing) == (4, [2, 3]) and stats is None  # as seeded: the gone publisher's packet not counted
+    assert (highest, missing) == (4, [2, 3]) and stats is None  # as seeded: the stale route's packet not counted
 
 
 def test_routes_are_checked_and_bounded(rig):
@@ -263,10 +268,11 @@ def test_broken_datagrams_of_a_routed_ssrc_reach_the_plane_safely_and_leave_memo
 def test_a_held_track_goes_back_to_pythons_path_with_its_statistics_and_returns_when_released():
     """bench.receive's pair of aiortc connections on 127.0.0.1, the server's socket read by a Port and its
     plane the compiled one: the publisher's SSRC is forwarded in C after its first batch; held by a
-    moderator, it is handed back to Python with what the Port counted, and routed again once released."""
+    moderator, it is handed back to Python with what the Port counted, and routed again once released; published
+    again under a new index, the Port drops a read's worth and it is routed to the new index."""
     from aiortc.rtcrtpreceiver import StreamStatistics as AiortcStatistics
 
-    from bench.receive import PUBLISHER, connect, datagrams, pump
+    from bench.receive import BATCH, PUBLISHER, connect, datagrams, pump
     from videoroomd.media.webrtc.compat.ice import ice_connections
     from videoroomd.media.webrtc.compat.native_receive import CHECK_INTERVAL, RETRY_INTERVAL
     from videoroomd.media.webrtc.forwarding import NativeTarget
@@ -278,7 +284,7 @@ def test_a_held_track_goes_back_to_pythons_path_with_its_statistics_and_returns_
             held: set[str] = set()
             receiver._videoroomd_target = NativeTarget(plane, PUBLISHER, held, None)
             ssrc = publisher.getTransceivers()[0].sender._ssrc
-            _plain, stream, sock, address = datagrams(publisher, 150, 500)
+            _plain, stream, sock, address = datagrams(publisher, 240, 500)
             fast = ice_connections(server)[0]._nominated[1].protocol.transport._fast
             streams = receiver._RTCRtpReceiver__remote_streams
             assert await pump(stream[:60], sock, address, plane) == 60
@@ -291,9 +297,16 @@ def test_a_held_track_goes_back_to_pythons_path_with_its_statistics_and_returns_
             assert (streams[ssrc].packets_received, streams[ssrc].max_seq) == (120, 120)
             held.clear()
             await asyncio.sleep(RETRY_INTERVAL)  # (refused while held: asked again after this)
-            assert await pump(stream[120:], sock, address, plane) == 30
+            assert await pump(stream[120:150], sock, address, plane) == 30
             assert list(fast.receivers) == [ssrc]
             assert (streams[ssrc].packets_received, streams[ssrc].max_seq, streams[ssrc].packets_lost) == (150, 150, 0)
+            # published again (a new index in the plane): its packets come up once, then go to the new one in C
+            plane.remove_publisher(PUBLISHER)
+            plane.add_publisher(PUBLISHER, "video")
+            first = await pump(stream[150:170], sock, address, plane)  # the read before the drain: dropped
+            assert 20 - BATCH <= first < 20
+            assert await pump(stream[170:], sock, address, plane) == 70
+            assert list(fast.receivers) == [ssrc] and plane.publisher_stats(PUBLISHER).packets == first + 70
         finally:
             await publisher.close()
             await server.close()

@@ -117,8 +117,11 @@ int vr_fast_take(vr_fast *f, vr_fast_entry *e, const uint8_t *data, size_t lengt
     }
     vr_plane *p = f->plane;
     if (rtp.payload_type != e->payload_type || e->publisher >= p->max_publishers ||
-        !p->publishers[e->publisher].used || p->publishers[e->publisher].incarnation != e->incarnation)
-        return 0;
+        !p->publishers[e->publisher].used || p->publishers[e->publisher].incarnation != e->incarnation) {
+        e->stale = 1;  /* not Python's path now: its NACK generator and statistics are behind the Port's */
+        f->stale_dropped++;
+        return 1;
+    }
     if (arrival_ns < 0)
         arrival_ns = (int64_t)(vr_realtime() * 1e9);
     note_arrival(f, e, data, &rtp, arrival_ns);

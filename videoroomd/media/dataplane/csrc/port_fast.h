@@ -36,6 +36,7 @@ typedef struct {
     int publisher;              /* the plane's index */
     int64_t repaired;           /* an RTX SSRC: the media SSRC it repairs; -1: media */
     int payload_type, audio_level_id, abs_send_time_id;
+    int stale;                  /* another payload type came, or the publisher went: Python is to look again */
     vr_rx_stats stats;
     vr_nack nack;               /* a media SSRC's */
 } vr_fast_entry;
@@ -51,12 +52,13 @@ typedef struct {
     int count;
     vr_arrival arrivals[VR_FAST_ARRIVALS];
     int arrival_count;
-    uint64_t packets, octets, arrivals_dropped, malformed, rtx_empty;
+    uint64_t packets, octets, arrivals_dropped, malformed, rtx_empty, stale_dropped;
 } vr_fast;
 
 vr_fast_entry *vr_fast_find(vr_fast *f, uint32_t ssrc);
-/* A decrypted RTP datagram of a routed entry: 1 taken (forwarded or dropped as the Python path
- * would), 0 when Python is to have it (another payload type, the publisher gone). */
+/* A decrypted RTP datagram of a routed entry: 1 taken (forwarded, or dropped: as the Python path
+ * would, or because its route is stale: another payload type, the publisher gone, which marks the
+ * entry for Python's next drain), 0 when Python is to have it. */
 int vr_fast_take(vr_fast *f, vr_fast_entry *e, const uint8_t *data, size_t length, int64_t arrival_ns);
 void vr_stats_add(vr_rx_stats *s, uint16_t seq, uint32_t timestamp, int64_t arrival);
 int vr_nack_add(vr_nack *n, uint16_t seq);                /* 1 when a gap was found */

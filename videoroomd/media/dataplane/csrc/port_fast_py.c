@@ -142,8 +142,16 @@ PyObject *vr_port_drain_fast(Port *self, PyObject *unused) {
     (void)unused;
     vr_fast *f = self->fast;
     if (!f)
-        return Py_BuildValue("([][]KKK)", 0ULL, 0ULL, 0ULL);
-    PyObject *nacks = PyList_New(0), *arrivals = PyList_New(f->arrival_count);
+        return Py_BuildValue("([][]KKK[])", 0ULL, 0ULL, 0ULL);
+    PyObject *nacks = PyList_New(0), *arrivals = PyList_New(f->arrival_count), *stale = PyList_New(0);
+    for (int i = 0; stale && i < f->count; i++) {
+        if (!f->entries[i].stale)
+            continue;
+        PyObject *ssrc = PyLong_FromUnsignedLong(f->entries[i].ssrc);
+        if (!ssrc || PyList_Append(stale, ssrc))
+            Py_CLEAR(stale);
+        Py_XDECREF(ssrc);
+    }
     for (int i = 0; nacks && i < f->count; i++) {
         vr_nack *n = &f->entries[i].nack;
         if (!n->due || !n->has)
@@ -165,13 +173,17 @@ PyObject *vr_port_drain_fast(Port *self, PyObject *unused) {
         else
             PyList_SET_ITEM(arrivals, i, item);
     }
-    PyObject *result = nacks && arrivals ? Py_BuildValue("(NNKKK)", nacks, arrivals, f->packets, f->octets,
-                                                        f->arrivals_dropped) : NULL;
-    if (!result) {
+    if (!nacks || !arrivals || !stale) {
         Py_XDECREF(nacks);
         Py_XDECREF(arrivals);
+        Py_XDECREF(stale);
         return NULL;
     }
+    PyObject *result = Py_BuildValue("(NNKKKN)", nacks, arrivals, f->packets, f->octets, f->arrivals_dropped, stale);
+    if (!result)
+        return NULL; /* (N: the lists went with it) */
+    for (int i = 0; i < f->count; i++)
+        f->entries[i].stale = 0;
     f->arrival_count = 0;
     f->packets = f->octets = f->arrivals_dropped = 0;
     return result;

@@ -45,7 +45,7 @@ PyObject *vr_port_drain_fast(Port *self, PyObject *unused);
      "(ssrc) -> (base_seq, max_seq, cycles, packets_received, jitter_q4) of a routed SSRC, or None."},             \
     {"drain_fast", (PyCFunction)vr_port_drain_fast, METH_NOARGS,                                                   \
      "-> ([(media_ssrc, [missing seq])] of NACKs due, [(arrival_ms, abs_send_time, size, ssrc)], packets, octets, "\
-     "arrivals_dropped) since the last drain"}
+     "arrivals_dropped, [stale ssrc]) since the last drain (stale: another payload type or publisher came: route again)"}
 #define VR_ROUTE_DOC                                                                                               \
     "(ssrc, plane, publisher, repaired_ssrc or -1, payload_type, clock_rate, audio_level_id, abs_send_time_id, "    \
     "stats or None, nack or None): forward ssrc's RTP in C from now on; False when the table is full. stats: "       \

@@ -8,7 +8,9 @@ while the track is held, recorded or the plane is not the compiled one), :class:
 routes the SSRC to the Port (``_native.Port.route``), with the receiver statistics and the
 NACK generator's state so far: from then on the Port decrypts, counts, finds gaps, notes
 REMB arrivals, unwraps retransmissions and forwards in C, with no Python per packet. After
-each read batch :meth:`FastRoutes.drain` sends the NACKs due (one per SSRC and batch with
+each read batch :meth:`FastRoutes.drain` takes back the SSRCs whose route went stale (another
+payload type came, or the publisher was published again: the Port dropped those datagrams,
+at most a batch), sends the NACKs due (one per SSRC and batch with
 everything missing, where aiortc's generator sends one per packet that shows a new gap) and
 feeds the REMB estimator the batch's arrivals; the receiver's reports read the Port's
 numbers through :class:`PortStreamStatistics`. An SSRC whose track becomes held or recorded,
@@ -102,7 +104,7 @@ class FastRoutes:
             return
         ssrc = int.from_bytes(plain[8:12], "big")
         if ssrc in self.receivers:
-            return  # routed, yet Python had it: another payload type, or its publisher is gone
+            return
         now = time.monotonic()
         if self._refused.get(ssrc, 0.0) > now:
             return
@@ -151,8 +153,11 @@ class FastRoutes:
     def drain(self) -> tuple[int, int]:
         """Send the NACKs due and feed REMB the arrivals since the last drain; hand back the
         SSRCs whose tracks no longer forward in C. Returns (packets, octets) forwarded in C."""
-        nacks, arrivals, packets, octets, _ = self.port.drain_fast()
+        nacks, arrivals, packets, octets, _, stale = self.port.drain_fast()
         receivers = self.receivers
+        for ssrc in stale:  # another payload type, or its publisher changed: Python's path, routed anew after it
+            if ssrc in receivers:
+                self.unroute(ssrc)
         for ssrc, lost in nacks:
             receiver = receivers.get(ssrc)
             if receiver is not None and ssrc in self._nacking:
