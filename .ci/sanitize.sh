@@ -25,4 +25,5 @@ built=$(LD_PRELOAD="$libasan" "$python" -c 'import videoroomd.media.dataplane._n
 case "$built" in "$work"/*) ;; *) echo ".ci/sanitize.sh: imported $built, not the sanitized build" >&2; exit 1;; esac
 LD_PRELOAD="$libasan" "$python" -m pytest -q -p no:cacheprovider \
     tests/unit/test_native_srtp.py tests/unit/test_native_parse.py tests/unit/test_native_fuzz.py \
-    tests/unit/test_native_plane.py tests/daemon/test_dataplane_contract.py tests/daemon/test_native_port.py "$@"
+    tests/unit/test_native_plane.py tests/daemon/test_dataplane_contract.py tests/daemon/test_native_port.py \
+    tests/daemon/test_native_receive.py "$@"

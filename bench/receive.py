@@ -43,6 +43,7 @@ from videoroomd.media.webrtc.compat import rtp as compat
 from videoroomd.media.webrtc.compat.remb import WindowRate
 from videoroomd.media.webrtc.compat.ice import limit_host_addresses, media_skips_stun_check, watch_incoming
 from videoroomd.media.webrtc.compat.native_port import take_over
+from videoroomd.media.dataplane.native_plane import NativeDataPlane
 from videoroomd.media.dataplane.python_plane import PythonDataPlane
 from videoroomd.media.webrtc.forwarding import ForwardingBuffer, NoDecoder, attach_publisher, receive_at_once
 from videoroomd.media.dataplane.rtp_packets import abs_send_time, extension_block, one_byte_element, rtp_packet
@@ -63,11 +64,12 @@ PUBLISHER = "publisher:video"  # the publisher's id in the server's data plane
 
 
 async def connect(aiortc_path: bool = False,
-                  native: bool = False) -> tuple[RTCPeerConnection, RTCPeerConnection, PythonDataPlane]:
+                  native: bool = False) -> tuple[RTCPeerConnection, RTCPeerConnection, PythonDataPlane | NativeDataPlane]:
     """(publisher, server, the server's data plane, where the publisher is PUBLISHER), connected;
     ``aiortc_path``: the server's receiver takes aiortc's own way (only its jitter buffer replaced);
-    ``native``: the server's socket is read by the compiled module once connected, as a media
-    worker's with ``[media] data_plane = "native"``."""
+    ``native``: the server's socket is read by the compiled module once connected and its data
+    plane is the compiled one, as a media worker's with ``[media] data_plane = "native"`` (the
+    publisher's SSRC is then forwarded by the Port in C once its first packet is known)."""
     publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     server = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     publisher.addTransceiver(Idle(), direction="sendonly")
@@ -80,7 +82,7 @@ async def connect(aiortc_path: bool = False,
     watch_incoming(server, lambda: heard.append(None) if not heard else None)
     transceiver = server.getTransceivers()[0]
     transceiver.direction = "recvonly"
-    plane = PythonDataPlane()
+    plane = NativeDataPlane() if native else PythonDataPlane()  # a worker's planes with data_plane = native or not
     plane.add_publisher(PUBLISHER, "video")
     if aiortc_path:
         compat.hand_packets_to(transceiver.receiver, ForwardingBuffer(plane, PUBLISHER), NoDecoder())
@@ -218,6 +220,9 @@ def stun_check(data: bytes) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     publisher, server, plane = await connect(args.aiortc_path, args.native)
+    if args.python_receive:  # no SSRC is ever routed to the Port (compat.native_receive): each packet up to Python
+        for transceiver in server.getTransceivers():
+            transceiver.receiver._videoroomd_target = None
     try:
         plain, stream, socket, address = datagrams(publisher, args.packets, args.size)
         await pump(stream[:300], socket, address, plane)  # warm up: the first keyframe, the estimator
@@ -262,7 +267,11 @@ if __name__ == "__main__":
     parser.add_argument("--aiortc-path", action="store_true",
                         help="aiortc's own receive path, as before it was cut down (for comparison)")
     parser.add_argument("--native", action="store_true",
-                        help="the server's socket read by the compiled module (_native.Port), as with data_plane = native")
+                        help="the server's socket read by the compiled module (_native.Port) and the compiled plane, "
+                             "as with data_plane = native")
+    parser.add_argument("--python-receive", action="store_true",
+                        help="with --native: every packet through the Python receive path to the compiled plane, as "
+                             "before the Port forwarded known SSRCs in C (for comparison)")
     parser.add_argument("--steps", action="store_true", help="also time each step of aiortc's receive path alone")
     parser.add_argument("--profile", action="store_true", help="print where the time went (cProfile)")
     parser.add_argument("--sort", default="tottime", help="pstats sort key for --profile")

@@ -186,6 +186,15 @@ class NativeDataPlane:
             raise UnknownId("publisher", publisher_id) from None
         return self._core.receive_datagram(index, data, arrival or 0.0)
 
+    def native_target(self, publisher_id: str, ssrc: int) -> tuple[object, int] | None:
+        """(the core, the publisher's index) for a Port that is to hand the core the publisher's
+        datagrams of ``ssrc`` itself (``_native.Port.route``); None while the publisher is unknown
+        or ``ssrc`` is a simulcast publisher's whose layer is not learnt yet."""
+        publisher = self._publishers.get(publisher_id)
+        if publisher is None or (publisher.layers is not None and ssrc not in publisher.layers.media_ssrc):
+            return None
+        return self._core, publisher.index
+
     def receive(self, publisher_id: str, packet) -> None:
         try:
             index = self._publishers[publisher_id].index

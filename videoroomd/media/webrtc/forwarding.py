@@ -133,6 +133,23 @@ class ForwardingBuffer:
                 log.warning("forwarding a packet failed", track=self.publisher_id, exc_info=True)
 
 
+class NativeTarget:
+    """Where a Port may hand a publisher's packets in C (:mod:`.compat.native_receive`): the
+    compiled plane, while the track is neither held nor recorded (those read each packet here)."""
+
+    def __init__(self, plane: DataPlane, publisher_id: str, held: Container[str], tap):
+        self._find = getattr(plane, "native_target", None)  # the compiled plane's alone
+        self._publisher_id, self._held, self._tap = publisher_id, held, tap
+
+    def __call__(self, ssrc: int) -> tuple[Any, int] | None:
+        """(the core, the publisher's index) when ``ssrc``'s packets may be forwarded in C now, else None."""
+        return self._find(self._publisher_id, ssrc) if self._find is not None and self.still() else None
+
+    def still(self) -> bool:
+        """Whether packets forwarded in C still skip nothing this side does."""
+        return self._publisher_id not in self._held and (self._tap is None or self._tap.recorder is None)
+
+
 class NoDecoder:
     """Stands in for a receiver's decoder queue: its decoder thread reads ``None`` and ends at once."""
 
@@ -173,6 +190,7 @@ def attach_publisher(receiver, plane: DataPlane, publisher_id: str, layered: boo
     compat.hand_packets_to(receiver, buffer, NoDecoder())
     compat.receive_directly(receiver, buffer.take, PlaneLayers(plane, publisher_id, tap) if layered else None,
                             max_bitrate)
+    receiver._videoroomd_target = NativeTarget(plane, publisher_id, held, tap)
     if tap is not None:
         watch_sender_reports(receiver, lambda ssrc, ntp, rtp: tap.sender_report(publisher_id, ssrc, ntp, rtp))
 

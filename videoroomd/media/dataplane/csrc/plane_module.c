@@ -418,6 +418,10 @@ static PyTypeObject PlaneType = {
     .tp_methods = plane_methods,
 };
 
+vr_plane *vr_plane_of(PyObject *object) {
+    return PyObject_TypeCheck(object, &PlaneType) && ((Plane *)object)->ready ? &((Plane *)object)->plane : NULL;
+}
+
 int vr_plane_register(PyObject *m) {
     if (PyType_Ready(&PlaneType) < 0 || PyModule_AddObjectRef(m, "Plane", (PyObject *)&PlaneType) < 0)
         return -1;

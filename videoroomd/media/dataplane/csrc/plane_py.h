@@ -30,6 +30,9 @@ PyObject *vr_plane_publisher_stats(Plane *self, PyObject *arg);
 PyObject *vr_plane_subscriber_stats(Plane *self, PyObject *arg);
 PyObject *vr_plane_counters(Plane *self, PyObject *unused);
 
+/* The core of an initialised _native.Plane, else NULL (nothing set). */
+vr_plane *vr_plane_of(PyObject *object);
+
 /* Adds Plane and its constants to the module: 0, or -1 with an exception set. */
 int vr_plane_register(PyObject *module);
 

@@ -8,38 +8,19 @@
  * that flush() writes with sendmmsg. Nothing raises per packet: failures are counted.
  * The socket stays Python's: the Port never closes its descriptor. */
 #include "port.h"
+#include "port_object.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "parse.h"
-#include "port_io.h"
-#include "srtp.h"
 
-#define MAX_ALLOWED 64      /* remote addresses one socket takes media from: a connection's validated pairs */
 #define MAX_READS 16        /* recvmmsg calls one read_batch makes at most (1024 datagrams), then yields */
 
 static PyObject *SrtpError;
-
-typedef struct {
-    uint64_t datagrams, batches, stun, dtls, rtp, rtcp, unvalidated, other, truncated, no_keys;
-    uint64_t auth, replay, malformed, srtp_failed, read_errors;
-    uint64_t queued, sent, send_dropped, send_errors, send_refused;
-} port_counts;
-
-typedef struct {
-    PyObject_HEAD
-    int fd, family;
-    int ready, keyed;
-    vr_srtp rx, tx;
-    vr_addr allowed[MAX_ALLOWED];
-    size_t allowed_count;
-    vr_outgoing *queue; /* VR_IO_BATCH slots, made on the first send */
-    size_t queued;
-    port_counts n;
-} Port;
 
 static int port_init(Port *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"fd", "timestamps", NULL};
@@ -72,6 +53,7 @@ static void port_dealloc(Port *self) {
         vr_srtp_free(&self->tx);
     }
     PyMem_Free(self->queue);
+    vr_port_fast_free(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -235,6 +217,25 @@ static PyObject *unprotect(Port *self, int kind, const uint8_t *p, size_t len, i
     return out;
 }
 
+static uint8_t routed_plain[VR_IO_SLOT]; /* one datagram at a time: the interpreter's lock is held */
+
+/* An SRTP datagram of an SSRC routed to the plane: decrypted here and forwarded in C, or handed to
+ * Python as any other when the route cannot take it; -1 when Python ran out of memory. */
+static int take_routed(Port *self, const uint8_t *p, const vr_datagram *d, PyObject *media) {
+    size_t length = 0;
+    int status = d->length < 12 + self->rx.rtp_tag ? VR_SRTP_MALFORMED
+                                                   : vr_srtp_unprotect(&self->rx, p, d->length, routed_plain, &length);
+    if (status) {
+        count_srtp_failure(self, status);
+        return 0;
+    }
+    self->n.rtp++;
+    if (vr_port_fast(self, routed_plain, length, d->arrival_ns))
+        return 0;
+    PyObject *arrival = d->arrival_ns >= 0 ? PyLong_FromLongLong(d->arrival_ns) : Py_NewRef(Py_None);
+    return !arrival ? -1 : append_new(media, Py_BuildValue("(iy#N)", VR_RTP, (const char *)routed_plain, (Py_ssize_t)length, arrival));
+}
+
 /* One datagram of a read into signals or media; -1 when Python ran out of memory. */
 static int take(Port *self, const uint8_t *p, const vr_datagram *d, PyObject *signals, PyObject *media) {
     int kind = vr_demux(p, d->length);
@@ -259,6 +260,8 @@ static int take(Port *self, const uint8_t *p, const vr_datagram *d, PyObject *si
         self->n.no_keys++;
         return 0;
     }
+    if (kind == VR_RTP && self->fast && d->length >= 12 && vr_fast_find(self->fast, vr_be32(p + 8)))
+        return take_routed(self, p, d, media);
     int error = 0;
     PyObject *plain = unprotect(self, kind, p, d->length, &error);
     if (!plain)
@@ -409,6 +412,7 @@ static PyMethodDef port_methods[] = {
      "(rtp, address): protect and queue; False when refused (counted). Sends when the queue is full."},
     {"flush", (PyCFunction)port_flush, METH_NOARGS, "Send the queue (sendmmsg); how many went out."},
     {"fileno", (PyCFunction)port_fileno, METH_NOARGS, "The socket's descriptor (not owned)."},
+    VR_PORT_FAST_METHODS,
     {NULL, NULL, 0, NULL},
 };
 

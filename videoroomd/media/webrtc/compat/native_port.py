@@ -33,6 +33,7 @@ from aioice.ice import CandidatePair
 from ...dataplane.native_module import load
 from ...dataplane.rtp_packets import NTP_EPOCH_OFFSET
 from .ice import DivertingTransport, ice_connections
+from .native_receive import FastRoutes
 from .rtp import arrival_ms, count_received, handle_decrypted_rtcp
 from .srtp_keys import NoSrtpKeys, srtp_keys
 
@@ -75,6 +76,7 @@ class PortTransport(asyncio.DatagramTransport):
         self._dtls = connection._videoroomd_dtls
         self._route_rtp = connection._videoroomd_route_rtp
         self._heard = getattr(connection, "_videoroomd_heard", None)
+        self._fast = FastRoutes(port, self._dtls)  # the SSRCs it forwards in C (.native_receive)
         self.sync_allowed()
         loop.add_reader(sock.fileno(), self._readable)
 
@@ -170,18 +172,29 @@ class PortTransport(asyncio.DatagramTransport):
             self.sync_allowed()  # an ICE check may have validated a new pair, or a restart dropped one
         if media:
             self._take(media)
+        if self._fast.receivers:
+            packets, octets = self._fast.drain()
+            if packets:
+                self._dtls._RTCDtlsTransport__rx_packets += packets
+                self._dtls._RTCDtlsTransport__rx_bytes += octets
+                if self._heard is not None:
+                    self._heard()
 
     def _take(self, media: list) -> None:
         if self._heard is not None:
             self._heard()
         dtls, route = self._dtls, self._route_rtp
+        rtp = []
         for kind, plain, arrival_ns in media:
             count_received(dtls, len(plain))
             if kind == RTP:
                 at = arrival_ns // 1_000_000 + NTP_EPOCH_OFFSET * 1000 if arrival_ns is not None else arrival_ms()
                 route(plain, at)
+                rtp.append(plain)
             else:
                 handle_decrypted_rtcp(dtls, plain)
+        for plain in rtp:  # once Python's path had the whole batch: the Port takes over from its next packet
+            self._fast.consider(plain)
 
 
 RTP = 5  # _native.RTP (checked when the module loads: take_over)

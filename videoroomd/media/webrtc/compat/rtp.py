@@ -19,9 +19,10 @@ import pylibsrtp
 from aiortc.codecs import is_rtx
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
-from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, RtpPacket, is_rtcp, pack_remb_fci, unwrap_rtx
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket, is_rtcp, unwrap_rtx
 
 from ...dataplane.rtp_packets import NTP_EPOCH_OFFSET
+from .receive_state import ReceiveState, remb_step
 from .remb import PublisherRemb, lighten
 
 
@@ -297,17 +298,14 @@ def receive_directly(receiver, on_packet: Callable[[Any], None], layers=None,
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
+    arrived = remb_step(receiver, remb_policy, max_bitrate, later) if remb_policy is not None else None
+
     def handle(packet, arrival_time_ms: int) -> None:
         if not receiver._enabled:
             return
         if remb_policy is not None and packet.extensions.abs_send_time is not None:
-            remb = remb_policy.add(arrival_time_ms, packet.extensions.abs_send_time,
-                                   len(packet.payload) + packet.padding_size, packet.ssrc, max_bitrate())
-            rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
-            if rtcp_ssrc is not None and remb is not None:
-                bitrate, ssrcs = remb
-                later(receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
-                                                         fci=pack_remb_fci(bitrate, ssrcs))))
+            arrived(arrival_time_ms, packet.extensions.abs_send_time, len(packet.payload) + packet.padding_size,
+                    packet.ssrc)
         codec = codecs.get(packet.payload_type)
         if codec is None:
             return
@@ -344,6 +342,9 @@ def receive_directly(receiver, on_packet: Callable[[Any], None], layers=None,
 
     receiver._handle_rtp_packet = handle_queued
     receiver._videoroomd_receive = handle
+    # What a Port forwarding this receiver's SSRCs in C needs of it (.native_receive)
+    receiver._videoroomd_state = ReceiveState(arrived, lambda ssrc, lost: later(receiver._send_rtcp_nack(ssrc, lost)),
+                                              nacks, layers)
 
 
 def take_rtp_at_once(dtls) -> None:
