@@ -31,6 +31,6 @@ done
 # The whole suite: the unit and daemon tests on both cores (they mostly wait on sockets and
 # timers), then the browser tests one at a time (each browser wants the cores to itself).
 status=0
-.venv/bin/python -m pytest -n 2 -m "not browser" "$@" || status=$?
-.venv/bin/python -m pytest -m browser "$@" || status=$?
+.venv/bin/python -m pytest -n 2 -m "not browser" --durations=15 "$@" || status=$?
+.venv/bin/python -m pytest -m browser --durations=25 "$@" || status=$?
 exit $status
