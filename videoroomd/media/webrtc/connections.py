@@ -24,7 +24,7 @@ from .compat import rtp as compat
 from .compat.ice import (bind_host_ports, keep_consent, limit_host_addresses, local_address, media_protocols,
                                 media_skips_stun_check, remote_username, watch_incoming)
 from .compat.ice_restart import handle_remote_ice_restart
-from .compat.native_port import take_over
+from .compat.native_port import PortTally, take_over
 from .compat.rtcp import report_together
 from .compat.simulcast import negotiate_stream_ids
 from .candidates import reachable, without_unreachable
@@ -88,7 +88,7 @@ class RoomMedia:
 
     def __init__(self, ice_servers: list[RTCIceServer], certificate: RTCCertificate, addresses: tuple[str, ...],
                  on_event: Callable[..., None], udp_ports: tuple[int, int] | None = None,
-                 max_video_bitrate: int | None = None, data_plane: str = "python"):
+                 max_video_bitrate: int | None = None, data_plane: str = "python", ports: PortTally | None = None):
         self.ice_servers = ice_servers
         self.udp_ports = udp_ports  # (FIRST, LAST) the host candidates are bound in; None: any port
         self.certificate = certificate
@@ -97,6 +97,7 @@ class RoomMedia:
         self.max_video_bitrate = max_video_bitrate  # bits/s the REMB to each video publisher allows at most
         # The compiled module reads direct connections' sockets and forwards (routes: .native_routes).
         self.native_sockets = data_plane == "native"
+        self.ports = ports if ports is not None else PortTally()  # the counters of those sockets (its worker's)
         self.published: dict[str, Publication] = {}
         self.held: set[str] = set()  # track ids not forwarded (a moderator's hold), published or not
         self.connections: dict[str, "EndpointConnection"] = {}
@@ -205,7 +206,7 @@ class EndpointConnection:
         """Let the compiled module read this connection's media socket (direct pairs only); say
         once which path each runs. A failure keeps aiortc's path: never the call's end."""
         try:
-            path = take_over(self.pc)
+            path = take_over(self.pc, self.room.ports)
         except Exception as error:
             path = {"0": f"python: {type(error).__name__}: {error}"}
             log.warning("the compiled media socket could not take over", peer=self.endpoint_id, exc_info=True)
