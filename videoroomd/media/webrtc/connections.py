@@ -23,8 +23,8 @@ from ...sdp.sections import answer_with_bandwidth, answer_with_layers, offered_e
 from .compat import rtp as compat
 from .compat.ice import (bind_host_ports, keep_consent, limit_host_addresses, local_address, media_protocols,
                                 media_skips_stun_check, remote_username, watch_incoming)
-from .compat.ice_restart import handle_remote_ice_restart
-from .compat.native_port import PortTally, take_over
+from .compat.ice_restart import follow_valid_pairs, handle_remote_ice_restart
+from .compat.native_port import PortTally, sync_ports, take_over
 from .compat.rtcp import report_together
 from .compat.simulcast import negotiate_stream_ids
 from .candidates import reachable, without_unreachable
@@ -202,6 +202,13 @@ class EndpointConnection:
             self.routes.refresh()
         self.room.on_event("state", self.endpoint_id, state)
 
+    def _pairs_changed(self) -> None:
+        """A check succeeded or a pair was nominated: the compiled module's sockets take media from the
+        validated pairs, and its sends go to the nominated one, from the next packet on."""
+        sync_ports(self.pc)
+        if self.routes is not None:
+            self.routes.refresh()
+
     def _hand_sockets(self) -> None:
         """Let the compiled module read this connection's media socket (direct pairs only); say
         once which path each runs. A failure keeps aiortc's path: never the call's end."""
@@ -236,6 +243,8 @@ class EndpointConnection:
         receive_at_once(self.pc)
         watch_incoming(self.pc, self._heard)
         keep_consent(self.pc)
+        if self.routes is not None:  # an ICE restart's new pair carries the compiled plane's media at once
+            follow_valid_pairs(self.pc, self._pairs_changed)
         by_mid = {t.mid: t for t in self.pc.getTransceivers()}
         for transceiver in by_mid.values():
             if transceiver.kind in PREFERRED:

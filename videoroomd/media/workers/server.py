@@ -280,7 +280,7 @@ async def serve(sock: socket.socket, cpu_clock: Callable[[], float] = time.proce
             send(server.stats())
             server.check_silence()
             for room in server.rooms.values():
-                room.refresh_routes()  # a pair nominated by an ICE restart carries the compiled plane's sends
+                room.refresh_routes()  # (a nomination moves the routes at once; this catches any change it missed)
             await asyncio.sleep(STATS_INTERVAL)
 
     async def read() -> None:

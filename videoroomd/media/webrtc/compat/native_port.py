@@ -306,6 +306,15 @@ def _close_sending_duplicate(protocol) -> None:
         protocol._videoroomd_socket = None
 
 
+def sync_ports(pc) -> None:
+    """Make each of ``pc``'s sockets the compiled module reads take media from the validated pairs of now
+    (a check that just succeeded, an ICE restart's new pair), not only after its next STUN datagram."""
+    for connection in ice_connections(pc):
+        for protocol in connection._protocols:
+            if type(protocol.transport) is PortTransport and not protocol.transport.is_closing():
+                protocol.transport.sync_allowed()
+
+
 def counters(pc) -> list[dict[str, int]]:
     """The Port counters of each of ``pc``'s sockets the compiled module reads."""
     return [protocol.transport.port.counters for connection in ice_connections(pc)
