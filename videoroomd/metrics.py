@@ -23,6 +23,21 @@ MEDIA_COUNTERS = {
     "participants_failed": "Participants removed for an error the engine did not foresee (logged with its traceback)",
 }
 
+# What the compiled module's media sockets (``_native.Port``) counted, per media worker: metric name,
+# help, and the Port counters summed into it.
+PORT_COUNTERS = {
+    "datagrams": ("Datagrams the compiled module read from media sockets", ("datagrams",)),
+    "batches": ("Reads (recvmmsg calls that returned datagrams) of the compiled module's media sockets", ("batches",)),
+    "unvalidated": ("RTP and RTCP datagrams dropped before SRTP: their source is no validated ICE pair",
+                    ("unvalidated",)),
+    "srtp_failures": ("RTP and RTCP datagrams the compiled module could not decrypt (failed authentication, replayed, "
+                      "malformed, no keys yet)", ("auth", "replay", "malformed", "srtp_failed", "no_keys")),
+    "sent": ("RTP datagrams sent from the media sockets' own queue (the Python plane's; the compiled plane sends "
+             "itself, counted in videoroomd_media_packets_forwarded)", ("sent",)),
+    "send_errors": ("RTP datagrams the media sockets' queue could not send (an error, or the socket's buffer full)",
+                    ("send_errors", "send_dropped")),
+}
+
 
 class _RoomCollector:
     def __init__(self, snapshot: Callable[[], list[dict]]):
@@ -108,6 +123,9 @@ class _WorkerCollector:
                                        labels=["worker"])
         resident = GaugeMetricFamily("videoroomd_media_worker_resident_bytes", "Resident memory of the media worker process",
                                      labels=["worker"])
+        ports = {key: CounterMetricFamily(f"videoroomd_media_worker_port_{key}", f"{text}, since the worker started",
+                                          labels=["worker"])
+                 for key, (text, _) in PORT_COUNTERS.items()}
         for row in self.snapshot():
             name = [row["worker"]]
             up.add_metric(name, 1 if row["running"] else 0)
@@ -118,8 +136,12 @@ class _WorkerCollector:
             rss = rss_bytes(row["pid"]) if row.get("pid") else None
             if rss is not None:
                 resident.add_metric(name, rss)
+            counted = row.get("ports", {})
+            for key, (_, parts) in PORT_COUNTERS.items():
+                ports[key].add_metric(name, sum(counted.get(part, 0) for part in parts))
         tree = tree_rss_bytes()
         yield from (up, rooms, cpu, forwarded, restarts, resident)
+        yield from ports.values()
         if tree is not None:
             yield GaugeMetricFamily("videoroomd_process_tree_resident_bytes",
                                     "Resident memory of the daemon and every process below it (its media workers), summed",

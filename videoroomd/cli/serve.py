@@ -34,7 +34,8 @@ def run_serve(location: Location, config: Config, user_error: Callable[[str], Ex
         plane = native_module.choose(config.media.data_plane)
     except native_module.NativeUnavailable as error:
         log.critical("cannot start", error=f"media.data_plane = native: {error}")
-        raise user_error(f"{location.name}: media.data_plane: {error}") from None
+        raise user_error(f"{location.name}: media.data_plane: {error}"
+                         ' (or set [media] data_plane = "python", the plane that needs no compiled module)') from None
     log.info("starting", config=location.name, data_plane=plane.runs)
     if plane.note:
         say = log.info if plane.runs == plane.requested else log.warning

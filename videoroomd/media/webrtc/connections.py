@@ -23,8 +23,8 @@ from ...sdp.sections import answer_with_bandwidth, answer_with_layers, offered_e
 from .compat import rtp as compat
 from .compat.ice import (bind_host_ports, keep_consent, limit_host_addresses, local_address, media_protocols,
                                 media_skips_stun_check, remote_username, watch_incoming)
-from .compat.ice_restart import handle_remote_ice_restart
-from .compat.native_port import take_over
+from .compat.ice_restart import follow_valid_pairs, handle_remote_ice_restart
+from .compat.native_port import PortTally, sync_ports, take_over
 from .compat.remb import lighten_receivers
 from .compat.rtcp import report_together
 from .compat.simulcast import negotiate_stream_ids
@@ -89,7 +89,7 @@ class RoomMedia:
 
     def __init__(self, ice_servers: list[RTCIceServer], certificate: RTCCertificate, addresses: tuple[str, ...],
                  on_event: Callable[..., None], udp_ports: tuple[int, int] | None = None,
-                 max_video_bitrate: int | None = None, data_plane: str = "python"):
+                 max_video_bitrate: int | None = None, data_plane: str = "python", ports: PortTally | None = None):
         self.ice_servers = ice_servers
         self.udp_ports = udp_ports  # (FIRST, LAST) the host candidates are bound in; None: any port
         self.certificate = certificate
@@ -98,6 +98,7 @@ class RoomMedia:
         self.max_video_bitrate = max_video_bitrate  # bits/s the REMB to each video publisher allows at most
         # The compiled module reads direct connections' sockets and forwards (routes: .native_routes).
         self.native_sockets = data_plane == "native"
+        self.ports = ports if ports is not None else PortTally()  # the counters of those sockets (its worker's)
         self.published: dict[str, Publication] = {}
         self.held: set[str] = set()  # track ids not forwarded (a moderator's hold), published or not
         self.connections: dict[str, "EndpointConnection"] = {}
@@ -202,11 +203,18 @@ class EndpointConnection:
             self.routes.refresh()
         self.room.on_event("state", self.endpoint_id, state)
 
+    def _pairs_changed(self) -> None:
+        """A check succeeded or a pair was nominated: the compiled module's sockets take media from the
+        validated pairs, and its sends go to the nominated one, from the next packet on."""
+        sync_ports(self.pc)
+        if self.routes is not None:
+            self.routes.refresh()
+
     def _hand_sockets(self) -> None:
         """Let the compiled module read this connection's media socket (direct pairs only); say
         once which path each runs. A failure keeps aiortc's path: never the call's end."""
         try:
-            path = take_over(self.pc)
+            path = take_over(self.pc, self.room.ports)
         except Exception as error:
             path = {"0": f"python: {type(error).__name__}: {error}"}
             log.warning("the compiled media socket could not take over", peer=self.endpoint_id, exc_info=True)
@@ -237,6 +245,8 @@ class EndpointConnection:
         lighten_receivers(self.pc)
         watch_incoming(self.pc, self._heard)
         keep_consent(self.pc)
+        if self.routes is not None:  # an ICE restart's new pair carries the compiled plane's media at once
+            follow_valid_pairs(self.pc, self._pairs_changed)
         by_mid = {t.mid: t for t in self.pc.getTransceivers()}
         for transceiver in by_mid.values():
             if transceiver.kind in PREFERRED:

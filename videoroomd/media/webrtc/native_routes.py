@@ -6,8 +6,9 @@ the connection's DTLS handshake (:mod:`.compat.srtp_keys`). :class:`ConnectionRo
 gives every subscriber of one connection that route (:class:`.dataplane.NativeRoute`)
 once DTLS is connected and a pair is nominated, and gives it again when the
 nominated pair changes (an ICE restart), or when the compiled module took over the
-socket: :meth:`ConnectionRoutes.refresh` is called on those state changes and once
-a second. Until then a subscriber has no route and nothing is sent to it.
+socket: :meth:`ConnectionRoutes.refresh` is called on those state changes, at once
+when a check nominates a pair (:func:`.compat.ice_restart.follow_valid_pairs`), and
+once a second besides. Until then a subscriber has no route and nothing is sent to it.
 
 - A pair on a plain UDP socket (read by the compiled module's Port, or by the
   loop): the plane gets a duplicate of its descriptor, owned here, so that the

@@ -79,6 +79,7 @@ class MediaWorker:
         self.rooms: dict[str, EventSink] = {}         # room key -> where its events go
         self.counters: dict[str, dict[str, int]] = {}  # room key -> forwarding counters, from the heartbeat
         self.cpu_seconds = 0.0
+        self.port_counters: dict[str, int] = {}  # the compiled module's media sockets, summed, from the heartbeat
         self.pid: int | None = None
         self.alive = False
         self._pending: dict[int, _Pending] = {}
@@ -260,6 +261,7 @@ class MediaWorker:
             self.cpu_seconds = message.cpu_seconds
             self.counters = message.rooms
             self.turn_counters = message.turn
+            self.port_counters = message.ports
             self._beat.set()
         elif isinstance(message, (TurnControl, TurnClosed)):
             if self.turn_events is not None:

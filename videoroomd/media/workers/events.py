@@ -97,12 +97,14 @@ class RecordingEnded:
 
 @dataclass(frozen=True)
 class Stats:
-    """The heartbeat: CPU seconds used, each room's forwarding counters, the TURN relays'."""
+    """The heartbeat: CPU seconds used, each room's forwarding counters, the TURN relays', and what the
+    compiled module's media sockets counted since the worker started (``Port.counters`` summed)."""
 
     kind: ClassVar[str] = "stats"
     cpu_seconds: float
     rooms: dict[str, dict[str, int]]
     turn: dict[str, Any] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -209,11 +209,12 @@ class MediaPlane:
             name = str(index + 1)
             if worker is None:
                 rows.append({"worker": name, "running": False, "rooms": 0, "cpu_seconds": 0.0,
-                             "packets_forwarded": 0, "restarts": self.restarts[index], "pid": None})
+                             "packets_forwarded": 0, "restarts": self.restarts[index], "pid": None, "ports": {}})
                 continue
             rows.append({
                 "worker": name, "running": worker.alive, "rooms": len(worker.rooms), "pid": worker.pid,
                 "cpu_seconds": worker.cpu_seconds, "restarts": self.restarts[index],
                 "packets_forwarded": sum(c.get("packets_forwarded", 0) for c in worker.counters.values()),
+                "ports": dict(worker.port_counters),
             })
         return rows

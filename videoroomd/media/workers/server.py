@@ -31,6 +31,7 @@ from aiortc.rtcdtlstransport import RTCCertificate
 
 from ...certs import pem
 from ..webrtc.compat.ice import local_address, media_protocols
+from ..webrtc.compat.native_port import PortTally
 from ..webrtc.connections import RoomMedia, SlotPlan
 from .codec import Decoder, MessageError, encode
 from .commands import (AddCandidate, Answer, Answered, CertificatePaths, CloseEndpoint, CloseRoom, HoldTrack,
@@ -66,6 +67,7 @@ class MediaServer:
         self._default_certificate: RTCCertificate | None = None
         self._tasks: set[asyncio.Task] = set()
         self.relays = WorkerRelays(self._media_protocol, send)  # the TURN clients handed to this worker
+        self.ports = PortTally()  # the media sockets the compiled module read for this worker's rooms
         self._refusals = 0                       # refused layer commands since the last logged
         self._refused_logged = float("-inf")
         self._handlers: dict[type, Callable[[Any], Awaitable[Any]]] = {
@@ -113,7 +115,7 @@ class MediaServer:
         on_event = _room_events(room, self.send)
         self.rooms[room] = RoomMedia(ice_servers, self._certificate(command.certificate), command.addresses, on_event,
                                      _port_range(command.udp_ports), _max_bitrate(command.max_video_bitrate),
-                                     _data_plane(command.data_plane))
+                                     _data_plane(command.data_plane), self.ports)
         self.silence_timeouts[room] = command.silence_timeout
 
     def _certificate(self, paths: CertificatePaths | None) -> RTCCertificate:
@@ -230,7 +232,7 @@ class MediaServer:
     # -- the heartbeat ----------------------------------------------------------------------
     def stats(self) -> Stats:
         return Stats(self.cpu_clock(), {name: room.counters.as_dict() for name, room in self.rooms.items()},
-                     self.relays.stats())
+                     self.relays.stats(), self.ports.totals())
 
     async def close(self) -> None:
         self.relays.close()
@@ -278,7 +280,7 @@ async def serve(sock: socket.socket, cpu_clock: Callable[[], float] = time.proce
             send(server.stats())
             server.check_silence()
             for room in server.rooms.values():
-                room.refresh_routes()  # a pair nominated by an ICE restart carries the compiled plane's sends
+                room.refresh_routes()  # (a nomination moves the routes at once; this catches any change it missed)
             await asyncio.sleep(STATS_INTERVAL)
 
     async def read() -> None:

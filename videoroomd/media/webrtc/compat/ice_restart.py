@@ -14,8 +14,10 @@ module to aioice 0.13's internals: the pinned version in pyproject.toml.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from aioice import stun
+from aioice.ice import CandidatePair
 from aioice.utils import random_string
 from aiortc import sdp as aiortc_sdp
 
@@ -156,3 +158,32 @@ def handle_remote_ice_restart(pc, offer_sdp: str, restart_local: bool = True,
         connection._nominating.clear()
         transport.iceGatherer._remote_candidates_end = False
     return restarted
+
+
+def follow_valid_pairs(pc, changed: Callable[[], None]) -> None:
+    """Call ``changed()`` at once whenever a check of one of ``pc``'s ICE connections succeeds or
+    nominates a pair other than the one it had (the first nomination, or the new generation's after an
+    ICE restart), from aioice's own bookkeeping of it (``check_complete``, which runs in the check's task
+    after the answer was read), so that what reads and sends on the validated pairs moves with them before
+    the next packet. Call after ``setRemoteDescription``; again is harmless. Only ``pc``'s own connections
+    are touched (an instance attribute each)."""
+    for connection in {id(c): c for c in _ice_connections(pc)}.values():
+        if getattr(connection, "_videoroomd_follows_pairs", False):
+            continue
+        complete = connection.check_complete
+
+        def check_complete(pair, _complete=complete, _connection=connection) -> None:
+            before = _connection._nominated.get(pair.component)
+            _complete(pair)
+            if pair.state == CandidatePair.State.SUCCEEDED or _connection._nominated.get(pair.component) is not before:
+                changed()
+
+        connection.check_complete = check_complete
+        connection._videoroomd_follows_pairs = True
+
+
+def _ice_connections(pc) -> list:
+    holders = [t.receiver.transport for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        holders.append(pc.sctp.transport)
+    return [dtls.transport._connection for dtls in holders if dtls is not None]

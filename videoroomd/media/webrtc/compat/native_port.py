@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import weakref
 from typing import Any
 
 import structlog
@@ -59,15 +60,45 @@ class _Detached(asyncio.DatagramProtocol):
     """What the replaced transport tells when it closes: nobody listens any more."""
 
 
+class PortTally:
+    """What the Ports of one media worker counted since it started: those open now and those closed,
+    summed by counter name (``Port.counters``: datagrams, batches, unvalidated, auth, replay, sent, ...)."""
+
+    def __init__(self):
+        self._open: weakref.WeakSet = weakref.WeakSet()
+        self._closed: dict[str, int] = {}
+
+    def opened(self, transport: PortTransport) -> None:
+        self._open.add(transport)
+
+    def closed(self, transport: PortTransport) -> None:
+        if transport in self._open:
+            self._open.discard(transport)
+            _add(self._closed, transport.port.counters)
+
+    def totals(self) -> dict[str, int]:
+        """Each counter summed over every Port this worker had."""
+        totals = dict(self._closed)
+        for transport in list(self._open):
+            _add(totals, transport.port.counters)
+        return totals
+
+
+def _add(totals: dict[str, int], counters: dict[str, int]) -> None:
+    for name, value in counters.items():
+        totals[name] = totals.get(name, 0) + value
+
+
 class PortTransport(asyncio.DatagramTransport):
     """Stands in for the datagram transport of one media socket under aioice's protocol: reads with
     ``port.read_batch`` when the loop says the socket is readable; sends (STUN, DTLS, aiortc's RTCP)
     with a plain non-blocking ``sendto``; the data plane's RTP through :meth:`queue`."""
 
-    def __init__(self, loop, protocol, sock: socket.socket, port, connection):
+    def __init__(self, loop, protocol, sock: socket.socket, port, connection, tally: PortTally | None = None):
         super().__init__()
         self._loop, self._protocol, self._sock, self.port = loop, protocol, sock, port
         self._connection = connection
+        self._tally = tally  # told when this Port opens and closes (its worker's /metrics)
         self._closing = False
         self._flush_scheduled = False
         self._fell_behind = False  # the kernel's send buffer was full since the last flush
@@ -79,6 +110,8 @@ class PortTransport(asyncio.DatagramTransport):
         self._fast = FastRoutes(port, self._dtls)  # the SSRCs it forwards in C (.native_receive)
         self.sync_allowed()
         loop.add_reader(sock.fileno(), self._readable)
+        if tally is not None:
+            tally.opened(self)
 
     # -- the transport aioice and aiortc send through --------------------------------------------
 
@@ -106,6 +139,8 @@ class PortTransport(asyncio.DatagramTransport):
         self._closing = True
         self._loop.remove_reader(self._sock.fileno())
         self.port.flush()
+        if self._tally is not None:
+            self._tally.closed(self)
         self._sock.close()
         self._loop.call_soon(self._protocol.connection_lost, None)
 
@@ -221,20 +256,21 @@ def ported_route(pair) -> tuple[Any, Any, Any] | None:
     return PLAIN, transport.sender, pair.remote_addr
 
 
-def take_over(pc) -> dict[str, str]:
+def take_over(pc, tally: PortTally | None = None) -> dict[str, str]:
     """Hand the nominated pair's socket of each of ``pc``'s ICE connections to a Port where it can be
-    done; per connection, ``"native"`` or why it keeps aiortc's reading (never raises for that)."""
+    done (each Port told to ``tally``); per connection, ``"native"`` or why it keeps aiortc's reading
+    (never raises for that)."""
     outcome = {}
     for index, connection in enumerate(ice_connections(pc)):
         try:
-            _take_over(connection)
+            _take_over(connection, tally)
             outcome[str(index)] = "native"
         except NotPorted as why:
             outcome[str(index)] = f"python: {why}"
     return outcome
 
 
-def _take_over(connection) -> None:
+def _take_over(connection, tally: PortTally | None) -> None:
     if getattr(connection, "_videoroomd_dtls", None) is None or not hasattr(connection, "_videoroomd_route_rtp"):
         raise NotPorted("its receive path is not ours")
     pair = connection._nominated.get(1)
@@ -269,7 +305,7 @@ def _take_over(connection) -> None:
     _close_sending_duplicate(protocol)
     transport.set_protocol(_Detached())
     transport.close()  # closes its descriptor; the socket lives on in ``own``
-    ported = PortTransport(loop, protocol, own, port, connection)
+    ported = PortTransport(loop, protocol, own, port, connection, tally)
     ported.sender = PortSender(ported)
     protocol.transport = ported
 
@@ -281,6 +317,15 @@ def _close_sending_duplicate(protocol) -> None:
     if kept is not None:
         kept[1].close()
         protocol._videoroomd_socket = None
+
+
+def sync_ports(pc) -> None:
+    """Make each of ``pc``'s sockets the compiled module reads take media from the validated pairs of now
+    (a check that just succeeded, an ICE restart's new pair), not only after its next STUN datagram."""
+    for connection in ice_connections(pc):
+        for protocol in connection._protocols:
+            if type(protocol.transport) is PortTransport and not protocol.transport.is_closing():
+                protocol.transport.sync_allowed()
 
 
 def counters(pc) -> list[dict[str, int]]:
