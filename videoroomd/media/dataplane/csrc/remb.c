@@ -392,6 +392,7 @@ void vr_remb_feed_init(vr_remb_feed *f) {
 int vr_remb_feed_add(vr_remb_feed *f, int64_t arrival_ms, uint32_t abs_send_time, uint32_t size, uint32_t ssrc,
                      int64_t *bitrate) {
     int due = vr_remb_add(&f->estimator, arrival_ms, abs_send_time, size, ssrc, bitrate);
+    f->arrivals++;
     if (f->estimator.hypothesis == VR_USAGE_OVER) {
         f->has_overuse = 1;
         f->overuse_ms = arrival_ms;

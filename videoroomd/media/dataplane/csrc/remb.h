@@ -60,6 +60,7 @@ typedef struct {
     vr_remb estimator;
     int due, has_overuse, due_has_overuse;
     int64_t due_bitrate, due_ms, overuse_ms, due_overuse_ms;
+    uint64_t arrivals;          /* packets fed */
 } vr_remb_feed;
 
 void vr_remb_feed_init(vr_remb_feed *f);

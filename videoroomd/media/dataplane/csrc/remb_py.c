@@ -49,6 +49,11 @@ static PyObject *remb_overusing(RembObject *self, void *closure) {
     return PyBool_FromLong(self->feed.estimator.hypothesis == VR_USAGE_OVER);
 }
 
+static PyObject *remb_arrivals(RembObject *self, void *closure) {
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->feed.arrivals);
+}
+
 static int remb_init(RembObject *self, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, ":Remb", keywords))
@@ -70,6 +75,7 @@ static PyMethodDef remb_methods[] = {
 
 static PyGetSetDef remb_getset[] = {
     {"overusing", (getter)remb_overusing, NULL, "the detector's hypothesis is over-use", NULL},
+    {"arrivals", (getter)remb_arrivals, NULL, "packets the estimator was fed", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
