@@ -22,9 +22,9 @@ def ast(send_ms: float) -> int:
     return int(send_ms * AST_PER_MS) & 0xFFFFFF
 
 
-def both(arrivals) -> tuple[list, list, int]:
-    """Feed the same arrivals to aiortc's estimator and ours; returns both outputs and how many REMBs were due
-    (and checks that ours sees over-use at the same packets)."""
+def both(arrivals) -> tuple[list, list, int, bool]:
+    """Feed the same arrivals to aiortc's estimator and ours; returns both outputs, how many REMBs were due and
+    whether over-use was seen (checking that ours sees it at the same packets as aiortc's)."""
     theirs, ours = RemoteBitrateEstimator(), native.Remb()
     got_theirs, got_ours = [], []
     for arrival_ms, abs_send_time, size, ssrc in arrivals:
@@ -35,8 +35,7 @@ def both(arrivals) -> tuple[list, list, int]:
     due = sum(1 for remb, _ in got_theirs if remb is not None)
     # the detector's state: ours says over-use exactly when aiortc's does
     assert [s == 2 for _, s in got_theirs] == [s == 2 for _, s in got_ours]
-    both.overused = any(s == 2 for _, s in got_ours)
-    return [r for r, _ in got_theirs], [r for r, _ in got_ours], due
+    return [r for r, _ in got_theirs], [r for r, _ in got_ours], due, any(s == 2 for _, s in got_ours)
 
 
 def video(seconds: float, fps: int = 30, packets: int = 3, size: int = 1000, start_ms: int = 3_900_000_000_000,
@@ -53,8 +52,8 @@ def video(seconds: float, fps: int = 30, packets: int = 3, size: int = 1000, sta
 
 
 def test_steady_video_gets_the_same_estimates_as_aiortc():
-    theirs, ours, due = both(video(12, ssrcs=(1111, 2222)))
-    assert theirs == ours and due > 10
+    theirs, ours, due, overused = both(video(12, ssrcs=(1111, 2222)))
+    assert theirs == ours and due > 10 and not overused
     assert all(r[0] > 0 for r in ours if r)
     assert [r for r in ours if r][-1][1] == [1111, 2222]
 
@@ -62,8 +61,8 @@ def test_steady_video_gets_the_same_estimates_as_aiortc():
 def test_a_bottleneck_with_growing_delay_brings_the_same_overuse_and_lower_estimate():
     # 5 s steady, then the queue grows 5 ms a frame: the estimators must see over-use and cut the estimate
     arrivals = video(12, packets=5, delay=lambda t: 20.0 if t < 5000 else 20.0 + (t - 5000) * 0.15)
-    theirs, ours, due = both(arrivals)
-    assert theirs == ours and both.overused
+    theirs, ours, _, overused = both(arrivals)
+    assert theirs == ours and overused
     estimates = [r[0] for r in ours if r]
     assert min(estimates[len(estimates) // 2:]) < max(estimates[:len(estimates) // 2])
 
@@ -78,7 +77,7 @@ def test_bursts_reordering_wrap_and_time_going_back_match():
         shuffled[i], shuffled[i + 2] = shuffled[i + 2], shuffled[i]
     back = [(a - (400 if 600 < n < 700 else 0), s, size, ssrc) for n, (a, s, size, ssrc) in enumerate(shuffled)]
     jitter = [(a + rng.randint(-3, 3), s, size, ssrc) for a, s, size, ssrc in back]
-    theirs, ours, due = both(jitter)
+    theirs, ours, due, _ = both(jitter)
     assert theirs == ours and due > 5
 
 
@@ -90,7 +89,7 @@ def test_random_arrivals_match(steps):
     for step, abs_send_time, size, ssrc in steps:
         arrival += step
         arrivals.append((arrival, abs_send_time & 0xFFFFFF, size, ssrc))
-    theirs, ours, _ = both(arrivals)
+    theirs, ours, _, _ = both(arrivals)
     assert theirs == ours
 
 
