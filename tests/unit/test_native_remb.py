@@ -118,3 +118,18 @@ def test_absurd_but_legal_input_is_bounded():
         for abs_send_time in (0, 0xFFFFFF, 0x800000, 1):
             result = remb.add(arrival, abs_send_time, 0xFFFFFFFF, 0xFFFFFFFF)
             assert result is None or (isinstance(result[0], int) and result[1] == [0xFFFFFFFF])
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_a_minute_of_congestion_coming_and_going_matches(seed):
+    # queues that grow for 10 s and drain for 10 s, jitter, 1 to 8 packets a frame on two SSRCs
+    rng = random.Random(seed)
+    arrivals, now, send, delay = [], 3_900_000_000_000, 0.0, 20.0
+    for frame in range(1800):
+        send += 1000 / 30
+        delay = max(0.0, delay + rng.gauss(0.3 if (frame // 300) % 2 else -0.3, 2))
+        for i in range(rng.randint(1, 8)):
+            sent = send + i * 0.2
+            arrivals.append((now + int(sent + delay + rng.random() * 3), ast(sent), rng.randint(200, 1200), 1 + i % 2))
+    theirs, ours, due, overused = both(arrivals)
+    assert theirs == ours and due > 100 and overused
