@@ -2,8 +2,9 @@
 raises ParseError / SrtpError, nothing crashes, and the process's memory stays flat (C allocations are
 not in tracemalloc: resident memory is read from /proc). The same for the compiled plane's forwarding
 core: broken RTP (and RTX) datagrams into publishers of every kind, with NACKs, keyframe requests and
-layer changes between them, dropped or forwarded. And the REMB estimator fed absurd arrivals. Under .ci/sanitize.sh the same run is checked by
-AddressSanitizer and UndefinedBehaviorSanitizer for any read or write out of bounds."""
+layer changes between them, dropped or forwarded; and the REMB estimator fed absurd arrivals. Under
+.ci/sanitize.sh the same run is checked by AddressSanitizer and UndefinedBehaviorSanitizer for any read or
+write out of bounds."""
 
 from __future__ import annotations
 

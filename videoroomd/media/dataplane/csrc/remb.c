@@ -321,7 +321,8 @@ static int64_t rate_control(vr_remb *r, int usage, int64_t throughput, int64_t n
     if (r->state == RATE_INCREASE) {
         if (r->has_avg_max && kbps >= r->avg_max_kbps + 3 * sigma)
             r->near_max = r->has_avg_max = 0;
-        bitrate = add_sat(bitrate, r->near_max ? additive_increase(r, now_ms) : multiplicative_increase(r, bitrate, now_ms));
+        int64_t step = r->near_max ? additive_increase(r, now_ms) : multiplicative_increase(r, bitrate, now_ms);
+        bitrate = add_sat(bitrate, step);
         r->last_change_ms = now_ms;
         r->has_last_change = 1;
     } else if (r->state == RATE_DECREASE) {
