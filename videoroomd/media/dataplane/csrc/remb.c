@@ -93,10 +93,10 @@ static void rate_add(vr_remb *r, uint32_t value, int64_t now_ms) {
     int64_t index = (r->origin_index + (now_ms - r->origin_ms)) % VR_REMB_WINDOW_MS;
     if (index < 0)
         index += VR_REMB_WINDOW_MS; /* time went back: Python's modulo */
-    r->bucket_count[index]++;
-    r->bucket_value[index] += value;
+    r->bucket_count[index]++; /* (saturating: a clock that never moves would add up for ever) */
+    r->bucket_value[index] = add_sat(r->bucket_value[index], value);
     r->total_count++;
-    r->total_value += value;
+    r->total_value = add_sat(r->total_value, value);
 }
 
 /* The incoming bitrate in bit/s, or -1 (aiortc's None) */
@@ -139,7 +139,7 @@ static int compute_deltas(vr_remb *r, uint32_t timestamp, int64_t arrival_ms, ui
     } else if (uint32_gt(timestamp, cur->last)) {
         cur->last = timestamp;
     }
-    cur->size += size;
+    cur->size = add_sat(cur->size, size); /* one endless burst must not overflow */
     cur->arrival = arrival_ms;
     cur->has_arrival = 1;
     return deltas;
@@ -233,7 +233,8 @@ static void detect(vr_remb *r, double ts_delta_ms, int64_t now_ms) {
         } else {
             r->overuse_time += ts_delta_ms;
         }
-        r->overuse_counter++;
+        if (r->overuse_counter < 1000000)
+            r->overuse_counter++; /* (only ever compared with 1) */
         if (r->overuse_time > 10 && r->overuse_counter > 1 && r->offset >= r->detector_previous_offset) {
             r->overuse_counter = 0;
             r->overuse_time = 0;
