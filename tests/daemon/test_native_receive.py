@@ -13,6 +13,7 @@ import os
 import random
 import socket
 import struct
+import sys
 import time
 
 import pylibsrtp
@@ -211,6 +212,26 @@ def test_what_the_table_does_not_know_goes_up_to_python_and_a_stale_route_is_tol
     assert rig.port.drain_fast()[5] == [MEDIA]
     stats, (highest, missing) = rig.port.unroute(MEDIA)
     assert (highest, missing) == (4, [2, 3]) and stats is None  # as seeded: the stale route's packet not counted
+
+
+def test_a_route_with_an_estimator_feeds_it_in_c_and_holds_it_while_routed(rig):
+    remb = native.Remb()  # one per receiver: its media and RTX SSRCs feed it
+    held = sys.getrefcount(remb)
+    assert rig.port.route(MEDIA, rig.core, rig.index, -1, VP8, 90000, 0, AST_ID, None, None, remb) is True
+    assert rig.port.route(RTX, rig.core, rig.index, MEDIA, VP8_RTX, 90000, 0, AST_ID, None, None, remb) is True
+    assert sys.getrefcount(remb) == held + 2
+    rig.send([media(seq) for seq in range(1, 6)])
+    rig.send([rtp(1, ssrc=RTX, pt=VP8_RTX, timestamp=3 * 3000, payload=struct.pack("!H", 3) + KEYFRAME)])  # no AST
+    assert rig.port.drain_fast()[1] == []  # not through Python: the estimator had them
+    assert (remb.arrivals, remb.take()) == (5, None)  # (no REMB in the first 3 s)
+    with pytest.raises(TypeError, match="_native.Remb"):
+        rig.port.route(MEDIA, rig.core, rig.index, -1, VP8, 90000, 0, AST_ID, None, None, object())
+    assert rig.port.route(MEDIA, rig.core, rig.index, -1, VP8, 90000, 0, AST_ID, None, None) is True
+    assert sys.getrefcount(remb) == held + 1  # routed anew without it: let go
+    rig.send([media(6)])
+    assert len(rig.port.drain_fast()[1]) == 1 and remb.arrivals == 5
+    rig.port.unroute(RTX)
+    assert sys.getrefcount(remb) == held
 
 
 def test_routes_are_checked_and_bounded(rig):

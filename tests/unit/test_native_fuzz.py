@@ -2,8 +2,9 @@
 raises ParseError / SrtpError, nothing crashes, and the process's memory stays flat (C allocations are
 not in tracemalloc: resident memory is read from /proc). The same for the compiled plane's forwarding
 core: broken RTP (and RTX) datagrams into publishers of every kind, with NACKs, keyframe requests and
-layer changes between them, dropped or forwarded. Under .ci/sanitize.sh the same run is checked by
-AddressSanitizer and UndefinedBehaviorSanitizer for any read or write out of bounds."""
+layer changes between them, dropped or forwarded; and the REMB estimator fed absurd arrivals. Under
+.ci/sanitize.sh the same run is checked by AddressSanitizer and UndefinedBehaviorSanitizer for any read or
+write out of bounds."""
 
 from __future__ import annotations
 
@@ -195,3 +196,26 @@ def test_broken_datagrams_through_the_compiled_plane_are_dropped_or_forwarded_an
         assert grown < 4096, f"resident memory grew by {grown} KiB over {rounds} rounds"
     for reader in readers:
         reader.close()
+
+
+def test_the_remb_estimator_takes_absurd_arrivals_without_overflow():
+    """Arrival times jumping by years either way, abs-send-times anywhere, sizes up to 4 GiB: the estimator
+    (csrc/remb.c) answers each with a REMB or nothing, a bitrate that is a number, never a crash (and under
+    .ci/sanitize.sh, no overflow UBSan sees)."""
+    rng = random.Random(18)
+    edges = [0, 1, 5, 499, 501, 3001, 1 << 31, 1 << 40, 1 << 52]
+    remb, now, answered = native.Remb(), 0, 0
+    for n in range(ROUNDS):
+        if n % 5000 == 0:
+            remb, now = native.Remb(), rng.choice([0, 1 << 52, -(1 << 52), 3_900_000_000_000])
+        step = rng.choice(edges) * rng.choice((1, -1)) if rng.random() < 0.05 else rng.randint(-5, 40)
+        now = max(-(1 << 52), min(1 << 52, now + step))
+        size = rng.choice((0, 1, 1200, 0xFFFFFFFF)) if rng.random() < 0.1 else rng.randint(0, 1500)
+        result = remb.add(now, rng.getrandbits(24), size, rng.getrandbits(32))
+        if result is not None:
+            answered += 1
+            assert isinstance(result[0], int) and 1 <= len(result[1]) <= 16
+        if n % 97 == 0:
+            taken = remb.take()
+            assert taken is None or isinstance(taken[0], int)
+    assert answered > 0

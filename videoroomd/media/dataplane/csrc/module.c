@@ -14,6 +14,7 @@
 #include "port.h"
 #include "srtp.h"
 #include "plane_py.h"
+#include "remb_py.h"
 
 static PyObject *ParseError, *SrtpError, *CryptoUnavailable;
 
@@ -336,7 +337,8 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyModule_AddObjectRef(m, "CryptoUnavailable", CryptoUnavailable) < 0 ||
         PyModule_AddObjectRef(m, "SrtpSession", (PyObject *)&SrtpSessionType) < 0 ||
         vr_port_register(m, SrtpError) < 0 ||
-        vr_plane_register(m) < 0)
+        vr_plane_register(m) < 0 ||
+        vr_remb_register(m) < 0)
         goto fail;
     struct { const char *name; long value; } constants[] = {
         {"DROP", VR_DROP}, {"STUN", VR_STUN}, {"ZRTP", VR_ZRTP}, {"DTLS", VR_DTLS},

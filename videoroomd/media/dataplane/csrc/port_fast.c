@@ -98,14 +98,22 @@ static void note_arrival(vr_fast *f, const vr_fast_entry *e, const uint8_t *data
     if (!e->abs_send_time_id || vr_rtp_extension(data, rtp, (unsigned)e->abs_send_time_id, &offset, &size) != 1 ||
         size < 3)
         return;
+    uint32_t abs_send_time = (uint32_t)data[offset] << 16 | (uint32_t)data[offset + 1] << 8 | data[offset + 2];
+    int64_t arrival_ms = arrival_ns / 1000000 + VR_NTP_EPOCH_MS;
+    uint32_t payload_size = (uint32_t)(rtp->payload_length + rtp->padding);
+    if (e->remb) {
+        int64_t bitrate;
+        vr_remb_feed_add(e->remb, arrival_ms, abs_send_time, payload_size, rtp->ssrc, &bitrate);
+        return;
+    }
     if (f->arrival_count >= VR_FAST_ARRIVALS) {
         f->arrivals_dropped++;
         return;
     }
     vr_arrival *a = &f->arrivals[f->arrival_count++];
-    a->arrival_ms = arrival_ns / 1000000 + VR_NTP_EPOCH_MS;
-    a->abs_send_time = (uint32_t)data[offset] << 16 | (uint32_t)data[offset + 1] << 8 | data[offset + 2];
-    a->size = (uint32_t)(rtp->payload_length + rtp->padding);
+    a->arrival_ms = arrival_ms;
+    a->abs_send_time = abs_send_time;
+    a->size = payload_size;
     a->ssrc = rtp->ssrc;
 }
 

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "plane.h"
+#include "remb.h"
 
 #define VR_FAST_SSRCS 16        /* SSRCs one connection's socket forwards in C (a publisher's layers and RTX) */
 #define VR_FAST_ARRIVALS 2048   /* REMB arrivals kept between two drains; more are counted and dropped */
@@ -39,6 +40,8 @@ typedef struct {
     int stale;                  /* another payload type came, or the publisher went: Python is to look again */
     vr_rx_stats stats;
     vr_nack nack;               /* a media SSRC's */
+    vr_remb_feed *remb;         /* the estimator its arrivals feed in C; NULL: they go to the ring for Python */
+    void *remb_owner;           /* the Python object remb lives in (a reference port_fast_py.c holds) */
 } vr_fast_entry;
 
 typedef struct {

@@ -3,6 +3,7 @@
 
 #include "bytes.h"
 #include "plane_py.h"
+#include "remb_py.h"
 
 int vr_port_fast(Port *self, const uint8_t *plain, size_t length, int64_t arrival_ns) {
     vr_fast_entry *e = vr_fast_find(self->fast, vr_be32(plain + 8));
@@ -10,6 +11,8 @@ int vr_port_fast(Port *self, const uint8_t *plain, size_t length, int64_t arriva
 }
 
 void vr_port_fast_free(Port *self) {
+    for (int i = 0; self->fast && i < self->fast->count; i++)
+        Py_XDECREF((PyObject *)self->fast->entries[i].remb_owner);
     PyMem_Free(self->fast);
     self->fast = NULL;
     Py_CLEAR(self->plane);
@@ -55,10 +58,13 @@ PyObject *vr_port_route(Port *self, PyObject *args) {
     unsigned long ssrc;
     long long repaired;
     int publisher, payload_type, clock_rate, level_id, ast_id;
-    PyObject *plane, *stats, *nack;
-    if (!PyArg_ParseTuple(args, "kOiLiiiiOO", &ssrc, &plane, &publisher, &repaired, &payload_type, &clock_rate,
-                          &level_id, &ast_id, &stats, &nack))
+    PyObject *plane, *stats, *nack, *remb = Py_None;
+    if (!PyArg_ParseTuple(args, "kOiLiiiiOO|O", &ssrc, &plane, &publisher, &repaired, &payload_type, &clock_rate,
+                          &level_id, &ast_id, &stats, &nack, &remb))
         return NULL;
+    vr_remb_feed *estimator = remb == Py_None ? NULL : vr_remb_of(remb);
+    if (remb != Py_None && !estimator)
+        return PyErr_Format(PyExc_TypeError, "route's remb is an initialised _native.Remb or None, not %R", remb);
     vr_plane *core = vr_plane_of(plane);
     if (!core)
         return PyErr_Format(PyExc_TypeError, "route takes an initialised _native.Plane, not %R", plane);
@@ -80,11 +86,16 @@ PyObject *vr_port_route(Port *self, PyObject *args) {
     }
     vr_fast_entry entry = {.ssrc = (uint32_t)ssrc, .incarnation = core->publishers[publisher].incarnation,
                            .clock_rate = (uint32_t)clock_rate, .publisher = publisher, .repaired = repaired,
-                           .payload_type = payload_type, .audio_level_id = level_id, .abs_send_time_id = ast_id};
-    if (read_stats(stats, &entry.stats) || read_nack(nack, &entry.nack))
+                           .payload_type = payload_type, .audio_level_id = level_id, .abs_send_time_id = ast_id,
+                           .remb = estimator, .remb_owner = estimator ? Py_NewRef(remb) : NULL};
+    if (read_stats(stats, &entry.stats) || read_nack(nack, &entry.nack)) {
+        Py_XDECREF((PyObject *)entry.remb_owner);
         return NULL;
+    }
     if (e == &f->entries[f->count])
         f->count++;
+    else
+        Py_XDECREF((PyObject *)e->remb_owner); /* routed anew: the old estimator goes */
     *e = entry;
     if (!self->plane) {
         self->plane = Py_NewRef(plane);
@@ -126,8 +137,10 @@ PyObject *vr_port_unroute(Port *self, PyObject *arg) {
     if (!e)
         return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
     PyObject *result = Py_BuildValue("(NN)", stats_object(&e->stats, 1), nack_object(&e->nack));
-    if (result)
+    if (result) {
+        Py_XDECREF((PyObject *)e->remb_owner);
         *e = self->fast->entries[--self->fast->count];
+    }
     return result;
 }
 

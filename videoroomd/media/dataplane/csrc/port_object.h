@@ -48,7 +48,8 @@ PyObject *vr_port_drain_fast(Port *self, PyObject *unused);
      "arrivals_dropped, [stale ssrc]) since the last drain (stale: another payload type or publisher came: route again)"}
 #define VR_ROUTE_DOC                                                                                               \
     "(ssrc, plane, publisher, repaired_ssrc or -1, payload_type, clock_rate, audio_level_id, abs_send_time_id, "    \
-    "stats or None, nack or None): forward ssrc's RTP in C from now on; False when the table is full. stats: "       \
+    "stats or None, nack or None[, remb]): forward ssrc's RTP in C from now on; False when the table is full. "   \
+    "remb: a _native.Remb the SSRC's arrivals feed in C (None: they go to drain_fast's list). stats: "             \
     "(base_seq, max_seq, cycles, packets_received, jitter_q4, last_arrival, last_timestamp); nack: (max_seq, "      \
     "[missing])."
 

@@ -6,13 +6,16 @@ repaired SSRC. Once the receiver's forwarding target says the plane knows the SS
 (``receiver._videoroomd_target(ssrc)``: the compiled plane and the publisher's index, None
 while the track is held, recorded or the plane is not the compiled one), :class:`FastRoutes`
 routes the SSRC to the Port (``_native.Port.route``), with the receiver statistics and the
-NACK generator's state so far: from then on the Port decrypts, counts, finds gaps, notes
-REMB arrivals, unwraps retransmissions and forwards in C, with no Python per packet. After
+NACK generator's state so far: from then on the Port decrypts, counts, finds gaps, feeds the
+receiver's REMB estimator (a ``_native.Remb`` per receiver, aiortc's figures), unwraps
+retransmissions and forwards in C, with no Python per packet. After
 each read batch :meth:`FastRoutes.drain` takes back the SSRCs whose route went stale (another
 payload type came, or the publisher was published again: the Port dropped those datagrams,
 at most a batch), sends the NACKs due (one per SSRC and batch with
 everything missing, where aiortc's generator sends one per packet that shows a new gap) and
-feeds the REMB estimator the batch's arrivals; the receiver's reports read the Port's
+the newest REMB each estimator made due in the batch (:class:`.remb.PublisherRemb`'s policy;
+the Python path may send several in a batch while over-use lasts, the last carrying the same
+figure); the receiver's reports read the Port's
 numbers through :class:`PortStreamStatistics`. An SSRC whose track becomes held or recorded,
 or that another receiver took, is handed back to Python (checked every
 :data:`CHECK_INTERVAL`), with its state.
@@ -27,6 +30,7 @@ from aiortc.codecs import is_rtx
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import clamp_packets_lost
 
+from ...dataplane.native_module import load
 from .rtp import extension_ids
 
 CHECK_INTERVAL = 0.1   # seconds between two checks that each routed SSRC's track still forwards in C
@@ -95,6 +99,7 @@ class FastRoutes:
         self.receivers: dict[int, Any] = {}
         self._nacking: set[int] = set()  # the routed media SSRCs whose receiver sends NACKs (video)
         self._refused: dict[int, float] = {}
+        self._rembs: dict[Any, Any] = {}  # receiver -> its _native.Remb, while an SSRC of it is routed
         self._next_check = 0.0
 
     def consider(self, plain: bytes) -> None:
@@ -140,9 +145,14 @@ class FastRoutes:
         if generator is not None and generator.max_seq is not None:
             nack = (generator.max_seq, list(generator.missing))
         ids = self._ids
+        estimating = state.estimated is not None and bool(ids.abs_send_time)
+        remb = (self._rembs.get(receiver) or load().Remb()) if estimating else None
         if not self.port.route(ssrc, core, index, repaired, payload_type, codec.clockRate, ids.audio_level or 0,
-                               (ids.abs_send_time or 0) if state.arrived is not None else 0, _stats_seed(stream), nack):
+                               (ids.abs_send_time or 0) if state.arrived is not None else 0, _stats_seed(stream), nack,
+                               remb):
             return False  # the Port's table is full: Python keeps this one
+        if remb is not None:
+            self._rembs[receiver] = remb
         priors = (stream._expected_prior, stream._received_prior) if stream is not None else (0, 0)
         streams[ssrc] = PortStreamStatistics(self.port, ssrc, codec.clockRate, *priors)
         self.receivers[ssrc] = receiver
@@ -151,7 +161,7 @@ class FastRoutes:
         return True
 
     def drain(self) -> tuple[int, int]:
-        """Send the NACKs due and feed REMB the arrivals since the last drain; hand back the
+        """Send the NACKs due and the REMBs made due since the last drain; hand back the
         SSRCs whose tracks no longer forward in C. Returns (packets, octets) forwarded in C."""
         nacks, arrivals, packets, octets, _, stale = self.port.drain_fast()
         receivers = self.receivers
@@ -162,7 +172,9 @@ class FastRoutes:
             receiver = receivers.get(ssrc)
             if receiver is not None and ssrc in self._nacking:
                 receiver._videoroomd_state.send_nack(ssrc, lost)
-        for arrival_ms, abs_send_time, size, ssrc in arrivals:
+        for receiver, remb in self._rembs.items():
+            receiver._videoroomd_state.estimated(remb)
+        for arrival_ms, abs_send_time, size, ssrc in arrivals:  # SSRCs routed without a Remb: one by one
             receiver = receivers.get(ssrc)
             if receiver is not None:
                 receiver._videoroomd_state.arrived(arrival_ms, abs_send_time, size, ssrc)
@@ -181,6 +193,8 @@ class FastRoutes:
         receiver = self.receivers.pop(ssrc)
         self._nacking.discard(ssrc)
         handed = self.port.unroute(ssrc)
+        if receiver in self._rembs and receiver not in self.receivers.values():
+            del self._rembs[receiver]  # its last SSRC: aiortc's estimator again, on Python's path
         streams = receiver._RTCRtpReceiver__remote_streams
         ours = streams.get(ssrc)
         if handed is None or not isinstance(ours, PortStreamStatistics):

@@ -128,6 +128,15 @@ class PublisherRemb:
         estimate, ssrcs = remb
         return self.bitrate(estimate, arrival_time_ms, cap), ssrcs
 
+    def estimated(self, taken: tuple[int, int, Optional[int], list[int]],
+                  cap: Optional[int]) -> tuple[int, list[int]]:
+        """The REMB to send for what a compiled estimator (``_native.Remb.take()``) made due:
+        ``(estimate, at_ms, last_overuse_ms or None, ssrcs)``; returns ``(bitrate, ssrcs)``."""
+        estimate, at_ms, overuse_ms, ssrcs = taken
+        if overuse_ms is not None and (self._last_overuse_ms is None or overuse_ms > self._last_overuse_ms):
+            self._last_overuse_ms = overuse_ms
+        return self.bitrate(estimate, at_ms, cap), ssrcs
+
     def bitrate(self, estimate: int, now_ms: int, cap: Optional[int]) -> int:
         """The REMB to send now, given the estimator's ``estimate`` and the room's ``cap`` (or None)."""
         ceiling = cap if cap is not None else DEFAULT_CEILING

@@ -22,7 +22,7 @@ from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket, is_rtcp, unwrap_rtx
 
 from ...dataplane.rtp_packets import NTP_EPOCH_OFFSET
-from .receive_state import ReceiveState, remb_step
+from .receive_state import ReceiveState, native_remb_step, remb_step
 from .remb import PublisherRemb, lighten
 
 
@@ -299,6 +299,7 @@ def receive_directly(receiver, on_packet: Callable[[Any], None], layers=None,
         task.add_done_callback(tasks.discard)
 
     arrived = remb_step(receiver, remb_policy, max_bitrate, later) if remb_policy is not None else None
+    estimated = native_remb_step(receiver, remb_policy, max_bitrate, later) if remb_policy is not None else None
 
     def handle(packet, arrival_time_ms: int) -> None:
         if not receiver._enabled:
@@ -344,7 +345,7 @@ def receive_directly(receiver, on_packet: Callable[[Any], None], layers=None,
     receiver._videoroomd_receive = handle
     # What a Port forwarding this receiver's SSRCs in C needs of it (.native_receive)
     receiver._videoroomd_state = ReceiveState(arrived, lambda ssrc, lost: later(receiver._send_rtcp_nack(ssrc, lost)),
-                                              nacks, layers)
+                                              nacks, layers, estimated)
 
 
 def take_rtp_at_once(dtls) -> None:
