@@ -143,6 +143,7 @@ async def test_a_daemon_stopped_with_sigterm_mid_recording_leaves_whole_files_th
         assert await trio.to_thread.run_sync(daemon.stop) == 0
     assert '"recording stopped"' in daemon.log() and '"ended": "stopped"' in daemon.log()  # closed by the room's end
     (found,) = recordings(store)
+    assert found.ended == "stopped"  # its state says so too
     tracks = [read_track((found.path / name).read_bytes()) for name in found.tracks]
     assert len(tracks) == 2 and all(t.complete and len(t.packets) > 20 for t in tracks)  # closed, not cut
     (made,) = await trio.to_thread.run_sync(export_recording, found.path)

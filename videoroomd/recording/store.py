@@ -37,11 +37,12 @@ class RecordingInfo:
     exports: list[str] = field(default_factory=list)    # WebM file names
     participants: list[str] = field(default_factory=list)
     export_pending: bool = False  # an export started and did not finish (export_job.PENDING)
+    ended: str = ""               # why it ended (recorder's reasons); "": it was cut (a worker killed) or runs
 
     def as_dict(self) -> dict:
         return {"id": self.id, "room": self.room, "by": self.by, "started": self.started, "bytes": self.bytes,
                 "tracks": len(self.tracks), "participants": self.participants, "files": self.exports,
-                "export_unfinished": self.export_pending}
+                "export_unfinished": self.export_pending, "ended": self.ended}
 
 
 def _info(room_dir: Path, path: Path) -> RecordingInfo:
@@ -55,6 +56,7 @@ def _info(room_dir: Path, path: Path) -> RecordingInfo:
                 info.by = str(meta.get("by", ""))[:128]
                 started = meta.get("started")
                 info.started = float(started) if isinstance(started, (int, float)) else 0.0
+                info.ended = str(meta.get("ended", ""))[:16]
     except (OSError, ValueError):
         pass  # a recording without its meta (cut before it was written) is still listed
     participants = set()
