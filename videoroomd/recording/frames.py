@@ -112,7 +112,6 @@ def segment_start(segment: Segment, clock_rate: int) -> float:
     if not segment.packets:
         return segment.first_arrival_us / 1e6
     base_ts = segment.packets[0][1]
-    first = segment.first_arrival_us / 1e6
     first = min(record.arrival_us / 1e6 - (ts - base_ts) / clock_rate
                 for _, ts, record in segment.packets if record.arrival_us == segment.first_arrival_us)
     starts = (record.arrival_us / 1e6 - (ts - base_ts) / clock_rate for _, ts, record in segment.packets)
