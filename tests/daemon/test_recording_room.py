@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+import av
 import pytest
 import trio
 
@@ -142,7 +143,45 @@ async def test_a_daemon_stopped_with_sigterm_mid_recording_leaves_whole_files_th
         assert await trio.to_thread.run_sync(daemon.stop) == 0
     assert '"recording stopped"' in daemon.log() and '"ended": "stopped"' in daemon.log()  # closed by the room's end
     (found,) = recordings(store)
+    assert found.ended == "stopped"  # its state says so too
     tracks = [read_track((found.path / name).read_bytes()) for name in found.tracks]
     assert len(tracks) == 2 and all(t.complete and len(t.packets) > 20 for t in tracks)  # closed, not cut
     (made,) = await trio.to_thread.run_sync(export_recording, found.path)
     assert made.duration > 1.5 and made.video_frames > 10 and made.audio_frames > 50
+
+
+async def test_a_daemon_stopped_during_an_export_leaves_no_half_file_and_runs_it_again_when_it_starts(
+        tmp_path, start_daemon):
+    store = tmp_path / "recordings"
+    store.mkdir()
+    config = dict(rooms=rooms(store), media="workers = 1")
+    daemon = start_daemon(**config)
+    async with media_thread() as media:
+        async with bot(daemon, "Ann", media=media) as ann:
+            await ann.publish()
+            await ann.send(request("start"))
+            await ann.wait_for(of_type("recordingStarted"))
+            await trio.sleep(4)
+            await ann.send(request("stop"))
+            await ann.wait_for(of_type("recordingStopped"))
+        # Ann left; the room stays open, its export job at work: stopped once its first file is on the way
+        (found,) = recordings(store)
+        with trio.fail_after(30):
+            while not list(found.path.glob("*.part")):
+                await trio.sleep(0.02)
+        assert await trio.to_thread.run_sync(daemon.stop) == 0
+    (found,) = recordings(store)
+    assert not list(found.path.glob("*.part"))        # the job, stopped, removed its half file
+    assert found.export_pending and "meeting.webm" not in found.exports  # and says it did not finish
+    tracks = [read_track((found.path / name).read_bytes()) for name in found.tracks]
+    assert all(t.complete for t in tracks)
+    again = start_daemon(**config, port=daemon.port)  # started again: the export is made
+    with trio.fail_after(120):
+        while recordings(store)[0].export_pending:
+            await trio.sleep(0.2)
+    assert "running an unfinished export again" in again.log()
+    (found,) = recordings(store)
+    assert sorted(found.exports) == sorted([f"{ann.id}.webm", "meeting.webm"]) and not list(found.path.glob("*.part"))
+    with av.open(str(found.path / f"{ann.id}.webm")) as container:
+        assert abs(container.duration / 1e6 - 4) < 1
+        assert sum(1 for _ in container.decode(video=0)) > 20

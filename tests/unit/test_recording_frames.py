@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from videoroomd.recording.frames import opus_frames, segments, vp8_frames, vp8_size
+import pytest
+
+from videoroomd.recording.frames import opus_frames, segment_start, segments, vp8_frames, vp8_size
 from videoroomd.recording.trackfile import RtpRecord, Track
 
 KEY = bytes([0x9d ^ 0x9d, 0, 0, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00])  # key frame, 320x240
@@ -10,12 +12,13 @@ DELTA = bytes([0x01, 0, 0])
 
 
 def _frame_packets(seq: int, ts: int, frame: bytes, parts: int = 2, ssrc: int = 7, arrival: int = 0) -> list[RtpRecord]:
-    """One frame as ``parts`` packets with a one-byte descriptor (S=1 on the first)."""
+    """One frame as ``parts`` packets with a one-byte descriptor (S=1 on the first), arriving as
+    its RTP time says (µs)."""
     chunk = -(-len(frame) // parts)
     out = []
     for i in range(parts):
         descriptor = bytes([0x10 if i == 0 else 0x00])
-        out.append(RtpRecord(arrival + ts // 90, i == parts - 1, 96, (seq + i) % 65536, ts % 2 ** 32, ssrc,
+        out.append(RtpRecord(arrival + ts * 100 // 9, i == parts - 1, 96, (seq + i) % 65536, ts % 2 ** 32, ssrc,
                              descriptor + frame[i * chunk:(i + 1) * chunk]))
     return out
 
@@ -87,14 +90,14 @@ def test_sender_reports_align_a_participants_tracks_unless_they_disagree_with_ar
 
 
 def test_a_layer_switch_whose_last_frames_reach_past_the_next_key_frame_plays_in_order():
-    """The first layer's first packet came in late, so its RTP times run 0.1 s past the second
-    layer's first key frame: its tail is dropped and the file goes on from that key frame (a
+    """The first layer's packets came in 0.1 s late, all of them (a queue), so its RTP times run
+    0.1 s past the second layer's first key frame: its tail is dropped and the file goes on from that key frame (a
     decoder handed an old layer's delta frame after the new layer's key frame refuses it)."""
     from videoroomd.recording.export import _frames
     from videoroomd.recording.trackfile import TrackHeader
 
-    late = [RtpRecord(r.arrival_us + 100_000 if i < 2 else r.arrival_us, r.marker, r.payload_type, r.sequence,
-                      r.timestamp, r.ssrc, r.payload) for i, r in enumerate(_stream([KEY] + [DELTA] * 9, 0, 0))]
+    late = [RtpRecord(r.arrival_us + 100_000, r.marker, r.payload_type, r.sequence,
+                      r.timestamp, r.ssrc, r.payload) for r in _stream([KEY] + [DELTA] * 9, 0, 0)]
     switched = [RtpRecord(r.arrival_us + 300_000, r.marker, r.payload_type, r.sequence, r.timestamp, 9, r.payload)
                 for r in _stream([KEY, DELTA, DELTA], 500, 0)]
     header = TrackHeader("video", "vp8", 90000, "p", "video", 0.0)
@@ -102,4 +105,20 @@ def test_a_layer_switch_whose_last_frames_reach_past_the_next_key_frame_plays_in
     times = [f.time for f in frames]
     assert times == sorted(times) and len(set(times)) == len(times)
     assert [f.keyframe for f in frames] == [True, False, False, False, False, False, True, False, False]
-    assert frames[6].time == 0.3
+    assert frames[6].time == pytest.approx(0.3, abs=1e-5)  # (arrival times are whole µs)
+
+
+def test_a_segment_is_timed_from_its_least_delayed_packet_not_its_first():
+    """A first packet held up (a busy worker, a queue) does not put the whole segment late: the
+    frames keep their RTP spacing from the packet that came soonest; a timestamp jump far ahead
+    of its arrival is no delay and moves nothing."""
+    records = _stream([KEY] + [DELTA] * 9, 0, 0)
+    held = [RtpRecord(r.arrival_us + (400_000 if i == 0 else 0), r.marker, r.payload_type, r.sequence,
+                      r.timestamp, r.ssrc, r.payload) for i, r in enumerate(records)]
+    (segment,) = segments(held)
+    first = records[0].arrival_us / 1e6
+    assert segment_start(segment, 90000) == segment_start(segments(records)[0], 90000) == pytest.approx(first, abs=1e-5)
+    assert vp8_frames(segment)[0].time == pytest.approx(first, abs=1e-5)
+    jumped = held[:-1] + [RtpRecord(held[-1].arrival_us, 1, held[-1].payload_type, held[-1].sequence,
+                                    held[-1].timestamp + 90000 * 10, held[-1].ssrc, held[-1].payload)]
+    assert segment_start(segments(jumped)[0], 90000) == pytest.approx(first, abs=1e-5)

@@ -113,3 +113,18 @@ def test_a_write_that_fails_ends_the_recording_with_an_error(tmp_path):
     recorder.packet("mic", "audio", "p", None, _packet(1, 2, b"x"))
     recorder.flush()
     assert ended and ended[0][0] == "error" and "writing" in ended[0][1]
+
+
+def test_its_state_says_why_it_ended_and_a_cut_one_says_nothing(tmp_path):
+    from videoroomd.recording.store import recordings
+
+    recorder, _, _, clock = _recorder(tmp_path, quota=2000)
+    recorder.write_meta({"room": "lobby", "by": "Ann"})
+    (running,) = recordings(tmp_path)
+    assert running.ended == "" and running.by == "Ann"  # runs (or was cut: a worker killed)
+    clock.now += 1
+    for sequence in range(100):
+        recorder.packet("a:cam", "video", "a", None, _packet(7, sequence, KEY if sequence == 0 else DELTA))
+    assert recorder.ended == "quota"
+    (ended,) = recordings(tmp_path)
+    assert ended.ended == "quota" and ended.by == "Ann" and ended.as_dict()["ended"] == "quota"

@@ -64,7 +64,8 @@ def _list_command(helpers: _Helpers, config_option: Callable) -> click.Command:
         for row in rows:
             started = time.strftime("%Y-%m-%d %H:%M", time.gmtime(row["started"]))
             click.echo(f"{row['id']}  {row['room'] or '-'}  {started} UTC  {row['bytes'] / 1e6:.1f} MB  "
-                       f"{len(row['participants'])} people  {len(row['files'])} WebM")
+                       f"{len(row['participants'])} people  {len(row['files'])} WebM"
+                       + ("  (export unfinished)" if row["export_unfinished"] else ""))
         if not rows:
             click.echo("(no recordings)")
 
@@ -104,7 +105,7 @@ def _export_command(helpers: _Helpers, config_option: Callable) -> click.Command
     def export(config_path: str | None, recording_id: str, meeting: bool) -> None:
         """Make one WebM per participant (VP8 + Opus, not re-encoded) and one of the meeting beside the tracks."""
         from ..recording.export import ExportError, export_recording
-        from ..recording.export_job import compose_meeting, lowest_priority
+        from ..recording.export_job import compose_meeting, finished, lowest_priority
 
         info = helpers.found(config_path, recording_id)
         lowest_priority()
@@ -123,6 +124,7 @@ def _export_command(helpers: _Helpers, config_option: Callable) -> click.Command
                 def composed(done: float, total: float) -> None:
                     bar.update(int(100 * done / max(total, 0.001)) - bar.pos)
                 click.echo(f"\n{compose_meeting(made, composed)}")
+        finished(info.path)  # no longer an unfinished export (the daemon would run it again)
 
     return export
 

@@ -21,6 +21,7 @@ from ..http.server import open_listeners, serve
 from ..media.workers.client import LogSettings
 from ..media.workers.plane import MediaPlane, worker_count
 from ..metrics import Metrics
+from ..recording.export_job import resume_exports
 from ..rooms import RoomRegistry
 from ..rooms.local_link import LocalRoomService
 from ..turn.clients import TurnCredentials
@@ -162,6 +163,7 @@ class Daemon:
                     await nursery.start(self.rooms.run)
                     await nursery.start(self.media_check.run)
                     nursery.start_soon(serve, listeners, scheme, self.app)
+                    nursery.start_soon(resume_exports, self.config.recording.directory)  # cut by the last stop
                     if self.turn is not None:
                         await nursery.start(self.turn.run)
                     host = f"[{self.address[0]}]" if ":" in self.address[0] else self.address[0]

@@ -10,9 +10,12 @@ frame (a decoder would show garbage, or fail). Every segment starts on a
 key frame. Opus is one frame a packet.
 
 Times: each frame gets its time in seconds on the track's own timeline:
-the segment's first packet at its arrival time, the rest by RTP timestamp
-from there (:func:`segment_start` says where a segment starts; the
-exporter aligns tracks by sender reports, see :mod:`.export`).
+its RTP timestamp from where the segment starts (:func:`segment_start`):
+the arrival of its least delayed packet, less that packet's RTP time since
+the segment's first. Timing from the first packet alone would put a whole
+segment late by the delay of that one packet (a queue, a busy worker) and
+make its last frames reach past the next segment's first. The exporter
+aligns tracks by sender reports, see :mod:`.export`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Iterable
 
 from .trackfile import RtpRecord, SenderReport, Track
 
-__all__ = ["Frame", "Segment", "opus_frames", "segments", "vp8_descriptor_size", "vp8_frames", "vp8_size"]
+__all__ = ["Frame", "Segment", "opus_frames", "segment_start", "segments", "vp8_descriptor_size", "vp8_frames", "vp8_size"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,22 @@ def vp8_descriptor_size(payload: bytes) -> int | None:
     return offset if offset < size else None
 
 
+MAX_EARLIER = 2.0  # seconds a packet may move a segment's start before its first arrival
+
+
+def segment_start(segment: Segment, clock_rate: int) -> float:
+    """Seconds on the track's timeline of the segment's first RTP timestamp: the least of each
+    packet's arrival less its RTP time since then. Packets that would move it more than
+    MAX_EARLIER before the first arrival are not trusted (a timestamp jump, not a delay)."""
+    if not segment.packets:
+        return segment.first_arrival_us / 1e6
+    base_ts = segment.packets[0][1]
+    first = min(record.arrival_us / 1e6 - (ts - base_ts) / clock_rate
+                for _, ts, record in segment.packets if record.arrival_us == segment.first_arrival_us)
+    starts = (record.arrival_us / 1e6 - (ts - base_ts) / clock_rate for _, ts, record in segment.packets)
+    return min((start for start in starts if start >= first - MAX_EARLIER), default=first)
+
+
 def vp8_size(frame: bytes) -> tuple[int, int] | None:
     """(width, height) of a VP8 key frame (RFC 6386 9.1), None for anything else."""
     if len(frame) < 10 or frame[0] & 1 or frame[3:6] != b"\x9d\x01\x2a":
@@ -110,7 +129,7 @@ def vp8_frames(segment: Segment, clock_rate: int = 90000) -> list[Frame]:
     """The whole VP8 frames of ``segment`` from its first key frame on (see the module's rules)."""
     frames: list[Frame] = []
     base_ts = segment.packets[0][1] if segment.packets else 0
-    start = segment.first_arrival_us / 1e6
+    start = segment_start(segment, clock_rate)
     parts: list[bytes] = []
     frame_ts: int | None = None   # the timestamp of the frame being put together; None: none is
     previous: int | None = None   # the sequence number of the packet before
@@ -148,7 +167,7 @@ def opus_frames(segment: Segment, clock_rate: int = 48000) -> list[Frame]:
     if not segment.packets:
         return []
     base_ts = segment.packets[0][1]
-    start = segment.first_arrival_us / 1e6
+    start = segment_start(segment, clock_rate)
     return [Frame(start + (ts - base_ts) / clock_rate, record.payload, True)
             for _, ts, record in segment.packets if record.payload]
 
@@ -167,7 +186,7 @@ def sender_clock(track: Track) -> tuple[float, float] | None:
             _, base_ts, _ = segment.packets[0]
             rate = track.header.clock_rate
             ts = _unwrap(base_ts, report.rtp, 32)
-            timeline = track.header.start + segment.first_arrival_us / 1e6 + (ts - base_ts) / rate
+            timeline = track.header.start + segment_start(segment, rate) + (ts - base_ts) / rate
             ntp = (report.ntp >> 32) + (report.ntp & 0xFFFFFFFF) / 2 ** 32
             return ntp, timeline
     return None

@@ -89,10 +89,13 @@ class RoomRecorder:
         self.bytes = 0                     # bytes of records and headers made, written or buffered
         self.tracks: dict[str, _Track] = {}
         self.ended: str | None = None      # why it ended; None while it runs
+        self.meta: dict[str, Any] | None = None
 
     def write_meta(self, meta: dict[str, Any]) -> None:
-        """``recording.json`` beside the tracks: what the daemon wants kept (room name, who started it)."""
-        (self.path / "recording.json").write_text(json.dumps({**meta, "started": self.started}))
+        """``recording.json`` beside the tracks: what the daemon wants kept (room name, who started it);
+        written again when the recording ends, with why and when (without: it was cut, a worker killed)."""
+        self.meta = {**meta, "started": self.started}
+        (self.path / "recording.json").write_text(json.dumps(self.meta))
 
     # -- the packet path ---------------------------------------------------------------------
     def packet(self, track_id: str, kind: str, participant: str, layer: int | None, packet: Any) -> None:
@@ -185,6 +188,11 @@ class RoomRecorder:
                     track.writer.close()
                 except OSError:
                     pass  # the disk is full: what reached the file reads up to its last whole record
+            if self.meta is not None:
+                try:
+                    self.write_meta({**self.meta, "ended": reason, "stopped": self.clock()})
+                except OSError:
+                    pass  # the disk is full: the recording reads as cut, its tracks as they are
             if reason != "stopped":
                 self.on_end(reason, detail)
         return self.summary()

@@ -21,6 +21,7 @@ ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 META = "recording.json"
 TRACK_SUFFIX = ".vrtrack"
 MAX_META = 64 * 1024  # bytes of recording.json read
+PENDING = "export.pending"  # export_job.PENDING (that module starts processes; this one reads files)
 
 
 @dataclass
@@ -35,10 +36,13 @@ class RecordingInfo:
     tracks: list[str] = field(default_factory=list)     # track file names
     exports: list[str] = field(default_factory=list)    # WebM file names
     participants: list[str] = field(default_factory=list)
+    export_pending: bool = False  # an export started and did not finish (export_job.PENDING)
+    ended: str = ""               # why it ended (recorder's reasons); "": it was cut (a worker killed) or runs
 
     def as_dict(self) -> dict:
         return {"id": self.id, "room": self.room, "by": self.by, "started": self.started, "bytes": self.bytes,
-                "tracks": len(self.tracks), "participants": self.participants, "files": self.exports}
+                "tracks": len(self.tracks), "participants": self.participants, "files": self.exports,
+                "export_unfinished": self.export_pending, "ended": self.ended}
 
 
 def _info(room_dir: Path, path: Path) -> RecordingInfo:
@@ -52,6 +56,7 @@ def _info(room_dir: Path, path: Path) -> RecordingInfo:
                 info.by = str(meta.get("by", ""))[:128]
                 started = meta.get("started")
                 info.started = float(started) if isinstance(started, (int, float)) else 0.0
+                info.ended = str(meta.get("ended", ""))[:16]
     except (OSError, ValueError):
         pass  # a recording without its meta (cut before it was written) is still listed
     participants = set()
@@ -64,6 +69,8 @@ def _info(room_dir: Path, path: Path) -> RecordingInfo:
             participants.add(item.name.split(".", 1)[0])
         elif item.name.endswith(".webm"):
             info.exports.append(item.name)
+        elif item.name == PENDING:
+            info.export_pending = True
     info.participants = sorted(participants)
     if not info.started:
         info.started = path.stat().st_mtime
