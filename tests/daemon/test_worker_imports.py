@@ -48,6 +48,14 @@ async def test_a_worker_carries_audio_and_video_with_no_codec_library_mapped(sta
         assert mapped_codec_libraries(pid) == set()
 
 
+def test_a_running_daemon_maps_no_codec_library_either(start_daemon):
+    """The daemon's own process loads neither aiortc nor PyAV (the media is its workers'; an export
+    runs in a process of its own): one import of a worker-side module pulled in 25 MiB of ffmpeg."""
+    daemon = start_daemon(rooms=ROOMS, media="workers = 1")
+    worker_pid(daemon)  # its workers answer: every module of the running daemon is in
+    assert mapped_codec_libraries(daemon.proc.pid) == set()
+
+
 @pytest.mark.slow
 def test_the_stand_in_refuses_codec_use_and_must_come_before_aiortc():
     script = """

@@ -15,7 +15,6 @@ from __future__ import annotations
 import structlog
 
 from ...logs.ratelimit import ThrottledLog
-from ..webrtc.compat.ice import NoFreePort
 
 NOT_APPLIED = "the media library could not apply this offer"
 
@@ -28,6 +27,8 @@ class OfferRefused(Exception):
 
 def refused(error: Exception, endpoint: str) -> OfferRefused:
     """The refusal to raise for ``error``, raised while applying ``endpoint``'s offer (logged here)."""
+    from ..webrtc.compat.ice import NoFreePort  # here: the daemon reads NOT_APPLIED without loading aiortc
+
     if isinstance(error, OfferRefused):
         return error
     if isinstance(error, NoFreePort):  # ours, and meant for the person: no media port left for them
