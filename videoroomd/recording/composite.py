@@ -2,8 +2,9 @@
 
 Made from the per-participant WebM files of :mod:`.export` (decoded once,
 streamed: one frame of each input held at a time), encoded once as VP8 +
-Opus, 1280x720 at ``FPS`` frames a second (libvpx ``deadline=realtime``,
-``cpu-used=8``, ``BITRATE``; Opus at 48 kHz mono). Times are the exported
+Opus, 1280x720 at ``FPS`` frames a second (libvpx ``ENCODER``, one thread,
+``BITRATE``; Opus at 48 kHz mono), composed in YUV 4:2:0 as the encoder
+takes it: each camera frame scaled once, straight into its tile's planes. Times are the exported
 files' own: each starts at 0 when its participant's recording started, and
 the files are placed by the participants' first packet's wall time (the
 track headers' ``start`` plus the first arrival), so that who joined later
@@ -34,6 +35,9 @@ BORDER = 6                             # pixels of the speaker's mark
 MARK = numpy.array([46, 204, 113], dtype=numpy.uint8)
 RATE = 48000
 OUTPUT = "meeting.webm"
+# libvpx's fastest realtime settings: on the bench's meeting pictures they take about half the CPU of
+# cpu-used=8 for 0.7 dB less PSNR (near 45 dB) and 1.5 % more bytes (docs/benchmarks.md)
+ENCODER = {"deadline": "realtime", "cpu-used": "16", "static-thresh": "100"}
 
 
 @dataclass
@@ -170,7 +174,8 @@ def _fit(frame, width: int, height: int) -> tuple[numpy.ndarray, numpy.ndarray, 
 def _scaled(frame, width: int, height: int) -> tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
     scale = min(width / frame.width, height / frame.height)
     w, h = max(2, int(frame.width * scale) // 2 * 2), max(2, int(frame.height * scale) // 2 * 2)
-    flat = frame.reformat(width=w, height=h, format="yuv420p").to_ndarray()  # Y rows, then U, then V
+    # bilinear: a quarter less CPU than the default bicubic, no visible loss for a camera scaled about 2x
+    flat = frame.reformat(width=w, height=h, format="yuv420p", interpolation="BILINEAR").to_ndarray()  # Y, U, V rows
     y = flat[:h]
     chroma = flat[h:].reshape(-1)
     return y, chroma[:w * h // 4].reshape(h // 2, w // 2), chroma[w * h // 4:].reshape(h // 2, w // 2)
@@ -244,7 +249,8 @@ def compose(inputs: list[tuple[Path, float, bool]], output: Path,
         source.open()
     temporary = output.with_name(output.name + ".part")
     with av.open(str(temporary), "w", format="webm") as container:
-        video = container.add_stream("libvpx", rate=FPS, options={"deadline": "realtime", "cpu-used": "8"})
+        video = container.add_stream("libvpx", rate=FPS, options=ENCODER)
+        video.codec_context.thread_count = 1  # a second thread cost more CPU than it saved wall time (benchmarks.md)
         video.width, video.height, video.pix_fmt, video.bit_rate = WIDTH, HEIGHT, "yuv420p", BITRATE
         audio = container.add_stream("libopus", rate=RATE, layout="mono")
         count = int(duration * FPS) + 1
