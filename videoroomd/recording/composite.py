@@ -2,8 +2,9 @@
 
 Made from the per-participant WebM files of :mod:`.export` (decoded once,
 streamed: one frame of each input held at a time), encoded once as VP8 +
-Opus, 1280x720 at ``FPS`` frames a second (libvpx ``deadline=realtime``,
-``cpu-used=8``, ``BITRATE``; Opus at 48 kHz mono). Times are the exported
+Opus, 1280x720 at ``FPS`` frames a second (libvpx ``ENCODER``, one thread,
+``BITRATE``; Opus at 48 kHz mono), composed in YUV 4:2:0 as the encoder
+takes it: each camera frame scaled once, straight into its tile's planes. Times are the exported
 files' own: each starts at 0 when its participant's recording started, and
 the files are placed by the participants' first packet's wall time (the
 track headers' ``start`` plus the first arrival), so that who joined later
@@ -34,6 +35,9 @@ BORDER = 6                             # pixels of the speaker's mark
 MARK = numpy.array([46, 204, 113], dtype=numpy.uint8)
 RATE = 48000
 OUTPUT = "meeting.webm"
+# libvpx's fastest realtime settings: on the bench's meeting pictures they take about half the CPU of
+# cpu-used=8 for 0.7 dB less PSNR (near 45 dB) and 1.5 % more bytes (docs/benchmarks.md)
+ENCODER = {"deadline": "realtime", "cpu-used": "16", "static-thresh": "100"}
 
 
 @dataclass
@@ -100,30 +104,81 @@ def _audio(path: Path, offset: float, total: int) -> numpy.ndarray:
     return out
 
 
-_FITTED: dict[tuple[int, int, int], tuple[object, numpy.ndarray]] = {}  # the last of each size: a frame shown again
+def _yuv(rgb: numpy.ndarray) -> tuple[int, int, int]:
+    """``rgb`` as the encoder's YUV (BT.601, limited range: what swscale makes of RGB by default)."""
+    r, g, b = (float(c) for c in rgb)
+    return (round(16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255),
+            round(128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255),
+            round(128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255))
 
 
-def _fit(frame, width: int, height: int) -> numpy.ndarray:
-    """``frame`` scaled to fit ``width`` x ``height``, in proportion, centred on black (RGB); a frame
-    shown again (its input has no newer one yet) is not scaled again."""
+BLACK = (16, 128, 128)                 # YUV of RGB black
+MARK_YUV = _yuv(MARK)
+
+
+class _Canvas:
+    """One 1280x720 yuv420p picture as a numpy buffer: the Y, U and V planes are views of it, so that
+    the whole goes to the encoder in one copy."""
+
+    def __init__(self) -> None:
+        size = WIDTH * HEIGHT
+        self.buffer = numpy.empty(size * 3 // 2, dtype=numpy.uint8)
+        self.planes = (self.buffer[:size].reshape(HEIGHT, WIDTH),
+                       self.buffer[size:size * 5 // 4].reshape(HEIGHT // 2, WIDTH // 2),
+                       self.buffer[size * 5 // 4:].reshape(HEIGHT // 2, WIDTH // 2))
+
+    def clear(self) -> None:
+        for plane, value in zip(self.planes, BLACK):
+            plane.fill(value)
+
+    def fill(self, x: int, y: int, w: int, h: int, color: tuple[int, int, int]) -> None:
+        """The rectangle (even ``x``, ``y``, ``w``, ``h``) in ``color`` (YUV)."""
+        self.planes[0][y:y + h, x:x + w] = color[0]
+        for plane, value in zip(self.planes[1:], color[1:]):
+            plane[y // 2:(y + h) // 2, x // 2:(x + w) // 2] = value
+
+    def paste(self, x: int, y: int, w: int, h: int, frame) -> None:
+        """``frame`` fitted into the tile (even ``x``, ``y``, ``w``, ``h``), in proportion, centred."""
+        tile = _fit(frame, w, h)
+        th, tw = tile[0].shape
+        x, y = x + (w - tw) // 2 // 2 * 2, y + (h - th) // 2 // 2 * 2
+        self.planes[0][y:y + th, x:x + tw] = tile[0]
+        for plane, part in zip(self.planes[1:], tile[1:]):
+            plane[y // 2:y // 2 + th // 2, x // 2:x // 2 + tw // 2] = part
+
+    def video_frame(self):
+        import av
+
+        return av.VideoFrame.from_ndarray(self.buffer.reshape(HEIGHT * 3 // 2, WIDTH), format="yuv420p")
+
+    def rgb(self) -> numpy.ndarray:
+        return self.video_frame().to_ndarray(format="rgb24")
+
+
+_FITTED: dict[tuple[int, int, int], tuple[object, tuple]] = {}  # the last of each size: a frame shown again
+
+
+def _fit(frame, width: int, height: int) -> tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+    """``frame`` scaled in proportion to fit ``width`` x ``height``: its Y, U and V planes (each of even
+    size); a frame shown again (its input has no newer one yet) is not scaled again."""
     kept = _FITTED.get((id(frame), width, height))
     if kept is not None and kept[0] is frame:
         return kept[1]
     if len(_FITTED) > 64:
         _FITTED.clear()
-    tile = _scaled(frame, width, height)
-    _FITTED[(id(frame), width, height)] = (frame, tile)
-    return tile
+    planes = _scaled(frame, width, height)
+    _FITTED[(id(frame), width, height)] = (frame, planes)
+    return planes
 
 
-def _scaled(frame, width: int, height: int) -> numpy.ndarray:
+def _scaled(frame, width: int, height: int) -> tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
     scale = min(width / frame.width, height / frame.height)
     w, h = max(2, int(frame.width * scale) // 2 * 2), max(2, int(frame.height * scale) // 2 * 2)
-    picture = frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
-    tile = numpy.zeros((height, width, 3), dtype=numpy.uint8)
-    y, x = (height - h) // 2, (width - w) // 2
-    tile[y:y + h, x:x + w] = picture
-    return tile
+    # bilinear: a quarter less CPU than the default bicubic, no visible loss for a camera scaled about 2x
+    flat = frame.reformat(width=w, height=h, format="yuv420p", interpolation="BILINEAR").to_ndarray()  # Y, U, V rows
+    y = flat[:h]
+    chroma = flat[h:].reshape(-1)
+    return y, chroma[:w * h // 4].reshape(h // 2, w // 2), chroma[w * h // 4:].reshape(h // 2, w // 2)
 
 
 def _grid(count: int, area: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
@@ -138,21 +193,28 @@ def _grid(count: int, area: tuple[int, int, int, int]) -> list[tuple[int, int, i
 def compose_frame(cameras: list, screen, speaker: int | None) -> numpy.ndarray:
     """One picture of the meeting (RGB, HEIGHT x WIDTH): ``cameras`` frames (None: an empty tile),
     ``screen`` on the stage when not None, ``speaker`` the index of the camera to mark."""
-    canvas = numpy.zeros((HEIGHT, WIDTH, 3), dtype=numpy.uint8)
+    canvas = _Canvas()
+    _draw(canvas, cameras, screen, speaker)
+    return canvas.rgb()
+
+
+def _draw(canvas: _Canvas, cameras: list, screen, speaker: int | None) -> None:
+    """The meeting's picture drawn on ``canvas`` (YUV 4:2:0: no conversion of the whole picture)."""
+    canvas.clear()
     if screen is not None:
-        canvas[:, :960] = _fit(screen, 960, HEIGHT)
+        canvas.paste(0, 0, 960, HEIGHT, screen)
         tiles = _grid(len(cameras), (960, 0, 320, HEIGHT)) if len(cameras) <= 1 else \
-            [(960, i * (HEIGHT // len(cameras)), 320, HEIGHT // len(cameras) // 2 * 2) for i in range(len(cameras))]
+            [(960, i * (HEIGHT // len(cameras)) // 2 * 2, 320, HEIGHT // len(cameras) // 2 * 2)
+             for i in range(len(cameras))]
     else:
         tiles = _grid(len(cameras), (0, 0, WIDTH, HEIGHT))
     for index, (frame, (x, y, w, h)) in enumerate(zip(cameras, tiles)):
         if frame is not None:
-            canvas[y:y + h, x:x + w] = _fit(frame, w, h)
+            canvas.paste(x, y, w, h, frame)
         if index == speaker:
-            for region in (canvas[y:y + BORDER, x:x + w], canvas[y + h - BORDER:y + h, x:x + w],
-                           canvas[y:y + h, x:x + BORDER], canvas[y:y + h, x + w - BORDER:x + w]):
-                region[:] = MARK
-    return canvas
+            for region in ((x, y, w, BORDER), (x, y + h - BORDER, w, BORDER),
+                           (x, y, BORDER, h), (x + w - BORDER, y, BORDER, h)):
+                canvas.fill(*region, MARK_YUV)
 
 
 def _speaker(audios: list[numpy.ndarray | None], start: int, end: int) -> int | None:
@@ -187,21 +249,23 @@ def compose(inputs: list[tuple[Path, float, bool]], output: Path,
         source.open()
     temporary = output.with_name(output.name + ".part")
     with av.open(str(temporary), "w", format="webm") as container:
-        video = container.add_stream("libvpx", rate=FPS, options={"deadline": "realtime", "cpu-used": "8"})
+        video = container.add_stream("libvpx", rate=FPS, options=ENCODER)
+        video.codec_context.thread_count = 1  # a second thread cost more CPU than it saved wall time (benchmarks.md)
         video.width, video.height, video.pix_fmt, video.bit_rate = WIDTH, HEIGHT, "yuv420p", BITRATE
         audio = container.add_stream("libopus", rate=RATE, layout="mono")
         count = int(duration * FPS) + 1
         step = RATE // FPS
         frame_size = 960
         pcm = (mixed * 32767).astype(numpy.int16)
+        canvas = _Canvas()
         sent = 0  # samples of the mix encoded so far: kept in step with the video, for the muxer
         for index in range(count):
             t = index / FPS
             screens = [f for f in (s.frame_at(t) for s in sources if s.screen) if f is not None]
             frames = [s.frame_at(t) for s in cameras]
             speaker = _speaker([s.audio for s in cameras], index * step, (index + 1) * step)
-            picture = av.VideoFrame.from_ndarray(compose_frame(frames, screens[0] if screens else None, speaker),
-                                                 format="rgb24").reformat(format="yuv420p")
+            _draw(canvas, frames, screens[0] if screens else None, speaker)
+            picture = canvas.video_frame()
             picture.pts, picture.time_base = index, Fraction(1, FPS)
             container.mux(video.encode(picture))
             while sent < min(len(pcm), (index + 1) * step):
