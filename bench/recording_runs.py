@@ -13,12 +13,25 @@ daemon stops, and no export runs between runs.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from videoroomd.recording.trackfile import RtpRecord, TrackFileError, read_track
 
 REC_ROOM = "rec1"  # the room with recording = "always"
 TRACK_SUFFIX = ".vrtrack"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--record", action="store_true",
+                        help='every run in a room with recording = "always", into the work directory\'s recordings/')
+    parser.add_argument("--record-compare", action="store_true",
+                        help="each N twice in a row, without and with recording, --rounds times: what recording costs")
+
+
+def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if (args.record or args.record_compare) and (args.simulcast or args.rooms != [1]):
+        parser.error("--record and --record-compare run one room: no --simulcast, no --rooms")
 
 
 def modes(args) -> tuple[str | None, ...]:
@@ -106,3 +119,9 @@ def comparison_text(pairs: list[dict]) -> str:
                      f"{pair['worker_us_per_recorded_packet']} | {pair['recorded_packets']} | "
                      f"{pair['recorded_bytes_per_min_per_participant']} | {pair['received_over_sent_min']} |")
     return "\n".join(lines)
+
+
+def print_comparison(args: argparse.Namespace, results: list[dict]) -> None:
+    if args.record_compare:
+        print("\nrecording's cost (each recorded run against the run without just before it):\n"
+              + comparison_text(comparisons(results)), flush=True)

@@ -509,9 +509,7 @@ async def run_all(args: argparse.Namespace, workdir: Path, tested: str, daemon: 
                                                       indent=2,
                                                       default=lambda value: sorted(value)))  # CPU sets
         print("\n" + table(results), flush=True)
-        if args.record_compare:
-            print("\nrecording's cost (each recorded run against the run without just before it):\n"
-                  + recording_runs.comparison_text(recording_runs.comparisons(results)), flush=True)
+        recording_runs.print_comparison(args, results)
         top = best()
         if top is None:
             print("\nat full frame rate: no run (in each, some subscriber got < 99 % of the frames sent, or some "
@@ -601,13 +599,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="with --simulcast: seconds the limited subscribers get to be switched down")
     parser.add_argument("--recover-timeout", type=float, default=60.0,
                         help="with --simulcast: seconds they get, once the limit is gone, to be back on their layer")
-    parser.add_argument("--record", action="store_true",
-                        help='every run in a room with recording = "always", into the work directory\'s recordings/')
-    parser.add_argument("--record-compare", action="store_true",
-                        help="each N twice in a row, without and with recording, --rounds times: what recording costs")
+    recording_runs.add_arguments(parser)
     args = parser.parse_args(argv)
-    if (args.record or args.record_compare) and (args.simulcast or args.rooms != [1]):
-        parser.error("--record and --record-compare run one room: no --simulcast, no --rooms")
+    recording_runs.check(parser, args)
     if args.simulcast:
         args.chromium = True
         if args.relay != "none" or args.rooms != [1]:
