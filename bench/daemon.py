@@ -45,17 +45,23 @@ def free_port(udp_too: bool = False, host: str = "127.0.0.1") -> int:
 
 def config_text(port: int, max_peers: int, log_file: Path, rooms: list[str], workers: int | str,
                 turn_port: int | None = None, host: str = "127.0.0.1", plain_rooms: list[str] | None = None,
-                admin_token: str | None = None, data_plane: str | None = None) -> str:
+                admin_token: str | None = None, data_plane: str | None = None,
+                recording_dir: Path | None = None, recorded_rooms: list[str] | None = None) -> str:
     """The daemon's config; ``turn_port``: run the built-in TURN server on 127.0.0.1 there
     (for ``--relay``), with its defaults otherwise (per-user bandwidth limit included).
     ``host``: the address it listens and has its media on (``--simulcast``: a benchmark host's
     gateway, testsupport.netns), then answering to that name alone and showing its admin view to
     ``admin_token``; ``plain_rooms``: rooms with ``simulcast = false`` besides ``rooms``;
-    ``data_plane``: ``[media] data_plane`` (None: the daemon's default)."""
+    ``data_plane``: ``[media] data_plane`` (None: the daemon's default); ``recorded_rooms``: rooms
+    with ``recording = "always"`` into ``recording_dir`` (bench.recording_runs)."""
     workers_value = f'"{workers}"' if isinstance(workers, str) else str(workers)
     room_tables = "".join(f"\n[rooms.{room}]\nmax_peers = {max_peers}\n" for room in rooms)
     room_tables += "".join(f"\n[rooms.{room}]\nmax_peers = {max_peers}\nsimulcast = false\n"
                            for room in plain_rooms or [])
+    room_tables += "".join(f'\n[rooms.{room}]\nmax_peers = {max_peers}\nrecording = "always"\n'
+                           for room in recorded_rooms or [])
+    if recording_dir is not None:
+        room_tables += f'\n[recording]\ndirectory = "{recording_dir}"\n'
     turn = "" if turn_port is None else f'\n[turn]\nenabled = true\nlisten = "127.0.0.1:{turn_port}"\n'
     server = "" if host == "127.0.0.1" else f'hostnames = ["{host}"]\n'
     if admin_token is not None:
@@ -92,12 +98,17 @@ def _get(url: str, timeout: float = 2.0, token: str | None = None) -> tuple[int,
 class Daemon:
     def __init__(self, workdir: Path, repo: Path, max_peers: int, rooms: list[str], workers: int | str = "auto",
                  cpus: set[int] | None = None, turn: bool = False, host: str = "127.0.0.1",
-                 plain_rooms: list[str] | None = None, data_plane: str | None = None):
+                 plain_rooms: list[str] | None = None, data_plane: str | None = None,
+                 recorded_rooms: list[str] | None = None):
         """``host``: where it listens and has its media (not loopback: its admin view then needs a
-        token, made here); ``plain_rooms``: rooms without simulcast, besides ``rooms``."""
+        token, made here); ``plain_rooms``: rooms without simulcast, besides ``rooms``;
+        ``recorded_rooms``: rooms recorded from their first track on, into ``recording_dir``."""
         self.workdir = workdir
         self.cpus = cpus  # the daemon runs on these CPUs only, and so do its workers ("auto": one per CPU)
-        self.rooms = rooms + list(plain_rooms or [])
+        self.rooms = rooms + list(plain_rooms or []) + list(recorded_rooms or [])
+        self.recording_dir = workdir / "recordings" if recorded_rooms else None
+        if self.recording_dir is not None:
+            self.recording_dir.mkdir(exist_ok=True)
         self.workers = workers
         self.repo = repo
         self.port = free_port(host=host)
@@ -109,7 +120,8 @@ class Daemon:
         self.turn_port = free_port(udp_too=True) if turn else None
         self.config.write_text(config_text(self.port, max_peers, self.log_file, rooms, workers, self.turn_port,
                                            host=host, plain_rooms=plain_rooms, admin_token=self.admin_token,
-                                           data_plane=data_plane))
+                                           data_plane=data_plane, recording_dir=self.recording_dir,
+                                           recorded_rooms=recorded_rooms))
         self.child: Child | None = None
 
     @property

@@ -43,6 +43,7 @@ import trio
 
 from . import clip as clips
 from . import procfs
+from . import recording_runs
 from .daemon import Daemon, connection_drops, log_problems, room_names
 from .processes import Bot, BotFailed, cpu_list
 from testsupport.netns import Host, hosts
@@ -156,9 +157,13 @@ class Bench:
             layers_settled = await self._wait_layers(n, everyone, next(iter(joined_by_room.values())))
         if relay:  # just outside the CPU window: the scrape costs the daemon some
             turn.append(await self.daemon.turn_counters())
+        recorded = mode == "recorded" and self.daemon.recording_dir is not None
+        tracks = [recording_runs.recorded_total(self.daemon.recording_dir)] if recorded else []
         start = await self.sample(everyone)
         await trio.sleep(a.duration)
         end = await self.sample(everyone)
+        if recorded:
+            tracks.append(recording_runs.recorded_total(self.daemon.recording_dir))
         if relay:
             turn.append(await self.daemon.turn_counters())
         memory["steady"] = await self.daemon.memory()
@@ -192,7 +197,11 @@ class Bench:
             figures.update(self._relay_figures(n, run.final, turn))
         if mode == "simulcast":
             figures["layers_settled_s"] = layers_settled
-        if mode is not None:  # the plain run too: what its browsers' estimates were, to compare
+        if tracks:
+            figures.update(recording_runs.window_figures(n, end.t - start.t, *tracks))
+        if a.record or a.record_compare:
+            figures.update(recording_runs.split_cpu(figures))
+        if a.simulcast:  # the plain run too: what its browsers' estimates were, to compare
             figures["publishers_layers_in_window"] = publishers_layers(start, end, list(joined))
         if switching is not None:
             figures.update(switching)
@@ -421,10 +430,12 @@ async def main(args: argparse.Namespace) -> int:
         if net_hosts:
             print(f"participants' hosts: {', '.join(f'{h.name} {h.address}' for h in net_hosts)}; "
                   f"the daemon on {net_hosts[0].gateway}", flush=True)
+        recording = args.record or args.record_compare
         daemon = Daemon(workdir, REPO, max_peers=max(args.n) + 1, rooms=rooms, workers=args.workers,
                         cpus=args.server_cpus, turn=args.relay != "none",
                         host=net_hosts[0].gateway if net_hosts else "127.0.0.1",
-                        plain_rooms=[PLAIN_ROOM] if net_hosts else None)
+                        plain_rooms=[PLAIN_ROOM] if net_hosts else None,
+                        recorded_rooms=[recording_runs.REC_ROOM] if recording else None)
         return await run_all(args, workdir, tested, daemon, rooms, net_hosts)
 
 
@@ -466,10 +477,11 @@ async def run_all(args: argparse.Namespace, workdir: Path, tested: str, daemon: 
         def best() -> dict | None:
             return capacity(results, None if args.chromium else args.fps)
 
-        modes = ("plain", "simulcast") if args.simulcast else (None,)
+        modes = ("plain", "simulcast") if args.simulcast else recording_runs.modes(args)
         for count, n, mode in [(count, n, mode) for _round in range(args.rounds) for count in args.rooms
                                for n in args.n for mode in modes]:
-            names = [PLAIN_ROOM] if mode == "plain" else rooms[:count]
+            names = [PLAIN_ROOM] if mode == "plain" and args.simulcast else rooms[:count]
+            names = [recording_runs.REC_ROOM] if mode == "recorded" else names
             if mode is not None:
                 print(f"N={n}, {mode}: starting {n} participants (+1 late joiner) in room {names[0]}", flush=True)
             elif count == 1:
@@ -492,10 +504,12 @@ async def run_all(args: argparse.Namespace, workdir: Path, tested: str, daemon: 
                                                        "media": media, "rss_at_start_mib": memory,
                                                        "media_workers_at_start": at_start,
                                                        "args": vars(args), "results": results,
-                                                       "capacity": best()},
+                                                       "capacity": best(),
+                                                       "recording": recording_runs.comparisons(results)},
                                                       indent=2,
                                                       default=lambda value: sorted(value)))  # CPU sets
         print("\n" + table(results), flush=True)
+        recording_runs.print_comparison(args, results)
         top = best()
         if top is None:
             print("\nat full frame rate: no run (in each, some subscriber got < 99 % of the frames sent, or some "
@@ -585,7 +599,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="with --simulcast: seconds the limited subscribers get to be switched down")
     parser.add_argument("--recover-timeout", type=float, default=60.0,
                         help="with --simulcast: seconds they get, once the limit is gone, to be back on their layer")
+    recording_runs.add_arguments(parser)
     args = parser.parse_args(argv)
+    recording_runs.check(parser, args)
     if args.simulcast:
         args.chromium = True
         if args.relay != "none" or args.rooms != [1]:

@@ -308,3 +308,40 @@ def test_the_forwarder_bench_in_simulcast_mode_sends_each_subscriber_its_layer_o
         asyncio.run(forwarder.main(Namespace(subscribers=3, packets=600, size=1100, simulcast=True, plane=plane)))
     # One subscriber per layer, each sent its layer's 600 packets (the first one a keyframe) and no more.
     assert "3 subscribers on l/m/h, 3 x 600 packets: 1800 sent" in out.getvalue()
+
+
+def test_the_recording_config_records_one_room_always_into_the_directory(tmp_path: Path):
+    path = tmp_path / "bench.toml"
+    (tmp_path / "rec").mkdir()
+    path.write_text(config_text(4321, 5, tmp_path / "log.json", room_names(1), 1,
+                                recording_dir=tmp_path / "rec", recorded_rooms=["rec1"]))
+    config = load(Location(path))
+    assert (config.rooms["bench1"].recording, config.rooms["rec1"].recording) == ("off", "always")
+    assert config.recording.directory == tmp_path / "rec"
+
+
+@pytest.mark.slow
+def test_a_short_record_compare_run_reports_what_recording_cost(tmp_path: Path):
+    """``bench.sfu --record-compare`` for real, once, short (N = 2, a few seconds each run): a run
+    without and one with recording, each with its server CPU per forwarded packet split into user
+    and kernel and its frames delivered; the recorded run with the packets and bytes its track
+    files gained, and the pair's worker CPU per recorded packet (its value not checked)."""
+    out = tmp_path / "rec.json"
+    argv = [sys.executable, "-m", "bench.sfu", "--record-compare", "--n", "2", "--workers", "1", "--duration", "3",
+            "--warmup", "1", "--late-timeout", "10", "--workdir", str(tmp_path / "work"), "--json", str(out)]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    results = report["results"]
+    assert [(r["n"], r["mode"], "error" in r) for r in results] == [(2, "plain", False), (2, "recorded", False)]
+    for figures in results:
+        assert figures["server_user_us_per_packet"] is not None and figures["server_kernel_us_per_packet"] is not None
+        assert figures["received_fps_median"] > 0 and figures["received_over_sent_min"] is not None
+    plain, recorded = results
+    assert "recorded_packets" not in plain
+    assert recorded["recorded_packets"] > 0 and recorded["recorded_bytes_per_min_per_participant"] > 0
+    assert report["recording"][0]["n"] == 2
+    assert "worker_us_per_recorded_packet" in report["recording"][0]
+    assert any(p.suffix == ".vrtrack" for p in (tmp_path / "work" / "recordings").rglob("*"))
+    assert "recording's cost" in done.stdout and "| N=2 plain | N=2 recorded |" in done.stdout
