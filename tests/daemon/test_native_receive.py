@@ -25,7 +25,7 @@ from testsupport.rtp_datagrams import mutated, one_byte_elements, rtp
 from videoroomd.media.dataplane.interface import NativeRoute, RewriteStart, StreamParams
 from videoroomd.media.dataplane.native_module import load
 from videoroomd.media.dataplane.native_plane import NativeDataPlane
-from videoroomd.media.webrtc.compat.native_receive import PortStreamStatistics
+from videoroomd.media.webrtc.compat.native_receive import PortStreamStatistics, tapped_packets
 
 native = load()
 
@@ -137,6 +137,26 @@ def test_a_routed_ssrc_is_forwarded_in_c_its_gaps_nacked_and_its_retransmission_
     assert rig.send([media(12)]) == []  # 11 is missing now; 5 no longer is
     assert rig.port.drain_fast()[0] == [(MEDIA, [6, 11])]
     assert rig.plane.publisher_stats("cam").packets == len(order) + 2
+
+
+def test_a_recorded_ssrc_stays_in_c_and_the_recording_gets_each_packet_retransmissions_unwrapped(rig):
+    """While the room records, the Port forwards a routed SSRC in C as before and keeps a copy of
+    each packet for the recorder (a retransmission as the packet it repairs); off again, it keeps none."""
+    assert rig.port.tap(RTX, True) is False  # an RTX SSRC's packets reach the tap unwrapped, as its media's
+    assert rig.port.tap(OTHER, True) is False  # not routed here
+    assert rig.port.tap(MEDIA, True) is True
+    assert rig.send([media(seq, timestamp=seq * 3000) for seq in (1, 2, 4)]) == []
+    assert rig.send([rtp(1, ssrc=RTX, pt=VP8_RTX, timestamp=3 * 3000, payload=struct.pack("!H", 3) + KEYFRAME)]) == []
+    assert len(rig.forwarded()) == 4  # forwarded in C all the same
+    data, dropped = rig.port.take_tapped()
+    packets = tapped_packets(data)
+    assert dropped == 0
+    assert [(p.ssrc, p.sequence_number, p.timestamp, p.payload_type, p.payload) for p in packets] == [
+        (MEDIA, seq, seq * 3000, VP8, KEYFRAME) for seq in (1, 2, 4, 3)]
+    assert rig.port.take_tapped() == (b"", 0)  # taken once
+    assert rig.port.tap(MEDIA, False) is True
+    assert rig.send([media(5)]) == [] and len(rig.forwarded()) == 1
+    assert rig.port.take_tapped() == (b"", 0)
 
 
 def test_the_remb_arrivals_are_the_kernels_even_when_the_socket_is_read_late(rig):
@@ -261,6 +281,7 @@ def test_broken_datagrams_of_a_routed_ssrc_reach_the_plane_safely_and_leave_memo
     seeds += [rtp(1, ssrc=RTX, pt=VP8_RTX, payload=struct.pack("!H", 3) + KEYFRAME),
               rtp(2, ssrc=RTX, pt=VP8_RTX, padding=40, payload=b""), media(3, payload=b"")]
     baseline, seq = None, 0
+    assert rig.port.tap(MEDIA, True)  # and each packet copied for a recording
     for start in range(0, rounds, 500):
         for _ in range(500):
             data = bytearray(mutated(rng.choice(seeds), rng))
@@ -278,6 +299,7 @@ def test_broken_datagrams_of_a_routed_ssrc_reach_the_plane_safely_and_leave_memo
             rig.client.sendto(bytes(data), rig.server.getsockname())
         rig.port.read_batch()
         rig.port.drain_fast()
+        tapped_packets(rig.port.take_tapped()[0])
         rig.forwarded()
         if baseline is None and start >= 2000:
             baseline = resident_kib()

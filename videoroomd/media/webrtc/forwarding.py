@@ -135,7 +135,8 @@ class ForwardingBuffer:
 
 class NativeTarget:
     """Where a Port may hand a publisher's packets in C (:mod:`.compat.native_receive`): the
-    compiled plane, while the track is neither held nor recorded (those read each packet here)."""
+    compiled plane, while the track is not held (a held track reads each packet here). A recorded
+    track stays in C: the Port keeps a copy of each packet, which :meth:`record` is given per batch."""
 
     def __init__(self, plane: DataPlane, publisher_id: str, held: Container[str], tap):
         self._find = getattr(plane, "native_target", None)  # the compiled plane's alone
@@ -147,7 +148,16 @@ class NativeTarget:
 
     def still(self) -> bool:
         """Whether packets forwarded in C still skip nothing this side does."""
-        return self._publisher_id not in self._held and (self._tap is None or self._tap.recorder is None)
+        return self._publisher_id not in self._held
+
+    def recording(self) -> bool:
+        """Whether the room's recording wants this track's packets now."""
+        return self._tap is not None and self._tap.recorder is not None
+
+    def record(self, packet) -> None:
+        """A packet the Port forwarded in C and kept for the recording."""
+        if self._tap is not None:
+            self._tap.packet(self._publisher_id, packet)
 
 
 class NoDecoder:

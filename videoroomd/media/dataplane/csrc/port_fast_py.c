@@ -13,6 +13,8 @@ int vr_port_fast(Port *self, const uint8_t *plain, size_t length, int64_t arriva
 void vr_port_fast_free(Port *self) {
     for (int i = 0; self->fast && i < self->fast->count; i++)
         Py_XDECREF((PyObject *)self->fast->entries[i].remb_owner);
+    if (self->fast)
+        free(self->fast->tap);
     PyMem_Free(self->fast);
     self->fast = NULL;
     Py_CLEAR(self->plane);
@@ -199,5 +201,35 @@ PyObject *vr_port_drain_fast(Port *self, PyObject *unused) {
         f->entries[i].stale = 0;
     f->arrival_count = 0;
     f->packets = f->octets = f->arrivals_dropped = 0;
+    return result;
+}
+
+PyObject *vr_port_tap(Port *self, PyObject *args) {
+    PyObject *ssrc;
+    int on;
+    if (!PyArg_ParseTuple(args, "Op:tap", &ssrc, &on))
+        return NULL;
+    vr_fast_entry *e = routed(self, ssrc);
+    if (!e)
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_False);
+    e->tapped = on && e->repaired < 0;
+    return Py_NewRef(e->tapped || !on ? Py_True : Py_False);
+}
+
+PyObject *vr_port_take_tapped(Port *self, PyObject *unused) {
+    (void)unused;
+    vr_fast *f = self->fast;
+    if (!f || !f->tap_used)
+        return Py_BuildValue("(y#K)", "", (Py_ssize_t)0, f ? f->tap_dropped : 0ULL);
+    PyObject *result = Py_BuildValue("(y#K)", (const char *)f->tap, (Py_ssize_t)f->tap_used, f->tap_dropped);
+    if (result) {
+        f->tap_used = 0;
+        f->tap_dropped = 0;
+        if (f->tap_size > 262144) {  /* a burst's buffer is not kept for the rest of the call */
+            free(f->tap);
+            f->tap = NULL;
+            f->tap_size = 0;
+        }
+    }
     return result;
 }

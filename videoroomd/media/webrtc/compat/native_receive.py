@@ -4,7 +4,7 @@ The first packets of an SSRC take the Python receive path (:func:`.rtp.decrypted
 it finds the receiver by SSRC or mid, learns a simulcast layer from its RID, an RTX SSRC's
 repaired SSRC. Once the receiver's forwarding target says the plane knows the SSRC
 (``receiver._videoroomd_target(ssrc)``: the compiled plane and the publisher's index, None
-while the track is held, recorded or the plane is not the compiled one), :class:`FastRoutes`
+while the track is held or the plane is not the compiled one), :class:`FastRoutes`
 routes the SSRC to the Port (``_native.Port.route``), with the receiver statistics and the
 NACK generator's state so far: from then on the Port decrypts, counts, finds gaps, feeds the
 receiver's REMB estimator (a ``_native.Remb`` per receiver, aiortc's figures), unwraps
@@ -16,13 +16,17 @@ everything missing, where aiortc's generator sends one per packet that shows a n
 the newest REMB each estimator made due in the batch (:class:`.remb.PublisherRemb`'s policy;
 the Python path may send several in a batch while over-use lasts, the last carrying the same
 figure); the receiver's reports read the Port's
-numbers through :class:`PortStreamStatistics`. An SSRC whose track becomes held or recorded,
-or that another receiver took, is handed back to Python (checked every
-:data:`CHECK_INTERVAL`), with its state.
+numbers through :class:`PortStreamStatistics`. An SSRC whose track becomes held, or that
+another receiver took, is handed back to Python (checked every :data:`CHECK_INTERVAL`), with
+its state. While the room records, a routed media SSRC stays in C and the Port keeps a copy of
+each of its packets (retransmissions unwrapped): each batch's copies go to the recording
+(:func:`tapped_packets`), so recording costs the writing of the track files, not Python's
+receive path.
 """
 
 from __future__ import annotations
 
+import struct
 import time
 from typing import Any
 
@@ -100,6 +104,7 @@ class FastRoutes:
         self._nacking: set[int] = set()  # the routed media SSRCs whose receiver sends NACKs (video)
         self._refused: dict[int, float] = {}
         self._rembs: dict[Any, Any] = {}  # receiver -> its _native.Remb, while an SSRC of it is routed
+        self._tapped: set[int] = set()    # the routed media SSRCs whose packets the Port keeps for the recording
         self._next_check = 0.0
 
     def consider(self, plain: bytes) -> None:
@@ -178,6 +183,8 @@ class FastRoutes:
             receiver = receivers.get(ssrc)
             if receiver is not None:
                 receiver._videoroomd_state.arrived(arrival_ms, abs_send_time, size, ssrc)
+        if self._tapped:
+            self._record()
         now = time.monotonic()
         if now >= self._next_check:
             self._next_check = now + CHECK_INTERVAL
@@ -186,10 +193,24 @@ class FastRoutes:
                 target = receiver._videoroomd_target
                 if not receiver._enabled or target is None or not target.still() or table.get(ssrc) is not receiver:
                     self.unroute(ssrc)
+                elif target.recording() != (ssrc in self._tapped) and self.port.tap(ssrc, target.recording()):
+                    (self._tapped.add if target.recording() else self._tapped.discard)(ssrc)
         return packets, octets
+
+    def _record(self) -> None:
+        """Give the recording the packets the Port kept for it since the last drain."""
+        data, _ = self.port.take_tapped()
+        receivers = self.receivers
+        for packet in tapped_packets(data):
+            receiver = receivers.get(packet.ssrc)
+            if receiver is not None:
+                receiver._videoroomd_target.record(packet)
 
     def unroute(self, ssrc: int) -> None:
         """Give ``ssrc`` back to Python's receive path, with the statistics and gaps the Port kept."""
+        if ssrc in self._tapped:
+            self._record()  # what was kept for the recording goes before Python's path takes over
+            self._tapped.discard(ssrc)
         receiver = self.receivers.pop(ssrc)
         self._nacking.discard(ssrc)
         handed = self.port.unroute(ssrc)
@@ -212,3 +233,28 @@ class FastRoutes:
             generator = state.nacks[ssrc] = NackGenerator()
         if generator is not None and nack is not None:
             generator.max_seq, generator.missing = nack[0], set(nack[1])
+
+
+class TappedPacket:
+    """A packet the Port kept for the recording, as the recorder reads one."""
+
+    __slots__ = ("ssrc", "sequence_number", "timestamp", "marker", "payload_type", "payload")
+
+    def __init__(self, ssrc: int, sequence_number: int, timestamp: int, marker: int, payload_type: int,
+                 payload: bytes):
+        self.ssrc, self.sequence_number, self.timestamp = ssrc, sequence_number, timestamp
+        self.marker, self.payload_type, self.payload = bool(marker), payload_type, payload
+
+
+_TAP_HEADER = struct.Struct("=IIIHBB")
+
+
+def tapped_packets(data: bytes) -> list[TappedPacket]:
+    """The packets of ``Port.take_tapped``'s bytes (16-byte header each, then the payload)."""
+    out, offset, view = [], 0, memoryview(data)
+    while offset + _TAP_HEADER.size <= len(data):
+        length, ssrc, timestamp, sequence, marker, payload_type = _TAP_HEADER.unpack_from(data, offset)
+        offset += _TAP_HEADER.size
+        out.append(TappedPacket(ssrc, sequence, timestamp, marker, payload_type, bytes(view[offset:offset + length])))
+        offset += length
+    return out
