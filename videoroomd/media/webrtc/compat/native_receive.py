@@ -193,9 +193,18 @@ class FastRoutes:
                 target = receiver._videoroomd_target
                 if not receiver._enabled or target is None or not target.still() or table.get(ssrc) is not receiver:
                     self.unroute(ssrc)
-                elif target.recording() != (ssrc in self._tapped) and self.port.tap(ssrc, target.recording()):
-                    (self._tapped.add if target.recording() else self._tapped.discard)(ssrc)
+                else:
+                    self._follow_recording(ssrc, target.recording())
         return packets, octets
+
+    def _follow_recording(self, ssrc: int, recording: bool) -> None:
+        """Have the Port keep ``ssrc``'s packets for the recording exactly while the room records."""
+        if recording == (ssrc in self._tapped) or not self.port.tap(ssrc, recording):
+            return  # as it is, or an RTX SSRC (its packets reach the tap as its media SSRC's)
+        if recording:
+            self._tapped.add(ssrc)
+        else:
+            self._tapped.discard(ssrc)
 
     def _record(self) -> None:
         """Give the recording the packets the Port kept for it since the last drain."""
