@@ -435,7 +435,8 @@ async def main(args: argparse.Namespace) -> int:
                         cpus=args.server_cpus, turn=args.relay != "none",
                         host=net_hosts[0].gateway if net_hosts else "127.0.0.1",
                         plain_rooms=[PLAIN_ROOM] if net_hosts else None,
-                        recorded_rooms=[recording_runs.REC_ROOM] if recording else None)
+                        recorded_rooms=[recording_runs.REC_ROOM] if recording else None,
+                        data_plane=args.data_plane)
         return await run_all(args, workdir, tested, daemon, rooms, net_hosts)
 
 
@@ -569,6 +570,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workers", type=workers_setting, default="auto",
                         help='[media] workers of the daemon: "auto" (one per core, the default) or a number; '
                              "0 runs the media on a thread of the daemon")
+    parser.add_argument("--data-plane", choices=("python", "native"),
+                        help="[media] data_plane of the daemon (default: the daemon's own default)")
     parser.add_argument("--server-cpus", type=cpu_list, metavar="LIST",
                         help='run the daemon and its media workers on these CPUs only ("0-1", "0,2"); '
                              '"auto" workers are then one per CPU of the list')
