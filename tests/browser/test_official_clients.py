@@ -1,6 +1,7 @@
 """Three headless Chromium participants that use only the official npm clients
 (`phoenix` 1.8 and `@jellyfish-dev/membrane-webrtc-js` 0.7.1) hold a call through a
-running daemon, relayed by a real TURN server, as that client insists on."""
+running daemon, relayed by a real TURN server, as that client insists on; in a token
+room they join with the access token in the socket's connect params."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import http.server
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from testsupport.browser import launch
 from testsupport.metrics import read
 from testsupport.turn import PASSWORD, USER, turn_server
 from testsupport.wait import wait_for
+from videoroomd.auth.tokens import mint
 
 pytestmark = pytest.mark.browser
 HERE = Path(__file__).resolve().parent.parent  # tests/, whose js/ holds the scripts
@@ -50,12 +53,14 @@ def harness(bundle):
     server.shutdown()
 
 
-def open_participant(browser, harness: str, daemon, name: str, simulcast: bool = False):
+def open_participant(browser, harness: str, daemon, name: str, simulcast: bool = False, token: str | None = None):
+    """A page of the harness joining room lobby as ``name``; ``token`` goes in the socket's connect params."""
     page = browser.new_context().new_page()
     page.goto(f"{harness}/official.html")
+    options = {"simulcast": simulcast, **({"token": token} if token else {})}
     page.evaluate("([url, room, name, options]) => { window.startParticipant(url, room, name, options)"
                   ".catch((e) => window.participant.errors.push(String(e))); }",
-                  [f"ws://127.0.0.1:{daemon.port}/socket", "lobby", name, {"simulcast": simulcast}])
+                  [f"ws://127.0.0.1:{daemon.port}/socket", "lobby", name, options])
     return page
 
 
@@ -132,17 +137,27 @@ def test_three_official_clients_then_one_leaves_and_a_fourth_joins_late(start_da
 
 def test_official_clients_call_through_the_builtin_turn_server_alone(start_daemon, harness):
     """No coturn: the relay-only client gets the daemon's own TURN server, with credentials made for
-    its join, and the media of the call runs in worker processes."""
+    its join, and the media of the call runs in worker processes. The room admits only access tokens:
+    each client carries its own in the socket's connect params; an expired one is refused, and the
+    client's join error has the refusal's code."""
     from testsupport.daemon import free_port
 
     turn_port = free_port()
-    rooms = '[ice]\naddresses = ["127.0.0.1"]\n[rooms.lobby]\nmax_peers = 8\n'
+    secret = "o" * 40
+    rooms = (f'[ice]\naddresses = ["127.0.0.1"]\n[auth]\nkeys = {{ app = "{secret}" }}\n'
+             '[rooms.lobby]\nmax_peers = 8\naccess = "token"\n')
     turn = f'[turn]\nenabled = true\nlisten = "127.0.0.1:{turn_port}"\n'
     daemon = start_daemon(rooms=turn + rooms, server=f'allowed_origins = ["{harness}"]', media="workers = 2")
+
+    def token(name: str, now: float) -> str:
+        return mint("app", secret, room="lobby", identity=name.lower(), name=name, now=now, ttl=600)
+
+    tokens = {n: token(n, time.time()) for n in ("Ann", "Bob", "Cleo")}
     with sync_playwright() as playwright:
         browser = launch(playwright)
         try:
-            pages = {n: open_participant(browser, harness, daemon, n) for n in ("Ann", "Bob", "Cleo")}
+            pages = {n: open_participant(browser, harness, daemon, n, token=tokens[n]) for n in tokens}
+            late = open_participant(browser, harness, daemon, "Late", token=token("Late", time.time() - 3600))
             for name, page in pages.items():
                 wait_until(lambda: page.evaluate("() => !!window.participant.published"), 30, f"{name} to publish", page)
             ids = {n: p.evaluate("() => window.participant.id") for n, p in pages.items()}
@@ -152,6 +167,13 @@ def test_official_clients_call_through_the_builtin_turn_server_alone(start_daemo
                         decoding(page, other_id)
             for page in pages.values():
                 assert page.evaluate("() => window.participant.errors") == []
+            wait_until(lambda: late.evaluate("() => window.participant.errors.length") > 0, 15,
+                       "the expired token's join to be refused", late)
+            refused = late.evaluate("() => window.participant.errors")
+            assert len(refused) == 1 and refused[0].startswith("Error: token_expired: the access token expired"), refused
+            assert not late.evaluate("() => window.participant.connected")
+            log = daemon.log()
+            assert all(text.split(".")[2] not in log for text in tokens.values())  # no signature in the log
             metrics = read(daemon)
             allocations = next(line for line in metrics.splitlines() if line.startswith("videoroomd_turn_allocations "))
             assert float(allocations.split()[1]) >= 3  # every participant's media is relayed by the daemon itself

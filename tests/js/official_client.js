@@ -9,8 +9,9 @@ const state = { connected: false, id: null, errors: [], ready: {}, removed: [], 
 window.participant = state;
 
 // `options.simulcast`: publish the camera (1280x720) as layers l, m, h, as an app on the client does.
+// `options.token`: an access token, carried in the socket's connect params as an app would put it.
 window.startParticipant = async function startParticipant(url, room, name, options = {}) {
-  const socket = new Socket(url, { params: {} });
+  const socket = new Socket(url, { params: options.token ? { token: options.token } : {} });
   socket.connect();
   const channel = socket.channel(`room:${room}`, { displayName: name });
   const webrtc = new WebRTCEndpoint();
@@ -41,7 +42,11 @@ window.startParticipant = async function startParticipant(url, room, name, optio
     document.querySelector(`video[data-endpoint="${ctx.endpoint.id}"]`)?.remove();
   });
   await new Promise((resolve, reject) => {
-    channel.join().receive("ok", resolve).receive("error", (e) => { channel.leave(); reject(new Error(e.reason)); });
+    // a refusal's code (token_expired, room_full, ...) is what an app branches on; it leads the message
+    channel.join().receive("ok", resolve).receive("error", (e) => {
+      channel.leave();
+      reject(new Error(e.code ? `${e.code}: ${e.reason}` : e.reason));
+    });
   });
   const connected = new Promise((resolve) => webrtc.on("connected", (id) => { state.connected = true; state.id = id; resolve(); }));
   webrtc.connect({ displayName: name });
