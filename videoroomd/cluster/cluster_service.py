@@ -109,8 +109,8 @@ class ClusterRoomService:
         wait = JOIN_TIMEOUT  # a room that runs answers at once; one placed there now may have to open
         if owner is not None and owner != self.node and not await self._alive(owner):
             owner = await self._moved(name, owner)
-        if owner is None:
-            self.local.registry.gate.may_open(name, running=None)  # a room that may be made at all
+        if owner is None:  # a room that may be made at all, within the cluster's cap of dynamic rooms
+            self.local.registry.gate.may_open(name, running=None, dynamic_count=self._dynamic_rooms(name))
             owner = await self._place()
             wait = PLACED_JOIN_TIMEOUT
         raw = ticket.raw if ticket is not None else token
@@ -172,6 +172,15 @@ class ClusterRoomService:
                 return any(load.node == node for load in await self.nodes.nodes())
         except Exception:
             return True
+
+    def _dynamic_rooms(self, joining: str) -> int:
+        """The dynamic rooms of every live node but ``joining``: this node's now, the others' as they last
+        shared their lists (at most a few heartbeats ago), so that ``max_dynamic_rooms`` caps the cluster.
+        Rooms made through several nodes within one heartbeat may pass it by a few."""
+        others = self.view.others() if self.view is not None else []
+        return self.local.registry.dynamic_count() + sum(
+            1 for row in others if row.dynamic and row.name != joining and row.node != self.node
+            and not self.edge.is_silent(row.node))
 
     async def _place(self) -> str:
         """The node a room nobody holds opens on: the least loaded live one; this node when it is that one,
