@@ -12,6 +12,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 import trio
+from aioice import stun
 
 from testsupport.media_bot import bot, media_thread
 from testsupport.phoenix import phoenix_client
@@ -95,6 +96,43 @@ async def test_chat_and_limits_hold_for_a_client_on_another_node(tmp_path, redis
                 assert (await carol.join("lobby", displayName="Carol"))["status"] == "ok"
                 reply = await dan.join("lobby", displayName="Dan")
                 assert (reply["status"], reply["response"]["code"]) == ("error", "room_full")
+
+
+@pytest.mark.slow
+async def test_a_client_through_another_node_gets_the_turn_server_of_the_rooms_node(tmp_path, redis_server):
+    """Media never crosses nodes: the TURN server a client is handed is the room's node's, with credentials
+    that node's TURN server takes (made for the participant there, from the shared [turn] secret)."""
+    from testsupport.daemon import free_port
+    from testsupport.turn_client import TurnClient, allocate_request
+    from testsupport.turn_participants import offer_data
+
+    redis_server.command("FLUSHALL")
+    async with AsyncExitStack() as stack:
+        daemons, turn_ports = [], {}
+        for node in ("node-a", "node-b"):
+            (tmp_path / node).mkdir()
+            turn_ports[node] = free_port()
+            turn = f'[turn]\nenabled = true\nlisten = "127.0.0.1:{turn_ports[node]}"\nsecret = "{"t" * 40}"\n'
+            daemons.append(await stack.enter_async_context(
+                running_daemon(tmp_path / node, rooms=cluster(redis_server.url, node) + turn + LOBBY)))
+        for daemon in daemons:
+            with trio.fail_after(5):
+                await daemon.cluster.bus.subscribed.wait()
+        home, other = sorted(daemons, key=lambda d: d.rooms.get("lobby") is None)
+        async with phoenix_client(other) as bob:
+            assert (await bob.join("lobby", displayName="Bob"))["status"] == "ok"
+            await bob.media_event("lobby", {"type": "connect", "data": {"metadata": {"displayName": "Bob"}}})
+            while (event := await bob.next_media_event())["type"] != "connected":
+                pass
+            servers = (await offer_data(bob, "lobby"))["integratedTurnServers"]
+            assert servers and {(s["serverAddr"], s["serverPort"]) for s in servers} == {
+                ("127.0.0.1", turn_ports[home.cluster.node_id])}, servers
+            (udp,) = [s for s in servers if s["transport"] == "udp"]
+            async with TurnClient("udp", ("127.0.0.1", turn_ports[home.cluster.node_id])) as client:
+                await client.login(udp["username"], udp["password"])
+                reply = await client.request(allocate_request())
+            assert reply.message_class == stun.Class.RESPONSE, reply  # an allocation for Bob's call
+            assert event["data"]["id"] in home.rooms.get("lobby").peers
 
 
 async def test_the_relay_reaches_peers_on_another_node(tmp_path, redis_server):
