@@ -130,6 +130,37 @@ async def test_a_missing_directory_refuses_the_start_saying_so_and_the_call_goes
             await ann.publish()  # the call is as it was
 
 
+async def test_an_access_token_granting_record_starts_and_stops_without_the_password(tmp_path):
+    import time
+
+    from videoroomd.auth.tokens import Grants, mint
+
+    store = tmp_path / "recordings"
+    store.mkdir()
+    secret = "r" * 40
+
+    def token(identity: str, grants: Grants) -> str:
+        return mint("app", secret, room="lobby", identity=identity, name=identity.title(), now=time.time(), ttl=600,
+                    grants=grants)
+
+    keys = f'[auth]\nkeys = {{ app = "{secret}" }}\n'
+    async with running_daemon(tmp_path, keys + rooms(store)) as daemon, media_thread() as media:
+        async with bot(daemon, "x", media=media, token=token("ann", Grants(record=True))) as ann, \
+                bot(daemon, "x", media=media, token=token("bob", Grants())) as bob:
+            await bob.send(request("start", None))  # no grant, no password
+            refused = await bob.wait_for(of_type("recordingRefused"))
+            assert refused["data"]["reason"] == "wrong recording password"
+            await ann.send(request("start", None))
+            for person in (ann, bob):
+                started = await person.wait_for(of_type("recordingStarted"))
+                assert started["data"]["by"] == "Ann"
+            await ann.send(request("stop", None))
+            stopped = await bob.wait_for(of_type("recordingStopped"))
+            assert stopped["data"]["by"] == "Ann"
+    (found,) = recordings(store)
+    assert found.by == "Ann"
+
+
 async def test_a_daemon_stopped_with_sigterm_mid_recording_leaves_whole_files_that_export(tmp_path, start_daemon):
     store = tmp_path / "recordings"
     store.mkdir()

@@ -121,15 +121,18 @@ class RecordingSide:
         self.control.lost()
 
     async def client_event(self, peer, event: ev.ClientEvent) -> None:
-        """A page's ``recording`` request; refused (to that participant) unless the password is right."""
+        """A page's ``recording`` request; refused (to that participant) unless its access token grants
+        ``record`` or the password is right."""
         action = ev.field(event, "action", str)
         password = ev.field(event, "password", str, required=False)
         if action not in ACTIONS:
             raise ev.MediaEventError(f"recording: action must be one of {', '.join(ACTIONS)}")
         try:
-            if password is None or len(password) > MAX_PASSWORD or not self.control.password_ok(password):
+            if not peer.grants.record and (password is None or len(password) > MAX_PASSWORD
+                                           or not self.control.password_ok(password)):
                 raise RecordingRefused("wrong recording password" if self.control.config.recording_password
-                                       else "only the operator may start or stop this room's recording")
+                                       else "only the operator, or an access token granting record, may start or "
+                                            "stop this room's recording")
             if action == "start":
                 await self.control.start(peer.name)
             else:
