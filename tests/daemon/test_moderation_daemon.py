@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 import trio
+from structlog.testing import capture_logs
 
 from testsupport.media_bot import bot, media_thread
 from testsupport.phoenix import PhoenixClient, phoenix_client
@@ -52,10 +53,13 @@ async def test_a_moderator_removes_with_a_reason_and_a_ban_and_the_others_are_re
     async with running_daemon(tmp_path, ROOMS) as daemon, AsyncExitStack() as stack:
         chair, chair_id = await joined(daemon, stack, "class", token=token("chair", moderator=True))
         pupil, pupil_id = await joined(daemon, stack, "class", token=token("pupil"))
-        other, _ = await joined(daemon, stack, "class", token=token("other"))
-        # Not a moderator: refused, and nothing happens to the target.
-        reply = await moderate(other, "class", action="remove", peer=pupil_id)
+        other, other_id = await joined(daemon, stack, "class", token=token("other"))
+        # Not a moderator: refused and logged, and nothing happens to the target.
+        with capture_logs() as logs:
+            reply = await moderate(other, "class", action="remove", peer=pupil_id)
         assert reply["status"] == "error" and reply["response"]["code"] == "not_moderator", reply
+        assert [(e["peer"], e["action"]) for e in logs if e["event"] == "moderation refused: not a moderator"] == [
+            (other_id, "remove")]
         # Oneself, a peer who is not there, and malformed requests: each says what is wrong.
         for payload, code, words in (({"action": "remove", "peer": chair_id}, "self_target", "themselves"),
                                      ({"action": "mute", "peer": "nobody"}, "no_such_peer", "may have left"),
