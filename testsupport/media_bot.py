@@ -119,6 +119,7 @@ class Bot:
         self.events: list[dict] = []
         self.pc: RTCPeerConnection | None = None
         self.local: dict[str, MediaStreamTrack] = {}          # our track id -> track
+        self.screens: set[str] = set()                         # our track ids published as a shared screen
         self.mid_to_track_id: dict[str, str] = {}
         self.received: dict[str, int] = {}                     # remote track id -> frames decoded
         self._readers: set = set()
@@ -166,8 +167,10 @@ class Bot:
         return connected["data"]
 
     # -- media ------------------------------------------------------------------------
-    async def publish(self, audio: bool = True, video: bool = True, loud: bool = True) -> list[str]:
-        """Add tracks and renegotiate; returns their track ids."""
+    async def publish(self, audio: bool = True, video: bool = True, loud: bool = True,
+                      screen: bool = False) -> list[str]:
+        """Add tracks and renegotiate; returns their track ids. ``screen``: the video is a shared screen
+        (its metadata says ``"type": "screen"``, as the page's)."""
         def add() -> list[str]:
             if self.pc is None:
                 self._make_pc()
@@ -176,6 +179,8 @@ class Bot:
                 track_id = f"{self.id}:{uuid.uuid4()}"
                 self.pc.addTransceiver(track, direction="sendonly")
                 self.local[track_id] = track
+                if screen and track.kind == "video":
+                    self.screens.add(track_id)
                 ids.append(track_id)
             return ids
 
@@ -226,7 +231,8 @@ class Bot:
         sdp, sending = await self.media.call(make_offer)
         await self.send({"type": "custom", "data": {"type": "sdpOffer", "data": {
             "sdpOffer": {"type": "offer", "sdp": sdp},
-            "trackIdToTrackMetadata": {t: {"name": self.name} for t in sending.values()},
+            "trackIdToTrackMetadata": {t: {"name": self.name, **({"type": "screen"} if t in self.screens else {})}
+                                       for t in sending.values()},
             "trackIdToTrackBitrates": {},
             "midToTrackId": sending,
         }}})

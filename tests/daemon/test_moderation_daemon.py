@@ -154,6 +154,27 @@ async def test_a_muted_microphone_stops_reaching_the_others_until_its_owner_unmu
 
 
 @pytest.mark.slow
+async def test_a_stopped_screen_share_stops_reaching_the_others_while_the_camera_goes_on(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
+        async with bot(daemon, "Chair", "class", media, token=token("chair", moderator=True)) as chair, \
+                bot(daemon, "Viewer", "class", media, token=token("viewer")) as viewer, \
+                bot(daemon, "Speaker", "class", media, token=token("speaker")) as speaker:
+            (camera,) = await speaker.publish(audio=False)
+            await viewer.frames_from(camera, at_least=5)
+            (screen,) = await speaker.publish(audio=False, screen=True)
+            await viewer.frames_from(screen, at_least=5)
+            await chair.client.send("room:class", "moderate", {"action": "stop_screen", "peer": speaker.id},
+                                    chair.client.join_ref)  # its reply goes to the bot's pump
+            told = await until(lambda: next((p for e, p in speaker.client.pushes if e == "moderated"), None))
+            assert (told["action"], told["source"], told["by"]) == ("stop_screen", "screen", "Chair")
+            await trio.sleep(0.5)  # what was on its way
+            shown, filmed = viewer.received[screen], viewer.received[camera]
+            await trio.sleep(1.5)
+            assert viewer.received[screen] - shown <= 2  # held: nothing of the screen forwarded
+            assert viewer.received[camera] > filmed      # the camera goes on
+
+
+@pytest.mark.slow
 async def test_without_self_unmute_the_muted_cannot_unmute_until_a_moderator_allows_it(tmp_path):
     async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media:
         async with bot(daemon, "Chair", "strict", media, token=token("chair", room="strict", moderator=True)) as chair, \
