@@ -41,6 +41,20 @@ def test_a_cluster_table_names_its_redis_and_takes_defaults_for_the_rest(tmp_pat
     assert "s3cret" not in repr(config)  # nor in anything that prints the config
 
 
+def test_a_node_is_named_after_its_host_and_reached_at_its_announced_or_listen_address_by_default(tmp_path):
+    import socket
+
+    from videoroomd.cluster.node import advertised_address, node_id
+
+    plain = parse('[server]\nlisten = "10.0.0.7:8443"\n[cluster]\nredis = "redis://h"\n' + ROOMS, "test.toml", tmp_path)
+    assert (node_id(plain), advertised_address(plain)) == (socket.gethostname(), "10.0.0.7:8443")
+    announced = parse('[ice]\nannounced_ip = "203.0.113.9"\n[cluster]\nredis = "redis://h"\n' + ROOMS, "test.toml",
+                      tmp_path)
+    assert advertised_address(announced) == "203.0.113.9"
+    named = cluster_config(tmp_path, 'redis = "redis://h"\nnode_id = "meet-2"\nadvertise = "meet-2.example.org"\n')
+    assert (node_id(named), advertised_address(named)) == ("meet-2", "meet-2.example.org")
+
+
 def test_cluster_mistakes_are_named_and_never_show_the_password(tmp_path):
     assert problems(tmp_path, 'node_id = "a"\n') == [
         "test.toml:1: cluster.redis: a [cluster] table needs redis, the URL of the Redis server the nodes share"]
