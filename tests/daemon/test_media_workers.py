@@ -126,6 +126,10 @@ async def test_only_the_first_worker_starts_with_the_plane_and_the_others_when_a
             ("1", True, True, first), ("2", False, False, None), ("3", False, False, None)]
         lobby = await open_room(plane, "lobby", [])
         assert lobby.worker.pid == first and children() - before == {first}
+        check = await plane.open_room("check", lambda _event: None, ice_servers=[], certificate=None,
+                                      addresses=["127.0.0.1"], may_start=False)  # as the connectivity check does
+        assert check.worker.pid == first and children() - before == {first}
+        await check.close(5)
         hall = await open_room(plane, "hall", [])  # the least loaded is worker 2, not started: it starts now
         assert hall.worker_name == "2" and children() - before == {first, hall.worker.pid}
         await hall.call(Ping(), timeout=5)

@@ -190,7 +190,8 @@ class MediaPlane:
 
     async def open_room(self, name: str, sink: EventSink, *, ice_servers: list[str], certificate: CertificatePaths | None,
                         addresses: list[str], udp_ports: list[int] | None = None,
-                        max_video_bitrate: int | None = None, silence_timeout: float = 15.0) -> RoomLink:
+                        max_video_bitrate: int | None = None, silence_timeout: float = 15.0,
+                        may_start: bool = True) -> RoomLink:
         """Place room ``name`` on the least busy running worker and open it there.
 
         ``udp_ports``: [FIRST, LAST], the ports the room's host candidates are bound on
@@ -198,10 +199,11 @@ class MediaPlane:
         layers together (None: no cap). ``silence_timeout``: seconds a connected endpoint may send
         nothing before the worker reports it. ``sink`` gets the room's events (:mod:`.events`, and
         RoomLost when the worker goes). A worker not started yet that placement picks is started, and
-        the room waits for it (its start is bounded by the worker's own start timeout). Raises WorkerLost
+        the room waits for it (its start is bounded by the worker's own start timeout); with ``may_start``
+        false (a room too small to be worth a process) only running workers are candidates. Raises WorkerLost
         when no worker runs or can start within OPEN_TIMEOUT, MediaError when the worker cannot open the room.
         """
-        worker = await self._placed(trio.current_time() + OPEN_TIMEOUT)
+        worker = await self._placed(trio.current_time() + OPEN_TIMEOUT, may_start)
         if worker is None:
             raise WorkerLost("no media worker is running")
         key = f"{name}#{next(self._keys)}"
@@ -216,12 +218,12 @@ class MediaPlane:
             raise
         return link
 
-    async def _placed(self, deadline: float) -> MediaWorker | None:
+    async def _placed(self, deadline: float, may_start: bool = True) -> MediaWorker | None:
         """The running worker the placement policy picks for a new room, started first if it was
         waiting; None when none runs or can start by ``deadline``. A start under way is waited for
         past ``deadline``: the worker's own start timeout bounds it (then it counts as lost)."""
         while True:
-            index = self._pick()
+            index = self._pick(may_start)
             if index is None:
                 with trio.move_on_at(deadline):
                     await self._changed.wait()
@@ -240,15 +242,16 @@ class MediaPlane:
             if worker is not None:  # None: its first start failed; it is retried, and the room placed again
                 return worker
 
-    def _pick(self) -> int | None:
+    def _pick(self, may_start: bool = True) -> int | None:
         """The index of the worker the placement policy picks for a new room; None when none runs or
-        can start. A worker not started yet counts with the rooms waiting for it."""
+        can start. A worker not started yet counts with the rooms waiting for it (without ``may_start``,
+        not at all)."""
         candidates = []
         for index, worker in enumerate(self.workers):
             if worker is not None:
                 candidates.append(Candidate(worker.name, rooms=len(worker.rooms), cpu=self.cpu_load[index],
                                             alive=worker.alive))
-            elif self.states[index] in (WAITING, STARTING):
+            elif may_start and self.states[index] in (WAITING, STARTING):
                 candidates.append(Candidate(str(index + 1), rooms=self._placing[index]))
         chosen = self.placement.pick(candidates)
         return None if chosen is None else int(chosen.name) - 1
