@@ -529,11 +529,13 @@ async def run_all(args: argparse.Namespace, workdir: Path, tested: str, daemon: 
 
 
 async def wait_workers(daemon: Daemon, timeout: float = 30.0) -> list[dict]:
-    """The admin view's ``media_workers`` once every one of them runs (or after ``timeout`` seconds)."""
+    """The admin view's ``media_workers`` once every one of them that was started runs (or after ``timeout``
+    seconds); a worker that starts when a room is first placed on it (``started`` false) is not waited for."""
     deadline = time.monotonic() + timeout
     while True:
         workers = (await daemon.admin()).get("media_workers", [])
-        if (workers and all(w.get("running") for w in workers)) or time.monotonic() > deadline:
+        if (workers and all(w.get("running") or not w.get("started", True) for w in workers)) \
+                or time.monotonic() > deadline:
             return workers
         await trio.sleep(0.2)
 
@@ -543,6 +545,8 @@ def describe_workers(workers: list[dict], daemon_pid: int) -> str:
         return "none"
     def one(worker: dict) -> str:
         where = "a thread of the daemon" if worker.get("pid") == daemon_pid else f"pid {worker.get('pid')}"
+        if not worker.get("started", True):
+            return f"{worker['worker']} (starts when a room is first placed on it)"
         return f"{worker['worker']} ({where}{'' if worker.get('running') else ', not running'})"
 
     return ", ".join(one(worker) for worker in workers)

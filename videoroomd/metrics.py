@@ -126,7 +126,11 @@ class _WorkerCollector:
         ports = {key: CounterMetricFamily(f"videoroomd_media_worker_port_{key}", f"{text}, since the worker started",
                                           labels=["worker"])
                  for key, (text, _) in PORT_COUNTERS.items()}
-        for row in self.snapshot():
+        rows = self.snapshot()
+        waiting = [row for row in rows if not row.get("started", True)]
+        for row in rows:
+            if row in waiting:
+                continue  # not started yet: no series of its own until a room is placed on it
             name = [row["worker"]]
             up.add_metric(name, 1 if row["running"] else 0)
             rooms.add_metric(name, row["rooms"])
@@ -141,6 +145,8 @@ class _WorkerCollector:
                 ports[key].add_metric(name, sum(counted.get(part, 0) for part in parts))
         tree = tree_rss_bytes()
         yield from (up, rooms, cpu, forwarded, restarts, resident)
+        yield GaugeMetricFamily("videoroomd_media_workers_waiting", "Media workers not started yet: each starts "
+                                "when a room is first placed on it", value=len(waiting))
         yield from ports.values()
         if tree is not None:
             yield GaugeMetricFamily("videoroomd_process_tree_resident_bytes",

@@ -98,10 +98,75 @@ async def test_no_worker_process_is_left_when_the_plane_stops():
     plane = MediaPlane(2, "process")
     async with trio.open_nursery() as nursery:
         await nursery.start(plane.run)
+        links = [await open_room(plane, name, []) for name in ("lobby", "hall")]  # the second starts worker 2
         pids = [w.pid for w in plane.workers]
-        await open_room(plane, "lobby", [])
+        assert {link.worker.pid for link in links} == set(pids) and None not in pids
         nursery.cancel_scope.cancel()
     assert all(gone(pid) for pid in pids)
+
+
+def children() -> set[int]:
+    """This process's child processes now."""
+    found = set()
+    for task in os.listdir(f"/proc/{os.getpid()}/task"):
+        with open(f"/proc/{os.getpid()}/task/{task}/children") as file:
+            found.update(int(pid) for pid in file.read().split())
+    return found
+
+
+async def test_only_the_first_worker_starts_with_the_plane_and_the_others_when_a_room_needs_them():
+    before = children()
+    plane = MediaPlane(3, "process")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(plane.run)
+        await trio.sleep(0.5)
+        first = plane.workers[0].pid
+        assert children() - before == {first}
+        assert [(row["worker"], row["running"], row["started"], row["pid"]) for row in plane.snapshot()] == [
+            ("1", True, True, first), ("2", False, False, None), ("3", False, False, None)]
+        lobby = await open_room(plane, "lobby", [])
+        assert lobby.worker.pid == first and children() - before == {first}
+        check = await plane.open_room("check", lambda _event: None, ice_servers=[], certificate=None,
+                                      addresses=["127.0.0.1"], may_start=False)  # as the connectivity check does
+        assert check.worker.pid == first and children() - before == {first}
+        await check.close(5)
+        hall = await open_room(plane, "hall", [])  # the least loaded is worker 2, not started: it starts now
+        assert hall.worker_name == "2" and children() - before == {first, hall.worker.pid}
+        await hall.call(Ping(), timeout=5)
+        assert [(row["running"], row["started"], row["rooms"]) for row in plane.snapshot()] == [
+            (True, True, 1), (True, True, 1), (False, False, 0)]
+        await hall.close(5)
+        await lobby.close(5)
+        again = await open_room(plane, "again", [])  # a started worker stays: no third process for this
+        assert again.worker_name in ("1", "2") and plane.states[2] == "waiting"
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_worker_that_cannot_start_when_a_room_needs_it_leaves_the_room_to_one_that_runs(monkeypatch):
+    """Worker 2 fails its first start (as a worker would whose process cannot run, say, out of memory):
+    the daemon runs already, so the room goes to worker 1, and worker 2 is retried like a lost one."""
+    from videoroomd.media.workers import plane as plane_module
+    from videoroomd.media.workers.client import MediaWorker
+
+    class FailingSecond(MediaWorker):
+        async def run(self, *, task_status=trio.TASK_STATUS_IGNORED):
+            if self.name == "2":
+                raise WorkerLost("it could not start")
+            await super().run(task_status=task_status)
+
+    monkeypatch.setattr(plane_module, "MediaWorker", FailingSecond)
+    plane = MediaPlane(2, "thread")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(plane.run)
+        lobby = await open_room(plane, "lobby", [])
+        with trio.fail_after(5):
+            hall = await open_room(plane, "hall", [])
+        assert lobby.worker_name == hall.worker_name == "1"
+        with trio.fail_after(5):
+            while plane.restarts[1] < 2:  # retried with its backoff, never given up
+                await trio.sleep(0.05)
+        assert [(row["running"], row["started"]) for row in plane.snapshot()] == [(True, True), (False, True)]
+        nursery.cancel_scope.cancel()
 
 
 async def test_a_worker_that_sends_what_is_not_a_message_is_given_up_with_a_reason():

@@ -105,9 +105,33 @@ async def test_workers_die_with_a_daemon_that_is_killed(start_daemon):
     daemon = start_daemon(rooms=ROOMS, server=SERVER, media="workers = 2")
     await trio.sleep(11)  # longer than trio keeps an idle helper thread: the workers must outlive such threads
     pids = [row["pid"] for row in admin(daemon)["media_workers"]]
+    assert len(set(pids)) == 2 and None not in pids  # its two rooms opened at start, one on each worker
     assert all(not gone(pid) for pid in pids)
     daemon.proc.kill()
     daemon.proc.wait()
     with trio.fail_after(10):
         while not all(gone(pid) for pid in pids):
             await trio.sleep(0.1)
+
+
+async def test_a_second_worker_waits_for_a_room_and_the_daemon_is_healthy_meanwhile(start_daemon):
+    daemon = start_daemon(rooms='[ice]\naddresses = ["127.0.0.1"]\n[rooms.red]\nmax_peers = 4\n', server=SERVER,
+                          media="workers = 2")
+    with urllib.request.urlopen(f"{daemon.url}/healthz", timeout=5) as response:
+        assert response.read().strip() == b"ok"
+    workers = admin(daemon)["media_workers"]
+    assert [(row["worker"], row["running"], row["started"], row["pid"] is None) for row in workers] == [
+        ("1", True, True, False), ("2", False, False, True)]  # red is on worker 1; no room needed worker 2
+    assert sum(1 for pid in children_of(daemon.proc.pid)) == 1
+    metrics = read(daemon)
+    assert 'videoroomd_media_worker_up{worker="1"} 1.0' in metrics
+    assert 'worker="2"' not in metrics  # no series of a worker that never ran (no false "down" alert)
+    assert "videoroomd_media_workers_waiting 1.0" in metrics
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as file:
+            found += [int(child) for child in file.read().split()]
+    return found

@@ -118,7 +118,8 @@ async def test_the_process_tree_keeps_no_memory_of_participants_killed_mid_call(
     """The daemon in a process of its own with two media workers: /metrics reads the RSS of
     each worker and of the whole process tree, and after rounds of churn (participants killed
     while their media flows) the tree is back near its level."""
-    daemon = start_daemon(rooms=ROOMS, server=SERVER, media="workers = 2")
+    # A second room, so that the second worker starts (a worker starts when a room is first placed on it).
+    daemon = start_daemon(rooms=ROOMS + "[rooms.hall]\nmax_peers = 4\n", server=SERVER, media="workers = 2")
 
     async def settled() -> None:
         with trio.fail_after(30):

@@ -136,7 +136,7 @@ class Daemon:
 
     def _node_counts(self) -> dict:
         """This daemon's load, as its cluster heartbeat publishes it."""
-        return dict(workers=sum(1 for row in self.media.snapshot() if row["running"]), rooms=len(self.rooms.entries),
+        return dict(workers=sum(1 for row in self.media.snapshot() if row["running"] or not row["started"]), rooms=len(self.rooms.entries),
                     participants=self.rooms.total_peers(), cpu=sum(self.media.cpu_load), draining=self.draining)
 
     def _engine(self, room: RoomConfig) -> Engine:

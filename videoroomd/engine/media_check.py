@@ -185,7 +185,8 @@ class MediaCheck:
             if self._link is None:
                 self._link = await self.plane.open_room(
                     ROOM, self._event, ice_servers=[], certificate=None, addresses=list(self.ice.addresses),
-                    udp_ports=list(self.ice.udp_ports) if self.ice.udp_ports else None)
+                    udp_ports=list(self.ice.udp_ports) if self.ice.udp_ports else None,
+                    may_start=False)  # checks are brief and light: no worker process is started for them
             return self._link
 
     def _event(self, event: RoomEvent | RoomLost) -> None:

@@ -8,6 +8,12 @@ notice. Which worker takes a room is the :mod:`~videoroomd.placement`
 policy's choice, from each worker's load (its rooms, and the CPU it used
 lately by its heartbeats); the room stays there (:class:`RoomLink`), so a
 room never spans two workers.
+
+With ``lazy`` (the daemon's way) only the first worker starts with the plane;
+each further one starts when placement first puts a room on it, and that room
+waits for its start (a worker process: about a second, its imports), so that
+a daemon whose calls all fit on one worker does not keep idle ones in memory.
+A worker once started is kept running (and restarted) as before.
 """
 
 from __future__ import annotations
@@ -79,12 +85,20 @@ class RoomLink:
             log.info("closing a room's media failed", room=self.key, error=f"{type(error).__name__}: {error}")
 
 
+WAITING, STARTING, RUNNING, RESTARTING = "waiting", "starting", "running", "restarting"  # a worker's state
+
+
 class MediaPlane:
-    """``count`` media workers (processes, or threads in tests), restarted when they die."""
+    """``count`` media workers (processes, or threads in tests), restarted when they die; with ``lazy``,
+    every worker but the first starts when a room is first placed on it."""
 
     def __init__(self, count: int, mode: str = "process", log_settings: LogSettings = LogSettings(),
-                 placement: Placement = LeastLoaded(), data_plane: str = "python"):
+                 placement: Placement = LeastLoaded(), data_plane: str = "python", lazy: bool = True):
         self.count = count
+        self.lazy = lazy
+        self.states = [WAITING] * count  # each worker's state: WAITING (not asked to start yet), STARTING, ...
+        self._wanted = [trio.Event() for _ in range(count)]  # set when a room needs the worker started
+        self._placing = [0] * count  # rooms waiting for that worker to start
         self.data_plane = data_plane  # [media] data_plane, for every room opened
         self.mode = mode
         self.log_settings = log_settings
@@ -97,7 +111,8 @@ class MediaPlane:
         self.turn_events: TurnSink | None = None  # where the workers' TURN events go (the TURN server)
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Start every worker and keep them running; ``started`` once each has started. Never returns."""
+        """Start the workers (with ``lazy``, the first only) and keep them running; ``started`` once
+        those have started. Never returns; raises WorkerLost when one started here cannot start at all."""
         async with trio.open_nursery() as nursery:
             for index in range(self.count):
                 await nursery.start(self._keep, index)
@@ -107,6 +122,11 @@ class MediaPlane:
         name = str(index + 1)
         crashes: list[float] = []
         first = True
+        if self.lazy and index > 0:
+            first = False  # the daemon runs already: a worker that cannot start is retried like a lost one
+            task_status.started()
+            await self._wanted[index].wait()
+        self._set_state(index, STARTING)
         while True:
             delay = RESTART_BACKOFF.delay(1)
             worker = MediaWorker(name, self.mode, self.log_settings)
@@ -118,7 +138,7 @@ class MediaPlane:
                         await nursery.start(worker.run)
                         nursery.start_soon(self._measure_cpu, index, worker)
                         self.workers[index] = worker
-                        self._notify()
+                        self._set_state(index, RUNNING)
                         if first:
                             first = False
                             task_status.started()
@@ -137,6 +157,7 @@ class MediaPlane:
                 if self.workers[index] is worker:
                     self.workers[index] = None
                     self.cpu_load[index] = 0.0
+                self._set_state(index, RESTARTING)
             await trio.sleep(delay)
 
     async def _measure_cpu(self, index: int, worker: MediaWorker) -> None:
@@ -159,26 +180,30 @@ class MediaPlane:
                 return worker
         return None
 
+    def _set_state(self, index: int, state: str) -> None:
+        self.states[index] = state
+        self._notify()
+
     def _notify(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
 
     async def open_room(self, name: str, sink: EventSink, *, ice_servers: list[str], certificate: CertificatePaths | None,
                         addresses: list[str], udp_ports: list[int] | None = None,
-                        max_video_bitrate: int | None = None, silence_timeout: float = 15.0) -> RoomLink:
+                        max_video_bitrate: int | None = None, silence_timeout: float = 15.0,
+                        may_start: bool = True) -> RoomLink:
         """Place room ``name`` on the least busy running worker and open it there.
 
         ``udp_ports``: [FIRST, LAST], the ports the room's host candidates are bound on
         (None: any). ``max_video_bitrate``: bits/s one publisher's video may use, all its
         layers together (None: no cap). ``silence_timeout``: seconds a connected endpoint may send
         nothing before the worker reports it. ``sink`` gets the room's events (:mod:`.events`, and
-        RoomLost when the worker goes). Raises WorkerLost when no worker comes up within OPEN_TIMEOUT,
-        MediaError when the worker cannot open the room.
+        RoomLost when the worker goes). A worker not started yet that placement picks is started, and
+        the room waits for it (its start is bounded by the worker's own start timeout); with ``may_start``
+        false (a room too small to be worth a process) only running workers are candidates. Raises WorkerLost
+        when no worker runs or can start within OPEN_TIMEOUT, MediaError when the worker cannot open the room.
         """
-        worker = None
-        with trio.move_on_after(OPEN_TIMEOUT):
-            while (worker := self._place()) is None:
-                await self._changed.wait()
+        worker = await self._placed(trio.current_time() + OPEN_TIMEOUT, may_start)
         if worker is None:
             raise WorkerLost("no media worker is running")
         key = f"{name}#{next(self._keys)}"
@@ -193,26 +218,56 @@ class MediaPlane:
             raise
         return link
 
-    def _place(self) -> MediaWorker | None:
-        """The worker the placement policy picks for a new room; None when none runs."""
-        workers = {w.name: w for w in self.workers if w is not None}
-        chosen = self.placement.pick([
-            Candidate(w.name, rooms=len(w.rooms), cpu=self.cpu_load[i], alive=w.alive)
-            for i, w in enumerate(self.workers) if w is not None
-        ])
-        return workers[chosen.name] if chosen is not None else None
+    async def _placed(self, deadline: float, may_start: bool = True) -> MediaWorker | None:
+        """The running worker the placement policy picks for a new room, started first if it was
+        waiting; None when none runs or can start by ``deadline``. A start under way is waited for
+        past ``deadline``: the worker's own start timeout bounds it (then it counts as lost)."""
+        while True:
+            index = self._pick(may_start)
+            if index is None:
+                with trio.move_on_at(deadline):
+                    await self._changed.wait()
+                if trio.current_time() >= deadline:
+                    return None
+                continue
+            if self.workers[index] is None:  # not started yet: start it, and the room waits for it
+                self._wanted[index].set()
+                self._placing[index] += 1
+                try:
+                    while self.states[index] in (WAITING, STARTING):
+                        await self._changed.wait()
+                finally:
+                    self._placing[index] -= 1
+            worker = self.workers[index]
+            if worker is not None:  # None: its first start failed; it is retried, and the room placed again
+                return worker
+
+    def _pick(self, may_start: bool = True) -> int | None:
+        """The index of the worker the placement policy picks for a new room; None when none runs or
+        can start. A worker not started yet counts with the rooms waiting for it (without ``may_start``,
+        not at all)."""
+        candidates = []
+        for index, worker in enumerate(self.workers):
+            if worker is not None:
+                candidates.append(Candidate(worker.name, rooms=len(worker.rooms), cpu=self.cpu_load[index],
+                                            alive=worker.alive))
+            elif may_start and self.states[index] in (WAITING, STARTING):
+                candidates.append(Candidate(str(index + 1), rooms=self._placing[index]))
+        chosen = self.placement.pick(candidates)
+        return None if chosen is None else int(chosen.name) - 1
 
     def snapshot(self) -> list[dict]:
         """Each worker, for /metrics and the admin view."""
         rows = []
         for index, worker in enumerate(self.workers):
             name = str(index + 1)
+            started = self.states[index] != WAITING  # False: it starts when a room is first placed on it
             if worker is None:
-                rows.append({"worker": name, "running": False, "rooms": 0, "cpu_seconds": 0.0,
+                rows.append({"worker": name, "running": False, "started": started, "rooms": 0, "cpu_seconds": 0.0,
                              "packets_forwarded": 0, "restarts": self.restarts[index], "pid": None, "ports": {}})
                 continue
             rows.append({
-                "worker": name, "running": worker.alive, "rooms": len(worker.rooms), "pid": worker.pid,
+                "worker": name, "running": worker.alive, "started": True, "rooms": len(worker.rooms), "pid": worker.pid,
                 "cpu_seconds": worker.cpu_seconds, "restarts": self.restarts[index],
                 "packets_forwarded": sum(c.get("packets_forwarded", 0) for c in worker.counters.values()),
                 "ports": dict(worker.port_counters),
