@@ -163,6 +163,7 @@ class FastRoutes:
         self.receivers[ssrc] = receiver
         if repaired == -1 and receiver._RTCRtpReceiver__nack_generator is not None:  # NACK negotiated
             self._nacking.add(ssrc)
+        self._follow_recording(ssrc, target.recording_start())  # at once: no packet between the two paths is lost
         return True
 
     def drain(self) -> tuple[int, int]:
