@@ -20,9 +20,9 @@ numbers through :class:`PortStreamStatistics`. An SSRC whose track becomes held,
 another receiver took, is handed back to Python (checked every :data:`CHECK_INTERVAL`), with
 its state. While the room records, a routed media SSRC stays in C and the Port makes each of its
 packets (retransmissions unwrapped) a track-file record, its arrival counted from the start of
-the track's file (:meth:`NativeTarget.recording_start`): each batch's records of an SSRC go to the
-recording at once (:meth:`NativeTarget.record_batch`), so recording costs Python a few calls
-per SSRC and batch, not per packet.
+the track's file (:meth:`NativeTarget.recording_start`): the records of an SSRC go to the
+recording together (:meth:`NativeTarget.record_batch`), taken every :data:`TAKE_INTERVAL`, so
+recording costs Python a few calls per SSRC and take, not per packet.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ from .rtp import extension_ids
 
 CHECK_INTERVAL = 0.1   # seconds between two checks that each routed SSRC's track still forwards in C
 RETRY_INTERVAL = 0.2   # seconds before an SSRC the plane could not take yet is asked about again
+TAKE_INTERVAL = 0.05   # seconds between two takes of the records the Port made for the recording: a batch of
+                       # several packets per SSRC (a read batch often has one), still far within a flush's second
 
 
 class PortStreamStatistics:
@@ -106,6 +108,7 @@ class FastRoutes:
         self._rembs: dict[Any, Any] = {}  # receiver -> its _native.Remb, while an SSRC of it is routed
         self._tapped: dict[int, int] = {}  # routed media SSRC the Port makes records of -> their start (µs)
         self._next_check = 0.0
+        self._next_take = 0.0
 
     def consider(self, plain: bytes) -> None:
         """After Python's receive path had ``plain`` (a decrypted RTP datagram): route its SSRC
@@ -184,9 +187,10 @@ class FastRoutes:
             receiver = receivers.get(ssrc)
             if receiver is not None:
                 receiver._videoroomd_state.arrived(arrival_ms, abs_send_time, size, ssrc)
-        if self._tapped:
-            self._record()
         now = time.monotonic()
+        if self._tapped and now >= self._next_take:
+            self._next_take = now + TAKE_INTERVAL
+            self._record()
         if now >= self._next_check:
             self._next_check = now + CHECK_INTERVAL
             table = self._router.ssrc_table
