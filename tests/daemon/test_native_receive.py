@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import select
 import socket
 import struct
 import sys
 import time
+import zlib
 
 import pylibsrtp
 import pytest
@@ -25,7 +27,8 @@ from testsupport.rtp_datagrams import mutated, one_byte_elements, rtp
 from videoroomd.media.dataplane.interface import NativeRoute, RewriteStart, StreamParams
 from videoroomd.media.dataplane.native_module import load
 from videoroomd.media.dataplane.native_plane import NativeDataPlane
-from videoroomd.media.webrtc.compat.native_receive import PortStreamStatistics, tapped_packets
+from videoroomd.media.webrtc.compat.native_receive import PortStreamStatistics
+from videoroomd.recording.trackfile import MAGIC, TrackEncoder, read_track
 
 native = load()
 
@@ -139,24 +142,55 @@ def test_a_routed_ssrc_is_forwarded_in_c_its_gaps_nacked_and_its_retransmission_
     assert rig.plane.publisher_stats("cam").packets == len(order) + 2
 
 
-def test_a_recorded_ssrc_stays_in_c_and_the_recording_gets_each_packet_retransmissions_unwrapped(rig):
-    """While the room records, the Port forwards a routed SSRC in C as before and keeps a copy of
-    each packet for the recorder (a retransmission as the packet it repairs); off again, it keeps none."""
-    assert rig.port.tap(RTX, True) is False  # an RTX SSRC's packets reach the tap unwrapped, as its media's
-    assert rig.port.tap(OTHER, True) is False  # not routed here
-    assert rig.port.tap(MEDIA, True) is True
-    assert rig.send([media(seq, timestamp=seq * 3000) for seq in (1, 2, 4)]) == []
+def track_file(records: bytes) -> bytes:
+    """A track file of ``records`` (read_track reads records after a header)."""
+    text = b'{"version":1,"kind":"video","codec":"vp8","clock_rate":90000,"participant":"p","track":"t","start":0}'
+    framed = len(text).to_bytes(4, "big") + text
+    return MAGIC + framed + zlib.crc32(framed).to_bytes(4, "big") + records
+
+
+def test_a_recorded_ssrc_stays_in_c_and_the_recording_gets_its_packets_as_track_file_records(rig):
+    """While the room records, the Port forwards a routed SSRC in C as before and makes each packet
+    (a retransmission as the packet it repairs) the record TrackEncoder.rtp makes of it, byte for byte,
+    arrival counted from the start given; off again, it makes none."""
+    start_us = int(time.time() * 1_000_000) - 5_000_000
+    assert rig.port.tap(RTX, True, start_us) is False  # an RTX SSRC's packets reach the tap unwrapped, as its media's
+    assert rig.port.tap(OTHER, True, start_us) is False  # not routed here
+    assert rig.port.tap(MEDIA, True, start_us) is True
+    delta = b"\x10\x01" + bytes(range(60))  # VP8: S bit, partition 0, not a key frame
+    sent = time.time()
+    assert rig.send([media(1, payload=delta), media(2), media(4, payload=b"")]) == []
     assert rig.send([rtp(1, ssrc=RTX, pt=VP8_RTX, timestamp=3 * 3000, payload=struct.pack("!H", 3) + KEYFRAME)]) == []
-    assert len(rig.forwarded()) == 4  # forwarded in C all the same
-    data, dropped = rig.port.take_tapped()
-    packets = tapped_packets(data)
-    assert dropped == 0
-    assert [(p.ssrc, p.sequence_number, p.timestamp, p.payload_type, p.payload) for p in packets] == [
-        (MEDIA, seq, seq * 3000, VP8, KEYFRAME) for seq in (1, 2, 4, 3)]
-    assert rig.port.take_tapped() == (b"", 0)  # taken once
+    assert len(rig.forwarded()) == 3  # forwarded in C all the same (a subscriber starts at a key frame)
+    [(ssrc, records, count, keyframe, start)], dropped = rig.port.take_records()
+    assert (ssrc, count, keyframe, start, dropped) == (MEDIA, 4, 1, start_us, 0)  # the 2nd starts a key frame
+    track = read_track(track_file(records))
+    assert track.complete and len(track.records) == 4
+    expected = [(1, delta), (2, KEYFRAME), (4, b""), (3, KEYFRAME)]
+    encoder = TrackEncoder(0.0)
+    made = b"".join(encoder.rtp((r.arrival_us + 0.5) / 1e6, False, VP8, seq, seq * 3000, MEDIA, payload)
+                    for r, (seq, payload) in zip(track.records, expected))
+    assert records == made
+    assert all(-100_000 < start_us + r.arrival_us - sent * 1e6 < 2_000_000
+               for r in track.records)  # the kernel's arrival, from the start given
+    assert rig.port.take_records() == ([], 0)  # taken once
+    assert rig.port.tap(MEDIA, True, start_us + 1)  # another file: what was held for the old one goes
+    assert rig.send([media(5)]) == [] and rig.port.tap(MEDIA, True, start_us + 2)
+    assert rig.port.take_records() == ([], 0)
+    large = native.SrtpSession(native.AES_CM_128_HMAC_SHA1_80, RX_KEY, RX_SALT).protect(media(6, payload=bytes(2049)))
+    before, deadline = rig.port.counters["datagrams"], time.monotonic() + 2
+    rig.client.sendto(large, rig.server.getsockname())  # over trackfile's MAX_PAYLOAD (and pylibsrtp's): not kept
+    while rig.port.counters["datagrams"] == before and time.monotonic() < deadline:
+        assert rig.port.read_batch()[1] == []
+        time.sleep(0.001)
+    assert rig.send([media(7)]) == []
+    [(_, records, count, keyframe, _)], _ = rig.port.take_records()
+    assert (count, keyframe, [r.sequence for r in read_track(track_file(records)).records]) == (1, 0, [7])
+    while select.select([rig.theirs], [], [], 0)[0]:
+        rig.theirs.recv(70000)  # what was forwarded so far (the large one too long for pylibsrtp to read)
     assert rig.port.tap(MEDIA, False) is True
-    assert rig.send([media(5)]) == [] and len(rig.forwarded()) == 1
-    assert rig.port.take_tapped() == (b"", 0)
+    assert rig.send([media(8)]) == [] and len(rig.forwarded()) == 1
+    assert rig.port.take_records() == ([], 0)
 
 
 def test_the_remb_arrivals_are_the_kernels_even_when_the_socket_is_read_late(rig):
@@ -281,7 +315,7 @@ def test_broken_datagrams_of_a_routed_ssrc_reach_the_plane_safely_and_leave_memo
     seeds += [rtp(1, ssrc=RTX, pt=VP8_RTX, payload=struct.pack("!H", 3) + KEYFRAME),
               rtp(2, ssrc=RTX, pt=VP8_RTX, padding=40, payload=b""), media(3, payload=b"")]
     baseline, seq = None, 0
-    assert rig.port.tap(MEDIA, True)  # and each packet copied for a recording
+    assert rig.port.tap(MEDIA, True, int(time.time() * 1e6))  # and each packet made a track-file record
     for start in range(0, rounds, 500):
         for _ in range(500):
             data = bytearray(mutated(rng.choice(seeds), rng))
@@ -299,7 +333,8 @@ def test_broken_datagrams_of_a_routed_ssrc_reach_the_plane_safely_and_leave_memo
             rig.client.sendto(bytes(data), rig.server.getsockname())
         rig.port.read_batch()
         rig.port.drain_fast()
-        tapped_packets(rig.port.take_tapped()[0])
+        for _, records, count, _, _ in rig.port.take_records()[0]:
+            assert len(read_track(track_file(records)).records) == count
         rig.forwarded()
         if baseline is None and start >= 2000:
             baseline = resident_kib()

@@ -128,3 +128,37 @@ def test_its_state_says_why_it_ended_and_a_cut_one_says_nothing(tmp_path):
     assert recorder.ended == "quota"
     (ended,) = recordings(tmp_path)
     assert ended.ended == "quota" and ended.by == "Ann" and ended.as_dict()["ended"] == "quota"
+
+
+def _batch(recorder, track_id, ssrc, first, payloads):
+    """Records as the data plane makes them for ``ssrc`` (TrackEncoder's, from the track file's start)."""
+    encoder = recorder.tracks[track_id].writer.encoder
+    records = b"".join(encoder.rtp(encoder.start + 0.5, True, 96, first + i, 0, ssrc, payload)
+                       for i, payload in enumerate(payloads))
+    keyframe = next((i for i, payload in enumerate(payloads) if payload == KEY), -1)
+    return records, len(payloads), keyframe, round(encoder.start * 1_000_000)
+
+
+def test_records_made_by_the_data_plane_are_kept_per_batch_as_packets_would_be(tmp_path):
+    """A batch of one SSRC's records: the layer kept, a keyframe asked unless the batch starts with
+    one, records for another file's start dropped, the quota stopping before the first record past it."""
+    recorder, asked, ended, clock = _recorder(tmp_path, quota=2000)
+    start = recorder.track_start("cam", "video", "p")
+    assert start == recorder.tracks["cam"].writer.encoder.start == clock.now
+    records, count, keyframe, start_us = _batch(recorder, "cam", 30, 1, [DELTA, KEY, DELTA])
+    recorder.records("cam", 2, 30, records, count, keyframe, start_us)
+    assert asked == [("cam", 30)]                                  # its first packet was no key frame
+    recorder.records("cam", 0, 10, *_batch(recorder, "cam", 10, 1, [KEY]))  # lower, while 30 runs: dropped
+    recorder.records("cam", 2, 30, records, count, keyframe, start_us + 1)  # another file's: dropped
+    clock.now += 2
+    recorder.records("cam", 1, 20, *_batch(recorder, "cam", 20, 1, [KEY, DELTA]))  # 30 went quiet: taken
+    assert asked == [("cam", 30)]                                  # it starts with a key frame
+    assert [(r.ssrc, r.sequence) for r in _read(recorder, "cam").packets] == [(30, 1), (30, 2), (30, 3), (20, 1),
+                                                                              (20, 2)]
+    left = recorder.quota - recorder.bytes
+    records, count, keyframe, start_us = _batch(recorder, "cam", 20, 3, [bytes(100)] * 20)
+    recorder.records("cam", 1, 20, records, count, keyframe, start_us)
+    assert ended == [("quota", "the recording reached its quota of 2000 bytes")]
+    track = _read(recorder, "cam")
+    assert track.complete and len(track.packets) == 5 + left // 129
+    assert recorder.track_start("cam", "video", "p") is None       # ended

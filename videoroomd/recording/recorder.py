@@ -108,25 +108,61 @@ class RoomRecorder:
             return
         now = self.monotonic()
         ssrc = packet.ssrc
-        if ssrc != track.ssrc:
-            if layer == -2:
-                return
-            if (layer is not None and track.ssrc is not None and layer <= track.layer
-                    and now - track.last_seen < LAYER_QUIET):
-                return  # a lower layer while the kept one still comes
-            track.ssrc, track.layer, track.keyframe = ssrc, layer or 0, track.kind == "audio"
-        track.last_seen = now
+        if not self._keeps(track, ssrc, layer, now):
+            return
         payload = packet.payload
         if not track.keyframe:
-            if vp8_starts_keyframe(payload):
-                track.keyframe = True
-            elif now - track.asked >= KEYFRAME_INTERVAL:
-                track.asked = now
-                self.request_keyframe(track_id, ssrc)
+            starts = vp8_starts_keyframe(payload)
+            self._await_keyframe(track, track_id, ssrc, now, starts, starts)
         if len(payload) > MAX_PAYLOAD:
             return  # no browser sends one; not worth a track file's limit
         self._append(track, track.writer.encoder.rtp(self.clock(), packet.marker, packet.payload_type,
                                                       packet.sequence_number, packet.timestamp, ssrc, payload))
+
+    def records(self, track_id: str, layer: int | None, ssrc: int, records: bytes, count: int, keyframe: int,
+                start_us: int) -> None:
+        """``count`` RTP records of ``ssrc``'s packets, in arrival order, made by the data plane with
+        their arrival counted from ``start_us`` (µs; the track file's start, :meth:`track_start`);
+        the ``keyframe``-th (from 0; -1: none) the first to start a VP8 key frame. As :meth:`packet`
+        for each of them: the layer kept, the key frame awaited, the quota."""
+        track = self.tracks.get(track_id)
+        if self.ended is not None or track is None or count <= 0 or start_us != _micros(track.writer.encoder.start):
+            return  # made for another recording's file
+        now = self.monotonic()
+        if not self._keeps(track, ssrc, layer, now):
+            return
+        if not track.keyframe:
+            self._await_keyframe(track, track_id, ssrc, now, keyframe == 0, keyframe >= 0)
+        self._append(track, records)
+
+    def track_start(self, track_id: str, kind: str, participant: str) -> float | None:
+        """The start (wall time) of ``track_id``'s file, made now if it was not; None when ended or
+        it cannot have one (too many tracks, a kind not recorded, the file not made)."""
+        if self.ended is not None:
+            return None
+        track = self.tracks.get(track_id) or self._open(track_id, kind, participant)
+        return track.writer.encoder.start if track is not None else None
+
+    def _keeps(self, track: _Track, ssrc: int, layer: int | None, now: float) -> bool:
+        """Whether ``ssrc``'s packets are the track's now (switching to it when they are the better layer)."""
+        if ssrc != track.ssrc:
+            if layer == -2:
+                return False
+            if (layer is not None and track.ssrc is not None and layer <= track.layer
+                    and now - track.last_seen < LAYER_QUIET):
+                return False  # a lower layer while the kept one still comes
+            track.ssrc, track.layer, track.keyframe = ssrc, layer or 0, track.kind == "audio"
+        track.last_seen = now
+        return True
+
+    def _await_keyframe(self, track: _Track, track_id: str, ssrc: int, now: float, first: bool, any_: bool) -> None:
+        """Packets of a track with no key frame yet: ``first`` whether the first of them starts one,
+        ``any_`` whether one of them does; asks for one (at most every KEYFRAME_INTERVAL) unless the
+        first does, as a packet at a time would."""
+        if not first and now - track.asked >= KEYFRAME_INTERVAL:
+            track.asked = now
+            self.request_keyframe(track_id, ssrc)
+        track.keyframe = any_
 
     def sender_report(self, track_id: str, ssrc: int, ntp: int, rtp: int) -> None:
         """A sender report of ``track_id``'s publisher (kept for the kept SSRC only)."""
@@ -139,12 +175,18 @@ class RoomRecorder:
             return
         self._append(track, record)
 
-    def _append(self, track: _Track, record: bytes) -> None:
-        if self.bytes + len(record) > self.quota:
+    def _append(self, track: _Track, records: bytes) -> None:
+        """Buffer ``records`` (whole records) for the track's file; the quota ends the recording before
+        the first record that would pass it."""
+        if self.bytes + len(records) > self.quota:
+            fit = _whole_records(records, self.quota - self.bytes)
+            if fit:
+                self.bytes += fit
+                track.writer.append(records[:fit])
             self.end("quota", f"the recording reached its quota of {self.quota} bytes")
             return
-        self.bytes += len(record)
-        track.writer.append(record)
+        self.bytes += len(records)
+        track.writer.append(records)
         if track.writer.pending > MAX_BUFFERED:
             self.flush()
 
@@ -200,6 +242,21 @@ class RoomRecorder:
     def summary(self) -> dict[str, Any]:
         return {"recording": self.recording_id, "path": str(self.path), "tracks": len(self.tracks),
                 "bytes": sum(t.writer.written for t in self.tracks.values()), "ended": self.ended or ""}
+
+
+def _micros(wall: float) -> int:
+    return round(wall * 1_000_000)
+
+
+def _whole_records(records: bytes, room: int) -> int:
+    """Bytes of the whole records at the start of ``records`` that fit in ``room``."""
+    pos = 0
+    while pos + 4 <= len(records):
+        end = pos + 8 + int.from_bytes(records[pos:pos + 4], "big")  # length, then type and body, then CRC
+        if end > room or end > len(records):
+            break
+        pos = end
+    return pos
 
 
 def _recording_dir(directory: str, room_id: str, recording_id: str) -> Path:

@@ -136,7 +136,7 @@ class ForwardingBuffer:
 class NativeTarget:
     """Where a Port may hand a publisher's packets in C (:mod:`.compat.native_receive`): the
     compiled plane, while the track is not held (a held track reads each packet here). A recorded
-    track stays in C: the Port keeps a copy of each packet, which :meth:`record` is given per batch."""
+    track stays in C: the Port makes each packet a track-file record, given per batch to :meth:`record_batch`."""
 
     def __init__(self, plane: DataPlane, publisher_id: str, held: Container[str], tap):
         self._find = getattr(plane, "native_target", None)  # the compiled plane's alone
@@ -150,14 +150,15 @@ class NativeTarget:
         """Whether packets forwarded in C still skip nothing this side does."""
         return self._publisher_id not in self._held
 
-    def recording(self) -> bool:
-        """Whether the room's recording wants this track's packets now."""
-        return self._tap is not None and self._tap.recorder is not None
+    def recording_start(self) -> float | None:
+        """The start (wall time) of this track's file in the room's running recording, the file made
+        now if it was not; None while nothing records the track."""
+        return self._tap.track_start(self._publisher_id) if self._tap is not None else None
 
-    def record(self, packet) -> None:
-        """A packet the Port forwarded in C and kept for the recording."""
+    def record_batch(self, ssrc: int, records: bytes, count: int, keyframe: int, start_us: int) -> None:
+        """``count`` track-file records of ``ssrc``'s packets the Port forwarded in C (``Port.take_records``)."""
         if self._tap is not None:
-            self._tap.packet(self._publisher_id, packet)
+            self._tap.records(self._publisher_id, ssrc, records, count, keyframe, start_us)
 
 
 class NoDecoder:

@@ -66,16 +66,42 @@ class RecordingTap:
         known = self.tracks.get(track_id)
         if known is None:
             return
-        table = self.layers.get(track_id)
-        layer = None
-        if table is not None:
-            layer = table.layer_of(packet.ssrc)
-            if layer is None:
-                layer = UNKNOWN_LAYER
         try:
-            recorder.packet(track_id, known[0], known[1], layer, packet)
+            recorder.packet(track_id, known[0], known[1], self._layer(track_id, packet.ssrc), packet)
         except Exception as error:
             self._failed(recorder, error)
+
+    def records(self, track_id: str, ssrc: int, records: bytes, count: int, keyframe: int, start_us: int) -> None:
+        """``count`` packets of ``track_id``'s ``ssrc`` the data plane made track-file records of
+        (arrival from ``start_us``; the ``keyframe``-th the first to start a key frame, -1: none), as
+        ``packet`` for each. Never raises."""
+        recorder = self.recorder
+        if recorder is None or track_id not in self.tracks:
+            return
+        try:
+            recorder.records(track_id, self._layer(track_id, ssrc), ssrc, records, count, keyframe, start_us)
+        except Exception as error:
+            self._failed(recorder, error)
+
+    def track_start(self, track_id: str) -> float | None:
+        """The start of ``track_id``'s file in the running recording (made now if it was not); None
+        while none runs or it cannot have one. Never raises."""
+        recorder = self.recorder
+        known = self.tracks.get(track_id)
+        if recorder is None or known is None:
+            return None
+        try:
+            return recorder.track_start(track_id, known[0], known[1])
+        except Exception as error:
+            self._failed(recorder, error)
+            return None
+
+    def _layer(self, track_id: str, ssrc: int) -> int | None:
+        table = self.layers.get(track_id)
+        if table is None:
+            return None
+        layer = table.layer_of(ssrc)
+        return UNKNOWN_LAYER if layer is None else layer
 
     def sender_report(self, track_id: str, ssrc: int, ntp: int, rtp: int) -> None:
         recorder = self.recorder

@@ -12,6 +12,7 @@
 #include "crypto.h"
 #include "parse.h"
 #include "port.h"
+#include "port_tap.h"
 #include "srtp.h"
 #include "plane_py.h"
 #include "remb_py.h"
@@ -322,6 +323,7 @@ static struct PyModuleDef native_module = {
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
+    vr_crc32_init();
     if (PyType_Ready(&SrtpSessionType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&native_module);

@@ -118,31 +118,6 @@ static void note_arrival(vr_fast *f, const vr_fast_entry *e, const uint8_t *data
     a->ssrc = rtp->ssrc;
 }
 
-int vr_fast_tap(vr_fast *f, const vr_packet *packet, int payload_type) {
-    size_t need = VR_TAP_HEADER + packet->payload_length;
-    if (f->tap_used + need > f->tap_size) {
-        size_t size = f->tap_size ? f->tap_size : 65536;
-        while (size < f->tap_used + need && size < VR_TAP_BYTES)
-            size *= 2;
-        uint8_t *grown = size >= f->tap_used + need ? realloc(f->tap, size) : NULL;
-        if (!grown) {
-            f->tap_dropped++;
-            return -1;
-        }
-        f->tap = grown;
-        f->tap_size = size;
-    }
-    uint8_t *out = f->tap + f->tap_used;
-    uint32_t words[3] = {(uint32_t)packet->payload_length, packet->ssrc, packet->timestamp};
-    memcpy(out, words, sizeof words);
-    memcpy(out + 12, &packet->seq, 2);
-    out[14] = (uint8_t)(packet->marker ? 1 : 0);
-    out[15] = (uint8_t)payload_type;
-    memcpy(out + VR_TAP_HEADER, packet->payload, packet->payload_length);
-    f->tap_used += need;
-    return 0;
-}
-
 int vr_fast_take(vr_fast *f, vr_fast_entry *e, const uint8_t *data, size_t length, int64_t arrival_ns) {
     vr_rtp rtp;
     if (length > VR_MAX_PAYLOAD || vr_rtp_parse(data, length, &rtp)) {
@@ -180,8 +155,8 @@ int vr_fast_take(vr_fast *f, vr_fast_entry *e, const uint8_t *data, size_t lengt
     }
     if (media) {
         vr_nack_add(&media->nack, packet.seq);
-        if (media->tapped)
-            vr_fast_tap(f, &packet, media->payload_type);
+        if (media->tapped && vr_tap_record(&media->tap, &f->tap_total, &packet, media->payload_type, arrival_ns) < 0)
+            f->tap_dropped++;
     }
     size_t offset, size;
     if (e->audio_level_id && vr_rtp_extension(data, &rtp, (unsigned)e->audio_level_id, &offset, &size) == 1 &&

@@ -13,14 +13,13 @@
 #include <stdint.h>
 
 #include "plane.h"
+#include "port_tap.h"
 #include "remb.h"
 
 #define VR_FAST_SSRCS 16        /* SSRCs one connection's socket forwards in C (a publisher's layers and RTX) */
 #define VR_FAST_ARRIVALS 2048   /* REMB arrivals kept between two drains; more are counted and dropped */
 #define VR_NACK_WINDOW 128      /* missing packets kept, as aiortc's NackGenerator (RTP_HISTORY_SIZE) */
 #define VR_NTP_EPOCH_MS 2208988800000LL
-#define VR_TAP_BYTES (4 << 20)  /* recorded packets kept between two drains; more are counted and dropped */
-#define VR_TAP_HEADER 16        /* a tapped packet: u32 payload length, ssrc, timestamp; u16 seq; u8 marker, pt */
 
 typedef struct {
     int has;                    /* a packet was counted */
@@ -42,7 +41,8 @@ typedef struct {
     int stale;                  /* another payload type came, or the publisher went: Python is to look again */
     vr_rx_stats stats;
     vr_nack nack;               /* a media SSRC's */
-    int tapped;                 /* a media SSRC whose track is recorded: each packet also goes to the tap */
+    int tapped;                 /* a media SSRC whose track is recorded: each packet also made a record in tap */
+    vr_tap tap;
     vr_remb_feed *remb;         /* the estimator its arrivals feed in C; NULL: they go to the ring for Python */
     void *remb_owner;           /* the Python object remb lives in (a reference port_fast_py.c holds) */
 } vr_fast_entry;
@@ -59,8 +59,7 @@ typedef struct {
     vr_arrival arrivals[VR_FAST_ARRIVALS];
     int arrival_count;
     uint64_t packets, octets, arrivals_dropped, malformed, rtx_empty, stale_dropped, tap_dropped;
-    uint8_t *tap;               /* the tapped packets since the last drain (VR_TAP_HEADER + payload each) */
-    size_t tap_used, tap_size;  /* tap_size grows up to VR_TAP_BYTES */
+    size_t tap_total;           /* bytes of records every entry's tap holds, at most VR_TAP_BYTES */
 } vr_fast;
 
 vr_fast_entry *vr_fast_find(vr_fast *f, uint32_t ssrc);
@@ -68,8 +67,6 @@ vr_fast_entry *vr_fast_find(vr_fast *f, uint32_t ssrc);
  * would, or because its route is stale: another payload type, the publisher gone, which marks the
  * entry for Python's next drain), 0 when Python is to have it. */
 int vr_fast_take(vr_fast *f, vr_fast_entry *e, const uint8_t *data, size_t length, int64_t arrival_ns);
-/* Keep a copy of a recorded SSRC's packet (after RTX unwrap) for the recorder; 0, or -1 when dropped. */
-int vr_fast_tap(vr_fast *f, const vr_packet *packet, int payload_type);
 void vr_stats_add(vr_rx_stats *s, uint16_t seq, uint32_t timestamp, int64_t arrival);
 int vr_nack_add(vr_nack *n, uint16_t seq);                /* 1 when a gap was found */
 void vr_nack_mark(vr_nack *n, uint16_t seq);              /* seq is missing (a seed) */

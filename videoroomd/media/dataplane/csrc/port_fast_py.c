@@ -11,10 +11,10 @@ int vr_port_fast(Port *self, const uint8_t *plain, size_t length, int64_t arriva
 }
 
 void vr_port_fast_free(Port *self) {
-    for (int i = 0; self->fast && i < self->fast->count; i++)
+    for (int i = 0; self->fast && i < self->fast->count; i++) {
         Py_XDECREF((PyObject *)self->fast->entries[i].remb_owner);
-    if (self->fast)
-        free(self->fast->tap);
+        vr_tap_free(&self->fast->entries[i].tap, &self->fast->tap_total);
+    }
     PyMem_Free(self->fast);
     self->fast = NULL;
     Py_CLEAR(self->plane);
@@ -94,10 +94,13 @@ PyObject *vr_port_route(Port *self, PyObject *args) {
         Py_XDECREF((PyObject *)entry.remb_owner);
         return NULL;
     }
-    if (e == &f->entries[f->count])
+    if (e == &f->entries[f->count]) {
         f->count++;
-    else
-        Py_XDECREF((PyObject *)e->remb_owner); /* routed anew: the old estimator goes */
+    } else {
+        Py_XDECREF((PyObject *)e->remb_owner); /* routed anew: the old estimator goes, its recording stays */
+        entry.tapped = e->tapped;
+        entry.tap = e->tap;
+    }
     *e = entry;
     if (!self->plane) {
         self->plane = Py_NewRef(plane);
@@ -141,6 +144,7 @@ PyObject *vr_port_unroute(Port *self, PyObject *arg) {
     PyObject *result = Py_BuildValue("(NN)", stats_object(&e->stats, 1), nack_object(&e->nack));
     if (result) {
         Py_XDECREF((PyObject *)e->remb_owner);
+        vr_tap_free(&e->tap, &self->fast->tap_total);
         *e = self->fast->entries[--self->fast->count];
     }
     return result;
@@ -207,29 +211,47 @@ PyObject *vr_port_drain_fast(Port *self, PyObject *unused) {
 PyObject *vr_port_tap(Port *self, PyObject *args) {
     PyObject *ssrc;
     int on;
-    if (!PyArg_ParseTuple(args, "Op:tap", &ssrc, &on))
+    long long start_us = 0;
+    if (!PyArg_ParseTuple(args, "Op|L:tap", &ssrc, &on, &start_us))
         return NULL;
     vr_fast_entry *e = routed(self, ssrc);
     if (!e)
         return PyErr_Occurred() ? NULL : Py_NewRef(Py_False);
-    e->tapped = on && e->repaired < 0;
-    return Py_NewRef(e->tapped || !on ? Py_True : Py_False);
+    int tapped = on && e->repaired < 0;
+    if (!tapped || e->tap.start_us != start_us)  /* what it holds was made for another file, or none now */
+        vr_tap_clear(&e->tap, &self->fast->tap_total);
+    e->tapped = tapped;
+    e->tap.start_us = start_us;
+    return Py_NewRef(tapped || !on ? Py_True : Py_False);
 }
 
-PyObject *vr_port_take_tapped(Port *self, PyObject *unused) {
+static PyObject *take_one(vr_fast_entry *e) {
+    const vr_tap *t = &e->tap;
+    return Py_BuildValue("(ky#IiL)", (unsigned long)e->ssrc, (const char *)t->data, (Py_ssize_t)t->used, t->count,
+                         t->has_keyframe ? (int)t->keyframe : -1, (long long)t->start_us);
+}
+
+PyObject *vr_port_take_records(Port *self, PyObject *unused) {
     (void)unused;
     vr_fast *f = self->fast;
-    if (!f || !f->tap_used)
-        return Py_BuildValue("(y#K)", "", (Py_ssize_t)0, f ? f->tap_dropped : 0ULL);
-    PyObject *result = Py_BuildValue("(y#K)", (const char *)f->tap, (Py_ssize_t)f->tap_used, f->tap_dropped);
-    if (result) {
-        f->tap_used = 0;
+    PyObject *taken = PyList_New(0);
+    for (int i = 0; f && taken && i < f->count; i++) {
+        vr_fast_entry *e = &f->entries[i];
+        if (!e->tap.count)
+            continue;
+        PyObject *item = take_one(e);
+        if (!item || PyList_Append(taken, item))
+            Py_CLEAR(taken);
+        Py_XDECREF(item);
+    }
+    if (!taken)
+        return NULL;  /* nothing cleared: the next take has them */
+    PyObject *result = Py_BuildValue("(NK)", taken, f ? f->tap_dropped : 0ULL);
+    if (result && f) {
+        for (int i = 0; i < f->count; i++)
+            if (f->entries[i].tap.count)
+                vr_tap_clear(&f->entries[i].tap, &f->tap_total);
         f->tap_dropped = 0;
-        if (f->tap_size > 262144) {  /* a burst's buffer is not kept for the rest of the call */
-            free(f->tap);
-            f->tap = NULL;
-            f->tap_size = 0;
-        }
     }
     return result;
 }

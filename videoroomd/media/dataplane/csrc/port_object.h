@@ -39,7 +39,7 @@ PyObject *vr_port_unroute(Port *self, PyObject *arg);
 PyObject *vr_port_stream(Port *self, PyObject *arg);
 PyObject *vr_port_drain_fast(Port *self, PyObject *unused);
 PyObject *vr_port_tap(Port *self, PyObject *args);
-PyObject *vr_port_take_tapped(Port *self, PyObject *unused);
+PyObject *vr_port_take_records(Port *self, PyObject *unused);
 #define VR_PORT_FAST_METHODS                                                                                       \
     {"route", (PyCFunction)vr_port_route, METH_VARARGS, VR_ROUTE_DOC},                                               \
     {"unroute", (PyCFunction)vr_port_unroute, METH_O, "(ssrc) -> (stats, nack) as route takes them, or None."},     \
@@ -49,11 +49,14 @@ PyObject *vr_port_take_tapped(Port *self, PyObject *unused);
      "-> ([(media_ssrc, [missing seq])] of NACKs due, [(arrival_ms, abs_send_time, size, ssrc)], packets, octets, "\
      "arrivals_dropped, [stale ssrc]) since the last drain (stale: another payload type or publisher came: route again)"}, \
     {"tap", (PyCFunction)vr_port_tap, METH_VARARGS,                                                                \
-     "(ssrc, on): a routed media SSRC's packets (RTX unwrapped) also kept for take_tapped (its track is recorded); "\
-     "False when ssrc is not routed here or is an RTX SSRC."},                                                     \
-    {"take_tapped", (PyCFunction)vr_port_take_tapped, METH_NOARGS,                                                 \
-     "-> (bytes, dropped): the tapped packets since the last take, each a 16-byte header (u32 payload length, "   \
-     "ssrc, timestamp, u16 seq, u8 marker, payload type; native byte order) and its payload"}
+     "(ssrc, on[, start_us]): a routed media SSRC's packets (RTX unwrapped) also made track-file RTP records, "     \
+     "arrival in µs since start_us (its track file's start, µs since the Unix epoch), for take_records; records "  \
+     "held for another start, or when turned off, are discarded. False when ssrc is not routed here or is an RTX " \
+     "SSRC."},                                                                                                     \
+    {"take_records", (PyCFunction)vr_port_take_records, METH_NOARGS,                                               \
+     "-> ([(ssrc, records, count, keyframe, start_us)], dropped) since the last take: per tapped SSRC with "       \
+     "records, their bytes (trackfile.TrackEncoder.rtp's, in arrival order), how many, the index of the first "    \
+     "whose payload starts a VP8 key frame (-1: none); dropped: records beyond the bound (4 MiB a take)"}
 #define VR_ROUTE_DOC                                                                                               \
     "(ssrc, plane, publisher, repaired_ssrc or -1, payload_type, clock_rate, audio_level_id, abs_send_time_id, "    \
     "stats or None, nack or None[, remb]): forward ssrc's RTP in C from now on; False when the table is full. "   \

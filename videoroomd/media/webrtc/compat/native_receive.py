@@ -18,15 +18,15 @@ the Python path may send several in a batch while over-use lasts, the last carry
 figure); the receiver's reports read the Port's
 numbers through :class:`PortStreamStatistics`. An SSRC whose track becomes held, or that
 another receiver took, is handed back to Python (checked every :data:`CHECK_INTERVAL`), with
-its state. While the room records, a routed media SSRC stays in C and the Port keeps a copy of
-each of its packets (retransmissions unwrapped): each batch's copies go to the recording
-(:func:`tapped_packets`), so recording costs the writing of the track files, not Python's
-receive path.
+its state. While the room records, a routed media SSRC stays in C and the Port makes each of its
+packets (retransmissions unwrapped) a track-file record, its arrival counted from the start of
+the track's file (:meth:`NativeTarget.recording_start`): the records of an SSRC go to the
+recording together (:meth:`NativeTarget.record_batch`), taken every :data:`TAKE_INTERVAL`, so
+recording costs Python a few calls per SSRC and take, not per packet.
 """
 
 from __future__ import annotations
 
-import struct
 import time
 from typing import Any
 
@@ -39,6 +39,8 @@ from .rtp import extension_ids
 
 CHECK_INTERVAL = 0.1   # seconds between two checks that each routed SSRC's track still forwards in C
 RETRY_INTERVAL = 0.2   # seconds before an SSRC the plane could not take yet is asked about again
+TAKE_INTERVAL = 0.05   # seconds between two takes of the records the Port made for the recording: a batch of
+                       # several packets per SSRC (a read batch often has one), still far within a flush's second
 
 
 class PortStreamStatistics:
@@ -104,8 +106,9 @@ class FastRoutes:
         self._nacking: set[int] = set()  # the routed media SSRCs whose receiver sends NACKs (video)
         self._refused: dict[int, float] = {}
         self._rembs: dict[Any, Any] = {}  # receiver -> its _native.Remb, while an SSRC of it is routed
-        self._tapped: set[int] = set()    # the routed media SSRCs whose packets the Port keeps for the recording
+        self._tapped: dict[int, int] = {}  # routed media SSRC the Port makes records of -> their start (µs)
         self._next_check = 0.0
+        self._next_take = 0.0
 
     def consider(self, plain: bytes) -> None:
         """After Python's receive path had ``plain`` (a decrypted RTP datagram): route its SSRC
@@ -163,6 +166,7 @@ class FastRoutes:
         self.receivers[ssrc] = receiver
         if repaired == -1 and receiver._RTCRtpReceiver__nack_generator is not None:  # NACK negotiated
             self._nacking.add(ssrc)
+        self._follow_recording(ssrc, target.recording_start())  # at once: no packet between the two paths is lost
         return True
 
     def drain(self) -> tuple[int, int]:
@@ -183,9 +187,10 @@ class FastRoutes:
             receiver = receivers.get(ssrc)
             if receiver is not None:
                 receiver._videoroomd_state.arrived(arrival_ms, abs_send_time, size, ssrc)
-        if self._tapped:
-            self._record()
         now = time.monotonic()
+        if self._tapped and now >= self._next_take:
+            self._next_take = now + TAKE_INTERVAL
+            self._record()
         if now >= self._next_check:
             self._next_check = now + CHECK_INTERVAL
             table = self._router.ssrc_table
@@ -194,32 +199,36 @@ class FastRoutes:
                 if not receiver._enabled or target is None or not target.still() or table.get(ssrc) is not receiver:
                     self.unroute(ssrc)
                 else:
-                    self._follow_recording(ssrc, target.recording())
+                    self._follow_recording(ssrc, target.recording_start())
         return packets, octets
 
-    def _follow_recording(self, ssrc: int, recording: bool) -> None:
-        """Have the Port keep ``ssrc``'s packets for the recording exactly while the room records."""
-        if recording == (ssrc in self._tapped) or not self.port.tap(ssrc, recording):
-            return  # as it is, or an RTX SSRC (its packets reach the tap as its media SSRC's)
-        if recording:
-            self._tapped.add(ssrc)
+    def _follow_recording(self, ssrc: int, start: float | None) -> None:
+        """Have the Port make records of ``ssrc``'s packets, arrival counted from ``start`` (its track
+        file's, wall time), exactly while the room records; ``start`` None: nothing records it."""
+        start_us = None if start is None else round(start * 1_000_000)
+        if start_us == self._tapped.get(ssrc):
+            return
+        if not self.port.tap(ssrc, start_us is not None, start_us or 0):
+            return  # an RTX SSRC: its packets reach the records as its media SSRC's
+        if start_us is None:
+            del self._tapped[ssrc]
         else:
-            self._tapped.discard(ssrc)
+            self._tapped[ssrc] = start_us
 
     def _record(self) -> None:
-        """Give the recording the packets the Port kept for it since the last drain."""
-        data, _ = self.port.take_tapped()
+        """Give the recording the records the Port made since the last drain, a batch per SSRC."""
+        taken, _ = self.port.take_records()
         receivers = self.receivers
-        for packet in tapped_packets(data):
-            receiver = receivers.get(packet.ssrc)
+        for ssrc, records, count, keyframe, start_us in taken:
+            receiver = receivers.get(ssrc)
             if receiver is not None:
-                receiver._videoroomd_target.record(packet)
+                receiver._videoroomd_target.record_batch(ssrc, records, count, keyframe, start_us)
 
     def unroute(self, ssrc: int) -> None:
         """Give ``ssrc`` back to Python's receive path, with the statistics and gaps the Port kept."""
         if ssrc in self._tapped:
             self._record()  # what was kept for the recording goes before Python's path takes over
-            self._tapped.discard(ssrc)
+            del self._tapped[ssrc]
         receiver = self.receivers.pop(ssrc)
         self._nacking.discard(ssrc)
         handed = self.port.unroute(ssrc)
@@ -242,28 +251,3 @@ class FastRoutes:
             generator = state.nacks[ssrc] = NackGenerator()
         if generator is not None and nack is not None:
             generator.max_seq, generator.missing = nack[0], set(nack[1])
-
-
-class TappedPacket:
-    """A packet the Port kept for the recording, as the recorder reads one."""
-
-    __slots__ = ("ssrc", "sequence_number", "timestamp", "marker", "payload_type", "payload")
-
-    def __init__(self, ssrc: int, sequence_number: int, timestamp: int, marker: int, payload_type: int,
-                 payload: bytes):
-        self.ssrc, self.sequence_number, self.timestamp = ssrc, sequence_number, timestamp
-        self.marker, self.payload_type, self.payload = bool(marker), payload_type, payload
-
-
-_TAP_HEADER = struct.Struct("=IIIHBB")
-
-
-def tapped_packets(data: bytes) -> list[TappedPacket]:
-    """The packets of ``Port.take_tapped``'s bytes (16-byte header each, then the payload)."""
-    out, offset, view = [], 0, memoryview(data)
-    while offset + _TAP_HEADER.size <= len(data):
-        length, ssrc, timestamp, sequence, marker, payload_type = _TAP_HEADER.unpack_from(data, offset)
-        offset += _TAP_HEADER.size
-        out.append(TappedPacket(ssrc, sequence, timestamp, marker, payload_type, bytes(view[offset:offset + length])))
-        offset += length
-    return out
