@@ -1,6 +1,7 @@
 """Real clients in a cluster of three daemons on one Redis: the official Membrane client and our page
 meet in one room through different nodes, a token join works through a node that does not run the room,
-and Chromium participants are back with moving video within 10 s of a SIGKILL of the room's node."""
+and Chromium participants (our page, and the official clients in an app that joins again on ``retry``) are
+back with moving video within 10 s of a SIGKILL of the room's node."""
 
 from __future__ import annotations
 
@@ -112,20 +113,26 @@ def test_the_official_client_and_our_page_meet_through_different_nodes_and_a_tok
 
 
 def test_chromium_participants_are_back_with_video_within_ten_seconds_of_the_rooms_node_killed(
-        start_daemon, redis_server):
+        start_daemon, redis_server, harness):  # noqa: F811 (fixture)
     from playwright.sync_api import sync_playwright
 
     from testsupport.web_page import wait_for_moving_video
 
-    daemons = cluster_nodes(start_daemon, redis_server)
+    daemons = cluster_nodes(start_daemon, redis_server, server=f'allowed_origins = ["{harness}"]')
     owner = owner_of(redis_server)
     first, second = [daemons[node] for node in NODES if node != owner]
     with sync_playwright() as playwright:
         browser = launch(playwright)
         try:
             ann, bob = participant(browser, first, "Ann"), participant(browser, second, "Bob")
-            wait_for_moving_video(ann, "Bob", timeout=30)
-            wait_for_moving_video(bob, "Ann", timeout=30)
+            # the official clients, in an app that joins again on phx_close with "retry" (docs/media-events.md)
+            cleo = open_participant(browser, harness, first, "Cleo", rejoin=True)
+            wait_until(lambda: cleo.evaluate("() => !!window.participant.published"), 30, "Cleo to publish", cleo)
+            for page, who in ((ann, "Bob"), (bob, "Ann"), (ann, "Cleo"), (bob, "Cleo")):
+                wait_for_moving_video(page, who, timeout=30)
+            wait_until(lambda: len(cleo.evaluate("() => window.framesByEndpoint()")) == 2, 30,
+                       "Cleo to receive the two others", cleo)
+            cleo_id = cleo.evaluate("() => window.participant.id")
             for page in (ann, bob):
                 page.eval_on_selector_all("video", "vs => vs.forEach(v => v.setAttribute('data-old', ''))")
             daemons[owner].proc.kill()  # SIGKILL: no goodbye; its lease lapses on its own
@@ -133,10 +140,22 @@ def test_chromium_participants_are_back_with_video_within_ten_seconds_of_the_roo
             back_in(ann, "Bob", killed + FAILOVER_TARGET)
             back_in(bob, "Ann", killed + FAILOVER_TARGET)
             rejoined = time.monotonic() - killed
+            wait_until(lambda: cleo.evaluate("() => window.participant.rejoins === 1 && window.participant.published"),
+                       max(0.0, killed + FAILOVER_TARGET - time.monotonic()), "Cleo to join again and publish", cleo)
+            official_rejoined = time.monotonic() - killed
+            assert cleo.evaluate("() => window.participant.id") != cleo_id  # a new peer, on the room's new node
             assert owner_of(redis_server) != owner
             moving_again(ann, "Bob", killed + MEDIA_BOUND)
             moving_again(bob, "Ann", killed + MEDIA_BOUND)
-            print(f"failover with Chromium: both back in the room {rejoined:.1f} s after the SIGKILL, "
-                  f"video moving again after {time.monotonic() - killed:.1f} s")
+            pages_moving = time.monotonic() - killed
+            moving_again(ann, "Cleo", killed + MEDIA_BOUND)  # Cleo publishes again
+            moving_again(bob, "Cleo", killed + MEDIA_BOUND)
+            wait_until(lambda: len(cleo.evaluate("() => window.framesByEndpoint()")) == 2,
+                       max(0.0, killed + MEDIA_BOUND - time.monotonic()), "Cleo to receive the two others again", cleo)
+            for endpoint in cleo.evaluate("() => Object.keys(window.framesByEndpoint())"):
+                decoding(cleo, endpoint, timeout=max(1.0, killed + MEDIA_BOUND - time.monotonic()))
+            print(f"failover with Chromium: our pages back in the room {rejoined:.1f} s after the SIGKILL, "
+                  f"their video moving again after {pages_moving:.1f} s; the official client joined again and "
+                  f"published after {official_rejoined:.1f} s, all video moving after {time.monotonic() - killed:.1f} s")
         finally:
             browser.close()
