@@ -30,6 +30,7 @@ window.startParticipant = async function startParticipant(url, room, name, optio
       await new Promise((resolve) => setTimeout(resolve, REJOIN_DELAYS_MS[Math.min(attempt, REJOIN_DELAYS_MS.length - 1)]));
       try {
         call = await joinCall(socket, room, name, closed);
+        state.joinedAgainAt = performance.now();  // back in the room: joined, and "connected" as a new endpoint
         break;
       } catch (error) {
         // room_unavailable (the room still moving) or shutting_down: try again; any other refusal is final
@@ -38,6 +39,7 @@ window.startParticipant = async function startParticipant(url, room, name, optio
       }
     }
     await publish(call.webrtc, stream, options);
+    state.publishedAgainAt = performance.now();
     state.rejoins += 1;
   };
   call = await joinCall(socket, room, name, closed);
