@@ -1,6 +1,7 @@
 """Real clients in a cluster of three daemons on one Redis: the official Membrane client and our page
 meet in one room through different nodes, a token join works through a node that does not run the room,
-and Chromium participants are back with moving video within 10 s of a SIGKILL of the room's node."""
+and Chromium participants (our page, and the official clients in an app that joins again on ``retry``) are
+back with moving video within 10 s of a SIGKILL of the room's node."""
 
 from __future__ import annotations
 
@@ -77,6 +78,37 @@ def moving_again(page, name: str, deadline: float) -> None:
     raise AssertionError(f"{name}'s video did not move again on this page in time")
 
 
+def fresh_frames(page, name: str) -> int:
+    """Frames decoded so far by the video of ``name`` on our ``page`` that was not there before (``data-old``)."""
+    counts = page.eval_on_selector_all(tile_of(page, name) + " video:not([data-old])",
+                                       "vs => vs.map(v => v.getVideoPlaybackQuality().totalVideoFrames)")
+    return counts[0] if counts else 0
+
+
+def received_frames(page, others: int) -> int:
+    """The fewest frames decoded so far of the ``others`` videos an official-client ``page`` shows; 0 until
+    it shows that many."""
+    counts = page.evaluate("() => Object.values(window.framesByEndpoint())")
+    return min(counts) if len(counts) == others else 0
+
+
+def all_moving(counters: dict, deadline: float) -> None:
+    """Each of ``counters`` (what: its frames decoded so far) advances by 10 frames before ``deadline``;
+    polled together, so that one slow video does not eat the others' time."""
+    first: dict = {}
+    left = set(counters)
+    while left and time.monotonic() < deadline:
+        for what in sorted(left):
+            count = counters[what]()
+            if count and (what not in first or count < first[what]):
+                first[what] = count  # its first frames, or a new video starting over
+            elif what in first and count >= first[what] + 10:
+                left.discard(what)
+        time.sleep(0.1)
+    if left:
+        raise AssertionError(f"not moving again in time: {', '.join(sorted(left))} (first frames seen: {first})")
+
+
 def test_the_official_client_and_our_page_meet_through_different_nodes_and_a_token_joins_elsewhere(
         start_daemon, redis_server, harness):  # noqa: F811 (fixture)
     from playwright.sync_api import sync_playwright
@@ -112,31 +144,51 @@ def test_the_official_client_and_our_page_meet_through_different_nodes_and_a_tok
 
 
 def test_chromium_participants_are_back_with_video_within_ten_seconds_of_the_rooms_node_killed(
-        start_daemon, redis_server):
+        start_daemon, redis_server, harness):  # noqa: F811 (fixture)
     from playwright.sync_api import sync_playwright
 
     from testsupport.web_page import wait_for_moving_video
 
-    daemons = cluster_nodes(start_daemon, redis_server)
+    daemons = cluster_nodes(start_daemon, redis_server, server=f'allowed_origins = ["{harness}"]')
     owner = owner_of(redis_server)
     first, second = [daemons[node] for node in NODES if node != owner]
     with sync_playwright() as playwright:
         browser = launch(playwright)
         try:
             ann, bob = participant(browser, first, "Ann"), participant(browser, second, "Bob")
-            wait_for_moving_video(ann, "Bob", timeout=30)
-            wait_for_moving_video(bob, "Ann", timeout=30)
+            # the official clients, in an app that joins again on phx_close with "retry" (docs/media-events.md)
+            cleo = open_participant(browser, harness, first, "Cleo", rejoin=True)
+            wait_until(lambda: cleo.evaluate("() => !!window.participant.published"), 30, "Cleo to publish", cleo)
+            for page, who in ((ann, "Bob"), (bob, "Ann"), (ann, "Cleo"), (bob, "Cleo")):
+                wait_for_moving_video(page, who, timeout=30)
+            all_moving({"Ann's and Bob's videos on Cleo's": lambda: received_frames(cleo, 2)}, time.monotonic() + 30)
+            cleo_id = cleo.evaluate("() => window.participant.id")
             for page in (ann, bob):
                 page.eval_on_selector_all("video", "vs => vs.forEach(v => v.setAttribute('data-old', ''))")
             daemons[owner].proc.kill()  # SIGKILL: no goodbye; its lease lapses on its own
             killed = time.monotonic()
+            killed_on_cleo = cleo.evaluate("() => performance.now()")  # ms, on the page's clock
             back_in(ann, "Bob", killed + FAILOVER_TARGET)
             back_in(bob, "Ann", killed + FAILOVER_TARGET)
             rejoined = time.monotonic() - killed
+            # the official client is back in the room as a new endpoint, within the same target as our page
+            wait_until(lambda: cleo.evaluate("() => window.participant.connected && window.participant.id") not in
+                       (False, None, cleo_id), max(0.0, killed + FAILOVER_TARGET - time.monotonic()),
+                       "Cleo to join again", cleo)
+            official_rejoined = (cleo.evaluate("() => window.participant.joinedAgainAt") - killed_on_cleo) / 1000
             assert owner_of(redis_server) != owner
             moving_again(ann, "Bob", killed + MEDIA_BOUND)
             moving_again(bob, "Ann", killed + MEDIA_BOUND)
-            print(f"failover with Chromium: both back in the room {rejoined:.1f} s after the SIGKILL, "
-                  f"video moving again after {time.monotonic() - killed:.1f} s")
+            pages_moving = time.monotonic() - killed
+            wait_until(lambda: cleo.evaluate("() => window.participant.rejoins === 1 && window.participant.published"),
+                       max(0.0, killed + MEDIA_BOUND - time.monotonic()), "Cleo to publish again", cleo)
+            published = (cleo.evaluate("() => window.participant.publishedAgainAt") - killed_on_cleo) / 1000
+            all_moving({"Cleo's video on Ann's page": lambda: fresh_frames(ann, "Cleo"),  # Cleo publishes again
+                        "Cleo's video on Bob's page": lambda: fresh_frames(bob, "Cleo"),
+                        "Ann's and Bob's videos on Cleo's": lambda: received_frames(cleo, 2)}, killed + MEDIA_BOUND)
+            print(f"failover with Chromium: our pages back in the room {rejoined:.1f} s after the SIGKILL, "
+                  f"their video moving again after {pages_moving:.1f} s; the official client back in the room after "
+                  f"{official_rejoined:.1f} s, publishing again after {published:.1f} s; all video moving after "
+                  f"{time.monotonic() - killed:.1f} s")
         finally:
             browser.close()

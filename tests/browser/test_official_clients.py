@@ -53,11 +53,13 @@ def harness(bundle):
     server.shutdown()
 
 
-def open_participant(browser, harness: str, daemon, name: str, simulcast: bool = False, token: str | None = None):
-    """A page of the harness joining room lobby as ``name``; ``token`` goes in the socket's connect params."""
+def open_participant(browser, harness: str, daemon, name: str, simulcast: bool = False, token: str | None = None,
+                     rejoin: bool = False):
+    """A page of the harness joining room lobby as ``name``; ``token`` goes in the socket's connect params;
+    ``rejoin``: it joins again when the server closes its channel with ``retry``."""
     page = browser.new_context().new_page()
     page.goto(f"{harness}/official.html")
-    options = {"simulcast": simulcast, **({"token": token} if token else {})}
+    options = {"simulcast": simulcast, "rejoin": rejoin, **({"token": token} if token else {})}
     page.evaluate("([url, room, name, options]) => { window.startParticipant(url, room, name, options)"
                   ".catch((e) => window.participant.errors.push(String(e))); }",
                   [f"ws://127.0.0.1:{daemon.port}/socket", "lobby", name, options])

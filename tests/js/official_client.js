@@ -5,14 +5,57 @@ import { Socket } from "phoenix";
 import { WebRTCEndpoint } from "@jellyfish-dev/membrane-webrtc-js";
 
 const state = { connected: false, id: null, errors: [], ready: {}, removed: [], endpoints: {}, log: [], chat: [],
-                encodings: [], bandwidth: [] };
+                encodings: [], bandwidth: [], rejoins: 0 };
 window.participant = state;
+// Before each try to join again: at once (the join waits on the server while the room moves), then backing off.
+const REJOIN_DELAYS_MS = [0, 1000, 2000, 4000, 8000, 10000];
+const TRANSIENT = ["room_unavailable", "shutting_down"];  // refusals that a later join may get past
 
 // `options.simulcast`: publish the camera (1280x720) as layers l, m, h, as an app on the client does.
 // `options.token`: an access token, carried in the socket's connect params as an app would put it.
+// `options.rejoin`: come back when the server closes the channel with `retry: true` (the room's node died, or
+// the media path broke): join again on a new channel with a new WebRTCEndpoint and publish the same tracks.
 window.startParticipant = async function startParticipant(url, room, name, options = {}) {
   const socket = new Socket(url, { params: options.token ? { token: options.token } : {} });
   socket.connect();
+  let call = null;  // the channel and WebRTCEndpoint of the call joined now: new on each rejoin
+  let stream = null;  // the camera and microphone, asked for once: a rejoin publishes the same tracks
+  const closed = async (payload) => {
+    // phx_close ends the channel for good (phoenix.js rejoins only after phx_error or a socket drop);
+    // with "retry" the server says that joining again, with a new media connection, may well work
+    if (!options.rejoin || payload?.retry !== true) return;
+    state.log.push(`closed, joining again: ${payload.reason}`);
+    endCall(call);
+    for (let attempt = 0; ; attempt += 1) {
+      await new Promise((resolve) => setTimeout(resolve, REJOIN_DELAYS_MS[Math.min(attempt, REJOIN_DELAYS_MS.length - 1)]));
+      try {
+        call = await joinCall(socket, room, name, closed);
+        state.joinedAgainAt = performance.now();  // back in the room: joined, and "connected" as a new endpoint
+        break;
+      } catch (error) {
+        // room_unavailable (the room still moving) or shutting_down: try again; any other refusal is final
+        if (!TRANSIENT.includes(error.code)) { state.errors.push(String(error)); return; }
+        state.log.push(`joining again failed: ${error.message}`);
+      }
+    }
+    await publish(call.webrtc, stream, options);
+    state.publishedAgainAt = performance.now();
+    state.rejoins += 1;
+  };
+  call = await joinCall(socket, room, name, closed);
+  const size = options.simulcast ? { width: 1280, height: 720 } : { width: 320, height: 240 };
+  stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: size });
+  await publish(call.webrtc, stream, options);
+  state.say = (text) => call.channel.push("chat", { text });
+  state.setTarget = (trackId, encoding) => call.webrtc.setTargetTrackEncoding(trackId, encoding);
+  state.disableEncoding = (encoding) => call.webrtc.disableTrackEncoding(state.videoTrackId, encoding);
+  state.leave = () => { call.channel.leave(); socket.disconnect(); };
+};
+
+// Join `room` on a new channel of `socket` and connect a new WebRTCEndpoint through it; resolves with both
+// once the server sent "connected", rejects with the refusal ("code: reason") if the join is refused.
+// `closed(payload)` is called when the channel is closed: by the server's phx_close, or by leaving.
+async function joinCall(socket, room, name, closed) {
   const channel = socket.channel(`room:${room}`, { displayName: name });
   const webrtc = new WebRTCEndpoint();
   state.webrtc = webrtc;
@@ -20,7 +63,44 @@ window.startParticipant = async function startParticipant(url, room, name, optio
   channel.on("mediaEvent", (payload) => webrtc.receiveMediaEvent(payload.data));
   // The room's chat rides the same channel; an app that does not listen for it never sees it.
   channel.on("chat", (message) => state.chat.push(`${message.name}: ${message.text}`));
-  state.say = (text) => channel.push("chat", { text });
+  listen(webrtc);
+  await new Promise((resolve, reject) => {
+    // a refusal's code (token_expired, room_full, ...) is what an app branches on; it leads the message
+    channel.join().receive("ok", resolve).receive("error", (e) => {
+      channel.leave();
+      reject(Object.assign(new Error(e.code ? `${e.code}: ${e.reason}` : e.reason), { code: e.code }));
+    });
+  });
+  channel.onClose((payload) => { closed(payload); });
+  const connected = new Promise((resolve) => webrtc.on("connected", (id) => { state.connected = true; state.id = id; resolve(); }));
+  webrtc.connect({ displayName: name });
+  await connected;
+  return { channel, webrtc };
+}
+
+// The call is over (its channel closed): its endpoint's late events must not reach the app any more, its
+// peer connection is closed (cleanUp alone leaves it open) and the others' videos go.
+function endCall(call) {
+  call.webrtc.removeAllListeners();
+  const connection = call.webrtc.connection;
+  call.webrtc.cleanUp();
+  connection?.close();
+  for (const video of document.querySelectorAll("video[data-endpoint]")) video.remove();
+  Object.assign(state, { connected: false, published: false, ready: {}, endpoints: {} });
+}
+
+// Publish `stream`'s tracks through `webrtc`; the camera as layers l, m, h with `options.simulcast`.
+async function publish(webrtc, stream, options) {
+  for (const track of stream.getTracks()) {
+    const layers = options.simulcast && track.kind === "video"
+      ? { enabled: true, activeEncodings: ["l", "m", "h"], disabledEncodings: [] } : undefined;
+    state[`${track.kind}TrackId`] = await webrtc.addTrack(track, stream, { kind: track.kind }, layers);
+  }
+  state.published = true;
+}
+
+// What the app shows of the call: the others, their videos, errors and the server's estimations.
+function listen(webrtc) {
   webrtc.on("connectionError", (message) => state.errors.push(String(message)));
   webrtc.on("endpointAdded", (endpoint) => { state.endpoints[endpoint.id] = endpoint.metadata?.displayName; });
   webrtc.on("endpointRemoved", (endpoint) => { state.removed.push(endpoint.id); delete state.endpoints[endpoint.id]; });
@@ -41,28 +121,7 @@ window.startParticipant = async function startParticipant(url, room, name, optio
     delete state.ready[ctx.trackId];
     document.querySelector(`video[data-endpoint="${ctx.endpoint.id}"]`)?.remove();
   });
-  await new Promise((resolve, reject) => {
-    // a refusal's code (token_expired, room_full, ...) is what an app branches on; it leads the message
-    channel.join().receive("ok", resolve).receive("error", (e) => {
-      channel.leave();
-      reject(new Error(e.code ? `${e.code}: ${e.reason}` : e.reason));
-    });
-  });
-  const connected = new Promise((resolve) => webrtc.on("connected", (id) => { state.connected = true; state.id = id; resolve(); }));
-  webrtc.connect({ displayName: name });
-  await connected;
-  const size = options.simulcast ? { width: 1280, height: 720 } : { width: 320, height: 240 };
-  const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: size });
-  for (const track of stream.getTracks()) {
-    const layers = options.simulcast && track.kind === "video"
-      ? { enabled: true, activeEncodings: ["l", "m", "h"], disabledEncodings: [] } : undefined;
-    state[`${track.kind}TrackId`] = await webrtc.addTrack(track, stream, { kind: track.kind }, layers);
-  }
-  state.setTarget = (trackId, encoding) => webrtc.setTargetTrackEncoding(trackId, encoding);
-  state.disableEncoding = (encoding) => webrtc.disableTrackEncoding(state.videoTrackId, encoding);
-  state.published = true;
-  state.leave = () => { channel.leave(); socket.disconnect(); };
-};
+}
 
 // The width of each remote endpoint's video as decoded.
 window.widthByEndpoint = function widthByEndpoint() {
