@@ -24,8 +24,8 @@ def config_text(rooms: str = "[rooms.lobby]\nmax_peers = 4\n", *, port: int = 0,
                 media: str = "workers = 0") -> str:
     """A config for tests; the media runs on a thread of the daemon unless ``media`` says otherwise.
     ``VIDEOROOMD_TEST_DATA_PLANE`` in the environment ("python" or "native") runs every such daemon's media on
-    that data plane where ``media`` names none (the media tests again on the compiled plane; without it
-    they run on the default, the Python one)."""
+    that data plane where ``media`` names none (the media tests again on the Python reference plane; without
+    it they run on the default, the compiled one)."""
     plane = os.environ.get("VIDEOROOMD_TEST_DATA_PLANE")
     if plane and "data_plane" not in media:
         media = f'{media}\ndata_plane = "{plane}"'

@@ -248,7 +248,8 @@ def test_official_client_simulcast_in_a_room_without_simulcast_arrives_as_one_st
             ann = open_participant(browser, harness, daemon, "Ann", simulcast=True)
             bob = open_participant(browser, harness, daemon, "Bob")
             for name, page in (("Ann", ann), ("Bob", bob)):
-                wait_until(lambda: page.evaluate("() => !!window.participant.published"), 30, f"{name} to publish", page)
+                wait_until(lambda: page.evaluate("() => !!window.participant.published"), 30, f"{name} to publish", page,
+                           details=lambda: daemon.log()[-12000:])
             ann_id, ann_video = ann.evaluate("() => [window.participant.id, window.participant.videoTrackId]")
             decoding(bob, ann_id)
             ready = bob.evaluate("() => window.participant.ready")

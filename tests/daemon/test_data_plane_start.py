@@ -1,10 +1,12 @@
-"""`videoroomd serve` with ``[media] data_plane = "native"`` and no compiled module: it refuses to start,
-saying why and what to do, before it listens anywhere (not a crash in the middle of a call)."""
+"""`videoroomd serve` with ``[media] data_plane = "native"`` (the default) and no compiled module: it refuses
+to start, saying why and what to do, before it listens anywhere (not a crash in the middle of a call)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+
+import pytest
 
 WITHOUT_MODULE = """
 import sys
@@ -14,11 +16,12 @@ cli(["serve", "-c", sys.argv[1]])
 """
 
 
-def test_serve_refuses_a_native_plane_it_cannot_load(tmp_path):
+@pytest.mark.parametrize("media", ['[media]\ndata_plane = "native"\n', ""], ids=["named", "default"])
+def test_serve_refuses_a_native_plane_it_cannot_load(tmp_path, media):
     config = tmp_path / "videoroomd.toml"
-    config.write_text('[server]\ndynamic_rooms = true\n[media]\ndata_plane = "native"\n')
+    config.write_text('[server]\ndynamic_rooms = true\n' + media)
     done = subprocess.run([sys.executable, "-c", WITHOUT_MODULE, str(config)], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 1
     assert "media.data_plane: the compiled data plane is not built" in done.stderr
-    assert "pip install" in done.stderr
+    assert "pip install" in done.stderr and 'data_plane = "python"' in done.stderr

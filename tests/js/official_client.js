@@ -59,8 +59,17 @@ async function joinCall(socket, room, name, closed) {
   const channel = socket.channel(`room:${room}`, { displayName: name });
   const webrtc = new WebRTCEndpoint();
   state.webrtc = webrtc;
-  webrtc.on("sendMediaEvent", (event) => channel.push("mediaEvent", { data: event }));
-  channel.on("mediaEvent", (payload) => webrtc.receiveMediaEvent(payload.data));
+  // What a failure message needs: each media event's type both ways, the connection's states as they change.
+  const note = (line) => { if (state.log.length < 200) state.log.push(`${(performance.now() / 1000).toFixed(2)} ${line}`); };
+  const kind = (text) => { const e = JSON.parse(text); return e.type === "custom" ? e.data?.type : e.type; };
+  webrtc.on("sendMediaEvent", (event) => { note(`> ${kind(event)}`); channel.push("mediaEvent", { data: event }); });
+  channel.on("mediaEvent", (payload) => { note(`< ${kind(payload.data)}`); webrtc.receiveMediaEvent(payload.data); });
+  let states = "";
+  setInterval(() => {
+    const pc = webrtc.connection;
+    const now = pc ? `${pc.signalingState}/${pc.iceConnectionState}/${pc.connectionState}` : "";
+    if (now !== states) { states = now; note(now); }
+  }, 20);
   // The room's chat rides the same channel; an app that does not listen for it never sees it.
   channel.on("chat", (message) => state.chat.push(`${message.name}: ${message.text}`));
   listen(webrtc);

@@ -1,5 +1,5 @@
-"""``[media] data_plane``: the Python plane by default, and a native one that cannot load refused at start
-with the reason, before any call could reach it."""
+"""``[media] data_plane``: the compiled plane by default, the Python one on request, and a native one that
+cannot load refused at start with the reason, before any call could reach it."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ def config(tmp_path, plane: str | None):
     return parse(text, "test.toml", tmp_path)
 
 
-def test_the_python_plane_is_the_default(tmp_path):
-    assert config(tmp_path, None).media.data_plane == "python"
+def test_the_native_plane_is_the_default_and_python_may_be_chosen(tmp_path):
+    assert config(tmp_path, None).media.data_plane == "native"
+    assert config(tmp_path, "python").media.data_plane == "python"
     assert native_module.choose("python") == native_module.PlaneChoice("python", "python")
 
 

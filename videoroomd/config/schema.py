@@ -108,11 +108,10 @@ class MediaConfig:
     # Media worker processes: "auto" (one per core) or a number; 0 runs the media on a
     # thread of the daemon's own process (embedding, tests).
     workers: int | str = "auto"
-    # Which data plane forwards the packets: "python" (media/dataplane/python_plane.py, the
-    # reference the contract tests hold both to) or "native" (the compiled one,
-    # media/dataplane/csrc/, which also reads the media sockets; not the default until an official
-    # client's renegotiation race seen on it is understood).
-    data_plane: str = "python"
+    # Which data plane forwards the packets: "native" (the compiled one, media/dataplane/csrc/,
+    # which also reads the media sockets) or "python" (media/dataplane/python_plane.py, the
+    # reference the contract tests hold both to; it needs no compiled module).
+    data_plane: str = "native"
 
 
 @dataclass(frozen=True)
