@@ -65,7 +65,8 @@ async function joinCall(socket, room, name, closed) {
   webrtc.on("sendMediaEvent", (event) => { note(`> ${kind(event)}`); channel.push("mediaEvent", { data: event }); });
   channel.on("mediaEvent", (payload) => { note(`< ${kind(payload.data)}`); webrtc.receiveMediaEvent(payload.data); });
   let states = "";
-  setInterval(() => {
+  const watch = setInterval(() => {
+    if (state.webrtc !== webrtc) { clearInterval(watch); return; }  // a rejoin made a new one
     const pc = webrtc.connection;
     const now = pc ? `${pc.signalingState}/${pc.iceConnectionState}/${pc.connectionState}` : "";
     if (now !== states) { states = now; note(now); }
