@@ -7,8 +7,8 @@ from contextlib import AsyncExitStack
 
 import trio
 
+from testsupport.cluster_nodes import cluster_daemons
 from testsupport.phoenix import phoenix_client
-from testsupport.signalling_helpers import running_daemon
 from videoroomd.cluster.cluster_service import OVERRUN
 from videoroomd.cluster.link_bus import INBOX, LinkBus
 from videoroomd.cluster.redis_client import open_redis
@@ -59,14 +59,8 @@ async def test_a_slow_reader_holds_a_bounded_inbox_and_names_the_links_of_what_i
 async def test_a_participant_whose_messages_were_dropped_is_told_to_rejoin(tmp_path, redis_server):
     redis_server.command("FLUSHALL")
     async with AsyncExitStack() as stack:
-        daemons = []
-        for node in ("node-a", "node-b"):
-            (tmp_path / node).mkdir()
-            daemons.append(await stack.enter_async_context(
-                running_daemon(tmp_path / node, rooms=cluster(redis_server.url, node) + "[rooms.lobby]\n")))
-        for daemon in daemons:
-            with trio.fail_after(5):
-                await daemon.cluster.bus.subscribed.wait()
+        daemons = await cluster_daemons(stack, tmp_path, ("node-a", "node-b"),
+                                        lambda node: cluster(redis_server.url, node) + "[rooms.lobby]\n")
         home, edge = sorted(daemons, key=lambda d: d.rooms.get("lobby") is None)
         bob = await stack.enter_async_context(phoenix_client(edge))
         assert (await bob.join("lobby", displayName="Bob"))["status"] == "ok"

@@ -8,8 +8,8 @@ from contextlib import AsyncExitStack
 import pytest
 import trio
 
+from testsupport.cluster_nodes import cluster_daemons
 from testsupport.phoenix import phoenix_client
-from testsupport.signalling_helpers import running_daemon
 from videoroomd.cluster.redis_chat import RedisChatStore
 from videoroomd.cluster.redis_client import open_redis
 from videoroomd.cluster.redis_directory import CHAT_GRACE, RedisRoomDirectory
@@ -73,14 +73,8 @@ async def test_the_history_in_redis_is_bounded_expires_and_drops_what_is_not_a_m
 async def test_a_late_joiner_through_a_third_node_sees_the_history(tmp_path, redis_server):
     redis_server.command("FLUSHALL")
     async with AsyncExitStack() as stack:
-        daemons = []
-        for node in ("node-a", "node-b", "node-c"):
-            (tmp_path / node).mkdir()
-            daemons.append(await stack.enter_async_context(
-                running_daemon(tmp_path / node, rooms=cluster(redis_server.url, node) + LOBBY)))
-        for daemon in daemons:
-            with trio.fail_after(5):
-                await daemon.cluster.bus.subscribed.wait()
+        daemons = await cluster_daemons(stack, tmp_path, ("node-a", "node-b", "node-c"),
+                                        lambda node: cluster(redis_server.url, node) + LOBBY)
         home = next(d for d in daemons if d.rooms.get("lobby") is not None)
         ann_node, late_node = [d for d in daemons if d is not home]
         async with phoenix_client(ann_node) as ann:

@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack
 import pytest
 import trio
 
+from testsupport.cluster_nodes import cluster_daemons
 from testsupport.daemon import free_port
 from testsupport.phoenix import phoenix_client
 from testsupport.redis_server import start_redis, stop_redis
@@ -71,14 +72,8 @@ async def test_a_node_started_before_its_redis_serves_rooms_once_redis_is_up(tmp
 async def test_redis_flushed_mid_call_the_call_goes_on_in_one_room_on_one_node(tmp_path, redis_server):
     redis_server.command("FLUSHALL")
     async with AsyncExitStack() as stack:
-        daemons = []
-        for node in ("node-a", "node-b"):
-            (tmp_path / node).mkdir()
-            daemons.append(await stack.enter_async_context(
-                running_daemon(tmp_path / node, rooms=cluster(redis_server.url, node) + LOBBY)))
-        for daemon in daemons:
-            with trio.fail_after(5):
-                await daemon.cluster.bus.subscribed.wait()
+        daemons = await cluster_daemons(stack, tmp_path, ("node-a", "node-b"),
+                                        lambda node: cluster(redis_server.url, node) + LOBBY)
         home, other = sorted(daemons, key=lambda d: d.rooms.get("lobby") is None)
         room, old = home.rooms.get("lobby"), home.rooms.entries["lobby"].lease
         async with phoenix_client(home) as ann, phoenix_client(other) as bob:

@@ -14,6 +14,7 @@ import pytest
 import trio
 from aioice import stun
 
+from testsupport.cluster_nodes import cluster_daemons
 from testsupport.media_bot import bot, media_thread
 from testsupport.phoenix import phoenix_client
 from testsupport.signalling_helpers import next_json, relay_client, running_daemon
@@ -37,14 +38,8 @@ def of_type(kind: str):
 async def two_nodes(stack: AsyncExitStack, tmp_path, redis_server, rooms: str = LOBBY, count: int = 2) -> list:
     """``count`` daemons on one Redis, the room's node (the one that claimed lobby) first."""
     redis_server.command("FLUSHALL")
-    daemons = []
-    for node in ("node-a", "node-b", "node-c")[:count]:
-        (tmp_path / node).mkdir()
-        daemons.append(await stack.enter_async_context(
-            running_daemon(tmp_path / node, rooms=cluster(redis_server.url, node) + rooms)))
-    for daemon in daemons:
-        with trio.fail_after(5):
-            await daemon.cluster.bus.subscribed.wait()
+    daemons = await cluster_daemons(stack, tmp_path, ("node-a", "node-b", "node-c")[:count],
+                                    lambda node: cluster(redis_server.url, node) + rooms)
     return sorted(daemons, key=lambda d: d.rooms.get("lobby") is None)
 
 

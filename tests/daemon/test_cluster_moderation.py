@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack
 import pytest
 import trio
 
+from testsupport.cluster_nodes import cluster_daemons
 from testsupport.media_bot import bot, media_thread
 from testsupport.phoenix import phoenix_client
 from testsupport.signalling_helpers import running_daemon
@@ -22,14 +23,8 @@ from test_moderation_daemon import LOBBY_ROOMS, joined, moderate, pushed, token
 async def three_nodes(stack: AsyncExitStack, tmp_path, redis_server, room: str) -> list:
     """Three daemons on one Redis, the one that runs ``room`` first."""
     redis_server.command("FLUSHALL")
-    daemons = []
-    for node in ("node-a", "node-b", "node-c"):
-        (tmp_path / node).mkdir()
-        daemons.append(await stack.enter_async_context(
-            running_daemon(tmp_path / node, rooms=cluster(redis_server.url, node) + LOBBY_ROOMS)))
-    for daemon in daemons:
-        with trio.fail_after(5):
-            await daemon.cluster.bus.subscribed.wait()
+    daemons = await cluster_daemons(stack, tmp_path, ("node-a", "node-b", "node-c"),
+                                    lambda node: cluster(redis_server.url, node) + LOBBY_ROOMS)
     await until(lambda: any(d.rooms.get(room) is not None for d in daemons))
     return sorted(daemons, key=lambda d: d.rooms.get(room) is None)
 
