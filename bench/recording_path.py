@@ -18,56 +18,23 @@ and the recorder took in Python. The worker takes every 50 ms
 from __future__ import annotations
 
 import argparse
-import socket
 import tempfile
 import time
 
-import pylibsrtp
-
+from testsupport.port_rig import VP8, PortRig
 from testsupport.rtp_datagrams import rtp
-from videoroomd.media.dataplane.interface import NativeRoute, RewriteStart, StreamParams
-from videoroomd.media.dataplane.native_module import load
-from videoroomd.media.dataplane.native_plane import NativeDataPlane
 from videoroomd.media.webrtc.recording_tap import RecordingTap
 from videoroomd.recording.recorder import RoomRecorder
 
-IN_KEY, IN_SALT = bytes(range(1, 17)), bytes(range(101, 115))
-OUT_KEY, OUT_SALT = bytes(range(16)), bytes(range(50, 64))
-SSRC, VP8 = 0x1234ABCD, 96
+SSRC = 0x1234ABCD
 PAYLOAD = b"\x10\x01" + bytes(1000)  # a VP8 inter frame's packet
 
 
-def _udp() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.setblocking(False)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
-    return sock
-
-
-class Path:
+class Path(PortRig):
     """One publisher's Port, the plane with one subscriber, and the room's recording tap."""
 
     def __init__(self, directory: str):
-        native = load()
-        self.server, self.client = _udp(), _udp()
-        self.port = native.Port(self.server.fileno())
-        self.port.set_keys(native.AES_CM_128_HMAC_SHA1_80, IN_KEY, IN_SALT, OUT_KEY, OUT_SALT)
-        self.port.allow(self.client.getsockname())
-        policy = pylibsrtp.Policy(key=IN_KEY + IN_SALT, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
-        self.sender = pylibsrtp.Session(policy)
-        self.plane = NativeDataPlane()
-        self.plane.add_publisher("cam", "video")
-        self.ours, self.theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.ours.setblocking(False)
-        self.theirs.setblocking(False)
-        self.plane.add_connection("c")
-        self.plane.add_subscriber("s", "c", "video", NativeRoute(self.ours, None, native.AES_CM_128_HMAC_SHA1_80,
-                                                                 OUT_KEY, OUT_SALT), RewriteStart(1, 2, 3))
-        self.plane.set_stream("s", StreamParams(102, 90000, 7, 8, 103))
-        self.plane.link("s", "cam")
-        core, index = self.plane.native_target("cam", SSRC)
-        assert self.port.route(SSRC, core, index, -1, VP8, 90000, 0, 0, None, None)
+        super().__init__(SSRC)
         self.directory = directory
         self.tap = RecordingTap(lambda track, ssrc: None, lambda recording, reason, detail: None)
         self.tap.publisher("cam", "video", "p", None)

@@ -12,7 +12,6 @@ import asyncio
 import os
 import random
 import select
-import socket
 import struct
 import sys
 import time
@@ -23,20 +22,16 @@ import pytest
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import RtpPacket
 
+from testsupport.port_rig import OUT_KEY, OUT_SALT, RX_KEY, RX_SALT, VP8, PortRig
 from testsupport.rtp_datagrams import mutated, one_byte_elements, rtp
-from videoroomd.media.dataplane.interface import NativeRoute, RewriteStart, StreamParams
 from videoroomd.media.dataplane.native_module import load
-from videoroomd.media.dataplane.native_plane import NativeDataPlane
 from videoroomd.media.webrtc.compat.native_receive import PortStreamStatistics
 from videoroomd.recording.trackfile import MAGIC, TrackEncoder, read_track
 
 native = load()
 
-RX_KEY, RX_SALT = bytes(range(1, 17)), bytes(range(101, 115))
-TX_KEY, TX_SALT = bytes(range(31, 47)), bytes(range(131, 145))
-OUT_KEY, OUT_SALT = bytes(range(16)), bytes(range(50, 64))   # the subscriber's
 MEDIA, RTX, OTHER = 0x1234ABCD, 0x5555AAAA, 0x77777777
-VP8, VP8_RTX = 96, 97
+VP8_RTX = 97
 AST_ID = 3
 KEYFRAME = b"\x10\x00" + bytes(range(100))  # VP8: S bit, partition 0, key frame
 
@@ -46,41 +41,15 @@ def media(seq: int, payload: bytes = KEYFRAME, ssrc: int = MEDIA, pt: int = VP8,
                extension=one_byte_elements({AST_ID: (seq * 100).to_bytes(3, "big")}))
 
 
-class Rig:
+class Rig(PortRig):
     """A Port on a loopback socket, keyed and taking media from ``client``; a compiled plane with a VP8
     publisher whose one subscriber writes into a socket pair; the publisher's MEDIA and RTX routed."""
 
     def __init__(self):
-        self.server, self.client = self._udp(), self._udp()
-        self.port = native.Port(self.server.fileno())
-        self.port.set_keys(native.AES_CM_128_HMAC_SHA1_80, RX_KEY, RX_SALT, TX_KEY, TX_SALT)
-        self.port.allow(self.client.getsockname())
-        policy = pylibsrtp.Policy(key=RX_KEY + RX_SALT, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
-        self.sender = pylibsrtp.Session(policy)
-        self.plane = NativeDataPlane()
-        self.plane.add_publisher("cam", "video")
-        self.ours, self.theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.ours.setblocking(False)
-        self.theirs.setblocking(False)
-        self.plane.add_connection("c")
-        self.plane.add_subscriber("s", "c", "video", NativeRoute(self.ours, None, native.AES_CM_128_HMAC_SHA1_80,
-                                                                 OUT_KEY, OUT_SALT), RewriteStart(1, 2, 3))
-        self.plane.set_stream("s", StreamParams(102, 90000, 7, 8, 103))
-        self.plane.link("s", "cam")
-        core, self.index = self.plane.native_target("cam", MEDIA)
-        self.core = core
-        assert self.port.route(MEDIA, core, self.index, -1, VP8, 90000, 0, AST_ID, None, None) is True
-        assert self.port.route(RTX, core, self.index, MEDIA, VP8_RTX, 90000, 0, AST_ID, None, None) is True
+        super().__init__(MEDIA, abs_send_time_id=AST_ID)
+        assert self.port.route(RTX, self.core, self.index, MEDIA, VP8_RTX, 90000, 0, AST_ID, None, None) is True
         inbound = pylibsrtp.Policy(key=OUT_KEY + OUT_SALT, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND)
         self.subscriber = pylibsrtp.Session(inbound)
-
-    @staticmethod
-    def _udp() -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("127.0.0.1", 0))
-        sock.setblocking(False)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
-        return sock
 
     def send(self, packets: list[bytes]) -> list:
         """Protect and send ``packets``; what one read gives Python (after they all arrived)."""
@@ -100,11 +69,6 @@ class Rig:
                 out.append(RtpPacket.parse(self.subscriber.unprotect(self.theirs.recv(70000))))
             except BlockingIOError:
                 return out
-
-    def close(self) -> None:
-        for sock in (self.server, self.client, self.ours, self.theirs):
-            sock.close()
-
 
 @pytest.fixture
 def rig():
