@@ -29,8 +29,11 @@ def browser(playwright):
 
 @pytest.fixture
 def daemon(start_daemon):
-    # The page's calls on two media worker processes, as a default install runs them on two cores.
-    return start_daemon(rooms=ROOMS, media="workers = 2")
+    # The media on a thread of the daemon: these tests look at the page, not at where its media
+    # runs, and two worker processes cost each test seconds of start. The page's calls through
+    # worker processes, as a default install runs them, are the tests' that say so (page states,
+    # simulcast, recording, moderation: workers = 1 or 2).
+    return start_daemon(rooms=ROOMS, media="workers = 0")
 
 
 def participant(browser, daemon, name: str, room: str = "lobby", extra: str = "", viewport=None):
