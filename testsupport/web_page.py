@@ -29,11 +29,9 @@ def browser(playwright):
 
 @pytest.fixture
 def daemon(start_daemon):
-    # The media on a thread of the daemon: these tests look at the page, not at where its media
-    # runs, and two worker processes cost each test seconds of start. The page's calls through
-    # worker processes, as a default install runs them, are the tests' that say so (page states,
-    # simulcast, recording, moderation: workers = 1 or 2).
-    return start_daemon(rooms=ROOMS, media="workers = 0")
+    # The page's calls in a media worker process, as a default install runs them: a room's media
+    # is on one worker, so a second, idle one would only cost each test its start.
+    return start_daemon(rooms=ROOMS, media="workers = 1")
 
 
 def participant(browser, daemon, name: str, room: str = "lobby", extra: str = "", viewport=None):
