@@ -29,9 +29,8 @@ def browser(playwright):
 
 @pytest.fixture
 def daemon(start_daemon):
-    # The page's calls in a media worker process, as a default install runs them: a room's media
-    # is on one worker, so a second, idle one would only cost each test its start.
-    return start_daemon(rooms=ROOMS, media="workers = 1")
+    # The page's calls on two media worker processes, as a default install runs them on two cores.
+    return start_daemon(rooms=ROOMS, media="workers = 2")
 
 
 def participant(browser, daemon, name: str, room: str = "lobby", extra: str = "", viewport=None):

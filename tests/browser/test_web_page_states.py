@@ -205,7 +205,7 @@ def test_firefox_keeps_the_join_card_and_a_call_of_one_to_nine_with_a_screen_and
     appear as the others publish; their media would need test hosts, as in test_web_firefox.py)."""
     from test_web_firefox_features import FirefoxPage
 
-    daemon = start_daemon(rooms=ROOMS, media="workers = 1")  # one room: its media on one worker
+    daemon = start_daemon(rooms=ROOMS, media="workers = 2")
     crowd = BotCrowd(daemon)
     fox = FirefoxPage(f"{daemon.url}/room/board?name=Fox", size=(1280, 800))
 
