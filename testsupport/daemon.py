@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 from testsupport.wait import wait_for
 
@@ -80,3 +82,19 @@ class DaemonProcess:
                 self.proc.wait()
         self._out.close()
         return self.proc.returncode
+
+
+@contextlib.contextmanager
+def running_daemon(directory: Path, rooms: str, *, media: str = "workers = 0") -> Iterator[DaemonProcess]:
+    """A daemon on a config of ``rooms`` and ``media`` (as the start_daemon fixture makes it) in
+    ``directory``, healthy, for a fixture wider than one test (a module whose tests each use a room
+    of their own); stopped after the block."""
+    port = free_port()
+    config = directory / "videoroomd.toml"
+    config.write_text(config_text(rooms, port=port, media=media))
+    daemon = DaemonProcess(config, port)
+    try:
+        daemon.wait_healthy()
+        yield daemon
+    finally:
+        daemon.stop()

@@ -76,3 +76,24 @@ LAYOUT_PROBLEMS = r"""() => {
 
 # The width of the call's view as a share of the window's (how much a side panel takes).
 VIEW_SHARE = "() => document.querySelector('.view').getBoundingClientRect().width / innerWidth"
+
+# Resolves once the page's layout has settled: no element's box moved over three frames in a row
+# (the tiles are laid out again on the frames after a resize or a change of the call), or after
+# about three seconds of boxes still moving; to what LAYOUT_PROBLEMS then measures, that is the
+# same as a fixed wait, without waiting longer than the page takes.
+SETTLED = """() => new Promise((done) => {
+    const boxes = () => JSON.stringify([...document.querySelectorAll("body *")].map((e) => {
+        const r = e.getBoundingClientRect();
+        return [r.x, r.y, r.width, r.height];
+    }));
+    let last = null, still = 0, frames = 0;
+    const look = () => {
+        const now = boxes();
+        still = now === last ? still + 1 : 0;
+        last = now;
+        frames += 1;
+        if (still >= 3 || frames >= 180) done(still >= 3);
+        else requestAnimationFrame(look);
+    };
+    requestAnimationFrame(look);
+})"""

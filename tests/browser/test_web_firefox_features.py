@@ -6,6 +6,9 @@ following who speaks; a phone-sized window; the connection-quality mark; screen 
 Firefox runs tests/js/firefox_page.mjs, which does what the test sends it line by line. The tests
 without media stay on 127.0.0.1 (the chat, the people list and the layout need only the signalling);
 those with media run on the test hosts of testsupport/netns.py, as test_web_firefox.py explains.
+A Firefox start is the dearest part of a test (several seconds), so each group of tests shares one
+Firefox, each test in a new tab of its own (:class:`SharedFirefox`); the tests on the test hosts
+also share the daemon and Chromium there, each in a room of its own.
 
 Firefox cannot capture a screen here: its fake devices (media.navigator.streams.fake) are a camera
 and a microphone only, and a headless Firefox with no display server has no screen or window, so its
@@ -28,7 +31,7 @@ import pytest
 from playwright.sync_api import expect
 
 from testsupport.browser import chromium_path, launch
-from testsupport.daemon import free_port
+from testsupport.daemon import DaemonProcess, free_port
 from testsupport.netns import net_host
 from test_web_firefox import FirefoxParticipant, wait_https
 from test_web_screen import SCREEN_FLAGS, wait_for_moving_screen
@@ -70,6 +73,11 @@ class FirefoxPage(FirefoxParticipant):
                 break
         raise AssertionError(f"Firefox never answered {what} {command}: {seen}; stderr: {self.stderr()}")
 
+    def fresh(self, url: str, size: tuple[int, int] = (1000, 700)) -> None:
+        """A new tab of ``size`` at ``url`` in place of the one open, which leaves its call (its
+        init scripts go with it)."""
+        self.run("fresh", url=url, width=size[0], height=size[1])
+
     def eval(self, js: str, arg=None) -> object:
         return self.run("eval", js=js, arg=arg)
 
@@ -95,6 +103,45 @@ class FirefoxPage(FirefoxParticipant):
                       [selector, expected], timeout)
         except AssertionError:
             raise AssertionError(f"{selector} in Firefox says {self.texts(selector)}, not {expected}") from None
+
+
+class SharedFirefox:
+    """One Firefox for the tests of a module (on ``host`` when given): :meth:`open` gives a test
+    a new tab, :meth:`leave` (in the test's ``finally``) takes it out of the call. A Firefox that
+    cannot do that is closed, and the next test starts another."""
+
+    def __init__(self, host=None):
+        self.host = host
+        self.page: FirefoxPage | None = None
+
+    def open(self, url: str, size: tuple[int, int] = (1000, 700)) -> FirefoxPage:
+        """The Firefox, started if none runs, with a new tab of ``size`` at ``url``."""
+        if self.page is None or self.page.proc.poll() is not None:
+            self.page = FirefoxPage(url, size, self.host)
+        else:
+            self.page.fresh(url, size)
+        return self.page
+
+    def leave(self) -> None:
+        """The test's tab is left for a blank one (out of its call before the next test)."""
+        if self.page is not None:
+            try:
+                self.page.fresh("about:blank")
+            except AssertionError:
+                self.close()
+
+    def close(self) -> None:
+        if self.page is not None:
+            self.page.close()
+            self.page = None
+
+
+@pytest.fixture(scope="module")
+def firefox():
+    """The module's Firefox on this machine (the tests without media)."""
+    shared = SharedFirefox()
+    yield shared
+    shared.close()
 
 
 # In Firefox: the state words on the people list's entry of NAME (null while NAME is not listed).
@@ -139,7 +186,7 @@ LOUDEST = """() => new Promise((done) => {
 })"""
 
 
-def test_firefox_remembers_the_name_joins_muted_and_chats_with_chromium(browser, start_daemon):
+def test_firefox_remembers_the_name_joins_muted_and_chats_with_chromium(browser, firefox, start_daemon):
     daemon = start_daemon(rooms=ROOMS)
     ann = participant(browser, daemon, "Ann")
     expect(ann.locator("#call")).to_be_visible(timeout=15000)
@@ -149,7 +196,7 @@ def test_firefox_remembers_the_name_joins_muted_and_chats_with_chromium(browser,
     say(ann, "hello from Ann")
     say(ann, hostile)
     expect(ann.locator("#chat-messages .chat-text")).to_have_count(2, timeout=10000)
-    fox = FirefoxPage(f"{daemon.url}/room/lobby")
+    fox = firefox.open(f"{daemon.url}/room/lobby")
     try:
         # the name typed once is there on the next visit
         fox.wait("() => !document.getElementById('join-name').disabled && document.getElementById('preview').srcObject")
@@ -213,15 +260,15 @@ def test_firefox_remembers_the_name_joins_muted_and_chats_with_chromium(browser,
         expect(ann.locator("#chat-messages .chat-text")).to_have_count(shown, timeout=10000)
         assert ann.locator("#chat-messages .chat-text").last.text_content() == f"quick {n - 1}"
     finally:
-        fox.close()
+        firefox.leave()
         ann.context.close()
 
 
-def test_firefox_lists_who_is_muted_shows_the_speaker_large_and_fits_a_phone(browser, start_daemon):
+def test_firefox_lists_who_is_muted_shows_the_speaker_large_and_fits_a_phone(browser, firefox, start_daemon):
     daemon = start_daemon(rooms=ROOMS)
     ann = participant(browser, daemon, "Ann")
     expect(ann.locator("#call")).to_be_visible(timeout=15000)
-    fox = FirefoxPage(f"{daemon.url}/room/lobby?name=Fox&autojoin=1")
+    fox = firefox.open(f"{daemon.url}/room/lobby?name=Fox&autojoin=1")
     try:
         fox.wait("() => !document.getElementById('call').hidden")
         assert fox.wait(PERSON_STATES, "Ann") == []
@@ -270,7 +317,7 @@ def test_firefox_lists_who_is_muted_shows_the_speaker_large_and_fits_a_phone(bro
         expect(ann.locator(tile_of(ann, "Fox"))).to_have_count(0, timeout=10000)
         expect(ann.locator("#participants .who")).to_have_text(["Ann (you)"])
     finally:
-        fox.close()
+        firefox.leave()
         ann.context.close()
 
 
@@ -295,19 +342,24 @@ def wait_for_moving_in_firefox(fox: FirefoxPage, selector: str, name: str, timeo
     }}""", [selector, name, key], timeout)
 
 
-@contextlib.contextmanager
-def chromium_on_test_hosts(playwright, start_daemon, tmp_path):
-    """Ann in Chromium (with a fake screen to share) in the lobby of a daemon on test hosts: yields
-    (the daemon's https address, Ann's page, Firefox's test host, a function that brings one more
-    person of that name in Chromium and returns the page). The set-up of test_web_firefox.py's
-    call test: each browser on a test host of its own, the daemon on this machine's end of Firefox's
-    veth pair, media on those addresses alone."""
+TEST_HOST_ROOMS = ("quality", "capture", "speaker", "phone")  # one for each test on the test hosts
+
+
+@pytest.fixture(scope="module")
+def test_hosts(playwright, tmp_path_factory):
+    """The set-up of test_web_firefox.py's call test, for the module's tests with media: each
+    browser on a test host of its own, the daemon on this machine's end of Firefox's veth pair,
+    media on those addresses alone; a room for each test. Yields (the daemon's https address,
+    Chromium there, with a fake screen to share, the module's Firefox there)."""
+    tmp_path = tmp_path_factory.mktemp("test-hosts")
     with net_host() as fox_host, net_host() as ann_host:
         server = fox_host.gateway
         ann_host.route_to(server)
         generate(tmp_path / "tls.crt", tmp_path / "tls.key", cn=server, days=1)
         port = free_port()
-        daemon = start_daemon(f"""[server]
+        rooms = "".join(f"[rooms.{room}]\nmax_peers = 8\n" for room in TEST_HOST_ROOMS)
+        config = tmp_path / "videoroomd.toml"
+        config.write_text(f"""[server]
 listen = "{server}:{port}"
 hostnames = ["{server}"]
 tls_cert = "{tmp_path}/tls.crt"
@@ -316,32 +368,50 @@ tls_key = "{tmp_path}/tls.key"
 addresses = ["{server}"]
 [media]
 workers = 0
-[rooms.lobby]
-max_peers = 8
-""", port=port, wait=False)
+{rooms}""")
+        daemon = DaemonProcess(config, port)
+        firefox = SharedFirefox(fox_host)
         try:
             url = f"https://{server}:{port}"
             wait_https(url, tmp_path / "tls.crt")
             chromium = launch(playwright, executable=str(ann_host.wrapper(chromium_path(), tmp_path)), extra_flags=SCREEN_FLAGS)
-            def person(name: str):
-                context = chromium.new_context(ignore_https_errors=True, viewport={"width": 1000, "height": 700})
-                context.add_init_script(KEEP_PEER_CONNECTIONS)
-                page = context.new_page()
-                page.goto(f"{url}/room/lobby?name={name}&autojoin=1")
-                expect(page.locator("#call")).to_be_visible(timeout=15000)
-                return page
-
             try:
-                yield url, person("Ann"), fox_host, person
+                yield url, chromium, firefox
             finally:
                 chromium.close()
         finally:
+            firefox.close()
             daemon.stop()  # before its address goes with the test host
 
 
-def test_firefox_shows_the_connection_quality_and_a_screen_shared_from_chromium(playwright, start_daemon, tmp_path):
-    with chromium_on_test_hosts(playwright, start_daemon, tmp_path) as (url, ann, fox_host, _):
-        fox = FirefoxPage(f"{url}/room/lobby?name=Fox&autojoin=1", host=fox_host)
+@contextlib.contextmanager
+def chromium_on_test_hosts(test_hosts, room: str):
+    """Ann in Chromium in ``room`` on the test hosts: yields (the room's address, Ann's page, a
+    function that brings one more person of that name in Chromium and returns the page); their
+    pages are closed after the block."""
+    url, chromium, _ = test_hosts
+    contexts = []
+
+    def person(name: str):
+        context = chromium.new_context(ignore_https_errors=True, viewport={"width": 1000, "height": 700})
+        contexts.append(context)
+        context.add_init_script(KEEP_PEER_CONNECTIONS)
+        page = context.new_page()
+        page.goto(f"{url}/room/{room}?name={name}&autojoin=1")
+        expect(page.locator("#call")).to_be_visible(timeout=15000)
+        return page
+
+    try:
+        yield f"{url}/room/{room}", person("Ann"), person
+    finally:
+        for context in contexts:
+            context.close()
+
+
+def test_firefox_shows_the_connection_quality_and_a_screen_shared_from_chromium(test_hosts):
+    firefox = test_hosts[2]
+    with chromium_on_test_hosts(test_hosts, "quality") as (url, ann, _):
+        fox = firefox.open(f"{url}?name=Fox&autojoin=1")
         try:
             wait_for_moving_video(ann, "Fox", timeout=30)
             wait_for_moving_in_firefox(fox, REMOTE, "Ann", timeout=30)
@@ -409,7 +479,7 @@ def test_firefox_shows_the_connection_quality_and_a_screen_shared_from_chromium(
             expect(ann.locator(f"{tile_of(ann, 'Fox')} .badge")).to_have_count(0, timeout=10000)
             wait_for_moving_video(ann, "Fox")
         finally:
-            fox.close()
+            firefox.leave()
 
 
 # Firefox's Share screen with a capture Firefox can make here: one of its own tabs (see the module's
@@ -431,12 +501,13 @@ TAB_AS_SCREEN = """() => {
 }"""
 
 
-def test_firefox_shares_a_capture_and_chromium_gets_it_on_its_stage(playwright, start_daemon, tmp_path):
-    with chromium_on_test_hosts(playwright, start_daemon, tmp_path) as (url, ann, fox_host, _):
-        fox = FirefoxPage("about:blank", host=fox_host)
+def test_firefox_shares_a_capture_and_chromium_gets_it_on_its_stage(test_hosts):
+    firefox = test_hosts[2]
+    with chromium_on_test_hosts(test_hosts, "capture") as (url, ann, _):
+        fox = firefox.open("about:blank")  # a tab of its own: the init script goes with it
         try:
             fox.run("init", js=TAB_AS_SCREEN)
-            fox.run("goto", url=f"{url}/room/lobby?name=Fox&autojoin=1")
+            fox.run("goto", url=f"{url}?name=Fox&autojoin=1")
             wait_for_moving_video(ann, "Fox", timeout=30)
             fox.run("click", selector="#screen-button")
             assert fox.wait("() => document.getElementById('screen-button').getAttribute('aria-pressed') === 'true' && document.querySelector('#screen-button .label').textContent") == "Stop sharing"
@@ -461,13 +532,14 @@ def test_firefox_shares_a_capture_and_chromium_gets_it_on_its_stage(playwright, 
             expect(ann.locator("#stage")).to_be_hidden(timeout=15000)
             wait_for_moving_video(ann, "Fox")
         finally:
-            fox.close()
+            firefox.leave()
 
 
-def test_speaker_view_in_firefox_follows_who_speaks_and_chromium_hears_firefox_speak(playwright, start_daemon, tmp_path):
-    with chromium_on_test_hosts(playwright, start_daemon, tmp_path) as (url, ann, fox_host, person):
+def test_speaker_view_in_firefox_follows_who_speaks_and_chromium_hears_firefox_speak(test_hosts):
+    firefox = test_hosts[2]
+    with chromium_on_test_hosts(test_hosts, "speaker") as (url, ann, person):
         bob = person("Bob")
-        fox = FirefoxPage(f"{url}/room/lobby?name=Fox&autojoin=1", host=fox_host)
+        fox = firefox.open(f"{url}?name=Fox&autojoin=1")
         try:
             wait_for_moving_video(ann, "Fox", timeout=30)
             # Ann is quiet (muted); Bob's (fake, beeping) microphone makes him the speaker in
@@ -487,15 +559,15 @@ def test_speaker_view_in_firefox_follows_who_speaks_and_chromium_hears_firefox_s
             expect(ann.locator(f"{tile_of(ann, 'Fox')}.focused")).to_have_count(1, timeout=20000)
             expect(ann.locator(f"{tile_of(ann, 'Bob')}.focused")).to_have_count(0)
         finally:
-            fox.close()
-            bob.context.close()
+            firefox.leave()
 
 
-def test_firefox_on_a_phone_joining_while_chromium_shares_gets_the_screen_above_the_cameras(playwright, start_daemon, tmp_path):
-    with chromium_on_test_hosts(playwright, start_daemon, tmp_path) as (url, ann, fox_host, _):
+def test_firefox_on_a_phone_joining_while_chromium_shares_gets_the_screen_above_the_cameras(test_hosts):
+    firefox = test_hosts[2]
+    with chromium_on_test_hosts(test_hosts, "phone") as (url, ann, _):
         ann.get_by_role("button", name="Share screen").click()
         expect(ann.locator("#stage figcaption")).to_have_text(["Your screen"], timeout=10000)
-        fox = FirefoxPage(f"{url}/room/lobby?name=Fox&autojoin=1", size=(390, 844), host=fox_host)
+        fox = firefox.open(f"{url}?name=Fox&autojoin=1", size=(390, 844))
         try:
             # both of Ann's videos come in Firefox's first negotiation: the screen on the stage, the camera on her tile
             wait_for_moving_in_firefox(fox, "#stage figure", "Ann's screen", timeout=30)
@@ -510,4 +582,4 @@ def test_firefox_on_a_phone_joining_while_chromium_shares_gets_the_screen_above_
             assert layout["stageAbove"] and layout["leaveInView"] and layout["stageWidth"] > 300, layout
             fox.wait_equal(PERSON_STATES, "Ann", ["sharing"])
         finally:
-            fox.close()
+            firefox.leave()

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from testsupport.bot_crowd import BotCrowd
 from testsupport.browser import save_artifact
-from testsupport.page_geometry import LAYOUT_PROBLEMS, VIEW_SHARE
+from testsupport.page_geometry import LAYOUT_PROBLEMS, SETTLED, VIEW_SHARE
 from testsupport.web_page import ICE, browser, playwright, tile_of  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
@@ -36,10 +36,10 @@ def calm(page, where: str) -> None:
 def in_every_window(page, where: str) -> None:
     for width, height in WINDOWS:
         page.set_viewport_size({"width": width, "height": height})
-        page.wait_for_timeout(400)  # the tiles are laid out again on the next frames
+        page.evaluate(SETTLED)  # the tiles are laid out again on the next frames
         calm(page, f"{where} at {width}x{height}")
     page.set_viewport_size({"width": 1280, "height": 800})
-    page.wait_for_timeout(200)
+    page.evaluate(SETTLED)
 
 
 def test_the_join_card_keeps_its_refusals_in_view_and_an_unknown_room_starts_no_camera(browser, start_daemon):
@@ -213,7 +213,7 @@ def test_firefox_keeps_the_join_card_and_a_call_of_one_to_nine_with_a_screen_and
         for width, height in WINDOWS:
             fox.run("viewport", width=width, height=height)
             fox.wait(f"() => innerWidth === {width}")
-            fox.wait("() => new Promise((done) => setTimeout(() => done(true), 400))")
+            fox.eval(SETTLED)
             problems = fox.eval(LAYOUT_PROBLEMS)
             assert problems == [], f"Firefox, {where} at {width}x{height}: {problems}"
 

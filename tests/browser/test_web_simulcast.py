@@ -9,6 +9,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from testsupport.daemon import running_daemon
 from testsupport.web_page import ICE, KEEP_PEER_CONNECTIONS, browser, participant, playwright, tile_of, wait_for_moving_video  # noqa: F401
 
 pytestmark = pytest.mark.browser
@@ -17,9 +18,12 @@ ROOMS = (ICE + "[rooms.lobby]\nmax_peers = 8\n[rooms.plain]\nmax_peers = 8\nsimu
          "[rooms.capped]\nmax_peers = 8\nmax_video_bitrate = \"100k\"\n")
 
 
-@pytest.fixture
-def daemon(start_daemon):
-    return start_daemon(rooms=ROOMS, media="workers = 2")
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    """One daemon for the module, its layers through two media worker processes: each test has a
+    room of its own (lobby, plain, capped)."""
+    with running_daemon(tmp_path_factory.mktemp("simulcast"), ROOMS, media="workers = 2") as daemon:
+        yield daemon
 
 
 # Keeps every media event the page sends (window.sentMediaEvents), to read what it asked the server for.

@@ -12,6 +12,9 @@
 //   {"do": "viewport", "width": w, "height": h}  the window resized
 //   {"do": "goto", "url": "..."}                 another address, or the same one again
 //   {"do": "init", "js": "() => ..."}            run on every page loaded from now on, before its scripts
+//   {"do": "fresh", "url": "...", "width": w, "height": h}  the tab closed (its page leaves, its init
+//                                                scripts go) and a new one of that size opened at the address:
+//                                                the next test's page in the same Firefox
 // Firefox may capture one of its own tabs (getUserMedia({video: {mediaSource: "browser"}})): headless,
 // with no display server, that is the only capture of a screen kind it can make.
 // Page errors are printed as {"pageerror": "..."}. Leaves when its standard input closes.
@@ -21,7 +24,18 @@ import { launchFirefox, say, TIMEOUT_MS } from "./firefox_launch.mjs";
 const [moduleDir, firefox, url, size] = process.argv.slice(2);
 const [width, height] = size.split("x").map(Number);
 
-async function run(page, command) {
+let page;
+
+async function open(address, width, height) {
+  const tab = await browser.newPage();
+  await tab.setViewport({ width, height });
+  tab.on("pageerror", (error) => say({ pageerror: String(error) }));
+  await page?.close();
+  page = tab;
+  await page.goto(address);
+}
+
+async function run(command) {
   switch (command.do) {
     case "eval":
       return page.evaluate(`(${command.js})(${JSON.stringify(command.arg ?? null)})`);
@@ -48,6 +62,8 @@ async function run(page, command) {
       return page.evaluateOnNewDocument(`(${command.js})()`).then(() => null);
     case "goto":
       return page.goto(command.url).then(() => null);
+    case "fresh":
+      return open(command.url, command.width, command.height).then(() => null);
     default:
       throw new Error(`unknown command ${JSON.stringify(command.do)}`);
   }
@@ -56,16 +72,13 @@ async function run(page, command) {
 let browser;
 try {
   browser = await launchFirefox(moduleDir, firefox, { "media.getusermedia.browser.enabled": true });
-  const page = await browser.newPage();
-  await page.setViewport({ width, height });
-  page.on("pageerror", (error) => say({ pageerror: String(error) }));
-  await page.goto(url);
+  await open(url, width, height);
   say({ ready: true });
   for await (const line of readline.createInterface({ input: process.stdin })) {
     if (!line.trim()) continue;
     const command = JSON.parse(line);
     try {
-      const value = await run(page, command);
+      const value = await run(command);
       say({ reply: command.id, value: value ?? null });
     } catch (error) {
       say({ reply: command.id, error: String(error?.message || error) });
