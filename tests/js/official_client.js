@@ -7,6 +7,14 @@ import { WebRTCEndpoint } from "@jellyfish-dev/membrane-webrtc-js";
 const state = { connected: false, id: null, errors: [], ready: {}, removed: [], endpoints: {}, log: [], chat: [],
                 encodings: [], bandwidth: [], rejoins: 0 };
 window.participant = state;
+// The client libraries report some failures only to the console (a failed offer, say): keep them for a failure message.
+for (const level of ["error", "warn"]) {
+  const original = console[level].bind(console);
+  console[level] = (...args) => {
+    if (state.log.length < 200) state.log.push(`console.${level}: ${args.map((a) => String(a?.message ?? a)).join(" ")}`);
+    original(...args);
+  };
+}
 // Before each try to join again: at once (the join waits on the server while the room moves), then backing off.
 const REJOIN_DELAYS_MS = [0, 1000, 2000, 4000, 8000, 10000];
 const TRANSIENT = ["room_unavailable", "shutting_down"];  // refusals that a later join may get past

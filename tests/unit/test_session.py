@@ -38,15 +38,20 @@ def publish(session: Session, endpoint: str, *kinds_: str):
     tracks = {str(i): f"{endpoint}:t{i}" for i in range(len(kinds_))}
     plan = session.plan(endpoint, offer(*lines), tracks, {t: {"n": t} for t in tracks.values()})
     out = session.answered(plan)
-    out += session.media_connected(endpoint)
+    out += session.media_connected(endpoint) + settled(session, endpoint)
     return plan, out, list(tracks.values())
 
 
+def settled(session: Session, endpoint: str):
+    """The client has applied its last answer (ANSWER_SETTLE later)."""
+    return session.settled(endpoint, session.endpoints[endpoint].answers)
+
+
 def answer(session: Session, endpoint: str, description: SessionDescription):
-    """A receiving endpoint answers, and its media is up; returns (plan, out)."""
+    """A receiving endpoint answers, its media is up and it has applied the answer; returns (plan, out)."""
     plan = session.plan(endpoint, description, {}, {})
     out = session.answered(plan)
-    return plan, out + session.media_connected(endpoint)
+    return plan, out + session.media_connected(endpoint) + settled(session, endpoint)
 
 
 def test_first_endpoint_gets_no_offer_data_and_the_second_learns_of_the_first():
@@ -194,6 +199,7 @@ def test_renegotiations_wait_for_the_first_connection_to_come_up():
     session.renegotiate_tracks("a")
     publish(session, "a", "video")
     session.answered(session.plan("b", offer(("0", "video", "recvonly")), {}, {}))
+    assert settled(session, "b") == []
     # a new track while b's first connection is still being set up: held back
     session.connect("c", None)
     session.renegotiate_tracks("c")
@@ -201,6 +207,31 @@ def test_renegotiations_wait_for_the_first_connection_to_come_up():
     assert kinds(out, "b") == ["tracksAdded"]
     assert kinds(session.media_connected("b"), "b") == ["offerData"]
     assert session.media_connected("b") == []  # once
+
+
+def test_a_renegotiation_waits_until_the_client_has_applied_the_last_answer():
+    # The official client applies an answer asynchronously; an offerData arriving meanwhile never
+    # gets its sdpOffer, and both sides then wait for each other for good.
+    session = Session()
+    session.connect("a", None)
+    session.connect("b", None)
+    session.renegotiate_tracks("a")
+    publish(session, "a", "video")
+    plan, _ = answer(session, "b", offer(("0", "video", "recvonly")))
+    session.renegotiate_tracks("b")  # b adds a track: it gets its offerData at once (settled)
+    plan = session.plan("b", offer(("0", "video", "recvonly"), ("1", "audio", "sendonly")), {"1": "b:mic"},
+                        {"b:mic": {}})
+    session.connect("c", None)
+    session.renegotiate_tracks("c")
+    out = session.answered(session.plan("c", offer(("0", "video", "sendonly")), {"0": "c:cam"}, {"c:cam": {}}))
+    assert kinds(out, "b") == ["tracksAdded"]  # b negotiates: its renegotiation for c's track waits
+    out = session.answered(plan)
+    assert kinds(out, "b") == []  # not with the answer: b is still applying it
+    number = session.endpoints["b"].answers
+    assert session.settled("b", number - 1) == []  # an earlier answer's settling says nothing now
+    assert kinds(session.settled("b", number), "b") == ["offerData"]
+    assert session.settled("b", number) == []  # once
+    assert session.settled("gone", 1) == []
 
 
 def test_a_shared_screen_is_forwarded_like_any_track_and_a_second_one_is_refused():

@@ -36,7 +36,7 @@ from .layer_requests import LayerRequests, variant_bitrates
 from .media_events import MediaEventError
 from .media_side import MediaSide, describe
 from .recording_side import RecordingSide
-from .session import Session, SessionError
+from .session import ANSWER_SETTLE, Session, SessionError
 from .track_news import TrackNews
 
 log = structlog.get_logger("videoroomd.engine")
@@ -336,6 +336,11 @@ class Engine:
                      unpublished=[t.id for t in plan.unpublish])
             self.track_news.answered(self.room, peer, plan)
         self._deliver(self.session.answered(plan))
+        self._nursery.start_soon(self._settle, peer.id, self.session.endpoints[peer.id].answers)
+
+    async def _settle(self, endpoint_id: str, answer: int) -> None:
+        await trio.sleep(ANSWER_SETTLE)
+        self._deliver(self.session.settled(endpoint_id, answer))
 
     async def _candidate(self, peer: Peer, event: ev.ClientEvent) -> None:
         candidate = ev.field(event, "candidate", str)

@@ -8,6 +8,9 @@ client's code (docs/media-events.md, "Server checklist"):
 - one negotiation in flight per client: ``offerData`` is sent when the
   client is idle, otherwise a renegotiation is marked pending;
 - every ``tracksAdded``/``tracksRemoved`` is followed by a renegotiation;
+- no ``offerData`` until the client has had ``ANSWER_SETTLE`` seconds to apply
+  the last answer: the official client (0.7.1) applies it asynchronously, and
+  an ``offerData`` that arrives meanwhile never gets its ``sdpOffer``;
 - ``tracksTypes`` never goes below the receive slots a client already has;
 - a freed receive slot is answered ``inactive`` once before it is reused;
 - ``tracksRemoved`` only for tracks that were mapped in an answer to that
@@ -30,6 +33,7 @@ KINDS = ("audio", "video")
 # mid it was ever offered, and offers with fresh mids every time would add up for good.
 MAX_MIDS = 2 * MAX_MEDIA_LINES
 MAX_SCREENS = 1  # shared screens per person (a video track whose metadata has "type": "screen")
+ANSWER_SETTLE = 0.25  # seconds after an answer before the next offerData to that client (see the rules above)
 
 
 def is_screen(metadata: Any) -> bool:
@@ -90,6 +94,8 @@ class Endpoint:
     pending: bool = False
     answered_once: bool = False
     media_up: bool = False  # its connection reached "connected" at least once
+    answers: int = 0        # answers sent to it
+    settling: int = 0       # the answer it may still be applying (its number; 0: none)
     mids: set[str] = field(default_factory=set)  # every mid its answered offers had
     targets: dict[str, str] = field(default_factory=dict)  # simulcast track -> the layer it asked for
     publish: frozenset[str] = EVERYONE.publish  # what it may publish (its grants): its other send m-lines are refused
@@ -165,7 +171,7 @@ class Session:
         # Wait for the answer in flight, and after the first answer for the connection to
         # come up: the client restarts ICE with every offer, and a restart while the
         # first checks still run can leave it with no working path at all.
-        if endpoint.negotiating or (endpoint.answered_once and not endpoint.media_up):
+        if endpoint.negotiating or endpoint.settling or (endpoint.answered_once and not endpoint.media_up):
             endpoint.pending = True
             return []
         endpoint.negotiating = True
@@ -317,9 +323,18 @@ class Session:
                 out += self._renegotiate(other)
         endpoint.negotiating = False
         endpoint.answered_once = True
-        if endpoint.pending:
-            out += self._renegotiate(endpoint)
+        endpoint.answers += 1
+        endpoint.settling = endpoint.answers  # a renegotiation it waits for goes with settled()
         return out
+
+    def settled(self, endpoint_id: str, answer: int) -> Outbox:
+        """``ANSWER_SETTLE`` seconds after its answer number ``answer``: the client has applied it, so a
+        renegotiation held meanwhile may go (unless a later answer is settling now)."""
+        endpoint = self.endpoints.get(endpoint_id)
+        if endpoint is None or endpoint.settling != answer:
+            return []
+        endpoint.settling = 0
+        return self._renegotiate(endpoint) if endpoint.pending else []
 
     def media_connected(self, endpoint_id: str) -> Outbox:
         """The client's media connection is up: renegotiations held back may go now."""
