@@ -8,10 +8,13 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from testsupport.browser import frames, launch
+from testsupport.daemon import running_daemon
 
 ICE = '[ice]\naddresses = ["127.0.0.1"]\n'
 ROOMS = ICE + "[rooms.lobby]\nmax_peers = 8\n[rooms.solo]\nmax_peers = 1\n[rooms.board]\npassword = \"letmein\"\n"
 REMOTE = "figure.tile:not([data-endpoint='me'])"
+# The page's calls on two media worker processes, as a default install runs them on two cores.
+MEDIA = "workers = 2"
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +32,24 @@ def browser(playwright):
 
 @pytest.fixture
 def daemon(start_daemon):
-    # The page's calls on two media worker processes, as a default install runs them on two cores.
-    return start_daemon(rooms=ROOMS, media="workers = 2")
+    return start_daemon(rooms=ROOMS, media=MEDIA)
+
+
+def rooms_of(*names: str) -> str:
+    """A ``[rooms.NAME]`` table (8 people) for each of ``names``: a room for each test of a module
+    whose tests share one daemon, so that none sees another's people, chat or state."""
+    return "".join(f"[rooms.{name}]\nmax_peers = 8\n" for name in names)
+
+
+def module_daemon(rooms: str):
+    """A module-scoped ``daemon`` fixture (assign it to ``daemon`` in the module): one daemon on
+    ``rooms`` for all the module's tests, each in a room of its own; a daemon's start and stop
+    with its media workers costs seconds, too many to pay for every test."""
+    @pytest.fixture(scope="module", name="daemon")
+    def shared_daemon(tmp_path_factory):
+        with running_daemon(tmp_path_factory.mktemp("page"), rooms, media=MEDIA) as daemon:
+            yield daemon
+    return shared_daemon
 
 
 def participant(browser, daemon, name: str, room: str = "lobby", extra: str = "", viewport=None):

@@ -10,9 +10,13 @@ import pytest
 from playwright.sync_api import expect
 
 from testsupport.browser import launch, save_artifact
-from testsupport.web_page import KEEP_PEER_CONNECTIONS, ROOMS, browser, daemon, participant, playwright, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
+from testsupport.web_page import (KEEP_PEER_CONNECTIONS, ROOMS, browser, module_daemon, participant, playwright,  # noqa: F401 (fixtures)
+                                  rooms_of, tile_of, wait_for_moving_video)
 
 pytestmark = pytest.mark.browser
+
+# One daemon for the module; each test has a room of its own (the list's lobby, solo and board, and these).
+daemon = module_daemon(ROOMS + rooms_of("two", "three", "denied", "dropped", "rejoin", "phone", "cameras"))
 
 
 def test_room_list_shows_rooms_and_links_with_the_name(browser, daemon):
@@ -27,8 +31,8 @@ def test_room_list_shows_rooms_and_links_with_the_name(browser, daemon):
 
 
 def test_two_people_see_each_other_and_leaving_removes_the_tile(browser, daemon):
-    ann = participant(browser, daemon, "Ann")
-    bob = participant(browser, daemon, "Bob")
+    ann = participant(browser, daemon, "Ann", room="two")
+    bob = participant(browser, daemon, "Bob", room="two")
     wait_for_moving_video(ann, "Bob")
     wait_for_moving_video(bob, "Ann")
     expect(ann.locator("#participants li")).to_have_text(["Ann (you)", "Bob"])
@@ -40,7 +44,7 @@ def test_two_people_see_each_other_and_leaving_removes_the_tile(browser, daemon)
 
 
 def test_three_people_call_muting_and_speaking(browser, daemon):
-    pages = {name: participant(browser, daemon, name) for name in ("Ann", "Bob", "Cleo")}
+    pages = {name: participant(browser, daemon, name, room="three") for name in ("Ann", "Bob", "Cleo")}
     for name, page in pages.items():
         for other in pages:
             if other != name:
@@ -90,10 +94,10 @@ def test_unknown_room_says_so(browser, daemon):
 def test_denied_camera_is_explained_and_the_call_still_works(playwright, browser, daemon):
     denying = launch(playwright, deny_media=True)
     try:
-        watcher = participant(denying, daemon, "Watcher")
+        watcher = participant(denying, daemon, "Watcher", room="denied")
         expect(watcher.locator("#notice")).to_contain_text("Camera and microphone access was denied", timeout=10000)
         expect(watcher.locator("figure[data-endpoint='me'] .badge")).to_have_text("Camera off")
-        host = participant(browser, daemon, "Host")
+        host = participant(browser, daemon, "Host", room="denied")
         wait_for_moving_video(watcher, "Host")
         host.context.close()
     finally:
@@ -120,9 +124,9 @@ def test_a_participant_whose_network_drops_comes_back(browser, daemon):
 
     proxy = CuttableProxy(daemon.port)  # Bob's only way to the daemon's port
     try:
-        ann = participant(browser, daemon, "Ann")
+        ann = participant(browser, daemon, "Ann", room="dropped")
         bob = browser.new_context().new_page()
-        bob.goto(f"http://127.0.0.1:{proxy.port}/room/lobby?name=Bob&autojoin=1")
+        bob.goto(f"http://127.0.0.1:{proxy.port}/room/dropped?name=Bob&autojoin=1")
         wait_for_moving_video(ann, "Bob")
         wait_for_moving_video(bob, "Ann")
         proxy.cut()
@@ -140,12 +144,13 @@ def test_a_participant_whose_network_drops_comes_back(browser, daemon):
 
 
 def test_a_participant_whose_media_connection_ends_rejoins_by_itself(browser, daemon):
-    ann = participant(browser, daemon, "Ann")
+    earlier = len(daemon.log())  # what the daemon said before this test
+    ann = participant(browser, daemon, "Ann", room="rejoin")
     context = browser.new_context(viewport={"width": 1000, "height": 700})
     # So the test can end its media path (as a network change would) while its signalling socket stays up.
     context.add_init_script(KEEP_PEER_CONNECTIONS)
     bob = context.new_page()
-    bob.goto(f"{daemon.url}/room/lobby?name=Bob&autojoin=1")
+    bob.goto(f"{daemon.url}/room/rejoin?name=Bob&autojoin=1")
     wait_for_moving_video(ann, "Bob")
     bob.evaluate("() => window.peerConnections.forEach((pc) => pc.close())")
     # The server removes Bob (the others see him go) and tells his page that joining
@@ -153,14 +158,14 @@ def test_a_participant_whose_media_connection_ends_rejoins_by_itself(browser, da
     expect(ann.locator(tile_of(ann, "Bob"))).to_have_count(0, timeout=30000)
     wait_for_moving_video(ann, "Bob", timeout=40)
     wait_for_moving_video(bob, "Ann", timeout=40)
-    assert "media connection" in daemon.log()
+    assert "media connection" in daemon.log()[earlier:]
     ann.context.close()
     context.close()
 
 
 def test_phone_sized_screen_keeps_every_control_reachable(browser, daemon):
-    phone = participant(browser, daemon, "Phone", viewport={"width": 390, "height": 844})
-    other = participant(browser, daemon, "Desk")
+    phone = participant(browser, daemon, "Phone", room="phone", viewport={"width": 390, "height": 844})
+    other = participant(browser, daemon, "Desk", room="phone")
     wait_for_moving_video(phone, "Desk")
     for name in ("Mute", "Camera off", "Leave"):
         button = phone.get_by_role("button", name=name)
@@ -175,8 +180,8 @@ def test_switching_camera_keeps_the_call_going(playwright, browser, daemon):
     # the third is an ordinary colour camera.
     three_cameras = launch(playwright, devices=3)
     try:
-        ann = participant(three_cameras, daemon, "Ann")
-        bob = participant(browser, daemon, "Bob")
+        ann = participant(three_cameras, daemon, "Ann", room="cameras")
+        bob = participant(browser, daemon, "Bob", room="cameras")
         wait_for_moving_video(bob, "Ann")
         camera = ann.get_by_role("combobox", name="Camera")
         expect(camera).to_be_enabled()

@@ -9,10 +9,13 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from testsupport.browser import launch, save_artifact
-from testsupport.web_page import KEEP_PEER_CONNECTIONS, daemon, participant, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
+from testsupport.web_page import ICE, KEEP_PEER_CONNECTIONS, module_daemon, participant, rooms_of, tile_of, wait_for_moving_video
 from test_web_screen import SCREEN_FLAGS, wait_for_moving_screen
 
 pytestmark = pytest.mark.browser
+
+# One daemon for the module; each test has a room of its own.
+daemon = module_daemon(ICE + rooms_of("shortcuts", "refused", "three", "stopped"))
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +31,8 @@ def person(page, name: str):
 
 
 def test_shortcuts_and_the_people_list_show_who_is_muted_has_the_camera_off_and_shares(browser, daemon):
-    ann = participant(browser, daemon, "Ann")
-    bob = participant(browser, daemon, "Bob")
+    ann = participant(browser, daemon, "Ann", room="shortcuts")
+    bob = participant(browser, daemon, "Bob", room="shortcuts")
     wait_for_moving_video(ann, "Bob")
     wait_for_moving_video(bob, "Ann")
     # the shortcuts are on the buttons
@@ -83,8 +86,8 @@ def test_a_refused_screen_share_is_explained_and_the_call_goes_on(browser, daemo
     context = browser.new_context(viewport={"width": 1000, "height": 700})
     context.add_init_script(REFUSE_SCREEN)
     ann = context.new_page()
-    ann.goto(f"{daemon.url}/room/lobby?name=Ann&autojoin=1")
-    bob = participant(browser, daemon, "Bob")
+    ann.goto(f"{daemon.url}/room/refused?name=Ann&autojoin=1")
+    bob = participant(browser, daemon, "Bob", room="refused")
     wait_for_moving_video(bob, "Ann")
     ann.get_by_role("button", name="Share screen").click()
     expect(ann.locator("#notice")).to_have_text(
@@ -104,9 +107,9 @@ def test_a_refused_screen_share_is_explained_and_the_call_goes_on(browser, daemo
 
 
 def test_a_three_person_call_with_a_shared_screen_and_the_chat_open(browser, daemon):
-    ann = participant(browser, daemon, "Ann", viewport={"width": 1280, "height": 800})
-    bob = participant(browser, daemon, "Bob")
-    cleo = participant(browser, daemon, "Cleo")
+    ann = participant(browser, daemon, "Ann", room="three", viewport={"width": 1280, "height": 800})
+    bob = participant(browser, daemon, "Bob", room="three")
+    cleo = participant(browser, daemon, "Cleo", room="three")
     for name in ("Bob", "Cleo"):
         wait_for_moving_video(ann, name)
     bob.get_by_role("button", name="Share screen").click()
@@ -140,11 +143,11 @@ def test_a_three_person_call_with_a_shared_screen_and_the_chat_open(browser, dae
 
 
 def test_a_tile_whose_video_stops_arriving_says_the_connection_is_poor(browser, daemon):
-    ann = participant(browser, daemon, "Ann")
+    ann = participant(browser, daemon, "Ann", room="stopped")
     context = browser.new_context(viewport={"width": 1000, "height": 700})
     context.add_init_script(KEEP_PEER_CONNECTIONS)  # so the test can stop what Bob's page sends
     bob = context.new_page()
-    bob.goto(f"{daemon.url}/room/lobby?name=Bob&autojoin=1")
+    bob.goto(f"{daemon.url}/room/stopped?name=Bob&autojoin=1")
     wait_for_moving_video(ann, "Bob")
     quality = ann.locator(f"{tile_of(ann, 'Bob')} .quality")
     expect(quality).to_have_attribute("data-quality", re.compile(r"^(good|fair)$"), timeout=15000)

@@ -7,9 +7,12 @@ import pytest
 from playwright.sync_api import expect
 
 from testsupport.browser import save_artifact
-from testsupport.web_page import browser, daemon, participant, playwright, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
+from testsupport.web_page import ICE, browser, module_daemon, participant, playwright, rooms_of, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
+
+# One daemon for the module; each test has a room of its own.
+daemon = module_daemon(ICE + rooms_of("grid", "pinned"))
 
 
 def tile_boxes(page) -> list[dict]:
@@ -46,9 +49,9 @@ def assert_fills(page, boxes: list[dict]) -> None:
 
 
 def test_tiles_are_as_large_as_fit_and_grow_when_people_leave(browser, daemon):
-    ann = participant(browser, daemon, "Ann", viewport={"width": 1280, "height": 720})
-    bob = participant(browser, daemon, "Bob")
-    cleo = participant(browser, daemon, "Cleo")
+    ann = participant(browser, daemon, "Ann", room="grid", viewport={"width": 1280, "height": 720})
+    bob = participant(browser, daemon, "Bob", room="grid")
+    cleo = participant(browser, daemon, "Cleo", room="grid")
     wait_for_moving_video(ann, "Cleo")
     three = wait_for_tiles(ann, 3)
     assert_all_visible(ann, three)
@@ -64,7 +67,7 @@ def test_tiles_are_as_large_as_fit_and_grow_when_people_leave(browser, daemon):
     assert_fills(ann, one)
     assert one[0]["width"] > two[0]["width"] * 1.2, (two[0], one[0])
     # a new arrival makes room for itself: both fit again
-    dan = participant(browser, daemon, "Dan")
+    dan = participant(browser, daemon, "Dan", room="grid")
     wait_for_moving_video(ann, "Dan")
     assert_all_visible(ann, wait_for_tiles(ann, 2))
     # the window shrinks to a phone's: the tiles stack and still all fit
@@ -80,9 +83,9 @@ def test_tiles_are_as_large_as_fit_and_grow_when_people_leave(browser, daemon):
 
 
 def test_a_pinned_tile_and_the_speaker_in_speaker_view_are_shown_large(browser, daemon):
-    ann = participant(browser, daemon, "Ann", viewport={"width": 1280, "height": 720})
-    bob = participant(browser, daemon, "Bob")
-    cleo = participant(browser, daemon, "Cleo")
+    ann = participant(browser, daemon, "Ann", room="pinned", viewport={"width": 1280, "height": 720})
+    bob = participant(browser, daemon, "Bob", room="pinned")
+    cleo = participant(browser, daemon, "Cleo", room="pinned")
     wait_for_moving_video(ann, "Bob")
     wait_for_moving_video(ann, "Cleo")
     wait_for_tiles(ann, 3)

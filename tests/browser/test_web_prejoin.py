@@ -7,9 +7,12 @@ import pytest
 from playwright.sync_api import expect
 
 from testsupport.browser import frames, launch, save_artifact
-from testsupport.web_page import browser, daemon, participant, playwright, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
+from testsupport.web_page import ICE, browser, module_daemon, participant, playwright, rooms_of, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
+
+# One daemon for the module; each test has a room of its own.
+daemon = module_daemon(ICE + rooms_of("preview", "phone", "devices"))
 
 
 def loudest(page, seconds: float = 4.0) -> float:
@@ -26,7 +29,7 @@ def test_join_screen_previews_and_joins_muted_with_the_camera_off(browser, daemo
     context = browser.new_context(viewport={"width": 1000, "height": 800})
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=daemon.url)
     ann = context.new_page()
-    ann.goto(f"{daemon.url}/room/lobby")
+    ann.goto(f"{daemon.url}/room/preview")
     # the name typed once is there on the next visit
     ann.locator("#join").get_by_label("Your name").fill("Ann")
     ann.reload()
@@ -42,8 +45,8 @@ def test_join_screen_previews_and_joins_muted_with_the_camera_off(browser, daemo
     expect(ann.locator("#join").get_by_role("combobox", name="Microphone").locator("option")).not_to_have_count(0)
     # the link to send to others: the room's address, without Ann's name
     ann.get_by_role("button", name="Copy link").click()
-    expect(ann.locator("#notice")).to_have_text(f"Link copied: {daemon.url}/room/lobby")
-    assert ann.evaluate("() => navigator.clipboard.readText()") == f"{daemon.url}/room/lobby"
+    expect(ann.locator("#notice")).to_have_text(f"Link copied: {daemon.url}/room/preview")
+    assert ann.evaluate("() => navigator.clipboard.readText()") == f"{daemon.url}/room/preview"
     # muted: the meter falls silent; camera off: the preview says so
     ann.get_by_label("Join with the microphone muted").check()
     ann.get_by_label("Join with the camera off").check()
@@ -56,7 +59,7 @@ def test_join_screen_previews_and_joins_muted_with_the_camera_off(browser, daemo
     expect(ann.get_by_role("button", name="Unmute")).to_have_attribute("aria-pressed", "true", timeout=10000)
     expect(ann.get_by_role("button", name="Camera on")).to_have_attribute("aria-pressed", "true")
     # the others see it from the start, and see it change
-    bob = participant(browser, daemon, "Bob")
+    bob = participant(browser, daemon, "Bob", room="preview")
     expect(bob.locator(f"{tile_of(bob, 'Ann')} .badge")).to_have_text(["Muted", "Camera off"], timeout=15000)
     ann.keyboard.press("m")
     ann.keyboard.press("v")
@@ -68,7 +71,7 @@ def test_join_screen_previews_and_joins_muted_with_the_camera_off(browser, daemo
 
 def test_a_phone_sized_join_screen_keeps_join_in_reach(browser, daemon):
     page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
-    page.goto(f"{daemon.url}/room/lobby?name=Pat")
+    page.goto(f"{daemon.url}/room/phone?name=Pat")
     expect(page.get_by_label("Your camera preview")).to_be_visible(timeout=10000)
     page.get_by_role("button", name="Join").scroll_into_view_if_needed()
     expect(page.get_by_role("button", name="Join")).to_be_in_viewport()
@@ -83,7 +86,7 @@ def test_devices_picked_before_joining_are_the_ones_the_others_get(playwright, b
     three_devices = launch(playwright, devices=3)
     try:
         page = three_devices.new_page()
-        page.goto(f"{daemon.url}/room/lobby?name=Ann&muted=1&camera=off")
+        page.goto(f"{daemon.url}/room/devices?name=Ann&muted=1&camera=off")
         expect(page.get_by_label("Join with the microphone muted")).to_be_checked()  # from the link
         expect(page.get_by_label("Join with the camera off")).to_be_checked()
         page.get_by_label("Join with the camera off").uncheck()
@@ -103,7 +106,7 @@ def test_devices_picked_before_joining_are_the_ones_the_others_get(playwright, b
         expect(page.locator("#call").get_by_role("combobox", name="Camera")).to_have_value(
             page.evaluate("() => document.getElementById('preview').srcObject.getVideoTracks()[0].getSettings().deviceId"))
         expect(page.locator("#call").get_by_role("combobox", name="Microphone")).to_have_value(mic)
-        bob = participant(browser, daemon, "Bob")
+        bob = participant(browser, daemon, "Bob", room="devices")
         wait_for_moving_video(bob, "Ann")
         expect(bob.locator(f"{tile_of(bob, 'Ann')} .badge")).to_have_text(["Muted"], timeout=10000)
         bob.context.close()

@@ -6,9 +6,12 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from testsupport.browser import frames, launch, save_artifact
-from testsupport.web_page import daemon, participant, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
+from testsupport.web_page import ICE, module_daemon, participant, rooms_of, tile_of, wait_for_moving_video
 
 pytestmark = pytest.mark.browser
+
+# One daemon for the module; each test has a room of its own.
+daemon = module_daemon(ICE + rooms_of("shared", "two-videos"))
 
 # Chromium's fake capture answers getDisplayMedia with a fake 1280x720 screen and no picker.
 SCREEN_FLAGS = ("--auto-select-desktop-capture-source=Entire screen",)
@@ -42,7 +45,7 @@ def wait_for_moving_screen(page, name: str, timeout: float = 20.0) -> None:
 
 
 def test_a_shared_screen_is_on_the_others_stage_and_stopping_from_the_browser_ends_it(browser, daemon):
-    ann, bob, cleo = (participant(browser, daemon, name) for name in ("Ann", "Bob", "Cleo"))
+    ann, bob, cleo = (participant(browser, daemon, name, room="shared") for name in ("Ann", "Bob", "Cleo"))
     wait_for_moving_video(bob, "Ann")
     share = ann.get_by_role("button", name="Share screen")
     share.click()
@@ -68,7 +71,7 @@ def test_a_shared_screen_is_on_the_others_stage_and_stopping_from_the_browser_en
     share.click()
     wait_for_moving_screen(bob, "Ann")
     # a newcomer, on a phone, gets the screen already being shared, above the cameras
-    dan = participant(browser, daemon, "Dan", viewport={"width": 390, "height": 844})
+    dan = participant(browser, daemon, "Dan", room="shared", viewport={"width": 390, "height": 844})
     wait_for_moving_screen(dan, "Ann")
     expect(dan.get_by_role("button", name="Leave")).to_be_in_viewport()
     assert dan.locator("#stage").bounding_box()["y"] < dan.locator("#grid").bounding_box()["y"]
@@ -90,7 +93,7 @@ def test_a_second_video_that_names_no_type_is_shown_on_the_stage_and_the_camera_
     done = threading.Event()
 
     async def two_videos():
-        async with media_thread() as media, bot(daemon, "Bot", media=media) as participant:
+        async with media_thread() as media, bot(daemon, "Bot", room="two-videos", media=media) as participant:
             await participant.publish(audio=False)
             await participant.publish(audio=False)  # the second video: its metadata says no type
             published.set()
@@ -101,7 +104,7 @@ def test_a_second_video_that_names_no_type_is_shown_on_the_stage_and_the_camera_
     thread.start()
     try:
         assert published.wait(30)
-        ann = participant(browser, daemon, "Ann")
+        ann = participant(browser, daemon, "Ann", room="two-videos")
         wait_for_moving_video(ann, "Bot")  # the first video, on the bot's tile
         wait_for_moving_screen(ann, "Bot")  # the second, on the stage
     finally:
