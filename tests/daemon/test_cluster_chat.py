@@ -100,6 +100,11 @@ async def test_the_history_survives_the_death_of_the_rooms_node(start_daemon, re
     async with phoenix_client(_port(survivor)) as ann:
         assert (await ann.join("lobby", displayName="Ann"))["status"] == "ok"
         await say(ann, "lobby", "said before the crash")
+        async with open_redis(redis_server.url) as client:  # the room's node writes it after the reply
+            store = RedisChatStore(client, lease_ttl=3)
+            with trio.fail_after(5):
+                while [m.text for m in await store.restore("lobby")] != ["said before the crash"]:
+                    await trio.sleep(0.05)
         daemons[owner].proc.kill()  # SIGKILL: the room is placed again once its lease lapsed
         with trio.fail_after(8):
             while (await chat_frames(ann, "phx_close", timeout=8)) is None:
