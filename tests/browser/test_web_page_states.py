@@ -187,6 +187,7 @@ def test_a_call_of_one_two_four_and_nine_with_a_screen_a_panel_and_leaving_stays
         expect(page.get_by_role("dialog")).to_have_count(0)
         expect(page.locator("#call")).to_be_visible()
         page.keyboard.press("Shift+L")
+        expect(page.get_by_role("dialog", name="Leave the call?")).to_be_visible()  # Enter answers it, not the page
         page.keyboard.press("Enter")
         expect(page.get_by_role("heading", name="You left the call")).to_be_visible(timeout=10000)
         assert page.evaluate("() => !document.querySelector('#preview').srcObject?.getTracks().some((t) => t.readyState === 'live')")

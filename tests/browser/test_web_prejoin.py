@@ -99,7 +99,9 @@ def test_devices_picked_before_joining_are_the_ones_the_others_get(playwright, b
         expect(page.locator("#preview")).to_have_js_property("paused", False)
         label = "v => v.srcObject.getVideoTracks()[0].label"
         page.wait_for_function(f"() => ({label})(document.getElementById('preview')) === 'fake_device_2'", timeout=10000)
-        mic = page.evaluate("() => document.getElementById('preview').srcObject.getAudioTracks()[0].getSettings().deviceId")
+        mic = microphone.input_value()  # the preview takes the picked microphone a moment later
+        page.wait_for_function("(mic) => document.getElementById('preview').srcObject.getAudioTracks()[0]"
+                               ".getSettings().deviceId === mic", arg=mic, timeout=10000)
         page.get_by_role("button", name="Join").click()
         expect(page.get_by_role("button", name="Unmute")).to_be_visible(timeout=10000)
         # the call sends what was picked, and the in-call pickers say so
