@@ -100,7 +100,9 @@ async function servers() {
 // The sentence under the rows: whether calls work from here, and how; what fails, said plainly.
 function verdict(results) {
   const direct = results.get("udp");
-  const relays = [...results].filter(([id]) => id !== "udp");
+  // in the rows' order, not the order the tries ended in
+  const order = PATHS.map((path) => path.id);
+  const relays = [...results].filter(([id]) => id !== "udp").sort(([a], [b]) => order.indexOf(a) - order.indexOf(b));
   const relaysWorking = relays.filter(([, state]) => state === "works").map(([id]) => id.replace("turn-", "").toUpperCase());
   if (direct === "works") {
     const also = relaysWorking.length ? ` The relay works too (TURN over ${relaysWorking.join(", ")}).` : "";
