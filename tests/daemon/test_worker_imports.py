@@ -1,5 +1,6 @@
 """A media worker process forwards a call without PyAV's codec libraries mapped (it decodes nothing),
-loads none of the daemon's modules, and loads dnspython (in the daemon too) only when an mDNS name needs it."""
+loads none of the daemon's modules, loads pylibsrtp only when a call needs SRTP, and loads dnspython (in the
+daemon too) only when an mDNS name needs it."""
 
 from __future__ import annotations
 
@@ -16,13 +17,15 @@ from testsupport.media_bot import bot, media_thread
 ROOMS = '[ice]\naddresses = ["127.0.0.1"]\n[rooms.lobby]\nmax_peers = 4\n'
 # What PyAV brings in: ffmpeg's libraries and the codecs built into them (the wheel's av.libs/).
 CODEC_LIBRARIES = ("libavcodec", "libavformat", "libavutil", "libswscale", "libvpx", "libopus", "libx264", "av.libs/")
+# pylibsrtp's binding: libsrtp and its own OpenSSL (compat.lazy_srtp).
+SRTP_BINDING = ("pylibsrtp/_binding",)
 
 
-def mapped_codec_libraries(pid: int) -> set[str]:
-    """The files of ``CODEC_LIBRARIES`` mapped in process ``pid``, read from /proc/PID/maps."""
+def mapped_codec_libraries(pid: int, names=CODEC_LIBRARIES) -> set[str]:
+    """The files of ``names`` (default ``CODEC_LIBRARIES``) mapped in process ``pid``, read from /proc/PID/maps."""
     with open(f"/proc/{pid}/maps") as maps:
         paths = {line.split()[-1] for line in maps if "/" in line}
-    return {path for path in paths if any(name in path for name in CODEC_LIBRARIES)}
+    return {path for path in paths if any(name in path for name in names)}
 
 
 def worker_pid(daemon) -> int:
@@ -32,10 +35,13 @@ def worker_pid(daemon) -> int:
 
 
 @pytest.mark.slow
-async def test_a_worker_carries_audio_and_video_with_no_codec_library_mapped(start_daemon):
-    daemon = start_daemon(rooms=ROOMS, media="workers = 1")
+@pytest.mark.parametrize("plane", ["native", "python"])
+async def test_a_worker_carries_audio_and_video_with_no_codec_library_mapped(start_daemon, plane):
+    """Either data plane; pylibsrtp's binding (libsrtp with its own OpenSSL, 4.4 MiB) comes in with the call."""
+    daemon = start_daemon(rooms=ROOMS, media=f'workers = 1\ndata_plane = "{plane}"')
     pid = worker_pid(daemon)
     assert mapped_codec_libraries(pid) == set()  # idle
+    assert mapped_codec_libraries(pid, SRTP_BINDING) == set()
     async with media_thread() as media, AsyncExitStack() as stack:
         a = await stack.enter_async_context(bot(daemon, "a", media=media))
         b = await stack.enter_async_context(bot(daemon, "b", media=media))
@@ -46,6 +52,7 @@ async def test_a_worker_carries_audio_and_video_with_no_codec_library_mapped(sta
                 await viewer.frames_from(track, at_least=10)
         assert worker_pid(daemon) == pid  # the same worker carried it, without a restart
         assert mapped_codec_libraries(pid) == set()
+        assert mapped_codec_libraries(pid, SRTP_BINDING) != set()  # aiortc's DTLS made its SRTP sessions
 
 
 def test_a_running_daemon_maps_no_codec_library_either(start_daemon):
@@ -82,6 +89,42 @@ print("ok")
     late = "import aiortc\nfrom videoroomd.media.webrtc.compat import codec_free\ncodec_free.install()\n"
     done = subprocess.run([sys.executable, "-c", late], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "must come before importing av and aiortc" in done.stderr
+
+
+@pytest.mark.slow
+def test_pylibsrtp_stands_in_until_srtp_is_needed_then_is_the_real_one():
+    script = """
+import sys
+from videoroomd.media.webrtc.compat import codec_free, lazy_dns, lazy_srtp
+def binding_mapped():
+    return "pylibsrtp/_binding" in open("/proc/self/maps").read()
+codec_free.install(); lazy_dns.install(); lazy_srtp.install()
+import aiortc, pylibsrtp
+from aiortc.rtcdtlstransport import SRTP_PROFILES
+assert not lazy_srtp.loaded() and not binding_mapped()
+print(sorted(profile.openssl_profile.decode() for profile in SRTP_PROFILES))
+key = bytes(range(30))
+P = pylibsrtp.Policy
+tx = pylibsrtp.Session(P(key=key, ssrc_type=P.SSRC_ANY_OUTBOUND, srtp_profile=P.SRTP_PROFILE_AES128_CM_SHA1_80))
+rx = pylibsrtp.Session(P(key=key, ssrc_type=P.SSRC_ANY_INBOUND, srtp_profile=P.SRTP_PROFILE_AES128_CM_SHA1_80))
+rtp = bytes([0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 7]) + b"payload"
+assert rx.unprotect(tx.protect(rtp)) == rtp
+try:
+    rx.unprotect(rtp + bytes(10))  # not authentic
+except pylibsrtp.Error as error:  # the real module's error class
+    assert type(error).__module__ == "pylibsrtp", type(error)
+else:
+    raise AssertionError("a forged packet was accepted")
+assert lazy_srtp.loaded() and binding_mapped()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    real = "from aiortc.rtcdtlstransport import SRTP_PROFILES\nprint(sorted(p.openssl_profile.decode() for p in SRTP_PROFILES))"
+    probed = subprocess.run([sys.executable, "-c", real], capture_output=True, text=True, timeout=60)
+    assert done.stdout == probed.stdout != ""  # the profiles aiortc offers are those the real probe finds
+    late = "import aiortc\nfrom videoroomd.media.webrtc.compat import lazy_srtp\nlazy_srtp.install()\n"
+    done = subprocess.run([sys.executable, "-c", late], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "must come before importing pylibsrtp or aiortc" in done.stderr
 
 
 @pytest.mark.slow

@@ -7,7 +7,8 @@ It serves the control plane on the socket whose file descriptor it is given
 of its socket), and ignores the terminal's Ctrl-C: the daemon decides when
 its workers stop. It imports aiortc without PyAV (:mod:`..webrtc.compat.codec_free`):
 it forwards packets and never decodes or encodes them, and with dnspython
-loaded on first use (:mod:`..webrtc.compat.lazy_dns`).
+loaded on first use (:mod:`..webrtc.compat.lazy_dns`), and pylibsrtp when a connection first needs
+SRTP (:mod:`..webrtc.compat.lazy_srtp`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 import structlog
 
 from ...logs.setup import configure
-from ..webrtc.compat import codec_free, lazy_dns
+from ..webrtc.compat import codec_free, lazy_dns, lazy_srtp
 from . import event_loop
 from .heap import give_back_free_memory
 
@@ -46,11 +47,13 @@ def load_media_server():
 
     Before aiortc is imported: a forwarding worker never decodes or encodes, so PyAV's codec
     libraries (about 25 MiB resident) stay out of it, and dnspython (aioice's mDNS, about
-    4 MiB) loads when an mDNS candidate first needs it. Hence the server is imported only here.
+    4 MiB) loads when an mDNS candidate first needs it, pylibsrtp (about 4.4 MiB) when a connection's
+    DTLS first needs SRTP. Hence the server is imported only here.
     Raises RuntimeError when aiortc, PyAV or dnspython is already imported in this process.
     """
     codec_free.install()
     lazy_dns.install()
+    lazy_srtp.install()
     from .server import serve
     return serve
 
