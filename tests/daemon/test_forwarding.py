@@ -12,14 +12,14 @@ import pytest
 from pylibsrtp import Policy, Session
 from aiortc.rtcrtpparameters import (RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters,
                                      RTCRtpParameters)
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, RtpPacket, pack_remb_fci
 
-from test_dataplane_contract import DELTA, KEYFRAME, VIDEO, packet
+from test_dataplane_contract import DELTA, KEYFRAME, VIDEO, Reader, packet, subscribe
 from videoroomd.media.workers import event_loop
 from videoroomd.media.webrtc.compat import rtp as compat
 from videoroomd.media.dataplane.interface import FixedRoute, SendRoute
 from videoroomd.media.dataplane.python_plane import PythonDataPlane
-from videoroomd.media.webrtc.forwarding import ABS_SEND_TIME, AUDIO_LEVEL, MID, stream_params
+from videoroomd.media.webrtc.forwarding import ABS_SEND_TIME, AUDIO_LEVEL, MID, _feedback, stream_params
 from videoroomd.media.dataplane.rtp_packets import rtp_packet
 from videoroomd.media.dataplane.subscriber import SendParameters
 
@@ -207,3 +207,24 @@ def test_through_the_compiled_socket_the_subscriber_gets_the_same_stream_as_thro
         return [(p.payload_type, (p.sequence_number - first) & 0xFFFF, p.ssrc, p.marker, p.payload) for p in stream]
 
     assert fields(ours) == fields(theirs)
+
+
+def test_a_remb_naming_every_video_a_client_receives_is_taken_once():
+    """aiortc hands a REMB to each sender whose SSRC it lists (a browser lists every video it
+    receives): the estimate is the client's, taken once; aiortc's senders (they only log it)
+    do not see it. A later REMB of the same figures is taken again."""
+    taken = []
+
+    class Plane(PythonDataPlane):
+        def remb(self, subscriber_id, bps):
+            taken.append((subscriber_id, bps))
+            super().remb(subscriber_id, bps)
+
+    plane, reader = Plane(), Reader()
+    for n in (1, 2, 3):
+        subscribe(plane, reader, subscriber_id=f"c/{n}", connection_id="c")
+    for _ in range(2):
+        remb = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=9, media_ssrc=0, fci=pack_remb_fci(800_000, [11, 12, 13]))
+        assert all(_feedback(plane, f"c/{n}", "video", 10 + n, remb) for n in (1, 2, 3))
+    assert taken == [("c/1", 800_000), ("c/1", 800_000)]
+    reader.close()

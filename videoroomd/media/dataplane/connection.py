@@ -46,15 +46,21 @@ class Connection:
         return self.bandwidth.congested(now)
 
     def sending_rate(self, now: float) -> float | None:
-        """Bits/s sent to this client lately (payload), None until measured over SEND_RATE_WINDOW."""
-        octets = sum(s.sent.octets for s in self.subscribers.values())
+        """Bits/s sent to this client lately (payload), None until measured over SEND_RATE_WINDOW.
+
+        The subscribers' counters are read only when a sample is taken (a REMB comes about once a
+        second from each video a client receives; reading them is a call into the plane each)."""
         stamp, counted = self._send_sample
         if stamp is None:
-            self._send_sample = (now, octets)
+            self._send_sample = (now, self._octets_sent())
         elif now - stamp >= SEND_RATE_WINDOW:
+            octets = self._octets_sent()
             self._send_rate = max(0, octets - counted) * 8 / (now - stamp)
             self._send_sample = (now, octets)
         return self._send_rate
+
+    def _octets_sent(self) -> int:
+        return sum(s.sent.octets for s in self.subscribers.values())
 
     def remb_arrived(self, bps: int, now: float) -> Bandwidth | None:
         """A subscriber's REMB (what its receiver can take, bits/s); the event to tell when the

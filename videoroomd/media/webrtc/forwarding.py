@@ -261,6 +261,15 @@ def attach_subscriber(sender, plane: DataPlane, subscriber_id: str, kind: str, r
     return track
 
 
+class _RembOnce:
+    """The REMB packet last taken. aiortc hands one REMB to each sender whose SSRC it names (a
+    browser names every video it receives): the estimate is the client's, one for all its
+    subscribers, so each packet is taken once. Kept as a reference, so that no later packet can
+    be this one: a packet's parse is its connection's own."""
+
+    last: Any = None
+
+
 def _feedback(plane: DataPlane, subscriber_id: str, kind: str, ssrc: int, packet) -> bool:
     """Tell ``plane`` what one RTCP packet of a subscriber says; True when aiortc's sender is
     not to see it (PLI, FIR and NACK are the plane's alone)."""
@@ -271,11 +280,15 @@ def _feedback(plane: DataPlane, subscriber_id: str, kind: str, ssrc: int, packet
         plane.nack(subscriber_id, packet.lost)
         return True
     if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+        if packet is _RembOnce.last:
+            return True  # the same REMB, handed to the next sender it names: the client's estimate is taken
         try:
             bitrate, _ = unpack_remb_fci(packet.fci)
         except ValueError:
             return False  # not a REMB: aiortc's handler ignores it too
-        plane.remb(subscriber_id, bitrate)
+        plane.remb(subscriber_id, bitrate)  # raises UnknownId for a slot gone: the next sender takes it
+        _RembOnce.last = packet
+        return True  # aiortc's sender only logs it (it has no encoder to tell)
     elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)) and kind == "video":
         for report in packet.reports:
             if report.ssrc == ssrc:

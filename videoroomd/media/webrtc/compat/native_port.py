@@ -35,7 +35,8 @@ from ...dataplane.native_module import load
 from ...dataplane.rtp_packets import NTP_EPOCH_OFFSET
 from .ice import DivertingTransport, ice_connections
 from .native_receive import FastRoutes
-from .rtp import arrival_ms, count_received, handle_decrypted_rtcp
+from .rtcp_in import handle_decrypted_rtcp
+from .rtp import arrival_ms, count_received
 from .srtp_keys import NoSrtpKeys, srtp_keys
 
 log = structlog.get_logger("videoroomd.media.native_port")

@@ -424,9 +424,3 @@ def count_received(dtls, size: int) -> None:
     """Count a datagram of ``size`` bytes in ``dtls``'s statistics, as aiortc counts what it reads."""
     dtls._RTCDtlsTransport__rx_bytes += size
     dtls._RTCDtlsTransport__rx_packets += 1
-
-
-def handle_decrypted_rtcp(dtls, plain: bytes) -> asyncio.Future:
-    """Hand a decrypted RTCP compound to ``dtls``'s senders and receivers, as aiortc does with
-    what it decrypts itself; the task that does it (RTCP comes a few times a second)."""
-    return asyncio.ensure_future(dtls._handle_rtcp_data(plain))
