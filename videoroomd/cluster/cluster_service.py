@@ -238,6 +238,7 @@ class ClusterRoomService:
         time is named under ``unreachable`` and its rooms listed as it last shared them."""
         rows = [{**row, "node": self.node} for row in self.local.rows()]
         others = await self._other_nodes()
+        shared = self.view.others() if self.view is not None else []  # read now: it ages while the nodes answer
         answers, failed = await self.calls.ask_all(others)
         listed = {row["name"] for row in rows}
         for node in others:
@@ -245,7 +246,7 @@ class ClusterRoomService:
                 if row["name"] not in listed:
                     listed.add(row["name"])
                     rows.append(row)
-        for other in self.view.others() if self.view is not None else []:
+        for other in shared:
             if other.node in failed and other.name not in listed:
                 listed.add(other.name)
                 rows.append({**self._listed(other), "participants": None})
@@ -255,14 +256,16 @@ class ClusterRoomService:
         return result
 
     async def _other_nodes(self) -> list[str]:
-        """The other live nodes: as the node directory lists them, else as their room lists name them."""
+        """The other live nodes: as the node directory lists them, else those last heard of (in their room
+        lists, or holding rooms this node's participants are in)."""
         if self.nodes is not None:
             try:
                 with trio.fail_after(LOOKUP_TIMEOUT):
                     return sorted(load.node for load in await self.nodes.nodes() if load.node != self.node)
             except Exception as error:  # Redis away: the nodes last heard of
                 log.debug("node list not read", why=repr(error))
-        return sorted({row.node for row in self.view.others()} - {self.node}) if self.view is not None else []
+        heard = {row.node for row in self.view.others()} if self.view is not None else set()
+        return sorted((heard | {link.node for link in self.edge.links.values()}) - {self.node})
 
     async def room(self, name: str) -> dict[str, Any]:
         owner = await self._api_owner(name)
