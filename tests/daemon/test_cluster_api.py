@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 from contextlib import AsyncExitStack
 
 import pytest
@@ -49,6 +51,11 @@ async def test_the_api_of_one_node_sees_and_acts_on_a_room_that_runs_on_another(
         assert status == 200 and "unreachable" not in listed, listed
         row = next(row for row in listed["rooms"] if row["name"] == "lobby")
         assert row["node"] == "node-b" and len(row["participants"]) == 2 and row["max_peers"] == 5
+        listed = await trio.to_thread.run_sync(lambda: subprocess.run(
+            [sys.executable, "-m", "videoroomd", "room", "list", "--config", str(node_b.config)],
+            capture_output=True, text=True, timeout=30))
+        assert listed.returncode == 0 and listed.stdout.split("\n")[0].split() == ["ROOM", "STATUS", "NODE", "PEOPLE"]
+        assert f"node-b           Speaker ({speaker.id}), Viewer ({viewer.id})" in listed.stdout, listed.stdout
         # Refusals come back as node B words them, with the same status.
         status, body = await api(a.port, "POST", "/api/v1/rooms/lobby/participants/nobody/mute")
         assert status == 404 and body["error"]["code"] == "no_such_peer", body
