@@ -13,6 +13,7 @@ import pytest
 import trio
 
 from testsupport.media_bot import bot, media_thread
+from testsupport.metrics import sample
 from testsupport.signalling_helpers import running_daemon
 from testsupport.wait import until
 from test_cluster_links import _port
@@ -111,6 +112,7 @@ async def test_the_api_of_one_node_sees_and_acts_on_a_room_that_runs_on_another(
             node_b.proc.send_signal(signal.SIGCONT)
         status, body = answers["/api/v1/rooms/hall/end"]
         assert status in (503, 504) and "node 'node-b'" in body["error"]["message"], body
+        assert sample(a.metrics.render().decode(), "videoroomd_cluster_api_calls_failed_total", why="timeout") >= 1
         status, listed = answers["/api/v1/rooms"]
         assert status == 200 and [u["node"] for u in listed["unreachable"]] == ["node-b"], listed
         hall = next(row for row in listed["rooms"] if row["name"] == "hall")
