@@ -5,7 +5,9 @@ without a credential learns nothing, not even which rooms exist. Bodies are
 JSON objects of at most ``http.server.MAX_BODY`` bytes, read with
 :mod:`videoroomd.json_limits`; each refusal is ``{"error": {"code", "message"}}``
 with a message that says what was wrong and where. The paths and their
-bodies are in docs/api.md.
+bodies are in docs/api.md. Every room is reached through the room service:
+in a cluster it carries each request to the node the room runs on
+(``cluster/room_calls.py``), so any node answers for any room.
 """
 
 from __future__ import annotations
