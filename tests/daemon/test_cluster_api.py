@@ -96,20 +96,7 @@ async def test_the_api_of_one_node_sees_and_acts_on_a_room_that_runs_on_another(
         assert status == 200 and done["action"] == "end", done
         closed = await until(lambda: next((p for e, p in speaker.client.pushes if e == "phx_close"), None))
         assert closed["reason"] == "the meeting was ended by the server: bye"
-        node_b.proc.send_signal(signal.SIGSTOP)
-        try:
-            answers = {}
-
-            async def ask(method: str, path: str) -> None:
-                answers[path] = await api(a.port, method, path)
-
-            started_at = trio.current_time()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(ask, "POST", "/api/v1/rooms/hall/end")
-                nursery.start_soon(ask, "GET", "/api/v1/rooms")
-            assert trio.current_time() - started_at < TIMEOUT + 2
-        finally:
-            node_b.proc.send_signal(signal.SIGCONT)
+        answers = await _asked_while_stopped(a, node_b, ("POST", "/api/v1/rooms/hall/end"), ("GET", "/api/v1/rooms"))
         status, body = answers["/api/v1/rooms/hall/end"]
         assert status in (503, 504) and "node 'node-b'" in body["error"]["message"], body
         assert sample(a.metrics.render().decode(), "videoroomd_cluster_api_calls_failed_total", why="timeout") >= 1
@@ -118,6 +105,26 @@ async def test_the_api_of_one_node_sees_and_acts_on_a_room_that_runs_on_another(
         hall = next(row for row in listed["rooms"] if row["name"] == "hall")
         assert hall["node"] == "node-b" and hall["participants"] is None
         assert ADMIN not in json.dumps(listed)
+
+
+async def _asked_while_stopped(a, node_b, *requests: tuple[str, str]) -> dict[str, tuple[int, dict]]:
+    """Node A's answers to ``requests`` (method, path), asked at once while node B's process is stopped
+    (SIGSTOP: alive, listed, silent); each within the deadline."""
+    answers = {}
+
+    async def ask(method: str, path: str) -> None:
+        answers[path] = await api(a.port, method, path)
+
+    node_b.proc.send_signal(signal.SIGSTOP)
+    try:
+        started_at = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            for method, path in requests:
+                nursery.start_soon(ask, method, path)
+        assert trio.current_time() - started_at < TIMEOUT + 2
+    finally:
+        node_b.proc.send_signal(signal.SIGCONT)
+    return answers
 
 
 async def _refused(call) -> ModerationRefused:
