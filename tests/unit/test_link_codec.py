@@ -96,3 +96,21 @@ def test_a_wait_in_the_waiting_room_and_whether_a_participant_moderates_cross_th
     assert decode(encode("waiting", link="k", id="w1", position=2))[1] == {"link": "k", "id": "w1", "position": 2}
     _, fields = decode(encode("joined", link="k", peer="p", room="r", simulcast=False, people=1, moderator=True))
     assert fields["moderator"] is True
+
+
+def test_a_server_api_request_between_nodes_and_its_reply_are_checked_as_every_message():
+    request_ = ModerationRequest("remove", "p2", "be kind", 60)
+    assert decode(encode("call_moderate", origin="a", req=7, room="r", item=request_)) == (
+        "call_moderate", {"origin": "a", "req": 7, "room": "r", "item": request_})
+    assert decode(encode("call", origin="a", req=8, op="record", room="r", arg="start"))[1]["arg"] == "start"
+    reply = {"req": 8, "ok": True, "body": {"recording": "x"}, "code": "", "reason": ""}
+    assert decode(encode("reply", **reply)) == ("reply", reply)
+    for bad, why in (({"body": []}, "'body' must be object"), ({"ok": 1}, "'ok' must be flag"),
+                     ({"req": "8"}, "'req' must be number")):
+        with pytest.raises(BadMessage) as refused:
+            decode(orjson.dumps({"v": VERSION, "t": "reply", **reply, **bad}))
+        assert why in str(refused.value)
+    raw = orjson.loads(moderation(action="explode"))
+    with pytest.raises(BadMessage):  # an action on a room held to a client's limits, as a participant's is
+        decode(orjson.dumps({"v": VERSION, "t": "call_moderate", "origin": "a", "req": 1, "room": "r",
+                             "item": raw["item"]}))

@@ -35,14 +35,21 @@ def _room_group(api: Callable, config_option: Callable) -> click.Group:
     @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
     def room_list(config_path: str | None, as_json: bool) -> None:
         """List the rooms running, with the people in each."""
-        rows = api(config_path, "GET", path_of("rooms"))["rooms"]
+        answer = api(config_path, "GET", path_of("rooms"))
+        rows = answer["rooms"]
         if as_json:
             click.echo(json.dumps(rows, indent=2))
             return
-        click.echo(f"{'ROOM':<20} {'STATUS':<9} PEOPLE")
+        nodes = any("node" in row for row in rows)  # a cluster: each room's node
+        click.echo(f"{'ROOM':<20} {'STATUS':<9} " + (f"{'NODE':<16} " if nodes else "") + "PEOPLE")
         for row in rows:
-            people = ", ".join(f"{p['name']} ({p['id']})" for p in row["participants"] if p["kind"] == "rtc")
-            click.echo(f"{row['name']:<20} {row['status']:<9} {people or '-'}")
+            listed = row["participants"]  # None: its node did not answer
+            people = "?" if listed is None else ", ".join(f"{p['name']} ({p['id']})" for p in listed
+                                                          if p["kind"] == "rtc")
+            node = f"{row.get('node', ''):<16} " if nodes else ""
+            click.echo(f"{row['name']:<20} {row['status']:<9} {node}{people or '-'}")
+        for node in answer.get("unreachable", []):  # the rooms listed of such a node are as it last shared them
+            click.echo(f"node {node['node']} did not answer: {node['reason']}", err=True)
 
 
     @room.command("end")

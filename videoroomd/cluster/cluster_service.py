@@ -31,9 +31,11 @@ from ..rooms.directory import RoomDirectory
 from ..rooms.link import ParticipantLink
 from ..rooms.link_codec import encode
 from ..rooms.local_link import LocalRoomService
+from ..rooms.moderation import ModerationRefused
 from .link_bus import LinkBus
 from .nodes import NodeDirectory, pick_node
 from .remote_link import EdgeLinks
+from .room_calls import RoomCalls
 from .room_view import ClusterRoomView
 from .room_side import RoomSide
 
@@ -68,6 +70,7 @@ class ClusterRoomService:
         self.node = bus.node
         self.edge = EdgeLinks(bus, clock)
         self.room_side = RoomSide(bus, local, clock)
+        self.calls = RoomCalls(bus, local)
         self.beat_interval = beat
         self.silence = silence
         self.unhandled = 0
@@ -212,18 +215,95 @@ class ClusterRoomService:
         listed = next((row for row in self.view.others() if row.name == name), None) if self.view is not None else None
         return listed.peers if listed is not None else 0
 
-    # The server API acts on the rooms this node runs (docs/api.md).
+    # -- the server API: on the node the room runs on (room_calls.py, docs/api.md) -------------
     def participants(self, name: str) -> list[dict[str, Any]] | None:
         return self.local.participants(name)
 
-    def create(self, config: Any, unused_grace: float) -> None:
-        self.local.create(config, unused_grace)
+    async def create(self, config: Any, unused_grace: float) -> None:
+        """Start the room here (a room made through the API is held by the node asked, and its joins come
+        here from every node); refused when another node runs it, or the cluster's dynamic rooms are at
+        their cap. Raises JoinRefused."""
+        owner = await self._owner(config.name)
+        if owner is _NO_ANSWER:
+            raise JoinRefused("room_unavailable", DIRECTORY_AWAY.format(name=config.name))
+        if owner is not None and owner != self.node:
+            raise JoinRefused("room_exists", f"room '{config.name}' exists already, on node '{owner}'")
+        cap = self.local.registry.config.server.max_dynamic_rooms
+        if self._dynamic_rooms(config.name) >= cap:
+            raise JoinRefused("too_many_rooms", f"the servers already run their limit of {cap} rooms made on demand")
+        await self.local.create(config, unused_grace)
+
+    async def rooms(self) -> dict[str, Any]:
+        """Every node's rooms as each node answers them, with its node; a node that does not answer in
+        time is named under ``unreachable`` and its rooms listed as it last shared them."""
+        rows = [{**row, "node": self.node} for row in self.local.rows()]
+        others = await self._other_nodes()
+        shared = self.view.others() if self.view is not None else []  # read now: it ages while the nodes answer
+        answers, failed = await self.calls.ask_all(others)
+        listed = {row["name"] for row in rows}
+        for node in others:
+            for row in answers.get(node, []):
+                if row["name"] not in listed:
+                    listed.add(row["name"])
+                    rows.append(row)
+        for other in shared:
+            if other.node in failed and other.name not in listed:
+                listed.add(other.name)
+                rows.append({**self._listed(other), "participants": None})
+        result: dict[str, Any] = {"rooms": sorted(rows, key=lambda row: row["name"])}
+        if failed:
+            result["unreachable"] = [{"node": node, "reason": failed[node]} for node in sorted(failed)]
+        return result
+
+    async def _other_nodes(self) -> list[str]:
+        """The other live nodes: as the node directory lists them, else those last heard of (in their room
+        lists, or holding rooms this node's participants are in)."""
+        if self.nodes is not None:
+            try:
+                with trio.fail_after(LOOKUP_TIMEOUT):
+                    return sorted(load.node for load in await self.nodes.nodes() if load.node != self.node)
+            except Exception as error:  # Redis away: the nodes last heard of
+                log.debug("node list not read", why=repr(error))
+        heard = {row.node for row in self.view.others()} if self.view is not None else set()
+        return sorted((heard | {link.node for link in self.edge.links.values()}) - {self.node})
+
+    async def room(self, name: str) -> dict[str, Any]:
+        owner = await self._api_owner(name)
+        if owner == self.node:
+            return {**await self.local.room(name), "node": self.node}
+        return await self.calls.call(owner, name, "room")
 
     async def moderate(self, name: str, request: Any) -> dict[str, Any]:
-        return await self.local.moderate(name, request)
+        owner = await self._api_owner(name)
+        if owner == self.node:
+            return await self.local.moderate(name, request)
+        return await self.calls.call(owner, name, "moderate", request=request)
 
     async def record(self, name: str, action: str) -> dict[str, Any]:
-        return await self.local.record(name, action)
+        owner = await self._api_owner(name)
+        if owner == self.node:
+            return await self.local.record(name, action)
+        return await self.calls.call(owner, name, "record", action)
+
+    async def _api_owner(self, name: str) -> str:
+        """The node room ``name`` runs on, for the server API. Raises ModerationRefused: no_such_room,
+        room_unavailable (the directory does not answer), node_unreachable (its node stopped answering)."""
+        owner = await self._owner(name)
+        if owner is _NO_ANSWER:
+            raise ModerationRefused("room_unavailable", DIRECTORY_AWAY.format(name=name))
+        if owner is None:
+            raise ModerationRefused("no_such_room", f"room '{name[:64]}' is not running on any node")
+        if owner != self.node and not await self._alive(owner):
+            raise ModerationRefused("node_unreachable", f"room '{name[:64]}' runs on node '{owner}', which stopped "
+                                                        "answering; the room moves once its people rejoin")
+        return owner
+
+    @staticmethod
+    def _listed(other: Any) -> dict[str, Any]:
+        """A room of another node as that node last shared it (a :class:`.records.RoomRow`)."""
+        return {"name": other.name, "status": other.status, "node": other.node, "dynamic": other.dynamic,
+                "max_peers": None, "password": None, "peers": other.peers, "relay_peers": other.relay_peers,
+                "tracks": other.tracks, "media": {}, "worker": other.worker, "restarts": None, "last_error": None}
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Every node's rooms, each with its node: this node's as its registry has them, the others' as
@@ -234,10 +314,7 @@ class ClusterRoomService:
         for other in self.view.others() if self.view is not None else []:
             if other.name not in listed:
                 listed.add(other.name)
-                rows.append({"name": other.name, "status": other.status, "node": other.node, "dynamic": other.dynamic,
-                             "max_peers": None, "password": None, "peers": other.peers,
-                             "relay_peers": other.relay_peers, "tracks": other.tracks, "media": {},
-                             "worker": other.worker, "restarts": None, "last_error": None})
+                rows.append(self._listed(other))
         elsewhere: dict[str, str] = {}
         for link in self.edge.links.values():
             if link.room not in listed:
@@ -253,6 +330,7 @@ class ClusterRoomService:
         """Carry this node's links until cancelled: the bus, the remote participants' tasks, the beats."""
         async with trio.open_nursery() as nursery:
             self.room_side.nursery = nursery
+            self.calls.nursery = nursery
             await nursery.start(self.bus.run)
             nursery.start_soon(self._beat)
             task_status.started()
@@ -267,7 +345,8 @@ class ClusterRoomService:
             self.room_side.gone(fields["links"])
             return
         else:
-            if not (self.edge.handle(kind, fields) or await self.room_side.handle(kind, fields)):
+            if not (self.edge.handle(kind, fields) or self.calls.handle(kind, fields)
+                    or await self.room_side.handle(kind, fields)):
                 self.unhandled += 1
             return
         if unknown:

@@ -35,4 +35,9 @@ class ClusterCollector:
         overrun = CounterMetricFamily("videoroomd_cluster_link_messages_overrun",
                                       "Link messages dropped because this node read them too slowly (their links ended)")
         overrun.add_metric([], stats["link_overrun"])
-        yield from (up, failures, malformed, chat, refused, overrun)
+        calls = CounterMetricFamily("videoroomd_cluster_api_calls_failed",
+                                    "Server API requests between nodes that failed: this node's not answered in "
+                                    "time (timeout), other nodes' refused as too many at once (busy)", labels=["why"])
+        calls.add_metric(["timeout"], stats["api_calls"]["timeout"])
+        calls.add_metric(["busy"], stats["api_calls"]["busy"])
+        yield from (up, failures, malformed, chat, refused, overrun, calls)

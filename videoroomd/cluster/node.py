@@ -71,7 +71,9 @@ class ClusterNode:
                 "malformed": {"lease": self.rooms.malformed, "node": self.nodes.malformed, "link": self.bus.malformed,
                               "chat": self.chat.malformed},
                 "chat_dropped": self.chat.dropped, "link_overrun": self.bus.overrun,
-                "joins_refused": self.service.refused_no_directory if self.service is not None else 0}
+                "joins_refused": self.service.refused_no_directory if self.service is not None else 0,
+                "api_calls": {"timeout": self.service.calls.timed_out if self.service is not None else 0,
+                              "busy": self.service.calls.refused if self.service is not None else 0}}
 
     def degraded(self) -> str | None:
         """What this node cannot do now, for /healthz; None when Redis answers."""

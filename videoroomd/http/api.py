@@ -5,7 +5,9 @@ without a credential learns nothing, not even which rooms exist. Bodies are
 JSON objects of at most ``http.server.MAX_BODY`` bytes, read with
 :mod:`videoroomd.json_limits`; each refusal is ``{"error": {"code", "message"}}``
 with a message that says what was wrong and where. The paths and their
-bodies are in docs/api.md.
+bodies are in docs/api.md. Every room is reached through the room service:
+in a cluster it carries each request to the node the room runs on
+(``cluster/room_calls.py``), so any node answers for any room.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ MUTES = {"audio": "mute", "video": "stop_video", "screen": "stop_screen"}
 # The status of each refusal code; anything else is 400.
 STATUS = {"unauthorized": 401, "no_such_room": 404, "no_such_peer": 404, "not_found": 404, "room_exists": 409,
           "not_here": 409, "too_many_rooms": 503, "shutting_down": 503, "failed": 503, "recording_unavailable": 501,
-          "recording_refused": 409}
+          "recording_refused": 409,
+          # in a cluster: the room's node, or the directory that says which it is, did not answer
+          "room_unavailable": 503, "node_unreachable": 503, "node_busy": 503, "node_timeout": 504,
+          "reply_too_large": 502}
 
 
 class ApiError(Exception):
@@ -88,13 +93,13 @@ async def _route(context: Context, request: Request, parts: list[str]) -> Respon
     if parts[0] != "rooms":
         raise ApiError("not_found", f"nothing at {request.path[:100]}; see docs/api.md")
     if len(parts) == 1:
-        return _create(context, _body(request)) if post else answer(200, {"rooms": _rooms(context)})
+        return await _create(context, _body(request)) if post else answer(200, await context.rooms.rooms())
     name = parts[1]
     if not is_room_name(name):
         raise ApiError("bad_room_name", f"{name[:64]!r} in the path is not a room name")
     rest = parts[2:]
     if not rest and not post:
-        return answer(200, _room(context, name))
+        return answer(200, await context.rooms.room(name))
     if rest == ["end"] and post:
         reason = _fields(_body(request), {"reason": str}).get("reason", "")
         return answer(200, await context.rooms.moderate(name, parse_request({"action": "end", "reason": reason})))
@@ -131,21 +136,7 @@ def _fields(body: dict[str, Any], wanted: dict[str, type | tuple[type, ...]]) ->
     return body
 
 
-def _rooms(context: Context) -> list[dict[str, Any]]:
-    rows = context.rooms.snapshot()
-    for row in rows:
-        row["participants"] = context.rooms.participants(row["name"]) or []
-    return rows
-
-
-def _room(context: Context, name: str) -> dict[str, Any]:
-    row = next((r for r in _rooms(context) if r["name"] == name), None)
-    if row is None:
-        raise ApiError("no_such_room", f"room '{name}' is not running here")
-    return row
-
-
-def _create(context: Context, body: dict[str, Any]) -> Response:
+async def _create(context: Context, body: dict[str, Any]) -> Response:
     body = _fields(body, {"name": str, "settings": dict, "empty_timeout": (int, float)})
     name = body.get("name")
     if not is_room_name(name):
@@ -160,7 +151,7 @@ def _create(context: Context, body: dict[str, Any]) -> Response:
                                   source="request body")
     except ConfigError as error:
         raise ApiError("bad_settings", str(error)) from None
-    context.rooms.create(room, grace)
+    await context.rooms.create(room, grace)
     settings = {"max_peers": room.max_peers, "access": room.access_mode, "simulcast": room.simulcast,
                 "self_unmute": room.self_unmute, "moderator_password": room.moderator_password is not None}
     return answer(201, {"name": name, "settings": settings, "empty_timeout": grace})

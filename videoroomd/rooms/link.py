@@ -179,12 +179,21 @@ class RoomService(Protocol):
     def participants(self, name: str) -> list[dict[str, Any]] | None:
         """The people in room ``name`` (JSON-ready); None when it does not run here."""
 
-    def create(self, config: Any, unused_grace: float) -> None:
+    async def rooms(self) -> dict[str, Any]:
+        """The server API's list: ``{"rooms": [ROOM, ...]}``, every room of every node, each ROOM the
+        admin view's row with ``participants``; in a cluster, ``"unreachable": [{"node", "reason"}]``
+        for nodes that did not answer (their rooms as last shared, ``participants`` null)."""
+
+    async def room(self, name: str) -> dict[str, Any]:
+        """Room ``name``'s ROOM, from the node it runs on. Raises ModerationRefused (no_such_room, and in a
+        cluster room_unavailable, node_busy, node_timeout, node_unreachable)."""
+
+    async def create(self, config: Any, unused_grace: float) -> None:
         """Start a room made on demand with ``config`` (a RoomConfig); raises JoinRefused."""
 
     async def moderate(self, name: str, request: ModerationRequest) -> dict[str, Any]:
-        """Carry out ``request`` in room ``name`` for the server; returns what was done. Raises
-        ModerationRefused."""
+        """Carry out ``request`` in room ``name`` for the server, on the node it runs on; returns what was
+        done. Raises ModerationRefused."""
 
     async def record(self, name: str, action: str) -> dict[str, Any]:
         """Start or stop (``action``) room ``name``'s recording for the operator; returns

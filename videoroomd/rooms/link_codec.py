@@ -57,6 +57,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "links_alive": dict(origin=_TEXT, links=_TEXTS),
     "endpoints_alive": dict(origin=_TEXT, links=_TEXTS),
     "gone": dict(links=_TEXTS),
+    # the server API on a room of another node (cluster/room_calls.py): a request, and its one reply
+    "call": dict(origin=_TEXT, req=_NUMBER, op=_TEXT, room=_TEXT, arg=_TEXT),  # op: rooms, room, record
+    "call_moderate": dict(origin=_TEXT, req=_NUMBER, room=_TEXT, item=_OBJECT),  # item: a ModerationRequest
+    "reply": dict(req=_NUMBER, ok=_FLAG, body=_OBJECT, code=_TEXT, reason=_TEXT),
 }
 OPTIONAL = {"password", "token"}  # may be null
 

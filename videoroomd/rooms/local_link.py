@@ -160,7 +160,25 @@ class LocalRoomService:
         return [{"id": p.id, "name": p.name, "identity": p.identity, "kind": p.kind, "moderator": p.grants.moderate}
                 for p in room.peers.values()]
 
-    def create(self, config: RoomConfig, unused_grace: float) -> None:
+    def rows(self) -> list[dict[str, Any]]:
+        """Every room of this process as the server API shows it: its admin view row with ``participants``."""
+        rows = self.snapshot()
+        for row in rows:
+            row["participants"] = self.participants(row["name"]) or []
+        return rows
+
+    async def rooms(self) -> dict[str, Any]:
+        """``{"rooms": [ROOM, ...]}`` (:meth:`rows`)."""
+        return {"rooms": self.rows()}
+
+    async def room(self, name: str) -> dict[str, Any]:
+        """Room ``name``'s row (:meth:`rows`); raises ModerationRefused (no_such_room)."""
+        row = next((row for row in self.rows() if row["name"] == name), None)
+        if row is None:
+            raise ModerationRefused("no_such_room", f"room '{name[:64]}' is not running here")
+        return row
+
+    async def create(self, config: RoomConfig, unused_grace: float) -> None:
         """Start a room with ``config`` made on demand; raises JoinRefused (room_exists, too_many_rooms, ...)."""
         self.registry.create(config, unused_grace)
 
