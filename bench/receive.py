@@ -105,9 +105,10 @@ async def connect(aiortc_path: bool = False,
 
 
 def datagrams(publisher: RTCPeerConnection, count: int, size: int,
-              spacing: float = 1 / 90) -> tuple[list[bytes], list[bytes], object, tuple]:
+              spacing: float = 1 / 90, first: int = 1) -> tuple[list[bytes], list[bytes], object, tuple]:
     """The publisher's stream, plain and encrypted, and where to write it (``spacing``: the
-    seconds between two packets' send times, in their abs-send-time)."""
+    seconds between two packets' send times, in their abs-send-time; ``first``: the first
+    packet's sequence number)."""
     sender = publisher.getTransceivers()[0].sender
     media = SessionDescription.parse(publisher.remoteDescription.sdp).media[0]
     ids = {ext.uri: ext.id for ext in media.rtp.headerExtensions}
@@ -123,7 +124,7 @@ def datagrams(publisher: RTCPeerConnection, count: int, size: int,
     for seq in range(count):
         sent = start + seq * spacing  # by default 30 frames a second, 3 packets each
         elements = one_byte_element(mid_id, b"0") + one_byte_element(ast_id, abs_send_time(sent).to_bytes(3, "big"))
-        data = rtp_packet(payload_type, int(seq % 3 == 2), (seq + 1) & 0xFFFF, (seq // 3) * 3000, ssrc,
+        data = rtp_packet(payload_type, int(seq % 3 == 2), (seq + first) & 0xFFFF, (seq // 3) * 3000, ssrc,
                           extension_block(elements), key if seq % 300 == 0 else delta)
         plain.append(data)
         stream.append(srtp.protect(data))

@@ -24,6 +24,7 @@ from testsupport.asyncio_thread import AsyncioThread
 from testsupport.phoenix import PhoenixClient, phoenix_client
 from testsupport.wait import until
 from videoroomd.media.webrtc.compat.ice import ice_connections, limit_host_addresses
+from videoroomd.media.webrtc.compat.nack import send_nack
 
 
 
@@ -354,6 +355,7 @@ async def nack_everything(participant: Bot, times: int) -> None:
         (ssrc,) = [s for s in receiver._RTCRtpReceiver__remote_streams if s not in rtx]
         last = receiver._RTCRtpReceiver__remote_streams[ssrc].max_seq
         for _ in range(times):
-            await receiver._send_rtcp_nack(ssrc, [(last - n) % 65536 for n in range(1000)][::-1])
+            # In the order they went, across the wrap when it is near: aiortc's own packer raises on that.
+            await send_nack(receiver, ssrc, [(last - n) % 65536 for n in range(1000)][::-1])
 
     await participant.media.call(send)

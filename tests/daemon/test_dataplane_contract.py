@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 from dataclasses import replace
 
 import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import HeaderExtensionsMap, RtcpPacket, RtpPacket
 from pylibsrtp import Policy, Session
 
+from testsupport import rtp_datagrams
 from videoroomd.media.dataplane import gate
 from videoroomd.media.dataplane.interface import (Bandwidth, FellBehind, FixedRoute, KeyframeNeeded, LayerChanged,
                                                   NativeRoute, Reason, RewriteStart, StreamParams, UnknownId,
@@ -118,7 +120,7 @@ def reader():
 
 
 def subscribe(plane, reader: Reader, subscriber_id="s", connection_id="c", kind="video", params=VIDEO,
-              sock=None) -> socket.socket:
+              sock=None, start=START) -> socket.socket:
     """Add ``subscriber_id`` (of ``connection_id``, added if new) writing to ``reader``."""
     if sock is None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -127,7 +129,7 @@ def subscribe(plane, reader: Reader, subscriber_id="s", connection_id="c", kind=
         plane.add_connection(connection_id)
     except ValueError:
         pass  # there already
-    plane.add_subscriber(subscriber_id, connection_id, kind, route(plane, sock, reader.address), START)
+    plane.add_subscriber(subscriber_id, connection_id, kind, route(plane, sock, reader.address), start)
     plane.set_stream(subscriber_id, params)
     return sock
 
@@ -306,6 +308,29 @@ def test_a_nack_is_answered_over_rtx_from_the_history(plane, reader):
     assert [p.payload[2:] for p in again] == [sent[2].payload, sent[5].payload]
     assert [p.sequence_number for p in again] == [START.rtx_seq, START.rtx_seq + 1]
     assert plane.counters.packets_retransmitted == 2
+
+
+def test_a_nack_across_the_sequence_number_wrap_with_every_bit_set_is_answered_once_for_each_packet_sent(plane,
+                                                                                                          reader):
+    plane.add_publisher("cam", "video")
+    subscribe(plane, reader, start=replace(START, seq=65530))
+    plane.link("s", "cam")
+    plane.receive("cam", packet(1, KEYFRAME))
+    for seq in range(2, 13):
+        plane.receive("cam", packet(seq, DELTA))
+    sent = reader.packets()
+    assert [p.sequence_number for p in sent] == [*range(65530, 65536), *range(0, 6)]
+    # As a browser sends it: a PID 16 before the wrap with every bit set names 65520..65535 and 0,
+    # the next one 1..17 (aiortc reads the first one's last bit as 65536).
+    fci = struct.pack("!HH", 65520, 0xFFFF) + struct.pack("!HH", 1, 0xFFFF)
+    (nack,) = RtcpPacket.parse(rtp_datagrams.rtcp(205, 1, struct.pack("!II", 1, VIDEO.ssrc) + fci))
+    assert 65536 in nack.lost
+    plane.nack("s", nack.lost)
+    again = reader.packets()
+    assert [int.from_bytes(p.payload[:2], "big") for p in again] == [p.sequence_number for p in sent]
+    assert [p.payload[2:] for p in again] == [p.payload for p in sent]
+    assert [p.sequence_number for p in again] == list(range(START.rtx_seq, START.rtx_seq + 12))
+    assert plane.counters.packets_retransmitted == 12
 
 
 def test_keyframe_requests_are_rate_limited_but_a_late_switch_need_not_wait_out_the_interval(plane, reader):

@@ -74,6 +74,31 @@ def test_a_publisher_hears_of_its_lost_packets_and_gets_receiver_reports(path):
 
 
 @pytest.mark.parametrize("path", PATHS)
+def test_a_publisher_hears_of_packets_lost_across_the_sequence_number_wrap(path):
+    async def main():
+        publisher, server, plane, heard = await connected(path)
+        try:
+            ssrc = publisher.getTransceivers()[0].sender._ssrc
+            plain, stream, socket, address = datagrams(publisher, 120, 1000, first=65500)
+            lost = {35, 36, 37, 80}  # 65535, 0, 1 and 44: the NACK goes oldest first, across the wrap
+            sent = [data for index, data in enumerate(stream) if index not in lost]
+            assert await pump(sent, socket, address, plane) == 120 - len(lost)
+            lost_seqs = {(65500 + index) & 0xFFFF for index in lost}
+
+            def nacked() -> set[int]:  # aiortc reads a PID of 65535's bits as 65536 and on
+                return {seq & 0xFFFF for p in heard if isinstance(p, RtcpRtpfbPacket) and p.fmt == RTCP_RTPFB_NACK
+                        and p.media_ssrc == ssrc for seq in p.lost}
+
+            await until(lambda: nacked() >= lost_seqs, 5)
+            assert nacked() == lost_seqs
+        finally:
+            await publisher.close()
+            await server.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("path", PATHS)
 def test_a_publisher_whose_packets_come_ever_later_is_told_a_bitrate_remb(path):
     async def main():
         publisher, server, plane, heard = await connected(path)

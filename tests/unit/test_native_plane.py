@@ -88,6 +88,17 @@ def test_an_h264_subscriber_starts_at_an_idr_in_each_packing(linked, keyframe):
     assert len(received(reader)) == 2 and plane.subscriber_stats("s").sent == (2, len(keyframe) + 2)
 
 
+def test_the_core_takes_a_nacks_sequence_numbers_modulo_2_16_whatever_their_size(linked):
+    """aiortc reads a PID of 65535 with bit 0 set as 65536: the core answers it as 0, and no number
+    it is given (past 64 bits, negative) raises out of the packet path."""
+    plane, reader = linked
+    for seq in range(4, 7):  # an IDR, then P slices: the subscriber's 1, 2, 3
+        plane.receive_datagram("cam", rtp(seq, payload=bytes([0x65 if seq == 4 else 0x41, 0x88])), None)
+    assert len(received(reader)) == 3
+    assert plane._core.nack(plane._slot("s").index, [65537, 2 ** 70 + 2, 3 - 2 ** 16, 4], 300.0) == 3
+    assert len(received(reader)) == 3 and plane.counters.packets_retransmitted == 3
+
+
 def test_a_route_given_again_with_the_same_keys_keeps_the_srtp_session_past_a_sequence_wrap():
     """A new ICE pair gives a subscriber's route again (another socket, the same keys): what comes on is
     still decrypted by the receiver, whose rollover counter went past a wrap of the sequence numbers (a new

@@ -313,7 +313,9 @@ class DataPlane(Protocol):
         """The subscriber sent PLI or FIR."""
 
     def nack(self, subscriber_id: str, sequence_numbers: Iterable[int]) -> None:
-        """The subscriber lost these: sent again over RTX from the history, within a budget."""
+        """The subscriber lost these: sent again over RTX from the history, within a budget. Each is
+        taken modulo 2**16 (a NACK's PID near the wrap names its bits past 65535); no more are read
+        than a history holds."""
 
     def remb(self, subscriber_id: str, bps: int) -> None:
         """The subscriber's REMB: what its receiver estimates it can take (bits/s)."""

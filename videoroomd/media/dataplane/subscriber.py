@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import struct
 import time
+from itertools import islice
 from typing import TYPE_CHECKING, Callable
 
 import pylibsrtp
@@ -223,7 +224,9 @@ class Subscriber:
                                       self._retransmit_budget + (now - self._retransmit_stamp) * rate)
         self._retransmit_stamp = now
         first = self._run_first_seq
-        for seq in sequence_numbers:
+        # No more than a history holds: a NACK naming thousands asks for nothing more.
+        for seq in islice(sequence_numbers, HISTORY):
+            seq &= 0xFFFF  # a PID near the wrap names its bits past 65535 (as aiortc parses them)
             if self._retransmit_budget < 1.0:
                 return  # the rest stays lost; a PLI from the subscriber brings a keyframe
             if first is not None and (seq - first) & 0xFFFF >= 0x8000:

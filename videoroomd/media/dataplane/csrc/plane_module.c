@@ -313,8 +313,9 @@ static PyObject *plane_nack(Plane *self, PyObject *args) {
     uint16_t list[VR_HISTORY];  /* more than the history holds cannot be answered */
     Py_ssize_t count = PySequence_Fast_GET_SIZE(fast), n = 0;
     for (Py_ssize_t i = 0; i < count && n < VR_HISTORY; i++) {
-        long value = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
-        if (value == -1 && PyErr_Occurred()) {
+        /* Modulo 2**16, whatever its size: a PID near the wrap names its bits past 65535 */
+        unsigned long value = PyLong_AsUnsignedLongMask(PySequence_Fast_GET_ITEM(fast, i));
+        if (value == (unsigned long)-1 && PyErr_Occurred()) {
             Py_DECREF(fast);
             return NULL;
         }

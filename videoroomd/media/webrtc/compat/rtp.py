@@ -22,6 +22,7 @@ from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket, is_rtcp, unwrap_rtx
 
 from ...dataplane.rtp_packets import NTP_EPOCH_OFFSET
+from .nack import send_nack
 from .receive_state import ReceiveState, native_remb_step, remb_step
 from .remb import PublisherRemb, lighten
 
@@ -333,9 +334,9 @@ def receive_directly(receiver, on_packet: Callable[[Any], None], layers=None,
                     nacks.clear()  # SSRCs that came and went: start over rather than grow
                 generator = nacks[packet.ssrc] = NackGenerator()
             if generator.add(packet):
-                later(receiver._send_rtcp_nack(packet.ssrc, sorted(generator.missing)))
+                later(send_nack(receiver, packet.ssrc, sorted(generator.missing)))
         elif nack is not None and nack.add(packet):
-            later(receiver._send_rtcp_nack(packet.ssrc, sorted(nack.missing)))
+            later(send_nack(receiver, packet.ssrc, sorted(nack.missing)))
         on_packet(packet)
 
     async def handle_queued(packet, arrival_time_ms: int) -> None:
@@ -344,7 +345,7 @@ def receive_directly(receiver, on_packet: Callable[[Any], None], layers=None,
     receiver._handle_rtp_packet = handle_queued
     receiver._videoroomd_receive = handle
     # What a Port forwarding this receiver's SSRCs in C needs of it (.native_receive)
-    receiver._videoroomd_state = ReceiveState(arrived, lambda ssrc, lost: later(receiver._send_rtcp_nack(ssrc, lost)),
+    receiver._videoroomd_state = ReceiveState(arrived, lambda ssrc, lost: later(send_nack(receiver, ssrc, lost)),
                                               nacks, layers, estimated)
 
 
