@@ -13,7 +13,9 @@ from aioice import stun
 
 from testsupport.engine_attack import ROOMS, call, intruder, mutate_offer, real_offer
 from testsupport.media_bot import media_thread, nack_everything
+from testsupport.metrics import families, read
 from testsupport.signalling_helpers import running_daemon
+from testsupport.wait import until
 from test_engine import media_metric
 from videoroomd.media.dataplane import subscriber
 from videoroomd.media.workers.commands import ListEndpoints
@@ -408,6 +410,23 @@ async def test_a_subscriber_asking_for_everything_again_gets_a_bounded_share(tmp
         # Unbounded, each NACK had every packet still in the history sent again.
         assert resent <= subscriber.RETRANSMIT_BURST + subscriber.RETRANSMIT_RATE * elapsed
         await room.goes_on()
+
+
+async def test_a_subscriber_flooding_rtcp_has_only_its_budget_parsed_and_the_call_goes_on(tmp_path):
+    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+        seen = await room.b.frames_from(room.a_video, at_least=10, timeout=20)
+        before = worker_metric(daemon, "rtcp_dropped")
+        await room.b.frames_from(room.a_video, at_least=seen + 30, timeout=20)
+        assert worker_metric(daemon, "rtcp_dropped") == before  # a call's own RTCP is well within it
+        await nack_everything(room.b, times=400)  # ~100 KiB of NACKs at once: three times a second's budget
+        await until(lambda: worker_metric(daemon, "rtcp_dropped") > before + 100, timeout=10, what="the flood dropped")
+        await room.goes_on()
+
+
+def worker_metric(daemon, name: str) -> float:
+    """``videoroomd_media_worker_port_<name>_total`` summed over the media workers."""
+    return sum(found.value for family in families(read(daemon)) for found in family.samples
+               if found.name == f"videoroomd_media_worker_port_{name}_total")
 
 
 async def test_an_empty_datagram_to_a_participants_media_port_stops_none_of_its_media(tmp_path):

@@ -11,7 +11,8 @@ from aiortc.rtcdtlstransport import RtpRouter
 from aiortc.rtp import (RTCP_PSFB_APP, RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpByePacket, RtcpPsfbPacket, RtcpReceiverInfo,
                         RtcpRrPacket, RtcpRtpfbPacket, RtcpSenderInfo, RtcpSrPacket, pack_remb_fci)
 
-from videoroomd.media.webrtc.compat.rtcp_in import route_rtcp, start
+from videoroomd.media.webrtc.compat.rtcp_in import (DROPPED, MAX_COMPOUND, RTCP_BURST, RTCP_RATE, limit_rtcp, route_rtcp,
+                                                      start)
 
 
 class Recipient:
@@ -107,3 +108,37 @@ def test_an_error_before_the_first_wait_is_raised_to_the_caller():
 
     with pytest.raises(ValueError, match="bad packet"):
         start(handle())
+
+
+class Transport:
+    """The one method of a DTLS transport that RTCP goes through (aiortc's ``_handle_rtcp_data``)."""
+
+    def __init__(self):
+        self.parsed: list[bytes] = []
+
+    async def _handle_rtcp_data(self, data: bytes) -> None:
+        self.parsed.append(data)
+
+
+def test_a_clients_rtcp_is_parsed_up_to_its_size_and_byte_budget_and_the_rest_is_counted():
+    now = [100.0]
+    transport = Transport()
+    limit_rtcp(transport, clock=lambda: now[0])
+    limit_rtcp(transport, clock=lambda: now[0])  # once per transport
+    before = dict(DROPPED)
+
+    def send(data: bytes) -> None:
+        assert start(transport._handle_rtcp_data(data)) is None
+
+    send(bytes(MAX_COMPOUND + 1))  # no RTCP compound is this large
+    report = bytes(1000)
+    for _ in range(RTCP_BURST // len(report) + 5):
+        send(report)
+    assert len(transport.parsed) == RTCP_BURST // len(report)
+    assert DROPPED["rtcp_oversized"] - before["rtcp_oversized"] == 1
+    assert DROPPED["rtcp_over_budget"] - before["rtcp_over_budget"] == 5
+    now[0] += 1.0  # a second later: a second's worth again (never more than a burst)
+    for _ in range(RTCP_RATE // len(report) + 1):
+        send(report)
+    assert len(transport.parsed) == 2 * (RTCP_BURST // len(report))
+    assert DROPPED["rtcp_over_budget"] - before["rtcp_over_budget"] == 6

@@ -98,7 +98,8 @@ class RecordingEnded:
 @dataclass(frozen=True)
 class Stats:
     """The heartbeat: CPU seconds used, each room's forwarding counters, the TURN relays', and what the
-    compiled module's media sockets counted since the worker started (``Port.counters`` summed)."""
+    compiled module's media sockets counted since the worker started (``Port.counters`` summed, with the
+    clients' RTCP dropped unread: ``rtcp_oversized``, ``rtcp_over_budget``)."""
 
     kind: ClassVar[str] = "stats"
     cpu_seconds: float

@@ -32,6 +32,7 @@ from aiortc.rtcdtlstransport import RTCCertificate
 from ...certs import pem
 from ..webrtc.compat.ice import local_address, media_protocols
 from ..webrtc.compat.native_port import PortTally
+from ..webrtc.compat.rtcp_in import DROPPED as rtcp_dropped_counts
 from ..webrtc.connections import RoomMedia, SlotPlan
 from .codec import Decoder, MessageError, encode
 from .commands import (AddCandidate, Answer, Answered, CertificatePaths, CloseEndpoint, CloseRoom, HoldTrack,
@@ -232,7 +233,7 @@ class MediaServer:
     # -- the heartbeat ----------------------------------------------------------------------
     def stats(self) -> Stats:
         return Stats(self.cpu_clock(), {name: room.counters.as_dict() for name, room in self.rooms.items()},
-                     self.relays.stats(), self.ports.totals())
+                     self.relays.stats(), {**self.ports.totals(), **rtcp_dropped_counts})
 
     async def close(self) -> None:
         self.relays.close()

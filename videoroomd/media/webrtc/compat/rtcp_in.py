@@ -11,17 +11,57 @@ of every stream they receive), so the per-compound costs count:
   that does wait continues in a task from there (:func:`start`);
 - the routing is aiortc's, without the type annotations that its nested function
   evaluates on every call (:func:`route_rtcp`, installed per router).
+
+What a client's RTCP may cost is bounded too (:func:`limit_rtcp`, on both data planes):
+aiortc parses a compound whole, a NACK's every lost packet as a number of its own, so
+a client that sent 64 KiB compounds of NACKs would buy 47 ms of the worker's CPU with
+each, for every room on it. A compound larger than MAX_COMPOUND is dropped unread
+(RTCP fits a path's MTU: RFC 3550 section 6.1), and each connection may have RTCP_RATE
+bytes a second parsed (bursts to RTCP_BURST), some times what a browser sends; the
+rest is dropped and counted (:data:`DROPPED`, the worker's ``rtcp_dropped``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Coroutine
+import time
+from typing import Any, Callable, Coroutine
 
 from aiortc.rtp import (RTCP_PSFB_APP, RtcpByePacket, RtcpPsfbPacket, RtcpRrPacket, RtcpRtpfbPacket, RtcpSrPacket,
                         unpack_remb_fci)
 
-__all__ = ["handle_decrypted_rtcp", "route_rtcp", "start"]
+from ....token_buckets import TokenBuckets
+
+__all__ = ["DROPPED", "handle_decrypted_rtcp", "limit_rtcp", "route_rtcp", "start"]
+
+MAX_COMPOUND = 1500      # bytes of one RTCP compound
+RTCP_RATE = 32 * 1024    # bytes a second of a connection's RTCP parsed (a browser's reports and feedback: a few KiB)
+RTCP_BURST = 32 * 1024
+
+# RTCP compounds this process dropped before parsing them, by why (summed into the worker's Port counters).
+DROPPED = {"rtcp_oversized": 0, "rtcp_over_budget": 0}
+
+
+def limit_rtcp(dtls, clock: Callable[[], float] = time.monotonic) -> None:
+    """Have ``dtls`` parse only the RTCP its client may make it parse: compounds of at most
+    MAX_COMPOUND bytes, RTCP_RATE bytes a second; the rest is dropped and counted in DROPPED.
+    Both ways in are bounded (aiortc's own reading, and a Port's :func:`handle_decrypted_rtcp`:
+    both call the transport's ``_handle_rtcp_data``). Once per transport; later calls do nothing."""
+    if getattr(dtls, "_videoroomd_rtcp_limited", False):
+        return
+    handle = dtls._handle_rtcp_data
+    budget = TokenBuckets(RTCP_RATE, RTCP_BURST, max_tracked=1)
+
+    async def handle_rtcp_data(data: bytes) -> None:
+        if len(data) > MAX_COMPOUND:
+            DROPPED["rtcp_oversized"] += 1
+        elif not budget.take(None, clock(), len(data)):
+            DROPPED["rtcp_over_budget"] += 1
+        else:
+            await handle(data)
+
+    dtls._handle_rtcp_data = handle_rtcp_data
+    dtls._videoroomd_rtcp_limited = True
 
 
 def handle_decrypted_rtcp(dtls, plain: bytes) -> asyncio.Future | None:
