@@ -34,5 +34,5 @@ def start_daemon(tmp_path):
 
     yield start
     for daemon in started:
-        daemon.stop()
+        daemon.stop_after_test()
 

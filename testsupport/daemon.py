@@ -83,6 +83,19 @@ class DaemonProcess:
         self._out.close()
         return self.proc.returncode
 
+    def stop_after_test(self, patience: float = 1.0) -> None:
+        """Stop the daemon once its test is over: SIGTERM, and if the drain still waits after
+        ``patience`` seconds (on pages or bots the test left in a call, which would hold it for the
+        whole ``drain_timeout``), the second signal that stops it at once. A test that looks at
+        the stop itself calls :meth:`stop`."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=patience)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGTERM)
+        self.stop()
+
 
 @contextlib.contextmanager
 def running_daemon(directory: Path, rooms: str, *, media: str = "workers = 0") -> Iterator[DaemonProcess]:
@@ -97,4 +110,4 @@ def running_daemon(directory: Path, rooms: str, *, media: str = "workers = 0") -
         daemon.wait_healthy()
         yield daemon
     finally:
-        daemon.stop()
+        daemon.stop_after_test()
