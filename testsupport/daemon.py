@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from testsupport.wait import wait_for
 
@@ -83,18 +83,23 @@ class DaemonProcess:
         self._out.close()
         return self.proc.returncode
 
-    def stop_after_test(self, patience: float = 1.0) -> None:
-        """Stop the daemon once its test is over: SIGTERM, and if the drain still waits after
-        ``patience`` seconds (on pages or bots the test left in a call, which would hold it for the
-        whole ``drain_timeout``), the second signal that stops it at once. A test that looks at
-        the stop itself calls :meth:`stop`."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=patience)
-            except subprocess.TimeoutExpired:
-                self.proc.send_signal(signal.SIGTERM)
-        self.stop()
+
+def stop_after_test(daemons: Iterable[DaemonProcess], patience: float = 1.0) -> None:
+    """Stop the daemons once their test is over, all at once: SIGTERM, and to those whose drain
+    still waits after ``patience`` seconds (on pages or bots the test left in a call, which would
+    hold it for the whole ``drain_timeout``) the second signal that stops a daemon at once. A test
+    that looks at the stop itself calls :meth:`DaemonProcess.stop`."""
+    running = [daemon for daemon in daemons if daemon.proc.poll() is None]
+    for daemon in running:
+        daemon.signal(signal.SIGTERM)
+    deadline = time.monotonic() + patience
+    for daemon in running:
+        try:
+            daemon.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            daemon.signal(signal.SIGTERM)
+    for daemon in daemons:
+        daemon.stop()
 
 
 @contextlib.contextmanager
@@ -110,4 +115,4 @@ def running_daemon(directory: Path, rooms: str, *, media: str = "workers = 0") -
         daemon.wait_healthy()
         yield daemon
     finally:
-        daemon.stop_after_test()
+        stop_after_test([daemon])
