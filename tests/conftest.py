@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from testsupport.daemon import DaemonProcess, config_text, free_port
+from testsupport.daemon import DaemonProcess, config_text, free_port, stop_after_test
 from testsupport.redis_server import redis_prefix, redis_server  # noqa: F401  (fixtures: the test run's Redis)
 
 
@@ -33,6 +33,5 @@ def start_daemon(tmp_path):
         return daemon
 
     yield start
-    for daemon in started:
-        daemon.stop()
+    stop_after_test(started)
 

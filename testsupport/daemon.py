@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from testsupport.wait import wait_for
 
@@ -84,6 +84,24 @@ class DaemonProcess:
         return self.proc.returncode
 
 
+def stop_after_test(daemons: Iterable[DaemonProcess], patience: float = 1.0) -> None:
+    """Stop the daemons once their test is over, all at once: SIGTERM, and to those whose drain
+    still waits after ``patience`` seconds (on pages or bots the test left in a call, which would
+    hold it for the whole ``drain_timeout``) the second signal that stops a daemon at once. A test
+    that looks at the stop itself calls :meth:`DaemonProcess.stop`."""
+    running = [daemon for daemon in daemons if daemon.proc.poll() is None]
+    for daemon in running:
+        daemon.signal(signal.SIGTERM)
+    deadline = time.monotonic() + patience
+    for daemon in running:
+        try:
+            daemon.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            daemon.signal(signal.SIGTERM)
+    for daemon in daemons:
+        daemon.stop()
+
+
 @contextlib.contextmanager
 def running_daemon(directory: Path, rooms: str, *, media: str = "workers = 0") -> Iterator[DaemonProcess]:
     """A daemon on a config of ``rooms`` and ``media`` (as the start_daemon fixture makes it) in
@@ -97,4 +115,4 @@ def running_daemon(directory: Path, rooms: str, *, media: str = "workers = 0") -
         daemon.wait_healthy()
         yield daemon
     finally:
-        daemon.stop()
+        stop_after_test([daemon])

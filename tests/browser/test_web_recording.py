@@ -21,7 +21,7 @@ from testsupport.web_page import ICE, browser, participant, playwright  # noqa: 
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-RECORDED_S = 10
+RECORDED_S = 6  # seconds: every check below scales with it or holds its tolerance in seconds
 
 
 def rooms(directory) -> str:

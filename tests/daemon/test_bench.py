@@ -267,11 +267,14 @@ def test_the_table_names_each_runs_mode_and_gives_the_switch_rows():
 def test_a_short_simulcast_run_ends_with_the_limited_subscribers_on_a_lower_layer(tmp_path: Path):
     """``bench.sfu --simulcast`` for real, once, short (N = 2, at most a few minutes): both runs
     are reported, and the limited subscriber was on a lower layer than before when its limit went;
-    its timings are not checked, only that they are there."""
+    its timings are not checked, only that they are there. What comes after the limit is freed
+    (the way back up, the late joiner's keyframe) is not asserted here: those waits are kept
+    short (--recover-timeout 0, --late-timeout 3), the layer at the end of the limit is read
+    before them."""
     out = tmp_path / "sim.json"
     argv = [sys.executable, "-m", "bench.sfu", "--simulcast", "--n", "2", "--workers", "1", "--duration", "2",
-            "--warmup", "0.5", "--layer-timeout", "40", "--switch-timeout", "20", "--limit-hold", "3",
-            "--recover-timeout", "5", "--late-timeout", "10", "--workdir", str(tmp_path / "work"), "--json", str(out)]
+            "--warmup", "0.5", "--layer-timeout", "40", "--switch-timeout", "20", "--limit-hold", "1",
+            "--recover-timeout", "0", "--late-timeout", "3", "--workdir", str(tmp_path / "work"), "--json", str(out)]
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=420,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
