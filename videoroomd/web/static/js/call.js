@@ -377,9 +377,12 @@ export class Call extends EventTarget {
     found.local.track = track;
   }
 
-  async leave() {
-    try { await this.channel?.leave(); } catch { /* the socket may be gone already */ }
+  // Leaves: the server is told first, then the media connection closes at once, without waiting for its
+  // answer. Resolves once the server answered or the channel stopped waiting (phoenix.js); never rejects.
+  leave() {
+    const told = this.channel ? this.channel.leave() : Promise.resolve();
     this.close();
+    return told;
   }
 
   close() {

@@ -154,7 +154,9 @@ class Meeting {
     this.tiles.setState("me", { micMuted: this.micMuted, cameraOff: this.cameraOff || !this.stream });
     if (this.screen?.readyState === "live") this.publishScreen();  // still sharing after a reconnect
     this.watchQuality(call);
-    this.socket.addEventListener("close", () => this.lost("Connection lost"));
+    // Only the socket of the call now: one left behind (Leave, then Rejoin) may close later.
+    const socket = this.socket;
+    socket.addEventListener("close", () => { if (this.socket === socket) this.lost("Connection lost"); });
     this.listDevices();
   }
 
@@ -402,19 +404,21 @@ class Meeting {
   }
 
   async confirmLeave() {
-    if (await confirmLeave()) await this.leave();
+    if (await confirmLeave()) this.leave();
   }
 
-  // Leaves the call, turns the camera and microphone off, and says so with a way back in.
-  async leave() {
+  // Leaves the call, turns the camera and microphone off, and says so with a way back in, all at once:
+  // a slow or gone server must not keep a person in a call they left. The server is told meanwhile,
+  // and the socket closes on its answer or after a short wait (Channel.leave).
+  leave() {
     if (this.leaving) return;
     this.leaving = true;
     clearInterval(this.qualityTimer);
     this.stopScreen();
-    await this.call?.leave();
+    const { call, socket } = this;
     this.call = null;
-    this.socket?.close();
     this.socket = null;
+    (call ? call.leave() : Promise.resolve()).then(() => socket?.close());
     this.tiles.clear();
     this.stats.clear();
     for (const track of this.stream?.getTracks() || []) track.stop();

@@ -3,6 +3,7 @@
 
 const HEARTBEAT_MS = 30000;
 const REPLY_TIMEOUT_MS = 10000;
+const LEAVE_REPLY_MS = 2000;  // a page that left waits no longer for the server's "ok" before closing the socket
 const LOBBY_WAIT_MS = 660000;  // a join waiting in a waiting room: the server answers within 10 minutes
 
 export class SocketClosed extends Error {}
@@ -115,8 +116,14 @@ export class Channel {
     return this.socket.send(this.joinRef, this.topic, event, payload, true);
   }
 
-  async leave() {
-    try { await this.socket.send(this.joinRef, this.topic, "phx_leave", {}); } catch { /* closing anyway */ }
+  // Tells the server we leave. What it pushes on the topic from now on is dropped: the call is over here.
+  // Resolves on its reply, or `ms` without one, or at once without a connection; never rejects.
+  async leave(ms = LEAVE_REPLY_MS) {
     this.socket.handlers.delete(this.topic);
+    const reply = this.socket.send(this.joinRef, this.topic, "phx_leave", {}).catch(() => null);
+    let timer;
+    const late = new Promise((resolve) => { timer = setTimeout(resolve, ms); });
+    await Promise.race([reply, late]);
+    clearTimeout(timer);
   }
 }
