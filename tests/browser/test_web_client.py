@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from testsupport.browser import launch, save_artifact
-from testsupport.web_page import (KEEP_PEER_CONNECTIONS, ROOMS, module_daemon, participant,  # noqa: F401 (fixtures)
+from testsupport.web_page import (KEEP_PEER_CONNECTIONS, ROOMS, module_daemon, participant,
                                   rooms_of, tile_of, wait_for_moving_video)
 
 pytestmark = pytest.mark.browser
