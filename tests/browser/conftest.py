@@ -1,7 +1,8 @@
 """Tests that drive Chromium (Playwright), Firefox ESR (puppeteer-core) or the official npm
-clients against a real daemon. One Playwright and one Chromium per set of flags serve the whole
-phase (fixtures ``playwright``, ``chromiums``, ``browser``); each test works in contexts of its own. They may import testsupport (browsers, pages, network hosts, the
-TURN server) and each other's page helpers; every one is marked browser and slow here.
+clients against a real daemon. They may import testsupport (browsers, pages, network hosts, the
+TURN server) and each other's page helpers; every one is marked browser and slow here. One
+Playwright and one Chromium per set of flags serve the whole phase (fixtures ``playwright``,
+``chromiums``, ``browser``); each test works in browser contexts of its own.
 """
 
 from __future__ import annotations
