@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
@@ -54,3 +54,43 @@ def save_artifact(page, name: str) -> Path:
     path = ARTIFACTS / name
     page.screenshot(path=str(path))
     return path
+
+
+class SharedChromiums:
+    """The browser phase's Chromium processes, one per set of launch flags, started on first use
+    and kept for the session: a launch costs one to two seconds, too many to pay per module or test.
+    What a test opens in one (its contexts) is closed when its ``lend`` ends, so none reaches the
+    next test; a process found disconnected (crashed, or closed by a test) is launched again."""
+
+    def __init__(self, playwright) -> None:
+        self._playwright = playwright
+        self._open: dict[tuple, object] = {}
+
+    def get(self, **flags):
+        """The connected Chromium launched with ``flags`` (``launch``'s keywords), launched now if
+        there is none."""
+        key = tuple(sorted(flags.items()))
+        browser = self._open.get(key)
+        if browser is None or not browser.is_connected():
+            browser = self._open[key] = launch(self._playwright, **flags)
+        return browser
+
+    @contextlib.contextmanager
+    def lend(self, **flags):
+        """Yields the shared Chromium with ``flags``; on leaving, closes every context opened in it
+        meanwhile (pages from ``browser.new_page()`` included)."""
+        browser = self.get(**flags)
+        before = set(browser.contexts)
+        try:
+            yield browser
+        finally:
+            if browser.is_connected():
+                for context in browser.contexts:
+                    if context not in before:
+                        context.close()
+
+    def close(self) -> None:
+        for browser in self._open.values():
+            if browser.is_connected():
+                browser.close()
+        self._open.clear()

@@ -1,13 +1,14 @@
-"""What the browser tests of the daemon's own page share: its rooms, a browser, a daemon, a participant."""
+"""What the browser tests of the daemon's own page share: its rooms, a daemon, a participant (the
+browser is tests/browser/conftest.py's session-wide ``browser`` fixture)."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from testsupport.browser import frames, launch
+from testsupport.browser import frames
 from testsupport.daemon import running_daemon
 
 ICE = '[ice]\naddresses = ["127.0.0.1"]\n'
@@ -15,19 +16,6 @@ ROOMS = ICE + "[rooms.lobby]\nmax_peers = 8\n[rooms.solo]\nmax_peers = 1\n[rooms
 REMOTE = "figure.tile:not([data-endpoint='me'])"
 # The page's calls on two media worker processes, as a default install runs them on two cores.
 MEDIA = "workers = 2"
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(playwright):
-    browser = launch(playwright)
-    yield browser
-    browser.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import time
 import pytest
 import trio
 
-from testsupport.browser import launch
 from testsupport.redis_server import RedisServer
 from testsupport.web_page import ICE, participant, tile_of
 from videoroomd.auth.tokens import mint
@@ -110,85 +109,71 @@ def all_moving(counters: dict, deadline: float) -> None:
 
 
 def test_the_official_client_and_our_page_meet_through_different_nodes_and_a_token_joins_elsewhere(
-        start_daemon, redis_server, harness):  # noqa: F811 (fixture)
-    from playwright.sync_api import sync_playwright
-
+        start_daemon, redis_server, harness, browser):  # noqa: F811 (fixture)
     from testsupport.web_page import wait_for_moving_video
 
     daemons = cluster_nodes(start_daemon, redis_server, server=f'allowed_origins = ["{harness}"]')
     owner = owner_of(redis_server)
     first, second = [daemons[node] for node in NODES if node != owner]
     token = mint("app", SECRET, room="lobby", identity="cleo", name="Cleo of the token", now=time.time(), ttl=600)
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        try:
-            ann = open_participant(browser, harness, first, "Ann")  # the official client, through one node
-            bob = participant(browser, second, "Bob")  # our page, through the other
-            cleo = participant(browser, first, "Typed", extra=f"&token={token}")  # a token, checked on the room's node
-            wait_until(lambda: ann.evaluate("() => !!window.participant.published"), 30, "Ann to publish", ann)
-            ann_id = ann.evaluate("() => window.participant.id")
-            for page, who in ((bob, "Ann"), (bob, "Cleo of the token"), (cleo, "Bob"), (cleo, "Ann")):
-                wait_for_moving_video(page, who, timeout=30)
-            wait_until(lambda: len(ann.evaluate("() => window.framesByEndpoint()")) == 2, 30,
-                       "Ann to receive the two others", ann)
-            for endpoint in ann.evaluate("() => Object.keys(window.framesByEndpoint())"):
-                decoding(ann, endpoint)
-            assert ann_id not in ann.evaluate("() => window.framesByEndpoint()")
-            assert ann.evaluate("() => window.participant.errors") == []
-            # the media went to the room's node: the others carry no call of their own
-            for node, daemon in daemons.items():
-                log = daemon.log()
-                assert (node == owner) == ("peer joined" in log), node
-        finally:
-            browser.close()
+    ann = open_participant(browser, harness, first, "Ann")  # the official client, through one node
+    bob = participant(browser, second, "Bob")  # our page, through the other
+    cleo = participant(browser, first, "Typed", extra=f"&token={token}")  # a token, checked on the room's node
+    wait_until(lambda: ann.evaluate("() => !!window.participant.published"), 30, "Ann to publish", ann)
+    ann_id = ann.evaluate("() => window.participant.id")
+    for page, who in ((bob, "Ann"), (bob, "Cleo of the token"), (cleo, "Bob"), (cleo, "Ann")):
+        wait_for_moving_video(page, who, timeout=30)
+    wait_until(lambda: len(ann.evaluate("() => window.framesByEndpoint()")) == 2, 30,
+               "Ann to receive the two others", ann)
+    for endpoint in ann.evaluate("() => Object.keys(window.framesByEndpoint())"):
+        decoding(ann, endpoint)
+    assert ann_id not in ann.evaluate("() => window.framesByEndpoint()")
+    assert ann.evaluate("() => window.participant.errors") == []
+    # the media went to the room's node: the others carry no call of their own
+    for node, daemon in daemons.items():
+        log = daemon.log()
+        assert (node == owner) == ("peer joined" in log), node
 
 
 def test_chromium_participants_are_back_with_video_within_ten_seconds_of_the_rooms_node_killed(
-        start_daemon, redis_server, harness):  # noqa: F811 (fixture)
-    from playwright.sync_api import sync_playwright
-
+        start_daemon, redis_server, harness, browser):  # noqa: F811 (fixture)
     from testsupport.web_page import wait_for_moving_video
 
     daemons = cluster_nodes(start_daemon, redis_server, server=f'allowed_origins = ["{harness}"]')
     owner = owner_of(redis_server)
     first, second = [daemons[node] for node in NODES if node != owner]
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        try:
-            ann, bob = participant(browser, first, "Ann"), participant(browser, second, "Bob")
-            # the official clients, in an app that joins again on phx_close with "retry" (docs/media-events.md)
-            cleo = open_participant(browser, harness, first, "Cleo", rejoin=True)
-            wait_until(lambda: cleo.evaluate("() => !!window.participant.published"), 30, "Cleo to publish", cleo)
-            for page, who in ((ann, "Bob"), (bob, "Ann"), (ann, "Cleo"), (bob, "Cleo")):
-                wait_for_moving_video(page, who, timeout=30)
-            all_moving({"Ann's and Bob's videos on Cleo's": lambda: received_frames(cleo, 2)}, time.monotonic() + 30)
-            cleo_id = cleo.evaluate("() => window.participant.id")
-            for page in (ann, bob):
-                page.eval_on_selector_all("video", "vs => vs.forEach(v => v.setAttribute('data-old', ''))")
-            daemons[owner].proc.kill()  # SIGKILL: no goodbye; its lease lapses on its own
-            killed = time.monotonic()
-            killed_on_cleo = cleo.evaluate("() => performance.now()")  # ms, on the page's clock
-            back_in(ann, "Bob", killed + FAILOVER_TARGET)
-            back_in(bob, "Ann", killed + FAILOVER_TARGET)
-            rejoined = time.monotonic() - killed
-            # the official client is back in the room as a new endpoint, within the same target as our page
-            wait_until(lambda: cleo.evaluate("() => window.participant.connected && window.participant.id") not in
-                       (False, None, cleo_id), max(0.0, killed + FAILOVER_TARGET - time.monotonic()),
-                       "Cleo to join again", cleo)
-            official_rejoined = (cleo.evaluate("() => window.participant.joinedAgainAt") - killed_on_cleo) / 1000
-            assert owner_of(redis_server) != owner
-            moving_again(ann, "Bob", killed + MEDIA_BOUND)
-            moving_again(bob, "Ann", killed + MEDIA_BOUND)
-            pages_moving = time.monotonic() - killed
-            wait_until(lambda: cleo.evaluate("() => window.participant.rejoins === 1 && window.participant.published"),
-                       max(0.0, killed + MEDIA_BOUND - time.monotonic()), "Cleo to publish again", cleo)
-            published = (cleo.evaluate("() => window.participant.publishedAgainAt") - killed_on_cleo) / 1000
-            all_moving({"Cleo's video on Ann's page": lambda: fresh_frames(ann, "Cleo"),  # Cleo publishes again
-                        "Cleo's video on Bob's page": lambda: fresh_frames(bob, "Cleo"),
-                        "Ann's and Bob's videos on Cleo's": lambda: received_frames(cleo, 2)}, killed + MEDIA_BOUND)
-            print(f"failover with Chromium: our pages back in the room {rejoined:.1f} s after the SIGKILL, "
-                  f"their video moving again after {pages_moving:.1f} s; the official client back in the room after "
-                  f"{official_rejoined:.1f} s, publishing again after {published:.1f} s; all video moving after "
-                  f"{time.monotonic() - killed:.1f} s")
-        finally:
-            browser.close()
+    ann, bob = participant(browser, first, "Ann"), participant(browser, second, "Bob")
+    # the official clients, in an app that joins again on phx_close with "retry" (docs/media-events.md)
+    cleo = open_participant(browser, harness, first, "Cleo", rejoin=True)
+    wait_until(lambda: cleo.evaluate("() => !!window.participant.published"), 30, "Cleo to publish", cleo)
+    for page, who in ((ann, "Bob"), (bob, "Ann"), (ann, "Cleo"), (bob, "Cleo")):
+        wait_for_moving_video(page, who, timeout=30)
+    all_moving({"Ann's and Bob's videos on Cleo's": lambda: received_frames(cleo, 2)}, time.monotonic() + 30)
+    cleo_id = cleo.evaluate("() => window.participant.id")
+    for page in (ann, bob):
+        page.eval_on_selector_all("video", "vs => vs.forEach(v => v.setAttribute('data-old', ''))")
+    daemons[owner].proc.kill()  # SIGKILL: no goodbye; its lease lapses on its own
+    killed = time.monotonic()
+    killed_on_cleo = cleo.evaluate("() => performance.now()")  # ms, on the page's clock
+    back_in(ann, "Bob", killed + FAILOVER_TARGET)
+    back_in(bob, "Ann", killed + FAILOVER_TARGET)
+    rejoined = time.monotonic() - killed
+    # the official client is back in the room as a new endpoint, within the same target as our page
+    wait_until(lambda: cleo.evaluate("() => window.participant.connected && window.participant.id") not in
+               (False, None, cleo_id), max(0.0, killed + FAILOVER_TARGET - time.monotonic()),
+               "Cleo to join again", cleo)
+    official_rejoined = (cleo.evaluate("() => window.participant.joinedAgainAt") - killed_on_cleo) / 1000
+    assert owner_of(redis_server) != owner
+    moving_again(ann, "Bob", killed + MEDIA_BOUND)
+    moving_again(bob, "Ann", killed + MEDIA_BOUND)
+    pages_moving = time.monotonic() - killed
+    wait_until(lambda: cleo.evaluate("() => window.participant.rejoins === 1 && window.participant.published"),
+               max(0.0, killed + MEDIA_BOUND - time.monotonic()), "Cleo to publish again", cleo)
+    published = (cleo.evaluate("() => window.participant.publishedAgainAt") - killed_on_cleo) / 1000
+    all_moving({"Cleo's video on Ann's page": lambda: fresh_frames(ann, "Cleo"),  # Cleo publishes again
+                "Cleo's video on Bob's page": lambda: fresh_frames(bob, "Cleo"),
+                "Ann's and Bob's videos on Cleo's": lambda: received_frames(cleo, 2)}, killed + MEDIA_BOUND)
+    print(f"failover with Chromium: our pages back in the room {rejoined:.1f} s after the SIGKILL, "
+          f"their video moving again after {pages_moving:.1f} s; the official client back in the room after "
+          f"{official_rejoined:.1f} s, publishing again after {published:.1f} s; all video moving after "
+          f"{time.monotonic() - killed:.1f} s")

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from testsupport.web_page import ROOMS, browser, participant, playwright, wait_for_moving_video  # noqa: F401
+from testsupport.web_page import ROOMS, participant, wait_for_moving_video
 from testsupport.wait import wait_for
 
 pytestmark = pytest.mark.browser

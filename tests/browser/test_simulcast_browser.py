@@ -5,9 +5,7 @@ control plane drives it; Chromium subscribers each decode the layer they asked f
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import sync_playwright
 
-from testsupport.browser import launch
 from testsupport.simulcast_helpers import Bottleneck, MediaDriver, offered_rids, page_with_media, sending_mids, through
 from testsupport.wait import wait_for
 from videoroomd.media.workers.commands import Answer, CloseEndpoint, LayerEnabled, OpenRoom, Slot, TargetLayer
@@ -44,12 +42,11 @@ def layers_of(media: MediaDriver, endpoint: str) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def call():
+def call(chromiums):
     media = MediaDriver()
     media.command(OpenRoom(room=ROOM, ice_servers=[], certificate=None, addresses=["127.0.0.1"],
                            udp_ports=None, max_video_bitrate=None))
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
+    with chromiums.lend() as browser:
         try:
             publisher = page_with_media(browser)
             offer = publisher.evaluate("publish(true)")
@@ -64,7 +61,6 @@ def call():
             large = join_as_subscriber(media, browser, "large", "h")
             yield media, publisher, small, large
         finally:
-            browser.close()
             media.close()
 
 

@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from testsupport.browser import save_artifact
-from testsupport.web_page import ICE, browser, module_daemon, participant, playwright, rooms_of, wait_for_moving_video  # noqa: F401 (fixtures)
+from testsupport.web_page import ICE, module_daemon, participant, rooms_of, wait_for_moving_video
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from testsupport.daemon import free_port
 from testsupport.metrics import read, sample
-from testsupport.web_page import ICE, browser, playwright  # noqa: F401 (fixtures)
+from testsupport.web_page import ICE
 
 def _checked(page, daemon) -> None:
     page.goto(f"{daemon.url}/check")

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from testsupport.browser import launch, save_artifact
-from testsupport.web_page import (KEEP_PEER_CONNECTIONS, ROOMS, browser, module_daemon, participant, playwright,  # noqa: F401 (fixtures)
+from testsupport.web_page import (KEEP_PEER_CONNECTIONS, ROOMS, module_daemon, participant,
                                   rooms_of, tile_of, wait_for_moving_video)
 
 pytestmark = pytest.mark.browser
@@ -175,11 +175,10 @@ def test_phone_sized_screen_keeps_every_control_reachable(browser, daemon):
     other.context.close()
 
 
-def test_switching_camera_keeps_the_call_going(playwright, browser, daemon):
+def test_switching_camera_keeps_the_call_going(chromiums, browser, daemon):
     # Chromium's second fake camera delivers depth (Y16) frames that it does not encode;
     # the third is an ordinary colour camera.
-    three_cameras = launch(playwright, devices=3)
-    try:
+    with chromiums.lend(devices=3) as three_cameras:  # the session's, shared with the other three-camera test
         ann = participant(three_cameras, daemon, "Ann", room="cameras")
         bob = participant(browser, daemon, "Bob", room="cameras")
         wait_for_moving_video(bob, "Ann")
@@ -193,8 +192,6 @@ def test_switching_camera_keeps_the_call_going(playwright, browser, daemon):
             ann.wait_for_timeout(100)
         wait_for_moving_video(bob, "Ann")  # Bob still sees Ann, now from the other camera
         bob.context.close()
-    finally:
-        three_cameras.close()
 
 
 def test_a_call_over_https(browser, start_daemon, tmp_path):

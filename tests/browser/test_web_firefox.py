@@ -30,7 +30,7 @@ from testsupport.browser import chromium_path, launch
 from testsupport.daemon import free_port
 from testsupport.netns import Host as NetHost, net_host
 from videoroomd.certs.generate import generate
-from testsupport.web_page import KEEP_PEER_CONNECTIONS, ROOMS, browser, participant, playwright, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
+from testsupport.web_page import KEEP_PEER_CONNECTIONS, ROOMS, participant, tile_of, wait_for_moving_video
 
 pytestmark = pytest.mark.browser
 

@@ -36,7 +36,7 @@ from testsupport.netns import net_host
 from test_web_firefox import FirefoxParticipant, wait_https
 from test_web_screen import SCREEN_FLAGS, wait_for_moving_screen
 from videoroomd.certs.generate import generate
-from testsupport.web_page import KEEP_PEER_CONNECTIONS, REMOTE, ROOMS, browser, participant, playwright, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
+from testsupport.web_page import KEEP_PEER_CONNECTIONS, REMOTE, ROOMS, participant, tile_of, wait_for_moving_video
 
 pytestmark = pytest.mark.browser
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from testsupport.browser import launch, save_artifact
+from testsupport.browser import save_artifact
 from testsupport.web_page import ICE, KEEP_PEER_CONNECTIONS, module_daemon, participant, rooms_of, tile_of, wait_for_moving_video
 from test_web_screen import SCREEN_FLAGS, wait_for_moving_screen
 
@@ -18,12 +18,12 @@ pytestmark = pytest.mark.browser
 daemon = module_daemon(ICE + rooms_of("shortcuts", "refused", "three", "stopped"))
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = launch(playwright, extra_flags=SCREEN_FLAGS)
-        yield browser
-        browser.close()
+@pytest.fixture
+def browser(chromiums):
+    """The session's Chromium with a fake screen to share (as test_web_screen.py's), in
+    place of the default one."""
+    with chromiums.lend(extra_flags=SCREEN_FLAGS) as shared:
+        yield shared
 
 
 def person(page, name: str):

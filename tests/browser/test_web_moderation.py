@@ -8,7 +8,7 @@ import time
 
 from playwright.sync_api import expect
 
-from testsupport.web_page import (ICE, KEEP_PEER_CONNECTIONS, browser, playwright, tile_of,  # noqa: F401 (fixtures)
+from testsupport.web_page import (ICE, KEEP_PEER_CONNECTIONS, tile_of,
                                   wait_for_moving_video)
 from videoroomd.auth.tokens import Grants, mint
 

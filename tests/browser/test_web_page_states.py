@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from testsupport.bot_crowd import BotCrowd
 from testsupport.browser import save_artifact
 from testsupport.page_geometry import LAYOUT_PROBLEMS, SETTLED, VIEW_SHARE
-from testsupport.web_page import ICE, browser, playwright, tile_of  # noqa: F401 (fixtures)
+from testsupport.web_page import ICE, tile_of
 
 pytestmark = pytest.mark.browser
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from testsupport.browser import frames, launch, save_artifact
-from testsupport.web_page import ICE, browser, module_daemon, participant, playwright, rooms_of, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
+from testsupport.browser import frames, save_artifact
+from testsupport.web_page import ICE, module_daemon, participant, rooms_of, tile_of, wait_for_moving_video
 
 pytestmark = pytest.mark.browser
 
@@ -81,10 +81,9 @@ def test_a_phone_sized_join_screen_keeps_join_in_reach(browser, daemon):
     page.context.close()
 
 
-def test_devices_picked_before_joining_are_the_ones_the_others_get(playwright, browser, daemon):
+def test_devices_picked_before_joining_are_the_ones_the_others_get(chromiums, browser, daemon):
     # Chromium's second fake camera delivers depth frames it does not encode; the third is an ordinary one.
-    three_devices = launch(playwright, devices=3)
-    try:
+    with chromiums.lend(devices=3) as three_devices:  # the session's, shared with the other three-camera test
         page = three_devices.new_page()
         page.goto(f"{daemon.url}/room/devices?name=Ann&muted=1&camera=off")
         expect(page.get_by_label("Join with the microphone muted")).to_be_checked()  # from the link
@@ -112,5 +111,3 @@ def test_devices_picked_before_joining_are_the_ones_the_others_get(playwright, b
         wait_for_moving_video(bob, "Ann")
         expect(bob.locator(f"{tile_of(bob, 'Ann')} .badge")).to_have_text(["Muted"], timeout=10000)
         bob.context.close()
-    finally:
-        three_devices.close()

@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from videoroomd.recording.trackfile import read_track
-from testsupport.web_page import ICE, browser, participant, playwright  # noqa: F401 (fixtures)
+from testsupport.web_page import ICE, participant
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ import pytest
 
 from testsupport.daemon import free_port
 from testsupport.metrics import read
-from testsupport.web_page import ICE, browser, participant, playwright, wait_for_moving_video  # noqa: F401 (fixtures)
+from testsupport.web_page import ICE, participant, wait_for_moving_video
 
 pytestmark = pytest.mark.browser
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from testsupport.browser import frames, launch, save_artifact
+from testsupport.browser import frames, save_artifact
 from testsupport.web_page import ICE, module_daemon, participant, rooms_of, tile_of, wait_for_moving_video
 
 pytestmark = pytest.mark.browser
@@ -17,12 +17,12 @@ daemon = module_daemon(ICE + rooms_of("shared", "two-videos"))
 SCREEN_FLAGS = ("--auto-select-desktop-capture-source=Entire screen",)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = launch(playwright, extra_flags=SCREEN_FLAGS)
-        yield browser
-        browser.close()
+@pytest.fixture
+def browser(chromiums):
+    """The session's Chromium with a fake screen to share (shared with test_web_incall.py), in
+    place of the default one."""
+    with chromiums.lend(extra_flags=SCREEN_FLAGS) as shared:
+        yield shared
 
 
 def screen_of(name: str) -> str:

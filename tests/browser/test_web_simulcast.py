@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from testsupport.daemon import running_daemon
-from testsupport.web_page import ICE, KEEP_PEER_CONNECTIONS, browser, participant, playwright, tile_of, wait_for_moving_video  # noqa: F401
+from testsupport.web_page import ICE, KEEP_PEER_CONNECTIONS, participant, tile_of, wait_for_moving_video  # noqa: F401
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from testsupport.web_page import ICE, browser, participant, playwright, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
+from testsupport.web_page import ICE, participant, tile_of, wait_for_moving_video  # noqa: F401 (fixtures)
 from videoroomd.auth.tokens import mint
 
 pytestmark = pytest.mark.browser
