@@ -85,19 +85,26 @@ def decoding(page, endpoint_id: str, timeout: float = 30) -> None:
     wait_until(advancing, timeout, f"video of {endpoint_id} to advance", page)
 
 
+def everyone_publishes_and_decodes(pages: dict) -> dict[str, str]:
+    """Wait until each official client of ``pages`` (name -> page) published and decodes every other's
+    video; returns each one's endpoint id by name."""
+    for name, page in pages.items():
+        wait_until(lambda: page.evaluate("() => !!window.participant.published"), 30, f"{name} to publish", page)
+    ids = {n: p.evaluate("() => window.participant.id") for n, p in pages.items()}
+    for name, page in pages.items():
+        for other, other_id in ids.items():
+            if other != name:
+                decoding(page, other_id)
+    return ids
+
+
 def test_three_official_clients_then_one_leaves_and_a_fourth_joins_late(start_daemon, tmp_path, harness, browser):
     with turn_server(tmp_path) as turn_port:
         rooms = (f'[ice]\naddresses = ["127.0.0.1"]\n[defaults]\nturn_servers = [{{ urls = "turn:127.0.0.1:{turn_port}?transport=udp", '
                  f'username = "{USER}", credential = "{PASSWORD}" }}]\n[rooms.lobby]\nmax_peers = 8\n')
         daemon = start_daemon(rooms=rooms, server=f'allowed_origins = ["{harness}"]')
         pages = {n: open_participant(browser, harness, daemon, n) for n in ("Ann", "Bob", "Cleo")}
-        for name, page in pages.items():
-            wait_until(lambda: page.evaluate("() => !!window.participant.published"), 30, f"{name} to publish", page)
-        ids = {n: p.evaluate("() => window.participant.id") for n, p in pages.items()}
-        for name, page in pages.items():
-            for other, other_id in ids.items():
-                if other != name:
-                    decoding(page, other_id)
+        ids = everyone_publishes_and_decodes(pages)
         # chat goes over the same channel; the media events are not disturbed by it
         pages["Ann"].evaluate("() => window.participant.say('hello from the official client')")
         for name, page in pages.items():
@@ -150,13 +157,7 @@ def test_official_clients_call_through_the_builtin_turn_server_alone(start_daemo
     tokens = {n: token(n, time.time()) for n in ("Ann", "Bob", "Cleo")}
     pages = {n: open_participant(browser, harness, daemon, n, token=tokens[n]) for n in tokens}
     late = open_participant(browser, harness, daemon, "Late", token=token("Late", time.time() - 3600))
-    for name, page in pages.items():
-        wait_until(lambda: page.evaluate("() => !!window.participant.published"), 30, f"{name} to publish", page)
-    ids = {n: p.evaluate("() => window.participant.id") for n, p in pages.items()}
-    for name, page in pages.items():
-        for other, other_id in ids.items():
-            if other != name:
-                decoding(page, other_id)
+    everyone_publishes_and_decodes(pages)
     for page in pages.values():
         assert page.evaluate("() => window.participant.errors") == []
     wait_until(lambda: late.evaluate("() => window.participant.errors.length") > 0, 15,
