@@ -10,7 +10,7 @@ of every stream they receive), so the per-compound costs count:
   handlers (aiortc's and :mod:`..forwarding`'s) return without waiting on anything; one
   that does wait continues in a task from there (:func:`start`);
 - the routing is aiortc's, without the type annotations that its nested function
-  evaluates on every call (:func:`route_rtcp`, installed per router).
+  evaluates on every call (:func:`route_rtcp`, installed per transport by :func:`route_with_ours`).
 
 What a client's RTCP may cost is bounded too (:func:`limit_rtcp`, on both data planes):
 aiortc parses a compound whole, a NACK's every lost packet as a number of its own, so
@@ -32,7 +32,7 @@ from aiortc.rtp import (RTCP_PSFB_APP, RtcpByePacket, RtcpPsfbPacket, RtcpRrPack
 
 from ....token_buckets import TokenBuckets
 
-__all__ = ["DROPPED", "handle_decrypted_rtcp", "limit_rtcp", "route_rtcp", "start"]
+__all__ = ["DROPPED", "handle_decrypted_rtcp", "limit_rtcp", "route_rtcp", "route_with_ours", "start"]
 
 MAX_COMPOUND = 1500      # bytes of one RTCP compound
 RTCP_RATE = 32 * 1024    # bytes a second of a connection's RTCP parsed (a browser's reports and feedback: a few KiB)
@@ -68,16 +68,19 @@ def handle_decrypted_rtcp(dtls, plain: bytes) -> asyncio.Future | None:
     """Hand a decrypted RTCP compound to ``dtls``'s senders and receivers now, as aiortc does
     with what it decrypts itself. Returns None when that is done, or the task finishing a
     handler that waits. A handler's error goes to the loop's exception handler, as a task's would."""
-    router = dtls._rtp_router
-    if getattr(router, "_videoroomd_route_rtcp", None) is None:
-        router._videoroomd_route_rtcp = True
-        router.route_rtcp = lambda packet, _router=router: route_rtcp(_router, packet)
     try:
         return start(dtls._handle_rtcp_data(plain))
     except Exception as error:
         asyncio.get_running_loop().call_exception_handler({"message": "an RTCP packet could not be handled",
                                                            "exception": error})
         return None
+
+
+def route_with_ours(dtls) -> None:
+    """Have ``dtls``'s router find RTCP's recipients with :func:`route_rtcp` (both ways RTCP comes
+    in, aiortc's own reading and a Port's). Once per transport, with :func:`limit_rtcp`."""
+    router = dtls._rtp_router
+    router.route_rtcp = lambda packet: route_rtcp(router, packet)
 
 
 def route_rtcp(router, packet) -> set:

@@ -23,7 +23,7 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket, is_rtcp, unwrap_rtx
 
 from ...dataplane.rtp_packets import NTP_EPOCH_OFFSET
 from .nack import send_nack
-from .rtcp_in import limit_rtcp
+from .rtcp_in import limit_rtcp, route_with_ours
 from .receive_state import ReceiveState, native_remb_step, remb_step
 from .remb import PublisherRemb, lighten
 
@@ -363,6 +363,7 @@ def take_rtp_at_once(dtls) -> None:
     if getattr(connection, "_videoroomd_rtp_at_once", False):
         return
     limit_rtcp(dtls)
+    route_with_ours(dtls)
     deliver = connection.data_received
     route = decrypted_rtp_router(dtls)
 
