@@ -44,20 +44,32 @@ async def until(condition, seconds: float) -> None:
         await asyncio.sleep(0.05)
 
 
+async def send_losing(publisher, plane, count: int, lost: set[int], first: int = 1) -> set[int]:
+    """Send ``count`` packets of ``publisher``'s video numbered from ``first`` to ``plane``, all but the
+    indexes in ``lost``; returns the sequence numbers lost."""
+    plain, stream, socket, address = datagrams(publisher, count, 1000, first=first)
+    sent = [data for index, data in enumerate(stream) if index not in lost]
+    assert await pump(sent, socket, address, plane) == count - len(lost)  # all reached the data plane
+    return {(first + index) & 0xFFFF for index in lost}
+
+
+def nacked_of(heard: list, ssrc: int) -> set[int]:
+    """The sequence numbers of ``ssrc`` that the NACKs in ``heard`` name (aiortc reads a PID of
+    65535's bits as 65536 and on: taken modulo 2**16)."""
+    return {seq & 0xFFFF for p in heard if isinstance(p, RtcpRtpfbPacket) and p.fmt == RTCP_RTPFB_NACK
+            and p.media_ssrc == ssrc for seq in p.lost}
+
+
 @pytest.mark.parametrize("path", PATHS)
 def test_a_publisher_hears_of_its_lost_packets_and_gets_receiver_reports(path):
     async def main():
         publisher, server, plane, heard = await connected(path)
         try:
             ssrc = publisher.getTransceivers()[0].sender._ssrc
-            plain, stream, socket, address = datagrams(publisher, COUNT, 1000)
-            sent = [data for index, data in enumerate(stream) if index not in LOST]
-            assert await pump(sent, socket, address, plane) == COUNT - len(LOST)  # all reached the data plane
-            lost_seqs = {index + 1 for index in LOST}  # bench.receive numbers packets from 1
+            lost_seqs = await send_losing(publisher, plane, COUNT, LOST)
 
             def nacked() -> set[int]:
-                return {seq for p in heard if isinstance(p, RtcpRtpfbPacket) and p.fmt == RTCP_RTPFB_NACK
-                        and p.media_ssrc == ssrc for seq in p.lost}
+                return nacked_of(heard, ssrc)
 
             def reports() -> list:
                 return [r for p in heard if isinstance(p, RtcpRrPacket) for r in p.reports if r.ssrc == ssrc]
@@ -79,18 +91,10 @@ def test_a_publisher_hears_of_packets_lost_across_the_sequence_number_wrap(path)
         publisher, server, plane, heard = await connected(path)
         try:
             ssrc = publisher.getTransceivers()[0].sender._ssrc
-            plain, stream, socket, address = datagrams(publisher, 120, 1000, first=65500)
-            lost = {35, 36, 37, 80}  # 65535, 0, 1 and 44: the NACK goes oldest first, across the wrap
-            sent = [data for index, data in enumerate(stream) if index not in lost]
-            assert await pump(sent, socket, address, plane) == 120 - len(lost)
-            lost_seqs = {(65500 + index) & 0xFFFF for index in lost}
-
-            def nacked() -> set[int]:  # aiortc reads a PID of 65535's bits as 65536 and on
-                return {seq & 0xFFFF for p in heard if isinstance(p, RtcpRtpfbPacket) and p.fmt == RTCP_RTPFB_NACK
-                        and p.media_ssrc == ssrc for seq in p.lost}
-
-            await until(lambda: nacked() >= lost_seqs, 5)
-            assert nacked() == lost_seqs
+            # 65535, 0, 1 and 44: the NACK goes oldest first, across the wrap
+            lost_seqs = await send_losing(publisher, plane, 120, {35, 36, 37, 80}, first=65500)
+            await until(lambda: nacked_of(heard, ssrc) >= lost_seqs, 5)
+            assert nacked_of(heard, ssrc) == lost_seqs
         finally:
             await publisher.close()
             await server.close()
