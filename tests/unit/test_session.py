@@ -54,6 +54,16 @@ def answer(session: Session, endpoint: str, description: SessionDescription):
     return plan, out + session.media_connected(endpoint) + settled(session, endpoint)
 
 
+def a_publishing_video(*others: str) -> Session:
+    """A session in which "a" published a video and ``others`` connected too, none of them answered yet."""
+    session = Session()
+    for endpoint in ("a", *others):
+        session.connect(endpoint, None)
+    session.renegotiate_tracks("a")
+    publish(session, "a", "video")
+    return session
+
+
 def test_first_endpoint_gets_no_offer_data_and_the_second_learns_of_the_first():
     session = Session()
     out = session.connect("a", {"displayName": "A"})
@@ -81,11 +91,7 @@ def test_publishing_announces_tracks_and_renegotiates_the_others_once_at_a_time(
 
 
 def test_receive_slots_never_shrink_and_a_freed_slot_is_inactive_once():
-    session = Session()
-    for e in ("a", "b", "c"):
-        session.connect(e, None)
-    session.renegotiate_tracks("a")
-    publish(session, "a", "video")
+    session = a_publishing_video("b", "c")
     session.renegotiate_tracks("b")
     publish(session, "b", "video")
     two_slots = offer(("0", "video", "recvonly"), ("1", "video", "recvonly"))
@@ -110,11 +116,7 @@ def test_receive_slots_never_shrink_and_a_freed_slot_is_inactive_once():
 
 
 def test_tracks_removed_only_for_tracks_the_client_has_in_an_answer():
-    session = Session()
-    session.connect("a", None)
-    session.connect("b", None)
-    session.renegotiate_tracks("a")
-    publish(session, "a", "video")
+    session = a_publishing_video("b")
     # b was told of the track but has not negotiated it yet
     out = session.remove("a")
     assert kinds(out, "b") == ["endpointRemoved"]
@@ -193,11 +195,7 @@ def test_sdp_reading():
 
 
 def test_renegotiations_wait_for_the_first_connection_to_come_up():
-    session = Session()
-    session.connect("a", None)
-    session.connect("b", None)
-    session.renegotiate_tracks("a")
-    publish(session, "a", "video")
+    session = a_publishing_video("b")
     session.answered(session.plan("b", offer(("0", "video", "recvonly")), {}, {}))
     assert settled(session, "b") == []
     # a new track while b's first connection is still being set up: held back
@@ -212,11 +210,7 @@ def test_renegotiations_wait_for_the_first_connection_to_come_up():
 def test_a_renegotiation_waits_until_the_client_has_applied_the_last_answer():
     # The official client applies an answer asynchronously; an offerData arriving meanwhile never
     # gets its sdpOffer, and both sides then wait for each other for good.
-    session = Session()
-    session.connect("a", None)
-    session.connect("b", None)
-    session.renegotiate_tracks("a")
-    publish(session, "a", "video")
+    session = a_publishing_video("b")
     plan, _ = answer(session, "b", offer(("0", "video", "recvonly")))
     session.renegotiate_tracks("b")  # b adds a track: it gets its offerData at once (settled)
     plan = session.plan("b", offer(("0", "video", "recvonly"), ("1", "audio", "sendonly")), {"1": "b:mic"},
