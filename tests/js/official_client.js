@@ -158,19 +158,25 @@ window.framesByEndpoint = function framesByEndpoint() {
 };
 
 // Which ICE generation carries the media: the ufrag of the selected pair's local
-// candidate, next to the ufrag of the latest local description. The client restarts
-// ICE at every renegotiation; the two are equal once the server followed the restart.
+// candidate, next to the ufrag of the latest local description (the client restarts
+// ICE at every renegotiation; the two are equal once the server followed the restart),
+// and the selected pair's remote ufrag next to the latest remote description's (the
+// server's newest generation: a restart asked before the first pair was nominated
+// is declined, the answer keeping the server's credentials).
 window.iceGenerations = async function iceGenerations() {
   const pc = state.webrtc?.connection;
   if (!pc) return null;
   const current = /a=ice-ufrag:(\S+)/.exec(pc.localDescription?.sdp || "")?.[1];
+  const remoteCurrent = /a=ice-ufrag:(\S+)/.exec(pc.remoteDescription?.sdp || "")?.[1];
   const stats = await pc.getStats();
   let selected = null;
+  let remoteSelected = null;
   const pairs = [];  // every candidate pair, for a failure message: generation, state, checks
   stats.forEach((s) => {
     if (s.type === "transport" && s.selectedCandidatePairId) {
       const pair = stats.get(s.selectedCandidatePairId);
       selected = stats.get(pair?.localCandidateId)?.usernameFragment || null;
+      remoteSelected = stats.get(pair?.remoteCandidateId)?.usernameFragment || null;
     }
     if (s.type === "candidate-pair") {
       const local = stats.get(s.localCandidateId);
@@ -178,5 +184,5 @@ window.iceGenerations = async function iceGenerations() {
                  `${s.nominated ? "*" : ""} req ${s.requestsSent} res ${s.responsesReceived}`);
     }
   });
-  return { current, selected, pairs };
+  return { current, selected, remoteCurrent, remoteSelected, pairs };
 };
