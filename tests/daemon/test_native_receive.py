@@ -157,6 +157,37 @@ def test_a_recorded_ssrc_stays_in_c_and_the_recording_gets_its_packets_as_track_
     assert rig.port.take_records() == ([], 0)
 
 
+def test_the_port_says_when_python_has_more_than_counters_to_drain(rig):
+    """``Port.fast_due``: what lets Python leave a read batch that only forwarded undrained. Due on a
+    gap (a NACK), an arrival waiting for Python's estimator, a stale route, a compiled estimator's
+    REMB; not on in-order packets whose arrivals a compiled estimator took."""
+    rig.port.drain_fast()
+    assert rig.port.fast_due is False
+    assert rig.send([media(1), media(2)]) == []
+    assert rig.port.fast_due is True  # their arrivals wait in the ring (the route has no estimator)
+    rig.port.drain_fast()
+    assert rig.port.fast_due is False
+    remb = native.Remb()
+    [(stats, nack)] = [rig.port.unroute(MEDIA)]
+    assert rig.port.route(MEDIA, rig.core, rig.index, -1, VP8, 90000, 0, AST_ID, stats, nack, remb) is True
+    rig.port.drain_fast()
+    assert rig.send([media(3), media(4)]) == [] and len(rig.forwarded()) == 4
+    assert rig.port.fast_due is False  # in order, arrivals taken by the estimator in C: only counters
+    assert rig.port.drain_fast()[2] == 2
+    assert rig.send([media(6)]) == []  # 5 is missing
+    assert rig.port.fast_due is True
+    assert rig.port.drain_fast()[0] == [(MEDIA, [5])] and rig.port.fast_due is False
+    seq, due, deadline = 7, False, time.monotonic() + 6
+    while not due and time.monotonic() < deadline:  # the estimator's first REMB: after 3 s of arrivals
+        rig.send([media(seq)])
+        due, seq = rig.port.fast_due, seq + 1
+        time.sleep(0.05)
+    assert due and remb.take() is not None
+    rig.port.drain_fast()
+    assert rig.send([media(seq, pt=VP8_RTX + 1)]) == []  # another payload type: the route went stale
+    assert rig.port.fast_due is True and rig.port.drain_fast()[5] == [MEDIA]
+
+
 def test_the_remb_arrivals_are_the_kernels_even_when_the_socket_is_read_late(rig):
     for seq in range(1, 4):
         sent = (time.time() + 2208988800) * 1000

@@ -421,8 +421,16 @@ static PyObject *port_send_dropped(Port *self, void *closure) {
     return PyLong_FromUnsignedLongLong(self->n.send_dropped);
 }
 
+static PyObject *port_fast_due(Port *self, void *closure) {
+    (void)closure;
+    return Py_NewRef(self->fast && self->fast->due ? Py_True : Py_False);
+}
+
 static PyGetSetDef port_getset[] = {
     {"send_dropped", (getter)port_send_dropped, NULL, "datagrams a full send buffer dropped (cheap to read)", NULL},
+    {"fast_due", (getter)port_fast_due, NULL,
+     "True when drain_fast() has more than counters since it last ran: a NACK or a REMB due, an arrival "
+     "waiting for Python's estimator, a stale route (cheap to read)", NULL},
     {"counters", (getter)port_counters, NULL, "what happened to the datagrams, by name", NULL},
     {"allowed", (getter)port_allowed, NULL, "how many addresses media is taken from", NULL},
     {NULL, NULL, NULL, NULL, NULL},

@@ -104,13 +104,15 @@ static void note_arrival(vr_fast *f, const vr_fast_entry *e, const uint8_t *data
     uint32_t payload_size = (uint32_t)(rtp->payload_length + rtp->padding);
     if (e->remb) {
         int64_t bitrate;
-        vr_remb_feed_add(e->remb, arrival_ms, abs_send_time, payload_size, rtp->ssrc, &bitrate);
+        if (vr_remb_feed_add(e->remb, arrival_ms, abs_send_time, payload_size, rtp->ssrc, &bitrate))
+            f->due = 1;
         return;
     }
     if (f->arrival_count >= VR_FAST_ARRIVALS) {
         f->arrivals_dropped++;
         return;
     }
+    f->due = 1;
     vr_arrival *a = &f->arrivals[f->arrival_count++];
     a->arrival_ms = arrival_ms;
     a->abs_send_time = abs_send_time;
@@ -128,6 +130,7 @@ int vr_fast_take(vr_fast *f, vr_fast_entry *e, const uint8_t *data, size_t lengt
     if (rtp.payload_type != e->payload_type || e->publisher >= p->max_publishers ||
         !p->publishers[e->publisher].used || p->publishers[e->publisher].incarnation != e->incarnation) {
         e->stale = 1;  /* not Python's path now: its NACK generator and statistics are behind the Port's */
+        f->due = 1;
         f->stale_dropped++;
         return 1;
     }
@@ -154,7 +157,8 @@ int vr_fast_take(vr_fast *f, vr_fast_entry *e, const uint8_t *data, size_t lengt
         media = vr_fast_find(f, packet.ssrc);
     }
     if (media) {
-        vr_nack_add(&media->nack, packet.seq);
+        if (vr_nack_add(&media->nack, packet.seq))
+            f->due = 1;
         if (media->tapped && vr_tap_record(&media->tap, &f->tap_total, &packet, media->payload_type, arrival_ns) < 0)
             f->tap_dropped++;
     }

@@ -59,6 +59,8 @@ typedef struct {
     vr_arrival arrivals[VR_FAST_ARRIVALS];
     int arrival_count;
     uint64_t packets, octets, arrivals_dropped, malformed, rtx_empty, stale_dropped, tap_dropped;
+    int due;                    /* since the last drain: a NACK or a REMB became due, an arrival waits in the
+                                 * ring, or a route went stale (what Python's drain is for at once) */
     size_t tap_total;           /* bytes of records every entry's tap holds, at most VR_TAP_BYTES */
 } vr_fast;
 

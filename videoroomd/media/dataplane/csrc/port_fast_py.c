@@ -205,6 +205,7 @@ PyObject *vr_port_drain_fast(Port *self, PyObject *unused) {
         f->entries[i].stale = 0;
     f->arrival_count = 0;
     f->packets = f->octets = f->arrivals_dropped = 0;
+    f->due = 0;
     return result;
 }
 

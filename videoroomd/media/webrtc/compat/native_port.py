@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import weakref
 from typing import Any
 
@@ -208,8 +209,9 @@ class PortTransport(asyncio.DatagramTransport):
             self.sync_allowed()  # an ICE check may have validated a new pair, or a restart dropped one
         if media:
             self._take(media)
-        if self._fast.receivers:
-            packets, octets = self._fast.drain()
+        fast = self._fast
+        if fast.receivers and (self.port.fast_due or fast.drain_at <= time.monotonic()):
+            packets, octets = fast.drain()
             if packets:
                 self._dtls._RTCDtlsTransport__rx_packets += packets
                 self._dtls._RTCDtlsTransport__rx_bytes += octets
