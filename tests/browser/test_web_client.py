@@ -16,7 +16,7 @@ from testsupport.web_page import (KEEP_PEER_CONNECTIONS, ROOMS, module_daemon, p
 pytestmark = pytest.mark.browser
 
 # One daemon for the module; each test has a room of its own (the list's lobby, solo and board, and these).
-daemon = module_daemon(ROOMS + rooms_of("two", "three", "denied", "dropped", "rejoin", "phone", "cameras"))
+daemon = module_daemon(ROOMS + rooms_of("two", "three", "denied", "dropped", "left-while-away", "rejoin", "phone", "cameras"))
 
 
 def test_room_list_shows_rooms_and_links_with_the_name(browser, daemon):
@@ -137,6 +137,43 @@ def test_a_participant_whose_network_drops_comes_back(browser, daemon):
         wait_for_moving_video(ann, "Bob", timeout=40)  # and come back
         wait_for_moving_video(bob, "Ann", timeout=40)
         expect(bob.locator("#notice")).to_contain_text("Reconnected")
+        ann.context.close()
+        bob.context.close()
+    finally:
+        proxy.close()
+
+
+def test_leaving_while_the_page_reconnects_stays_left_and_rejoin_joins_once(browser, daemon):
+    """Leave pressed while the page waits to reconnect: when the network is back the page does not
+    join again behind the "You left the call" screen, and Rejoin then joins once."""
+    from testsupport.tcp_proxy import CuttableProxy
+
+    proxy = CuttableProxy(daemon.port)  # Bob's only way to the daemon's port
+    try:
+        ann = participant(browser, daemon, "Ann", room="left-while-away")
+        bob = browser.new_context().new_page()
+        bob.goto(f"http://127.0.0.1:{proxy.port}/room/left-while-away?name=Bob&autojoin=1")
+        wait_for_moving_video(ann, "Bob")
+        proxy.cut()
+        expect(bob.locator("#notice")).to_contain_text("reconnecting", timeout=10000)
+        expect(ann.locator(tile_of(ann, "Bob"))).to_have_count(0, timeout=10000)
+        bob.locator("#leave-button").click()
+        expect(bob.get_by_role("heading", name="You left the call")).to_be_visible(timeout=3000)
+        before = len(daemon.log())
+
+        def joins() -> int:
+            return sum('"peer joined"' in line and '"left-while-away"' in line for line in daemon.log()[before:].splitlines())
+
+        proxy.restore()
+        bob.wait_for_timeout(4000)  # past the reconnect's next tries (1 s, then 2 s)
+        assert joins() == 0, daemon.log()[before:]
+        expect(bob.locator("#notice")).not_to_contain_text("Reconnected")
+        expect(bob.get_by_role("heading", name="You left the call")).to_be_visible()
+        bob.get_by_role("button", name="Rejoin").click()
+        wait_for_moving_video(ann, "Bob", timeout=30)
+        bob.wait_for_timeout(3000)  # a second join, had the old reconnect gone on, would be in by now
+        assert joins() == 1, daemon.log()[before:]
+        expect(ann.locator(tile_of(ann, "Bob"))).to_have_count(1)
         ann.context.close()
         bob.context.close()
     finally:

@@ -137,10 +137,11 @@ class Meeting {
   // Opens a socket, joins, and builds the call; rejects with the server's refusal.
   async connect() {
     this.socket?.close();
-    this.socket = new PhoenixSocket(socketUrl());
-    await this.socket.open();
+    const socket = this.socket = new PhoenixSocket(socketUrl());
+    await socket.open();
+    if (this.socket !== socket) throw new Error("left while connecting");
     const relay = ["udp", "tcp", "tls"].includes(params.get("relay")) ? params.get("relay") : null;
-    const call = new Call(this.socket, this.room, { relay });
+    const call = new Call(socket, this.room, { relay });
     this.wireCall(call);
     this.recording?.wire(call);
     this.tiles.clear();
@@ -148,6 +149,7 @@ class Meeting {
     if (this.stream) this.tiles.setLocalStream(this.stream);
     this.chat.joined(call);
     await call.join({ name: this.name, password: this.password, token: TOKEN, stream: this.stream, muted: { audio: this.micMuted, video: this.cameraOff } });
+    if (this.socket !== socket) { call.leave(); throw new Error("left while joining"); }  // leave() came meanwhile
     this.call = call;
     this.moderation.roomControls(call.moderator);
     this.applyLayers();
@@ -155,7 +157,6 @@ class Meeting {
     if (this.screen?.readyState === "live") this.publishScreen();  // still sharing after a reconnect
     this.watchQuality(call);
     // Only the socket of the call now: one left behind (Leave, then Rejoin) may close later.
-    const socket = this.socket;
     socket.addEventListener("close", () => { if (this.socket === socket) this.lost("Connection lost"); });
     this.listDevices();
   }
@@ -198,8 +199,7 @@ class Meeting {
       else this.ended(detail.reason);
     });
     call.addEventListener("media-state", ({ detail }) => {
-      if (detail.state === "failed") notice("The media connection failed; reconnecting…", { error: true });
-      if (detail.state === "failed") this.lost("Media connection failed");
+      if (detail.state === "failed") { notice("The media connection failed; reconnecting…", { error: true }); this.lost("Media connection failed"); }
     });
   }
 
@@ -263,30 +263,30 @@ class Meeting {
     }, QUALITY_INTERVAL_MS);
   }
 
-  // The connection dropped (network, server restart): rejoin with backoff until it works.
+  // The connection dropped (network, server restart): rejoin with backoff until it works, or until
+  // the person leaves (leave() replaces this.stay: the loop ends there, even if they came back since).
   async lost(why) {
     if (this.leaving || this.reconnecting) return;
     this.reconnecting = true;
+    const stay = this.stay;
     this.call?.close();
     this.call = null;
-    for (let attempt = 0; !this.leaving; attempt += 1) {
+    for (let attempt = 0; this.stay === stay; attempt += 1) {
       notice(`${why} — reconnecting…`, { error: true, sticky: true });
       const delay = RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)];
       await new Promise((resolve) => setTimeout(resolve, delay));
+      if (this.stay !== stay) return;
       try {
         await this.connect();
         notice("Reconnected.");
         break;
       } catch (error) {
-        if (error.code && REFUSALS[error.code] && error.code !== "shutting_down") {
-          this.reconnecting = false;
-          this.refused(error);
-          return;
-        }
+        if (this.stay !== stay) return;
+        if (error.code && REFUSALS[error.code] && error.code !== "shutting_down") { this.reconnecting = false; this.refused(error); return; }
         why = error.code === "shutting_down" ? "The server is restarting" : "Connection lost";
       }
     }
-    this.reconnecting = false;
+    if (this.stay === stay) this.reconnecting = false;
   }
 
   ended(reason) {
@@ -413,6 +413,8 @@ class Meeting {
   leave() {
     if (this.leaving) return;
     this.leaving = true;
+    this.stay = {};  // ends a reconnect under way (lost)
+    this.reconnecting = false;
     clearInterval(this.qualityTimer);
     this.stopScreen();
     const { call, socket } = this;
