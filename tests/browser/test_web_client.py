@@ -119,19 +119,27 @@ def test_a_participant_comes_back_after_the_server_restarts(browser, start_daemo
     bob.context.close()
 
 
+def cut_off(browser, daemon, proxy, room: str):
+    """Ann in ``room``, and Bob through ``proxy`` (his only way to the daemon's port); once they see
+    each other, Bob's network is cut: his page says it reconnects and Ann sees him go. Returns
+    (ann, bob)."""
+    ann = participant(browser, daemon, "Ann", room=room)
+    bob = browser.new_context().new_page()
+    bob.goto(f"http://127.0.0.1:{proxy.port}/room/{room}?name=Bob&autojoin=1")
+    wait_for_moving_video(ann, "Bob")
+    wait_for_moving_video(bob, "Ann")
+    proxy.cut()
+    expect(bob.locator("#notice")).to_contain_text("reconnecting", timeout=10000)
+    expect(ann.locator(tile_of(ann, "Bob"))).to_have_count(0, timeout=10000)
+    return ann, bob
+
+
 def test_a_participant_whose_network_drops_comes_back(browser, daemon):
     from testsupport.tcp_proxy import CuttableProxy
 
-    proxy = CuttableProxy(daemon.port)  # Bob's only way to the daemon's port
+    proxy = CuttableProxy(daemon.port)
     try:
-        ann = participant(browser, daemon, "Ann", room="dropped")
-        bob = browser.new_context().new_page()
-        bob.goto(f"http://127.0.0.1:{proxy.port}/room/dropped?name=Bob&autojoin=1")
-        wait_for_moving_video(ann, "Bob")
-        wait_for_moving_video(bob, "Ann")
-        proxy.cut()
-        expect(bob.locator("#notice")).to_contain_text("reconnecting", timeout=10000)
-        expect(ann.locator(tile_of(ann, "Bob"))).to_have_count(0, timeout=10000)  # Ann sees Bob go
+        ann, bob = cut_off(browser, daemon, proxy, "dropped")
         bob.wait_for_timeout(2000)
         proxy.restore()
         wait_for_moving_video(ann, "Bob", timeout=40)  # and come back
@@ -148,15 +156,9 @@ def test_leaving_while_the_page_reconnects_stays_left_and_rejoin_joins_once(brow
     join again behind the "You left the call" screen, and Rejoin then joins once."""
     from testsupport.tcp_proxy import CuttableProxy
 
-    proxy = CuttableProxy(daemon.port)  # Bob's only way to the daemon's port
+    proxy = CuttableProxy(daemon.port)
     try:
-        ann = participant(browser, daemon, "Ann", room="left-while-away")
-        bob = browser.new_context().new_page()
-        bob.goto(f"http://127.0.0.1:{proxy.port}/room/left-while-away?name=Bob&autojoin=1")
-        wait_for_moving_video(ann, "Bob")
-        proxy.cut()
-        expect(bob.locator("#notice")).to_contain_text("reconnecting", timeout=10000)
-        expect(ann.locator(tile_of(ann, "Bob"))).to_have_count(0, timeout=10000)
+        ann, bob = cut_off(browser, daemon, proxy, "left-while-away")
         bob.locator("#leave-button").click()
         expect(bob.get_by_role("heading", name="You left the call")).to_be_visible(timeout=3000)
         before = len(daemon.log())
