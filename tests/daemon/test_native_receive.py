@@ -168,7 +168,7 @@ def test_the_port_says_when_python_has_more_than_counters_to_drain(rig):
     rig.port.drain_fast()
     assert rig.port.fast_due is False
     remb = native.Remb()
-    [(stats, nack)] = [rig.port.unroute(MEDIA)]
+    stats, nack = rig.port.unroute(MEDIA)
     assert rig.port.route(MEDIA, rig.core, rig.index, -1, VP8, 90000, 0, AST_ID, stats, nack, remb) is True
     rig.port.drain_fast()
     assert rig.send([media(3), media(4)]) == [] and len(rig.forwarded()) == 4
