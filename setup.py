@@ -12,7 +12,7 @@ from setuptools import Extension, setup
 
 SOURCES = ["module.c", "srtp.c", "srtp_gcm.c", "crypto.c", "parse.c", "port.c", "port_io.c", "port_fast.c", "port_fast_py.c", "port_tap.c",
            "plane.c", "plane_forward.c", "plane_rewrite.c", "plane_module.c", "plane_stats.c",
-           "plane_route.c", "remb.c", "remb_py.c"]
+           "plane_route.c", "remb.c", "remb_py.c", "feedback.c", "feedback_py.c"]
 CSRC = "videoroomd/media/dataplane/csrc"
 
 compile_args = ["-std=c11", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-fvisibility=hidden"]
@@ -31,7 +31,7 @@ setup(
             sources=[f"{CSRC}/{name}" for name in SOURCES],
             depends=[f"{CSRC}/{name}" for name in ("bytes.h", "crypto.h", "parse.h", "port.h", "port_io.h", "port_fast.h", "port_object.h", "port_tap.h", "srtp.h",
                                                               "srtp_internal.h", "plane.h", "plane_py.h", "remb.h",
-                                                              "remb_py.h")],
+                                                              "remb_py.h", "feedback.h", "feedback_py.h")],
             extra_compile_args=compile_args,
             extra_link_args=link_args,
             libraries=["dl"],

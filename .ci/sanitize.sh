@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The compiled data plane under AddressSanitizer and UndefinedBehaviorSanitizer: copies the checkout
 # to a temporary folder, builds the module there with VIDEOROOMD_SANITIZE=1 (setup.py), and runs its
-# SRTP, parser, socket (Port), REMB estimator and fuzz tests and the data-plane contract (both planes, the compiled
+# SRTP, parser, socket (Port), REMB estimator, RTCP feedback and fuzz tests and the data-plane contract (both planes, the compiled
 # one's forwarding core included) with libasan preloaded (Python itself is not built with it). Any read or
 # write out of bounds, use after free or undefined behaviour stops the run with a report.
 # PYTHON: the interpreter with the test dependencies (default: .venv/bin/python, as tests/run.sh makes it).
@@ -26,4 +26,4 @@ case "$built" in "$work"/*) ;; *) echo ".ci/sanitize.sh: imported $built, not th
 LD_PRELOAD="$libasan" "$python" -m pytest -q -p no:cacheprovider \
     tests/unit/test_native_srtp.py tests/unit/test_native_parse.py tests/unit/test_native_fuzz.py \
     tests/unit/test_native_plane.py tests/daemon/test_dataplane_contract.py tests/daemon/test_native_port.py \
-    tests/daemon/test_native_receive.py tests/unit/test_native_remb.py "$@"
+    tests/daemon/test_native_receive.py tests/unit/test_native_remb.py tests/unit/test_native_feedback.py "$@"

@@ -78,6 +78,23 @@ def remb(ssrc: int = 1, source: int = 0x1234ABCD) -> bytes:
     return rtcp(206, 15, struct.pack("!II4sBBHI", ssrc, 0, b"REMB", 1, 0x12, 0x3456, source))
 
 
+def fir(ssrc: int = 1, target: int = 0x1234ABCD) -> bytes:
+    """RFC 5104's FIR: the media SSRC field 0, the target in the FCI."""
+    return rtcp(206, 4, struct.pack("!II", ssrc, 0) + struct.pack("!IB3x", target, 1))
+
+
+def bye(ssrc: int = 0x1234ABCD) -> bytes:
+    return rtcp(203, 1, struct.pack("!I", ssrc))
+
+
+def feedback_compounds(source: int) -> list[bytes]:
+    """RTCP compounds a client sends about a stream ``source`` it receives (and one about its own)."""
+    return [receiver_report(source=source) + remb(source=source), receiver_report(source=source) + nack(source=source),
+            receiver_report(source=source) + pli(source=source) + fir(target=source),
+            sender_report() + sdes_cname() + receiver_report(source=source) + nack(source=source, pid=7, blp=0xFFFF),
+            bye() + sdes_cname() + remb(source=source)]
+
+
 def compounds() -> list[bytes]:
     """RTCP compounds a browser sends."""
     return [sender_report() + sdes_cname(), receiver_report() + remb(), receiver_report() + nack(),

@@ -36,6 +36,8 @@ PORT_COUNTERS = {
              "itself, counted in videoroomd_media_packets_forwarded)", ("sent",)),
     "send_errors": ("RTP datagrams the media sockets' queue could not send (an error, or the socket's buffer full)",
                     ("send_errors", "send_dropped")),
+    "rtcp_in_c": ("RTCP compounds of clients about the streams they receive done by the compiled module alone "
+                  "(NACKs answered, PLI/FIR, REMB and loss summed up for the bandwidth policy)", ("rtcp_done",)),
     "rtcp_dropped": ("RTCP compounds of clients dropped unread: larger than a datagram of RTCP should be, or beyond "
                      "the RTCP a connection may have parsed each second", ("rtcp_oversized", "rtcp_over_budget")),
 }

@@ -412,14 +412,31 @@ async def test_a_subscriber_asking_for_everything_again_gets_a_bounded_share(tmp
         await room.goes_on()
 
 
-async def test_a_subscriber_flooding_rtcp_has_only_its_budget_parsed_and_the_call_goes_on(tmp_path):
-    async with running_daemon(tmp_path, ROOMS) as daemon, media_thread() as media, call(daemon, media) as room:
+@pytest.mark.parametrize("plane", ["native", "python"])
+async def test_a_subscriber_flooding_rtcp_costs_only_its_budget_and_the_call_goes_on(tmp_path, plane):
+    """~100 KiB of NACKs at once, three times a second's RTCP budget. The compiled plane reads a client's
+    RTCP about what it receives in C, at the cost of any datagram: every compound is done there and what
+    is sent again stays within the subscriber's retransmission budget. aiortc's path (the Python plane)
+    parses each packet into objects: only the connection's budget of bytes is parsed, the rest dropped."""
+    media = f'workers = 0\ndata_plane = "{plane}"'
+    async with running_daemon(tmp_path, ROOMS, media=media) as daemon, media_thread() as media, \
+            call(daemon, media) as room:
         seen = await room.b.frames_from(room.a_video, at_least=10, timeout=20)
         before = worker_metric(daemon, "rtcp_dropped")
         await room.b.frames_from(room.a_video, at_least=seen + 30, timeout=20)
         assert worker_metric(daemon, "rtcp_dropped") == before  # a call's own RTCP is well within it
-        await nack_everything(room.b, times=400)  # ~100 KiB of NACKs at once: three times a second's budget
-        await until(lambda: worker_metric(daemon, "rtcp_dropped") > before + 100, timeout=10, what="the flood dropped")
+        in_c, resent = worker_metric(daemon, "rtcp_in_c"), media_metric(daemon, "packets_retransmitted")
+        started = trio.current_time()
+        await nack_everything(room.b, times=400)
+        if plane == "native":
+            await until(lambda: worker_metric(daemon, "rtcp_in_c") >= in_c + 400, timeout=10, what="the flood read")
+            resent = media_metric(daemon, "packets_retransmitted") - resent
+            assert resent <= subscriber.RETRANSMIT_BURST + subscriber.RETRANSMIT_RATE * (trio.current_time() - started)
+            assert worker_metric(daemon, "rtcp_dropped") == before
+        else:
+            await until(lambda: worker_metric(daemon, "rtcp_dropped") > before + 100, timeout=10,
+                        what="the flood dropped")
+            assert worker_metric(daemon, "rtcp_in_c") == 0
         await room.goes_on()
 
 

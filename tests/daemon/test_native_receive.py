@@ -188,6 +188,43 @@ def test_the_port_says_when_python_has_more_than_counters_to_drain(rig):
     assert rig.port.fast_due is True and rig.port.drain_fast()[5] == [MEDIA]
 
 
+def srtcp(rig, compound: bytes) -> list:
+    """Send ``compound`` as the client's SRTCP; what one read gives Python."""
+    before = rig.port.counters["datagrams"]
+    rig.client.sendto(rig.sender.protect_rtcp(compound), rig.server.getsockname())
+    deadline = time.monotonic() + 2
+    while rig.port.counters["datagrams"] == before and time.monotonic() < deadline:
+        select.select([rig.server], [], [], 0.1)
+    return rig.port.read_batch()[1]
+
+
+def test_a_subscribers_rtcp_is_done_in_c_and_only_what_aiortc_needs_comes_up(rig):
+    """With the connection's Feedback, a compound of receiver reports, REMB, NACK and PLI from the client
+    never comes up to Python: the NACK is answered with a retransmission on the subscriber's stream, the PLI
+    is the publisher's keyframe request, the REMB waits for Python's bandwidth policy (the Port says it is
+    due); a sender report of the client's own stream still comes up, alone, for aiortc's receiver."""
+    feedback = rig.plane.feedback("c")
+    rig.port.set_feedback(feedback.table)
+    assert rig.send([media(seq) for seq in range(1, 6)]) == []
+    forwarded = rig.forwarded()
+    rig.plane.drain_events()
+    rig.port.drain_fast()
+    block = struct.pack("!IB3sIIII", 7, 0, bytes(3), 0, 0, 0, 0)
+    rr = struct.pack("!BBHI", 0x81, 201, 7, 0xC0FFEE) + block
+    remb = struct.pack("!BBHII4sBBHI", 0x8F, 206, 5, 0xC0FFEE, 0, b"REMB", 1, 0x0A, 0x0000, 7)
+    nack = struct.pack("!BBHIIHH", 0x81, 205, 3, 0xC0FFEE, 7, forwarded[1].sequence_number, 0)
+    pli = struct.pack("!BBHII", 0x81, 206, 2, 0xC0FFEE, 7)
+    assert srtcp(rig, rr + remb + nack + pli) == []
+    [again] = rig.forwarded()
+    assert again.ssrc == 8 and again.payload[2:] == forwarded[1].payload
+    assert [type(e).__name__ for e in rig.plane.drain_events()] == ["KeyframeNeeded"]
+    assert rig.port.fast_due is True and feedback.table.take() == (2 << 16 << 2, 0)  # exponent 2, mantissa 2 << 16
+    sr = struct.pack("!BBHIQIII", 0x80, 200, 6, 0xC0FFEE, 1 << 32, 3000, 5, 500)
+    [(kind, plain, _)] = srtcp(rig, sr + rr)
+    assert kind == native.RTCP and plain == sr
+    assert rig.port.counters["rtcp"] == 2
+
+
 def test_the_remb_arrivals_are_the_kernels_even_when_the_socket_is_read_late(rig):
     for seq in range(1, 4):
         sent = (time.time() + 2208988800) * 1000

@@ -15,7 +15,7 @@ import struct
 
 import pytest
 
-from testsupport.rtp_datagrams import browser_rtp, compounds, mutated, one_byte_elements, rtp, two_byte_elements
+from testsupport.rtp_datagrams import browser_rtp, compounds, feedback_compounds, mutated, one_byte_elements, rtp, two_byte_elements
 from videoroomd.media.dataplane.native_module import load
 
 native = load()
@@ -219,3 +219,50 @@ def test_the_remb_estimator_takes_absurd_arrivals_without_overflow():
             taken = remb.take()
             assert taken is None or isinstance(taken[0], int)
     assert answered > 0
+
+
+@pytest.mark.slow
+def test_broken_rtcp_through_each_connections_feedback_table_is_done_or_handed_up_and_memory_stays_flat():
+    """A client's RTCP about the streams it receives, broken every way, into each connection's Feedback
+    (csrc/feedback.c) while the plane forwards: each compound is done in C, handed up in part, or handed up
+    whole; NACKs of real history are answered; nothing crashes and memory stays flat."""
+    rng = random.Random(int(os.environ.get("VIDEOROOMD_FUZZ_SEED", "18")))
+    plane, publishers, readers = plane_with_everything()
+    tables = [plane.feedback(f"c{n}").table for n in range(len(publishers))]
+    shapes = [feedback_compounds(11 + n) for n in range(len(publishers))]
+    media = [rtp(seq, payload=bytes([0x90, 0xE0, 0x80, 0x01, 0x02, 0x03, 0x50]) + bytes(100)) for seq in range(20)]
+
+    def feed(rounds: int) -> None:
+        for count in range(rounds):
+            for publisher_id in publishers:
+                plane.receive_datagram(publisher_id, media[count % 20], 0.0)
+            for table, base in zip(tables, shapes):
+                data = rng.choice(base)
+                for _ in range(rng.choice([0, 1, 1, 2])):
+                    data = mutated(data, rng)
+                result = table.feed(data)
+                assert result is None or isinstance(result, bytes) and len(result) <= len(data)
+                if rng.random() < 0.1:
+                    table.take()
+            if rng.random() < 0.001:
+                tables[0].feed(rng.randbytes(65535))
+            if count % 50 == 0:
+                plane.drain_events()
+            if count % 500 == 0:
+                for reader in readers:
+                    with contextlib.suppress(BlockingIOError):
+                        while reader.recv(70000):
+                            pass
+
+    rounds = ROUNDS // 2
+    feed(rounds // 10)  # warm up
+    before = resident_kib()
+    feed(rounds)
+    grown = resident_kib() - before
+    totals = {name: sum(t.counters[name] for t in tables) for name in ("taken", "passed", "whole", "nacks")}
+    assert all(value > rounds // 20 for value in totals.values()), totals
+    assert plane.counters.packets_retransmitted > 100  # (the subscribers' retransmission budgets bound it)
+    if not os.environ.get("VIDEOROOMD_SANITIZED"):
+        assert grown < 4096, f"resident memory grew by {grown} KiB over {rounds} rounds"
+    for reader in readers:
+        reader.close()

@@ -32,10 +32,11 @@ from .interface import (Bandwidth, Event, FellBehind, KeyframeNeeded, LayerChang
                         RewriteStart, SentStats, StreamParams, SubscriberStats, UnknownId, VoiceChanged,
                         look_up)
 from .layers import RidTable
+from .native_feedback import ConnectionFeedback, nack_rate
 from .native_module import load
 from .publisher import CHOICE_INTERVAL
 from .rtp_packets import one_byte_element
-from .subscriber import HISTORY, RETRANSMIT_RATE, RETRANSMIT_RATE_MIN, RETRANSMIT_SHARE
+from .subscriber import HISTORY
 
 MAX_PUBLISHERS = 256      # per plane (one room's worker share): more is a clear ValueError
 MAX_SUBSCRIBERS = 1024
@@ -109,6 +110,7 @@ class NativeDataPlane:
         self._publishers: dict[str, _Publisher] = {}
         self._publisher_at: dict[int, _Publisher] = {}
         self._connections: dict[str, Connection] = {}
+        self._feedback: dict[str, ConnectionFeedback] = {}
         self._slots: dict[str, _Slot] = {}
         self._slot_at: dict[int, _Slot] = {}
         self._targets: dict[str, dict[str, str]] = {}
@@ -225,14 +227,20 @@ class NativeDataPlane:
         if connection_id in self._connections:
             raise ValueError(f"connection {connection_id!r} is already in the data plane")
         targets = self._targets.setdefault(connection_id, {})
-        self._connections[connection_id] = Connection(connection_id, targets)
+        connection = self._connections[connection_id] = Connection(connection_id, targets)
+        self._feedback[connection_id] = ConnectionFeedback(self._native, self._core, connection, self._tell)
 
     def remove_connection(self, connection_id: str) -> None:
         connection = self._connection(connection_id)
         for subscriber_id in list(connection.subscribers):
             self.remove_subscriber(subscriber_id)
-        del self._connections[connection_id]
+        del self._connections[connection_id], self._feedback[connection_id]
         self._targets.pop(connection_id, None)
+
+    def feedback(self, connection_id: str) -> ConnectionFeedback:
+        """The connection's RTCP about the streams it receives, read in C by the Ports given its
+        ``table``; the Port's reader calls ``take`` when the Port says it is due."""
+        return look_up(self._feedback, "connection", connection_id)
 
     def add_subscriber(self, subscriber_id: str, connection_id: str, kind: str, route: NativeRoute | None,
                        start: RewriteStart | None = None) -> None:
@@ -263,9 +271,11 @@ class NativeDataPlane:
         self._core.set_stream(slot.index, params.payload_type, params.clock_rate, params.ssrc, params.rtx_ssrc,
                               -1 if params.rtx_payload_type is None else params.rtx_payload_type, mid,
                               params.abs_send_time_id or 0, params.audio_level_id or 0)
+        self._feedback[slot.connection.connection_id].add(subscriber_id, slot, params.ssrc)
 
     def remove_subscriber(self, subscriber_id: str) -> None:
         slot = self._slot(subscriber_id)
+        self._feedback[slot.connection.connection_id].discard(subscriber_id)
         self._core.remove_subscriber(slot.index)
         del self._slots[subscriber_id], self._slot_at[slot.index]
         slot.connection.subscribers.pop(subscriber_id, None)
@@ -277,9 +287,12 @@ class NativeDataPlane:
             return
         self._core.link(slot.index, -1 if publisher is None else publisher.index)
         slot.publisher, slot.selector = publisher, None
+        feedback = self._feedback[slot.connection.connection_id]
         if publisher is None or publisher.layers is None:
+            feedback.rates_changed(subscriber_id)
             return
         slot.selector = LayerSelector(len(publisher.layers.rids))
+        feedback.rates_changed(subscriber_id)
         rid = slot.connection.targets.get(publisher.publisher_id)
         layer = None if rid is None else self._layer_index(publisher, rid)
         if layer is not None:
@@ -331,21 +344,18 @@ class NativeDataPlane:
 
     def nack(self, subscriber_id: str, sequence_numbers: Iterable[int]) -> None:
         slot = self._slot(subscriber_id)
-        rate = RETRANSMIT_RATE
-        if slot.selector is not None:
-            # On a simulcast source the subscriber's estimate is known: resending more than a
-            # share of it would congest the link that lost the packets (and lose more).
-            estimate = slot.connection.bandwidth.estimate()
-            if estimate is not None:
-                rate = min(RETRANSMIT_RATE, max(RETRANSMIT_RATE_MIN, RETRANSMIT_SHARE * estimate / (8 * 1200)))
         # No more than a history holds: a NACK naming thousands asks for nothing more.
-        self._core.nack(slot.index, [seq & 0xFFFF for seq in islice(sequence_numbers, HISTORY)], rate)
+        self._core.nack(slot.index, [seq & 0xFFFF for seq in islice(sequence_numbers, HISTORY)], nack_rate(slot))
 
     def remb(self, subscriber_id: str, bps: int) -> None:
-        self._tell(self._slot(subscriber_id).connection.remb_arrived(bps, time.monotonic()))
+        connection = self._slot(subscriber_id).connection
+        self._tell(connection.remb_arrived(bps, time.monotonic()))
+        self._feedback[connection.connection_id].rates_changed()
 
     def loss(self, subscriber_id: str, fraction: float) -> None:
-        self._tell(self._slot(subscriber_id).connection.loss_reported(fraction, time.monotonic()))
+        connection = self._slot(subscriber_id).connection
+        self._tell(connection.loss_reported(fraction, time.monotonic()))
+        self._feedback[connection.connection_id].rates_changed()
 
     def _tell(self, news: Bandwidth | None) -> None:
         if news is not None:

@@ -24,7 +24,7 @@ from .compat import rtp as compat
 from .compat.ice import (bind_host_ports, keep_consent, limit_host_addresses, local_address, media_protocols,
                                 media_skips_stun_check, remote_username, watch_incoming)
 from .compat.ice_restart import follow_valid_pairs, handle_remote_ice_restart
-from .compat.native_port import PortTally, sync_ports, take_over
+from .compat.native_port import PortTally, counters as port_counters, sync_ports, take_over
 from .compat.remb import lighten_receivers
 from .compat.rtcp import report_together
 from .compat.simulcast import negotiate_stream_ids
@@ -131,8 +131,10 @@ class RoomMedia:
         now = time.monotonic()
         silent = []
         for endpoint_id, connection in self.connections.items():
-            if (connection.pc.connectionState == "connected" and now - connection.last_heard > timeout
-                    and connection.silence_named != connection.last_heard):
+            if connection.pc.connectionState != "connected" or now - connection.last_heard <= PORTS_ASKED_AFTER:
+                continue
+            connection.heard_by_ports()
+            if now - connection.last_heard > timeout and connection.silence_named != connection.last_heard:
                 connection.silence_named = connection.last_heard
                 silent.append(endpoint_id)
         return silent
@@ -171,6 +173,12 @@ class RoomMedia:
         self.events.close()
 
 
+# Seconds without a datagram Python saw after which a connection's compiled sockets are asked what they
+# took (forwarded and RTCP done in C never reach Python): silence is then known to within this and the
+# silence check's interval.
+PORTS_ASKED_AFTER = 2.0
+
+
 class EndpointConnection:
     """One client's RTCPeerConnection: what it publishes, and the slots it receives on."""
 
@@ -184,7 +192,8 @@ class EndpointConnection:
         compat.use_certificate(self.pc, room.certificate)
         self.published: dict[str, Publication] = {}  # mid -> track published on it
         self.forwarded: dict[str, SlotTrack] = {}  # mid -> the track of the slot sent on it
-        self.last_heard = time.monotonic()  # when the client last sent us anything
+        self.last_heard = time.monotonic()  # when the client last sent us anything (see heard_by_ports)
+        self._port_taken = 0  # media datagrams its compiled sockets had taken when last asked
         self.silence_named: float | None = None  # last_heard when its silence was last reported
         self.socket_path: dict[str, str] | None = None  # who reads its sockets, once connected (logged)
         # Its subscribers' routes in the compiled plane (None: the Python plane, AiortcRoute per subscriber).
@@ -194,6 +203,14 @@ class EndpointConnection:
 
     def _heard(self) -> None:
         self.last_heard = time.monotonic()
+
+    def heard_by_ports(self) -> None:
+        """Count as heard what the compiled module's sockets took since this was last asked without
+        telling Python (RTP forwarded and RTCP done in C): asked when Python heard nothing for a while."""
+        taken = sum(counted["rtp"] + counted["rtcp"] for counted in port_counters(self.pc))
+        if taken != self._port_taken:
+            self._port_taken = taken
+            self._heard()
 
     def _state_changed(self) -> None:
         state = self.pc.connectionState
@@ -214,7 +231,7 @@ class EndpointConnection:
         """Let the compiled module read this connection's media socket (direct pairs only); say
         once which path each runs. A failure keeps aiortc's path: never the call's end."""
         try:
-            path = take_over(self.pc, self.room.ports)
+            path = take_over(self.pc, self.room.ports, self.room.plane.feedback(self.endpoint_id))
         except Exception as error:
             path = {"0": f"python: {type(error).__name__}: {error}"}
             log.warning("the compiled media socket could not take over", peer=self.endpoint_id, exc_info=True)

@@ -15,6 +15,7 @@
 #include "port_tap.h"
 #include "srtp.h"
 #include "plane_py.h"
+#include "feedback_py.h"
 #include "remb_py.h"
 
 static PyObject *ParseError, *SrtpError, *CryptoUnavailable;
@@ -340,7 +341,8 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyModule_AddObjectRef(m, "SrtpSession", (PyObject *)&SrtpSessionType) < 0 ||
         vr_port_register(m, SrtpError) < 0 ||
         vr_plane_register(m) < 0 ||
-        vr_remb_register(m) < 0)
+        vr_remb_register(m) < 0 ||
+        vr_feedback_register(m) < 0)
         goto fail;
     struct { const char *name; long value; } constants[] = {
         {"DROP", VR_DROP}, {"STUN", VR_STUN}, {"ZRTP", VR_ZRTP}, {"DTLS", VR_DTLS},

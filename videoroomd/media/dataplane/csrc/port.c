@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bytes.h"
+#include "feedback_py.h"
 #include "parse.h"
 
 #define MAX_READS 16        /* recvmmsg calls one read_batch makes at most (1024 datagrams), then yields */
@@ -54,6 +55,7 @@ static void port_dealloc(Port *self) {
     }
     PyMem_Free(self->queue);
     vr_port_fast_free(self);
+    Py_CLEAR(self->feedback);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -236,6 +238,32 @@ static int take_routed(Port *self, const uint8_t *p, const vr_datagram *d, PyObj
     return !arrival ? -1 : append_new(media, Py_BuildValue("(iy#N)", VR_RTP, (const char *)routed_plain, (Py_ssize_t)length, arrival));
 }
 
+static uint8_t feedback_up[VR_FEEDBACK_MAX];
+
+/* An SRTCP datagram of a connection whose RTCP about the plane's streams is read in C (feedback.h):
+ * decrypted here, what is the plane's done, what is Python's (or the whole compound) handed up; -1
+ * when Python ran out of memory. */
+static int take_feedback(Port *self, const uint8_t *p, const vr_datagram *d, PyObject *media) {
+    size_t length = 0;
+    int status = d->length < 8 + self->rx.rtcp_trailer
+                     ? VR_SRTP_MALFORMED : vr_srtcp_unprotect(&self->rx, p, d->length, routed_plain, &length);
+    if (status) {
+        count_srtp_failure(self, status);
+        return 0;
+    }
+    self->n.rtcp++;
+    long given = vr_feedback_take(vr_feedback_of(self->feedback), routed_plain, length, feedback_up);
+    if (given == 0) {
+        self->n.rtcp_done++;
+        return 0;
+    }
+    self->n.rtcp_partly += given > 0;
+    const uint8_t *up = given < 0 ? routed_plain : feedback_up;
+    Py_ssize_t size = given < 0 ? (Py_ssize_t)length : (Py_ssize_t)given;
+    PyObject *arrival = d->arrival_ns >= 0 ? PyLong_FromLongLong(d->arrival_ns) : Py_NewRef(Py_None);
+    return !arrival ? -1 : append_new(media, Py_BuildValue("(iy#N)", VR_RTCP, (const char *)up, size, arrival));
+}
+
 /* One datagram of a read into signals or media; -1 when Python ran out of memory. */
 static int take(Port *self, const uint8_t *p, const vr_datagram *d, PyObject *signals, PyObject *media) {
     int kind = vr_demux(p, d->length);
@@ -262,6 +290,8 @@ static int take(Port *self, const uint8_t *p, const vr_datagram *d, PyObject *si
     }
     if (kind == VR_RTP && self->fast && d->length >= 12 && vr_fast_find(self->fast, vr_be32(p + 8)))
         return take_routed(self, p, d, media);
+    if (kind == VR_RTCP && self->feedback)
+        return take_feedback(self, p, d, media);
     int error = 0;
     PyObject *plain = unprotect(self, kind, p, d->length, &error);
     if (!plain)
@@ -389,16 +419,24 @@ static PyObject *port_counters(Port *self, void *closure) {
     (void)closure;
     const port_counts *c = &self->n;
     return Py_BuildValue(
-        "{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "datagrams", c->datagrams, "batches", c->batches, "stun",
+        "{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "datagrams", c->datagrams, "batches", c->batches, "stun",
         c->stun, "dtls", c->dtls, "rtp", c->rtp, "rtcp", c->rtcp, "unvalidated", c->unvalidated, "other", c->other,
         "truncated", c->truncated, "no_keys", c->no_keys, "auth", c->auth, "replay", c->replay, "malformed",
         c->malformed, "srtp_failed", c->srtp_failed, "read_errors", c->read_errors, "queued", c->queued, "sent",
-        c->sent, "send_dropped", c->send_dropped, "send_errors", c->send_errors, "send_refused", c->send_refused);
+        c->sent, "send_dropped", c->send_dropped, "send_errors", c->send_errors, "send_refused", c->send_refused, "rtcp_done", c->rtcp_done, "rtcp_partly", c->rtcp_partly);
 }
 
 static PyObject *port_allowed(Port *self, void *closure) {
     (void)closure;
     return PyLong_FromSize_t(self->allowed_count);
+}
+
+static PyObject *port_set_feedback(Port *self, PyObject *feedback) {
+    if (feedback != Py_None && !vr_feedback_of(feedback))
+        return PyErr_Format(PyExc_TypeError, "set_feedback takes an initialised _native.Feedback or None, not %R",
+                            feedback);
+    Py_XSETREF(self->feedback, feedback == Py_None ? NULL : Py_NewRef(feedback));
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef port_methods[] = {
@@ -412,6 +450,9 @@ static PyMethodDef port_methods[] = {
      "(rtp, address): protect and queue; False when refused (counted). Sends when the queue is full."},
     {"flush", (PyCFunction)port_flush, METH_NOARGS, "Send the queue (sendmmsg); how many went out."},
     {"fileno", (PyCFunction)port_fileno, METH_NOARGS, "The socket's descriptor (not owned)."},
+    {"set_feedback", (PyCFunction)port_set_feedback, METH_O,
+     "(a _native.Feedback or None): the connection's RTCP is read by it (what is Python's still comes up in "
+     "read_batch's media); None: all of it comes up."},
     VR_PORT_FAST_METHODS,
     {NULL, NULL, 0, NULL},
 };
@@ -423,14 +464,16 @@ static PyObject *port_send_dropped(Port *self, void *closure) {
 
 static PyObject *port_fast_due(Port *self, void *closure) {
     (void)closure;
-    return Py_NewRef(self->fast && self->fast->due ? Py_True : Py_False);
+    int due = (self->fast && self->fast->due) || (self->feedback && vr_feedback_of(self->feedback)->due);
+    return Py_NewRef(due ? Py_True : Py_False);
 }
 
 static PyGetSetDef port_getset[] = {
     {"send_dropped", (getter)port_send_dropped, NULL, "datagrams a full send buffer dropped (cheap to read)", NULL},
     {"fast_due", (getter)port_fast_due, NULL,
      "True when drain_fast() has more than counters since it last ran: a NACK or a REMB due, an arrival "
-     "waiting for Python's estimator, a stale route (cheap to read)", NULL},
+     "waiting for Python's estimator, a stale route; or the connection's Feedback has a REMB or loss to take "
+     "(cheap to read)", NULL},
     {"counters", (getter)port_counters, NULL, "what happened to the datagrams, by name", NULL},
     {"allowed", (getter)port_allowed, NULL, "how many addresses media is taken from", NULL},
     {NULL, NULL, NULL, NULL, NULL},

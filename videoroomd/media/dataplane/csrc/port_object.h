@@ -13,7 +13,7 @@
 
 typedef struct {
     uint64_t datagrams, batches, stun, dtls, rtp, rtcp, unvalidated, other, truncated, no_keys;
-    uint64_t auth, replay, malformed, srtp_failed, read_errors;
+    uint64_t auth, replay, malformed, srtp_failed, read_errors, rtcp_done, rtcp_partly;
     uint64_t queued, sent, send_dropped, send_errors, send_refused;
 } port_counts;
 
@@ -29,6 +29,7 @@ typedef struct {
     port_counts n;
     vr_fast *fast;      /* made on the first route; holds a reference to its plane (plane) */
     PyObject *plane;
+    PyObject *feedback; /* a _native.Feedback: the connection's RTCP about what the plane sends it is read there */
 } Port;
 
 /* A routed SSRC's decrypted datagram goes to the plane (port_fast_py.c): 1 taken, 0 Python's. */

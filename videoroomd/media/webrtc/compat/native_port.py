@@ -96,7 +96,8 @@ class PortTransport(asyncio.DatagramTransport):
     ``port.read_batch`` when the loop says the socket is readable; sends (STUN, DTLS, aiortc's RTCP)
     with a plain non-blocking ``sendto``; the data plane's RTP through :meth:`queue`."""
 
-    def __init__(self, loop, protocol, sock: socket.socket, port, connection, tally: PortTally | None = None):
+    def __init__(self, loop, protocol, sock: socket.socket, port, connection, tally: PortTally | None = None,
+                 feedback=None):
         super().__init__()
         self._loop, self._protocol, self._sock, self.port = loop, protocol, sock, port
         self._connection = connection
@@ -110,6 +111,10 @@ class PortTransport(asyncio.DatagramTransport):
         self._route_rtp = connection._videoroomd_route_rtp
         self._heard = getattr(connection, "_videoroomd_heard", None)
         self._fast = FastRoutes(port, self._dtls)  # the SSRCs it forwards in C (.native_receive)
+        # The connection's RTCP about what the plane sends it, read in C (dataplane.native_feedback)
+        self._feedback = feedback
+        if feedback is not None:
+            port.set_feedback(feedback.table)
         self.sync_allowed()
         loop.add_reader(sock.fileno(), self._readable)
         if tally is not None:
@@ -210,13 +215,19 @@ class PortTransport(asyncio.DatagramTransport):
         if media:
             self._take(media)
         fast = self._fast
-        if fast.receivers and (self.port.fast_due or fast.drain_at <= time.monotonic()):
-            packets, octets = fast.drain()
-            if packets:
-                self._dtls._RTCDtlsTransport__rx_packets += packets
-                self._dtls._RTCDtlsTransport__rx_bytes += octets
-                if self._heard is not None:
-                    self._heard()
+        if self.port.fast_due:
+            if self._feedback is not None and self._feedback.table.due:
+                self._feedback.take()
+            if fast.receivers:
+                self._drain_fast()
+        elif fast.receivers and fast.drain_at <= time.monotonic():
+            self._drain_fast()
+
+    def _drain_fast(self) -> None:
+        packets, octets = self._fast.drain()
+        if packets:  # (what was forwarded counts as heard when the silence check asks the Port: .connections)
+            self._dtls._RTCDtlsTransport__rx_packets += packets
+            self._dtls._RTCDtlsTransport__rx_bytes += octets
 
     def _take(self, media: list) -> None:
         if self._heard is not None:
@@ -259,21 +270,22 @@ def ported_route(pair) -> tuple[Any, Any, Any] | None:
     return PLAIN, transport.sender, pair.remote_addr
 
 
-def take_over(pc, tally: PortTally | None = None) -> dict[str, str]:
+def take_over(pc, tally: PortTally | None = None, feedback=None) -> dict[str, str]:
     """Hand the nominated pair's socket of each of ``pc``'s ICE connections to a Port where it can be
-    done (each Port told to ``tally``); per connection, ``"native"`` or why it keeps aiortc's reading
-    (never raises for that)."""
+    done (each Port told to ``tally``, and reading ``pc``'s RTCP about the plane's streams with
+    ``feedback``, a :class:`...dataplane.native_feedback.ConnectionFeedback`, when given); per
+    connection, ``"native"`` or why it keeps aiortc's reading (never raises for that)."""
     outcome = {}
     for index, connection in enumerate(ice_connections(pc)):
         try:
-            _take_over(connection, tally)
+            _take_over(connection, tally, feedback)
             outcome[str(index)] = "native"
         except NotPorted as why:
             outcome[str(index)] = f"python: {why}"
     return outcome
 
 
-def _take_over(connection, tally: PortTally | None) -> None:
+def _take_over(connection, tally: PortTally | None, feedback) -> None:
     if getattr(connection, "_videoroomd_dtls", None) is None or not hasattr(connection, "_videoroomd_route_rtp"):
         raise NotPorted("its receive path is not ours")
     pair = connection._nominated.get(1)
@@ -308,7 +320,7 @@ def _take_over(connection, tally: PortTally | None) -> None:
     _close_sending_duplicate(protocol)
     transport.set_protocol(_Detached())
     transport.close()  # closes its descriptor; the socket lives on in ``own``
-    ported = PortTransport(loop, protocol, own, port, connection, tally)
+    ported = PortTransport(loop, protocol, own, port, connection, tally, feedback)
     ported.sender = PortSender(ported)
     protocol.transport = ported
 
