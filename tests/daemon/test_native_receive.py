@@ -188,6 +188,44 @@ def test_the_port_says_when_python_has_more_than_counters_to_drain(rig):
     assert rig.port.fast_due is True and rig.port.drain_fast()[5] == [MEDIA]
 
 
+def test_the_loops_reader_runs_python_only_when_a_read_has_something_for_it(rig):
+    """``Port.on_readable``, what the loop calls: a read whose packets were all forwarded in C calls no
+    Python; STUN and DTLS, a gap's NACK (DUE_NOW), the routed SSRCs' counters once the drain interval
+    passed (DUE_COUNTERS) call the handler; a read on a descriptor gone calls ``lost``."""
+    calls = []
+    rig.port.set_reader(lambda *args: calls.append(args), lambda error: calls.append(error), 60.0)
+    stats, nack = rig.port.unroute(MEDIA)  # a route with a compiled estimator: its arrivals stay in C
+    assert rig.port.route(MEDIA, rig.core, rig.index, -1, VP8, 90000, 0, AST_ID, stats, nack, native.Remb())
+
+    def arrive(data: bytes) -> None:
+        before = rig.port.counters["datagrams"]
+        rig.client.sendto(data, rig.server.getsockname())
+        select.select([rig.server], [], [], 2)
+        rig.port.on_readable()
+        assert rig.port.counters["datagrams"] == before + 1
+
+    arrive(rig.sender.protect(media(1)))
+    rig.port.drain_fast()
+    arrive(rig.sender.protect(media(2)))
+    assert calls == [] and len(rig.forwarded()) == 2
+    stun = b"\x00\x01\x00\x00\x21\x12\xa4\x42" + bytes(12)
+    arrive(stun)
+    assert calls == [([(stun, rig.client.getsockname())], [], 0)]
+    arrive(rig.sender.protect(media(4)))  # 3 is missing
+    assert calls[1] == ([], [], native.DUE_NOW) and rig.port.drain_fast()[0] == [(MEDIA, [3])]
+    rig.port.set_reader(lambda *args: calls.append(args), lambda error: calls.append(error), 0.0)
+    arrive(rig.sender.protect(media(5)))
+    assert calls[2] == ([], [], native.DUE_COUNTERS)
+    rig.port.drain_fast()
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, rig.server.fileno())  # the Port's descriptor is no socket now
+    os.close(null)
+    rig.port.on_readable()
+    assert isinstance(calls[3], OSError)
+    rig.port.set_reader(None, None)
+    assert rig.port.on_readable() is None and len(calls) == 4
+
+
 def srtcp(rig, compound: bytes) -> list:
     """Send ``compound`` as the client's SRTCP; what one read gives Python."""
     before = rig.port.counters["datagrams"]

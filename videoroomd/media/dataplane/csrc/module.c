@@ -16,6 +16,7 @@
 #include "srtp.h"
 #include "plane_py.h"
 #include "feedback_py.h"
+#include "port_object.h"
 #include "remb_py.h"
 
 static PyObject *ParseError, *SrtpError, *CryptoUnavailable;
@@ -347,6 +348,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     struct { const char *name; long value; } constants[] = {
         {"DROP", VR_DROP}, {"STUN", VR_STUN}, {"ZRTP", VR_ZRTP}, {"DTLS", VR_DTLS},
         {"TURN_CHANNEL", VR_TURN_CHANNEL}, {"RTP", VR_RTP}, {"RTCP", VR_RTCP},
+        {"DUE_NOW", VR_DUE_NOW}, {"DUE_COUNTERS", VR_DUE_COUNTERS},
         {"AES_CM_128_HMAC_SHA1_80", VR_AES_CM_128_HMAC_SHA1_80},
         {"AES_CM_128_HMAC_SHA1_32", VR_AES_CM_128_HMAC_SHA1_32},
         {"AEAD_AES_128_GCM", VR_AEAD_AES_128_GCM}, {"AEAD_AES_256_GCM", VR_AEAD_AES_256_GCM},

@@ -56,6 +56,8 @@ static void port_dealloc(Port *self) {
     PyMem_Free(self->queue);
     vr_port_fast_free(self);
     Py_CLEAR(self->feedback);
+    Py_CLEAR(self->handler);
+    Py_CLEAR(self->lost);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -312,24 +314,22 @@ static int not_ready(Port *self) {
     return 1;
 }
 
-static PyObject *port_read_batch(Port *self, PyObject *unused) {
-    (void)unused;
-    if (not_ready(self))
-        return NULL;
+/* Drain the socket into signals and media: 0, or -1 with an exception set (an OSError when the
+ * descriptor is gone). */
+static int read_socket(Port *self, PyObject *signals, PyObject *media) {
     vr_datagram got[VR_IO_BATCH];
     uint8_t *slots = vr_io_slots();
-    if (!slots)
-        return PyErr_NoMemory();
-    PyObject *signals = PyList_New(0), *media = PyList_New(0);
-    if (!signals || !media)
-        goto fail;
+    if (!slots) {
+        PyErr_NoMemory();
+        return -1;
+    }
     for (int reads = 0; reads < MAX_READS; reads++) {
         int n = vr_io_read(self->fd, slots, got);
         if (n < 0) {
             if (n == -EBADF || n == -ENOTSOCK) {
                 errno = -n;
                 PyErr_SetFromErrno(PyExc_OSError);
-                goto fail;
+                return -1;
             }
             self->n.read_errors++; /* an ICMP error reported on the socket: the next read goes on */
             continue;
@@ -342,16 +342,89 @@ static PyObject *port_read_batch(Port *self, PyObject *unused) {
                 continue;
             }
             if (take(self, slots + (size_t)i * VR_IO_SLOT, &got[i], signals, media))
-                goto fail;
+                return -1;
         }
         if (n < VR_IO_BATCH)
             break; /* the socket is empty (a full batch may mean more: read again) */
     }
+    return 0;
+}
+
+static PyObject *port_read_batch(Port *self, PyObject *unused) {
+    (void)unused;
+    if (not_ready(self))
+        return NULL;
+    PyObject *signals = PyList_New(0), *media = PyList_New(0);
+    if (!signals || !media || read_socket(self, signals, media)) {
+        Py_XDECREF(signals);
+        Py_XDECREF(media);
+        return NULL;
+    }
     return Py_BuildValue("(NN)", signals, media);
-fail:
+}
+
+/* What Python's drain has since it last ran: VR_DUE_NOW (a NACK or REMB due, an arrival for Python's
+ * estimator, a stale route, the Feedback's summary), VR_DUE_COUNTERS (only the counters of routed SSRCs,
+ * drain_interval after the last drain), or 0. */
+static int port_due(Port *self) {
+    if ((self->fast && self->fast->due) || (self->feedback && vr_feedback_of(self->feedback)->due))
+        return VR_DUE_NOW;
+    return self->fast && self->fast->count && vr_monotonic() >= self->drain_at ? VR_DUE_COUNTERS : 0;
+}
+
+/* The loop's reader (set_reader): the whole read in C; Python's handler only when it has something. */
+static PyObject *port_on_readable(Port *self, PyObject *unused) {
+    (void)unused;
+    if (not_ready(self))
+        return NULL;
+    if (!self->handler)
+        Py_RETURN_NONE;
+    PyObject *signals = PyList_New(0), *media = PyList_New(0), *result = NULL;
+    if (!signals || !media)
+        goto done;
+    if (read_socket(self, signals, media)) {
+        if (!PyErr_ExceptionMatches(PyExc_OSError) || !self->lost)
+            goto done;
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        result = PyObject_CallOneArg(self->lost, value ? value : Py_None);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+        goto done;
+    }
+    int due = port_due(self);
+    if (!due && PyList_GET_SIZE(signals) == 0 && PyList_GET_SIZE(media) == 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    PyObject *due_object = PyLong_FromLong(due);
+    if (due_object) {
+        PyObject *args[] = {signals, media, due_object};
+        result = PyObject_Vectorcall(self->handler, args, 3, NULL);
+        Py_DECREF(due_object);
+    }
+done:
     Py_XDECREF(signals);
     Py_XDECREF(media);
-    return NULL;
+    return result;
+}
+
+static PyObject *port_set_reader(Port *self, PyObject *args) {
+    PyObject *handler, *lost;
+    double interval = 0;
+    if (!PyArg_ParseTuple(args, "OO|d", &handler, &lost, &interval))
+        return NULL;
+    if ((handler != Py_None && !PyCallable_Check(handler)) || (lost != Py_None && !PyCallable_Check(lost)))
+        return PyErr_Format(PyExc_TypeError, "set_reader takes two callables or None");
+    if (!(interval >= 0 && interval <= 3600))
+        return PyErr_Format(PyExc_ValueError, "drain_interval is 0 to 3600 seconds");
+    Py_XSETREF(self->handler, handler == Py_None ? NULL : Py_NewRef(handler));
+    Py_XSETREF(self->lost, lost == Py_None ? NULL : Py_NewRef(lost));
+    self->drain_interval = interval;
+    self->drain_at = vr_monotonic() + interval;
+    Py_RETURN_NONE;
 }
 
 static void flush_queue(Port *self) {
@@ -446,6 +519,13 @@ static PyMethodDef port_methods[] = {
     {"forget", (PyCFunction)port_forget, METH_O, "Take no more media from (host, port); False when it did not."},
     {"read_batch", (PyCFunction)port_read_batch, METH_NOARGS,
      "-> ([(datagram, address)] of STUN and DTLS, [(RTP or RTCP, decrypted, arrival_ns or None)])."},
+    {"on_readable", (PyCFunction)port_on_readable, METH_NOARGS,
+     "The loop's reader: drains the socket as read_batch; then handler(signals, media, due) when either list has "
+     "anything or the drain is due (due: DUE_NOW or DUE_COUNTERS), else nothing runs in Python. An OSError "
+     "of the read (the descriptor gone) goes to lost(error)."},
+    {"set_reader", (PyCFunction)port_set_reader, METH_VARARGS,
+     "(handler, lost[, drain_interval]): what on_readable calls; the routed SSRCs' counters are due every "
+     "drain_interval seconds after drain_fast. (None, None) lets the Port go (breaks the reference cycle)."},
     {"send", (PyCFunction)port_send, METH_VARARGS,
      "(rtp, address): protect and queue; False when refused (counted). Sends when the queue is full."},
     {"flush", (PyCFunction)port_flush, METH_NOARGS, "Send the queue (sendmmsg); how many went out."},
@@ -464,8 +544,7 @@ static PyObject *port_send_dropped(Port *self, void *closure) {
 
 static PyObject *port_fast_due(Port *self, void *closure) {
     (void)closure;
-    int due = (self->fast && self->fast->due) || (self->feedback && vr_feedback_of(self->feedback)->due);
-    return Py_NewRef(due ? Py_True : Py_False);
+    return Py_NewRef(port_due(self) == VR_DUE_NOW ? Py_True : Py_False);
 }
 
 static PyGetSetDef port_getset[] = {

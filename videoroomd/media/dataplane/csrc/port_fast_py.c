@@ -160,6 +160,7 @@ PyObject *vr_port_stream(Port *self, PyObject *arg) {
 PyObject *vr_port_drain_fast(Port *self, PyObject *unused) {
     (void)unused;
     vr_fast *f = self->fast;
+    self->drain_at = vr_monotonic() + self->drain_interval;
     if (!f)
         return Py_BuildValue("([][]KKK[])", 0ULL, 0ULL, 0ULL);
     PyObject *nacks = PyList_New(0), *arrivals = PyList_New(f->arrival_count), *stale = PyList_New(0);

@@ -30,7 +30,11 @@ typedef struct {
     vr_fast *fast;      /* made on the first route; holds a reference to its plane (plane) */
     PyObject *plane;
     PyObject *feedback; /* a _native.Feedback: the connection's RTCP about what the plane sends it is read there */
+    PyObject *handler, *lost; /* on_readable's Python side (set_reader) */
+    double drain_interval, drain_at; /* monotonic seconds: when the routed SSRCs' counters are due */
 } Port;
+
+enum { VR_DUE_NOW = 1, VR_DUE_COUNTERS = 2 };
 
 /* A routed SSRC's decrypted datagram goes to the plane (port_fast_py.c): 1 taken, 0 Python's. */
 int vr_port_fast(Port *self, const uint8_t *plain, size_t length, int64_t arrival_ns);

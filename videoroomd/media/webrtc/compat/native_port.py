@@ -4,7 +4,8 @@ While aiortc reads a socket, each datagram costs a wakeup of the loop, aioice's 
 aiortc's Python calls and pylibsrtp. Here, once ICE has nominated a pair on one of our
 host sockets (not a TURN relay: aioice's own relayed candidates, or TURN clients this
 process relays on the socket, whose datagrams never arrive on it) and DTLS is connected,
-the socket's reading moves to a Port: one wakeup reads every datagram waiting
+the socket's reading moves to a Port, which the loop calls itself (``Port.on_readable``: a
+read that only forwarded in C runs no Python): one wakeup reads every datagram waiting
 (recvmmsg), RTP and RTCP from anything but the connection's validated ICE pairs are
 dropped before SRTP, the rest is decrypted in C with keys derived from the same DTLS
 handshake (:mod:`.srtp_keys`) and handed to the receive path after its SRTP step
@@ -25,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import time
 import weakref
 from typing import Any
 
@@ -35,7 +35,7 @@ from aioice.ice import CandidatePair
 from ...dataplane.native_module import load
 from ...dataplane.rtp_packets import NTP_EPOCH_OFFSET
 from .ice import DivertingTransport, ice_connections
-from .native_receive import FastRoutes
+from .native_receive import DRAIN_INTERVAL, FastRoutes
 from .rtcp_in import handle_decrypted_rtcp
 from .rtp import arrival_ms, count_received
 from .srtp_keys import NoSrtpKeys, srtp_keys
@@ -116,7 +116,9 @@ class PortTransport(asyncio.DatagramTransport):
         if feedback is not None:
             port.set_feedback(feedback.table)
         self.sync_allowed()
-        loop.add_reader(sock.fileno(), self._readable)
+        # The loop calls the Port itself: a read that only forwarded runs no Python at all.
+        port.set_reader(self._handle, self._lost, DRAIN_INTERVAL)
+        loop.add_reader(sock.fileno(), port.on_readable)
         if tally is not None:
             tally.opened(self)
 
@@ -145,6 +147,7 @@ class PortTransport(asyncio.DatagramTransport):
             return
         self._closing = True
         self._loop.remove_reader(self._sock.fileno())
+        self.port.set_reader(None, None)  # (the Port held this transport's methods)
         self.port.flush()
         if self._tally is not None:
             self._tally.closed(self)
@@ -196,13 +199,15 @@ class PortTransport(asyncio.DatagramTransport):
             self.port.allow(address)
         self._allowed = valid
 
-    def _readable(self) -> None:
-        try:
-            signals, media = self.port.read_batch()
-        except OSError as error:  # the descriptor is gone under us: stop reading, as a lost transport
-            log.warning("the compiled media socket failed; its connection ends", error=str(error))
-            self.close()
-            return
+    def _lost(self, error: OSError) -> None:
+        """The Port's read failed: the descriptor is gone under us. Stop reading, as a lost transport."""
+        log.warning("the compiled media socket failed; its connection ends", error=str(error))
+        self.close()
+
+    def _handle(self, signals: list, media: list, due: int) -> None:
+        """What a read of the Port has for Python (``Port.on_readable``): STUN and DTLS, media not
+        routed in C, and ``due``: the drain of what the Port did in C (DUE_NOW: NACKs, REMBs, arrivals,
+        stale routes, the connection's RTCP summary; DUE_COUNTERS: counters only)."""
         protocol = self._protocol
         for data, address in signals:
             try:
@@ -214,14 +219,11 @@ class PortTransport(asyncio.DatagramTransport):
             self.sync_allowed()  # an ICE check may have validated a new pair, or a restart dropped one
         if media:
             self._take(media)
-        fast = self._fast
-        if self.port.fast_due:
+        if due:
             if self._feedback is not None and self._feedback.table.due:
                 self._feedback.take()
-            if fast.receivers:
+            if self._fast.receivers or due == DUE_COUNTERS:
                 self._drain_fast()
-        elif fast.receivers and fast.drain_at <= time.monotonic():
-            self._drain_fast()
 
     def _drain_fast(self) -> None:
         packets, octets = self._fast.drain()
@@ -247,6 +249,7 @@ class PortTransport(asyncio.DatagramTransport):
 
 
 RTP = 5  # _native.RTP (checked when the module loads: take_over)
+DUE_COUNTERS = 2  # _native.DUE_COUNTERS (checked there too)
 
 
 class PortSender:
@@ -307,7 +310,7 @@ def _take_over(connection, tally: PortTally | None, feedback) -> None:
     except NoSrtpKeys as error:
         raise NotPorted(str(error)) from None
     native = load()
-    assert native.RTP == RTP
+    assert native.RTP == RTP and native.DUE_COUNTERS == DUE_COUNTERS
     own = socket.socket(fileno=os.dup(sock.fileno()))
     try:
         own.setblocking(False)

@@ -15,8 +15,8 @@ at most a batch), sends the NACKs due (one per SSRC and batch with
 everything missing, where aiortc's generator sends one per packet that shows a new gap) and
 the newest REMB each estimator made due in the batch (:class:`.remb.PublisherRemb`'s policy;
 the Python path may send several in a batch while over-use lasts, the last carrying the same
-figure). The Port says when any of these is due (``Port.fast_due``): a read batch that only
-forwarded is drained at most every :data:`DRAIN_INTERVAL`, for its counters. The receiver's reports read the Port's
+figure). The Port says when any of these is due (its reader's ``due``, ``Port.fast_due``): a read
+batch that only forwarded runs no Python, and is drained every :data:`DRAIN_INTERVAL` for its counters. The receiver's reports read the Port's
 numbers through :class:`PortStreamStatistics`. An SSRC whose track becomes held, or that
 another receiver took, is handed back to Python (checked every :data:`CHECK_INTERVAL`), with
 its state. While the room records, a routed media SSRC stays in C and the Port makes each of its
@@ -112,7 +112,6 @@ class FastRoutes:
         self._tapped: dict[int, int] = {}  # routed media SSRC the Port makes records of -> their start (µs)
         self._next_check = 0.0
         self._next_take = 0.0
-        self.drain_at = 0.0  # when the next drain is due though the Port has nothing due (``Port.fast_due``)
 
     def consider(self, plain: bytes) -> None:
         """After Python's receive path had ``plain`` (a decrypted RTP datagram): route its SSRC
@@ -178,7 +177,6 @@ class FastRoutes:
         SSRCs whose tracks no longer forward in C. Returns (packets, octets) forwarded in C."""
         nacks, arrivals, packets, octets, _, stale = self.port.drain_fast()
         now = time.monotonic()
-        self.drain_at = now + DRAIN_INTERVAL
         receivers = self.receivers
         for ssrc in stale:  # another payload type, or its publisher changed: Python's path, routed anew after it
             if ssrc in receivers:
