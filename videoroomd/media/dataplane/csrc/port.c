@@ -173,10 +173,15 @@ static PyObject *address_object(const struct sockaddr_storage *ss) {
     return Py_NewRef(Py_None);
 }
 
-static int append_new(PyObject *list, PyObject *item) {
+/* Append item (a new reference, NULL: failed) to *list, made on the first append. */
+static int append_new(PyObject **list, PyObject *item) {
     if (!item)
         return -1;
-    int rc = PyList_Append(list, item);
+    if (!*list && !(*list = PyList_New(0))) {
+        Py_DECREF(item);
+        return -1;
+    }
+    int rc = PyList_Append(*list, item);
     Py_DECREF(item);
     return rc;
 }
@@ -225,7 +230,7 @@ static uint8_t routed_plain[VR_IO_SLOT]; /* one datagram at a time: the interpre
 
 /* An SRTP datagram of an SSRC routed to the plane: decrypted here and forwarded in C, or handed to
  * Python as any other when the route cannot take it; -1 when Python ran out of memory. */
-static int take_routed(Port *self, const uint8_t *p, const vr_datagram *d, PyObject *media) {
+static int take_routed(Port *self, const uint8_t *p, const vr_datagram *d, PyObject **media) {
     size_t length = 0;
     int status = d->length < 12 + self->rx.rtp_tag ? VR_SRTP_MALFORMED
                                                    : vr_srtp_unprotect(&self->rx, p, d->length, routed_plain, &length);
@@ -245,7 +250,7 @@ static uint8_t feedback_up[VR_FEEDBACK_MAX];
 /* An SRTCP datagram of a connection whose RTCP about the plane's streams is read in C (feedback.h):
  * decrypted here, what is the plane's done, what is Python's (or the whole compound) handed up; -1
  * when Python ran out of memory. */
-static int take_feedback(Port *self, const uint8_t *p, const vr_datagram *d, PyObject *media) {
+static int take_feedback(Port *self, const uint8_t *p, const vr_datagram *d, PyObject **media) {
     size_t length = 0;
     int status = d->length < 8 + self->rx.rtcp_trailer
                      ? VR_SRTP_MALFORMED : vr_srtcp_unprotect(&self->rx, p, d->length, routed_plain, &length);
@@ -267,7 +272,7 @@ static int take_feedback(Port *self, const uint8_t *p, const vr_datagram *d, PyO
 }
 
 /* One datagram of a read into signals or media; -1 when Python ran out of memory. */
-static int take(Port *self, const uint8_t *p, const vr_datagram *d, PyObject *signals, PyObject *media) {
+static int take(Port *self, const uint8_t *p, const vr_datagram *d, PyObject **signals, PyObject **media) {
     int kind = vr_demux(p, d->length);
     if (kind == VR_STUN || kind == VR_DTLS) {
         kind == VR_STUN ? self->n.stun++ : self->n.dtls++;
@@ -314,9 +319,9 @@ static int not_ready(Port *self) {
     return 1;
 }
 
-/* Drain the socket into signals and media: 0, or -1 with an exception set (an OSError when the
- * descriptor is gone). */
-static int read_socket(Port *self, PyObject *signals, PyObject *media) {
+/* Drain the socket into *signals and *media (lists made on their first item; left NULL when none): 0,
+ * or -1 with an exception set (an OSError when the descriptor is gone). */
+static int read_socket(Port *self, PyObject **signals, PyObject **media) {
     vr_datagram got[VR_IO_BATCH];
     uint8_t *slots = vr_io_slots();
     if (!slots) {
@@ -354,8 +359,9 @@ static PyObject *port_read_batch(Port *self, PyObject *unused) {
     (void)unused;
     if (not_ready(self))
         return NULL;
-    PyObject *signals = PyList_New(0), *media = PyList_New(0);
-    if (!signals || !media || read_socket(self, signals, media)) {
+    PyObject *signals = NULL, *media = NULL;
+    if (read_socket(self, &signals, &media) || (!signals && !(signals = PyList_New(0))) ||
+        (!media && !(media = PyList_New(0)))) {
         Py_XDECREF(signals);
         Py_XDECREF(media);
         return NULL;
@@ -379,10 +385,8 @@ static PyObject *port_on_readable(Port *self, PyObject *unused) {
         return NULL;
     if (!self->handler)
         Py_RETURN_NONE;
-    PyObject *signals = PyList_New(0), *media = PyList_New(0), *result = NULL;
-    if (!signals || !media)
-        goto done;
-    if (read_socket(self, signals, media)) {
+    PyObject *signals = NULL, *media = NULL, *result = NULL; /* no list made for a read with nothing for Python */
+    if (read_socket(self, &signals, &media)) {
         if (!PyErr_ExceptionMatches(PyExc_OSError) || !self->lost)
             goto done;
         PyObject *type, *value, *traceback;
@@ -395,10 +399,12 @@ static PyObject *port_on_readable(Port *self, PyObject *unused) {
         goto done;
     }
     int due = port_due(self);
-    if (!due && PyList_GET_SIZE(signals) == 0 && PyList_GET_SIZE(media) == 0) {
+    if (!due && !signals && !media) {
         result = Py_NewRef(Py_None);
         goto done;
     }
+    if ((!signals && !(signals = PyList_New(0))) || (!media && !(media = PyList_New(0))))
+        goto done;
     PyObject *due_object = PyLong_FromLong(due);
     if (due_object) {
         PyObject *args[] = {signals, media, due_object};
@@ -547,7 +553,27 @@ static PyObject *port_fast_due(Port *self, void *closure) {
     return Py_NewRef(port_due(self) == VR_DUE_NOW ? Py_True : Py_False);
 }
 
+static PyObject *port_get_drain_interval(Port *self, void *closure) {
+    (void)closure;
+    return PyFloat_FromDouble(self->drain_interval);
+}
+
+static int port_set_drain_interval(Port *self, PyObject *value, void *closure) {
+    (void)closure;
+    double interval = value ? PyFloat_AsDouble(value) : -1;
+    if (interval == -1 && PyErr_Occurred())
+        return -1;
+    if (!(interval >= 0 && interval <= 3600)) {
+        PyErr_SetString(PyExc_ValueError, "drain_interval is 0 to 3600 seconds");
+        return -1;
+    }
+    self->drain_interval = interval; /* from the next drain_fast on */
+    return 0;
+}
+
 static PyGetSetDef port_getset[] = {
+    {"drain_interval", (getter)port_get_drain_interval, (setter)port_set_drain_interval,
+     "seconds after a drain_fast at which on_readable calls the handler for the routed SSRCs' counters", NULL},
     {"send_dropped", (getter)port_send_dropped, NULL, "datagrams a full send buffer dropped (cheap to read)", NULL},
     {"fast_due", (getter)port_fast_due, NULL,
      "True when drain_fast() has more than counters since it last ran: a NACK or a REMB due, an arrival "

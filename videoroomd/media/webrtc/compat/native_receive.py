@@ -16,7 +16,8 @@ everything missing, where aiortc's generator sends one per packet that shows a n
 the newest REMB each estimator made due in the batch (:class:`.remb.PublisherRemb`'s policy;
 the Python path may send several in a batch while over-use lasts, the last carrying the same
 figure). The Port says when any of these is due (its reader's ``due``, ``Port.fast_due``): a read
-batch that only forwarded runs no Python, and is drained every :data:`DRAIN_INTERVAL` for its counters. The receiver's reports read the Port's
+batch that only forwarded runs no Python, and is drained every :data:`DRAIN_INTERVAL` (:data:`TAKE_INTERVAL`
+while the room records) for the rest. The receiver's reports read the Port's
 numbers through :class:`PortStreamStatistics`. An SSRC whose track becomes held, or that
 another receiver took, is handed back to Python (checked every :data:`CHECK_INTERVAL`), with
 its state. While the room records, a routed media SSRC stays in C and the Port makes each of its
@@ -40,10 +41,11 @@ from .rtp import extension_ids
 
 CHECK_INTERVAL = 0.1   # seconds between two checks that each routed SSRC's track still forwards in C
 RETRY_INTERVAL = 0.2   # seconds before an SSRC the plane could not take yet is asked about again
-DRAIN_INTERVAL = 0.02  # seconds a Port's read batches may go undrained when nothing is due (only counters:
-                       # what it forwarded, for the transport's statistics and the connection's silence check)
 TAKE_INTERVAL = 0.05   # seconds between two takes of the records the Port made for the recording: a batch of
                        # several packets per SSRC (a read batch often has one), still far within a flush's second
+# Seconds a Port's reads may go undrained when nothing is due (what is left: the route checks, the records
+# while recording, the transport's counters of what was forwarded): drains cost Python calls per connection.
+DRAIN_INTERVAL = CHECK_INTERVAL
 
 
 class PortStreamStatistics:
@@ -194,6 +196,9 @@ class FastRoutes:
         if self._tapped and now >= self._next_take:
             self._next_take = now + TAKE_INTERVAL
             self._record()
+        interval = TAKE_INTERVAL if self._tapped else DRAIN_INTERVAL
+        if self.port.drain_interval != interval:  # (from the next drain on)
+            self.port.drain_interval = interval
         if now >= self._next_check:
             self._next_check = now + CHECK_INTERVAL
             table = self._router.ssrc_table
