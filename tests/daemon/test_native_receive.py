@@ -226,6 +226,25 @@ def test_the_loops_reader_runs_python_only_when_a_read_has_something_for_it(rig)
     assert rig.port.on_readable() is None and len(calls) == 4
 
 
+def test_a_handler_that_lets_the_port_go_from_inside_its_call_is_safe(rig):
+    """The transport's close() drops the Port's reader while the Port is calling it (a DTLS close
+    alert read, say): the Port holds the handler until the call returns."""
+    calls = []
+
+    class Transport:  # the only reference to the handler's object is the Port's
+        def handle(self, signals, media, due):
+            rig.port.set_reader(None, None)
+            calls.append(len(signals))
+
+    rig.port.set_reader(Transport().handle, None)
+    rig.client.sendto(b"\x00\x01\x00\x00\x21\x12\xa4\x42" + bytes(12), rig.server.getsockname())
+    select.select([rig.server], [], [], 2)
+    assert rig.port.on_readable() is None and calls == [1]
+    rig.client.sendto(b"\x00\x01\x00\x00\x21\x12\xa4\x42" + bytes(12), rig.server.getsockname())
+    select.select([rig.server], [], [], 2)
+    assert rig.port.on_readable() is None and calls == [1]
+
+
 def srtcp(rig, compound: bytes) -> list:
     """Send ``compound`` as the client's SRTCP; what one read gives Python."""
     before = rig.port.counters["datagrams"]

@@ -392,7 +392,9 @@ static PyObject *port_on_readable(Port *self, PyObject *unused) {
         PyObject *type, *value, *traceback;
         PyErr_Fetch(&type, &value, &traceback);
         PyErr_NormalizeException(&type, &value, &traceback);
-        result = PyObject_CallOneArg(self->lost, value ? value : Py_None);
+        PyObject *lost = Py_NewRef(self->lost); /* (the call may set_reader(None, None)) */
+        result = PyObject_CallOneArg(lost, value ? value : Py_None);
+        Py_DECREF(lost);
         Py_XDECREF(type);
         Py_XDECREF(value);
         Py_XDECREF(traceback);
@@ -407,8 +409,9 @@ static PyObject *port_on_readable(Port *self, PyObject *unused) {
         goto done;
     PyObject *due_object = PyLong_FromLong(due);
     if (due_object) {
-        PyObject *args[] = {signals, media, due_object};
-        result = PyObject_Vectorcall(self->handler, args, 3, NULL);
+        PyObject *args[] = {signals, media, due_object}, *handler = Py_NewRef(self->handler);
+        result = PyObject_Vectorcall(handler, args, 3, NULL); /* (which may set_reader(None, None)) */
+        Py_DECREF(handler);
         Py_DECREF(due_object);
     }
 done:

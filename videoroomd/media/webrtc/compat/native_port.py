@@ -92,8 +92,9 @@ def _add(totals: dict[str, int], counters: dict[str, int]) -> None:
 
 
 class PortTransport(asyncio.DatagramTransport):
-    """Stands in for the datagram transport of one media socket under aioice's protocol: reads with
-    ``port.read_batch`` when the loop says the socket is readable; sends (STUN, DTLS, aiortc's RTCP)
+    """Stands in for the datagram transport of one media socket under aioice's protocol: the loop
+    calls ``port.on_readable`` when the socket is readable, which calls :meth:`_handle` when the read
+    has something for Python; sends (STUN, DTLS, aiortc's RTCP)
     with a plain non-blocking ``sendto``; the data plane's RTP through :meth:`queue`."""
 
     def __init__(self, loop, protocol, sock: socket.socket, port, connection, tally: PortTally | None = None,
