@@ -1,7 +1,8 @@
 """Chromium on the media sockets the compiled module reads (``[media] data_plane = "native"``): the page's
 call carries video both ways, keeps it through the ICE restart and renegotiation a newcomer causes (the
 page restarts ICE before every renegotiation), and the worker says that each connection's socket runs
-natively and that the compiled plane forwards to it."""
+natively, that the compiled plane forwards to it and that Chromium's RTCP about what it receives (receiver
+reports, REMB, NACK, PLI) is done in C."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 
 import pytest
 
+from testsupport.metrics import families, read
 from testsupport.web_page import ROOMS, participant, wait_for_moving_video
 from testsupport.wait import wait_for
 
@@ -17,6 +19,11 @@ pytestmark = pytest.mark.browser
 
 def socket_paths(daemon) -> list[dict]:
     return [json.loads(line)["path"] for line in daemon.log().splitlines() if '"media socket path"' in line]
+
+
+def rtcp_in_c(daemon) -> float:
+    return sum(sample.value for family in families(read(daemon)) for sample in family.samples
+               if sample.name == "videoroomd_media_worker_port_rtcp_in_c_total")
 
 
 def test_a_call_of_chromium_pages_runs_on_the_compiled_sockets_through_renegotiations(browser, start_daemon):
@@ -39,5 +46,6 @@ def test_a_call_of_chromium_pages_runs_on_the_compiled_sockets_through_renegotia
                                                    if '"media socket path"' in line}, routes
     assert not any(route["relayed"] for route in routes) and "could not be made" not in daemon.log()
     assert '"runs": "native"' in daemon.log()
+    wait_for(lambda: rtcp_in_c(daemon) > 10, 10, "Chromium's RTCP compounds done in C", details=lambda: read(daemon))
     for page in (ann, bob, cleo):
         page.context.close()
