@@ -130,8 +130,9 @@ class RoomMedia:
         endpoint is named again only after it was heard from and then went silent again."""
         now = time.monotonic()
         silent = []
+        ask_after = min(timeout, PORTS_ASKED_AFTER)
         for endpoint_id, connection in self.connections.items():
-            if connection.pc.connectionState != "connected" or now - connection.last_heard <= PORTS_ASKED_AFTER:
+            if connection.pc.connectionState != "connected" or now - connection.last_heard <= ask_after:
                 continue
             connection.heard_by_ports()
             if now - connection.last_heard > timeout and connection.silence_named != connection.last_heard:
