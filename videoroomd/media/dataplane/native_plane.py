@@ -286,13 +286,11 @@ class NativeDataPlane:
         if slot.publisher is publisher:
             return
         self._core.link(slot.index, -1 if publisher is None else publisher.index)
-        slot.publisher, slot.selector = publisher, None
-        feedback = self._feedback[slot.connection.connection_id]
-        if publisher is None or publisher.layers is None:
-            feedback.rates_changed(subscriber_id)
+        layered = publisher is not None and publisher.layers is not None
+        slot.publisher, slot.selector = publisher, LayerSelector(len(publisher.layers.rids)) if layered else None
+        self._feedback[slot.connection.connection_id].rates_changed(subscriber_id)  # (the rate follows the selector)
+        if not layered:
             return
-        slot.selector = LayerSelector(len(publisher.layers.rids))
-        feedback.rates_changed(subscriber_id)
         rid = slot.connection.targets.get(publisher.publisher_id)
         layer = None if rid is None else self._layer_index(publisher, rid)
         if layer is not None:

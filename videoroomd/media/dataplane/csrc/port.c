@@ -197,78 +197,54 @@ static void count_srtp_failure(Port *self, int status) {
         self->n.srtp_failed++;
 }
 
-/* Unprotect one RTP or RTCP datagram into a new bytes; NULL with nothing set when it failed (counted). */
-static PyObject *unprotect(Port *self, int kind, const uint8_t *p, size_t len, int *error) {
-    size_t shrink = kind == VR_RTP ? self->rx.rtp_tag : self->rx.rtcp_trailer;
-    size_t header = kind == VR_RTP ? 12 : 8;
-    if (len < shrink + header) {
-        self->n.malformed++;
-        return NULL;
-    }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(len - shrink));
-    if (!out) {
-        *error = 1;
-        return NULL;
-    }
-    size_t out_len = 0;
-    uint8_t *o = (uint8_t *)PyBytes_AS_STRING(out);
-    int status = kind == VR_RTP ? vr_srtp_unprotect(&self->rx, p, len, o, &out_len)
-                                : vr_srtcp_unprotect(&self->rx, p, len, o, &out_len);
+static uint8_t plain_slot[VR_IO_SLOT]; /* one datagram at a time: the interpreter's lock is held */
+static uint8_t feedback_up[VR_FEEDBACK_MAX];
+
+/* Unprotect an SRTP (kind VR_RTP) or SRTCP datagram into plain_slot: its length, or 0 when it failed
+ * (counted; no plain datagram is that short). */
+static size_t unprotect(Port *self, int kind, const uint8_t *p, const vr_datagram *d) {
+    size_t shrink = kind == VR_RTP ? self->rx.rtp_tag : self->rx.rtcp_trailer, header = kind == VR_RTP ? 12 : 8;
+    size_t length = 0;
+    int status = d->length < shrink + header ? VR_SRTP_MALFORMED
+                 : kind == VR_RTP ? vr_srtp_unprotect(&self->rx, p, d->length, plain_slot, &length)
+                                  : vr_srtcp_unprotect(&self->rx, p, d->length, plain_slot, &length);
     if (status) {
         count_srtp_failure(self, status);
-        Py_DECREF(out);
-        return NULL;
+        return 0;
     }
-    if (out_len != len - shrink && _PyBytes_Resize(&out, (Py_ssize_t)out_len)) {
-        *error = 1;
-        return NULL;
-    }
-    return out;
+    kind == VR_RTP ? self->n.rtp++ : self->n.rtcp++;
+    return length;
 }
 
-static uint8_t routed_plain[VR_IO_SLOT]; /* one datagram at a time: the interpreter's lock is held */
+/* Hand Python (kind, a copy of the size bytes at plain, the kernel's arrival): -1 when out of memory. */
+static int append_plain(PyObject **media, int kind, const uint8_t *plain, size_t size, const vr_datagram *d) {
+    PyObject *arrival = d->arrival_ns >= 0 ? PyLong_FromLongLong(d->arrival_ns) : Py_NewRef(Py_None);
+    return !arrival ? -1 : append_new(media, Py_BuildValue("(iy#N)", kind, (const char *)plain, (Py_ssize_t)size, arrival));
+}
 
 /* An SRTP datagram of an SSRC routed to the plane: decrypted here and forwarded in C, or handed to
  * Python as any other when the route cannot take it; -1 when Python ran out of memory. */
 static int take_routed(Port *self, const uint8_t *p, const vr_datagram *d, PyObject **media) {
-    size_t length = 0;
-    int status = d->length < 12 + self->rx.rtp_tag ? VR_SRTP_MALFORMED
-                                                   : vr_srtp_unprotect(&self->rx, p, d->length, routed_plain, &length);
-    if (status) {
-        count_srtp_failure(self, status);
+    size_t length = unprotect(self, VR_RTP, p, d);
+    if (!length || vr_port_fast(self, plain_slot, length, d->arrival_ns))
         return 0;
-    }
-    self->n.rtp++;
-    if (vr_port_fast(self, routed_plain, length, d->arrival_ns))
-        return 0;
-    PyObject *arrival = d->arrival_ns >= 0 ? PyLong_FromLongLong(d->arrival_ns) : Py_NewRef(Py_None);
-    return !arrival ? -1 : append_new(media, Py_BuildValue("(iy#N)", VR_RTP, (const char *)routed_plain, (Py_ssize_t)length, arrival));
+    return append_plain(media, VR_RTP, plain_slot, length, d);
 }
-
-static uint8_t feedback_up[VR_FEEDBACK_MAX];
 
 /* An SRTCP datagram of a connection whose RTCP about the plane's streams is read in C (feedback.h):
  * decrypted here, what is the plane's done, what is Python's (or the whole compound) handed up; -1
  * when Python ran out of memory. */
 static int take_feedback(Port *self, const uint8_t *p, const vr_datagram *d, PyObject **media) {
-    size_t length = 0;
-    int status = d->length < 8 + self->rx.rtcp_trailer
-                     ? VR_SRTP_MALFORMED : vr_srtcp_unprotect(&self->rx, p, d->length, routed_plain, &length);
-    if (status) {
-        count_srtp_failure(self, status);
+    size_t length = unprotect(self, VR_RTCP, p, d);
+    if (!length)
         return 0;
-    }
-    self->n.rtcp++;
-    long given = vr_feedback_take(vr_feedback_of(self->feedback), routed_plain, length, feedback_up);
+    long given = vr_feedback_take(vr_feedback_of(self->feedback), plain_slot, length, feedback_up);
     if (given == 0) {
         self->n.rtcp_done++;
         return 0;
     }
-    self->n.rtcp_partly += given > 0;
-    const uint8_t *up = given < 0 ? routed_plain : feedback_up;
-    Py_ssize_t size = given < 0 ? (Py_ssize_t)length : (Py_ssize_t)given;
-    PyObject *arrival = d->arrival_ns >= 0 ? PyLong_FromLongLong(d->arrival_ns) : Py_NewRef(Py_None);
-    return !arrival ? -1 : append_new(media, Py_BuildValue("(iy#N)", VR_RTCP, (const char *)up, size, arrival));
+    return given < 0 ? append_plain(media, VR_RTCP, plain_slot, length, d)
+                     : append_plain(media, VR_RTCP, feedback_up, (size_t)given, d);
 }
 
 /* One datagram of a read into signals or media; -1 when Python ran out of memory. */
@@ -299,17 +275,8 @@ static int take(Port *self, const uint8_t *p, const vr_datagram *d, PyObject **s
         return take_routed(self, p, d, media);
     if (kind == VR_RTCP && self->feedback)
         return take_feedback(self, p, d, media);
-    int error = 0;
-    PyObject *plain = unprotect(self, kind, p, d->length, &error);
-    if (!plain)
-        return error ? -1 : 0;
-    kind == VR_RTP ? self->n.rtp++ : self->n.rtcp++;
-    PyObject *arrival = d->arrival_ns >= 0 ? PyLong_FromLongLong(d->arrival_ns) : Py_NewRef(Py_None);
-    if (!arrival) {
-        Py_DECREF(plain);
-        return -1;
-    }
-    return append_new(media, Py_BuildValue("(iNN)", kind, plain, arrival));
+    size_t length = unprotect(self, kind, p, d);
+    return length ? append_plain(media, kind, plain_slot, length, d) : 0;
 }
 
 static int not_ready(Port *self) {
@@ -501,11 +468,12 @@ static PyObject *port_counters(Port *self, void *closure) {
     (void)closure;
     const port_counts *c = &self->n;
     return Py_BuildValue(
-        "{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "datagrams", c->datagrams, "batches", c->batches, "stun",
+        "{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "datagrams", c->datagrams, "batches", c->batches, "stun",
         c->stun, "dtls", c->dtls, "rtp", c->rtp, "rtcp", c->rtcp, "unvalidated", c->unvalidated, "other", c->other,
         "truncated", c->truncated, "no_keys", c->no_keys, "auth", c->auth, "replay", c->replay, "malformed",
         c->malformed, "srtp_failed", c->srtp_failed, "read_errors", c->read_errors, "queued", c->queued, "sent",
-        c->sent, "send_dropped", c->send_dropped, "send_errors", c->send_errors, "send_refused", c->send_refused, "rtcp_done", c->rtcp_done, "rtcp_partly", c->rtcp_partly);
+        c->sent, "send_dropped", c->send_dropped, "send_errors", c->send_errors, "send_refused", c->send_refused,
+        "rtcp_done", c->rtcp_done);
 }
 
 static PyObject *port_allowed(Port *self, void *closure) {

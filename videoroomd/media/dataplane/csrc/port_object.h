@@ -13,7 +13,7 @@
 
 typedef struct {
     uint64_t datagrams, batches, stun, dtls, rtp, rtcp, unvalidated, other, truncated, no_keys;
-    uint64_t auth, replay, malformed, srtp_failed, read_errors, rtcp_done, rtcp_partly;
+    uint64_t auth, replay, malformed, srtp_failed, read_errors, rtcp_done;
     uint64_t queued, sent, send_dropped, send_errors, send_refused;
 } port_counts;
 
