@@ -6,7 +6,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import sys
 import time
 import urllib.error
@@ -15,6 +14,8 @@ from collections import Counter
 from pathlib import Path
 
 import trio
+
+from testsupport.daemon import free_port
 
 from . import procfs
 from .processes import Child
@@ -25,22 +26,6 @@ ROOM_PREFIX = "bench"  # the rooms are bench1, bench2, ...
 
 def room_names(count: int) -> list[str]:
     return [f"{ROOM_PREFIX}{index}" for index in range(1, count + 1)]
-
-
-def free_port(udp_too: bool = False, host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` now (``udp_too``: and the same UDP port, as TURN listens on both)."""
-    for _attempt in range(100):
-        with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            tcp.bind((host, 0))
-            port = tcp.getsockname()[1]
-            if not udp_too:
-                return port
-            try:
-                udp.bind((host, port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no port free for both TCP and UDP on 127.0.0.1 in 100 tries")
 
 
 def config_text(port: int, max_peers: int, log_file: Path, rooms: list[str], workers: int | str,
@@ -117,7 +102,7 @@ class Daemon:
         self.admin_token = None if host == "127.0.0.1" else secrets.token_hex(16)
         self.log_file = workdir / "videoroomd.log"
         self.config = workdir / "videoroomd.toml"
-        self.turn_port = free_port(udp_too=True) if turn else None
+        self.turn_port = free_port() if turn else None
         self.config.write_text(config_text(self.port, max_peers, self.log_file, rooms, workers, self.turn_port,
                                            host=host, plain_rooms=plain_rooms, admin_token=self.admin_token,
                                            data_plane=data_plane, recording_dir=self.recording_dir,

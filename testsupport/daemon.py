@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -16,10 +17,43 @@ from typing import Iterable, Iterator
 from testsupport.wait import wait_for
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+FIXED_PORTS = 12000  # how many ports below the kernel's ephemeral range free_port picks from
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _free_both(host: str, port: int) -> bool:
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            tcp.bind((host, port))
+            udp.bind((host, port))
+    except OSError:
+        return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on ``host`` (IPv4) for TCP and UDP alike (a TURN listener takes both), picked below the
+    kernel's ephemeral range: a port the kernel hands out for bind(0) may go to any other socket of the
+    machine (an aiortc candidate of a test running beside) before the server it was meant for binds it."""
+    low = _ephemeral_low()
+    if low > FIXED_PORTS + 1024:
+        for _ in range(100):
+            port = low - 1 - secrets.randbelow(FIXED_PORTS)
+            if _free_both(host, port):
+                return port
+    while True:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if _free_both(host, port):
+            return port
 
 
 def config_text(rooms: str = "[rooms.lobby]\nmax_peers = 4\n", *, port: int = 0, server: str = "", log: str = "",

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from testsupport.daemon import free_port
+
 START_TIMEOUT = 10.0
 
 
@@ -40,12 +42,6 @@ class RedisServer:
         return done.stdout.strip()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _answers(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
@@ -58,7 +54,7 @@ def _answers(port: int) -> bool:
 def start_redis(log: Path, port: int | None = None) -> RedisServer:
     """A new ``redis-server`` on ``port`` (default: a free loopback port), answering PING, holding nothing;
     raises RuntimeError when it does not start."""
-    port = _free_port() if port is None else port
+    port = free_port() if port is None else port
     out = log.open("wb")
     process = subprocess.Popen(
         ["redis-server", "--save", "", "--appendonly", "no", "--bind", "127.0.0.1", "--port", str(port),

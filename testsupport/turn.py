@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from testsupport.daemon import free_port
+
 USER, PASSWORD = "videoroomd", "turn-secret"
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
@@ -24,7 +19,7 @@ def turn_server(workdir: Path):
     binary = shutil.which("turnserver")
     if binary is None:
         raise RuntimeError("coturn is needed for the official-client tests: apt-get install coturn (tests/run.sh does)")
-    port = _free_udp_port()
+    port = free_port()
     relay = 40000 + port % 20000
     log = workdir / "turnserver.log"
     process = subprocess.Popen(

@@ -11,7 +11,8 @@ import pytest
 import trio
 import trustme
 
-from testsupport.redis_server import _answers, _free_port
+from testsupport.daemon import free_port
+from testsupport.redis_server import _answers
 from videoroomd.cluster.redis_client import open_redis
 
 PASSWORD = "correct-horse-battery"
@@ -28,7 +29,7 @@ def tls_redis(tmp_path, monkeypatch):
     cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
-    port, plain = _free_port(), _free_port()
+    port, plain = free_port(), free_port()
     process = subprocess.Popen(
         ["redis-server", "--save", "", "--appendonly", "no", "--bind", "127.0.0.1", "--port", "0",
          "--tls-port", str(port), "--tls-cert-file", str(tmp_path / "cert.pem"),
