@@ -8,11 +8,26 @@ import urllib.error
 import urllib.request
 
 import pytest
+import trio
 from playwright.sync_api import expect
 
 from testsupport.daemon import free_port
 from testsupport.metrics import read, sample
+from testsupport.turn_client import TurnClient
 from testsupport.web_page import ICE
+
+def _hold_an_allocation(daemon, turn_port: int) -> None:
+    """One relayed address taken on the daemon's TURN server (with another check's credentials), kept
+    there after this returns: the server sees a client that went quiet."""
+    with urllib.request.urlopen(f"{daemon.url}/api/check", timeout=5) as response:
+        server = json.load(response)["turn"][0]
+
+    async def allocate() -> None:
+        async with TurnClient("udp", ("127.0.0.1", turn_port)) as client:
+            await client.allocate(server["username"], server["credential"])
+
+    trio.run(allocate)
+
 
 def _checked(page, daemon) -> None:
     page.goto(f"{daemon.url}/check")
@@ -32,6 +47,10 @@ def test_the_check_page_tries_a_call_s_connection_then_each_relay_transport(brow
     port = taken.getsockname()[1]
     blocked = start_daemon(rooms=f'[ice]\naddresses = ["127.0.0.1"]\nudp_ports = "{port}-{port}"\n[rooms.lobby]\n',
                            name="blocked.toml")
+    full_port = free_port()  # a relay with every allocation it may make taken
+    full = start_daemon(rooms=f'[turn]\nenabled = true\nlisten = "127.0.0.1:{full_port}"\nmax_allocations = 1\n'
+                        + ICE + "[rooms.lobby]\n", name="full.toml")
+    _hold_an_allocation(full, full_port)
     page = browser.new_context().new_page()
 
     # The default config (no [turn]): the direct path is tried for real, and calls work.
@@ -67,6 +86,17 @@ def test_the_check_page_tries_a_call_s_connection_then_each_relay_transport(brow
     expect(page.locator("#check-summary")).to_contain_text(
         "Calls cannot carry sound and video now: the server could not open its media for this check")
     expect(page.locator("#check-again")).to_be_visible()
+
+    # The relay answers but refuses (486: its allocations all taken): said as the server's, not "port blocked".
+    _checked(page, full)
+    expect(page.locator("#check-udp")).to_have_attribute("data-state", "works")
+    for item, transport in (("turn-udp", "UDP"), ("turn-tcp", "TCP")):
+        expect(page.locator(f"#check-{item}")).to_have_attribute("data-state", "fails")
+        expect(page.locator(f"#check-{item}")).to_contain_text(
+            f"Does not work: the relay answered over {transport} but refused this browser a relayed address: "
+            "its allocation quota is reached (allocations held on the server, by this check or from this address) "
+            "(486). That is the server's to fix (its administrator can raise the relay's [turn] quotas)")
+    assert sample(read(full), "videoroomd_turn_refused_total", code="486") >= 2
     page.context.close()
     taken.close()
 

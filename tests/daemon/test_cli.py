@@ -40,6 +40,18 @@ def test_check_config_summarises_a_good_file(tmp_path):
     assert result.output == f"{path}: OK: http://127.0.0.1:8443, 2 rooms: lobby (max 4), board (max 16)\n"
 
 
+def test_check_config_says_where_the_turn_server_listens_and_never_its_secret(tmp_path):
+    path = tmp_path / "turn.toml"
+    path.write_text(config_text('[turn]\nenabled = true\nlisten = "127.0.0.1:3479"\nrelay_ports = [50000, 50999]\n'
+                                'secret = "a-long-shared-secret-0123456789"\n[rooms.lobby]\n', port=8443))
+    result = run("check-config", str(path))
+    assert result.exit_code == 0
+    assert result.output == (f"{path}: OK: http://127.0.0.1:8443, 1 room: lobby (max 16); TURN on udp+tcp "
+                             "127.0.0.1:3479, relay ports 50000-50999, 1000 allocations, its secret set\n")
+    path.write_text(path.read_text().replace('secret = "a-long-shared-secret-0123456789"\n', ""))
+    assert run("check-config", str(path)).output.endswith("allocations, a new secret each start\n")
+
+
 def test_check_config_lists_every_problem_and_exits_1(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text('[server]\nlisten = "nowhere"\n[rooms.a]\nmax_peers = -1\ncolour = "red"\n')

@@ -10,16 +10,28 @@ const PATHS = [
   { id: "turn-udp", title: "TURN over UDP",
     works: "Works: a connection like a call's reached the media ports through the server's relay over UDP.",
     stuck: "Does not work: the relay answered over UDP, but a connection like a call's did not get through it to the media ports.",
+    refused: "Does not work: the relay answered over UDP but refused this browser a relayed address",
     fails: "Does not work: the relay's UDP port is blocked from here." },
   { id: "turn-tcp", title: "TURN over TCP",
     works: "Works: a connection like a call's reached the media ports through the server's relay over TCP, for networks that block UDP.",
     stuck: "Does not work: the relay answered over TCP, but a connection like a call's did not get through it to the media ports.",
+    refused: "Does not work: the relay answered over TCP but refused this browser a relayed address",
     fails: "Does not work: the relay's TCP port is blocked from here." },
   { id: "turn-tls", title: "TURN over TLS",
     works: "Works: a connection like a call's reached the media ports through the server's relay over TLS, which looks like web traffic to firewalls.",
     stuck: "Does not work: the relay answered over TLS, but a connection like a call's did not get through it to the media ports.",
+    refused: "Does not work: the relay answered over TLS but refused this browser a relayed address",
     fails: "Does not work: the relay's TLS port is blocked from here." },
 ];
+
+// What a relay's refusal means, by its STUN error code (the browser gives the code; the server's own
+// words stay in the server's log and its videoroomd_turn_refused counter).
+const REFUSALS = {
+  401: "it did not accept the check's credentials",
+  403: "it forbids this browser's address",
+  486: "its allocation quota is reached (allocations held on the server, by this check or from this address)",
+  508: "it has no relay port left",
+};
 
 function show(path, state, text) {
   let item = $(`check-${path.id}`);
@@ -65,12 +77,22 @@ async function connection(path, relay = null) {
         iceTransportPolicy: "relay" }
     : {};
   const pc = new RTCPeerConnection(config);
+  const refusals = [];  // the relay's error answers (STUN codes; 7xx are the browser's own: no answer)
+  pc.addEventListener("icecandidateerror", (event) => {
+    if (event.errorCode >= 300 && event.errorCode < 700) {
+      refusals.push(`${REFUSALS[event.errorCode] || "it answered with an error"} (${event.errorCode})`);
+    }
+  });
   try {
     pc.addTransceiver("audio", { direction: "recvonly" });
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);
     const offer = pc.localDescription.sdp;
-    if (relay && !/ typ relay/.test(offer)) return { state: "fails", text: path.fails };
+    if (relay && !/ typ relay/.test(offer)) {
+      if (!refusals.length) return { state: "fails", text: path.fails };
+      return { state: "fails", server: true, text: `${path.refused}: ${[...new Set(refusals)].join("; ")}. `
+        + "That is the server's to fix (its administrator can raise the relay's [turn] quotas), not this network's." };
+    }
     let response;
     try {
       response = await fetch(relay ? `/api/check/media?relay=${encodeURIComponent(relay.user)}` : "/api/check/media",
@@ -117,8 +139,10 @@ function verdict(results) {
       + "above says why). That is for the server's administrator to fix, not a problem of this network.";
   }
   if (direct === "fails") {
-    const turn = relays.length
-      ? " Its relay (TURN) does not work from here either."
+    const refused = relays.some(([, state]) => state === "server");
+    const turn = refused
+      ? " Its relay (TURN) refused this browser (the rows above say why): that is for the server's administrator to fix."
+      : relays.length ? " Its relay (TURN) does not work from here either."
       : " The server offers no relay (TURN) for such networks; its administrator can turn on [turn].";
     return "Calls cannot carry sound and video from this network: the server's media ports cannot be reached over UDP "
       + `(this network blocks them, or the server announces an address this network cannot reach).${turn}`;
