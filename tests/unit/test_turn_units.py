@@ -9,7 +9,7 @@ from aioice import stun
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from videoroomd.config.schema import IceServerUrl, RoomConfig, TurnServer
+from videoroomd.config.schema import IceServerUrl, RoomConfig, TurnConfig, TurnServer
 from videoroomd.turn import channeldata
 from videoroomd.turn.allocations import (
     CHANNEL_LIFETIME, MAX_PERMISSIONS, PERMISSION_LIFETIME, Allocation, AllocationTable, ByteBudget, QuotaError,
@@ -171,6 +171,33 @@ def test_quotas_per_user_and_in_total():
     table.remove(0)
     table.check_quota("a")
     assert [a.key for a in table.expired(100.0)] == [1, 2] and len(table) == 0 and not table.has_user("a")
+
+
+def test_the_default_quotas_relay_a_class_behind_one_address_each_on_three_urls_and_ten_interfaces():
+    """A browser asks one allocation per network interface and TURN URL (UDP, TCP, TLS): thirty people
+    behind one school's address, each on a one-network laptop, all get theirs; so does one person whose
+    laptop has ten interfaces; the defaults still bound one address and one person."""
+    defaults = TurnConfig()
+    table = AllocationTable(max_total=defaults.max_allocations, max_per_user=defaults.max_allocations_per_user,
+                            max_lifetime=defaults.max_lifetime, max_per_source=defaults.max_allocations_per_address)
+    school, key = "198.51.100.7", 0
+    for pupil in range(30):
+        for url in range(3):
+            assert table.check_quota(f"pupil{pupil}", school) is None
+            table.add(Allocation(key, f"pupil{pupil}", ("192.0.2.1", 5000 + key), 100.0, source=school))
+            key += 1
+    for interface in range(10):
+        for url in range(3):
+            assert table.check_quota("laptop", "203.0.113.5") is None
+            table.add(Allocation(key, "laptop", ("192.0.2.1", 5000 + key), 100.0, source="203.0.113.5"))
+            key += 1
+    with pytest.raises(QuotaError, match="per user"):
+        table.check_quota("laptop", "203.0.113.5")
+    for extra in range(defaults.max_allocations_per_address - 90):
+        table.add(Allocation(key, f"late{extra}", ("192.0.2.1", 5000 + key), 100.0, source=school))
+        key += 1
+    with pytest.raises(QuotaError, match="per address"):
+        table.check_quota("one-more", school)
 
 
 def test_lifetimes_are_clamped():

@@ -130,7 +130,7 @@ class TurnConfig:
     max_lifetime: float = 3600.0           # seconds an allocation may live between refreshes
     max_allocations: int = 1000
     max_allocations_per_user: int = 30     # a browser asks one per network interface and TURN URL
-    max_allocations_per_address: int = 50  # held by one client IP address, whoever it claims to be
+    max_allocations_per_address: int = 100  # held by one client IP address, whoever it claims to be (a class behind NAT)
     bandwidth_per_user: int = 10000        # kbit/s relayed per participant, both ways together; 0: no limit
 
 
