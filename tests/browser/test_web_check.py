@@ -94,8 +94,9 @@ def test_the_check_page_tries_a_call_s_connection_then_each_relay_transport(brow
         expect(page.locator(f"#check-{item}")).to_have_attribute("data-state", "fails")
         expect(page.locator(f"#check-{item}")).to_contain_text(
             f"Does not work: the relay answered over {transport} but refused this browser a relayed address: "
-            "its allocation quota is reached (allocations held on the server, by this check or from this address) "
-            "(486). That is the server's to fix (its administrator can raise the relay's [turn] quotas)")
+            "its allocation quota is reached (allocations held on the server, by this check or from this address; "
+            "[turn] max_allocations and its per-user and per-address shares) (486). "
+            "That is for the server's administrator to fix, not a problem of this network.")
     assert sample(read(full), "videoroomd_turn_refused_total", code="486") >= 2
     page.context.close()
     taken.close()

@@ -129,7 +129,8 @@ def check_config(path: str | None) -> None:
     turn = f"; {_turn_summary(config.turn)}" if config.turn.enabled else ""
     keys = f"; token keys: {', '.join(sorted(config.auth.keys))}" if config.auth.keys else ""  # names only
     hooks = f"; webhooks to {', '.join(shown(url) for url in config.webhooks.urls)}" if config.webhooks.urls else ""
-    click.echo(f"{location.name}: OK: {tls}://{config.server.listen}, {len(config.rooms)} room{'s' if len(config.rooms) != 1 else ''}: {rooms}{dynamic}{proxies}"
+    count = f"{len(config.rooms)} room{'s' if len(config.rooms) != 1 else ''}"
+    click.echo(f"{location.name}: OK: {tls}://{config.server.listen}, {count}: {rooms}{dynamic}{proxies}"
                f"{turn}{cluster}{keys}{hooks}")
 
 

@@ -27,10 +27,11 @@ const PATHS = [
 // What a relay's refusal means, by its STUN error code (the browser gives the code; the server's own
 // words stay in the server's log and its videoroomd_turn_refused counter).
 const REFUSALS = {
-  401: "it did not accept the check's credentials",
+  401: "it did not accept the check's credentials (the relay's secret is not the page's server's)",
   403: "it forbids this browser's address",
-  486: "its allocation quota is reached (allocations held on the server, by this check or from this address)",
-  508: "it has no relay port left",
+  486: "its allocation quota is reached (allocations held on the server, by this check or from this address; "
+    + "[turn] max_allocations and its per-user and per-address shares)",
+  508: "it has no relay port left ([turn] relay_ports)",
 };
 
 function show(path, state, text) {
@@ -91,7 +92,7 @@ async function connection(path, relay = null) {
     if (relay && !/ typ relay/.test(offer)) {
       if (!refusals.length) return { state: "fails", text: path.fails };
       return { state: "fails", server: true, text: `${path.refused}: ${[...new Set(refusals)].join("; ")}. `
-        + "That is the server's to fix (its administrator can raise the relay's [turn] quotas), not this network's." };
+        + "That is for the server's administrator to fix, not a problem of this network." };
     }
     let response;
     try {
