@@ -41,19 +41,19 @@ def _free_both(host: str, port: int) -> bool:
 def free_port(host: str = "127.0.0.1") -> int:
     """A port free on ``host`` (IPv4) for TCP and UDP alike (a TURN listener takes both), picked below the
     kernel's ephemeral range: a port the kernel hands out for bind(0) may go to any other socket of the
-    machine (an aiortc candidate of a test running beside) before the server it was meant for binds it."""
+    machine (an aiortc candidate of a test running beside) before the server it was meant for binds it.
+    Where that range starts too low to leave room below it, a port the kernel hands out."""
     low = _ephemeral_low()
-    if low > FIXED_PORTS + 1024:
-        for _ in range(100):
+    for _ in range(100):
+        if low > FIXED_PORTS + 1024:
             port = low - 1 - secrets.randbelow(FIXED_PORTS)
-            if _free_both(host, port):
-                return port
-    while True:
-        with socket.socket() as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
+        else:
+            with socket.socket() as s:
+                s.bind((host, 0))
+                port = s.getsockname()[1]
         if _free_both(host, port):
             return port
+    raise RuntimeError(f"no port free for both TCP and UDP on {host} in 100 tries")
 
 
 def config_text(rooms: str = "[rooms.lobby]\nmax_peers = 4\n", *, port: int = 0, server: str = "", log: str = "",

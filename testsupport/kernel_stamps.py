@@ -12,25 +12,22 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import struct
 import time
 from collections.abc import Iterator
 
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+from videoroomd.media.webrtc.compat.ice import NTP_EPOCH_OFFSET, kernel_arrival_ms
+
 READ_LATE_S = 0.02  # a probe is read this long after it was sent
 
 
 def _probe(receiver: socket.socket, sender: socket.socket) -> bool:
     """Send one datagram, read it READ_LATE_S later; True if its stamp is the arrival's."""
-    sent = time.time_ns()
+    sent_ms = (time.time() + NTP_EPOCH_OFFSET) * 1000
     sender.sendto(b"probe", receiver.getsockname())
     time.sleep(READ_LATE_S)
-    _, ancillary, _, _ = receiver.recvmsg(64, socket.CMSG_SPACE(16))
-    for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
-            seconds, nanoseconds = struct.unpack("qq", data[:16])
-            return seconds * 1_000_000_000 + nanoseconds - sent < READ_LATE_S * 1e9 / 2
-    return False
+    receiver.recv(64)
+    arrived_ms = kernel_arrival_ms(receiver.fileno())
+    return arrived_ms is not None and arrived_ms - sent_ms < READ_LATE_S * 1000 / 2
 
 
 @contextlib.contextmanager
@@ -44,7 +41,7 @@ def kernel_stamps(deadline_s: float = 5.0) -> Iterator[None]:
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         receiver.bind(("127.0.0.1", 0))
-        receiver.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        kernel_arrival_ms(receiver.fileno())  # the first call turns the socket's stamps on
         give_up = time.monotonic() + deadline_s
         while not _probe(receiver, sender):
             assert time.monotonic() < give_up, "the kernel never stamped a datagram on arrival"

@@ -46,7 +46,7 @@ def test_check_config_says_where_the_turn_server_listens_and_never_its_secret(tm
                                 'secret = "a-long-shared-secret-0123456789"\n[rooms.lobby]\n', port=8443))
     result = run("check-config", str(path))
     assert result.exit_code == 0
-    assert result.output == (f"{path}: OK: http://127.0.0.1:8443, 1 room: lobby (max 16); TURN on udp+tcp "
+    assert result.output == (f"{path}: OK: http://127.0.0.1:8443, 1 room: lobby (max 16); TURN on udp and tcp "
                              "127.0.0.1:3479, relay ports 50000-50999, 1000 allocations, its secret set\n")
     path.write_text(path.read_text().replace('secret = "a-long-shared-secret-0123456789"\n', ""))
     assert run("check-config", str(path)).output.endswith("allocations, a new secret each start\n")

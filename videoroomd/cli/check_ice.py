@@ -19,6 +19,17 @@ def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def turn_listeners(config: Config) -> list[str]:
+    """Where the built-in TURN server listens: "udp and tcp HOST:PORT", and "tls HOST:PORT" where set."""
+    turn = config.turn
+    listeners = [f"udp and tcp {_hostport(turn.host, turn.port)}"]
+    if turn.tls_port is not None:
+        tls_ready = config.server.tls_cert is not None
+        listeners.append(f"tls {_hostport(turn.tls_host or turn.host, turn.tls_port)}"
+                         + ("" if tls_ready else " (not served: [server] has no tls_cert)"))
+    return listeners
+
+
 def ice_report(config: Config, host_addresses: list[str]) -> tuple[list[str], list[str]]:
     """(lines, warnings) for ``config`` on a host whose own addresses (loopback left out) are
     ``host_addresses``."""
@@ -41,12 +52,7 @@ def ice_report(config: Config, host_addresses: list[str]) -> tuple[list[str], li
         lines.append(f"media UDP ports:     any the kernel picks (usually {KERNEL_PORTS}); set [ice] udp_ports "
                      "for a range a firewall can open")
     if turn.enabled:
-        listeners = [f"udp and tcp {_hostport(turn.host, turn.port)}"]
-        if turn.tls_port is not None:
-            tls_ready = server.tls_cert is not None
-            listeners.append(f"tls {_hostport(turn.tls_host or turn.host, turn.tls_port)}"
-                             + ("" if tls_ready else " (not served: [server] has no tls_cert)"))
-        lines.append(f"TURN server:         {', '.join(listeners)}")
+        lines.append(f"TURN server:         {', '.join(turn_listeners(config))}")
         public = ice.announced_ip or (turn.host if turn.host not in WILDCARDS else relay_host(config, frozenset(media)))
         offered = [f"turn:{_hostport(public, turn.port)}?transport=udp", f"turn:{_hostport(public, turn.port)}?transport=tcp"]
         if turn.tls_port is not None and server.tls_cert is not None:

@@ -126,7 +126,7 @@ def check_config(path: str | None) -> None:
             client_module()
         except RedisMissing as missing:
             click.echo(f"warning: {missing}", err=True)
-    turn = f"; {_turn_summary(config.turn)}" if config.turn.enabled else ""
+    turn = f"; {_turn_summary(config)}" if config.turn.enabled else ""
     keys = f"; token keys: {', '.join(sorted(config.auth.keys))}" if config.auth.keys else ""  # names only
     hooks = f"; webhooks to {', '.join(shown(url) for url in config.webhooks.urls)}" if config.webhooks.urls else ""
     count = f"{len(config.rooms)} room{'s' if len(config.rooms) != 1 else ''}"
@@ -134,16 +134,15 @@ def check_config(path: str | None) -> None:
                f"{turn}{cluster}{keys}{hooks}")
 
 
-def _turn_summary(turn) -> str:
+def _turn_summary(config: Config) -> str:
     """Where the built-in TURN server listens and relays, as check-config prints it (never its secret)."""
-    host = f"[{turn.host}]" if ":" in turn.host else turn.host
-    where = f"TURN on udp+tcp {host}:{turn.port}"
-    if turn.tls_port is not None:
-        tls_host = turn.tls_host or turn.host
-        where += f", tls {f'[{tls_host}]' if ':' in tls_host else tls_host}:{turn.tls_port}"
+    from .check_ice import turn_listeners
+
+    turn = config.turn
     low, high = turn.relay_ports
     secret = "its secret set" if turn.secret else "a new secret each start"
-    return f"{where}, relay ports {low}-{high}, {turn.max_allocations} allocations, {secret}"
+    return (f"TURN on {', '.join(turn_listeners(config))}, relay ports {low}-{high}, {turn.max_allocations} allocations, "
+            f"{secret}")
 
 
 @cli.command()
